@@ -1,0 +1,43 @@
+"""`mercat reproduce NAME`: rerun an experiment of the seeds and refresh the HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mercat.cli._output import console, err_console, print_json
+
+app = typer.Typer()
+
+
+@app.command()
+def reproduce(
+    name: str = typer.Argument(
+        ..., help="Experiment name (fig3, fig4, fig5, table1, ...) or 'all'."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="Smaller sizes where an experiment is slow."),
+    out: Path = typer.Option(Path("report"), "--out", help="Report directory."),
+    runs: int | None = typer.Option(None, min=1, help="Runs per configuration (default: the seed's)."),
+    seed: int = typer.Option(1, help="Root seed; every result is reproducible from it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
+) -> None:
+    """Reproduce a figure or table of the seeds into CSV, PNG and the HTML report."""
+    from mercat.report import experiments as registry
+    from mercat.report.html import write_report
+
+    names = list(registry.experiments()) if name == "all" else [registry.get(name).name]
+    context = registry.ExperimentContext(
+        out_dir=out, quick=quick, runs=runs, seed=seed, show_progress=not as_json
+    )
+    facts = {}
+    for n in names:
+        if not as_json:
+            err_console.print(f"[bold]reproducing {n}[/] ({registry.get(n).title})")
+        section = registry.run_experiment(n, context)
+        facts[n] = {"seconds": section.seconds, **section.facts}
+    page = write_report(out, registry.saved_sections(out))
+    if as_json:
+        print_json({"report": str(page), "experiments": facts})
+    else:
+        console.print(f"report written to {page}")

@@ -1,0 +1,1 @@
+"""Collective incentives (seed 000): calibration, ruin probability, the settlement rule."""
