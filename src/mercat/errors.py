@@ -63,3 +63,88 @@ class ProtocolError(MercatError):
 
 class LedgerError(MercatError):
     """A ledger operation was refused; nothing was written."""
+
+
+# --- ledger and oracle messages (src/mercat/ledger/, src/mercat/oracle/) -----------------
+# Each rejection has its own class so that a caller (and a test) can tell them apart; all
+# are raised before anything is written.
+
+
+class MalformedMessageError(ProtocolError, ValueError):
+    """A message that does not parse: unknown operation, missing field, wrong type, a float."""
+
+
+class BadSignatureError(ProtocolError):
+    """A signature that does not verify for the key that claims to have signed."""
+
+
+class ReplayedNonceError(ProtocolError):
+    """A (signer, nonce) pair the ledger has already accepted."""
+
+
+class UnauthorizedError(ProtocolError):
+    """The signer may not perform this operation (not the operator, not the owner)."""
+
+
+class UnknownOracleError(ProtocolError):
+    """A report signed by a key outside the ledger's oracle set."""
+
+
+class DuplicateReportError(ProtocolError):
+    """A second report by the same oracle on the same task."""
+
+
+class QuorumNotReachedError(ProtocolError):
+    """Fewer than q oracles of the set agree on a task's outcome."""
+
+
+class ConflictingQuorumError(ProtocolError):
+    """Two different outcomes each gathered a quorum (possible only when 2q <= n)."""
+
+
+class UnknownAccountError(LedgerError, LookupError):
+    """A signer or recipient that has no account."""
+
+
+class AlreadyExistsError(LedgerError):
+    """An account, asset, request or task id that is already taken."""
+
+
+class InsufficientFundsError(LedgerError):
+    """A debit larger than the balance it draws on (no overdraft, no double spend)."""
+
+
+class RewardPoolExhaustedError(InsufficientFundsError):
+    """The reward pool cannot pay a settlement's collective rewards."""
+
+
+class StakeBelowMinimumError(LedgerError):
+    """A stake that would end up above zero but below the ledger's minimum stake."""
+
+
+class StakeLockedError(LedgerError):
+    """Stake that cannot move yet: unbonding not matured, or the asset is in an open task."""
+
+
+class UnknownAssetError(LedgerError, LookupError):
+    """An asset id the ledger does not know."""
+
+
+class AssetNotActiveError(LedgerError):
+    """An operation that needs an active asset got a removed or retired one."""
+
+
+class UnknownRequestError(LedgerError, LookupError):
+    """A request (escrow) id the ledger does not know."""
+
+
+class UnknownTaskError(LedgerError, LookupError):
+    """A (round, task) id that was never opened on the ledger."""
+
+
+class LedgerIntegrityError(LedgerError):
+    """Verification failed: an unbalanced entry, or balances that the journal does not explain."""
+
+
+class LedgerNotInitializedError(LedgerError):
+    """A store without the ledger's tables or configuration (run `mercat ledger init`)."""
