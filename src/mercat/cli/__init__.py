@@ -10,28 +10,23 @@ code 2 (see `_MercatGroup`); bad option values are rejected by Typer with exit c
 
 from __future__ import annotations
 
-import click
 import typer
+from rich.console import Console
 from typer.core import TyperGroup
 
-from mercat.cli import incentives, reproduce
+from mercat.cli import incentives, reproduce, simulate
 from mercat.errors import MercatError
 
 
-class _CleanFailure(click.ClickException):
-    """A MercatError on its way to the terminal: message only, exit code 2."""
-
-    exit_code = 2
-
-
 class _MercatGroup(TyperGroup):
-    """The top-level group: converts MercatError anywhere below it into `_CleanFailure`."""
+    """The top-level group: a MercatError anywhere below it becomes `error: ...` and exit 2."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except MercatError as exc:
-            raise _CleanFailure(str(exc)) from None
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(code=2) from None
 
 
 app = typer.Typer(
@@ -46,6 +41,7 @@ app = typer.Typer(
 # into the top level; named ones become groups (`mercat simulate collective ...`).
 app.add_typer(incentives.app)
 app.add_typer(reproduce.app)
+app.add_typer(simulate.app, name="simulate")
 
 
 def main() -> None:

@@ -54,9 +54,9 @@ CLAIM_MODELS = ("bernoulli", "poisson")
 
 def _exact(value: float | int | Fraction) -> Fraction:
     """The rational a number stands for: floats are read as the decimal they print as."""
-    if isinstance(value, float):
-        return Fraction(repr(value))
-    return Fraction(value)
+    if isinstance(value, Fraction | int):
+        return Fraction(value)
+    return Fraction(repr(float(value)))
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,9 @@ def _claim_pmf(problem: RuinProblem, tail: float = 1e-18) -> tuple[np.ndarray, f
     f = problem.failure_rate
     if problem.claims == "bernoulli":
         return np.array([1 - f, f]), 0.0
-    j_max = int(stats.poisson.isf(tail, f)) + 1 if f > 0 else 0
+    j_max = 0
+    while stats.poisson.sf(j_max, f) > tail:  # sf(j) = P(more than j claims in one period)
+        j_max += 1
     pmf = stats.poisson.pmf(np.arange(j_max + 1), f)
     return pmf, float(stats.poisson.sf(j_max, f))
 
