@@ -148,3 +148,59 @@ class LedgerIntegrityError(LedgerError):
 
 class LedgerNotInitializedError(LedgerError):
     """A store without the ledger's tables or configuration (run `mercat ledger init`)."""
+
+
+# --- chain (src/mercat/chain/) ---------------------------------------------------------
+# A reverted transaction changes nothing on chain; the facade raises one of these with the
+# contract's reason. Where the same refusal exists on the SQL ledger, the chain class also
+# derives from the ledger's, so one `except` catches it on either.
+
+
+class ChainError(MercatError):
+    """A smart-contract operation was refused or could not be carried out."""
+
+
+class ChainUnavailableError(ChainError, RuntimeError):
+    """No chain to talk to: the JSON-RPC node did not start or answer, or a tool is missing."""
+
+
+class ContractRevertError(ChainError):
+    """A transaction or call that the contract reverted; `reason` is the contract's message."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+
+
+class ChainUnauthorizedError(ContractRevertError, UnauthorizedError):
+    """The sender holds no role that allows this call (admin, authority, owner, oracle)."""
+
+
+class TaskAlreadySettledError(ContractRevertError):
+    """A second settlement (or report) of the same (round, task) id; the first one stands."""
+
+
+class ChainInsufficientFundsError(ContractRevertError, InsufficientFundsError):
+    """A debit larger than the balance, allowance or escrow it draws on."""
+
+
+class ChainRewardPoolExhaustedError(ChainInsufficientFundsError, RewardPoolExhaustedError):
+    """The reward pool cannot pay a settlement's collective rewards; nothing was settled."""
+
+
+class ChainStakeError(ContractRevertError):
+    """A stake or asset operation the asset's state forbids (below the minimum, above the
+    cap, still locked, not active, not the owner's, id already used)."""
+
+
+class ChainRequestError(ContractRevertError):
+    """An escrow operation on an unknown, closed or someone else's request."""
+
+
+class ChainInvalidTaskError(ContractRevertError, ValueError):
+    """A settlement whose task is malformed (no assets, assets out of order, payouts that do
+    not match the assets)."""
+
+
+class ChainDeploymentError(ContractRevertError, ValueError):
+    """Constructor arguments the contract refuses (a rule or oracle set it cannot run)."""
