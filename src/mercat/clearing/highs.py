@@ -1,0 +1,136 @@
+"""Solving a `MilpEncoding` with HiGHS (highspy): the one place that talks to the solver.
+
+HiGHS prints a banner on stdout the first time a solver is built in a process; `new_solver`
+builds it with stdout pointed at /dev/null, so `--json` output stays clean.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from mercat.constraints import MilpEncoding
+from mercat.errors import SolverError
+
+
+def new_solver(threads: int = 1):  # -> highspy.Highs (kept untyped: highspy loads lazily)
+    """A silent HiGHS instance (the start-up banner swallowed)."""
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        solver = highspy.Highs()
+        solver.setOptionValue("output_flag", False)
+        ctypes.CDLL(None).fflush(None)  # the banner sits in C's stdout buffer until flushed
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    solver.setOptionValue("threads", int(threads))
+    return solver
+
+
+@dataclass(frozen=True)
+class MilpResult:
+    """A solve's outcome: `x` the best point found, `objective` its value, `bound` a proven
+    upper bound (maximisation), `gap` their relative gap, `proven` HiGHS's optimal status."""
+
+    x: np.ndarray
+    objective: float
+    bound: float
+    gap: float
+    proven: bool
+    status: str
+    nodes: int
+    seconds: float
+
+
+def solve_max(
+    encoding: MilpEncoding,
+    *,
+    time_limit: float | None = None,
+    rel_gap: float = 1e-9,
+    abs_gap: float = 1e-9,
+    seed: int = 0,
+    threads: int = 1,
+) -> MilpResult:
+    """Maximise encoding.objective·x over the encoding's feasible set."""
+    import highspy
+
+    start = time.perf_counter()
+    if encoding.num_cols == 0:
+        return MilpResult(np.zeros(0), 0.0, 0.0, 0.0, True, "Empty", 0, 0.0)
+    solver = new_solver(threads)
+    lp = highspy.HighsLp()
+    lp.num_col_ = encoding.num_cols
+    lp.num_row_ = encoding.num_rows
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = encoding.objective
+    lp.col_lower_ = encoding.col_lower
+    lp.col_upper_ = encoding.col_upper
+    inf = highspy.kHighsInf
+    lp.row_lower_ = np.where(np.isinf(encoding.row_lower), -inf, encoding.row_lower)
+    lp.row_upper_ = np.where(np.isinf(encoding.row_upper), inf, encoding.row_upper)
+    matrix = encoding.matrix
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.num_col_ = encoding.num_cols
+    lp.a_matrix_.num_row_ = encoding.num_rows
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data.astype(float)
+    has_integers = bool(encoding.integral.any())
+    if has_integers:
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+            for flag in encoding.integral
+        ]
+    if solver.passModel(lp) != highspy.HighsStatus.kOk:
+        raise SolverError("HiGHS rejected the clearing model")
+    solver.setOptionValue("mip_rel_gap", float(rel_gap))
+    solver.setOptionValue("mip_abs_gap", float(abs_gap))
+    solver.setOptionValue("random_seed", int(seed) % (2**31 - 1))
+    solver.setOptionValue("primal_feasibility_tolerance", 1e-9)
+    solver.setOptionValue("mip_feasibility_tolerance", 1e-9)
+    if time_limit is not None:
+        solver.setOptionValue("time_limit", float(time_limit))
+    solver.run()
+    status = solver.getModelStatus()
+    name = solver.modelStatusToString(status)
+    info = solver.getInfo()
+    solution = solver.getSolution()
+    has_point = bool(solution.value_valid)
+    x = np.array(solution.col_value) if has_point else np.zeros(encoding.num_cols)
+    objective = float(encoding.objective @ x)
+    proven = status == highspy.HighsModelStatus.kOptimal
+    if has_integers:
+        bound = float(info.mip_dual_bound)
+    elif proven:
+        bound = objective
+    else:
+        bound = math.inf
+    if not math.isfinite(bound):
+        bound = math.inf
+    if not has_point and not math.isfinite(bound):
+        raise SolverError(f"HiGHS found no solution for the clearing model (status {name})")
+    gap = (
+        max(0.0, (bound - objective) / max(abs(bound), 1e-12)) if math.isfinite(bound) else math.inf
+    )
+    return MilpResult(
+        x=x,
+        objective=objective,
+        bound=bound,
+        gap=gap,
+        proven=proven,
+        status=name,
+        nodes=int(info.mip_node_count) if has_integers else 0,
+        seconds=time.perf_counter() - start,
+    )
