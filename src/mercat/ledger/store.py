@@ -1,0 +1,155 @@
+"""Where the ledger's rows live: an SQLAlchemy engine chosen by URL, and write transactions.
+
+- SQLite (the embedded default, `sqlite:///path.db`): WAL journal, `synchronous=FULL`
+  (a commit survives a power cut, not only a killed process), foreign keys on, and every
+  write transaction opened with `BEGIN IMMEDIATE`, so writers (threads or processes)
+  queue for the one write lock *before* reading the balances they will change: no lost
+  update, no double spend, no upgrade deadlock. A busy store is waited on (busy_timeout).
+- PostgreSQL (`postgresql+psycopg://...`, for many writers): READ COMMITTED with explicit
+  row locks: each operation locks the rows it will change with `SELECT ... FOR UPDATE`,
+  the task row first and then the books in name order (one global order, so two
+  operations cannot wait on each other in a cycle), then reads, checks and writes. A
+  deadlock or serialization failure that still happens is retried from the start.
+
+`Txn` wraps one transaction's connection with the few primitives every operation uses.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+from sqlalchemy import create_engine, event, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from mercat.errors import InsufficientFundsError, LedgerIntegrityError
+from mercat.ledger import schema as s
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+MAX_ATTEMPTS = 50
+# PostgreSQL SQLSTATEs worth retrying: serialization_failure, deadlock_detected.
+_RETRY_SQLSTATES = {"40001", "40P01"}
+
+
+def make_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An engine for `url`, configured for the ledger's transactions (see module docstring)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A transient conflict: SQLite still busy, or a PostgreSQL serialization/deadlock abort."""
+    if isinstance(exc, OperationalError) and "locked" in str(exc.orig):
+        return True
+    if isinstance(exc, DBAPIError):
+        return getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+    return False
+
+
+def run_in_transaction(engine: Engine, work: Callable[[Txn], T]) -> T:
+    """Run `work` in one write transaction; commit on return, roll back on any exception,
+    and start over (up to MAX_ATTEMPTS) on a transient conflict."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with engine.begin() as connection:
+                return work(Txn(connection))
+        except DBAPIError as exc:
+            if not is_retryable(exc) or attempt == MAX_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+    raise AssertionError("unreachable")
+
+
+class Txn:
+    """One write transaction: lock and read books, append an entry and its postings."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.locking = connection.dialect.name != "sqlite"  # SQLite already holds the lock
+
+    def execute(self, statement, parameters=None):  # type: ignore[no-untyped-def]
+        return self.connection.execute(statement, parameters)
+
+    def lock_books(self, names: Iterable[str]) -> dict[str, int]:
+        """Lock the named books (in name order) and return their balances.
+
+        A name that has no book is absent from the result; callers check that."""
+        ordered = sorted(set(names))
+        query = select(s.books.c.name, s.books.c.balance).where(s.books.c.name.in_(ordered))
+        if self.locking:
+            query = query.order_by(s.books.c.name).with_for_update()
+        return {name: balance for name, balance in self.execute(query)}
+
+    def create_books(self, books: Mapping[str, str]) -> None:
+        """Create empty books, {name: kind}."""
+        if books:
+            self.execute(
+                insert(s.books),
+                [{"name": name, "kind": kind, "balance": 0} for name, kind in books.items()],
+            )
+
+    def append_entry(self, op: str, signer: str, nonce: int, payload: str, signature: str) -> int:
+        result = self.execute(
+            insert(s.entries).values(
+                op=op, signer=signer, nonce=nonce, payload=payload, signature=signature
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+    def post(self, entry_id: int, moves: Mapping[str, int], balances: dict[str, int]) -> None:
+        """Record postings {book: signed amount} of one entry and apply them.
+
+        `balances` are the locked balances the caller read; a posting that would take a
+        book other than `world` below zero is refused (InsufficientFundsError), and the
+        amounts must sum to zero (double entry) or nothing is written. `balances` is
+        updated to the new values.
+        """
+        moves = {book: amount for book, amount in moves.items() if amount != 0}
+        if sum(moves.values()) != 0:
+            raise LedgerIntegrityError(f"unbalanced postings {moves!r}")
+        for book, amount in moves.items():
+            if book not in balances:
+                raise LedgerIntegrityError(f"posting to book {book!r} that was not locked")
+            if book != "world" and balances[book] + amount < 0:
+                raise InsufficientFundsError(f"{book} holds {balances[book]}, cannot pay {-amount}")
+        if not moves:
+            return
+        self.execute(
+            insert(s.postings),
+            [
+                {"entry_id": entry_id, "book": book, "amount": amount}
+                for book, amount in moves.items()
+            ],
+        )
+        for book, amount in sorted(moves.items()):
+            balances[book] += amount
+            self.execute(
+                update(s.books)
+                .where(s.books.c.name == book)
+                .values(balance=s.books.c.balance + amount)
+            )
