@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from mercat.cli import incentives, reproduce, simulate
+from mercat.cli import clearing, incentives, reproduce, simulate
 from mercat.errors import MercatError
 
 
@@ -40,6 +40,7 @@ app = typer.Typer(
 # Command modules, one per part of mercat. Modules without a name merge their commands
 # into the top level; named ones become groups (`mercat simulate collective ...`).
 app.add_typer(incentives.app)
+app.add_typer(clearing.app)
 app.add_typer(reproduce.app)
 app.add_typer(simulate.app, name="simulate")
 
