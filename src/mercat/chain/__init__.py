@@ -1,0 +1,1 @@
+"""Smart contracts (Vyper) for escrow and collective stake; see docs/chain.md."""
