@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from mercat.cli import clearing, incentives, reproduce, simulate
+from mercat.cli import clearing, incentives, ledger, reproduce, simulate
 from mercat.errors import MercatError
 
 
@@ -43,6 +43,7 @@ app.add_typer(incentives.app)
 app.add_typer(clearing.app)
 app.add_typer(reproduce.app)
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(ledger.app, name="ledger")
 
 
 def main() -> None:
