@@ -32,7 +32,9 @@ def print_json(data: Any) -> None:
     print(json.dumps(_jsonable(data), indent=2, sort_keys=False))
 
 
-def print_table(title: str, rows: Sequence[Mapping[str, Any]], float_format: str = "{:.6g}") -> None:
+def print_table(
+    title: str, rows: Sequence[Mapping[str, Any]], float_format: str = "{:.6g}"
+) -> None:
     """Print a list of flat dicts as one rich table."""
     if not rows:
         console.print(f"{title}: (empty)")

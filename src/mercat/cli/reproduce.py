@@ -18,7 +18,9 @@ def reproduce(
     ),
     quick: bool = typer.Option(False, "--quick", help="Smaller sizes where an experiment is slow."),
     out: Path = typer.Option(Path("report"), "--out", help="Report directory."),
-    runs: int | None = typer.Option(None, min=1, help="Runs per configuration (default: the seed's)."),
+    runs: int | None = typer.Option(
+        None, min=1, help="Runs per configuration (default: the seed's)."
+    ),
     seed: int = typer.Option(1, help="Root seed; every result is reproducible from it."),
     as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
 ) -> None:

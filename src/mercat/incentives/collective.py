@@ -132,7 +132,9 @@ def settle(
     for asset in task_assets:
         value = stakes[asset]
         if not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidParameterError(f"stake of {asset!r} must be a finite number, got {value!r}")
+            raise InvalidParameterError(
+                f"stake of {asset!r} must be a finite number, got {value!r}"
+            )
 
     new_stakes = dict(stakes)
     removed = []
@@ -198,7 +200,7 @@ MECHANISMS: dict[str, Mechanism] = {
         ),
         Mechanism(
             "coll-stake",
-            "Collective stake: blind rewards and penalties, removal at the level, uniform selection.",
+            "Collective stake: blind rewards and penalties, removal at the level, uniform picks.",
             stake_weighted=False,
             removal=True,
             clamped=False,

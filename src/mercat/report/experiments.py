@@ -85,9 +85,7 @@ def run_experiment(name: str, context: ExperimentContext) -> Section:
         section,
         seconds=time.perf_counter() - start,
         figures=tuple(replace(f, path=f"{name}/{f.path}") for f in section.figures),
-        tables=tuple(
-            replace(t, csv=f"{name}/{t.csv}" if t.csv else None) for t in section.tables
-        ),
+        tables=tuple(replace(t, csv=f"{name}/{t.csv}" if t.csv else None) for t in section.tables),
     )
     (sub.out_dir / "section.json").write_text(
         json.dumps(section_to_dict(section), indent=2, default=_plain), encoding="utf-8"

@@ -8,7 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no screen here, nor in CI
 
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 plt.rcParams.update(
     {

@@ -3,18 +3,16 @@
 Every modeling choice the paper leaves open is a field here, defaulting to what the
 authors' public simulator does (with which Table I is reproduced closely):
 
-| field                    | default (simulator)            | other reading                        |
-|--------------------------|--------------------------------|--------------------------------------|
-| `failure_rate_sampling`  | "pool": one pick from a pool of | "direct": Fa = U^(1/α) per asset     |
-|                          | 100,000 draws of the power law |                                      |
-| `removal_inclusive`      | True: removed when S ≤ P        | False: S < P (the paper's text)      |
-| `clamp`                  | None: Coll-Rep/SR clamp to      | True/False: force the clamp on/off   |
-|                          | [S0/1000, S0], others do not   |                                      |
-| `replacement`            | "one-per-interval": one new    | "refill": every T tasks, as many new |
-|                          | asset every T tasks while      | assets as it takes to be back at Na  |
-|                          | fewer than Na remain           | (the paper: "replace removed assets")|
-| `free_moves_stakes`      | False (the paper: Free has no   | True: the simulator's bookkeeping    |
-|                          | rewards nor penalties)         | (no observable depends on it)        |
+- `failure_rate_sampling`: "pool" (default), each Fa is one pick from a pool of 100,000
+  draws of the power law; "direct", Fa = U^(1/α) per asset.
+- `removal_inclusive`: True (default), removal when S ≤ P; False, S < P (the paper's text).
+- `clamp`: None (default), Coll-Rep and Coll-SR clamp stakes to [S0/1000, S0] and the others
+  do not; True/False force the clamp on or off.
+- `replacement`: "one-per-interval" (default), one new asset every T tasks while fewer than
+  N_a remain; "refill", every T tasks as many new assets as it takes to be back at N_a (the
+  paper's "new assets ... replace removed assets, every T = 500 tasks").
+- `free_moves_stakes`: False (default here, the paper: Free has no rewards nor penalties);
+  True, the simulator's bookkeeping (no observable depends on it).
 
 In every reading, when fewer than |A_t| assets remain before a task, assets are added up to
 |A_t|.

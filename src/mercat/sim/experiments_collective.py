@@ -35,14 +35,28 @@ SEED_TABLE1_CONFIGS = (
 )
 SEED_TABLE1 = {
     "coll-stake": (
-        (91.0, 0.59), (52.3, 0.72), (76.9, 1.50), (100.0, 0.56), (74.7, 3.75),
-        (92.6, 2.46), (99.4, 2.85), (99.0, 10.2), (95.3, 4.72),
+        (91.0, 0.59),
+        (52.3, 0.72),
+        (76.9, 1.50),
+        (100.0, 0.56),
+        (74.7, 3.75),
+        (92.6, 2.46),
+        (99.4, 2.85),
+        (99.0, 10.2),
+        (95.3, 4.72),
     ),
     "coll-sr": (
-        (95.2, 0.54), (31.3, 0.49), (85.5, 1.40), (100.0, 0.51), (78.5, 3.84),
-        (98.6, 2.37), (99.7, 2.81), (100.0, 9.48), (99.7, 4.59),
+        (95.2, 0.54),
+        (31.3, 0.49),
+        (85.5, 1.40),
+        (100.0, 0.51),
+        (78.5, 3.84),
+        (98.6, 2.37),
+        (99.7, 2.81),
+        (100.0, 9.48),
+        (99.7, 4.59),
     ),
-}  # fmt: skip
+}
 SEED_RUNS = 100
 WINDOW = 500  # the simulator's moving-average window
 FIG4_MECHANISMS = ("free", "coll-stake", "coll-rep", "coll-sr")
@@ -79,11 +93,22 @@ def _per_run_spread(runs, window: int) -> tuple[float, float]:
 def run_table1(context: ExperimentContext) -> Section:
     runs = _runs(context)
     columns = [
-        "config", "Nt", "Na", "S0", "alpha", "target", "mechanism",
-        "removal_precision_pct", "task_failure_rate_pct",
-        "seed_removal_precision_pct", "seed_task_failure_rate_pct",
-        "precision_se_pct", "failure_rate_se_pct", "precision_z", "failure_rate_z",
-    ]  # fmt: skip
+        "config",
+        "Nt",
+        "Na",
+        "S0",
+        "alpha",
+        "target",
+        "mechanism",
+        "removal_precision_pct",
+        "task_failure_rate_pct",
+        "seed_removal_precision_pct",
+        "seed_task_failure_rate_pct",
+        "precision_se_pct",
+        "failure_rate_se_pct",
+        "precision_z",
+        "failure_rate_z",
+    ]
     rows = []
     cells = [(i, m) for i in range(len(SEED_TABLE1_CONFIGS)) for m in SEED_TABLE1]
     with progress_bar("Table I", len(cells), context.show_progress) as advance:
@@ -103,10 +128,24 @@ def run_table1(context: ExperimentContext) -> Section:
             z_p = (precision - seed_p) / (se_p * scale) if se_p > 0 else 0.0
             z_f = (rate - seed_f) / (se_f * scale) if se_f > 0 else 0.0
             rows.append(
-                [index + 1, nt, na, s0, alpha, target, mechanism, round(precision, 2),
-                 round(rate, 3), seed_p, seed_f, round(se_p, 3), round(se_f, 4),
-                 round(z_p, 2), round(z_f, 2)]
-            )  # fmt: skip
+                [
+                    index + 1,
+                    nt,
+                    na,
+                    s0,
+                    alpha,
+                    target,
+                    mechanism,
+                    round(precision, 2),
+                    round(rate, 3),
+                    seed_p,
+                    seed_f,
+                    round(se_p, 3),
+                    round(se_f, 4),
+                    round(z_p, 2),
+                    round(z_f, 2),
+                ]
+            )
             advance(1)
     csv_name = _write_csv(context.out_dir / "table1.csv", columns, rows)
     flagged = [r for r in rows if abs(r[13]) > 3 or abs(r[14]) > 3]
@@ -126,7 +165,9 @@ def run_table1(context: ExperimentContext) -> Section:
         + ". Configuration 1 has only 10 assets, so a handful of removals decides its "
         "precision; see README (Fidelity) for the discussion.</p>"
     )
-    table = Table("Table I: ours next to the seed's", tuple(columns), tuple(map(tuple, rows)), csv_name)
+    table = Table(
+        "Table I: ours next to the seed's", tuple(columns), tuple(map(tuple, rows)), csv_name
+    )
     return Section(
         key="table1",
         title="Table I: removal precision and task failure rate (seed 000)",
@@ -155,7 +196,12 @@ def run_fig4(context: ExperimentContext) -> Section:
             ).runs
             advance(1)
     tasks = np.arange(1, FIG4_CONFIG.tasks + 1)
-    colors = {"free": "purple", "coll-stake": "tab:blue", "coll-rep": "tab:orange", "coll-sr": "tab:green"}
+    colors = {
+        "free": "purple",
+        "coll-stake": "tab:blue",
+        "coll-rep": "tab:orange",
+        "coll-sr": "tab:green",
+    }
     figures, rows, facts = [], [], {}
     for window in (WINDOW, 100):
         fig, ax = plt.subplots(figsize=(6.5, 3.4))
@@ -165,13 +211,23 @@ def run_fig4(context: ExperimentContext) -> Section:
             ax.plot(tasks, median, color=colors[name], linewidth=1.2, label=name)
             if window == WINDOW:
                 for t in range(window, FIG4_CONFIG.tasks + 1, window):
-                    rows.append([name, t, round(100 * median[t - 1], 4), round(100 * p95[t - 1], 4)])
+                    rows.append(
+                        [name, t, round(100 * median[t - 1], 4), round(100 * p95[t - 1], 4)]
+                    )
                 after = tasks >= 4000
                 facts[name] = {
-                    "median_range_pct": [100 * float(median[window:].min()), 100 * float(median[window:].max())],
+                    "median_range_pct": [
+                        100 * float(median[window:].min()),
+                        100 * float(median[window:].max()),
+                    ],
                     "max_p95_after_4000_pct": 100 * float(p95[after].max()),
                     "share_of_runs_below_2pct_after_4000_pct": 100
-                    * float((metrics.moving_average(metrics.failure_matrix(recs), window)[:, after] < 0.02).mean()),
+                    * float(
+                        (
+                            metrics.moving_average(metrics.failure_matrix(recs), window)[:, after]
+                            < 0.02
+                        ).mean()
+                    ),
                     "table_failure_rate_pct": 100 * metrics.table_failure_rate(recs, window),
                 }
         ax.axhline(FIG4_CONFIG.target, color="red", linestyle=":", label="F_t target = 1%")
@@ -203,11 +259,17 @@ def run_fig4(context: ExperimentContext) -> Section:
         key="fig4",
         title="Fig. 4: task failure rate over time (seed 000)",
         summary=summary,
-        tables=(Table("sampled every 500 tasks", ("mechanism", "task", "median_pct", "p95_pct"),
-                      tuple(map(tuple, rows[:: max(1, len(rows) // 40)])), csv_name),),
+        tables=(
+            Table(
+                "sampled every 500 tasks",
+                ("mechanism", "task", "median_pct", "p95_pct"),
+                tuple(map(tuple, rows[:: max(1, len(rows) // 40)])),
+                csv_name,
+            ),
+        ),
         figures=tuple(figures),
         facts=facts,
-    )  # fmt: skip
+    )
 
 
 # --- Fig. 5 -------------------------------------------------------------------------------
@@ -223,13 +285,19 @@ def run_fig5(context: ExperimentContext) -> Section:
         advance(1)
     targets = {"F_a target": config.asset_target, "F_t target": config.target}
     figures, rows, facts = [], [], {}
-    for quantity, label in (("failure_rate", "asset failure rate F_a"),
-                            ("experienced", "task failure rate experienced F_t")):  # fmt: skip
+    for quantity, label in (
+        ("failure_rate", "asset failure rate F_a"),
+        ("experienced", "task failure rate experienced F_t"),
+    ):
         bins = metrics.removal_by_bin(recs, quantity)
         edges = bins["edges"]
         fig, ax = plt.subplots(figsize=(6.5, 3.0))
-        ax.stairs(bins["assets"], edges, fill=True, color="lightcyan", edgecolor="k", label="all assets")
-        ax.stairs(bins["removed"], edges, fill=True, color="salmon", edgecolor="k", label="removed assets")
+        ax.stairs(
+            bins["assets"], edges, fill=True, color="lightcyan", edgecolor="k", label="all assets"
+        )
+        ax.stairs(
+            bins["removed"], edges, fill=True, color="salmon", edgecolor="k", label="removed assets"
+        )
         ax.set_yscale("log")
         ax.set_ylim(0.5, None)
         ax.set_xlabel(label)
@@ -242,13 +310,32 @@ def run_fig5(context: ExperimentContext) -> Section:
         for (name, value), style in zip(targets.items(), (":", "--"), strict=True):
             ax.axvline(value, color="k", linestyle=style, label=f"{name} = {100 * value:.2f}%")
         ax.legend(loc="upper right")
-        figures.append(Figure(save(fig, context.out_dir / f"fig5_{quantity}.png"),
-                              f"Fig. 5: removed and remaining assets by {label} (Coll-SR)"))  # fmt: skip
-        for lo, total, gone, prop in zip(edges[:-1], bins["assets"], bins["removed"], bins["proportion"], strict=True):
-            rows.append([quantity, round(float(lo), 2), int(total), int(gone), None if np.isnan(prop) else round(float(prop), 4)])  # fmt: skip
+        figures.append(
+            Figure(
+                save(fig, context.out_dir / f"fig5_{quantity}.png"),
+                f"Fig. 5: removed and remaining assets by {label} (Coll-SR)",
+            )
+        )
+        for lo, total, gone, prop in zip(
+            edges[:-1], bins["assets"], bins["removed"], bins["proportion"], strict=True
+        ):
+            rows.append(
+                [
+                    quantity,
+                    round(float(lo), 2),
+                    int(total),
+                    int(gone),
+                    None if np.isnan(prop) else round(float(prop), 4),
+                ]
+            )
         values = np.concatenate(
-            [r.failure_rate if quantity == "failure_rate" else metrics.experienced_failure_rate(r) for r in recs]
-        )  # fmt: skip
+            [
+                r.failure_rate
+                if quantity == "failure_rate"
+                else metrics.experienced_failure_rate(r)
+                for r in recs
+            ]
+        )
         removed = np.concatenate([r.removed_at >= 0 for r in recs])
         facts[quantity] = {
             f"removed_share_below_{key}_pct": 100 * float(removed[values <= thr].mean())
@@ -256,15 +343,21 @@ def run_fig5(context: ExperimentContext) -> Section:
         } | {
             "removed_share_above_10pct_pct": 100 * float(removed[values > 0.10].mean()),
         }
-    csv_name = _write_csv(context.out_dir / "fig5.csv", ["quantity", "bin_low", "assets", "removed", "proportion"], rows)  # fmt: skip
+    csv_name = _write_csv(
+        context.out_dir / "fig5.csv",
+        ["quantity", "bin_low", "assets", "removed", "proportion"],
+        rows,
+    )
     fa, ft = facts["failure_rate"], facts["experienced"]
     summary = (
         f"<p>Coll-SR, the Fig. 4 market, {runs} runs, all assets that ever entered. The seed: "
-        "by F<sub>a</sub>, the removed share rises roughly linearly after F<sub>a</sub><sup>target</sup> "
-        "and tends to 100%; by experienced F<sub>t</sub>, it only rises after F<sub>t</sub><sup>target</sup>.</p>"
+        "by F<sub>a</sub>, the removed share rises roughly linearly after "
+        "F<sub>a</sub><sup>target</sup> and tends to 100%; by experienced F<sub>t</sub>, it only "
+        "rises after F<sub>t</sub><sup>target</sup>.</p>"
         f"<p>Ours: removed among assets with F<sub>a</sub> ≤ F<sub>a</sub><sup>target</sup> "
         f"({100 * config.asset_target:.2f}%): {fa['removed_share_below_fa_target_pct']:.1f}%; "
-        f"with F<sub>a</sub> > 10%: {fa['removed_share_above_10pct_pct']:.1f}%. Removed among assets "
+        f"with F<sub>a</sub> > 10%: {fa['removed_share_above_10pct_pct']:.1f}%. "
+        "Removed among assets "
         f"that experienced F<sub>t</sub> ≤ 1%: {ft['removed_share_below_ft_target_pct']:.1f}%; "
         f"> 10%: {ft['removed_share_above_10pct_pct']:.1f}%.</p>"
     )
@@ -272,17 +365,34 @@ def run_fig5(context: ExperimentContext) -> Section:
         key="fig5",
         title="Fig. 5: which assets are removed (seed 000, Coll-SR)",
         summary=summary,
-        tables=(Table("removal by bin (non-empty bins)", ("quantity", "bin_low", "assets", "removed", "proportion"),
-                      tuple(tuple(r) for r in rows if r[2] > 0), csv_name),),
+        tables=(
+            Table(
+                "removal by bin (non-empty bins)",
+                ("quantity", "bin_low", "assets", "removed", "proportion"),
+                tuple(tuple(r) for r in rows if r[2] > 0),
+                csv_name,
+            ),
+        ),
         figures=tuple(figures),
         facts=facts,
-    )  # fmt: skip
+    )
 
 
 for _experiment in (
-    Experiment("fig4", "Fig. 4: failure rate over time", "Median and 95th percentile over runs for the four mechanisms.", run_fig4),
-    Experiment("fig5", "Fig. 5: removal by failure rate", "Removed and remaining assets by Fa and experienced Ft.", run_fig5),
-    Experiment("table1", "Table I", "Removal precision and failure rate, nine configurations.", run_table1),
-):  # fmt: skip
+    Experiment(
+        "fig4",
+        "Fig. 4: failure rate over time",
+        "Median and 95th percentile over runs for the four mechanisms.",
+        run_fig4,
+    ),
+    Experiment(
+        "fig5",
+        "Fig. 5: removal by failure rate",
+        "Removed and remaining assets by Fa and experienced Ft.",
+        run_fig5,
+    ),
+    Experiment(
+        "table1", "Table I", "Removal precision and failure rate, nine configurations.", run_table1
+    ),
+):
     register(_experiment)
-

@@ -67,7 +67,8 @@ def run_fig3(context: ExperimentContext) -> Section:
                 rows.append(["poisson", f, x, AUTHORS_HORIZON, "S<0", authors[-1], None, None])
                 advance(1)
             check = r.RuinProblem(MC_STAKE_RATIO, f, TARGET, HORIZON)
-            mc = r.ruin_monte_carlo(check, samples=MC_SAMPLES, seed=context.seed)
+            samples = MC_SAMPLES // 5 if context.quick else MC_SAMPLES
+            mc = r.ruin_monte_carlo(check, samples=samples, seed=context.seed)
             exact = ours["exact"][list(ratios).index(MC_STAKE_RATIO)]
             mc_checks.append((f, exact, mc.probability, mc.low, mc.high))
             advance(1)
@@ -84,7 +85,11 @@ def run_fig3(context: ExperimentContext) -> Section:
             ax2.plot(authors_ratios, np.maximum(authors, 1e-300), "+-", color=color, label=label)
     for axis, title in (
         (ax, f"asset process: ruin S < P within {HORIZON} tasks\n(+ exact, -- Lundberg bound)"),
-        (ax2, f"authors' script: Poisson claims, ruin S < 0\nwithin {AUTHORS_HORIZON} periods (exact)"),
+        (
+            ax2,
+            f"authors' script: Poisson claims, ruin S < 0\n"
+            f"within {AUTHORS_HORIZON} periods (exact)",
+        ),
     ):
         axis.set_yscale("log")
         axis.set_ylim(1e-8, 1.5)
@@ -101,9 +106,10 @@ def run_fig3(context: ExperimentContext) -> Section:
     in_ci = sum(1 for _, e, _, lo, hi in mc_checks if lo <= e <= hi)
     below = [f for f in FAILURE_RATES if f < TARGET]
     summary = (
-        f"<p>F<sub>t</sub><sup>target</sup> = 20% (R = 0.25, P = 1). Exact ruin probabilities, "
+        "<p>F<sub>t</sub><sup>target</sup> = 20% (R = 0.25, P = 1). Exact ruin probabilities, "
         "two readings (module docstring of <code>mercat.sim.experiments_ruin</code>). The seed's "
-        "claims hold in both: for F below the target ruin falls exponentially in x, with log-slopes "
+        "claims hold in both: for F below the target ruin falls exponentially in x, "
+        "with log-slopes "
         + ", ".join(f"{facts[f'F={f}']['log_slope_per_x']:.2f} (F = {100 * f:.0f}%)" for f in below)
         + "; above the target it tends to 1 (at x = 10: "
         + ", ".join(
@@ -111,7 +117,7 @@ def run_fig3(context: ExperimentContext) -> Section:
             for f in FAILURE_RATES
             if f > TARGET
         )
-        + f"). Monte Carlo ({MC_SAMPLES} paths, x = {MC_STAKE_RATIO}) covers the exact value with "
+        + f"). Monte Carlo ({samples} paths, x = {MC_STAKE_RATIO}) covers the exact value with "
         f"its 95% interval for {in_ci} of {len(mc_checks)} rates.</p>"
     )
     mc_table = Table(
@@ -123,8 +129,7 @@ def run_fig3(context: ExperimentContext) -> Section:
         "exact ruin probability (asset process), by x",
         ("x", *[f"F={f}" for f in FAILURE_RATES]),
         tuple(
-            (x, *[row[5] for row in rows if row[0] == "bernoulli" and row[2] == x])
-            for x in ratios
+            (x, *[row[5] for row in rows if row[0] == "bernoulli" and row[2] == x]) for x in ratios
         ),
         "fig3.csv",
     )

@@ -1,0 +1,54 @@
+"""The seed-000 experiments run end to end (small sizes) and write what they promise."""
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mercat.cli import app
+from mercat.report import experiments as registry
+
+
+def test_registry_names_are_unique_and_documented():
+    known = registry.experiments()
+    assert {"fig3", "fig4", "fig5", "table1"} <= set(known)
+    for name, exp in known.items():
+        assert exp.name == name and exp.title and exp.description
+
+
+def test_table1_writes_the_promised_columns(tmp_path):
+    out = CliRunner().invoke(
+        app, ["reproduce", "table1", "--runs", "4", "--out", str(tmp_path), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    with (tmp_path / "table1" / "table1.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 18
+    assert list(rows[0])[:9] == [
+        "config", "Nt", "Na", "S0", "alpha", "target", "mechanism",
+        "removal_precision_pct", "task_failure_rate_pct",
+    ]  # fmt: skip
+    assert [r["config"] for r in rows[::2]] == [str(i) for i in range(1, 10)]
+    assert (tmp_path / "index.html").read_text().count("<section") == 1
+    facts = json.loads(out.stdout)["experiments"]["table1"]
+    assert facts["runs"] == 4
+
+
+@pytest.mark.parametrize("name", ["fig4", "fig5"])
+def test_figures_are_written(tmp_path, name):
+    context = registry.ExperimentContext(out_dir=tmp_path, runs=3, show_progress=False)
+    section = registry.run_experiment(name, context)
+    for figure in section.figures:
+        assert (tmp_path / figure.path).stat().st_size > 10_000
+    assert (tmp_path / name / "section.json").exists()
+
+
+@pytest.mark.slow
+def test_fig3_quick(tmp_path):
+    context = registry.ExperimentContext(out_dir=tmp_path, quick=True, show_progress=False)
+    section = registry.run_experiment("fig3", context)
+    # 95% intervals: 7 of 7 is likely, fewer than 5 has probability below 0.004
+    assert sum(v["monte_carlo_in_ci"] for v in section.facts.values()) >= 5
+    below = [section.facts[f"F={f}"]["log_slope_per_x"] for f in (0.1, 0.15, 0.19)]
+    assert below[0] < below[1] < below[2] < 0  # steeper the further below the target
