@@ -189,12 +189,32 @@ class ChainRewardPoolExhaustedError(ChainInsufficientFundsError, RewardPoolExhau
 
 
 class ChainStakeError(ContractRevertError):
-    """A stake or asset operation the asset's state forbids (below the minimum, above the
-    cap, still locked, not active, not the owner's, id already used)."""
+    """A stake or asset operation the asset's state forbids (above the cap, and the
+    subclasses below)."""
+
+
+class ChainStakeBelowMinimumError(ChainStakeError, StakeBelowMinimumError):
+    """An asset registered with less than the market's minimum stake."""
+
+
+class ChainStakeLockedError(ChainStakeError, StakeLockedError):
+    """A stake withdrawal before the unstake delay has passed."""
+
+
+class ChainAssetNotActiveError(ChainStakeError, AssetNotActiveError):
+    """An operation on an asset that is removed, retiring or withdrawn (or never existed)."""
+
+
+class ChainAssetExistsError(ChainStakeError, AlreadyExistsError):
+    """A registration under an asset id already used (ids are never reused)."""
 
 
 class ChainRequestError(ContractRevertError):
-    """An escrow operation on an unknown, closed or someone else's request."""
+    """An escrow operation on a closed or someone else's request."""
+
+
+class ChainUnknownRequestError(ChainRequestError, UnknownRequestError):
+    """A refund or paid settlement of a request that was never escrowed."""
 
 
 class ChainInvalidTaskError(ContractRevertError, ValueError):

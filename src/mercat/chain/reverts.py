@@ -11,13 +11,18 @@ from __future__ import annotations
 from eth_abi import decode
 
 from mercat.errors import (
+    ChainAssetExistsError,
+    ChainAssetNotActiveError,
     ChainDeploymentError,
     ChainInsufficientFundsError,
     ChainInvalidTaskError,
     ChainRequestError,
     ChainRewardPoolExhaustedError,
+    ChainStakeBelowMinimumError,
     ChainStakeError,
+    ChainStakeLockedError,
     ChainUnauthorizedError,
+    ChainUnknownRequestError,
     ContractRevertError,
     TaskAlreadySettledError,
 )
@@ -46,15 +51,15 @@ REVERT_REASONS: dict[str, type[ContractRevertError]] = {
     "token: mint to the zero address": ChainInsufficientFundsError,
     "market: reward pool exhausted": ChainRewardPoolExhaustedError,
     # stakes and assets
-    "market: asset id already used": ChainStakeError,
-    "market: asset not active": ChainStakeError,
-    "market: asset not in the market": ChainStakeError,
-    "market: asset not retiring": ChainStakeError,
+    "market: asset id already used": ChainAssetExistsError,
+    "market: asset not active": ChainAssetNotActiveError,
+    "market: asset not in the market": ChainAssetNotActiveError,
+    "market: asset not retiring": ChainAssetNotActiveError,
     "market: stake above the cap": ChainStakeError,
-    "market: stake below the minimum": ChainStakeError,
-    "market: stake still locked": ChainStakeError,
+    "market: stake below the minimum": ChainStakeBelowMinimumError,
+    "market: stake still locked": ChainStakeLockedError,
     # escrows
-    "market: unknown request": ChainRequestError,
+    "market: unknown request": ChainUnknownRequestError,
     "market: request closed": ChainRequestError,
     "market: request belongs to another requester": ChainRequestError,
     # malformed tasks
