@@ -42,6 +42,7 @@ class Market:
         unstake_delay: int = 2,
         ledger: Ledger | None = None,
         operator: Keypair | None = None,
+        durable: bool = False,
     ) -> None:
         self.operator = operator or Keypair.generate()
         if ledger is None:
@@ -49,7 +50,7 @@ class Market:
                 operator=self.operator.public, rule=rule, quorum=quorum,
                 unstake_delay_rounds=unstake_delay, unit=1,
             )  # fmt: skip
-            ledger = Ledger.init(url, config)
+            ledger = Ledger.init(url, config, durable=durable)
         self.ledger = ledger
         self.users = [Keypair.generate() for _ in range(users)]
         self.oracles = [Keypair.generate() for _ in range(oracles)]

@@ -89,9 +89,9 @@ class JournalEntry:
 class Ledger:
     """A ledger store opened by URL (`sqlite:///file.db`, `postgresql+psycopg://...`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, durable: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, durable=durable)
         if not inspect(self.engine).has_table("ledger_meta"):
             raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
         revision = current_revision(self.engine)
@@ -107,9 +107,11 @@ class Ledger:
         self.config = LedgerConfig.from_json(text)
 
     @classmethod
-    def init(cls, url: str, config: LedgerConfig) -> Ledger:
-        """Create (or upgrade) the schema and store `config`; refuses a configured store."""
-        engine = make_engine(url)
+    def init(cls, url: str, config: LedgerConfig, *, durable: bool = True) -> Ledger:
+        """Create (or upgrade) the schema and store `config`; refuses a configured store.
+
+        `durable=False`: see `mercat.ledger.store.make_engine` (SQLite only)."""
+        engine = make_engine(url, durable=durable)
         try:
             upgrade(engine)
 
@@ -130,7 +132,7 @@ class Ledger:
             run_in_transaction(engine, configure)
         finally:
             engine.dispose()
-        return cls(url)
+        return cls(url, durable=durable)
 
     def close(self) -> None:
         self.engine.dispose()
