@@ -43,7 +43,7 @@ from mercat.ledger.context import (
     stake_book,
     unbond,
 )
-from mercat.ledger.migrate import current_revision, head_revision, upgrade
+from mercat.ledger.migrate import SCHEMA_REVISION, current_revision, upgrade
 from mercat.ledger.operations import HANDLERS
 from mercat.ledger.settlement import open_task, report, settle, task_status
 from mercat.ledger.store import Txn, make_engine, run_in_transaction
@@ -95,9 +95,9 @@ class Ledger:
         if not inspect(self.engine).has_table("ledger_meta"):
             raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
         revision = current_revision(self.engine)
-        if revision != head_revision():
+        if revision != SCHEMA_REVISION:
             raise LedgerNotInitializedError(
-                f"ledger schema at revision {revision}, this mercat needs {head_revision()}; "
+                f"ledger schema at revision {revision}, this mercat needs {SCHEMA_REVISION}; "
                 "run `mercat ledger init` to upgrade"
             )
         with self.engine.connect() as connection:
