@@ -22,7 +22,8 @@ from importlib import resources
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
+from eth_utils import to_checksum_address as _checksum
 
 from mercat.errors import ChainUnavailableError, UnknownNameError
 
@@ -38,6 +39,12 @@ def contract_source(name: str) -> str:
     if name not in CONTRACT_NAMES:
         raise UnknownNameError("contract", name, CONTRACT_NAMES)
     return resources.files("mercat.chain").joinpath("contracts").joinpath(f"{name}.vy").read_text()
+
+
+@functools.lru_cache(maxsize=4096)
+def to_checksum_address(address: str | bytes) -> str:
+    """EIP-55 form of an address (cached: the same few addresses recur in every log)."""
+    return _checksum(address)
 
 
 def _type_string(param: Mapping[str, Any]) -> str:

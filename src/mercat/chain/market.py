@@ -231,8 +231,19 @@ class ChainMarket:
     def _account(self, name: str, account: object) -> str:
         if not isinstance(account, str) or not account.startswith("0x") or len(account) != 42:
             raise InvalidParameterError(f"{name} must be a 0x-prefixed address, got {account!r}")
-        self.accounts.add(account)
         return account
+
+    def _tracked(
+        self, result: TxResult, accounts: Sequence[str] = (), asset: int | None = None,
+        request: int | None = None,
+    ) -> TxResult:  # fmt: skip
+        """Remember what an accepted call touched (a refused one leaves no trace)."""
+        self.accounts.update(accounts)
+        if asset is not None:
+            self.assets.add(asset)
+        if request is not None:
+            self.requests.add(request)
+        return result
 
     # --- money in and out ---------------------------------------------------------------
 
@@ -240,7 +251,8 @@ class ChainMarket:
         """The on-ramp: the admin mints tokens into `account`'s wallet (outside the market)."""
         account = self._account("account", account)
         _amount("amount", amount, positive=True)
-        return self._result([self._send("Token", "mint", [account, amount], self.admin)])
+        result = self._result([self._send("Token", "mint", [account, amount], self.admin)])
+        return self._tracked(result, [account])
 
     def deposit(self, account: str, amount: int) -> TxResult:
         """Move tokens from `account`'s wallet into its free balance (approve + deposit)."""
@@ -248,7 +260,8 @@ class ChainMarket:
         _amount("amount", amount, positive=True)
         market = self.address("Market")
         approve = self._send("Token", "approve", [market, amount], account)
-        return self._result([approve, self._send("Market", "deposit", [amount], account)])
+        result = self._result([approve, self._send("Market", "deposit", [amount], account)])
+        return self._tracked(result, [account])
 
     def fund(self, account: str, amount: int) -> TxResult:
         """Mint then deposit: `amount` new tokens land in `account`'s free balance."""
@@ -265,7 +278,8 @@ class ChainMarket:
     def transfer(self, sender: str, receiver: str, amount: int) -> TxResult:
         sender, receiver = self._account("sender", sender), self._account("receiver", receiver)
         _amount("amount", amount, positive=True)
-        return self._result([self._send("Market", "transfer", [receiver, amount], sender)])
+        result = self._result([self._send("Market", "transfer", [receiver, amount], sender)])
+        return self._tracked(result, [sender, receiver])
 
     def fund_pool(self, account: str, amount: int) -> TxResult:
         account = self._account("account", account)
@@ -278,8 +292,8 @@ class ChainMarket:
         requester = self._account("requester", requester)
         _amount("request", request)
         _amount("amount", amount, positive=True)
-        self.requests.add(request)
-        return self._result([self._send("Market", "escrow", [request, amount], requester)])
+        result = self._result([self._send("Market", "escrow", [request, amount], requester)])
+        return self._tracked(result, [requester], request=request)
 
     def refund(self, request: int) -> TxResult:
         _amount("request", request)
@@ -291,8 +305,8 @@ class ChainMarket:
         owner = self._account("owner", owner)
         _amount("asset", asset)
         _amount("stake", stake, positive=True)
-        self.assets.add(asset)
-        return self._result([self._send("Market", "register_asset", [asset, stake], owner)])
+        result = self._result([self._send("Market", "register_asset", [asset, stake], owner)])
+        return self._tracked(result, [owner], asset=asset)
 
     def add_stake(self, owner: str, asset: int, amount: int) -> TxResult:
         owner = self._account("owner", owner)
