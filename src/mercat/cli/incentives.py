@@ -44,7 +44,7 @@ def ruin(
     ),
     level: float | None = typer.Option(None, help="Ruin level (default: the penalty P)."),
     claims: str = typer.Option("bernoulli", help="bernoulli (one task per step) or poisson."),
-    samples: int = typer.Option(100_000, help="Monte Carlo paths."),
+    samples: int = typer.Option(20_000, help="Monte Carlo paths."),
     seed: int = typer.Option(0, help="Monte Carlo seed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
