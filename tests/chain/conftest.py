@@ -37,7 +37,9 @@ def ganache():
     why = node_tools_missing()
     if why:
         pytest.skip(f"ganache needs node and npm: {why}")
-    node = GanacheNode(GANACHE_DIR, accounts=30, log_path=GANACHE_DIR / f"ganache-{os.getpid()}.log")
+    node = GanacheNode(
+        GANACHE_DIR, accounts=30, log_path=GANACHE_DIR / f"ganache-{os.getpid()}.log"
+    )
     node.start()
     try:
         yield node

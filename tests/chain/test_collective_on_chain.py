@@ -34,7 +34,10 @@ def test_integer_rule_is_the_float_rule_times_the_unit(name):
     for field in ("stake_floor", "stake_cap"):
         value = getattr(float_rule, field)
         assert getattr(int_rule, field) == (None if value is None else pytest.approx(value * scale))
-    assert (int_rule.removal, int_rule.moves_stakes) == (float_rule.removal, float_rule.moves_stakes)
+    assert (int_rule.removal, int_rule.moves_stakes) == (
+        float_rule.removal,
+        float_rule.moves_stakes,
+    )
 
 
 @pytest.mark.parametrize("name", MECHANISM_NAMES)
@@ -73,9 +76,13 @@ def test_contract_reproduces_settle_event_for_event(name):
 
         result = market.settle(0, task, assets, success)
 
-        updates = [(e.args["asset"], e.args["stake"]) for e in result.events if e.name == "StakeUpdated"]
+        updates = [
+            (e.args["asset"], e.args["stake"]) for e in result.events if e.name == "StakeUpdated"
+        ]
         assert updates == ([(a, expected.stakes[a]) for a in assets] if rule.moves_stakes else [])
-        removals = [(e.args["asset"], e.args["returned"]) for e in result.events if e.name == "AssetRemoved"]
+        removals = [
+            (e.args["asset"], e.args["returned"]) for e in result.events if e.name == "AssetRemoved"
+        ]
         assert removals == [(a, expected.stakes[a]) for a in expected.removed]
         stakes = dict(expected.stakes)
         for a in expected.removed:
@@ -83,7 +90,9 @@ def test_contract_reproduces_settle_event_for_event(name):
             removed.add(a)
     for a, stake in stakes.items():  # the stored state agrees with the events
         on_chain = market.asset(a)
-        assert (on_chain.stake, on_chain.status) == ((0, "removed") if a in removed else (stake, "active"))
+        assert (on_chain.stake, on_chain.status) == (
+            (0, "removed") if a in removed else (stake, "active")
+        )
     assert market.conservation_gap() == 0
     if MECHANISMS[name].removal:
         assert removed  # the sequence exercises removal and replacement
@@ -148,7 +157,9 @@ def test_quorum_settles_once_q_oracles_agree():
     with pytest.raises(ChainUnauthorizedError, match="not the settlement authority"):
         art, address = market._contracts["Market"]
         market.backend.transact(
-            address, art.encode_call("settle", market.settlement_args(0, 1, [1], True)), market.admin
+            address,
+            art.encode_call("settle", market.settlement_args(0, 1, [1], True)),
+            market.admin,
         )
     # The facade's settle() sends the first q reports.
     market.settle(0, 1, [1], False)

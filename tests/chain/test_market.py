@@ -68,7 +68,7 @@ def test_fund_deposit_withdraw_and_conservation(market):
 
 
 def test_success_pays_each_owner_from_the_escrow(world):
-    market, alice, bob, req = world
+    market, alice, bob, _ = world
     before = (market.balance(alice), market.balance(bob), market.escrow_of(7).amount)
     result = market.settle(0, 0, [2, 1], True, request=7, payouts=[300, 100])  # bob's first
     assert market.balance(alice) == before[0] + 100

@@ -127,7 +127,9 @@ class ContractArtifact:
         ctor = next((e for e in self.abi if e["type"] == "constructor"), None)
         types = [_type_string(p) for p in ctor["inputs"]] if ctor else []
         if len(types) != len(args):
-            raise TypeError(f"{self.name} constructor takes {len(types)} arguments, got {len(args)}")
+            raise TypeError(
+                f"{self.name} constructor takes {len(types)} arguments, got {len(args)}"
+            )
         return self.bytecode + encode(types, list(args))
 
     def function(self, name: str) -> FunctionAbi:
@@ -138,7 +140,9 @@ class ContractArtifact:
     def encode_call(self, name: str, args: Sequence[Any] = ()) -> bytes:
         fn = self.function(name)
         if len(fn.input_types) != len(args):
-            raise TypeError(f"{self.name}.{name} takes {len(fn.input_types)} arguments, got {len(args)}")
+            raise TypeError(
+                f"{self.name}.{name} takes {len(fn.input_types)} arguments, got {len(args)}"
+            )
         return fn.selector + encode(list(fn.input_types), list(args))
 
     def decode_result(self, name: str, data: bytes) -> Any:
@@ -157,7 +161,9 @@ class ContractArtifact:
         ev = self.events[topics[0]]
         indexed_types = [t for t, ix in zip(ev.types, ev.indexed, strict=True) if ix]
         plain_types = [t for t, ix in zip(ev.types, ev.indexed, strict=True) if not ix]
-        indexed = [decode([t], topic)[0] for t, topic in zip(indexed_types, topics[1:], strict=True)]
+        indexed = [
+            decode([t], topic)[0] for t, topic in zip(indexed_types, topics[1:], strict=True)
+        ]
         plain = list(decode(plain_types, data))
         args = {}
         for name, kind, is_indexed in zip(ev.names, ev.types, ev.indexed, strict=True):
@@ -166,7 +172,9 @@ class ContractArtifact:
         return Event(to_checksum_address(address), ev.name, args)
 
 
-def _build_artifact(name: str, abi: list[dict[str, Any]], bytecode: bytes, evm: str) -> ContractArtifact:
+def _build_artifact(
+    name: str, abi: list[dict[str, Any]], bytecode: bytes, evm: str
+) -> ContractArtifact:
     functions, events = {}, {}
     for entry in abi:
         if entry["type"] == "function":
@@ -209,11 +217,14 @@ def compile_contract(name: str, evm_version: str = DEFAULT_EVM_VERSION) -> Contr
         output_formats=["abi", "bytecode"],
         settings=Settings(evm_version=evm_version),
     )
-    return _build_artifact(name, out["abi"], bytes.fromhex(out["bytecode"].removeprefix("0x")), evm_version)
+    return _build_artifact(
+        name, out["abi"], bytes.fromhex(out["bytecode"].removeprefix("0x")), evm_version
+    )
 
 
 def decode_logs(
-    artifacts: Mapping[str, ContractArtifact], raw_logs: Sequence[tuple[str, Sequence[bytes], bytes]]
+    artifacts: Mapping[str, ContractArtifact],
+    raw_logs: Sequence[tuple[str, Sequence[bytes], bytes]],
 ) -> list[Event]:
     """Decode raw logs `(address, topics, data)` with the artifact deployed at each address
     (`artifacts` maps checksummed address to artifact); logs of unknown contracts are

@@ -148,7 +148,9 @@ class GanacheNode:
                 return self.url
             time.sleep(0.2)
         self.stop()
-        raise ChainUnavailableError(f"ganache did not answer within {timeout:.0f} s: {self._log_tail()}")
+        raise ChainUnavailableError(
+            f"ganache did not answer within {timeout:.0f} s: {self._log_tail()}"
+        )
 
     def _answers(self) -> bool:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})

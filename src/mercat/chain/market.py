@@ -199,7 +199,9 @@ class ChainMarket:
                 quorum_art.init_code([market_address, oracle_accounts, threshold]), admin
             )
             contracts["Quorum"] = (quorum_art, quorum)
-            backend.transact(market_address, market_art.encode_call("set_authority", [quorum]), admin)
+            backend.transact(
+                market_address, market_art.encode_call("set_authority", [quorum]), admin
+            )
         return cls(backend, admin, contracts, rule, oracle_accounts, threshold or 0)
 
     def address(self, contract: str) -> str:
@@ -218,12 +220,12 @@ class ChainMarket:
 
     def _call(self, contract: str, fn: str, *args: Any) -> Any:
         artifact, address = self._contracts[contract]
-        return artifact.decode_result(fn, self.backend.call(address, artifact.encode_call(fn, args)))
+        return artifact.decode_result(
+            fn, self.backend.call(address, artifact.encode_call(fn, args))
+        )
 
     def _result(self, receipts: Sequence[Receipt]) -> TxResult:
-        events = tuple(
-            event for r in receipts for event in decode_logs(self._by_address, r.logs)
-        )
+        events = tuple(event for r in receipts for event in decode_logs(self._by_address, r.logs))
         gas = [r.gas_used for r in receipts]
         total = None if any(g is None for g in gas) else sum(gas)  # type: ignore[arg-type]
         return TxResult(events, total, len(receipts))
@@ -234,9 +236,12 @@ class ChainMarket:
         return account
 
     def _tracked(
-        self, result: TxResult, accounts: Sequence[str] = (), asset: int | None = None,
+        self,
+        result: TxResult,
+        accounts: Sequence[str] = (),
+        asset: int | None = None,
         request: int | None = None,
-    ) -> TxResult:  # fmt: skip
+    ) -> TxResult:
         """Remember what an accepted call touched (a refused one leaves no trace)."""
         self.accounts.update(accounts)
         if asset is not None:

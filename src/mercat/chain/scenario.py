@@ -389,7 +389,9 @@ def random_scenario(
                 emit(Register(owner, next_asset, config.initial_stake))
                 active.append(next_asset)
                 next_asset += 1
-        chosen = tuple(sorted(int(a) for a in rng.choice(active, config.assets_per_task, replace=False)))
+        chosen = tuple(
+            sorted(int(a) for a in rng.choice(active, config.assets_per_task, replace=False))
+        )
         success = bool(rng.random() >= config.failure_rate)
         request = int(rng.choice(sorted(open_requests))) if open_requests else 0
         payouts: tuple[int, ...] = ()
