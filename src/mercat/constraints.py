@@ -201,13 +201,14 @@ class MilpEncoding:
                     row[t] *= scale
         return Allocation(tuple((t, n, f) for n, row in shares.items() for t, f in row.items()))
 
-    def encode_allocation(self, allocation: Allocation) -> np.ndarray:
-        """The column vector of an allocation (the inverse of `decode` on valid allocations)."""
+    def encode_allocation(self, allocation: Allocation, market: Market) -> np.ndarray:
+        """The column vector of an allocation (the inverse of `decode` on valid allocations;
+        pairs the encoding left out, and partial replica sets, give an infeasible point)."""
         x = np.zeros(self.num_cols)
         for t, n, f in allocation.shares:
             x[self.pair_columns[(t, n)]] = f
         for t, j in self.served_columns.items():
-            x[j] = sum(allocation.shares_of(t).values())
+            x[j] = served_fraction(market, allocation, t)
         for n, j in self.used_columns.items():
             x[j] = 1.0 if allocation.requests_on(n) else 0.0
         for b, watched in self.indicators.items():

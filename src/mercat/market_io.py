@@ -43,9 +43,9 @@ def _object(path: str, value: Any, allowed: set[str], required: tuple[str, ...] 
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
-        type(value), f"a {type(value).__name__}"
-    )
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    kinds |= {list: "a list", dict: "an object"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _number(path: str, value: Any, *, null_is_inf: bool = False) -> float:

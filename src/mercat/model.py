@@ -63,6 +63,9 @@ class Request:
     replicas: int = 1
     capabilities: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        _coerce(self, vectors=("demand",))
+
     @classmethod
     def bidding(
         cls, id: str, bid: float, quantity: float, *, capabilities: Iterable[str] = ()
@@ -97,6 +100,9 @@ class Node:
     unit_costs: tuple[float, ...] = ()
     capacity: tuple[float, ...] = ()
     capabilities: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        _coerce(self, vectors=("unit_costs", "capacity"))
 
 
 @dataclass(frozen=True)
@@ -288,6 +294,17 @@ def relative_gap(bound: float, objective: float) -> float:
 
 
 # --- validation ------------------------------------------------------------------------
+
+
+def _coerce(obj: Request | Node, vectors: tuple[str, ...]) -> None:
+    """Lists become tuples and sets frozensets, so callers may pass either; anything else is
+    left for `Market` to reject with a message."""
+    for attr in vectors:
+        value = getattr(obj, attr)
+        if isinstance(value, list):
+            object.__setattr__(obj, attr, tuple(value))
+    if isinstance(obj.capabilities, set | list | tuple):
+        object.__setattr__(obj, "capabilities", frozenset(obj.capabilities))
 
 
 def _number(what: str, value: object, *, minimum: float | None = 0.0, inf_ok: bool = False) -> None:

@@ -115,7 +115,7 @@ def no_trade(
 def check_arrays(
     bids: np.ndarray, demands: np.ndarray, costs: np.ndarray, capacities: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Float arrays of matching shapes, finite, demands/capacities/costs ≥ 0."""
+    """Float arrays of matching shapes, finite and ≥ 0."""
     arrays = [np.asarray(a, dtype=float) for a in (bids, demands, costs, capacities)]
     b, d, c, k = arrays
     if b.ndim != 1 or d.shape != b.shape:
@@ -123,9 +123,59 @@ def check_arrays(
     if c.ndim != 1 or k.shape != c.shape:
         raise InvalidMarketError("costs and capacities must be 1-d arrays of one length")
     for name, a in zip(("bids", "demands", "costs", "capacities"), arrays, strict=True):
-        if not np.all(np.isfinite(a)) or np.any(a < 0):
+        # min and max reduce without temporaries; NaN fails the comparisons.
+        if a.size and not (a.min() >= 0 and a.max() < np.inf):
             raise InvalidMarketError(f"{name} must be finite and >= 0")
     return b, d, c, k
+
+
+def ranking(keys: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the active entries (all if None) by increasing key, ties by index.
+
+    A stable sort of 10^6 floats costs about four times numpy's default introsort, and ties
+    are rare among real-valued bids; so sort unstably and re-sort only the runs of equal
+    keys by index, which gives exactly the order of a stable sort."""
+    if active is None:
+        order = np.argsort(keys)
+    else:
+        index = np.flatnonzero(active)
+        order = index[np.argsort(keys[index])]
+    sorted_keys = keys[order]
+    ties = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    if ties.size:
+        members = np.union1d(ties, ties + 1)  # positions inside runs of equal keys
+        new_run = np.ones(len(members), dtype=bool)
+        new_run[1:] = (members[1:] != members[:-1] + 1) | (
+            sorted_keys[members[1:]] != sorted_keys[members[:-1]]
+        )
+        run = np.cumsum(new_run)
+        order[members] = order[members][np.lexsort((order[members], run))]
+    return order
+
+
+def _first_non_trader(
+    B: np.ndarray, demand_end: np.ndarray, C: np.ndarray, supply_end: np.ndarray
+) -> int:
+    """Step 2's prefix length: users (sorted) trade while supply remains at their first unit
+    and the provider selling it costs at most their bid.
+
+    The users whose first unit falls in provider j's range [S_{j-1}, S_j) form a block of
+    consecutive ranks; inside a block bids fall while the cost is fixed, so one binary
+    search per provider finds where trading stops: O(m log n) instead of a pass over n."""
+    n = len(B)
+    start = 0  # the first user of the current block
+    for j in range(len(C)):
+        # Users whose first unit lies before S_j: user i's first unit is at demand_end[i-1].
+        end = min(n, int(np.searchsorted(demand_end, supply_end[j], side="left")) + 1)
+        if end <= start:
+            continue
+        if B[end - 1] >= C[j]:
+            start = end
+            continue
+        # First user in [start, end) whose bid is below c_j: negated bids rise along the
+        # ranks, and side="right" keeps bids equal to c_j trading.
+        return int(np.searchsorted(-B[start:end], -C[j], side="right")) + start
+    return start  # supply exhausted at `start`: later users find nothing left
 
 
 def trade_reduction(
@@ -134,35 +184,28 @@ def trade_reduction(
     """The rule of the module docstring, vectorised (sorting and cumulative sums)."""
     b, d, c, k = check_arrays(bids, demands, costs, capacities)
     n, m = len(b), len(c)
-    active_users = np.flatnonzero(d > 0)
-    active_providers = np.flatnonzero(k > 0)
-    user_order = active_users[np.argsort(-b[active_users], kind="stable")]
-    provider_order = active_providers[np.argsort(c[active_providers], kind="stable")]
+    user_order = ranking(-b, None if d.size and d.min() > 0 else d > 0)
+    provider_order = ranking(c, k > 0)
     if len(user_order) == 0 or len(provider_order) == 0:
         return no_trade(n, m)
     B, D = b[user_order], d[user_order]
     C, K = c[provider_order], k[provider_order]
     demand_end = np.cumsum(D)
-    demand_start = np.concatenate(([0.0], demand_end[:-1]))
     supply_end = np.cumsum(K)
 
-    # Step 2: user i trades iff supply remains at its first unit and the provider selling
-    # that unit (the one whose range [end_{j-1}, end_j) holds it) costs at most b_i. Bids
-    # fall and that provider's cost rises along the order, so traders form a prefix.
-    at_start = np.searchsorted(supply_end, demand_start, side="right")
-    inside = at_start < len(K)
-    trades = inside & (C[np.minimum(at_start, len(K) - 1)] <= B)
-    first_out = int(np.argmin(trades)) if not trades.all() else len(trades)
+    # Step 2: the efficient water-filling's traders form a prefix of the ranking.
+    first_out = _first_non_trader(B, demand_end, C, supply_end)
     if first_out == 0:
         return no_trade(n, m)
     u = first_out - 1  # the marginal user, in sorted order
+    start_u = float(demand_end[u - 1]) if u > 0 else 0.0
     affordable = int(np.searchsorted(C, B[u], side="right"))  # providers with c_j ≤ b_{u*}
     q_eff = min(float(demand_end[u]), float(supply_end[affordable - 1]))
     l = int(np.searchsorted(supply_end, q_eff, side="left"))  # noqa: E741 - the seed's l*
     supply_start_l = float(supply_end[l - 1]) if l > 0 else 0.0
     efficient_welfare = (
         float(B[:u] @ D[:u])
-        + float(B[u]) * (q_eff - float(demand_start[u]))
+        + float(B[u]) * (q_eff - start_u)
         - float(C[:l] @ K[:l])
         - float(C[l]) * (q_eff - supply_start_l)
     )
@@ -177,50 +220,60 @@ def trade_reduction(
     }
 
     # Step 3: trade reduction with proportional rationing.
-    total_demand = float(demand_start[u])  # users ranked before u*
+    total_demand = start_u  # users ranked before u*
     total_supply = supply_start_l  # providers ranked before l*
     if total_demand <= 0 or total_supply <= 0:
         return no_trade(n, m, **marginals)
     if total_demand <= total_supply:
-        x = D[:u].copy()
+        x, x_end = D[:u], demand_end[:u]  # whole demands: reuse the sums already taken
         y = K[:l] * (total_demand / total_supply)
         traded = total_demand
     else:
         x = D[:u] * (total_supply / total_demand)
+        x_end = np.cumsum(x)
         y = K[:l].copy()
         traded = total_supply
-
-    # Step 5: water-fill x (bid order) into y (cost order). User i covers [xs_i, xe_i);
-    # provider j covers [ys_j, ye_j); each overlap is one line of the plan.
-    x_end = np.cumsum(x)
-    x_start = np.concatenate(([0.0], x_end[:-1]))
     y_end = np.cumsum(y)
-    y_start = np.concatenate(([0.0], y_end[:-1]))
-    y_end_open = y_end.copy()
-    y_end_open[-1] = np.inf  # rounding never pushes the last units out of the last provider
-    first = np.minimum(np.searchsorted(y_end, x_start, side="right"), l - 1)
-    last = np.minimum(np.searchsorted(y_end, x_end, side="left"), l - 1)
-    count = np.maximum(last - first + 1, 1)
-    rows = np.repeat(np.arange(u), count)
-    offset = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
-    cols = first[rows] + offset
-    amount = np.minimum(x_end[rows], y_end_open[cols]) - np.maximum(x_start[rows], y_start[cols])
-    keep = amount > 0
-    rows, cols, amount = rows[keep], cols[keep], amount[keep]
+
+    # Step 5: water-fill x (bid order) into y (cost order). User i covers [x_end[i-1],
+    # x_end[i]); provider j covers [y_end[j-1], y_end[j]). Users whose range starts in
+    # provider j's range form a block; each internal boundary y_end[j] that falls strictly
+    # inside a user's range splits that user, adding one line for provider j+1.
+    cut = np.minimum(np.searchsorted(x_end, y_end[:-1], side="left") + 1, u)
+    block = np.diff(np.concatenate(([0], cut, [u])))
+    provider_of = np.repeat(np.arange(l), block)  # provider where each user's range starts
+    amounts = x.copy()
+    rows, cols, extra = [], [], []
+    for j, y_cut in enumerate(y_end[:-1].tolist()):
+        i = int(cut[j]) - 1  # the user whose range holds this boundary (if any)
+        if i < 0 or i >= u:
+            continue
+        i_start = float(x_end[i - 1]) if i > 0 else 0.0
+        if not (i_start < y_cut < float(x_end[i])):
+            continue
+        if provider_of[i] == j:  # the user's first piece ends at this boundary
+            amounts[i] = y_cut - i_start
+        rest = min(float(x_end[i]), float(y_end[j + 1]) if j + 1 < l - 1 else np.inf) - y_cut
+        rows.append(i)
+        cols.append(j + 1)
+        extra.append(rest)
 
     user_amount = np.zeros(n)
     user_amount[user_order[:u]] = x
     provider_amount = np.zeros(m)
     provider_amount[provider_order[:l]] = y
     welfare = float(B[:u] @ x) - float(C[:l] @ y)
+    rows_a = np.asarray(rows, dtype=np.int64)
     return TradeReduction(
         user_amount=user_amount,
         provider_amount=provider_amount,
         traded_quantity=traded,
         welfare=welfare,
-        plan_users=user_order[:u][rows],
-        plan_providers=provider_order[:l][cols],
-        plan_amounts=amount,
+        plan_users=np.concatenate((user_order[:u], user_order[rows_a])),
+        plan_providers=np.concatenate(
+            (provider_order[provider_of], provider_order[np.asarray(cols, dtype=np.int64)])
+        ),
+        plan_amounts=np.concatenate((amounts, np.asarray(extra, dtype=float))),
         **marginals,
     )
 

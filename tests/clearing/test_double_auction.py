@@ -1,0 +1,188 @@
+"""`double-auction`: the trade-reduction rule, its twin, and its economic properties."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from mercat.clearing.double_auction import DoubleAuction, trade_reduction
+from mercat.clearing.double_auction_reference import trade_reduction_reference
+from mercat.constraints import is_valid
+from mercat.economics import ir_violations, margin, summarize
+from mercat.errors import InvalidMarketError
+from mercat.generators import (
+    AuctionArrays,
+    auction_market,
+    double_auction_arrays,
+    double_auction_market,
+    running_example,
+)
+from mercat.model import Clearing
+from tests.clearing.contract import MechanismContract
+from tests.clearing.truthfulness import misreport_gains, misreports_pay
+from tests.strategies import auction_arrays
+
+
+def crossing_market(rng: np.random.Generator):
+    """Seed-003 users with providers whose costs reach above the bids, so both prices and
+    capacities limit trade (with the seed's costs U(0, 1] every provider is cheap enough)."""
+    n, m = int(rng.integers(5, 30)), int(rng.integers(3, 8))
+    arrays = double_auction_arrays(rng, n, m)
+    costs = rng.uniform(0.2, 1.2, m)
+    return auction_market(AuctionArrays(arrays.bids, arrays.demands, costs, arrays.capacities),
+                          divisible=True)  # fmt: skip
+
+
+class TestDoubleAuction(MechanismContract):
+    mechanism = DoubleAuction
+    n_markets = 20
+    misreport_samples = 400
+
+    def make_market(self, rng):
+        return crossing_market(rng)
+
+
+def test_hand_computed_example():
+    # Users (bid, demand): (3, 1), (2, 0.5), (1.2, 1), (1, 1); providers (cost, capacity):
+    # (0.5, 1), (0.8, 1), (1.5, 2). Efficient: u1 <- p1, u2 and half of u3 <- p2; u3 is the
+    # marginal user (1.2), p2 the marginal provider (0.8). Reduced: u1, u2 (demand 1.5)
+    # with p1 (capacity 1): users get 2/3 of their demand at 1.2, p1 sells 1 at 0.8.
+    out = trade_reduction([3, 2, 1.2, 1], [1, 0.5, 1, 1], [0.5, 0.8, 1.5], [1, 1, 2])
+    assert (out.marginal_user, out.marginal_provider) == (2, 1)
+    assert (out.buyer_price, out.seller_price) == (1.2, 0.8)
+    assert out.efficient_quantity == 2.0 and out.efficient_welfare == pytest.approx(3.3)
+    np.testing.assert_allclose(out.user_amount, [2 / 3, 1 / 3, 0, 0])
+    np.testing.assert_allclose(out.provider_amount, [1, 0, 0])
+    assert out.traded_quantity == 1 and out.margin == pytest.approx(0.4)
+    assert out.welfare == pytest.approx(3 * 2 / 3 + 2 / 3 - 0.5)
+
+
+def same_plan(a, b):
+    def table(o):
+        t = {}
+        for i, j, x in zip(o.plan_users, o.plan_providers, o.plan_amounts, strict=True):
+            t[(int(i), int(j))] = t.get((int(i), int(j)), 0.0) + float(x)
+        return {k: v for k, v in t.items() if v > 1e-12}
+
+    ta, tb = table(a), table(b)
+    return ta.keys() == tb.keys() and all(abs(ta[k] - tb[k]) < 1e-9 for k in ta)
+
+
+def assert_twins_agree(fast, slow):
+    assert (fast.marginal_user, fast.marginal_provider) == (
+        slow.marginal_user,
+        slow.marginal_provider,
+    )
+    assert fast.buyer_price == slow.buyer_price or (
+        np.isnan(fast.buyer_price) and np.isnan(slow.buyer_price)
+    )
+    np.testing.assert_allclose(fast.user_amount, slow.user_amount, atol=1e-12)
+    np.testing.assert_allclose(fast.provider_amount, slow.provider_amount, atol=1e-12)
+    assert fast.welfare == pytest.approx(slow.welfare, abs=1e-9)
+    assert fast.efficient_welfare == pytest.approx(slow.efficient_welfare, abs=1e-9)
+    assert same_plan(fast, slow)
+
+
+@settings(max_examples=300, deadline=None)
+@given(auction_arrays())
+def test_fast_path_equals_reference_on_exact_inputs(arrays):
+    a = (arrays.bids, arrays.demands, arrays.costs, arrays.capacities)
+    assert_twins_agree(trade_reduction(*a), trade_reduction_reference(*a))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_path_equals_reference_on_seed_003_draws(seed):
+    arrays = double_auction_arrays(seed, 5_000, 8)
+    a = (arrays.bids, arrays.demands, arrays.costs, arrays.capacities)
+    assert_twins_agree(trade_reduction(*a), trade_reduction_reference(*a))
+
+
+@settings(max_examples=200, deadline=None)
+@given(auction_arrays())
+def test_never_a_deficit_and_individually_rational(arrays):
+    market = auction_market(arrays, divisible=True)
+    result = DoubleAuction().clear(market)
+    assert is_valid(market, result.allocation)
+    assert margin(result.payments, result.rewards) >= -1e-12
+    assert not ir_violations(market, result.allocation, result.payments, result.rewards)
+    # Every trader faces one price per unit on its side of the market.
+    for t in result.allocation.served_requests:
+        assert result.payments[t] <= market.request(t).value + 1e-12
+
+
+def near_the_margin(market, cleared, rng):
+    """The marginal user or provider or a neighbour in rank: where manipulation could pay."""
+    users = sorted(market.requests, key=lambda t: -t.unit_bid)
+    nodes = sorted(market.nodes, key=lambda n: n.unit_costs[0])
+    pick_user = rng.random() < 0.5
+    ranked = users if pick_user else nodes
+    marginal = cleared.diagnostics["marginal_user" if pick_user else "marginal_provider"]
+    ids = [p.id for p in ranked]
+    centre = ids.index(marginal) if marginal in ids else 0
+    k = int(np.clip(centre + rng.integers(-2, 3), 0, len(ids) - 1))
+    return ids[k]
+
+
+def test_misreports_near_the_margin_never_pay():
+    # Dominant-strategy truthfulness: not one sampled misreport gains (tolerance 1e-9), so
+    # in particular none pays in expectation.
+    rng = np.random.default_rng(11)
+    markets = [crossing_market(np.random.default_rng(500 + i)) for i in range(30)]
+    gains = misreport_gains(DoubleAuction(), markets, rng, 600, choose=near_the_margin,
+                            factors=(0.6, 1.4))  # fmt: skip
+    assert gains.max() <= 1e-9
+    assert (gains < -1e-9).mean() > 0.05  # the samples do reach outcomes that lying hurts
+    assert not misreports_pay(gains)[0]
+
+
+def pay_as_bid(market, seed):
+    """A deliberately manipulable variant: the same trades, each trader pays its own bid."""
+    result = DoubleAuction().clear(market, seed=seed)
+    payments = {
+        t: market.request(t).value * sum(result.allocation.shares_of(t).values())
+        for t in result.payments
+    }
+    return Clearing("pay-as-bid", result.allocation, payments, result.rewards,
+                    diagnostics=result.diagnostics)  # fmt: skip
+
+
+def a_trading_user(market, cleared, rng):
+    traders = sorted(cleared.payments) or [market.requests[0].id]
+    return traders[int(rng.integers(len(traders)))]
+
+
+def test_the_misreport_test_detects_a_manipulable_rule():
+    # The power check: the same test, on a rule where shading one's bid a little pays,
+    # rejects; on the double auction, with the very same draws, it does not.
+    markets = [crossing_market(np.random.default_rng(900 + i)) for i in range(30)]
+    draws = dict(choose=a_trading_user, factors=(0.9, 1.0))
+    gains = misreport_gains(pay_as_bid, markets, np.random.default_rng(12), 200, **draws)
+    pays, p_value = misreports_pay(gains)
+    assert pays, p_value
+    gains = misreport_gains(DoubleAuction(), markets, np.random.default_rng(12), 200, **draws)
+    assert not misreports_pay(gains)[0] and gains.max() <= 1e-9
+
+
+def test_unsupported_markets_are_refused_with_reasons():
+    with pytest.raises(InvalidMarketError, match=r"must be divisible.*one resource.*fixed cost"):
+        DoubleAuction().clear(running_example())
+
+
+def test_unlimited_capacity_and_idle_participants():
+    market = auction_market(
+        AuctionArrays(np.array([1.0, 0.9, 0.8]), np.array([1.0, 0.0, 1.0]),
+                      np.array([0.1, 0.2, 0.3]), np.array([np.inf, 1.0, 0.0])),
+        divisible=True,
+    )  # fmt: skip
+    result = DoubleAuction().clear(market)
+    summary = summarize(market, result)
+    assert summary.valid and summary.individually_rational and summary.budget_balanced
+    assert "u2" not in result.payments and "p3" not in result.rewards
+
+
+def test_seed_003_set_up_clears_with_bound_and_gap():
+    market = double_auction_market(1, 2_000, 8)
+    result = DoubleAuction().clear(market)
+    summary = summarize(market, result)
+    assert summary.valid and summary.individually_rational and summary.budget_balanced
+    assert result.bound >= summary.welfare and 0 < result.gap < 0.5
+    assert result.diagnostics["traded_quantity"] < result.diagnostics["efficient_quantity"]
