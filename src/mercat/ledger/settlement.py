@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from mercat.errors import (
     AlreadyExistsError,
@@ -216,29 +216,41 @@ def _apply_outcome(ctx: Context, round_: int, task: str, success: bool) -> dict[
     else:
         add(escrow_book(request), balances[hold])
 
-    # 2-3. the collective rule on every active asset, then removal.
+    # 2-3. the collective rule on every active asset, then removal. Statuses are read
+    # under the books' locks (an asset's status changes only with its stake book locked).
+    status = dict(
+        ctx.tx.execute(
+            select(s.assets.c.id, s.assets.c.status).where(
+                s.assets.c.id.in_([row.asset for row in members])
+            )
+        ).all()
+    )
     rule = ctx.config.rule
-    removed = []
+    removed, effects = [], []
     for row in members:
         book = stake_book(row.asset)
         before = balances[book]
-        status = ctx.asset(row.asset)[1]
-        after = rule.updated_stake(before, success) if status == "active" else before
-        gone = status == "active" and rule.removal and rule.is_ruined(after)
+        active = status[row.asset] == "active"
+        after = rule.updated_stake(before, success) if active else before
+        gone = active and rule.removal and rule.is_ruined(after)
         add(book, after - before)
         add(POOL, before - after)
         if gone:
             removed.append(row.asset)
-            ctx.set_asset_status(row.asset, "removed")
-        ctx.tx.execute(
-            update(s.task_assets)
-            .where(
-                s.task_assets.c.round == round_,
-                s.task_assets.c.task == task,
-                s.task_assets.c.position == row.position,
-            )
-            .values(stake_before=before, stake_after=after, removed=gone)
+        effects.append({"p": row.position, "before": before, "after": after, "gone": gone})
+    if removed:
+        ctx.tx.execute(update(s.assets).where(s.assets.c.id.in_(removed)).values(status="removed"))
+    ctx.tx.execute(
+        update(s.task_assets)
+        .where(
+            s.task_assets.c.round == round_,
+            s.task_assets.c.task == task,
+            s.task_assets.c.position == bindparam("p"),
         )
+        .values(stake_before=bindparam("before"), stake_after=bindparam("after"),
+                removed=bindparam("gone")),
+        effects,
+    )  # fmt: skip
     if balances[POOL] + moves.get(POOL, 0) < 0:
         raise RewardPoolExhaustedError(
             f"the reward pool holds {balances[POOL]}, the settlement needs {-moves[POOL]} from it"

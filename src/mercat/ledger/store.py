@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event, insert, select, update
+from sqlalchemy import bindparam, create_engine, event, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -151,10 +151,12 @@ class Txn:
                 for book, amount in moves.items()
             ],
         )
-        for book, amount in sorted(moves.items()):
+        for book, amount in moves.items():
             balances[book] += amount
-            self.execute(
-                update(s.books)
-                .where(s.books.c.name == book)
-                .values(balance=s.books.c.balance + amount)
-            )
+        # One executemany, in book order (psycopg pipelines it: one round trip, not one per book).
+        self.execute(
+            update(s.books)
+            .where(s.books.c.name == bindparam("book"))
+            .values(balance=s.books.c.balance + bindparam("amount")),
+            [{"book": book, "amount": amount} for book, amount in sorted(moves.items())],
+        )
