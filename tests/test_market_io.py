@@ -111,3 +111,11 @@ def test_file_errors_name_the_file(tmp_path):
         load_market(bad)
     with pytest.raises(InvalidMarketError, match="cannot read market file"):
         load_market(tmp_path / "missing.json")
+
+
+def test_the_documented_example_is_the_example_file():
+    import re
+
+    text = (EXAMPLE.parents[1] / "docs" / "market-format.md").read_text(encoding="utf-8")
+    block = re.search(r"```json\n(.*?)```", text, re.DOTALL).group(1)
+    assert loads_market(block) == load_market(EXAMPLE)
