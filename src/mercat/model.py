@@ -289,7 +289,9 @@ class Clearing:
 
 
 def relative_gap(bound: float, objective: float) -> float:
-    """(bound - objective) / max(|bound|, 1e-12), never below 0."""
+    """(bound - objective) / max(|bound|, 1e-12), never below 0; inf without a finite bound."""
+    if not math.isfinite(bound):
+        return math.inf
     return max(0.0, (bound - objective) / max(abs(bound), 1e-12))
 
 

@@ -10,7 +10,12 @@ from mercat.clearing.optimal import OptimalMechanism, solve_welfare
 from mercat.constraints import is_valid
 from mercat.economics import margin, welfare
 from mercat.errors import InvalidParameterError
-from mercat.generators import auction_market, random_market, running_example
+from mercat.generators import (
+    auction_market,
+    random_market,
+    running_example,
+    standard_auction_market,
+)
 from mercat.model import Allocation
 from tests.clearing.contract import MechanismContract
 from tests.strategies import auction_arrays, markets
@@ -75,3 +80,12 @@ def test_an_empty_market_clears_to_nothing():
     market = random_market(0, 0, 2)
     result = OptimalMechanism().clear(market, seed=np.random.default_rng(1))
     assert result.allocation == Allocation.empty() and result.proven and result.bound == 0
+
+
+def test_a_time_limited_solve_says_it_is_not_proven():
+    # The seed-003 standard auction is hard for a plain MILP; a millisecond proves nothing.
+    market = standard_auction_market(0, 80, 8)
+    result = OptimalMechanism(time_limit=1e-3).clear(market)
+    assert is_valid(market, result.allocation)
+    assert result.bound >= welfare(market, result.allocation)
+    assert not result.proven and result.gap > 0

@@ -17,12 +17,22 @@ import numpy as np
 
 from mercat.constraints import MilpEncoding
 from mercat.errors import SolverError
+from mercat.model import relative_gap
+
+_banner_swallowed = False
 
 
 def new_solver(threads: int = 1):  # -> highspy.Highs (kept untyped: highspy loads lazily)
-    """A silent HiGHS instance (the start-up banner swallowed)."""
+    """A silent HiGHS instance (the start-up banner, printed once per process, swallowed)."""
+    global _banner_swallowed
     import highspy
 
+    if _banner_swallowed:
+        solver = highspy.Highs()
+        solver.setOptionValue("output_flag", False)
+        solver.setOptionValue("threads", int(threads))
+        return solver
+    _banner_swallowed = True
     sys.stdout.flush()
     saved = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -119,11 +129,18 @@ def solve_max(
         bound = math.inf
     if not math.isfinite(bound):
         bound = math.inf
-    if not has_point and not math.isfinite(bound):
-        raise SolverError(f"HiGHS found no solution for the clearing model (status {name})")
-    gap = (
-        max(0.0, (bound - objective) / max(abs(bound), 1e-12)) if math.isfinite(bound) else math.inf
+    usable = (
+        highspy.HighsModelStatus.kOptimal,
+        highspy.HighsModelStatus.kTimeLimit,
+        highspy.HighsModelStatus.kIterationLimit,
+        highspy.HighsModelStatus.kSolutionLimit,
+        highspy.HighsModelStatus.kInterrupt,
+        highspy.HighsModelStatus.kModelEmpty,
     )
+    if status not in usable:  # x = 0 is always feasible here, so anything else is a fault
+        raise SolverError(f"HiGHS could not solve the clearing model (status {name})")
+    # Stopped early without an incumbent: x = 0 (serve nobody) is valid, the bound unknown.
+    gap = relative_gap(bound, objective)
     return MilpResult(
         x=x,
         objective=objective,
