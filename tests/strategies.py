@@ -12,8 +12,9 @@ from itertools import combinations
 import numpy as np
 from hypothesis import strategies as st
 
+from mercat.brute_force import valid_allocations
 from mercat.generators import AuctionArrays, auction_market
-from mercat.model import Conflict, Market, Node, Request
+from mercat.model import Allocation, Conflict, Market, Node, Request
 
 CAPABILITIES = ("gpu", "tee")
 
@@ -90,3 +91,18 @@ def auction_arrays(
 def double_auction_markets(**kwargs: int) -> st.SearchStrategy[Market]:
     """Divisible single-resource markets that the double auction accepts."""
     return auction_arrays(**kwargs).map(lambda a: auction_market(a, divisible=True))
+
+
+def allocations_of(market: Market) -> st.SearchStrategy[Allocation]:
+    """A valid allocation of a small indivisible market (drawn from the enumeration of V)."""
+    return st.sampled_from(list(valid_allocations(market)))
+
+
+@st.composite
+def payment_rules(
+    draw: st.DrawFn, market: Market, allocation: Allocation
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(π, φ) on the served requests and used nodes, any sign: IR or not, any margin."""
+    payments = {t: draw(quarters(-2, 8)) for t in sorted(allocation.served_requests)}
+    rewards = {n: draw(quarters(-2, 8)) for n in sorted(allocation.used_nodes)}
+    return payments, rewards

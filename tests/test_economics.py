@@ -22,7 +22,7 @@ from mercat.economics import (
 )
 from mercat.generators import running_example
 from mercat.model import Allocation, Clearing, Market, Node, Request
-from tests.strategies import markets, quarters
+from tests.strategies import allocations_of, markets, payment_rules
 
 ALPHA_1 = Allocation.from_nodes({"t1": ["n1", "n2"]})
 ALPHA_2 = Allocation.from_nodes({"t2": ["n1"]})
@@ -83,18 +83,16 @@ def test_node_cost_adds_fixed_and_per_unit_costs():
     assert node_cost(m, Allocation.empty(), "n") == 0
 
 
-payment_maps = st.dictionaries(st.sampled_from(["t0", "t1", "t2", "n0", "n1"]), quarters(-2, 6))
-
-
 @settings(max_examples=60, deadline=None)
-@given(markets(max_requests=3, max_nodes=2), payment_maps, payment_maps, st.data())
-def test_surplus_is_the_sum_of_utilities(market, pay, rew, data):
-    allocations = list(valid_allocations(market))
-    allocation = data.draw(st.sampled_from(allocations))
-    pay = {k: v for k, v in pay.items() if k in market.request_by_id}
-    rew = {k: v for k, v in rew.items() if k in market.node_by_id}
+@given(markets(max_requests=3, max_nodes=2), st.data())
+def test_surplus_is_the_sum_of_utilities(market, data):
+    allocation = data.draw(allocations_of(market))
+    pay, rew = data.draw(payment_rules(market, allocation))
     total = sum(utilities(market, allocation, pay, rew).values())
     assert surplus(market, allocation, pay, rew) == pytest.approx(total, abs=1e-9)
+    assert individually_rational(market, allocation, pay, rew) == all(
+        u >= -1e-9 for u in utilities(market, allocation, pay, rew).values()
+    )
 
 
 @settings(max_examples=60, deadline=None)
