@@ -15,6 +15,7 @@ and at the end `verify()` recomputes every balance from the journal.
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -167,7 +168,7 @@ def test_conservation_and_non_negativity_on_sqlite(sqlite_market, ops):
 
 @pytest.fixture(scope="module")
 def pg_market(postgres):
-    m = Market(postgres.create_database("property_ledger"), users=0, unstake_delay=1)
+    m = Market(postgres.create_database(f"prop_{uuid.uuid4().hex[:12]}"), users=0, unstake_delay=1)
     m.fund_pool(10**6)
     yield m
     m.ledger.verify()
