@@ -89,7 +89,8 @@ class TemporaryPostgres:
         self.datadir = self.root / "data"
         self._as_postgres: list[str] = []
         if os.geteuid() == 0:
-            runuser = shutil.which("runuser")
+            # runuser (util-linux) lives in sbin, which a CI PATH may leave out.
+            runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
             if runuser is None:
                 raise PostgresUnavailable("running as root without runuser")
             try:
