@@ -34,7 +34,8 @@ def markets(
     divisible: bool = False,
 ) -> Market:
     """A valid market with every constraint kind (capacities, capabilities, replicas,
-    node and market conflicts, fixed and per-unit costs), small enough to enumerate."""
+    node and market conflicts, exclusive nodes, fixed and per-unit costs), small enough to
+    enumerate."""
     k = draw(st.integers(0, max_resources))
     resources = tuple(f"r{i}" for i in range(k))
     labels = st.frozensets(st.sampled_from(CAPABILITIES), max_size=len(CAPABILITIES))
@@ -65,7 +66,13 @@ def markets(
     pairs = list(combinations([t.id for t in requests], 2))
     chosen = draw(st.lists(st.sampled_from(pairs), unique=True)) if pairs else []
     conflicts = tuple(Conflict(a, b, draw(st.sampled_from(("node", "market")))) for a, b in chosen)
-    return Market(requests, nodes, conflicts, resources, divisible=divisible)
+    # Sometimes two nodes are instantiations of one machine: at most one of them is used.
+    exclusive = ()
+    if n_nodes >= 2 and draw(st.booleans()):
+        exclusive = (tuple(draw(st.permutations([n.id for n in nodes]))[:2]),)
+    return Market(
+        requests, nodes, conflicts, resources, divisible=divisible, exclusive_nodes=exclusive
+    )
 
 
 @st.composite

@@ -57,6 +57,17 @@ def test_market_conflicts_forbid_serving_both_anywhere():
     assert is_valid(small_market(scope="node"), apart)
 
 
+def test_exclusive_nodes_are_never_used_together():
+    m = Market(
+        requests=(Request("a", 3.0), Request("b", 2.0)),
+        nodes=(Node("cheap-for-a", cost=0.5), Node("cheap-for-b", cost=2.0)),
+        exclusive_nodes=[["cheap-for-a", "cheap-for-b"]],
+    )
+    both = Allocation.from_nodes({"a": ["cheap-for-a"], "b": ["cheap-for-b"]})
+    assert "are used together" in is_valid(m, both).reasons[0]
+    assert is_valid(m, Allocation.from_nodes({"a": ["cheap-for-a"], "b": ["cheap-for-a"]}))
+
+
 def test_divisible_shares_sum_to_at_most_one():
     m = small_market(divisible=True)
     ok = Allocation.from_shares({"b": {"x": 0.5, "y": 0.5}})

@@ -30,6 +30,7 @@ def test_random_markets_exercise_every_constraint_kind():
     assert any(t.capabilities for t in requests)
     nodes = [n for m in markets for n in m.nodes]
     assert any(n.cost > 0 for n in nodes) and any(any(n.unit_costs) for n in nodes)
+    assert any(m.exclusive_nodes for m in markets)
     # Capacities bind: some node cannot take all requests it could serve.
     assert all(len(m.resources) == 2 for m in markets)
     divisible = random_market(0, 8, 4, divisible=True)

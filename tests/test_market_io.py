@@ -93,6 +93,9 @@ def doc(**changes):
         (doc(divisible="yes"), "divisible: expected true or false"),
         (doc(format="other/2"), "format: expected 'mercat-market/1'"),
         (doc(extra=1), "unknown key 'extra'"),
+        (doc(exclusive_nodes=[["n1", "n9"]]), "names unknown node 'n9'"),
+        (doc(exclusive_nodes=[["n1", 3]]), r"exclusive_nodes\[0\]\[1\]: expected a non-empty"),
+        (doc(exclusive_nodes=["n1"]), r"exclusive_nodes\[0\]: expected a list"),
         ({"requests": []}, "missing required key 'nodes'"),
     ],
 )

@@ -47,6 +47,10 @@ def valid_allocations(market: Market) -> Iterator[Allocation]:
         frozenset((c.first, c.second)) for c in market.conflicts if c.scope == "market"
     }
     index = {n.id: j for j, n in enumerate(market.nodes)}
+    rivals = {n.id: set() for n in market.nodes}  # nodes that may not be used with n
+    for group in market.exclusive_nodes:
+        for nid in group:
+            rivals[nid].update(other for other in group if other != nid)
     load = [[0.0] * len(market.resources) for _ in market.nodes]
     on_node: list[list[str]] = [[] for _ in market.nodes]
     served: list[str] = []
@@ -60,6 +64,8 @@ def valid_allocations(market: Market) -> Iterator[Allocation]:
                 if load[j][r] + d > cap[r] + FEASIBILITY_TOL * max(1.0, cap[r]):
                     return False
             if any(frozenset((request.id, other)) in node_conflicts for other in on_node[j]):
+                return False
+            if any(on_node[index[r]] for r in rivals[n]):
                 return False
         return not any(frozenset((request.id, other)) in market_conflicts for other in served)
 

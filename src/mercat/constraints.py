@@ -7,7 +7,8 @@ An allocation α is valid (α ∈ V) when
 3. capability: every node that serves a request offers all of the request's capabilities;
 4. capacity: on every node and resource, Σ_t share(t, n)·demand_t[r] ≤ capacity_n[r];
 5. conflicts: two requests in a "node" conflict never share a node; of two requests in a
-   "market" conflict at most one is served.
+   "market" conflict at most one is served; of a group of exclusive nodes at most one is
+   used.
 
 `is_valid` checks these and says why an allocation fails; `encode` writes the same set as
 the feasible set of a mixed-integer linear program (`MilpEncoding`), which the optimiser,
@@ -109,6 +110,12 @@ def is_valid(market: Market, allocation: Allocation, tol: float = FEASIBILITY_TO
                     f"{used:.6g} > {cap:.6g}"
                 )
 
+    used = allocation.used_nodes
+    for group in market.exclusive_nodes:
+        busy = [n for n in group if n in used]
+        if len(busy) > 1:
+            reasons.append(f"exclusive nodes {busy} are used together (at most one may be)")
+
     served = allocation.served_requests
     for c in market.conflicts:
         if c.scope == "market":
@@ -136,8 +143,8 @@ class MilpEncoding:
     - `pair_columns[(t, n)]`: share(t, n) (binary when indivisible, in [0, 1] when divisible),
       only for pairs where n offers t's capabilities and one replica fits n's capacity;
     - `served_columns[t]`: served fraction of t (binary when indivisible);
-    - `used_columns[n]`: 1 if n serves anything (only for nodes with a fixed cost, which is
-      the only thing it prices);
+    - `used_columns[n]`: 1 if n serves anything (only for nodes with a fixed cost, which it
+      prices, or in an exclusive group, which it limits);
     - `indicators[b]`: in divisible markets, a binary b that is 1 whenever one of the listed
       (continuous) columns is positive; conflicts are written on these.
     """
@@ -270,9 +277,10 @@ def encode(market: Market) -> MilpEncoding:
         rows.append((coeffs, 0.0, 0.0))
 
     used: dict[str, int] = {}
+    grouped = {nid for group in market.exclusive_nodes for nid in group}
     for n in market.nodes:
         on_node = of_node[n.id]
-        if n.cost > 0 and on_node:
+        if (n.cost > 0 or n.id in grouped) and on_node:
             used[n.id] = column(0.0, 1.0, True, -n.cost)
             for j in on_node.values():
                 rows.append(({j: 1.0, used[n.id]: -1.0}, -math.inf, 0.0))
@@ -286,6 +294,12 @@ def encode(market: Market) -> MilpEncoding:
             }
             if coeffs and sum(coeffs.values()) > cap:
                 rows.append((coeffs, -math.inf, float(cap)))
+
+    for group in market.exclusive_nodes:
+        # Σ used(n) ≤ 1 over the group (nodes that can serve nothing have no column).
+        coeffs = {used[nid]: 1.0 for nid in group if nid in used}
+        if len(coeffs) > 1:
+            rows.append((coeffs, -math.inf, 1.0))
 
     indicators: dict[int, tuple[int, ...]] = {}
 

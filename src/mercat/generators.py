@@ -52,13 +52,15 @@ def random_market(
     max_replicas: int = 2,
     capability_rate: float = 0.3,
     conflict_rate: float = 0.15,
+    exclusive_rate: float = 0.15,
     fixed_costs: bool = True,
     unit_costs: bool = True,
     divisible: bool = False,
 ) -> Market:
     """A market that exercises every constraint kind: multi-resource capacities that bind,
-    capabilities, replicas (indivisible only), node and market conflicts, fixed and
-    per-unit costs. Values are drawn so that some requests are worth serving and some not."""
+    capabilities, replicas (indivisible only), node and market conflicts, exclusive nodes,
+    fixed and per-unit costs. Values are drawn so that some requests are worth serving and
+    some not."""
     n_requests = integer("n_requests", n_requests, minimum=0)
     n_nodes = integer("n_nodes", n_nodes, minimum=0)
     n_resources = integer("n_resources", n_resources, minimum=0)
@@ -67,6 +69,7 @@ def random_market(
     max_replicas = integer("max_replicas", max_replicas, minimum=1)
     probability("capability_rate", capability_rate)
     probability("conflict_rate", conflict_rate)
+    probability("exclusive_rate", exclusive_rate)
     rng = as_generator(seed)
     resources = RESOURCES[:n_resources]
 
@@ -99,6 +102,13 @@ def random_market(
         for a, b in combinations(requests, 2)
         if rng.random() < conflict_rate
     ]
+    # Consecutive nodes are, with probability `exclusive_rate`, two instantiations of one
+    # machine (different costs for different workloads): at most one of them is used.
+    exclusive = [
+        (nodes[j].id, nodes[j + 1].id)
+        for j in range(0, n_nodes - 1, 2)
+        if rng.random() < exclusive_rate
+    ]
     return Market(
         requests=tuple(requests),
         nodes=tuple(nodes),
@@ -106,6 +116,7 @@ def random_market(
         resources=resources,
         divisible=divisible,
         name=f"random market ({n_requests} requests, {n_nodes} nodes)",
+        exclusive_nodes=tuple(exclusive),
     )
 
 

@@ -19,6 +19,7 @@ from mercat.model import CONFLICT_SCOPES, Conflict, Market, Node, Request
 FORMAT = "mercat-market/1"
 
 _TOP_KEYS = {"format", "name", "divisible", "resources", "requests", "nodes", "conflicts"}
+_TOP_KEYS |= {"exclusive_nodes"}
 _REQUEST_KEYS = {"id", "value", "bid", "demand", "replicas", "capabilities"}
 _NODE_KEYS = {"id", "cost", "unit_costs", "capacity", "capabilities"}
 _CONFLICT_KEYS = {"requests", "scope"}
@@ -176,6 +177,13 @@ def market_from_dict(data: Any) -> Market:
             )
         )
 
+    exclusive = tuple(
+        tuple(
+            _string(f"exclusive_nodes[{g}][{i}]", nid)
+            for i, nid in enumerate(_list(f"exclusive_nodes[{g}]", group))
+        )
+        for g, group in enumerate(_list("exclusive_nodes", doc.get("exclusive_nodes", [])))
+    )
     return Market(
         requests=tuple(requests),
         nodes=tuple(nodes),
@@ -183,6 +191,7 @@ def market_from_dict(data: Any) -> Market:
         resources=resources,
         divisible=divisible,
         name=name,
+        exclusive_nodes=exclusive,
     )
 
 
@@ -241,6 +250,8 @@ def market_to_dict(market: Market) -> dict[str, Any]:
         if n.capabilities:
             item["capabilities"] = sorted(n.capabilities)
         doc["nodes"].append(item)
+    if market.exclusive_nodes:
+        doc["exclusive_nodes"] = [list(group) for group in market.exclusive_nodes]
     if market.conflicts:
         doc["conflicts"] = [
             {"requests": [c.first, c.second], "scope": c.scope} for c in market.conflicts

@@ -21,7 +21,8 @@ Conventions:
 - Ids are unique across requests and nodes, so a payment or a reward is never ambiguous.
 - Conflicts have a scope: `"node"` (the two requests never run on the same node: the
   running example's "no node runs both") or `"market"` (at most one of them is served: a
-  state conflict).
+  state conflict). Groups of `exclusive_nodes` are instantiations of one machine with
+  different costs: at most one node of a group is used.
 - An allocation holds shares: share(t, n) is the fraction of request t's demand that node n
   serves. Indivisible markets use shares of exactly 1 (α(t) is a set of nodes); divisible
   markets use fractions whose sum over nodes is at most 1.
@@ -116,7 +117,13 @@ class Conflict:
 
 @dataclass(frozen=True)
 class Market:
-    """Requests, nodes, the pairwise conflicts between requests, and the resources measured."""
+    """Requests, nodes, the pairwise conflicts between requests, and the resources measured.
+
+    `exclusive_nodes` lists groups of nodes of which at most one may serve anything: seed
+    001's way to give one machine different costs for different workloads ("instantiate
+    multiple nodes, where a valid allocation can only allocate to one of these
+    instantiations").
+    """
 
     requests: tuple[Request, ...]
     nodes: tuple[Node, ...]
@@ -124,11 +131,15 @@ class Market:
     resources: tuple[str, ...] = ()
     divisible: bool = False
     name: str = ""
+    exclusive_nodes: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         # Accept any iterable from callers; store tuples so the market stays immutable.
         for attr in ("requests", "nodes", "conflicts", "resources"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        groups = self.exclusive_nodes
+        if isinstance(groups, list | tuple) and all(isinstance(g, list | tuple) for g in groups):
+            object.__setattr__(self, "exclusive_nodes", tuple(tuple(g) for g in groups))
         _validate(self)
 
     @cached_property
@@ -163,6 +174,7 @@ class Market:
             resources=self.resources,
             divisible=self.divisible,
             name=self.name,
+            exclusive_nodes=self.exclusive_nodes,
         )
 
 
@@ -392,6 +404,23 @@ def _validate(market: Market) -> None:
                 f"duplicate conflict {c.first!r}-{c.second!r} (scope {c.scope!r})"
             )
         pairs.add(key)
+    if not isinstance(market.exclusive_nodes, tuple):
+        raise InvalidMarketError(
+            f"exclusive_nodes must be a list of node-id lists, got {market.exclusive_nodes!r}"
+        )
+    for group in market.exclusive_nodes:
+        if not isinstance(group, tuple) or len(group) < 2:
+            raise InvalidMarketError(
+                f"an exclusive node group needs at least 2 node ids, got {group!r}"
+            )
+        if len(set(group)) != len(group):
+            raise InvalidMarketError(f"exclusive node group {list(group)} repeats a node")
+        for nid in group:
+            if seen.get(nid) != "node":
+                kind = f" (it is a {seen[nid]})" if isinstance(nid, str) and nid in seen else ""
+                raise InvalidMarketError(
+                    f"exclusive node group {list(group)} names unknown node {nid!r}{kind}"
+                )
 
 
 def _check_id(identifier: object, kind: str, seen: dict[str, str]) -> None:

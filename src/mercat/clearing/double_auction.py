@@ -293,8 +293,8 @@ class DoubleAuction(Mechanism):
             problems.append("the market must be divisible")
         if len(market.resources) != 1:
             problems.append(f"exactly one resource is needed, got {list(market.resources)}")
-        if market.conflicts:
-            problems.append("conflicts are not supported")
+        if market.conflicts or market.exclusive_nodes:
+            problems.append("conflicts and exclusive nodes are not supported")
         picky = [t.id for t in market.requests if t.capabilities]
         if picky:
             problems.append(f"requests may not need capabilities ({picky[:3]} do)")
