@@ -224,3 +224,28 @@ class ChainInvalidTaskError(ContractRevertError, ValueError):
 
 class ChainDeploymentError(ContractRevertError, ValueError):
     """Constructor arguments the contract refuses (a rule or oracle set it cannot run)."""
+
+
+# --- distributed auctioneer (src/mercat/auctioneer/) ----------------------------------
+
+
+class AuctioneerConfigError(ProtocolError, ValueError):
+    """A peers file or protocol parameter the auctioneer cannot run with (m ≤ 2k, a group
+    smaller than k+1, a duplicate provider id, an unreadable key)."""
+
+
+class MessageTooLargeError(MalformedMessageError):
+    """A message above the size limit; it is dropped before it is parsed."""
+
+
+class UnsupportedVersionError(MalformedMessageError):
+    """A message of a protocol version this provider does not speak."""
+
+
+class RoundAbortedError(ProtocolError):
+    """A round that ended in ⊥: a timeout, a mismatch between providers, a bad reveal or an
+    abort by a peer. `reason` says which; the next round starts afresh."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
