@@ -198,11 +198,15 @@ class ChainStakeBelowMinimumError(ChainStakeError, StakeBelowMinimumError):
 
 
 class ChainStakeLockedError(ChainStakeError, StakeLockedError):
-    """A stake withdrawal before the unstake delay has passed."""
+    """A release with nothing matured: the unstake delay has not passed yet."""
 
 
 class ChainAssetNotActiveError(ChainStakeError, AssetNotActiveError):
-    """An operation on an asset that is removed, retiring or withdrawn (or never existed)."""
+    """An operation that needs an active asset (or, to replace, a removed one) got another."""
+
+
+class ChainUnknownAssetError(ChainStakeError, UnknownAssetError):
+    """An asset id that was never registered."""
 
 
 class ChainAssetExistsError(ChainStakeError, AlreadyExistsError):

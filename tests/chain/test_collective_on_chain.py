@@ -43,8 +43,9 @@ def test_integer_rule_is_the_float_rule_times_the_unit(name):
 @pytest.mark.parametrize("name", MECHANISM_NAMES)
 def test_contract_reproduces_settle_event_for_event(name):
     """160 tasks of 4 assets drawn from 12, outcomes from per-asset failure rates, removed
-    assets replaced every 25 tasks; after each task the contract's StakeUpdated and
-    AssetRemoved events must be exactly what `settle` computes."""
+    assets replaced every 25 tasks (their remaining stake carried over, topped up to S0);
+    after each task the contract's StakeUpdated and AssetRemoved events must be exactly
+    what `settle` computes."""
     rule = integer_rule(name, S0, "0.01", PENALTY)
     market = ChainMarket.deploy(BoaBackend(), rule)
     owner = market.new_account()
@@ -55,9 +56,14 @@ def test_contract_reproduces_settle_event_for_event(name):
     failure: dict[int, float] = {}
     active: list[int] = []
     removed: set[int] = set()
+    replaced: set[int] = set()
 
-    def add_asset(asset: int) -> None:
-        market.register_asset(owner, asset, S0)
+    def add_asset(asset: int, old: int | None = None) -> None:
+        if old is None:
+            market.register_asset(owner, asset, S0)
+        else:
+            market.replace_asset(owner, old, asset, S0)
+            replaced.add(old)
         stakes[asset] = S0
         failure[asset] = float(rng.choice([0.0, 0.02, 0.3]))
         active.append(asset)
@@ -67,8 +73,8 @@ def test_contract_reproduces_settle_event_for_event(name):
     next_asset = 13
     for task in range(160):
         if task % 25 == 24:
-            while len(active) < 12:
-                add_asset(next_asset)
+            for old in sorted(removed - replaced):
+                add_asset(next_asset, old)
                 next_asset += 1
         assets = sorted(int(a) for a in rng.choice(active, 4, replace=False))
         success = all(rng.random() >= failure[a] for a in assets)
@@ -81,7 +87,7 @@ def test_contract_reproduces_settle_event_for_event(name):
         ]
         assert updates == ([(a, expected.stakes[a]) for a in assets] if rule.moves_stakes else [])
         removals = [
-            (e.args["asset"], e.args["returned"]) for e in result.events if e.name == "AssetRemoved"
+            (e.args["asset"], e.args["stake"]) for e in result.events if e.name == "AssetRemoved"
         ]
         assert removals == [(a, expected.stakes[a]) for a in expected.removed]
         stakes = dict(expected.stakes)
@@ -89,13 +95,17 @@ def test_contract_reproduces_settle_event_for_event(name):
             active.remove(a)
             removed.add(a)
     for a, stake in stakes.items():  # the stored state agrees with the events
-        on_chain = market.asset(a)
-        assert (on_chain.stake, on_chain.status) == (
-            (0, "removed") if a in removed else (stake, "active")
+        expected_state = (
+            (0, "replaced")
+            if a in replaced
+            else (stake, "removed")
+            if a in removed
+            else (stake, "active")
         )
+        assert (market.stake(a), market.asset(a).status) == expected_state
     assert market.conservation_gap() == 0
     if MECHANISMS[name].removal:
-        assert removed  # the sequence exercises removal and replacement
+        assert removed and replaced  # the sequence exercises removal and replacement
 
 
 @pytest.mark.parametrize("name", MECHANISM_NAMES)

@@ -41,8 +41,8 @@ def test_market_abi_has_the_operations():
     fns = set(compile_contract("Market").functions)
     assert {
         "deposit", "withdraw", "transfer", "fund_pool", "escrow", "refund", "register_asset",
-        "add_stake", "retire", "withdraw_stake", "settle", "is_settled", "advance_round",
-        "set_authority",
+        "add_stake", "unstake", "release", "replace_asset", "settle", "is_settled",
+        "advance_round", "set_authority",
     } <= fns  # fmt: skip
 
 

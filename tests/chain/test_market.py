@@ -19,6 +19,7 @@ from mercat.errors import (
     ChainStakeError,
     ChainStakeLockedError,
     ChainUnauthorizedError,
+    ChainUnknownAssetError,
     ChainUnknownRequestError,
     InvalidParameterError,
     TaskAlreadySettledError,
@@ -136,7 +137,7 @@ def test_only_the_authority_settles_and_only_the_admin_runs_the_clock(world):
     args = market.settlement_args(0, 0, [1], True)
     with pytest.raises(ChainUnauthorizedError, match="not the settlement authority"):
         market.backend.transact(address, market_art.encode_call("settle", args), alice)
-    for fn, fn_args in (("refund", [7]), ("advance_round", []), ("set_authority", [alice])):
+    for fn, fn_args in (("refund", [7]), ("advance_round", [1]), ("set_authority", [alice])):
         with pytest.raises(ChainUnauthorizedError, match="only the admin"):
             market.backend.transact(address, market_art.encode_call(fn, fn_args), req)
     assert snapshot(market) == before
@@ -169,24 +170,41 @@ def test_pool_exhaustion_refuses_the_whole_settlement(market):
     assert market.reward_pool() == 0 and market.stake(1) == S0 + REWARD
 
 
-def test_removal_returns_the_remaining_stake_to_the_owner(market):
+def test_removal_keeps_the_stake_with_the_asset_until_unstaked_or_replaced(world):
+    market, alice, _, _ = world
+    stake = 2 * PENALTY + 5  # two failures bring it to 5 <= P: removed
+    market.register_asset(alice, 3, stake)
+    market.settle(0, 0, [3], False)
+    assert market.asset(3).status == "active"
+    result = market.settle(0, 1, [3], False)
+    removed = [e for e in result.events if e.name == "AssetRemoved"]
+    assert removed and removed[0].args["stake"] == 5
+    assert (market.asset(3).status, market.stake(3)) == ("removed", 5)
+    # A task that ran on it before removal still settles: it is paid, the rule skips it.
+    balance = market.balance(alice)
+    result = market.settle(0, 2, [1, 3], True, request=7, payouts=[10, 20])
+    assert [e.args["asset"] for e in result.events if e.name == "StakeUpdated"] == [1]
+    assert market.balance(alice) == balance + 30 and market.stake(3) == 5
+    with pytest.raises(ChainAssetExistsError):  # ids are never reused: replace under a new id
+        market.register_asset(alice, 3, S0)
+    with pytest.raises(ChainAssetNotActiveError, match="only a removed asset"):
+        market.replace_asset(alice, 1, 4, S0)
+    balance = market.balance(alice)
+    result = market.replace_asset(alice, 3, 4, S0)  # 5 carried over, S0 - 5 from the balance
+    assert result.events[0].args["carried"] == 5
+    assert market.balance(alice) == balance - (S0 - 5)
+    assert (market.asset(3).status, market.stake(3)) == ("replaced", 0)
+    assert (market.asset(4).status, market.stake(4)) == ("active", S0)
+    assert market.conservation_gap() == 0
+
+
+def test_removed_stake_can_be_unstaked(market):
     owner = market.new_account()
     market.fund(owner, 10 * S0)
-    stake = 2 * PENALTY + 5  # two failures bring it to 5 <= P: removed
-    market.register_asset(owner, 1, stake)
-    balance = market.balance(owner)
-    market.settle(0, 0, [1], False)
-    assert market.asset(1).status == "active"
-    result = market.settle(0, 1, [1], False)
-    removed = [e for e in result.events if e.name == "AssetRemoved"]
-    assert removed and removed[0].args["returned"] == 5
-    assert market.asset(1).status == "removed" and market.stake(1) == 0
-    assert market.balance(owner) == balance + 5
-    with pytest.raises(ChainAssetNotActiveError, match="asset not in the market"):
-        market.settle(0, 2, [1], True)
-    with pytest.raises(ChainAssetExistsError):  # ids are never reused: replace under a new id
-        market.register_asset(owner, 1, S0)
-    market.register_asset(owner, 2, S0)
+    market.register_asset(owner, 1, PENALTY + 5)
+    market.settle(0, 0, [1], False)  # 5 left: removed
+    market.unstake(owner, 1, 5)  # a removed asset may take out whatever it has left
+    assert (market.stake(1), market.unbonding(owner)) == (0, 5)
     assert market.conservation_gap() == 0
 
 
@@ -210,25 +228,41 @@ def test_stake_limits(market):
         capped.add_stake(other, 1, 1)
 
 
-def test_retire_waits_the_unstake_delay_in_rounds(world):
+def test_unstake_waits_the_delay_in_rounds(world):
     market, alice, bob, _ = world
-    market.retire(alice, 1)
-    assert market.asset(1).status == "retiring"
-    market.settle(0, 0, [1, 2], False)  # a retiring asset still settles what it ran
-    with pytest.raises(ChainStakeLockedError):
-        market.withdraw_stake(alice, 1)
-    market.advance_round()
-    with pytest.raises(ChainStakeLockedError):
-        market.withdraw_stake(alice, 1)
-    market.advance_round()
+    before = snapshot(market)
+    with pytest.raises(ChainStakeBelowMinimumError):
+        market.unstake(alice, 1, S0 - PENALTY)  # would leave P, at the removal level
+    with pytest.raises(ChainInsufficientFundsError, match="insufficient stake"):
+        market.unstake(alice, 1, S0 + 1)
     with pytest.raises(ChainUnauthorizedError, match="not the asset owner"):
-        market.withdraw_stake(bob, 1)
-    balance = market.balance(alice)
-    market.withdraw_stake(alice, 1)
-    assert market.balance(alice) == balance + S0 - PENALTY
-    assert market.asset(1).status == "withdrawn"
+        market.unstake(bob, 1, 1)
+    with pytest.raises(ChainUnknownAssetError):
+        market.unstake(alice, 99, 1)
+    with pytest.raises(ChainStakeLockedError):
+        market.release(alice)  # nothing unstaked yet
+    assert snapshot(market) == before
+    market.unstake(alice, 1, 1000)  # partial: stays active above the minimum
+    market.advance_round(1)
+    market.unstake(alice, 1, S0 - 1000)  # the rest: the asset retires
+    assert market.asset(1).status == "retired" and market.unbonding(alice) == S0
     with pytest.raises(ChainAssetNotActiveError):
-        market.retire(alice, 1)
+        market.add_stake(alice, 1, 10)
+    with pytest.raises(ChainUnknownAssetError):  # a retired asset takes no task
+        market.settle(0, 0, [99], True)
+    market.settle(1, 0, [1, 2], False)  # the rule leaves the retired asset alone
+    assert market.stake(1) == 0
+    with pytest.raises(ChainStakeLockedError):
+        market.release(alice)  # delay 2: the first unstake matures at round 2
+    balance = market.balance(alice)
+    market.advance_round(2)
+    market.advance_round(1)  # a lower round changes nothing
+    assert market.current_round() == 2
+    market.release(alice)
+    assert market.balance(alice) == balance + 1000 and market.unbonding(alice) == S0 - 1000
+    market.advance_round(3)
+    market.release(alice)
+    assert market.balance(alice) == balance + S0 and market.unbonding(alice) == 0
     assert market.conservation_gap() == 0
 
 
@@ -237,8 +271,11 @@ def test_escrow_refusals(world):
     before = snapshot(market)
     with pytest.raises(ChainRequestError, match="another requester"):
         market.escrow(alice, 7, 10)
-    with pytest.raises(ChainInsufficientFundsError, match="escrow too small"):
-        market.settle(0, 0, [1, 2], True, request=7, payouts=[5000, 1])
+    for outcome in (True, False):  # the price must be escrowed whatever the outcome
+        with pytest.raises(ChainInsufficientFundsError, match="escrow too small"):
+            market.settle(0, 0, [1, 2], outcome, request=7, payouts=[5000, 1])
+    with pytest.raises(ChainUnknownAssetError):
+        market.settle(0, 0, [1, 99], True)
     with pytest.raises(ChainUnknownRequestError):
         market.settle(0, 0, [1], True, request=99, payouts=[1])
     with pytest.raises(ChainUnknownRequestError):

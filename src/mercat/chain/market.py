@@ -30,7 +30,7 @@ from mercat.incentives.collective import DEFAULT_FLOOR_RATIO, CollectiveRule, me
 
 UINT256_MAX = 2**256 - 1
 MAX_TASK_ASSETS = 16  # MAX_ASSETS in Market.vy
-STATUS_NAMES = ("unused", "active", "retiring", "removed", "withdrawn")
+STATUS_NAMES = ("unused", "active", "retired", "removed", "replaced")  # the ledger's names
 
 
 class IntegerRuleLike(Protocol):
@@ -89,6 +89,12 @@ def integer_rule(
     )
 
 
+def default_min_stake(rule: IntegerRuleLike) -> int:
+    """The least stake an asset may enter with: one not at the removal level (P + 1, or P
+    when removal is at S < P), whether or not the rule removes, as on the SQL ledger."""
+    return rule.penalty + 1 if rule.removal_inclusive else rule.penalty
+
+
 def _constructor_rule(rule: IntegerRuleLike) -> list[Any]:
     values = [rule.penalty, rule.reward]
     values += [rule.stake_floor if rule.stake_floor is not None else 0]
@@ -122,7 +128,6 @@ class AssetState:
     owner: str
     stake: int
     status: str
-    unlock_round: int
 
 
 @dataclass(frozen=True)
@@ -171,13 +176,12 @@ class ChainMarket:
         threshold: int | None = None,
         decimals: int = 6,
     ) -> ChainMarket:
-        """Deploy the contracts. `min_stake` defaults to the least stake not at the removal
-        level. With `oracles=n`, an n-oracle quorum (threshold q, default n//2 + 1) becomes
-        the settlement authority."""
+        """Deploy the contracts. `min_stake` defaults to `default_min_stake(rule)`. With
+        `oracles=n`, an n-oracle quorum (threshold q, default n//2 + 1) becomes the
+        settlement authority."""
         args = _constructor_rule(rule)
-        penalty, inclusive, removal = args[0], args[3], args[2]
         if min_stake is None:
-            min_stake = (penalty + 1 if inclusive else penalty) if removal else max(args[5], 1)
+            min_stake = default_min_stake(rule)
         _amount("min_stake", min_stake, positive=True)
         _amount("unstake_delay_rounds", unstake_delay_rounds)
         if not isinstance(oracles, int) or isinstance(oracles, bool) or not 0 <= oracles <= 32:
@@ -319,18 +323,31 @@ class ChainMarket:
         _amount("amount", amount, positive=True)
         return self._result([self._send("Market", "add_stake", [asset, amount], owner)])
 
-    def retire(self, owner: str, asset: int) -> TxResult:
+    def unstake(self, owner: str, asset: int, amount: int) -> TxResult:
+        """Stake to the owner's unbonding, releasable `unstake_delay_rounds` later."""
         owner = self._account("owner", owner)
         _amount("asset", asset)
-        return self._result([self._send("Market", "retire", [asset], owner)])
+        _amount("amount", amount, positive=True)
+        return self._result([self._send("Market", "unstake", [asset, amount], owner)])
 
-    def withdraw_stake(self, owner: str, asset: int) -> TxResult:
+    def release(self, account: str) -> TxResult:
+        """Matured unbonding back to `account`'s free balance."""
+        account = self._account("account", account)
+        return self._result([self._send("Market", "release", [], account)])
+
+    def replace_asset(self, owner: str, old: int, new: int, stake: int) -> TxResult:
+        """A removed asset's stake carried over to a new asset staked at `stake`."""
         owner = self._account("owner", owner)
-        _amount("asset", asset)
-        return self._result([self._send("Market", "withdraw_stake", [asset], owner)])
+        _amount("old", old)
+        _amount("new", new)
+        _amount("stake", stake, positive=True)
+        result = self._result([self._send("Market", "replace_asset", [old, new, stake], owner)])
+        return self._tracked(result, [owner], asset=new)
 
-    def advance_round(self) -> TxResult:
-        return self._result([self._send("Market", "advance_round", [], self.admin)])
+    def advance_round(self, round: int) -> TxResult:
+        """Move the clock to `round` (a round not above the current one changes nothing)."""
+        _amount("round", round)
+        return self._result([self._send("Market", "advance_round", [round], self.admin)])
 
     # --- settlement --------------------------------------------------------------------
 
@@ -418,11 +435,15 @@ class ChainMarket:
         return EscrowState(*self._call("Market", "escrows", request))
 
     def asset(self, asset: int) -> AssetState:
-        owner, stake, status, unlock_round = self._call("Market", "assets", asset)
-        return AssetState(owner, stake, STATUS_NAMES[status], unlock_round)
+        owner, stake, status = self._call("Market", "assets", asset)
+        return AssetState(owner, stake, STATUS_NAMES[status])
 
     def stake(self, asset: int) -> int:
         return self.asset(asset).stake
+
+    def unbonding(self, account: str) -> int:
+        """Unstaked tokens of `account` waiting out the delay."""
+        return self._call("Market", "unbonding", account)
 
     def reward_pool(self) -> int:
         return self._call("Market", "reward_pool")
@@ -442,8 +463,9 @@ class ChainMarket:
 
     def conservation_gap(self) -> int:
         """held() minus what the known places account for: balances + escrows + stakes +
-        pool. Zero whenever every token the market holds is accounted for exactly once."""
-        accounted = sum(self.balance(a) for a in self.accounts)
+        unbonding + pool. Zero whenever every token the market holds is accounted for
+        exactly once."""
+        accounted = sum(self.balance(a) + self.unbonding(a) for a in self.accounts)
         accounted += sum(self.escrow_of(r).amount for r in self.requests)
         accounted += sum(self.stake(a) for a in self.assets)
         return self.held() - accounted - self.reward_pool()

@@ -2,21 +2,25 @@
 """
 @title Mercat market: balances, request escrows, collective stake, settlement
 @notice Holds every token that entered the market and accounts for each of them in exactly
-        one place: an account's free balance, a request's escrow, an asset's stake, or the
-        reward pool. Only `deposit` and `withdraw` move tokens across the contract's
-        boundary; every other function moves amounts between those places, so
+        one place: an account's free balance, a request's escrow, an asset's stake, an
+        account's unbonding (unstaked, waiting out the delay), or the reward pool. Only
+        `deposit` and `withdraw` move tokens across the contract's boundary; every other
+        function moves amounts between those places, so after every transaction
 
-            token.balanceOf(market) == sum(balances) + sum(escrows) + sum(stakes) + pool
+            token.balanceOf(market) == sum(balances) + sum(escrows) + sum(stakes)
+                                       + sum(unbonding) + reward_pool
 
-        holds after every transaction. Settlement never creates or destroys a token: a
-        reward is paid out of the pool and a penalty is paid into it (see docs/chain.md).
+        Settlement never creates or destroys a token: a reward is paid out of the pool and a
+        penalty is paid into it (see docs/chain.md).
 
         The collective rule is `mercat.incentives.collective.CollectiveRule` in base units:
-        every asset of a task gains `reward` if it succeeded and loses `penalty` if it
+        every active asset of a task gains `reward` if it succeeded and loses `penalty` if it
         failed (never more than its stake), the result is clamped to [stake_floor,
         stake_cap], and with `removal` an asset whose stake reaches the removal level
-        (S <= P, or S < P) is removed and its remaining stake returned to its owner's free
-        balance.
+        (S <= P, or S < P) is removed from the market; its stake stays with it until the
+        owner unstakes it or carries it over to a replacement. These are the SQL ledger's
+        rules (mercat.ledger), operation for operation; docs/chain.md lists where the two
+        differ on purpose.
 
         Settlement is idempotent by (round, task): the first `settle` of an id applies it,
         any later `settle` of the same id reverts with "market: task already settled" and
@@ -27,27 +31,34 @@ from ethereum.ercs import IERC20
 
 # Most assets one task can run on; the seed's experiments use 4.
 MAX_ASSETS: constant(uint256) = 16
+# Most unbonding entries one `release` call pays out (a bound on its loop); more matured
+# entries are paid by the next call.
+MAX_RELEASE: constant(uint256) = 64
 
-# Asset life cycle. An asset id is used once: a removed or withdrawn asset stays so, and a
-# replacement is registered under a new id.
+# Asset life cycle, named as on the SQL ledger. An id is used once: a replacement of a
+# removed asset gets a new id.
 UNUSED: constant(uint8) = 0
 ACTIVE: constant(uint8) = 1
-RETIRING: constant(uint8) = 2  # unstake requested; takes no new task, still settles
-REMOVED: constant(uint8) = 3  # ruined by the collective rule; stake returned to the owner
-WITHDRAWN: constant(uint8) = 4  # unstaked after the delay
+RETIRED: constant(uint8) = 2  # its owner unstaked all of it
+REMOVED: constant(uint8) = 3  # ruined by the collective rule; out of the market
+REPLACED: constant(uint8) = 4  # removed, then its stake carried over to a new asset
 
 
 struct Asset:
     owner: address
     stake: uint256
     status: uint8
-    unlock_round: uint256
 
 
 struct Escrow:
     requester: address
     amount: uint256
     closed: bool
+
+
+struct Unbonding:
+    amount: uint256
+    release_round: uint256
 
 
 event Deposited:
@@ -86,14 +97,22 @@ event StakeAdded:
     asset: indexed(uint256)
     amount: uint256
 
-event AssetRetiring:
-    asset: indexed(uint256)
-    unlock_round: uint256
-
-event StakeWithdrawn:
+event Unstaked:
     asset: indexed(uint256)
     owner: indexed(address)
     amount: uint256
+    release_round: uint256
+
+event Released:
+    owner: indexed(address)
+    amount: uint256
+
+event AssetReplaced:
+    old: indexed(uint256)
+    new: indexed(uint256)
+    owner: indexed(address)
+    carried: uint256
+    stake: uint256
 
 event TaskSettled:
     round: indexed(uint256)
@@ -101,9 +120,6 @@ event TaskSettled:
     request: indexed(uint256)
     success: bool
     paid: uint256
-
-event RoundAdvanced:
-    round: uint256
 
 event StakeUpdated:
     round: indexed(uint256)
@@ -115,8 +131,10 @@ event AssetRemoved:
     round: indexed(uint256)
     task: indexed(uint256)
     asset: indexed(uint256)
-    owner: address
-    returned: uint256
+    stake: uint256
+
+event RoundAdvanced:
+    round: uint256
 
 event AuthorityChanged:
     previous: indexed(address)
@@ -138,9 +156,9 @@ removal_inclusive: public(immutable(bool))
 moves_stakes: public(immutable(bool))
 stake_floor: public(immutable(uint256))  # 0: no floor
 stake_cap: public(immutable(uint256))  # max_value(uint256): no cap
-min_stake: public(immutable(uint256))  # least stake an asset may enter with
-# Rounds (not seconds) between `retire` and `withdraw_stake`: rounds are what settlements
-# carry, so the delay replays identically on the SQL ledger and on any chain.
+min_stake: public(immutable(uint256))  # least stake an active asset may hold
+# Rounds (not seconds) between `unstake` and `release`: rounds are what settlements carry,
+# so the delay replays identically on the SQL ledger and on any chain.
 unstake_delay_rounds: public(immutable(uint256))
 current_round: public(uint256)
 
@@ -148,6 +166,13 @@ balances: public(HashMap[address, uint256])
 escrows: public(HashMap[uint256, Escrow])
 assets: public(HashMap[uint256, Asset])
 reward_pool: public(uint256)
+
+# Unbonding per owner: a FIFO queue. Entries are appended with a non-decreasing release
+# round (the round only grows, the delay is fixed), so the matured ones are a prefix.
+unbonding: public(HashMap[address, uint256])  # total waiting, per owner
+unbond_queue: HashMap[address, HashMap[uint256, Unbonding]]
+unbond_head: HashMap[address, uint256]
+unbond_tail: HashMap[address, uint256]
 
 # Settled (round, task) ids as a bitmap: word task >> 8 of round `round`, bit task & 255.
 # Tasks numbered densely within a round share a storage word, so after the first task of a
@@ -192,7 +217,7 @@ def __init__(
     unstake_delay_rounds = _unstake_delay_rounds
 
 
-# --- access control --------------------------------------------------------------------
+# --- access control and the clock --------------------------------------------------------
 
 
 @external
@@ -205,14 +230,16 @@ def set_authority(_authority: address):
 
 
 @external
-def advance_round():
-    """The operator closes the current round (unstake delays count rounds)."""
+def advance_round(_round: uint256):
+    """The operator moves the clock to `_round` (a lower or equal round changes nothing),
+    as the ledger's AdvanceRound. Unstake delays count these rounds."""
     assert msg.sender == admin, "market: only the admin"
-    self.current_round += 1
-    log RoundAdvanced(round=self.current_round)
+    if _round > self.current_round:
+        self.current_round = _round
+        log RoundAdvanced(round=_round)
 
 
-# --- free balances ---------------------------------------------------------------------
+# --- free balances -----------------------------------------------------------------------
 
 
 @internal
@@ -255,7 +282,7 @@ def fund_pool(_amount: uint256):
     log PoolFunded(funder=msg.sender, amount=_amount)
 
 
-# --- request escrows -------------------------------------------------------------------
+# --- request escrows ---------------------------------------------------------------------
 
 
 @external
@@ -273,8 +300,9 @@ def escrow(_request: uint256, _amount: uint256):
 
 @external
 def refund(_request: uint256):
-    """Close a request and return what is left of its escrow to the requester. The
-    operator, which knows when the clearing has no more tasks for a request, closes it."""
+    """Close a request and return what is left of its escrow to the requester. Only the
+    operator may: a task's price is taken from the escrow when the task settles, so a
+    requester must not be able to empty it while its tasks run."""
     assert msg.sender == admin, "market: only the admin"
     requester: address = self.escrows[_request].requester
     assert requester != empty(address), "market: unknown request"
@@ -286,7 +314,7 @@ def refund(_request: uint256):
     log Refunded(request=_request, requester=requester, amount=amount)
 
 
-# --- stakes ----------------------------------------------------------------------------
+# --- stakes ------------------------------------------------------------------------------
 
 
 @internal
@@ -297,22 +325,36 @@ def _is_ruined(_stake: uint256) -> bool:
     return _stake < penalty
 
 
-@external
-def register_asset(_asset: uint256, _stake: uint256):
-    """Put a new asset on the market with `_stake` from the caller's free balance. A new
-    asset can join at any time, which is also how a removed one is replaced."""
+@internal
+@view
+def _check_new_asset(_asset: uint256, _stake: uint256):
     assert self.assets[_asset].status == UNUSED, "market: asset id already used"
     assert _stake >= min_stake and _stake >= stake_floor, "market: stake below the minimum"
     assert _stake <= stake_cap, "market: stake above the cap"
+
+
+@internal
+@view
+def _owned(_asset: uint256) -> uint8:
+    """The asset's status, after checking that it exists and the caller owns it."""
+    status: uint8 = self.assets[_asset].status
+    assert status != UNUSED, "market: unknown asset"
+    assert self.assets[_asset].owner == msg.sender, "market: not the asset owner"
+    return status
+
+
+@external
+def register_asset(_asset: uint256, _stake: uint256):
+    """Put a new asset on the market with `_stake` from the caller's free balance."""
+    self._check_new_asset(_asset, _stake)
     self._debit(msg.sender, _stake)
-    self.assets[_asset] = Asset(owner=msg.sender, stake=_stake, status=ACTIVE, unlock_round=0)
+    self.assets[_asset] = Asset(owner=msg.sender, stake=_stake, status=ACTIVE)
     log AssetRegistered(asset=_asset, owner=msg.sender, stake=_stake)
 
 
 @external
 def add_stake(_asset: uint256, _amount: uint256):
-    assert self.assets[_asset].owner == msg.sender, "market: not the asset owner"
-    assert self.assets[_asset].status == ACTIVE, "market: asset not active"
+    assert self._owned(_asset) == ACTIVE, "market: asset not active"
     assert self.assets[_asset].stake + _amount <= stake_cap, "market: stake above the cap"
     self._debit(msg.sender, _amount)
     self.assets[_asset].stake += _amount
@@ -320,30 +362,67 @@ def add_stake(_asset: uint256, _amount: uint256):
 
 
 @external
-def retire(_asset: uint256):
-    """Request to unstake: the asset takes no new task but still settles the ones it ran
-    until `withdraw_stake`, which opens `unstake_delay_rounds` rounds later."""
-    assert self.assets[_asset].owner == msg.sender, "market: not the asset owner"
-    assert self.assets[_asset].status == ACTIVE, "market: asset not active"
-    unlock_round: uint256 = self.current_round + unstake_delay_rounds
-    self.assets[_asset].status = RETIRING
-    self.assets[_asset].unlock_round = unlock_round
-    log AssetRetiring(asset=_asset, unlock_round=unlock_round)
+def unstake(_asset: uint256, _amount: uint256):
+    """Take stake off an asset into the owner's unbonding, released `unstake_delay_rounds`
+    rounds later. An active asset keeps at least the minimum stake, or unstakes all and
+    retires; a removed asset may take out whatever it has left."""
+    status: uint8 = self._owned(_asset)
+    assert _amount > 0, "market: amount must be positive"
+    stake: uint256 = self.assets[_asset].stake
+    assert stake >= _amount, "market: insufficient stake"
+    remaining: uint256 = stake - _amount
+    if status == ACTIVE:
+        assert remaining == 0 or remaining >= min_stake, "market: stake below the minimum"
+        if remaining == 0:
+            self.assets[_asset].status = RETIRED
+    self.assets[_asset].stake = remaining
+    release_round: uint256 = self.current_round + unstake_delay_rounds
+    tail: uint256 = self.unbond_tail[msg.sender]
+    self.unbond_queue[msg.sender][tail] = Unbonding(amount=_amount, release_round=release_round)
+    self.unbond_tail[msg.sender] = tail + 1
+    self.unbonding[msg.sender] += _amount
+    log Unstaked(asset=_asset, owner=msg.sender, amount=_amount, release_round=release_round)
 
 
 @external
-def withdraw_stake(_asset: uint256):
-    assert self.assets[_asset].owner == msg.sender, "market: not the asset owner"
-    assert self.assets[_asset].status == RETIRING, "market: asset not retiring"
-    assert self.current_round >= self.assets[_asset].unlock_round, "market: stake still locked"
-    amount: uint256 = self.assets[_asset].stake
-    self.assets[_asset].stake = 0
-    self.assets[_asset].status = WITHDRAWN
+def release():
+    """Move the caller's matured unbonding (release round reached) to its free balance."""
+    head: uint256 = self.unbond_head[msg.sender]
+    tail: uint256 = self.unbond_tail[msg.sender]
+    now: uint256 = self.current_round
+    amount: uint256 = 0
+    for i: uint256 in range(MAX_RELEASE):
+        if head == tail or self.unbond_queue[msg.sender][head].release_round > now:
+            break
+        amount += self.unbond_queue[msg.sender][head].amount
+        head += 1
+    assert amount > 0, "market: nothing has matured"
+    self.unbond_head[msg.sender] = head
+    self.unbonding[msg.sender] -= amount
     self.balances[msg.sender] += amount
-    log StakeWithdrawn(asset=_asset, owner=msg.sender, amount=amount)
+    log Released(owner=msg.sender, amount=amount)
 
 
-# --- settlement ------------------------------------------------------------------------
+@external
+def replace_asset(_old: uint256, _new: uint256, _stake: uint256):
+    """Replace a removed asset by a new one: the old one's remaining stake carries over and
+    the free balance tops it up to `_stake` (or takes back the excess)."""
+    status: uint8 = self._owned(_old)
+    self._check_new_asset(_new, _stake)
+    assert status == REMOVED, "market: only a removed asset can be replaced"
+    carried: uint256 = self.assets[_old].stake
+    if _stake > carried:
+        assert self.balances[msg.sender] >= _stake - carried, "market: insufficient balance"
+        self.balances[msg.sender] -= _stake - carried
+    else:
+        self.balances[msg.sender] += carried - _stake
+    self.assets[_old].stake = 0
+    self.assets[_old].status = REPLACED
+    self.assets[_new] = Asset(owner=msg.sender, stake=_stake, status=ACTIVE)
+    log AssetReplaced(old=_old, new=_new, owner=msg.sender, carried=carried, stake=_stake)
+
+
+# --- settlement --------------------------------------------------------------------------
 
 
 @external
@@ -353,6 +432,7 @@ def is_settled(_round: uint256, _task: uint256) -> bool:
 
 
 @internal
+@view
 def _updated_stake(_stake: uint256, _success: bool) -> uint256:
     # CollectiveRule.updated_stake in base units. A penalty takes at most the whole stake
     # (tokens cannot go negative); with removal or a floor the rule never asks for more.
@@ -376,10 +456,11 @@ def settle(
     """Settle one task that ran on `_assets` (ids in strictly increasing order, which rules
     out repeats in one pass).
 
-    Success pays `_payouts[i]` from the request's escrow to the owner of `_assets[i]`;
-    failure pays nothing and leaves the escrow to the requester (for another task or a
-    `refund`). `_payouts` is empty when the task carries no payment. Then every asset of
-    the task gets the collective reward or penalty."""
+    The task's price, sum(`_payouts`), must be in the request's escrow whatever the outcome
+    (the ledger holds it when the task opens). Success pays `_payouts[i]` from the escrow
+    to the owner of `_assets[i]`; failure leaves it to the requester. `_payouts` is empty
+    for a task without payment. Then every asset still active gets the collective reward
+    or penalty; an asset that left the market meanwhile is left alone."""
     assert msg.sender == self.authority, "market: not the settlement authority"
     word: uint256 = self.settled_words[_round][_task >> 8]
     bit: uint256 = 1 << (_task & 255)
@@ -394,7 +475,7 @@ def settle(
         assert self.escrows[_request].requester != empty(address), "market: unknown request"
         assert not self.escrows[_request].closed, "market: request closed"
         escrowed = self.escrows[_request].amount
-    paid: uint256 = 0
+    price: uint256 = 0
     pool: uint256 = self.reward_pool
     previous: uint256 = 0
     for i: uint256 in range(len(_assets), bound=MAX_ASSETS):
@@ -402,11 +483,14 @@ def settle(
         assert i == 0 or asset > previous, "market: task assets not strictly increasing"
         previous = asset
         status: uint8 = self.assets[asset].status
-        assert status == ACTIVE or status == RETIRING, "market: asset not in the market"
-        if paying and _success and _payouts[i] > 0:
-            # Escrow -> the owner's free balance; checked against the escrow below, once.
-            paid += _payouts[i]
-            self.balances[self.assets[asset].owner] += _payouts[i]
+        assert status != UNUSED, "market: unknown asset"
+        if paying:
+            price += _payouts[i]
+            if _success and _payouts[i] > 0:
+                # Escrow -> the owner's free balance; the escrow is checked once, below.
+                self.balances[self.assets[asset].owner] += _payouts[i]
+        if status != ACTIVE:
+            continue
         stake: uint256 = self.assets[asset].stake
         if moves_stakes:
             new_stake: uint256 = self._updated_stake(stake, _success)
@@ -420,13 +504,13 @@ def settle(
             self.assets[asset].stake = stake
             log StakeUpdated(round=_round, task=_task, asset=asset, stake=stake)
         if removal and self._is_ruined(stake):
-            owner: address = self.assets[asset].owner
-            self.assets[asset].stake = 0
             self.assets[asset].status = REMOVED
-            self.balances[owner] += stake
-            log AssetRemoved(round=_round, task=_task, asset=asset, owner=owner, returned=stake)
+            log AssetRemoved(round=_round, task=_task, asset=asset, stake=stake)
+    assert escrowed >= price, "market: escrow too small"
+    paid: uint256 = 0
+    if _success:
+        paid = price
     if paid > 0:
-        assert escrowed >= paid, "market: escrow too small"
         self.escrows[_request].amount = escrowed - paid
     self.reward_pool = pool
     log TaskSettled(round=_round, task=_task, request=_request, success=_success, paid=paid)
