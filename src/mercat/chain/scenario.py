@@ -468,7 +468,8 @@ class ChainRun:
     settle_gas: list[int]
 
 
-def _apply_on_chain(market: ChainMarket, accounts: dict[str, str], op: Op):
+def apply_on_chain(market: ChainMarket, accounts: dict[str, str], op: Op):
+    """Send one operation to `market`; `accounts` maps scenario names to addresses."""
     match op:
         case Fund(account=a, amount=x):
             return market.fund(accounts[a], x)
@@ -523,7 +524,7 @@ def run_on_chain(market: ChainMarket, ops: Sequence[Op]) -> ChainRun:
     gas: list[int] = []
     for i, op in enumerate(ops):
         try:
-            result = _apply_on_chain(market, accounts, op)
+            result = apply_on_chain(market, accounts, op)
         except MercatError as exc:
             names = {cls.__name__ for cls in type(exc).__mro__}
             if op.expect is None or op.expect not in names:
