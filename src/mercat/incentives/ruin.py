@@ -273,8 +273,10 @@ def adjustment_coefficient(problem: RuinProblem) -> float:
 
     if problem.claims == "bernoulli":
 
+        log_q, log_f = math.log1p(-f), math.log(f)  # 0 < f < 1 here
+
         def log_mgf(theta: float) -> float:
-            return float(special.logsumexp([-theta * r, theta * p], b=[1 - f, f]))
+            return float(np.logaddexp(log_q - theta * r, log_f + theta * p))
     else:
 
         def log_mgf(theta: float) -> float:
