@@ -272,7 +272,6 @@ def adjustment_coefficient(problem: RuinProblem) -> float:
     f, p, r = problem.failure_rate, float(problem.penalty), float(problem.reward)
 
     if problem.claims == "bernoulli":
-
         log_q, log_f = math.log1p(-f), math.log(f)  # 0 < f < 1 here
 
         def log_mgf(theta: float) -> float:
