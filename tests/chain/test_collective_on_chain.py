@@ -45,8 +45,11 @@ def test_contract_reproduces_settle_event_for_event(name):
     """160 tasks of 4 assets drawn from 12, outcomes from per-asset failure rates, removed
     assets replaced every 25 tasks (their remaining stake carried over, topped up to S0);
     after each task the contract's StakeUpdated and AssetRemoved events must be exactly
-    what `settle` computes."""
+    what `settle` computes with the integer rule, and that must be what `settle` computes
+    with the mechanism's float rule (in tokens) times the unit, removals included."""
     rule = integer_rule(name, S0, "0.01", PENALTY)
+    float_rule = MECHANISMS[name].rule(initial_stake=S0 / UNIT, task_target=0.01, penalty=99)
+    float_stakes: dict[int, float] = {}
     market = ChainMarket.deploy(BoaBackend(), rule)
     owner = market.new_account()
     market.fund(owner, 10**15)
@@ -65,6 +68,7 @@ def test_contract_reproduces_settle_event_for_event(name):
             market.replace_asset(owner, old, asset, S0)
             replaced.add(old)
         stakes[asset] = S0
+        float_stakes[asset] = S0 / UNIT
         failure[asset] = float(rng.choice([0.0, 0.02, 0.3]))
         active.append(asset)
 
@@ -79,6 +83,12 @@ def test_contract_reproduces_settle_event_for_event(name):
         assets = sorted(int(a) for a in rng.choice(active, 4, replace=False))
         success = all(rng.random() >= failure[a] for a in assets)
         expected = settle(stakes, assets, success, rule)
+        in_tokens = settle(float_stakes, assets, success, float_rule)
+        assert in_tokens.removed == expected.removed
+        assert [round(in_tokens.stakes[a] * UNIT) for a in assets] == [
+            expected.stakes[a] for a in assets
+        ]
+        float_stakes = dict(in_tokens.stakes)
 
         result = market.settle(0, task, assets, success)
 
