@@ -13,7 +13,8 @@ import pytest
 from mercat.chain.boa_backend import BoaBackend
 from mercat.chain.ganache import GanacheNode, node_tools_missing
 from mercat.chain.market import ChainMarket, integer_rule
-from mercat.chain.scenario import ScenarioConfig, random_scenario, reference_run, run_on_chain
+from mercat.chain.reference import reference_run
+from mercat.chain.scenario import ScenarioConfig, random_scenario, run_on_chain
 from mercat.chain.web3_backend import Web3Backend
 from mercat.errors import ChainUnavailableError
 from tests.chain.conftest import GANACHE_DIR

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from mercat.chain.boa_backend import BoaBackend
 from mercat.chain.market import ChainMarket, integer_rule
-from mercat.chain.scenario import ScenarioConfig, random_scenario, reference_run, run_on_chain
+from mercat.chain.reference import reference_run
+from mercat.chain.scenario import ScenarioConfig, random_scenario, run_on_chain
 from mercat.incentives.collective import MECHANISMS, settle
 from tests.chain.conftest import PENALTY, REWARD, S0, UNIT
 

@@ -19,27 +19,24 @@ import pytest
 
 from mercat.chain.boa_backend import BoaBackend
 from mercat.chain.market import ChainMarket, integer_rule
-from mercat.chain.scenario import (
+from mercat.chain.ops import (
     AdvanceRound,
     Escrow,
     Fund,
     FundPool,
-    MarketState,
     Op,
     Refund,
     Register,
     Release,
     ReplaceAsset,
-    ScenarioConfig,
     Settle,
     Unstake,
     Withdraw,
     account_names,
-    apply_on_chain,
     asset_ids,
-    chain_state,
-    random_scenario,
 )
+from mercat.chain.reference import MarketState
+from mercat.chain.scenario import ScenarioConfig, apply_on_chain, chain_state, random_scenario
 from mercat.errors import MercatError
 from mercat.identity import Keypair
 from mercat.incentives.collective import MECHANISMS

@@ -9,7 +9,8 @@ Public surface:
     GanacheNode(install_dir)                   a local ganache node from npm, stopped by PID
     integer_rule(mechanism, S0, target, P)     a mechanism's collective rule in base units
     compile_contract(name), CONTRACT_NAMES     the shipped .vy contracts, compiled by vyper
-    scenario: random_scenario, ReferenceMarket, run_on_chain   differential replays
+    ops, reference, scenario                   operations as data, the rules in plain Python,
+                                               random scenarios and their replay on a chain
 
 Backends are imported lazily by their modules, so `import mercat.chain` needs only eth-abi
 and eth-utils; vyper, titanoboa and web3 load when a backend or compile is used.
