@@ -233,20 +233,24 @@ class ChainDeploymentError(ContractRevertError, ValueError):
 # --- distributed auctioneer (src/mercat/auctioneer/) ----------------------------------
 
 
-class AuctioneerConfigError(ProtocolError, ValueError):
+class AuctioneerError(ProtocolError):
+    """Base of the distributed auctioneer's errors (the ledger's protocol errors are not)."""
+
+
+class AuctioneerConfigError(AuctioneerError, ValueError):
     """A peers file or protocol parameter the auctioneer cannot run with (m ≤ 2k, a group
     smaller than k+1, a duplicate provider id, an unreadable key)."""
 
 
-class MessageTooLargeError(MalformedMessageError):
+class MessageTooLargeError(AuctioneerError, MalformedMessageError):
     """A message above the size limit; it is dropped before it is parsed."""
 
 
-class UnsupportedVersionError(MalformedMessageError):
+class UnsupportedVersionError(AuctioneerError, MalformedMessageError):
     """A message of a protocol version this provider does not speak."""
 
 
-class RoundAbortedError(ProtocolError):
+class RoundAbortedError(AuctioneerError):
     """A round that ended in ⊥: a timeout, a mismatch between providers, a bad reveal or an
     abort by a peer. `reason` says which; the next round starts afresh."""
 
