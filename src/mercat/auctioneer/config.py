@@ -1,0 +1,243 @@
+"""Protocol parameters and the peers file.
+
+`ProtocolParams` holds what every executing provider must agree on (the providers in order,
+k, the mechanism, the number of payment groups, the bid-agreement rule) and the local
+timeouts. Providers exchange a digest of the agreed part in their first message, so two
+providers started with different parameters end the round in ⊥ rather than compute
+different things.
+
+The peers file (TOML) lists the providers and the auction:
+
+    [auction]
+    mechanism = "double"          # or "vcg"
+    k = 1
+    groups = 0                    # VCG payment groups; 0 = as many as fit: m // (k+1)
+    rule = "value"                # bid agreement: "value" or "bitwise" (the seed's)
+    bid_window = 2.0              # seconds a round accepts bids after it opens
+    phase_timeout = 5.0           # seconds to wait for the peers in each phase
+    task_timeout = 120.0          # seconds for the allocator's tasks and transfers
+    max_message_bytes = 67108864
+    sealing_clients = []          # client keys whose `final` batch closes bidding early
+
+    [[provider]]
+    id = "p1"
+    address = "tcp://127.0.0.1:5601"
+    public_key = "…64 hex digits…"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mercat.auctioneer.bid_agreement import RULES
+from mercat.auctioneer.messages import CLIENT_KEY, DEFAULT_MAX_BYTES, PROVIDER_ID
+from mercat.errors import AuctioneerConfigError
+
+MECHANISMS = ("double", "vcg")
+
+
+@dataclass(frozen=True)
+class ProtocolParams:
+    providers: tuple[str, ...]
+    k: int
+    mechanism: str = "double"
+    groups: int = 0
+    rule: str = "value"
+    bid_window: float = 2.0
+    phase_timeout: float = 5.0
+    task_timeout: float = 120.0
+    max_message_bytes: int = DEFAULT_MAX_BYTES
+    max_bids: int = 200_000
+    max_open_rounds: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "providers", tuple(self.providers))
+        m, k = len(self.providers), self.k
+        if m == 0:
+            raise AuctioneerConfigError("at least one provider must execute the protocol")
+        bad = [p for p in self.providers if not isinstance(p, str) or not PROVIDER_ID.fullmatch(p)]
+        if bad:
+            raise AuctioneerConfigError(
+                f"provider ids are 1-32 characters of [A-Za-z0-9_.-], got {bad[0]!r}"
+            )
+        if len(set(self.providers)) != m:
+            raise AuctioneerConfigError(f"duplicate provider id in {list(self.providers)}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise AuctioneerConfigError(f"k must be an integer >= 0, got {k!r}")
+        if m <= 2 * k:
+            raise AuctioneerConfigError(
+                f"m = {m} providers cannot resist coalitions of k = {k}: the protocol needs "
+                f"m > 2k (at least {2 * k + 1} providers)"
+            )
+        if self.mechanism not in MECHANISMS:
+            raise AuctioneerConfigError(
+                f"unknown mechanism {self.mechanism!r}; known: {', '.join(MECHANISMS)}"
+            )
+        if self.rule not in RULES:
+            raise AuctioneerConfigError(f"unknown rule {self.rule!r}; known: {', '.join(RULES)}")
+        if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 0:
+            raise AuctioneerConfigError(f"groups must be an integer >= 0, got {self.groups!r}")
+        if self.groups > m // (k + 1):
+            raise AuctioneerConfigError(
+                f"{self.groups} groups of at least k+1 = {k + 1} providers need "
+                f"{self.groups * (k + 1)} providers; there are {m}"
+            )
+        for name in ("bid_window", "phase_timeout", "task_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise AuctioneerConfigError(
+                    f"{name} must be a number of seconds > 0, got {value!r}"
+                )
+        for name in ("max_message_bytes", "max_bids", "max_open_rounds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AuctioneerConfigError(f"{name} must be an integer >= 1, got {value!r}")
+
+    @property
+    def m(self) -> int:
+        return len(self.providers)
+
+    @property
+    def payment_groups(self) -> int:
+        """c: the number of groups the VCG payments are split across."""
+        return self.groups or self.m // (self.k + 1)
+
+    def digest(self) -> bytes:
+        """What must be equal at every provider (timeouts are local and left out)."""
+        agreed = {
+            "providers": list(self.providers),
+            "k": self.k,
+            "mechanism": self.mechanism,
+            "groups": self.payment_groups,
+            "rule": self.rule,
+        }
+        return hashlib.sha256(json.dumps(agreed, sort_keys=True).encode()).digest()
+
+    def with_(self, **changes: Any) -> ProtocolParams:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Peer:
+    id: str
+    address: str
+    public_key: str
+
+
+@dataclass(frozen=True)
+class PeersFile:
+    params: ProtocolParams
+    peers: tuple[Peer, ...]
+    sealing_clients: tuple[str, ...] = field(default=())
+
+    def peer(self, provider_id: str) -> Peer:
+        for p in self.peers:
+            if p.id == provider_id:
+                return p
+        raise AuctioneerConfigError(
+            f"provider {provider_id!r} is not in the peers file; known: "
+            f"{', '.join(p.id for p in self.peers)}"
+        )
+
+    def keys(self) -> dict[str, str]:
+        return {p.id: p.public_key for p in self.peers}
+
+    def addresses(self) -> dict[str, str]:
+        return {p.id: p.address for p in self.peers}
+
+
+_AUCTION_KEYS = {
+    "mechanism",
+    "k",
+    "groups",
+    "rule",
+    "bid_window",
+    "phase_timeout",
+    "task_timeout",
+    "max_message_bytes",
+    "max_bids",
+    "max_open_rounds",
+    "sealing_clients",
+}
+
+
+def load_peers(path: Path, *, k: int | None = None) -> PeersFile:
+    """Read and check a peers file; `k` (the CLI's --k) overrides the file's."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AuctioneerConfigError(f"peers file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AuctioneerConfigError(f"peers file {path} cannot be read: {exc}") from None
+    unknown = set(data) - {"auction", "provider"}
+    if unknown:
+        raise AuctioneerConfigError(f"{path}: unknown sections {sorted(unknown)}")
+    auction = data.get("auction", {})
+    rows = data.get("provider", [])
+    if not isinstance(auction, dict) or not isinstance(rows, list) or not rows:
+        raise AuctioneerConfigError(f"{path}: needs an [auction] table and [[provider]] entries")
+    extra = set(auction) - _AUCTION_KEYS
+    if extra:
+        raise AuctioneerConfigError(f"{path}: unknown [auction] keys {sorted(extra)}")
+    peers = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or set(row) != {"id", "address", "public_key"}:
+            raise AuctioneerConfigError(
+                f"{path}: provider #{i + 1} needs exactly id, address and public_key"
+            )
+        if not isinstance(row["address"], str) or not row["address"].startswith("tcp://"):
+            raise AuctioneerConfigError(
+                f"{path}: provider {row['id']!r} address must be tcp://HOST:PORT"
+            )
+        if not isinstance(row["public_key"], str) or not CLIENT_KEY.fullmatch(row["public_key"]):
+            raise AuctioneerConfigError(
+                f"{path}: provider {row['id']!r} public_key must be 64 lowercase hex digits"
+            )
+        peers.append(Peer(row["id"], row["address"], row["public_key"]))
+    options = {key: auction[key] for key in auction if key != "sealing_clients"}
+    if k is not None:
+        options["k"] = k
+    if "k" not in options:
+        raise AuctioneerConfigError(f"{path}: give k in [auction] or with --k")
+    params = ProtocolParams(providers=tuple(p.id for p in peers), **options)
+    sealing = auction.get("sealing_clients", [])
+    if not isinstance(sealing, list) or not all(
+        isinstance(s, str) and CLIENT_KEY.fullmatch(s) for s in sealing
+    ):
+        raise AuctioneerConfigError(f"{path}: sealing_clients must list 64-hex-digit keys")
+    return PeersFile(params, tuple(peers), tuple(sealing))
+
+
+def dump_peers(peers: PeersFile) -> str:
+    """The TOML text of a peers file (what `load_peers` reads back)."""
+    p = peers.params
+    lines = [
+        "[auction]",
+        f'mechanism = "{p.mechanism}"',
+        f"k = {p.k}",
+        f"groups = {p.groups}",
+        f'rule = "{p.rule}"',
+        f"bid_window = {float(p.bid_window)!r}",
+        f"phase_timeout = {float(p.phase_timeout)!r}",
+        f"task_timeout = {float(p.task_timeout)!r}",
+        f"max_message_bytes = {p.max_message_bytes}",
+        f"max_bids = {p.max_bids}",
+        f"max_open_rounds = {p.max_open_rounds}",
+        "sealing_clients = [" + ", ".join(f'"{s}"' for s in peers.sealing_clients) + "]",
+        "",
+    ]
+    for peer in peers.peers:
+        lines += [
+            "[[provider]]",
+            f'id = "{peer.id}"',
+            f'address = "{peer.address}"',
+            f'public_key = "{peer.public_key}"',
+            "",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""The framework's instantiations (seed 003 §5.2): which algorithm A, cut into which tasks.
+
+- "double": the double auction of §5.2.1, the project's `double-auction` mechanism
+  (`mercat.clearing.double_auction.trade_reduction`, sorted water-filling with trade
+  reduction). A is cheap (a sort), so the graph is one task that every provider runs and
+  no data transfer happens, as in the seed.
+- "vcg": the standard auction of §5.2.2 (`mercat.auctioneer.vcg_tasks`): the allocation by
+  every provider, the Clarke payments split across c groups of at least k+1 providers,
+  gathered by data transfer into a final task that every provider runs.
+
+Each instance also gives `centralized(bids, seed)`: the same A run whole in one process, the
+trusted auctioneer that Definition 1 compares the distributed output with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from mercat.auctioneer.bids import BUY, SELL, BidVector
+from mercat.auctioneer.config import ProtocolParams
+from mercat.auctioneer.outcome import Outcome
+from mercat.auctioneer.task_graph import Task, TaskGraph
+from mercat.errors import AuctioneerConfigError
+
+
+class Instance(ABC):
+    """An algorithm A as a task graph over the agreed bids."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def graph(self, bids: BidVector, params: ProtocolParams, seed: int) -> TaskGraph:
+        """The task graph of A on `bids`, for the providers and groups of `params`."""
+
+    @abstractmethod
+    def centralized(self, bids: BidVector, seed: int) -> Outcome:
+        """A on `bids` in one process (the trusted auctioneer)."""
+
+
+def graph_key(name: str, bids: BidVector, params: ProtocolParams, seed: int) -> bytes:
+    """Identifies a graph's inputs: equal keys, equal task results."""
+    h = hashlib.sha256(name.encode() + b"\x00")
+    h.update(bids.digest())
+    h.update(params.digest())
+    h.update(seed.to_bytes(8, "little"))
+    return h.digest()
+
+
+# --- the double auction ----------------------------------------------------------------
+
+
+def double_auction_arrays(
+    bids: BidVector,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(buyers, sellers, unit bids, demands, unit costs, capacities) exactly as
+    `DoubleAuction.clear` computes them from the market of these bids: a buyer's value is
+    price·quantity (`Request.bidding`) and its unit bid value/quantity; capacities are
+    capped at the total demand."""
+    buyers = np.flatnonzero(bids.side == BUY)
+    sellers = np.flatnonzero(bids.side == SELL)
+    demands = bids.quantity[buyers].astype(float)
+    values = bids.price[buyers] * demands
+    unit = np.divide(values, demands, out=np.zeros_like(values), where=demands > 0)
+    costs = bids.price[sellers].astype(float)
+    capacities = np.minimum(bids.quantity[sellers].astype(float), float(demands.sum()))
+    return buyers, sellers, unit, demands, costs, capacities
+
+
+def double_auction_outcome(bids: BidVector) -> Outcome:
+    """The project's double auction on the agreed bids, as an Outcome."""
+    from mercat.clearing.double_auction import trade_reduction
+
+    buyers, sellers, unit, demands, costs, capacities = double_auction_arrays(bids)
+    result = trade_reduction(unit, demands, costs, capacities)
+    transfers = np.zeros(len(bids))
+    traded_users = np.flatnonzero(result.user_amount > 0)
+    traded_providers = np.flatnonzero(result.provider_amount > 0)
+    # The same products as `clearing_from` (price per unit times the amount traded; numpy's
+    # float64 product is Python's, bit for bit).
+    transfers[buyers[traded_users]] = result.buyer_price * result.user_amount[traded_users]
+    transfers[sellers[traded_providers]] = -(
+        result.seller_price * result.provider_amount[traded_providers]
+    )
+    return Outcome(
+        "double-auction",
+        bids.ids,
+        buyers[result.plan_users],
+        sellers[result.plan_providers],
+        result.plan_amounts,
+        transfers,
+        facts={
+            "buyer_price": result.buyer_price,
+            "seller_price": result.seller_price,
+            "traded_quantity": result.traded_quantity,
+            "welfare": result.welfare,
+            "efficient_welfare": result.efficient_welfare,
+        },
+    )
+
+
+class DoubleAuctionInstance(Instance):
+    """One task, run by every provider: the seed's double auction never transfers data."""
+
+    name = "double"
+
+    def graph(self, bids: BidVector, params: ProtocolParams, seed: int) -> TaskGraph:
+        task = Task(
+            "clear", params.providers, lambda _inputs: double_auction_outcome(bids), heavy=False
+        )
+        return TaskGraph((task,), "clear", graph_key(self.name, bids, params, seed))
+
+    def centralized(self, bids: BidVector, seed: int) -> Outcome:
+        return double_auction_outcome(bids)
+
+
+def instance_for(name: str) -> Instance:
+    if name == "double":
+        return DoubleAuctionInstance()
+    if name == "vcg":
+        from mercat.auctioneer.vcg_tasks import VcgInstance
+
+        return VcgInstance()
+    raise AuctioneerConfigError(f"unknown mechanism {name!r}; known: double, vcg")
+
+
+__all__ = ["SELL", "DoubleAuctionInstance", "Instance", "double_auction_outcome", "instance_for"]

@@ -1,0 +1,230 @@
+"""A cluster of provider processes on this machine (`mercat auctioneer local`, the tests, the
+benchmark).
+
+`LocalCluster` writes a peers file and one key per provider into a work directory, starts
+each provider as its own OS process (`python -m mercat.auctioneer.process`) listening on
+TCP, waits for every `READY` line, and drives rounds as the sealing bidder client: it sends
+the whole market to every provider as one final batch, so bidding closes as soon as the
+batch arrives, then collects the m Results. A round's time runs from the moment the bids
+are generated to the last Result received, as in the seed's §6.1.
+
+Processes are stopped with SIGTERM (SIGKILL after a grace period) when the cluster closes,
+and on Linux they also receive SIGTERM if the launching process dies.
+
+`commands` lets a caller wrap each provider's command line (the network-namespace test runs
+each provider under `ip netns exec`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mercat.auctioneer.bids import BidVector
+from mercat.auctioneer.client import BidderClient, ClientOutcome
+from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers
+from mercat.errors import AuctioneerConfigError, ProtocolError
+from mercat.identity import Keypair
+
+READY_TIMEOUT = 60.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: SIGTERM this process when its parent dies, so no provider outlives a test."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class LocalCluster:
+    """m provider processes and a bidder client; use as a context manager."""
+
+    params: ProtocolParams
+    hosts: Sequence[str] | None = None  # one per provider (default 127.0.0.1)
+    workdir: Path | None = None
+    commands: Callable[[str, list[str]], list[str]] | None = None
+    client_host: str | None = None  # unused by ZeroMQ (the client only connects)
+    log_level: str = "WARNING"
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if self.workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="mercat-auctioneer-")
+            self.workdir = Path(self._tmp.name)
+        self.workdir = Path(self.workdir)
+        self.client_key = Keypair.generate()
+        self.keys = {p: Keypair.generate() for p in self.params.providers}
+        hosts = list(self.hosts or ["127.0.0.1"] * self.params.m)
+        if len(hosts) != self.params.m:
+            raise AuctioneerConfigError(f"{len(hosts)} hosts for {self.params.m} providers")
+        self.peers = PeersFile(
+            self.params,
+            tuple(
+                Peer(
+                    p,
+                    f"tcp://{h}:{free_port(h if self.hosts is None else '0.0.0.0')}",
+                    self.keys[p].public,
+                )
+                for p, h in zip(self.params.providers, hosts, strict=True)
+            ),
+            (self.client_key.public,),
+        )
+        self.peers_path = self.workdir / "peers.toml"
+        self.client: BidderClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        assert self.workdir is not None
+        self.peers_path.write_text(dump_peers(self.peers), encoding="utf-8")
+        for p, key in self.keys.items():
+            path = self.workdir / f"{p}.key"
+            path.write_text(key.seed.hex(), encoding="utf-8")
+            path.chmod(0o600)
+        for p in self.params.providers:
+            self.start_provider(p)
+        self.wait_ready(self.params.providers)
+        self._loop = asyncio.new_event_loop()
+        self.client = BidderClient(self.peers, self.client_key)
+
+    def provider_command(self, provider: str) -> list[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "mercat.auctioneer.process",
+            "--id",
+            provider,
+            "--peers",
+            str(self.peers_path),
+            "--log-level",
+            self.log_level,
+        ]
+        return self.commands(provider, command) if self.commands else command
+
+    def start_provider(self, provider: str) -> None:
+        """(Re)start one provider process; its log goes to `<workdir>/<id>.log`."""
+        assert self.workdir is not None
+        old = self.processes.get(provider)
+        if old is not None and old.poll() is None:
+            raise ProtocolError(f"provider {provider} is running already")
+        log = open(self.workdir / f"{provider}.log", "ab")  # noqa: SIM115 - the child owns it
+        try:
+            self.processes[provider] = subprocess.Popen(
+                self.provider_command(provider),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        finally:
+            log.close()
+
+    def wait_ready(self, providers: Sequence[str], timeout: float = READY_TIMEOUT) -> None:
+        """Block until each provider printed READY; raise ProtocolError with its log if one
+        exits or stays silent."""
+        deadline = time.monotonic() + timeout
+        waiting = {self.processes[p].stdout.fileno(): p for p in providers}  # type: ignore[union-attr]
+        buffers = {fd: b"" for fd in waiting}
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProtocolError(
+                    f"providers {sorted(waiting.values())} not ready after {timeout:.0f} s"
+                    + self._log_tail(next(iter(waiting.values())))
+                )
+            ready, _, _ = select.select(list(waiting), [], [], min(remaining, 0.5))
+            for fd in ready:
+                chunk = os.read(fd, 4096)
+                provider = waiting[fd]
+                if not chunk:
+                    raise ProtocolError(
+                        f"provider {provider} exited before it was ready" + self._log_tail(provider)
+                    )
+                buffers[fd] += chunk
+                if b"READY" in buffers[fd]:
+                    del waiting[fd]
+
+    def _log_tail(self, provider: str) -> str:
+        assert self.workdir is not None
+        path = self.workdir / f"{provider}.log"
+        text = path.read_text(errors="replace")[-2000:] if path.exists() else ""
+        return f"; its log:\n{text}" if text else ""
+
+    def stop_provider(self, provider: str, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
+        process = self.processes.get(provider)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(grace)
+
+    def close(self) -> None:
+        for p in list(self.processes):
+            with contextlib.suppress(Exception):
+                self.stop_provider(p)
+        for process in self.processes.values():
+            if process.stdout is not None:
+                process.stdout.close()
+        if self.client is not None:
+            if self._loop is not None:
+                self._loop.run_until_complete(self.client.aclose())
+            else:
+                self.client.close()
+            self.client = None
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # --- rounds -------------------------------------------------------------------------
+
+    def run_round(self, round_id: int, bids: BidVector, timeout: float) -> ClientOutcome:
+        """Send `bids` to every provider and wait (at most `timeout` s) for the outcome."""
+        if self.client is None or self._loop is None:
+            raise ProtocolError("the cluster is not started")
+        return self._loop.run_until_complete(self.client.run_round(round_id, bids, timeout))
+
+    def round_timeout(self) -> float:
+        """Long enough for a round that ends in ⊥ by the providers' own timeouts."""
+        p = self.params
+        return p.bid_window + 3 * p.phase_timeout + p.task_timeout + 5.0

@@ -1,0 +1,116 @@
+"""The provider as an OS process: `mercat provider --id J --peers peers.toml [--k K]`.
+
+Reads the peers file and its key, binds its ZeroMQ address, prints one line
+`READY <id> <address>` on stdout when it listens (launchers wait for it), logs to stderr,
+and serves rounds until SIGTERM or SIGINT. `python -m mercat.auctioneer.process` runs the
+same without the console script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mercat.auctioneer.config import load_peers
+from mercat.auctioneer.node import ProviderNode
+from mercat.errors import AuctioneerConfigError, MalformedMessageError
+from mercat.identity import Keypair
+
+
+def load_key(path: Path) -> Keypair:
+    """A key file holds the 32-byte Ed25519 seed as 64 hex digits."""
+    try:
+        return Keypair.from_hex(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AuctioneerConfigError(f"key file {path} does not exist") from None
+    except (OSError, MalformedMessageError) as exc:
+        raise AuctioneerConfigError(f"key file {path}: {exc}") from None
+
+
+def default_key_path(peers_path: Path, provider: str) -> Path:
+    return Path(peers_path).parent / f"{provider}.key"
+
+
+def run_provider(
+    peers_path: Path,
+    provider: str,
+    *,
+    key_path: Path | None = None,
+    k: int | None = None,
+    bind: str | None = None,
+    log_level: str = "WARNING",
+) -> None:
+    """Serve as provider `provider` until SIGTERM/SIGINT. Raises AuctioneerConfigError on a
+    bad peers file, a missing key or a key that is not the one the peers file lists."""
+    from mercat.auctioneer.zmq_transport import ZmqTransport
+
+    peers = load_peers(peers_path, k=k)
+    me = peers.peer(provider)
+    key = load_key(key_path or default_key_path(peers_path, provider))
+    if key.public != me.public_key:
+        raise AuctioneerConfigError(
+            f"the key of {provider} does not match its public key in {peers_path}"
+        )
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format=f"%(asctime)s {provider} %(levelname)s %(name)s: %(message)s",
+    )
+    transport = ZmqTransport(
+        {p.id: p.address for p in peers.peers if p.id != provider},
+        bind=bind or me.address,
+        max_bytes=peers.params.max_message_bytes,
+    )
+    node = ProviderNode(
+        provider,
+        peers.params,
+        key,
+        peers.keys(),
+        transport,
+        sealing_clients=peers.sealing_clients,
+        offload_compute=True,
+    )
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.stop)
+        print(f"READY {provider} {bind or me.address}", flush=True)
+        try:
+            await node.serve()
+        finally:
+            await transport.aclose()
+
+    asyncio.run(serve())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one provider of the distributed auctioneer.")
+    parser.add_argument("--id", required=True)
+    parser.add_argument("--peers", required=True, type=Path)
+    parser.add_argument("--key", type=Path)
+    parser.add_argument("--k", type=int)
+    parser.add_argument("--bind")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    try:
+        run_provider(
+            args.peers,
+            args.id,
+            key_path=args.key,
+            k=args.k,
+            bind=args.bind,
+            log_level=args.log_level,
+        )
+    except AuctioneerConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

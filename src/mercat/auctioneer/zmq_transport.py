@@ -1,0 +1,144 @@
+"""`ZmqTransport`: the transport protocol over ZeroMQ on TCP (pyzmq, asyncio sockets).
+
+Topology: a provider binds one ROUTER socket at its address; everything addressed to it
+(peers' protocol messages, clients' bids) arrives there, and the ROUTER's routing id is the
+route a reply (a Result to a client) goes back by. To send to peer q, a provider uses one
+DEALER socket connected to q's address. A bidder client binds nothing: it connects one
+DEALER per provider, sends its bids on them and receives the Results on them.
+
+ZeroMQ reconnects by itself, so a provider that restarts at the same address rejoins. A
+connecting DEALER queues messages until the peer is up (at most `SNDHWM` of them); a send
+that would block is dropped and logged instead (the protocol's timeouts deal with the
+silence). `MAXMSGSIZE` makes ZeroMQ itself drop a peer that sends a frame over the limit,
+before Python sees it. `LINGER` 0: closing never waits for unsent messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from mercat.auctioneer.transport import Received, Transport
+from mercat.errors import AuctioneerConfigError
+
+log = logging.getLogger("mercat.auctioneer.zmq")
+SEND_HWM = 10_000
+ZERO_COPY_BYTES = 256 * 1024
+
+
+class ZmqTransport(Transport):
+    name = "zeromq"
+
+    def __init__(
+        self,
+        peers: Mapping[str, str],
+        *,
+        bind: str | None = None,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        """`peers`: name -> tcp:// address to send to; `bind`: own address (providers)."""
+        self.context = zmq.asyncio.Context()
+        self.max_bytes = max_bytes
+        self.router: zmq.asyncio.Socket | None = None
+        self.dealers: dict[str, zmq.asyncio.Socket] = {}
+        self._names: dict[zmq.asyncio.Socket, str] = {}
+        self._inbox: asyncio.Queue[Received] | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self.dropped = 0
+        try:
+            if bind is not None:
+                self.router = self._socket(zmq.ROUTER)
+                # A client that reconnects (a restarted `mercat bid`) takes its route over.
+                self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+                self.router.bind(bind)
+            for name, address in peers.items():
+                dealer = self._socket(zmq.DEALER)
+                dealer.connect(address)
+                self.dealers[name] = dealer
+                self._names[dealer] = name
+        except zmq.ZMQError as exc:
+            self.close()
+            raise AuctioneerConfigError(f"cannot open ZeroMQ sockets ({bind=}): {exc}") from exc
+
+    def _socket(self, kind: int) -> zmq.asyncio.Socket:
+        sock = self.context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)
+        sock.setsockopt(zmq.SNDHWM, SEND_HWM)
+        sock.setsockopt(zmq.RCVHWM, SEND_HWM)
+        return sock
+
+    def _send(self, sock: zmq.asyncio.Socket, frames: Sequence[bytes], what: str) -> None:
+        # Zero-copy sends cost about 0.3 ms a frame here (pyzmq's reference tracking); copying
+        # is cheaper up to tens of kilobytes, so only large messages go without a copy.
+        big = sum(len(f) for f in frames) > ZERO_COPY_BYTES
+        future = sock.send_multipart(list(frames), flags=zmq.NOBLOCK, copy=not big)
+        # With NOBLOCK, pyzmq's asyncio socket resolves the future at once.
+        error = future.exception() if future.done() else None
+        if error is not None:
+            self.dropped += 1
+            log.warning("zeromq: message to %s dropped (%s)", what, error)
+
+    def send(self, peer: str, frames: Sequence[bytes]) -> None:
+        dealer = self.dealers.get(peer)
+        if dealer is None:
+            self.dropped += 1
+            log.warning("zeromq: no connection to %r; message dropped", peer)
+            return
+        self._send(dealer, frames, repr(peer))
+
+    def reply(self, route: Any, frames: Sequence[bytes]) -> None:
+        kind, handle = route
+        if kind == "router" and self.router is not None:
+            self._send(self.router, [handle, *frames], "a client")
+        elif kind == "dealer" and handle in self.dealers:
+            self._send(self.dealers[handle], frames, repr(handle))
+        else:
+            self.dropped += 1
+            log.warning("zeromq: no route %r; reply dropped", route)
+
+    async def recv(self) -> Received:
+        # One reader task per socket feeds a queue: awaiting each socket directly is much
+        # cheaper than a zmq Poller, whose every poll() sets up new watchers.
+        if self._inbox is None:
+            self._inbox = asyncio.Queue()
+            if self.router is not None:
+                self._readers.append(asyncio.ensure_future(self._read(self.router, None)))
+            for name, dealer in self.dealers.items():
+                self._readers.append(asyncio.ensure_future(self._read(dealer, name)))
+        return await self._inbox.get()
+
+    async def _read(self, sock: zmq.asyncio.Socket, name: str | None) -> None:
+        assert self._inbox is not None
+        while True:
+            try:
+                parts = await sock.recv_multipart()
+            except (zmq.ZMQError, asyncio.CancelledError):
+                return
+            if name is None:
+                self._inbox.put_nowait(Received(parts[1:], ("router", parts[0])))
+            else:
+                self._inbox.put_nowait(Received(parts, ("dealer", name)))
+
+    async def aclose(self) -> None:
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        self.close()
+
+    def close(self) -> None:
+        for reader in self._readers:
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                reader.cancel()
+        self._readers.clear()
+        for sock in [self.router, *self.dealers.values()]:
+            if sock is not None and not sock.closed:
+                sock.close(linger=0)
+        self.context.term()
