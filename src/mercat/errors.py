@@ -43,6 +43,11 @@ class InvalidMarketError(MercatError, ValueError):
     """A market description that is malformed or inconsistent (duplicate ids, dangling refs)."""
 
 
+class InvalidProposalError(MercatError, ValueError):
+    """A market-maker proposal that is malformed (a tolerance on the wrong side of its price,
+    a price for a request the proposal does not serve) -- seed 001's posted-price mechanism."""
+
+
 # --- computation -----------------------------------------------------------------------
 
 
