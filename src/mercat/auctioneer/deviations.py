@@ -26,6 +26,7 @@ from mercat.auctioneer.messages import (
     Abort,
     Commit,
     Message,
+    Report,
     Reveal,
     Transfer,
     Validate,
@@ -46,9 +47,12 @@ def perturb_bids(bids: BidVector, rng: np.random.Generator) -> BidVector:
         price[chosen] *= rng.uniform(0.5, 1.5, int(chosen.sum()))
         quantity[chosen] *= rng.uniform(0.5, 1.5, int(chosen.sum()))
     keep = rng.random(n) > 0.1
-    ids = [bids.ids[i] for i in np.flatnonzero(keep)] + ["zz-fake-" + str(rng.integers(1000))]
+    ids = [bids.ids[i] for i in np.flatnonzero(keep)]
+    fake = f"zz-fake-{rng.integers(10**6)}"
+    if fake in ids:  # perturbing twice must not list an invented bidder twice
+        return BidVector(ids, bids.side[keep], price[keep], quantity[keep])
     return BidVector.from_arrays(
-        ids,
+        [*ids, fake],
         np.append(bids.side[keep], 0),
         np.append(price[keep], 2.0),
         np.append(quantity[keep], 1.0),
@@ -131,12 +135,27 @@ class EquivocateReport(Deviation):
 
 
 class EquivocateReveal(Deviation):
-    """Reveal a report that does not open the commitment, to the targets."""
+    """Reveal, to the targets, a report digest other than the committed one."""
 
     name = "equivocate-reveal"
 
     def outgoing(self, message: Message, to: str) -> Message | None:
         if isinstance(message, Reveal) and to in self.targets:
+            return dataclasses.replace(message, report_digest=self.rng.bytes(32))
+        return message
+
+
+class SwapFullReport(Deviation):
+    """Lie about the bids (so that the full reports are exchanged), then send the targets a
+    full report other than the one whose digest was revealed."""
+
+    name = "swap-full-report"
+
+    def report_for(self, peer: str, received: BidVector) -> BidVector:
+        return perturb_bids(received, self.plan_rng())
+
+    def outgoing(self, message: Message, to: str) -> Message | None:
+        if isinstance(message, Report) and to in self.targets:
             return dataclasses.replace(message, report=perturb_bids(message.report, self.rng))
         return message
 
@@ -249,12 +268,12 @@ class CoinFixed(Deviation):
 
 
 class FalseAbort(Deviation):
-    """Announce ⊥ instead of taking part in input validation."""
+    """Announce ⊥ instead of revealing (or of validating the input, when that runs)."""
 
     name = "false-abort"
 
     def outgoing(self, message: Message, to: str) -> Message | None:
-        if isinstance(message, Validate) and to in self.targets:
+        if isinstance(message, Reveal | Validate) and to in self.targets:
             return Abort(message.round, "I say so")
         return message
 
@@ -300,6 +319,7 @@ CATALOGUE: tuple[type[Deviation], ...] = (
     LieBids,
     EquivocateReport,
     EquivocateReveal,
+    SwapFullReport,
     EquivocateCommitments,
     LieValidate,
     Withhold,

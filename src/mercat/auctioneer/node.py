@@ -45,7 +45,7 @@ from mercat.auctioneer.round import (
     run_protocol,
 )
 from mercat.auctioneer.transport import Received, Transport
-from mercat.errors import MalformedMessageError, RoundAbortedError
+from mercat.errors import ProtocolError, RoundAbortedError
 from mercat.identity import Keypair
 
 log = logging.getLogger("mercat.auctioneer.node")
@@ -138,7 +138,7 @@ class ProviderNode:
                 max_bytes=self.params.max_message_bytes,
                 verifier=self.verifier,
             )
-        except MalformedMessageError as exc:
+        except ProtocolError as exc:  # malformed, oversized, unknown sender, bad signature
             self._drop(type(exc).__name__, f"from route {received.route!r}: {exc}")
             return
         except Exception as exc:

@@ -261,7 +261,7 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
     reports: dict[str, tuple[BidVector, bytes, bytes]] = {}  # peer -> (report, salt, commitment)
     by_digest: dict[bytes, tuple[BidVector, bytes, bytes]] = {}
     for peer in providers:
-        report = received if peer == me else behavior.report_for(peer, received)
+        report = behavior.report_for(peer, received)  # honest: `received`, to everyone
         held = by_digest.get(report.digest())
         if held is None:
             salt = _salt(ctx.rng)
@@ -272,7 +272,8 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
     commit_of = {
         d: Commit(r, params_digest, held[2], coin_commitment) for d, held in by_digest.items()
     }
-    ctx.inbox.put(me, commit_of[received.digest()])
+    own = reports[me][0].digest()
+    ctx.inbox.put(me, commit_of[own])
     _send_by_report(ctx, reports, commit_of)
     got = await ctx.inbox.gather(Commit.kind, providers, ctx.deadline(params.phase_timeout))
     log.debug("%s round %d: commitments after %.4f s", me, r, loop.time() - started)
@@ -286,7 +287,7 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
 
     # Phase 2: reveal; check the echo and that every reveal opens its commitment.
     reveal_of = {d: Reveal(r, d, held[1], share, coin_salt, echo) for d, held in by_digest.items()}
-    ctx.inbox.put(me, reveal_of[received.digest()])
+    ctx.inbox.put(me, reveal_of[own])
     _send_by_report(ctx, reports, reveal_of)
     got = await ctx.inbox.gather(Reveal.kind, providers, ctx.deadline(params.phase_timeout))
     reveals: list[Reveal] = [got[p] for p in providers]  # type: ignore[misc]
@@ -303,12 +304,12 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
     if len(set(digests.values())) == 1:
         # Unanimous (the common case): every provider's input is its own report, whose
         # digest the reveals have just broadcast, so the reveals *are* the input validation.
-        agreed = received.valid()
-        input_validation.check(received.digest(), digests, providers)
+        agreed = reports[me][0].valid()
+        input_validation.check(own, digests, providers)
     else:
         # Phase 2b: the full reports, each checked against its revealed digest.
         report_of = {d: Report(r, held[0]) for d, held in by_digest.items()}
-        ctx.inbox.put(me, report_of[received.digest()])
+        ctx.inbox.put(me, report_of[own])
         _send_by_report(ctx, reports, report_of)
         got = await ctx.inbox.gather(Report.kind, providers, ctx.deadline(params.phase_timeout))
         full: list[BidVector] = [got[p].report for p in providers]  # type: ignore[attr-defined]

@@ -108,7 +108,9 @@ async def _simulate(
             sealing_clients=[client_key.public],
             behavior=behaviors.get(p, HONEST),
             rng=np.random.default_rng(rng.integers(2**63)),
-            task_cache=cache,
+            # Honest providers share task results (their inputs are the honest ones, which is
+            # what the data transfer guarantees); a deviator computes on its own inputs.
+            task_cache=cache if p not in behaviors else None,
             on_result=recorder(p),
         )
         for p in params.providers
