@@ -34,7 +34,7 @@ import numpy as np
 
 from mercat.clearing.knapsack import DEFAULT_NODE_LIMIT, dantzig_bound, knapsack_max
 from mercat.clearing.vcg_highs import new_highs, pass_model, run_mip
-from mercat.clearing.vcg_instance import AuctionArrays
+from mercat.clearing.vcg_instance import StandardAuction
 from mercat.errors import SolverError
 
 REDUCED_COST_TOL = 1e-9
@@ -43,7 +43,7 @@ REDUCED_COST_TOL = 1e-9
 class ColumnPool:
     """Provider fillings found so far, without duplicates (shared by every re-solve)."""
 
-    def __init__(self, auction: AuctionArrays) -> None:
+    def __init__(self, auction: StandardAuction) -> None:
         self.auction = auction
         self.providers: list[int] = []
         self.members: list[np.ndarray] = []
@@ -158,7 +158,7 @@ class MasterLP:
 
 
 def price(
-    auction: AuctionArrays,
+    auction: StandardAuction,
     pi: np.ndarray,
     floors: np.ndarray,
     allowed: np.ndarray,
@@ -239,8 +239,10 @@ def column_generation(
         if best.bound <= target_bound or time.perf_counter() - start > time_limit:
             break
         if added == 0:
-            if at_master:  # cannot happen with exact pricing: bound would equal lp_value
-                raise SolverError("column generation stalled without converging")
+            if at_master:
+                # Only an interrupted knapsack search (node limit) leaves a gap with nothing
+                # to add: the bound stays the LP bound of those knapsacks.
+                break
             at_master = True  # mis-pricing: the bound improved; price at the master next
             continue
         at_master = False

@@ -35,8 +35,8 @@ from mercat.clearing.vcg_colgen import (
     column_generation,
     restricted_master_mip,
 )
-from mercat.clearing.vcg_highs import new_highs, pass_model, run_mip
-from mercat.clearing.vcg_instance import AuctionArrays
+from mercat.clearing.vcg_instance import StandardAuction
+from mercat.clearing.vcg_packing import min_waste_packing
 
 OPTIMALITY_TOL = 1e-9
 
@@ -59,7 +59,7 @@ class WelfareSolution:
         return 0.0 if self.bound <= 0 else max(0.0, (self.bound - self.welfare) / self.bound)
 
 
-def sequential_knapsacks(auction: AuctionArrays, allowed: np.ndarray) -> np.ndarray:
+def sequential_knapsacks(auction: StandardAuction, allowed: np.ndarray) -> np.ndarray:
     """A good assignment fast: fill providers one by one, largest first, each by an exact
     knapsack over the users still free. Returns the assignment."""
     assignment = np.full(auction.n_users, -1, dtype=np.int64)
@@ -80,7 +80,7 @@ def sequential_knapsacks(auction: AuctionArrays, allowed: np.ndarray) -> np.ndar
 
 
 def exact_certificate(
-    auction: AuctionArrays, pi: np.ndarray, allowed: np.ndarray, node_limit: int
+    auction: StandardAuction, pi: np.ndarray, allowed: np.ndarray, node_limit: int
 ) -> LagrangianCertificate | None:
     """L(π) with every z_j solved exactly (the tightest proof these duals give), or None
     when a knapsack search hit its node limit."""
@@ -98,7 +98,7 @@ def exact_certificate(
 
 
 def enumerate_columns(
-    auction: AuctionArrays,
+    auction: StandardAuction,
     certificate: LagrangianCertificate,
     allowed: np.ndarray,
     delta: float,
@@ -125,70 +125,71 @@ def enumerate_columns(
     return columns
 
 
-def packing_mip(
-    auction: AuctionArrays,
-    columns: list[tuple[int, np.ndarray]],
-    time_limit: float,
-    start: np.ndarray | None = None,
-) -> tuple[np.ndarray, float, bool]:
-    """Best assignment built from the listed columns: (assignment, welfare, proven).
-
-    `start` (0/1 per column) is a feasible selection HiGHS starts from."""
-    n, m = auction.n_users, auction.n_providers
-    assignment = np.full(n, -1, dtype=np.int64)
-    if not columns:
-        return assignment, 0.0, True
-    index_parts = [np.append(users, n + j) for j, users in columns]
-    starts = np.concatenate([[0], np.cumsum([len(p) for p in index_parts])])
-    index = np.concatenate(index_parts)
-    cost = np.array([auction.values[users].sum() for _, users in columns])
-    h = new_highs(time_limit=time_limit)
-    # The caller has a good incumbent (passed as a start when given): HiGHS's primal
-    # heuristics and restarts only cost time here (measured: 3.4 s -> 0.5 s at n = 125).
-    h.setOptionValue("mip_heuristic_effort", 0.0)
-    for heuristic in ("rins", "rens", "root_reduced_cost", "feasibility_jump"):
-        h.setOptionValue(f"mip_heuristic_run_{heuristic}", False)
-    h.setOptionValue("mip_allow_restart", False)
-    pass_model(
-        h,
-        cost,
-        np.ones(len(columns)),
-        np.ones(n + m),
-        starts,
-        index,
-        np.ones(len(index)),
-        integer=True,
-    )
-    if start is not None:
-        cols = np.arange(start.shape[0], dtype=np.int32)
-        h.setSolution(start.shape[0], cols, start.astype(np.float64))
-    answer = run_mip(h)
-    if answer.x.shape[0]:
-        for k in np.flatnonzero(answer.x > 0.5):
-            j, users = columns[k]
-            assignment[users] = j
-    return assignment, float(auction.values[assignment >= 0].sum()), answer.optimal
+def _assignment_of(
+    n_users: int, columns: list[tuple[int, np.ndarray]], chosen: np.ndarray
+) -> np.ndarray:
+    assignment = np.full(n_users, -1, dtype=np.int64)
+    for c in chosen:
+        if c >= 0:
+            provider, users = columns[c]
+            assignment[users] = provider
+    return assignment
 
 
-def _with_assignment(
-    columns: list[tuple[int, np.ndarray]], assignment: np.ndarray
-) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
-    """The list plus the assignment's own columns (if missing), and the 0/1 selection of
-    those columns: a start for the MILP. Extra columns do not weaken the proof, which only
-    needs the list to hold every column within δ."""
-    index = {(j, users.tobytes()): k for k, (j, users) in enumerate(columns)}
-    columns = list(columns)
-    chosen = []
-    for j in np.unique(assignment[assignment >= 0]):
-        users = np.flatnonzero(assignment == j).astype(np.int64)
-        key = (int(j), users.tobytes())
-        if key not in index:
-            index[key] = len(columns)
-            columns.append((int(j), users))
-        chosen.append(index[key])
-    selection = np.zeros(len(columns))
-    selection[chosen] = 1.0
-    return columns, selection
+def prove_optimum(
+    auction: StandardAuction,
+    certificate: LagrangianCertificate,
+    allowed: np.ndarray,
+    incumbent: np.ndarray,
+    *,
+    deadline: float,
+    max_columns: int,
+    node_limit: int,
+    stats: dict[str, float],
+) -> tuple[np.ndarray, bool]:
+    """Search for an assignment better than `incumbent` until one is proven optimal.
+
+    Returns (best assignment, proven). δ starts small and triples: each round lists the
+    columns within δ and runs the waste search (`vcg_packing`) capped at δ; a packing found
+    is optimal, none found means the optimum wastes more than δ (see the module docstring).
+    """
+    bound = certificate.bound
+    best = incumbent
+    budget = bound - float(auction.values[best >= 0].sum())  # the incumbent's waste
+    delta = min(budget, max(1e-6 * bound, 1e-9))
+    pi = certificate.pi
+    while True:
+        columns = enumerate_columns(auction, certificate, allowed, delta, max_columns, node_limit)
+        stats["delta"] = delta
+        stats["enumerated_columns"] = float(-1 if columns is None else len(columns))
+        if columns is None:
+            return best, False
+        providers = np.array([j for j, _ in columns], dtype=np.int64)
+        members = [users for _, users in columns]
+        reduced = auction.values - pi
+        waste = np.array(
+            [certificate.z[j] - reduced[users].sum() for j, users in columns], dtype=np.float64
+        )
+        cap = min(budget, delta + OPTIMALITY_TOL)
+        found, chosen, complete, nodes = min_waste_packing(
+            providers,
+            members,
+            np.maximum(waste, 0.0),
+            certificate.z,
+            np.where(allowed, pi, 0.0),
+            cap,
+            node_limit=node_limit,
+        )
+        stats["packing_nodes"] = stats.get("packing_nodes", 0.0) + nodes
+        if not complete:
+            return best, False
+        if found < cap:  # the least waste among all assignments within δ: optimal
+            return _assignment_of(auction.n_users, columns, chosen), True
+        if delta >= budget:  # nothing beats the incumbent's waste: it is optimal
+            return best, True
+        if time.perf_counter() > deadline:
+            return best, False
+        delta = min(3.0 * delta, budget)
 
 
 def solve_welfare(
@@ -199,16 +200,18 @@ def solve_welfare(
     target_gap: float = 0.0,
     time_limit: float = 60.0,
     max_columns: int = 200_000,
-    node_limit: int = 2_000_000,
+    node_limit: int = 20_000_000,
 ) -> WelfareSolution:
     """Welfare-maximising assignment of the pool's auction (without `excluded`).
 
     `target_gap` 0 asks for a proven optimum; a positive relative gap stops as soon as the
     bound certifies it (the n = 1000 setting). `incumbent` is a known feasible assignment
     (it must not serve `excluded`). New columns found on the way join the shared pool.
+    Whatever happens, the answer carries a valid bound: unproven answers have a gap.
     """
     auction = pool.auction
     start = time.perf_counter()
+    deadline = start + time_limit
     allowed = np.ones(auction.n_users, dtype=bool)
     if excluded is not None:
         allowed[excluded] = False
@@ -216,66 +219,66 @@ def solve_welfare(
     if incumbent is not None:
         candidates.append(np.asarray(incumbent, dtype=np.int64))
     best = max(candidates, key=lambda a: auction.values[a >= 0].sum())
-    lower = float(auction.values[best >= 0].sum())
     for candidate in candidates:
         pool.add_assignment(candidate)
+
+    def value(assignment: np.ndarray) -> float:
+        return float(auction.values[assignment >= 0].sum())
 
     colgen = column_generation(
         pool,
         excluded,
-        target_bound=lower * (1.0 + target_gap),
+        target_bound=value(best) * (1.0 + target_gap),
         time_limit=max(time_limit * 0.5, 1e-3),
         node_limit=node_limit,
     )
-    certificate = colgen.certificate
     stats = {
         "colgen_rounds": float(colgen.rounds),
         "colgen_seconds": colgen.seconds,
         "pool_columns": float(len(pool)),
         "lp_value": colgen.lp_value,
     }
-    remaining = time_limit - (time.perf_counter() - start)
-    rmp_assignment, rmp_value = restricted_master_mip(
-        pool, excluded, time_limit=max(min(remaining * 0.2, 5.0), 1e-3)
-    )
-    if rmp_value > lower:
-        best, lower = rmp_assignment, rmp_value
+    bound = colgen.certificate.bound
 
-    def done(proven: bool, bound: float) -> WelfareSolution:
-        stats["seconds"] = time.perf_counter() - start
-        return WelfareSolution(best, lower, max(bound, lower), proven, excluded, stats)
-
-    bound = certificate.bound
-    if bound - lower <= OPTIMALITY_TOL * max(1.0, bound):
-        return done(True, lower)
-    if bound <= lower * (1.0 + target_gap):
-        return done(False, bound)
-
-    exact = exact_certificate(auction, certificate.pi, allowed, node_limit)
-    if exact is None:
-        return done(False, bound)
-    certificate = exact if exact.bound < certificate.bound else certificate
-    bound = certificate.bound
-    delta = min(bound - lower, max(1e-4 * bound, 1e-9))
-    while True:
-        columns = enumerate_columns(auction, certificate, allowed, delta, max_columns, node_limit)
-        stats["enumerated_columns"] = float(len(columns) if columns is not None else -1)
-        stats["delta"] = delta
-        if columns is None:
-            return done(False, bound)
-        columns, selection = _with_assignment(columns, best)
-        remaining = time_limit - (time.perf_counter() - start)
-        mip_assignment, mip_value, mip_proven = packing_mip(
-            auction, columns, time_limit=max(remaining, 1e-3), start=selection
+    def improve_by_pool_mip() -> None:
+        # The best assignment of pool columns (HiGHS): a heuristic, worth its time only
+        # when no proof will come (the proof finds optimal assignments itself).
+        nonlocal best
+        remaining = deadline - time.perf_counter()
+        rmp, rmp_value = restricted_master_mip(
+            pool, excluded, time_limit=max(min(remaining * 0.2, 5.0), 1e-3)
         )
-        if mip_value > lower:
-            best, lower = mip_assignment, mip_value
-        if not mip_proven:
-            return done(False, bound)
-        # Every assignment missing from the list is worth < bound - δ; the best one in it
-        # is worth `mip_value` ≤ lower. So lower ≥ bound - δ proves lower optimal.
-        if lower >= bound - delta - OPTIMALITY_TOL:
-            return done(True, lower)
-        delta = min(4.0 * delta, bound - lower)
-        if time.perf_counter() - start > time_limit:
-            return done(False, bound)
+        if rmp_value > value(best):
+            best = rmp
+
+    def done(proven: bool) -> WelfareSolution:
+        stats["seconds"] = time.perf_counter() - start
+        welfare = value(best)
+        return WelfareSolution(
+            best, welfare, welfare if proven else max(bound, welfare), proven, excluded, stats
+        )
+
+    if bound - value(best) <= OPTIMALITY_TOL * max(1.0, bound):
+        return done(True)
+    if target_gap > 0:
+        improve_by_pool_mip()
+        if bound <= value(best) * (1.0 + target_gap):
+            return done(False)
+    exact = exact_certificate(auction, colgen.certificate.pi, allowed, node_limit)
+    if exact is None:
+        improve_by_pool_mip()
+        return done(False)
+    bound = min(bound, exact.bound)
+    best, proven = prove_optimum(
+        auction,
+        exact,
+        allowed,
+        best,
+        deadline=deadline,
+        max_columns=max_columns,
+        node_limit=node_limit,
+        stats=stats,
+    )
+    if not proven:
+        improve_by_pool_mip()
+    return done(proven)

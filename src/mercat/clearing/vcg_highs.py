@@ -1,44 +1,24 @@
-"""HiGHS plumbing shared by the VCG solvers: a quiet solver and column-wise model building.
+"""HiGHS settings and column-wise model building shared by the VCG solvers.
 
-highspy prints a licence banner on stdout the first time a process creates a solver; the
-benchmarks and `mercat clear --json` write JSON on stdout, so the first solver of each
-process is created with stdout pointed at /dev/null.
+The solver itself comes from `mercat.clearing.highs.new_solver` (silent, banner swallowed).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 
 import highspy
 import numpy as np
 
+from mercat.clearing.highs import new_solver
 from mercat.errors import SolverError
 
 INF = highspy.kHighsInf
-_BANNER_SHOWN = False
 
 
 def new_highs(time_limit: float | None = None, threads: int = 1) -> highspy.Highs:
     """A silent single-threaded HiGHS instance (exact MIP gaps: rel 0, abs 1e-9)."""
-    global _BANNER_SHOWN
-    if not _BANNER_SHOWN:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        try:
-            h = highspy.Highs()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
-        _BANNER_SHOWN = True
-    else:
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", threads)
+    h = new_solver(threads)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 1e-9)
     # The allocation checks allow 1e-9 of slack on a capacity; HiGHS's default 1e-6 would

@@ -5,13 +5,18 @@ capacity C_j ≥ 0. An allocation gives each user one provider or none (-1), and
 when every provider's assigned demand is at most its capacity (up to FEASIBILITY_TOL). The
 welfare of an allocation is Σ b_i·d_i over the users it serves.
 
-The seed's experimental set-up (§6.2-6.3), with the reading chosen for its capacity rule:
-bids b_i ~ U[0.75, 1.25], demands d_i ~ U(0, 1], m = 8 providers, and "the capacity of the
-providers is based on the overall bandwidth required ... scaled down using a random factor
-in [0, 0.25], so roughly no more than a quarter of the users win": C_j = f_j·D/m with
-D = Σ_i d_i the overall demand, D/m a provider's even share of it and f_j ~ U[0, 0.25].
-The total capacity is then on average an eighth of the demand (never more than a quarter).
+The seed's experimental set-up (§6.2-6.3) is drawn by `mercat.generators`: bids
+U[0.75, 1.25], demands U(0, 1], m = 8, capacity C_j = f_j·D/m with D the overall demand.
+Two readings of the capacity factor f_j matter here:
+
+- the seed's literal text, f_j ~ U[0, 0.25] ("scaled down using a random factor in
+  [0, 0.25], so roughly no more than a quarter of the users win"): about an eighth of the
+  users win. This is the set-up of the VCG bars (benchmarks/bench_vcg.py, docs/vcg.md).
+- the project generator's default, f_j ~ U[0, 0.5], read from the seed's purpose (about a
+  quarter win). Twice as many winners per provider make the proof of optimality far
+  harder (docs/vcg.md, "When the optimum cannot be proven").
 """
+
 
 from __future__ import annotations
 
@@ -22,9 +27,12 @@ import numpy as np
 from mercat.clearing.knapsack import FEASIBILITY_TOL
 from mercat.errors import InvalidParameterError
 
+SEED_CAPACITY_FACTOR = (0.0, 0.25)
+GENERATOR_CAPACITY_FACTOR = (0.0, 0.5)
+
 
 @dataclass(frozen=True, eq=False)
-class AuctionArrays:
+class StandardAuction:
     """A validated standard auction: float64 arrays, read-only."""
 
     bids: np.ndarray  # (n,) per-unit bids b_i >= 0
@@ -58,10 +66,8 @@ def _vector(name: str, values: object) -> np.ndarray:
     return array
 
 
-def auction_arrays(bids: object, demands: object, capacities: object) -> AuctionArrays:
+def standard_auction(bids: object, demands: object, capacities: object) -> StandardAuction:
     """Validate (raising InvalidParameterError) and freeze the three arrays of an auction."""
-    if isinstance(bids, AuctionArrays):
-        raise InvalidParameterError("pass the three arrays, not an AuctionArrays")
     b = _vector("bids", bids)
     d = _vector("demands", demands)
     c = _vector("capacities", capacities)
@@ -77,30 +83,26 @@ def auction_arrays(bids: object, demands: object, capacities: object) -> Auction
         raise InvalidParameterError(f"capacities must be >= 0, got {c[c < 0][:3]}")
     if c.shape[0] == 0:
         raise InvalidParameterError("an auction needs at least one provider")
-    return AuctionArrays(b, d, c)
+    return StandardAuction(b, d, c)
 
 
 def seed003_standard_auction(
-    n_users: int, n_providers: int = 8, seed: int | np.random.Generator | None = 0
-) -> AuctionArrays:
-    """The seed's set-up (see the module docstring for the capacity rule), reproducibly."""
-    if isinstance(n_users, bool) or not isinstance(n_users, int | np.integer) or n_users < 1:
-        raise InvalidParameterError(f"n_users must be an integer >= 1, got {n_users!r}")
-    if (
-        isinstance(n_providers, bool)
-        or not isinstance(n_providers, int | np.integer)
-        or n_providers < 1
-    ):
-        raise InvalidParameterError(f"n_providers must be an integer >= 1, got {n_providers!r}")
-    rng = np.random.default_rng(seed)
-    bids = rng.uniform(0.75, 1.25, n_users)
-    demands = 1.0 - rng.uniform(0.0, 1.0, n_users)  # U(0, 1]: 1 - U[0, 1)
-    share = demands.sum() / n_providers
-    capacities = rng.uniform(0.0, 0.25, n_providers) * share
-    return auction_arrays(bids, demands, capacities)
+    n_users: int,
+    n_providers: int = 8,
+    seed: int | np.random.Generator | None = 0,
+    capacity_factor: tuple[float, float] = SEED_CAPACITY_FACTOR,
+) -> StandardAuction:
+    """The seed's set-up (`mercat.generators.standard_auction_arrays`), reproducibly.
+
+    `capacity_factor` defaults to the seed's literal U[0, 0.25] (see the module docstring);
+    `GENERATOR_CAPACITY_FACTOR` is the project generator's quarter-win reading."""
+    from mercat.generators import standard_auction_arrays
+
+    arrays = standard_auction_arrays(seed, n_users, n_providers, capacity_factor=capacity_factor)
+    return standard_auction(arrays.bids, arrays.demands, arrays.capacities)
 
 
-def check_assignment(auction: AuctionArrays, assignment: np.ndarray) -> float:
+def check_assignment(auction: StandardAuction, assignment: np.ndarray) -> float:
     """Welfare of a feasible assignment (provider per user, -1 for none); raises if infeasible."""
     a = np.asarray(assignment)
     if a.shape != (auction.n_users,):

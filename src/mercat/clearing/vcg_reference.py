@@ -18,7 +18,7 @@ import numpy as np
 
 from mercat.clearing.knapsack import FEASIBILITY_TOL
 from mercat.clearing.vcg_highs import new_highs, pass_model, run_mip
-from mercat.clearing.vcg_instance import AuctionArrays
+from mercat.clearing.vcg_instance import StandardAuction
 from mercat.errors import InvalidParameterError
 
 
@@ -34,7 +34,7 @@ class ReferenceAllocation:
 
 
 def plain_milp(
-    auction: AuctionArrays,
+    auction: StandardAuction,
     time_limit: float | None = None,
     exclude: int | None = None,
 ) -> ReferenceAllocation:
@@ -66,7 +66,7 @@ def plain_milp(
     )
 
 
-def _check_tiny(auction: AuctionArrays, limit: int = 2_000_000) -> None:
+def _check_tiny(auction: StandardAuction, limit: int = 2_000_000) -> None:
     count = (auction.n_providers + 1) ** auction.n_users
     if count > limit:
         raise InvalidParameterError(
@@ -74,7 +74,7 @@ def _check_tiny(auction: AuctionArrays, limit: int = 2_000_000) -> None:
         )
 
 
-def brute_force_optimum(auction: AuctionArrays, exclude: int | None = None) -> float:
+def brute_force_optimum(auction: StandardAuction, exclude: int | None = None) -> float:
     """Best welfare over every assignment (users by index; `exclude` is never served)."""
     _check_tiny(auction)
     values, demands, caps = auction.values, auction.demands, auction.capacities
@@ -95,7 +95,7 @@ def brute_force_optimum(auction: AuctionArrays, exclude: int | None = None) -> f
     return best
 
 
-def brute_force_clarke(auction: AuctionArrays, assignment: np.ndarray) -> np.ndarray:
+def brute_force_clarke(auction: StandardAuction, assignment: np.ndarray) -> np.ndarray:
     """Clarke pivot payments for an optimal assignment, literally, for every user.
 
     p_i = W*_{-i} - (welfare of the others under the assignment), where W*_{-i} is the
