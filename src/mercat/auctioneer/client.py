@@ -84,11 +84,17 @@ class BidderClient:
         for provider in self.providers:
             self.transport.send(provider, frames)
 
-    async def results(self, round_id: int, timeout: float) -> dict[str, Result]:
-        """The Results of `round_id` that arrive within `timeout` seconds (all m, or fewer)."""
+    async def results(
+        self, round_id: int, timeout: float, grace_after_bottom: float = 1.0
+    ) -> dict[str, Result]:
+        """The Results of `round_id` that arrive within `timeout` seconds (all m, or fewer).
+
+        Once one provider reports ⊥ the outcome is ⊥ whatever the others say, so the wait
+        shrinks to `grace_after_bottom` more seconds (to hear the others' reasons)."""
         got = self._pending.pop(round_id, {})
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as scope:
                 while len(got) < len(self.providers):
                     received = await self.transport.recv()
                     try:
@@ -104,6 +110,10 @@ class BidderClient:
                         continue
                     if message.round == round_id:
                         got[signed.sender] = message
+                        if not message.ok:
+                            shorter = loop.time() + grace_after_bottom
+                            when = scope.when()
+                            scope.reschedule(shorter if when is None else min(when, shorter))
                     else:  # an earlier or later round's result: keep it for its caller
                         self._pending.setdefault(message.round, {})[signed.sender] = message
         except TimeoutError:

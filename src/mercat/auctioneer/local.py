@@ -228,3 +228,77 @@ class LocalCluster:
         """Long enough for a round that ends in ⊥ by the providers' own timeouts."""
         p = self.params
         return p.bid_window + 3 * p.phase_timeout + p.task_timeout + 5.0
+
+
+@dataclass(frozen=True)
+class LocalRound:
+    """One round of `run_local`: the outcome at the client and how long it took."""
+
+    round: int
+    ok: bool
+    reason: str
+    seconds: float  # from generating the bids to the last Result
+    matches_centralized: bool | None  # None: not checked
+    winners: int
+    note: str = ""
+
+
+def run_local(
+    *,
+    sellers: int,
+    executing: int,
+    k: int,
+    users: int,
+    mechanism: str,
+    rounds: int,
+    groups: int = 0,
+    seed: int = 0,
+    verify: bool = True,
+    crash_round: int | None = None,
+    phase_timeout: float = 5.0,
+    task_timeout: float = 600.0,
+    on_round: Callable[[LocalRound], None] | None = None,
+) -> list[LocalRound]:
+    """Start `executing` providers as processes on loopback and run `rounds` rounds of the
+    seed-003 market (`users` users, `sellers` providers in the auction).
+
+    `crash_round`: before that round the last provider is killed (SIGKILL); the round must
+    end in ⊥ within the providers' timeouts; the provider is then restarted and the next
+    round must work again."""
+    from mercat.auctioneer.instances import instance_for
+    from mercat.auctioneer.workloads import bids_for
+
+    params = ProtocolParams(
+        providers=tuple(f"p{i + 1}" for i in range(executing)),
+        k=k,
+        mechanism=mechanism,
+        groups=groups,
+        bid_window=phase_timeout,
+        phase_timeout=phase_timeout,
+        task_timeout=task_timeout,
+    )
+    instance = instance_for(mechanism)
+    victim = params.providers[-1]
+    out: list[LocalRound] = []
+    with LocalCluster(params) as cluster:
+        for r in range(rounds):
+            note = ""
+            if crash_round is not None and r == crash_round:
+                cluster.stop_provider(victim, signal.SIGKILL)
+                note = f"{victim} killed before this round"
+            started = time.perf_counter()
+            bids = bids_for(mechanism, seed + r, users, sellers)
+            result = cluster.run_round(r, bids, cluster.round_timeout())
+            seconds = time.perf_counter() - started
+            matches = None
+            if verify and result.outcome is not None:
+                matches = result.outcome == instance.centralized(bids, 0)
+            winners = len(set(result.outcome.buyer.tolist())) if result.outcome else 0
+            entry = LocalRound(r, result.ok, result.reason, seconds, matches, winners, note)
+            out.append(entry)
+            if on_round is not None:
+                on_round(entry)
+            if crash_round is not None and r == crash_round:
+                cluster.start_provider(victim)
+                cluster.wait_ready([victim])
+    return out

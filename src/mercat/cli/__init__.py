@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from mercat.cli import clearing, incentives, ledger, reproduce, simulate
+from mercat.cli import auctioneer, clearing, incentives, ledger, reproduce, simulate
 from mercat.errors import MercatError
 
 
@@ -44,6 +44,7 @@ app.add_typer(clearing.app)
 app.add_typer(reproduce.app)
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(auctioneer.app)  # provider, bid, and the `auctioneer` group
 
 
 def main() -> None:

@@ -1,0 +1,270 @@
+"""The distributed auctioneer's commands (seed 003).
+
+- `mercat provider --id J --peers peers.toml [--k K]`: run one provider (a long-lived process);
+- `mercat bid --providers peers.toml --round R --bid ID:buy:PRICE:QTY ...`: send bids to
+  every provider and print the outcome of the round;
+- `mercat auctioneer init`: write a peers file and one key per provider;
+- `mercat auctioneer local`: start providers as processes on loopback, run rounds, report;
+- `mercat auctioneer trials`: deviation trials in process, counted.
+
+Heavy imports (numpy, pyzmq, the solvers) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mercat.cli._output import console, err_console, print_json, print_table
+
+app = typer.Typer()
+group = typer.Typer(
+    help="The distributed auctioneer: peers files, local clusters, deviation trials."
+)
+app.add_typer(group, name="auctioneer")
+
+
+@app.command()
+def provider(
+    id: str = typer.Option(..., "--id", help="This provider's id in the peers file."),
+    peers: Path = typer.Option(..., "--peers", help="Peers file (TOML)."),
+    k: int | None = typer.Option(None, "--k", help="Coalition size to resist (m > 2k)."),
+    key: Path | None = typer.Option(
+        None, "--key", help="Key file (64 hex digits); default: ID.key beside the peers file."
+    ),
+    bind: str | None = typer.Option(None, "--bind", help="Listen here instead (tcp://...)."),
+    log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING."),
+) -> None:
+    """Run one provider of the distributed auctioneer until SIGTERM or Ctrl-C."""
+    from mercat.auctioneer.process import run_provider
+
+    run_provider(peers, id, key_path=key, k=k, bind=bind, log_level=log_level)
+
+
+@app.command()
+def bid(
+    providers: Path = typer.Option(..., "--providers", help="Peers file (TOML)."),
+    bids: list[str] = typer.Option(
+        ..., "--bid", help="ID:buy|sell:PRICE:QUANTITY; repeat for several bids."
+    ),
+    round_id: int = typer.Option(..., "--round", min=0, help="The round to bid in."),
+    key: Path | None = typer.Option(
+        None, "--key", help="Client key file (64 hex digits); default: a fresh key."
+    ),
+    timeout: float = typer.Option(
+        30.0, "--timeout", min=0.1, help="Seconds to wait for the providers' results."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Send bids to every provider of a round and print the round's outcome."""
+    import asyncio
+
+    from mercat.auctioneer.bids import Bid, BidVector
+    from mercat.auctioneer.client import BidderClient
+    from mercat.auctioneer.config import load_peers
+    from mercat.auctioneer.process import load_key
+    from mercat.identity import Keypair
+
+    peers_file = load_peers(providers)
+    vector = BidVector.from_bids(Bid.parse(text) for text in bids)
+    client_key = load_key(key) if key is not None else Keypair.generate()
+
+    async def run() -> object:
+        client = BidderClient(peers_file, client_key)
+        try:
+            return await client.run_round(round_id, vector, timeout)
+        finally:
+            await client.aclose()
+
+    result = asyncio.run(run())
+    mine = set(vector.ids)
+    report: dict[str, object] = {
+        "round": round_id,
+        "outcome": "ok" if result.ok else "⊥",  # type: ignore[attr-defined]
+        "reason": result.reason,  # type: ignore[attr-defined]
+        "seconds": result.seconds,  # type: ignore[attr-defined]
+        "providers_answered": sorted(result.results),  # type: ignore[attr-defined]
+    }
+    outcome = result.outcome  # type: ignore[attr-defined]
+    if outcome is not None:
+        payments = outcome.payments()
+        report["your_bids"] = {
+            b: {
+                "allocated": float(outcome.amount[outcome.buyer == i].sum())
+                + float(outcome.amount[outcome.seller == i].sum()),
+                "pays": payments.get(b, 0.0),
+            }
+            for i, b in enumerate(outcome.bidders)
+            if b in mine
+        }
+        report["facts"] = outcome.facts
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"round {round_id}: {report['outcome']} {report['reason']}".rstrip())
+    for bidder, row in dict(report.get("your_bids", {})).items():  # type: ignore[call-overload]
+        console.print(f"  {bidder}: allocated {row['allocated']:.6g}, pays {row['pays']:.6g}")
+
+
+@group.command("init")
+def init(
+    providers: int = typer.Option(3, "--providers", min=1, help="Number of providers m."),
+    k: int = typer.Option(1, "--k", min=0, help="Coalition size to resist (m > 2k)."),
+    mechanism: str = typer.Option("double", "--mechanism", help="double or vcg."),
+    out: Path = typer.Option(Path("auctioneer"), "--out", help="Directory to write into."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Host of every provider."),
+    base_port: int = typer.Option(
+        5600, "--base-port", min=1, max=65000, help="Provider i listens on base+i."
+    ),
+) -> None:
+    """Write OUT/peers.toml and OUT/pI.key for `mercat provider` and `mercat bid`."""
+    from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers
+    from mercat.identity import Keypair
+
+    ids = tuple(f"p{i + 1}" for i in range(providers))
+    params = ProtocolParams(providers=ids, k=k, mechanism=mechanism)
+    keys = {p: Keypair.generate() for p in ids}
+    peers = PeersFile(
+        params,
+        tuple(
+            Peer(p, f"tcp://{host}:{base_port + i + 1}", keys[p].public) for i, p in enumerate(ids)
+        ),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "peers.toml").write_text(dump_peers(peers), encoding="utf-8")
+    for p, key in keys.items():
+        path = out / f"{p}.key"
+        path.write_text(key.seed.hex(), encoding="utf-8")
+        path.chmod(0o600)
+    err_console.print(f"wrote {out / 'peers.toml'} and {len(ids)} key files")
+
+
+@group.command("local")
+def local(
+    providers: int = typer.Option(8, "--providers", min=1, help="Providers in the auction."),
+    k: int = typer.Option(1, "--k", min=0, help="Coalition size to resist (m > 2k)."),
+    users: int = typer.Option(1000, "--users", min=1, help="Users (bidders)."),
+    mechanism: str = typer.Option("double", "--mechanism", help="double or vcg."),
+    executing: int | None = typer.Option(
+        None, "--executing", min=1, help="Providers that run the protocol (default: all)."
+    ),
+    groups: int = typer.Option(0, "--groups", min=0, help="VCG payment groups (0: m//(k+1))."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Rounds to run."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the generated markets."),
+    crash_round: int | None = typer.Option(
+        None, "--crash-round", min=0, help="Kill the last provider before this round."
+    ),
+    phase_timeout: float = typer.Option(5.0, "--phase-timeout", min=0.1),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Start the providers as processes on loopback, run rounds, report outcomes and times."""
+    import statistics
+
+    from mercat.auctioneer.local import run_local
+
+    m = executing or providers
+    rows = run_local(
+        sellers=providers,
+        executing=m,
+        k=k,
+        users=users,
+        mechanism=mechanism,
+        rounds=rounds,
+        groups=groups,
+        seed=seed,
+        crash_round=crash_round,
+        phase_timeout=phase_timeout,
+        on_round=None
+        if as_json
+        else lambda r: err_console.print(
+            f"round {r.round}: {'ok' if r.ok else '⊥'} in {r.seconds * 1000:.1f} ms"
+            + (f" ({r.reason})" if r.reason else "")
+        ),
+    )
+    ok_times = [r.seconds for r in rows if r.ok]
+    summary = {
+        "mechanism": mechanism,
+        "auction_providers": providers,
+        "executing": m,
+        "k": k,
+        "users": users,
+        "rounds": len(rows),
+        "ok_rounds": sum(r.ok for r in rows),
+        "all_match_centralized": all(r.matches_centralized for r in rows if r.ok),
+        "median_seconds": statistics.median(ok_times) if ok_times else None,
+    }
+    if as_json:
+        print_json({"summary": summary, "rounds": [r.__dict__ for r in rows]})
+        return
+    print_table(
+        f"{mechanism}: {users} users, {providers} providers in the auction, {m} executing, k={k}",
+        [
+            {
+                "round": r.round,
+                "outcome": "ok" if r.ok else "⊥",
+                "ms": r.seconds * 1000,
+                "= centralized": "-" if r.matches_centralized is None else r.matches_centralized,
+                "winners": r.winners,
+                "note": r.note or r.reason,
+            }
+            for r in rows
+        ],
+    )
+    console.print(
+        f"{summary['ok_rounds']}/{summary['rounds']} rounds delivered; outputs equal the "
+        f"centralized mechanism's: {summary['all_match_centralized']}"
+    )
+
+
+@group.command("trials")
+def trials(
+    trials_per_case: int = typer.Option(
+        10, "--trials", min=1, help="Trials per (mechanism, m, k, deviation)."
+    ),
+    mechanism: list[str] = typer.Option(
+        ["double", "vcg"], "--mechanism", help="Mechanisms (repeatable)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Deviation trials (in process): coalitions of up to k providers, m in {3, 5, 8}.
+
+    Counts, per deviation, the trials whose honest providers all output the honest outcome,
+    all output ⊥, split between the two, or output anything else (manipulated)."""
+    from mercat.auctioneer.trials import run_coalition_trials
+    from mercat.errors import InvalidParameterError
+    from mercat.progress import progress_bar
+
+    unknown = [m for m in mechanism if m not in ("double", "vcg")]
+    if unknown:
+        raise InvalidParameterError(f"unknown mechanism {unknown[0]!r}; known: double, vcg")
+    from mercat.auctioneer.deviations import CATALOGUE
+    from mercat.auctioneer.trials import CONFIGS
+
+    total = trials_per_case * len(mechanism) * len(CONFIGS) * (len(CATALOGUE) + 1)
+    with progress_bar("deviation trials", total, not as_json) as advance:
+        tallies = run_coalition_trials(
+            trials_per_case, mechanisms=mechanism, seed=seed, progress=advance
+        )
+    rows = [
+        {"mechanism": mech, "m": m, "k": k, "deviation": dev, **tally.as_dict()}
+        for (mech, m, k, dev), tally in tallies.items()
+    ]
+    totals = {
+        kind: sum(r[kind] for r in rows)
+        for kind in ("trials", "honest", "bottom", "mixed", "manipulated")
+    }
+    if as_json:
+        print_json({"totals": totals, "cases": rows})
+        return
+    by_deviation: dict[str, dict[str, int]] = {}
+    for r in rows:
+        agg = by_deviation.setdefault(str(r["deviation"]), dict.fromkeys(totals, 0))
+        for kind in totals:
+            agg[kind] += int(r[kind])
+    print_table("deviation trials", [{"deviation": d, **c} for d, c in by_deviation.items()])
+    console.print(
+        f"{totals['trials']} trials: {totals['honest']} honest outcome, {totals['bottom']} ⊥, "
+        f"{totals['mixed']} split honest/⊥, {totals['manipulated']} manipulated"
+    )
