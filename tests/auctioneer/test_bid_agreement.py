@@ -47,7 +47,7 @@ def coalition_reports(draw):
 @settings(max_examples=80, deadline=None)
 @given(data=coalition_reports())
 def test_validity_holds_against_any_k_reports(rule, data):
-    m, k, truth, reports = data
+    _m, _k, truth, reports = data
     assert bid_agreement.decide(reports, rule) == truth.valid()
 
 
@@ -70,8 +70,7 @@ def test_bitwise_can_splice_bids_value_cannot():
     eps = np.finfo(float).eps  # one unit in the last place of 1.0
     prices = [1.0 + eps, 1.0 + 2 * eps, 1.0 + 4 * eps]  # last mantissa bits 001, 010, 100
     reports = [
-        BidVector(["b"], np.array([BUY], np.uint8), np.array([p]), np.array([1.0]))
-        for p in prices
+        BidVector(["b"], np.array([BUY], np.uint8), np.array([p]), np.array([1.0])) for p in prices
     ]
     spliced = bid_agreement.decide(reports, "bitwise").get("b")
     assert spliced is not None and spliced.price == 1.0  # bits 000: nobody's bid
@@ -113,8 +112,7 @@ def test_end_to_end_validity_against_coalitions(rule):
     bids = double_auction_bids(7, 25, 4)
     for cls, expect_ok in ((LieBids, True), (EquivocateReport, False)):
         behaviors = {
-            p: cls(params, p, np.random.default_rng(i), plan=99)
-            for i, p in enumerate(("p1", "p3"))
+            p: cls(params, p, np.random.default_rng(i), plan=99) for i, p in enumerate(("p1", "p3"))
         }
         [r] = simulate_rounds(params, [bids], behaviors=behaviors)
         for p in ("p0", "p2", "p4"):

@@ -51,9 +51,11 @@ def test_bid_problem_is_the_rule_valid_mask_applies():
         bid_problem(int(s), float(p), float(q))
         for s, p, q in zip(v.side, v.price, v.quantity, strict=True)
     ]
-    assert v.valid_mask().tolist() == [e is None for e in expected] == [
-        True, True, False, False, False
-    ]
+    assert (
+        v.valid_mask().tolist()
+        == [e is None for e in expected]
+        == [True, True, False, False, False]
+    )
     assert v.valid().ids == ("a", "b")
 
 

@@ -41,8 +41,10 @@ def liar_and(deviation, params, member):
     own phase) and deviates in input validation."""
     rng = np.random.default_rng(0)
     return Combined(
-        LieBids(params, member, rng, plan=5), deviation(params, member, rng, kind="validate")
-        if deviation is Withhold else deviation(params, member, rng)
+        LieBids(params, member, rng, plan=5),
+        deviation(params, member, rng, kind="validate")
+        if deviation is Withhold
+        else deviation(params, member, rng),
     )
 
 

@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from mercat.auctioneer.round import RoundContext, RoundInbox
 from mercat.auctioneer.config import ProtocolParams
 from mercat.auctioneer.messages import Transfer
+from mercat.auctioneer.round import RoundContext, RoundInbox
 from mercat.auctioneer.task_graph import Task, TaskGraph, execute, groups
 from mercat.auctioneer.virtual_clock import VirtualClockLoop
 from mercat.errors import AuctioneerConfigError, RoundAbortedError
@@ -38,9 +38,7 @@ def summing_graph(k: int = 1) -> TaskGraph:
     teams = groups(P, 3, k)
     tasks = [Task("x", P, lambda _i: 10)]
     for g, team in enumerate(teams):
-        tasks.append(
-            Task(f"part/{g}", team, lambda i, g=g: i["x"] * (g + 1), ("x",), num, unnum)
-        )
+        tasks.append(Task(f"part/{g}", team, lambda i, g=g: i["x"] * (g + 1), ("x",), num, unnum))
     parts = tuple(f"part/{g}" for g in range(3))
     tasks.append(Task("final", P, lambda i: sum(i[p] for p in parts), ("x", *parts)))
     return TaskGraph(tuple(tasks), "final")
@@ -57,11 +55,15 @@ def test_check_accepts_the_graph_and_names_consumers():
     ("graph", "words"),
     [
         (TaskGraph((Task("a", P[:1], lambda i: 0),), "a"), r"at least k\+1"),
-        (TaskGraph((Task("a", P, lambda i: 0, ("b",)), Task("b", P, lambda i: 0)), "a"),
-         "not before"),
+        (
+            TaskGraph((Task("a", P, lambda i: 0, ("b",)), Task("b", P, lambda i: 0)), "a"),
+            "not before",
+        ),
         (TaskGraph((Task("a", P[:3], lambda i: 0),), "a"), "every provider"),
-        (TaskGraph((Task("a", P, lambda i: 0), Task("b", P, lambda i: 0)), "b"),
-         "does not depend on"),
+        (
+            TaskGraph((Task("a", P, lambda i: 0), Task("b", P, lambda i: 0)), "b"),
+            "does not depend on",
+        ),
         (TaskGraph((Task("a", P, lambda i: 0), Task("a", P, lambda i: 0)), "a"), "twice"),
         (TaskGraph((Task("a", ("p0", "zz"), lambda i: 0),), "a"), "unknown"),
     ],
@@ -80,6 +82,7 @@ def run_everywhere(graph: TaskGraph, silent: str | None = None, corrupt: str | N
         inboxes = {p: RoundInbox() for p in P}
         contexts = {}
         for p in P:
+
             def deliver(to, frames, me=p):
                 message = frames  # deliver the Message object itself (no encoding here)
                 if me == silent:
@@ -89,8 +92,12 @@ def run_everywhere(graph: TaskGraph, silent: str | None = None, corrupt: str | N
                 inboxes[to].put(me, message)
 
             contexts[p] = RoundContext(
-                me=p, round_id=0, params=params, inbox=inboxes[p],
-                send_frames=lambda to, message: message, deliver=deliver,
+                me=p,
+                round_id=0,
+                params=params,
+                inbox=inboxes[p],
+                send_frames=lambda to, message: message,
+                deliver=deliver,
             )
         results = await asyncio.gather(
             *(execute(graph, p, contexts[p], 5.0) for p in P), return_exceptions=True
