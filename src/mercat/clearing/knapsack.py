@@ -213,6 +213,33 @@ def dantzig_bound(profits: np.ndarray, weights: np.ndarray, capacity: float) -> 
     return bound
 
 
+def knapsack_enumerate_csr(
+    profits: np.ndarray,
+    weights: np.ndarray,
+    capacity: float,
+    threshold: float,
+    max_subsets: int,
+    tol: float = 1e-10,
+    node_limit: int = DEFAULT_NODE_LIMIT,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """`knapsack_enumerate` in compressed form: (items, starts, complete), subset s being
+    items[starts[s]:starts[s + 1]] (item indices, unsorted); the empty subset comes first
+    when it qualifies."""
+    p, w, cap = _as_arrays(profits, weights, capacity)
+    order = _order(p, w)
+    _, _, complete, items, starts, _ = _search(
+        p[order],
+        w[order],
+        cap,
+        float(threshold),
+        float(tol),
+        int(node_limit),
+        True,
+        int(max_subsets),
+    )
+    return order[items], starts, bool(complete)
+
+
 def knapsack_enumerate(
     profits: np.ndarray,
     weights: np.ndarray,
@@ -228,20 +255,11 @@ def knapsack_enumerate(
     threshold). `complete` is False when more than `max_subsets` subsets qualify or the node
     limit was hit; the list is then partial.
     """
-    p, w, cap = _as_arrays(profits, weights, capacity)
-    order = _order(p, w)
-    _, _, complete, items, starts, _ = _search(
-        p[order],
-        w[order],
-        cap,
-        float(threshold),
-        float(tol),
-        int(node_limit),
-        True,
-        int(max_subsets),
+    items, starts, complete = knapsack_enumerate_csr(
+        profits, weights, capacity, threshold, max_subsets, tol, node_limit
     )
-    subsets = [np.sort(order[items[starts[s] : starts[s + 1]]]) for s in range(len(starts) - 1)]
-    return subsets, bool(complete)
+    subsets = [np.sort(items[starts[s] : starts[s + 1]]) for s in range(len(starts) - 1)]
+    return subsets, complete
 
 
 # --- readable twins ------------------------------------------------------------------------

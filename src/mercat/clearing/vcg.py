@@ -169,7 +169,6 @@ def clarke_payments(state: AllocationState, users: Sequence[int]) -> PaymentResu
     users_array = np.asarray(list(users), dtype=np.int64)
     if np.any((users_array < 0) | (users_array >= state.auction.n_users)):
         raise InvalidParameterError("users must be indices of the auction's users")
-    pool = state.pool()
     lower = np.empty(users_array.shape[0])
     upper = np.empty(users_array.shape[0])
     proven = np.zeros(users_array.shape[0], dtype=bool)
@@ -179,8 +178,10 @@ def clarke_payments(state: AllocationState, users: Sequence[int]) -> PaymentResu
         if state.assignment[user] < 0:
             lower[k], upper[k], proven[k] = state.welfare, state.bound, state.proven_optimal
         else:
+            # Each solve starts from the allocation's pool, not from what earlier solves
+            # added: a payment is then the same whichever group computes it, in any order.
             solution = solve_welfare(
-                pool, excluded=int(user), incumbent=_refill_without(state, int(user)),
+                state.pool(), excluded=int(user), incumbent=_refill_without(state, int(user)),
                 time_limit=state.time_limit, target_gap=state.target_gap,
             )
             if solution.assignment[user] >= 0:

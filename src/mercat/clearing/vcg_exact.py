@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mercat.clearing.knapsack import knapsack_enumerate, knapsack_max
+from mercat.clearing.knapsack import knapsack_enumerate_csr, knapsack_max
 from mercat.clearing.vcg_colgen import (
     ColumnPool,
     LagrangianCertificate,
@@ -36,9 +36,10 @@ from mercat.clearing.vcg_colgen import (
     restricted_master_mip,
 )
 from mercat.clearing.vcg_instance import StandardAuction
-from mercat.clearing.vcg_packing import min_waste_packing
+from mercat.clearing.vcg_packing import ColumnList, min_waste_packing
 
 OPTIMALITY_TOL = 1e-9
+DELTA_GROWTH = 2.0
 
 
 @dataclass(frozen=True)
@@ -104,35 +105,38 @@ def enumerate_columns(
     delta: float,
     max_columns: int,
     node_limit: int,
-) -> list[tuple[int, np.ndarray]] | None:
+) -> ColumnList | None:
     """Every non-empty column with reduced gap ≤ δ, or None if there are more than
     max_columns (or a search hit its node limit)."""
-    users = np.flatnonzero(allowed)
-    profits = auction.values[users] - certificate.pi[users]
-    columns: list[tuple[int, np.ndarray]] = []
+    reduced = auction.values - certificate.pi
+    # A user of reduced profit below -δ is in no such column: dropping it would gain > δ.
+    users = np.flatnonzero(allowed & (reduced >= -delta - OPTIMALITY_TOL))
+    parts: list[ColumnList] = []
+    count = 0
     for j in range(auction.n_providers):
-        subsets, complete = knapsack_enumerate(
-            profits,
+        items, starts, complete = knapsack_enumerate_csr(
+            reduced[users],
             auction.demands[users],
             float(auction.capacities[j]),
             threshold=float(certificate.z[j]) - delta - OPTIMALITY_TOL,
-            max_subsets=max_columns - len(columns) + 1,
+            max_subsets=max_columns - count + 1,
             node_limit=node_limit,
         )
         if not complete:
             return None
-        columns.extend((j, users[s]) for s in subsets if s.shape[0] > 0)
-    return columns
+        if len(starts) > 1 and starts[1] == 0:
+            starts = starts[1:]  # the empty set (listed first when it qualifies) is no column
+        size = len(starts) - 1
+        parts.append(ColumnList(np.full(size, j, dtype=np.int64), starts, users[items]))
+        count += size
+    return ColumnList.concat(parts)
 
 
-def _assignment_of(
-    n_users: int, columns: list[tuple[int, np.ndarray]], chosen: np.ndarray
-) -> np.ndarray:
+def _assignment_of(n_users: int, columns: ColumnList, chosen: np.ndarray) -> np.ndarray:
     assignment = np.full(n_users, -1, dtype=np.int64)
     for c in chosen:
         if c >= 0:
-            provider, users = columns[c]
-            assignment[users] = provider
+            assignment[columns.members(int(c))] = columns.providers[c]
     return assignment
 
 
@@ -164,17 +168,17 @@ def prove_optimum(
         stats["enumerated_columns"] = float(-1 if columns is None else len(columns))
         if columns is None:
             return best, False
-        providers = np.array([j for j, _ in columns], dtype=np.int64)
-        members = [users for _, users in columns]
         reduced = auction.values - pi
-        waste = np.array(
-            [certificate.z[j] - reduced[users].sum() for j, users in columns], dtype=np.float64
+        gained = (
+            np.add.reduceat(reduced[columns.items], columns.starts[:-1])
+            if len(columns)
+            else np.zeros(0)
         )
+        waste = np.maximum(certificate.z[columns.providers] - gained, 0.0)
         cap = min(budget, delta + OPTIMALITY_TOL)
         found, chosen, complete, nodes = min_waste_packing(
-            providers,
-            members,
-            np.maximum(waste, 0.0),
+            columns,
+            waste,
             certificate.z,
             np.where(allowed, pi, 0.0),
             cap,
@@ -189,7 +193,7 @@ def prove_optimum(
             return best, True
         if time.perf_counter() > deadline:
             return best, False
-        delta = min(3.0 * delta, budget)
+        delta = min(DELTA_GROWTH * delta, budget)
 
 
 def solve_welfare(

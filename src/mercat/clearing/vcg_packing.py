@@ -25,20 +25,63 @@ node; `packing_reference` is the brute-force twin the tests compare it with.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 
-def user_bits(members: list[np.ndarray], n_users: int) -> np.ndarray:
-    """Columns as bitsets over users: a (n_columns, ceil(n/64)) uint64 array."""
-    words = max(1, (n_users + 63) // 64)
-    bits = np.zeros((len(members), words), dtype=np.uint64)
-    for c, users in enumerate(members):
-        users = np.asarray(users, dtype=np.int64)
-        np.bitwise_or.at(
-            bits[c], users >> 6, np.left_shift(np.uint64(1), (users & 63).astype(np.uint64))
+@dataclass(frozen=True)
+class ColumnList:
+    """Columns in compressed form: column c is provider `providers[c]` serving users
+    `items[starts[c]:starts[c + 1]]`."""
+
+    providers: np.ndarray
+    starts: np.ndarray
+    items: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.providers.shape[0])
+
+    def members(self, c: int) -> np.ndarray:
+        return self.items[self.starts[c] : self.starts[c + 1]]
+
+    @classmethod
+    def from_lists(cls, providers: np.ndarray, members: list[np.ndarray]) -> ColumnList:
+        lengths = np.array([len(users) for users in members], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        items = (
+            np.concatenate([np.asarray(u, dtype=np.int64) for u in members])
+            if members
+            else np.zeros(0, dtype=np.int64)
         )
+        return cls(np.asarray(providers, dtype=np.int64), starts, items)
+
+    @classmethod
+    def concat(cls, parts: list[ColumnList]) -> ColumnList:
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64))
+        offsets = np.cumsum([0] + [int(p.starts[-1]) for p in parts[:-1]])
+        starts = np.concatenate(
+            [[0]] + [p.starts[1:] + off for p, off in zip(parts, offsets, strict=True)]
+        )
+        return cls(
+            np.concatenate([p.providers for p in parts]),
+            starts.astype(np.int64),
+            np.concatenate([p.items for p in parts]),
+        )
+
+
+@njit(cache=True)
+def _user_bits(starts, items, order, n_users):  # pragma: no cover - numba
+    """Columns (in `order`) as bitsets over users: (n_columns, ceil(n/64)) uint64."""
+    words = max(1, (n_users + 63) // 64)
+    bits = np.zeros((order.shape[0], words), dtype=np.uint64)
+    for r in range(order.shape[0]):
+        c = order[r]
+        for t in range(starts[c], starts[c + 1]):
+            u = items[t]
+            bits[r, u >> 6] |= np.uint64(1) << np.uint64(u & 63)
     return bits
 
 
@@ -57,40 +100,34 @@ def _holds(bits, c, u):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _search(  # pragma: no cover - numba
-    bits,
-    provider,
-    waste,
-    empty_waste,
-    penalty,
-    penalised,
-    candidates,
-    taken,
-    free,
-    acc,
-    best,
-    best_choice,
-    choice,
-    counter,
-    node_limit,
-):
-    """One node. `candidates`: columns (sorted by waste) that fitted at the parent;
-    `taken`: users served or given up (a bitset); `free[k]`: provider k is undecided;
-    `choice[k]`: the column of k (-1: empty or undecided)."""
+def _search(
+    problem, candidates, acc, taken, free, choice, best, best_choice, counter, limit
+):  # pragma: no cover
+    """One node of the search.
+
+    `problem` = (bits, col_starts, col_items, provider, waste, empty_waste, penalty,
+    penalised, slot): columns sorted by waste, as bitsets and as user lists
+    (col_items[col_starts[c]:col_starts[c + 1]]), their provider and waste; z_k per
+    provider; π per user; the users with π > 0, and slot[u] = u's position among them
+    (-1 if none). `candidates`: columns that fitted at the parent; `taken`: users served or
+    given up (a bitset); `free[k]`: provider k undecided; `choice[k]`: k's column (-1:
+    empty or undecided)."""
+    bits, col_starts, col_items, provider, waste, empty_waste, penalty, penalised, slot = problem
     counter[0] += 1
-    if counter[0] > node_limit:
+    if counter[0] > limit:
         counter[1] = 1
         return
     m = empty_waste.shape[0]
     words = bits.shape[1]
-    # The columns still usable, the cheapest per free provider, who can still be served.
+    # The columns still usable, the cheapest per free provider, and for each undecided
+    # user with π > 0 how many usable columns could still serve it.
     live = np.empty(candidates.shape[0], dtype=np.int64)
     n_live = 0
     cheapest = np.zeros(m)
     for k in range(m):
         if free[k]:
             cheapest[k] = empty_waste[k]
-    reachable = np.zeros(words, dtype=np.uint64)
+    options = np.zeros(penalised.shape[0], dtype=np.int64)
     for t in range(candidates.shape[0]):
         c = candidates[t]
         k = provider[c]
@@ -99,23 +136,26 @@ def _search(  # pragma: no cover - numba
             n_live += 1
             if waste[c] < cheapest[k]:
                 cheapest[k] = waste[c]
-            for w in range(words):
-                reachable[w] |= bits[c, w]
+            for e in range(col_starts[c], col_starts[c + 1]):
+                if slot[col_items[e]] >= 0:
+                    options[slot[col_items[e]]] += 1
     live = live[:n_live]
     rest = 0.0
     for k in range(m):
         rest += cheapest[k]
+    # Branch on the undecided user with the fewest options (fail first; ties: larger π).
     target = -1
+    fewest = 0
     lost = 0.0  # π of undecided users nobody can serve any more
     for t in range(penalised.shape[0]):
         u = penalised[t]
         if (taken[u >> 6] >> np.uint64(u & 63)) & np.uint64(1):
             continue
-        if (reachable[u >> 6] >> np.uint64(u & 63)) & np.uint64(1):
-            if target < 0:
-                target = u
-        else:
+        if options[t] == 0:
             lost += penalty[u]
+        elif target < 0 or options[t] < fewest:
+            target = u
+            fewest = options[t]
     if acc + rest + lost >= best[0]:
         return
     if target < 0:
@@ -147,21 +187,7 @@ def _search(  # pragma: no cover - numba
         free[k] = False
         choice[k] = c
         _search(
-            bits,
-            provider,
-            waste,
-            empty_waste,
-            penalty,
-            penalised,
-            live,
-            taken,
-            free,
-            acc + waste[c],
-            best,
-            best_choice,
-            choice,
-            counter,
-            node_limit,
+            problem, live, acc + waste[c], taken, free, choice, best, best_choice, counter, limit
         )
         free[k] = True
         choice[k] = -1
@@ -172,48 +198,37 @@ def _search(  # pragma: no cover - numba
             mask = np.uint64(1) << np.uint64(target & 63)
             taken[target >> 6] |= mask
             _search(
-                bits,
-                provider,
-                waste,
-                empty_waste,
-                penalty,
-                penalised,
+                problem,
                 live,
+                acc + penalty[target],
                 taken,
                 free,
-                acc + penalty[target],
+                choice,
                 best,
                 best_choice,
-                choice,
                 counter,
-                node_limit,
+                limit,
             )
             taken[target >> 6] &= ~mask
     elif acc + empty_waste[k0] + rest - cheapest[k0] + lost < best[0]:  # or leave k0 empty
         free[k0] = False
         _search(
-            bits,
-            provider,
-            waste,
-            empty_waste,
-            penalty,
-            penalised,
+            problem,
             live,
+            acc + empty_waste[k0],
             taken,
             free,
-            acc + empty_waste[k0],
+            choice,
             best,
             best_choice,
-            choice,
             counter,
-            node_limit,
+            limit,
         )
         free[k0] = True
 
 
 def min_waste_packing(
-    providers: np.ndarray,
-    members: list[np.ndarray],
+    columns: ColumnList,
     waste: np.ndarray,
     empty_waste: np.ndarray,
     penalty: np.ndarray,
@@ -223,51 +238,53 @@ def min_waste_packing(
     """The least-waste packing worth less than `budget`: (waste, column per provider, complete,
     nodes). Column -1 means empty. If no packing beats the budget, returns (budget, all -1).
 
-    `waste[c]` ≥ 0 for column c on `providers[c]`; `empty_waste[k]` = z_k; `penalty[u]` = π_u.
+    `waste[c]` ≥ 0 for column c; `empty_waste[k]` = z_k; `penalty[u]` = π_u.
     `complete` is False when the node limit stopped the search."""
     n_users = penalty.shape[0]
     m = empty_waste.shape[0]
-    order = np.argsort(waste, kind="stable")
-    bits = user_bits([members[c] for c in order], n_users)
-    sorted_providers = np.asarray(providers, dtype=np.int64)[order]
-    sorted_waste = np.asarray(waste, dtype=np.float64)[order]
+    order = np.argsort(waste, kind="stable").astype(np.int64)
+    lengths = np.diff(columns.starts)[order]
+    col_starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    within = np.arange(int(col_starts[-1])) - np.repeat(col_starts[:-1], lengths)
+    col_items = columns.items[np.repeat(columns.starts[order], lengths) + within]
     penalised = np.flatnonzero(penalty > 0.0)
     penalised = penalised[np.argsort(-penalty[penalised], kind="stable")].astype(np.int64)
-    words = bits.shape[1]
-    best = np.array([float(budget)])
-    best_choice = np.full(m, -1, dtype=np.int64)
-    counter = np.zeros(2, dtype=np.int64)
-    _search(
-        bits,
-        sorted_providers,
-        sorted_waste,
+    slot = np.full(n_users, -1, dtype=np.int64)
+    slot[penalised] = np.arange(penalised.shape[0])
+    problem = (
+        _user_bits(columns.starts, columns.items, order, n_users),
+        col_starts,
+        col_items.astype(np.int64),
+        columns.providers[order],
+        np.asarray(waste, dtype=np.float64)[order],
         np.asarray(empty_waste, dtype=np.float64),
         np.asarray(penalty, dtype=np.float64),
         penalised,
-        np.arange(len(order), dtype=np.int64),
-        np.zeros(words, dtype=np.uint64),
-        np.ones(m, dtype=np.bool_),
-        0.0,
-        best,
-        best_choice,
-        np.full(m, -1, dtype=np.int64),
-        counter,
-        int(node_limit),
+        slot,
     )
+    best = np.array([float(budget)])
+    best_choice = np.full(m, -1, dtype=np.int64)
+    counter = np.zeros(2, dtype=np.int64)
+    taken = np.zeros(problem[0].shape[1], dtype=np.uint64)
+    free = np.ones(m, dtype=np.bool_)
+    choice = np.full(m, -1, dtype=np.int64)
+    candidates = np.arange(len(order), dtype=np.int64)
+    _search(problem, candidates, 0.0, taken, free, choice, best, best_choice, counter, node_limit)
     chosen = np.array([order[c] if c >= 0 else -1 for c in best_choice], dtype=np.int64)
     return float(best[0]), chosen, counter[1] == 0, int(counter[0])
 
 
 def packing_reference(
-    providers: np.ndarray,
-    members: list[np.ndarray],
+    columns: ColumnList,
     waste: np.ndarray,
     empty_waste: np.ndarray,
     penalty: np.ndarray,
 ) -> float:
     """Least waste over every choice of one listed column (or none) per provider: brute force."""
     m = empty_waste.shape[0]
-    options = [[-1] + [c for c in range(len(members)) if providers[c] == k] for k in range(m)]
+    options = [
+        [-1] + [c for c in range(len(columns)) if columns.providers[c] == k] for k in range(m)
+    ]
     best = np.inf
     for pick in itertools.product(*options):
         served: set[int] = set()
@@ -276,7 +293,7 @@ def packing_reference(
             if c < 0:
                 total += empty_waste[k]
                 continue
-            users = set(int(u) for u in members[c])
+            users = set(int(u) for u in columns.members(c))
             if users & served:
                 break
             served |= users
