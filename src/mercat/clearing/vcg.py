@@ -181,8 +181,11 @@ def clarke_payments(state: AllocationState, users: Sequence[int]) -> PaymentResu
             # Each solve starts from the allocation's pool, not from what earlier solves
             # added: a payment is then the same whichever group computes it, in any order.
             solution = solve_welfare(
-                state.pool(), excluded=int(user), incumbent=_refill_without(state, int(user)),
-                time_limit=state.time_limit, target_gap=state.target_gap,
+                state.pool(),
+                excluded=int(user),
+                incumbent=_refill_without(state, int(user)),
+                time_limit=state.time_limit,
+                target_gap=state.target_gap,
             )
             if solution.assignment[user] >= 0:
                 raise SolverError(f"the solve without user {user} served it")

@@ -17,7 +17,6 @@ Two readings of the capacity factor f_j matter here:
   harder (docs/vcg.md, "When the optimum cannot be proven").
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass
