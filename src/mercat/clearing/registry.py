@@ -13,11 +13,13 @@ from typing import Any
 from mercat.clearing.base import Mechanism
 from mercat.clearing.double_auction import DoubleAuction
 from mercat.clearing.optimal import OptimalMechanism
+from mercat.clearing.vcg import VCGMechanism
 from mercat.errors import UnknownNameError
 
 MECHANISMS: tuple[type[Mechanism], ...] = (
     OptimalMechanism,
     DoubleAuction,
+    VCGMechanism,
 )
 
 
