@@ -1,0 +1,146 @@
+"""Providers as separate OS processes talking ZeroMQ over TCP on loopback: rounds, the
+bidder client and its command, a crashed or frozen provider, hostile bytes on the wire."""
+
+import os
+import signal
+import time
+
+import pytest
+import zmq
+from typer.testing import CliRunner
+
+from mercat.auctioneer.config import ProtocolParams
+from mercat.auctioneer.instances import instance_for
+from mercat.auctioneer.local import LocalCluster
+from mercat.auctioneer.workloads import double_auction_bids, standard_auction_bids
+from mercat.cli import app
+
+PHASE = 1.5
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    params = ProtocolParams(
+        ("p1", "p2", "p3"), 1, bid_window=1.0, phase_timeout=PHASE, task_timeout=30.0
+    )
+    with LocalCluster(params) as c:
+        yield c
+
+
+def test_rounds_over_tcp_equal_the_centralized_mechanism(cluster):
+    pids = {p.pid for p in cluster.processes.values()}
+    assert len(pids) == 3 and os.getpid() not in pids  # three processes of their own
+    for r in range(3):
+        bids = double_auction_bids(r, 150, 8)
+        result = cluster.run_round(100 + r, bids, timeout=20)
+        assert result.ok, result.reason
+        assert result.outcome == instance_for("double").centralized(bids, 0)
+        assert set(result.results) == {"p1", "p2", "p3"}
+
+
+def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster):
+    out = CliRunner().invoke(
+        app,
+        [
+            "bid",
+            "--providers",
+            str(cluster.peers_path),
+            "--round",
+            "200",
+            "--json",
+            "--bid",
+            "u1:buy:1.2:1",
+            "--bid",
+            "u2:buy:1.1:1",
+            "--bid",
+            "u3:buy:0.9:1",
+            "--bid",
+            "s1:sell:0.5:1",
+            "--bid",
+            "s2:sell:0.6:1",
+            "--bid",
+            "s3:sell:0.7:1",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    import json
+
+    data = json.loads(out.stdout)
+    assert data["outcome"] == "ok" and data["providers_answered"] == ["p1", "p2", "p3"]
+    # trade reduction: u3 and s3 are the marginal pair; u1, u2 buy 1 each at 0.9
+    assert data["your_bids"]["u1"] == {"allocated": 1.0, "pays": 0.9}
+    assert data["your_bids"]["s1"]["pays"] == -0.7
+    assert data["your_bids"]["u3"] == {"allocated": 0.0, "pays": 0.0}
+
+
+def test_hostile_bytes_are_dropped_and_the_next_round_works(cluster):
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(cluster.peers.peer("p2").address)
+    for frames in ([b"garbage"], [b"{}", b"", b"x" * 64], [b'{"v": 9}', b"", b""]):
+        sock.send_multipart(frames)
+    time.sleep(0.3)
+    sock.close()
+    ctx.term()
+    bids = double_auction_bids(9, 50, 8)
+    assert cluster.run_round(300, bids, timeout=20).ok
+    log = (cluster.workdir / "p2.log").read_text()
+    assert "dropped a message (MalformedMessageError)" in log
+    assert "dropped a message (UnsupportedVersionError)" in log
+
+
+def test_a_frozen_then_a_crashed_provider_gives_bottom_in_bounded_time(cluster):
+    bids = double_auction_bids(5, 50, 8)
+    p3 = cluster.processes["p3"]
+    os.kill(p3.pid, signal.SIGSTOP)  # stays silent
+    try:
+        started = time.monotonic()
+        result = cluster.run_round(400, bids, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(p3.pid, signal.SIGCONT)
+    assert not result.ok and "p3" in result.reason
+    assert elapsed < 2 * PHASE + 3.0  # the peers' phase timeout, the client's grace, slack
+    assert cluster.run_round(401, bids, timeout=20).ok  # it woke up: the next round works
+
+    cluster.stop_provider("p3", signal.SIGKILL)  # crashes
+    started = time.monotonic()
+    result = cluster.run_round(402, bids, timeout=30)
+    assert not result.ok and time.monotonic() - started < 2 * PHASE + 3.0
+    cluster.start_provider("p3")
+    cluster.wait_ready(["p3"])
+    assert cluster.run_round(403, bids, timeout=20).ok  # restarted: rounds work again
+
+
+@pytest.mark.slow
+def test_vcg_groups_in_separate_processes():
+    params = ProtocolParams(
+        tuple(f"p{i}" for i in range(4)), 1, mechanism="vcg", groups=2, phase_timeout=5.0
+    )
+    with LocalCluster(params) as c:
+        for r in range(2):
+            bids = standard_auction_bids(r, 14, 6)
+            result = c.run_round(r, bids, timeout=60)
+            assert result.ok, result.reason
+            assert result.outcome == instance_for("vcg").centralized(bids, 0)
+
+
+def test_provider_command_refuses_bad_setups(tmp_path):
+    runner = CliRunner()
+    out = runner.invoke(
+        app, ["auctioneer", "init", "--providers", "3", "--k", "1", "--out", str(tmp_path)]
+    )
+    assert out.exit_code == 0, out.output
+    peers = tmp_path / "peers.toml"
+
+    def error(*args):
+        out = runner.invoke(app, ["provider", *map(str, args)])
+        assert out.exit_code == 2
+        return " ".join(out.output.split())
+
+    assert "provider 'p9' is not in the peers file" in error("--id", "p9", "--peers", peers)
+    (tmp_path / "p2.key").write_text((tmp_path / "p1.key").read_text())
+    assert "does not match" in error("--id", "p2", "--peers", peers)
+    assert "needs m > 2k" in error("--id", "p1", "--peers", peers, "--k", "2")
+    assert "does not exist" in error("--id", "p1", "--peers", tmp_path / "none.toml")
