@@ -13,9 +13,11 @@ from mercat.auctioneer.config import ProtocolParams
 from mercat.auctioneer.instances import double_auction_outcome
 from mercat.auctioneer.simulation import simulate_rounds
 from mercat.auctioneer.trials import run_bidder_trials
-from mercat.auctioneer.vcg_tasks import VcgInstance, allocate, standard_auction_of
+from mercat.auctioneer.vcg_tasks import VcgInstance, auction_arrays
 from mercat.auctioneer.workloads import double_auction_bids, standard_auction_bids
 from mercat.clearing.double_auction import DoubleAuction
+from mercat.clearing.vcg import VCGMechanism
+from mercat.clearing.vcg_instance import standard_auction
 from mercat.clearing.vcg_reference import brute_force_clarke, brute_force_optimum
 from mercat.model import Market, Node, Request
 
@@ -94,18 +96,39 @@ def test_vcg_equals_the_centralized_mechanism(m, k, groups):
         assert all(out.outcome == expected for out in r.outputs.values())
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_vcg_core_is_the_clarke_mechanism_on_tiny_markets(seed):
-    """The centralized reference itself, against brute force: optimal allocation, Clarke
-    payments."""
-    bids = standard_auction_bids(seed, 6, 2)
-    auction, users, _ = standard_auction_of(bids)
-    allocation = allocate(bids)
-    assert allocation.welfare == pytest.approx(brute_force_optimum(auction), abs=1e-9)
-    outcome = VcgInstance().centralized(bids, 0)
-    np.testing.assert_allclose(
-        outcome.transfers[users], brute_force_clarke(auction, allocation.assignment), atol=1e-9
-    )
+def standard_market_of(bids: BidVector) -> Market:
+    """The standard auction's Market: buyers are requests, sellers nodes of that capacity."""
+    requests = [
+        Request.bidding(b.bidder, b.price, b.quantity) for b in bids.bids() if b.side == "buy"
+    ]
+    nodes = [
+        Node(b.bidder, unit_costs=(0.0,), capacity=(b.quantity,))
+        for b in bids.bids()
+        if b.side == "sell"
+    ]
+    return Market(requests, nodes, resources=("bandwidth",))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vcg_instance_is_the_projects_vcg_mechanism(seed):
+    """The distributed output equals `mercat clear --mechanism vcg` on the same market, and
+    on tiny markets both are the Clarke mechanism of brute force."""
+    bids = standard_auction_bids(seed, 6 if seed < 2 else 30, 2 if seed < 2 else 6)
+    params = ProtocolParams(("p0", "p1", "p2", "p3"), 1, mechanism="vcg", groups=2)
+    [r] = simulate_rounds(params, [bids], cache={})
+    outcome = r.outputs["p0"].outcome
+    market = standard_market_of(bids)
+    assert same_clearing(outcome.to_clearing(bids), VCGMechanism().clear(market))
+    if seed < 2:
+        users, _, unit, demands, capacities = auction_arrays(bids)
+        auction = standard_auction(unit, demands, capacities)
+        assert outcome.facts["welfare"] == pytest.approx(brute_force_optimum(auction), abs=1e-9)
+        assignment = np.full(len(users), -1)
+        for b, s in zip(outcome.buyer.tolist(), outcome.seller.tolist(), strict=True):
+            assignment[list(users).index(b)] = s
+        np.testing.assert_allclose(
+            outcome.transfers[users], brute_force_clarke(auction, assignment), atol=1e-9
+        )
 
 
 @pytest.mark.parametrize("rule", ["value", "bitwise"])

@@ -66,6 +66,12 @@ def perturb_value(value: Any, rng: np.random.Generator) -> Any:
         if transfers.size:
             transfers[rng.integers(transfers.size)] += 0.01
         return dataclasses.replace(value, transfers=transfers, facts={**value.facts, "x": 1})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):  # the first float array: a wrong number in it
+            field_value = getattr(value, f.name)
+            if isinstance(field_value, np.ndarray) and field_value.dtype.kind == "f":
+                return dataclasses.replace(value, **{f.name: perturb_value(field_value, rng)})
+        return value
     if isinstance(value, np.ndarray):
         out = value.astype(float, copy=True)
         if out.size:

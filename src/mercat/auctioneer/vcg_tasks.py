@@ -4,18 +4,24 @@
     Task 2.g    "payments/g"    group g (≥ k+1 providers): Clarke payments of its users
     Task 3      "final"         every provider: gather the payments (data transfer), (x, p)
 
-A is the project's VCG core on arrays (`mercat.clearing.vcg_exact.solve_welfare` over a
-`ColumnPool`): the allocation is a proven welfare optimum W*, and user i pays the Clarke
-pivot p_i = W*_{-i} - (W* - v_i), where W*_{-i} is the optimum without i. A user that x
-does not serve pays 0 without a re-solve (x is feasible without it, so W*_{-i} = W*).
+A is the project's VCG mechanism (`mercat.clearing.vcg`), whose array core has exactly this
+shape: `allocate` (Task 1) returns an `AllocationState` with the proven optimum W* and the
+column pool; `clarke_payments(state, users)` (Task 2.S) gives W*_{-i} for a subset of the
+winners, each solve starting from the allocation's pool, so a payment is the same whichever
+group computes it and in whatever order; `payments_from` (Task 3) turns them into payments.
+The winners are dealt to the c groups round-robin (`split_users`); losers pay 0.
 
-Users are dealt to the c groups round-robin, winners first: the cost is in the winners'
-re-solves, and this spreads them evenly. Each W*_{-i} starts from the same columns, those
-the allocation found, so a payment does not depend on which group computes it or in which
-order: the distributed payments are bit for bit those of one process computing them all.
+The bids become the mechanism's arrays exactly as `VCGMechanism.clear` builds them from a
+market (a buyer's unit bid is value/quantity with value = price·quantity; capacities are
+capped at the total demand), and providers receive what the users they serve pay, as
+there: the output is `VCGMechanism().clear(market)` bit for bit (tests/auctioneer checks).
 
 Bids: buy bids are users (price per unit, demand); sell bids are providers, whose quantity
 is their capacity (providers do not bid in this auction: the price is ignored).
+
+No solve may stop on a clock: the providers must agree bit for bit, and a time limit would
+stop each of them at a different point. `SOLVE_TIME_LIMIT` is far above the round's task
+timeout, which bounds the wait instead (a provider that takes longer ends the round in ⊥).
 """
 
 from __future__ import annotations
@@ -31,117 +37,137 @@ from mercat.auctioneer.config import ProtocolParams
 from mercat.auctioneer.instances import Instance, graph_key
 from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.task_graph import Task, TaskGraph, groups
-from mercat.errors import MalformedMessageError, NotProvenOptimalError
+from mercat.errors import MalformedMessageError
 
-SOLVE_TIME_LIMIT = 3600.0
-"""Per welfare problem. Providers must agree bit for bit, so no solve may stop on a clock
-that runs differently at each of them; the round's task timeout bounds the wait instead."""
+SOLVE_TIME_LIMIT = 24 * 3600.0
 
 
 @dataclass(frozen=True)
 class VcgAllocation:
-    """Task 1's result: the assignment (provider index per user, -1 unserved), W*, and the
-    columns found, from which every payment re-solve starts."""
+    """Task 1's result: the mechanism's state, and where its users and providers sit
+    among the bidders (None when there is nobody to allocate)."""
 
     users: np.ndarray  # bidder indices of the users (buy bids)
     providers: np.ndarray  # bidder indices of the providers (sell bids)
-    assignment: np.ndarray
-    welfare: float
-    columns: tuple[tuple[int, np.ndarray], ...]
+    state: Any  # mercat.clearing.vcg.AllocationState | None
 
 
-def standard_auction_of(bids: BidVector) -> tuple[Any, np.ndarray, np.ndarray]:
-    """(StandardAuction, user indices, provider indices) of the agreed bids."""
-    from mercat.clearing.vcg_instance import standard_auction
-
+def auction_arrays(bids: BidVector) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(users, providers, unit bids, demands, capacities) as `VCGMechanism.clear` computes
+    them from the market of these bids."""
     users = np.flatnonzero(bids.side == BUY)
     providers = np.flatnonzero(bids.side == SELL)
-    auction = standard_auction(bids.price[users], bids.quantity[users], bids.quantity[providers])
-    return auction, users, providers
+    demands = bids.quantity[users].astype(float)
+    unit = (bids.price[users] * demands) / demands  # the market's value / demand
+    capacities = np.minimum(bids.quantity[providers].astype(float), demands.sum())
+    return users, providers, unit, demands, capacities  # type: ignore[return-value]
 
 
 def allocate(bids: BidVector) -> VcgAllocation:
-    from mercat.clearing.vcg_colgen import ColumnPool
-    from mercat.clearing.vcg_exact import solve_welfare
+    from mercat.clearing import vcg
+    from mercat.clearing.vcg_instance import standard_auction
 
-    users, providers = np.flatnonzero(bids.side == BUY), np.flatnonzero(bids.side == SELL)
+    users, providers, unit, demands, capacities = auction_arrays(bids)
     if len(users) == 0 or len(providers) == 0:
-        return VcgAllocation(users, providers, np.full(len(users), -1, np.int64), 0.0, ())
-    auction, users, providers = standard_auction_of(bids)
-    pool = ColumnPool(auction)
-    solution = solve_welfare(pool, time_limit=SOLVE_TIME_LIMIT)
-    if not solution.proven_optimal:
-        raise NotProvenOptimalError(
-            f"the allocation is not proven optimal (gap {solution.gap:.2e}); Clarke "
-            "payments need the optimum"
-        )
-    columns = tuple((pool.providers[c], pool.members[c]) for c in range(len(pool)))
-    return VcgAllocation(users, providers, solution.assignment, solution.welfare, columns)
+        return VcgAllocation(users, providers, None)
+    auction = standard_auction(unit, demands, capacities)
+    return VcgAllocation(users, providers, vcg.allocate(auction, time_limit=SOLVE_TIME_LIMIT))
 
 
-def user_groups(allocation: VcgAllocation, count: int) -> list[np.ndarray]:
-    """Positions (among users) dealt round-robin to `count` groups, winners first."""
-    served = allocation.assignment >= 0
-    order = np.concatenate([np.flatnonzero(served), np.flatnonzero(~served)])
-    return [order[g::count] for g in range(count)]
+def payment_subsets(allocation: VcgAllocation, count: int) -> list[np.ndarray]:
+    """The winners (indices among users) of each payment group."""
+    from mercat.clearing.vcg import split_users
+
+    if allocation.state is None:
+        return [np.zeros(0, dtype=np.int64) for _ in range(count)]
+    return split_users(allocation.state.winners, count)
 
 
-def clarke_payments(
-    bids: BidVector, allocation: VcgAllocation, positions: np.ndarray
-) -> np.ndarray:
-    """p_i for the users at `positions` (indices among users), in that order."""
-    from mercat.clearing.vcg_colgen import ColumnPool
-    from mercat.clearing.vcg_exact import solve_welfare
+def payments_of(allocation: VcgAllocation, users: np.ndarray) -> Any:
+    """Task 2.S: the mechanism's PaymentResult for these users (None: nobody to pay)."""
+    from mercat.clearing.vcg import clarke_payments
 
-    payments = np.zeros(len(positions))
-    if len(positions) == 0 or len(allocation.providers) == 0:
-        return payments
-    auction, _, _ = standard_auction_of(bids)
-    values = auction.values
-    for k, i in enumerate(positions.tolist()):
-        if allocation.assignment[i] < 0:
-            continue  # x serves the others without i: W*_{-i} = W*, p_i = 0
-        pool = ColumnPool(auction)
-        for provider, members in allocation.columns:
-            if i not in members:
-                pool.add(provider, members)
-        incumbent = allocation.assignment.copy()
-        incumbent[i] = -1
-        without = solve_welfare(pool, excluded=i, incumbent=incumbent, time_limit=SOLVE_TIME_LIMIT)
-        if not without.proven_optimal:
-            raise NotProvenOptimalError(f"W*_-{i} is not proven optimal (gap {without.gap:.2e})")
-        payments[k] = without.welfare - (allocation.welfare - float(values[i]))
-    return payments
+    if allocation.state is None or len(users) == 0:
+        return None
+    return clarke_payments(allocation.state, users)
 
 
-def final_outcome(
-    bids: BidVector, allocation: VcgAllocation, parts: list[np.ndarray], payments: list[np.ndarray]
-) -> Outcome:
-    transfers = np.zeros(len(bids))
-    for positions, paid in zip(parts, payments, strict=True):
-        if len(paid) != len(positions):
-            raise MalformedMessageError("a payment task returned the wrong number of payments")
-        transfers[allocation.users[positions]] = paid
-    served = np.flatnonzero(allocation.assignment >= 0)
-    return Outcome(
-        "vcg",
-        bids.ids,
-        allocation.users[served],
-        allocation.providers[allocation.assignment[served]],
-        bids.quantity[allocation.users[served]],
-        transfers,
-        facts={"welfare": allocation.welfare, "winners": len(served)},
+def encode_payments(result: Any) -> bytes:
+    """What a group hands on: users, W*_{-i} intervals and proofs. Not the timings (they
+    differ between the group's members, and the members' bytes must be equal)."""
+    if result is None:
+        return b""
+    parts = [
+        np.asarray(result.users, "<i8").tobytes(),
+        np.asarray(result.others_optimum_lower, "<f8").tobytes(),
+        np.asarray(result.others_optimum_upper, "<f8").tobytes(),
+        np.asarray(result.proven, np.uint8).tobytes(),
+    ]
+    return len(result.users).to_bytes(8, "little") + b"".join(parts)
+
+
+def decode_payments(data: bytes) -> Any:
+    from mercat.clearing.vcg import PaymentResult
+
+    if not data:
+        return None
+    n = int.from_bytes(data[:8], "little")
+    if len(data) != 8 + 25 * n:
+        raise MalformedMessageError("a payment result has the wrong length")
+    cuts = [8, 8 + 8 * n, 8 + 16 * n, 8 + 24 * n, 8 + 25 * n]
+    proven = np.frombuffer(data[cuts[3] : cuts[4]], np.uint8)
+    if proven.size and proven.max() > 1:
+        raise MalformedMessageError("a proof flag is 0 or 1")
+    return PaymentResult(
+        users=np.frombuffer(data[cuts[0] : cuts[1]], "<i8"),
+        others_optimum_lower=np.frombuffer(data[cuts[1] : cuts[2]], "<f8"),
+        others_optimum_upper=np.frombuffer(data[cuts[2] : cuts[3]], "<f8"),
+        proven=proven.astype(bool),
+        seconds=np.zeros(n),
     )
 
 
-def _encode_payments(payments: np.ndarray) -> bytes:
-    return np.asarray(payments, dtype="<f8").tobytes()
+def final_outcome(
+    bids: BidVector, allocation: VcgAllocation, subsets: list[np.ndarray], results: list[Any]
+) -> Outcome:
+    """Task 3: (x, p). Users pay their Clarke payment; each provider receives what the users
+    it serves pay (as `VCGMechanism.clear`)."""
+    from mercat.clearing.vcg import payments_from
 
-
-def _decode_payments(data: bytes) -> np.ndarray:
-    if len(data) % 8:
-        raise MalformedMessageError("payments are float64s")
-    return np.frombuffer(data, dtype="<f8")
+    transfers = np.zeros(len(bids))
+    state = allocation.state
+    if state is None:
+        empty = np.zeros(0, dtype=np.int64)
+        return Outcome("vcg", bids.ids, empty, empty, np.zeros(0), transfers, {"welfare": 0.0})
+    for users, result in zip(subsets, results, strict=True):
+        got = np.zeros(0, np.int64) if result is None else np.asarray(result.users)
+        if not np.array_equal(got, users):
+            raise MalformedMessageError("a payment group answered for other users")
+    outcome = payments_from(state, [r for r in results if r is not None])
+    winners = np.flatnonzero(outcome.assignment >= 0)
+    rewards: dict[int, float] = {}
+    for i in winners.tolist():  # in index order, as VCGMechanism sums them
+        j = int(outcome.assignment[i])
+        transfers[allocation.users[i]] = float(outcome.payments[i])
+        rewards[j] = rewards.get(j, 0.0) + float(outcome.payments[i])
+    for j, reward in rewards.items():
+        transfers[allocation.providers[j]] = -reward
+    return Outcome(
+        "vcg",
+        bids.ids,
+        allocation.users[winners],
+        allocation.providers[outcome.assignment[winners]],
+        bids.quantity[allocation.users[winners]],
+        transfers,
+        facts={
+            "welfare": outcome.welfare,
+            "bound": outcome.bound,
+            "proven_optimal": outcome.proven_optimal,
+            "payments_exact": outcome.payments_exact,
+            "payment_uncertainty": outcome.payment_uncertainty,
+            "winners": len(winners),
+        },
+    )
 
 
 class VcgInstance(Instance):
@@ -154,28 +180,27 @@ class VcgInstance(Instance):
         teams = groups(params.providers, count, params.k)
         tasks = [Task("allocate", params.providers, lambda _inputs: allocate(bids))]
 
-        def payments_of(g: int) -> Task:
-            def run(inputs: Mapping[str, Any]) -> np.ndarray:
+        def payment_task(g: int) -> Task:
+            def run(inputs: Mapping[str, Any]) -> Any:
                 allocation = inputs["allocate"]
-                return clarke_payments(bids, allocation, user_groups(allocation, count)[g])
+                return payments_of(allocation, payment_subsets(allocation, count)[g])
 
             return Task(
                 f"payments/{g}",
                 teams[g],
                 run,
                 deps=("allocate",),
-                encode=_encode_payments,
-                decode=_decode_payments,
+                encode=encode_payments,
+                decode=decode_payments,
             )
 
-        tasks += [payments_of(g) for g in range(count)]
+        tasks += [payment_task(g) for g in range(count)]
 
         def gather(inputs: Mapping[str, Any]) -> Outcome:
             allocation = inputs["allocate"]
-            parts = user_groups(allocation, count)
-            return final_outcome(
-                bids, allocation, parts, [inputs[f"payments/{g}"] for g in range(count)]
-            )
+            subsets = payment_subsets(allocation, count)
+            results = [inputs[f"payments/{g}"] for g in range(count)]
+            return final_outcome(bids, allocation, subsets, results)
 
         deps = ("allocate", *(f"payments/{g}" for g in range(count)))
         tasks.append(Task("final", params.providers, gather, deps=deps, heavy=False))
@@ -183,7 +208,5 @@ class VcgInstance(Instance):
 
     def centralized(self, bids: BidVector, seed: int) -> Outcome:
         allocation = allocate(bids)
-        everyone = np.arange(len(allocation.users))
-        return final_outcome(
-            bids, allocation, [everyone], [clarke_payments(bids, allocation, everyone)]
-        )
+        [winners] = payment_subsets(allocation, 1)
+        return final_outcome(bids, allocation, [winners], [payments_of(allocation, winners)])
