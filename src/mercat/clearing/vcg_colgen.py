@@ -38,6 +38,9 @@ from mercat.clearing.vcg_instance import StandardAuction
 from mercat.errors import SolverError
 
 REDUCED_COST_TOL = 1e-9
+CONVERGENCE_TOL = 1e-6
+"""Column generation stops once bound - LP ≤ this, relative: the proof step works with any
+duals (its bound is L(π), exact), so chasing the last digits of the LP buys nothing."""
 
 
 class ColumnPool:
@@ -106,6 +109,7 @@ class ColGenResult:
     converged: bool  # the master LP over the pool is optimal over all columns
     rounds: int
     seconds: float
+    lp_solution: np.ndarray  # LP value of pool columns 0..len-1 at the last master solve
 
 
 class MasterLP:
@@ -233,7 +237,7 @@ def column_generation(
             reduced = float((auction.values[users] - pi[users]).sum() - mu[j])
             if reduced > REDUCED_COST_TOL and pool.add(j, users) is not None:
                 added += 1
-        if best.bound - lp_value <= REDUCED_COST_TOL * max(1.0, abs(lp_value)):
+        if best.bound - lp_value <= CONVERGENCE_TOL * max(1.0, abs(lp_value)):
             converged = True
             break
         if best.bound <= target_bound or time.perf_counter() - start > time_limit:
@@ -248,7 +252,7 @@ def column_generation(
         at_master = False
         master.sync()
         lp = master.solve()
-    return ColGenResult(best, lp[0], converged, rounds, time.perf_counter() - start)
+    return ColGenResult(best, lp[0], converged, rounds, time.perf_counter() - start, lp[3])
 
 
 def restricted_master_mip(

@@ -80,8 +80,43 @@ def sequential_knapsacks(auction: StandardAuction, allowed: np.ndarray) -> np.nd
     return assignment
 
 
+def lp_rounding(
+    pool: ColumnPool, lp_solution: np.ndarray, pi: np.ndarray, allowed: np.ndarray
+) -> np.ndarray:
+    """An assignment from the master LP: its columns by decreasing LP value while they fit
+    together, then each provider left empty filled by a knapsack on reduced profits v - π
+    over the free users, then every provider's spare capacity by one on values."""
+    auction = pool.auction
+    assignment = np.full(auction.n_users, -1, dtype=np.int64)
+    for c in np.argsort(-lp_solution, kind="stable"):
+        if lp_solution[c] <= 1e-6:
+            break
+        provider, users = pool.providers[c], pool.members[c]
+        if np.any(assignment == provider) or np.any(assignment[users] >= 0):
+            continue
+        if np.all(allowed[users]):
+            assignment[users] = provider
+    for profits in (auction.values - pi, auction.values):
+        for j in np.argsort(-auction.capacities, kind="stable"):
+            if profits is not auction.values and np.any(assignment == j):
+                continue
+            free = np.flatnonzero((assignment < 0) & allowed)
+            spare = float(auction.capacities[j] - auction.demands[assignment == j].sum())
+            if free.shape[0] == 0 or spare <= 0:
+                continue
+            _, chosen, _ = knapsack_max(
+                profits[free], auction.demands[free], spare, node_limit=200_000
+            )
+            assignment[free[chosen]] = j
+    return assignment
+
+
 def exact_certificate(
-    auction: StandardAuction, pi: np.ndarray, allowed: np.ndarray, node_limit: int
+    auction: StandardAuction,
+    pi: np.ndarray,
+    allowed: np.ndarray,
+    node_limit: int,
+    deadline: float = np.inf,
 ) -> LagrangianCertificate | None:
     """L(π) with every z_j solved exactly (the tightest proof these duals give), or None
     when a knapsack search hit its node limit."""
@@ -92,7 +127,7 @@ def exact_certificate(
         value, _, complete = knapsack_max(
             profits, auction.demands[users], float(auction.capacities[j]), node_limit=node_limit
         )
-        if not complete:
+        if not complete or time.perf_counter() > deadline:
             return None
         z[j] = value
     return LagrangianCertificate(pi, z, float(pi[users].sum() + z.sum()))
@@ -105,6 +140,7 @@ def enumerate_columns(
     delta: float,
     max_columns: int,
     node_limit: int,
+    deadline: float = np.inf,
 ) -> ColumnList | None:
     """Every non-empty column with reduced gap ≤ δ, or None if there are more than
     max_columns (or a search hit its node limit)."""
@@ -122,7 +158,7 @@ def enumerate_columns(
             max_subsets=max_columns - count + 1,
             node_limit=node_limit,
         )
-        if not complete:
+        if not complete or time.perf_counter() > deadline:
             return None
         if len(starts) > 1 and starts[1] == 0:
             starts = starts[1:]  # the empty set (listed first when it qualifies) is no column
@@ -163,7 +199,9 @@ def prove_optimum(
     delta = min(budget, max(1e-6 * bound, 1e-9))
     pi = certificate.pi
     while True:
-        columns = enumerate_columns(auction, certificate, allowed, delta, max_columns, node_limit)
+        columns = enumerate_columns(
+            auction, certificate, allowed, delta, max_columns, node_limit, deadline
+        )
         stats["delta"] = delta
         stats["enumerated_columns"] = float(-1 if columns is None else len(columns))
         if columns is None:
@@ -243,6 +281,9 @@ def solve_welfare(
         "lp_value": colgen.lp_value,
     }
     bound = colgen.certificate.bound
+    rounded = lp_rounding(pool, colgen.lp_solution, colgen.certificate.pi, allowed)
+    if value(rounded) > value(best):
+        best = rounded
 
     def improve_by_pool_mip() -> None:
         # The best assignment of pool columns (HiGHS): a heuristic, worth its time only
@@ -264,11 +305,13 @@ def solve_welfare(
 
     if bound - value(best) <= OPTIMALITY_TOL * max(1.0, bound):
         return done(True)
+    if bound <= value(best) * (1.0 + target_gap):
+        return done(False)
     if target_gap > 0:
         improve_by_pool_mip()
         if bound <= value(best) * (1.0 + target_gap):
             return done(False)
-    exact = exact_certificate(auction, colgen.certificate.pi, allowed, node_limit)
+    exact = exact_certificate(auction, colgen.certificate.pi, allowed, node_limit, deadline)
     if exact is None:
         improve_by_pool_mip()
         return done(False)
