@@ -189,7 +189,7 @@ def prove_optimum(
 ) -> tuple[np.ndarray, bool]:
     """Search for an assignment better than `incumbent` until one is proven optimal.
 
-    Returns (best assignment, proven). δ starts small and triples: each round lists the
+    Returns (best assignment, proven). δ starts small and doubles: each round lists the
     columns within δ and runs the waste search (`vcg_packing`) capped at δ; a packing found
     is optimal, none found means the optimum wastes more than δ (see the module docstring).
     """
@@ -197,7 +197,22 @@ def prove_optimum(
     best = incumbent
     budget = bound - float(auction.values[best >= 0].sum())  # the incumbent's waste
     delta = min(budget, max(1e-6 * bound, 1e-9))
-    pi = certificate.pi
+    pi = np.where(allowed, certificate.pi, 0.0)
+    reduced = auction.values - pi
+    last: tuple[ColumnList, np.ndarray] | None = None  # the longest complete list so far
+
+    def give_up() -> tuple[np.ndarray, bool]:
+        # No proof; the longest complete list still holds good columns: the best packing of
+        # them that beats the incumbent (within a node budget) is a better assignment.
+        if last is not None:
+            found, chosen, _, nodes = min_waste_packing(
+                last[0], last[1], certificate.z, pi, budget, node_limit=node_limit // 10
+            )
+            stats["packing_nodes"] = stats.get("packing_nodes", 0.0) + nodes
+            if found < budget:
+                return _assignment_of(auction.n_users, last[0], chosen), False
+        return best, False
+
     while True:
         columns = enumerate_columns(
             auction, certificate, allowed, delta, max_columns, node_limit, deadline
@@ -205,32 +220,27 @@ def prove_optimum(
         stats["delta"] = delta
         stats["enumerated_columns"] = float(-1 if columns is None else len(columns))
         if columns is None:
-            return best, False
-        reduced = auction.values - pi
+            return give_up()
         gained = (
             np.add.reduceat(reduced[columns.items], columns.starts[:-1])
             if len(columns)
             else np.zeros(0)
         )
         waste = np.maximum(certificate.z[columns.providers] - gained, 0.0)
+        last = (columns, waste)
         cap = min(budget, delta + OPTIMALITY_TOL)
         found, chosen, complete, nodes = min_waste_packing(
-            columns,
-            waste,
-            certificate.z,
-            np.where(allowed, pi, 0.0),
-            cap,
-            node_limit=node_limit,
+            columns, waste, certificate.z, pi, cap, node_limit=node_limit
         )
         stats["packing_nodes"] = stats.get("packing_nodes", 0.0) + nodes
         if not complete:
-            return best, False
+            return give_up()
         if found < cap:  # the least waste among all assignments within δ: optimal
             return _assignment_of(auction.n_users, columns, chosen), True
         if delta >= budget:  # nothing beats the incumbent's waste: it is optimal
             return best, True
         if time.perf_counter() > deadline:
-            return best, False
+            return give_up()
         delta = min(DELTA_GROWTH * delta, budget)
 
 

@@ -1,0 +1,214 @@
+"""VCG standard auction (seed 003 §5.2.2): proven optimum, Clarke payments, the plain MILP.
+
+The seed's set-up: bids U[0.75, 1.25], demands U(0, 1], m = 8 providers, capacities
+C_j = f_j·D/m with f_j ~ U[0, 0.25] (the seed's literal factor; `generator_setup` repeats
+the allocation with the project generator's U[0, 0.5]). The bars: proven optimal
+allocation and exact Clarke payments at n = 125 in ≤ 10 s; n = 1000 with a certified gap
+≤ 0.1% in ≤ 60 s; the plain assignment MILP (HiGHS, one thread) side by side at n = 125.
+
+Prints one JSON object with these sections:
+- `exact`: per n and seed, time to the proven optimum (or the certified gap at the time
+  limit), then all Clarke payments sequentially and in a process pool (`--workers`), and
+  whether both give the same payments; payments only up to `--payments-up-to` users.
+- `certified`: per n and seed, time to a certified gap ≤ `--target-gap`; with
+  `--best-effort-limit S`, also the gap reached in S seconds when asked for a proof.
+- `plain_milp`: the reference MILP with `--milp-limit` seconds at n = 125.
+- `fig5`: seed Fig. 5's running time against n for p = 1, 2, 4 payment groups: the
+  allocation, the payments' critical path (the slowest group's sum of per-user times, i.e.
+  one machine per group) and the wall time of a p-process pool on this machine.
+- `generator_setup`: the allocation under the generator's capacity factor.
+
+Timings are wall-clock seconds on a shared 2-core machine: noisy; `machine` records the
+core count and load. Seeds are 0..`--seeds`-1.
+
+    .venv/bin/python benchmarks/bench_vcg.py [--seeds 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from mercat.clearing.vcg import allocate, clarke_payments, payments_from, split_users
+from mercat.clearing.vcg_instance import GENERATOR_CAPACITY_FACTOR, seed003_standard_auction
+from mercat.clearing.vcg_reference import plain_milp
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def pooled_payments(state, groups: int, workers: int):
+    """Task 2 over `groups` subsets in a pool of `workers` processes (start-up included)."""
+    subsets = [s for s in split_users(state.winners, groups) if s.shape[0]]
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        return list(executor.map(clarke_payments, [state] * len(subsets), subsets))
+
+
+def allocation_record(state, seconds: float) -> dict:
+    return {
+        "allocation_seconds": round(seconds, 4),
+        "proven_optimal": state.proven_optimal,
+        "welfare": state.welfare,
+        "bound": state.bound,
+        "gap": state.gap,
+        "winners": int(state.winners.shape[0]),
+    }
+
+
+def exact_run(n: int, seed: int, args) -> dict:
+    auction = seed003_standard_auction(n, 8, seed)
+    state, seconds = timed(allocate, auction, time_limit=args.time_limit)
+    record = {"n": n, "seed": seed, **allocation_record(state, seconds)}
+    if n > args.payments_up_to:
+        record["payments"] = "not run (n > --payments-up-to)"
+        return record
+    sequential, seq_seconds = timed(clarke_payments, state, state.winners)
+    outcome = payments_from(state, [sequential])
+    pooled, pool_seconds = timed(pooled_payments, state, args.workers, args.workers)
+    pooled_outcome = payments_from(state, pooled)
+    record.update(
+        {
+            "payments_sequential_seconds": round(seq_seconds, 4),
+            "payments_pool_seconds": round(pool_seconds, 4),
+            "pool_workers": args.workers,
+            "payments_exact": outcome.payments_exact,
+            "payment_uncertainty": outcome.payment_uncertainty,
+            "pool_agrees": bool(np.array_equal(outcome.payments, pooled_outcome.payments)),
+            "total_seconds_sequential": round(seconds + seq_seconds, 4),
+            "total_seconds_pool": round(seconds + pool_seconds, 4),
+            "slowest_payment_seconds": round(float(sequential.seconds.max(initial=0.0)), 4),
+            "revenue": float(outcome.payments.sum()),
+        }
+    )
+    return record
+
+
+def certified_run(n: int, seed: int, args) -> dict:
+    auction = seed003_standard_auction(n, 8, seed)
+    state, seconds = timed(
+        allocate, auction, time_limit=args.time_limit, target_gap=args.target_gap
+    )
+    record = {"n": n, "seed": seed, "target_gap": args.target_gap}
+    record.update(allocation_record(state, seconds))
+    if args.best_effort_limit > 0:
+        best, best_seconds = timed(allocate, auction, time_limit=args.best_effort_limit)
+        record["best_effort"] = allocation_record(best, best_seconds)
+    return record
+
+
+def milp_run(seed: int, args) -> dict:
+    auction = seed003_standard_auction(125, 8, seed)
+    reference, seconds = timed(plain_milp, auction, time_limit=args.milp_limit)
+    ours, our_seconds = timed(allocate, auction, time_limit=args.time_limit)
+    return {
+        "n": 125,
+        "seed": seed,
+        "time_limit": args.milp_limit,
+        "milp_seconds": round(seconds, 4),
+        "milp_proven_optimal": reference.proven_optimal,
+        "milp_welfare": reference.welfare,
+        "milp_bound": reference.bound,
+        "milp_gap": (reference.bound - reference.welfare) / reference.bound,
+        "colgen_seconds": round(our_seconds, 4),
+        "colgen_proven_optimal": ours.proven_optimal,
+        "colgen_welfare": ours.welfare,
+        "milp_welfare_shortfall": ours.welfare - reference.welfare,
+    }
+
+
+def fig5_run(n: int, seed: int, args) -> dict:
+    auction = seed003_standard_auction(n, 8, seed)
+    state, seconds = timed(allocate, auction, time_limit=args.time_limit)
+    sequential, seq_seconds = timed(clarke_payments, state, state.winners)
+    per_user = dict(zip(sequential.users.tolist(), sequential.seconds.tolist(), strict=True))
+    record = {"n": n, "seed": seed, "allocation_seconds": round(seconds, 4)}
+    record["payments_exact"] = payments_from(state, [sequential]).payments_exact
+    for groups in (1, 2, 4):
+        subsets = split_users(state.winners, groups)
+        critical = max(sum(per_user[int(u)] for u in subset) for subset in subsets)
+        record[f"p{groups}_critical_path_seconds"] = round(seconds + critical, 4)
+        if groups == 1:
+            record["p1_wall_seconds"] = round(seconds + seq_seconds, 4)
+        else:
+            _, wall = timed(pooled_payments, state, groups, groups)
+            record[f"p{groups}_wall_seconds"] = round(seconds + wall, 4)
+    return record
+
+
+def generator_run(seed: int, args) -> dict:
+    auction = seed003_standard_auction(125, 8, seed, capacity_factor=GENERATOR_CAPACITY_FACTOR)
+    state, seconds = timed(allocate, auction, time_limit=args.generator_limit)
+    return {"n": 125, "seed": seed, "capacity_factor": list(GENERATOR_CAPACITY_FACTOR)} | (
+        allocation_record(state, seconds)
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--exact-sizes", type=int, nargs="*", default=[125, 250])
+    parser.add_argument("--gap-sizes", type=int, nargs="*", default=[500, 1000])
+    parser.add_argument("--fig5-sizes", type=int, nargs="*", default=[25, 50, 75, 100, 125])
+    parser.add_argument("--time-limit", type=float, default=60.0, help="per welfare problem")
+    parser.add_argument("--target-gap", type=float, default=1e-3)
+    parser.add_argument("--best-effort-limit", type=float, default=0.0)
+    parser.add_argument("--payments-up-to", type=int, default=125)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--milp-limit", type=float, default=60.0)
+    parser.add_argument("--generator-limit", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true", help="one seed, short limits")
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.milp_limit, args.generator_limit = 1, 10.0, 5.0
+        args.exact_sizes, args.gap_sizes, args.fig5_sizes = [125], [1000], [50, 125]
+
+    # Compile the numba kernels (cached on disk) outside the timings.
+    allocate(seed003_standard_auction(30, 4, 0))
+    load_before = os.getloadavg()
+    seeds = range(args.seeds)
+    result: dict = {"benchmark": "vcg", "setup": "seed 003 §6.3, capacity factor U[0, 0.25]"}
+    result["exact"] = []
+    for n in args.exact_sizes:
+        for seed in seeds:
+            log(f"exact n={n} seed={seed}")
+            result["exact"].append(exact_run(n, seed, args))
+    result["certified"] = []
+    for n in args.gap_sizes:
+        for seed in seeds:
+            log(f"certified n={n} seed={seed}")
+            result["certified"].append(certified_run(n, seed, args))
+    result["plain_milp"] = []
+    for seed in seeds:
+        log(f"plain MILP n=125 seed={seed}")
+        result["plain_milp"].append(milp_run(seed, args))
+    result["fig5"] = []
+    for n in args.fig5_sizes:
+        for seed in seeds:
+            log(f"fig5 n={n} seed={seed}")
+            result["fig5"].append(fig5_run(n, seed, args))
+    result["generator_setup"] = [generator_run(seed, args) for seed in seeds]
+    result["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
