@@ -6,9 +6,9 @@ column per provider and serves every user at most once:
 
     max Σ_c v_c y_c   s.t.  Σ_{c∋i} y_c ≤ 1 (user i),  Σ_{c on j} y_c ≤ 1 (provider j),  y ∈ {0,1}.
 
-Its LP relaxation is much tighter than the assignment MILP's (each provider's knapsack is
-solved exactly inside the columns): 0-0.1% above the optimum on the seed's set-up, against
-0.4-2.5%. There are exponentially many columns, so the LP is solved over a growing pool.
+Its LP relaxation is much tighter than the assignment MILP's, because each provider's
+knapsack is solved exactly inside the columns (docs/vcg.md has measured gaps). There are
+exponentially many columns, so the LP is solved over a growing pool.
 
 Pricing. With user duals π ≥ 0, the best column of provider j is a 0/1 knapsack with
 profits v_i - π_i and capacity C_j; z_j(π) denotes its value (≥ 0, the empty set). For any

@@ -1,24 +1,27 @@
-"""Proving the welfare optimum: reduced-cost column enumeration and a set-packing MILP.
+"""Proving the welfare optimum: reduced-cost column enumeration and a packing search.
 
-Column generation (`vcg_colgen`) ends with duals π and a bound L = Σ π + Σ_j z_j(π) ≥ OPT.
-Any assignment is a set of columns S_j, one per used provider, and its welfare W satisfies
+Column generation (`vcg_colgen`) ends with duals π and a bound L = Σ π + Σ_j z_j(π) ≥ OPT,
+where z_j is provider j's best reduced profit, here solved exactly again. Any assignment
+is a set of columns S_j, one per used provider, and its welfare W satisfies
 
     L - W = Σ_j (z_j - rp_j(S_j)) + Σ_{i unserved} π_i,   rp_j(S) = Σ_{i∈S} (v_i - π_i),
 
-a sum of non-negative terms. So an assignment worth more than L - δ uses only columns with
-*reduced gap* z_j - rp_j(S) ≤ δ. The proof step lists every such column per provider (an
-enumerating knapsack search, `knapsack.knapsack_enumerate`) and solves the set-packing MILP
-over the list with HiGHS. If its optimum V reaches L - δ, V is the optimum: every other
-assignment is worth less than L - δ. Otherwise δ grows (×4) and the step repeats; once δ
-covers the whole gap L - LB to the best known assignment, the MILP's answer is optimal
-whatever it is. Small δ first keeps the lists short: on the seed's set-up the optimum
-usually sits within a fraction of the gap.
+a sum of non-negative terms (its *waste*). So an assignment worth at least L - δ uses only
+columns whose own waste z_j - rp_j(S) is at most δ. The proof lists every such column per
+provider (an enumerating knapsack search, `knapsack.knapsack_enumerate_csr`) and finds the
+least-waste packing of the list (`vcg_packing.min_waste_packing`, capped at δ). A packing
+found is optimal: every assignment missing from the list wastes more than δ. None found
+means the optimum wastes more than δ: δ doubles and the round repeats, until δ reaches the
+waste of the best known assignment, which is then optimal. δ starts tiny because the
+column lists grow steeply with δ, and the optimum's waste is usually well below the
+incumbent's.
 
-"Proven" means exact up to the tolerances of the parts: knapsack profits compared at 1e-10,
-MILP gaps at 1e-9 absolute, capacities with 1e-9 of slack.
+"Proven" means exact up to the tolerances of the parts: profits compared at 1e-10 in the
+knapsack searches, 1e-9 on the waste, capacities with 1e-9 of slack.
 
-When a list would exceed `max_columns` (or a search its node limit), the proof stops and
-the answer is the best assignment found with the bound L: a certified gap, not an optimum.
+When a list would exceed `max_columns`, a search its node limit, or the clock its deadline,
+the proof stops; the answer is the best assignment found (the longest complete list is
+searched once more for a better packing) with the bound L: a certified gap, not an optimum.
 """
 
 from __future__ import annotations
