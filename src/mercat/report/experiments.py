@@ -22,6 +22,7 @@ from mercat.report.html import Section, section_from_dict, section_to_dict
 _MODULES = (
     "mercat.sim.experiments_ruin",
     "mercat.sim.experiments_collective",
+    "mercat.auctioneer.experiments",
 )
 
 

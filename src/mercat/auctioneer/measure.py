@@ -1,0 +1,231 @@
+"""Measurements of seed 003's Fig. 4 and Fig. 5 on provider processes (benchmarks/ and the
+report use them; tests never time anything).
+
+A round's time runs from generating the bids at the client to the client holding every
+provider's Result (the seed's §6.1). Besides wall time, each row records the CPU seconds
+the provider processes spent (from /proc, Linux): on a machine with fewer cores than
+providers the providers queue for the CPU, and the busiest provider's CPU time is what a
+round would take with one core per provider (plus messages), which is the seed's set-up.
+
+- Fig. 4 (double auction): the trusted auctioneer (one provider process, k = 0) against
+  k = 1, 2, 3 with 3, 5, 8 providers executing, for growing numbers of users.
+- Fig. 5 (VCG): 8 providers, p = 1 (the trusted auctioneer), p = 2 (k = 3) and p = 4 (k = 1)
+  groups computing the Clarke payments in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from mercat.auctioneer.config import ProtocolParams
+from mercat.auctioneer.instances import instance_for
+from mercat.auctioneer.local import LocalCluster
+from mercat.auctioneer.workloads import bids_for
+
+FIG4_CONFIGS = ((1, 0), (3, 1), (5, 2), (8, 3))  # (providers executing, k); (1, 0): central
+FIG5_GROUPS = ((1, 1, 0), (2, 8, 3), (4, 8, 1))  # (p, providers executing, k)
+AUCTION_PROVIDERS = 8
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc); NaN where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+_REFERENCE: dict[tuple[str, bytes], Any] = {}
+
+
+def _centralized(instance: Any, bids: Any) -> Any:
+    """The trusted auctioneer's outcome, computed once per market (VCG takes seconds)."""
+    key = (instance.name, bids.digest())
+    if key not in _REFERENCE:
+        _REFERENCE[key] = instance.centralized(bids, 0)
+    return _REFERENCE[key]
+
+
+def _cpu(cluster: LocalCluster) -> dict[str, float]:
+    return {p: process_cpu_seconds(proc.pid) for p, proc in cluster.processes.items()}
+
+
+def run_config(
+    mechanism: str,
+    executing: int,
+    k: int,
+    users_grid: Sequence[int],
+    *,
+    groups: int = 0,
+    rounds: int,
+    warmup: int,
+    seed: int,
+    seeds: Sequence[int] | None = None,
+    verify: bool = True,
+    warmup_users: int | None = None,
+    task_timeout: float = 3600.0,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """One cluster, every n of the grid: `warmup` unrecorded rounds then `rounds` rounds
+    (markets seed, seed+1, ... or the given `seeds`). One row per n."""
+    params = ProtocolParams(
+        providers=tuple(f"p{i + 1}" for i in range(executing)),
+        k=k,
+        mechanism=mechanism,
+        groups=groups,
+        bid_window=10.0,
+        phase_timeout=30.0,
+        task_timeout=task_timeout,
+    )
+    instance = instance_for(mechanism)
+    rows = []
+    round_id = 0
+    with LocalCluster(params) as cluster:
+        for index, n in enumerate(users_grid):
+            # Warm-up rounds, unrecorded: imports, compiled code, buffers. With
+            # `warmup_users`, once per cluster at that (small) size.
+            if warmup_users is None or index == 0:
+                size = n if warmup_users is None else warmup_users
+                for w in range(warmup):
+                    warm = bids_for(mechanism, 10**6 + w, size, AUCTION_PROVIDERS)
+                    cluster.run_round(round_id, warm, cluster.round_timeout())
+                    round_id += 1
+            times, ok, equal = [], 0, True
+            # CPU over the whole batch: /proc counts in clock ticks (10 ms), too coarse
+            # for one short round.
+            before = _cpu(cluster)
+            for r in range(rounds):
+                market_seed = seeds[r] if seeds is not None else seed + r
+                started = time.perf_counter()
+                bids = bids_for(mechanism, market_seed, n, AUCTION_PROVIDERS)
+                result = cluster.run_round(round_id, bids, cluster.round_timeout())
+                times.append(time.perf_counter() - started)
+                round_id += 1
+                ok += result.ok
+                if verify and result.ok:
+                    equal &= result.outcome == _centralized(instance, bids)
+                if progress is not None:
+                    progress(1)
+            after = _cpu(cluster)
+            used = [(after[p] - before[p]) / rounds for p in after]
+            rows.append(
+                {
+                    "mechanism": mechanism,
+                    "users": n,
+                    "executing": executing,
+                    "k": k,
+                    "groups": params.payment_groups if mechanism == "vcg" else 1,
+                    "rounds": rounds,
+                    "ok_rounds": ok,
+                    "outputs_equal_centralized": bool(equal) if verify else None,
+                    "seconds_median": statistics.median(times),
+                    "seconds_min": min(times),
+                    "seconds_max": max(times),
+                    "seconds_all": times,
+                    "cpu_seconds_all_providers_per_round": sum(used),
+                    "cpu_seconds_busiest_provider_per_round": max(used),
+                }
+            )
+    return rows
+
+
+def fig4(
+    users_grid: Iterable[int],
+    *,
+    rounds: int = 10,
+    warmup: int = 2,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    grid = list(users_grid)
+    rows = []
+    for executing, k in FIG4_CONFIGS:
+        rows += run_config(
+            "double",
+            executing,
+            k,
+            grid,
+            rounds=rounds,
+            warmup=warmup,
+            seed=seed,
+            progress=progress,
+        )
+    return rows
+
+
+def fig4_bar(rows: list[dict[str, Any]], users: int = 1000) -> dict[str, Any]:
+    """The issue's bar at n = `users`: distributed ≤ 2× centralized and under 1 s."""
+    at = {(r["executing"], r["k"]): r for r in rows if r["users"] == users}
+    central = at.get((1, 0))
+    if central is None:
+        return {}
+    out: dict[str, Any] = {"users": users, "centralized_seconds": central["seconds_median"]}
+    for (executing, k), row in sorted(at.items()):
+        if k == 0:
+            continue
+        ratio = row["seconds_median"] / central["seconds_median"]
+        out[f"k{k}"] = {
+            "executing": executing,
+            "seconds": row["seconds_median"],
+            "ratio_to_centralized": ratio,
+            "within_2x": ratio <= 2.0,
+            "under_1s": row["seconds_median"] < 1.0,
+        }
+    return out
+
+
+def fig5(
+    users_grid: Iterable[int],
+    *,
+    seeds: Sequence[int] = (0,),
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    grid = list(users_grid)
+    rows = []
+    for p, executing, k in FIG5_GROUPS:
+        rows += run_config(
+            "vcg",
+            executing,
+            k,
+            grid,
+            groups=p,
+            rounds=len(seeds),
+            warmup=1,
+            warmup_users=10,
+            seed=0,
+            seeds=seeds,
+            progress=progress,
+        )
+    return rows
+
+
+def fig5_speedups(rows: list[dict[str, Any]], threshold: float = 10.0) -> dict[str, Any]:
+    """Speed-up of p = 2 and p = 4 over p = 1 at every n, and the headline: the largest n
+    whose centralized run took at least `threshold` seconds."""
+    central = {r["users"]: r for r in rows if r["groups"] == 1 and r["executing"] == 1}
+    table = []
+    for n, c in sorted(central.items()):
+        entry: dict[str, Any] = {"users": n, "centralized_seconds": c["seconds_median"]}
+        for r in rows:
+            if r["users"] == n and r["executing"] > 1:
+                g = r["groups"]
+                entry[f"p{g}_seconds"] = r["seconds_median"]
+                entry[f"p{g}_speedup"] = c["seconds_median"] / r["seconds_median"]
+                entry[f"p{g}_busiest_provider_cpu"] = r["cpu_seconds_busiest_provider_per_round"]
+                entry[f"p{g}_cpu_speedup_of_busiest_provider"] = (
+                    c["cpu_seconds_busiest_provider_per_round"]
+                    / r["cpu_seconds_busiest_provider_per_round"]
+                )
+        table.append(entry)
+    eligible = [e for e in table if e["centralized_seconds"] >= threshold]
+    return {
+        "by_users": table,
+        "headline": eligible[-1] if eligible else None,
+        "threshold_seconds": threshold,
+    }
