@@ -21,7 +21,7 @@ Prints one JSON object with these sections:
 Timings are wall-clock seconds on a shared 2-core machine: noisy; `machine` records the
 core count and load. Seeds are 0..`--seeds`-1.
 
-    .venv/bin/python benchmarks/bench_vcg.py [--seeds 3] [--quick]
+    .venv/bin/python benchmarks/bench_vcg.py [--seeds 3] [--quick] [--sections exact fig5]
 """
 
 from __future__ import annotations
@@ -157,6 +157,9 @@ def generator_run(seed: int, args) -> dict:
     )
 
 
+SECTIONS = ("exact", "certified", "plain_milp", "fig5", "generator_setup")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -171,6 +174,9 @@ def main() -> None:
     parser.add_argument("--milp-limit", type=float, default=60.0)
     parser.add_argument("--generator-limit", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="one seed, short limits")
+    parser.add_argument(
+        "--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS, help="what to run"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.milp_limit, args.generator_limit = 1, 10.0, 5.0
@@ -181,26 +187,20 @@ def main() -> None:
     load_before = os.getloadavg()
     seeds = range(args.seeds)
     result: dict = {"benchmark": "vcg", "setup": "seed 003 §6.3, capacity factor U[0, 0.25]"}
-    result["exact"] = []
-    for n in args.exact_sizes:
-        for seed in seeds:
-            log(f"exact n={n} seed={seed}")
-            result["exact"].append(exact_run(n, seed, args))
-    result["certified"] = []
-    for n in args.gap_sizes:
-        for seed in seeds:
-            log(f"certified n={n} seed={seed}")
-            result["certified"].append(certified_run(n, seed, args))
-    result["plain_milp"] = []
-    for seed in seeds:
-        log(f"plain MILP n=125 seed={seed}")
-        result["plain_milp"].append(milp_run(seed, args))
-    result["fig5"] = []
-    for n in args.fig5_sizes:
-        for seed in seeds:
-            log(f"fig5 n={n} seed={seed}")
-            result["fig5"].append(fig5_run(n, seed, args))
-    result["generator_setup"] = [generator_run(seed, args) for seed in seeds]
+    runs = {
+        "exact": [(exact_run, n, seed) for n in args.exact_sizes for seed in seeds],
+        "certified": [(certified_run, n, seed) for n in args.gap_sizes for seed in seeds],
+        "plain_milp": [(milp_run, seed) for seed in seeds],
+        "fig5": [(fig5_run, n, seed) for n in args.fig5_sizes for seed in seeds],
+        "generator_setup": [(generator_run, seed) for seed in seeds],
+    }
+    for section in SECTIONS:
+        if section not in args.sections:
+            continue
+        result[section] = []
+        for run, *where in runs[section]:
+            log(f"{section} {where}")
+            result[section].append(run(*where, args))
     result["machine"] = {
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
