@@ -10,7 +10,8 @@ the welfare the others lose because i takes part (W*_{-i}: the optimum without i
 pay 0 (without them the optimal allocation stays optimal). Truthful and individually
 rational, provided both optima are exact: this module only calls a payment *exact* when
 W* and W*_{-i} are both proven; otherwise it reports an interval that holds the Clarke
-payment and charges its lower end (never above the bid, so individual rationality holds).
+payment and charges the allocation's Clarke payment with the best known W*_{-i} (inside
+the interval, never above the bid: individual rationality holds).
 
 Algorithm (docs/vcg.md): a set-packing formulation over provider fillings, column
 generation with exact knapsack pricing (`vcg_colgen`), then a proof by reduced-cost column
@@ -96,7 +97,7 @@ class VCGOutcome:
     welfare: float
     bound: float
     proven_optimal: bool
-    payments: np.ndarray  # charged: the exact Clarke payment, or the interval's lower end
+    payments: np.ndarray  # charged: the exact Clarke payment, or the best estimate (see above)
     payment_lower: np.ndarray  # the Clarke payment lies in [lower, upper]
     payment_upper: np.ndarray
     payments_exact: bool  # every payment exact (allocation and all W*_{-i} proven)
