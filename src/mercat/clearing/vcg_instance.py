@@ -11,9 +11,10 @@ Two readings of the capacity factor f_j matter here:
 
 - the seed's literal text, f_j ~ U[0, 0.25] ("scaled down using a random factor in
   [0, 0.25], so roughly no more than a quarter of the users win"): about an eighth of the
-  users win. This is the set-up of the VCG bars (benchmarks/bench_vcg.py, docs/vcg.md).
-- the project generator's default, f_j ~ U[0, 0.5], read from the seed's purpose (about a
-  quarter win). Twice as many winners per provider make the proof of optimality far
+  users win. This is the generators' default and the set-up of the VCG bars
+  (benchmarks/bench_vcg.py, docs/vcg.md).
+- a wider reading, f_j ~ U[0, 0.5], read from the seed's purpose (about a quarter of
+  the demand fits). Twice as many winners per provider make the proof of optimality far
   harder (docs/vcg.md, "When the optimum cannot be proven").
 """
 
@@ -25,9 +26,7 @@ import numpy as np
 
 from mercat.clearing.knapsack import FEASIBILITY_TOL
 from mercat.errors import InvalidParameterError
-
-SEED_CAPACITY_FACTOR = (0.0, 0.25)
-GENERATOR_CAPACITY_FACTOR = (0.0, 0.5)
+from mercat.generators import SEED_CAPACITY_FACTOR
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +93,7 @@ def seed003_standard_auction(
     """The seed's set-up (`mercat.generators.standard_auction_arrays`), reproducibly.
 
     `capacity_factor` defaults to the seed's literal U[0, 0.25] (see the module docstring);
-    `GENERATOR_CAPACITY_FACTOR` is the project generator's quarter-win reading."""
+    `mercat.generators.WIDE_CAPACITY_FACTOR` is the wider quarter-of-demand reading."""
     from mercat.generators import standard_auction_arrays
 
     arrays = standard_auction_arrays(seed, n_users, n_providers, capacity_factor=capacity_factor)
