@@ -13,6 +13,7 @@ The peers file (TOML) lists the providers and the auction:
     k = 1
     groups = 0                    # VCG payment groups; 0 = as many as fit: m // (k+1)
     rule = "value"                # bid agreement: "value" or "bitwise" (the seed's)
+    vcg_gap = 0.0                 # VCG: 0 proves optima; > 0 accepts that relative gap
     bid_window = 2.0              # seconds a round accepts bids after it opens
     phase_timeout = 5.0           # seconds to wait for the peers in each phase
     task_timeout = 120.0          # seconds for the allocator's tasks and transfers
@@ -49,6 +50,7 @@ class ProtocolParams:
     mechanism: str = "double"
     groups: int = 0
     rule: str = "value"
+    vcg_gap: float = 0.0
     bid_window: float = 2.0
     phase_timeout: float = 5.0
     task_timeout: float = 120.0
@@ -88,6 +90,11 @@ class ProtocolParams:
                 f"{self.groups} groups of at least k+1 = {k + 1} providers need "
                 f"{self.groups * (k + 1)} providers; there are {m}"
             )
+        gap = self.vcg_gap
+        if isinstance(gap, bool) or not isinstance(gap, int | float) or not 0 <= gap < 1:
+            raise AuctioneerConfigError(
+                f"vcg_gap must be a relative gap in [0, 1) (0: proven optima), got {gap!r}"
+            )
         for name in ("bid_window", "phase_timeout", "task_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
@@ -116,6 +123,7 @@ class ProtocolParams:
             "mechanism": self.mechanism,
             "groups": self.payment_groups,
             "rule": self.rule,
+            "vcg_gap": float(self.vcg_gap),
         }
         return hashlib.sha256(json.dumps(agreed, sort_keys=True).encode()).digest()
 
@@ -157,6 +165,7 @@ _AUCTION_KEYS = {
     "k",
     "groups",
     "rule",
+    "vcg_gap",
     "bid_window",
     "phase_timeout",
     "task_timeout",
@@ -223,6 +232,7 @@ def dump_peers(peers: PeersFile) -> str:
         f"k = {p.k}",
         f"groups = {p.groups}",
         f'rule = "{p.rule}"',
+        f"vcg_gap = {float(p.vcg_gap)!r}",
         f"bid_window = {float(p.bid_window)!r}",
         f"phase_timeout = {float(p.phase_timeout)!r}",
         f"task_timeout = {float(p.task_timeout)!r}",

@@ -37,8 +37,11 @@ class Instance(ABC):
         """The task graph of A on `bids`, for the providers and groups of `params`."""
 
     @abstractmethod
-    def centralized(self, bids: BidVector, seed: int) -> Outcome:
-        """A on `bids` in one process (the trusted auctioneer)."""
+    def centralized(
+        self, bids: BidVector, seed: int, params: ProtocolParams | None = None
+    ) -> Outcome:
+        """A on `bids` in one process (the trusted auctioneer), with the mechanism options
+        of `params` (its `vcg_gap`), if given."""
 
 
 def graph_key(name: str, bids: BidVector, params: ProtocolParams, seed: int) -> bytes:
@@ -113,7 +116,9 @@ class DoubleAuctionInstance(Instance):
         )
         return TaskGraph((task,), "clear", graph_key(self.name, bids, params, seed))
 
-    def centralized(self, bids: BidVector, seed: int) -> Outcome:
+    def centralized(
+        self, bids: BidVector, seed: int, params: ProtocolParams | None = None
+    ) -> Outcome:
         return double_auction_outcome(bids)
 
 

@@ -255,6 +255,7 @@ def run_local(
     seed: int = 0,
     verify: bool = True,
     crash_round: int | None = None,
+    vcg_gap: float = 0.0,
     phase_timeout: float = 5.0,
     task_timeout: float = 600.0,
     on_round: Callable[[LocalRound], None] | None = None,
@@ -273,6 +274,7 @@ def run_local(
         k=k,
         mechanism=mechanism,
         groups=groups,
+        vcg_gap=vcg_gap,
         bid_window=phase_timeout,
         phase_timeout=phase_timeout,
         task_timeout=task_timeout,
@@ -292,7 +294,7 @@ def run_local(
             seconds = time.perf_counter() - started
             matches = None
             if verify and result.outcome is not None:
-                matches = result.outcome == instance.centralized(bids, 0)
+                matches = result.outcome == instance.centralized(bids, 0, params)
             winners = len(set(result.outcome.buyer.tolist())) if result.outcome else 0
             entry = LocalRound(r, result.ok, result.reason, seconds, matches, winners, note)
             out.append(entry)

@@ -63,7 +63,10 @@ def auction_arrays(bids: BidVector) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return users, providers, unit, demands, capacities  # type: ignore[return-value]
 
 
-def allocate(bids: BidVector) -> VcgAllocation:
+def allocate(bids: BidVector, gap: float = 0.0) -> VcgAllocation:
+    """Task 1. `gap` 0 proves the optimum; a positive relative gap accepts any assignment
+    within it (payments are then intervals, the lower end charged; see `mercat.clearing.vcg`).
+    """
     from mercat.clearing import vcg
     from mercat.clearing.vcg_instance import standard_auction
 
@@ -71,7 +74,8 @@ def allocate(bids: BidVector) -> VcgAllocation:
     if len(users) == 0 or len(providers) == 0:
         return VcgAllocation(users, providers, None)
     auction = standard_auction(unit, demands, capacities)
-    return VcgAllocation(users, providers, vcg.allocate(auction, time_limit=SOLVE_TIME_LIMIT))
+    state = vcg.allocate(auction, time_limit=SOLVE_TIME_LIMIT, target_gap=gap)
+    return VcgAllocation(users, providers, state)
 
 
 def payment_subsets(allocation: VcgAllocation, count: int) -> list[np.ndarray]:
@@ -178,7 +182,8 @@ class VcgInstance(Instance):
     def graph(self, bids: BidVector, params: ProtocolParams, seed: int) -> TaskGraph:
         count = params.payment_groups
         teams = groups(params.providers, count, params.k)
-        tasks = [Task("allocate", params.providers, lambda _inputs: allocate(bids))]
+        gap = params.vcg_gap
+        tasks = [Task("allocate", params.providers, lambda _inputs: allocate(bids, gap))]
 
         def payment_task(g: int) -> Task:
             def run(inputs: Mapping[str, Any]) -> Any:
@@ -206,7 +211,9 @@ class VcgInstance(Instance):
         tasks.append(Task("final", params.providers, gather, deps=deps, heavy=False))
         return TaskGraph(tuple(tasks), "final", graph_key(self.name, bids, params, seed))
 
-    def centralized(self, bids: BidVector, seed: int) -> Outcome:
-        allocation = allocate(bids)
+    def centralized(
+        self, bids: BidVector, seed: int, params: ProtocolParams | None = None
+    ) -> Outcome:
+        allocation = allocate(bids, params.vcg_gap if params is not None else 0.0)
         [winners] = payment_subsets(allocation, 1)
         return final_outcome(bids, allocation, [winners], [payments_of(allocation, winners)])

@@ -155,6 +155,13 @@ def local(
     crash_round: int | None = typer.Option(
         None, "--crash-round", min=0, help="Kill the last provider before this round."
     ),
+    vcg_gap: float = typer.Option(
+        0.0,
+        "--vcg-gap",
+        min=0.0,
+        max=0.5,
+        help="VCG: 0 proves optima (n up to ~70); e.g. 0.01 accepts a 1% gap (n = 1000).",
+    ),
     phase_timeout: float = typer.Option(5.0, "--phase-timeout", min=0.1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -174,6 +181,7 @@ def local(
         groups=groups,
         seed=seed,
         crash_round=crash_round,
+        vcg_gap=vcg_gap,
         phase_timeout=phase_timeout,
         on_round=None
         if as_json

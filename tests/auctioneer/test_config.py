@@ -1,0 +1,87 @@
+"""Protocol parameters and the peers file: checks with clear messages, a faithful round trip."""
+
+import pytest
+
+from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers, load_peers
+from mercat.errors import AuctioneerConfigError
+
+P3 = ("p1", "p2", "p3")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"providers": (), "k": 0}, "at least one provider"),
+        ({"providers": ("p1", "p1", "p2"), "k": 1}, "duplicate provider id"),
+        ({"providers": ("p 1",), "k": 0}, "provider ids"),
+        ({"providers": P3, "k": 2}, "needs m > 2k"),
+        ({"providers": P3, "k": -1}, "k must be an integer >= 0"),
+        ({"providers": P3, "k": 1, "mechanism": "posted"}, "unknown mechanism"),
+        ({"providers": P3, "k": 1, "rule": "median"}, "unknown rule"),
+        ({"providers": P3, "k": 1, "groups": 2}, r"2 groups of at least k\+1"),
+        ({"providers": P3, "k": 1, "vcg_gap": 1.0}, "vcg_gap"),
+        ({"providers": P3, "k": 1, "phase_timeout": 0}, "phase_timeout must be"),
+        ({"providers": P3, "k": 1, "bid_window": float("inf")}, "bid_window must be"),
+        ({"providers": P3, "k": 1, "max_bids": 0}, "max_bids must be"),
+    ],
+)
+def test_bad_parameters_are_refused(kwargs, words):
+    with pytest.raises(AuctioneerConfigError, match=words):
+        ProtocolParams(**kwargs)
+
+
+def test_groups_default_to_as_many_as_fit_and_the_digest_covers_what_must_agree():
+    params = ProtocolParams(tuple(f"p{i}" for i in range(8)), 1, mechanism="vcg")
+    assert params.payment_groups == 4
+    assert ProtocolParams(params.providers, 3).payment_groups == 2
+    assert params.digest() == params.with_(phase_timeout=99.0).digest()  # local choice
+    for change in ({"k": 2}, {"rule": "bitwise"}, {"groups": 2}, {"vcg_gap": 0.01}):
+        assert params.digest() != params.with_(**change).digest()
+
+
+def test_peers_file_round_trip(tmp_path):
+    params = ProtocolParams(P3, 1, mechanism="vcg", groups=1, vcg_gap=0.01, bid_window=1.5)
+    peers = PeersFile(
+        params,
+        tuple(Peer(p, f"tcp://127.0.0.1:{6000 + i}", f"{i:064x}") for i, p in enumerate(P3)),
+        ("ab" * 32,),
+    )
+    path = tmp_path / "peers.toml"
+    path.write_text(dump_peers(peers))
+    assert load_peers(path) == peers
+    assert load_peers(path, k=0).params.k == 0  # --k overrides the file
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("not toml [", "cannot be read"),
+        ("[auction]\nk = 1\n", "needs an \\[auction\\] table and \\[\\[provider\\]\\]"),
+        (
+            "[auction]\nk = 1\ncolour = 3\n[[provider]]\nid='p1'\naddress='tcp://h:1'\n"
+            "public_key='" + "0" * 64 + "'\n",
+            "unknown \\[auction\\] keys",
+        ),
+        (
+            "[auction]\nk = 0\n[[provider]]\nid='p1'\naddress='udp://h:1'\n"
+            "public_key='" + "0" * 64 + "'\n",
+            "tcp://HOST:PORT",
+        ),
+        (
+            "[auction]\nk = 0\n[[provider]]\nid='p1'\naddress='tcp://h:1'\npublic_key='xyz'\n",
+            "64 lowercase hex",
+        ),
+        (
+            "[auction]\n[[provider]]\nid='p1'\naddress='tcp://h:1'\n"
+            "public_key='" + "0" * 64 + "'\n",
+            "give k",
+        ),
+        ("[auction]\nk = 0\n[[provider]]\nid='p1'\n", "exactly id, address and public_key"),
+        ("[extra]\n", "unknown sections"),
+    ],
+)
+def test_bad_peers_files_say_what_is_wrong(tmp_path, text, words):
+    path = tmp_path / "peers.toml"
+    path.write_text(text)
+    with pytest.raises(AuctioneerConfigError, match=words):
+        load_peers(path)
