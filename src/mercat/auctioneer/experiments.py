@@ -20,7 +20,7 @@ from mercat.report.html import Figure, Section, Table
 
 FULL = {"fig4_users": [100, 300, 1000, 3000, 10000], "fig4_rounds": 10, "fig5_users": [50, 60, 70],
         "trials": 5, "trial_mechanisms": ("double", "vcg")}  # fmt: skip
-QUICK = {"fig4_users": [100, 1000, 3000], "fig4_rounds": 3, "fig5_users": [20],
+QUICK = {"fig4_users": [100, 1000, 3000], "fig4_rounds": 3, "fig5_users": [20, 30],
          "trials": 1, "trial_mechanisms": ("double",)}  # fmt: skip
 
 
@@ -199,7 +199,7 @@ def _summary(
     if shown:
         parts.append(
             f"<p>Fig. 5 at n = {shown['users']} (trusted auctioneer "
-            f"{shown['centralized_seconds']:.1f} s"
+            f"{shown['centralized_seconds']:.2f} s"
             + ("" if headline else f"; below the {speedups['threshold_seconds']:.0f} s threshold")
             + "): speed-up in wall time "
             + ", ".join(
