@@ -132,4 +132,3 @@ def instance_for(name: str) -> Instance:
     raise AuctioneerConfigError(f"unknown mechanism {name!r}; known: double, vcg")
 
 
-__all__ = ["SELL", "DoubleAuctionInstance", "Instance", "double_auction_outcome", "instance_for"]

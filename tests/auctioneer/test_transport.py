@@ -1,0 +1,81 @@
+"""One transport protocol, two implementations: the same contract for both (send to a named
+peer, receive, reply along the route; an unknown peer is dropped, never an exception), the
+ZeroMQ size limit, and the virtual clock the simulations run on."""
+
+import asyncio
+import time
+
+import pytest
+
+from mercat.auctioneer.local import free_port
+from mercat.auctioneer.transport import InProcessHub, Transport
+from mercat.auctioneer.virtual_clock import VirtualClockLoop
+from mercat.auctioneer.zmq_transport import ZmqTransport
+
+
+async def in_process_pair():
+    hub = InProcessHub()
+    return hub.endpoint("server"), hub.endpoint("client")
+
+
+async def zmq_pair(max_bytes=1 << 20):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    server = ZmqTransport({}, bind=address, max_bytes=max_bytes)
+    client = ZmqTransport({"server": address}, max_bytes=max_bytes)
+    return server, client
+
+
+@pytest.mark.parametrize("make", [in_process_pair, zmq_pair], ids=["in-process", "zeromq"])
+def test_the_transport_contract(make):
+    async def main():
+        server, client = await make()
+        assert isinstance(server, Transport) and isinstance(client, Transport)
+        try:
+            client.send("server", [b"header", b"body", b"sig"])
+            got = await asyncio.wait_for(server.recv(), 5)
+            assert got.frames == [b"header", b"body", b"sig"]
+            server.reply(got.route, [b"answer", b"", b""])
+            back = await asyncio.wait_for(client.recv(), 5)
+            assert back.frames == [b"answer", b"", b""]
+            client.send("nobody", [b"x"])  # dropped and logged, not raised
+        finally:
+            await server.aclose()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_zeromq_refuses_frames_over_the_limit():
+    async def main():
+        server, client = await zmq_pair(max_bytes=1000)
+        try:
+            client.send("server", [b"h", bytes(5000), b"s"])
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(server.recv(), 0.5)  # ZeroMQ dropped the peer
+        finally:
+            await server.aclose()
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_virtual_time_jumps_and_a_stuck_simulation_raises():
+    async def sleeper():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(3600)
+        return loop.time() - start
+
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        started = time.perf_counter()
+        assert runner.run(sleeper()) == pytest.approx(3600)
+        assert time.perf_counter() - started < 1.0
+
+    async def stuck():
+        await asyncio.Event().wait()  # nothing will ever set it, and no timer is pending
+
+    with (
+        asyncio.Runner(loop_factory=VirtualClockLoop) as runner,
+        pytest.raises(RuntimeError, match="stuck"),
+    ):
+        runner.run(stuck())
