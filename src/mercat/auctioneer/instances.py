@@ -130,5 +130,3 @@ def instance_for(name: str) -> Instance:
 
         return VcgInstance()
     raise AuctioneerConfigError(f"unknown mechanism {name!r}; known: double, vcg")
-
-

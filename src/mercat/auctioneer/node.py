@@ -166,7 +166,7 @@ class ProviderNode:
             return
         rnd = self.rounds.get(r)
         if rnd is None:
-            if len(self.rounds) >= self.params.max_open_rounds:
+            if len(self.rounds) >= self.params.max_open_rounds and not self._evict_idle():
                 self._drop("too-many-rounds", f"round {r} from {signed.sender}")
                 return
             rnd = self._open(r)
@@ -183,6 +183,22 @@ class ProviderNode:
         self.rounds[r] = rnd
         rnd.task = loop.create_task(self._run(rnd), name=f"{self.me}-round-{r}")
         return rnd
+
+    def _evict_idle(self) -> bool:
+        """Make room by ending the oldest round that no client has bid in (a peer opened
+        it; a deviating peer could otherwise fill the table with rounds that never run).
+        It ends in ⊥ like any round that times out."""
+        idle = [rnd for rnd in self.rounds.values() if not rnd.clients]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda rnd: rnd.opened)
+        reason = "evicted: a round without bids, to make room for another"
+        victim.inbox.fail(reason)
+        victim.sealed.set()
+        self.rounds.pop(victim.id, None)
+        self.finished[victim.id] = RoundResult(victim.id, None, reason)  # late messages: drop
+        self._drop("evicted-round", f"round {victim.id} (no bids) made room")
+        return True
 
     def _add_bids(self, rnd: _Round, client: str, batch: BidBatch, route: Any) -> None:
         if len(rnd.clients) < MAX_CLIENTS_PER_ROUND:
@@ -239,7 +255,8 @@ class ProviderNode:
         self._finish(rnd, result)
 
     def _finish(self, rnd: _Round, result: RoundResult) -> None:
-        self.rounds.pop(rnd.id, None)
+        if self.rounds.get(rnd.id) is rnd:
+            del self.rounds[rnd.id]
         self.finished[rnd.id] = result
         while len(self.finished) > FINISHED_MEMORY:
             self.finished.popitem(last=False)
