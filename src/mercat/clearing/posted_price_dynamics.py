@@ -4,7 +4,10 @@
 in a fixed order (one round = one turn each); on its turn a maker sees the current standing
 and proposes (or passes); the mechanism processes the proposal (`SequentialImprovement.
 submit`). The standing persists from turn to turn. The run stops after a round in which the
-standing did not change (no one can improve: converged) or after `rounds` rounds. Every
+standing did not change (no one can improve: converged), when the standing at the end of a
+round repeats one seen at the end of an earlier round (the makers decide deterministically,
+so the dynamics cycle for ever: `Trace.cycle` holds its first round and its period), or
+after `rounds` rounds. Every
 turn is recorded (`Step`: round, maker, proposal, outcome, and the standing after it with
 its allocation, prices, margin and true welfare).
 
@@ -41,7 +44,7 @@ from mercat.errors import InvalidMarketError, InvalidParameterError
 from mercat.model import Allocation, Market
 from mercat.validation import integer, non_negative, positive
 
-DEFAULT_TICK = 0.01
+DEFAULT_TICK = 0.001
 """The smallest price step a maker uses for a strict improvement or an undercut."""
 
 DEFAULT_PENALTY = 1.0
@@ -121,6 +124,7 @@ class Trace:
     rounds: int
     settlement: Settlement
     milp_solves: int = 0
+    cycle: tuple[int, int] | None = None  # (first round of the cycle, period in rounds)
     details: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -207,6 +211,8 @@ def run_dynamics(
         record(0, proposal.maker, result.outcome, result.reason, proposal)
 
     converged = False
+    cycle: tuple[int, int] | None = None
+    seen: dict[tuple, int] = {}
     played = 0
     for round_ in range(1, rounds + 1):
         played = round_
@@ -224,6 +230,11 @@ def run_dynamics(
         if not changed:
             converged = True
             break
+        key = _state_key(standing)
+        if key in seen:
+            cycle = (seen[key], round_ - seen[key])
+            break
+        seen[key] = round_
 
     responders = [v.memory["responder"] for v in views if "responder" in v.memory]
     solves = sum(r.milp_solves + getattr(r, "pool_solves", 0) for r in responders)
@@ -239,7 +250,23 @@ def run_dynamics(
         rounds=played,
         settlement=settle(market, standing, penalty),
         milp_solves=solves,
+        cycle=cycle,
         details={"certified_responses": hits},
+    )
+
+
+def _state_key(standing: Standing) -> tuple:
+    """The standing, prices rounded to 1e-9, as something hashable (for cycle detection)."""
+    return tuple(
+        (
+            m.maker,
+            m.allocation.shares,
+            tuple((k, round(v, 9)) for k, v in m.payments.items()),
+            tuple((k, round(v, 9)) for k, v in m.rewards.items()),
+            tuple((k, round(v, 9)) for k, v in (m.max_payments or {}).items()),
+            tuple((k, round(v, 9)) for k, v in (m.min_rewards or {}).items()),
+        )
+        for m in standing.members
     )
 
 

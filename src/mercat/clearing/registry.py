@@ -13,6 +13,7 @@ from typing import Any
 from mercat.clearing.base import Mechanism
 from mercat.clearing.double_auction import DoubleAuction
 from mercat.clearing.optimal import OptimalMechanism
+from mercat.clearing.posted_price import PostedPrice
 from mercat.clearing.vcg import VCGMechanism
 from mercat.errors import UnknownNameError
 
@@ -20,6 +21,7 @@ MECHANISMS: tuple[type[Mechanism], ...] = (
     OptimalMechanism,
     DoubleAuction,
     VCGMechanism,
+    PostedPrice,
 )
 
 
