@@ -162,7 +162,8 @@ class ProviderNode:
         r = message.round
         if r in self.finished:
             if isinstance(message, BidBatch):
-                self._reply_result(route, self.finished[r])  # late bidder: here is the result
+                self._drop("late-bids", f"round {r} is over; {signed.sender[:12]}… gets its result")
+                self._reply_result(route, self.finished[r])
             return
         rnd = self.rounds.get(r)
         if rnd is None:
@@ -214,6 +215,7 @@ class ProviderNode:
         if batch.final and client in self.sealing:
             rnd.finals.add(client)
             if rnd.finals >= self.sealing:
+                rnd.bidding = False  # closed now: any later batch is late
                 rnd.sealed.set()
 
     async def _run(self, rnd: _Round) -> None:
