@@ -35,10 +35,9 @@ members that the offer would displace.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mercat.clearing.posted_price_proposal import Proposal, Standing, merge
+from mercat.clearing.posted_price_proposal import Interference, Proposal, Standing, merge
 from mercat.clearing.posted_price_template import SequentialImprovement
 from mercat.economics import node_cost
 from mercat.model import Allocation, Market
@@ -66,23 +65,11 @@ def believed_terms(
     return values, costs
 
 
-def market_conflicts(beliefs: Market) -> dict[str, set[str]]:
-    """request -> the requests it is in a "market" (state) conflict with."""
-    table: dict[str, set[str]] = {}
-    for c in beliefs.conflicts:
-        if c.scope == "market":
-            table.setdefault(c.first, set()).add(c.second)
-            table.setdefault(c.second, set()).add(c.first)
-    return table
-
-
-def conflicts_with(
-    allocation: Allocation, member: Proposal, state_conflicts: Mapping[str, set[str]]
-) -> bool:
+def conflicts_with(allocation: Allocation, member: Proposal, interference: Interference) -> bool:
     """Whether an allocation cannot run beside a standing member (`compatible`'s negation)."""
     if allocation.served_requests & member.requests or allocation.used_nodes & member.nodes:
         return True
-    return any(state_conflicts.get(t, set()) & member.requests for t in allocation.served_requests)
+    return interference.between(allocation, member.allocation)
 
 
 def _full_extraction(
@@ -114,7 +101,7 @@ def offer_for(
     mechanism: SequentialImprovement,
     maker: str,
     tick: float,
-    state_conflicts: Mapping[str, set[str]] | None = None,
+    interference: Interference | None = None,
 ) -> Offer | None:
     """The winning proposal on `allocation` with the largest margin (None if none wins)."""
     values, costs = believed_terms(beliefs, allocation)
@@ -135,11 +122,13 @@ def offer_for(
         welfare = math.fsum(values.values()) - math.fsum(costs.values())
         target = min(welfare, holder.margin - tick)
         proposal = _with_margin(maker, allocation, values, costs, target)
+        if not proposal.margin < holder.margin:
+            return None  # α∅ has margin 0 whatever the target: it cannot undercut M_b ≤ 0
         own = holder.margin if holder.maker == maker else 0.0
         return Offer(proposal, "undercut", proposal.margin - own)
 
     if mechanism.specialization:
-        table = market_conflicts(beliefs) if state_conflicts is None else state_conflicts
+        table = Interference.of(beliefs) if interference is None else interference
         group = tuple(m for m in standing.members if conflicts_with(allocation, m, table))
         if not group:
             proposal = _full_extraction(maker, allocation, values, costs, tolerances)

@@ -159,16 +159,37 @@ def shared_participants(
     return a.requests & b.requests, nodes
 
 
-def market_conflict_between(market: Market, a: Proposal, b: Proposal) -> bool:
-    """Whether a request of `a` and a request of `b` are in a "market" (state) conflict."""
-    for c in market.conflicts:
-        if c.scope != "market":
-            continue
-        if (c.first in a.requests and c.second in b.requests) or (
-            c.second in a.requests and c.first in b.requests
-        ):
-            return True
-    return False
+@dataclass(frozen=True)
+class Interference:
+    """What makes allocations without a shared participant jointly invalid: requests in a
+    "market" (state) conflict, and nodes in one exclusive group (one machine)."""
+
+    requests: Mapping[str, frozenset[str]]  # request -> requests it state-conflicts with
+    nodes: Mapping[str, frozenset[str]]  # node -> the other nodes of its exclusive groups
+
+    @classmethod
+    def of(cls, market: Market) -> Interference:
+        requests: dict[str, set[str]] = {}
+        for c in market.conflicts:
+            if c.scope == "market":
+                requests.setdefault(c.first, set()).add(c.second)
+                requests.setdefault(c.second, set()).add(c.first)
+        nodes: dict[str, set[str]] = {}
+        for group in market.exclusive_nodes:
+            for n in group:
+                nodes.setdefault(n, set()).update(m for m in group if m != n)
+        return cls(
+            {k: frozenset(v) for k, v in requests.items()},
+            {k: frozenset(v) for k, v in nodes.items()},
+        )
+
+    def between(self, a: Allocation, b: Allocation) -> bool:
+        """Whether a request or node of `a` interferes with one of `b`."""
+        none: frozenset[str] = frozenset()
+        served, used = b.served_requests, b.used_nodes
+        return any(self.requests.get(t, none) & served for t in a.served_requests) or any(
+            self.nodes.get(n, none) & used for n in a.used_nodes
+        )
 
 
 def compatible(market: Market, a: Proposal, b: Proposal) -> bool:
@@ -176,11 +197,14 @@ def compatible(market: Market, a: Proposal, b: Proposal) -> bool:
 
     With mercat's constraint kinds, two allocations without a shared request or node are
     jointly valid unless a request of one is in a "market" conflict with a request of the
-    other: capacities, node conflicts and replicas are all per node or per request.
+    other, or a node of one is in an exclusive group with a node of the other: capacities,
+    node conflicts and replicas are all per node or per request.
     (tests/clearing/test_posted_price_template.py holds this against `is_valid`.)
     """
     shared_t, shared_n = shared_participants(a, b)
-    return not shared_t and not shared_n and not market_conflict_between(market, a, b)
+    if shared_t or shared_n:
+        return False
+    return not Interference.of(market).between(a.allocation, b.allocation)
 
 
 def merge(members: Iterable[Proposal], maker: str = "") -> Proposal:

@@ -11,8 +11,8 @@ Ties: the holder's own allocation (a re-proposal) first, then the enumeration or
 from __future__ import annotations
 
 from mercat.brute_force import valid_allocations
-from mercat.clearing.posted_price_pricing import Offer, market_conflicts, offer_for
-from mercat.clearing.posted_price_proposal import Standing
+from mercat.clearing.posted_price_pricing import Offer, offer_for
+from mercat.clearing.posted_price_proposal import Interference, Standing
 from mercat.clearing.posted_price_template import SequentialImprovement
 from mercat.model import Market
 
@@ -28,7 +28,7 @@ def best_offer_by_enumeration(
     tick: float,
 ) -> Offer | None:
     """The most profitable winning offer over all of V, or None if none gains anything."""
-    table = market_conflicts(beliefs)
+    table = Interference.of(beliefs)
     best: Offer | None = None
     candidates = [m.allocation for m in standing.members] if len(standing.members) == 1 else []
     candidates += list(valid_allocations(beliefs))

@@ -41,13 +41,8 @@ import numpy as np
 from scipy import sparse
 
 from mercat.clearing.optimal import solve_welfare
-from mercat.clearing.posted_price_pricing import (
-    Offer,
-    believed_terms,
-    market_conflicts,
-    offer_for,
-)
-from mercat.clearing.posted_price_proposal import Proposal, Standing
+from mercat.clearing.posted_price_pricing import Offer, believed_terms, offer_for
+from mercat.clearing.posted_price_proposal import Interference, Proposal, Standing
 from mercat.clearing.posted_price_reference import GAIN_TOL
 from mercat.clearing.posted_price_template import SequentialImprovement
 from mercat.constraints import MilpEncoding, encode
@@ -73,7 +68,7 @@ class BestResponder:
         self.milp_solves = 0  # HiGHS solves so far (the benchmark reports them)
         self._encoding: MilpEncoding | None = None
         self._optimum: Allocation | None = None
-        self._state_conflicts = market_conflicts(beliefs)
+        self._interference = Interference.of(beliefs)
 
     # --- public ----------------------------------------------------------------------------
 
@@ -105,7 +100,7 @@ class BestResponder:
             self.mechanism,
             self.maker,
             self.tick,
-            self._state_conflicts,
+            self._interference,
         )
 
     def welfare_optimum(self) -> Allocation:
@@ -126,19 +121,28 @@ class BestResponder:
         rule out)."""
         served = standing.allocation.served_requests
         used = standing.allocation.used_nodes
-        blocked = set(served)
+        blocked, busy = set(served), set(used)
         for t in served:
-            blocked |= self._state_conflicts.get(t, set())
+            blocked |= self._interference.requests.get(t, frozenset())
+        for n in used:
+            busy |= self._interference.nodes.get(n, frozenset())
         requests = tuple(t for t in self.beliefs.requests if t.id not in blocked)
-        nodes = tuple(n for n in self.beliefs.nodes if n.id not in used)
+        nodes = tuple(n for n in self.beliefs.nodes if n.id not in busy)
         if not requests or not nodes:
             return None
         ids = {t.id for t in requests}
+        free = {n.id for n in nodes}
+        groups = tuple(
+            g
+            for g in (tuple(n for n in g if n in free) for g in self.beliefs.exclusive_nodes)
+            if len(g) > 1
+        )
         residual = Market(
             requests,
             nodes,
             tuple(c for c in self.beliefs.conflicts if c.first in ids and c.second in ids),
             self.beliefs.resources,
+            exclusive_nodes=groups,
         )
         self.milp_solves += 1
         optimum = solve_welfare(residual)
@@ -253,16 +257,21 @@ class BestResponder:
                 own = member.margin if member.maker == self.maker else 0.0
                 m = column(0.0, 1.0, True, -own)
                 member_columns.append(m)
-                # k conflicts with α if α serves one of its requests or uses one of its nodes
-                # (on any workload: the union would not be in V), or by a state conflict.
+                # k conflicts with α iff α serves one of its requests or one in a state
+                # conflict with them, or uses one of its nodes (on any workload) or a node
+                # of the same machine: the union would not be in V.
+                requests = set(member.requests)
+                nodes = set(member.nodes)
                 for t in member.requests:
-                    rows.append(({m: 1.0, enc.served_columns[t]: -1.0}, 0.0, math.inf))
+                    requests |= self._interference.requests.get(t, frozenset())
                 for n in member.nodes:
-                    for j in pairs_on.get(n, {}).values():
-                        rows.append(({m: 1.0, j: -1.0}, 0.0, math.inf))
-                for t in member.requests:
-                    for other in self._state_conflicts.get(t, ()):
-                        rows.append(({m: 1.0, enc.served_columns[other]: -1.0}, 0.0, math.inf))
+                    nodes |= self._interference.nodes.get(n, frozenset())
+                ties = [enc.served_columns[t] for t in sorted(requests)]
+                ties += [j for n in sorted(nodes) for j in pairs_on.get(n, {}).values()]
+                for j in ties:
+                    rows.append(({m: 1.0, j: -1.0}, 0.0, math.inf))
+                # ... and only then (a member of negative margin would pull m_k up).
+                rows.append(({m: 1.0, **dict.fromkeys(ties, -1.0)}, -math.inf, 0.0))
         if attempt == 4:
             z = column(0.0, math.inf, False, -1.0)
             rows.append(({z: 1.0, **{e: -1.0 for e in need.values()}}, 0.0, math.inf))
