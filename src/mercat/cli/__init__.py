@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from mercat.cli import auctioneer, clearing, incentives, ledger, reproduce, simulate
+from mercat.cli import auctioneer, clearing, incentives, ledger, posted_price, reproduce, simulate
 from mercat.errors import MercatError
 
 
@@ -41,6 +41,7 @@ app = typer.Typer(
 # into the top level; named ones become groups (`mercat simulate collective ...`).
 app.add_typer(incentives.app)
 app.add_typer(clearing.app)
+app.add_typer(posted_price.app)  # mercat dynamics
 app.add_typer(reproduce.app)
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(ledger.app, name="ledger")
