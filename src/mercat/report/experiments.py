@@ -23,6 +23,7 @@ _MODULES = (
     "mercat.sim.experiments_ruin",
     "mercat.sim.experiments_collective",
     "mercat.auctioneer.experiments",
+    "mercat.sim.experiments_posted_price",
 )
 
 
