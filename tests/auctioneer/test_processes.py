@@ -144,3 +144,39 @@ def test_provider_command_refuses_bad_setups(tmp_path):
     assert "does not match" in error("--id", "p2", "--peers", peers)
     assert "needs m > 2k" in error("--id", "p1", "--peers", peers, "--k", "2")
     assert "does not exist" in error("--id", "p1", "--peers", tmp_path / "none.toml")
+
+
+@pytest.mark.slow
+def test_a_provider_busy_computing_stops_promptly_on_sigterm():
+    # A VCG round of 125 users keeps every provider busy for many seconds in a worker
+    # thread; SIGTERM (also what a provider gets when its launcher dies) must still end it,
+    # and closing the cluster must not wait for the computation either.
+    import asyncio
+    import threading
+
+    from mercat.auctioneer.client import BidderClient
+
+    params = ProtocolParams(
+        ("p1", "p2", "p3"), 1, mechanism="vcg", groups=1, phase_timeout=60.0, task_timeout=120.0
+    )
+
+    async def one_round(cluster: LocalCluster) -> None:
+        client = BidderClient(cluster.peers, cluster.client_key)
+        try:
+            await client.run_round(1, standard_auction_bids(0, 125, 8), 8.0)
+        finally:
+            await client.aclose()
+
+    with LocalCluster(params) as c:
+        sender = threading.Thread(target=lambda: asyncio.run(one_round(c)), daemon=True)
+        sender.start()
+        time.sleep(4.0)  # bids agreed, the allocation and payments are being computed
+        process = c.processes["p1"]
+        assert process.poll() is None
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert time.monotonic() - started < 5.0
+        sender.join(timeout=15)
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 8.0  # the busy p2, p3 stop within their grace too

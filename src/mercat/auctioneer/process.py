@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ from mercat.auctioneer.config import load_peers
 from mercat.auctioneer.node import ProviderNode
 from mercat.errors import AuctioneerConfigError, MalformedMessageError
 from mercat.identity import Keypair
+
+#: Seconds a provider asked to stop waits for a computation in flight before it exits anyway.
+STOP_GRACE_SECONDS = 1.0
 
 
 def load_key(path: Path) -> Keypair:
@@ -77,8 +81,17 @@ def run_provider(
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            node.stop()
+            # A round's computation runs in a worker thread that cannot be interrupted, and
+            # asyncio.run would wait for it at shutdown: a provider asked to stop (by its
+            # launcher, or by the death signal when the launcher dies) must not outlive that
+            # request by a whole VCG solve. Exit hard after a short grace period.
+            loop.call_later(STOP_GRACE_SECONDS, os._exit, 0)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, node.stop)
+            loop.add_signal_handler(sig, stop)
         print(f"READY {provider} {bind or me.address}", flush=True)
         try:
             await node.serve()
