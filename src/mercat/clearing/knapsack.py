@@ -40,7 +40,9 @@ def _order(profits: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.argsort(-(profits / weights), kind="stable")
 
 
-@njit(cache=True)
+# nogil: providers of the distributed auctioneer run these searches in a worker thread;
+# holding the GIL for seconds would stall their event loop (messages, timeouts, SIGTERM).
+@njit(cache=True, nogil=True)
 def _dantzig(k, residual, pos_end, prefix_w, prefix_p, w, p):  # pragma: no cover - numba
     """Upper bound on what items k..pos_end-1 (positive, ratio-sorted) add within `residual`."""
     if k >= pos_end or residual <= 0.0:
@@ -62,7 +64,7 @@ def _dantzig(k, residual, pos_end, prefix_w, prefix_p, w, p):  # pragma: no cove
     return bound
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _search(p, w, capacity, floor, tol, node_limit, enumerate_all, max_out):  # pragma: no cover
     """Depth-first branch and bound over ratio-sorted items (see the module docstring).
 

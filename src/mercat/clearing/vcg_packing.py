@@ -72,7 +72,9 @@ class ColumnList:
         )
 
 
-@njit(cache=True)
+# nogil: providers of the distributed auctioneer run these searches in a worker thread;
+# holding the GIL for seconds would stall their event loop (messages, timeouts, SIGTERM).
+@njit(cache=True, nogil=True)
 def _user_bits(starts, items, order, n_users):  # pragma: no cover - numba
     """Columns (in `order`) as bitsets over users: (n_columns, ceil(n/64)) uint64."""
     words = max(1, (n_users + 63) // 64)
@@ -85,7 +87,7 @@ def _user_bits(starts, items, order, n_users):  # pragma: no cover - numba
     return bits
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fits(bits, c, taken):  # pragma: no cover - numba
     # A plain loop: numba compiles no generator expressions inside all().
     for w in range(bits.shape[1]):  # noqa: SIM110
@@ -94,12 +96,12 @@ def _fits(bits, c, taken):  # pragma: no cover - numba
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _holds(bits, c, u):  # pragma: no cover - numba
     return (bits[c, u >> 6] >> np.uint64(u & 63)) & np.uint64(1) != 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _search(
     problem, candidates, acc, taken, free, choice, best, best_choice, counter, limit
 ):  # pragma: no cover
