@@ -151,9 +151,9 @@ def _equilibria() -> list[list]:
     return rows
 
 
-def _ticks() -> list[list]:
+def _ticks(quick: bool) -> list[list]:
     rows = []
-    for tick in (0.1, 0.01, 0.001, 0.0001):
+    for tick in (0.1, 0.01, 0.001) if quick else (0.1, 0.01, 0.001, 0.0001):
         trace = run_dynamics(running_example(), _perfect(), attempt=4, rounds=100_000, tick=tick)
         rows.append(
             [
@@ -320,7 +320,7 @@ def run_seed001(context: ExperimentContext) -> Section:
     welfare_rows = [[k, str(a.as_dict() or "{}"), welfare(market, a)] for k, a in ALPHA.items()]
     example_rows, traces = _example_runs()
     eq_rows = _equilibria()
-    tick_rows = _ticks()
+    tick_rows = _ticks(context.quick)
     random_rows, noisy_rows, setup = _random_markets(context)
 
     example_cols = [
