@@ -95,3 +95,31 @@ def test_clear_with_posted_price_runs_attempt_4():
     assert data["checks"]["individually_rational"] and data["checks"]["budget_balanced"]
     assert data["certificate"] == {"bound": None, "gap": None, "proven": False}
     assert data["diagnostics"]["converged"] and data["diagnostics"]["attempt"] == 4
+
+
+@pytest.mark.parametrize(("seed", "fails"), [(0, False), (1, True)])
+def test_dynamics_reports_what_settles_not_only_what_was_proposed(seed, fails):
+    # A noisy maker's final proposal can fail individual rationality against the true values
+    # and costs: then nothing of it trades, and the settled welfare says so.
+    out = run(
+        "dynamics",
+        EXAMPLE,
+        "--strategy",
+        "noisy-estimates,noisy-estimates",
+        "--sigma",
+        0.3,
+        "--tick",
+        0.1,
+        "--seed",
+        seed,
+        "--json",
+    )
+    assert out.exit_code == 0, out.output
+    final = json.loads(out.stdout)["final"]
+    assert bool(final["failed"]) is fails
+    assert final["welfare"] == 4.0
+    if fails:
+        assert final["settled_allocation"] == {} and final["settled_welfare"] == 0
+    else:
+        assert final["settled_allocation"] == final["allocation"]
+        assert final["settled_welfare"] == final["welfare"]

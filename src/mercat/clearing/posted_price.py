@@ -11,7 +11,7 @@ individually rational fails and its maker pays γ) and returned.
 
 What to expect (seed 001's claim, measured in docs/posted-price.md): the allocation is
 welfare-maximising and the margin is zero, up to the price tick: makers improve prices in
-steps of `tick`, so the final margin is below (participants)·tick and the welfare is within
+steps of `tick`, so the final margin is at most (participants)·tick and the welfare is within
 about as much of the optimum. The clearing carries no certificate of its own (`bound` is
 None): the mechanism never sees the welfare it maximises.
 """

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from mercat.cli._output import console, print_json, print_mapping, print_table
+from mercat.economics import welfare
 
 app = typer.Typer()
 
@@ -106,7 +107,11 @@ def dynamics(
             "payments": dict(final.payments),
             "rewards": dict(final.rewards),
             "margin": final.margin,
+            # The proposed allocation's welfare; members that fail individual rationality
+            # against the true values and costs do not trade, so what clears is settled_welfare.
             "welfare": trace.steps[-1].welfare if trace.steps else 0.0,
+            "settled_allocation": settled.allocation.as_dict(),
+            "settled_welfare": welfare(trace.market, settled.allocation),
             "payoffs": settled.payoffs,
             "failed": list(settled.failed),
             "ir_failures": list(settled.reasons),
@@ -145,7 +150,8 @@ def dynamics(
             "proposals": trace.proposals,
             "final allocation": _compact(final.allocation),
             "margin M": final.margin,
-            "welfare W": summary["final"]["welfare"],
+            "welfare W (proposed)": summary["final"]["welfare"],
+            "welfare W (settled)": summary["final"]["settled_welfare"],
             "payoffs": ", ".join(f"{k} {v:.6g}" for k, v in settled.payoffs.items()) or "-",
             "failed (paid γ)": ", ".join(settled.failed) or "-",
             "HiGHS solves": trace.milp_solves,

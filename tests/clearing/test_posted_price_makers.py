@@ -1,0 +1,50 @@
+"""The market-maker strategy registry: every member registered once, documented in
+docs/posted-price.md, uniquely named; every named strategy class is registered."""
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from mercat.clearing import posted_price_makers as module
+from mercat.clearing.posted_price_makers import MAKERS, MarketMaker, create, get, makers, names
+from mercat.errors import UnknownNameError
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "posted-price.md"
+
+
+def documented_names() -> list[str]:
+    return re.findall(r"^### `([^`]+)`\s*$", DOCS.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def test_names_are_unique_and_well_formed():
+    assert len(names()) == len(set(names())) == len(MAKERS)
+    for name in names():
+        assert re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name), name
+
+
+@pytest.mark.parametrize("maker", MAKERS, ids=lambda m: m.name)
+def test_every_member_is_a_documented_strategy(maker):
+    assert issubclass(maker, MarketMaker)
+    assert maker.__doc__ and maker.__doc__.strip()
+    assert maker.summary.strip()
+    assert maker.name in documented_names(), f"add a '### `{maker.name}`' section"
+    assert get(maker.name) is maker
+    assert isinstance(create(maker.name), maker)
+
+
+def test_every_named_strategy_class_is_registered():
+    named = {
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, MarketMaker) and "name" in vars(cls)
+    }
+    assert named == set(MAKERS)
+    assert set(documented_names()) == set(names())
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(UnknownNameError, match="known: perfect-information, noisy-estimates"):
+        get("clairvoyant")
+    assert list(makers()) == names()
