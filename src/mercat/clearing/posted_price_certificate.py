@@ -46,6 +46,13 @@ SHIFT_TOL = 1e-9
 POOL_LIMIT = 48
 """List at most this many allocations in the near-optimal pool (then rays or exact solves)."""
 
+POOL_GROWTH_PER_RESPONSE = 4
+"""Grow the pool by at most this many allocations (one MILP each) per best response. On large
+markets thousands of allocations lie within the certificate's margin, so a pool never
+certifies; without this budget the first response paid for all `POOL_LIMIT` solves at once
+(212 s at 200 x 50) before falling back to the exact solve. The budget keeps a failing pool
+to a few solves per response and lets a useful one fill up over a few turns."""
+
 MISS = object()
 """A certificate's answer when it cannot decide."""
 
@@ -100,10 +107,17 @@ class CertifiedResponder(BestResponder):
     """Exact best responses with two certificates before the exact solve (the fast path):
     the near-optimal pool (attempt 4) and certified undercut rays (attempts 3 and 4)."""
 
-    def __init__(self, *args, pool_limit: int = POOL_LIMIT, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        pool_limit: int = POOL_LIMIT,
+        pool_growth: int = POOL_GROWTH_PER_RESPONSE,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.rays: list[Ray] = []
         self.pool_limit = pool_limit
+        self.pool_growth = pool_growth
         self.pool: NearOptimalPool | None = None
         self.certified = 0  # responses answered by a certificate
 
@@ -157,13 +171,15 @@ class CertifiedResponder(BestResponder):
         offset = overstated - holder.slack - self.tick - own
         candidates = [self.offer(holder.allocation, standing)]
         candidates += [self.offer(a, standing) for a in self.pool.allocations]
+        grown_now = 0
         while True:
             best = pick(candidates)
             limit = GAIN_TOL if best is None else best.gain + GAIN_TOL
             if self.pool.next_welfare + offset <= limit:
                 return best
-            if len(self.pool.allocations) >= self.pool_limit:
+            if len(self.pool.allocations) >= self.pool_limit or grown_now >= self.pool_growth:
                 return MISS
+            grown_now += 1
             grown = self.pool.grow()
             if grown is None:
                 return best
