@@ -53,6 +53,11 @@ certifies; without this budget the first response paid for all `POOL_LIMIT` solv
 (212 s at 200 x 50) before falling back to the exact solve. The budget keeps a failing pool
 to a few solves per response and lets a useful one fill up over a few turns."""
 
+POOL_MISSES_ALLOWED = 3
+"""Stop consulting the pool after this many best responses in a row that it could not
+answer (each cost up to `POOL_GROWTH_PER_RESPONSE` MILPs for nothing). Correctness does not
+depend on it: a response the pool does not answer goes to the rays or the exact solve."""
+
 MISS = object()
 """A certificate's answer when it cannot decide."""
 
@@ -118,6 +123,7 @@ class CertifiedResponder(BestResponder):
         self.rays: list[Ray] = []
         self.pool_limit = pool_limit
         self.pool_growth = pool_growth
+        self.pool_misses = 0  # consecutive responses the pool grew for and could not answer
         self.pool: NearOptimalPool | None = None
         self.certified = 0  # responses answered by a certificate
 
@@ -157,7 +163,7 @@ class CertifiedResponder(BestResponder):
         mechanism = self.mechanism
         if mechanism.attempt != 4 or mechanism.specialization or len(standing.members) != 1:
             return MISS
-        if not standing.serves_anyone:
+        if not standing.serves_anyone or self.pool_misses >= POOL_MISSES_ALLOWED:
             return MISS
         (holder,) = standing.members
         if self.pool is None:
@@ -176,8 +182,10 @@ class CertifiedResponder(BestResponder):
             best = pick(candidates)
             limit = GAIN_TOL if best is None else best.gain + GAIN_TOL
             if self.pool.next_welfare + offset <= limit:
+                self.pool_misses = 0
                 return best
             if len(self.pool.allocations) >= self.pool_limit or grown_now >= self.pool_growth:
+                self.pool_misses += 1
                 return MISS
             grown_now += 1
             grown = self.pool.grow()
