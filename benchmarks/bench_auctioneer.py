@@ -16,7 +16,8 @@ cores than providers (`cpus` says how many), and then the busiest provider's CPU
 the wall time, is what a round takes with one core per provider.
 
     .venv/bin/python benchmarks/bench_auctioneer.py [--quick] [--out FILE]
-        [--fig4-users 100,300,1000,3000,10000] [--fig5-users 50,60,70] [--part fig4|fig5]
+        [--fig4-users 100,300,1000,3000,10000] [--fig5-users 100,125] [--fig5-gap 0.001]
+        [--fig5-seeds 0] [--part fig4|fig5]
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def main() -> None:
     parser.add_argument("--fig4-rounds", type=int, default=None)
     parser.add_argument("--fig5-users", type=ints, default=None)
     parser.add_argument("--fig5-seeds", type=ints, default=None)
+    parser.add_argument(
+        "--fig5-gap",
+        type=float,
+        default=0.0,
+        help="VCG to this certified relative gap (0: proven optima), for n beyond 125",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -50,7 +57,7 @@ def main() -> None:
         [100, 1000, 3000] if args.quick else [100, 300, 1000, 3000, 10000]
     )
     fig4_rounds = args.fig4_rounds or (5 if args.quick else 10)
-    fig5_users = args.fig5_users or ([30, 40] if args.quick else [50, 60, 70])
+    fig5_users = args.fig5_users or ([30, 40] if args.quick else [100, 125])
     fig5_seeds = args.fig5_seeds or [0]
 
     result: dict[str, object] = {
@@ -67,8 +74,9 @@ def main() -> None:
         result["fig4_bar"] = measure.fig4_bar(rows, 1000) if 1000 in fig4_users else None
         print(f"fig4 done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.part in ("all", "fig5"):
-        rows = measure.fig5(fig5_users, seeds=fig5_seeds)
+        rows = measure.fig5(fig5_users, seeds=fig5_seeds, vcg_gap=args.fig5_gap)
         result["fig5"] = rows
+        result["fig5_vcg_gap"] = args.fig5_gap
         result["fig5_speedups"] = measure.fig5_speedups(rows)
     result["seconds"] = time.perf_counter() - started
     text = json.dumps(result, indent=2)

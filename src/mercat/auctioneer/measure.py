@@ -44,11 +44,12 @@ def process_cpu_seconds(pid: int) -> float:
 _REFERENCE: dict[tuple[str, bytes], Any] = {}
 
 
-def _centralized(instance: Any, bids: Any) -> Any:
-    """The trusted auctioneer's outcome, computed once per market (VCG takes seconds)."""
-    key = (instance.name, bids.digest())
+def _centralized(instance: Any, bids: Any, params: Any = None) -> Any:
+    """The trusted auctioneer's outcome, computed once per market and mechanism options
+    (VCG takes seconds)."""
+    key = (instance.name, bids.digest(), None if params is None else params.vcg_gap)
     if key not in _REFERENCE:
-        _REFERENCE[key] = instance.centralized(bids, 0)
+        _REFERENCE[key] = instance.centralized(bids, 0, params)
     return _REFERENCE[key]
 
 
@@ -70,10 +71,12 @@ def run_config(
     verify: bool = True,
     warmup_users: int | None = None,
     task_timeout: float = 3600.0,
+    vcg_gap: float = 0.0,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One cluster, every n of the grid: `warmup` unrecorded rounds then `rounds` rounds
-    (markets seed, seed+1, ... or the given `seeds`). One row per n."""
+    (markets seed, seed+1, ... or the given `seeds`). One row per n. `vcg_gap` > 0: VCG
+    allocations and payments to that certified relative gap instead of proven optima."""
     params = ProtocolParams(
         providers=tuple(f"p{i + 1}" for i in range(executing)),
         k=k,
@@ -82,6 +85,7 @@ def run_config(
         bid_window=10.0,
         phase_timeout=30.0,
         task_timeout=task_timeout,
+        vcg_gap=vcg_gap,
     )
     instance = instance_for(mechanism)
     rows = []
@@ -109,7 +113,7 @@ def run_config(
                 round_id += 1
                 ok += result.ok
                 if verify and result.ok:
-                    equal &= result.outcome == _centralized(instance, bids)
+                    equal &= result.outcome == _centralized(instance, bids, params)
                 if progress is not None:
                     progress(1)
             after = _cpu(cluster)
@@ -184,6 +188,7 @@ def fig5(
     users_grid: Iterable[int],
     *,
     seeds: Sequence[int] = (0,),
+    vcg_gap: float = 0.0,
     progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     grid = list(users_grid)
@@ -200,6 +205,7 @@ def fig5(
             warmup_users=10,
             seed=0,
             seeds=seeds,
+            vcg_gap=vcg_gap,
             progress=progress,
         )
     return rows
