@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from mercat.cli._output import console, err_console, print_json, print_mapping, print_table
+from mercat.errors import InvalidParameterError, MercatError
 
 app = typer.Typer()
 
@@ -15,6 +16,43 @@ SHOWN_ROWS = 40
 """Human output lists at most this many requests and nodes (--json lists all)."""
 
 GENERATORS = ("random", "double-auction", "standard-auction", "running-example")
+
+
+def accepted_options(mechanism_class: type) -> list[str]:
+    """The keyword options a mechanism's constructor takes."""
+    import inspect
+
+    return [
+        name
+        for name, p in inspect.signature(mechanism_class).parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+
+
+def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as constructor keywords: VALUE read as JSON when it parses (3,
+    0.001, true, ["a", "b"]), else kept as a string. Unknown or repeated keys are errors."""
+    import json
+
+    accepted = accepted_options(mechanism_class)
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InvalidParameterError(f"--option must look like KEY=VALUE, got {pair!r}")
+        if key not in accepted:
+            known = ", ".join(accepted) or "none"
+            raise InvalidParameterError(
+                f"mechanism {mechanism_class.name!r} has no option {key!r}; its options: {known}"
+            )
+        if key in options:
+            raise InvalidParameterError(f"--option {key} given twice")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 @app.command()
@@ -27,6 +65,13 @@ def clear(
     time_limit: float | None = typer.Option(
         None, "--time-limit", help="Solver time limit in seconds (mechanisms that solve MILPs)."
     ),
+    option: list[str] = typer.Option(
+        [],
+        "--option",
+        "-o",
+        help="A mechanism option KEY=VALUE (repeatable; VALUE is JSON or a plain string), "
+        "e.g. -o tick=0.001 -o makers=3 for posted-price, -o target_gap=0.001 for vcg.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Clear a market: allocation, payments, rewards, welfare, margin and the checks."""
@@ -35,17 +80,18 @@ def clear(
     from mercat.market_io import load_market
 
     mechanism_class = registry.get(mechanism)  # unknown names fail before the file is read
-    market = load_market(market_file)
-    options: dict[str, Any] = {}
+    options = mechanism_options(mechanism_class, option)
     if time_limit is not None:
-        import inspect
-
-        from mercat.errors import InvalidParameterError
-
-        if "time_limit" not in inspect.signature(mechanism_class).parameters:
+        if "time_limit" not in accepted_options(mechanism_class):
             raise InvalidParameterError(f"mechanism {mechanism!r} takes no --time-limit")
         options["time_limit"] = time_limit
-    instance = mechanism_class(**options)
+    market = load_market(market_file)
+    try:
+        instance = mechanism_class(**options)
+    except MercatError:
+        raise  # the mechanism's own message says what is wrong
+    except (TypeError, ValueError) as exc:  # a value of the wrong kind for the constructor
+        raise InvalidParameterError(f"mechanism {mechanism!r}: bad option value ({exc})") from exc
     result = instance.clear(market, seed=seed)
     summary = summarize(market, result)
     report = {
