@@ -20,6 +20,9 @@ The peers file (TOML) lists the providers and the auction:
     max_message_bytes = 67108864
     sealing_clients = []          # client keys whose `final` batch closes bidding early
 
+    [bidders]                     # optional: who may bid under which label
+    alice = "…64 hex digits…"     # only this client key's bids count for "alice"
+
     [[provider]]
     id = "p1"
     address = "tcp://127.0.0.1:5601"
@@ -143,6 +146,12 @@ class PeersFile:
     params: ProtocolParams
     peers: tuple[Peer, ...]
     sealing_clients: tuple[str, ...] = field(default=())
+    bidders: tuple[tuple[str, str], ...] = field(default=())  # (label, client key)
+
+    def bidder_keys(self) -> dict[str, str] | None:
+        """Label -> the one client key that may bid under it; None: no registry (any client
+        may bid under any label)."""
+        return dict(self.bidders) if self.bidders else None
 
     def peer(self, provider_id: str) -> Peer:
         for p in self.peers:
@@ -184,7 +193,7 @@ def load_peers(path: Path, *, k: int | None = None) -> PeersFile:
         raise AuctioneerConfigError(f"peers file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise AuctioneerConfigError(f"peers file {path} cannot be read: {exc}") from None
-    unknown = set(data) - {"auction", "provider"}
+    unknown = set(data) - {"auction", "provider", "bidders"}
     if unknown:
         raise AuctioneerConfigError(f"{path}: unknown sections {sorted(unknown)}")
     auction = data.get("auction", {})
@@ -220,7 +229,15 @@ def load_peers(path: Path, *, k: int | None = None) -> PeersFile:
         isinstance(s, str) and CLIENT_KEY.fullmatch(s) for s in sealing
     ):
         raise AuctioneerConfigError(f"{path}: sealing_clients must list 64-hex-digit keys")
-    return PeersFile(params, tuple(peers), tuple(sealing))
+    bidders = data.get("bidders", {})
+    if not isinstance(bidders, dict):
+        raise AuctioneerConfigError(f"{path}: [bidders] must be a table of label = client key")
+    for label, key in bidders.items():
+        if not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
+            raise AuctioneerConfigError(
+                f"{path}: bidder {label!r} needs a client key of 64 lowercase hex digits"
+            )
+    return PeersFile(params, tuple(peers), tuple(sealing), tuple(sorted(bidders.items())))
 
 
 def dump_peers(peers: PeersFile) -> str:
@@ -242,6 +259,13 @@ def dump_peers(peers: PeersFile) -> str:
         "sealing_clients = [" + ", ".join(f'"{s}"' for s in peers.sealing_clients) + "]",
         "",
     ]
+    if peers.bidders:
+        # Labels are TOML keys: JSON quoting is valid TOML for any label.
+        lines += [
+            "[bidders]",
+            *(f'{json.dumps(label, ensure_ascii=False)} = "{key}"' for label, key in peers.bidders),
+        ]
+        lines.append("")
     for peer in peers.peers:
         lines += [
             "[[provider]]",

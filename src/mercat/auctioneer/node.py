@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,7 @@ class ProviderNode:
         transport: Transport,
         *,
         sealing_clients: Iterable[str] = (),
+        bidder_keys: Mapping[str, str] | None = None,
         behavior: Behavior = HONEST,
         rng: np.random.Generator | None = None,
         offload_compute: bool = False,
@@ -93,6 +94,9 @@ class ProviderNode:
         self.peer_keys = dict(peer_keys)
         self.transport = transport
         self.sealing = frozenset(sealing_clients)
+        # Bidder label -> the client key allowed to bid under it. Without a registry any
+        # client may bid under any label (and a second, different bid spoils it to ⊥).
+        self.bidder_keys = None if bidder_keys is None else dict(bidder_keys)
         self.behavior = behavior
         self.rng = rng
         self.offload = offload_compute
@@ -207,6 +211,8 @@ class ProviderNode:
         if not rnd.bidding:
             self._drop("late-bids", f"round {rnd.id}: {len(batch.bids)} bids from {client[:12]}…")
             return
+        if self.bidder_keys is not None:
+            batch = self._registered_only(rnd, client, batch)
         if rnd.bid_count + len(batch.bids) > self.params.max_bids:
             self._drop("too-many-bids", f"round {rnd.id}: over {self.params.max_bids} bids")
             return
@@ -217,6 +223,21 @@ class ProviderNode:
             if rnd.finals >= self.sealing:
                 rnd.bidding = False  # closed now: any later batch is late
                 rnd.sealed.set()
+
+    def _registered_only(self, rnd: _Round, client: str, batch: BidBatch) -> BidBatch:
+        """The batch without bids under labels this client may not bid for: a client can
+        neither bid for an unregistered label nor spoil another bidder's label."""
+        assert self.bidder_keys is not None
+        keys = self.bidder_keys
+        allowed = np.fromiter((keys.get(b) == client for b in batch.bids.ids), bool)
+        if allowed.all():
+            return batch
+        refused = int((~allowed).sum())
+        self._drop(
+            "unregistered-bids",
+            f"round {rnd.id}: {refused} bids from {client[:12]}… under labels it does not hold",
+        )
+        return replace(batch, bids=batch.bids.take(allowed))
 
     async def _run(self, rnd: _Round) -> None:
         loop = asyncio.get_running_loop()

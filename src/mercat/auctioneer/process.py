@@ -76,6 +76,7 @@ def run_provider(
         peers.keys(),
         transport,
         sealing_clients=peers.sealing_clients,
+        bidder_keys=peers.bidder_keys(),
         offload_compute=True,
     )
 
