@@ -143,12 +143,20 @@ class CertifiedResponder(BestResponder):
             if ray.shift_of(holder) is not None:
                 self.certified += 1
                 return self._on_ray(standing)
+        # Solve this state exactly first: while margins are large the answer is usually a
+        # competing allocation, and a ray would fail at its far end for nothing. Only when
+        # the answer is the undercut is a ray certified, to answer the states that follow.
+        answer = self.exact(standing)
+        if (
+            answer is None
+            or holder.maker == self.maker
+            or answer.proposal.allocation != holder.allocation
+        ):
+            return answer
         ray = self._certify(holder)
-        if ray is None or ray.shift_of(holder) is None:
-            return self.exact(standing)
-        self.rays = [*self.rays[-7:], ray]
-        self.certified += 1
-        return self._on_ray(standing)
+        if ray is not None and ray.shift_of(holder) is not None:
+            self.rays = [*self.rays[-7:], ray]
+        return answer
 
     # --- the near-optimal pool (attempt 4) ----------------------------------------------------
 
