@@ -22,7 +22,10 @@ goes), it is one at every s in [0, S], and the holder's best response there is t
 If a competitor α' beats the re-proposal at S, its crossing point s' (D_α'(s') = 0, found
 by bisection on the closed-form prices) bounds the ray, and a MILP at s' either certifies
 [0, s'] or names the next competitor; a few rounds give the certified stretch [0, s*].
-States beyond s*, off the ray, or not eligible go to the exact solve. The differential test
+States beyond s*, off the ray, or not eligible go to the exact solve. A state on no known
+ray is solved exactly first, and a ray is certified from it only if its answer is the
+undercut: a ray whose holder is beaten by a competitor would fail for nothing (the common
+case while margins are large). The differential test
 (tests/clearing/test_posted_price_dynamics.py) holds the two responders to the same traces.
 """
 
