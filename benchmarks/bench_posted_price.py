@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -143,7 +144,12 @@ def main() -> None:
 
     result = {
         "benchmark": "posted_price",
-        "machine": {"python": platform.python_version(), "processor": platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
         "market": {
             "requests": len(market.requests),
             "nodes": len(market.nodes),

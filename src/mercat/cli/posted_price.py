@@ -41,7 +41,12 @@ def dynamics(
     market_file: Path = typer.Argument(..., help="Market JSON file (docs/market-format.md)."),
     attempt: int = typer.Option(4, "--attempt", help="Seed 001's attempt: 1, 2, 3 or 4."),
     makers: int = typer.Option(2, "--makers", help="Number of market-makers."),
-    rounds: int = typer.Option(100, "--rounds", help="At most this many rounds (a turn each)."),
+    rounds: int = typer.Option(
+        10_000,
+        "--rounds",
+        help="At most this many rounds (a turn each); the dynamics stop earlier at a fixed "
+        "point or a cycle.",
+    ),
     tick: float | None = typer.Option(
         None, "--tick", help="Smallest price step (default 0.001; 0.05 gives short traces)."
     ),
