@@ -106,3 +106,17 @@ def test_cli_clears_a_generated_standard_auction(tmp_path):
     assert report["checks"]["individually_rational"] and report["margin"] == pytest.approx(0.0)
     payments = np.array(list(report["payments"].values()))
     assert np.all(payments >= 0.0)
+
+
+def test_payments_in_a_process_pool_equal_those_computed_in_process():
+    market = standard_auction_market(5, 40, 4)
+    alone = VCGMechanism(groups=3, workers=0).clear(market)
+    pooled = VCGMechanism(groups=3).clear(market)  # a pool of 3 processes
+    assert pooled == alone and pooled.diagnostics["payments_exact"]
+    assert pooled == VCGMechanism().clear(market)
+
+
+@pytest.mark.parametrize("workers", [-1, 1.5, True])
+def test_a_bad_worker_count_is_refused(workers):
+    with pytest.raises(InvalidParameterError, match="workers must be an integer >= 0"):
+        VCGMechanism(workers=workers)

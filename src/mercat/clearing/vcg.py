@@ -311,14 +311,23 @@ class VCGMechanism(Mechanism):
         target_gap: float = 0.0,
         groups: int = 1,
         require_exact: bool = False,
+        workers: int | None = None,
     ) -> None:
+        """`groups`: the winners' payments are split into this many subsets (Task 2);
+        `workers`: processes computing them in parallel (None: one per group; 0: all in
+        this process). The payments are the same either way."""
         _check_limits(time_limit, target_gap)
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
             raise InvalidParameterError(f"groups must be an integer >= 1, got {groups!r}")
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
+        ):
+            raise InvalidParameterError(f"workers must be an integer >= 0, got {workers!r}")
         self.time_limit = float(time_limit)
         self.target_gap = float(target_gap)
         self.groups = groups
         self.require_exact = bool(require_exact)
+        self.workers = groups if workers is None else workers
 
     def check_market(self, market: Market) -> None:
         reasons = []
@@ -357,7 +366,7 @@ class VCGMechanism(Mechanism):
             demands,
             capacities,
             groups=self.groups,
-            workers=0,
+            workers=self.workers,
             time_limit=self.time_limit,
             target_gap=self.target_gap,
         )
