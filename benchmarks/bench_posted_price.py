@@ -17,6 +17,9 @@ capabilities, node and state conflicts, exclusive node groups, fixed costs.
 
     .venv/bin/python benchmarks/bench_posted_price.py [--requests 200] [--nodes 50]
         [--tick 0.01] [--rounds 3]
+
+`--rounds 100000` runs the dynamics to convergence: 214 rounds, 426 proposals, about 14 min
+here (2026-11-23, 2 cores); the default 3 rounds take about a minute.
 """
 
 from __future__ import annotations
