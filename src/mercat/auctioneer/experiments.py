@@ -9,27 +9,17 @@ so that `make run` stays short; the full sizes are the benchmark's
 
 from __future__ import annotations
 
-import csv
 import os
-from pathlib import Path
 from typing import Any
 
 from mercat.progress import progress_bar
-from mercat.report.experiments import Experiment, ExperimentContext, register
+from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
 
 FULL = {"fig4_users": [100, 300, 1000, 3000, 10000], "fig4_rounds": 10, "fig5_users": [100, 125],
         "trials": 5, "trial_mechanisms": ("double", "vcg")}  # fmt: skip
 QUICK = {"fig4_users": [100, 1000, 3000], "fig4_rounds": 3, "fig5_users": [20, 30],
          "trials": 1, "trial_mechanisms": ("double",)}  # fmt: skip
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> str:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows([[row.get(c) for c in columns] for row in rows])
-    return path.name
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -69,8 +59,10 @@ def run_seed003(context: ExperimentContext) -> Section:
         "outputs_equal_centralized", "seconds_median", "seconds_min", "seconds_max",
         "cpu_seconds_all_providers_per_round", "cpu_seconds_busiest_provider_per_round",
     ]  # fmt: skip
-    fig4_csv = _write_csv(context.out_dir / "fig4.csv", fig4, columns)
-    fig5_csv = _write_csv(context.out_dir / "fig5.csv", fig5, columns)
+    fig4_csv, fig5_csv = (
+        write_csv(context.out_dir / name, columns, [[r.get(c) for c in columns] for r in rows])
+        for name, rows in (("fig4.csv", fig4), ("fig5.csv", fig5))
+    )
 
     figures = []
     for rows, name, title in (

@@ -8,10 +8,11 @@ that the registry can import them on demand (keeping `mercat --help` fast).
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +35,16 @@ class ExperimentContext:
     runs: int | None = None  # None: the experiment's own default (the seed's value)
     seed: int = 1
     show_progress: bool = True
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Write an experiment's table (a header, then one line per row); returns the file name,
+    which is how a report `Table` links to its CSV."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path.name
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,12 @@ comparison spelled out. `mercat reproduce fig3|fig4|fig5|table1|all` runs them.
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 
 import numpy as np
 
 from mercat.progress import progress_bar
-from mercat.report.experiments import Experiment, ExperimentContext, register
+from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
 from mercat.sim import collective_metrics as metrics
 from mercat.sim.collective_config import CollectiveConfig
@@ -61,14 +59,6 @@ SEED_RUNS = 100
 WINDOW = 500  # the simulator's moving-average window
 FIG4_MECHANISMS = ("free", "coll-stake", "coll-rep", "coll-sr")
 FIG4_CONFIG = CollectiveConfig(assets=100, tasks=10_000, alpha=0.05, stake=10, target=0.01)
-
-
-def _write_csv(path: Path, columns: list[str], rows: list[list]) -> str:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return path.name
 
 
 def _runs(context: ExperimentContext, default: int = SEED_RUNS) -> int:
@@ -147,7 +137,7 @@ def run_table1(context: ExperimentContext) -> Section:
                 ]
             )
             advance(1)
-    csv_name = _write_csv(context.out_dir / "table1.csv", columns, rows)
+    csv_name = write_csv(context.out_dir / "table1.csv", columns, rows)
     flagged = [r for r in rows if abs(r[13]) > 3 or abs(r[14]) > 3]
     within = sum(1 for r in rows if abs(r[13]) <= 2) + sum(1 for r in rows if abs(r[14]) <= 2)
     summary = (
@@ -239,7 +229,7 @@ def run_fig4(context: ExperimentContext) -> Section:
         ax.legend(ncols=3)
         name_png = save(fig, context.out_dir / f"fig4_window{window}.png")
         figures.append(Figure(name_png, f"Fig. 4 with a {window}-task moving average"))
-    csv_name = _write_csv(
+    csv_name = write_csv(
         context.out_dir / "fig4.csv", ["mechanism", "task", "median_pct", "p95_pct"], rows
     )
     coll = [m for m in FIG4_MECHANISMS if m != "free"]
@@ -343,7 +333,7 @@ def run_fig5(context: ExperimentContext) -> Section:
         } | {
             "removed_share_above_10pct_pct": 100 * float(removed[values > 0.10].mean()),
         }
-    csv_name = _write_csv(
+    csv_name = write_csv(
         context.out_dir / "fig5.csv",
         ["quantity", "bin_low", "assets", "removed", "proportion"],
         rows,

@@ -16,7 +16,6 @@ Two parts, one report section:
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from mercat.economics import ir_violations, node_cost, welfare, zero_margin_pric
 from mercat.generators import random_market, running_example
 from mercat.model import Allocation, Market
 from mercat.progress import progress_bar
-from mercat.report.experiments import Experiment, ExperimentContext, register
+from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
 
 EXAMPLE_TICK = 0.01
@@ -51,14 +50,6 @@ QUICK = {"markets": 10, "requests": 14, "nodes": 7}
 NOISY = {"full": 20, "quick": 3, "requests": 10, "nodes": 5}
 NOISY_SIGMA = 0.05
 NOISY_ROUNDS = 3000
-
-
-def _write_csv(path: Path, columns: list[str], rows: list[list]) -> str:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return path.name
 
 
 def _name(allocation: Allocation) -> str:
@@ -370,11 +361,11 @@ def run_seed001(context: ExperimentContext) -> Section:
         "HiGHS solves",
         "seconds",
     ]
-    csv_example = _write_csv(out / "running_example.csv", example_cols, example_rows)
-    csv_eq = _write_csv(out / "equilibria.csv", eq_cols, eq_rows)
-    csv_tick = _write_csv(out / "attempt4_ticks.csv", tick_cols, tick_rows)
-    csv_random = _write_csv(out / "random_markets.csv", random_cols, random_rows)
-    csv_noisy = _write_csv(out / "noisy_makers.csv", noisy_cols, noisy_rows)
+    csv_example = write_csv(out / "running_example.csv", example_cols, example_rows)
+    csv_eq = write_csv(out / "equilibria.csv", eq_cols, eq_rows)
+    csv_tick = write_csv(out / "attempt4_ticks.csv", tick_cols, tick_rows)
+    csv_random = write_csv(out / "random_markets.csv", random_cols, random_rows)
+    csv_noisy = write_csv(out / "noisy_makers.csv", noisy_cols, noisy_rows)
 
     ratios = [r[8] for r in random_rows]
     margins = [r[9] for r in random_rows]

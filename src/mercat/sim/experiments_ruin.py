@@ -15,14 +15,13 @@ above it. We compute it exactly (dynamic programming, no sampling error) in two 
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 
 from mercat.incentives import ruin as r
 from mercat.progress import progress_bar
-from mercat.report.experiments import Experiment, ExperimentContext, register
+from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
 
 TARGET = 0.20
@@ -99,10 +98,7 @@ def run_fig3(context: ExperimentContext) -> Section:
     ax2.legend(loc="lower left", ncols=2)
     png = save(fig, context.out_dir / "fig3.png")
     columns = ["claims", "F", "x", "horizon", "ruin", "exact", "lundberg", "diffusion"]
-    with (context.out_dir / "fig3.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(rows)
+    write_csv(context.out_dir / "fig3.csv", columns, rows)
     in_ci = sum(1 for _, e, _, lo, hi in mc_checks if lo <= e <= hi)
     below = [f for f in FAILURE_RATES if f < TARGET]
     summary = (
