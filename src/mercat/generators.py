@@ -26,7 +26,7 @@ from itertools import combinations
 import numpy as np
 
 from mercat.clearing.base import Seed, as_generator
-from mercat.model import Conflict, Market, Node, Request
+from mercat.model import Allocation, Conflict, Market, Node, Request
 from mercat.validation import integer, probability
 
 #: Standard auction capacity factors: the seed's literal range, and the wider reading.
@@ -47,6 +47,17 @@ def running_example() -> Market:
         conflicts=(Conflict("t1", "t2", "node"),),
         name="seed 001 running example",
     )
+
+
+def running_example_allocations() -> dict[str, Allocation]:
+    """V of the running example under the seed's names: α∅ (nothing), α1 (t1 on n1 and n2),
+    α2 (t2 on n1), α3 (t2 on n2)."""
+    return {
+        "α∅": Allocation.empty(),
+        "α1": Allocation.from_nodes({"t1": ["n1", "n2"]}),
+        "α2": Allocation.from_nodes({"t2": ["n1"]}),
+        "α3": Allocation.from_nodes({"t2": ["n2"]}),
+    }
 
 
 def random_market(

@@ -14,20 +14,15 @@ import pytest
 from mercat.clearing.posted_price import PostedPrice
 from mercat.clearing.posted_price_dynamics import is_equilibrium, run_dynamics
 from mercat.clearing.posted_price_makers import PerfectInformation
-from mercat.clearing.posted_price_proposal import Proposal, Standing
+from mercat.clearing.posted_price_pricing import zero_margin_proposal
+from mercat.clearing.posted_price_proposal import Standing
 from mercat.clearing.posted_price_template import mechanism_for
-from mercat.economics import ir_violations, node_cost, welfare, zero_margin_prices
+from mercat.economics import ir_violations, welfare
 from mercat.errors import InvalidMarketError, InvalidParameterError, UnknownNameError
-from mercat.generators import random_market, running_example
-from mercat.model import Allocation
+from mercat.generators import random_market, running_example, running_example_allocations
 from tests.clearing.contract import MechanismContract
 
-ALPHA = {
-    "α∅": Allocation.empty(),
-    "α1": Allocation.from_nodes({"t1": ["n1", "n2"]}),
-    "α2": Allocation.from_nodes({"t2": ["n1"]}),
-    "α3": Allocation.from_nodes({"t2": ["n2"]}),
-}
+ALPHA = running_example_allocations()
 TICK = 0.01
 
 
@@ -49,13 +44,7 @@ def dynamics(attempt, rounds, opening=(), tick=TICK):
 
 def zero_margin_holder(name, attempt):
     """The holder of α at zero-margin IR prices; in attempt 4 with truthful tolerances."""
-    market, allocation = running_example(), ALPHA[name]
-    payments, rewards = zero_margin_prices(market, allocation)
-    if attempt != 4:
-        return Proposal("mm1", allocation, payments, rewards)
-    values = {t: market.request(t).value for t in allocation.served_requests}
-    costs = {n: node_cost(market, allocation, n) for n in allocation.used_nodes}
-    return Proposal("mm1", allocation, payments, rewards, values, costs)
+    return zero_margin_proposal(running_example(), ALPHA[name], tolerances=attempt == 4)
 
 
 def test_running_example_welfare():

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from mercat.clearing.posted_price_proposal import Interference, Proposal, Standing, merge
 from mercat.clearing.posted_price_template import SequentialImprovement
-from mercat.economics import node_cost
+from mercat.economics import node_cost, zero_margin_prices
 from mercat.model import Allocation, Market
 
 
@@ -63,6 +63,17 @@ def believed_terms(
     values = {t: beliefs.request(t).value for t in sorted(allocation.served_requests)}
     costs = {n: node_cost(beliefs, allocation, n) for n in sorted(allocation.used_nodes)}
     return values, costs
+
+
+def zero_margin_proposal(
+    market: Market, allocation: Allocation, maker: str = "mm1", *, tolerances: bool = False
+) -> Proposal:
+    """α at zero-margin IR prices (`economics.zero_margin_prices`); with `tolerances`, the
+    holder states the true values and costs as its tolerances (attempt 4's truthful holder)."""
+    payments, rewards = zero_margin_prices(market, allocation)
+    if not tolerances:
+        return Proposal(maker, allocation, payments, rewards)
+    return Proposal(maker, allocation, payments, rewards, *believed_terms(market, allocation))
 
 
 def conflicts_with(allocation: Allocation, member: Proposal, interference: Interference) -> bool:

@@ -25,22 +25,18 @@ import numpy as np
 from mercat.clearing.optimal import OptimalMechanism
 from mercat.clearing.posted_price_dynamics import Trace, is_equilibrium, run_dynamics
 from mercat.clearing.posted_price_makers import MarketMaker, NoisyEstimates, PerfectInformation
+from mercat.clearing.posted_price_pricing import zero_margin_proposal
 from mercat.clearing.posted_price_proposal import Proposal, Standing
 from mercat.clearing.posted_price_template import mechanism_for
-from mercat.economics import ir_violations, node_cost, welfare, zero_margin_prices
-from mercat.generators import random_market, running_example
+from mercat.economics import ir_violations, welfare
+from mercat.generators import random_market, running_example, running_example_allocations
 from mercat.model import Allocation, Market
 from mercat.progress import progress_bar
 from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
 
 EXAMPLE_TICK = 0.01
-ALPHA = {
-    "α∅": Allocation.empty(),
-    "α1": Allocation.from_nodes({"t1": ["n1", "n2"]}),
-    "α2": Allocation.from_nodes({"t2": ["n1"]}),
-    "α3": Allocation.from_nodes({"t2": ["n2"]}),
-}
+ALPHA = running_example_allocations()
 RANDOM_TICK = 0.001
 #: Markets of the random-market study (perfect-information makers).
 FULL = {"markets": 40, "requests": 20, "nodes": 10}
@@ -58,13 +54,7 @@ def _name(allocation: Allocation) -> str:
 
 def _zero_margin(name: str, attempt: int) -> Proposal:
     """α at zero-margin IR prices; attempt 4's holder states its true values as tolerances."""
-    market, allocation = running_example(), ALPHA[name]
-    payments, rewards = zero_margin_prices(market, allocation)
-    if attempt != 4:
-        return Proposal("mm1", allocation, payments, rewards)
-    values = {t: market.request(t).value for t in allocation.served_requests}
-    costs = {n: node_cost(market, allocation, n) for n in allocation.used_nodes}
-    return Proposal("mm1", allocation, payments, rewards, values, costs)
+    return zero_margin_proposal(running_example(), ALPHA[name], tolerances=attempt == 4)
 
 
 def _perfect(count: int = 2) -> list[MarketMaker]:
