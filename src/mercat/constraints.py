@@ -17,7 +17,9 @@ the VCG reference and anyone else who needs "max something over V" solve.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,6 +136,24 @@ def is_valid(market: Market, allocation: Allocation, tol: float = FEASIBILITY_TO
 # --- the MILP encoding -----------------------------------------------------------------
 
 
+Row = tuple[dict[int, float], float, float]
+"""A linear row: {column: coefficient}, lower bound, upper bound."""
+
+
+def rows_matrix(rows: Sequence[Row], num_cols: int) -> sparse.csr_array:
+    """The rows' coefficients as a CSR matrix of `num_cols` columns."""
+    indptr, indices, data = [0], [], []
+    for coeffs, _, _ in rows:
+        for j, v in sorted(coeffs.items()):
+            indices.append(j)
+            data.append(v)
+        indptr.append(len(indices))
+    return sparse.csr_array(
+        (np.array(data, dtype=float), np.array(indices, dtype=np.int64), np.array(indptr)),
+        shape=(len(rows), num_cols),
+    )
+
+
 @dataclass(frozen=True)
 class MilpEncoding:
     """V as {x : row_lower ≤ A·x ≤ row_upper, col_lower ≤ x ≤ col_upper, x_j integral where
@@ -165,6 +185,35 @@ class MilpEncoding:
     @property
     def num_cols(self) -> int:
         return len(self.objective)
+
+    def extended(
+        self,
+        rows: Sequence[Row],
+        *,
+        objective: Sequence[float] | None = None,
+        col_lower: Sequence[float] | None = None,
+        col_upper: Sequence[float] | None = None,
+        integral: Sequence[bool] | None = None,
+    ) -> MilpEncoding:
+        """This model with `rows` appended and, for models that add columns, the whole new
+        column list (objective, bounds, integrality: the old columns first, in order). The
+        decoding maps stay valid: they name only the old columns."""
+        objective = self.objective if objective is None else np.asarray(objective, dtype=float)
+        num_cols = len(objective)
+        old = sparse.csr_array(
+            (self.matrix.data, self.matrix.indices, self.matrix.indptr),
+            shape=(self.num_rows, num_cols),
+        )
+        return dataclasses.replace(
+            self,
+            objective=objective,
+            col_lower=self.col_lower if col_lower is None else np.asarray(col_lower, float),
+            col_upper=self.col_upper if col_upper is None else np.asarray(col_upper, float),
+            integral=self.integral if integral is None else np.asarray(integral, dtype=bool),
+            matrix=sparse.vstack([old, rows_matrix(rows, num_cols)], format="csr"),
+            row_lower=np.concatenate([self.row_lower, [lo for _, lo, _ in rows]]),
+            row_upper=np.concatenate([self.row_upper, [hi for _, _, hi in rows]]),
+        )
 
     @property
     def num_rows(self) -> int:
@@ -245,7 +294,7 @@ def encode(market: Market) -> MilpEncoding:
         objective.append(obj)
         return len(lower) - 1
 
-    rows: list[tuple[dict[int, float], float, float]] = []
+    rows: list[Row] = []
     divisible = market.divisible
     binary_shares = not divisible
 
@@ -337,18 +386,7 @@ def encode(market: Market) -> MilpEncoding:
                 a, b = pair[ka], pair[kb]
             rows.append(({a: 1.0, b: 1.0}, -math.inf, 1.0))
 
-    indptr = [0]
-    indices: list[int] = []
-    data: list[float] = []
-    for coeffs, _, _ in rows:
-        for j, v in sorted(coeffs.items()):
-            indices.append(j)
-            data.append(v)
-        indptr.append(len(indices))
-    matrix = sparse.csr_array(
-        (np.array(data, dtype=float), np.array(indices, dtype=np.int64), np.array(indptr)),
-        shape=(len(rows), len(lower)),
-    )
+    matrix = rows_matrix(rows, len(lower))
     return MilpEncoding(
         objective=np.array(objective, dtype=float),
         col_lower=np.array(lower, dtype=float),

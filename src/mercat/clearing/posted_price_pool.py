@@ -11,13 +11,9 @@ welfare of the best allocation not yet listed, `next_welfare`, which bounds Ŵ(�
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
-import numpy as np
-from scipy import sparse
-
-from mercat.constraints import MilpEncoding
+from mercat.constraints import MilpEncoding, Row
 from mercat.economics import welfare
 from mercat.errors import SolverError
 from mercat.model import Allocation, Market
@@ -34,7 +30,7 @@ class NearOptimalPool:
         self.solves = 0
         self._next: tuple[Allocation, float] | None = None
         self._exhausted = False
-        self._cuts: list[tuple[dict[int, float], float]] = []
+        self._cuts: list[Row] = []
 
     @property
     def next_welfare(self) -> float:
@@ -58,7 +54,7 @@ class NearOptimalPool:
         # Σ_{j ∈ α} (1 - x_j) + Σ_{j ∉ α} x_j ≥ 1 over the pair columns: α itself is excluded.
         chosen = {self.encoding.pair_columns[(t, n)] for t, n, _ in allocation.shares}
         coeffs = {j: (-1.0 if j in chosen else 1.0) for j in self.encoding.pair_columns.values()}
-        self._cuts.append((coeffs, 1.0 - len(chosen)))
+        self._cuts.append((coeffs, 1.0 - len(chosen), math.inf))
 
     def _find_next(self) -> None:
         if self._next is not None or self._exhausted:
@@ -69,24 +65,7 @@ class NearOptimalPool:
         if not enc.pair_columns and self.allocations:
             self._exhausted = True  # only the empty allocation exists, and it is listed
             return
-        model = enc
-        if self._cuts:
-            indptr, indices, data = [0], [], []
-            for coeffs, _ in self._cuts:
-                for j, v in sorted(coeffs.items()):
-                    indices.append(j)
-                    data.append(v)
-                indptr.append(len(indices))
-            rows = sparse.csr_array(
-                (np.array(data), np.array(indices, dtype=np.int64), np.array(indptr)),
-                shape=(len(self._cuts), enc.num_cols),
-            )
-            model = dataclasses.replace(
-                enc,
-                matrix=sparse.vstack([enc.matrix, rows], format="csr"),
-                row_lower=np.concatenate([enc.row_lower, [lo for _, lo in self._cuts]]),
-                row_upper=np.concatenate([enc.row_upper, np.full(len(self._cuts), np.inf)]),
-            )
+        model = enc.extended(self._cuts) if self._cuts else enc
         self.solves += 1
         try:
             result = solve_max(model)

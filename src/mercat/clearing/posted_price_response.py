@@ -34,18 +34,14 @@ append. `BestResponder` is the readable reference that solves every response afr
 
 from __future__ import annotations
 
-import dataclasses
 import math
-
-import numpy as np
-from scipy import sparse
 
 from mercat.clearing.optimal import solve_welfare
 from mercat.clearing.posted_price_pricing import Offer, believed_terms, offer_for
 from mercat.clearing.posted_price_proposal import Interference, Proposal, Standing
 from mercat.clearing.posted_price_reference import GAIN_TOL
 from mercat.clearing.posted_price_template import SequentialImprovement
-from mercat.constraints import MilpEncoding, encode
+from mercat.constraints import MilpEncoding, Row, encode
 from mercat.economics import node_cost
 from mercat.errors import InvalidParameterError, SolverError
 from mercat.model import Allocation, Market
@@ -188,7 +184,7 @@ class BestResponder:
         objective = list(enc.objective)
         lower, upper = list(enc.col_lower), list(enc.col_upper)
         integral = list(enc.integral)
-        rows: list[tuple[dict[int, float], float, float]] = []
+        rows: list[Row] = []
 
         def column(lo: float, hi: float, is_int: bool, obj: float) -> int:
             objective.append(obj)
@@ -283,41 +279,10 @@ class BestResponder:
                     coeffs[member_columns[k]] = -member.slack
                 rows.append((coeffs, tick, math.inf))
 
-        extra = _rows_matrix(rows, len(objective))
-        matrix = sparse.vstack(
-            [
-                sparse.csr_array(
-                    (enc.matrix.data, enc.matrix.indices, enc.matrix.indptr),
-                    shape=(enc.num_rows, len(objective)),
-                ),
-                extra,
-            ],
-            format="csr",
-        )
-        model = dataclasses.replace(
-            enc,
-            objective=np.array(objective),
-            col_lower=np.array(lower),
-            col_upper=np.array(upper),
-            integral=np.array(integral, dtype=bool),
-            matrix=matrix,
-            row_lower=np.concatenate([enc.row_lower, [lo for _, lo, _ in rows]]),
-            row_upper=np.concatenate([enc.row_upper, [hi for _, _, hi in rows]]),
+        model = enc.extended(
+            rows, objective=objective, col_lower=lower, col_upper=upper, integral=integral
         )
         return model, constant
-
-
-def _rows_matrix(rows: list[tuple[dict[int, float], float, float]], num_cols: int):
-    indptr, indices, data = [0], [], []
-    for coeffs, _, _ in rows:
-        for j, v in sorted(coeffs.items()):
-            indices.append(j)
-            data.append(v)
-        indptr.append(len(indices))
-    return sparse.csr_array(
-        (np.array(data, dtype=float), np.array(indices, dtype=np.int64), np.array(indptr)),
-        shape=(len(rows), num_cols),
-    )
 
 
 def pick(candidates: list[Offer | None]) -> Offer | None:
