@@ -31,8 +31,8 @@ from mercat.clearing.posted_price_certificate import CertifiedResponder
 from mercat.clearing.posted_price_proposal import Proposal, Standing
 from mercat.clearing.posted_price_response import BestResponder
 from mercat.clearing.posted_price_template import SequentialImprovement
-from mercat.errors import UnknownNameError
 from mercat.model import Market
+from mercat.registry import ClassRegistry
 from mercat.validation import non_negative
 
 
@@ -123,22 +123,8 @@ class NoisyEstimates(ProfitMaximiser):
 MAKERS: tuple[type[MarketMaker], ...] = (PerfectInformation, NoisyEstimates)
 
 
-def makers() -> dict[str, type[MarketMaker]]:
-    """Every registered strategy class by name, in registration order."""
-    return {m.name: m for m in MAKERS}
-
-
-def names() -> list[str]:
-    return [m.name for m in MAKERS]
-
-
-def get(name: str) -> type[MarketMaker]:
-    """The strategy class called `name`; `UnknownNameError` lists the known ones."""
-    for m in MAKERS:
-        if m.name == name:
-            return m
-    raise UnknownNameError("market-maker strategy", name, names())
-
-
-def create(name: str, **options: Any) -> MarketMaker:
-    return get(name)(**options)
+REGISTRY = ClassRegistry("market-maker strategy", MAKERS)
+makers = REGISTRY.by_name
+names = REGISTRY.names
+get = REGISTRY.get
+create = REGISTRY.create

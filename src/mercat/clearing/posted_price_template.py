@@ -272,11 +272,13 @@ def improvement_and_slack(
     return delta, nabla
 
 
-def reprice(best: Proposal, challenger: Proposal, shared: Shared) -> Proposal:
+def reprice(
+    best: Proposal, challenger: Proposal, shared: Shared, delta: float, nabla: float
+) -> Proposal:
     """b re-priced to give every conflicting participant the challenger's terms, paid for by
-    the slack of its non-conflicting participants in proportion to each one's slack."""
+    the slack of its non-conflicting participants in proportion to each one's slack (Δ and ∇
+    as `improvement_and_slack` gives them)."""
     shared_t, shared_n = shared
-    delta, nabla = improvement_and_slack(best, challenger, shared)
     share = delta / nabla if nabla > 0 else 0.0
     payments = dict(best.payments)
     rewards = dict(best.rewards)
@@ -313,7 +315,7 @@ class ToleranceImprovement(SequentialImprovement):
         return Verdict(
             Outcome.REPRICED,
             f"∇ = {nabla:.6g} ≥ Δ = {delta:.6g}: the holder matches the offer",
-            reprice(best, challenger, shared),
+            reprice(best, challenger, shared, delta, nabla),
         )
 
 
