@@ -2,21 +2,17 @@
 is registered to may bid under it, so nobody can bid for an unregistered label or spoil
 another bidder's bid to ⊥ by sending a different one."""
 
-import asyncio
-
 import pytest
 
 from mercat.auctioneer.bids import Bid, BidVector
 from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers, load_peers
-from mercat.auctioneer.messages import BidBatch, encode
-from mercat.auctioneer.node import ProviderNode
-from mercat.auctioneer.transport import InProcessHub
-from mercat.auctioneer.virtual_clock import VirtualClockLoop
+from mercat.auctioneer.messages import BidBatch
 from mercat.errors import AuctioneerConfigError
 from mercat.identity import Keypair
+from tests.auctioneer.single_provider import provider_round
 
 PARAMS = ProtocolParams(("p0",), 0, bid_window=1.0)
-KEY, OWNER, ROGUE = (Keypair(bytes([i]) * 32) for i in (1, 2, 3))
+OWNER, ROGUE = (Keypair(bytes([i]) * 32) for i in (2, 3))
 ALICE, BOB = Bid("alice", "buy", 2.0, 1.0), Bid("bob", "sell", 0.5, 1.0)
 SPOILER, CAROL = Bid("alice", "buy", 9.0, 1.0), Bid("carol", "buy", 3.0, 1.0)
 
@@ -24,27 +20,11 @@ SPOILER, CAROL = Bid("alice", "buy", 9.0, 1.0), Bid("carol", "buy", 3.0, 1.0)
 def one_round(bidder_keys):
     """The owner bids for alice and bob; a rogue client sends a different bid for alice and
     one for carol. Returns the agreed bids and the provider's drop counts."""
-
-    async def main():
-        hub = InProcessHub()
-        results = []
-        node = ProviderNode(
-            "p0", PARAMS, KEY, {"p0": KEY.public}, hub.endpoint("p0"),
-            bidder_keys=bidder_keys, on_result=results.append,
-        )  # fmt: skip
-        serving = asyncio.ensure_future(node.serve())
-        hub.endpoint("c")
-        for client, bids in ((OWNER, [ALICE, BOB]), (ROGUE, [SPOILER, CAROL])):
-            batch = BidBatch(0, BidVector.from_bids(bids))
-            hub.deliver("c", "p0", encode(batch, client.public, client))
-        while not results:
-            await asyncio.sleep(0.01)
-        node.stop()
-        await serving
-        return results[0], node.dropped
-
-    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
-        return runner.run(main())
+    deliveries = [
+        (OWNER, BidBatch(0, BidVector.from_bids([ALICE, BOB]))),
+        (ROGUE, BidBatch(0, BidVector.from_bids([SPOILER, CAROL]))),
+    ]
+    return provider_round(PARAMS, deliveries, bidder_keys=bidder_keys)
 
 
 def test_without_a_registry_any_client_can_spoil_a_label():

@@ -9,6 +9,8 @@ from mercat.auctioneer.messages import BidBatch
 from mercat.auctioneer.node import merge_batches
 from mercat.auctioneer.simulation import simulate_rounds
 from mercat.auctioneer.workloads import double_auction_bids
+from mercat.identity import Keypair
+from tests.auctioneer.single_provider import provider_round
 
 
 def batch(*bids, final=False):
@@ -41,37 +43,14 @@ def test_a_bid_missing_at_some_providers_is_treated_alike_everywhere():
 def test_bids_after_a_provider_closed_bidding_are_late():
     """The sealing client's final batch closes bidding at once; a bid sent afterwards is
     dropped as late and the round goes on without it."""
-    import asyncio
-
-    from mercat.auctioneer.messages import encode
-    from mercat.auctioneer.node import ProviderNode
-    from mercat.auctioneer.transport import InProcessHub
-    from mercat.auctioneer.virtual_clock import VirtualClockLoop
-    from mercat.identity import Keypair
-
     params = ProtocolParams(("p0",), 0)
-    key, sealer, other = (Keypair(bytes([i]) * 32) for i in (1, 2, 3))
+    sealer, other = Keypair(bytes([2]) * 32), Keypair(bytes([3]) * 32)
     bids = double_auction_bids(1, 6, 2)
-
-    async def main():
-        hub = InProcessHub()
-        results = []
-        node = ProviderNode(
-            "p0", params, key, {"p0": key.public}, hub.endpoint("p0"),
-            sealing_clients=[sealer.public], on_result=results.append,
-        )  # fmt: skip
-        serving = asyncio.ensure_future(node.serve())
-        hub.endpoint("c")
-        hub.deliver("c", "p0", encode(BidBatch(0, bids, final=True), sealer.public, sealer))
-        extra = BidVector.from_bids([Bid("late", "buy", 9.0, 1.0)])  # queued after the final
-        hub.deliver("c", "p0", encode(BidBatch(0, extra), other.public, other))
-        while not results:
-            await asyncio.sleep(0.01)
-        node.stop()
-        await serving
-        return results[0], node.dropped
-
-    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
-        result, dropped = runner.run(main())
+    extra = BidVector.from_bids([Bid("late", "buy", 9.0, 1.0)])  # queued after the final
+    result, dropped = provider_round(
+        params,
+        [(sealer, BidBatch(0, bids, final=True)), (other, BidBatch(0, extra))],
+        sealing_clients=[sealer.public],
+    )
     assert result.ok and result.agreed == bids
     assert dropped.get("late-bids") == 1
