@@ -28,7 +28,7 @@ from mercat.clearing.posted_price_makers import MarketMaker, NoisyEstimates, Per
 from mercat.clearing.posted_price_pricing import zero_margin_proposal
 from mercat.clearing.posted_price_proposal import Proposal, Standing
 from mercat.clearing.posted_price_template import mechanism_for
-from mercat.economics import ir_violations, welfare
+from mercat.economics import welfare
 from mercat.generators import random_market, running_example, running_example_allocations
 from mercat.model import Allocation, Market
 from mercat.progress import progress_bar
@@ -184,11 +184,11 @@ def _study(market: Market, makers: list[MarketMaker], seed: int, rounds: int) ->
     settled = trace.settlement
     participants = len(final.allocation.served_requests) + len(final.allocation.used_nodes)
     return {
-        "welfare": welfare(market, final.allocation),
+        "welfare": trace.steps[-1].welfare if trace.steps else 0.0,
         "cleared_welfare": welfare(market, settled.allocation),
         "margin": final.margin,
         "participants": participants,
-        "ir": not ir_violations(market, final.allocation, final.payments, final.rewards),
+        "ir": not settled.failed,  # settlement found no member individually irrational
         "converged": trace.converged,
         "cycle": trace.cycle is not None,
         "turns": len(trace.steps),
@@ -290,6 +290,10 @@ def _distribution_plot(rows: list[list], path: Path) -> str:
     axes[1].set_ylabel("final margin")
     axes[1].legend()
     return save(fig, path)
+
+
+def _table(title: str, columns, rows, csv_name: str | None = None) -> Table:
+    return Table(title, tuple(columns), tuple(map(tuple, rows)), csv_name)
 
 
 # --- the experiment ------------------------------------------------------------------------
@@ -429,42 +433,28 @@ def run_seed001(context: ExperimentContext) -> Section:
         title="Seed 001: posted prices with competing market-makers",
         summary=summary,
         tables=(
-            Table(
-                "Running example: V and its welfare",
-                ("allocation", "α(t)", "W"),
-                tuple(map(tuple, welfare_rows)),
-            ),
-            Table(
+            _table("Running example: V and its welfare", ("allocation", "α(t)", "W"), welfare_rows),
+            _table(
                 "Running example: best-response dynamics of each attempt",
-                tuple(example_cols),
-                tuple(map(tuple, example_rows)),
+                example_cols,
+                example_rows,
                 csv_example,
             ),
-            Table(
+            _table(
                 "Running example: zero-margin outcomes that are equilibria",
-                tuple(eq_cols),
-                tuple(map(tuple, eq_rows)),
+                eq_cols,
+                eq_rows,
                 csv_eq,
             ),
-            Table(
+            _table(
                 "Running example: attempt 4's final margin against the price tick",
-                tuple(tick_cols),
-                tuple(map(tuple, tick_rows)),
+                tick_cols,
+                tick_rows,
                 csv_tick,
             ),
-            Table("Random markets: distribution", tuple(stats_cols), tuple(map(tuple, stats))),
-            Table(
-                "Random markets: every market",
-                tuple(random_cols),
-                tuple(map(tuple, random_rows)),
-                csv_random,
-            ),
-            Table(
-                "Random markets: noisy makers",
-                tuple(noisy_cols),
-                tuple(map(tuple, noisy_rows)),
-                csv_noisy,
-            ),
+            _table("Random markets: distribution", stats_cols, stats),
+            _table("Random markets: every market", random_cols, random_rows, csv_random),
+            _table("Random markets: noisy makers", noisy_cols, noisy_rows, csv_noisy),
         ),
         figures=figures,
         facts={
