@@ -108,6 +108,7 @@ class Settlement:
     payoffs: dict[str, float]  # maker -> margin cleared minus γ per failed member
     failed: tuple[str, ...]  # makers whose member was not individually rational
     reasons: tuple[str, ...]
+    welfare: float = 0.0  # true W of what trades (the members that cleared)
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,15 @@ def settle(market: Market, standing: Standing, penalty: float = DEFAULT_PENALTY)
         payments.update(member.payments)
         rewards.update(member.rewards)
         payoffs[member.maker] += member.margin
+    cleared = Allocation(tuple(shares))
     return Settlement(
-        Allocation(tuple(shares)), payments, rewards, payoffs, tuple(failed), tuple(reasons)
+        cleared,
+        payments,
+        rewards,
+        payoffs,
+        tuple(failed),
+        tuple(reasons),
+        welfare(market, cleared),
     )
 
 

@@ -8,7 +8,6 @@ from typing import Any
 import typer
 
 from mercat.cli._output import console, print_json, print_mapping, print_table
-from mercat.economics import welfare
 
 app = typer.Typer()
 
@@ -116,7 +115,7 @@ def dynamics(
             # against the true values and costs do not trade, so what clears is settled_welfare.
             "welfare": trace.steps[-1].welfare if trace.steps else 0.0,
             "settled_allocation": settled.allocation.as_dict(),
-            "settled_welfare": welfare(trace.market, settled.allocation),
+            "settled_welfare": settled.welfare,
             "payoffs": settled.payoffs,
             "failed": list(settled.failed),
             "ir_failures": list(settled.reasons),

@@ -185,7 +185,7 @@ def _study(market: Market, makers: list[MarketMaker], seed: int, rounds: int) ->
     participants = len(final.allocation.served_requests) + len(final.allocation.used_nodes)
     return {
         "welfare": trace.steps[-1].welfare if trace.steps else 0.0,
-        "cleared_welfare": welfare(market, settled.allocation),
+        "cleared_welfare": settled.welfare,
         "margin": final.margin,
         "participants": participants,
         "ir": not settled.failed,  # settlement found no member individually irrational
