@@ -21,8 +21,9 @@ def test_posted_price_options_reach_the_mechanism():
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["allocation"] == {"t1": {"n1": 1.0, "n2": 1.0}}
-    # Three participants, tick 0.1: the margin ends within one tick per participant.
-    assert 0 < data["margin"] <= 0.3 + 1e-9
+    # Tick 0.1: the margin ends at one tick at least (the default tick, 0.001, would end far
+    # below) and at most one tick per participant (three).
+    assert 0.1 - 1e-9 <= data["margin"] <= 0.3 + 1e-9
     assert data["diagnostics"]["tick"] == 0.1
     assert data["diagnostics"]["makers"] == ["perfect-information"] * 3
 
