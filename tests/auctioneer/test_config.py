@@ -23,6 +23,11 @@ P3 = ("p1", "p2", "p3")
         ({"providers": P3, "k": 1, "phase_timeout": 0}, "phase_timeout must be"),
         ({"providers": P3, "k": 1, "bid_window": float("inf")}, "bid_window must be"),
         ({"providers": P3, "k": 1, "max_bids": 0}, "max_bids must be"),
+        ({"providers": P3, "k": 1, "tie_break": "random"}, "unknown tie_break 'random'"),
+        (
+            {"providers": P3, "k": 1, "mechanism": "vcg", "tie_break": "coin"},
+            "applies to the double auction only",
+        ),
     ],
 )
 def test_bad_parameters_are_refused(kwargs, words):
@@ -37,10 +42,18 @@ def test_groups_default_to_as_many_as_fit_and_the_digest_covers_what_must_agree(
     assert params.digest() == params.with_(phase_timeout=99.0).digest()  # local choice
     for change in ({"k": 2}, {"rule": "bitwise"}, {"groups": 2}, {"vcg_gap": 0.01}):
         assert params.digest() != params.with_(**change).digest()
+    double = ProtocolParams(params.providers, 1)
+    assert double.digest() != double.with_(tie_break="coin").digest()
 
 
-def test_peers_file_round_trip(tmp_path):
-    params = ProtocolParams(P3, 1, mechanism="vcg", groups=1, vcg_gap=0.01, bid_window=1.5)
+@pytest.mark.parametrize(
+    "params",
+    [
+        ProtocolParams(P3, 1, mechanism="vcg", groups=1, vcg_gap=0.01, bid_window=1.5),
+        ProtocolParams(P3, 1, tie_break="coin"),
+    ],
+)
+def test_peers_file_round_trip(tmp_path, params):
     peers = PeersFile(
         params,
         tuple(Peer(p, f"tcp://127.0.0.1:{6000 + i}", f"{i:064x}") for i, p in enumerate(P3)),

@@ -9,8 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mercat.auctioneer.bids import BUY, SELL, BidVector
+from mercat.auctioneer.common_coin import mechanism_seed
 from mercat.auctioneer.config import ProtocolParams
-from mercat.auctioneer.instances import double_auction_outcome
+from mercat.auctioneer.instances import (
+    DoubleAuctionInstance,
+    double_auction_outcome,
+    published_seed,
+)
 from mercat.auctioneer.simulation import simulate_rounds
 from mercat.auctioneer.trials import run_bidder_trials
 from mercat.auctioneer.vcg_tasks import VcgInstance, auction_arrays
@@ -80,6 +85,48 @@ def test_the_distributed_double_auction_breaks_ties_as_the_mechanism_does(bids):
     expected = DoubleAuction().clear(market_of(bids))
     for out in r.outputs.values():
         assert same_clearing(out.outcome.to_clearing(bids), expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(bids=quarter_markets())
+def test_ties_broken_by_the_common_coin_are_the_mechanisms_random_tie_break(bids):
+    # tie_break = "coin": A is `DoubleAuction(tie_break="random")` seeded by the round's
+    # common coin, which every provider holds alike and the outcome publishes.
+    params = ProtocolParams(("p0", "p1", "p2"), 1, tie_break="coin")
+    [r] = simulate_rounds(params, [bids])
+    coins = {out.coin for out in r.outputs.values()}
+    assert len(coins) == 1
+    seed = mechanism_seed(coins.pop())
+    expected = DoubleAuction(tie_break="random").clear(market_of(bids), seed=seed)
+    for out in r.outputs.values():
+        assert out.outcome.facts["coin_seed"] == seed == published_seed(out.outcome)
+        assert same_clearing(out.outcome.to_clearing(bids), expected)
+        assert out.outcome == DoubleAuctionInstance().centralized(bids, seed, params)
+
+
+def test_the_coin_spreads_a_tie_at_the_margin_over_the_tied_bidders():
+    # Three buyers bid 1.0 for one unit; two sellers offer two units each at 0.5 and 0.9:
+    # one of the tied buyers is the marginal user and is left out. By index it is always
+    # b2; with the coin each buyer is left out in some of 60 rounds (all three would fail
+    # to appear with probability about 3·(2/3)^60 < 10^-9).
+    ids = ["b0", "b1", "b2", "s0", "s1"]
+    side = np.array([BUY, BUY, BUY, SELL, SELL], np.uint8)
+    bids = BidVector(ids, side, np.array([1.0, 1.0, 1.0, 0.5, 0.9]), np.array([1.0, 1, 1, 2, 2]))
+
+    def left_out(params: ProtocolParams, rounds: int) -> set[str]:
+        out = set()
+        for r in simulate_rounds(params, [bids] * rounds, seed=9):
+            outcome = r.outcome()
+            assert outcome is not None
+            out |= {b for b, t in zip(ids[:3], outcome.transfers[:3], strict=True) if t == 0}
+        return out
+
+    assert left_out(ProtocolParams(("p0", "p1", "p2"), 1), 10) == {"b2"}
+    assert left_out(ProtocolParams(("p0", "p1", "p2"), 1, tie_break="coin"), 60) == {
+        "b0",
+        "b1",
+        "b2",
+    }
 
 
 @pytest.mark.parametrize(("m", "k", "groups"), [(3, 1, 1), (5, 2, 1), (8, 1, 4), (8, 3, 2)])

@@ -5,12 +5,14 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 import zmq
 from typer.testing import CliRunner
 
+from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.config import ProtocolParams
-from mercat.auctioneer.instances import instance_for
+from mercat.auctioneer.instances import instance_for, published_seed
 from mercat.auctioneer.local import LocalCluster
 from mercat.auctioneer.workloads import double_auction_bids, standard_auction_bids
 from mercat.cli import app
@@ -71,6 +73,26 @@ def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster):
     assert data["your_bids"]["u1"] == {"allocated": 1.0, "pays": 0.9}
     assert data["your_bids"]["s1"]["pays"] == -0.7
     assert data["your_bids"]["u3"] == {"allocated": 0.0, "pays": 0.0}
+
+
+def test_ties_broken_by_the_common_coin_across_processes():
+    # Equal bids on a grid of quarters, ties broken by the coin: every round's outcome is the
+    # trusted auctioneer's with the coin seed the outcome publishes, and the seeds differ.
+    params = ProtocolParams(
+        ("p1", "p2", "p3"), 1, bid_window=1.0, phase_timeout=PHASE, tie_break="coin"
+    )
+    bids = double_auction_bids(4, 60, 8)
+    bids = BidVector(bids.ids, bids.side, np.round(bids.price * 4) / 4, bids.quantity)
+    seeds = set()
+    with LocalCluster(params) as coin_cluster:
+        for r in range(3):
+            result = coin_cluster.run_round(r, bids, timeout=20)
+            assert result.ok, result.reason
+            seed = published_seed(result.outcome)
+            assert result.outcome.facts["coin_seed"] == seed
+            assert result.outcome == instance_for("double").centralized(bids, seed, params)
+            seeds.add(seed)
+    assert len(seeds) == 3
 
 
 def test_hostile_bytes_are_dropped_and_the_next_round_works(cluster):

@@ -49,7 +49,7 @@ def test_a_json_list_value():
     ("mechanism", "options", "message"),
     [
         ("posted-price", ["speed=3"], "has no option 'speed'; its options: makers, tick"),
-        ("double-auction", ["x=1"], "has no option 'x'; its options: none"),
+        ("double-auction", ["x=1"], "has no option 'x'; its options: tie_break"),
         ("posted-price", ["tick"], "--option must look like KEY=VALUE"),
         ("posted-price", ["tick=0.1", "tick=0.2"], "--option tick given twice"),
         ("posted-price", ["tick=-1"], "tick must be > 0"),

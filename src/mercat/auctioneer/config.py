@@ -13,6 +13,7 @@ The peers file (TOML) lists the providers and the auction:
     k = 1
     groups = 0                    # VCG payment groups; 0 = as many as fit: m // (k+1)
     rule = "value"                # bid agreement: "value" or "bitwise" (the seed's)
+    tie_break = "index"           # double auction: equal bids by "index" or by the "coin"
     vcg_gap = 0.0                 # VCG: 0 proves optima; > 0 accepts that relative gap
     bid_window = 2.0              # seconds a round accepts bids after it opens
     phase_timeout = 5.0           # seconds to wait for the peers in each phase
@@ -44,6 +45,7 @@ from mercat.auctioneer.messages import CLIENT_KEY, DEFAULT_MAX_BYTES, PROVIDER_I
 from mercat.errors import AuctioneerConfigError
 
 MECHANISMS = ("double", "vcg")
+TIE_BREAKS = ("index", "coin")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ProtocolParams:
     groups: int = 0
     rule: str = "value"
     vcg_gap: float = 0.0
+    tie_break: str = "index"
     bid_window: float = 2.0
     phase_timeout: float = 5.0
     task_timeout: float = 120.0
@@ -86,6 +89,15 @@ class ProtocolParams:
             )
         if self.rule not in RULES:
             raise AuctioneerConfigError(f"unknown rule {self.rule!r}; known: {', '.join(RULES)}")
+        if self.tie_break not in TIE_BREAKS:
+            raise AuctioneerConfigError(
+                f"unknown tie_break {self.tie_break!r}; known: {', '.join(TIE_BREAKS)}"
+            )
+        if self.tie_break == "coin" and self.mechanism != "double":
+            raise AuctioneerConfigError(
+                "tie_break = 'coin' applies to the double auction only (the VCG core's "
+                "optimum does not depend on the order of the bids)"
+            )
         if isinstance(self.groups, bool) or not isinstance(self.groups, int) or self.groups < 0:
             raise AuctioneerConfigError(f"groups must be an integer >= 0, got {self.groups!r}")
         if self.groups > m // (k + 1):
@@ -127,6 +139,7 @@ class ProtocolParams:
             "groups": self.payment_groups,
             "rule": self.rule,
             "vcg_gap": float(self.vcg_gap),
+            "tie_break": self.tie_break,
         }
         return hashlib.sha256(json.dumps(agreed, sort_keys=True).encode()).digest()
 
@@ -175,6 +188,7 @@ _AUCTION_KEYS = {
     "groups",
     "rule",
     "vcg_gap",
+    "tie_break",
     "bid_window",
     "phase_timeout",
     "task_timeout",
@@ -250,6 +264,7 @@ def dump_peers(peers: PeersFile) -> str:
         f"groups = {p.groups}",
         f'rule = "{p.rule}"',
         f"vcg_gap = {float(p.vcg_gap)!r}",
+        f'tie_break = "{p.tie_break}"',
         f"bid_window = {float(p.bid_window)!r}",
         f"phase_timeout = {float(p.phase_timeout)!r}",
         f"task_timeout = {float(p.task_timeout)!r}",

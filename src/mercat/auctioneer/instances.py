@@ -3,7 +3,11 @@
 - "double": the double auction of §5.2.1, the project's `double-auction` mechanism
   (`mercat.clearing.double_auction.trade_reduction`, sorted water-filling with trade
   reduction). A is cheap (a sort), so the graph is one task that every provider runs and
-  no data transfer happens, as in the seed.
+  no data transfer happens, as in the seed. With `tie_break = "coin"` equal bids are
+  ordered by a random priority drawn from the round's common coin (the seed's "whenever
+  providers need a random number ... they invoke the common coin"): the mechanism's
+  `tie_break="random"` with the coin as its seed, which the outcome publishes
+  (`facts["coin_seed"]`) so that anyone can re-run A on the agreed bids.
 - "vcg": the standard auction of §5.2.2 (`mercat.auctioneer.vcg_tasks`): the allocation by
   every provider, the Clarke payments split across c groups of at least k+1 providers,
   gathered by data transfer into a final task that every provider runs.
@@ -44,6 +48,13 @@ class Instance(ABC):
         of `params` (its `vcg_gap`), if given."""
 
 
+def published_seed(outcome: Outcome) -> int:
+    """The coin seed an outcome says A used (`facts["coin_seed"]`), 0 if it used none: with
+    it anyone can re-run A on the agreed bids and compare."""
+    seed = outcome.facts.get("coin_seed", 0)
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+
 def graph_key(name: str, bids: BidVector, params: ProtocolParams, seed: int) -> bytes:
     """Identifies a graph's inputs: equal keys, equal task results."""
     h = hashlib.sha256(name.encode() + b"\x00")
@@ -73,12 +84,18 @@ def double_auction_arrays(
     return buyers, sellers, unit, demands, costs, capacities
 
 
-def double_auction_outcome(bids: BidVector) -> Outcome:
-    """The project's double auction on the agreed bids, as an Outcome."""
-    from mercat.clearing.double_auction import trade_reduction
+def double_auction_outcome(bids: BidVector, coin_seed: int | None = None) -> Outcome:
+    """The project's double auction on the agreed bids, as an Outcome. With a `coin_seed`,
+    ties are broken at random from it exactly as `DoubleAuction(tie_break="random")
+    .clear(market, seed=coin_seed)` breaks them on the market of these bids."""
+    from mercat.clearing.double_auction import random_priorities, trade_reduction
 
     buyers, sellers, unit, demands, costs, capacities = double_auction_arrays(bids)
-    result = trade_reduction(unit, demands, costs, capacities)
+    priorities: dict[str, np.ndarray] = {}
+    if coin_seed is not None:
+        users, providers = random_priorities(len(buyers), len(sellers), coin_seed)
+        priorities = {"user_priority": users, "provider_priority": providers}
+    result = trade_reduction(unit, demands, costs, capacities, **priorities)
     transfers = np.zeros(len(bids))
     traded_users = np.flatnonzero(result.user_amount > 0)
     traded_providers = np.flatnonzero(result.provider_amount > 0)
@@ -101,6 +118,7 @@ def double_auction_outcome(bids: BidVector) -> Outcome:
             "traded_quantity": result.traded_quantity,
             "welfare": result.welfare,
             "efficient_welfare": result.efficient_welfare,
+            **({} if coin_seed is None else {"coin_seed": coin_seed}),
         },
     )
 
@@ -111,15 +129,24 @@ class DoubleAuctionInstance(Instance):
     name = "double"
 
     def graph(self, bids: BidVector, params: ProtocolParams, seed: int) -> TaskGraph:
+        coin_seed = self.coin_seed(seed, params)
         task = Task(
-            "clear", params.providers, lambda _inputs: double_auction_outcome(bids), heavy=False
+            "clear",
+            params.providers,
+            lambda _inputs: double_auction_outcome(bids, coin_seed),
+            heavy=False,
         )
         return TaskGraph((task,), "clear", graph_key(self.name, bids, params, seed))
 
     def centralized(
         self, bids: BidVector, seed: int, params: ProtocolParams | None = None
     ) -> Outcome:
-        return double_auction_outcome(bids)
+        return double_auction_outcome(bids, self.coin_seed(seed, params))
+
+    @staticmethod
+    def coin_seed(seed: int, params: ProtocolParams | None) -> int | None:
+        """The coin's seed where ties are broken by it, else None (by index)."""
+        return seed if params is not None and params.tie_break == "coin" else None
 
 
 def instance_for(name: str) -> Instance:

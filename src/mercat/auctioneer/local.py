@@ -256,6 +256,7 @@ def run_local(
     verify: bool = True,
     crash_round: int | None = None,
     vcg_gap: float = 0.0,
+    tie_break: str = "index",
     phase_timeout: float = 5.0,
     task_timeout: float = 600.0,
     on_round: Callable[[LocalRound], None] | None = None,
@@ -266,7 +267,7 @@ def run_local(
     `crash_round`: before that round the last provider is killed (SIGKILL); the round must
     end in ⊥ within the providers' timeouts; the provider is then restarted and the next
     round must work again."""
-    from mercat.auctioneer.instances import instance_for
+    from mercat.auctioneer.instances import instance_for, published_seed
     from mercat.auctioneer.workloads import bids_for
 
     params = ProtocolParams(
@@ -275,6 +276,7 @@ def run_local(
         mechanism=mechanism,
         groups=groups,
         vcg_gap=vcg_gap,
+        tie_break=tie_break,
         bid_window=phase_timeout,
         phase_timeout=phase_timeout,
         task_timeout=task_timeout,
@@ -294,7 +296,10 @@ def run_local(
             seconds = time.perf_counter() - started
             matches = None
             if verify and result.outcome is not None:
-                matches = result.outcome == instance.centralized(bids, 0, params)
+                # The trusted auctioneer on the same bids and, where ties are broken by the
+                # common coin, the same coin (the outcome publishes it).
+                seed = published_seed(result.outcome)
+                matches = result.outcome == instance.centralized(bids, seed, params)
             winners = len(set(result.outcome.buyer.tolist())) if result.outcome else 0
             entry = LocalRound(r, result.ok, result.reason, seconds, matches, winners, note)
             out.append(entry)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mercat.auctioneer.config import ProtocolParams
-from mercat.auctioneer.instances import instance_for
+from mercat.auctioneer.instances import instance_for, published_seed
 from mercat.auctioneer.local import LocalCluster
 from mercat.auctioneer.workloads import bids_for
 
@@ -41,15 +41,16 @@ def process_cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-_REFERENCE: dict[tuple[str, bytes], Any] = {}
+_REFERENCE: dict[tuple[Any, ...], Any] = {}
 
 
-def _centralized(instance: Any, bids: Any, params: Any = None) -> Any:
-    """The trusted auctioneer's outcome, computed once per market and mechanism options
-    (VCG takes seconds)."""
-    key = (instance.name, bids.digest(), None if params is None else params.vcg_gap)
+def _centralized(instance: Any, bids: Any, params: Any = None, seed: int = 0) -> Any:
+    """The trusted auctioneer's outcome, computed once per market, mechanism options and
+    coin seed (VCG takes seconds)."""
+    options = None if params is None else (params.vcg_gap, params.tie_break)
+    key = (instance.name, bids.digest(), options, seed)
     if key not in _REFERENCE:
-        _REFERENCE[key] = instance.centralized(bids, 0, params)
+        _REFERENCE[key] = instance.centralized(bids, seed, params)
     return _REFERENCE[key]
 
 
@@ -113,7 +114,8 @@ def run_config(
                 round_id += 1
                 ok += result.ok
                 if verify and result.ok:
-                    equal &= result.outcome == _centralized(instance, bids, params)
+                    seed = published_seed(result.outcome)
+                    equal &= result.outcome == _centralized(instance, bids, params, seed)
                 if progress is not None:
                     progress(1)
             after = _cpu(cluster)

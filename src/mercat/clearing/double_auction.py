@@ -4,8 +4,11 @@ Users bid a value per unit of bandwidth b_i and want d_i units; providers ask a 
 c_j and offer K_j units. The seed builds on STAR (Zheng et al., its ref. [16]), a McAfee-style
 double auction; the rule implemented here, in that spirit, is:
 
-1. Order users by decreasing bid and providers by increasing cost (ties: lower index first).
-   Users and providers with zero demand or capacity take no part.
+1. Order users by decreasing bid and providers by increasing cost. Ties go to the lower
+   index by default (`tie_break="index"`), or to a uniformly random priority
+   (`tie_break="random"`: a permutation drawn from the clearing's seed, which the
+   distributed auctioneer takes from its common coin). Users and providers with zero
+   demand or capacity take no part.
 2. Efficient water-filling: take the users in order; fill each one's demand from the
    cheapest providers with spare capacity whose cost is at most the user's bid. Stop at the
    first user who gets nothing. Call u* the last user who got anything (the marginal user)
@@ -47,8 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mercat.clearing.base import Mechanism, Property, Seed
-from mercat.errors import InvalidMarketError
+from mercat.clearing.base import Mechanism, Property, Seed, as_generator
+from mercat.errors import InvalidMarketError, InvalidParameterError
 from mercat.model import Allocation, Clearing, Market, relative_gap
 
 
@@ -129,12 +132,15 @@ def check_arrays(
     return b, d, c, k
 
 
-def ranking(keys: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the active entries (all if None) by increasing key, ties by index.
+def ranking(
+    keys: np.ndarray, active: np.ndarray | None = None, priority: np.ndarray | None = None
+) -> np.ndarray:
+    """Indices of the active entries (all if None) by increasing key; ties by `priority`
+    (lower first; a permutation of the indices), or by index if it is None.
 
     A stable sort of 10^6 floats costs about four times numpy's default introsort, and ties
     are rare among real-valued bids; so sort unstably and re-sort only the runs of equal
-    keys by index, which gives exactly the order of a stable sort."""
+    keys by their tie-breaker, which (for the index) gives exactly a stable sort's order."""
     if active is None:
         order = np.argsort(keys)
     else:
@@ -149,7 +155,9 @@ def ranking(keys: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
             sorted_keys[members[1:]] != sorted_keys[members[:-1]]
         )
         run = np.cumsum(new_run)
-        order[members] = order[members][np.lexsort((order[members], run))]
+        tied = order[members]
+        tie_key = tied if priority is None else priority[tied]
+        order[members] = tied[np.lexsort((tie_key, run))]
     return order
 
 
@@ -178,14 +186,47 @@ def _first_non_trader(
     return start  # supply exhausted at `start`: later users find nothing left
 
 
+def check_priority(priority: np.ndarray | None, n: int, who: str) -> np.ndarray | None:
+    """None, or `priority` as an int64 array that is a permutation of range(n)."""
+    if priority is None:
+        return None
+    p = np.asarray(priority)
+    if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
+        raise InvalidMarketError(f"{who} priority must be {n} integers, got shape {p.shape}")
+    seen = np.zeros(n, dtype=bool)
+    if n and (p.min() < 0 or p.max() >= n):
+        raise InvalidMarketError(f"{who} priority must be a permutation of 0..{n - 1}")
+    seen[p] = True
+    if not seen.all():
+        raise InvalidMarketError(f"{who} priority must be a permutation of 0..{n - 1}")
+    return p.astype(np.int64, copy=False)
+
+
+def random_priorities(n_users: int, n_providers: int, seed: Seed) -> tuple[np.ndarray, np.ndarray]:
+    """The random tie-breakers of `tie_break="random"`: a uniform permutation of the users,
+    then one of the providers, both from one generator seeded by `seed`."""
+    rng = as_generator(seed)
+    return rng.permutation(n_users), rng.permutation(n_providers)
+
+
 def trade_reduction(
-    bids: np.ndarray, demands: np.ndarray, costs: np.ndarray, capacities: np.ndarray
+    bids: np.ndarray,
+    demands: np.ndarray,
+    costs: np.ndarray,
+    capacities: np.ndarray,
+    *,
+    user_priority: np.ndarray | None = None,
+    provider_priority: np.ndarray | None = None,
 ) -> TradeReduction:
-    """The rule of the module docstring, vectorised (sorting and cumulative sums)."""
+    """The rule of the module docstring, vectorised (sorting and cumulative sums). Equal
+    bids (costs) are ordered by `user_priority` (`provider_priority`), lower first, or by
+    index where None."""
     b, d, c, k = check_arrays(bids, demands, costs, capacities)
     n, m = len(b), len(c)
-    user_order = ranking(-b, None if d.size and d.min() > 0 else d > 0)
-    provider_order = ranking(c, k > 0)
+    user_priority = check_priority(user_priority, n, "user")
+    provider_priority = check_priority(provider_priority, m, "provider")
+    user_order = ranking(-b, None if d.size and d.min() > 0 else d > 0, user_priority)
+    provider_order = ranking(c, k > 0, provider_priority)
     if len(user_order) == 0 or len(provider_order) == 0:
         return no_trade(n, m)
     B, D = b[user_order], d[user_order]
@@ -286,6 +327,19 @@ class DoubleAuction(Mechanism):
     properties = frozenset(
         {Property.INDIVIDUALLY_RATIONAL, Property.BUDGET_BALANCED, Property.TRUTHFUL}
     )
+    TIE_BREAKS = ("index", "random")
+
+    def __init__(self, tie_break: str = "index") -> None:
+        """`tie_break`: who goes first among equal bids (costs): "index", the request
+        (node) listed first; "random", a uniformly random order drawn from `clear`'s seed,
+        so that no bidder is favoured by its position (truthfulness is kept: the order does
+        not depend on the bids)."""
+        if tie_break not in self.TIE_BREAKS:
+            raise InvalidParameterError(
+                f"double-auction: tie_break must be one of {', '.join(self.TIE_BREAKS)}, "
+                f"got {tie_break!r}"
+            )
+        self.tie_break = tie_break
 
     def check_market(self, market: Market) -> None:
         problems = []
@@ -313,7 +367,11 @@ class DoubleAuction(Mechanism):
         capacities = np.array([n.capacity[0] for n in market.nodes], dtype=float)
         # Unlimited capacity: no provider can sell more than all users want.
         capacities = np.minimum(capacities, float(demands.sum()))
-        outcome = trade_reduction(bids, demands, costs, capacities)
+        priorities: dict[str, np.ndarray] = {}
+        if self.tie_break == "random":
+            users, providers = random_priorities(len(bids), len(costs), seed)
+            priorities = {"user_priority": users, "provider_priority": providers}
+        outcome = trade_reduction(bids, demands, costs, capacities, **priorities)
         return clearing_from(market, outcome, self.name)
 
 

@@ -19,13 +19,19 @@ def trade_reduction_reference(
     demands: Sequence[float],
     costs: Sequence[float],
     capacities: Sequence[float],
+    *,
+    user_priority: Sequence[int] | None = None,
+    provider_priority: Sequence[int] | None = None,
 ) -> TradeReduction:
     b, d, c, k = (a.tolist() for a in check_arrays(bids, demands, costs, capacities))
     n, m = len(b), len(c)
+    first_u = list(range(n)) if user_priority is None else [int(x) for x in user_priority]
+    first_p = list(range(m)) if provider_priority is None else [int(x) for x in provider_priority]
 
-    # 1. Users by decreasing bid, providers by increasing cost; ties by index.
-    users = sorted((i for i in range(n) if d[i] > 0), key=lambda i: (-b[i], i))
-    providers = sorted((j for j in range(m) if k[j] > 0), key=lambda j: (c[j], j))
+    # 1. Users by decreasing bid, providers by increasing cost; ties by priority (the
+    #    index unless one is given).
+    users = sorted((i for i in range(n) if d[i] > 0), key=lambda i: (-b[i], first_u[i]))
+    providers = sorted((j for j in range(m) if k[j] > 0), key=lambda j: (c[j], first_p[j]))
 
     # 2. Efficient water-filling: each user in turn buys from the cheapest provider with
     #    spare capacity, as long as that provider's cost is at most the user's bid.

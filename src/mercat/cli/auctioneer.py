@@ -112,6 +112,9 @@ def init(
     providers: int = typer.Option(3, "--providers", min=1, help="Number of providers m."),
     k: int = typer.Option(1, "--k", min=0, help="Coalition size to resist (m > 2k)."),
     mechanism: str = typer.Option("double", "--mechanism", help="double or vcg."),
+    tie_break: str = typer.Option(
+        "index", "--tie-break", help="Double auction: equal bids by 'index' or by the 'coin'."
+    ),
     out: Path = typer.Option(Path("auctioneer"), "--out", help="Directory to write into."),
     host: str = typer.Option("127.0.0.1", "--host", help="Host of every provider."),
     base_port: int = typer.Option(
@@ -123,7 +126,7 @@ def init(
     from mercat.identity import Keypair
 
     ids = tuple(f"p{i + 1}" for i in range(providers))
-    params = ProtocolParams(providers=ids, k=k, mechanism=mechanism)
+    params = ProtocolParams(providers=ids, k=k, mechanism=mechanism, tie_break=tie_break)
     keys = {p: Keypair.generate() for p in ids}
     peers = PeersFile(
         params,
@@ -162,6 +165,9 @@ def local(
         max=0.5,
         help="VCG: 0 proves optima (n up to ~70); e.g. 0.01 accepts a 1% gap (n = 1000).",
     ),
+    tie_break: str = typer.Option(
+        "index", "--tie-break", help="Double auction: equal bids by 'index' or by the 'coin'."
+    ),
     phase_timeout: float = typer.Option(5.0, "--phase-timeout", min=0.1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -182,6 +188,7 @@ def local(
         seed=seed,
         crash_round=crash_round,
         vcg_gap=vcg_gap,
+        tie_break=tie_break,
         phase_timeout=phase_timeout,
         on_round=None
         if as_json
