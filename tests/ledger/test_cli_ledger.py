@@ -55,6 +55,7 @@ def test_init_fund_inspect_verify_and_catch_tampering(tmp_path):
 def test_errors_are_one_line_and_exit_2(tmp_path):
     code, out = _run("accounts", "--url", f"sqlite:///{tmp_path}/none.db")
     assert code == 2 and "mercat ledger init" in out and "Traceback" not in out
+    assert not (tmp_path / "none.db").exists()  # a mistyped path leaves no empty store behind
     url = f"sqlite:///{tmp_path}/x.db"
     assert _run("init", "--url", url, "--operator-key", str(tmp_path / "k"))[0] == 0
     code, out = _run("balance", "nobody", "--url", url)

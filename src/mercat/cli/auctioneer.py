@@ -4,6 +4,7 @@
 - `mercat bid --providers peers.toml --round R --bid ID:buy:PRICE:QTY ...`: send bids to
   every provider and print the outcome of the round;
 - `mercat auctioneer init`: write a peers file and one key per provider;
+- `mercat auctioneer bidders`: refresh a peers file's bidder registry from a ledger;
 - `mercat auctioneer local`: start providers as processes on loopback, run rounds, report;
 - `mercat auctioneer trials`: deviation trials in process, counted.
 
@@ -120,8 +121,14 @@ def init(
     base_port: int = typer.Option(
         5600, "--base-port", min=1, max=65000, help="Provider i listens on base+i."
     ),
+    ledger: str | None = typer.Option(
+        None,
+        "--bidders-from-ledger",
+        help="Ledger store URL: bind request ids and active asset ids to their owners' keys.",
+    ),
 ) -> None:
     """Write OUT/peers.toml and OUT/pI.key for `mercat provider` and `mercat bid`."""
+    from mercat.auctioneer.bidder_registry import bidders_from_ledger, with_bidders
     from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers
     from mercat.identity import Keypair
 
@@ -134,13 +141,53 @@ def init(
             Peer(p, f"tcp://{host}:{base_port + i + 1}", keys[p].public) for i, p in enumerate(ids)
         ),
     )
+    if ledger is not None:  # read before anything is written: a bad ledger leaves no files
+        peers = with_bidders(peers, bidders_from_ledger(ledger))
     out.mkdir(parents=True, exist_ok=True)
     (out / "peers.toml").write_text(dump_peers(peers), encoding="utf-8")
     for p, key in keys.items():
         path = out / f"{p}.key"
         path.write_text(key.seed.hex(), encoding="utf-8")
         path.chmod(0o600)
-    err_console.print(f"wrote {out / 'peers.toml'} and {len(ids)} key files")
+    registry = f", {len(peers.bidders)} registered bidders" if peers.bidders else ""
+    err_console.print(f"wrote {out / 'peers.toml'} and {len(ids)} key files{registry}")
+
+
+@group.command("bidders")
+def bidders(
+    peers: Path = typer.Option(..., "--peers", help="Peers file (TOML) to update."),
+    ledger: str = typer.Option(..., "--ledger", help="Ledger store URL (sqlite:///... etc.)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Replace the peers file's [bidders] table by the ledger's requests and active assets,
+    each bound to its owner's key (restart the providers to apply it)."""
+    import os
+
+    from mercat.auctioneer.bidder_registry import bidders_from_ledger, with_bidders
+    from mercat.auctioneer.config import dump_peers, load_peers
+
+    current = load_peers(peers)
+    updated = with_bidders(current, bidders_from_ledger(ledger))
+    # Write beside, then rename: a crash leaves the old file or the new one, never half.
+    partial = peers.with_name(peers.name + ".partial")
+    partial.write_text(dump_peers(updated), encoding="utf-8")
+    os.replace(partial, peers)
+    before, after = dict(current.bidders), dict(updated.bidders)
+    report = {
+        "peers": str(peers),
+        "bidders": len(after),
+        "added": sorted(set(after) - set(before)),
+        "removed": sorted(set(before) - set(after)),
+        "rebound": sorted(b for b in set(after) & set(before) if after[b] != before[b]),
+    }
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"{peers}: {report['bidders']} registered bidders ({len(report['added'])} added, "
+        f"{len(report['removed'])} removed, {len(report['rebound'])} rebound); restart the "
+        "providers to apply it"
+    )
 
 
 @group.command("local")

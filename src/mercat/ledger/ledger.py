@@ -17,10 +17,12 @@ One `Ledger` per process: an engine must not cross a fork. Threads may share one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, literal, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from mercat.errors import (
     AlreadyExistsError,
@@ -86,11 +88,29 @@ class JournalEntry:
     postings: tuple[tuple[str, int], ...]
 
 
+def _missing_sqlite_file(url: str) -> bool:
+    """True for a `sqlite:///path` URL whose file does not exist (in-memory: False)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # make_engine reports the malformed URL
+    database = parsed.database
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and bool(database)
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    )
+
+
 class Ledger:
     """A ledger store opened by URL (`sqlite:///file.db`, `postgresql+psycopg://...`)."""
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
         self.url = url
+        if _missing_sqlite_file(url):  # SQLite would create an empty file: a typo leaves litter
+            raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
         self.engine = make_engine(url, durable=durable)
         if not inspect(self.engine).has_table("ledger_meta"):
             raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
@@ -251,6 +271,12 @@ class Ledger:
         )
         with self.engine.connect() as connection:
             return [AssetInfo(a, o, st, int(b)) for a, o, st, b in connection.execute(query)]
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(request id, owner key) of every request opened on the ledger, by id."""
+        query = select(s.requests.c.id, s.requests.c.owner).order_by(s.requests.c.id)
+        with self.engine.connect() as connection:
+            return [(str(r), str(o)) for r, o in connection.execute(query)]
 
     def asset(self, asset: str) -> AssetInfo:
         for info in self.assets():
