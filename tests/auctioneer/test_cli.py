@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mercat.auctioneer.config import load_peers
+from mercat.auctioneer.local import default_vcg_gap
 from mercat.cli import app
 
 runner = CliRunner()
@@ -37,6 +38,13 @@ def test_local_runs_rounds_survives_a_crash_and_reports_json():
     assert data["rounds"][1]["note"] == "p3 killed before this round"
     assert data["summary"]["all_match_centralized"] is True
     assert data["rounds"][1]["seconds"] < 6.0  # ⊥ within the providers' timeouts
+    assert data["summary"]["vcg_gap"] is None  # a double auction has no gap
+
+
+def test_local_vcg_proves_small_markets_and_certifies_large_ones():
+    # The issue's demo (`--users 1000 --mechanism vcg`) must finish: proofs at n = 1000 can
+    # take hours, so above 125 users the default is a certified 1% gap.
+    assert [default_vcg_gap(n) for n in (10, 125, 126, 1000)] == [0.0, 0.0, 0.01, 0.01]
 
 
 def test_trials_count_and_nothing_is_manipulated():
