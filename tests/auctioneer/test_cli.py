@@ -97,7 +97,9 @@ def test_the_seed003_experiment_runs_and_reports(tmp_path, monkeypatch):
     section = registry.run_experiment("seed003", context)
     assert section.facts["deviation_trials"]["manipulated"] == 0
     assert section.facts["outputs_equal_centralized"] is True
-    assert set(section.facts["fig4_bar"]) == {"users", "centralized_seconds", "k1"}
+    bar = section.facts["fig4_bar"]
+    assert set(bar) == {"users", "cpus", "centralized_seconds", "centralized_cpu_seconds", "k1"}
+    assert bar["k1"]["cpu_floor_ratio"] >= 0
     assert section.facts["fig5_speedups"]["by_users"][0]["users"] == 8
     for figure in section.figures:
         assert (tmp_path / figure.path).stat().st_size > 1000
