@@ -2,7 +2,7 @@
 
 import pytest
 
-from mercat.auctioneer.measure import fig4_bar
+from mercat.auctioneer.measure import fig4_bar, fig5_speedups
 
 
 def row(executing, k, seconds, busiest_cpu, users=1000):
@@ -30,3 +30,25 @@ def test_the_bar_and_the_cpu_floor_of_a_core_starved_machine():
     assert bar["k1"]["cpu_floor_ratio"] == pytest.approx(1.2)
     assert fig4_bar(rows, 1000, cpus=16)["k1"]["cpu_floor_ratio"] == pytest.approx(0.8)
     assert fig4_bar(rows, 300, cpus=2) == {}  # no trusted auctioneer at that n
+
+
+def vcg_row(groups, executing, seconds, busiest, total, users=1000):
+    return {"users": users, "groups": groups, "executing": executing, "seconds_median": seconds,
+            "cpu_seconds_busiest_provider_per_round": busiest,
+            "cpu_seconds_all_providers_per_round": total}  # fmt: skip
+
+
+def test_fig5_speed_ups_and_their_ceiling_on_few_cores():
+    # Centralized 14 s. p = 4: 8 providers spent 28 CPU s together, the busiest 4 s: on 2
+    # cores no schedule beats 14 s (ceiling 1x), on 16 cores the busiest's 4 s (3.5x).
+    rows = [vcg_row(1, 1, 14.0, 14.0, 14.0), vcg_row(4, 8, 16.0, 4.0, 28.0),
+            vcg_row(1, 1, 5.0, 5.0, 5.0, users=100)]  # fmt: skip
+    out = fig5_speedups(rows, threshold=10.0, cpus=2)
+    head = out["headline"]
+    assert head["users"] == 1000 and out["cpus"] == 2
+    assert head["p4_speedup"] == pytest.approx(14 / 16)
+    assert head["p4_cpu_speedup_of_busiest_provider"] == pytest.approx(3.5)
+    assert head["p4_speedup_ceiling_on_cpus"] == pytest.approx(1.0)
+    wide = fig5_speedups(rows, threshold=10.0, cpus=16)["headline"]
+    assert wide["p4_speedup_ceiling_on_cpus"] == pytest.approx(3.5)
+    assert fig5_speedups(rows, threshold=20.0, cpus=2)["headline"] is None

@@ -239,9 +239,16 @@ def fig5(
     return rows
 
 
-def fig5_speedups(rows: list[dict[str, Any]], threshold: float = 10.0) -> dict[str, Any]:
+def fig5_speedups(
+    rows: list[dict[str, Any]], threshold: float = 10.0, cpus: int | None = None
+) -> dict[str, Any]:
     """Speed-up of p = 2 and p = 4 over p = 1 at every n, and the headline: the largest n
-    whose centralized run took at least `threshold` seconds."""
+    whose centralized run took at least `threshold` seconds.
+
+    `pN_speedup_ceiling_on_cpus` is the most any schedule could give on `cpus` cores: the
+    providers together spent the measured CPU time, which takes at least that over `cpus`
+    of wall time (every provider computes the allocation; k+1 compute each payment)."""
+    cpus = cpus or usable_cpus()
     central = {r["users"]: r for r in rows if r["groups"] == 1 and r["executing"] == 1}
     table = []
     for n, c in sorted(central.items()):
@@ -256,10 +263,16 @@ def fig5_speedups(rows: list[dict[str, Any]], threshold: float = 10.0) -> dict[s
                     c["cpu_seconds_busiest_provider_per_round"]
                     / r["cpu_seconds_busiest_provider_per_round"]
                 )
+                total = r["cpu_seconds_all_providers_per_round"]
+                floor = max(
+                    total / min(cpus, r["executing"]), r["cpu_seconds_busiest_provider_per_round"]
+                )
+                entry[f"p{g}_speedup_ceiling_on_cpus"] = c["seconds_median"] / floor
         table.append(entry)
     eligible = [e for e in table if e["centralized_seconds"] >= threshold]
     return {
         "by_users": table,
         "headline": eligible[-1] if eligible else None,
         "threshold_seconds": threshold,
+        "cpus": cpus,
     }
