@@ -183,7 +183,10 @@ def _summary(
             + ", ".join(key for key in ks if bar[key]["under_1s"])
             + "), and the issue's: at most 2× the trusted auctioneer (met: "
             + (", ".join(key for key in ks if bar[key]["within_2x"]) or "none")
-            + ").</p>"
+            + "). No protocol could beat "
+            + ", ".join(f"{bar[key]['cpu_floor_ratio']:.2f}× for {key}" for key in ks)
+            + f" on these {bar['cpus']} cores: each executing provider does at least the "
+            "trusted auctioneer's own work.</p>"
         )
     headline = speedups.get("headline")
     last = speedups["by_users"][-1] if speedups["by_users"] else None
@@ -206,7 +209,14 @@ def _summary(
                 if f"p{g}_speedup" in shown
             )
             + ". With fewer cores than the 8 providers, every provider computes the allocation "
-            "and k+1 providers compute each payment, so the wall time cannot shrink here.</p>"
+            "and k+1 providers compute each payment, so the wall time cannot shrink here: "
+            f"the providers' CPU time caps the speed-up on {speedups['cpus']} cores at "
+            + ", ".join(
+                f"p = {g}: {shown[f'p{g}_speedup_ceiling_on_cpus']:.2f}×"
+                for g in (2, 4)
+                if f"p{g}_speedup" in shown
+            )
+            + ".</p>"
         )
     parts.append(
         f"<p>Deviation trials: {totals['trials']} trials, {totals['honest']} honest outcome, "
