@@ -58,6 +58,19 @@ def test_double_auction_coalitions_never_manipulate():
     assert total.honest > 0 and total.bottom > 0  # both ways out actually happen
 
 
+def test_coalitions_never_manipulate_a_double_auction_whose_ties_the_coin_breaks():
+    # A is randomized here: the honest outcome is A(b, R) with the round's coin R, on
+    # prices rounded to quarters so that the coin decides who trades. Every coin attack
+    # (mismatch, late reveal, a fixed share) must give ⊥ or exactly A(b, R).
+    tallies = run_coalition_trials(2, mechanisms=("double-coin",), seed=4)
+    check(tallies)
+    total = totals(tallies)
+    assert total.trials == 2 * len(CONFIGS) * (len(CATALOGUE) + 1)
+    assert total.honest > 0 and total.bottom > 0
+    counts = run_bidder_trials(2, mechanism="double-coin", with_coalition=True, seed=8)
+    assert sum(c["violations"] for c in counts.values()) == 0
+
+
 @pytest.mark.slow
 def test_vcg_coalitions_never_manipulate():
     tallies = run_coalition_trials(1, mechanisms=("vcg",), seed=2)

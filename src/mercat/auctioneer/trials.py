@@ -14,6 +14,14 @@ Every bidder is consistent here, so the honest outcome is A on the bids the bidd
 Half of the trials add a bid-lying member to the coalition, so that the reports differ and
 the full-report and input-validation phases run too.
 
+"double-coin" is the double auction whose ties the common coin breaks (`tie_break =
+"coin"`), on prices rounded to quarters so that ties decide who trades. A is then
+randomized, and the honest outcome is A on the bids the bidders sent *with the coin R the
+round produced*: the coalition may have chosen its own shares, but it committed to them
+before any honest share was revealed, so R is uniform whatever it chose (the KS tests of
+`tests/auctioneer/test_common_coin.py` check that), and the claim is that the outcome is
+A(b, R) or ⊥. Honest providers that deliver with different coins count as manipulated.
+
 `run_bidder_trials` checks Definition 1 with bidders that send different bids to different
 providers (or none to some): an honest provider's output must be ⊥, or A on a vector that
 holds every consistent bidder's bid exactly and, for the others, one of the bids they sent
@@ -29,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from mercat.auctioneer.bids import BidVector
+from mercat.auctioneer.common_coin import mechanism_seed
 from mercat.auctioneer.config import ProtocolParams
 from mercat.auctioneer.deviations import CATALOGUE, Deviation, LieBids
 from mercat.auctioneer.instances import instance_for
@@ -37,9 +46,12 @@ from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.round import Behavior
 from mercat.auctioneer.simulation import simulate_rounds
 from mercat.auctioneer.workloads import bids_for
+from mercat.errors import AuctioneerConfigError
 
 CONFIGS = ((3, 1), (5, 1), (5, 2), (8, 1), (8, 2), (8, 3))
 """Every (m, k) with m in {3, 5, 8} and m > 2k."""
+MECHANISMS = ("double", "vcg", "double-coin")
+"""The trials' auctions: the two of the seed, and the double auction with coin tie-breaks."""
 
 
 @dataclass
@@ -101,7 +113,8 @@ class Combined(Behavior):
         return [frames for part in self.parts for frames in part.junk(message, to)]
 
 
-def classify(outputs: dict[str, Any], honest: Sequence[str], expected: Outcome) -> str:
+def classify(outputs: dict[str, Any], honest: Sequence[str], expected: Outcome | None) -> str:
+    """`expected` None: the honest providers that delivered disagree on the coin."""
     outcomes = [outputs[p].outcome for p in honest]
     if any(o is not None and o != expected for o in outcomes):
         return "manipulated"
@@ -112,10 +125,16 @@ def classify(outputs: dict[str, Any], honest: Sequence[str], expected: Outcome) 
 
 
 def trial_params(mechanism: str, m: int, k: int, rule: str = "value") -> ProtocolParams:
+    if mechanism not in MECHANISMS:
+        raise AuctioneerConfigError(
+            f"unknown mechanism {mechanism!r}; known: {', '.join(MECHANISMS)}"
+        )
+    coin = mechanism == "double-coin"
     return ProtocolParams(
         providers=tuple(f"p{i}" for i in range(m)),
         k=k,
-        mechanism=mechanism,
+        mechanism="double" if coin else mechanism,
+        tie_break="coin" if coin else "index",
         rule=rule,
         bid_window=1.0,
         phase_timeout=1.0,
@@ -137,8 +156,10 @@ def coalition_trial(
 ) -> tuple[str, list[str]]:
     """One trial; returns (its class, the coalition's deviations)."""
     params = trial_params(mechanism, m, k, rule)
-    bids = bids_for(mechanism, int(rng.integers(2**31)), n_users, n_sellers)
-    expected = instance_for(mechanism).centralized(bids, 0)
+    bids = bids_for(params.mechanism, int(rng.integers(2**31)), n_users, n_sellers)
+    if params.tie_break == "coin":  # prices on a grid of quarters: ties decide who trades
+        bids = BidVector(bids.ids, bids.side, np.round(bids.price * 4) / 4, bids.quantity)
+    instance = instance_for(params.mechanism)
     size = int(rng.integers(1, k + 1))
     members = [str(p) for p in rng.choice(params.providers, size=size, replace=False)]
     plan = int(rng.integers(2**31))
@@ -160,13 +181,21 @@ def coalition_trial(
         params, [bids], behaviors=behaviors, seed=int(rng.integers(2**31)), cache={}
     )
     honest = [p for p in params.providers if p not in behaviors]
+    coins = {simulated.outputs[p].coin for p in honest if simulated.outputs[p].ok}
+    if params.tie_break != "coin":
+        expected: Outcome | None = instance.centralized(bids, 0)
+    elif len(coins) > 1:
+        expected = None  # honest providers delivered with different coins
+    else:
+        coin = coins.pop() if coins else 0
+        expected = instance.centralized(bids, mechanism_seed(coin or 0), params)
     return classify(simulated.outputs, honest, expected), names
 
 
 def run_coalition_trials(
     trials: int,
     *,
-    mechanisms: Iterable[str] = ("double", "vcg"),
+    mechanisms: Iterable[str] = MECHANISMS,
     configs: Iterable[tuple[int, int]] = CONFIGS,
     deviations: Sequence[type[Deviation] | None] = (*CATALOGUE, None),
     seed: int = 0,
@@ -266,13 +295,13 @@ def run_bidder_trials(
     """Trials with inconsistent bidders (and, if asked, a coalition that lies about bids).
     Counts per (m, k): trials, outcomes delivered, and violations of Definition 1."""
     rng = np.random.default_rng(seed)
-    instance = instance_for(mechanism)
     counts: dict[tuple[int, int], dict[str, int]] = {}
     for m, k in configs:
         c = counts.setdefault((m, k), {"trials": 0, "delivered": 0, "violations": 0})
         params = trial_params(mechanism, m, k, rule)
+        instance = instance_for(params.mechanism)
         for _ in range(trials):
-            bids = bids_for(mechanism, int(rng.integers(2**31)), n_users, n_sellers)
+            bids = bids_for(params.mechanism, int(rng.integers(2**31)), n_users, n_sellers)
             vectors, sent = inconsistent_bids(bids, params.providers, share, rng)
             behaviors: dict[str, Behavior] = {}
             if with_coalition and rng.random() < 0.5:
@@ -293,7 +322,8 @@ def run_bidder_trials(
                 all(
                     r.agreed is not None
                     and definition1_holds(r.agreed, bids, sent, rule)
-                    and r.outcome == instance.centralized(r.agreed, 0)
+                    and r.outcome
+                    == instance.centralized(r.agreed, mechanism_seed(r.coin or 0), params)
                     for r in delivered
                 )
                 and len({r.outcome.digest() for r in delivered if r.outcome}) <= 1

@@ -290,7 +290,9 @@ def trials(
         10, "--trials", min=1, help="Trials per (mechanism, m, k, deviation)."
     ),
     mechanism: list[str] = typer.Option(
-        ["double", "vcg"], "--mechanism", help="Mechanisms (repeatable)."
+        ["double", "vcg", "double-coin"],
+        "--mechanism",
+        help="double, vcg, double-coin (ties broken by the common coin); repeatable.",
     ),
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -299,15 +301,16 @@ def trials(
 
     Counts, per deviation, the trials whose honest providers all output the honest outcome,
     all output ⊥, split between the two, or output anything else (manipulated)."""
-    from mercat.auctioneer.trials import run_coalition_trials
+    from mercat.auctioneer.deviations import CATALOGUE
+    from mercat.auctioneer.trials import CONFIGS, MECHANISMS, run_coalition_trials
     from mercat.errors import InvalidParameterError
     from mercat.progress import progress_bar
 
-    unknown = [m for m in mechanism if m not in ("double", "vcg")]
+    unknown = [m for m in mechanism if m not in MECHANISMS]
     if unknown:
-        raise InvalidParameterError(f"unknown mechanism {unknown[0]!r}; known: double, vcg")
-    from mercat.auctioneer.deviations import CATALOGUE
-    from mercat.auctioneer.trials import CONFIGS
+        raise InvalidParameterError(
+            f"unknown mechanism {unknown[0]!r}; known: {', '.join(MECHANISMS)}"
+        )
 
     total = trials_per_case * len(mechanism) * len(CONFIGS) * (len(CATALOGUE) + 1)
     with progress_bar("deviation trials", total, not as_json) as advance:
