@@ -91,10 +91,9 @@ def double_auction_outcome(bids: BidVector, coin_seed: int | None = None) -> Out
     from mercat.clearing.double_auction import random_priorities, trade_reduction
 
     buyers, sellers, unit, demands, costs, capacities = double_auction_arrays(bids)
-    priorities: dict[str, np.ndarray] = {}
-    if coin_seed is not None:
-        users, providers = random_priorities(len(buyers), len(sellers), coin_seed)
-        priorities = {"user_priority": users, "provider_priority": providers}
+    priorities = (
+        {} if coin_seed is None else random_priorities(len(buyers), len(sellers), coin_seed)
+    )
     result = trade_reduction(unit, demands, costs, capacities, **priorities)
     transfers = np.zeros(len(bids))
     traded_users = np.flatnonzero(result.user_amount > 0)

@@ -193,20 +193,19 @@ def check_priority(priority: np.ndarray | None, n: int, who: str) -> np.ndarray 
     p = np.asarray(priority)
     if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
         raise InvalidMarketError(f"{who} priority must be {n} integers, got shape {p.shape}")
-    seen = np.zeros(n, dtype=bool)
-    if n and (p.min() < 0 or p.max() >= n):
-        raise InvalidMarketError(f"{who} priority must be a permutation of 0..{n - 1}")
-    seen[p] = True
-    if not seen.all():
+    if not np.array_equal(np.sort(p), np.arange(n)):
         raise InvalidMarketError(f"{who} priority must be a permutation of 0..{n - 1}")
     return p.astype(np.int64, copy=False)
 
 
-def random_priorities(n_users: int, n_providers: int, seed: Seed) -> tuple[np.ndarray, np.ndarray]:
-    """The random tie-breakers of `tie_break="random"`: a uniform permutation of the users,
-    then one of the providers, both from one generator seeded by `seed`."""
+def random_priorities(n_users: int, n_providers: int, seed: Seed) -> dict[str, np.ndarray]:
+    """`trade_reduction`'s tie-breakers for `tie_break="random"`: a uniform permutation of
+    the users, then one of the providers, both from one generator seeded by `seed`."""
     rng = as_generator(seed)
-    return rng.permutation(n_users), rng.permutation(n_providers)
+    return {
+        "user_priority": rng.permutation(n_users),
+        "provider_priority": rng.permutation(n_providers),
+    }
 
 
 def trade_reduction(
@@ -367,10 +366,8 @@ class DoubleAuction(Mechanism):
         capacities = np.array([n.capacity[0] for n in market.nodes], dtype=float)
         # Unlimited capacity: no provider can sell more than all users want.
         capacities = np.minimum(capacities, float(demands.sum()))
-        priorities: dict[str, np.ndarray] = {}
-        if self.tie_break == "random":
-            users, providers = random_priorities(len(bids), len(costs), seed)
-            priorities = {"user_priority": users, "provider_priority": providers}
+        at_random = self.tie_break == "random"
+        priorities = random_priorities(len(bids), len(costs), seed) if at_random else {}
         outcome = trade_reduction(bids, demands, costs, capacities, **priorities)
         return clearing_from(market, outcome, self.name)
 
