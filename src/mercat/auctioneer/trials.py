@@ -186,9 +186,9 @@ def coalition_trial(
         expected: Outcome | None = instance.centralized(bids, 0)
     elif len(coins) > 1:
         expected = None  # honest providers delivered with different coins
-    else:
-        coin = coins.pop() if coins else 0
-        expected = instance.centralized(bids, mechanism_seed(coin or 0), params)
+    else:  # A(b, R) with the coin R the honest providers delivered with (any, if none did)
+        coin = next(iter(coins)) or 0 if coins else 0
+        expected = instance.centralized(bids, mechanism_seed(coin), params)
     return classify(simulated.outputs, honest, expected), names
 
 
