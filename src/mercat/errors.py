@@ -155,6 +155,10 @@ class LedgerNotInitializedError(LedgerError):
     """A store without the ledger's tables or configuration (run `mercat ledger init`)."""
 
 
+class LedgerUnavailableError(LedgerError):
+    """The store's URL is not a database URL, or its server cannot be reached."""
+
+
 # --- chain (src/mercat/chain/) ---------------------------------------------------------
 # A reverted transaction changes nothing on chain; the facade raises one of these with the
 # contract's reason. Where the same refusal exists on the SQL ledger, the chain class also

@@ -56,6 +56,16 @@ def test_errors_are_one_line_and_exit_2(tmp_path):
     code, out = _run("accounts", "--url", f"sqlite:///{tmp_path}/none.db")
     assert code == 2 and "mercat ledger init" in out and "Traceback" not in out
     assert not (tmp_path / "none.db").exists()  # a mistyped path leaves no empty store behind
+    # A URL that is not one, a dialect that is not installed, a server that is not there:
+    # one line each, the password hidden.
+    for url, words in (
+        ("notaurl", "not a usable database URL: 'notaurl'"),
+        ("foo://x", "not a usable database URL: 'foo://x'"),
+        ("postgresql+psycopg://me:secret@127.0.0.1:1/db", "cannot reach the ledger store"),
+    ):
+        code, out = _run("accounts", "--url", url)
+        assert code == 2 and words in " ".join(out.split()) and "Traceback" not in out, out
+        assert "secret" not in out
     url = f"sqlite:///{tmp_path}/x.db"
     assert _run("init", "--url", url, "--operator-key", str(tmp_path / "k"))[0] == 0
     code, out = _run("balance", "nobody", "--url", url)

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, inspect, literal, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
 from mercat.errors import (
     AlreadyExistsError,
@@ -48,7 +48,7 @@ from mercat.ledger.context import (
 from mercat.ledger.migrate import SCHEMA_REVISION, current_revision, upgrade
 from mercat.ledger.operations import HANDLERS
 from mercat.ledger.settlement import open_task, report, settle, task_status
-from mercat.ledger.store import Txn, make_engine, run_in_transaction
+from mercat.ledger.store import Txn, make_engine, run_in_transaction, unavailable
 from mercat.ledger.verify import VerifyReport, verify_ledger
 from mercat.oracle.economics import SettledTask
 
@@ -112,7 +112,12 @@ class Ledger:
         if _missing_sqlite_file(url):  # SQLite would create an empty file: a typo leaves litter
             raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
         self.engine = make_engine(url, durable=durable)
-        if not inspect(self.engine).has_table("ledger_meta"):
+        try:
+            present = inspect(self.engine).has_table("ledger_meta")
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise unavailable(url, exc) from None
+        if not present:
             raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
         revision = current_revision(self.engine)
         if revision != SCHEMA_REVISION:
@@ -133,7 +138,10 @@ class Ledger:
         `durable=False`: see `mercat.ledger.store.make_engine` (SQLite only)."""
         engine = make_engine(url, durable=durable)
         try:
-            upgrade(engine)
+            try:
+                upgrade(engine)
+            except OperationalError as exc:
+                raise unavailable(url, exc) from None
 
             def configure(tx: Txn) -> None:
                 if tx.execute(select(s.meta.c.id)).first() is not None:

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from sqlalchemy import bindparam, create_engine, event, insert, select, update
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from mercat.errors import InsufficientFundsError, LedgerIntegrityError
+from mercat.errors import InsufficientFundsError, LedgerIntegrityError, LedgerUnavailableError
 from mercat.ledger import schema as s
 
 T = TypeVar("T")
@@ -43,11 +43,25 @@ def make_engine(url: str, *, pool_size: int = 8, durable: bool = True) -> Engine
     still survives a killed process, but not a power cut. It saves one fsync per commit
     (about 10 ms on the build machines' disks); tests that do not test durability use it.
     """
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _configure_sqlite(engine, "FULL" if durable else "NORMAL")
-        return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            _configure_sqlite(engine, "FULL" if durable else "NORMAL")
+            return engine
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    except ArgumentError as exc:  # unparsable, or a dialect or driver that is not installed
+        raise LedgerUnavailableError(
+            f"not a usable database URL: {url!r} ({exc}); use sqlite:///path.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from None
+
+
+def unavailable(url: str, exc: OperationalError) -> LedgerUnavailableError:
+    """The error for a store that cannot be reached: the driver's first line, no password."""
+    text = str(exc.orig or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    safe = make_url(url).render_as_string(hide_password=True)
+    return LedgerUnavailableError(f"cannot reach the ledger store at {safe}: {first}")
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
