@@ -157,9 +157,11 @@ def _spent(m: Market, message: SignedMessage) -> SignedMessage:
 
 
 #: Classes that no message against the fixture's market can raise, tested on their own below
-#: (or, for the last three, by the audit, the opening of an empty store and the quorum tests).
+#: (or, for the others, by the audit, the opening of an empty store, the quorum tests and
+#: the bad store URLs of test_cli_ledger.py).
 SEPARATELY_TESTED = {e.RewardPoolExhaustedError, e.LedgerIntegrityError,
-                     e.LedgerNotInitializedError, e.ConflictingQuorumError}  # fmt: skip
+                     e.LedgerNotInitializedError, e.ConflictingQuorumError,
+                     e.LedgerUnavailableError}  # fmt: skip
 
 
 @pytest.mark.slow
