@@ -67,6 +67,7 @@ class LocalCluster:
     commands: Callable[[str, list[str]], list[str]] | None = None
     client_host: str | None = None  # unused by ZeroMQ (the client only connects)
     log_level: str = "WARNING"
+    result_log: bool = True  # each provider keeps <workdir>/<id>.results.db
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,6 +135,8 @@ class LocalCluster:
             "--log-level",
             self.log_level,
         ]
+        if not self.result_log:
+            command += ["--results", "none"]
         return self.commands(provider, command) if self.commands else command
 
     def start_provider(self, provider: str) -> None:

@@ -91,7 +91,9 @@ def run_config(
     instance = instance_for(mechanism)
     rows = []
     round_id = 0
-    with LocalCluster(params) as cluster:
+    # No result log: the seed's providers keep none, and on SQLite it adds about 1 ms a
+    # round at n = 1000 (docs/auctioneer.md), a third of the trusted auctioneer's round.
+    with LocalCluster(params, result_log=False) as cluster:
         for index, n in enumerate(users_grid):
             # Warm-up rounds, unrecorded: imports, compiled code, buffers. With
             # `warmup_users`, once per cluster at that (small) size.

@@ -20,7 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from mercat.auctioneer.round import (
 from mercat.auctioneer.transport import Received, Transport
 from mercat.errors import ProtocolError, RoundAbortedError
 from mercat.identity import Keypair
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only by providers that keep a log
+    from mercat.auctioneer.result_log import ResultLog
 
 log = logging.getLogger("mercat.auctioneer.node")
 FINISHED_MEMORY = 1024  # finished rounds remembered, so their late messages are dropped
@@ -85,6 +88,7 @@ class ProviderNode:
         offload_compute: bool = False,
         task_cache: dict[tuple[bytes, str], Any] | None = None,
         on_result: Callable[[RoundResult], None] | None = None,
+        result_log: ResultLog | None = None,
     ) -> None:
         if me not in params.providers:
             raise ValueError(f"{me!r} is not one of the providers {params.providers}")
@@ -102,6 +106,8 @@ class ProviderNode:
         self.offload = offload_compute
         self.cache = task_cache
         self.on_result = on_result
+        # Finished rounds survive a restart here: see mercat.auctioneer.result_log.
+        self.result_log = result_log
         self.verifier = Verifier()
         self.rounds: dict[int, _Round] = {}
         self.finished: OrderedDict[int, RoundResult] = OrderedDict()
@@ -164,6 +170,8 @@ class ProviderNode:
     def dispatch(self, signed: Signed, route: Any) -> None:
         message = signed.message
         r = message.round
+        if r not in self.finished and r not in self.rounds:
+            self._recall(r)
         if r in self.finished:
             if isinstance(message, BidBatch):
                 self._drop("late-bids", f"round {r} is over; {signed.sender[:12]}… gets its result")
@@ -280,16 +288,41 @@ class ProviderNode:
     def _finish(self, rnd: _Round, result: RoundResult) -> None:
         if self.rounds.get(rnd.id) is rnd:
             del self.rounds[rnd.id]
-        self.finished[rnd.id] = result
-        while len(self.finished) > FINISHED_MEMORY:
-            self.finished.popitem(last=False)
+        self._remember(result)
+        payload = result.outcome.encode() if result.outcome is not None else b""
+        if self.result_log is not None:  # before the replies: what a client saw is on disk
+            try:
+                self.result_log.record(self.me, result, payload)
+            except Exception:  # a full disk must not stop the auction; say so loudly
+                log.exception(
+                    "%s: round %d could not be written to the result log", self.me, rnd.id
+                )
         for route in rnd.clients:
-            self._reply_result(route, result)
+            self._reply_result(route, result, payload)
         if self.on_result is not None:
             self.on_result(result)
 
-    def _reply_result(self, route: Any, result: RoundResult) -> None:
-        payload = result.outcome.encode() if result.outcome is not None else b""
+    def _remember(self, result: RoundResult) -> None:
+        self.finished[result.round] = result
+        while len(self.finished) > FINISHED_MEMORY:
+            self.finished.popitem(last=False)
+
+    def _recall(self, r: int) -> None:
+        """A round this provider finished before it last started (or too long ago to be in
+        memory) is finished, not new: take it from the result log if it is there."""
+        if self.result_log is None:
+            return
+        try:
+            logged = self.result_log.get(self.me, r)
+        except Exception:
+            log.exception("%s: the result log could not be read for round %d", self.me, r)
+            return
+        if logged is not None:
+            self._remember(logged.result())
+
+    def _reply_result(self, route: Any, result: RoundResult, payload: bytes | None = None) -> None:
+        if payload is None:
+            payload = result.outcome.encode() if result.outcome is not None else b""
         message = Result(result.round, result.ok, result.reason, payload)
         self.transport.reply(route, self._frames("client", message))
 

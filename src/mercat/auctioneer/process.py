@@ -47,9 +47,14 @@ def run_provider(
     k: int | None = None,
     bind: str | None = None,
     log_level: str = "WARNING",
+    results: str | None = None,
 ) -> None:
     """Serve as provider `provider` until SIGTERM/SIGINT. Raises AuctioneerConfigError on a
-    bad peers file, a missing key or a key that is not the one the peers file lists."""
+    bad peers file, a missing key or a key that is not the one the peers file lists.
+
+    `results`: the result log's URL (default `<peers folder>/<id>.results.db`; "none": no
+    log, finished rounds are then remembered in memory only)."""
+    from mercat.auctioneer.result_log import ResultLog, default_log_url
     from mercat.auctioneer.zmq_transport import ZmqTransport
 
     peers = load_peers(peers_path, k=k)
@@ -64,6 +69,9 @@ def run_provider(
         stream=sys.stderr,
         format=f"%(asctime)s {provider} %(levelname)s %(name)s: %(message)s",
     )
+    if results is None:
+        results = default_log_url(peers_path, provider)
+    result_log = None if results == "none" else ResultLog(results)
     transport = ZmqTransport(
         {p.id: p.address for p in peers.peers if p.id != provider},
         bind=bind or me.address,
@@ -78,6 +86,7 @@ def run_provider(
         sealing_clients=peers.sealing_clients,
         bidder_keys=peers.bidder_keys(),
         offload_compute=True,
+        result_log=result_log,
     )
 
     async def serve() -> None:
@@ -98,6 +107,8 @@ def run_provider(
             await node.serve()
         finally:
             await transport.aclose()
+            if result_log is not None:
+                result_log.close()
 
     asyncio.run(serve())
 
@@ -110,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int)
     parser.add_argument("--bind")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--results", help="result log URL (default: beside the peers file)")
     args = parser.parse_args(argv)
     try:
         run_provider(
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             k=args.k,
             bind=args.bind,
             log_level=args.log_level,
+            results=args.results,
         )
     except AuctioneerConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

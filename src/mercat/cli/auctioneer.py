@@ -6,6 +6,7 @@
 - `mercat auctioneer init`: write a peers file and one key per provider;
 - `mercat auctioneer bidders`: refresh a peers file's bidder registry from a ledger;
 - `mercat auctioneer local`: start providers as processes on loopback, run rounds, report;
+- `mercat auctioneer results`: what providers output, from their result logs;
 - `mercat auctioneer trials`: deviation trials in process, counted.
 
 Heavy imports (numpy, pyzmq, the solvers) happen inside the commands.
@@ -18,6 +19,7 @@ from pathlib import Path
 import typer
 
 from mercat.cli._output import console, err_console, print_json, print_table
+from mercat.errors import AuctioneerConfigError
 
 app = typer.Typer()
 group = typer.Typer(
@@ -36,11 +38,16 @@ def provider(
     ),
     bind: str | None = typer.Option(None, "--bind", help="Listen here instead (tcp://...)."),
     log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING."),
+    results: str | None = typer.Option(
+        None,
+        "--results",
+        help="Result log URL (default: sqlite:///<peers folder>/ID.results.db; 'none': off).",
+    ),
 ) -> None:
     """Run one provider of the distributed auctioneer until SIGTERM or Ctrl-C."""
     from mercat.auctioneer.process import run_provider
 
-    run_provider(peers, id, key_path=key, k=k, bind=bind, log_level=log_level)
+    run_provider(peers, id, key_path=key, k=k, bind=bind, log_level=log_level, results=results)
 
 
 @app.command()
@@ -282,6 +289,47 @@ def local(
         f"{summary['ok_rounds']}/{summary['rounds']} rounds delivered; outputs equal the "
         f"centralized mechanism's: {summary['all_match_centralized']}"
     )
+
+
+@group.command("results")
+def results(
+    log: str = typer.Option(
+        ..., "--log", help="Result log URL, e.g. sqlite:///auct/p1.results.db (see `provider`)."
+    ),
+    provider_id: str | None = typer.Option(None, "--provider", help="Only this provider."),
+    round_id: int | None = typer.Option(None, "--round", min=0, help="Only this round."),
+    limit: int = typer.Option(20, "--limit", min=1, help="At most this many rows, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with each outcome)."),
+) -> None:
+    """What providers output for their finished rounds, from their result log."""
+    from mercat.auctioneer.result_log import ResultLog
+
+    if log.startswith("sqlite:///") and not Path(log.removeprefix("sqlite:///")).exists():
+        raise AuctioneerConfigError(f"no result log at {log}")  # SQLite would create one
+    with ResultLog(log) as store:
+        rows = store.rounds(provider_id, round_id, limit)
+    entries = []
+    for row in rows:
+        outcome = row.result().outcome
+        entry: dict[str, object] = {
+            "provider": row.provider,
+            "round": row.round,
+            "outcome": "ok" if row.ok else "⊥",
+            "reason": row.reason,
+            "seconds": row.seconds,
+            "bidders": len(outcome.bidders) if outcome is not None else 0,
+            "trades": len(outcome.buyer) if outcome is not None else 0,
+            "digest": outcome.digest().hex()[:16] if outcome is not None else "",
+        }
+        if as_json:
+            entry["coin"] = None if row.coin is None else f"{row.coin:064x}"
+            entry["facts"] = outcome.facts if outcome is not None else {}
+            entry["payments"] = outcome.payments() if outcome is not None else {}
+        entries.append(entry)
+    if as_json:
+        print_json(entries)
+    else:
+        print_table(f"result log {log}", entries)
 
 
 @group.command("trials")

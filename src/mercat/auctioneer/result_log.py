@@ -1,0 +1,166 @@
+"""A provider's durable log of finished rounds (SQLite by default; any SQLAlchemy URL).
+
+Why: a provider keeps recent rounds' results in memory, to answer a client that asks again
+(a batch for a finished round is answered with that round's Result) and to drop late peer
+messages. A crash loses that memory. After a restart, a client asking again would open the
+round anew at this provider alone, which can only end in ⊥; the client, which needs all m
+results to agree, would then see ⊥ for a round that every provider delivered. With the log
+the restarted provider answers from it, and an operator can audit what each provider
+output (`mercat auctioneer results`).
+
+What is kept per (provider, round): whether it delivered, the reason for ⊥, the encoded
+outcome (x, p) exactly as sent to the clients, the common coin (hex), the round's seconds
+and when it was recorded. The agreed bid vector is not kept (it can be 10^5 bids; the
+outcome names every bidder). A round is recorded once; a second record of the same round
+is ignored (the first is what the clients were told).
+
+The record is written just before the Result goes out, so whatever a client was told is on
+disk; on SQLite in WAL mode with synchronous=NORMAL
+(`mercat.ledger.store.make_engine(durable=False)`): it survives the provider process being
+killed, not a power cut, and costs no fsync per round.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from mercat.auctioneer.outcome import Outcome
+from mercat.auctioneer.round import RoundResult
+from mercat.errors import AuctioneerConfigError, LedgerUnavailableError
+
+metadata = MetaData()
+results = Table(
+    "auctioneer_results",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("round", BigInteger, primary_key=True, autoincrement=False),
+    Column("ok", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("outcome", LargeBinary, nullable=True),
+    Column("coin", String(64), nullable=True),
+    Column("seconds", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
+
+
+_INSERT = insert(results)
+
+
+@dataclass(frozen=True)
+class LoggedRound:
+    """One row of the log, as a provider recorded it."""
+
+    provider: str
+    round: int
+    ok: bool
+    reason: str
+    outcome: bytes | None
+    coin: int | None
+    seconds: float
+    recorded_at: float
+
+    def result(self) -> RoundResult:
+        """The provider's RoundResult (without the agreed bids, which are not kept)."""
+        outcome = Outcome.decode(self.outcome) if self.outcome is not None else None
+        return RoundResult(self.round, outcome, self.reason, None, self.coin, self.seconds)
+
+
+def default_log_url(peers_path: Path, provider: str) -> str:
+    """`<peers file's folder>/<provider>.results.db`."""
+    return f"sqlite:///{(Path(peers_path).parent / f'{provider}.results.db').resolve()}"
+
+
+class ResultLog:
+    """The log at `url` (created on first use)."""
+
+    def __init__(self, url: str) -> None:
+        from mercat.ledger.store import make_engine
+
+        self.url = url
+        try:
+            self.engine = make_engine(url, durable=False)
+            metadata.create_all(self.engine)
+        except (LedgerUnavailableError, OperationalError) as exc:
+            raise AuctioneerConfigError(f"result log {url!r} cannot be opened: {exc}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ResultLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def record(self, provider: str, result: RoundResult, encoded: bytes | None = None) -> bool:
+        """Keep `result` (`encoded`: its outcome's encoding, if the caller has it already);
+        False if this provider's round was recorded already."""
+        outcome = result.outcome
+        if outcome is not None and encoded is None:
+            encoded = outcome.encode()
+        row = {
+            "provider": provider,
+            "round": result.round,
+            "ok": result.ok,
+            "reason": result.reason,
+            "outcome": encoded if outcome is not None else None,
+            "coin": None if result.coin is None else f"{result.coin:064x}",
+            "seconds": float(result.seconds),
+            "recorded_at": time.time(),
+        }
+        try:
+            with self.engine.begin() as connection:
+                # One statement, parameters apart: SQLAlchemy compiles it once and caches it.
+                connection.execute(_INSERT, row)
+        except IntegrityError:
+            return False
+        return True
+
+    def get(self, provider: str, round_id: int) -> LoggedRound | None:
+        query = select(results).where(results.c.provider == provider, results.c.round == round_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _logged(row)
+
+    def rounds(
+        self, provider: str | None = None, round_id: int | None = None, limit: int = 100
+    ) -> list[LoggedRound]:
+        """The latest `limit` records, newest round first; of one provider or round if given."""
+        query = select(results).order_by(results.c.round.desc(), results.c.provider).limit(limit)
+        if provider is not None:
+            query = query.where(results.c.provider == provider)
+        if round_id is not None:
+            query = query.where(results.c.round == round_id)
+        with self.engine.connect() as connection:
+            return [_logged(row) for row in connection.execute(query)]
+
+
+def _logged(row: object) -> LoggedRound:
+    m = row._mapping  # type: ignore[attr-defined]
+    return LoggedRound(
+        provider=m["provider"],
+        round=int(m["round"]),
+        ok=bool(m["ok"]),
+        reason=m["reason"],
+        outcome=None if m["outcome"] is None else bytes(m["outcome"]),
+        coin=None if m["coin"] is None else int(m["coin"], 16),
+        seconds=float(m["seconds"]),
+        recorded_at=float(m["recorded_at"]),
+    )
