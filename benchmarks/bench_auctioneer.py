@@ -7,6 +7,8 @@ result. Prints one JSON object (and writes it to --out if given):
 - fig4: the double auction, 8 providers in the auction; the trusted auctioneer (1 process)
   and k = 1, 2, 3 with 3, 5, 8 providers executing, for n up to 10^4 users; `fig4_bar` is the
   issue's goal at n = 1000 (distributed ≤ 2× centralized and under 1 s);
+  `fig4_protocol_cpu` the same configurations in one process without sockets (what the
+  protocol itself costs, apart from transport and contention);
 - fig5: the VCG auction, 8 providers, p = 1 (trusted auctioneer), 2 (k = 3), 4 (k = 1) groups
   computing the Clarke payments; `fig5_speedups.headline` is the speed-up at the largest n
   whose centralized run took ≥ 10 s.
@@ -72,6 +74,8 @@ def main() -> None:
         rows = measure.fig4(fig4_users, rounds=fig4_rounds)
         result["fig4"] = rows
         result["fig4_bar"] = measure.fig4_bar(rows, 1000) if 1000 in fig4_users else None
+        # The protocol's own CPU, without sockets or other processes (same n as the bar).
+        result["fig4_protocol_cpu"] = measure.protocol_cpu(1000, rounds=fig4_rounds)
         print(f"fig4 done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.part in ("all", "fig5"):
         rows = measure.fig5(fig5_users, seeds=fig5_seeds, vcg_gap=args.fig5_gap)

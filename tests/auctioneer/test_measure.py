@@ -2,7 +2,7 @@
 
 import pytest
 
-from mercat.auctioneer.measure import fig4_bar, fig5_speedups
+from mercat.auctioneer.measure import fig4_bar, fig5_speedups, protocol_cpu
 
 
 def row(executing, k, seconds, busiest_cpu, users=1000):
@@ -52,3 +52,12 @@ def test_fig5_speed_ups_and_their_ceiling_on_few_cores():
     wide = fig5_speedups(rows, threshold=10.0, cpus=16)["headline"]
     assert wide["p4_speedup_ceiling_on_cpus"] == pytest.approx(3.5)
     assert fig5_speedups(rows, threshold=20.0, cpus=2)["headline"] is None
+
+
+def test_the_in_process_protocol_rows_deliver_every_round():
+    rows = protocol_cpu(20, rounds=2, configs=((1, 0), (3, 1)))
+    assert [(r["executing"], r["k"], r["ok_rounds"]) for r in rows] == [(1, 0, 2), (3, 1, 2)]
+    for r in rows:
+        assert r["cpu_seconds_per_provider"] * r["executing"] == pytest.approx(
+            r["cpu_seconds_per_round"]
+        )
