@@ -52,6 +52,7 @@ EXAMPLES = [
     (Abort(3, "timeout: no commit from p2"), "p1", PROVIDER),
     (Result(3, True, "", b"outcome bytes"), "p1", PROVIDER),
     (Result(3, False, "p2 aborted", b""), "p1", PROVIDER),
+    (Result(3, True, "", b"x", (("bids", 10), ("commit", 2_250))), "p1", PROVIDER),
 ]
 
 
@@ -122,6 +123,30 @@ def test_malformed_headers(change, error, words):
     from mercat.auctioneer.messages import _signed_bytes
 
     with pytest.raises(error, match=words):
+        decode([raw, frames[1], PROVIDER.sign(_signed_bytes(raw, frames[1]))], keys)
+
+
+@pytest.mark.parametrize(
+    "phases",
+    [
+        [["bids"]],
+        [["bids", -1]],
+        [["bids", 1.5]],
+        [["bids", True]],
+        [["Bids!", 1]],
+        [["bids", 2**53]],
+        [["p", 1]] * 9,
+        {"bids": 1},
+    ],
+)
+def test_malformed_phases_are_refused(phases):
+    from mercat.auctioneer.messages import _signed_bytes
+
+    frames = encode(Result(1, True, "", b"x", (("bids", 1),)), "p1", PROVIDER)
+    h = header(frames)
+    h["meta"]["phases"] = phases
+    raw = reencode(h)
+    with pytest.raises(MalformedMessageError, match="phase"):
         decode([raw, frames[1], PROVIDER.sign(_signed_bytes(raw, frames[1]))], keys)
 
 

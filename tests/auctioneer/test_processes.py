@@ -38,6 +38,11 @@ def test_rounds_over_tcp_equal_the_centralized_mechanism(cluster):
         assert result.ok, result.reason
         assert result.outcome == instance_for("double").centralized(bids, 0)
         assert set(result.results) == {"p1", "p2", "p3"}
+        for answer in result.results.values():  # each provider's milestones, in order
+            names = [name for name, _ in answer.phases]
+            assert names == ["bids", "commit", "reveal", "validate", "outcome"]
+            times = [us for _, us in answer.phases]
+            assert times == sorted(times) and times[-1] < 20e6
 
 
 def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster):

@@ -20,7 +20,15 @@ from mercat.errors import AuctioneerConfigError
 def test_records_round_trip_and_the_first_record_stands(tmp_path):
     bids = double_auction_bids(1, 40, 4)
     outcome = double_auction_outcome(bids, coin_seed=7)
-    delivered = RoundResult(3, outcome, "", bids, coin=2**255 + 11, seconds=0.25)
+    delivered = RoundResult(
+        3,
+        outcome,
+        "",
+        bids,
+        coin=2**255 + 11,
+        seconds=0.25,
+        phases=(("bids", 0.1), ("outcome", 0.3)),
+    )
     bottom = RoundResult(4, None, "timeout: no commit from p2", seconds=5.0)
     with ResultLog(f"sqlite:///{tmp_path}/r.db") as log:
         assert log.record("p1", delivered) and log.record("p1", bottom)
@@ -31,6 +39,7 @@ def test_records_round_trip_and_the_first_record_stands(tmp_path):
         again = got.result()
         assert again.outcome == outcome and again.coin == delivered.coin
         assert again.agreed is None and again.seconds == 0.25  # bids are not kept
+        assert again.phases == (("bids", 0.1), ("outcome", 0.3))
         assert log.get("p1", 4).result().reason == "timeout: no commit from p2"
         assert log.get("p1", 5) is None and log.get("p3", 3) is None
         assert [(r.provider, r.round) for r in log.rounds()] == [("p1", 4), ("p2", 4), ("p1", 3)]
@@ -69,6 +78,7 @@ def test_a_restarted_provider_answers_a_finished_round_from_its_log():
         assert row["provider"] == "p3" and row["outcome"] == "ok"
         assert row["digest"] == first.outcome.digest().hex()[:16]
         assert row["payments"] == pytest.approx(first.outcome.payments())
+        assert list(row["phases_ms"]) == ["bids", "commit", "reveal", "validate", "outcome"]
 
 
 def test_results_command_refuses_a_missing_log(tmp_path):

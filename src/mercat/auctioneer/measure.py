@@ -104,6 +104,7 @@ def run_config(
                     cluster.run_round(round_id, warm, cluster.round_timeout())
                     round_id += 1
             times, ok, equal = [], 0, True
+            phases: dict[str, list[float]] = {}
             # CPU over the whole batch: /proc counts in clock ticks (10 ms), too coarse
             # for one short round.
             before = _cpu(cluster)
@@ -115,6 +116,8 @@ def run_config(
                 times.append(time.perf_counter() - started)
                 round_id += 1
                 ok += result.ok
+                for name, seconds in slowest_phases(result.results.values()).items():
+                    phases.setdefault(name, []).append(seconds)
                 if verify and result.ok:
                     seed = published_seed(result.outcome)
                     equal &= result.outcome == _centralized(instance, bids, params, seed)
@@ -138,9 +141,23 @@ def run_config(
                     "seconds_all": times,
                     "cpu_seconds_all_providers_per_round": sum(used),
                     "cpu_seconds_busiest_provider_per_round": max(used),
+                    # When the slowest provider reached each milestone (median over rounds).
+                    "phase_seconds_median": {
+                        name: statistics.median(values) for name, values in phases.items()
+                    },
                 }
             )
     return rows
+
+
+def slowest_phases(results: Iterable[Any]) -> dict[str, float]:
+    """For each milestone of a round (`round.PHASES`), the seconds after which the slowest
+    provider reached it, from the timings the providers put in their Results."""
+    out: dict[str, float] = {}
+    for result in results:
+        for name, microseconds in result.phases:
+            out[name] = max(out.get(name, 0.0), microseconds / 1e6)
+    return out
 
 
 def fig4(

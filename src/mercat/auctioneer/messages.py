@@ -49,6 +49,8 @@ DOMAIN = b"mercat/auctioneer/1\x00"
 PROVIDER_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 CLIENT_KEY = re.compile(r"[0-9a-f]{64}")
 TASK_NAME = re.compile(r"[A-Za-z0-9_./:-]{1,100}")
+PHASE_NAME = re.compile(r"[a-z0-9_]{1,16}")
+MAX_PHASES = 8
 
 
 class Message:
@@ -233,17 +235,24 @@ class Result(Message):
     ok: bool
     reason: str
     outcome: bytes  # an encoded Outcome when ok, else empty
+    # (phase, microseconds since the round opened at the sender), for timing only: clients
+    # compare outcomes, never phases. Optional on the wire.
+    phases: tuple[tuple[str, int], ...] = ()
 
     def pack(self) -> tuple[dict[str, Any], bytes]:
-        return {"ok": self.ok, "reason": self.reason[:MAX_REASON]}, self.outcome
+        meta: dict[str, Any] = {"ok": self.ok, "reason": self.reason[:MAX_REASON]}
+        if self.phases:
+            meta["phases"] = [[name, int(us)] for name, us in self.phases]
+        return meta, self.outcome
 
     @classmethod
     def unpack(cls, round_id: int, meta: dict[str, Any], body: bytes) -> Result:
-        _keys(meta, {"ok", "reason"})
+        _keys(meta, {"ok", "reason", "phases"} if "phases" in meta else {"ok", "reason"})
         ok = _bool(meta, "ok")
         if not ok:
             _empty(body)
-        return cls(round_id, ok, _text(meta, "reason"), body)
+        phases = _phases(meta["phases"]) if "phases" in meta else ()
+        return cls(round_id, ok, _text(meta, "reason"), body, phases)
 
 
 KINDS: dict[str, type[Message]] = {
@@ -399,6 +408,27 @@ def _text(meta: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or len(value) > MAX_REASON:
         raise MalformedMessageError(f"{name} must be a string of at most {MAX_REASON} characters")
     return value
+
+
+def _phases(value: object) -> tuple[tuple[str, int], ...]:
+    """At most MAX_PHASES [name, microseconds] pairs: short names, integers in [0, 2^53)."""
+    if not isinstance(value, list) or len(value) > MAX_PHASES:
+        raise MalformedMessageError(f"phases must be a list of at most {MAX_PHASES} pairs")
+    out = []
+    for item in value:
+        ok = (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and PHASE_NAME.fullmatch(item[0]) is not None
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+            and 0 <= item[1] < 2**53
+        )
+        if not ok:
+            raise MalformedMessageError(f"a phase must be [name, microseconds], got {item!r}")
+        out.append((item[0], item[1]))
+    return tuple(out)
 
 
 def _empty(body: bytes) -> None:

@@ -267,6 +267,7 @@ class ProviderNode:
             rng=self.rng,
             offload=self.offload,
             cache=self.cache,
+            opened=rnd.opened,
         )
         started = loop.time()
         try:
@@ -323,7 +324,8 @@ class ProviderNode:
     def _reply_result(self, route: Any, result: RoundResult, payload: bytes | None = None) -> None:
         if payload is None:
             payload = result.outcome.encode() if result.outcome is not None else b""
-        message = Result(result.round, result.ok, result.reason, payload)
+        phases = tuple((name, round(seconds * 1e6)) for name, seconds in result.phases)
+        message = Result(result.round, result.ok, result.reason, payload, phases)
         self.transport.reply(route, self._frames("client", message))
 
     def _frames(self, to: str, message: Message) -> list[bytes]:

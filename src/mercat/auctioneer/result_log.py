@@ -9,10 +9,10 @@ the restarted provider answers from it, and an operator can audit what each prov
 output (`mercat auctioneer results`).
 
 What is kept per (provider, round): whether it delivered, the reason for ⊥, the encoded
-outcome (x, p) exactly as sent to the clients, the common coin (hex), the round's seconds
-and when it was recorded. The agreed bid vector is not kept (it can be 10^5 bids; the
-outcome names every bidder). A round is recorded once; a second record of the same round
-is ignored (the first is what the clients were told).
+outcome (x, p) exactly as sent to the clients, the common coin (hex), the round's seconds,
+its milestones (`round.PHASES`) and when it was recorded. The agreed bid vector is not
+kept (it can be 10^5 bids; the outcome names every bidder). A round is recorded once; a
+second record of the same round is ignored (the first is what the clients were told).
 
 The record is written just before the Result goes out, so whatever a client was told is on
 disk; on SQLite in WAL mode with synchronous=NORMAL
@@ -22,6 +22,7 @@ killed, not a power cut, and costs no fsync per round.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ results = Table(
     Column("outcome", LargeBinary, nullable=True),
     Column("coin", String(64), nullable=True),
     Column("seconds", Float, nullable=False),
+    Column("phases", Text, nullable=False),  # JSON [[phase, seconds since opened], ...]
     Column("recorded_at", Float, nullable=False),
 )
 
@@ -74,12 +76,15 @@ class LoggedRound:
     outcome: bytes | None
     coin: int | None
     seconds: float
+    phases: tuple[tuple[str, float], ...]
     recorded_at: float
 
     def result(self) -> RoundResult:
         """The provider's RoundResult (without the agreed bids, which are not kept)."""
         outcome = Outcome.decode(self.outcome) if self.outcome is not None else None
-        return RoundResult(self.round, outcome, self.reason, None, self.coin, self.seconds)
+        return RoundResult(
+            self.round, outcome, self.reason, None, self.coin, self.seconds, self.phases
+        )
 
 
 def default_log_url(peers_path: Path, provider: str) -> str:
@@ -123,6 +128,7 @@ class ResultLog:
             "outcome": encoded if outcome is not None else None,
             "coin": None if result.coin is None else f"{result.coin:064x}",
             "seconds": float(result.seconds),
+            "phases": json.dumps([[name, float(t)] for name, t in result.phases]),
             "recorded_at": time.time(),
         }
         try:
@@ -162,5 +168,6 @@ def _logged(row: object) -> LoggedRound:
         outcome=None if m["outcome"] is None else bytes(m["outcome"]),
         coin=None if m["coin"] is None else int(m["coin"], 16),
         seconds=float(m["seconds"]),
+        phases=tuple((str(name), float(t)) for name, t in json.loads(m["phases"])),
         recorded_at=float(m["recorded_at"]),
     )

@@ -145,6 +145,11 @@ class RoundInbox:
                 pass
 
 
+PHASES = ("bids", "commit", "reveal", "validate", "outcome")
+"""A round's milestones at one provider: bidding closed; every commitment, every reveal
+held; the input validated; the allocator's output."""
+
+
 @dataclass
 class RoundResult:
     """What a provider outputs for a round: the outcome, or ⊥ with the reason."""
@@ -155,6 +160,8 @@ class RoundResult:
     agreed: BidVector | None = None
     coin: int | None = None
     seconds: float = 0.0
+    # (phase, seconds since the round opened here) for each phase of PHASES it completed.
+    phases: tuple[tuple[str, float], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -180,8 +187,10 @@ class RoundContext:
         rng: np.random.Generator | None = None,
         offload: bool = False,
         cache: dict[tuple[bytes, str], Any] | None = None,
+        opened: float | None = None,
     ) -> None:
         self.me = me
+        self.opened = opened  # loop time the round opened here (phases count from it)
         self.round = round_id
         self.params = params
         self.inbox = inbox
@@ -249,6 +258,13 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
     RoundAbortedError (⊥) at the first failed check or missing message."""
     loop = asyncio.get_running_loop()
     started = loop.time()
+    opened = started if ctx.opened is None else ctx.opened
+    marks: list[tuple[str, float]] = [("bids", started - opened)]
+
+    def mark(phase: str) -> None:
+        marks.append((phase, loop.time() - opened))
+        log.debug("%s round %d: %s after %.4f s", me, r, phase, marks[-1][1])
+
     params, me, r, behavior = ctx.params, ctx.me, ctx.round, ctx.behavior
     providers = params.providers
     params_digest = params.digest()
@@ -276,7 +292,7 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
     ctx.inbox.put(me, commit_of[own])
     _send_by_report(ctx, reports, commit_of)
     got = await ctx.inbox.gather(Commit.kind, providers, ctx.deadline(params.phase_timeout))
-    log.debug("%s round %d: commitments after %.4f s", me, r, loop.time() - started)
+    mark("commit")
     held_commits: list[Commit] = [got[p] for p in providers]  # type: ignore[misc]
     for p, c in zip(providers, held_commits, strict=True):
         if c.params_digest != params_digest:
@@ -298,7 +314,7 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
             raise RoundAbortedError(f"{p}'s report does not open its commitment")
         if not common_coin.opens(c.coin_commitment, r, p, v.coin_share, v.coin_salt):
             raise RoundAbortedError(f"{p}'s coin share does not open its commitment")
-    log.debug("%s round %d: reveals after %.4f s", me, r, loop.time() - started)
+    mark("reveal")
     coin = common_coin.combine([v.coin_share for v in reveals])
     digests = {p: v.report_digest for p, v in zip(providers, reveals, strict=True)}
     if len(set(digests.values())) == 1:
@@ -323,14 +339,14 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
         ctx.broadcast(Validate(r, digest))
         got = await ctx.inbox.gather(Validate.kind, providers, ctx.deadline(params.phase_timeout))
         input_validation.check(digest, {p: m.digest for p, m in got.items()}, providers)  # type: ignore[attr-defined]
-    log.debug("%s round %d: input validated after %.4f s", me, r, loop.time() - started)
+    mark("validate")
 
     # The allocator: the mechanism's task graph.
     graph = instance_for(params.mechanism).graph(agreed, params, common_coin.mechanism_seed(coin))
     graph.check(providers, params.k)
     outcome = await task_graph.execute(graph, me, ctx, ctx.deadline(params.task_timeout), ctx.cache)
-    log.debug("%s round %d: outcome after %.4f s", me, r, loop.time() - started)
-    return RoundResult(r, outcome, "", agreed, coin, loop.time() - started)
+    mark("outcome")
+    return RoundResult(r, outcome, "", agreed, coin, loop.time() - started, tuple(marks))
 
 
 def _send_by_report(

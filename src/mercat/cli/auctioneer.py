@@ -322,6 +322,7 @@ def results(
             "digest": outcome.digest().hex()[:16] if outcome is not None else "",
         }
         if as_json:
+            entry["phases_ms"] = {name: 1000 * t for name, t in row.phases}
             entry["coin"] = None if row.coin is None else f"{row.coin:064x}"
             entry["facts"] = outcome.facts if outcome is not None else {}
             entry["payments"] = outcome.payments() if outcome is not None else {}
