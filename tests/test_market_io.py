@@ -114,6 +114,9 @@ def test_file_errors_name_the_file(tmp_path):
         load_market(bad)
     with pytest.raises(InvalidMarketError, match="cannot read market file"):
         load_market(tmp_path / "missing.json")
+    bad.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InvalidMarketError, match=r"bad.json' is not UTF-8 text \(byte 0"):
+        load_market(bad)
 
 
 def test_the_documented_example_is_the_example_file():

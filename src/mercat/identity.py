@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
 import nacl.signing
 
-from mercat.errors import BadSignatureError, MalformedMessageError
+from mercat.errors import BadSignatureError, InvalidParameterError, MalformedMessageError
 
 PUBLIC_KEY_HEX_LEN = 64
 SIGNATURE_LEN = 64
@@ -102,6 +104,23 @@ class Keypair:
             return cls(bytes.fromhex(seed_hex.strip()))
         except ValueError as exc:
             raise MalformedMessageError("a key file holds 64 hex digits (the seed)") from exc
+
+    @classmethod
+    def from_file(cls, path: str | PathLike[str]) -> Keypair:
+        """The key in a key file (64 hex digits, the seed); InvalidParameterError naming
+        the file if it cannot be read or does not hold a key."""
+        try:
+            text = Path(path).read_text(encoding="ascii")
+        except FileNotFoundError:
+            raise InvalidParameterError(f"key file {path} does not exist") from None
+        except OSError as exc:
+            raise InvalidParameterError(f"key file {path} cannot be read: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise InvalidParameterError(f"key file {path} holds binary data, not hex") from None
+        try:
+            return cls.from_hex(text)
+        except MalformedMessageError as exc:
+            raise InvalidParameterError(f"key file {path}: {exc}") from None
 
     @property
     def public(self) -> str:

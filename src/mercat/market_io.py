@@ -211,6 +211,10 @@ def load_market(path: str | Path) -> Market:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidMarketError(f"cannot read market file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidMarketError(
+            f"market file {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
     try:
         return loads_market(text)
     except InvalidMarketError as exc:

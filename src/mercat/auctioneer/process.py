@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mercat.auctioneer.config import load_peers
 from mercat.auctioneer.node import ProviderNode
-from mercat.errors import AuctioneerConfigError, MalformedMessageError
+from mercat.errors import AuctioneerConfigError, InvalidParameterError
 from mercat.identity import Keypair
 
 #: Seconds a provider asked to stop waits for a computation in flight before it exits anyway.
@@ -28,11 +28,9 @@ STOP_GRACE_SECONDS = 1.0
 def load_key(path: Path) -> Keypair:
     """A key file holds the 32-byte Ed25519 seed as 64 hex digits."""
     try:
-        return Keypair.from_hex(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuctioneerConfigError(f"key file {path} does not exist") from None
-    except (OSError, MalformedMessageError) as exc:
-        raise AuctioneerConfigError(f"key file {path}: {exc}") from None
+        return Keypair.from_file(path)
+    except InvalidParameterError as exc:
+        raise AuctioneerConfigError(str(exc)) from None
 
 
 def default_key_path(peers_path: Path, provider: str) -> Path:

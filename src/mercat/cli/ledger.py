@@ -59,7 +59,7 @@ def init(
         find_mechanism(mechanism).rule(initial_stake, target, penalty), unit
     )
     if operator_key.exists():
-        key = Keypair.from_hex(operator_key.read_text())
+        key = Keypair.from_file(operator_key)
     else:
         key = Keypair.generate()
         operator_key.touch(mode=0o600)
