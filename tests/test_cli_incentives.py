@@ -98,6 +98,7 @@ def test_simulate_collective_json_matches_the_library():
         (["simulate", "collective", "--runs", "0"], "runs"),
         (["simulate", "collective", "--engine", "gpu"], "engine"),
         (["reproduce", "fig99"], "unknown experiment 'fig99'"),
+        (["reproduce", "fig3", "--quick", "--out", __file__], "cannot hold the report"),
     ],
 )
 def test_bad_input_gives_a_message_and_exit_code_2(args, message):

@@ -49,9 +49,13 @@ def test_records_round_trip_and_the_first_record_stands(tmp_path):
         assert reopened.get("p1", 3).result().outcome == outcome
 
 
-def test_a_bad_log_url_is_refused():
+def test_a_bad_log_url_is_refused(tmp_path):
     with pytest.raises(AuctioneerConfigError, match="result log 'nope' cannot be opened"):
         ResultLog("nope")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 200)
+    with pytest.raises(AuctioneerConfigError, match="cannot be opened: file is not a database"):
+        ResultLog(f"sqlite:///{notes}")
 
 
 def test_a_restarted_provider_answers_a_finished_round_from_its_log():

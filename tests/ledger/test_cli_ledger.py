@@ -56,12 +56,15 @@ def test_errors_are_one_line_and_exit_2(tmp_path):
     code, out = _run("accounts", "--url", f"sqlite:///{tmp_path}/none.db")
     assert code == 2 and "mercat ledger init" in out and "Traceback" not in out
     assert not (tmp_path / "none.db").exists()  # a mistyped path leaves no empty store behind
-    # A URL that is not one, a dialect that is not installed, a server that is not there:
-    # one line each, the password hidden.
+    # A URL that is not one, a dialect that is not installed, a server that is not there, a
+    # file that is no database: one line each, the password hidden.
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("not a database, just notes\n" * 200)
     for url, words in (
         ("notaurl", "not a usable database URL: 'notaurl'"),
         ("foo://x", "not a usable database URL: 'foo://x'"),
-        ("postgresql+psycopg://me:secret@127.0.0.1:1/db", "cannot reach the ledger store"),
+        ("postgresql+psycopg://me:secret@127.0.0.1:1/db", "cannot open the ledger store"),
+        (f"sqlite:///{not_a_db}", "file is not a database"),
     ):
         code, out = _run("accounts", "--url", url)
         assert code == 2 and words in " ".join(out.split()) and "Traceback" not in out, out

@@ -40,7 +40,7 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.round import RoundResult
@@ -102,8 +102,11 @@ class ResultLog:
         try:
             self.engine = make_engine(url, durable=False)
             metadata.create_all(self.engine)
-        except (LedgerUnavailableError, OperationalError) as exc:
+        except LedgerUnavailableError as exc:
             raise AuctioneerConfigError(f"result log {url!r} cannot be opened: {exc}") from None
+        except DatabaseError as exc:  # a server that is not there, a file that is no database
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            raise AuctioneerConfigError(f"result log {url!r} cannot be opened: {first}") from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -25,10 +25,18 @@ def reproduce(
     as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
 ) -> None:
     """Reproduce a figure or table of the seeds into CSV, PNG and the HTML report."""
+    from mercat.errors import InvalidParameterError
     from mercat.report import experiments as registry
     from mercat.report.html import write_report
 
     names = list(registry.experiments()) if name == "all" else [registry.get(name).name]
+    # Before any experiment runs (some take minutes): the report must have somewhere to go.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"--out {str(out)!r} cannot hold the report: {exc.strerror}"
+        ) from None
     context = registry.ExperimentContext(
         out_dir=out, quick=quick, runs=runs, seed=seed, show_progress=not as_json
     )

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, inspect, literal, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 
 from mercat.errors import (
     AlreadyExistsError,
@@ -114,7 +114,7 @@ class Ledger:
         self.engine = make_engine(url, durable=durable)
         try:
             present = inspect(self.engine).has_table("ledger_meta")
-        except OperationalError as exc:
+        except DatabaseError as exc:  # unreachable server, or a file that is no database
             self.engine.dispose()
             raise unavailable(url, exc) from None
         if not present:
@@ -140,7 +140,7 @@ class Ledger:
         try:
             try:
                 upgrade(engine)
-            except OperationalError as exc:
+            except DatabaseError as exc:
                 raise unavailable(url, exc) from None
 
             def configure(tx: Txn) -> None:

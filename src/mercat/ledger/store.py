@@ -56,12 +56,13 @@ def make_engine(url: str, *, pool_size: int = 8, durable: bool = True) -> Engine
         ) from None
 
 
-def unavailable(url: str, exc: OperationalError) -> LedgerUnavailableError:
-    """The error for a store that cannot be reached: the driver's first line, no password."""
+def unavailable(url: str, exc: DBAPIError) -> LedgerUnavailableError:
+    """The error for a store that cannot be opened (a server that is not there, a file that
+    is not a database): the driver's first line, no password."""
     text = str(exc.orig or exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     safe = make_url(url).render_as_string(hide_password=True)
-    return LedgerUnavailableError(f"cannot reach the ledger store at {safe}: {first}")
+    return LedgerUnavailableError(f"cannot open the ledger store at {safe}: {first}")
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
