@@ -156,3 +156,10 @@ def test_compiled_dp_equals_its_numpy_twin(x, f, target, horizon, inclusive, cla
     problem = r.RuinProblem(x, f, target, horizon, inclusive=inclusive, claims=claims)
     fast, ref = r.ruin_exact(problem), r.ruin_exact_reference(problem)
     assert np.allclose(fast.curve, ref.curve, rtol=1e-12, atol=1e-15)
+
+
+def test_a_stake_beyond_any_failure_count_is_never_ruined():
+    # k_max would not fit in 64 bits; n tasks fail at most n times, so it is capped at n.
+    problem = r.RuinProblem(stake_ratio=1e308, failure_rate=0.1, task_target=0.05, horizon=50)
+    assert problem.max_failures(np.array([1, 10, 50])).tolist() == [1, 10, 50]
+    assert r.ruin_probability(problem, "exact").probability == 0.0

@@ -117,10 +117,12 @@ class RuinProblem:
         b = reward.numerator * (den // reward.denominator)
         cc = c.numerator * (den // c.denominator)
         n = [int(v) for v in np.asarray(n_tasks).ravel()]
+        # n tasks fail at most n times, so k_max is capped at n: a huge stake (k_max beyond
+        # int64) then reads as "never ruined", which it is.
         if self.inclusive:  # largest k with k·cc < a + n·b
-            out = [-((-(a + m * b)) // cc) - 1 for m in n]
+            out = [min(-((-(a + m * b)) // cc) - 1, m) for m in n]
         else:  # largest k with k·cc <= a + n·b
-            out = [(a + m * b) // cc for m in n]
+            out = [min((a + m * b) // cc, m) for m in n]
         return np.maximum(np.array(out, dtype=np.int64), -1).reshape(np.shape(n_tasks))
 
     def drift_and_variance(self) -> tuple[float, float]:
