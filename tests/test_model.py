@@ -45,6 +45,8 @@ def test_a_valid_market_keeps_its_parts_as_tuples():
         ({"requests": (Request("t1", -2.0, (1.0,)),)}, "value of request 't1'"),
         ({"requests": (Request("t1", 2.0, (1.0, 2.0)),)}, "has 2 entries but the market has 1"),
         ({"requests": (Request("t1", float("nan"), (1.0,)),)}, "finite"),
+        ({"requests": (Request("t1", 1e308, (1.0,)),)}, r"at most 1e\+15 in magnitude"),
+        ({"nodes": (Node("n1", cost=2e15, capacity=(1.0,), unit_costs=(0.0,)),)}, "1e\\+15"),
         ({"requests": (Request("t1", "2", (1.0,)),)}, "must be a number"),
         ({"requests": (Request("t1", True, (1.0,)),)}, "must be a number"),
         ({"requests": (Request("", 1.0, (1.0,)),)}, "non-empty string"),

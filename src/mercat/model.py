@@ -321,11 +321,22 @@ def _coerce(obj: Request | Node, vectors: tuple[str, ...]) -> None:
         object.__setattr__(obj, "capabilities", frozenset(obj.capabilities))
 
 
+MAX_AMOUNT = 1e15
+"""The largest magnitude of a value, cost, demand or capacity (infinite capacities aside).
+Beyond it float64 sums of a market's amounts lose the 1e-9 relative precision that welfare
+comparisons and the solvers' tolerances rely on (2^53 ≈ 9·10^15), and extreme values
+overflow sums outright."""
+
+
 def _number(what: str, value: object, *, minimum: float | None = 0.0, inf_ok: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidMarketError(f"{what} must be a number, got {value!r}")
     if math.isnan(value) or (math.isinf(value) and not inf_ok):
         raise InvalidMarketError(f"{what} must be finite, got {value!r}")
+    if math.isfinite(value) and abs(value) > MAX_AMOUNT:
+        raise InvalidMarketError(
+            f"{what} must be at most {MAX_AMOUNT:g} in magnitude, got {value!r}"
+        )
     if minimum is not None and value < minimum:
         raise InvalidMarketError(f"{what} must be >= {minimum:g}, got {value!r}")
 
