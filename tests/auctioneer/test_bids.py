@@ -41,11 +41,13 @@ def test_parse_and_reject():
 
 
 def test_bid_problem_is_the_rule_valid_mask_applies():
+    # f, g, h: amounts beyond the market model's bound (10^15), alone or as a product; they
+    # would overflow the allocator's sums, so they are ⊥, not a reason to fail the round.
     v = BidVector(
-        ["a", "b", "c", "d", "e"],
-        np.array([BUY, SELL, 2, BUY, BUY], np.uint8),
-        np.array([1.0, 0.0, 1.0, math.inf, 1.0]),
-        np.array([1.0, 1.0, 1.0, 1.0, 0.0]),
+        ["a", "b", "c", "d", "e", "f", "g", "h"],
+        np.array([BUY, SELL, 2, BUY, BUY, BUY, SELL, BUY], np.uint8),
+        np.array([1.0, 0.0, 1.0, math.inf, 1.0, 1e308, 1.0, 1e8]),
+        np.array([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 2e15, 1e8]),
     )
     expected = [
         bid_problem(int(s), float(p), float(q))
@@ -54,9 +56,10 @@ def test_bid_problem_is_the_rule_valid_mask_applies():
     assert (
         v.valid_mask().tolist()
         == [e is None for e in expected]
-        == [True, True, False, False, False]
+        == [True, True, False, False, False, False, False, False]
     )
     assert v.valid().ids == ("a", "b")
+    assert "at most 1e+15" in expected[5]
 
 
 def test_two_bids_of_one_bidder_are_refused():

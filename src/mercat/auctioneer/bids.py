@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from mercat.errors import InvalidParameterError, MalformedMessageError
+from mercat.model import MAX_AMOUNT
 
 BUY, SELL = 0, 1
 SIDES = {"buy": BUY, "sell": SELL}
@@ -46,6 +47,13 @@ def bid_problem(side: int, price: float, quantity: float) -> str | None:
         return f"price must be finite and >= 0, got {price!r}"
     if not (math.isfinite(quantity) and quantity > 0):
         return f"quantity must be finite and > 0, got {quantity!r}"
+    # The market model's bound on amounts: one absurd bid must not overflow the allocator's
+    # sums and take the whole round down; it is ⊥ (excluded) instead.
+    if price > MAX_AMOUNT or quantity > MAX_AMOUNT or price * quantity > MAX_AMOUNT:
+        return (
+            f"price, quantity and price × quantity must be at most {MAX_AMOUNT:g}, "
+            f"got {price!r} × {quantity!r}"
+        )
     return None
 
 
@@ -201,8 +209,9 @@ class BidVector:
     def valid_mask(self) -> np.ndarray:
         """True where a bid is valid (`bid_problem` is None), vectorised."""
         p, q = self.price, self.quantity
-        with np.errstate(invalid="ignore"):
-            return (self.side <= SELL) & np.isfinite(p) & (p >= 0) & np.isfinite(q) & (q > 0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sane = (self.side <= SELL) & np.isfinite(p) & (p >= 0) & np.isfinite(q) & (q > 0)
+            return sane & (p <= MAX_AMOUNT) & (q <= MAX_AMOUNT) & (p * q <= MAX_AMOUNT)
 
     def valid(self) -> BidVector:
         """The vector with invalid bids replaced by ⊥ (removed)."""

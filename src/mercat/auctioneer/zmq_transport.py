@@ -30,7 +30,6 @@ from mercat.errors import AuctioneerConfigError
 log = logging.getLogger("mercat.auctioneer.zmq")
 SEND_HWM = 10_000
 ZERO_COPY_BYTES = 256 * 1024
-DRAIN_BATCH = 64  # at most this many queued messages taken per wake-up of a reader
 
 
 class ZmqTransport(Transport):
@@ -49,7 +48,6 @@ class ZmqTransport(Transport):
         self.router: zmq.asyncio.Socket | None = None
         self.dealers: dict[str, zmq.asyncio.Socket] = {}
         self._names: dict[zmq.asyncio.Socket, str] = {}
-        self._plain: dict[zmq.asyncio.Socket, zmq.Socket[bytes]] = {}
         self._inbox: asyncio.Queue[Received] | None = None
         self._readers: list[asyncio.Task[None]] = []
         self.dropped = 0
@@ -74,18 +72,16 @@ class ZmqTransport(Transport):
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)
         sock.setsockopt(zmq.SNDHWM, SEND_HWM)
         sock.setsockopt(zmq.RCVHWM, SEND_HWM)
-        self._plain[sock] = zmq.Socket.shadow(sock.underlying)
         return sock
 
     def _send(self, sock: zmq.asyncio.Socket, frames: Sequence[bytes], what: str) -> None:
         # Zero-copy sends cost about 0.3 ms a frame here (pyzmq's reference tracking); copying
         # is cheaper up to tens of kilobytes, so only large messages go without a copy.
         big = sum(len(f) for f in frames) > ZERO_COPY_BYTES
-        # Sends never wait, so they go through the plain socket that shadows the asyncio
-        # one: the asyncio socket would make (and at once resolve) a Future per message.
-        try:
-            self._plain[sock].send_multipart(frames, flags=zmq.NOBLOCK, copy=not big)
-        except zmq.ZMQError as error:
+        future = sock.send_multipart(list(frames), flags=zmq.NOBLOCK, copy=not big)
+        # With NOBLOCK, pyzmq's asyncio socket resolves the future at once.
+        error = future.exception() if future.done() else None
+        if error is not None:
             self.dropped += 1
             log.warning("zeromq: message to %s dropped (%s)", what, error)
 
@@ -120,24 +116,15 @@ class ZmqTransport(Transport):
 
     async def _read(self, sock: zmq.asyncio.Socket, name: str | None) -> None:
         assert self._inbox is not None
-        plain = self._plain[sock]
         while True:
             try:
-                batch = [await sock.recv_multipart()]
-                # Messages arrive in bursts (m-1 peers answer a phase at once): take what
-                # is queued already without a Future each.
-                while len(batch) < DRAIN_BATCH:
-                    try:
-                        batch.append(plain.recv_multipart(zmq.NOBLOCK))
-                    except zmq.Again:
-                        break
+                parts = await sock.recv_multipart()
             except (zmq.ZMQError, asyncio.CancelledError):
                 return
-            for parts in batch:
-                if name is None:
-                    self._inbox.put_nowait(Received(parts[1:], ("router", parts[0])))
-                else:
-                    self._inbox.put_nowait(Received(parts, ("dealer", name)))
+            if name is None:
+                self._inbox.put_nowait(Received(parts[1:], ("router", parts[0])))
+            else:
+                self._inbox.put_nowait(Received(parts, ("dealer", name)))
 
     async def aclose(self) -> None:
         readers, self._readers = self._readers, []
