@@ -136,8 +136,8 @@ def balance(
 @app.command()
 def journal(
     url: str | None = UrlOption,
-    limit: int = typer.Option(50, help="At most this many entries."),
-    after: int = typer.Option(0, help="Only entries with a larger id."),
+    limit: int = typer.Option(50, min=1, help="At most this many entries."),
+    after: int = typer.Option(0, min=0, help="Only entries with a larger id."),
     as_json: bool = JsonOption,
 ) -> None:
     """The journal, oldest first: each accepted message and its postings."""
