@@ -258,14 +258,14 @@ async def run_protocol(ctx: RoundContext, received: BidVector) -> RoundResult:
     RoundAbortedError (⊥) at the first failed check or missing message."""
     loop = asyncio.get_running_loop()
     started = loop.time()
+    params, me, r, behavior = ctx.params, ctx.me, ctx.round, ctx.behavior
     opened = started if ctx.opened is None else ctx.opened
     marks: list[tuple[str, float]] = [("bids", started - opened)]
 
-    def mark(phase: str) -> None:
+    def mark(phase: str) -> None:  # a milestone of PHASES, in seconds since the round opened
         marks.append((phase, loop.time() - opened))
         log.debug("%s round %d: %s after %.4f s", me, r, phase, marks[-1][1])
 
-    params, me, r, behavior = ctx.params, ctx.me, ctx.round, ctx.behavior
     providers = params.providers
     params_digest = params.digest()
 
