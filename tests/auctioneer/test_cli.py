@@ -39,6 +39,9 @@ def test_local_runs_rounds_survives_a_crash_and_reports_json():
     assert data["summary"]["all_match_centralized"] is True
     assert data["rounds"][1]["seconds"] < 6.0  # ⊥ within the providers' timeouts
     assert data["summary"]["vcg_gap"] is None  # a double auction has no gap
+    milestones = data["rounds"][0]["phases"]  # the slowest provider's, in seconds
+    assert list(milestones) == ["bids", "commit", "reveal", "validate", "outcome"]
+    assert milestones["outcome"] <= data["rounds"][0]["seconds"]
 
 
 def test_local_vcg_proves_small_markets_and_certifies_large_ones():

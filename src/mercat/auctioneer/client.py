@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mercat.auctioneer.bids import BidVector
@@ -55,6 +55,16 @@ def decide_outcome(
         return Outcome.decode(first), ""
     except MalformedMessageError as exc:
         return None, f"undecodable outcome: {exc}"
+
+
+def slowest_phases(results: Iterable[Result]) -> dict[str, float]:
+    """For each milestone of a round (`round.PHASES`), the seconds after which the slowest
+    provider reached it, from the timings the providers put in their Results."""
+    out: dict[str, float] = {}
+    for result in results:
+        for name, microseconds in result.phases:
+            out[name] = max(out.get(name, 0.0), microseconds / 1e6)
+    return out
 
 
 class BidderClient:

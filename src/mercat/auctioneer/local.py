@@ -244,6 +244,8 @@ class LocalRound:
     matches_centralized: bool | None  # None: not checked
     winners: int
     note: str = ""
+    # When the slowest provider reached each milestone (round.PHASES), seconds.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 EXACT_VCG_USERS = 125  # the largest n whose VCG proof takes seconds (docs/vcg.md)
@@ -281,6 +283,7 @@ def run_local(
     `crash_round`: before that round the last provider is killed (SIGKILL); the round must
     end in ⊥ within the providers' timeouts; the provider is then restarted and the next
     round must work again."""
+    from mercat.auctioneer.client import slowest_phases
     from mercat.auctioneer.instances import instance_for, published_seed
     from mercat.auctioneer.workloads import bids_for
 
@@ -315,7 +318,8 @@ def run_local(
                 seed = published_seed(result.outcome)
                 matches = result.outcome == instance.centralized(bids, seed, params)
             winners = len(set(result.outcome.buyer.tolist())) if result.outcome else 0
-            entry = LocalRound(r, result.ok, result.reason, seconds, matches, winners, note)
+            phases = slowest_phases(result.results.values())
+            entry = LocalRound(r, result.ok, result.reason, seconds, matches, winners, note, phases)
             out.append(entry)
             if on_round is not None:
                 on_round(entry)

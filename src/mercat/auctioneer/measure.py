@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from mercat.auctioneer.client import slowest_phases
 from mercat.auctioneer.config import ProtocolParams
 from mercat.auctioneer.instances import instance_for, published_seed
 from mercat.auctioneer.local import LocalCluster
@@ -148,16 +149,6 @@ def run_config(
                 }
             )
     return rows
-
-
-def slowest_phases(results: Iterable[Any]) -> dict[str, float]:
-    """For each milestone of a round (`round.PHASES`), the seconds after which the slowest
-    provider reached it, from the timings the providers put in their Results."""
-    out: dict[str, float] = {}
-    for result in results:
-        for name, microseconds in result.phases:
-            out[name] = max(out.get(name, 0.0), microseconds / 1e6)
-    return out
 
 
 def fig4(

@@ -22,6 +22,8 @@ from mercat.cli._output import console, err_console, print_json, print_table
 from mercat.errors import AuctioneerConfigError
 
 app = typer.Typer()
+# `auctioneer local`'s table: column -> milestone of mercat.auctioneer.round.PHASES
+MILESTONE_COLUMNS = (("committed", "commit"), ("revealed", "reveal"), ("allocated", "outcome"))
 group = typer.Typer(
     help="The distributed auctioneer: peers files, local clusters, deviation trials."
 )
@@ -277,9 +279,14 @@ def local(
             {
                 "round": r.round,
                 "outcome": "ok" if r.ok else "⊥",
-                "ms": r.seconds * 1000,
+                "ms": round(r.seconds * 1000, 1),
                 "= centralized": "-" if r.matches_centralized is None else r.matches_centralized,
                 "winners": r.winners,
+                # the slowest provider's milestones (ms): where the round's time went
+                **{
+                    column: round(1000 * r.phases[phase], 1) if phase in r.phases else "-"
+                    for column, phase in MILESTONE_COLUMNS
+                },
                 "note": r.note or r.reason,
             }
             for r in rows
