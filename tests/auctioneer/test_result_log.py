@@ -49,6 +49,25 @@ def test_records_round_trip_and_the_first_record_stands(tmp_path):
         assert reopened.get("p1", 3).result().outcome == outcome
 
 
+def test_the_log_keeps_the_latest_rounds_it_is_asked_to(tmp_path, monkeypatch):
+    from mercat.auctioneer import result_log
+
+    monkeypatch.setattr(result_log, "PRUNE_EVERY", 4)
+    with ResultLog(f"sqlite:///{tmp_path}/r.db", keep=3) as log:
+        for r in range(10):
+            log.record("p1", RoundResult(r, None, f"round {r}"))
+            log.record("p2", RoundResult(r, None, f"round {r}"))
+        kept = {(row.provider, row.round) for row in log.rounds(limit=100)}
+        # 20 records, pruned after every 4th: the last prune (after p2's round 9) left
+        # each provider's 3 newest
+        assert kept == {(p, r) for p in ("p1", "p2") for r in (7, 8, 9)}
+        log.record("p1", RoundResult(10, None, "round 10"))
+        assert log.prune("p1") == 1 and [row.round for row in log.rounds("p1")] == [10, 9, 8]
+        assert [row.round for row in log.rounds("p2")] == [9, 8, 7]
+    with pytest.raises(AuctioneerConfigError, match="keep must be an integer >= 1"):
+        ResultLog(f"sqlite:///{tmp_path}/r.db", keep=0)
+
+
 def test_a_bad_log_url_is_refused(tmp_path):
     with pytest.raises(AuctioneerConfigError, match="result log 'nope' cannot be opened"):
         ResultLog("nope")

@@ -46,12 +46,14 @@ def run_provider(
     bind: str | None = None,
     log_level: str = "WARNING",
     results: str | None = None,
+    results_keep: int | None = None,
 ) -> None:
     """Serve as provider `provider` until SIGTERM/SIGINT. Raises AuctioneerConfigError on a
     bad peers file, a missing key or a key that is not the one the peers file lists.
 
     `results`: the result log's URL (default `<peers folder>/<id>.results.db`; "none": no
-    log, finished rounds are then remembered in memory only)."""
+    log, finished rounds are then remembered in memory only); `results_keep`: at most that
+    many rounds in it (None: all)."""
     from mercat.auctioneer.result_log import ResultLog, default_log_url
     from mercat.auctioneer.zmq_transport import ZmqTransport
 
@@ -69,7 +71,7 @@ def run_provider(
     )
     if results is None:
         results = default_log_url(peers_path, provider)
-    result_log = None if results == "none" else ResultLog(results)
+    result_log = None if results == "none" else ResultLog(results, keep=results_keep)
     transport = ZmqTransport(
         {p.id: p.address for p in peers.peers if p.id != provider},
         bind=bind or me.address,
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--results", help="result log URL (default: beside the peers file)")
+    parser.add_argument("--results-keep", type=int, help="keep only this many rounds in it")
     args = parser.parse_args(argv)
     try:
         run_provider(
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             bind=args.bind,
             log_level=args.log_level,
             results=args.results,
+            results_keep=args.results_keep,
         )
     except AuctioneerConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

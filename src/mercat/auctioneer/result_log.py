@@ -37,6 +37,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
 )
@@ -63,6 +64,7 @@ results = Table(
 
 
 _INSERT = insert(results)
+PRUNE_EVERY = 64  # records between two prunes (a prune is one DELETE with a subquery)
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,16 @@ def default_log_url(peers_path: Path, provider: str) -> str:
 class ResultLog:
     """The log at `url` (created on first use)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, keep: int | None = None) -> None:
+        """`keep`: at most this many rounds per provider, the most recently recorded (None:
+        all). An outcome at n = 1000 is 35 KB, so a market that never prunes grows by
+        about 3.5 GB per 10^5 rounds; pruning runs every PRUNE_EVERY records."""
         from mercat.ledger.store import make_engine
 
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise AuctioneerConfigError(f"keep must be an integer >= 1 (or None), got {keep!r}")
+        self.keep = keep
+        self._since_prune = 0
         self.url = url
         try:
             self.engine = make_engine(url, durable=False)
@@ -140,7 +149,37 @@ class ResultLog:
                 connection.execute(_INSERT, row)
         except IntegrityError:
             return False
+        self._since_prune += 1
+        if self.keep is not None and self._since_prune >= PRUNE_EVERY:
+            self.prune()
         return True
+
+    def prune(self, provider: str | None = None) -> int:
+        """Delete each provider's rounds (or one provider's) beyond the `keep` most recently
+        recorded; returns how many went."""
+        self._since_prune = 0
+        if self.keep is None:
+            return 0
+        removed = 0
+        with self.engine.begin() as connection:
+            if provider is None:
+                providers = list(
+                    connection.execute(select(results.c.provider).distinct()).scalars()
+                )
+            else:
+                providers = [provider]
+            for name in providers:
+                newest = (
+                    select(results.c.round)
+                    .where(results.c.provider == name)
+                    .order_by(results.c.recorded_at.desc(), results.c.round.desc())
+                    .limit(self.keep)
+                )
+                stale = delete(results).where(
+                    results.c.provider == name, results.c.round.not_in(newest.scalar_subquery())
+                )
+                removed += int(connection.execute(stale).rowcount or 0)
+        return removed
 
     def get(self, provider: str, round_id: int) -> LoggedRound | None:
         query = select(results).where(results.c.provider == provider, results.c.round == round_id)

@@ -45,11 +45,23 @@ def provider(
         "--results",
         help="Result log URL (default: sqlite:///<peers folder>/ID.results.db; 'none': off).",
     ),
+    results_keep: int | None = typer.Option(
+        None, "--results-keep", min=1, help="Keep only this many rounds in the log (default: all)."
+    ),
 ) -> None:
     """Run one provider of the distributed auctioneer until SIGTERM or Ctrl-C."""
     from mercat.auctioneer.process import run_provider
 
-    run_provider(peers, id, key_path=key, k=k, bind=bind, log_level=log_level, results=results)
+    run_provider(
+        peers,
+        id,
+        key_path=key,
+        k=k,
+        bind=bind,
+        log_level=log_level,
+        results=results,
+        results_keep=results_keep,
+    )
 
 
 @app.command()
