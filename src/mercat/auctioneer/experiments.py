@@ -16,7 +16,7 @@ from mercat.progress import progress_bar
 from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
 
-FULL = {"fig4_users": [100, 300, 1000, 3000, 10000], "fig4_rounds": 30, "fig5_users": [100, 125],
+FULL = {"fig4_users": [100, 300, 1000, 3000, 10000], "fig4_rounds": 100, "fig5_users": [100, 125],
         "trials": 5, "trial_mechanisms": ("double", "vcg", "double-coin")}  # fmt: skip
 QUICK = {"fig4_users": [100, 1000, 3000], "fig4_rounds": 3, "fig5_users": [20, 30],
          "trials": 1, "trial_mechanisms": ("double",)}  # fmt: skip
