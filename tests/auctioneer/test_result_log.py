@@ -15,9 +15,18 @@ from mercat.auctioneer.round import RoundResult
 from mercat.auctioneer.workloads import double_auction_bids
 from mercat.cli import app
 from mercat.errors import AuctioneerConfigError
+from tests.ledger.conftest import pg_url, postgres  # noqa: F401 - fixtures: a PG server
 
 
-def test_records_round_trip_and_the_first_record_stands(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request, tmp_path) -> str:
+    """SQLite by default, PostgreSQL for scale: the log runs once on each."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/r.db"
+    return request.getfixturevalue("pg_url")
+
+
+def test_records_round_trip_and_the_first_record_stands(log_url):
     bids = double_auction_bids(1, 40, 4)
     outcome = double_auction_outcome(bids, coin_seed=7)
     delivered = RoundResult(
@@ -30,7 +39,7 @@ def test_records_round_trip_and_the_first_record_stands(tmp_path):
         phases=(("bids", 0.1), ("outcome", 0.3)),
     )
     bottom = RoundResult(4, None, "timeout: no commit from p2", seconds=5.0)
-    with ResultLog(f"sqlite:///{tmp_path}/r.db") as log:
+    with ResultLog(log_url) as log:
         assert log.record("p1", delivered) and log.record("p1", bottom)
         assert not log.record("p1", RoundResult(3, None, "a second try"))  # ignored
         assert log.record("p2", bottom)  # another provider's row
@@ -45,15 +54,15 @@ def test_records_round_trip_and_the_first_record_stands(tmp_path):
         assert [(r.provider, r.round) for r in log.rounds()] == [("p1", 4), ("p2", 4), ("p1", 3)]
         assert [r.round for r in log.rounds(provider="p1", limit=1)] == [4]
         assert [r.provider for r in log.rounds(round_id=4)] == ["p1", "p2"]
-    with ResultLog(f"sqlite:///{tmp_path}/r.db") as reopened:  # on disk, not in memory
+    with ResultLog(log_url) as reopened:  # on disk, not in memory
         assert reopened.get("p1", 3).result().outcome == outcome
 
 
-def test_the_log_keeps_the_latest_rounds_it_is_asked_to(tmp_path, monkeypatch):
+def test_the_log_keeps_the_latest_rounds_it_is_asked_to(log_url, tmp_path, monkeypatch):
     from mercat.auctioneer import result_log
 
     monkeypatch.setattr(result_log, "PRUNE_EVERY", 4)
-    with ResultLog(f"sqlite:///{tmp_path}/r.db", keep=3) as log:
+    with ResultLog(log_url, keep=3) as log:
         for r in range(10):
             log.record("p1", RoundResult(r, None, f"round {r}"))
             log.record("p2", RoundResult(r, None, f"round {r}"))
