@@ -175,7 +175,7 @@ class ProviderNode:
         if r in self.finished:
             if isinstance(message, BidBatch):
                 self._drop("late-bids", f"round {r} is over; {signed.sender[:12]}… gets its result")
-                self._reply_result(route, self.finished[r])
+                self.transport.reply(route, self._result_frames(self.finished[r]))
             return
         rnd = self.rounds.get(r)
         if rnd is None:
@@ -298,8 +298,10 @@ class ProviderNode:
                 log.exception(
                     "%s: round %d could not be written to the result log", self.me, rnd.id
                 )
-        for route in rnd.clients:
-            self._reply_result(route, result, payload)
+        if rnd.clients:  # one signed Result for every client of the round
+            frames = self._result_frames(result, payload)
+            for route in rnd.clients:
+                self.transport.reply(route, frames)
         if self.on_result is not None:
             self.on_result(result)
 
@@ -321,12 +323,13 @@ class ProviderNode:
         if logged is not None:
             self._remember(logged.result())
 
-    def _reply_result(self, route: Any, result: RoundResult, payload: bytes | None = None) -> None:
+    def _result_frames(self, result: RoundResult, payload: bytes | None = None) -> list[bytes]:
+        """The signed Result of a finished round (`payload`: its encoded outcome, if at hand)."""
         if payload is None:
             payload = result.outcome.encode() if result.outcome is not None else b""
         phases = tuple((name, round(seconds * 1e6)) for name, seconds in result.phases)
         message = Result(result.round, result.ok, result.reason, payload, phases)
-        self.transport.reply(route, self._frames("client", message))
+        return self._frames("client", message)
 
     def _frames(self, to: str, message: Message) -> list[bytes]:
         return encode(message, self.me, self.key)
