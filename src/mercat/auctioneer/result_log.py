@@ -97,14 +97,17 @@ def default_log_url(peers_path: Path, provider: str) -> str:
 class ResultLog:
     """The log at `url` (created on first use)."""
 
-    def __init__(self, url: str, *, keep: int | None = None) -> None:
+    def __init__(self, url: str, *, keep: int | None = None, create: bool = True) -> None:
         """`keep`: at most this many rounds per provider, the most recently recorded (None:
         all). An outcome at n = 1000 is 35 KB, so a market that never prunes grows by
-        about 3.5 GB per 10^5 rounds; pruning runs every PRUNE_EVERY records."""
-        from mercat.ledger.store import make_engine
+        about 3.5 GB per 10^5 rounds; pruning runs every PRUNE_EVERY records. `create`
+        False: a SQLite log must exist already (a reader must not leave an empty file)."""
+        from mercat.ledger.store import make_engine, missing_sqlite_file, unavailable
 
         if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
             raise AuctioneerConfigError(f"keep must be an integer >= 1 (or None), got {keep!r}")
+        if not create and missing_sqlite_file(url):
+            raise AuctioneerConfigError(f"no result log at {url}")
         self.keep = keep
         self._since_prune = 0
         self.url = url
@@ -114,8 +117,7 @@ class ResultLog:
         except LedgerUnavailableError as exc:
             raise AuctioneerConfigError(f"result log {url!r} cannot be opened: {exc}") from None
         except DatabaseError as exc:  # a server that is not there, a file that is no database
-            first = str(exc.orig or exc).strip().splitlines()[0]
-            raise AuctioneerConfigError(f"result log {url!r} cannot be opened: {first}") from None
+            raise AuctioneerConfigError(str(unavailable(url, exc, "result log"))) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -129,15 +131,16 @@ class ResultLog:
     def record(self, provider: str, result: RoundResult, encoded: bytes | None = None) -> bool:
         """Keep `result` (`encoded`: its outcome's encoding, if the caller has it already);
         False if this provider's round was recorded already."""
-        outcome = result.outcome
-        if outcome is not None and encoded is None:
-            encoded = outcome.encode()
+        if result.outcome is None:
+            encoded = None
+        elif encoded is None:
+            encoded = result.outcome.encode()
         row = {
             "provider": provider,
             "round": result.round,
             "ok": result.ok,
             "reason": result.reason,
-            "outcome": encoded if outcome is not None else None,
+            "outcome": encoded,
             "coin": None if result.coin is None else f"{result.coin:064x}",
             "seconds": float(result.seconds),
             "phases": json.dumps([[name, float(t)] for name, t in result.phases]),
@@ -154,21 +157,15 @@ class ResultLog:
             self.prune()
         return True
 
-    def prune(self, provider: str | None = None) -> int:
-        """Delete each provider's rounds (or one provider's) beyond the `keep` most recently
-        recorded; returns how many went."""
+    def prune(self) -> int:
+        """Delete each provider's rounds beyond the `keep` most recently recorded; returns
+        how many went."""
         self._since_prune = 0
         if self.keep is None:
             return 0
         removed = 0
         with self.engine.begin() as connection:
-            if provider is None:
-                providers = list(
-                    connection.execute(select(results.c.provider).distinct()).scalars()
-                )
-            else:
-                providers = [provider]
-            for name in providers:
+            for name in connection.execute(select(results.c.provider).distinct()).scalars().all():
                 newest = (
                     select(results.c.round)
                     .where(results.c.provider == name)

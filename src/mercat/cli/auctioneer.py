@@ -19,7 +19,6 @@ from pathlib import Path
 import typer
 
 from mercat.cli._output import console, err_console, print_json, print_table
-from mercat.errors import AuctioneerConfigError
 
 app = typer.Typer()
 # `auctioneer local`'s table: column -> milestone of mercat.auctioneer.round.PHASES
@@ -323,9 +322,7 @@ def results(
     """What providers output for their finished rounds, from their result log."""
     from mercat.auctioneer.result_log import ResultLog
 
-    if log.startswith("sqlite:///") and not Path(log.removeprefix("sqlite:///")).exists():
-        raise AuctioneerConfigError(f"no result log at {log}")  # SQLite would create one
-    with ResultLog(log) as store:
+    with ResultLog(log, create=False) as store:
         rows = store.rounds(provider_id, round_id, limit)
     entries = []
     for row in rows:

@@ -17,12 +17,10 @@ One `Ledger` per process: an engine must not cross a fork. Threads may share one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, literal, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from mercat.errors import (
     AlreadyExistsError,
@@ -48,7 +46,14 @@ from mercat.ledger.context import (
 from mercat.ledger.migrate import SCHEMA_REVISION, current_revision, upgrade
 from mercat.ledger.operations import HANDLERS
 from mercat.ledger.settlement import open_task, report, settle, task_status
-from mercat.ledger.store import Txn, make_engine, run_in_transaction, unavailable
+from mercat.ledger.store import (
+    Txn,
+    make_engine,
+    missing_sqlite_file,
+    run_in_transaction,
+    safe_url,
+    unavailable,
+)
 from mercat.ledger.verify import VerifyReport, verify_ledger
 from mercat.oracle.economics import SettledTask
 
@@ -88,29 +93,15 @@ class JournalEntry:
     postings: tuple[tuple[str, int], ...]
 
 
-def _missing_sqlite_file(url: str) -> bool:
-    """True for a `sqlite:///path` URL whose file does not exist (in-memory: False)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return False  # make_engine reports the malformed URL
-    database = parsed.database
-    return (
-        parsed.get_backend_name() == "sqlite"
-        and bool(database)
-        and database != ":memory:"
-        and not database.startswith("file:")
-        and not Path(database).exists()
-    )
-
-
 class Ledger:
     """A ledger store opened by URL (`sqlite:///file.db`, `postgresql+psycopg://...`)."""
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
         self.url = url
-        if _missing_sqlite_file(url):  # SQLite would create an empty file: a typo leaves litter
-            raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
+        if missing_sqlite_file(url):  # SQLite would create an empty file: a typo leaves litter
+            raise LedgerNotInitializedError(
+                f"no ledger at {safe_url(url)}; run `mercat ledger init`"
+            )
         self.engine = make_engine(url, durable=durable)
         try:
             present = inspect(self.engine).has_table("ledger_meta")
@@ -118,7 +109,9 @@ class Ledger:
             self.engine.dispose()
             raise unavailable(url, exc) from None
         if not present:
-            raise LedgerNotInitializedError(f"no ledger at {_safe(url)}; run `mercat ledger init`")
+            raise LedgerNotInitializedError(
+                f"no ledger at {safe_url(url)}; run `mercat ledger init`"
+            )
         revision = current_revision(self.engine)
         if revision != SCHEMA_REVISION:
             raise LedgerNotInitializedError(
@@ -128,7 +121,7 @@ class Ledger:
         with self.engine.connect() as connection:
             text = connection.execute(select(s.meta.c.config)).scalar()
         if text is None:
-            raise LedgerNotInitializedError(f"ledger at {_safe(url)} has no configuration")
+            raise LedgerNotInitializedError(f"ledger at {safe_url(url)} has no configuration")
         self.config = LedgerConfig.from_json(text)
 
     @classmethod
@@ -145,7 +138,7 @@ class Ledger:
 
             def configure(tx: Txn) -> None:
                 if tx.execute(select(s.meta.c.id)).first() is not None:
-                    raise AlreadyExistsError(f"a ledger is already initialised at {_safe(url)}")
+                    raise AlreadyExistsError(f"a ledger is already initialised at {safe_url(url)}")
                 tx.execute(insert(s.meta).values(id=1, config=config.to_json(), round=0))
                 tx.execute(insert(s.accounts).values(key=config.operator, role="operator"))
                 tx.create_books(
@@ -360,10 +353,3 @@ class Ledger:
     def verify(self, *, signatures: bool = True) -> VerifyReport:
         """Recompute every balance from the journal; LedgerIntegrityError on any problem."""
         return verify_ledger(self.engine, signatures=signatures)
-
-
-def _safe(url: str) -> str:
-    """A URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import bindparam, create_engine, event, insert, select, update
@@ -56,13 +57,34 @@ def make_engine(url: str, *, pool_size: int = 8, durable: bool = True) -> Engine
         ) from None
 
 
-def unavailable(url: str, exc: DBAPIError) -> LedgerUnavailableError:
+def safe_url(url: str) -> str:
+    """A URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def missing_sqlite_file(url: str) -> bool:
+    """True for a `sqlite:///path` URL whose file does not exist (in-memory: False): opening
+    it would create an empty file, so a mistyped path would leave litter behind."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # make_engine reports the malformed URL
+    database = parsed.database
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and bool(database)
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    )
+
+
+def unavailable(url: str, exc: DBAPIError, what: str = "ledger store") -> LedgerUnavailableError:
     """The error for a store that cannot be opened (a server that is not there, a file that
     is not a database): the driver's first line, no password."""
     text = str(exc.orig or exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
-    safe = make_url(url).render_as_string(hide_password=True)
-    return LedgerUnavailableError(f"cannot open the ledger store at {safe}: {first}")
+    return LedgerUnavailableError(f"cannot open the {what} at {safe_url(url)}: {first}")
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
