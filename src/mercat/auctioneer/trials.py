@@ -181,13 +181,12 @@ def coalition_trial(
         params, [bids], behaviors=behaviors, seed=int(rng.integers(2**31)), cache={}
     )
     honest = [p for p in params.providers if p not in behaviors]
-    coins = {simulated.outputs[p].coin for p in honest if simulated.outputs[p].ok}
-    if params.tie_break != "coin":
-        expected: Outcome | None = instance.centralized(bids, 0)
-    elif len(coins) > 1:
-        expected = None  # honest providers delivered with different coins
-    else:  # A(b, R) with the coin R the honest providers delivered with (any, if none did)
-        coin = next(iter(coins)) or 0 if coins else 0
+    # The honest outcome is A(b, R) with the coin R the honest providers delivered with
+    # (deterministic auctions ignore R); providers that disagree on R count as manipulated.
+    coins = {simulated.outputs[p].coin or 0 for p in honest if simulated.outputs[p].ok}
+    expected: Outcome | None = None
+    if len(coins) <= 1:
+        coin = coins.pop() if coins else 0
         expected = instance.centralized(bids, mechanism_seed(coin), params)
     return classify(simulated.outputs, honest, expected), names
 
