@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -65,7 +64,7 @@ def main() -> None:
 
     result: dict[str, object] = {
         "benchmark": "auctioneer",
-        "cpus": os.cpu_count(),
+        "cpus": measure.usable_cpus(),  # the affinity mask: what the processes may use
         "python": platform.python_version(),
         "machine": platform.machine(),
         "transport": "zeromq over tcp, loopback, one OS process per provider",

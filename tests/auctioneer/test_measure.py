@@ -2,7 +2,7 @@
 
 import pytest
 
-from mercat.auctioneer.measure import fig4_bar, fig5_speedups, protocol_cpu
+from mercat.auctioneer.measure import cpu_bound_seconds, fig4_bar, fig5_speedups, protocol_cpu
 
 
 def row(executing, k, seconds, busiest_cpu, users=1000):
@@ -38,6 +38,12 @@ def vcg_row(groups, executing, seconds, busiest, total, users=1000):
             "cpu_seconds_all_providers_per_round": total}  # fmt: skip
 
 
+def test_the_cpu_bound_is_the_spread_work_or_the_busiest_process():
+    assert cpu_bound_seconds(8.0, 1.0, 8, 2) == 4.0  # 8 s of work on 2 cores
+    assert cpu_bound_seconds(8.0, 5.0, 8, 16) == 5.0  # one process holds 5 s of it
+    assert cpu_bound_seconds(6.0, 2.0, 3, 16) == 2.0  # 3 processes use 3 of 16 cores
+
+
 def test_fig5_speed_ups_and_their_ceiling_on_few_cores():
     # Centralized 14 s. p = 4: 8 providers spent 28 CPU s together, the busiest 4 s: on 2
     # cores no schedule beats 14 s (ceiling 1x), on 16 cores the busiest's 4 s (3.5x).
@@ -57,7 +63,5 @@ def test_fig5_speed_ups_and_their_ceiling_on_few_cores():
 def test_the_in_process_protocol_rows_deliver_every_round():
     rows = protocol_cpu(20, rounds=2, configs=((1, 0), (3, 1)))
     assert [(r["executing"], r["k"], r["ok_rounds"]) for r in rows] == [(1, 0, 2), (3, 1, 2)]
-    for r in rows:
-        assert r["cpu_seconds_per_provider"] * r["executing"] == pytest.approx(
-            r["cpu_seconds_per_round"]
-        )
+    # Three providers exchange signed messages one provider does not: more CPU per round.
+    assert rows[1]["cpu_seconds_per_round"] > rows[0]["cpu_seconds_per_round"] > 0

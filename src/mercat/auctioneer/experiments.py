@@ -9,7 +9,6 @@ so that `make run` stays short; the full sizes are the benchmark's
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from mercat.progress import progress_bar
@@ -92,7 +91,7 @@ def run_seed003(context: ExperimentContext) -> Section:
         ax.set_yscale("log")
         ax.set_xlabel("users n")
         ax.set_ylabel("seconds (median)")
-        ax.set_title(f"{title} ({os.cpu_count()} cores)")
+        ax.set_title(f"{title} ({measure.usable_cpus()} cores)")
         ax.legend(fontsize="x-small")
         figures.append(Figure(save(fig, context.out_dir / f"{name}.png"), title))
 
@@ -148,7 +147,7 @@ def run_seed003(context: ExperimentContext) -> Section:
             "fig5_speedups": speedups,
             "deviation_trials": totals,
             "outputs_equal_centralized": equal,
-            "cpus": os.cpu_count(),
+            "cpus": measure.usable_cpus(),
         },
     )
 
@@ -161,7 +160,7 @@ def _summary(
     quick: bool,
 ) -> str:
     parts = [
-        f"<p>Providers are OS processes talking ZeroMQ over TCP on loopback; {os.cpu_count()} "
+        f"<p>Providers are OS processes talking ZeroMQ over TCP on loopback; {speedups['cpus']} "
         "cores. A round's time runs from generating the bids to the client holding every "
         "provider's result. Every delivered output was "
         + ("equal to" if equal else "<b>not</b> always equal to")

@@ -216,6 +216,12 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_bound_seconds(total_cpu: float, busiest_cpu: float, processes: int, cpus: int) -> float:
+    """The least wall time in which `processes` processes can spend `total_cpu` seconds of
+    CPU on `cpus` cores, one of them `busiest_cpu`: no schedule does better."""
+    return max(total_cpu / min(cpus, processes), busiest_cpu)
+
+
 def fig4_bar(
     rows: list[dict[str, Any]], users: int = 1000, cpus: int | None = None
 ) -> dict[str, Any]:
@@ -247,9 +253,9 @@ def fig4_bar(
             "ratio_to_centralized": ratio,
             "within_2x": ratio <= 2.0,
             "under_1s": row["seconds_median"] < 1.0,
-            "cpu_floor_ratio": executing
-            * central_cpu
-            / min(cpus, executing)
+            "cpu_floor_ratio": cpu_bound_seconds(
+                executing * central_cpu, central_cpu, executing, cpus
+            )
             / central["seconds_median"],
         }
     return out
@@ -306,9 +312,11 @@ def fig5_speedups(
                     c["cpu_seconds_busiest_provider_per_round"]
                     / r["cpu_seconds_busiest_provider_per_round"]
                 )
-                total = r["cpu_seconds_all_providers_per_round"]
-                floor = max(
-                    total / min(cpus, r["executing"]), r["cpu_seconds_busiest_provider_per_round"]
+                floor = cpu_bound_seconds(
+                    r["cpu_seconds_all_providers_per_round"],
+                    r["cpu_seconds_busiest_provider_per_round"],
+                    r["executing"],
+                    cpus,
                 )
                 entry[f"p{g}_speedup_ceiling_on_cpus"] = c["seconds_median"] / floor
         table.append(entry)
