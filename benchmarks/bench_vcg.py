@@ -34,11 +34,16 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from mercat.clearing.vcg import allocate, clarke_payments, payments_from, split_users
+from mercat.clearing.vcg import (
+    allocate,
+    clarke_payments,
+    payments_from,
+    payments_in_pool,
+    split_users,
+)
 from mercat.clearing.vcg_instance import seed003_standard_auction
 from mercat.clearing.vcg_reference import plain_milp
 from mercat.generators import WIDE_CAPACITY_FACTOR
@@ -52,13 +57,6 @@ def timed(function, *args, **kwargs):
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - start
-
-
-def pooled_payments(state, groups: int, workers: int):
-    """Task 2 over `groups` subsets in a pool of `workers` processes (start-up included)."""
-    subsets = [s for s in split_users(state.winners, groups) if s.shape[0]]
-    with ProcessPoolExecutor(max_workers=workers) as executor:
-        return list(executor.map(clarke_payments, [state] * len(subsets), subsets))
 
 
 def allocation_record(state, seconds: float) -> dict:
@@ -81,7 +79,7 @@ def exact_run(n: int, seed: int, args) -> dict:
         return record
     sequential, seq_seconds = timed(clarke_payments, state, state.winners)
     outcome = payments_from(state, [sequential])
-    pooled, pool_seconds = timed(pooled_payments, state, args.workers, args.workers)
+    pooled, pool_seconds = timed(payments_in_pool, state, args.workers, args.workers)
     pooled_outcome = payments_from(state, pooled)
     record.update(
         {
@@ -108,7 +106,7 @@ def certified_run(n: int, seed: int, args) -> dict:
     record = {"n": n, "seed": seed, "target_gap": args.target_gap}
     record.update(allocation_record(state, seconds))
     if n <= args.certified_payments_up_to:
-        results, pay_seconds = timed(pooled_payments, state, args.workers, args.workers)
+        results, pay_seconds = timed(payments_in_pool, state, args.workers, args.workers)
         outcome = payments_from(state, results)
         record.update(
             {
@@ -162,7 +160,7 @@ def fig5_run(n: int, seed: int, args) -> dict:
         if groups == 1:
             record["p1_wall_seconds"] = round(seconds + seq_seconds, 4)
         else:
-            _, wall = timed(pooled_payments, state, groups, groups)
+            _, wall = timed(payments_in_pool, state, groups, groups)
             record[f"p{groups}_wall_seconds"] = round(seconds + wall, 4)
     return record
 

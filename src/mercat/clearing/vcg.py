@@ -258,22 +258,12 @@ def vcg_auction(
 
     Raises InvalidParameterError on bad input before any work."""
     auction = standard_auction(bids, demands, capacities)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise InvalidParameterError(f"groups must be an integer >= 1, got {groups!r}")
-    workers = groups if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise InvalidParameterError(f"workers must be an integer >= 0, got {workers!r}")
+    workers = _check_groups(groups, workers)
     _check_limits(time_limit, target_gap)
     start = time.perf_counter()
     state = allocate(auction, time_limit=time_limit, target_gap=target_gap)
-    subsets = [s for s in split_users(state.winners, groups) if s.shape[0]]
     payment_start = time.perf_counter()
-    if workers == 0 or len(subsets) <= 1:
-        results = [clarke_payments(state, subset) for subset in subsets]
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(subsets))) as executor:
-            results = list(executor.map(clarke_payments, [state] * len(subsets), subsets))
-    outcome = payments_from(state, results)
+    outcome = payments_from(state, payments_in_pool(state, groups, workers))
     end = time.perf_counter()
     timings = {
         "allocation_seconds": state.seconds,
@@ -282,6 +272,28 @@ def vcg_auction(
         "winners": float(state.winners.shape[0]),
     }
     return VCGOutcome(**{**outcome.__dict__, "timings": timings})
+
+
+def _check_groups(groups: object, workers: object) -> int:
+    """The number of worker processes for `groups` payment subsets (None: one per group);
+    InvalidParameterError if either is not a count."""
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise InvalidParameterError(f"groups must be an integer >= 1, got {groups!r}")
+    workers = groups if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise InvalidParameterError(f"workers must be an integer >= 0, got {workers!r}")
+    return workers
+
+
+def payments_in_pool(state: AllocationState, groups: int, workers: int) -> list[PaymentResult]:
+    """Task 2: the winners' payments split into `groups` subsets, computed in a pool of
+    `workers` processes (0, or a single subset: in this process). The results are the same
+    either way (each solve starts from the allocation's pool)."""
+    subsets = [s for s in split_users(state.winners, groups) if s.shape[0]]
+    if workers == 0 or len(subsets) <= 1:
+        return [clarke_payments(state, subset) for subset in subsets]
+    with ProcessPoolExecutor(max_workers=min(workers, len(subsets))) as executor:
+        return list(executor.map(clarke_payments, [state] * len(subsets), subsets))
 
 
 # --- the mechanism: markets in, Clearing out ------------------------------------------------
@@ -317,17 +329,11 @@ class VCGMechanism(Mechanism):
         `workers`: processes computing them in parallel (None: one per group; 0: all in
         this process). The payments are the same either way."""
         _check_limits(time_limit, target_gap)
-        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-            raise InvalidParameterError(f"groups must be an integer >= 1, got {groups!r}")
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
-        ):
-            raise InvalidParameterError(f"workers must be an integer >= 0, got {workers!r}")
+        self.workers = _check_groups(groups, workers)
         self.time_limit = float(time_limit)
         self.target_gap = float(target_gap)
         self.groups = groups
         self.require_exact = bool(require_exact)
-        self.workers = groups if workers is None else workers
 
     def check_market(self, market: Market) -> None:
         reasons = []
