@@ -80,6 +80,10 @@ def test_generate_random_divisible_is_reproducible():
         ),
         (("clear", EXAMPLE, "-m", "double-auction", "--time-limit", 1), "takes no --time-limit"),
         (("clear", EXAMPLE, "--time-limit", -1), "time_limit must be > 0"),
+        (
+            ("clear", EXAMPLE, "--time-limit", 1, "-o", "time_limit=5"),
+            "--option time_limit given twice",
+        ),
         (("generate", "lottery"), "kind must be one of"),
     ],
 )

@@ -57,8 +57,8 @@ certifies; without this budget the first response paid for all `POOL_LIMIT` solv
 to a few solves per response and lets a useful one fill up over a few turns."""
 
 POOL_MISSES_ALLOWED = 3
-"""Stop consulting the pool after this many best responses in a row that it could not
-answer (each cost up to `POOL_GROWTH_PER_RESPONSE` MILPs for nothing). Correctness does not
+"""Stop consulting the pool, for the rest of the run, after this many best responses in a
+row that it could not answer (each cost up to `POOL_GROWTH_PER_RESPONSE` MILPs for nothing). Correctness does not
 depend on it: a response the pool does not answer goes to the rays or the exact solve."""
 
 MISS = object()
@@ -115,18 +115,11 @@ class CertifiedResponder(BestResponder):
     """Exact best responses with two certificates before the exact solve (the fast path):
     the near-optimal pool (attempt 4) and certified undercut rays (attempts 3 and 4)."""
 
-    def __init__(
-        self,
-        *args,
-        pool_limit: int = POOL_LIMIT,
-        pool_growth: int = POOL_GROWTH_PER_RESPONSE,
-        **kwargs,
-    ) -> None:
+    def __init__(self, *args, pool_limit: int = POOL_LIMIT, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.rays: list[Ray] = []
         self.pool_limit = pool_limit
-        self.pool_growth = pool_growth
-        self.pool_misses = 0  # consecutive responses the pool grew for and could not answer
+        self.pool_misses = 0  # responses in a row the pool grew for and could not answer
         self.pool: NearOptimalPool | None = None
         self.certified = 0  # responses answered by a certificate
 
@@ -156,8 +149,8 @@ class CertifiedResponder(BestResponder):
             or answer.proposal.allocation != holder.allocation
         ):
             return answer
-        ray = self._certify(holder)
-        if ray is not None and ray.shift_of(holder) is not None:
+        ray = self._certify(holder)  # a ray from the holder itself (shift 0), or None
+        if ray is not None:
             self.rays = [*self.rays[-7:], ray]
         return answer
 
@@ -195,7 +188,10 @@ class CertifiedResponder(BestResponder):
             if self.pool.next_welfare + offset <= limit:
                 self.pool_misses = 0
                 return best
-            if len(self.pool.allocations) >= self.pool_limit or grown_now >= self.pool_growth:
+            if (
+                len(self.pool.allocations) >= self.pool_limit
+                or grown_now >= POOL_GROWTH_PER_RESPONSE
+            ):
                 self.pool_misses += 1
                 return MISS
             grown_now += 1

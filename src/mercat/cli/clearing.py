@@ -80,11 +80,12 @@ def clear(
     from mercat.market_io import load_market
 
     mechanism_class = registry.get(mechanism)  # unknown names fail before the file is read
-    options = mechanism_options(mechanism_class, option)
-    if time_limit is not None:
+    pairs = list(option)
+    if time_limit is not None:  # --time-limit is -o time_limit=…: given both ways, it is refused
         if "time_limit" not in accepted_options(mechanism_class):
             raise InvalidParameterError(f"mechanism {mechanism!r} takes no --time-limit")
-        options["time_limit"] = time_limit
+        pairs.append(f"time_limit={time_limit!r}")
+    options = mechanism_options(mechanism_class, pairs)
     market = load_market(market_file)
     try:
         instance = mechanism_class(**options)
