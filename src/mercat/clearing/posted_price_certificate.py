@@ -58,8 +58,9 @@ to a few solves per response and lets a useful one fill up over a few turns."""
 
 POOL_MISSES_ALLOWED = 3
 """Stop consulting the pool, for the rest of the run, after this many best responses in a
-row that it could not answer (each cost up to `POOL_GROWTH_PER_RESPONSE` MILPs for nothing). Correctness does not
-depend on it: a response the pool does not answer goes to the rays or the exact solve."""
+row that it could not answer (each cost up to `POOL_GROWTH_PER_RESPONSE` MILPs for
+nothing). Correctness does not depend on it: a response the pool does not answer goes to
+the rays or the exact solve."""
 
 MISS = object()
 """A certificate's answer when it cannot decide."""
