@@ -108,7 +108,7 @@ class Settlement:
     payoffs: dict[str, float]  # maker -> margin cleared minus γ per failed member
     failed: tuple[str, ...]  # makers whose member was not individually rational
     reasons: tuple[str, ...]
-    welfare: float = 0.0  # true W of what trades (the members that cleared)
+    welfare: float  # true W of what trades (the members that cleared)
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,11 @@ class Trace:
     @property
     def standing(self) -> Standing:
         return self.steps[-1].standing if self.steps else Standing.empty()
+
+    @property
+    def welfare(self) -> float:
+        """The true welfare W of the last proposed standing (0 before any turn)."""
+        return self.steps[-1].welfare if self.steps else 0.0
 
     @property
     def proposals(self) -> int:

@@ -113,7 +113,7 @@ def dynamics(
             "margin": final.margin,
             # The proposed allocation's welfare; members that fail individual rationality
             # against the true values and costs do not trade, so what clears is settled_welfare.
-            "welfare": trace.steps[-1].welfare if trace.steps else 0.0,
+            "welfare": trace.welfare,
             "settled_allocation": settled.allocation.as_dict(),
             "settled_welfare": settled.welfare,
             "payoffs": settled.payoffs,

@@ -108,7 +108,7 @@ def _example_runs() -> tuple[list[list], dict[str, Trace]]:
                 opening,
                 name,
                 round(final.margin, 6),
-                round(trace.steps[-1].welfare, 6),
+                round(trace.welfare, 6),
                 round(floor, 6),
                 status,
                 trace.rounds,
@@ -184,7 +184,7 @@ def _study(market: Market, makers: list[MarketMaker], seed: int, rounds: int) ->
     settled = trace.settlement
     participants = len(final.allocation.served_requests) + len(final.allocation.used_nodes)
     return {
-        "welfare": trace.steps[-1].welfare if trace.steps else 0.0,
+        "welfare": trace.welfare,
         "cleared_welfare": settled.welfare,
         "margin": final.margin,
         "participants": participants,
