@@ -108,10 +108,24 @@ def test_cli_clears_a_generated_standard_auction(tmp_path):
     assert np.all(payments >= 0.0)
 
 
-def test_payments_in_a_process_pool_equal_those_computed_in_process():
+def test_payments_in_a_process_pool_equal_those_computed_in_process(monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mercat.clearing import vcg
+
+    pools: list[int] = []  # max_workers of every pool the mechanism opens
+
+    class RecordingPool(ProcessPoolExecutor):
+        def __init__(self, max_workers=None, **kwargs):
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(vcg, "ProcessPoolExecutor", RecordingPool)
     market = standard_auction_market(5, 40, 4)
     alone = VCGMechanism(groups=3, workers=0).clear(market)
-    pooled = VCGMechanism(groups=3).clear(market)  # a pool of 3 processes
+    assert pools == []  # workers=0: in this process
+    pooled = VCGMechanism(groups=3).clear(market)
+    assert pools == [3]  # one pool of 3 processes, one per group
     assert pooled == alone and pooled.diagnostics["payments_exact"]
     assert pooled == VCGMechanism().clear(market)
 
