@@ -29,6 +29,11 @@ class Table:
     rows: tuple[tuple[Any, ...], ...]
     csv: str | None = None  # relative path of the same data as CSV, if written
 
+    def __post_init__(self) -> None:
+        # Experiments build rows as lists; the table keeps immutable tuples.
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "rows", tuple(tuple(row) for row in self.rows))
+
 
 @dataclass(frozen=True)
 class Section:

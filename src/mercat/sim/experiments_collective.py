@@ -155,9 +155,7 @@ def run_table1(context: ExperimentContext) -> Section:
         + ". Configuration 1 has only 10 assets, so a handful of removals decides its "
         "precision; see README (Fidelity) for the discussion.</p>"
     )
-    table = Table(
-        "Table I: ours next to the seed's", tuple(columns), tuple(map(tuple, rows)), csv_name
-    )
+    table = Table("Table I: ours next to the seed's", columns, rows, csv_name)
     return Section(
         key="table1",
         title="Table I: removal precision and task failure rate (seed 000)",
@@ -253,7 +251,7 @@ def run_fig4(context: ExperimentContext) -> Section:
             Table(
                 "sampled every 500 tasks",
                 ("mechanism", "task", "median_pct", "p95_pct"),
-                tuple(map(tuple, rows[:: max(1, len(rows) // 40)])),
+                rows[:: max(1, len(rows) // 40)],
                 csv_name,
             ),
         ),

@@ -292,10 +292,6 @@ def _distribution_plot(rows: list[list], path: Path) -> str:
     return save(fig, path)
 
 
-def _table(title: str, columns, rows, csv_name: str | None = None) -> Table:
-    return Table(title, tuple(columns), tuple(map(tuple, rows)), csv_name)
-
-
 # --- the experiment ------------------------------------------------------------------------
 
 
@@ -433,28 +429,28 @@ def run_seed001(context: ExperimentContext) -> Section:
         title="Seed 001: posted prices with competing market-makers",
         summary=summary,
         tables=(
-            _table("Running example: V and its welfare", ("allocation", "α(t)", "W"), welfare_rows),
-            _table(
+            Table("Running example: V and its welfare", ("allocation", "α(t)", "W"), welfare_rows),
+            Table(
                 "Running example: best-response dynamics of each attempt",
                 example_cols,
                 example_rows,
                 csv_example,
             ),
-            _table(
+            Table(
                 "Running example: zero-margin outcomes that are equilibria",
                 eq_cols,
                 eq_rows,
                 csv_eq,
             ),
-            _table(
+            Table(
                 "Running example: attempt 4's final margin against the price tick",
                 tick_cols,
                 tick_rows,
                 csv_tick,
             ),
-            _table("Random markets: distribution", stats_cols, stats),
-            _table("Random markets: every market", random_cols, random_rows, csv_random),
-            _table("Random markets: noisy makers", noisy_cols, noisy_rows, csv_noisy),
+            Table("Random markets: distribution", stats_cols, stats),
+            Table("Random markets: every market", random_cols, random_rows, csv_random),
+            Table("Random markets: noisy makers", noisy_cols, noisy_rows, csv_noisy),
         ),
         figures=figures,
         facts={
