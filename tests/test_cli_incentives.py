@@ -120,3 +120,17 @@ def test_malformed_options_are_usage_errors(args):
     out = run(*args)
     assert out.exit_code == 2
     assert "Traceback" not in out.output
+
+
+def test_an_error_stays_one_line_and_its_brackets_are_text(tmp_path):
+    # A long path must not be broken by a newline (CI's checkout path is longer than a
+    # developer's), and brackets in it are not rich markup.
+    deep = tmp_path / ("d" * 120) / "[bold]report.txt"
+    deep.parent.mkdir(parents=True)
+    deep.write_text("a file, not a folder")
+    out = run("reproduce", "fig3", "--quick", "--out", str(deep))
+    assert out.exit_code == 2
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1, out.output
+    assert str(deep) in lines[0]
+    assert "cannot hold the report" in lines[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from mercat.cli import auctioneer, clearing, incentives, ledger, posted_price, reproduce, simulate
@@ -25,7 +26,11 @@ class _MercatGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MercatError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+            # soft_wrap: the message stays one line however long (a path in it must not be
+            # broken by a newline); escape: brackets in the message are text, not markup.
+            Console(stderr=True, soft_wrap=True).print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False
+            )
             raise typer.Exit(code=2) from None
 
 
