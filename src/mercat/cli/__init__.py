@@ -15,7 +15,16 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from mercat.cli import auctioneer, clearing, incentives, ledger, posted_price, reproduce, simulate
+from mercat.cli import (
+    auctioneer,
+    clearing,
+    incentives,
+    ledger,
+    posted_price,
+    privacy,
+    reproduce,
+    simulate,
+)
 from mercat.errors import MercatError
 
 
@@ -51,6 +60,7 @@ app.add_typer(reproduce.app)
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(auctioneer.app)  # provider, bid, and the `auctioneer` group
+app.add_typer(privacy.app, name="privacy")
 
 
 def main() -> None:
