@@ -109,3 +109,11 @@ def test_calibrated_noise_is_the_least_that_fits(rounds, rate, accountant):
 def test_bad_input_is_refused_with_a_specific_message(call, message):
     with pytest.raises(InvalidParameterError, match=message):
         call()
+
+
+def test_the_rdp_accountant_gives_the_stack_notes_reference_value():
+    # ../shared/STACK.md: noise multiplier 1.0, sampling rate 0.01, 1000 steps, δ = 1e-5 gives
+    # ε ≈ 2.10 by RDP; PLD, tighter, comes in below it.
+    runs = GaussianRuns(1.0, 1000, 0.01)
+    assert epsilon_spent(runs, 1e-5, "rdp") == pytest.approx(2.10, abs=0.005)
+    assert epsilon_spent(runs, 1e-5, "pld") < 2.10
