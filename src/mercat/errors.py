@@ -266,3 +266,22 @@ class RoundAbortedError(AuctioneerError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+# --- content-addressed storage (seed 002) ----------------------------------------------
+
+
+class StorageError(MercatError):
+    """A content-addressed store refused or failed an operation (src/mercat/storage/)."""
+
+
+class InvalidCIDError(StorageError, ValueError):
+    """A string that is not a CIDv1 this store can hold (bad multibase, codec or hash)."""
+
+
+class ContentNotFoundError(StorageError, LookupError):
+    """A well-formed CID whose blocks the store does not hold."""
+
+
+class ContentCorruptedError(StorageError):
+    """A block whose bytes no longer hash to its CID: the store refuses to return them."""
