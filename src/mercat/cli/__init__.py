@@ -24,6 +24,7 @@ from mercat.cli import (
     privacy,
     reproduce,
     simulate,
+    storage,
 )
 from mercat.errors import MercatError
 
@@ -61,6 +62,7 @@ app.add_typer(simulate.app, name="simulate")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(auctioneer.app)  # provider, bid, and the `auctioneer` group
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(storage.app, name="storage")
 
 
 def main() -> None:

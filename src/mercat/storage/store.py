@@ -87,7 +87,11 @@ def stream_content(cid: str, read_block: Callable[[str], bytes]) -> Iterator[byt
 
 
 class ContentStore:
-    def __init__(self, root: Path | str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(
+        self, root: Path | str, chunk_size: int = DEFAULT_CHUNK_SIZE, create: bool = True
+    ) -> None:
+        """A store rooted at `root`, created there if missing (`create=False`: a reader's
+        mistyped path is an error, not a new empty store)."""
         if (
             isinstance(chunk_size, bool)
             or not isinstance(chunk_size, int)
@@ -101,6 +105,8 @@ class ContentStore:
         self.chunk_size = chunk_size
         if self.root.exists() and not self.root.is_dir():
             raise StorageError(f"store path {str(self.root)!r} exists and is not a directory")
+        if not create and not (self.root / "blocks").is_dir():
+            raise StorageError(f"no store at {str(self.root)!r}")
         try:
             (self.root / "blocks").mkdir(parents=True, exist_ok=True)
             (self.root / "tmp").mkdir(exist_ok=True)

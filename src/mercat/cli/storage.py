@@ -1,0 +1,213 @@
+"""`mercat storage ...`: the content-addressed store and eq. 1's latency model.
+
+The store is a directory, chosen by `--store` (or MERCAT_STORE), `mercat-store/` by default.
+Sizes are given as bytes or with a unit: 50MB, 1.5GB (powers of 1000) or 64KiB, 1MiB (1024).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import typer
+
+from mercat.cli._output import console, print_json, print_mapping, print_table
+from mercat.errors import InvalidParameterError
+
+app = typer.Typer(help="Content-addressed storage (seed 002, §III.B).", no_args_is_help=True)
+
+DEFAULT_STORE = "mercat-store"
+StoreOption = typer.Option(
+    None, "--store", help=f"Store directory (default: $MERCAT_STORE or {DEFAULT_STORE})."
+)
+JsonOption = typer.Option(False, "--json", help="Print JSON.")
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in '50MB', '1.5GB', '64KiB', '1048576'."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise InvalidParameterError(
+            f"size {text!r} is not a number of bytes with an optional unit (B, kB, MB, GB, KiB, "
+            "MiB, GiB)"
+        )
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _open(  # type: ignore[no-untyped-def]
+    store: Path | None, chunk_size: str | None = None, create: bool = False
+):
+    from mercat.storage.store import DEFAULT_CHUNK_SIZE, ContentStore
+
+    root = store or Path(os.environ.get("MERCAT_STORE", DEFAULT_STORE))
+    size = parse_size(chunk_size) if chunk_size else DEFAULT_CHUNK_SIZE
+    return ContentStore(root, chunk_size=size, create=create)
+
+
+@app.command()
+def put(
+    files: list[Path] = typer.Argument(..., help="Files to store ('-' reads standard input)."),
+    store: Path | None = StoreOption,
+    chunk_size: str | None = typer.Option(
+        None, help="Block size (default 1MiB); CIDs depend on it."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Store files; prints each one's CID."""
+    for path in files:  # every file checked before anything is stored
+        if str(path) != "-" and not path.is_file():
+            raise InvalidParameterError(f"{str(path)!r} is not a readable file")
+    target = _open(store, chunk_size, create=True)
+    rows = []
+    for path in files:
+        cid = target.put_stream(sys.stdin.buffer) if str(path) == "-" else target.put_file(path)
+        rows.append({"file": str(path), "cid": cid, "bytes": target.stat(cid).size})
+    if as_json:
+        print_json(rows)
+    else:
+        for row in rows:
+            console.print(f"{row['cid']}  {row['file']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def get(
+    cid: str = typer.Argument(..., help="The content's CID."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="File to write (renamed into place once every block checked out); '-': standard "
+        "output, streamed as blocks check out (a bad block stops it with exit 2).",
+    ),
+    store: Path | None = StoreOption,
+) -> None:
+    """Write the content named by CID, every block checked against its hash first."""
+    source = _open(store)
+    if str(out) == "-":
+        for data in source.iter_content(cid):
+            sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        source.get_to_file(cid, out)
+
+
+@app.command()
+def stat(
+    cid: str = typer.Argument(...), store: Path | None = StoreOption, as_json: bool = JsonOption
+) -> None:
+    """Size, codec and block count of stored content."""
+    info = _open(store).stat(cid)
+    data = {"cid": info.cid, "codec": info.codec, "bytes": info.size, "blocks": info.blocks}
+    if as_json:
+        print_json(data)
+    else:
+        print_mapping(info.cid, data)
+
+
+@app.command()
+def verify(store: Path | None = StoreOption, as_json: bool = JsonOption) -> None:
+    """Re-hash every block; exit 2 and list the ones that do not match their CID."""
+    target = _open(store)
+    blocks = sum(1 for _ in target.blocks())
+    bad = target.verify()
+    if as_json:
+        print_json({"blocks": blocks, "corrupted": bad})
+    else:
+        console.print(f"{blocks} blocks, {len(bad)} corrupted", highlight=False)
+        for cid in bad:
+            console.print(f"corrupted: {cid}", highlight=False, soft_wrap=True)
+    if bad:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def measure(
+    store: Path | None = StoreOption,
+    sizes: str = typer.Option("10MB,50MB,100MB", help="Comma-separated object sizes."),
+    repeats: int = typer.Option(3, min=1, help="Objects per size."),
+    name: str = typer.Option("local", help="Name of the profile."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Time writes and reads of fresh random objects; fit eq. 1: T_r = S/B_r, T_w = S/B_w + T_c."""
+    from mercat.storage.latency import fit_profile, measure_profile
+
+    sizes_bytes = [parse_size(s) for s in sizes.split(",")]
+    points = measure_profile(_open(store, create=True), sizes_bytes, repeats)
+    fit = fit_profile(name, *points)
+    data = {
+        "name": name,
+        "read_bandwidth_MBps": fit.profile.read_bandwidth / 1e6,
+        "write_bandwidth_MBps": fit.profile.write_bandwidth / 1e6,
+        "consensus_overhead_s": fit.profile.consensus_overhead,
+        "read_r2": fit.read_r2,
+        "write_r2": fit.write_r2,
+        "points": [
+            {"bytes": s, "read_s": r, "write_s": w} for s, r, w in zip(*points, strict=True)
+        ],
+    }
+    if as_json:
+        print_json(data)
+    else:
+        print_mapping(
+            f"eq. 1 fitted to {len(points[0])} objects",
+            {k: v for k, v in data.items() if k != "points"},
+        )
+        console.print(
+            f"profile for `storage place`: --profile {name}:{fit.profile.read_bandwidth:.6g}:"
+            f"{fit.profile.write_bandwidth:.6g}:{fit.profile.consensus_overhead:.6g}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def place(
+    size: str = typer.Option(..., help="Object size, e.g. 200MB."),
+    reads: float = typer.Option(1.0, help="Expected reads of the object."),
+    writes: float = typer.Option(1.0, help="Expected writes of the object."),
+    profile: list[str] = typer.Option(
+        ..., help="NAME:READ_BYTES_PER_S:WRITE_BYTES_PER_S:CONSENSUS_S (repeat for each platform)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Rank storage platforms for an object by eq. 1's total read and write time."""
+    from mercat.storage.latency import StorageProfile
+    from mercat.storage.latency import place as rank
+
+    profiles = []
+    for text in profile:
+        parts = text.split(":")
+        try:
+            name, read_bw, write_bw, overhead = parts[0], *map(float, parts[1:])
+        except ValueError:
+            raise InvalidParameterError(
+                f"profile {text!r} is not NAME:READ_BYTES_PER_S:WRITE_BYTES_PER_S:CONSENSUS_S"
+            ) from None
+        profiles.append(StorageProfile(name, read_bw, write_bw, overhead))
+    nbytes = parse_size(size)
+    rows = [
+        {
+            "platform": p.profile.name,
+            "seconds": p.seconds,
+            "read_s": p.profile.read_seconds(nbytes),
+            "write_s": p.profile.write_seconds(nbytes),
+        }
+        for p in rank(nbytes, reads, writes, profiles)
+    ]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(f"placement of a {size} object", rows)
