@@ -71,6 +71,7 @@ def test_measuring_a_store_gives_points_the_fit_takes(tmp_path):
         (lambda: place(1, -1, 1, [StorageProfile("x", 1, 1)]), "reads"),
         (lambda: fit_profile("x", [1], [1], [1]), ">= 2 points"),
         (lambda: fit_profile("x", [1, 1], [1, 1], [1, 1]), "distinct"),
+        (lambda: fit_profile("x", [1, 2, 3], [1, 2, 3], [3, 2, 1]), "do not grow"),
     ],
 )
 def test_bad_input_is_refused(call, message):

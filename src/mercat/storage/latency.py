@@ -108,6 +108,11 @@ def fit_profile(
         raise InvalidParameterError("sizes must be > 0 with >= 2 distinct, times > 0")
     read_slope = float(s @ r / (s @ s))
     write_slope, overhead = np.polyfit(s, w, 1)
+    if write_slope <= 0:
+        raise InvalidParameterError(
+            "write times do not grow with size, so eq. 1 has no bandwidth to fit; measure "
+            "larger objects (fixed costs and noise dominate small ones)"
+        )
     if overhead < 0:
         write_slope, overhead = float(s @ w / (s @ s)), 0.0
     profile = StorageProfile(name, 1.0 / read_slope, 1.0 / float(write_slope), float(overhead))

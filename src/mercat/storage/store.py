@@ -103,6 +103,7 @@ class ContentStore:
             )
         self.root = Path(root)
         self.chunk_size = chunk_size
+        self._shards: set[str] = set()  # shard directories known to exist
         if self.root.exists() and not self.root.is_dir():
             raise StorageError(f"store path {str(self.root)!r} exists and is not a directory")
         if not create and not (self.root / "blocks").is_dir():
@@ -124,7 +125,9 @@ class ContentStore:
         path = self._path(cid)
         if path.exists():
             return  # same CID, same bytes: stored once
-        path.parent.mkdir(exist_ok=True)
+        if path.parent.name not in self._shards:
+            path.parent.mkdir(exist_ok=True)
+            self._shards.add(path.parent.name)
         handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")
         try:
             with os.fdopen(handle, "wb") as out:
