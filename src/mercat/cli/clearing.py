@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from mercat.cli._output import console, err_console, print_json, print_mapping, print_table
-from mercat.errors import InvalidParameterError, MercatError
+from mercat.errors import InvalidParameterError
 
 app = typer.Typer()
 
@@ -18,21 +18,12 @@ SHOWN_ROWS = 40
 GENERATORS = ("random", "double-auction", "standard-auction", "running-example")
 
 
-def accepted_options(mechanism_class: type) -> list[str]:
-    """The keyword options a mechanism's constructor takes."""
-    import inspect
-
-    return [
-        name
-        for name, p in inspect.signature(mechanism_class).parameters.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-
-
 def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]:
     """`KEY=VALUE` strings as constructor keywords: VALUE read as JSON when it parses (3,
     0.001, true, ["a", "b"]), else kept as a string. Unknown or repeated keys are errors."""
     import json
+
+    from mercat.clearing.report import accepted_options
 
     accepted = accepted_options(mechanism_class)
     options: dict[str, Any] = {}
@@ -76,7 +67,7 @@ def clear(
 ) -> None:
     """Clear a market: allocation, payments, rewards, welfare, margin and the checks."""
     from mercat.clearing import registry
-    from mercat.economics import summarize
+    from mercat.clearing.report import accepted_options, clearing_report, configure
     from mercat.market_io import load_market
 
     mechanism_class = registry.get(mechanism)  # unknown names fail before the file is read
@@ -87,34 +78,8 @@ def clear(
         pairs.append(f"time_limit={time_limit!r}")
     options = mechanism_options(mechanism_class, pairs)
     market = load_market(market_file)
-    try:
-        instance = mechanism_class(**options)
-    except MercatError:
-        raise  # the mechanism's own message says what is wrong
-    except (TypeError, ValueError) as exc:  # a value of the wrong kind for the constructor
-        raise InvalidParameterError(f"mechanism {mechanism!r}: bad option value ({exc})") from exc
-    result = instance.clear(market, seed=seed)
-    summary = summarize(market, result)
-    report = {
-        "mechanism": result.mechanism,
-        "market": market.name or str(market_file),
-        "allocation": result.allocation.as_dict(),
-        "payments": dict(result.payments),
-        "rewards": dict(result.rewards),
-        "welfare": summary.welfare,
-        "margin": summary.margin,
-        "surplus": summary.surplus,
-        "checks": {
-            "valid": summary.valid,
-            "individually_rational": summary.individually_rational,
-            "budget_balanced": summary.budget_balanced,
-            "non_extractive": summary.non_extractive,
-            "validity_reasons": list(summary.validity_reasons),
-            "ir_violations": list(summary.ir_violations),
-        },
-        "certificate": {"bound": result.bound, "gap": result.gap, "proven": result.proven},
-        "diagnostics": dict(result.diagnostics),
-    }
+    result = configure(mechanism_class, options).clear(market, seed=seed)
+    report = clearing_report(market, result, str(market_file))
     if as_json:
         print_json(report)
         return
