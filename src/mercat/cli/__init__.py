@@ -23,6 +23,7 @@ from mercat.cli import (
     posted_price,
     privacy,
     reproduce,
+    serve,
     simulate,
     storage,
 )
@@ -63,6 +64,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(auctioneer.app)  # provider, bid, and the `auctioneer` group
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(storage.app, name="storage")
+app.add_typer(serve.app)  # mercat serve
 
 
 def main() -> None:

@@ -1,0 +1,5 @@
+"""`python -m mercat.cli ...` is `mercat ...` (for subprocesses started with sys.executable)."""
+
+from mercat.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""`mercat serve` as a real process on a TCP port: it answers, stores, and refuses a bad
+ledger URL before it listens."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+MERCAT = [sys.executable, "-m", "mercat.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    port = free_port()
+    process = subprocess.Popen(
+        [*MERCAT, "serve", "--store", str(tmp_path / "store"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=1) as reply:
+                    assert json.load(reply)["store"] is True
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    raise AssertionError(f"mercat serve did not come up: {output}") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_node_stores_and_returns_content_over_tcp(served):
+    request = urllib.request.Request(f"{served}/storage/content", data=b"x" * 2_000_000)
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        cid = json.load(reply)["cid"]
+    with urllib.request.urlopen(f"{served}/storage/content/{cid}", timeout=10) as reply:
+        assert reply.read() == b"x" * 2_000_000
+
+
+def test_a_bad_ledger_url_fails_before_listening(tmp_path):
+    done = subprocess.run(
+        [*MERCAT, "serve", "--ledger", f"sqlite:///{tmp_path}/missing.db", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert "error:" in done.stderr
