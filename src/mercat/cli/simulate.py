@@ -112,3 +112,51 @@ def fedavg(
         print_json({"config": vars(config), "seed": seed, "engine": engine, "summary": summary})
     else:
         print_mapping(f"FedAvg, {clients} clients, {rounds} rounds, noise {noise}", summary)
+
+
+@app.command()
+def cloudchain(
+    requesters: int = typer.Option(100, help="Requesters submitting jobs."),
+    days: int = typer.Option(30, help="Days of hourly rounds."),
+    jobs_per_hour: float = typer.Option(0.5, help="Jobs per requester per hour (Poisson)."),
+    premium_share: float = typer.Option(0.4, help="Share of jobs that need a premium provider."),
+    community: int = typer.Option(23, help="Community nodes beside the 5 clouds."),
+    penalty_factor: float = typer.Option(0.5, help="λ of eq. 2: tokens per oracle report."),
+    seed: int = typer.Option(1, help="Seed of the run (the providers are fixed: seed 0)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Seed 002's 30-day marketplace: clouds and community nodes, tokens, SLA, fairness."""
+    from mercat.sim.cloudchain import CloudChainConfig, default_providers, simulate
+
+    if community < 0:
+        from mercat.errors import InvalidParameterError
+
+        raise InvalidParameterError(f"community must be >= 0, got {community}")
+    config = CloudChainConfig(
+        requesters=requesters,
+        days=days,
+        jobs_per_requester_hour=jobs_per_hour,
+        premium_share=premium_share,
+        penalty_factor=penalty_factor,
+        providers=default_providers(community),
+    )
+    result = simulate(config, seed=seed)
+    summary = {
+        "gpu_hours_per_hour": result.throughput_units_per_hour,
+        "jobs_per_hour": result.jobs_per_hour,
+        "jobs_completed": result.jobs_completed,
+        "jobs_dropped": result.jobs_dropped,
+        "jain_fairness": result.jain_fairness,
+        "sla_compliance": result.sla_compliance,
+        "mean_utilization": float(result.utilization.mean()),
+        "cloud_token_share": result.cloud_token_share,
+    }
+    tokens = {p.name: float(t) for p, t in zip(config.providers, result.tokens, strict=True)}
+    if as_json:
+        print_json({"seed": seed, "summary": summary, "tokens": tokens})
+    else:
+        print_mapping(
+            f"{days} days, {requesters} requesters, {len(config.providers)} providers", summary
+        )
+        top = sorted(tokens.items(), key=lambda item: -item[1])[:10]
+        print_mapping("tokens (top 10, eq. 2)", dict(top))

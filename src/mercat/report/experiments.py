@@ -25,6 +25,7 @@ _MODULES = (
     "mercat.sim.experiments_collective",
     "mercat.auctioneer.experiments",
     "mercat.sim.experiments_posted_price",
+    "mercat.sim.experiments_cloudchain",
     "mercat.storage.experiments",
     "mercat.privacy.experiments",
 )
