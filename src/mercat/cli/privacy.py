@@ -13,21 +13,27 @@ from mercat.cli._output import print_json, print_mapping
 
 app = typer.Typer(help="Differential privacy budgets (seed 002, Alg. 2).", no_args_is_help=True)
 
-_ACCOUNTANT_HELP = (
-    "auto (exact without sampling, PLD with it), pld, rdp (looser, fast) or exact "
-    "(un-sampled runs only)."
+EpsilonOption = typer.Option(..., help="The ε budget.")
+DeltaOption = typer.Option(1e-5, help="The δ of (ε, δ)-DP.")
+RoundsOption = typer.Option(1, help="Noisy releases in the run (training rounds).")
+RateOption = typer.Option(1.0, help="Probability that a client joins a round.")
+AccountantOption = typer.Option(
+    "auto",
+    help="auto (exact without sampling, PLD with it), pld, rdp (looser, fast) or exact "
+    "(un-sampled runs only).",
 )
+JsonOption = typer.Option(False, "--json", help="Print JSON.")
 
 
 @app.command()
 def check(
     noise_multiplier: float = typer.Option(..., help="z = σ / clip norm (the L2 sensitivity)."),
-    epsilon: float = typer.Option(..., help="The ε budget."),
-    delta: float = typer.Option(1e-5, help="The δ of (ε, δ)-DP."),
-    rounds: int = typer.Option(1, help="Noisy releases in the run (training rounds)."),
-    sampling_rate: float = typer.Option(1.0, help="Probability that a client joins a round."),
-    accountant: str = typer.Option("auto", help=_ACCOUNTANT_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    epsilon: float = EpsilonOption,
+    delta: float = DeltaOption,
+    rounds: int = RoundsOption,
+    sampling_rate: float = RateOption,
+    accountant: str = AccountantOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Alg. 2: the ε a run of Gaussian releases spends, against a budget (exit 1 if over)."""
     from mercat.privacy.accountant import GaussianRuns, check_differential_privacy
@@ -55,12 +61,12 @@ def check(
 
 @app.command()
 def calibrate(
-    epsilon: float = typer.Option(..., help="The ε budget."),
-    delta: float = typer.Option(1e-5, help="The δ of (ε, δ)-DP."),
-    rounds: int = typer.Option(1, help="Noisy releases in the run (training rounds)."),
-    sampling_rate: float = typer.Option(1.0, help="Probability that a client joins a round."),
-    accountant: str = typer.Option("auto", help=_ACCOUNTANT_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    epsilon: float = EpsilonOption,
+    delta: float = DeltaOption,
+    rounds: int = RoundsOption,
+    sampling_rate: float = RateOption,
+    accountant: str = AccountantOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """The smallest noise multiplier z whose run stays within (ε, δ); σ = z × clip norm."""
     from mercat.privacy.accountant import noise_for_budget

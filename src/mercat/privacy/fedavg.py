@@ -169,6 +169,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
 
 
+def _server_step(
+    w: np.ndarray, total: np.ndarray, joined: int, cfg: FedAvgConfig, clients: int, rng
+) -> np.ndarray:
+    """The aggregator's move, shared by both engines: central noise on the sum, then the
+    average over the expected count q·N (private runs) or the realized count (plain FedAvg)."""
+    if cfg.noise == "central":
+        total = total + rng.normal(0.0, cfg.noise_multiplier * cfg.clip_norm, size=total.shape)
+    if cfg.noise == "none":
+        step = total / joined if joined else total
+    else:
+        step = total / (cfg.sampling_rate * clients)
+    return w + cfg.server_learning_rate * step
+
+
 # --- the readable reference: one client at a time ---------------------------------------
 
 
@@ -186,7 +200,6 @@ def train_reference(
     w = np.zeros(federation.dim)
     accuracies = np.empty(cfg.rounds)
     participations = np.zeros(federation.clients, dtype=np.int64)
-    denominator = cfg.sampling_rate * federation.clients
     sigma = cfg.noise_multiplier * cfg.clip_norm
     start = time.perf_counter()
     for t in range(cfg.rounds):
@@ -200,13 +213,7 @@ def train_reference(
             if cfg.noise == "local":
                 update = update + rng.normal(0.0, sigma, size=federation.dim)
             total += update
-        if cfg.noise == "central":
-            total += rng.normal(0.0, sigma, size=federation.dim)
-        if cfg.noise == "none":
-            step = total / len(joined) if len(joined) else total
-        else:
-            step = total / denominator
-        w = w + cfg.server_learning_rate * step
+        w = _server_step(w, total, len(joined), cfg, federation.clients, rng)
         accuracies[t] = accuracy(w, federation.test_x, federation.test_y)
     seconds = time.perf_counter() - start
     return FedAvgResult(w, accuracies, participations, seconds, cfg)
@@ -266,7 +273,6 @@ def train(federation: Federation, cfg: FedAvgConfig, rng: np.random.Generator) -
     w = np.zeros(federation.dim)
     accuracies = np.empty(cfg.rounds)
     participations = np.zeros(federation.clients, dtype=np.int64)
-    denominator = cfg.sampling_rate * federation.clients
     sigma = cfg.noise_multiplier * cfg.clip_norm
     start = time.perf_counter()
     for t in range(cfg.rounds):
@@ -288,13 +294,7 @@ def train(federation: Federation, cfg: FedAvgConfig, rng: np.random.Generator) -
             # One (k, d) draw is the k per-client draws of the reference, in the same order.
             updates = updates + rng.normal(0.0, sigma, size=updates.shape)
         total = updates.sum(axis=0)
-        if cfg.noise == "central":
-            total += rng.normal(0.0, sigma, size=federation.dim)
-        if cfg.noise == "none":
-            step = total / len(joined) if len(joined) else total
-        else:
-            step = total / denominator
-        w = w + cfg.server_learning_rate * step
+        w = _server_step(w, total, len(joined), cfg, federation.clients, rng)
         accuracies[t] = accuracy(w, federation.test_x, federation.test_y)
     seconds = time.perf_counter() - start
     return FedAvgResult(w, accuracies, participations, seconds, cfg)
