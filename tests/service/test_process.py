@@ -68,3 +68,55 @@ def test_a_bad_ledger_url_fails_before_listening(tmp_path):
     )
     assert done.returncode == 2
     assert "error:" in done.stderr
+
+
+def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
+    import threading
+
+    from mercat.ledger import IntegerRule, Keypair, Ledger, LedgerConfig, OpenAccount, Signer
+
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    rule = IntegerRule(penalty=99, reward=1, removal=True)
+    Ledger.init(url, LedgerConfig(operator=Keypair.generate().public, rule=rule, unit=1)).close()
+    port = free_port()
+    process = subprocess.Popen(
+        [*MERCAT, "serve", "--ledger", url, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        failures: list[str] = []
+
+        def open_account(key: Keypair) -> None:
+            try:
+                body = Signer(key).sign(OpenAccount()).to_json().encode()
+                urllib.request.urlopen(
+                    urllib.request.Request(f"{base}/ledger/messages", data=body), timeout=20
+                ).close()
+                urllib.request.urlopen(f"{base}/ledger/accounts", timeout=20).close()
+            except OSError as exc:
+                failures.append(repr(exc))
+
+        threads = [
+            threading.Thread(target=open_account, args=(Keypair.generate(),)) for _ in range(24)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        with urllib.request.urlopen(f"{base}/ledger/accounts", timeout=10) as reply:
+            assert len(json.load(reply)) == 25  # the operator and 24 clients
+        with urllib.request.urlopen(f"{base}/ledger/verify", timeout=10) as reply:
+            assert json.load(reply)["ok"] is True
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
