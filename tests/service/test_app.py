@@ -110,7 +110,7 @@ def test_content_goes_in_and_comes_out_by_cid(node):
     assert node.put(f"/storage/blocks/{hello}", content=b"hello").status_code == 200
     assert node.get(f"/storage/blocks/{hello}").content == b"hello"
     lie = node.put(f"/storage/blocks/{cid_of(b'one')}", content=b"another")
-    assert lie.status_code == 500 and lie.json()["error"] == "ContentCorruptedError"
+    assert lie.status_code == 422 and lie.json()["error"] == "ContentMismatchError"
     assert node.get(f"/storage/content/{cid_of(b'never')}").status_code == 404
     assert node.get("/storage/content/not-a-cid").status_code == 422
 
@@ -149,3 +149,43 @@ def test_a_node_without_a_ledger_says_so(tmp_path):
         reply = client.get("/ledger/accounts")
         assert reply.status_code == 404 and "--ledger" in reply.json()["detail"]
         assert client.get("/storage/stat/x").status_code == 404
+
+
+def test_bodies_above_an_endpoints_limit_are_refused_with_413(node):
+    huge = node.post("/ledger/messages", content=b"x" * (2 << 20))
+    assert huge.status_code == 413 and huge.json()["error"] == "BodyTooLargeError"
+    assert node.post("/privacy/check", content=b" " * (1 << 17)).status_code == 413
+    assert node.put(f"/storage/blocks/{cid_of(b'x')}", content=b"x" * (65 << 20)).status_code == 413
+
+
+def test_a_negative_seed_is_refused(node):
+    market = json.loads(dumps_market(running_example()))
+    reply = node.post("/clearing/optimal", params={"seed": -1}, json={"market": market})
+    assert reply.status_code == 422 and "seed" in reply.json()["detail"]
+
+
+def test_slow_work_does_not_stall_other_requests(node, monkeypatch):
+    import threading
+    import time
+
+    from mercat.privacy import accountant
+
+    real = accountant.check_differential_privacy
+
+    def slow(*args, **kwargs):
+        time.sleep(1.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(accountant, "check_differential_privacy", slow)
+    worker = threading.Thread(
+        target=node.post,
+        args=("/privacy/check",),
+        kwargs={"json": {"noise_multiplier": 1.0, "epsilon": 5.0}},
+    )
+    worker.start()
+    time.sleep(0.3)
+    start = time.monotonic()
+    assert node.get("/health").status_code == 200
+    waited = time.monotonic() - start
+    worker.join()
+    assert waited < 1.0  # on the event loop, the check would hold /health for its 1.5 s

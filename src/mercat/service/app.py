@@ -13,8 +13,10 @@ and payments), over the parts mercat already has.
 
 Errors are JSON `{"error": class, "detail": message}`: 404 for what does not exist, 403 for a
 bad signature or a signer without the right, 409 for a ledger rule that refuses the operation
-(funds, stake, replay), 422 for malformed input, 503 when the ledger's database is down, 500
-for stored content that fails its hash. A refused request changes nothing.
+(funds, stake, replay), 422 for malformed input, 413 for a body above the endpoint's limit,
+503 when the ledger's database is down, 500 for stored content that fails its hash. A refused
+request changes nothing. Work that blocks (the ledger's SQL, fsyncs, solvers, the accountant)
+runs in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
@@ -24,15 +26,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mercat import errors as e
+from mercat import validation as check
 
 MAX_MARKET_BYTES = 16 << 20
+MAX_MESSAGE_BYTES = 1 << 20  # a settlement with many oracle reports stays far below
+MAX_SMALL_BODY = 64 << 10  # the privacy check's few numbers
 SPOOL_BYTES = 8 << 20  # uploads above this go to a temporary file, not memory
 
+
+class BodyTooLargeError(e.MercatError, ValueError):
+    """A request body above the endpoint's limit: refused before it is read to the end."""
+
+
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (BodyTooLargeError, 413),
     (e.LedgerUnavailableError, 503),
     (e.ContentCorruptedError, 500),
     (e.BadSignatureError, 403),
@@ -107,8 +119,12 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
     async def submit(request: Request) -> dict[str, Any]:
         from mercat.ledger.messages import SignedMessage
 
-        message = SignedMessage.from_json((await request.body()).decode("utf-8", "replace"))
-        return _plain(need_ledger().submit(message))
+        target = need_ledger()
+        text = (await _body(request, MAX_MESSAGE_BYTES)).decode("utf-8", "replace")
+        message = SignedMessage.from_json(text)
+        # The ledger blocks (SQL, retries on a busy database): off the event loop, so one
+        # slow submission does not stall every other request.
+        return _plain(await to_thread.run_sync(target.submit, message))
 
     @app.get("/ledger/accounts")
     def accounts() -> list[dict[str, Any]]:
@@ -148,7 +164,7 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
             async for part in request.stream():
                 body.write(part)
             body.seek(0)
-            cid = target.put_stream(body)  # type: ignore[arg-type]
+            cid = await to_thread.run_sync(target.put_stream, body)  # fsyncs: off the loop
         return {"cid": cid, "bytes": target.stat(cid).size}
 
     @app.get("/storage/content/{cid}")
@@ -169,8 +185,11 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
 
     @app.put("/storage/blocks/{cid}")
     async def put_block(cid: str, request: Request) -> dict[str, Any]:
-        data = await request.body()
-        need_store().put_block(cid, data)
+        from mercat.storage.store import MAX_CHUNK_SIZE
+
+        target = need_store()
+        data = await _body(request, MAX_CHUNK_SIZE)
+        await to_thread.run_sync(target.put_block, cid, data)
         return {"cid": cid, "bytes": len(data)}
 
     @app.get("/storage/blocks/{cid}")
@@ -186,35 +205,36 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
         from mercat.market_io import market_from_dict
 
         mechanism_class = registry.get(mechanism)
-        body = await request.body()
-        if len(body) > MAX_MARKET_BYTES:
-            raise e.InvalidMarketError(f"a market above {MAX_MARKET_BYTES} bytes is refused")
-        data = _json(body)
+        check.integer("seed", seed, 0)
+        data = _json(await _body(request, MAX_MARKET_BYTES))
         if not isinstance(data, dict) or "market" not in data:
             raise e.InvalidMarketError('the body must be {"market": {...}, "options": {...}}')
         options = data.get("options") or {}
         if not isinstance(options, dict):
             raise e.InvalidParameterError("options must be an object of mechanism keywords")
         market = market_from_dict(data["market"])
-        result = configure(mechanism_class, options).clear(market, seed=seed)
+        mechanism_instance = configure(mechanism_class, options)
+        result = await to_thread.run_sync(lambda: mechanism_instance.clear(market, seed=seed))
         return _plain(clearing_report(market, result, "request"))
 
     @app.post("/privacy/check")
     async def privacy_check(request: Request) -> dict[str, Any]:
         from mercat.privacy.accountant import GaussianRuns, check_differential_privacy
 
-        data = _json(await request.body())
+        data = _json(await _body(request, MAX_SMALL_BODY))
         if not isinstance(data, dict):
             raise e.InvalidParameterError("the body must be a JSON object")
         try:
             runs = GaussianRuns(
                 data["noise_multiplier"], data.get("rounds", 1), data.get("sampling_rate", 1.0)
             )
-            verdict = check_differential_privacy(
-                runs, data["epsilon"], data.get("delta", 1e-5), data.get("accountant", "auto")
-            )
+            epsilon, delta = data["epsilon"], data.get("delta", 1e-5)
         except KeyError as missing:
             raise e.InvalidParameterError(f"missing field {missing}") from None
+        accountant = data.get("accountant", "auto")
+        verdict = await to_thread.run_sync(
+            lambda: check_differential_privacy(runs, epsilon, delta, accountant)
+        )
         return {**_plain(verdict), "compliant": verdict.compliant}
 
     return app
@@ -222,6 +242,18 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
 
 class _NotServed(e.MercatError, LookupError):
     """The node was started without the part this endpoint needs."""
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes `limit` bytes (a client cannot make the
+    node buffer an unbounded body)."""
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise BodyTooLargeError(f"request body above {limit} bytes is refused")
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _json(body: bytes) -> Any:
