@@ -28,7 +28,7 @@ def test_the_readable_twin_equals_the_library_exact_form(z, rounds, delta):
     assert ours == pytest.approx(library, rel=1e-7, abs=1e-9)
 
 
-@pytest.mark.parametrize(("z", "rounds"), [(1.0, 1), (2.0, 10), (0.8, 100), (5.0, 1000)])
+@pytest.mark.parametrize(("z", "rounds"), [(1.0, 1), (2.0, 10), (1.5, 100), (5.0, 1000)])
 def test_the_pld_accountant_composes_to_the_exact_epsilon(z, rounds):
     # PLD composes `rounds` discretized releases numerically; the exact value comes from the
     # closed form of one release with z / sqrt(rounds). Agreement checks both.
@@ -92,6 +92,12 @@ def test_calibrated_noise_is_the_least_that_fits(rounds, rate, accountant):
     ("call", "message"),
     [
         (lambda: GaussianRuns(0.0), "noise multiplier"),
+        (lambda: GaussianRuns(1e-300), "noise multiplier"),
+        (lambda: GaussianRuns(True), "noise multiplier"),
+        (lambda: GaussianRuns(1.0, 10**10), "rounds"),
+        (lambda: GaussianRuns(1.0, 1, True), "sampling rate"),
+        (lambda: noise_for_budget(1e300, 1e-5), "at most"),
+        (lambda: epsilon_spent(GaussianRuns(0.1, 50, 0.5), 1e-5, "pld"), "gigabytes"),
         (lambda: GaussianRuns(math.inf), "noise multiplier"),
         (lambda: GaussianRuns(1.0, 0), "rounds"),
         (lambda: GaussianRuns(1.0, 2.5), "rounds"),
@@ -117,3 +123,14 @@ def test_the_rdp_accountant_gives_the_stack_notes_reference_value():
     runs = GaussianRuns(1.0, 1000, 0.01)
     assert epsilon_spent(runs, 1e-5, "rdp") == pytest.approx(2.10, abs=0.005)
     assert epsilon_spent(runs, 1e-5, "pld") < 2.10
+
+
+def test_auto_reports_the_rdp_bound_where_pld_would_need_gigabytes():
+    # z = 0.1 on half the clients for 50 rounds spends thousands of ε; PLD's grid would take
+    # 2 GB and 17 s, the RDP bound takes milliseconds and is still a valid upper bound.
+    runs = GaussianRuns(0.1, 50, 0.5)
+    verdict = check_differential_privacy(runs, 1.0, 1e-5)
+    assert verdict.accountant == "rdp" and not verdict.compliant
+    assert verdict.epsilon_actual == epsilon_spent(runs, 1e-5, "rdp") > 1000
+    assert check_differential_privacy(GaussianRuns(1.0, 10, 0.1), 5.0, 1e-5).accountant == "pld"
+    assert check_differential_privacy(GaussianRuns(1.0, 10), 5.0, 1e-5).accountant == "exact"

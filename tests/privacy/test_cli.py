@@ -86,6 +86,12 @@ def test_simulate_fedavg_reports_accuracy_and_epsilon():
         (["simulate", "fedavg", "--noise", "global"], "noise must be"),
         (["simulate", "fedavg", "--engine", "gpu"], "engine"),
         (["simulate", "fedavg", "--clients", "0"], "clients"),
+        (["simulate", "fedavg", "--seed", "-1"], "seed"),
+        (["simulate", "fedavg", "--delta", "2"], "delta"),
+        (
+            ["privacy", "check", "--noise-multiplier", "1e-300", "--epsilon", "1"],
+            "noise multiplier",
+        ),
     ],
 )
 def test_bad_input_gives_a_message_and_exit_code_2(args, message):

@@ -111,6 +111,9 @@ def test_the_accountant_sees_what_each_placement_released(federation):
         ({"noise": "global"}, "noise must be"),
         ({"noise": "central", "noise_multiplier": 0.0}, "noise multiplier"),
         ({"l2": -1.0}, "l2"),
+        ({"rounds": True}, "rounds"),
+        ({"noise": "none", "noise_multiplier": math.nan}, "noise multiplier"),
+        ({"sampling_rate": True}, "sampling rate"),
     ],
 )
 def test_bad_configurations_are_refused(kwargs, message):
@@ -123,3 +126,12 @@ def test_a_bad_federation_is_refused():
         make_federation(0, 5, np.random.default_rng(0))
     with pytest.raises(InvalidParameterError, match="heterogeneity"):
         make_federation(5, 5, np.random.default_rng(0), heterogeneity=-1.0)
+    with pytest.raises(InvalidParameterError, match="exceeds"):
+        make_federation(50, 10**8, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("engine", [train, train_reference])
+def test_divergence_is_an_error_that_names_the_learning_rate(federation, engine):
+    cfg = FedAvgConfig(rounds=3, noise="none", noise_multiplier=0.0, learning_rate=1e300)
+    with pytest.raises(InvalidParameterError, match=r"diverged.*learning rate"):
+        engine(federation, cfg, np.random.default_rng(0))

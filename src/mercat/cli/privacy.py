@@ -45,7 +45,7 @@ def check(
         "rounds": rounds,
         "sampling_rate": sampling_rate,
         "delta": delta,
-        "accountant": accountant,
+        "accountant": result.accountant,  # the one that computed ε (auto resolves)
         "epsilon_actual": result.epsilon_actual,
         "epsilon_budget": result.epsilon_budget,
         "compliant": result.compliant,

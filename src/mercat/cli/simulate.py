@@ -82,19 +82,22 @@ def fedavg(
     """Federated averaging with differentially private updates (seed 002, eq. 4 and Alg. 1-2)."""
     import numpy as np
 
+    from mercat import validation as check
     from mercat.errors import InvalidParameterError
     from mercat.privacy import fedavg as fl
 
     engines = {"fast": fl.train, "reference": fl.train_reference}
     if engine not in engines:
         raise InvalidParameterError(f"engine must be fast or reference, got {engine!r}")
+    check.integer("seed", seed, 0)
+    check.open_unit("delta", delta)  # before training, not after it
     config = fl.FedAvgConfig(
         rounds=rounds,
         sampling_rate=sampling_rate,
         local_steps=local_steps,
         learning_rate=learning_rate,
         noise=noise,  # type: ignore[arg-type]
-        noise_multiplier=0.0 if noise == "none" else noise_multiplier,
+        noise_multiplier=noise_multiplier,
         clip_norm=clip_norm,
     )
     federation = fl.make_federation(
@@ -126,12 +129,11 @@ def cloudchain(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Seed 002's 30-day marketplace: clouds and community nodes, tokens, SLA, fairness."""
+    from mercat import validation as check
     from mercat.sim.cloudchain import CloudChainConfig, default_providers, simulate
 
-    if community < 0:
-        from mercat.errors import InvalidParameterError
-
-        raise InvalidParameterError(f"community must be >= 0, got {community}")
+    check.integer("community", community, 0)
+    check.integer("seed", seed, 0)
     config = CloudChainConfig(
         requesters=requesters,
         days=days,

@@ -30,10 +30,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import norm
 
+from mercat import validation as check
 from mercat.errors import InvalidParameterError
 
 Accountant = Literal["auto", "pld", "rdp", "exact"]
@@ -44,6 +44,16 @@ ACCOUNTANTS: tuple[str, ...] = ("auto", "pld", "rdp", "exact")
 PLD_DISCRETIZATION = 1e-4
 # Below this noise multiplier the PLD grid gets too large to hold (its length grows as 1/z^2).
 _PLD_SMALLEST_Z = 0.05
+# Where the PLD accountant stops: its grid spans the run's privacy loss, so a run that spends
+# more than this (no meaningful privacy) would need gigabytes (z = 0.1, q = 0.5, 50 rounds:
+# ε ≈ 2000, 2 GB, 17 s). There, "auto" reports the RDP bound, which costs milliseconds at
+# any size and is still a valid upper bound; "pld" refuses.
+PLD_EPSILON_LIMIT = 64.0
+PLD_MAX_ROUNDS = 10**6
+MIN_NOISE_MULTIPLIER = 1e-3
+MAX_NOISE_MULTIPLIER = 1e6
+MAX_ROUNDS = 10**9
+MAX_EPSILON = 700.0
 
 
 @dataclass(frozen=True)
@@ -56,23 +66,31 @@ class GaussianRuns:
     sampling_rate: float = 1.0
 
     def __post_init__(self) -> None:
-        z, r, q = self.noise_multiplier, self.rounds, self.sampling_rate
-        if not (isinstance(z, int | float) and math.isfinite(z) and z > 0):
-            raise InvalidParameterError(f"noise multiplier must be a finite number > 0, got {z!r}")
-        if isinstance(r, bool) or not isinstance(r, int | np.integer) or r < 1:
-            raise InvalidParameterError(f"rounds must be an integer >= 1, got {r!r}")
-        if not (isinstance(q, int | float) and 0 < q <= 1):
+        z = check.real("noise multiplier", self.noise_multiplier)
+        if not MIN_NOISE_MULTIPLIER <= z <= MAX_NOISE_MULTIPLIER:
+            raise InvalidParameterError(
+                f"noise multiplier must lie in [{MIN_NOISE_MULTIPLIER}, {MAX_NOISE_MULTIPLIER}] "
+                f"(below it a release is all but noiseless), got {z!r}"
+            )
+        rounds = check.integer("rounds", self.rounds, 1)
+        if rounds > MAX_ROUNDS:
+            raise InvalidParameterError(f"rounds must be at most {MAX_ROUNDS}, got {rounds}")
+        q = check.real("sampling rate", self.sampling_rate)
+        if not 0 < q <= 1:
             raise InvalidParameterError(f"sampling rate must lie in (0, 1], got {q!r}")
 
 
 def _check_delta(delta: float) -> None:
-    if not (isinstance(delta, int | float) and 0 < delta < 1):
-        raise InvalidParameterError(f"delta must lie in the open interval (0, 1), got {delta!r}")
+    check.open_unit("delta", delta)
 
 
 def _check_epsilon(epsilon: float) -> None:
-    if not (isinstance(epsilon, int | float) and math.isfinite(epsilon) and epsilon > 0):
-        raise InvalidParameterError(f"epsilon must be a finite number > 0, got {epsilon!r}")
+    check.positive("epsilon", epsilon)
+    if epsilon > MAX_EPSILON:
+        raise InvalidParameterError(
+            f"epsilon must be at most {MAX_EPSILON} (e^ε overflows beyond; a budget that large "
+            f"promises nothing), got {epsilon!r}"
+        )
 
 
 def _event(runs: GaussianRuns):  # -> dp_accounting.DpEvent
@@ -107,24 +125,66 @@ def _check_accountant(accountant: str) -> None:
         )
 
 
-def epsilon_spent(runs: GaussianRuns, delta: float, accountant: Accountant = "auto") -> float:
-    """ComputePrivacyBound: the smallest ε such that the whole run is (ε, δ)-DP, by the chosen
-    accountant (an upper bound; exact for un-sampled runs, tight up to a grid with PLD)."""
+def _library(compute, what: str) -> float:  # type: ignore[no-untyped-def]
+    """A dp_accounting or scipy computation; their numerical failures become our error."""
+    try:
+        value = float(compute())
+    except (ValueError, RuntimeError, FloatingPointError, OverflowError) as exc:
+        raise InvalidParameterError(f"{what} cannot be computed for these values: {exc}") from None
+    if math.isnan(value):
+        raise InvalidParameterError(f"{what} cannot be computed for these values (NaN)")
+    return value
+
+
+def _by(runs: GaussianRuns, delta: float, name: Accountant) -> float:
+    fresh = _fresh(name)
+    fresh.compose(_event(runs))
+    return _library(lambda: fresh.get_epsilon(delta), "ε")
+
+
+def resolve_epsilon(
+    runs: GaussianRuns, delta: float, accountant: Accountant = "auto"
+) -> tuple[float, str]:
+    """(ε, the accountant that computed it): "exact", "pld" or "rdp". See `epsilon_spent`."""
     _check_delta(delta)
     _check_accountant(accountant)
     if accountant in ("auto", "exact") and runs.sampling_rate == 1.0:
         import dp_accounting
 
         composed = runs.noise_multiplier / math.sqrt(runs.rounds)
-        return float(dp_accounting.get_epsilon_gaussian(composed, delta))
+        exact = _library(lambda: dp_accounting.get_epsilon_gaussian(composed, delta), "ε")
+        return exact, "exact"
     if accountant == "exact":
         raise InvalidParameterError(
             f"no closed form for a sampled run (sampling rate {runs.sampling_rate}); "
             "use accountant 'pld' or 'rdp'"
         )
-    fresh = _fresh("rdp" if accountant == "rdp" else "pld")
-    fresh.compose(_event(runs))
-    return float(fresh.get_epsilon(delta))
+
+    if accountant == "rdp":
+        return _by(runs, delta, "rdp"), "rdp"
+    # PLD only where its grid stays small: the cheap RDP bound says how large ε is.
+    upper = _by(runs, delta, "rdp")
+    fits = (
+        upper <= PLD_EPSILON_LIMIT
+        and runs.rounds <= PLD_MAX_ROUNDS
+        and runs.noise_multiplier >= _PLD_SMALLEST_Z
+    )
+    if fits:
+        return _by(runs, delta, "pld"), "pld"
+    if accountant == "auto":
+        return upper, "rdp"
+    raise InvalidParameterError(
+        f"the PLD accountant would need gigabytes for this run (RDP bound ε = {upper:.4g}, "
+        f"limit {PLD_EPSILON_LIMIT}; at most {PLD_MAX_ROUNDS} rounds; z >= {_PLD_SMALLEST_Z}); "
+        "use accountant 'rdp' or 'auto'"
+    )
+
+
+def epsilon_spent(runs: GaussianRuns, delta: float, accountant: Accountant = "auto") -> float:
+    """ComputePrivacyBound: the smallest ε such that the whole run is (ε, δ)-DP, by the chosen
+    accountant (an upper bound; exact for un-sampled runs, tight up to a grid with PLD; "auto"
+    falls back to RDP where PLD would not fit in memory, see PLD_EPSILON_LIMIT)."""
+    return resolve_epsilon(runs, delta, accountant)[0]
 
 
 @dataclass(frozen=True)
@@ -134,7 +194,7 @@ class PrivacyCheck:
     epsilon_actual: float
     epsilon_budget: float
     delta: float
-    accountant: str
+    accountant: str  # the one that computed epsilon_actual: exact, pld or rdp
 
     @property
     def compliant(self) -> bool:
@@ -147,8 +207,8 @@ def check_differential_privacy(
     """Seed 002, Alg. 2: does the run stay within (ε, δ)? False means "privacy parameters need
     adjustment" (more noise, fewer rounds or a smaller sample)."""
     _check_epsilon(epsilon)
-    spent = epsilon_spent(runs, delta, accountant)
-    return PrivacyCheck(spent, float(epsilon), float(delta), accountant)
+    spent, used = resolve_epsilon(runs, delta, accountant)
+    return PrivacyCheck(spent, float(epsilon), float(delta), used)
 
 
 def noise_for_budget(
@@ -167,8 +227,8 @@ def noise_for_budget(
     import dp_accounting
 
     if accountant in ("auto", "exact") and sampling_rate == 1.0:
-        z = float(dp_accounting.get_sigma_gaussian(epsilon, delta)) * math.sqrt(rounds)
-        return _first_that_fits(z, rounds, sampling_rate, epsilon, delta, accountant)
+        one = _library(lambda: dp_accounting.get_sigma_gaussian(epsilon, delta), "the noise")
+        return _first_that_fits(one * math.sqrt(rounds), rounds, 1.0, epsilon, delta, accountant)
     if accountant == "exact":
         raise InvalidParameterError("no closed form for a sampled run; use 'pld' or 'rdp'")
 
@@ -176,22 +236,29 @@ def noise_for_budget(
         return _event(GaussianRuns(z, rounds, sampling_rate))
 
     def calibrate(which: Accountant, bracket) -> float:
-        return float(
-            dp_accounting.calibrate_dp_mechanism(
+        return _library(
+            lambda: dp_accounting.calibrate_dp_mechanism(
                 lambda: _fresh(which), event, epsilon, delta, bracket, tol=1e-4
-            )
+            ),
+            "the noise",
         )
 
     # The RDP bound is looser, so its noise is enough under PLD too: an upper end for the PLD
     # search. The lower end must not be tiny: the PLD grid grows as 1/z^2 (z = 1e-3 asks for
     # 38 GiB), so it starts at half the RDP answer and halves only while that still passes.
     by_rdp = calibrate("rdp", dp_accounting.LowerEndpointAndGuess(1e-3, 1.0))
-    if accountant == "rdp":
+    beyond_pld = epsilon > PLD_EPSILON_LIMIT or rounds > PLD_MAX_ROUNDS
+    if accountant == "rdp" or (accountant == "auto" and beyond_pld):
         return _first_that_fits(by_rdp, rounds, sampling_rate, epsilon, delta, accountant)
+    if beyond_pld:
+        raise InvalidParameterError(
+            f"the PLD accountant does not go beyond epsilon {PLD_EPSILON_LIMIT} or "
+            f"{PLD_MAX_ROUNDS} rounds; use accountant 'rdp' or 'auto'"
+        )
     low = by_rdp / 2
     while (
         low > _PLD_SMALLEST_Z
-        and epsilon_spent(GaussianRuns(low, rounds, sampling_rate), delta, "pld") <= epsilon
+        and _by(GaussianRuns(low, rounds, sampling_rate), delta, "pld") <= epsilon
     ):
         low /= 2
     if low <= _PLD_SMALLEST_Z:

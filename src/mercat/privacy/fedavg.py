@@ -35,9 +35,12 @@ from typing import Literal
 import numba as nb
 import numpy as np
 
+from mercat import validation as check
 from mercat.errors import InvalidParameterError
 from mercat.privacy.accountant import GaussianRuns, epsilon_spent
-from mercat.privacy.gaussian import clip, clip_rows
+from mercat.privacy.gaussian import clip, clip_rows, privatize
+
+MAX_FEDERATION_FLOATS = 250_000_000  # 2 GiB of float64 features, the data of one run
 
 NoisePlacement = Literal["none", "central", "local"]
 NOISE_PLACEMENTS: tuple[str, ...] = ("none", "central", "local")
@@ -73,13 +76,21 @@ def make_federation(
     """A synthetic federation: one true linear classifier shared by all, each client's features
     shifted by its own offset of scale `heterogeneity` (non-IID data), client sizes drawn from
     a geometric law around `mean_examples` (a few large clients, many small ones)."""
-    if clients < 1 or dim < 1 or mean_examples < 1 or test_examples < 1:
+    for name, value in (
+        ("clients", clients),
+        ("dim", dim),
+        ("mean_examples", mean_examples),
+        ("test_examples", test_examples),
+    ):
+        check.integer(name, value, 1)
+    if (clients * mean_examples + test_examples) * (dim + 1) > MAX_FEDERATION_FLOATS:
         raise InvalidParameterError(
-            "clients, dim, mean_examples and test_examples must all be >= 1, got "
-            f"{clients}, {dim}, {mean_examples}, {test_examples}"
+            f"a federation of {clients} clients × {mean_examples} examples × {dim + 1} features "
+            f"exceeds {MAX_FEDERATION_FLOATS:,} numbers ({8 * MAX_FEDERATION_FLOATS / 1e9:.0f} GB)"
         )
-    if not (math.isfinite(heterogeneity) and heterogeneity >= 0):
-        raise InvalidParameterError(f"heterogeneity must be >= 0, got {heterogeneity!r}")
+    check.non_negative("heterogeneity", heterogeneity)
+    if heterogeneity > 1e3:
+        raise InvalidParameterError(f"heterogeneity must be at most 1000, got {heterogeneity!r}")
     truth = rng.normal(size=dim) / math.sqrt(dim)
 
     def sample(n: int, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,29 +122,21 @@ class FedAvgConfig:
     l2: float = 1e-3  # ridge on the weights keeps local steps stable on separable client data
 
     def __post_init__(self) -> None:
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise InvalidParameterError(f"rounds must be an integer >= 1, got {self.rounds!r}")
-        if not 0 < self.sampling_rate <= 1:
-            raise InvalidParameterError(
-                f"sampling rate must lie in (0, 1], got {self.sampling_rate!r}"
-            )
-        if not isinstance(self.local_steps, int) or self.local_steps < 1:
-            raise InvalidParameterError(f"local steps must be >= 1, got {self.local_steps!r}")
+        check.integer("rounds", self.rounds, 1)
+        check.integer("local steps", self.local_steps, 1)
+        rate = check.real("sampling rate", self.sampling_rate)
+        if not 0 < rate <= 1:
+            raise InvalidParameterError(f"sampling rate must lie in (0, 1], got {rate!r}")
         for name in ("learning_rate", "server_learning_rate", "clip_norm"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise InvalidParameterError(f"{name} must be a finite number > 0, got {value!r}")
-        if not (math.isfinite(self.l2) and self.l2 >= 0):
-            raise InvalidParameterError(f"l2 must be >= 0, got {self.l2!r}")
+            check.positive(name, getattr(self, name))
+        check.non_negative("l2", self.l2)
         if self.noise not in NOISE_PLACEMENTS:
             raise InvalidParameterError(
                 f"noise must be one of {', '.join(NOISE_PLACEMENTS)}, got {self.noise!r}"
             )
-        z = self.noise_multiplier
-        if not (math.isfinite(z) and z >= 0) or (self.noise != "none" and z == 0):
-            raise InvalidParameterError(
-                f"noise multiplier must be > 0 with noise={self.noise!r}, got {z!r}"
-            )
+        z = check.non_negative("noise multiplier", self.noise_multiplier)
+        if self.noise != "none" and z == 0:
+            raise InvalidParameterError(f"noise multiplier must be > 0 with noise={self.noise!r}")
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,18 @@ def _server_step(
         step = total / joined if joined else total
     else:
         step = total / (cfg.sampling_rate * clients)
-    return w + cfg.server_learning_rate * step
+    return _finite(w + cfg.server_learning_rate * step, cfg)
+
+
+def _finite(values: np.ndarray, cfg: FedAvgConfig) -> np.ndarray:
+    """`values`, or the error that training diverged (NaN or inf weights train nothing, and
+    an accuracy measured on them would be a coin's)."""
+    if not np.all(np.isfinite(values)):
+        raise InvalidParameterError(
+            "training diverged (the model is no longer finite): lower the learning rate "
+            f"({cfg.learning_rate}) or the server learning rate ({cfg.server_learning_rate})"
+        )
+    return values
 
 
 # --- the readable reference: one client at a time ---------------------------------------
@@ -188,9 +202,10 @@ def _server_step(
 
 def _local_update(w: np.ndarray, x: np.ndarray, y: np.ndarray, cfg: FedAvgConfig) -> np.ndarray:
     local = w.copy()
-    for _ in range(cfg.local_steps):
-        gradient = x.T @ (_sigmoid(x @ local) - y) / len(y) + cfg.l2 * local
-        local = local - cfg.learning_rate * gradient
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is `_finite`'s to report
+        for _ in range(cfg.local_steps):
+            gradient = x.T @ (_sigmoid(x @ local) - y) / len(y) + cfg.l2 * local
+            local = local - cfg.learning_rate * gradient
     return local - w
 
 
@@ -200,18 +215,19 @@ def train_reference(
     w = np.zeros(federation.dim)
     accuracies = np.empty(cfg.rounds)
     participations = np.zeros(federation.clients, dtype=np.int64)
-    sigma = cfg.noise_multiplier * cfg.clip_norm
     start = time.perf_counter()
     for t in range(cfg.rounds):
         joined = np.flatnonzero(rng.random(federation.clients) < cfg.sampling_rate)
         participations[joined] += 1
         total = np.zeros(federation.dim)
         for c in joined:
-            update = _local_update(w, federation.client_x[c], federation.client_y[c], cfg)
-            if cfg.noise != "none":
+            update = _finite(
+                _local_update(w, federation.client_x[c], federation.client_y[c], cfg), cfg
+            )
+            if cfg.noise == "local":  # Alg. 1 where the update is produced
+                update = privatize(update, cfg.noise_multiplier, cfg.clip_norm, rng)
+            elif cfg.noise == "central":
                 update = clip(update, cfg.clip_norm)
-            if cfg.noise == "local":
-                update = update + rng.normal(0.0, sigma, size=federation.dim)
             total += update
         w = _server_step(w, total, len(joined), cfg, federation.clients, rng)
         accuracies[t] = accuracy(w, federation.test_x, federation.test_y)
@@ -278,15 +294,18 @@ def train(federation: Federation, cfg: FedAvgConfig, rng: np.random.Generator) -
     for t in range(cfg.rounds):
         joined = np.flatnonzero(rng.random(federation.clients) < cfg.sampling_rate)
         participations[joined] += 1
-        updates = _local_updates(
-            stacked.x,
-            stacked.y,
-            stacked.offsets,
-            joined,
-            w,
-            cfg.local_steps,
-            cfg.learning_rate,
-            cfg.l2,
+        updates = _finite(
+            _local_updates(
+                stacked.x,
+                stacked.y,
+                stacked.offsets,
+                joined,
+                w,
+                cfg.local_steps,
+                cfg.learning_rate,
+                cfg.l2,
+            ),
+            cfg,
         )
         if cfg.noise != "none" and len(joined):
             updates = clip_rows(updates, cfg.clip_norm)
