@@ -12,9 +12,7 @@ field of `CloudChainConfig`:
 - **Providers**: 5 clouds (large, reliable, priced by their public GPU-hour rates relative
   to each other) and 23 community nodes (small, cheaper, less reliable). A provider offers
   its capacity in GPU-hours each round at its unit cost (truthful asks: trade reduction
-  makes that dominant), as one ask per machine: trade reduction excludes the marginal
-  seller, and a cloud offered as one seller would be excluded whenever it alone could
-  serve a market (the premium market at low demand), while one machine is a small loss.
+  makes that dominant), one ask per GPU-hour.
 - **Requesters**: each submits jobs as a Poisson process. A job needs `units` GPU-hours
   (lognormal), is worth `value` per unit to its requester, and waits at most `patience`
   rounds before it is dropped. A share of jobs (training) needs a provider of at least
@@ -22,15 +20,23 @@ field of `CloudChainConfig`:
 - **Clearing**: every round, two double auctions of seed 003 (trade reduction, truthful and
   budget balanced): first premium jobs on premium providers, then all other waiting work on
   the capacity left. Units traded are split between requesters and providers by the
-  auction's plan.
+  auction's plan. Trade reduction leaves out the marginal buyer and the marginal seller, so
+  both sides trade in GPU-hours: a job bids for each unit it needs (at its value), a
+  provider asks for each unit it has. With whole jobs and whole providers (or machines) as
+  bidders, a thin market loses a whole job or a whole cloud every round: at 10 requesters,
+  12 % of jobs were dropped while 90 % of capacity sat idle.
 - **Execution and attestation**: each piece of work fails with its provider's failure
   probability and, if it ran, misses its SLA with the provider's violation probability. `n`
-  oracles each report the outcome correctly with probability `1 - oracle_error`, and a
-  q-of-n quorum decides (the rule of `mercat.oracle.quorum`).
-- **Settlement** (eq. 2): on an attested success the requester pays the buyer price per unit
-  and the provider earns the seller price per unit in tokens. On an attested failure the
-  escrow goes back and the units return to the job's queue. An attested SLA violation costs
-  the provider λ per oracle report (eq. 2's λ_i R_i).
+  oracles each report the outcome (failed, late, on time): the true one with probability
+  `1 - oracle_error`, else one of the two others. The outcome q of them agree on is the
+  verdict (2q > n, the rule of `mercat.oracle.quorum.tally`; no quorum: unsettled).
+- **Settlement** (eq. 2): on an attested run (late or on time) the requester pays the buyer
+  price per unit and the provider earns the seller price per unit in tokens; the difference
+  is the auction's margin. On an attested failure or without a quorum the escrow goes back
+  and the units return to the job's queue. An attested SLA violation costs the provider λ
+  for each of the n oracle reports recorded for it (eq. 2's λ_i R_i, read as in
+  `mercat.oracle.economics`), paid into a penalty pool. Every token is accounted for:
+  paid = earned + margin.
 
 Reported: tokens per provider, throughput (GPU-hours and jobs completed per hour), Jain's
 index over requesters' served share of demand, SLA compliance and utilization.
@@ -54,7 +60,6 @@ class Provider:
     name: str
     capacity: float  # GPU-hours per round
     cost: float  # tokens per GPU-hour (its ask)
-    instances: int  # machines it offers, each an ask for capacity / instances
     failure: float  # probability that a piece of work fails
     violation: float  # probability that work that ran misses its SLA
     cloud: bool
@@ -68,11 +73,11 @@ def default_providers(community: int = 23, seed: int = 0) -> tuple[Provider, ...
     """The five clouds (capacities and relative prices in the spirit of their GPU offers;
     the seed gives none) and `community` nodes drawn from one seeded generator."""
     clouds = (
-        Provider("AWS", 320.0, 3.0, 40, 0.002, 0.003, True),
-        Provider("Google Cloud", 280.0, 2.9, 35, 0.002, 0.004, True),
-        Provider("Azure", 280.0, 3.1, 35, 0.003, 0.004, True),
-        Provider("Hetzner", 120.0, 1.9, 15, 0.006, 0.008, True),
-        Provider("Lambda Labs", 200.0, 2.2, 25, 0.004, 0.005, True),
+        Provider("AWS", 320.0, 3.0, 0.002, 0.003, True),
+        Provider("Google Cloud", 280.0, 2.9, 0.002, 0.004, True),
+        Provider("Azure", 280.0, 3.1, 0.003, 0.004, True),
+        Provider("Hetzner", 120.0, 1.9, 0.006, 0.008, True),
+        Provider("Lambda Labs", 200.0, 2.2, 0.004, 0.005, True),
     )
     rng = np.random.default_rng([seed, 2])
     nodes = tuple(
@@ -80,7 +85,6 @@ def default_providers(community: int = 23, seed: int = 0) -> tuple[Provider, ...
             f"Community Node {i + 1}",
             float(rng.integers(4, 33)),
             float(np.round(rng.uniform(1.0, 2.4), 2)),
-            1,
             float(np.round(rng.uniform(0.01, 0.05), 3)),
             float(np.round(rng.uniform(0.01, 0.05), 3)),
             False,
@@ -115,9 +119,10 @@ class CloudChainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.quorum > self.oracles:
+        if not self.oracles < 2 * self.quorum <= 2 * self.oracles:
             raise InvalidParameterError(
-                f"quorum {self.quorum} exceeds the {self.oracles} oracles that can report"
+                f"quorum must be a majority of the {self.oracles} oracles (2q > n) and at most "
+                f"n, so that two verdicts cannot both reach it; got {self.quorum}"
             )
         positive = ("jobs_per_requester_hour", "mean_units", "units_sigma", "value_low")
         for name in positive:
@@ -137,9 +142,10 @@ class CloudChainConfig:
         if len({p.name for p in self.providers}) != len(self.providers):
             raise InvalidParameterError("provider names must be unique")
         for p in self.providers:
-            if not (p.capacity > 0 and p.cost >= 0 and p.instances >= 1):
+            if not (0 < p.capacity <= 1e5 and 0 <= p.cost < math.inf):
                 raise InvalidParameterError(
-                    f"provider {p.name!r}: capacity > 0, cost >= 0 and instances >= 1 needed"
+                    f"provider {p.name!r}: capacity in (0, 1e5] GPU-hours and a finite cost "
+                    ">= 0 needed"
                 )
             if not (0 <= p.failure < 1 and 0 <= p.violation < 1):
                 raise InvalidParameterError(
@@ -155,7 +161,8 @@ class CloudChainConfig:
 class CloudChainResult:
     config: CloudChainConfig
     tokens: np.ndarray  # per provider: earned minus SLA penalties (eq. 2)
-    penalties: np.ndarray  # per provider
+    penalties: np.ndarray  # per provider, paid into the penalty pool
+    market_margin: float  # (buyer price - seller price) × units: trade reduction's surplus
     delivered: np.ndarray  # per provider: GPU-hours attested successful
     demanded: np.ndarray  # per requester: GPU-hours submitted
     served: np.ndarray  # per requester: GPU-hours completed
@@ -165,6 +172,7 @@ class CloudChainResult:
     jobs_dropped: int
     pieces: int  # pieces of work executed
     pieces_sla_met: int  # attested as run within SLA
+    pieces_unsettled: int  # no q oracles agreed: refunded, work back in the queue
     hourly_units: np.ndarray  # GPU-hours completed per round
 
     @property
@@ -205,11 +213,24 @@ def jain(x: np.ndarray, include: np.ndarray | None = None) -> float:
     return float(values.sum() ** 2 / (values.size * np.square(values).sum()))
 
 
-def _attest(truth: np.ndarray, cfg: CloudChainConfig, rng: np.random.Generator) -> np.ndarray:
-    """q-of-n quorum over `oracles` noisy reports of each outcome (True: happened)."""
-    correct = rng.random((truth.size, cfg.oracles)) >= cfg.oracle_error
-    says_yes = np.where(correct, truth[:, None], ~truth[:, None]).sum(axis=1)
-    return says_yes >= cfg.quorum
+FAILED, LATE, ON_TIME, NO_QUORUM = 0, 1, 2, -1
+OUTCOMES = 3  # what an oracle can report: failed, ran but missed the SLA, ran within it
+
+
+def oracle_votes(truth: np.ndarray, cfg: CloudChainConfig, rng: np.random.Generator) -> np.ndarray:
+    """Each oracle's report on each piece: the true outcome with probability 1 - error, else
+    one of the two others, uniformly. Shape (pieces, oracles)."""
+    wrong = rng.random((truth.size, cfg.oracles)) < cfg.oracle_error
+    shift = rng.integers(1, OUTCOMES, size=(truth.size, cfg.oracles))
+    return np.where(wrong, (truth[:, None] + shift) % OUTCOMES, truth[:, None])
+
+
+def verdicts(votes: np.ndarray, quorum: int) -> np.ndarray:
+    """The outcome at least `quorum` oracles agree on, per piece, or NO_QUORUM: the rule of
+    `mercat.oracle.quorum.tally` (with 2q > n no two outcomes can both reach q)."""
+    counts = np.stack([(votes == k).sum(axis=1) for k in range(OUTCOMES)], axis=1)
+    best = counts.argmax(axis=1)
+    return np.where(counts.max(axis=1) >= quorum, best, NO_QUORUM)
 
 
 def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
@@ -219,9 +240,14 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
     m = len(providers)
     capacity = np.array([p.capacity for p in providers])
     cost = np.array([p.cost for p in providers])
-    # Asks are machines: machine k belongs to provider machine_of[k].
-    machine_of = np.repeat(np.arange(m), [p.instances for p in providers])
-    machine_capacity = capacity[machine_of] / np.array([p.instances for p in providers])[machine_of]
+    # Asks are GPU-hours: ask k is one unit (the last of a provider possibly less) of
+    # provider machine_of[k], so trade reduction's excluded marginal seller is one unit.
+    per_provider = np.ceil(capacity).astype(np.int64)
+    machine_of = np.repeat(np.arange(m), per_provider)
+    within = np.arange(machine_of.size) - np.repeat(
+        np.cumsum(per_provider) - per_provider, per_provider
+    )
+    machine_capacity = np.minimum(1.0, capacity[machine_of] - within)
     machine_cost = cost[machine_of]
     failure = np.array([p.failure for p in providers])
     violation = np.array([p.violation for p in providers])
@@ -235,14 +261,15 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
     premium = np.empty(0, dtype=bool)
     age = np.empty(0, dtype=np.int64)
 
-    tokens = np.zeros(m)
+    earned = np.zeros(m)
     penalties = np.zeros(m)
+    margin = 0.0
     delivered = np.zeros(m)
     demanded = np.zeros(cfg.requesters)
     served = np.zeros(cfg.requesters)
     paid = np.zeros(cfg.requesters)
     hourly = np.zeros(cfg.rounds)
-    submitted = completed = dropped = pieces = pieces_ok = 0
+    submitted = completed = dropped = pieces = pieces_ok = unsettled = 0
 
     for t in range(cfg.rounds):
         # Arrivals.
@@ -270,10 +297,16 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
                 offered = left
             if jobs.size == 0 or not offered.any():
                 continue
-            outcome = trade_reduction(value[jobs], remaining[jobs], machine_cost, offered)
+            # Bids are GPU-hours: a job bids for each of its units at its value, so trade
+            # reduction's excluded marginal buyer is one GPU-hour, not a whole job.
+            per_job = np.ceil(remaining[jobs] - 1e-9).astype(np.int64)
+            bid_job = np.repeat(jobs, per_job)
+            within = np.arange(bid_job.size) - np.repeat(np.cumsum(per_job) - per_job, per_job)
+            bid_units = np.minimum(1.0, remaining[bid_job] - within)
+            outcome = trade_reduction(value[bid_job], bid_units, machine_cost, offered)
             if outcome.traded_quantity <= 0:
                 continue
-            job = jobs[outcome.plan_users]
+            job = bid_job[outcome.plan_users]
             machine = outcome.plan_providers
             who = machine_of[machine]
             units = outcome.plan_amounts
@@ -283,20 +316,24 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
             # Execution and attestation, per piece of work.
             ran = rng.random(units.size) >= failure[who]
             on_time = ran & (rng.random(units.size) >= violation[who])
-            attested_ran = _attest(ran, cfg, rng)
-            attested_on_time = attested_ran & _attest(on_time, cfg, rng)
+            truth = np.where(on_time, ON_TIME, np.where(ran, LATE, FAILED))
+            verdict = verdicts(oracle_votes(truth, cfg, rng), cfg.quorum)
             pieces += units.size
-            pieces_ok += int(attested_on_time.sum())
+            pieces_ok += int((verdict == ON_TIME).sum())
+            unsettled += int((verdict == NO_QUORUM).sum())
 
-            # Settlement (eq. 2): paid on an attested run; λ per report on a violation.
-            done = units * attested_ran
-            np.add.at(tokens, who, done * outcome.seller_price)
+            # Settlement (eq. 2). Paid on an attested run (late or on time); λ for each of
+            # the n oracle reports recorded on an attested violation. A failure or a piece
+            # without a quorum is refunded and its units go back to the job's queue.
+            done = units * ((verdict == ON_TIME) | (verdict == LATE))
+            np.add.at(earned, who, done * outcome.seller_price)
             np.add.at(delivered, who, done)
             np.add.at(paid, owner[job], done * outcome.buyer_price)
             np.add.at(served, owner[job], done)
-            penalty = cfg.penalty_factor * cfg.oracles * (attested_ran & ~attested_on_time)
+            margin += float(done.sum()) * (outcome.buyer_price - outcome.seller_price)
+            penalty = cfg.penalty_factor * cfg.oracles * (verdict == LATE)
             np.add.at(penalties, who, penalty)
-            np.add.at(remaining, job, -done)  # failed work goes back to the queue
+            np.add.at(remaining, job, -done)
             hourly[t] += done.sum()
 
         # Finished jobs leave; jobs out of patience are dropped.
@@ -313,8 +350,9 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
     dropped += owner.size  # still waiting when the month ends: never served in full
     return CloudChainResult(
         config=cfg,
-        tokens=tokens - penalties,
+        tokens=earned - penalties,
         penalties=penalties,
+        market_margin=margin,
         delivered=delivered,
         demanded=demanded,
         served=served,
@@ -324,5 +362,6 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
         jobs_dropped=dropped,
         pieces=pieces,
         pieces_sla_met=pieces_ok,
+        pieces_unsettled=unsettled,
         hourly_units=hourly,
     )
