@@ -35,7 +35,9 @@ def test_the_fast_path_equals_the_reference(seed, clients, noise, rate, steps):
     fast = train(federation, cfg, np.random.default_rng(seed + 1))
     reference = train_reference(federation, cfg, np.random.default_rng(seed + 1))
     assert np.allclose(fast.weights, reference.weights, rtol=1e-10, atol=1e-12)
-    assert np.array_equal(fast.accuracy, reference.accuracy)
+    # Accuracy counts signs of x·w: the engines' sums run in different orders, so a test point
+    # within rounding of the boundary could flip; one point is the most that may differ.
+    assert np.abs(fast.accuracy - reference.accuracy).max() <= 1.5 / len(federation.test_y)
     assert np.array_equal(fast.participations, reference.participations)
 
 

@@ -93,6 +93,8 @@ def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
                 break
             except OSError:
                 time.sleep(0.2)
+        else:
+            raise AssertionError("mercat serve did not come up within 30 s")
         failures: list[str] = []
 
         def open_account(key: Keypair) -> None:

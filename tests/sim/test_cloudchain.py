@@ -114,6 +114,8 @@ def test_jain_index():
         ({"requesters": 0}, "requesters"),
         ({"quorum": 6}, "quorum"),
         ({"quorum": 2}, "majority"),
+        ({"jobs_per_requester_hour": 1e9}, "arrivals"),
+        ({"days": 10**6}, "rounds"),
         ({"premium_share": 1.5}, "premium_share"),
         ({"value_low": 3.0, "value_high": 2.0}, "value_high"),
         ({"providers": ()}, "at least one provider"),

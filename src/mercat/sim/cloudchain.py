@@ -53,6 +53,8 @@ from mercat.clearing.double_auction import trade_reduction
 from mercat.errors import InvalidParameterError
 
 CLOUDS = ("AWS", "Google Cloud", "Azure", "Hetzner", "Lambda Labs")
+MAX_ARRIVALS_PER_ROUND = 100_000  # the waiting jobs live in memory, bids per GPU-hour
+MAX_ROUNDS = 10 * 365 * 24
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,16 @@ class CloudChainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise InvalidParameterError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.requesters * self.jobs_per_requester_hour > MAX_ARRIVALS_PER_ROUND:
+            raise InvalidParameterError(
+                f"{self.requesters} requesters × {self.jobs_per_requester_hour} jobs an hour "
+                f"exceeds {MAX_ARRIVALS_PER_ROUND:,} expected arrivals a round"
+            )
+        if self.rounds > MAX_ROUNDS or self.mean_units > 1e4:
+            raise InvalidParameterError(
+                f"at most {MAX_ROUNDS} rounds and 10^4 GPU-hours per job, got {self.rounds} "
+                f"rounds and {self.mean_units}"
+            )
         if not self.value_low <= self.value_high < math.inf:
             raise InvalidParameterError("value_high must be finite and >= value_low")
         for name in ("premium_share", "premium_reliability", "oracle_error"):
