@@ -10,16 +10,14 @@ where z is the noise multiplier the accountant (`mercat.privacy.accountant`) rea
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from mercat import validation as check
 from mercat.errors import InvalidParameterError
 
 
 def _check_clip_norm(clip_norm: float) -> None:
-    if not (isinstance(clip_norm, int | float) and math.isfinite(clip_norm) and clip_norm > 0):
-        raise InvalidParameterError(f"clip norm must be a finite number > 0, got {clip_norm!r}")
+    check.positive("clip norm", clip_norm)
 
 
 def _check_update(update: np.ndarray) -> np.ndarray:
@@ -58,13 +56,6 @@ def privatize(
 
     The release is the Gaussian mechanism with sensitivity C (add or remove one participant)
     and noise multiplier z; `mercat.privacy.accountant` says what it spends."""
-    if not (
-        isinstance(noise_multiplier, int | float)
-        and math.isfinite(noise_multiplier)
-        and noise_multiplier >= 0
-    ):
-        raise InvalidParameterError(
-            f"noise multiplier must be a finite number >= 0, got {noise_multiplier!r}"
-        )
+    check.non_negative("noise multiplier", noise_multiplier)
     clipped = clip(update, clip_norm)
     return clipped + rng.normal(0.0, noise_multiplier * clip_norm, size=clipped.shape)
