@@ -285,3 +285,7 @@ class ContentNotFoundError(StorageError, LookupError):
 
 class ContentCorruptedError(StorageError):
     """A block whose bytes no longer hash to its CID: the store refuses to return them."""
+
+
+class ContentMismatchError(StorageError, ValueError):
+    """Bytes offered for a CID that do not hash to it: refused, nothing stored."""

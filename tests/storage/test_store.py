@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mercat.errors import (
     ContentCorruptedError,
+    ContentMismatchError,
     ContentNotFoundError,
     InvalidCIDError,
     InvalidParameterError,
@@ -131,8 +132,10 @@ def test_put_block_checks_the_bytes_against_the_cid(store, tmp_path):
     for block in store.blocks():  # replicate block by block, as a peer would
         other.put_block(block, store.read_block(block))
     assert other.get(cid) == data
-    with pytest.raises(ContentCorruptedError):
+    with pytest.raises(ContentMismatchError, match="hash to something else") as refused:
         other.put_block(cid_of(b"one thing"), b"another thing")
+    assert isinstance(refused.value, ValueError)  # the caller's bad input, not stored rot
+    assert not isinstance(refused.value, ContentCorruptedError)
     assert not other.has_block(cid_of(b"one thing"))
 
 
@@ -140,11 +143,11 @@ def test_a_crash_before_the_manifest_leaves_no_cid_naming_partial_content(store,
     calls = []
     real = store._write_block
 
-    def failing(cid, data):
+    def failing(cid, data, pending=None):
         calls.append(cid)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        real(cid, data)
+        real(cid, data, pending)
 
     monkeypatch.setattr(store, "_write_block", failing)
     data = os.urandom(5000)

@@ -4,13 +4,16 @@ Content goes in as bytes or a stream and comes back by its CID (`mercat.storage.
 - content up to `chunk_size` bytes is one `raw` block, whose CID is the CID of the content;
 - larger content is cut into `raw` blocks of `chunk_size` bytes, and a `dag-json` manifest,
   `{"chunk_size": n, "chunks": [{"/": cid}, ...], "size": bytes}`, links them in order. The
-  manifest's CID names the content. Equal chunks are stored once.
+  manifest's CID names the content. Equal chunks are stored once. A manifest is accepted only
+  in exactly the form `put` writes (canonical bytes, >= 2 chunks, sizes that add up).
 
 Every block is checked against its CID when it is read, so a corrupted or substituted block is
-refused (`ContentCorruptedError`), never returned. Blocks are written to a temporary file,
-synced, then renamed into place, and a manifest is written only after all its blocks: a crash
-leaves at most unreferenced blocks, never a CID that names missing or partial content.
-Layout (like IPFS's flatfs): `ROOT/blocks/<next-to-last two characters>/<cid>`.
+refused (`ContentCorruptedError`), never returned; storing a block again replaces a stored copy
+that no longer hashes to its CID. Blocks are written to a temporary file, synced, renamed into
+place, and their directories synced; a manifest is written only after all its blocks are
+durable: a crash (or power loss) leaves at most unreferenced blocks, never a CID that names
+missing or partial content. Layout (like IPFS's flatfs): `ROOT/blocks/<next-to-last two
+characters>/<cid>`.
 
 Left out on purpose: IPFS itself (no daemon here; `put_block` is the seam a network transport
 would call) and garbage collection of unreferenced blocks.
@@ -21,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat as st
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from typing import BinaryIO
 
 from mercat.errors import (
     ContentCorruptedError,
+    ContentMismatchError,
     ContentNotFoundError,
     InvalidParameterError,
     StorageError,
@@ -54,36 +60,102 @@ def _manifest_bytes(chunk_size: int, chunks: list[str], size: int) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def read_manifest(cid: str, body: bytes) -> tuple[int, list[str], int]:
-    """(chunk size, block CIDs in order, content size) of a manifest block."""
-    try:
-        data = json.loads(body)
-        chunks = [link["/"] for link in data["chunks"]]
-        size, chunk_size = int(data["size"]), int(data["chunk_size"])
-        if not all(parse(c)[1] == RAW for c in chunks) or size < 0:
-            raise ValueError("links must be raw blocks and the size >= 0")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ContentCorruptedError(f"manifest {cid} is malformed: {exc}") from None
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The one shape `_manifest_bytes` writes: integers, link strings of printable ASCII without
+# quotes or escapes, no whitespace. Checked before JSON parsing, so that a deeply nested body
+# never reaches the recursive parser (a process whose recursion limit was raised, as some
+# libraries do, would crash in C rather than raise RecursionError).
+_MANIFEST_SHAPE = re.compile(
+    rb'\{"chunk_size":-?[0-9]+,"chunks":\[(?:\{"/":"[!#-\[\]-~]*"\}'
+    rb'(?:,\{"/":"[!#-\[\]-~]*"\})*)?\],"size":-?[0-9]+\}'
+)
+
+
+def _check_manifest(body: bytes) -> tuple[int, list[str], int]:
+    """The fields of a manifest in the one form `put` writes; ValueError (or one of the errors
+    a malformed body raises) with the reason otherwise."""
+    if not isinstance(body, bytes) or not _MANIFEST_SHAPE.fullmatch(body):
+        raise ValueError(
+            'it is not canonical DAG-JSON of the form {"chunk_size":int,"chunks":[{"/":cid},'
+            '...],"size":int} (sorted keys, integers, no whitespace, nothing else)'
+        )
+    data = json.loads(body)
+    chunk_size, size, links = data["chunk_size"], data["size"], data["chunks"]
+    if not (_is_int(chunk_size) and _is_int(size) and isinstance(links, list)):
+        raise ValueError("chunk_size and size must be integers and chunks a list")
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size {chunk_size} is outside [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")
+    chunks = [link["/"] for link in links]
+    for chunk in chunks:
+        canonical, codec, _ = parse(chunk)
+        if codec != RAW or canonical != chunk:
+            raise ValueError(f"link {chunk!r} is not a raw block's CID in base32")
+    if size <= chunk_size:
+        raise ValueError(f"size {size} fits one {chunk_size}-byte block, which needs no manifest")
+    if len(chunks) != -(-size // chunk_size):
+        raise ValueError(
+            f"{size} bytes in {chunk_size}-byte blocks are {-(-size // chunk_size)} blocks, "
+            f"not {len(chunks)}"
+        )
+    if body != _manifest_bytes(chunk_size, chunks, size):
+        raise ValueError("it is not in canonical form (sorted keys, no whitespace, no extras)")
     return chunk_size, chunks, size
+
+
+def read_manifest(cid: str, body: bytes) -> tuple[int, list[str], int]:
+    """(chunk size, block CIDs in order, content size) of a manifest block, which must be
+    exactly what `put` writes; `ContentCorruptedError` otherwise."""
+    try:
+        return _check_manifest(body)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ContentCorruptedError(f"manifest {cid} is malformed: {exc}") from None
 
 
 def stream_content(cid: str, read_block: Callable[[str], bytes]) -> Iterator[bytes]:
     """The content named by `cid`, block by block, from `read_block` (which checks each block
-    against its CID): one raw block, or the blocks a manifest lists, with their total size
-    held to the manifest's."""
+    against its CID): one raw block, or the blocks a manifest lists, each held to the length
+    the manifest implies before it is yielded."""
     canonical, codec, _ = parse(cid)
     block = read_block(canonical)
     if codec == RAW:
         yield block
         return
-    _, chunks, size = read_manifest(canonical, block)
-    seen = 0
-    for chunk in chunks:
+    chunk_size, chunks, size = read_manifest(canonical, block)
+    for i, chunk in enumerate(chunks):
         data = read_block(chunk)
-        seen += len(data)
+        expected = chunk_size if i < len(chunks) - 1 else size - chunk_size * i
+        if len(data) != expected:
+            raise ContentCorruptedError(
+                f"manifest {canonical} says block {i} ({chunk}) holds {expected} bytes; "
+                f"it holds {len(data)}"
+            )
         yield data
-    if seen != size:
-        raise ContentCorruptedError(f"manifest {canonical} says {size} bytes, blocks hold {seen}")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the entries of directory `path` (a rename, a new file) survive power loss."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - systems without /proc/self/status
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
 
 
 class ContentStore:
@@ -109,7 +181,12 @@ class ContentStore:
         if not create and not (self.root / "blocks").is_dir():
             raise StorageError(f"no store at {str(self.root)!r}")
         try:
-            (self.root / "blocks").mkdir(parents=True, exist_ok=True)
+            if not (self.root / "blocks").is_dir():
+                existed = self.root.is_dir()
+                (self.root / "blocks").mkdir(parents=True, exist_ok=True)
+                _fsync_dir(self.root)  # a new store's blocks/ survives power loss
+                if not existed:
+                    _fsync_dir(self.root.absolute().parent)
             (self.root / "tmp").mkdir(exist_ok=True)
         except OSError as exc:
             raise StorageError(
@@ -121,49 +198,105 @@ class ContentStore:
     def _path(self, cid: str) -> Path:
         return self.root / "blocks" / cid[-3:-1] / cid
 
-    def _write_block(self, cid: str, data: bytes) -> None:
-        path = self._path(cid)
-        if path.exists():
-            return  # same CID, same bytes: stored once
-        if path.parent.name not in self._shards:
-            path.parent.mkdir(exist_ok=True)
-            self._shards.add(path.parent.name)
-        handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")
+    def _holds_intact(self, cid: str, path: Path) -> bool:
+        """Whether `path` holds bytes that hash to `cid` (a re-put then writes nothing)."""
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            with open(path, "rb") as held:
+                return hashlib.sha256(held.read()).digest() == parse(cid)[2]
+        except OSError:
+            return False  # missing, a directory, unreadable: (re)write it
+
+    def _write_block(self, cid: str, data: bytes, pending: set[Path] | None = None) -> None:
+        """Store `data` under `cid` unless an intact copy is there; a copy that no longer hashes
+        to `cid` is replaced. The new directory entry is synced at once, or, with `pending`,
+        its directory is added there for the caller to sync (`_sync_dirs`) before it writes
+        anything that names the block."""
+        path = self._path(cid)
+        tmp = None
+        try:
+            # Same CID, same bytes: stored once. An intact copy's entry is still synced below: an
+            # earlier put may have died between its rename and its directory sync.
+            if not self._holds_intact(cid, path):
+                if path.parent.name not in self._shards:
+                    if not path.parent.is_dir():
+                        path.parent.mkdir(exist_ok=True)
+                        if pending is None:  # blocks/ gained an entry
+                            _fsync_dir(path.parent.parent)
+                        else:
+                            pending.add(path.parent.parent)
+                    self._shards.add(path.parent.name)
+                handle, tmp = tempfile.mkstemp(dir=self.root / "tmp")
+                with os.fdopen(handle, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, path)
+                tmp = None
+            if pending is None:
+                _fsync_dir(path.parent)
+            else:
+                pending.add(path.parent)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write block {cid} to {str(path)!r}: {exc.strerror or exc}"
+            ) from None
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+
+    def _sync_dirs(self, pending: set[Path]) -> None:
+        try:
+            for directory in sorted(pending):
+                _fsync_dir(directory)
+        except OSError as exc:
+            raise StorageError(f"cannot sync {str(directory)!r}: {exc.strerror}") from None
+        pending.clear()
 
     def read_block(self, cid: str) -> bytes:
         """One block's bytes, checked against its CID."""
         canonical, _, digest = parse(cid)
+        path = self._path(canonical)
         try:
-            data = self._path(canonical).read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
             raise ContentNotFoundError(f"the store holds no block {canonical}") from None
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read block {canonical} at {str(path)!r}: {exc.strerror}"
+            ) from None
         if hashlib.sha256(data).digest() != digest:
             raise ContentCorruptedError(f"block {canonical} does not hash to its CID; refusing it")
         return data
 
     def put_block(self, cid: str, data: bytes) -> None:
         """Store a block received from elsewhere (a peer, a backup) under its CID, after checking
-        that the bytes hash to it; nothing is written otherwise."""
+        that the bytes hash to it and, for a manifest, that it is well formed; nothing is written
+        otherwise (`ContentMismatchError`)."""
         canonical, codec, digest = parse(cid)
         if hashlib.sha256(data).digest() != digest:
-            raise ContentCorruptedError(f"the bytes given for {canonical} hash to something else")
+            raise ContentMismatchError(
+                f"the bytes given for {canonical} hash to something else; nothing stored"
+            )
         if codec == MANIFEST:
-            read_manifest(canonical, data)  # a manifest must also parse
+            try:
+                _check_manifest(data)
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                raise ContentMismatchError(
+                    f"the bytes given for {canonical} are not a well-formed manifest ({exc}); "
+                    "nothing stored"
+                ) from None
         self._write_block(canonical, data)
 
     def discard_block(self, cid: str) -> None:
         """Drop a block (a corrupt copy that a good one from elsewhere will replace)."""
         canonical, _, _ = parse(cid)
-        self._path(canonical).unlink(missing_ok=True)
+        path = self._path(canonical)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot discard block {canonical} at {str(path)!r}: {exc.strerror}"
+            ) from None
 
     def has_block(self, cid: str) -> bool:
         canonical, _, _ = parse(cid)
@@ -180,12 +313,13 @@ class ContentStore:
             cid = cid_of(bytes(view))
             self._write_block(cid, bytes(view))
             return cid
-        chunks = []
+        chunks: list[str] = []
+        pending: set[Path] = set()
         for start in range(0, len(view), self.chunk_size):
             chunk = bytes(view[start : start + self.chunk_size])
             chunks.append(cid_of(chunk))
-            self._write_block(chunks[-1], chunk)
-        return self._put_manifest(chunks, len(view))
+            self._write_block(chunks[-1], chunk, pending)
+        return self._put_manifest(chunks, len(view), pending)
 
     def _read_chunk(self, stream: BinaryIO) -> bytes:
         """Exactly `chunk_size` bytes, or fewer only at the end: a pipe may return short reads,
@@ -208,22 +342,25 @@ class ContentStore:
             cid = cid_of(first)
             self._write_block(cid, first)
             return cid
-        chunks, size, chunk = [], 0, first
+        chunks: list[str] = []
+        pending: set[Path] = set()
+        size, chunk = 0, first
         while chunk:
             chunks.append(cid_of(chunk))
-            self._write_block(chunks[-1], chunk)
+            self._write_block(chunks[-1], chunk, pending)
             size += len(chunk)
             chunk, following = following, self._read_chunk(stream) if following else b""
-        return self._put_manifest(chunks, size)
+        return self._put_manifest(chunks, size, pending)
 
     def put_file(self, path: Path | str) -> str:
         try:
             with open(path, "rb") as stream:
                 return self.put_stream(stream)
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        except OSError as exc:  # writes raise StorageError: this is the file being read
             raise StorageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
 
-    def _put_manifest(self, chunks: list[str], size: int) -> str:
+    def _put_manifest(self, chunks: list[str], size: int, pending: set[Path]) -> str:
+        self._sync_dirs(pending)  # every block durable before anything names them
         body = _manifest_bytes(self.chunk_size, chunks, size)
         cid = cid_from_digest(hashlib.sha256(body).digest(), MANIFEST)
         self._write_block(cid, body)  # last: a manifest only ever names stored blocks
@@ -238,22 +375,81 @@ class ContentStore:
         return b"".join(self.iter_content(cid))
 
     def get_to_file(self, cid: str, path: Path | str) -> int:
-        """Write the content to `path` (through a temporary file, renamed once every block has
-        checked out, so a refused read leaves no partial file); returns the bytes written."""
-        target = Path(path)
-        if target.is_dir():
-            raise StorageError(f"{str(target)!r} is a directory")
-        handle, tmp = tempfile.mkstemp(dir=target.parent if target.parent.exists() else None)
+        """Write the content to `path`; returns the bytes written. The CID and the target are
+        checked before anything is written:
+        - a missing path or a regular file is written through a temporary file in its own
+          directory, synced and renamed into place once every block has checked out (a refused
+          read leaves the old file, or none); the new file gets the mode `open(path, "w")`
+          would give it (0o666 less the umask; an existing file keeps its mode);
+        - a symbolic link is followed, and what it points at is written by these rules;
+        - a FIFO or character device is written straight into, block by block as blocks
+          check out (a bad block stops the stream there, as on standard output);
+        - a directory, a missing parent directory, a parent that is not a directory, or any
+          other kind of file is refused with `StorageError`."""
+        canonical, _, _ = parse(cid)
+        self.stat(canonical)  # present and readable (at least its first block) before writing
+        given = Path(path)
+        target = Path(os.path.realpath(given))
+        where = repr(str(given)) if target == given.absolute() else f"{str(given)!r} ({target})"
+        try:
+            info = os.stat(target)
+        except (FileNotFoundError, NotADirectoryError):
+            info = None  # missing; its parent is checked below
+        except OSError as exc:
+            raise StorageError(f"cannot write {where}: {exc.strerror}") from None
+        if info is not None and st.S_ISDIR(info.st_mode):
+            raise StorageError(f"{where} is a directory")
+        if info is not None and (st.S_ISFIFO(info.st_mode) or st.S_ISCHR(info.st_mode)):
+            return self._stream_into(canonical, target, where)
+        if info is not None and not st.S_ISREG(info.st_mode):
+            raise StorageError(f"{where} is not a regular file, FIFO or character device")
+        try:
+            parent = os.stat(target.parent)
+        except (FileNotFoundError, NotADirectoryError):
+            raise StorageError(
+                f"cannot write {where}: directory {str(target.parent)!r} does not exist"
+                " (no directory is created)"
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"cannot write {where}: {exc.strerror}") from None
+        if not st.S_ISDIR(parent.st_mode):
+            raise StorageError(f"cannot write {where}: {str(target.parent)!r} is not a directory")
+        mode = st.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask()
+        return self._replace_file(canonical, target, where, mode)
+
+    def _replace_file(self, cid: str, target: Path, where: str, mode: int) -> int:
+        tmp = None
         written = 0
         try:
+            handle, tmp = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+            )
             with os.fdopen(handle, "wb") as out:
                 for data in self.iter_content(cid):
                     out.write(data)
                     written += len(data)
+                out.flush()
+                os.fchmod(out.fileno(), mode)
+                os.fsync(out.fileno())
             os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            tmp = None
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {where}: {exc.strerror or exc}") from None
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        return written
+
+    def _stream_into(self, cid: str, target: Path, where: str) -> int:
+        written = 0
+        try:
+            with open(target, "wb") as out:
+                for data in self.iter_content(cid):
+                    out.write(data)
+                    written += len(data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {where}: {exc.strerror or exc}") from None
         return written
 
     def stat(self, cid: str) -> Stat:
@@ -274,18 +470,40 @@ class ContentStore:
         _, chunks, _ = read_manifest(canonical, self.read_block(canonical))
         return all(self._path(c).exists() for c in chunks)
 
-    def blocks(self) -> Iterator[str]:
-        """The CIDs of all blocks held."""
+    def _entries(self) -> Iterator[tuple[Path, bool]]:
+        """Every entry under blocks/, with whether it is a block: a CID in canonical form, in
+        the shard directory its name picks."""
         for shard in sorted((self.root / "blocks").iterdir()):
+            if not shard.is_dir():
+                yield shard, False
+                continue
             for path in sorted(shard.iterdir()):
+                try:
+                    canonical = parse(path.name)[0]
+                except StorageError:
+                    canonical = None
+                yield path, canonical == path.name and path.parent.name == path.name[-3:-1]
+
+    def blocks(self) -> Iterator[str]:
+        """The CIDs of all blocks held (entries under blocks/ that are not blocks: `strays`)."""
+        for path, is_block in self._entries():
+            if is_block:
                 yield path.name
 
+    def strays(self) -> Iterator[Path]:
+        """Entries under blocks/ that are not blocks (a stray file, a misplaced CID): ignored
+        by `blocks` and `verify`."""
+        for path, is_block in self._entries():
+            if not is_block:
+                yield path
+
     def verify(self) -> list[str]:
-        """Every block re-hashed; returns the CIDs of those that do not match (empty: intact)."""
+        """Every block re-hashed; returns the CIDs of those that do not match or cannot be read
+        (empty: intact)."""
         bad = []
         for cid in self.blocks():
             try:
                 self.read_block(cid)
-            except (ContentCorruptedError, StorageError):
+            except StorageError:
                 bad.append(cid)
         return bad
