@@ -53,7 +53,7 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path):
         "--store",
         str(tmp_path / "s"),
         "--sizes",
-        "64KiB,256KiB",
+        "512KiB,4MiB",
         "--repeats",
         "2",
         "--json",
