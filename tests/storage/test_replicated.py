@@ -1,10 +1,18 @@
 """Replication: a write quorum, and reads that survive and repair bad copies."""
 
+import logging
 import os
+import random
+import shutil
 
 import pytest
 
-from mercat.errors import ContentNotFoundError, InvalidParameterError, StorageError
+from mercat.errors import (
+    ContentNotFoundError,
+    InvalidCIDError,
+    InvalidParameterError,
+    StorageError,
+)
 from mercat.storage.replicated import ReplicatedStore
 from mercat.storage.store import ContentStore
 
@@ -58,3 +66,53 @@ def test_bad_replica_sets_are_refused(tmp_path, replicas):
     other = ContentStore(tmp_path / "big", chunk_size=2048)
     with pytest.raises(InvalidParameterError, match="chunk size"):
         ReplicatedStore([*replicas, other])
+
+
+def test_repair_counts_every_copy_it_replaces(replicas):
+    store = ReplicatedStore(replicas)
+    data = os.urandom(4000)
+    cid = store.put(data)
+    x, y, z = sorted(b for b in replicas[0].blocks() if b.startswith("bafkrei"))[:3]
+    for replica in replicas[:2]:  # x: bad on the two replicas read before the good copy
+        replica._path(x).write_bytes(b"rot")
+    replicas[2]._path(y).write_bytes(b"rot")  # y: bad on the last replica only
+    replicas[1].discard_block(z)  # z: missing on the middle one
+    replicas[0].discard_block(cid)  # the manifest: missing on the first
+    assert store.repair(cid) == 5
+    assert all(r.verify() == [] for r in replicas)
+    assert store.repair(cid) == 0
+
+
+def test_a_replica_that_cannot_be_repaired_does_not_fail_the_read(replicas, caplog):
+    store = ReplicatedStore(replicas)
+    data = random.Random(2).randbytes(4000)  # fixed: its 5 blocks lie in 5 shards
+    cid = store.put(data)
+    block = next(b for b in replicas[0].blocks() if b.startswith("bafkrei"))
+    shard = replicas[0]._path(block).parent
+    assert len(list(shard.iterdir())) == 1
+    shutil.rmtree(shard)
+    shard.write_bytes(b"a file where the shard directory was")  # no block can go there
+    with caplog.at_level(logging.WARNING, logger="mercat.storage.replicated"):
+        assert store.get(cid) == data
+    assert f"could not repair block {block}" in caplog.text
+    assert str(replicas[0].root) in caplog.text
+    with pytest.raises(StorageError, match=rf"could not replace 1: {replicas[0].root}"):
+        store.repair(cid)
+    assert all(r.verify() == [] for r in replicas[1:])
+
+
+def test_a_put_repairs_a_replica_whose_copy_is_corrupt(replicas):
+    store = ReplicatedStore(replicas)
+    data = os.urandom(4000)
+    cid = store.put(data)
+    block = next(b for b in replicas[1].blocks() if b.startswith("bafkrei"))
+    replicas[1]._path(block).write_bytes(b"rot")
+    assert store.put(data) == cid  # a quorum of 3 means: every replica holds it intact
+    assert all(r.verify() == [] for r in replicas)
+    for replica in replicas:
+        assert replica.get(cid) == data
+
+
+def test_a_bad_cid_is_the_callers_error_not_a_missing_block(replicas):
+    with pytest.raises(InvalidCIDError):
+        ReplicatedStore(replicas).get("not-a-cid")
