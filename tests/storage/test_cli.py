@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from mercat.cli import app
 from mercat.cli.storage import parse_size
+from mercat.errors import InvalidParameterError
 
 runner = CliRunner()
 
@@ -50,8 +51,8 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path):
     out = run(
         "storage",
         "measure",
-        "--store",
-        str(tmp_path / "s"),
+        "--dir",
+        str(tmp_path),
         "--sizes",
         "512KiB,4MiB",
         "--repeats",
@@ -61,6 +62,7 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path):
     assert out.exit_code == 0, out.output
     fit = json.loads(out.stdout)
     assert fit["read_bandwidth_MBps"] > 0 and len(fit["points"]) == 4
+    assert list(tmp_path.iterdir()) == []  # the objects were measured and deleted
     ranked = run(
         "storage",
         "place",
@@ -85,12 +87,88 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path):
         ("1048576", 1 << 20),
         ("50MB", 50_000_000),
         ("1.5GB", 1_500_000_000),
+        ("2.01GB", 2_010_000_000),  # binary floating point gave 2009999999
         ("64KiB", 65536),
+        ("1.5KiB", 1536),
         ("2 MiB", 2 << 20),
+        ("0", 0),
+        ("9223372036854775807", 2**63 - 1),
     ],
 )
 def test_sizes_take_decimal_and_binary_units(text, expected):
     assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0.5B", "0.5 bytes, not a whole number"),
+        ("1.1KiB", "1126.4 bytes, not a whole number"),
+        ("1.0000000000000000000000000000001KB", "not a whole number"),
+        ("9" * 400, "above the largest file"),
+        ("9223372036854775808", "above the largest file"),
+        ("10000000000GB", "above the largest file"),
+        ("1e6", "not a number of bytes"),
+        ("-5MB", "not a number of bytes"),
+        ("12parsecs", "not a number of bytes"),
+    ],
+)
+def test_sizes_that_are_not_whole_bytes_or_absurd_are_refused(text, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        parse_size(text)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "extra", "message"),
+    [
+        ("64KiB", [], "2 distinct"),
+        ("64KiB,64KiB", [], "2 distinct"),
+        ("0B,1KB", [], ">= 1"),
+        ("1KB,3GB", [], "above the 2 GB"),
+        ("0.5B,1KB", [], "whole number"),
+        ("1KB,,2KB", [], "not a number of bytes"),
+        ("1KB,2KB", ["--name", "a:b"], "without ':'"),
+        ("1KB,2KB", ["--dir", "{tmp}/missing"], "not an existing directory"),
+        ("1KB,2KB", ["--dir", "{tmp}/file"], "not an existing directory"),
+    ],
+)
+def test_measure_checks_everything_before_it_writes(tmp_path, sizes, extra, message):
+    (tmp_path / "file").write_text("x")
+    args = ["storage", "measure", "--dir", str(tmp_path), "--sizes", sizes]
+    out = run(*args, *[a.replace("{tmp}", str(tmp_path)) for a in extra])
+    assert out.exit_code == 2, out.output
+    assert message in out.output
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_get_to_a_path_that_cannot_be_written_is_exit_2_and_creates_nothing(tmp_path):
+    store = str(tmp_path / "store")
+    (tmp_path / "file.txt").write_text("x")
+    cid = json.loads(
+        run("storage", "put", str(tmp_path / "file.txt"), "--store", store, "--json").stdout
+    )[0]["cid"]
+    for target, message in (
+        ("nodir/sub/out", "does not exist"),
+        ("file.txt/x", "is not a directory"),
+        (".", "is a directory"),
+    ):
+        out = run("storage", "get", cid, "-o", str(tmp_path / target), "--store", store)
+        assert out.exit_code == 2, out.output
+        assert message in out.output and "Traceback" not in out.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "store"]
+    assert (tmp_path / "file.txt").read_text() == "x"
+
+
+def test_verify_lists_stray_entries_without_failing(tmp_path):
+    store = tmp_path / "store"
+    (tmp_path / "a").write_bytes(b"hello")
+    assert run("storage", "put", str(tmp_path / "a"), "--store", str(store)).exit_code == 0
+    (store / "blocks" / "stray.txt").write_text("x")
+    out = run("storage", "verify", "--store", str(store), "--json")
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert report["blocks"] == 1 and report["corrupted"] == []
+    assert report["ignored"] == [str(store / "blocks" / "stray.txt")]
 
 
 @pytest.mark.parametrize(

@@ -77,3 +77,22 @@ def test_measuring_a_store_gives_points_the_fit_takes(tmp_path):
 def test_bad_input_is_refused(call, message):
     with pytest.raises(InvalidParameterError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("sizes", "repeats", "message"),
+    [
+        ([1 << 16], 1, "2 distinct"),
+        ([1 << 16, 1 << 16], 1, "2 distinct"),
+        ([0, 1 << 16], 1, ">= 1"),
+        ([1 << 16, 3 * 10**9], 1, "above the 2 GB"),
+        ([1.5, 1 << 16], 1, "whole bytes"),
+        ([True, 1 << 16], 1, "whole bytes"),
+        ([1 << 10, 1 << 16], 0, "repeats"),
+    ],
+)
+def test_measuring_refuses_bad_sizes_before_it_writes(tmp_path, sizes, repeats, message):
+    store = ContentStore(tmp_path, chunk_size=1 << 16)
+    with pytest.raises(InvalidParameterError, match=message):
+        measure_profile(store, sizes, repeats=repeats)
+    assert list(store.blocks()) == []

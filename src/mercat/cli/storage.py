@@ -1,20 +1,24 @@
 """`mercat storage ...`: the content-addressed store and eq. 1's latency model.
 
 The store is a directory, chosen by `--store` (or MERCAT_STORE), `mercat-store/` by default.
-Sizes are given as bytes or with a unit: 50MB, 1.5GB (powers of 1000) or 64KiB, 1MiB (1024).
+Sizes are given as bytes or with a unit: 50MB, 1.5GB (powers of 1000) or 64KiB, 1MiB (1024);
+a size that is not a whole number of bytes (0.5B, 1.1KiB) is refused.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import typer
 
 from mercat.cli._output import console, print_json, print_mapping, print_table
-from mercat.errors import InvalidParameterError
+from mercat.errors import InvalidParameterError, StorageError
 
 app = typer.Typer(help="Content-addressed storage (seed 002, §III.B).", no_args_is_help=True)
 
@@ -35,8 +39,12 @@ _UNITS = {
 }
 
 
+MAX_SIZE = 2**63 - 1  # the largest file a 64-bit file offset can address
+
+
 def parse_size(text: str) -> int:
-    """Bytes in '50MB', '1.5GB', '64KiB', '1048576'."""
+    """Bytes in '50MB', '1.5GB', '64KiB', '1048576': computed exactly (decimal, not binary
+    floating point), refused unless a whole number of bytes in [0, 2**63 - 1]."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
@@ -44,7 +52,19 @@ def parse_size(text: str) -> int:
             f"size {text!r} is not a number of bytes with an optional unit (B, kB, MB, GB, KiB, "
             "MiB, GiB)"
         )
-    return int(float(match.group(1)) * _UNITS[unit])
+    number = Decimal(match.group(1))  # exact: Decimal keeps every digit of the text
+    if number > MAX_SIZE:
+        raise InvalidParameterError(f"size {text!r} is above the largest file, {MAX_SIZE} bytes")
+    with localcontext() as exact:
+        exact.prec = len(match.group(1)) + 20  # room for every digit of the product
+        nbytes = number * _UNITS[unit]
+        if nbytes != nbytes.to_integral_value():
+            raise InvalidParameterError(
+                f"size {text!r} is {nbytes.normalize():f} bytes, not a whole number of bytes"
+            )
+    if nbytes > MAX_SIZE:
+        raise InvalidParameterError(f"size {text!r} is above the largest file, {MAX_SIZE} bytes")
+    return int(nbytes)
 
 
 def _open(  # type: ignore[no-untyped-def]
@@ -89,8 +109,10 @@ def get(
         ...,
         "--out",
         "-o",
-        help="File to write (renamed into place once every block checked out); '-': standard "
-        "output, streamed as blocks check out (a bad block stops it with exit 2).",
+        help="File to write: written beside it and renamed into place once every block checked "
+        "out (a symlink is followed; a FIFO or character device is streamed into); its "
+        "directory must exist. '-': standard output, streamed as blocks check out (a bad "
+        "block stops it with exit 2).",
     ),
     store: Path | None = StoreOption,
 ) -> None:
@@ -119,33 +141,62 @@ def stat(
 
 @app.command()
 def verify(store: Path | None = StoreOption, as_json: bool = JsonOption) -> None:
-    """Re-hash every block; exit 2 and list the ones that do not match their CID."""
+    """Re-hash every block; exit 2 and list the ones that do not match their CID (entries under
+    blocks/ that are not blocks are listed as ignored and do not fail the check)."""
     target = _open(store)
     blocks = sum(1 for _ in target.blocks())
     bad = target.verify()
+    ignored = [str(path) for path in target.strays()]
     if as_json:
-        print_json({"blocks": blocks, "corrupted": bad})
+        print_json({"blocks": blocks, "corrupted": bad, "ignored": ignored})
     else:
         console.print(f"{blocks} blocks, {len(bad)} corrupted", highlight=False)
         for cid in bad:
             console.print(f"corrupted: {cid}", highlight=False, soft_wrap=True)
+        for path in ignored:
+            console.print(f"ignored (not a block): {path}", highlight=False, soft_wrap=True)
     if bad:
         raise typer.Exit(code=2)
 
 
 @app.command()
 def measure(
-    store: Path | None = StoreOption,
-    sizes: str = typer.Option("10MB,50MB,100MB", help="Comma-separated object sizes."),
+    directory: Path | None = typer.Option(
+        None,
+        "--dir",
+        help="Existing directory whose file system is measured (default: the system's temporary "
+        "directory). A fresh sub-directory is made there and removed afterwards.",
+    ),
+    sizes: str = typer.Option(
+        "10MB,50MB,100MB", help="Comma-separated object sizes: >= 2 distinct, each 1 B to 2 GB."
+    ),
     repeats: int = typer.Option(3, min=1, help="Objects per size."),
-    name: str = typer.Option("local", help="Name of the profile."),
+    name: str = typer.Option("local", help="Name of the profile (no ':')."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Time writes and reads of fresh random objects; fit eq. 1: T_r = S/B_r, T_w = S/B_w + T_c."""
-    from mercat.storage.latency import fit_profile, measure_profile
+    """Time writes and reads of fresh random objects; fit eq. 1: T_r = S/B_r, T_w = S/B_w + T_c.
+    Nothing is left behind: the objects go to a temporary store that is deleted afterwards."""
+    from mercat.storage.latency import check_measure, fit_profile, measure_profile
+    from mercat.storage.store import ContentStore
 
-    sizes_bytes = [parse_size(s) for s in sizes.split(",")]
-    points = measure_profile(_open(store, create=True), sizes_bytes, repeats)
+    # Everything is checked before anything is written.
+    sizes_bytes = check_measure([parse_size(s) for s in sizes.split(",")], repeats)
+    if not name or ":" in name:
+        raise InvalidParameterError(
+            f"profile name {name!r} must be non-empty and without ':' (`storage place` splits "
+            "profiles on ':')"
+        )
+    where = Path(tempfile.gettempdir()) if directory is None else directory
+    if not where.is_dir():
+        raise InvalidParameterError(f"--dir {str(where)!r} is not an existing directory")
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix="mercat-measure-", dir=where))
+    except OSError as exc:
+        raise StorageError(f"cannot measure in {str(where)!r}: {exc.strerror}") from None
+    try:
+        points = measure_profile(ContentStore(scratch / "store"), sizes_bytes, repeats)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     fit = fit_profile(name, *points)
     data = {
         "name": name,

@@ -123,11 +123,38 @@ def fit_profile(
     )
 
 
+MAX_MEASURE_SIZE = 2 * 10**9  # each object is held in memory twice (written, read back)
+
+
+def check_measure(sizes: Sequence[int], repeats: int) -> list[int]:
+    """The sizes `measure_profile` can measure, checked before anything is written: whole
+    bytes, each in [1, 2 GB], at least two distinct (eq. 1 needs two to fit a line)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise InvalidParameterError(f"repeats must be an integer >= 1, got {repeats!r}")
+    checked = []
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidParameterError(f"object sizes must be whole bytes >= 1, got {size!r}")
+        if size > MAX_MEASURE_SIZE:
+            raise InvalidParameterError(
+                f"object size {size} bytes is above the {MAX_MEASURE_SIZE // 10**9} GB "
+                "measure takes (each object is held in memory twice)"
+            )
+        checked.append(size)
+    if len(set(checked)) < 2:
+        raise InvalidParameterError(
+            f"measure needs at least 2 distinct object sizes to fit eq. 1, got {list(sizes)!r}"
+        )
+    return checked
+
+
 def measure_profile(store, sizes: Sequence[int], repeats: int = 3, seed: int = 0):
     """Time `store.put` and `store.get` (which re-hashes every block) on fresh random content
     of each size, `repeats` times; returns (sizes, read_seconds, write_seconds), one point per
     repeat. Content is new each time, so no write is saved by deduplication; reads come from
-    the page cache, as they would for a provider serving a model it just stored."""
+    the page cache, as they would for a provider serving a model it just stored. Sizes and
+    repeats are checked (`check_measure`) before the first write."""
+    sizes = check_measure(sizes, repeats)
     rng = np.random.default_rng(seed)
     points: tuple[list[int], list[float], list[float]] = ([], [], [])
     for size in sizes:
