@@ -16,7 +16,6 @@ described by eq. 1, and the R² says so.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,5 +170,4 @@ def measure_profile(store, sizes: Sequence[int], repeats: int = 3, seed: int = 0
             points[0].append(size)
             points[1].append(read)
             points[2].append(wrote)
-    os.sync()
     return points
