@@ -21,6 +21,7 @@ from mercat.cli import (
     incentives,
     ledger,
     posted_price,
+    pricing,
     privacy,
     reproduce,
     serve,
@@ -65,6 +66,7 @@ app.add_typer(auctioneer.app)  # provider, bid, and the `auctioneer` group
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(storage.app, name="storage")
 app.add_typer(serve.app)  # mercat serve
+app.add_typer(pricing.app)  # mercat price
 
 
 def main() -> None:
