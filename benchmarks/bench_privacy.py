@@ -55,7 +55,7 @@ def main() -> None:
             "agree": bool(np.allclose(fast.weights, slow.weights, rtol=1e-10, atol=1e-12)),
             "privacy_overhead_percent": {},
         }
-        for placement in ("central", "local"):
+        for placement in ("central", "local", "example"):
             private = replace(base, noise=placement, noise_multiplier=1.0)
             ratios = []
             for _ in range(args.repeats):  # alternate, so a slow spell hits both sides

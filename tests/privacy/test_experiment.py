@@ -18,6 +18,8 @@ def test_the_experiment_writes_its_table_figure_and_facts(tmp_path, monkeypatch)
         ("central", 3.0),
         ("local", 1.0),
         ("local", 3.0),
+        ("example", 1.0),
+        ("example", 3.0),
     ]
     # more noise spends less privacy, and local noise spends more than central at equal z
     eps = {(r[0], r[1]): r[4] for r in rows}

@@ -18,7 +18,7 @@ from mercat.privacy.fedavg import FedAvgConfig, make_federation, train, train_re
 @given(
     seed=st.integers(0, 2**32 - 1),
     clients=st.integers(1, 40),
-    noise=st.sampled_from(["none", "central", "local"]),
+    noise=st.sampled_from(["none", "central", "local", "example"]),
     rate=st.sampled_from([0.05, 0.3, 1.0]),
     steps=st.integers(1, 3),
 )
@@ -137,3 +137,29 @@ def test_divergence_is_an_error_that_names_the_learning_rate(federation, engine)
     cfg = FedAvgConfig(rounds=3, noise="none", noise_multiplier=0.0, learning_rate=1e300)
     with pytest.raises(InvalidParameterError, match=r"diverged.*learning rate"):
         engine(federation, cfg, np.random.default_rng(0))
+
+
+def test_dp_sgd_with_a_clip_that_never_binds_and_no_noise_is_plain_fedavg(federation):
+    # Everyone joins (q = 1), so the noise draws cannot shift who is sampled next round.
+    plain = FedAvgConfig(rounds=4, sampling_rate=1.0, noise="none", noise_multiplier=0.0)
+    example = replace(plain, noise="example", noise_multiplier=1e-20, clip_norm=1e9)
+    a = train(federation, plain, np.random.default_rng(3))
+    b = train(federation, example, np.random.default_rng(3))
+    assert np.allclose(a.weights, b.weights, atol=1e-9)
+
+
+def test_dp_sgd_is_accounted_per_local_step_at_example_level(federation):
+    cfg = FedAvgConfig(rounds=6, sampling_rate=0.3, local_steps=4, noise="example",
+                       noise_multiplier=2.0)  # fmt: skip
+    result = train(federation, cfg, np.random.default_rng(6))
+    busiest = int(result.participations.max())
+    assert result.privacy_runs() == GaussianRuns(2.0, 4 * busiest, 1.0)
+
+
+def test_per_example_clipping_bounds_a_local_step(federation):
+    # With a tiny clip and no noise, one local step moves a client's model by at most
+    # lr · C (the mean of clipped gradients) plus the ridge term, which is 0 from w = 0.
+    cfg = FedAvgConfig(rounds=1, sampling_rate=1.0, local_steps=1, noise="example",
+                       noise_multiplier=1e-20, clip_norm=1e-3)  # fmt: skip
+    result = train(federation, cfg, np.random.default_rng(1))
+    assert np.linalg.norm(result.weights) <= cfg.learning_rate * cfg.clip_norm * (1 + 1e-9)

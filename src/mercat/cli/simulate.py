@@ -71,7 +71,11 @@ def fedavg(
     sampling_rate: float = typer.Option(0.2, help="Probability that a client joins a round."),
     local_steps: int = typer.Option(5, help="Gradient steps per client per round."),
     learning_rate: float = typer.Option(0.5, help="Clients' step size."),
-    noise: str = typer.Option("central", help="none, central (DP-FedAvg) or local (eq. 4)."),
+    noise: str = typer.Option(
+        "central",
+        help="none, central (DP-FedAvg), local (eq. 4 at each client) or example (DP-SGD in "
+        "each client, example-level).",
+    ),
     noise_multiplier: float = typer.Option(1.0, help="z = σ / clip norm."),
     clip_norm: float = typer.Option(1.0, help="L2 bound on each client's update."),
     delta: float = typer.Option(1e-5, help="δ at which ε is reported."),

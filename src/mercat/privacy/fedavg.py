@@ -15,6 +15,10 @@ federated averaging (McMahan et al. 2017) of a logistic-regression model, where 
      the gradient is produced): the guarantee holds against the aggregator too, but a client
      alone hides its update only with sensitivity 2C (its data replaced by any other), and
      sampling does not amplify (the aggregator sees who took part);
+   - `noise="example"`: DP-SGD inside every client (Abadi et al. 2016): each local step
+     clips every example's gradient to C and noises their sum with N(0, (z·C)²); the
+     guarantee is example-level (add or remove one example of a client's data), the clients'
+     updates then go to the aggregator as they are;
    - `noise="none"`: plain FedAvg, no clipping, the baseline;
 4. the aggregator adds the noised sum divided by the expected number of clients q·N (a fixed
    denominator: dividing by the realized count would leak it) to the model.
@@ -42,8 +46,8 @@ from mercat.privacy.gaussian import clip, clip_rows, privatize
 
 MAX_FEDERATION_FLOATS = 250_000_000  # 2 GiB of float64 features, the data of one run
 
-NoisePlacement = Literal["none", "central", "local"]
-NOISE_PLACEMENTS: tuple[str, ...] = ("none", "central", "local")
+NoisePlacement = Literal["none", "central", "local", "example"]
+NOISE_PLACEMENTS: tuple[str, ...] = ("none", "central", "local", "example")
 
 
 @dataclass(frozen=True)
@@ -154,12 +158,17 @@ class FedAvgResult:
             return None
         if cfg.noise == "central":
             return GaussianRuns(cfg.noise_multiplier, cfg.rounds, cfg.sampling_rate)
-        # local: sensitivity 2C, no amplification; the busiest client released the most.
         busiest = max(int(self.participations.max()), 1)
+        if cfg.noise == "example":
+            # every local step is a Gaussian release of the clipped sum over the client's
+            # examples (sensitivity C, full batch: no sampling), for the busiest client
+            return GaussianRuns(cfg.noise_multiplier, cfg.local_steps * busiest, 1.0)
+        # local: sensitivity 2C, no amplification; the busiest client released the most.
         return GaussianRuns(cfg.noise_multiplier / 2, busiest, 1.0)
 
     def epsilon(self, delta: float) -> float:
-        """ε the run spent at δ (client level); 0 without noise would be false, so inf."""
+        """ε the run spent at δ (client level; example level for noise='example'); without
+        noise there is no guarantee, so inf."""
         runs = self.privacy_runs()
         return math.inf if runs is None else epsilon_spent(runs, delta)
 
@@ -179,7 +188,7 @@ def _server_step(
     average over the expected count q·N (private runs) or the realized count (plain FedAvg)."""
     if cfg.noise == "central":
         total = total + rng.normal(0.0, cfg.noise_multiplier * cfg.clip_norm, size=total.shape)
-    if cfg.noise == "none":
+    if cfg.noise in ("none", "example"):  # example: the privacy is already in the updates
         step = total / joined if joined else total
     else:
         step = total / (cfg.sampling_rate * clients)
@@ -200,12 +209,21 @@ def _finite(values: np.ndarray, cfg: FedAvgConfig) -> np.ndarray:
 # --- the readable reference: one client at a time ---------------------------------------
 
 
-def _local_update(w: np.ndarray, x: np.ndarray, y: np.ndarray, cfg: FedAvgConfig) -> np.ndarray:
+def _local_update(
+    w: np.ndarray, x: np.ndarray, y: np.ndarray, cfg: FedAvgConfig, rng: np.random.Generator
+) -> np.ndarray:
     local = w.copy()
     with np.errstate(over="ignore", invalid="ignore"):  # divergence is `_finite`'s to report
         for _ in range(cfg.local_steps):
-            gradient = x.T @ (_sigmoid(x @ local) - y) / len(y) + cfg.l2 * local
-            local = local - cfg.learning_rate * gradient
+            residual = _sigmoid(x @ local) - y
+            if cfg.noise == "example":  # DP-SGD: clip each example's gradient, noise the sum
+                per_example = x * residual[:, None]
+                summed = clip_rows(per_example, cfg.clip_norm).sum(axis=0) + rng.normal(
+                    0.0, cfg.noise_multiplier * cfg.clip_norm, size=len(local)
+                )
+            else:
+                summed = x.T @ residual
+            local = local - cfg.learning_rate * (summed / len(y) + cfg.l2 * local)
     return local - w
 
 
@@ -222,7 +240,7 @@ def train_reference(
         total = np.zeros(federation.dim)
         for c in joined:
             update = _finite(
-                _local_update(w, federation.client_x[c], federation.client_y[c], cfg), cfg
+                _local_update(w, federation.client_x[c], federation.client_y[c], cfg, rng), cfg
             )
             if cfg.noise == "local":  # Alg. 1 where the update is produced
                 update = privatize(update, cfg.noise_multiplier, cfg.clip_norm, rng)
@@ -246,20 +264,26 @@ class _Stacked:
     x: np.ndarray  # (total rows, d), C-contiguous
     y: np.ndarray  # (total rows,)
     offsets: np.ndarray  # (clients + 1,)
+    row_norm: np.ndarray  # (total rows,): ‖x_r‖, for per-example clipping
 
     @classmethod
     def of(cls, federation: Federation) -> _Stacked:
         counts = np.array([len(y) for y in federation.client_y], dtype=np.int64)
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         x = np.ascontiguousarray(np.vstack(federation.client_x))
-        return cls(x, np.concatenate(federation.client_y), offsets)
+        return cls(x, np.concatenate(federation.client_y), offsets, np.linalg.norm(x, axis=1))
 
 
 @nb.njit(cache=True, parallel=True)
-def _local_updates(x, y, offsets, joined, w, local_steps, learning_rate, l2):  # pragma: no cover
+def _local_updates(  # pragma: no cover
+    x, y, row_norm, offsets, joined, w, local_steps, learning_rate, l2, example_clip, noise
+):
     """Every joining client's update, clients in parallel. One pass over a client's rows per
     local step: a row's residual needs only its own dot product, so the gradient accumulates
-    as the rows stream by (the reference makes two passes, logits then gradient)."""
+    as the rows stream by (the reference makes two passes, logits then gradient). With
+    `example_clip` > 0 (DP-SGD) each example's gradient residual·x is scaled to norm at most
+    the clip (its norm is |residual|·‖x‖, so no second pass) and `noise[j, step]` is added to
+    the sum; the noise is drawn outside, in the reference's order."""
     dim = w.shape[0]
     updates = np.empty((joined.shape[0], dim))
     for j in nb.prange(joined.shape[0]):
@@ -267,15 +291,22 @@ def _local_updates(x, y, offsets, joined, w, local_steps, learning_rate, l2):  #
         start, stop = offsets[c], offsets[c + 1]
         local = w.copy()
         gradient = np.empty(dim)
-        for _ in range(local_steps):
+        for step in range(local_steps):
             gradient[:] = 0.0
             for r in range(start, stop):
                 dot = 0.0
                 for i in range(dim):
                     dot += x[r, i] * local[i]
                 residual = 0.5 * (1.0 + np.tanh(0.5 * dot)) - y[r]
+                if example_clip > 0:
+                    norm = abs(residual) * row_norm[r]
+                    if norm > example_clip:
+                        residual *= example_clip / norm
                 for i in range(dim):
                     gradient[i] += residual * x[r, i]
+            if example_clip > 0:
+                for i in range(dim):
+                    gradient[i] += noise[j, step, i]
             n = stop - start
             for i in range(dim):
                 local[i] -= learning_rate * (gradient[i] / n + l2 * local[i])
@@ -294,20 +325,29 @@ def train(federation: Federation, cfg: FedAvgConfig, rng: np.random.Generator) -
     for t in range(cfg.rounds):
         joined = np.flatnonzero(rng.random(federation.clients) < cfg.sampling_rate)
         participations[joined] += 1
+        example = cfg.noise == "example"
+        noise = (  # the reference draws these client by client, step by step: same order
+            rng.normal(0.0, sigma, size=(len(joined), cfg.local_steps, federation.dim))
+            if example
+            else np.zeros((0, 0, 0))
+        )
         updates = _finite(
             _local_updates(
                 stacked.x,
                 stacked.y,
+                stacked.row_norm,
                 stacked.offsets,
                 joined,
                 w,
                 cfg.local_steps,
                 cfg.learning_rate,
                 cfg.l2,
+                cfg.clip_norm if example else 0.0,
+                noise,
             ),
             cfg,
         )
-        if cfg.noise != "none" and len(joined):
+        if cfg.noise in ("central", "local") and len(joined):
             updates = clip_rows(updates, cfg.clip_norm)
         if cfg.noise == "local":
             # One (k, d) draw is the k per-client draws of the reference, in the same order.
