@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from mercat.jsonable import jsonable
+
 console = Console()
 err_console = Console(stderr=True)
 
 
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and non-finite floats into plain JSON values."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
 def print_json(data: Any) -> None:
     """Print `data` as JSON on stdout (nothing else goes to stdout in --json mode)."""
-    print(json.dumps(_jsonable(data), indent=2, sort_keys=False))
+    print(json.dumps(jsonable(data), indent=2, sort_keys=False))
 
 
 def print_table(

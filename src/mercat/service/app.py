@@ -21,7 +21,6 @@ runs in worker threads, never on the event loop.
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mercat import errors as e
 from mercat import validation as check
+from mercat.jsonable import jsonable
 
 MAX_MARKET_BYTES = 16 << 20
 MAX_MESSAGE_BYTES = 1 << 20  # a settlement with many oracle reports stays far below
@@ -62,18 +62,6 @@ def _status(exc: e.MercatError) -> int:
         if isinstance(exc, kind):
             return status
     return 400
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def create_app(ledger_url: str | None = None, store_root: Path | str | None = None) -> FastAPI:
@@ -124,7 +112,7 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
         message = SignedMessage.from_json(text)
         # The ledger blocks (SQL, retries on a busy database): off the event loop, so one
         # slow submission does not stall every other request.
-        return _plain(await to_thread.run_sync(target.submit, message))
+        return jsonable(await to_thread.run_sync(target.submit, message))
 
     @app.get("/ledger/accounts")
     def accounts() -> list[dict[str, Any]]:
@@ -139,7 +127,7 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
 
     @app.get("/ledger/assets")
     def assets() -> list[dict[str, Any]]:
-        return _plain(need_ledger().assets())
+        return jsonable(need_ledger().assets())
 
     @app.get("/ledger/journal")
     def journal(limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
@@ -147,12 +135,12 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
             raise e.InvalidParameterError(
                 f"limit must be >= 1 and after >= 0, got {limit}, {after}"
             )
-        return _plain(need_ledger().journal(limit=limit, after=after))
+        return jsonable(need_ledger().journal(limit=limit, after=after))
 
     @app.get("/ledger/verify")
     def verify() -> dict[str, Any]:
         report = need_ledger().verify()
-        return {**_plain(report), "ok": report.ok}
+        return {**jsonable(report), "ok": report.ok}
 
     # --- storage ---------------------------------------------------------------------------
 
@@ -181,7 +169,7 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
 
     @app.get("/storage/stat/{cid}")
     def stat(cid: str) -> dict[str, Any]:
-        return _plain(need_store().stat(cid))
+        return jsonable(need_store().stat(cid))
 
     @app.put("/storage/blocks/{cid}")
     async def put_block(cid: str, request: Request) -> dict[str, Any]:
@@ -215,7 +203,7 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
         market = market_from_dict(data["market"])
         mechanism_instance = configure(mechanism_class, options)
         result = await to_thread.run_sync(lambda: mechanism_instance.clear(market, seed=seed))
-        return _plain(clearing_report(market, result, "request"))
+        return jsonable(clearing_report(market, result, "request"))
 
     @app.post("/privacy/check")
     async def privacy_check(request: Request) -> dict[str, Any]:
@@ -235,7 +223,7 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
         verdict = await to_thread.run_sync(
             lambda: check_differential_privacy(runs, epsilon, delta, accountant)
         )
-        return {**_plain(verdict), "compliant": verdict.compliant}
+        return {**jsonable(verdict), "compliant": verdict.compliant}
 
     return app
 
