@@ -121,7 +121,7 @@ def test_jain_index():
         ({"providers": ()}, "at least one provider"),
         ({"providers": (Provider("x", 1, 1, 0, 0, False),) * 2}, "unique"),
         ({"providers": (Provider("x", 0, 1, 0, 0, False),)}, "capacity"),
-        ({"providers": (Provider("x", 1, 1, 1.0, 0, False),)}, "probabilities"),
+        ({"providers": (Provider("x", 1, 1, 1.0, 0, False),)}, "probability 1"),
     ],
 )
 def test_bad_configurations_are_refused(kwargs, message):
@@ -157,3 +157,11 @@ def test_the_command_prints_the_summary_as_json():
     assert len(data["tokens"]) == 28
     bad = CliRunner().invoke(app, ["simulate", "cloudchain", "--community", "-1"])
     assert bad.exit_code == 2 and "community" in bad.output
+
+
+def test_unit_lots_cut_amounts_into_units():
+    from mercat.sim.cloudchain import unit_lots
+
+    owner, size = unit_lots(np.array([2.5, 1.0, 0.25]))
+    assert owner.tolist() == [0, 0, 0, 1, 2]
+    assert size.tolist() == [1.0, 1.0, 0.5, 1.0, 0.25]

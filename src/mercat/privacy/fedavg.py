@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numba as nb
 import numpy as np
@@ -47,7 +47,7 @@ from mercat.privacy.gaussian import clip, clip_rows, privatize
 MAX_FEDERATION_FLOATS = 250_000_000  # 2 GiB of float64 features, the data of one run
 
 NoisePlacement = Literal["none", "central", "local", "example"]
-NOISE_PLACEMENTS: tuple[str, ...] = ("none", "central", "local", "example")
+NOISE_PLACEMENTS: tuple[str, ...] = get_args(NoisePlacement)
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,7 @@ class FedAvgConfig:
         for name in ("learning_rate", "server_learning_rate", "clip_norm"):
             check.positive(name, getattr(self, name))
         check.non_negative("l2", self.l2)
-        if self.noise not in NOISE_PLACEMENTS:
-            raise InvalidParameterError(
-                f"noise must be one of {', '.join(NOISE_PLACEMENTS)}, got {self.noise!r}"
-            )
+        check.choice("noise", self.noise, NOISE_PLACEMENTS)
         z = check.non_negative("noise multiplier", self.noise_multiplier)
         if self.noise != "none" and z == 0:
             raise InvalidParameterError(f"noise multiplier must be > 0 with noise={self.noise!r}")

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mercat import validation as check
 from mercat.clearing.double_auction import trade_reduction
 from mercat.errors import InvalidParameterError
 
@@ -116,21 +117,15 @@ class CloudChainConfig:
     providers: tuple[Provider, ...] = field(default_factory=default_providers)
 
     def __post_init__(self) -> None:
-        ints = ("requesters", "days", "rounds_per_day", "patience", "oracles", "quorum")
-        for name in ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("requesters", "days", "rounds_per_day", "patience", "oracles", "quorum"):
+            check.integer(name, getattr(self, name), 1)
         if not self.oracles < 2 * self.quorum <= 2 * self.oracles:
             raise InvalidParameterError(
                 f"quorum must be a majority of the {self.oracles} oracles (2q > n) and at most "
                 f"n, so that two verdicts cannot both reach it; got {self.quorum}"
             )
-        positive = ("jobs_per_requester_hour", "mean_units", "units_sigma", "value_low")
-        for name in positive:
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise InvalidParameterError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("jobs_per_requester_hour", "mean_units", "units_sigma", "value_low"):
+            check.positive(name, getattr(self, name))
         if self.requesters * self.jobs_per_requester_hour > MAX_ARRIVALS_PER_ROUND:
             raise InvalidParameterError(
                 f"{self.requesters} requesters × {self.jobs_per_requester_hour} jobs an hour "
@@ -141,28 +136,24 @@ class CloudChainConfig:
                 f"at most {MAX_ROUNDS} rounds and 10^4 GPU-hours per job, got {self.rounds} "
                 f"rounds and {self.mean_units}"
             )
-        if not self.value_low <= self.value_high < math.inf:
-            raise InvalidParameterError("value_high must be finite and >= value_low")
+        if check.real("value_high", self.value_high) < self.value_low:
+            raise InvalidParameterError("value_high must be >= value_low")
         for name in ("premium_share", "premium_reliability", "oracle_error"):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise InvalidParameterError(f"{name} must lie in [0, 1], got {value!r}")
-        if not (math.isfinite(self.penalty_factor) and self.penalty_factor >= 0):
-            raise InvalidParameterError(f"penalty_factor must be >= 0, got {self.penalty_factor}")
+            check.probability(name, getattr(self, name))
+        check.non_negative("penalty_factor", self.penalty_factor)
         if not self.providers:
             raise InvalidParameterError("the market needs at least one provider")
         if len({p.name for p in self.providers}) != len(self.providers):
             raise InvalidParameterError("provider names must be unique")
         for p in self.providers:
-            if not (0 < p.capacity <= 1e5 and 0 <= p.cost < math.inf):
-                raise InvalidParameterError(
-                    f"provider {p.name!r}: capacity in (0, 1e5] GPU-hours and a finite cost "
-                    ">= 0 needed"
-                )
-            if not (0 <= p.failure < 1 and 0 <= p.violation < 1):
-                raise InvalidParameterError(
-                    f"provider {p.name!r}: failure and violation probabilities lie in [0, 1)"
-                )
+            if check.positive(f"{p.name!r} capacity", p.capacity) > 1e5:
+                raise InvalidParameterError(f"provider {p.name!r}: capacity above 1e5 GPU-hours")
+            check.non_negative(f"{p.name!r} cost", p.cost)
+            for name in ("failure", "violation"):
+                if check.probability(f"{p.name!r} {name}", getattr(p, name)) == 1:
+                    raise InvalidParameterError(
+                        f"provider {p.name!r}: {name} probability 1 leaves nothing to sell"
+                    )
 
     @property
     def rounds(self) -> int:
@@ -245,6 +236,16 @@ def verdicts(votes: np.ndarray, quorum: int) -> np.ndarray:
     return np.where(counts.max(axis=1) >= quorum, best, NO_QUORUM)
 
 
+def unit_lots(amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`amounts` cut into lots of one unit (the last of each possibly less): (whose lot it is,
+    its size). Trade reduction leaves out the marginal buyer and seller, so both sides trade
+    in unit lots and the auction loses at most a unit on each side."""
+    per = np.ceil(np.asarray(amounts) - 1e-9).astype(np.int64)
+    owner = np.repeat(np.arange(per.size), per)
+    within = np.arange(owner.size) - np.repeat(np.cumsum(per) - per, per)
+    return owner, np.minimum(1.0, amounts[owner] - within)
+
+
 def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
     """Run the marketplace for `cfg.days` days; the same (config, seed) gives the same run."""
     rng = np.random.default_rng([seed, 1])
@@ -252,15 +253,8 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
     m = len(providers)
     capacity = np.array([p.capacity for p in providers])
     cost = np.array([p.cost for p in providers])
-    # Asks are GPU-hours: ask k is one unit (the last of a provider possibly less) of
-    # provider machine_of[k], so trade reduction's excluded marginal seller is one unit.
-    per_provider = np.ceil(capacity).astype(np.int64)
-    machine_of = np.repeat(np.arange(m), per_provider)
-    within = np.arange(machine_of.size) - np.repeat(
-        np.cumsum(per_provider) - per_provider, per_provider
-    )
-    machine_capacity = np.minimum(1.0, capacity[machine_of] - within)
-    machine_cost = cost[machine_of]
+    ask_of, ask_capacity = unit_lots(capacity)  # asks: one GPU-hour each, of provider ask_of[k]
+    ask_cost = cost[ask_of]
     failure = np.array([p.failure for p in providers])
     violation = np.array([p.violation for p in providers])
     premium_provider = np.array([p.reliability >= cfg.premium_reliability for p in providers])
@@ -299,30 +293,26 @@ def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
             submitted += new
 
         # Clearing: the premium market first, then everything waiting on what is left.
-        left = machine_capacity.copy()
+        left = ask_capacity.copy()
         for tier in ("premium", "open"):
             if tier == "premium":
                 jobs = np.flatnonzero(premium & (remaining > 1e-9))
-                offered = np.where(premium_provider[machine_of], left, 0.0)
+                offered = np.where(premium_provider[ask_of], left, 0.0)
             else:
                 jobs = np.flatnonzero(~premium & (remaining > 1e-9))
                 offered = left
             if jobs.size == 0 or not offered.any():
                 continue
-            # Bids are GPU-hours: a job bids for each of its units at its value, so trade
-            # reduction's excluded marginal buyer is one GPU-hour, not a whole job.
-            per_job = np.ceil(remaining[jobs] - 1e-9).astype(np.int64)
-            bid_job = np.repeat(jobs, per_job)
-            within = np.arange(bid_job.size) - np.repeat(np.cumsum(per_job) - per_job, per_job)
-            bid_units = np.minimum(1.0, remaining[bid_job] - within)
-            outcome = trade_reduction(value[bid_job], bid_units, machine_cost, offered)
+            lot_of, bid_units = unit_lots(remaining[jobs])  # bids: a GPU-hour each, at its value
+            bid_job = jobs[lot_of]
+            outcome = trade_reduction(value[bid_job], bid_units, ask_cost, offered)
             if outcome.traded_quantity <= 0:
                 continue
             job = bid_job[outcome.plan_users]
-            machine = outcome.plan_providers
-            who = machine_of[machine]
+            ask = outcome.plan_providers
+            who = ask_of[ask]
             units = outcome.plan_amounts
-            used = np.bincount(machine, weights=units, minlength=machine_of.size)
+            used = np.bincount(ask, weights=units, minlength=ask_of.size)
             left = np.maximum(left - used, 0.0)  # float rounding must not leave -1e-15
 
             # Execution and attestation, per piece of work.

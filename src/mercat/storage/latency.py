@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mercat import validation as check
 from mercat.errors import InvalidParameterError
 
 
@@ -128,12 +129,10 @@ MAX_MEASURE_SIZE = 2 * 10**9  # each object is held in memory twice (written, re
 def check_measure(sizes: Sequence[int], repeats: int) -> list[int]:
     """The sizes `measure_profile` can measure, checked before anything is written: whole
     bytes, each in [1, 2 GB], at least two distinct (eq. 1 needs two to fit a line)."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise InvalidParameterError(f"repeats must be an integer >= 1, got {repeats!r}")
+    check.integer("repeats", repeats, 1)
     checked = []
     for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise InvalidParameterError(f"object sizes must be whole bytes >= 1, got {size!r}")
+        size = check.integer("object size (whole bytes)", size, 1)
         if size > MAX_MEASURE_SIZE:
             raise InvalidParameterError(
                 f"object size {size} bytes is above the {MAX_MEASURE_SIZE // 10**9} GB "
