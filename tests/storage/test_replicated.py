@@ -49,8 +49,8 @@ def test_a_block_lost_everywhere_is_not_found(replicas):
 
 
 def test_a_write_below_quorum_fails_and_says_which_replicas(replicas, monkeypatch):
-    def full(data):
-        raise OSError(28, "No space left on device")
+    def full(data):  # what ContentStore.put raises when its disk is full
+        raise StorageError("cannot write block: No space left on device")
 
     monkeypatch.setattr(replicas[1], "put", full)
     assert ReplicatedStore(replicas, write_quorum=2).put(b"x" * 10)

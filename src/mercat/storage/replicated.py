@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 
+from mercat import validation as check
 from mercat.errors import ContentNotFoundError, InvalidParameterError, StorageError
 from mercat.storage.cid import parse
 from mercat.storage.store import ContentStore, stream_content
@@ -33,11 +34,7 @@ class ReplicatedStore:
                 f"replicas must share one chunk size (CIDs depend on it), got {sorted(sizes)}"
             )
         quorum = len(replicas) if write_quorum is None else write_quorum
-        if (
-            isinstance(quorum, bool)
-            or not isinstance(quorum, int)
-            or not 1 <= quorum <= len(replicas)
-        ):
+        if check.integer("write quorum", quorum, 1) > len(replicas):
             raise InvalidParameterError(
                 f"write quorum must be an integer in [1, {len(replicas)}], got {write_quorum!r}"
             )
@@ -50,10 +47,8 @@ class ReplicatedStore:
         for replica in self.replicas:
             try:
                 cids.add(replica.put(data))
-            except StorageError as exc:
+            except StorageError as exc:  # the store turns its OSErrors into these
                 failures.append(f"{replica.root}: {exc}")
-            except OSError as exc:
-                failures.append(f"{replica.root}: {exc.strerror}")
         held = len(self.replicas) - len(failures)
         if held < self.write_quorum:
             raise StorageError(
@@ -99,8 +94,7 @@ class ReplicatedStore:
         """Put the good copy on `replica` in place of a bad one; False (and a log line) when
         the replica refuses it."""
         try:
-            replica.discard_block(cid)  # a corrupt copy must not shadow the good one
-            replica.put_block(cid, good)
+            replica.put_block(cid, good)  # replaces a copy that no longer hashes to the CID
         except StorageError as exc:
             log.warning("could not repair block %s on replica %s: %s", cid, replica.root, exc)
             if failed is not None:

@@ -22,6 +22,7 @@ would call) and garbage collection of unreferenced blocks.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -60,10 +61,6 @@ def _manifest_bytes(chunk_size: int, chunks: list[str], size: int) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 # The one shape `_manifest_bytes` writes: integers, link strings of printable ASCII without
 # quotes or escapes, no whitespace. Checked before JSON parsing, so that a deeply nested body
 # never reaches the recursive parser (a process whose recursion limit was raised, as some
@@ -82,10 +79,8 @@ def _check_manifest(body: bytes) -> tuple[int, list[str], int]:
             'it is not canonical DAG-JSON of the form {"chunk_size":int,"chunks":[{"/":cid},'
             '...],"size":int} (sorted keys, integers, no whitespace, nothing else)'
         )
-    data = json.loads(body)
+    data = json.loads(body)  # the shape makes both sizes integers and the links a list
     chunk_size, size, links = data["chunk_size"], data["size"], data["chunks"]
-    if not (_is_int(chunk_size) and _is_int(size) and isinstance(links, list)):
-        raise ValueError("chunk_size and size must be integers and chunks a list")
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError(f"chunk_size {chunk_size} is outside [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")
     chunks = [link["/"] for link in links]
@@ -309,17 +304,8 @@ class ContentStore:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidParameterError(f"content must be bytes, got {type(data).__name__}")
         view = memoryview(data)
-        if len(view) <= self.chunk_size:
-            cid = cid_of(bytes(view))
-            self._write_block(cid, bytes(view))
-            return cid
-        chunks: list[str] = []
-        pending: set[Path] = set()
-        for start in range(0, len(view), self.chunk_size):
-            chunk = bytes(view[start : start + self.chunk_size])
-            chunks.append(cid_of(chunk))
-            self._write_block(chunks[-1], chunk, pending)
-        return self._put_manifest(chunks, len(view), pending)
+        size = self.chunk_size
+        return self._put_chunks(bytes(view[i : i + size]) for i in range(0, len(view), size))
 
     def _read_chunk(self, stream: BinaryIO) -> bytes:
         """Exactly `chunk_size` bytes, or fewer only at the end: a pipe may return short reads,
@@ -336,21 +322,25 @@ class ContentStore:
     def put_stream(self, stream: BinaryIO) -> str:
         """Store what `stream` yields until its end, at most two chunks in memory; the CID is
         the one `put` gives for the same bytes."""
-        first = self._read_chunk(stream)
-        following = self._read_chunk(stream) if len(first) == self.chunk_size else b""
-        if not following:
+        return self._put_chunks(iter(lambda: self._read_chunk(stream), b""))
+
+    def _put_chunks(self, chunks: Iterator[bytes]) -> str:
+        """Store content given as its chunks in order (every one `chunk_size` bytes but the
+        last): one raw block if there is one chunk, else the blocks and then their manifest."""
+        first = next(chunks, b"")
+        second = next(chunks, b"") if len(first) == self.chunk_size else b""
+        if not second:
             cid = cid_of(first)
             self._write_block(cid, first)
             return cid
-        chunks: list[str] = []
+        cids: list[str] = []
         pending: set[Path] = set()
-        size, chunk = 0, first
-        while chunk:
-            chunks.append(cid_of(chunk))
-            self._write_block(chunks[-1], chunk, pending)
+        size = 0
+        for chunk in itertools.chain((first, second), chunks):
+            cids.append(cid_of(chunk))
+            self._write_block(cids[-1], chunk, pending)
             size += len(chunk)
-            chunk, following = following, self._read_chunk(stream) if following else b""
-        return self._put_manifest(chunks, size, pending)
+        return self._put_manifest(cids, size, pending)
 
     def put_file(self, path: Path | str) -> str:
         try:
