@@ -93,7 +93,7 @@ def test_ledger_refusals_are_json_with_the_right_status(node, keys):
     assert node.post("/ledger/messages", content=json.dumps(forged)).status_code == 403
     assert node.post("/ledger/messages", content="not json").status_code == 422
     stranger = post_message(node, bob.sign(Deposit(account=keys["bob"].public, amount=5)))
-    assert stranger.status_code in (403, 404)
+    assert stranger.status_code == 404 and stranger.json()["error"] == "UnknownAccountError"
     before = node.get("/ledger/journal").json()
     assert len(before) == 1  # nothing refused was written
 
