@@ -133,6 +133,20 @@ def _library(compute, what: str) -> float:  # type: ignore[no-untyped-def]
     return value
 
 
+def _closed_form(accountant: Accountant, sampling_rate: float) -> bool:
+    """Whether the exact closed form answers: un-sampled runs under "auto" or "exact" (r
+    releases with multiplier z compose into one with z / sqrt(r)); "exact" on a sampled run
+    is refused."""
+    if sampling_rate == 1.0 and accountant in ("auto", "exact"):
+        return True
+    if accountant == "exact":
+        raise InvalidParameterError(
+            f"no closed form for a sampled run (sampling rate {sampling_rate}); "
+            "use accountant 'pld' or 'rdp'"
+        )
+    return False
+
+
 def _by(runs: GaussianRuns, delta: float, name: Accountant) -> float:
     fresh = _fresh(name)
     fresh.compose(_event(runs))
@@ -145,17 +159,12 @@ def resolve_epsilon(
     """(ε, the accountant that computed it): "exact", "pld" or "rdp". See `epsilon_spent`."""
     _check_delta(delta)
     _check_accountant(accountant)
-    if accountant in ("auto", "exact") and runs.sampling_rate == 1.0:
+    if _closed_form(accountant, runs.sampling_rate):
         import dp_accounting
 
         composed = runs.noise_multiplier / math.sqrt(runs.rounds)
         exact = _library(lambda: dp_accounting.get_epsilon_gaussian(composed, delta), "ε")
         return exact, "exact"
-    if accountant == "exact":
-        raise InvalidParameterError(
-            f"no closed form for a sampled run (sampling rate {runs.sampling_rate}); "
-            "use accountant 'pld' or 'rdp'"
-        )
 
     if accountant == "rdp":
         return _by(runs, delta, "rdp"), "rdp"
@@ -223,11 +232,9 @@ def noise_for_budget(
     GaussianRuns(1.0, rounds, sampling_rate)  # validates rounds and rate before the search
     import dp_accounting
 
-    if accountant in ("auto", "exact") and sampling_rate == 1.0:
+    if _closed_form(accountant, sampling_rate):
         one = _library(lambda: dp_accounting.get_sigma_gaussian(epsilon, delta), "the noise")
         return _first_that_fits(one * math.sqrt(rounds), rounds, 1.0, epsilon, delta, accountant)
-    if accountant == "exact":
-        raise InvalidParameterError("no closed form for a sampled run; use 'pld' or 'rdp'")
 
     def event(z: float):
         return _event(GaussianRuns(z, rounds, sampling_rate))
