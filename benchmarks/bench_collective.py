@@ -19,9 +19,9 @@ import platform
 import time
 
 from mercat.incentives import ruin
-from mercat.sim.collective_config import CollectiveConfig
-from mercat.sim.collective_sim import simulate
-from mercat.sim.experiments_collective import SEED_TABLE1, SEED_TABLE1_CONFIGS
+from mercat.scenarios.collective_config import CollectiveConfig
+from mercat.scenarios.collective_sim import simulate
+from mercat.scenarios.experiments_collective import SEED_TABLE1, SEED_TABLE1_CONFIGS
 
 
 def _timed(fn):

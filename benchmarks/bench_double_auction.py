@@ -20,7 +20,7 @@ import numpy as np
 
 from mercat.clearing.double_auction import trade_reduction
 from mercat.clearing.double_auction_reference import trade_reduction_reference
-from mercat.generators import double_auction_arrays
+from mercat.market.generators import double_auction_arrays
 
 BAR_SECONDS = 0.5
 

@@ -33,11 +33,11 @@ import statistics
 import time
 
 from mercat.clearing.optimal import solve_welfare
-from mercat.clearing.posted_price_dynamics import run_dynamics
-from mercat.clearing.posted_price_makers import MakerView, PerfectInformation
-from mercat.clearing.posted_price_response import BestResponder
-from mercat.clearing.posted_price_template import ToleranceImprovement
-from mercat.generators import random_market
+from mercat.clearing.posted_price.dynamics import run_dynamics
+from mercat.clearing.posted_price.makers import MakerView, PerfectInformation
+from mercat.clearing.posted_price.response import BestResponder
+from mercat.clearing.posted_price.template import ToleranceImprovement
+from mercat.market.generators import random_market
 
 
 class TimedMechanism(ToleranceImprovement):

@@ -37,16 +37,16 @@ import time
 
 import numpy as np
 
-from mercat.clearing.vcg import (
+from mercat.clearing.vcg.instance import seed003_standard_auction
+from mercat.clearing.vcg.mechanism import (
     allocate,
     clarke_payments,
     payments_from,
     payments_in_pool,
     split_users,
 )
-from mercat.clearing.vcg_instance import seed003_standard_auction
-from mercat.clearing.vcg_reference import plain_milp
-from mercat.generators import WIDE_CAPACITY_FACTOR
+from mercat.clearing.vcg.reference import plain_milp
+from mercat.market.generators import WIDE_CAPACITY_FACTOR
 
 
 def log(message: str) -> None:

@@ -12,9 +12,9 @@ from itertools import combinations
 import numpy as np
 from hypothesis import strategies as st
 
-from mercat.brute_force import valid_allocations
-from mercat.generators import AuctionArrays, auction_market
-from mercat.model import Allocation, Conflict, Market, Node, Request
+from mercat.market.brute_force import valid_allocations
+from mercat.market.generators import AuctionArrays, auction_market
+from mercat.market.model import Allocation, Conflict, Market, Node, Request
 
 CAPABILITIES = ("gpu", "tee")
 

@@ -63,8 +63,8 @@ def test_simulate_collective_json_matches_the_library():
     )
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
-    from mercat.sim.collective_config import CollectiveConfig
-    from mercat.sim.collective_sim import simulate
+    from mercat.scenarios.collective_config import CollectiveConfig
+    from mercat.scenarios.collective_sim import simulate
 
     expected = simulate(CollectiveConfig(assets=20, tasks=1000), runs=3, seed=2).summary()
     assert data["summary"] == pytest.approx(expected)

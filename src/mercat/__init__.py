@@ -3,7 +3,7 @@
 The public surface re-exports what users need most; the modules own the details:
 
 - `mercat.incentives`: collective incentives (seed 000): calibration, ruin, settlement rule;
-- `mercat.sim`: experiments and simulation engines (readable reference + fast twin);
+- `mercat.scenarios`: experiments and simulation engines (readable reference + fast twin);
 - `mercat.report`: plots and the HTML report;
 - `mercat.errors`: the exception hierarchy.
 """

@@ -21,10 +21,10 @@ from mercat.auctioneer.trials import run_bidder_trials
 from mercat.auctioneer.vcg_tasks import VcgInstance, auction_arrays
 from mercat.auctioneer.workloads import double_auction_bids, standard_auction_bids
 from mercat.clearing.double_auction import DoubleAuction
-from mercat.clearing.vcg import VCGMechanism
-from mercat.clearing.vcg_instance import standard_auction
-from mercat.clearing.vcg_reference import brute_force_clarke, brute_force_optimum
-from mercat.model import Market, Node, Request
+from mercat.clearing.vcg.instance import standard_auction
+from mercat.clearing.vcg.mechanism import VCGMechanism
+from mercat.clearing.vcg.reference import brute_force_clarke, brute_force_optimum
+from mercat.market.model import Market, Node, Request
 
 
 def market_of(bids: BidVector) -> Market:

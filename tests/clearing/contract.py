@@ -18,14 +18,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from mercat.brute_force import best_allocation
 from mercat.clearing import registry
 from mercat.clearing.base import Mechanism, Property
 from mercat.clearing.optimal import solve_welfare
-from mercat.constraints import is_valid
-from mercat.economics import budget_balanced, ir_violations, margin, non_extractive, welfare
-from mercat.generators import random_market
-from mercat.model import Market
+from mercat.market.brute_force import best_allocation
+from mercat.market.constraints import is_valid
+from mercat.market.economics import budget_balanced, ir_violations, margin, non_extractive, welfare
+from mercat.market.generators import random_market
+from mercat.market.model import Market
 from tests.clearing.truthfulness import misreport_gains, misreports_pay
 
 

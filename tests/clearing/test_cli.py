@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mercat.cli import app
-from mercat.generators import double_auction_market, running_example, standard_auction_market
-from mercat.market_io import loads_market
+from mercat.market.generators import double_auction_market, running_example, standard_auction_market
+from mercat.market.market_io import loads_market
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "seed001_running_example.json")
 runner = CliRunner()

@@ -9,17 +9,17 @@ from hypothesis import strategies as st
 
 from mercat.clearing.double_auction import DoubleAuction, trade_reduction
 from mercat.clearing.double_auction_reference import trade_reduction_reference
-from mercat.constraints import is_valid
-from mercat.economics import ir_violations, margin, summarize
 from mercat.errors import InvalidMarketError, InvalidParameterError
-from mercat.generators import (
+from mercat.market.constraints import is_valid
+from mercat.market.economics import ir_violations, margin, summarize
+from mercat.market.generators import (
     AuctionArrays,
     auction_market,
     double_auction_arrays,
     double_auction_market,
     running_example,
 )
-from mercat.model import Clearing
+from mercat.market.model import Clearing
 from tests.clearing.contract import MechanismContract
 from tests.clearing.truthfulness import misreport_gains, misreports_pay
 from tests.strategies import auction_arrays

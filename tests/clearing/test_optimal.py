@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from mercat.brute_force import best_allocation
 from mercat.clearing.double_auction import trade_reduction
 from mercat.clearing.optimal import OptimalMechanism, solve_welfare
-from mercat.constraints import is_valid
-from mercat.economics import margin, welfare
 from mercat.errors import InvalidParameterError
-from mercat.generators import (
+from mercat.market.brute_force import best_allocation
+from mercat.market.constraints import is_valid
+from mercat.market.economics import margin, welfare
+from mercat.market.generators import (
     auction_market,
     random_market,
     running_example,
     standard_auction_market,
 )
-from mercat.model import Allocation
+from mercat.market.model import Allocation
 from tests.clearing.contract import MechanismContract
 from tests.strategies import auction_arrays, markets
 

@@ -42,7 +42,7 @@ def test_every_member_has_a_contract_test_class():
     import tests.clearing as package
 
     root = Path(package.__file__).parent
-    source = "\n".join(p.read_text(encoding="utf-8") for p in root.glob("test_*.py"))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("test_*.py"))
     for mechanism in registry.MECHANISMS:
         pattern = rf"class Test\w*\(MechanismContract\):\s+mechanism = {mechanism.__name__}\b"
         assert re.search(pattern, source), f"no contract test class for {mechanism.name}"

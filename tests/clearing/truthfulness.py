@@ -15,8 +15,8 @@ import numpy as np
 from scipy import stats
 
 from mercat.clearing.base import Mechanism
-from mercat.economics import node_utility, request_utility
-from mercat.model import Clearing, Market
+from mercat.market.economics import node_utility, request_utility
+from mercat.market.model import Clearing, Market
 
 ClearFn = Callable[[Market, int], Clearing]
 

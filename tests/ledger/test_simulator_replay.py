@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from mercat.ledger import IntegerRule
-from mercat.sim.collective_config import CollectiveConfig
-from mercat.sim.collective_reference import simulate_run
-from mercat.sim.collective_sim import failure_rate_pool
-from mercat.sim.rng import run_states
+from mercat.scenarios.collective_config import CollectiveConfig
+from mercat.scenarios.collective_reference import simulate_run
+from mercat.scenarios.collective_sim import failure_rate_pool
+from mercat.scenarios.rng import run_states
 from tests.ledger.market import Market
 
 UNIT = 1000

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from mercat.errors import InvalidParameterError, MalformedMessageError
-from mercat.model import MAX_AMOUNT
+from mercat.market.model import MAX_AMOUNT
 
 BUY, SELL = 0, 1
 SIDES = {"buy": BUY, "sell": SELL}

@@ -22,7 +22,7 @@ import numpy as np
 
 from mercat.auctioneer.bids import BUY, SELL, BidVector
 from mercat.errors import MalformedMessageError
-from mercat.model import Allocation, Clearing
+from mercat.market.model import Allocation, Clearing
 
 Fact = float | int | str | bool | None
 
@@ -136,7 +136,7 @@ class Outcome:
     # --- views --------------------------------------------------------------------------
 
     def to_clearing(self, bids: BidVector) -> Clearing:
-        """The outcome as a `mercat.model.Clearing` over the market of `bids` (shares are
+        """The outcome as a `mercat.market.model.Clearing` over the market of `bids` (shares are
         fractions of each buyer's quantity; payments for buyers, rewards for sellers that
         appear in the allocation)."""
         if bids.ids != self.bidders:

@@ -67,8 +67,8 @@ def allocate(bids: BidVector, gap: float = 0.0) -> VcgAllocation:
     """Task 1. `gap` 0 proves the optimum; a positive relative gap accepts any assignment
     within it (payments are then intervals, the lower end charged; see `mercat.clearing.vcg`).
     """
-    from mercat.clearing import vcg
-    from mercat.clearing.vcg_instance import standard_auction
+    from mercat.clearing.vcg import mechanism as vcg
+    from mercat.clearing.vcg.instance import standard_auction
 
     users, providers, unit, demands, capacities = auction_arrays(bids)
     if len(users) == 0 or len(providers) == 0:
@@ -80,7 +80,7 @@ def allocate(bids: BidVector, gap: float = 0.0) -> VcgAllocation:
 
 def payment_subsets(allocation: VcgAllocation, count: int) -> list[np.ndarray]:
     """The winners (indices among users) of each payment group."""
-    from mercat.clearing.vcg import split_users
+    from mercat.clearing.vcg.mechanism import split_users
 
     if allocation.state is None:
         return [np.zeros(0, dtype=np.int64) for _ in range(count)]
@@ -89,7 +89,7 @@ def payment_subsets(allocation: VcgAllocation, count: int) -> list[np.ndarray]:
 
 def payments_of(allocation: VcgAllocation, users: np.ndarray) -> Any:
     """Task 2.S: the mechanism's PaymentResult for these users (None: nobody to pay)."""
-    from mercat.clearing.vcg import clarke_payments
+    from mercat.clearing.vcg.mechanism import clarke_payments
 
     if allocation.state is None or len(users) == 0:
         return None
@@ -111,7 +111,7 @@ def encode_payments(result: Any) -> bytes:
 
 
 def decode_payments(data: bytes) -> Any:
-    from mercat.clearing.vcg import PaymentResult
+    from mercat.clearing.vcg.mechanism import PaymentResult
 
     if not data:
         return None
@@ -136,7 +136,7 @@ def final_outcome(
 ) -> Outcome:
     """Task 3: (x, p). Users pay their Clarke payment; each provider receives what the users
     it serves pay (as `VCGMechanism.clear`)."""
-    from mercat.clearing.vcg import payments_from
+    from mercat.clearing.vcg.mechanism import payments_from
 
     transfers = np.zeros(len(bids))
     state = allocation.state

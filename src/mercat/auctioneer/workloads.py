@@ -2,7 +2,7 @@
 
 Users `b000001`… (buyers) bid per unit for a demand; the auction's providers `s01`… sell their
 capacity (at their unit cost in the double auction, at price 0 in the standard auction,
-where providers do not bid). The draws are `mercat.generators`' seed-003 set-ups, so the
+where providers do not bid). The draws are `mercat.market.generators`' seed-003 set-ups, so the
 same seed gives the same market as `mercat generate double-auction|standard-auction`.
 """
 
@@ -24,7 +24,7 @@ def _vector(bids, demands, costs, capacities) -> BidVector:  # type: ignore[no-u
 
 def double_auction_bids(seed: Seed, n_users: int, n_sellers: int = 8) -> BidVector:
     """§6.2: bids U[0.75, 1.25], demands U(0, 1], costs U(0, 1], capacities around D/m."""
-    from mercat.generators import double_auction_arrays
+    from mercat.market.generators import double_auction_arrays
 
     a = double_auction_arrays(seed, n_users, n_sellers)
     return _vector(a.bids, a.demands, a.costs, a.capacities)
@@ -32,7 +32,7 @@ def double_auction_bids(seed: Seed, n_users: int, n_sellers: int = 8) -> BidVect
 
 def standard_auction_bids(seed: Seed, n_users: int, n_sellers: int = 8) -> BidVector:
     """§6.3: the same users; providers offer capacity only (about a quarter of users win)."""
-    from mercat.generators import standard_auction_arrays
+    from mercat.market.generators import standard_auction_arrays
 
     a = standard_auction_arrays(seed, n_users, n_sellers)
     return _vector(a.bids, a.demands, np.zeros(n_sellers), a.capacities)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from mercat.model import Clearing, Market
+from mercat.market.model import Clearing, Market
 
 Seed = int | np.random.Generator | None
 """Randomness enters as a seed or a numpy Generator; None means 'no randomness needed'."""

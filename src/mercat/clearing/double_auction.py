@@ -52,7 +52,7 @@ import numpy as np
 
 from mercat.clearing.base import Mechanism, Property, Seed, as_generator
 from mercat.errors import InvalidMarketError, InvalidParameterError
-from mercat.model import Allocation, Clearing, Market, relative_gap
+from mercat.market.model import Allocation, Clearing, Market, relative_gap
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mercat.constraints import MilpEncoding
 from mercat.errors import SolverError
-from mercat.model import relative_gap
+from mercat.market.constraints import MilpEncoding
+from mercat.market.model import relative_gap
 
 _banner_swallowed = False
 

@@ -3,11 +3,11 @@
 This is the yardstick of seed 001 (what attempt 4's market-makers should converge to) and the
 reference against which the auctions of seed 003 are measured. The allocation maximises
 W(α) = Σ served values - Σ used nodes' costs over the MILP encoding of V
-(`mercat.constraints.encode`); the certificate reports HiGHS's dual bound and gap, and
+(`mercat.market.constraints.encode`); the certificate reports HiGHS's dual bound and gap, and
 `proven` is true only when HiGHS reports the optimum within `rel_gap`.
 
 Prices: the allocation rule alone says nothing about payments; `optimal` charges the
-zero-margin, individually rational prices of `mercat.economics.zero_margin_prices` (nodes
+zero-margin, individually rational prices of `mercat.market.economics.zero_margin_prices` (nodes
 receive their cost, requests share the welfare in proportion to their value), which is the
 outcome seed 001's attempt 4 reaches at equilibrium: maximal welfare, zero margin, IR.
 """
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mercat.clearing.base import Mechanism, Property, Seed, as_generator
-from mercat.constraints import encode, is_valid
-from mercat.economics import welfare, zero_margin_prices
 from mercat.errors import SolverError
-from mercat.model import Allocation, Clearing, Market, relative_gap
+from mercat.market.constraints import encode, is_valid
+from mercat.market.economics import welfare, zero_margin_prices
+from mercat.market.model import Allocation, Clearing, Market, relative_gap
 from mercat.validation import integer, non_negative, positive
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from mercat.clearing.base import Mechanism
 from mercat.clearing.double_auction import DoubleAuction
 from mercat.clearing.optimal import OptimalMechanism
-from mercat.clearing.posted_price import PostedPrice
-from mercat.clearing.vcg import VCGMechanism
+from mercat.clearing.posted_price.mechanism import PostedPrice
+from mercat.clearing.vcg.mechanism import VCGMechanism
 from mercat.registry import ClassRegistry
 
 MECHANISMS: tuple[type[Mechanism], ...] = (

@@ -42,7 +42,7 @@ def configure(mechanism_class: type[Mechanism], options: Mapping[str, Any]) -> M
 
 
 def clearing_report(market: Any, result: Any, label: str) -> dict[str, Any]:
-    from mercat.economics import summarize
+    from mercat.market.economics import summarize
 
     summary = summarize(market, result)
     return {

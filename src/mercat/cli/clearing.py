@@ -68,7 +68,7 @@ def clear(
     """Clear a market: allocation, payments, rewards, welfare, margin and the checks."""
     from mercat.clearing import registry
     from mercat.clearing.report import accepted_options, clearing_report, configure
-    from mercat.market_io import load_market
+    from mercat.market.market_io import load_market
 
     mechanism_class = registry.get(mechanism)  # unknown names fail before the file is read
     pairs = list(option)
@@ -87,7 +87,7 @@ def clear(
 
 
 def _print_clearing(market: Any, result: Any, report: dict[str, Any]) -> None:
-    from mercat.economics import node_cost, request_value
+    from mercat.market.economics import node_cost, request_value
 
     allocation = result.allocation
     rows = []
@@ -150,8 +150,8 @@ def generate(
     divisible: bool = typer.Option(False, "--divisible", help="random: a divisible market."),
 ) -> None:
     """Write a market as JSON: random (every constraint kind), seed-003 auctions, seed 001."""
-    from mercat import generators
-    from mercat.market_io import dumps_market
+    from mercat.market import generators
+    from mercat.market.market_io import dumps_market
     from mercat.validation import choice
 
     choice("kind", kind, GENERATORS)

@@ -65,10 +65,10 @@ def dynamics(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (every turn)."),
 ) -> None:
     """Run the market-makers' best-response dynamics and print the trace."""
-    from mercat.clearing import posted_price_makers as registry
-    from mercat.clearing.posted_price_dynamics import DEFAULT_PENALTY, DEFAULT_TICK, run_dynamics
-    from mercat.clearing.posted_price_template import mechanism_for
-    from mercat.market_io import load_market
+    from mercat.clearing.posted_price import makers as registry
+    from mercat.clearing.posted_price.dynamics import DEFAULT_PENALTY, DEFAULT_TICK, run_dynamics
+    from mercat.clearing.posted_price.template import mechanism_for
+    from mercat.market.market_io import load_market
     from mercat.validation import integer
 
     mechanism = mechanism_for(attempt, specialization=specialization)

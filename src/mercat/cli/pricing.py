@@ -26,7 +26,7 @@ def price(
     """Stackelberg pricing: the provider posts the price that maximizes eq. 2 given how the
     requesters respond (eq. 3); exact, with an expected SLA penalty v·λ·R per unit."""
     from mercat import validation as check
-    from mercat.pricing import stackelberg_price
+    from mercat.clearing.stackelberg import stackelberg_price
 
     check.probability("violation", violation)
     check.non_negative("penalty factor", penalty_factor)

@@ -24,7 +24,7 @@ def serve(
     """Serve the ledger, the content store, clearing and the privacy check over HTTP."""
     import uvicorn
 
-    from mercat.service.app import create_app
+    from mercat.node.app import create_app
 
     url = ledger or os.environ.get("MERCAT_LEDGER_URL")
     root = store or (Path(os.environ["MERCAT_STORE"]) if os.environ.get("MERCAT_STORE") else None)

@@ -34,8 +34,8 @@ def collective(
 ) -> None:
     """Run a collective-incentive marketplace and print removal precision and failure rates."""
     from mercat.progress import progress_bar
-    from mercat.sim.collective_config import CollectiveConfig
-    from mercat.sim.collective_sim import simulate
+    from mercat.scenarios.collective_config import CollectiveConfig
+    from mercat.scenarios.collective_sim import simulate
 
     config = CollectiveConfig(
         mechanism=mechanism,
@@ -134,7 +134,7 @@ def cloudchain(
 ) -> None:
     """Seed 002's 30-day marketplace: clouds and community nodes, tokens, SLA, fairness."""
     from mercat import validation as check
-    from mercat.sim.cloudchain import CloudChainConfig, default_providers, simulate
+    from mercat.scenarios.cloudchain import CloudChainConfig, default_providers, simulate
 
     check.integer("community", community, 0)
     check.integer("seed", seed, 0)

@@ -21,11 +21,11 @@ from mercat.report.html import Section, section_from_dict, section_to_dict
 
 # Modules that register experiments, in report order.
 _MODULES = (
-    "mercat.sim.experiments_ruin",
-    "mercat.sim.experiments_collective",
+    "mercat.scenarios.experiments_ruin",
+    "mercat.scenarios.experiments_collective",
     "mercat.auctioneer.experiments",
-    "mercat.sim.experiments_posted_price",
-    "mercat.sim.experiments_cloudchain",
+    "mercat.scenarios.experiments_posted_price",
+    "mercat.scenarios.experiments_cloudchain",
     "mercat.storage.experiments",
     "mercat.privacy.experiments",
 )
