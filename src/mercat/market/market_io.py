@@ -21,7 +21,7 @@ FORMAT = "mercat-market/1"
 _TOP_KEYS = {"format", "name", "divisible", "resources", "requests", "nodes", "conflicts"}
 _TOP_KEYS |= {"exclusive_nodes"}
 _REQUEST_KEYS = {"id", "value", "bid", "demand", "replicas", "capabilities"}
-_NODE_KEYS = {"id", "cost", "unit_costs", "capacity", "capabilities"}
+_NODE_KEYS = {"id", "cost", "unit_costs", "capacity", "capabilities", "weight"}
 _CONFLICT_KEYS = {"requests", "scope"}
 
 
@@ -154,6 +154,7 @@ def market_from_dict(data: Any) -> Market:
                     f"{path}.capacity", item.get("capacity"), k, math.inf, null_is_inf=True
                 ),
                 capabilities=_labels(f"{path}.capabilities", item.get("capabilities", [])),
+                weight=_number(f"{path}.weight", item.get("weight", 1.0)),
             )
         )
 
@@ -253,6 +254,8 @@ def market_to_dict(market: Market) -> dict[str, Any]:
             item["capacity"] = [_finite_or_null(c) for c in n.capacity]
         if n.capabilities:
             item["capabilities"] = sorted(n.capabilities)
+        if n.weight != 1.0:
+            item["weight"] = n.weight
         doc["nodes"].append(item)
     if market.exclusive_nodes:
         doc["exclusive_nodes"] = [list(group) for group in market.exclusive_nodes]

@@ -94,13 +94,18 @@ class Request:
 @dataclass(frozen=True)
 class Node:
     """A node (provider) n: `cost` (c_n) if it serves anything, plus `unit_costs[r]` per unit
-    of resource r it serves, within `capacity[r]`; it offers `capabilities`."""
+    of resource r it serves, within `capacity[r]`; it offers `capabilities`.
+
+    `weight` is the node's selection weight for mechanisms that pick nodes at random (seed
+    000's stake-weighted selection: the round pipeline sets it to the asset's stake); every
+    other mechanism ignores it."""
 
     id: str
     cost: float = 0.0
     unit_costs: tuple[float, ...] = ()
     capacity: tuple[float, ...] = ()
     capabilities: frozenset[str] = frozenset()
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         _coerce(self, vectors=("unit_costs", "capacity"))
@@ -392,6 +397,7 @@ def _validate(market: Market) -> None:
         _vector(f"unit_costs of node {n.id!r}", n.unit_costs, k, resources)
         _vector(f"capacity of node {n.id!r}", n.capacity, k, resources, inf_ok=True)
         _labels(f"capabilities of node {n.id!r}", n.capabilities)
+        _number(f"weight of node {n.id!r}", n.weight)
     pairs: set[tuple[frozenset[str], str]] = set()
     for c in market.conflicts:
         if not isinstance(c, Conflict):
