@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ class TestCollectiveSelection(MechanismContract):
 
 class TestUniformSelection(MechanismContract):
     mechanism = CollectiveSelection
-    options = {"weighted": False}
+    options: ClassVar[dict[str, Any]] = {"weighted": False}
 
 
 def _market(weights, replicas=1, requests=1):
