@@ -40,7 +40,7 @@ from mercat.ledger.messages import (
     Unstake,
     Withdraw,
 )
-from mercat.ledger.rule import IntegerRule, Tokens
+from mercat.incentives.integer_rule import IntegerRule, Tokens
 from mercat.ledger.verify import VerifyReport, verify_ledger
 
 __all__ = [

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from mercat.errors import InvalidParameterError
 from mercat.identity import check_public_key
-from mercat.ledger.rule import IntegerRule, Tokens
+from mercat.incentives.integer_rule import IntegerRule, Tokens
 
 
 @dataclass(frozen=True)
