@@ -91,6 +91,11 @@ class UnauthorizedError(ProtocolError):
     """The signer may not perform this operation (not the operator, not the owner)."""
 
 
+class TermsViolationError(UnauthorizedError):
+    """A task goes beyond what an owner signed: an asset bound without its owner's offer or
+    paid below its ask, a request charged above its escrow or served outside its terms."""
+
+
 class UnknownOracleError(ProtocolError):
     """A report signed by a key outside the ledger's oracle set."""
 

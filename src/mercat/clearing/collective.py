@@ -149,6 +149,8 @@ class _RoundState:
     def eligible(self, request: Request) -> list[Node]:
         if self.market_conflicts.get(request.id, set()) & self.served:
             return []
+        if self.simple and not request.capabilities and not any(request.demand):
+            return list(self.market.nodes)  # seed 000's tasks: every node can serve
         return [n for n in self.market.nodes if self._fits(n, request)]
 
     def _fits(self, node: Node, request: Request) -> bool:

@@ -322,6 +322,8 @@ class DoubleAuction(Mechanism):
     """Seed 003's double auction: sorted water-filling with McAfee-style trade reduction."""
 
     name = "double-auction"
+    divisible = True
+    margin_holder = "pool"
     summary = "seed 003 §5.2.1: sorted water-filling, trade reduction; IR, budget balanced"
     properties = frozenset(
         {Property.INDIVIDUALLY_RATIONAL, Property.BUDGET_BALANCED, Property.TRUTHFUL}

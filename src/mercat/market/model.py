@@ -147,6 +147,34 @@ class Market:
             object.__setattr__(self, "exclusive_nodes", tuple(tuple(g) for g in groups))
         _validate(self)
 
+    @classmethod
+    def of_valid_parts(
+        cls,
+        requests: tuple[Request, ...],
+        nodes: tuple[Node, ...],
+        resources: tuple[str, ...],
+        *,
+        divisible: bool = False,
+        name: str = "",
+    ) -> Market:
+        """A market built without `_validate`, for callers whose parts are valid by
+        construction: the round pipeline builds each round's market from integer offers and
+        terms the book checked when their owners signed them (non-negative, finite, unique
+        ids, vectors of the market's length), and validating a hundred nodes again every round
+        would cost more than clearing it. Everyone else uses the constructor."""
+        market = object.__new__(cls)
+        for attr, value in (
+            ("requests", tuple(requests)),
+            ("nodes", tuple(nodes)),
+            ("conflicts", ()),
+            ("resources", tuple(resources)),
+            ("divisible", divisible),
+            ("name", name),
+            ("exclusive_nodes", ()),
+        ):
+            object.__setattr__(market, attr, value)
+        return market
+
     @cached_property
     def request_by_id(self) -> dict[str, Request]:
         return {t.id: t for t in self.requests}

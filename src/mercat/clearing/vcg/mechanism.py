@@ -303,6 +303,7 @@ class VCGMechanism(Mechanism):
     """VCG standard auction (seed 003 §5.2.2): proven welfare optimum, Clarke payments."""
 
     name = "vcg"
+    margin_holder = "pool"
     summary = (
         "VCG standard auction: each user's whole demand on one provider, proven welfare "
         "optimum (column generation), Clarke-pivot payments"

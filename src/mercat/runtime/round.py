@@ -1,0 +1,195 @@
+"""A round, from the book to settled tasks, one function per stage.
+
+    state  = book.state(r)                          the book: offers, requests, stakes
+    market = snapshot(state)                        1. the round's Market       (snapshot.py)
+    market = admission.admit(market)                   stake-weighted admission (admission.py)
+    clearing = mechanism.clear(market.market)       2. any registered mechanism  (mercat.clearing)
+    tasks  = assign(market, clearing)               3. integer tasks             (money.py)
+    book.open_tasks(r, tasks)                          checked against owners' terms
+    outcomes = executor.execute(tasks)              4. sampled, or agents' work  (execute.py)
+    attestations = attestor.attest(outcomes)        5. verdicts, signed reports  (attest.py)
+    book.settle(r, attestations)                    6. pay, refund, collective rule, removal
+    log.emit(...)                                   7. events                    (events.py)
+
+A simulation and a live market differ only in what they plug in: an in-memory book with
+sampled execution and direct attestation, or the SQL ledger (or the contracts) with agents
+and signed oracle reports. `run_round` returns a `RoundReport` with the round's numbers.
+
+Randomness: every stage that draws takes the one `numpy.random.Generator` the round is given,
+in the order above, so the same seed gives the same round on every book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from mercat.clearing.base import Mechanism
+from mercat.market.economics import welfare
+from mercat.market.model import Clearing
+from mercat.runtime import events as ev
+from mercat.runtime.admission import StakeAdmission
+from mercat.runtime.attest import Attestation, Attestor, DirectAttestation
+from mercat.runtime.execute import Executor, Outcome
+from mercat.runtime.money import TaskSettlement, assign
+from mercat.runtime.records import MarginHolder, TaskRecord
+from mercat.runtime.snapshot import BookState, RoundMarket, snapshot
+from mercat.runtime.terms import TaskTerms
+
+
+class Book(Protocol):
+    """What a round needs of a book (the in-memory book, the SQL ledger, the contracts)."""
+
+    unit: int
+
+    def expire(self, round_: int) -> list[str]: ...
+
+    def state(self, round_: int) -> BookState: ...
+
+    def open_tasks(
+        self, round_: int, tasks: Sequence[TaskTerms], margin_to: MarginHolder
+    ) -> list[TaskRecord]: ...
+
+    def settle(self, round_: int, attestations: Sequence[Attestation]) -> list[TaskSettlement]: ...
+
+    def pool(self) -> int: ...
+
+
+@dataclass
+class RoundPlan:
+    """The pluggable stages of a round. `margin_to` defaults to the mechanism's
+    (`Mechanism.margin_holder`); `admission` applies stake-weighted admission."""
+
+    mechanism: Mechanism
+    executor: Executor
+    attestor: Attestor = field(default_factory=DirectAttestation)
+    admission: StakeAdmission | None = None
+    margin_to: MarginHolder | None = None
+    log: ev.EventLog = field(default_factory=ev.NullLog)
+    batch_size: int = 10_000
+
+    @property
+    def margin_holder(self) -> MarginHolder:
+        return self.margin_to or self.mechanism.margin_holder  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """What a round did, in numbers."""
+
+    round: int
+    requests: int
+    servers: int
+    clearing: Clearing | None
+    tasks: tuple[TaskTerms, ...]
+    outcomes: tuple[Outcome, ...]
+    settlements: tuple[TaskSettlement, ...]
+    expired: tuple[str, ...] = ()
+    welfare: float = 0.0
+
+    @property
+    def paid(self) -> int:
+        return sum(1 for s in self.settlements if s.paid)
+
+    @property
+    def failed(self) -> int:
+        return len(self.settlements) - self.paid
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(a for s in self.settlements for a in s.removed)
+
+
+def run_round(book: Book, round_: int, plan: RoundPlan, rng: np.random.Generator) -> RoundReport:
+    """Run one round through every stage (module docstring)."""
+    log = plan.log
+    expired = tuple(book.expire(round_))
+    context = snapshot(book.state(round_), divisible=plan.mechanism.divisible)
+    if plan.admission is not None:
+        context = plan.admission.admit(context, rng)
+    market = context.market
+    log.emit(ev.RoundOpened(round_, len(market.requests), len(market.nodes), expired))
+    if not market.requests or not market.nodes:
+        log.emit(ev.RoundClosed(round_, 0, 0, 0, 0, 0, book.pool(), 0))
+        log.flush()
+        return RoundReport(
+            round_, len(market.requests), len(market.nodes), None, (), (), (), expired
+        )
+
+    clearing = plan.mechanism.clear(market, seed=rng)
+    achieved = welfare(market, clearing.allocation)
+    log.emit(_cleared(round_, context, clearing, achieved))
+    tasks = assign(context, clearing)
+    if tasks:
+        book.open_tasks(round_, tasks, plan.margin_holder)
+    for t in tasks:
+        log.emit(
+            ev.TaskOpened(round_, t.task, t.request, t.assets, t.charge, t.paid_out, t.subsidy)
+        )
+
+    outcomes = plan.executor.execute(round_, tasks, context, rng)
+    for o in outcomes:
+        log.emit(ev.TaskExecuted(round_, o.task.task, o.success, o.latency_ms))
+    attestations = plan.attestor.attest(round_, outcomes, context, rng)
+    for a in attestations:
+        log.emit(ev.TaskAttested(round_, a.task, a.success, a.sla_met, len(a.reports)))
+
+    settlements: list[TaskSettlement] = []
+    for start in range(0, len(attestations), plan.batch_size):
+        settlements += book.settle(round_, attestations[start : start + plan.batch_size])
+    for s in settlements:
+        change = sum(e.stake_after - e.stake_before for e in s.effects)
+        log.emit(
+            ev.TaskSettled(
+                round_, s.task, s.request, s.paid, s.charge, s.margin, s.refunded, change
+            )
+        )
+        for e in s.effects:
+            if e.removed:
+                log.emit(ev.AssetRemoved(round_, s.task, e.asset, e.owner, e.stake_after))
+    report = RoundReport(
+        round_,
+        len(market.requests),
+        len(market.nodes),
+        clearing,
+        tasks,
+        tuple(outcomes),
+        tuple(settlements),
+        expired,
+        achieved,
+    )
+    log.emit(
+        ev.RoundClosed(
+            round_,
+            len(tasks),
+            report.paid,
+            report.failed,
+            sum(s.charge for s in settlements),
+            sum(s.margin for s in settlements),
+            book.pool(),
+            len(report.removed),
+        )
+    )
+    log.flush()
+    return report
+
+
+def _cleared(round_: int, context: RoundMarket, clearing: Clearing, achieved: float) -> ev.Cleared:
+    prices = {}
+    for request_id in sorted(clearing.allocation.served_requests):
+        request = context.market.request(request_id)
+        units = sum(request.demand) or 1.0
+        prices[request_id] = clearing.payment(request_id) / units
+    return ev.Cleared(
+        round_,
+        clearing.mechanism,
+        len(clearing.allocation.served_requests),
+        achieved,
+        float(sum(clearing.payments.values())),
+        float(sum(clearing.rewards.values())),
+        clearing.proven,
+        prices,
+    )
