@@ -199,10 +199,25 @@ def test_rounds_conserve_tokens_and_respect_every_term(seed, mechanism, failure,
         for record in book.requests.values():
             if record.status == "closed":
                 assert book.balance(escrow_book(record.request)) == 0
-        for task in report.tasks:  # every server got its ask over the round
-            for asset, payout in zip(task.assets, task.payouts, strict=True):
-                assert payout >= 0
+        _assert_asks_met(book, report.tasks)
     assert not [t for t in book.tasks.values() if t.status == "open"]
+
+
+def _assert_asks_met(book, tasks):
+    """Each server's payouts in a round cover its fixed cost and its unit costs."""
+    paid: dict[str, int] = {}
+    units: dict[str, int] = {}
+    for task in tasks:
+        terms = book.requests[task.request].terms
+        for asset, payout in zip(task.assets, task.payouts, strict=True):
+            offer = book.assets[asset].offer
+            if offer.is_server:
+                paid[asset] = paid.get(asset, 0) + payout
+                units[asset] = units.get(asset, 0) + sum(
+                    offer.unit_cost_of(r) * d * task.fraction for r, d in terms.demand
+                )
+    for asset, total in paid.items():
+        assert total >= book.assets[asset].offer.cost + -(-units[asset] // PPB)
 
 
 def test_the_round_is_reproducible_from_its_seed():

@@ -118,9 +118,7 @@ class SampledExecution:
                 late = bool(rng.random() >= on_time)
             else:
                 late = False
-            if late:
-                latency = deadline + 1 if deadline else 1
-            else:
-                latency = max(1, deadline // 2)
+            # a late task reports a latency past its deadline, an on-time one half of it
+            latency = (deadline + 1 if deadline else 1) if late else max(1, deadline // 2)
             outcomes.append(Outcome(task, success, latency))
         return outcomes
