@@ -83,6 +83,14 @@ class BadSignatureError(ProtocolError):
     """A signature that does not verify for the key that claims to have signed."""
 
 
+class WrongLedgerError(ProtocolError):
+    """A message or report signed for another ledger (its ledger id is not this ledger's)."""
+
+
+class ExpiredMessageError(ProtocolError):
+    """A signed message past its expiry, or one that claims to stay valid for too long."""
+
+
 class ReplayedNonceError(ProtocolError):
     """A (signer, nonce) pair the ledger has already accepted."""
 

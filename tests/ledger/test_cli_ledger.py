@@ -34,8 +34,8 @@ def test_init_fund_inspect_verify_and_catch_tampering(tmp_path):
     operator = Keypair.from_hex(key_file.read_text())
     alice = Keypair.generate()
     with Ledger(url) as ledger:
-        ledger.submit(Signer(alice).sign(OpenAccount()))
-        ledger.submit(Signer(operator).sign(Deposit(account=alice.public, amount=42)))
+        ledger.submit(Signer(alice, ledger.id).sign(OpenAccount()))
+        ledger.submit(Signer(operator, ledger.id).sign(Deposit(account=alice.public, amount=42)))
 
     code, out = _run("accounts", "--url", url, "--json")
     assert code == 0 and {row["role"] for row in json.loads(out)} == {"operator", "user"}

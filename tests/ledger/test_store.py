@@ -3,6 +3,8 @@ journal is append-only in the database itself; the audit catches tampering."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -62,5 +64,5 @@ def test_a_store_is_configured_once(sqlite_url):
     with pytest.raises(AlreadyExistsError):
         Ledger.init(sqlite_url, config)
     with Ledger(sqlite_url) as ledger:
-        assert ledger.config == config
-        assert ledger.config.min_stake == 2
+        assert ledger.config == replace(config, ledger_id=ledger.id)  # drawn at init
+        assert len(ledger.id) == 32 and ledger.config.min_stake == 2

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from mercat.errors import InvalidParameterError
 from mercat.identity import check_public_key
 from mercat.incentives.integer_rule import IntegerRule, Tokens
+from mercat.ledger.messages import check_ledger_id
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class LedgerConfig:
     so the delay is deterministic and replays the same on every store and on chain).
     `quorum`: how many oracles of the set must agree before a task settles.
     `unit`: base units per token, for display only.
+    `ledger_id`: what every message and oracle report signed for this ledger names (32 hex
+    digits); `Ledger.init` draws one at random when it is left empty, so that no two ledgers
+    share one and a message signed for one is refused by every other.
     """
 
     operator: str
@@ -31,9 +35,12 @@ class LedgerConfig:
     unstake_delay_rounds: int = 10
     quorum: int = 1
     unit: int = 10**6
+    ledger_id: str = ""
 
     def __post_init__(self) -> None:
         check_public_key(self.operator, "operator")
+        if self.ledger_id:
+            check_ledger_id(self.ledger_id, "ledger_id")
         if self.min_stake is None:
             object.__setattr__(self, "min_stake", self.rule.minimum_stake)
         for name in ("min_stake", "unstake_delay_rounds", "quorum", "unit"):

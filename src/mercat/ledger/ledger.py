@@ -5,18 +5,24 @@
     ledger.available(alice), ledger.stake_of("gpu-1"), ledger.pool()
 
 `submit` is the one write path. In order, before anything is written: the payload must
-parse (MalformedMessageError), its signature verify (BadSignatureError), embedded oracle
-reports verify; then, in one transaction: the signer must have an account
-(UnknownAccountError; `open_account` instead needs a fresh key), a settlement of an already
-settled task returns at once (idempotence), the (signer, nonce) must be new
-(ReplayedNonceError), and the operation's own checks run. Any error rolls everything back.
+parse (MalformedMessageError), name this ledger (WrongLedgerError) and not be expired or
+valid for too long (ExpiredMessageError), its signature verify (BadSignatureError),
+embedded oracle reports verify (in parallel threads for a batch); then, in one
+transaction: the signer must have an account (UnknownAccountError; `open_account` instead
+needs a fresh key), a settlement whose tasks are all settled returns at once (idempotence),
+the (signer, nonce) must be new (ReplayedNonceError), and the operation's own checks run.
+Any error rolls everything back.
 
 One `Ledger` per process: an engine must not cross a fork. Threads may share one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, literal, select
@@ -24,15 +30,18 @@ from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from mercat.errors import (
     AlreadyExistsError,
+    ExpiredMessageError,
     LedgerNotInitializedError,
     ReplayedNonceError,
     UnknownAccountError,
     UnknownAssetError,
     UnknownTaskError,
+    WrongLedgerError,
 )
 from mercat.identity import verify
 from mercat.ledger import messages as m
 from mercat.ledger import schema as s
+from mercat.ledger.book_txn import parse_offer, request_record
 from mercat.ledger.config import LedgerConfig
 from mercat.ledger.context import (
     POOL,
@@ -45,7 +54,16 @@ from mercat.ledger.context import (
 )
 from mercat.ledger.migrate import SCHEMA_REVISION, current_revision, upgrade
 from mercat.ledger.operations import HANDLERS
-from mercat.ledger.settlement import open_task, report, settle, task_status
+from mercat.ledger.settlement import (
+    open_tasks,
+    post_offer,
+    post_request,
+    refund,
+    report,
+    settle,
+    settle_tasks,
+    task_status,
+)
 from mercat.ledger.store import (
     Txn,
     make_engine,
@@ -56,13 +74,67 @@ from mercat.ledger.store import (
 )
 from mercat.ledger.verify import VerifyReport, verify_ledger
 from mercat.oracle.economics import SettledTask
+from mercat.oracle.report import SignedReport
+from mercat.runtime.records import RequestRecord
+from mercat.runtime.terms import Offer
+
+
+def _reports_of(op: m.Op) -> list[SignedReport]:
+    if isinstance(op, m.Report):
+        return [op.report]
+    if isinstance(op, m.Settle):
+        return list(op.reports)
+    if isinstance(op, m.SettleTasks):
+        return [r for item in op.settlements for r in item.reports]
+    return []
+
+
+def _verify_reports(reports: list[SignedReport]) -> None:
+    """Check every report's signature (BadSignatureError on the first that fails); a large
+    batch is checked by `REPORT_THREADS` threads at once."""
+    if len(reports) < PARALLEL_REPORTS:
+        for signed in reports:
+            signed.verify()
+        return
+    with ThreadPoolExecutor(REPORT_THREADS) as pool:
+        for _ in pool.map(SignedReport.verify, reports, chunksize=256):
+            pass
+
+
+def _settled_entry_if_all(tx: Txn, op: m.SettleTasks) -> int | None:
+    """The entry that settled every task of the batch, if all are settled (a resend)."""
+    names = [item.task for item in op.settlements]
+    entries = set()
+    for start in range(0, len(names), 4000):
+        rows = tx.execute(
+            select(s.tasks.c.status, s.tasks.c.settled_entry).where(
+                s.tasks.c.round == op.round, s.tasks.c.task.in_(names[start : start + 4000])
+            )
+        ).all()
+        if len(rows) < len(names[start : start + 4000]):
+            return None
+        for status, entry in rows:
+            if status != "settled":
+                return None
+            entries.add(entry)
+    return min(entries) if entries else None
+
 
 _ALL_HANDLERS = {
     **HANDLERS,
-    m.OpenTask.name: open_task,
+    m.PostOffer.name: post_offer,
+    m.PostRequest.name: post_request,
+    m.Refund.name: refund,
+    m.OpenTasks.name: open_tasks,
     m.Report.name: report,
     m.Settle.name: settle,
+    m.SettleTasks.name: settle_tasks,
 }
+
+#: Threads that check the signatures of a batch's oracle reports (libsodium releases the
+#: GIL, so they run in parallel); batches smaller than this many reports are checked inline.
+REPORT_THREADS = 2
+PARALLEL_REPORTS = 64
 
 
 @dataclass(frozen=True)
@@ -85,6 +157,22 @@ class AssetInfo:
 
 
 @dataclass(frozen=True)
+class TaskInfo:
+    round: int
+    task: str
+    request: str
+    status: str
+    assets: tuple[str, ...]
+    payouts: tuple[int, ...]
+    charge: int
+    fraction: int
+    margin_to: str
+    success: bool | None
+    sla_met: bool | None
+    latency_ms: int | None
+
+
+@dataclass(frozen=True)
 class JournalEntry:
     id: int
     op: str
@@ -96,8 +184,11 @@ class JournalEntry:
 class Ledger:
     """A ledger store opened by URL (`sqlite:///file.db`, `postgresql+psycopg://...`)."""
 
-    def __init__(self, url: str, *, durable: bool = True) -> None:
+    def __init__(
+        self, url: str, *, durable: bool = True, clock: Callable[[], float] = time.time
+    ) -> None:
         self.url = url
+        self.clock = clock
         if missing_sqlite_file(url):  # SQLite would create an empty file: a typo leaves litter
             raise LedgerNotInitializedError(
                 f"no ledger at {safe_url(url)}; run `mercat ledger init`"
@@ -124,11 +215,26 @@ class Ledger:
             raise LedgerNotInitializedError(f"ledger at {safe_url(url)} has no configuration")
         self.config = LedgerConfig.from_json(text)
 
+    @property
+    def id(self) -> str:
+        """The ledger's id: every message and oracle report for it names this."""
+        return self.config.ledger_id
+
     @classmethod
-    def init(cls, url: str, config: LedgerConfig, *, durable: bool = True) -> Ledger:
+    def init(
+        cls,
+        url: str,
+        config: LedgerConfig,
+        *,
+        durable: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> Ledger:
         """Create (or upgrade) the schema and store `config`; refuses a configured store.
+        A config without a `ledger_id` gets a random one.
 
         `durable=False`: see `mercat.ledger.store.make_engine` (SQLite only)."""
+        if not config.ledger_id:
+            config = replace(config, ledger_id=secrets.token_hex(16))
         engine = make_engine(url, durable=durable)
         try:
             try:
@@ -153,7 +259,7 @@ class Ledger:
             run_in_transaction(engine, configure)
         finally:
             engine.dispose()
-        return cls(url, durable=durable)
+        return cls(url, durable=durable, clock=clock)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -169,12 +275,21 @@ class Ledger:
     def submit(self, message: m.SignedMessage) -> Receipt:
         """Apply one signed message, all or nothing (see the module docstring)."""
         envelope = m.parse(message)
+        if envelope.ledger != self.config.ledger_id:
+            raise WrongLedgerError(
+                f"the message was signed for ledger {envelope.ledger}, this is {self.id}"
+            )
+        now = int(self.clock())
+        if envelope.expires < now:
+            raise ExpiredMessageError(f"the message expired at {envelope.expires} (now {now})")
+        if envelope.expires > now + m.MAX_VALIDITY_S:
+            raise ExpiredMessageError(
+                f"the message claims to stay valid until {envelope.expires}, more than "
+                f"{m.MAX_VALIDITY_S} s ahead"
+            )
         verify(envelope.signer, message.payload, message.signature)
         op = envelope.op
-        for signed in getattr(op, "reports", ()) + (
-            (op.report,) if isinstance(op, m.Report) else ()
-        ):
-            signed.verify()
+        _verify_reports(_reports_of(op))
 
         def work(tx: Txn) -> Receipt:
             role = tx.execute(
@@ -188,6 +303,10 @@ class Ledger:
                     raise UnknownTaskError(f"no task ({op.round}, {op.task!r})")
                 if status[0] == "settled":
                     return Receipt(status[1], op.name, applied=False)
+            if isinstance(op, m.SettleTasks):
+                settled = _settled_entry_if_all(tx, op)
+                if settled is not None:
+                    return Receipt(settled, op.name, applied=False)
             used = tx.execute(
                 select(s.entries.c.id).where(
                     s.entries.c.signer == envelope.signer, s.entries.c.nonce == envelope.nonce
@@ -274,10 +393,56 @@ class Ledger:
             return [AssetInfo(a, o, st, int(b)) for a, o, st, b in connection.execute(query)]
 
     def requests(self) -> list[tuple[str, str]]:
-        """(request id, owner key) of every request opened on the ledger, by id."""
+        """(request id, owner key) of every request posted on the ledger, by id."""
         query = select(s.requests.c.id, s.requests.c.owner).order_by(s.requests.c.id)
         with self.engine.connect() as connection:
             return [(str(r), str(o)) for r, o in connection.execute(query)]
+
+    def request_records(self, status: str | None = None) -> list[RequestRecord]:
+        """Every request with its signed terms and life cycle, in posting order."""
+        query = select(s.requests).order_by(s.requests.c.entry_id, s.requests.c.id)
+        if status is not None:
+            query = query.where(s.requests.c.status == status)
+        with self.engine.connect() as connection:
+            return [request_record(row) for row in connection.execute(query)]
+
+    def offers(self) -> dict[str, Offer]:
+        """The current offer of every asset that has one, by asset id."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(s.offers.c.asset, s.offers.c.offer))
+            return {str(a): parse_offer(o) for a, o in rows}  # type: ignore[misc]
+
+    def tasks(self, round_: int | None = None, status: str | None = None) -> list[TaskInfo]:
+        """Tasks with their terms and state, by round and id."""
+        query = select(s.tasks).order_by(s.tasks.c.round, s.tasks.c.task)
+        if round_ is not None:
+            query = query.where(s.tasks.c.round == round_)
+        if status is not None:
+            query = query.where(s.tasks.c.status == status)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+            members = connection.execute(
+                select(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.asset,
+                       s.task_assets.c.payout)
+                .order_by(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.position)
+            ).all()  # fmt: skip
+        by_task: dict[tuple[int, str], list[tuple[str, int]]] = {}
+        for r, t, a, p in members:
+            by_task.setdefault((int(r), str(t)), []).append((str(a), int(p)))
+        out = []
+        for row in rows:
+            parts = by_task.get((int(row.round), str(row.task)), [])
+            payouts = tuple(p for _, p in parts)
+            out.append(
+                TaskInfo(
+                    round=int(row.round), task=row.task, request=row.request, status=row.status,
+                    assets=tuple(a for a, _ in parts), payouts=payouts,
+                    charge=sum(payouts) if row.charge is None else int(row.charge),
+                    fraction=int(row.fraction), margin_to=row.margin_to,
+                    success=row.success, sla_met=row.sla_met, latency_ms=row.latency_ms,
+                )
+            )  # fmt: skip
+        return out
 
     def asset(self, asset: str) -> AssetInfo:
         for info in self.assets():
@@ -335,15 +500,17 @@ class Ledger:
         for row in tasks:
             key = (int(row.round), str(row.task))
             owners = by_task.get(key, [])
+            paid = bool(row.success) and bool(row.sla_met)  # a late task pays nothing
             payouts: dict[str, int] = {}
-            if row.success:
+            if paid:
                 for owner, payout in owners:
                     payouts[owner] = payouts.get(owner, 0) + payout
+            charge = sum(p for _, p in owners) if row.charge is None else int(row.charge)
             records.append(
                 SettledTask(
                     round=key[0], task=key[1], requester=str(row.owner), success=bool(row.success),
                     sla_met=bool(row.sla_met), latency_ms=int(row.latency_ms),
-                    price=sum(p for _, p in owners), payouts=payouts,
+                    price=charge, payouts=payouts,
                     providers=tuple(dict.fromkeys(o for o, _ in owners)),
                     reports=reports.get(key, 0),
                 )

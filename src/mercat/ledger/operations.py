@@ -28,7 +28,6 @@ from mercat.ledger.context import (
     WORLD,
     Context,
     avail,
-    escrow_book,
     stake_book,
     unbond,
 )
@@ -94,6 +93,9 @@ def _check_new_asset(ctx: Context, asset: str, stake: int) -> None:
     taken = ctx.tx.execute(select(s.assets.c.id).where(s.assets.c.id == asset)).first()
     if taken is not None:
         raise AlreadyExistsError(f"asset {asset!r} exists")
+    # Request and asset ids share one namespace: a round's market names both.
+    if ctx.tx.execute(select(s.requests.c.id).where(s.requests.c.id == asset)).first():
+        raise AlreadyExistsError(f"id {asset!r} is taken by a request")
     if stake < ctx.config.min_stake:  # type: ignore[operator]
         raise StakeBelowMinimumError(
             f"stake {stake} is below the minimum stake {ctx.config.min_stake}"
@@ -202,40 +204,6 @@ def replace_asset(ctx: Context, op: m.ReplaceAsset) -> dict[str, Any]:
     return {"carried": carried}
 
 
-# --- requests ------------------------------------------------------------------------------
-
-
-def escrow(ctx: Context, op: m.Escrow) -> dict[str, Any]:
-    owner = ctx.tx.execute(select(s.requests.c.owner).where(s.requests.c.id == op.request))
-    owner = owner.scalar()
-    if owner is None:
-        ctx.tx.execute(insert(s.requests).values(id=op.request, owner=ctx.signer))
-        ctx.tx.create_books({escrow_book(op.request): "escrow"})
-    elif owner != ctx.signer:
-        raise UnauthorizedError(f"request {op.request!r} belongs to another account")
-    _move(ctx, avail(ctx.signer), escrow_book(op.request), op.amount)
-    return {}
-
-
-def refund(ctx: Context, op: m.Refund) -> dict[str, Any]:
-    owner = ctx.request_owner(op.request)
-    if ctx.signer != owner and ctx.role != "operator":
-        raise UnauthorizedError(f"only the owner or the operator may refund {op.request!r}")
-    book = escrow_book(op.request)
-    balances = ctx.tx.lock_books([book, avail(owner)])
-    amount = balances[book]
-    ctx.post({book: -amount, avail(owner): amount}, balances)
-    return {"refunded": amount}
-
-
-def pay(ctx: Context, op: m.Pay) -> dict[str, Any]:
-    ctx.require_operator("pay from escrow")
-    ctx.request_owner(op.request)
-    ctx.role_of(op.to)
-    _move(ctx, escrow_book(op.request), avail(op.to), op.amount)
-    return {}
-
-
 HANDLERS: dict[str, Handler] = {
     m.OpenAccount.name: open_account,
     m.AddOracle.name: add_oracle,
@@ -249,7 +217,4 @@ HANDLERS: dict[str, Handler] = {
     m.Unstake.name: unstake,
     m.Release.name: release,
     m.ReplaceAsset.name: replace_asset,
-    m.Escrow.name: escrow,
-    m.Refund.name: refund,
-    m.Pay.name: pay,
 }

@@ -6,10 +6,13 @@
   outside the journal), and no posting names a book that does not exist;
 - the books sum to zero (conservation: the supply is exactly what `world` gave out);
 - no book other than `world` is negative;
-- every settled task was settled by exactly one entry, and every `settle` entry settled
-  a distinct task (each settlement applied exactly once);
+- every settled task was settled by one entry, a `settle` or `settle_tasks` entry that
+  names it (each settlement applied exactly once), and every such entry settled a task;
 - optionally, every entry's stored payload carries a valid signature of its signer, and
-  its op, signer and nonce columns match the payload.
+  its op, signer and nonce columns match the payload;
+- authority (`mercat.ledger.authority`): replaying the signed messages, every task stays
+  within what its request's and its assets' owners signed, operator-only operations were
+  signed by the operator, and the offers, terms and tasks tables hold what was signed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from sqlalchemy.engine import Engine
 from mercat.errors import BadSignatureError, LedgerIntegrityError, MalformedMessageError
 from mercat.identity import verify as verify_signature
 from mercat.ledger import schema as s
+from mercat.ledger.authority import SignedRow, check_authority
+from mercat.runtime.terms import TaskTerms
 
 
 @dataclass(frozen=True)
@@ -80,20 +85,18 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
                 s.tasks.c.status == "settled"
             )
         ).all()
-        settle_entries = set(
-            c.execute(select(s.entries.c.id).where(s.entries.c.op == "settle")).scalars()
-        )
-        by_entry = [row.settled_entry for row in settled]
-        if len(set(by_entry)) != len(by_entry) or set(by_entry) != settle_entries:
-            problems.append(
-                f"{len(settled)} settled tasks but {len(settle_entries)} settle entries "
-                f"({len(set(by_entry))} distinct among the tasks)"
+        settle_rows = c.execute(
+            select(s.entries.c.id, s.entries.c.op, s.entries.c.payload).where(
+                s.entries.c.op.in_(("settle", "settle_tasks"))
             )
+        ).all()
+        problems += _settlement_problems(settled, settle_rows)
 
         counts = c.execute(select(func.count()).select_from(s.postings)).scalar_one()
         entries = c.execute(select(s.entries.c.id, s.entries.c.op, s.entries.c.signer,
                                    s.entries.c.nonce, s.entries.c.payload,
                                    s.entries.c.signature)).all()  # fmt: skip
+    problems += _authority_problems(engine, operator_of(engine), entries)
     checked = 0
     if signatures:
         for row in entries:
@@ -119,3 +122,67 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
     if raise_on_problem and problems:
         raise LedgerIntegrityError(f"{len(problems)} problem(s): " + "; ".join(problems[:5]))
     return report
+
+
+def operator_of(engine: Engine) -> str:
+    with engine.connect() as c:
+        key = c.execute(select(s.accounts.c.key).where(s.accounts.c.role == "operator")).scalar()
+    return str(key)
+
+
+def _settlement_problems(settled: list, settle_rows: list) -> list[str]:  # type: ignore[type-arg]
+    """Each settled task by one settle entry that names it; each settle entry settled one."""
+    problems = []
+    named: dict[int, set[tuple[int, str]]] = {}
+    for entry_id, op, payload in settle_rows:
+        try:
+            body = json.loads(payload)["body"]
+            if op == "settle":
+                named[entry_id] = {(int(body["round"]), str(body["task"]))}
+            else:
+                named[entry_id] = {
+                    (int(body["round"]), str(i["task"])) for i in body["settlements"]
+                }
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"entry {entry_id}: a settlement payload that does not parse")
+            named[entry_id] = set()
+    used: set[int] = set()
+    for round_, task, entry in settled:
+        if entry not in named:
+            problems.append(
+                f"task ({round_}, {task!r}) was settled by entry {entry}, not a settlement"
+            )
+        elif (int(round_), str(task)) not in named[entry]:
+            problems.append(
+                f"task ({round_}, {task!r}) was settled by entry {entry}, which does not name it"
+            )
+        used.add(entry)
+    idle = sorted(set(named) - used)
+    if idle:
+        problems.append(f"settlement entries that settled nothing: {idle[:5]}")
+    return problems
+
+
+def _authority_problems(engine: Engine, operator: str, entries: list) -> list[str]:  # type: ignore[type-arg]
+    with engine.connect() as c:
+        offers = dict(c.execute(select(s.offers.c.asset, s.offers.c.offer)).all())
+        terms = dict(c.execute(select(s.requests.c.id, s.requests.c.terms)).all())
+        tasks = c.execute(select(s.tasks)).all()
+        members = c.execute(
+            select(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.asset,
+                   s.task_assets.c.payout).order_by(s.task_assets.c.position)
+        ).all()  # fmt: skip
+    parts: dict[tuple[int, str], list[tuple[str, int]]] = {}
+    for r, t, a, p in members:
+        parts.setdefault((int(r), str(t)), []).append((str(a), int(p)))
+    stored_tasks = {}
+    for row in tasks:
+        key = (int(row.round), str(row.task))
+        assets = tuple(a for a, _ in parts.get(key, []))
+        payouts = tuple(p for _, p in parts.get(key, []))
+        charge = sum(payouts) if row.charge is None else int(row.charge)
+        stored_tasks[key] = TaskTerms(
+            row.task, row.request, assets, payouts, charge, int(row.fraction)
+        )
+    rows = [SignedRow(e.id, e.op, e.signer, e.payload) for e in sorted(entries, key=lambda e: e.id)]
+    return check_authority(rows, operator, offers, terms, stored_tasks)

@@ -6,7 +6,9 @@ payloads carry no floats) and, optionally, a digest of the result (a content id,
 oracles that agree on success also agree on *what* was computed).
 
 The oracle signs the canonical encoding of the report with its Ed25519 key; the payload
-carries a domain tag so that a report signature can never pass for a ledger message.
+carries a domain tag, so that a report signature can never pass for a ledger message, and
+the id of the ledger the task lives on (`ledger`), so that a report for task (r, t) of one
+ledger can never settle task (r, t) of another.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from typing import Any
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key, verify
 
-DOMAIN = "mercat/oracle-report/1"
+DOMAIN = "mercat/oracle-report/2"
 MAX_INT = 2**62
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DIGEST = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_LEDGER = re.compile(r"^[0-9a-f]{32}$")
 
 
 def check_id(value: object, what: str) -> str:
@@ -55,8 +58,11 @@ class OracleReport:
     sla_met: bool
     latency_ms: int
     digest: str | None = None
+    ledger: str = ""
 
     def __post_init__(self) -> None:
+        if self.ledger != "" and not _LEDGER.match(str(self.ledger)):
+            raise MalformedMessageError("ledger must be a ledger id (32 lowercase hex digits)")
         check_int(self.round, "round")
         check_id(self.task, "task")
         check_bool(self.success, "success")
@@ -79,6 +85,7 @@ class OracleReport:
         return canonical_bytes(
             {
                 "domain": DOMAIN,
+                "ledger": self.ledger,
                 "oracle": oracle,
                 "round": self.round,
                 "task": self.task,
@@ -116,6 +123,7 @@ class SignedReport:
             "sla_met": r.sla_met,
             "latency_ms": r.latency_ms,
             "digest": r.digest,
+            "ledger": r.ledger,
             "signature": self.signature.hex(),
         }
 
@@ -123,7 +131,7 @@ class SignedReport:
     def from_wire(cls, data: object) -> SignedReport:
         """Parse the wire form; MalformedMessageError on any deviation (signature unchecked)."""
         expected = {"oracle", "round", "task", "success", "sla_met", "latency_ms", "digest",
-                    "signature"}  # fmt: skip
+                    "ledger", "signature"}  # fmt: skip
         if not isinstance(data, dict) or set(data) != expected:
             raise MalformedMessageError(
                 f"an oracle report has exactly the fields {sorted(expected)}"
@@ -142,5 +150,6 @@ class SignedReport:
             sla_met=data["sla_met"],
             latency_ms=data["latency_ms"],
             digest=data["digest"],
+            ledger=data["ledger"],
         )
         return cls(report, check_public_key(data["oracle"], "oracle"), raw)

@@ -66,6 +66,7 @@ from mercat.errors import (
     MalformedMessageError,
     RewardPoolExhaustedError,
     TermsViolationError,
+    UnauthorizedError,
     UnknownTaskError,
 )
 from mercat.incentives.integer_rule import IntegerRule
@@ -233,6 +234,8 @@ def open_tasks(
         record = requests.get(t.request) or txn.request(t.request)
         requests[t.request] = record
         terms = record.terms
+        if terms is None:  # escrowed on a ledger from before request terms existed
+            raise TermsViolationError(f"request {t.request!r} has no signed terms")
         if record.status == "closed":
             raise TermsViolationError(f"request {t.request!r} is closed")
         if record.status == "assigned" and record.round != round_:
@@ -473,7 +476,7 @@ def withdraw_request(txn: BookTxn, request: str, signer: str) -> int:
     operator may. Returns the amount refunded."""
     record = txn.request(request)
     if signer not in (record.owner, txn.operator):
-        raise TermsViolationError(f"only the owner or the operator may withdraw {request!r}")
+        raise UnauthorizedError(f"only the owner or the operator may withdraw {request!r}")
     if record.status != "open":
         raise TermsViolationError(
             f"request {request!r} is {record.status}; only an open request can be withdrawn "

@@ -38,7 +38,7 @@ class RequestRecord:
 
     request: str
     owner: str
-    terms: RequestTerms
+    terms: RequestTerms  # None only for a request escrowed before terms existed (SQL ledger)
     status: RequestStatus
     round: int | None = None
     served: int = 0
