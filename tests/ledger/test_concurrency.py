@@ -47,7 +47,9 @@ def _setup(url: str, writers: int):  # type: ignore[no-untyped-def]
             messages.append(m.signer(sender).sign(Transfer(to=to.public, amount=1 + w + i)))
         for task in tasks:
             report = m.report(1, task, success=True)
-            messages.append(m.signer(m.operator).sign(Settle(round=1, task=task, reports=(report,))))
+            messages.append(
+                m.signer(m.operator).sign(Settle(round=1, task=task, reports=(report,)))
+            )
         messages.append(m.signer(spender).sign(Withdraw(amount=SPEND)))
         work.append([message.to_json() for message in messages])
     before = {user.public: m.ledger.available(user.public) for user in ring}

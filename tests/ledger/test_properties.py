@@ -35,11 +35,11 @@ from mercat.ledger import (
     Refund,
     Release,
     ReplaceAsset,
+    RequestTerms,
     Settle,
     Stake,
-    Transfer,
-    RequestTerms,
     TaskTerms,
+    Transfer,
     Unstake,
     Withdraw,
 )

@@ -25,12 +25,14 @@ from mercat.ledger import (
     RequestTerms,
     Settle,
     SignedMessage,
-    Signer as Signer_,
     Stake,
     TaskTerms,
     Transfer,
     Unstake,
     Withdraw,
+)
+from mercat.ledger import (
+    Signer as Signer_,
 )
 from mercat.oracle import OracleReport, SignedReport
 from tests.ledger.market import Market
@@ -75,7 +77,7 @@ def cases(m: Market):  # type: ignore[no-untyped-def]
     stranger = Keypair.generate()
     outsider = Keypair.generate()
 
-    def Signer(key: Keypair) -> Signer_:  # noqa: N802 - reads as the class it stands for
+    def Signer(key: Keypair) -> Signer_:
         return m.signer(key)
 
     good = Signer(alice).sign(Transfer(to=bob.public, amount=1), nonce=7)

@@ -80,8 +80,17 @@ def test_every_operation_survives_the_wire():
     key, oracle = Keypair.generate(), Keypair.generate()
     report = SignedReport.sign(OracleReport(3, "t", True, False, 250, "bafy.x", LEDGER), oracle)
     offer = Offer("gpu", capacity={"gpu": 4}, capabilities=["cuda"], cost=5, cid="bafk1")
-    terms = RequestTerms("r", max_price=9, demand={"gpu": 2}, replicas=2, assets=["bafk1"],
-                         inputs=["bafkin"], workload="train", deadline_ms=500, expires=7)
+    terms = RequestTerms(
+        "r",
+        max_price=9,
+        demand={"gpu": 2},
+        replicas=2,
+        assets=["bafk1"],
+        inputs=["bafkin"],
+        workload="train",
+        deadline_ms=500,
+        expires=7,
+    )
     task = TaskTerms("t", "r", ("a", "b"), (1, 0), 3, 10**9)
     for op in (OpenTasks(round=3, tasks=(task,), margin_to="pool"),
                Settle(round=3, task="t", reports=(report,)), PostOffer(offer=offer),

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mercat.errors import StakeLockedError
+from mercat.errors import MalformedMessageError, StakeLockedError, TermsViolationError
 from mercat.identity import Keypair
 from mercat.ledger import (
     AddOracle,
     AdvanceRound,
     IntegerRule,
-    Release,
     Refund,
+    Release,
     ReplaceAsset,
     Report,
     Settle,
@@ -22,7 +22,6 @@ from mercat.ledger import (
     TaskReports,
     Unstake,
 )
-from mercat.errors import MalformedMessageError, TermsViolationError
 from mercat.ledger import schema as s
 from tests.ledger.market import Market
 

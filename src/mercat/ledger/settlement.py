@@ -189,6 +189,7 @@ def settle_tasks(ctx: Context, op: m.SettleTasks) -> dict[str, Any]:
         "settled": len(done),
         "paid": sum(1 for d in done if d["paid"]),
         "removed": [a for d in done for a in d["removed"]],
+        "tasks": done,
     }
 
 
@@ -258,8 +259,12 @@ def _settle_batch(
         settled = money.settle_task(txn, round_, item.task, paid, ctx.config.rule)
         txn.record_settlement(round_, item.task, verdict, settled.effects)
         done.append(
-            {"task": item.task, "success": verdict.success, "sla_met": verdict.sla_met,
-             "paid": paid, "removed": list(settled.removed)}
+            {"task": item.task, "request": settled.request, "success": verdict.success,
+             "sla_met": verdict.sla_met, "paid": paid, "removed": list(settled.removed),
+             "charge": settled.charge, "margin": settled.margin, "refunded": settled.refunded,
+             "payouts": dict(settled.payouts),
+             "effects": [[e.asset, e.owner, e.stake_before, e.stake_after, e.removed]
+                         for e in settled.effects]}
         )  # fmt: skip
     txn.flush()
     _store_reports(ctx, round_, todo, verdicts)
