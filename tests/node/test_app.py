@@ -13,16 +13,20 @@ from mercat.ledger import (
     AddAsset,
     AddOracle,
     Deposit,
-    Escrow,
     FundPool,
     IntegerRule,
     Keypair,
     Ledger,
     LedgerConfig,
+    Offer,
     OpenAccount,
-    OpenTask,
+    OpenTasks,
+    PostOffer,
+    PostRequest,
+    RequestTerms,
     Settle,
     Signer,
+    TaskTerms,
 )
 from mercat.market.generators import running_example
 from mercat.market.market_io import dumps_market
@@ -51,7 +55,10 @@ def post_message(client, message):
 
 def test_a_task_is_escrowed_run_attested_and_settled_through_the_api(node, keys):
     op, alice, bob, oracle = (keys[k] for k in ("op", "alice", "bob", "oracle"))
-    operator, A, B = Signer(op), Signer(alice), Signer(bob)
+    info = node.get("/ledger/info").json()
+    ledger_id = info["ledger_id"]
+    assert info["operator"] == op.public
+    operator, A, B = Signer(op, ledger_id), Signer(alice, ledger_id), Signer(bob, ledger_id)
     for message in [
         A.sign(OpenAccount()),
         B.sign(OpenAccount()),
@@ -61,15 +68,14 @@ def test_a_task_is_escrowed_run_attested_and_settled_through_the_api(node, keys)
         operator.sign(Deposit(account=op.public, amount=1_000)),
         operator.sign(FundPool(amount=1_000)),
         A.sign(AddAsset(asset="gpu-1", stake=990)),
-        B.sign(Escrow(request="job", amount=300)),
-        operator.sign(
-            OpenTask(round=1, task="t1", request="job", assets=("gpu-1",), payouts=(120,))
-        ),
+        A.sign(PostOffer(offer=Offer("gpu-1", capacity={"gpu": 8}, cost=100))),
+        B.sign(PostRequest(terms=RequestTerms("job", max_price=300, demand={"gpu": 2}))),
+        operator.sign(OpenTasks(round=1, tasks=(TaskTerms("t1", "job", ("gpu-1",), (120,), 150),))),
     ]:
         reply = post_message(node, message)
         assert reply.status_code == 200, reply.text
         assert reply.json()["applied"] is True
-    report = SignedReport.sign(OracleReport(1, "t1", True, True, 80), oracle)
+    report = SignedReport.sign(OracleReport(1, "t1", True, True, 80, None, ledger_id), oracle)
     assert (
         post_message(node, operator.sign(Settle(round=1, task="t1", reports=(report,)))).status_code
         == 200
@@ -77,14 +83,20 @@ def test_a_task_is_escrowed_run_attested_and_settled_through_the_api(node, keys)
     balance = node.get(f"/ledger/balance/avail:{alice.public}").json()["balance"]
     assert balance == 4130  # the documented example's numbers, over HTTP
     assert [a["id"] for a in node.get("/ledger/assets").json()] == ["gpu-1"]
+    assert node.get("/ledger/offers").json()["gpu-1"]["cost"] == 100
+    (job,) = node.get("/ledger/requests").json()
+    assert (job["request"], job["status"], job["terms"]["max_price"]) == ("job", "closed", 300)
+    (task,) = node.get("/ledger/tasks", params={"round": 1}).json()
+    assert (task["task"], task["status"], task["charge"]) == ("t1", "settled", 150)
     assert node.get("/ledger/verify").json()["ok"] is True
     assert len(node.get("/ledger/journal", params={"limit": 3}).json()) == 3
 
 
 def test_ledger_refusals_are_json_with_the_right_status(node, keys):
-    alice, bob = Signer(keys["alice"]), Signer(keys["bob"])
+    ledger_id = node.get("/ledger/info").json()["ledger_id"]
+    alice, bob = Signer(keys["alice"], ledger_id), Signer(keys["bob"], ledger_id)
     assert post_message(node, alice.sign(OpenAccount())).status_code == 200
-    broke = post_message(node, alice.sign(Escrow(request="job", amount=10)))
+    broke = post_message(node, alice.sign(PostRequest(terms=RequestTerms("job", max_price=10))))
     assert broke.status_code == 409
     assert broke.json()["error"] == "InsufficientFundsError"
     replay = alice.sign(OpenAccount(), nonce=7)

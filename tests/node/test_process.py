@@ -77,7 +77,9 @@ def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
 
     url = f"sqlite:///{tmp_path}/ledger.db"
     rule = IntegerRule(penalty=99, reward=1, removal=True)
-    Ledger.init(url, LedgerConfig(operator=Keypair.generate().public, rule=rule, unit=1)).close()
+    ledger = Ledger.init(url, LedgerConfig(operator=Keypair.generate().public, rule=rule, unit=1))
+    ledger_id = ledger.id
+    ledger.close()
     port = free_port()
     process = subprocess.Popen(
         [*MERCAT, "serve", "--ledger", url, "--port", str(port)],
@@ -99,7 +101,7 @@ def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
 
         def open_account(key: Keypair) -> None:
             try:
-                body = Signer(key).sign(OpenAccount()).to_json().encode()
+                body = Signer(key, ledger_id).sign(OpenAccount()).to_json().encode()
                 urllib.request.urlopen(
                     urllib.request.Request(f"{base}/ledger/messages", data=body), timeout=20
                 ).close()

@@ -240,7 +240,8 @@ def _settle_batch(
     # Everything a batch reads, in a few queries.
     records = [txn.task(round_, item.task) for item in todo]
     txn.prefetch_assets(a for r in records for a in r.terms.assets)  # type: ignore[union-attr]
-    txn.prefetch_requests(r.terms.request for r in records)  # type: ignore[union-attr]
+    # settling needs a request's owner and open tasks, not its terms
+    txn.prefetch_requests((r.terms.request for r in records), terms=False)  # type: ignore[union-attr]
     books = {"pool", avail(ctx.config.operator)}
     for r in records:
         assert r is not None

@@ -114,6 +114,48 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
         # slow submission does not stall every other request.
         return jsonable(await to_thread.run_sync(target.submit, message))
 
+    @app.get("/ledger/info")
+    def ledger_info() -> dict[str, Any]:
+        """What a client needs to sign for this ledger: its id, the operator, the rules."""
+        config = need_ledger().config
+        return {
+            "ledger_id": config.ledger_id,
+            "operator": config.operator,
+            "unit": config.unit,
+            "quorum": config.quorum,
+            "unstake_delay_rounds": config.unstake_delay_rounds,
+            "min_stake": config.min_stake,
+            "rule": jsonable(config.rule),
+            "round": need_ledger().round(),
+        }
+
+    @app.get("/ledger/offers")
+    def offers() -> dict[str, Any]:
+        return {asset: offer.to_wire() for asset, offer in need_ledger().offers().items()}
+
+    @app.get("/ledger/requests")
+    def requests(status: str | None = None) -> list[dict[str, Any]]:
+        if status is not None and status not in ("open", "assigned", "closed"):
+            raise e.InvalidParameterError(
+                f"status must be open, assigned or closed, got {status!r}"
+            )
+        return [
+            {
+                "request": r.request, "owner": r.owner, "status": r.status, "round": r.round,
+                "served": r.served, "open_tasks": r.open_tasks,
+                "terms": None if r.terms is None else r.terms.to_wire(),
+            }
+            for r in need_ledger().request_records(status)
+        ]  # fmt: skip
+
+    @app.get("/ledger/tasks")
+    def tasks(round: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        if status is not None and status not in ("open", "settled"):
+            raise e.InvalidParameterError(f"status must be open or settled, got {status!r}")
+        if round is not None and round < 0:
+            raise e.InvalidParameterError(f"round must be >= 0, got {round}")
+        return jsonable(need_ledger().tasks(round, status))
+
     @app.get("/ledger/accounts")
     def accounts() -> list[dict[str, Any]]:
         return [
