@@ -322,6 +322,8 @@ class SignedMessage:
             return cls(data["payload"].encode(), bytes.fromhex(data["signature"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedMessageError(f"not a signed message: {exc}") from exc
+        except RecursionError:  # JSON nested deeper than the parser recurses
+            raise MalformedMessageError("not a signed message: nested too deeply") from None
 
 
 @dataclass(frozen=True)
