@@ -28,6 +28,7 @@ import secrets
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
+from mercat import bounded_json
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key
 from mercat.oracle.report import SignedReport, check_id, check_int
@@ -317,13 +318,11 @@ class SignedMessage:
 
     @classmethod
     def from_json(cls, text: str) -> SignedMessage:
+        data = bounded_json.loads(text, MalformedMessageError, "a signed message")
         try:
-            data = json.loads(text)
             return cls(data["payload"].encode(), bytes.fromhex(data["signature"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedMessageError(f"not a signed message: {exc}") from exc
-        except RecursionError:  # JSON nested deeper than the parser recurses
-            raise MalformedMessageError("not a signed message: nested too deeply") from None
 
 
 @dataclass(frozen=True)
@@ -346,10 +345,7 @@ def parse(message: SignedMessage) -> Envelope:
     """Decode and check a message's payload (not its signature). MalformedMessageError."""
     if not isinstance(message, SignedMessage) or not isinstance(message.payload, bytes):
         raise MalformedMessageError("expected a SignedMessage")
-    try:
-        data = json.loads(message.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedMessageError(f"payload is not JSON: {exc}") from exc
+    data = bounded_json.loads(message.payload, MalformedMessageError, "the payload")
     keys = {"domain", "op", "signer", "nonce", "body"}
     if not isinstance(data, dict) or set(data) != keys:
         raise MalformedMessageError(f"an envelope has exactly the fields {sorted(keys)}")

@@ -8,9 +8,9 @@ The fork server imports this module once (`workers.PRELOAD`), and with it the cl
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from mercat import bounded_json
 from mercat import errors as e
 from mercat.clearing import registry
 from mercat.clearing.report import clearing_report, configure
@@ -22,12 +22,7 @@ from mercat.node.network_options import network_options
 
 def parse_json(body: bytes) -> Any:
     """The body as JSON; InvalidParameterError if it is not (or is nested too deeply)."""
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise e.InvalidParameterError(f"the body is not JSON: {exc}") from None
-    except RecursionError:
-        raise e.InvalidParameterError("the body is JSON nested too deeply") from None
+    return bounded_json.loads(body, e.InvalidParameterError)
 
 
 def clear_market(mechanism: str, body: bytes, seed: int, limits: NodeLimits) -> dict[str, Any]:
