@@ -23,14 +23,14 @@ loop.
 
 from __future__ import annotations
 
+import pathlib
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from anyio import to_thread
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from mercat import errors as e
@@ -49,7 +49,7 @@ MAX_INTEGER = 2**63 - 1  # the ledger's SQL integers
 
 def create_app(
     ledger_url: str | None = None,
-    store_root: Path | str | None = None,
+    store_root: pathlib.Path | str | None = None,
     *,
     limits: NodeLimits | None = None,
     clock: Clock = time.monotonic,
@@ -71,7 +71,7 @@ def create_app(
         from mercat.storage.store import ContentStore
 
         store = ContentStore(store_root)
-        quota = StoreQuota(Path(store_root), limits.store_quota_bytes)
+        quota = StoreQuota(pathlib.Path(store_root), limits.store_quota_bytes)
     pool = WorkerPool(
         limits.workers, limits.work_queue, limits.work_seconds, limits.work_memory_bytes
     )
@@ -250,8 +250,11 @@ def create_app(
         openapi_extra=api.json_body(api.ClearingRequest),
     )
     async def clear(
-        mechanism: str,
         request: Request,
+        mechanism: str = Path(
+            description="a registered mechanism (docs/mechanisms.md)",
+            json_schema_extra={"enum": list(mechanism_names())},
+        ),
         seed: int = Query(0, ge=0, le=MAX_INTEGER, description="the mechanism's random seed"),
     ) -> api.ClearingAnswer:
         from mercat.clearing import registry
@@ -271,6 +274,12 @@ def create_app(
         return api.PrivacyVerdict(**await pool.call(jobs.check_privacy, body))
 
     return app
+
+
+def mechanism_names() -> tuple[str, ...]:
+    from mercat.clearing import registry
+
+    return tuple(registry.names())
 
 
 class _NotServed(e.MercatError, LookupError):

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from mercat.privacy.accountant import (
+    MAX_EPSILON,
+    MAX_NOISE_MULTIPLIER,
+    MAX_ROUNDS,
+    MIN_NOISE_MULTIPLIER,
+    Accountant,
+)
 
 # jsonable writes infinities as strings and NaN as null (JSON has neither).
 Real = float | Literal["inf", "-inf"] | None
@@ -131,12 +139,17 @@ class ClearingRequest(BaseModel):
 
 
 class PrivacyRequest(BaseModel):
-    noise_multiplier: float
-    epsilon: float
-    delta: float = 1e-5
-    rounds: int = 1
-    sampling_rate: float = 1.0
-    accountant: Literal["auto", "pld", "rdp", "exact"] = "auto"
+    """Alg. 2's question: does a run of `rounds` Gaussian releases stay within (ε, δ)? The
+    bounds are the accountant's own (mercat.privacy.accountant)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    noise_multiplier: float = Field(ge=MIN_NOISE_MULTIPLIER, le=MAX_NOISE_MULTIPLIER)
+    epsilon: float = Field(gt=0, le=MAX_EPSILON)
+    delta: float = Field(1e-5, gt=0, lt=1)
+    rounds: int = Field(1, ge=1, le=MAX_ROUNDS)
+    sampling_rate: float = Field(1.0, gt=0, le=1)
+    accountant: Accountant = "auto"
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
