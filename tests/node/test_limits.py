@@ -98,3 +98,13 @@ def test_every_endpoint_has_a_body_limit():
     assert limits.body_bytes("/storage/content") == 1 << 30
     assert limits.body_bytes("/an/endpoint/added/later") == 64 << 10
     assert limits.body_bytes(None) == 64 << 10
+
+
+def test_the_docs_name_every_limit_with_its_default():
+    import dataclasses
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
+    section = text[text.index("## What protects the node") : text.index("## Tests")]
+    missing = [f.name for f in dataclasses.fields(NodeLimits) if f"`{f.name}`" not in section]
+    assert missing == []
