@@ -211,3 +211,9 @@ def test_a_failure_of_the_node_is_a_500_without_a_traceback(tmp_path, keys, monk
         "error": "InternalError",
         "detail": "the node failed on this request; it was logged",
     }
+
+
+def test_an_error_quoting_a_huge_input_is_cut_short(node):
+    reply = node.post("/privacy/check", json={"noise_multiplier": "x" * 50_000, "epsilon": 1.0})
+    assert reply.status_code == 422
+    assert len(reply.json()["detail"]) <= 1000 and reply.json()["detail"].endswith("…")

@@ -72,6 +72,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": MEANING[status]} for status in statuses}
 
 
+MAX_DETAIL = 1000  # characters of an error's detail
+
 # Statuses any endpoint may answer: the guard's refusals, malformed input, a failure.
 EVERY_ENDPOINT = (408, 413, 422, 429, 500, 503)
 
@@ -89,8 +91,11 @@ def error_response(exc: Exception, status: int | None = None) -> JSONResponse:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    detail = str(exc)
+    if len(detail) > MAX_DETAIL:  # a message may quote the input, and the input is hostile
+        detail = detail[: MAX_DETAIL - 1] + "…"
     return JSONResponse(
-        {"error": type(exc).__name__, "detail": str(exc)},
+        {"error": type(exc).__name__, "detail": detail},
         status_code=status or status_of(exc),
         headers=headers,
     )
