@@ -160,6 +160,10 @@ class UnknownTaskError(LedgerError, LookupError):
     """A (round, task) id that was never opened on the ledger."""
 
 
+class UnknownBookError(LedgerError, LookupError):
+    """A book name (`avail:KEY`, `stake:ASSET`, `escrow:REQ`, ...) the ledger does not hold."""
+
+
 class LedgerIntegrityError(LedgerError):
     """Verification failed: an unbalanced entry, or balances that the journal does not explain."""
 
@@ -302,3 +306,55 @@ class ContentCorruptedError(StorageError):
 
 class ContentMismatchError(StorageError, ValueError):
     """Bytes offered for a CID that do not hash to it: refused, nothing stored."""
+
+
+# --- the marketplace node (src/mercat/node/) ---------------------------------------------
+# A node refuses a request that would cost it more than its operator allows, before it does
+# the work; the HTTP answer's status comes from the class (src/mercat/node/http_errors.py).
+
+
+class NodeLimitError(MercatError):
+    """The node refused a request to protect itself (src/mercat/node/limits.py); nothing was
+    done. `retry_after`: seconds after which the same request may be accepted, or None when
+    waiting will not help."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BodyTooLargeError(NodeLimitError, ValueError):
+    """A request body above the endpoint's limit: refused before it is read to the end."""
+
+
+class BodyTimeoutError(NodeLimitError):
+    """A request body that stopped arriving: the node waits a bounded time for each part."""
+
+
+class RateLimitedError(NodeLimitError):
+    """A client above its request rate (or above the rate of opening accounts)."""
+
+
+class NodeBusyError(NodeLimitError):
+    """Every slot for this kind of work is taken (requests in flight, solver workers and their
+    queue): try again after `retry_after` seconds."""
+
+
+class StoreQuotaError(NodeLimitError, StorageError):
+    """Content that would take the node's store above its quota: nothing was stored."""
+
+
+class WorkTimeoutError(NodeLimitError):
+    """A solve (or other heavy work) that ran past the node's time limit; it was stopped."""
+
+
+class WorkTooLargeError(NodeLimitError):
+    """A solve (or other heavy work) that needed more memory than the node allows one job."""
+
+
+class UnknownEndpointError(MercatError, LookupError):
+    """A path the node does not serve, or a method the path does not take."""
+
+
+class InternalError(MercatError):
+    """The node failed on a request for a reason of its own (a bug); it was logged."""

@@ -180,7 +180,7 @@ def _spent(m: Market, message: SignedMessage) -> SignedMessage:
 #: the bad store URLs of test_cli_ledger.py).
 SEPARATELY_TESTED = {e.RewardPoolExhaustedError, e.LedgerIntegrityError,
                      e.LedgerNotInitializedError, e.ConflictingQuorumError,
-                     e.LedgerUnavailableError}  # fmt: skip
+                     e.LedgerUnavailableError, e.UnknownBookError}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -200,6 +200,14 @@ def test_every_rejection_has_its_class_and_changes_nothing(market):
                      not issubclass(c, e.ChainError | e.AuctioneerError)}  # fmt: skip
     untested = ledger_errors - seen - SEPARATELY_TESTED
     assert not untested, f"rejections without a case: {sorted(c.__name__ for c in untested)}"
+
+
+def test_an_unknown_book_reads_0_or_is_refused_where_it_must_exist(store_url):
+    m = Market(store_url, users=1, rule=IntegerRule(penalty=10, reward=1, removal=True))
+    assert m.ledger.balance("avail:nobody") == 0
+    with pytest.raises(e.UnknownBookError, match="avail:nobody"):
+        m.ledger.balance("avail:nobody", must_exist=True)
+    assert m.ledger.balance("pool", must_exist=True) == m.ledger.pool()
 
 
 def test_pool_that_cannot_pay_the_rewards_refuses_the_settlement(store_url):

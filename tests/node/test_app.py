@@ -164,6 +164,7 @@ def test_a_node_without_a_ledger_says_so(tmp_path):
 
 
 def test_bodies_above_an_endpoints_limit_are_refused_with_413(node):
+    # The limits are NodeLimits' defaults; tests/node/test_protection.py covers chunked bodies.
     huge = node.post("/ledger/messages", content=b"x" * (2 << 20))
     assert huge.status_code == 413 and huge.json()["error"] == "BodyTooLargeError"
     assert node.post("/privacy/check", content=b" " * (1 << 17)).status_code == 413
@@ -176,28 +177,55 @@ def test_a_negative_seed_is_refused(node):
     assert reply.status_code == 422 and "seed" in reply.json()["detail"]
 
 
-def test_slow_work_does_not_stall_other_requests(node, monkeypatch):
-    import threading
-    import time
+def test_every_error_is_mercats_json_with_a_status_by_kind(node):
+    cases = [
+        (node.get("/ledger/journal", params={"limit": 10**30}), 422, "InvalidParameterError"),
+        (node.get("/ledger/journal", params={"after": -1}), 422, "InvalidParameterError"),
+        (node.get("/ledger/journal", params={"limit": "many"}), 422, "InvalidParameterError"),
+        (
+            node.post("/clearing/optimal", params={"seed": "abc"}, json={"market": {}}),
+            422,
+            "InvalidParameterError",
+        ),
+        (node.get("/ledger/balance/avail:nobody"), 404, "UnknownBookError"),
+        (node.get("/no/such/endpoint"), 404, "UnknownEndpointError"),
+        (node.delete("/ledger/accounts"), 405, "UnknownEndpointError"),
+        (node.post("/ledger/messages", content=b"[" * 100_000), 422, "MalformedMessageError"),
+        (node.post("/privacy/check", content=b"[" * 60_000), 422, "InvalidParameterError"),
+        (
+            node.post("/privacy/check", json={"noise_multiplier": 1.0, "epsilon": 1, "x": 1}),
+            422,
+            "InvalidParameterError",
+        ),
+    ]
+    for reply, status, error in cases:
+        assert reply.status_code == status, (reply.request.url, reply.text)
+        assert reply.headers["content-type"] == "application/json"
+        assert set(reply.json()) == {"error", "detail"}
+        assert reply.json()["error"] == error, reply.text
+    assert "seed" in cases[3][0].json()["detail"]
+    assert node.delete("/ledger/accounts").headers["allow"] == "GET"
 
-    from mercat.privacy import accountant
 
-    real = accountant.check_differential_privacy
+def test_a_failure_of_the_node_is_a_500_without_a_traceback(tmp_path, keys, monkeypatch):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    rule = IntegerRule(penalty=99, reward=1, removal=True)
+    Ledger.init(url, LedgerConfig(operator=keys["op"].public, rule=rule, unit=1)).close()
 
-    def slow(*args, **kwargs):
-        time.sleep(1.5)
-        return real(*args, **kwargs)
+    def broken(self):
+        raise RuntimeError("secret internals at /srv/node/ledger.py line 42")
 
-    monkeypatch.setattr(accountant, "check_differential_privacy", slow)
-    worker = threading.Thread(
-        target=node.post,
-        args=("/privacy/check",),
-        kwargs={"json": {"noise_multiplier": 1.0, "epsilon": 5.0}},
-    )
-    worker.start()
-    time.sleep(0.3)
-    start = time.monotonic()
-    assert node.get("/health").status_code == 200
-    waited = time.monotonic() - start
-    worker.join()
-    assert waited < 1.0  # on the event loop, the check would hold /health for its 1.5 s
+    monkeypatch.setattr(Ledger, "assets", broken)
+    with TestClient(create_app(url, None), raise_server_exceptions=False) as client:
+        reply = client.get("/ledger/assets")
+    assert reply.status_code == 500
+    assert reply.json() == {
+        "error": "InternalError",
+        "detail": "the node failed on this request; it was logged",
+    }
+
+
+def test_an_error_quoting_a_huge_input_is_cut_short(node):
+    reply = node.post("/privacy/check", json={"noise_multiplier": "x" * 50_000, "epsilon": 1.0})
+    assert reply.status_code == 422
+    assert len(reply.json()["detail"]) <= 1000 and reply.json()["detail"].endswith("…")

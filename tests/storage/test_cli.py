@@ -47,7 +47,27 @@ def test_verify_exits_2_on_a_corrupted_block(tmp_path):
     assert json.loads(out.stdout)["corrupted"] == [block.name]
 
 
-def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path):
+def _measured_as(monkeypatch, read_seconds, write_seconds):
+    """`storage measure` with the store's writes and reads really done (and the objects
+    deleted), but the times replaced by the given functions of the size: a test of the
+    behaviour may not depend on how loaded the machine is (timings live in benchmarks/)."""
+    from mercat.storage import latency
+
+    real = latency.measure_profile
+    seen: list[int] = []
+
+    def measured(store, sizes, repeats=3, seed=0):
+        points, _, _ = real(store, sizes, repeats, seed)
+        seen.extend(points)
+        return points, [read_seconds(s) for s in points], [write_seconds(s) for s in points]
+
+    monkeypatch.setattr(latency, "measure_profile", measured)
+    return seen
+
+
+def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path, monkeypatch):
+    # eq. 1 with B_r = 100 MB/s, B_w = 50 MB/s, T_c = 0.02 s: the fit must give them back.
+    seen = _measured_as(monkeypatch, lambda s: s / 1e8, lambda s: s / 5e7 + 0.02)
     out = run(
         "storage",
         "measure",
@@ -61,8 +81,14 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path):
     )
     assert out.exit_code == 0, out.output
     fit = json.loads(out.stdout)
-    assert fit["read_bandwidth_MBps"] > 0 and len(fit["points"]) == 4
+    assert seen == [512 << 10] * 2 + [4 << 20] * 2  # the objects were really written and read
+    assert [p["bytes"] for p in fit["points"]] == seen
+    assert fit["read_bandwidth_MBps"] == pytest.approx(100.0)
+    assert fit["write_bandwidth_MBps"] == pytest.approx(50.0)
+    assert fit["consensus_overhead_s"] == pytest.approx(0.02)
+    assert fit["read_r2"] == pytest.approx(1.0) and fit["write_r2"] == pytest.approx(1.0)
     assert list(tmp_path.iterdir()) == []  # the objects were measured and deleted
+    profile = f"local:{fit['read_bandwidth_MBps'] * 1e6}:{fit['write_bandwidth_MBps'] * 1e6}:0"
     ranked = run(
         "storage",
         "place",
@@ -74,11 +100,24 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path):
         "p2p:1e8:5e7:0",
         "--profile",
         "chain:2e8:1e8:3",
+        "--profile",
+        profile,
         "--json",
     )
     rows = json.loads(ranked.stdout)
-    assert [r["platform"] for r in rows] == ["chain", "p2p"]
+    assert [r["platform"] for r in rows] == ["chain", "p2p", "local"]  # ties keep the order
     assert rows[0]["seconds"] == pytest.approx(10 * 1.0 + 2.0 + 3.0)
+    assert rows[2]["seconds"] == pytest.approx(10 * 2.0 + 4.0)
+
+
+def test_measure_refuses_write_times_that_do_not_grow_and_leaves_nothing(tmp_path, monkeypatch):
+    # A busy machine can make the small object's write the slower one: eq. 1 then has no
+    # bandwidth to fit, and measure says so instead of printing a negative one.
+    _measured_as(monkeypatch, lambda s: s / 1e8, lambda s: 1.0 - s / 1e8)
+    out = run("storage", "measure", "--dir", str(tmp_path), "--sizes", "64KiB,1MiB")
+    assert out.exit_code == 2
+    assert "write times do not grow with size" in out.output
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

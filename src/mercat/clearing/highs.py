@@ -2,6 +2,15 @@
 
 HiGHS prints a banner on stdout the first time a solver is built in a process; `new_solver`
 builds it with stdout pointed at /dev/null, so `--json` output stays clean.
+
+Every solve goes through `run`, because HiGHS keeps state outside a `Highs` instance: each OS
+thread has its own task scheduler, created by the first solve in that thread with that
+solve's `threads` option and kept for the thread's life. A later solve in the same thread that
+asks for another thread count is refused by HiGHS (it logs an error and leaves the model
+status "Not Set"), so without `run` one solve's option would decide every later solve on the
+thread -- in a server's worker-thread pool, every later solve of the process. `run` gives each
+solve the scheduler its own option asks for, and drops a multi-threaded scheduler after the
+solve, so that no thread keeps idle solver threads alive.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import ctypes
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -20,6 +30,7 @@ from mercat.market.constraints import MilpEncoding
 from mercat.market.model import relative_gap
 
 _banner_swallowed = False
+_scheduler = threading.local()  # .threads: the thread count of this thread's HiGHS scheduler
 
 
 def new_solver(threads: int = 1):  # -> highspy.Highs (kept untyped: highspy loads lazily)
@@ -47,6 +58,26 @@ def new_solver(threads: int = 1):  # -> highspy.Highs (kept untyped: highspy loa
         os.close(devnull)
     solver.setOptionValue("threads", int(threads))
     return solver
+
+
+def run(solver):  # -> highspy.HighsStatus
+    """`solver.run()` with the HiGHS scheduler of the calling thread set to the solver's own
+    `threads` option (see the module docstring): options never leak from one solve to the
+    next."""
+    import highspy
+
+    threads = solver.getOptionValue("threads")
+    if isinstance(threads, tuple):  # highspy >= 1.16 answers (status, value)
+        threads = threads[1]
+    if getattr(_scheduler, "threads", threads) != threads:
+        highspy.Highs.resetThreadScheduler(True)  # blocking: its threads have stopped
+    _scheduler.threads = threads
+    try:
+        return solver.run()
+    finally:
+        if threads != 1:  # a single-threaded scheduler holds no extra thread: keep it
+            highspy.Highs.resetThreadScheduler(True)
+            del _scheduler.threads
 
 
 @dataclass(frozen=True)
@@ -112,7 +143,7 @@ def solve_max(
     solver.setOptionValue("mip_feasibility_tolerance", 1e-9)
     if time_limit is not None:
         solver.setOptionValue("time_limit", float(time_limit))
-    solver.run()
+    run(solver)
     status = solver.getModelStatus()
     name = solver.modelStatusToString(status)
     info = solver.getInfo()

@@ -35,6 +35,7 @@ from mercat.errors import (
     ReplayedNonceError,
     UnknownAccountError,
     UnknownAssetError,
+    UnknownBookError,
     UnknownTaskError,
     WrongLedgerError,
 )
@@ -348,9 +349,12 @@ class Ledger:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar()
 
-    def balance(self, book: str) -> int:
-        """The balance of a book by name (0 for a book that does not exist)."""
+    def balance(self, book: str, *, must_exist: bool = False) -> int:
+        """The balance of a book by name: 0 for a book that does not exist, or, with
+        `must_exist`, UnknownBookError (the node's `GET /ledger/balance` answers 404)."""
         value = self._scalar(select(s.books.c.balance).where(s.books.c.name == book))
+        if value is None and must_exist:
+            raise UnknownBookError(f"no book {book[:80]!r} on this ledger")
         return int(value or 0)
 
     def available(self, account: str) -> int:

@@ -42,6 +42,7 @@ import time
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
+from mercat import bounded_json
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key
 from mercat.oracle.report import SignedReport, check_id, check_int
@@ -399,8 +400,8 @@ class SignedMessage:
 
     @classmethod
     def from_json(cls, text: str) -> SignedMessage:
+        data = bounded_json.loads(text, MalformedMessageError, "a signed message")
         try:
-            data = json.loads(text)
             return cls(data["payload"].encode(), bytes.fromhex(data["signature"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedMessageError(f"not a signed message: {exc}") from exc
@@ -446,10 +447,7 @@ def parse(message: SignedMessage) -> Envelope:
     """Decode and check a message's payload (not its signature). MalformedMessageError."""
     if not isinstance(message, SignedMessage) or not isinstance(message.payload, bytes):
         raise MalformedMessageError("expected a SignedMessage")
-    try:
-        data = json.loads(message.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedMessageError(f"payload is not JSON: {exc}") from exc
+    data = bounded_json.loads(message.payload, MalformedMessageError, "the payload")
     keys = {"domain", "ledger", "op", "signer", "nonce", "expires", "body"}
     if not isinstance(data, dict) or set(data) != keys:
         raise MalformedMessageError(f"an envelope has exactly the fields {sorted(keys)}")

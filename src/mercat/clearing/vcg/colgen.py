@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mercat.clearing.highs import run
 from mercat.clearing.vcg.highs import new_highs, pass_model, run_mip
 from mercat.clearing.vcg.instance import StandardAuction
 from mercat.clearing.vcg.knapsack import DEFAULT_NODE_LIMIT, dantzig_bound, knapsack_max
@@ -151,7 +152,7 @@ class MasterLP:
         """(value, π, μ, x) of the LP over the pool."""
         if self.synced == 0:  # HiGHS calls a model without columns "empty"
             return 0.0, np.zeros(self.n), np.zeros(self.m), np.zeros(0)
-        self.h.run()
+        run(self.h)
         status = self.h.getModelStatus()
         if status.name != "kOptimal":
             raise SolverError(f"master LP ended with status {self.h.modelStatusToString(status)}")
