@@ -130,7 +130,7 @@ class _RoundState:
 
     def __init__(self, market: Market) -> None:
         self.market = market
-        self.remaining = {n.id: list(n.capacity) for n in market.nodes}
+        self.remaining: dict[str, list[float]] = {}  # filled as nodes are first used
         self.on_node: dict[str, set[str]] = {}
         self.served: set[str] = set()
         self.node_conflicts: dict[str, set[str]] = {}
@@ -156,7 +156,8 @@ class _RoundState:
     def _fits(self, node: Node, request: Request) -> bool:
         if not request.capabilities <= node.capabilities:
             return False
-        for left, need in zip(self.remaining[node.id], request.demand, strict=True):
+        left_of = self.remaining.get(node.id, node.capacity)
+        for left, need in zip(left_of, request.demand, strict=True):
             if need > left + FEASIBILITY_TOL * max(1.0, left):
                 return False
         if self.simple:
@@ -169,7 +170,7 @@ class _RoundState:
     def serve(self, request: Request, nodes: list[Node]) -> None:
         self.served.add(request.id)
         for node in nodes:
-            left = self.remaining[node.id]
+            left = self.remaining.setdefault(node.id, list(node.capacity))
             for r, need in enumerate(request.demand):
                 left[r] -= need
             self.on_node.setdefault(node.id, set()).add(request.id)

@@ -22,7 +22,15 @@ def collective(
     interval: int = typer.Option(500, help="Replacement interval T (tasks)."),
     runs: int = typer.Option(100, help="Independent runs."),
     seed: int = typer.Option(1, help="Root seed."),
-    engine: str = typer.Option("fast", help="fast (numba) or reference (plain Python)."),
+    engine: str = typer.Option(
+        "fast",
+        help="fast (numba), reference (plain Python) or pipeline (the round pipeline a live "
+        "market runs, on an in-memory book).",
+    ),
+    tasks_per_round: int = typer.Option(
+        1, help="pipeline engine: tasks drawn per round (1: each settles before the next)."
+    ),
+    workers: int = typer.Option(1, help="pipeline engine: processes that share the runs."),
     window: int = typer.Option(500, help="Moving-average window for failure rates."),
     sampling: str = typer.Option("pool", help="Failure rates: pool (simulator) or direct."),
     strict_removal: bool = typer.Option(
@@ -53,7 +61,10 @@ def collective(
         combinations_per_asset=combinations,
     )
     with progress_bar(f"{mechanism} ({engine})", runs, enabled=not as_json) as advance:
-        result = simulate(config, runs=runs, seed=seed, engine=engine, progress=advance)
+        result = simulate(
+            config, runs=runs, seed=seed, engine=engine, progress=advance,
+            tasks_per_round=tasks_per_round, workers=workers,
+        )  # fmt: skip
     summary = result.summary(window)
     if as_json:
         print_json({"config": config.as_dict(), "seed": seed, "engine": engine, "summary": summary})

@@ -45,7 +45,7 @@ class StakeAdmission:
         kept = tuple(
             node
             for node, u in zip(market.nodes, draws, strict=True)
-            if u * self.reference < context.stakes[node.id]
+            if u * self.reference < context.stake(node.id)
         )
         if len(kept) == len(market.nodes):
             return context

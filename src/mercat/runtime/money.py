@@ -178,7 +178,7 @@ def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
             on_node[node_id].append((k, weight))
     server_payout: dict[tuple[int, str], int] = {}
     for node_id, uses in on_node.items():
-        offer = context.offers[node_id]
+        offer = context.offer(node_id)
         units_ppb = sum(
             offer.unit_cost_of(r) * d * plan[k][2]
             for k, _ in uses

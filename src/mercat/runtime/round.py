@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 
 from mercat.clearing.base import Mechanism
 from mercat.market.economics import welfare
-from mercat.market.model import Clearing
+from mercat.market.model import Clearing, Market
 from mercat.runtime import events as ev
 from mercat.runtime.admission import StakeAdmission
 from mercat.runtime.attest import Attestation, Attestor, DirectAttestation
@@ -81,14 +82,25 @@ class RoundReport:
     """What a round did, in numbers."""
 
     round: int
-    requests: int
-    servers: int
+    market: Market
     clearing: Clearing | None
     tasks: tuple[TaskTerms, ...]
     outcomes: tuple[Outcome, ...]
     settlements: tuple[TaskSettlement, ...]
     expired: tuple[str, ...] = ()
-    welfare: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.market.requests)
+
+    @property
+    def servers(self) -> int:
+        return len(self.market.nodes)
+
+    @cached_property
+    def welfare(self) -> float:
+        """W(α) of the clearing on the round's market (0 when nothing cleared)."""
+        return 0.0 if self.clearing is None else welfare(self.market, self.clearing.allocation)
 
     @property
     def paid(self) -> int:
@@ -106,40 +118,58 @@ class RoundReport:
 def run_round(book: Book, round_: int, plan: RoundPlan, rng: np.random.Generator) -> RoundReport:
     """Run one round through every stage (module docstring)."""
     log = plan.log
+    # Building events costs as much as a small round; nobody listens to a NullLog.
+    observed = not isinstance(log, ev.NullLog)
     expired = tuple(book.expire(round_))
     context = snapshot(book.state(round_), divisible=plan.mechanism.divisible)
     if plan.admission is not None:
         context = plan.admission.admit(context, rng)
     market = context.market
-    log.emit(ev.RoundOpened(round_, len(market.requests), len(market.nodes), expired))
+    if observed:
+        log.emit(ev.RoundOpened(round_, len(market.requests), len(market.nodes), expired))
     if not market.requests or not market.nodes:
-        log.emit(ev.RoundClosed(round_, 0, 0, 0, 0, 0, book.pool(), 0))
-        log.flush()
-        return RoundReport(
-            round_, len(market.requests), len(market.nodes), None, (), (), (), expired
-        )
+        if observed:
+            log.emit(ev.RoundClosed(round_, 0, 0, 0, 0, 0, book.pool(), 0))
+            log.flush()
+        return RoundReport(round_, market, None, (), (), (), expired)
 
     clearing = plan.mechanism.clear(market, seed=rng)
-    achieved = welfare(market, clearing.allocation)
-    log.emit(_cleared(round_, context, clearing, achieved))
     tasks = assign(context, clearing)
     if tasks:
         book.open_tasks(round_, tasks, plan.margin_holder)
-    for t in tasks:
-        log.emit(
-            ev.TaskOpened(round_, t.task, t.request, t.assets, t.charge, t.paid_out, t.subsidy)
-        )
-
     outcomes = plan.executor.execute(round_, tasks, context, rng)
-    for o in outcomes:
-        log.emit(ev.TaskExecuted(round_, o.task.task, o.success, o.latency_ms))
     attestations = plan.attestor.attest(round_, outcomes, context, rng)
-    for a in attestations:
-        log.emit(ev.TaskAttested(round_, a.task, a.success, a.sla_met, len(a.reports)))
-
     settlements: list[TaskSettlement] = []
     for start in range(0, len(attestations), plan.batch_size):
         settlements += book.settle(round_, attestations[start : start + plan.batch_size])
+    report = RoundReport(
+        round_, market, clearing, tasks, tuple(outcomes), tuple(settlements), expired
+    )
+    if observed:
+        _observe(log, report, context, attestations, book.pool())
+    return report
+
+
+def _observe(
+    log: ev.EventLog,
+    report: RoundReport,
+    context: RoundMarket,
+    attestations: Sequence[Attestation],
+    pool: int,
+) -> None:
+    """Every stage's events, in the order the stages ran."""
+    round_ = report.round
+    assert report.clearing is not None
+    log.emit(_cleared(round_, context, report.clearing, report.welfare))
+    for t in report.tasks:
+        log.emit(
+            ev.TaskOpened(round_, t.task, t.request, t.assets, t.charge, t.paid_out, t.subsidy)
+        )
+    for o in report.outcomes:
+        log.emit(ev.TaskExecuted(round_, o.task.task, o.success, o.latency_ms))
+    for a in attestations:
+        log.emit(ev.TaskAttested(round_, a.task, a.success, a.sla_met, len(a.reports)))
+    settlements = report.settlements
     for s in settlements:
         change = sum(e.stake_after - e.stake_before for e in s.effects)
         log.emit(
@@ -150,31 +180,19 @@ def run_round(book: Book, round_: int, plan: RoundPlan, rng: np.random.Generator
         for e in s.effects:
             if e.removed:
                 log.emit(ev.AssetRemoved(round_, s.task, e.asset, e.owner, e.stake_after))
-    report = RoundReport(
-        round_,
-        len(market.requests),
-        len(market.nodes),
-        clearing,
-        tasks,
-        tuple(outcomes),
-        tuple(settlements),
-        expired,
-        achieved,
-    )
     log.emit(
         ev.RoundClosed(
             round_,
-            len(tasks),
+            len(report.tasks),
             report.paid,
             report.failed,
             sum(s.charge for s in settlements),
             sum(s.margin for s in settlements),
-            book.pool(),
+            pool,
             len(report.removed),
         )
     )
     log.flush()
-    return report
 
 
 def _cleared(round_: int, context: RoundMarket, clearing: Clearing, achieved: float) -> ev.Cleared:

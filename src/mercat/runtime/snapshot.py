@@ -30,8 +30,12 @@ from mercat.runtime.records import RequestRecord
 from mercat.runtime.terms import Offer, RequestTerms
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class AssetView:
+    """An active offered asset as a round sees it. Compared and hashed by identity: a book
+    keeps one view per asset until its stake or offer changes, so a snapshot can reuse what
+    it built from the same view last round."""
+
     asset: str
     owner: str
     stake: int
@@ -60,21 +64,27 @@ class RoundMarket:
     market: Market
     requests: Mapping[str, RequestRecord]
     bound: Mapping[str, tuple[tuple[str, int], ...]]  # request -> ((named asset, cost), ...)
-    offers: Mapping[str, Offer]  # server -> offer
-    stakes: Mapping[str, int]  # asset -> stake (base units), servers and named assets
-    owners: Mapping[str, str]  # asset -> owner
+    views: Mapping[str, AssetView]  # every eligible asset (servers and named ones)
+
+    def offer(self, asset: str) -> Offer:
+        return self.views[asset].offer
+
+    def stake(self, asset: str) -> int:
+        return self.views[asset].stake
 
 
 def snapshot(state: BookState, *, divisible: bool = False) -> RoundMarket:
     """The round's market (module docstring)."""
     unit = state.unit
     by_id = {a.asset: a for a in state.assets}
-    by_cid = state.cid_index()
     servers = [a for a in state.assets if a.offer.is_server]
-    names = {r for a in servers for r, _ in a.offer.capacity}
-    names |= {r for a in servers for r, _ in a.offer.unit_costs}
-    names |= {r for rec in state.requests for r, _ in rec.terms.demand}
+    names: set[str] = set()
+    for a in servers:
+        names |= _resources_of(a.offer)
+    for rec in state.requests:
+        names.update(r for r, _ in rec.terms.demand)
     resources = tuple(sorted(names))
+    by_cid = state.cid_index() if any(r.terms.assets for r in state.requests) else {}
 
     requests: list[Request] = []
     records: dict[str, RequestRecord] = {}
@@ -95,7 +105,7 @@ def snapshot(state: BookState, *, divisible: bool = False) -> RoundMarket:
             records[terms.request] = record
             bound[terms.request] = tuple(named)
 
-    nodes = [_node(a.asset, a.stake, a.offer, resources, unit) for a in servers]
+    nodes = [_node(a, resources, unit) for a in servers]
     # Every part is valid by construction (integers the book checked when their owners
     # signed them; ids unique across assets and requests in every book), so the market is
     # built without validating it again (Market.of_valid_parts).
@@ -108,9 +118,7 @@ def snapshot(state: BookState, *, divisible: bool = False) -> RoundMarket:
         market=market,
         requests=records,
         bound=bound,
-        offers={a.asset: a.offer for a in servers},
-        stakes={a.asset: a.stake for a in state.assets},
-        owners={a.asset: a.owner for a in state.assets},
+        views=by_id,
     )
 
 
@@ -118,8 +126,14 @@ def snapshot(state: BookState, *, divisible: bool = False) -> RoundMarket:
 # cached by what they are built from, so most of a snapshot is dictionary look-ups.
 
 
+@lru_cache(maxsize=1 << 12)
+def _resources_of(offer: Offer) -> frozenset[str]:
+    return frozenset(r for r, _ in offer.capacity) | frozenset(r for r, _ in offer.unit_costs)
+
+
 @lru_cache(maxsize=1 << 16)
-def _node(asset: str, stake: int, offer: Offer, resources: tuple[str, ...], unit: int) -> Node:
+def _node(view: AssetView, resources: tuple[str, ...], unit: int) -> Node:
+    offer, stake, asset = view.offer, view.stake, view.asset
     capacity = dict(offer.capacity)
     costs = dict(offer.unit_costs)
     return Node(
