@@ -21,7 +21,7 @@ in the order above, so the same seed gives the same round on every book.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -62,7 +62,9 @@ class Book(Protocol):
 @dataclass
 class RoundPlan:
     """The pluggable stages of a round. `margin_to` defaults to the mechanism's
-    (`Mechanism.margin_holder`); `admission` applies stake-weighted admission."""
+    (`Mechanism.margin_holder`); `admission` applies stake-weighted admission; `view`, if
+    given, narrows what the book shows before the snapshot (a sub-market: say, premium
+    requests on cloud servers only, cleared before an open market)."""
 
     mechanism: Mechanism
     executor: Executor
@@ -71,6 +73,7 @@ class RoundPlan:
     margin_to: MarginHolder | None = None
     log: ev.EventLog = field(default_factory=ev.NullLog)
     batch_size: int = 10_000
+    view: Callable[[BookState], BookState] | None = None
 
     @property
     def margin_holder(self) -> MarginHolder:
@@ -121,7 +124,10 @@ def run_round(book: Book, round_: int, plan: RoundPlan, rng: np.random.Generator
     # Building events costs as much as a small round; nobody listens to a NullLog.
     observed = not isinstance(log, ev.NullLog)
     expired = tuple(book.expire(round_))
-    context = snapshot(book.state(round_), divisible=plan.mechanism.divisible)
+    state = book.state(round_)
+    if plan.view is not None:
+        state = plan.view(state)
+    context = snapshot(state, divisible=plan.mechanism.divisible)
     if plan.admission is not None:
         context = plan.admission.admit(context, rng)
     market = context.market
