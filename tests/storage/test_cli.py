@@ -30,7 +30,7 @@ def test_a_file_round_trips_through_the_store(tmp_path):
     )
     assert (tmp_path / "back.bin").read_bytes() == data
     info = json.loads(run("storage", "stat", cid, "--store", store, "--json").stdout)
-    assert info == {"cid": cid, "codec": "dag-json", "bytes": 2_500_000, "blocks": 3}
+    assert info == {"cid": cid, "codec": "dag-pb", "bytes": 2_500_000, "blocks": 11}  # 10 + root
     piped = run("storage", "put", "-", "--store", store, "--json", input=data)
     assert json.loads(piped.stdout)[0]["cid"] == cid
 
