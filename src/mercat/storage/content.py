@@ -39,6 +39,7 @@ from mercat.errors import (
 from mercat.storage.cid import DAG_PB, MANIFEST, RAW, cid_of, parse
 from mercat.storage.manifest import MANIFEST_ERRORS, check_manifest, iter_manifest, read_manifest
 from mercat.storage.unixfs import (
+    DEFAULT_MAX_LINKS,
     MAX_LINKS,
     BalancedBuilder,
     Child,
@@ -382,3 +383,45 @@ def _stream_into(pieces: Iterator[bytes], target: Path, where: str) -> int:
     except OSError as exc:
         raise StorageError(f"cannot write {where}: {exc.strerror or exc}") from None
     return written
+
+
+class _Discard(BlockWriter):
+    def block(self, cid: str, data: bytes) -> None:
+        pass
+
+    def root(self, cid: str, data: bytes) -> None:
+        pass
+
+
+class _HashOnly(BlockContent):
+    """Blocks that are made and dropped: a CID computed without storing anything."""
+
+    def __init__(self, chunk_size: int, max_links: int) -> None:
+        self.chunk_size, self.max_links = check_layout(chunk_size, max_links)
+
+    def read_block(self, cid: str) -> bytes:
+        raise ContentNotFoundError(f"a hash-only store holds no block {cid}")
+
+    def has_block(self, cid: str) -> bool:
+        return False
+
+    def put_block(self, cid: str, data: bytes) -> None:
+        check_block(cid, data)
+
+    def _writer(self) -> BlockWriter:
+        return _Discard()
+
+
+def content_cid(
+    data: bytes | BinaryIO,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_links: int = DEFAULT_MAX_LINKS,
+) -> str:
+    """The CID that storing `data` (bytes or a stream) would give, without storing it, like
+    `ipfs add --only-hash --cid-version 1 --raw-leaves`."""
+    target = _HashOnly(chunk_size, max_links)
+    return (
+        target.put(data)
+        if isinstance(data, bytes | bytearray | memoryview)
+        else target.put_stream(data)
+    )
