@@ -289,3 +289,8 @@ class ContentCorruptedError(StorageError):
 
 class ContentMismatchError(StorageError, ValueError):
     """Bytes offered for a CID that do not hash to it: refused, nothing stored."""
+
+
+class DecryptionError(StorageError):
+    """Encrypted content or a sealed key that does not open: a wrong key, or bytes that were
+    altered, truncated or reordered (authenticated encryption cannot tell these apart)."""
