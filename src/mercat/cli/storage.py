@@ -27,6 +27,12 @@ StoreOption = typer.Option(
     None, "--store", help=f"Store directory (default: $MERCAT_STORE or {DEFAULT_STORE})."
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
+IpfsOption = typer.Option(
+    None,
+    "--ipfs-api",
+    help="Keep content in the IPFS daemon whose RPC API listens here (e.g. "
+    "http://127.0.0.1:5001) instead of --store.",
+)
 _UNITS = {
     "": 1,
     "b": 1,
@@ -72,12 +78,19 @@ def _open(  # type: ignore[no-untyped-def]
     chunk_size: str | None = None,
     create: bool = False,
     max_links: int | None = None,
+    ipfs_api: str | None = None,
 ):
     from mercat.storage.store import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINKS, ContentStore
 
-    root = store or Path(os.environ.get("MERCAT_STORE", DEFAULT_STORE))
     size = parse_size(chunk_size) if chunk_size else DEFAULT_CHUNK_SIZE
     links = DEFAULT_MAX_LINKS if max_links is None else max_links
+    if ipfs_api is not None:
+        from mercat.storage.kubo import KuboStore
+
+        if store is not None:
+            raise InvalidParameterError("give --store or --ipfs-api, not both")
+        return KuboStore(ipfs_api, chunk_size=size, max_links=links)
+    root = store or Path(os.environ.get("MERCAT_STORE", DEFAULT_STORE))
     return ContentStore(root, chunk_size=size, create=create, max_links=links)
 
 
@@ -127,6 +140,7 @@ def put(
     key_out: Path | None = typer.Option(
         None, help="With one file: write its key here (mode 0600) instead of printing it."
     ),
+    ipfs_api: str | None = IpfsOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Store files; prints each one's CID (and, encrypted, its content key and sealed keys)."""
@@ -142,7 +156,7 @@ def put(
         raise InvalidParameterError(f"--key-out {str(key_out)!r} exists; not overwriting a key")
     for recipient in seal_to:
         seal_key(new_key(), recipient)  # a bad identity is refused before anything is stored
-    target = _open(store, chunk_size, create=True, max_links=max_links)
+    target = _open(store, chunk_size, create=True, max_links=max_links, ipfs_api=ipfs_api)
     rows = []
     for path in files:
         if encrypt:
@@ -227,6 +241,7 @@ def get(
     identity: Path | None = typer.Option(
         None, help="Identity key file (64 hex digits, the Ed25519 seed) that opens --sealed."
     ),
+    ipfs_api: str | None = IpfsOption,
 ) -> None:
     """Write the content named by CID, every block checked against its hash first (and, with
     a key, every segment authenticated before it is written)."""
@@ -234,7 +249,7 @@ def get(
     from mercat.storage.encryption import iter_decrypted
 
     content_key = _content_key(key, key_file, sealed, identity)
-    source = _open(store)
+    source = _open(store, ipfs_api=ipfs_api)
     source.stat(cid)  # present and well formed before anything is written
     pieces = (
         source.iter_content(cid)
@@ -251,10 +266,13 @@ def get(
 
 @app.command()
 def stat(
-    cid: str = typer.Argument(...), store: Path | None = StoreOption, as_json: bool = JsonOption
+    cid: str = typer.Argument(...),
+    store: Path | None = StoreOption,
+    ipfs_api: str | None = IpfsOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Size, codec and block count of stored content."""
-    info = _open(store).stat(cid)
+    info = _open(store, ipfs_api=ipfs_api).stat(cid)
     data = {"cid": info.cid, "codec": info.codec, "bytes": info.size, "blocks": info.blocks}
     if as_json:
         print_json(data)

@@ -64,9 +64,10 @@ def _status(exc: e.MercatError) -> int:
     return 400
 
 
-def create_app(ledger_url: str | None = None, store_root: Path | str | None = None) -> FastAPI:
-    """A node serving the ledger at `ledger_url` and the content store at `store_root`; either
-    may be None, and its endpoints then answer 404 saying the node has none."""
+def create_app(ledger_url: str | None = None, store_root: Path | str | Any = None) -> FastAPI:
+    """A node serving the ledger at `ledger_url` and the content store at `store_root` (a
+    directory, or a store such as `KuboStore`); either may be None, and its endpoints then
+    answer 404 saying the node has none."""
     from mercat import __version__
 
     app = FastAPI(title="mercat marketplace node", version=__version__)
@@ -77,9 +78,11 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
         ledger = Ledger(ledger_url)
     store = None
     if store_root is not None:
+        from mercat.storage.content import BlockContent
         from mercat.storage.store import ContentStore
 
-        store = ContentStore(store_root)
+        # a directory, or a store object (an IPFS daemon's: mercat.storage.kubo.KuboStore)
+        store = store_root if isinstance(store_root, BlockContent) else ContentStore(store_root)
 
     @app.exception_handler(e.MercatError)
     async def mercat_error(request: Request, exc: e.MercatError) -> JSONResponse:
