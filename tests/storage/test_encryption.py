@@ -167,3 +167,13 @@ def test_a_provider_decrypts_what_was_sealed_to_it(store):
     cid, key = store.put_encrypted(b"training shard 7")
     sealed = seal_key(key, provider.public)
     assert store.get_decrypted(cid, open_sealed(sealed, provider)) == b"training shard 7"
+
+
+def test_encrypted_content_replicates(tmp_path):
+    from mercat.storage.replicated import ReplicatedStore
+
+    replicas = [ContentStore(tmp_path / f"r{i}", chunk_size=1024) for i in range(3)]
+    mirrored = ReplicatedStore(replicas, write_quorum=2)
+    cid, key = put_encrypted(mirrored, b"shard" * 1000)
+    assert get_decrypted(mirrored, cid, key) == b"shard" * 1000
+    assert all(r.has(cid) for r in replicas)

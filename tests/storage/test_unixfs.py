@@ -423,3 +423,15 @@ def test_a_missing_node_makes_has_false_and_get_not_found(store, tmp_path):
     assert not store.has(cid)
     with pytest.raises(StorageError, match="holds no block"):
         store.get(cid)
+
+
+def test_a_put_that_would_need_too_many_levels_is_refused(monkeypatch):
+    from mercat.storage import unixfs
+
+    monkeypatch.setattr(unixfs, "MAX_DEPTH", 2)  # 2 links per node: 4 leaves fit, 5 do not
+    builder = BalancedBuilder(2)
+    for leaf in leaves_of(4):
+        builder.add(leaf)
+    with pytest.raises(StorageError, match="more than 2 levels"):
+        builder.add(leaves_of(5)[-1])
+        builder.finish()

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -44,7 +44,16 @@ from mercat.storage.content import rechunk
 
 if TYPE_CHECKING:
     from mercat.identity import Keypair
-    from mercat.storage.content import BlockContent
+
+
+class Content(Protocol):
+    """What encryption needs of a store: `BlockContent` (a local store, an IPFS daemon) or a
+    `ReplicatedStore`."""
+
+    def put_pieces(self, pieces: Iterable[bytes]) -> str: ...
+
+    def iter_content(self, cid: str) -> Iterator[bytes]: ...
+
 
 KEY_BYTES = sodium.crypto_secretstream_xchacha20poly1305_KEYBYTES  # 32
 SEALED_KEY_BYTES = KEY_BYTES + sodium.crypto_box_SEALBYTES  # 32 + 48 = 80
@@ -137,7 +146,7 @@ def decrypt_pieces(pieces: Iterable[bytes], key: bytes, what: str = "content") -
         yield plain
 
 
-def put_encrypted(store: BlockContent, data: bytes | BinaryIO) -> tuple[str, bytes]:
+def put_encrypted(store: Content, data: bytes | BinaryIO) -> tuple[str, bytes]:
     """Encrypt `data` (bytes, or a stream read to its end) under a fresh content key and store
     the ciphertext; returns (its CID, the key). The store sees only ciphertext."""
     key = new_key()
@@ -153,7 +162,7 @@ def put_encrypted(store: BlockContent, data: bytes | BinaryIO) -> tuple[str, byt
     return store.put_pieces(encrypt_pieces(pieces, key)), key
 
 
-def iter_decrypted(store: BlockContent, cid: str, key: bytes) -> Iterator[bytes]:
+def iter_decrypted(store: Content, cid: str, key: bytes) -> Iterator[bytes]:
     """The plaintext of encrypted content, segment by segment as each authenticates (a
     consumer that must not act on a prefix of altered content collects it all first, as
     `get_decrypted` does)."""
@@ -161,7 +170,7 @@ def iter_decrypted(store: BlockContent, cid: str, key: bytes) -> Iterator[bytes]
     return decrypt_pieces(store.iter_content(cid), key, what=cid)
 
 
-def get_decrypted(store: BlockContent, cid: str, key: bytes) -> bytes:
+def get_decrypted(store: Content, cid: str, key: bytes) -> bytes:
     """The plaintext of content stored with `put_encrypted`, returned only whole and
     authenticated."""
     return b"".join(iter_decrypted(store, cid, key))

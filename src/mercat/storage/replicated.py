@@ -14,7 +14,7 @@ agree on anything but the CID: no consensus round, which is why the seed finds t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from mercat import validation as check
 from mercat.errors import ContentNotFoundError, InvalidParameterError, StorageError
@@ -59,6 +59,11 @@ class ReplicatedStore:
             )
         (cid,) = cids  # same bytes, same chunk size: one CID
         return cid
+
+    def put_pieces(self, pieces: Iterable[bytes]) -> str:
+        """Store the concatenation of `pieces` (`encryption.put_encrypted` writes this way);
+        held in memory whole, as `put` holds its bytes."""
+        return self.put(b"".join(pieces))
 
     def _fetch(
         self, cid: str, every: bool = False, failed: list[str] | None = None

@@ -32,7 +32,7 @@ from mercat.storage.cid import DAG_PB, RAW, cid_of, from_bytes, parse, to_bytes
 DEFAULT_MAX_LINKS = 174  # kubo's links per node (boxo helpers.DefaultLinksPerBlock)
 MAX_LINKS = 8192  # links one node may have, read or written
 MAX_NODE_BYTES = 1 << 20  # kubo refuses to `block put` a larger block without --allow-big-block
-MAX_DEPTH = 32  # 174 links per node reach any size below 2**63 bytes in 9 levels
+MAX_DEPTH = 32  # 174 links per node reach 2**63 bytes in 8 levels, even with 256-byte chunks
 MAX_FILE_SIZE = 2**63 - 1
 
 # UnixFS Data.Type values (unixfs.proto); only files (and the legacy Raw leaf) are content.
