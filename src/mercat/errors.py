@@ -308,6 +308,11 @@ class ContentMismatchError(StorageError, ValueError):
     """Bytes offered for a CID that do not hash to it: refused, nothing stored."""
 
 
+class DecryptionError(StorageError):
+    """Encrypted content or a sealed key that does not open: a wrong key, or bytes that were
+    altered, truncated or reordered (authenticated encryption cannot tell these apart)."""
+
+
 # --- the marketplace node (src/mercat/node/) ---------------------------------------------
 # A node refuses a request that would cost it more than its operator allows, before it does
 # the work; the HTTP answer's status comes from the class (src/mercat/node/http_errors.py).
