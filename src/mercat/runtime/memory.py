@@ -28,6 +28,7 @@ from mercat.errors import (
     UnknownAssetError,
     UnknownRequestError,
 )
+from mercat.identity import Keypair
 from mercat.incentives.integer_rule import IntegerRule
 from mercat.oracle.quorum import QuorumRule, tally
 from mercat.runtime import money
@@ -150,6 +151,10 @@ class MemoryBook:
         record = RequestRecord(terms.request, owner, terms, "open")
         self.requests[terms.request] = record
         self.open_requests[terms.request] = record
+
+    def add_oracles(self, keys: Iterable[Keypair]) -> None:
+        """Admit oracles: from now on a settlement needs `quorum` of their signed reports."""
+        self.oracles = self.oracles | {k.public for k in keys}
 
     def withdraw_request(self, signer: str, request: str) -> int:
         txn = _Txn(self)
