@@ -139,3 +139,24 @@ def _write_keys(directory: Path, keyring: dict) -> None:  # type: ignore[type-ar
         path = directory / f"{name}.key"
         path.touch(mode=0o600)
         path.write_text(key.seed.hex() + "\n")
+
+
+@app.command("admission")
+def admission(
+    mechanism: str = typer.Option("optimal", "--mechanism", help="Clearing mechanism."),
+    collective: str = typer.Option("coll-sr", help="coll-rep or coll-sr (they weigh by stake)."),
+    rounds: int = typer.Option(40, min=1, max=10_000, help="Rounds per run."),
+    seeds: int = typer.Option(5, min=1, max=1000, help="Paired runs (seeds 1..N)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Stake-weighted admission against none, seed for seed: welfare, failures, removals."""
+    from mercat.scenarios.admission import compare
+
+    result = compare(mechanism, collective, rounds, seeds)
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        f"{mechanism} under {collective}, {rounds} rounds, mean of {seeds} paired seeds",
+        [{"variant": variant, **values} for variant, values in result["mean"].items()],
+    )
