@@ -291,3 +291,24 @@ def test_a_scheduled_round_closes_by_the_clock_whoever_names_it_first():
     closes, result = in_virtual_time(main())
     assert closes == dict.fromkeys(PROVIDERS, 1.0)
     assert result.ok and result.outcome.bidders == bids.ids
+
+
+def test_a_batch_after_the_close_is_late_even_as_the_first_message_of_its_round():
+    """The clock closes bidding, not the moment a provider's round task wakes up: a batch
+    that arrives 0.2 s after round 0's close (within the grace in which a peer's first
+    message may still create the round) is refused as late, never counted."""
+    params = ProtocolParams(("p0",), 0, bid_window=1.0, phase_timeout=2.0, round_seconds=4.0)
+    bids = double_auction_bids(8, 10, 3)
+
+    async def main():
+        market = Market(params)
+        try:
+            await asyncio.sleep(1.2)
+            return await market.client("client", SEALER).run_round(0, bids, timeout=10)
+        finally:
+            await market.close()
+
+    result = in_virtual_time(main())
+    assert result.status == "missed", result.reason
+    assert "closed here before your batch arrived" in result.refusals["p0"]
+    assert result.outcome is None or result.outcome.bidders == ()

@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -216,12 +217,26 @@ class LocalCluster:
             process.kill()
             process.wait(grace)
 
+    def stop_providers(self, providers: Sequence[str], grace: float = 5.0) -> None:
+        """SIGTERM to all of them at once, then SIGKILL to those still running after
+        `grace` seconds: stopping m providers takes one grace period, not m."""
+        running = [self.processes[p] for p in providers if p in self.processes]
+        running = [process for process in running if process.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(grace)
+
     def close(self) -> None:
         """Stop every provider, close the client and its event loop, remove the temporary
         directory; also after a round was interrupted half-way (by a signal)."""
-        for p in list(self.processes):
-            with contextlib.suppress(Exception):
-                self.stop_provider(p)
+        self.stop_providers(list(self.processes))
         for process in self.processes.values():
             if process.stdout is not None:
                 process.stdout.close()
@@ -300,6 +315,9 @@ def stopping_on_signals() -> Iterator[Callable[[], None]]:
     call it before cleaning up, and further signals are ignored until the block ends (the
     cleanup is bounded: providers get a grace period, then SIGKILL). A signal ignored on
     entry (SIGINT in a shell's background job) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None  # only the main thread may install handlers (and get signals)
+        return
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.getsignal(sig) for sig in signals}
 

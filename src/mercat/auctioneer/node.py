@@ -267,6 +267,10 @@ class ProviderNode:
         if len(rnd.clients) < MAX_CLIENTS_PER_ROUND:
             rnd.clients[route] = None
         follows = route in rnd.clients  # its Result will reach this client
+        if rnd.bidding and asyncio.get_running_loop().time() >= rnd.bids_close:
+            # The clock closed bidding, whether or not the round's task has woken up yet
+            # (a round first named after its close, or a loop busy with other work).
+            rnd.bidding = False
         if not rnd.bidding:
             self._drop("late-bids", f"round {rnd.id}: {len(batch.bids)} bids from {client[:12]}…")
             reason = f"bidding for round {rnd.id} closed here before your batch arrived"
