@@ -10,8 +10,8 @@ A round can deliver without this client's bids: they arrived after bidding close
 provider where the round was not open (each such provider says so at once with a signed
 `Missed`). The client never reports "ok" then. Its verdict (`verdict`) is one of:
 
-- "ok": every provider output the same (x, p), and every valid bid the client sent is in
-  it (the outcome lists the agreed bidders);
+- "ok": every provider output the same (x, p), and every bid the client sent is in it (the
+  outcome lists the agreed bidders; an invalid bid is ⊥, so it is not);
 - "missed": no provider took the batch, or the round's outcome leaves some of the client's
   bids out (with the providers' reasons, when they gave them);
 - "⊥": the providers did not all output the same (x, p).
@@ -85,7 +85,10 @@ def verdict(
     """(status, outcome, reason, the client's bidders left out) for a client that sent
     `bids`, from the providers' answers (see the module docstring)."""
     refusals = {p: m.reason for p, m in answers.refusals.items()}
-    why_refused = "; ".join(f"{p}: {reason}" for p, reason in sorted(refusals.items()))
+    by_reason: dict[str, list[str]] = {}
+    for p in sorted(refusals):
+        by_reason.setdefault(refusals[p], []).append(p)
+    why_refused = "; ".join(f"{', '.join(ps)}: {reason}" for reason, ps in by_reason.items())
     if providers and all(p in refusals for p in providers):
         return MISSED, None, f"no provider took your bids ({why_refused})", tuple(bids.ids)
     outcome, reason = decide_outcome(answers.results, providers)
@@ -93,8 +96,11 @@ def verdict(
         if refusals:
             reason += f"; not taken at {why_refused}"
         return BOTTOM, None, reason, ()
-    listed = set(outcome.bidders)
-    missing = tuple(b for b in bids.valid().ids if b not in listed)
+    if bids.ids == outcome.bidders:  # the common case of a lone client: a tuple compare
+        missing: tuple[str, ...] = ()
+    else:  # an invalid bid is ⊥ at every provider, so it is missing too
+        listed = set(outcome.bidders)
+        missing = tuple(b for b in bids.ids if b not in listed)
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         reason = f"the round's outcome leaves out {len(missing)} of your bids ({shown})" + (

@@ -167,7 +167,7 @@ def bid(
         print_json(report)
         return
     why = f": {result.reason}" if result.status == "missed" else f" {result.reason}"
-    console.print(f"round {round_id}: {result.status}{why}".rstrip())
+    console.print(f"round {round_id}: {result.status}{why}".rstrip(), soft_wrap=True)
     for bidder, row in dict(report.get("your_bids", {})).items():  # type: ignore[call-overload]
         console.print(f"  {bidder}: allocated {row['allocated']:.6g}, pays {row['pays']:.6g}")
 
