@@ -312,3 +312,27 @@ def test_a_batch_after_the_close_is_late_even_as_the_first_message_of_its_round(
     assert result.status == "missed", result.reason
     assert "closed here before your batch arrived" in result.refusals["p0"]
     assert result.outcome is None or result.outcome.bidders == ()
+
+
+def test_a_client_keeps_a_bounded_number_of_other_rounds_answers():
+    """Answers for other rounds are kept for a later call, but a provider sending answers
+    for many rounds cannot grow the client's memory: only the latest rounds are kept."""
+    from mercat.auctioneer.client import MAX_PENDING_ROUNDS
+
+    params = params_for("schedule")
+
+    async def main():
+        market = Market(params)
+        try:
+            client = market.client("client", SEALER)
+            p0 = market.keys["p0"]
+            for r in range(1000, 1200):
+                market.hub.deliver("p0", "client", encode(Missed(r, "no"), "p0", p0))
+            await client.answers(5, timeout=0.5)
+            return client._pending
+        finally:
+            await market.close()
+
+    pending = in_virtual_time(main())
+    assert len(pending) == MAX_PENDING_ROUNDS
+    assert max(pending) == 1199 and min(pending) == 1200 - MAX_PENDING_ROUNDS

@@ -33,6 +33,7 @@ from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair
 
 OK, MISSED, BOTTOM = "ok", "missed", "⊥"
+MAX_PENDING_ROUNDS = 64
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,7 @@ class BidderClient:
                     if not isinstance(message, Result | Missed):
                         continue
                     if message.round != round_id:  # another round's: keep it for its caller
-                        self._pending.setdefault(message.round, Answers()).add(
-                            signed.sender, message
-                        )
+                        self._keep_for_later(signed.sender, message)
                         continue
                     got.add(signed.sender, message)
                     if isinstance(message, Result) and not message.ok:
@@ -208,6 +207,14 @@ class BidderClient:
         except TimeoutError:
             pass
         return got
+
+    def _keep_for_later(self, sender: str, message: Result | Missed) -> None:
+        """File another round's answer for a later `answers` call; only the most recent
+        MAX_PENDING_ROUNDS rounds are kept (a provider that sends answers for many rounds
+        must not grow the client's memory)."""
+        if message.round not in self._pending and len(self._pending) >= MAX_PENDING_ROUNDS:
+            del self._pending[next(iter(self._pending))]
+        self._pending.setdefault(message.round, Answers()).add(sender, message)
 
     async def run_round(self, round_id: int, bids: BidVector, timeout: float) -> ClientOutcome:
         """Submit, wait for the answers, and decide the outcome."""
