@@ -387,6 +387,7 @@ def run_local(
         groups=groups,
         vcg_gap=vcg_gap,
         tie_break=tie_break,
+        opening="sealed",  # the cluster's client opens and closes each round
         bid_window=phase_timeout,
         phase_timeout=phase_timeout,
         task_timeout=task_timeout,
