@@ -77,8 +77,8 @@ def bid(
         None,
         "--round",
         min=0,
-        help="The round to bid in. Default: the next round the schedule opens for bids "
-        "(required where sealing clients open the rounds).",
+        help="The round to bid in. Default: the round taking bids now if half its window is "
+        "left, else the next one (required where sealing clients open the rounds).",
     ),
     key: Path | None = typer.Option(
         None, "--key", help="Client key file (64 hex digits); default: a fresh key."
