@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mercat.cli import app
 from mercat.clearing import registry
+from mercat.cli import app
 from mercat.incentives.collective import mechanism as collective_mechanism
 from mercat.incentives.integer_rule import IntegerRule
 from mercat.ledger import Ledger
