@@ -295,7 +295,7 @@ class _Txn:
     def asset(self, asset: str) -> AssetRecord:
         record = self.book._asset(asset)
         status = self.statuses.get(asset)
-        return record if status is None else replace(record, status=status)
+        return record if status is None else record.with_status(status)
 
     def set_asset_status(self, asset: str, status: AssetStatus) -> None:
         self.statuses[asset] = status
@@ -338,7 +338,7 @@ class _Txn:
         book = self.book
         book.balances.update(self.balances)
         for asset, status in self.statuses.items():
-            book.assets[asset] = replace(book.assets[asset], status=status)
+            book.assets[asset] = book.assets[asset].with_status(status)
         touched = {b[len("stake:") :] for b in self.balances if b.startswith("stake:")}
         for asset in touched | set(self.statuses):
             if asset in book.assets:
