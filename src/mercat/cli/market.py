@@ -68,7 +68,7 @@ def run(
         providers=providers,
         requesters=requesters,
         failure_prone=failure_prone,
-        standard_auction=mechanism == "vcg",
+        standard_auction=mechanism == "vcg" or getattr(clearing, "auction", None) == "vcg",
     )
     rng = np.random.default_rng(seed)
     operator = Keypair.generate()
