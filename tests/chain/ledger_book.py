@@ -19,11 +19,13 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
+from mercat.errors import AlreadyExistsError
 from mercat.identity import Keypair
 from mercat.incentives.integer_rule import IntegerRule
 from mercat.ledger import (
     AddAsset,
     AddOracle,
+    AdvanceRound,
     Deposit,
     FundPool,
     Ledger,
@@ -33,10 +35,14 @@ from mercat.ledger import (
     PostOffer,
     PostRequest,
     Refund,
+    Release,
+    ReplaceAsset,
     SettleTasks,
     Signer,
     TaskReports,
     Transfer,
+    Unstake,
+    Withdraw,
 )
 from mercat.ledger import schema as s
 from mercat.ledger.messages import MAX_TASKS, Op
@@ -102,6 +108,21 @@ class LedgerBook:
         if offer is not None:
             self.post_offer(owner, offer)
 
+    def withdraw(self, name: str, amount: int) -> None:
+        self._submit(name, Withdraw(amount=amount))
+
+    def unstake(self, owner: str, asset: str, amount: int) -> None:
+        self._submit(owner, Unstake(asset=asset, amount=amount))
+
+    def release(self, owner: str) -> int:
+        return self._submit(owner, Release()).result["released"]
+
+    def replace_asset(self, owner: str, old: str, new: str, stake: int) -> None:
+        self._submit(owner, ReplaceAsset(old=old, new=new, stake=stake))
+
+    def advance_round(self, round_: int) -> None:
+        self._submit(self.operator, AdvanceRound(round=round_))
+
     def post_offer(self, owner: str, offer: Offer) -> None:
         self._submit(owner, PostOffer(offer=offer))
         self.offered.setdefault(offer.asset)
@@ -150,8 +171,10 @@ class LedgerBook:
         return [TaskRecord(round_, t, margin_to) for t in tasks]
 
     def settle(self, round_: int, attestations: Sequence[Attestation]) -> list[TaskSettlement]:
-        terms = [self.terms[(round_, a.task)] for a in attestations]
-        escrows = {t.request: self.ledger.escrowed(t.request) for t in terms}
+        """Settle on the attestations' verdicts. A batch whose tasks are all settled is
+        refused as the other books refuse it (the ledger answers it "already applied")."""
+        terms = [self.terms.get((round_, a.task)) for a in attestations]
+        escrows = {t.request: self.ledger.escrowed(t.request) for t in terms if t is not None}
         items = []
         for a in attestations:
             report = OracleReport(
@@ -160,7 +183,9 @@ class LedgerBook:
             items.append(TaskReports(a.task, (SignedReport.sign(report, self.oracle),)))
         for start in range(0, len(items), MAX_TASKS):
             chunk = tuple(items[start : start + MAX_TASKS])
-            self._submit(self.operator, SettleTasks(round=round_, settlements=chunk))
+            receipt = self._submit(self.operator, SettleTasks(round=round_, settlements=chunk))
+            if not receipt.applied:
+                raise AlreadyExistsError(f"the tasks of round {round_} are settled")
         return self._settlements(round_, attestations, terms, escrows)
 
     def _settlements(self, round_, attestations, terms, escrows) -> list[TaskSettlement]:
@@ -215,6 +240,9 @@ class LedgerBook:
                 book = unbond(self.names[rest])
             out[book] = balance
         return out
+
+    def statuses(self) -> dict[str, str]:
+        return {info.id: info.status for info in self.ledger.assets()}
 
     def pool(self) -> int:
         return self.ledger.pool()

@@ -233,7 +233,7 @@ def test_without_a_quorum_neither_book_settles():
     plan.executor = SampledExecution()  # every task succeeds: the liars report failure
     plan.attestor = attestor
     before = {name: nonzero(book.books()) for name, book in books.items()}
-    for name, book in books.items():
+    for book in books.values():
         with pytest.raises(QuorumNotReachedError):
             run_round(book, 1, plan, np.random.default_rng(3))
     after = {name: nonzero(book.books()) for name, book in books.items()}

@@ -144,6 +144,27 @@ class ChainBook:
         if offer is not None:
             self.post_offer(owner, offer)
 
+    def withdraw(self, account: str, amount: int) -> None:
+        """Free balance out of the market, into the account's wallet."""
+        self.market.withdraw(self._address(account), amount)
+
+    def unstake(self, owner: str, asset: str, amount: int) -> None:
+        """Stake into the owner's unbonding, released `unstake_delay_rounds` later."""
+        self.market.unstake(self._address(owner), asset, amount)
+
+    def release(self, owner: str) -> int:
+        """Matured unbonding back to the free balance; returns the amount."""
+        result = self.market.release(self._address(owner))
+        return sum(e.args["amount"] for e in result.named("Released"))
+
+    def replace_asset(self, owner: str, old: str, new: str, stake: int) -> None:
+        """A removed asset's stake carried over to a new asset staked at `stake`."""
+        self.market.replace_asset(self._address(owner), old, new, stake)
+        self.owners[new] = owner
+
+    def advance_round(self, round_: int) -> None:
+        self.market.advance_round(round_)
+
     def post_offer(self, owner: str, offer: Offer) -> None:
         """The owner's (new) standing offer for its asset."""
         self.market.post_offer(self._address(owner), offer)
@@ -261,7 +282,9 @@ class ChainBook:
                 by_oracle[signed.oracle].append(Verdict(r.task, r.success, r.sla_met, r.digest))
         for public, verdicts in by_oracle.items():
             for start in range(0, len(verdicts), MAX_BATCH):
-                self.market.report(self.oracles[public], round_, verdicts[start : start + MAX_BATCH])
+                self.market.report(
+                    self.oracles[public], round_, verdicts[start : start + MAX_BATCH]
+                )
 
     def _settlements(
         self, round_: int, items: Sequence[Settlement], result: TxResult
@@ -328,6 +351,10 @@ class ChainBook:
         for round_, task in m.tasks:  # the open ones
             out[hold_book(round_, task)] = m.task(round_, task).held
         return out
+
+    def statuses(self) -> dict[str, str]:
+        """Every registered asset's status (the ledger's names), read from the chain."""
+        return {asset: self.market.asset(asset).status for asset in self.owners}
 
     def balance(self, book: str) -> int:
         return self.books().get(book, 0)

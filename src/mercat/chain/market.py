@@ -368,9 +368,7 @@ class ChainMarket:
         owner = self._account("owner", owner)
         identifier = self._id("asset", asset)
         _amount("stake", stake, positive=True)
-        result = self._result(
-            [self._send("Market", "register_asset", [identifier, stake], owner)]
-        )
+        result = self._result([self._send("Market", "register_asset", [identifier, stake], owner)])
         self.assets.add(asset)
         return result
 
@@ -511,8 +509,10 @@ class ChainMarket:
         self._batch(verdicts, "verdicts")
         structs = []
         for v in verdicts:
-            if not isinstance(v, Verdict) or not isinstance(v.success, bool) or not isinstance(
-                v.sla_met, bool
+            if (
+                not isinstance(v, Verdict)
+                or not isinstance(v.success, bool)
+                or not isinstance(v.sla_met, bool)
             ):
                 raise InvalidParameterError(f"expected a Verdict, got {v!r}")
             structs.append(
