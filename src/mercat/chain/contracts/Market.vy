@@ -654,36 +654,6 @@ def _named(_request: uint256) -> DynArray[uint256, MAX_NAMED]:
 
 @internal
 @pure
-def _index(_items: DynArray[uint256, MAX_NAMED], _item: uint256) -> uint256:
-    """Position of `_item` in `_items`, or max_value(uint256)."""
-    for i: uint256 in range(len(_items), bound=MAX_NAMED):
-        if _items[i] == _item:
-            return i
-    return max_value(uint256)
-
-
-@internal
-@pure
-def _slot(_items: DynArray[uint256, MAX_BATCH], _item: uint256) -> uint256:
-    """Position of `_item` in `_items`, or len(_items)."""
-    for i: uint256 in range(len(_items), bound=MAX_BATCH):
-        if _items[i] == _item:
-            return i
-    return len(_items)
-
-
-@internal
-@pure
-def _server_slot(_items: DynArray[uint256, MAX_CALL_SERVERS], _item: uint256) -> uint256:
-    """Position of `_item` in `_items`, or len(_items)."""
-    for i: uint256 in range(len(_items), bound=MAX_CALL_SERVERS):
-        if _items[i] == _item:
-            return i
-    return len(_items)
-
-
-@internal
-@pure
 def _commitment(_round: uint256, _task: Task, _margin_to: uint8) -> bytes32:
     return keccak256(abi_encode(_round, _task, _margin_to))
 
@@ -730,7 +700,12 @@ def open_tasks(_round: uint256, _tasks: DynArray[Task, MAX_BATCH], _margin_to: u
             "market: payouts do not match assets"
         )
         assert t.fraction > 0 and t.fraction <= PPB, "market: malformed task"
-        k: uint256 = self._slot(requests, t.request)
+        # Linear searches, inline: an internal call would copy the whole list.
+        k: uint256 = len(requests)
+        for i: uint256 in range(len(requests), bound=MAX_BATCH):
+            if requests[i] == t.request:
+                k = i
+                break
         if k == len(requests):
             requests.append(t.request)
 
@@ -749,7 +724,11 @@ def open_tasks(_round: uint256, _tasks: DynArray[Task, MAX_BATCH], _margin_to: u
             assert status == ACTIVE, "market: asset not active"
             kind: uint8 = self.assets[asset].kind
             assert kind != 0, "market: asset has no offer from its owner"
-            j: uint256 = self._index(named, asset)
+            j: uint256 = max_value(uint256)  # its place among the named assets
+            for n: uint256 in range(len(named), bound=MAX_NAMED):
+                if named[n] == asset:
+                    j = n
+                    break
             version: uint256 = self.assets[asset].version
             if kind == SERVER:
                 replicas += 1
@@ -767,7 +746,11 @@ def open_tasks(_round: uint256, _tasks: DynArray[Task, MAX_BATCH], _margin_to: u
                 named_paid[k * MAX_NAMED + j] += payout
                 continue
             # a server: paid at its ask, within its capacity (both checked after the loop)
-            s: uint256 = self._server_slot(servers, asset)
+            s: uint256 = len(servers)
+            for i_: uint256 in range(len(servers), bound=MAX_CALL_SERVERS):
+                if servers[i_] == asset:
+                    s = i_
+                    break
             if s == len(servers):
                 servers.append(asset)
             server_paid[s] += payout
