@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mercat.chain.book import ChainBook, nonzero
 from mercat.chain.boa_backend import BoaBackend
+from mercat.chain.book import ChainBook, nonzero
 from mercat.chain.market import ChainMarket, Settlement, Verdict, integer_rule
 from mercat.chain.reference import ReferenceBook
 from mercat.chain.scenario import ScenarioConfig, random_scenario, replay

@@ -134,7 +134,7 @@ def test_only_the_owner_offers_an_active_asset_and_a_cid_names_one_asset(world):
 
 
 def test_opening_moves_the_charge_into_the_hold_and_the_subsidy_from_the_operator(world):
-    market, _, _, carol = world
+    market, *_ = world
     operator = market.balance(market.admin)
     margin = market.open_tasks(1, [task()])
     assert [e.name for e in margin.events] == ["TaskOpened", "RoundAdvanced"]
@@ -150,20 +150,21 @@ def test_opening_moves_the_charge_into_the_hold_and_the_subsidy_from_the_operato
     assert market.conservation_gap() == 0
 
 
+# fmt: off
 BAD_TASKS = [
     # (what, tasks, margin_to, error, reason)
     ("charge beyond the escrow", [task(charge=1001)], "operator", ChainInsufficientFundsError,
      "escrow too small"),
     ("server below its ask", [task(payouts=(119,))], "operator", ChainTermsViolationError,
      "below its ask"),
-    ("capability missing", [task(request="big", assets=("n2",), payouts=(100,))], "operator", ChainTermsViolationError,
-     "lacks a capability"),
+    ("capability missing", [task(request="big", assets=("n2",), payouts=(100,))], "operator",
+     ChainTermsViolationError, "lacks a capability"),
     ("over capacity", [task(), task(task="t1", request="big", payouts=(130,), charge=130)],
      "operator", ChainTermsViolationError, "capacity"),
     ("named asset left out", [task(request="r2", assets=("n2",), payouts=(100,))], "operator",
      ChainTermsViolationError, "bind every asset"),
     ("named asset below its price", [task(request="r2", assets=("n2", "m1"),
-                                          payouts=(100, 49))],  # fmt: skip
+                                          payouts=(100, 49))],
      "operator", ChainTermsViolationError, "below its price"),
     ("an asset the request does not name", [task(assets=("n1", "m1"), payouts=(120, 50))],
      "operator", ChainTermsViolationError, "does not name"),
@@ -179,7 +180,8 @@ BAD_TASKS = [
     ("no task", [], "operator", ChainMalformedError, "at least one task"),
     ("payouts that do not match", [task(payouts=(120, 1))], "operator", ChainMalformedError,
      "payouts do not match"),
-]  # fmt: skip
+]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -432,7 +434,7 @@ def test_bad_input_is_refused_before_anything_is_sent(world):
         lambda: market.open_tasks(1, too_many),
         lambda: market.open_tasks(
             1, [task(assets=tuple(f"a{i}" for i in range(33)), payouts=(0,) * 33)]
-        ),  # fmt: skip
+        ),
         lambda: market.open_tasks(1, [task()], "nobody"),
         lambda: market.open_tasks(-1, [task()]),
         lambda: market.open_tasks(1, ["t0"]),
