@@ -4,7 +4,7 @@ Prints JSON:
 - `gas`: gas per operation from web3 receipts (intrinsic 21,000 + calldata + execution,
   after refunds), on eth-tester (py-evm) and, when node/npm are present, on a ganache node
   started here: deployment; a server's registration and offer; a request's posting and
-  withdrawal; opening and settling batches of 1, 8, 32 and 64 one-server tasks (per task;
+  withdrawal; opening and settling batches of 1, 8 and 32 one-server tasks (per task;
   half of them paid), 16 tasks sharing 4 servers, a task on four servers, paid and not;
   a settlement through a 2-of-3 oracle quorum (the oracles' reports plus the settlement,
   per task). boa reports no gas: its figure leaves
@@ -40,7 +40,7 @@ from mercat.runtime.terms import Offer, RequestTerms, TaskTerms
 RULE = IntegerRule(penalty=990_000, reward=10_000, removal=True)  # P = 0.99, R = 0.01 token
 S0 = 9_900_000
 SERVERS = 64
-BATCHES = (1, 8, 32, 64)
+BATCHES = (1, 8, 32)
 REPO = Path(__file__).resolve().parents[1]
 
 

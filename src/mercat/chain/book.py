@@ -25,8 +25,10 @@ tallied here first (`mercat.oracle.quorum.tally`: a batch without a quorum is re
 before anything is sent), then each oracle's chain account reports its verdicts to the
 quorum contract, which decides, and the operator asks the quorum to settle.
 
-A round's tasks open in one transaction of at most `MAX_BATCH` (64) tasks, and settle in
-the same chunks; a larger round takes several transactions, each all or nothing.
+A round's tasks open in transactions of at most `MAX_BATCH` (32) tasks binding at most
+`MAX_CALL_SERVERS` (128) distinct assets, and settle in chunks of `MAX_BATCH`; a larger
+round takes several transactions, each all or nothing, and the servers' asks are checked
+per transaction (as the in-memory book checks them per call).
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from mercat.chain import encoding
 from mercat.chain.backend import ChainBackend
 from mercat.chain.boa_backend import BoaBackend
-from mercat.chain.market import MAX_BATCH, ChainMarket, Settlement, TxResult, Verdict
+from mercat.chain.market import (
+    MAX_BATCH,
+    MAX_CALL_SERVERS,
+    ChainMarket,
+    Settlement,
+    TxResult,
+    Verdict,
+)
 from mercat.errors import (
     AlreadyExistsError,
     InvalidParameterError,
@@ -244,8 +253,8 @@ class ChainBook:
     def open_tasks(
         self, round_: int, tasks: Sequence[TaskTerms], margin_to: MarginHolder = "operator"
     ) -> list[TaskRecord]:
-        for start in range(0, max(len(tasks), 1), MAX_BATCH):
-            self.market.open_tasks(round_, tasks[start : start + MAX_BATCH], margin_to)
+        for chunk in _open_chunks(tasks):
+            self.market.open_tasks(round_, chunk, margin_to)
         opened = [TaskRecord(round_, t, margin_to) for t in tasks]
         for record in opened:
             self.tasks[(round_, record.terms.task)] = record
@@ -376,6 +385,22 @@ class ChainBook:
         gap = self.market.conservation_gap()
         if gap:
             raise LedgerIntegrityError(f"the market holds {gap} tokens no place accounts for")
+
+
+def _open_chunks(tasks: Sequence[TaskTerms]) -> list[Sequence[TaskTerms]]:
+    """`tasks` cut, in order, into runs of at most `MAX_BATCH` tasks that bind at most
+    `MAX_CALL_SERVERS` distinct assets (one run for an empty list: the contract refuses it
+    as the other books do)."""
+    chunks: list[Sequence[TaskTerms]] = []
+    start, assets = 0, set()
+    for i, task in enumerate(tasks):
+        more = assets | set(task.assets)
+        if i > start and (i - start == MAX_BATCH or len(more) > MAX_CALL_SERVERS):
+            chunks.append(tasks[start:i])
+            start, more = i, set(task.assets)
+        assets = more
+    chunks.append(tasks[start:])
+    return chunks
 
 
 def nonzero(books: Mapping[str, int]) -> dict[str, int]:

@@ -40,7 +40,8 @@ from mercat.runtime.terms import PPB, Offer, RequestTerms, TaskTerms
 
 UINT256_MAX = 2**256 - 1
 MAX_TASK_ASSETS = 32  # MAX_TASK_ASSETS in Market.vy
-MAX_BATCH = 64  # tasks per open_tasks / settle_tasks / report transaction (Market.vy)
+MAX_BATCH = 32  # tasks per open_tasks / settle_tasks / report transaction (Market.vy)
+MAX_CALL_SERVERS = 128  # distinct servers one open_tasks transaction binds (Market.vy)
 STATUS_NAMES = ("unused", "active", "retired", "removed", "replaced")  # the ledger's names
 REQUEST_STATUS_NAMES = ("unknown", "open", "assigned", "closed")
 SETTLED_COMMITMENT = (1).to_bytes(32, "big")  # SETTLED in Market.vy

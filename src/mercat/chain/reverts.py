@@ -103,6 +103,7 @@ REVERT_REASONS: dict[str, type[ContractRevertError]] = {
     "market: payouts do not match assets": ChainMalformedError,
     "market: malformed task": ChainMalformedError,
     "market: task assets repeat": ChainMalformedError,
+    "market: too many servers in one call": ChainMalformedError,
     "market: task terms differ from the opened ones": ChainMalformedError,
     "market: nothing to settle": ChainMalformedError,
     # constructors

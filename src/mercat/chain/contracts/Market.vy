@@ -54,10 +54,12 @@ MAX_NAMED: constant(uint256) = 16
 MAX_RESOURCES: constant(uint256) = 32
 MAX_LABELS: constant(uint256) = 64
 MAX_REPLICAS: constant(uint256) = 16
-# Tasks one `open_tasks` or `settle_tasks` call takes (a bound on its loops and memory).
-MAX_BATCH: constant(uint256) = 64
-MAX_CALL_SERVERS: constant(uint256) = 256  # distinct servers of one `open_tasks` call
-MAX_CALL_NAMED: constant(uint256) = 1024  # MAX_BATCH * MAX_NAMED
+# Tasks one `open_tasks` or `settle_tasks` call takes, and distinct servers one
+# `open_tasks` call binds: bounds on their loops and on their memory, whose cost grows with
+# the square of its size (a bound of 64 tasks made every call cost about 80 k gas more).
+MAX_BATCH: constant(uint256) = 32
+MAX_CALL_SERVERS: constant(uint256) = 128
+MAX_CALL_NAMED: constant(uint256) = 512  # MAX_BATCH * MAX_NAMED
 # Most unbonding entries one `release` call pays out; more matured entries wait for the next.
 MAX_RELEASE: constant(uint256) = 64
 
@@ -752,6 +754,7 @@ def open_tasks(_round: uint256, _tasks: DynArray[Task, MAX_BATCH], _margin_to: u
                     s = i_
                     break
             if s == len(servers):
+                assert s < MAX_CALL_SERVERS, "market: too many servers in one call"
                 servers.append(asset)
             server_paid[s] += payout
             for item: Amount in demand:

@@ -17,7 +17,7 @@
 
 # The market's task and settlement, as Market.vy declares them.
 MAX_TASK_ASSETS: constant(uint256) = 32
-MAX_BATCH: constant(uint256) = 64
+MAX_BATCH: constant(uint256) = 32
 MAX_ORACLES: constant(uint256) = 32
 
 
