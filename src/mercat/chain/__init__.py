@@ -14,8 +14,9 @@ Public surface:
     ops, reference, scenario                   operations as data, the rules in plain Python
                                                (ReferenceBook), random scenarios, their replay
 
-Backends are imported lazily by their modules, so `import mercat.chain` needs only eth-abi
-and eth-utils; vyper, titanoboa and web3 load when a backend or compile is used.
+Backends are imported lazily by their modules, so `import mercat.chain` needs eth-abi and
+eth-utils beside mercat's own dependencies; vyper, titanoboa and web3 load when a backend
+or compile is used.
 """
 
 from mercat.chain.backend import ChainBackend, Receipt

@@ -14,8 +14,9 @@
           expired and served at most once; every bound asset is active and offered, the
           named assets are exactly the request's, the servers offer the request's
           capabilities and keep within their capacity this round, every server's payouts
-          this round cover its ask (fixed cost once per round plus unit costs) and every
-          named asset's cover its price; the request's escrow covers the charges. The
+          in the call cover its ask (its fixed cost once per round, its unit costs on the
+          units the call serves) and every named asset's cover its price; the request's
+          escrow covers the charges. The
           charge moves from the escrow into the task's hold, the subsidy (payouts above
           the charge) from the margin holder (the operator's balance; the pool may hold
           margins but never subsidises);
