@@ -243,8 +243,8 @@ class TaskReports:
 @dataclass(frozen=True)
 class SettleTasks(Op):
     """Anyone settles many tasks of one round in one transaction, each once its quorum
-    agrees. Tasks already settled are skipped (a batch resent after a crash applies only
-    what it had not)."""
+    agrees. A batch whose tasks are all settled changes nothing (a resend after a crash);
+    one that names a settled task among open ones is refused whole."""
 
     name: ClassVar[str] = "settle_tasks"
     round: int

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from mercat.errors import (
     AlreadyExistsError,
+    AssetNotActiveError,
     InsufficientFundsError,
     InvalidParameterError,
     LedgerIntegrityError,
@@ -133,6 +134,8 @@ class MemoryBook:
         record = self._asset(offer.asset)
         if record.owner != owner:
             raise UnauthorizedError(f"asset {offer.asset!r} belongs to another account")
+        if record.status != "active":
+            raise AssetNotActiveError(f"asset {offer.asset!r} is {record.status}")
         if offer.cid is not None and self.cids.get(offer.cid, offer.asset) != offer.asset:
             raise AlreadyExistsError(f"CID {offer.cid} is offered by another asset")
         if record.offer is not None and record.offer.cid is not None:

@@ -31,8 +31,9 @@ in tokens (floats). The rule, in base units (`unit` per token):
 one against what owners signed (`TermsViolationError` otherwise): the request is open (or
 opened in this same round) and not expired; every server has its owner's offer, is active,
 offers the request's capabilities and keeps within its capacity this round; the named
-assets are exactly the request's; a server's payouts this round cover its ask (fixed cost
-once per round, unit costs on the units served); the request's charges fit its escrow.
+assets are exactly the request's; a server's payouts in each call cover its ask on what that
+call gives it (its fixed cost on its first use in the round, its unit costs on the units
+served); the request's charges fit its escrow.
 Then escrow → hold (charge), margin holder → hold (subsidy).
 
 **Settling a task** (`settle_task`). The task *pays* when the oracles' verdict is success
@@ -229,6 +230,10 @@ def open_tasks(
     opened: list[TaskRecord] = []
 
     for t in tasks:
+        if len(set(t.assets)) != len(t.assets) or len(t.payouts) != len(t.assets):
+            raise MalformedMessageError(
+                f"task {t.task!r} must bind distinct assets, one payout each"
+            )
         if txn.task(round_, t.task) is not None:
             raise AlreadyExistsError(f"task ({round_}, {t.task!r}) exists")
         record = requests.get(t.request) or txn.request(t.request)
