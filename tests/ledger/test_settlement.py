@@ -230,8 +230,8 @@ def test_a_batch_that_mixes_settled_and_open_tasks_is_refused_whole(market):
     alice, bob, _ = market.users
     assets = [market.asset(alice, 990) for _ in range(2)]
     first, second = (market.task(market.request(bob, 100), [a], [40]) for a in assets)
-    market.op(Settle(round=1, task=first, reports=(market.report(1, first, True),
-                                                   market.report(1, first, True, oracle=1))))  # fmt: skip
+    agreeing = (market.report(1, first, True), market.report(1, first, True, oracle=1))
+    market.op(Settle(round=1, task=first, reports=agreeing))
     reports = lambda t: (market.report(1, t, True), market.report(1, t, True, oracle=2))  # noqa: E731
     mixed = SettleTasks(round=1, settlements=(TaskReports(first, reports(first)),
                                                TaskReports(second, reports(second))))  # fmt: skip
