@@ -449,8 +449,10 @@ class Ledger:
 
     def books(self) -> dict[str, int]:
         with self.engine.connect() as connection:
-            rows = connection.execute(select(s.books.c.name, s.books.c.balance))
-            return {name: stored_int(balance, f"book {name!r}") for name, balance in rows}
+            # Rows are fetched before they are checked: a refused value must not leave a
+            # statement open on the connection (SQLite would keep its WAL files behind).
+            rows = connection.execute(select(s.books.c.name, s.books.c.balance)).all()
+        return {name: stored_int(balance, f"book {name!r}") for name, balance in rows}
 
     def accounts(self) -> list[tuple[str, str, int]]:
         """(key, role, spendable balance) of every account."""
@@ -462,7 +464,7 @@ class Ledger:
         with self.engine.connect() as connection:
             return [
                 (str(k), str(r), stored_int(b, f"book 'avail:{k}'"))
-                for k, r, b in connection.execute(query)
+                for k, r, b in connection.execute(query).all()
             ]
 
     def assets(self) -> list[AssetInfo]:
@@ -474,7 +476,7 @@ class Ledger:
         with self.engine.connect() as connection:
             return [
                 AssetInfo(a, o, st, stored_int(b, f"book 'stake:{a}'"))
-                for a, o, st, b in connection.execute(query)
+                for a, o, st, b in connection.execute(query).all()
             ]
 
     def requests(self) -> list[tuple[str, str]]:

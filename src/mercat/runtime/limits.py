@@ -50,11 +50,13 @@ def check_postings(balance: Callable[[str], int], moves: Mapping[str, int]) -> N
         before = balance(book)
         after = before + amount
         if book == WORLD:
-            if not -MAX_BALANCE <= after <= 0:
+            if after < -MAX_BALANCE:
                 raise BalanceOverflowError(
                     f"the supply would reach {-after} base units; it must stay below 2^62 "
                     f"({MAX_BALANCE + 1})"
                 )
+            if after > 0:  # more withdrawn than deposited: only a corrupted book gets here
+                raise LedgerIntegrityError(f"{WORLD} would hold {after} > 0")
         elif after < 0:
             raise InsufficientFundsError(f"{book} holds {before}, cannot pay {-amount}")
         elif after > MAX_BALANCE:
