@@ -159,6 +159,9 @@ def test_a_task_with_a_tampered_payout_is_reported(sqlite_url):
     _tamper(sqlite_url, "UPDATE task_assets SET payout = 'fifty'")
     with pytest.raises(e.LedgerIntegrityError, match="holds a value not an integer"):
         m.ledger.verify()
+    for read in (m.ledger.tasks, m.ledger.settled_tasks):
+        with pytest.raises(e.LedgerIntegrityError, match="holds 'fifty'"):
+            read()
     m.ledger.close()
 
 

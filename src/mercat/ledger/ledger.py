@@ -85,6 +85,11 @@ from mercat.runtime.records import RequestRecord
 from mercat.runtime.terms import MAX_INT, Offer
 
 
+def _n(value: object, what: str) -> int:
+    """A count, round or amount read back from the store: an integer in [0, 2^62)."""
+    return stored_int(value, what, 0, MAX_INT - 1)
+
+
 def _int_in(value: object, lowest: int, highest: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lowest <= value <= highest
 
@@ -515,17 +520,19 @@ class Ledger:
             ).all()  # fmt: skip
         by_task: dict[tuple[int, str], list[tuple[str, int]]] = {}
         for r, t, a, p in members:
-            by_task.setdefault((int(r), str(t)), []).append((str(a), int(p)))
+            by_task.setdefault((_n(r, "a task's round"), str(t)), []).append(
+                (str(a), _n(p, f"a payout of task {t!r}"))
+            )
         out = []
         for row in rows:
-            parts = by_task.get((int(row.round), str(row.task)), [])
+            parts = by_task.get((_n(row.round, "a task's round"), str(row.task)), [])
             payouts = tuple(p for _, p in parts)
             out.append(
                 TaskInfo(
-                    round=int(row.round), task=row.task, request=row.request, status=row.status,
-                    assets=tuple(a for a, _ in parts), payouts=payouts,
-                    charge=sum(payouts) if row.charge is None else int(row.charge),
-                    fraction=int(row.fraction), margin_to=row.margin_to,
+                    round=_n(row.round, "a task's round"), task=row.task, request=row.request,
+                    status=row.status, assets=tuple(a for a, _ in parts), payouts=payouts,
+                    charge=sum(payouts) if row.charge is None else _n(row.charge, "a charge"),
+                    fraction=_n(row.fraction, "a fraction"), margin_to=row.margin_to,
                     success=row.success, sla_met=row.sla_met, latency_ms=row.latency_ms,
                 )
             )  # fmt: skip
@@ -589,25 +596,27 @@ class Ledger:
                 select(s.oracle_reports.c.round, s.oracle_reports.c.task, func.count()).group_by(
                     s.oracle_reports.c.round, s.oracle_reports.c.task
                 )
-            )
-            reports = {(int(r), str(t)): int(n) for r, t, n in counted}
+            ).all()
+            reports = {(_n(r, "a report's round"), str(t)): int(n) for r, t, n in counted}
         by_task: dict[tuple[int, str], list[tuple[str, int]]] = {}
         for r, t, payout, owner in members:
-            by_task.setdefault((int(r), str(t)), []).append((str(owner), int(payout)))
+            by_task.setdefault((_n(r, "a task's round"), str(t)), []).append(
+                (str(owner), _n(payout, f"a payout of task {t!r}"))
+            )
         records = []
         for row in tasks:
-            key = (int(row.round), str(row.task))
+            key = (_n(row.round, "a task's round"), str(row.task))
             owners = by_task.get(key, [])
             paid = bool(row.success) and bool(row.sla_met)  # a late task pays nothing
             payouts: dict[str, int] = {}
             if paid:
                 for owner, payout in owners:
                     payouts[owner] = payouts.get(owner, 0) + payout
-            charge = sum(p for _, p in owners) if row.charge is None else int(row.charge)
+            charge = sum(p for _, p in owners) if row.charge is None else _n(row.charge, "a charge")
             records.append(
                 SettledTask(
                     round=key[0], task=key[1], requester=str(row.owner), success=bool(row.success),
-                    sla_met=bool(row.sla_met), latency_ms=int(row.latency_ms),
+                    sla_met=bool(row.sla_met), latency_ms=_n(row.latency_ms, "a latency"),
                     price=charge, payouts=payouts,
                     providers=tuple(dict.fromkeys(o for o, _ in owners)),
                     reports=reports.get(key, 0),

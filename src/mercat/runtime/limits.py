@@ -45,24 +45,28 @@ def check_postings(balance: Callable[[str], int], moves: Mapping[str, int]) -> N
     if sum(moves.values()) != 0:
         raise LedgerIntegrityError(f"unbalanced postings {dict(moves)!r}")
     for book, amount in moves.items():
-        if not amount:
-            continue
-        before = balance(book)
-        after = before + amount
-        if book == WORLD:
-            if after < -MAX_BALANCE:
-                raise BalanceOverflowError(
-                    f"the supply would reach {-after} base units; it must stay below 2^62 "
-                    f"({MAX_BALANCE + 1})"
-                )
-            if after > 0:  # more withdrawn than deposited: only a corrupted book gets here
-                raise LedgerIntegrityError(f"{WORLD} would hold {after} > 0")
-        elif after < 0:
-            raise InsufficientFundsError(f"{book} holds {before}, cannot pay {-amount}")
-        elif after > MAX_BALANCE:
+        after = balance(book) + amount
+        if not 0 <= after <= MAX_BALANCE:  # one comparison on the common path
+            _check_outside(book, after - amount, amount)
+
+
+def _check_outside(book: str, before: int, amount: int) -> None:
+    """A posting that leaves [0, 2^62): refused, except `world` down to -MAX_BALANCE."""
+    after = before + amount
+    if book == WORLD:
+        if after < -MAX_BALANCE:
             raise BalanceOverflowError(
-                f"{book} would hold {after} base units; a balance must stay below 2^62"
+                f"the supply would reach {-after} base units; it must stay below 2^62 "
+                f"({MAX_BALANCE + 1})"
             )
+        if after > 0:  # more withdrawn than deposited: only a corrupted book gets here
+            raise LedgerIntegrityError(f"{WORLD} would hold {after} > 0")
+    elif after < 0:
+        raise InsufficientFundsError(f"{book} holds {before}, cannot pay {-amount}")
+    else:
+        raise BalanceOverflowError(
+            f"{book} would hold {after} base units; a balance must stay below 2^62"
+        )
 
 
 class _StakeRule(Protocol):
