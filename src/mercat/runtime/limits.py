@@ -46,12 +46,13 @@ def check_postings(balance: Callable[[str], int], moves: Mapping[str, int]) -> N
         raise LedgerIntegrityError(f"unbalanced postings {dict(moves)!r}")
     for book, amount in moves.items():
         after = balance(book) + amount
-        if not 0 <= after <= MAX_BALANCE:  # one comparison on the common path
+        if not 0 <= after <= MAX_BALANCE or book == WORLD:
             _check_outside(book, after - amount, amount)
 
 
 def _check_outside(book: str, before: int, amount: int) -> None:
-    """A posting that leaves [0, 2^62): refused, except `world` down to -MAX_BALANCE."""
+    """A posting to `world`, or one that leaves [0, 2^62): refused, except `world` in
+    [-MAX_BALANCE, 0]."""
     after = before + amount
     if book == WORLD:
         if after < -MAX_BALANCE:
