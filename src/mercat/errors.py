@@ -136,8 +136,18 @@ class RewardPoolExhaustedError(InsufficientFundsError):
     """The reward pool cannot pay a settlement's collective rewards."""
 
 
+class BalanceOverflowError(LedgerError):
+    """A posting that would take a balance (or the supply) out of the exact integer range:
+    every book but `world` in [0, 2^62), `world` in (-2^62, 0]."""
+
+
 class StakeBelowMinimumError(LedgerError):
-    """A stake that would end up above zero but below the ledger's minimum stake."""
+    """A stake that would end up above zero but below the ledger's minimum stake (or the
+    rule's clamp floor)."""
+
+
+class StakeAboveCapError(LedgerError):
+    """A stake above the rule's clamp cap (Coll-Rep, Coll-SR: S0), new or topped up."""
 
 
 class StakeLockedError(LedgerError):

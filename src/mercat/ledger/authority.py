@@ -127,8 +127,10 @@ def check_authority(
     for row in rows:
         try:
             data = json.loads(row.payload)
-        except ValueError:
-            problems.append(f"entry {row.id}: payload is not JSON")
+        except (ValueError, TypeError):
+            data = None
+        if not isinstance(data, dict):
+            problems.append(f"entry {row.id}: payload is not a JSON object")
             continue
         if data.get("domain") != m.DOMAIN:
             # Signed before messages carried terms: checked for their signatures only, but
@@ -143,7 +145,7 @@ def check_authority(
             problems.append(f"entry {row.id}: {row.op} signed by a key that is not the operator")
             continue
         try:
-            op = m.build(data["op"], data["body"])
+            op = m.build(data.get("op"), data.get("body"))
         except MalformedMessageError as exc:
             problems.append(f"entry {row.id}: {exc}")
             continue
