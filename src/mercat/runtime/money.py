@@ -129,8 +129,10 @@ def margin_holder_book(margin_to: MarginHolder, operator: str) -> str:
 # --- clearing -> tasks -----------------------------------------------------------------
 
 
-def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
-    """The tasks of a clearing, with integer charges and payouts (module docstring, 1-4)."""
+def assign(context: RoundMarket, clearing: Clearing, prefix: str = "t") -> tuple[TaskTerms, ...]:
+    """The tasks of a clearing, with integer charges and payouts (module docstring, 1-4),
+    named `prefix` + 0, 1, ... (a round that clears several sub-markets gives each its own
+    prefix: task ids are unique within a round)."""
     market = context.market
     unit = context.unit
     order = {t.id: i for i, t in enumerate(market.requests)}
@@ -194,7 +196,7 @@ def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
         named = context.bound[request_id]
         tasks.append(
             TaskTerms(
-                task=f"t{k}",
+                task=f"{prefix}{k}",
                 request=request_id,
                 assets=servers + tuple(asset for asset, _ in named),
                 payouts=tuple(server_payout[(k, n)] for n in servers) + tuple(named_payouts[k]),
