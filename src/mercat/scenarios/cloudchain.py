@@ -153,6 +153,8 @@ class _Market:
             narrowed = BookState(state.round, state.unit, state.assets, rest)
             return capacity_left(narrowed, book.usage_in(state.round))
 
+        # open request -> (its job, its GPU-minutes, the requester)
+        self.posted: dict[str, tuple[int, int, int]] = {}
         self.templates = {
             premium: RequestTerms(
                 "template",
@@ -168,7 +170,8 @@ class _Market:
             for name, view in (("premium", premium_view), ("open", open_view))
         )
 
-    def post(self, job_id: int, job: _Job) -> str:
+    def post(self, job_id: int, job: _Job) -> None:
+        """Post what is left of `job` as a new request (its first, or a repost)."""
         request = f"j{job_id}" if job.posts == 0 else f"j{job_id}.{job.posts}"
         job.posts += 1
         terms = job_terms(
@@ -176,7 +179,7 @@ class _Market:
             job.last_round,
         )  # fmt: skip
         self.book.post_request(f"r{job.requester}", terms)
-        return request
+        self.posted[request] = (job_id, job.left, job.requester)
 
 
 def job_terms(
@@ -195,6 +198,26 @@ def job_terms(
     return terms
 
 
+@dataclass
+class _Tallies:
+    """What the run counts, in the book's integers (base units; GPU-minutes, times PPB for
+    parts of a request), converted to tokens and GPU-hours once at the end."""
+
+    earned: list[int]  # per provider, base units
+    stake_change: list[int]  # per provider, base units
+    allocated: list[int]  # per provider, GPU-minutes × PPB
+    delivered: list[int]  # per provider, GPU-minutes × PPB
+    paid: list[int]  # per requester, base units
+    demanded: list[int]  # per requester, GPU-minutes
+    served: list[int]  # per requester, GPU-minutes
+    hourly: list[int]  # per round, GPU-minutes served
+
+    @classmethod
+    def zeros(cls, providers: int, requesters: int, rounds: int) -> _Tallies:
+        return cls(*([0] * providers for _ in range(4)),
+                   *([0] * requesters for _ in range(3)), [0] * rounds)  # fmt: skip
+
+
 def simulate(
     cfg: CloudChainConfig,
     seed: int = 0,
@@ -206,6 +229,7 @@ def simulate(
     book = market.book
     rng = np.random.default_rng([seed, 1])
     m, n, rounds = len(cfg.providers), cfg.requesters, cfg.rounds
+    tally = _Tallies.zeros(m, n, rounds)
     result = CloudChainResult(
         config=cfg,
         seed=seed,
@@ -223,7 +247,6 @@ def simulate(
     group_sizes = cfg.group_sizes
     first_of_group = np.concatenate(([0], np.cumsum(group_sizes)[:-1]))
     jobs: dict[int, _Job] = {}
-    job_of: dict[str, int] = {}  # open request -> its job
     next_job = 0
 
     for round_ in range(1, rounds + 1):
@@ -239,19 +262,18 @@ def simulate(
             values = rng.uniform(group.value_low, group.value_high, k)
             premium = rng.random(k) < group.premium_share
             dropped = rng.random(k) < _drop_probability(cfg, group.name)
-            np.add.at(result.demanded, owners, minutes / 60)
             result.jobs_submitted += k
             for owner, units, value, prem, drop in zip(
-                owners.tolist(), minutes.tolist(), values.tolist(), premium.tolist(),
-                dropped.tolist(), strict=True,
+                owners.tolist(), minutes.astype(np.int64).tolist(), values.tolist(),
+                premium.tolist(), dropped.tolist(), strict=True,
             ):  # fmt: skip
+                tally.demanded[owner] += units
                 if drop:
                     result.jobs_dropped_by_control += 1
                     continue
-                job = _Job(owner, g, int(units), int(units), value, prem,
-                           round_ + group.patience - 1)  # fmt: skip
+                job = _Job(owner, g, units, units, value, prem, round_ + group.patience - 1)
                 jobs[next_job] = job
-                job_of[market.post(next_job, job)] = next_job
+                market.post(next_job, job)
                 next_job += 1
 
         # 2. The two auctions of the hour, each through every stage of the pipeline.
@@ -260,32 +282,38 @@ def simulate(
 
         # 3. What the round did to jobs, providers and requesters.
         for request in reports[0].expired:  # the book closed them (escrow refunded)
-            job_id = job_of.pop(request)
+            job_id, _, _ = market.posted.pop(request)
             if jobs.pop(job_id).left > 0:
                 result.jobs_expired += 1
         paid_fraction: dict[str, int] = defaultdict(int)
         for report in reports:
-            _tally(market, report, result, paid_fraction)
+            _tally(market, report, result, tally, paid_fraction)
         for request in dict.fromkeys(t.request for report in reports for t in report.tasks):
-            job_id = job_of.pop(request)
+            job_id, demand, _ = market.posted.pop(request)
             job = jobs[job_id]
-            demand = job.left
             served = (demand * paid_fraction.get(request, 0) + PPB // 2) // PPB
             job.left -= served
-            requester = job.requester
-            result.served[requester] += served / 60
-            result.hourly_gpu_hours[round_ - 1] += served / 60
+            tally.served[job.requester] += served
+            tally.hourly[round_ - 1] += served
             if job.left == 0:
                 result.jobs_completed += 1
                 del jobs[job_id]
             elif round_ < job.last_round:
-                job_of[market.post(job_id, job)] = job_id
+                market.post(job_id, job)
             else:
                 result.jobs_expired += 1
                 del jobs[job_id]
         if progress is not None:
             progress(1)
 
+    result.earned[:] = np.array(tally.earned) / UNIT
+    result.stake_change[:] = np.array(tally.stake_change) / UNIT
+    result.allocated[:] = np.array(tally.allocated, dtype=float) / (60 * PPB)
+    result.delivered[:] = np.array(tally.delivered, dtype=float) / (60 * PPB)
+    result.paid[:] = np.array(tally.paid) / UNIT
+    result.demanded[:] = np.array(tally.demanded) / 60
+    result.served[:] = np.array(tally.served) / 60
+    result.hourly_gpu_hours[:] = np.array(tally.hourly) / 60
     result.jobs_waiting = len(jobs)
     result.no_quorum = market.oracles.no_quorum
     result.overturned = market.oracles.overturned
@@ -300,35 +328,38 @@ def _drop_probability(cfg: CloudChainConfig, group: str) -> float:
 
 
 def _tally(
-    market: _Market, report: RoundReport, result: CloudChainResult, paid: dict[str, int]
+    market: _Market,
+    report: RoundReport,
+    result: CloudChainResult,
+    tally: _Tallies,
+    paid: dict[str, int],
 ) -> None:
-    """Add one auction's tasks and settlements to the run's tallies."""
-    cfg = market.cfg
-    outcomes = {o.task.task: o for o in report.outcomes}
-    for task, settled in zip(report.tasks, report.settlements, strict=True):
-        assert task.task == settled.task
-        server = task.assets[0]
-        provider = market.server_owner[server]
-        record = market.book.requests[task.request]
-        demand = record.terms.demand_of(RESOURCE)
-        gpu_hours = demand * task.fraction / PPB / 60
+    """Add one auction's tasks and settlements to the run's tallies. Outcomes and
+    settlements come in the order of the tasks (`run_round`)."""
+    deadline = market.cfg.deadline_ms
+    server_owner, posted = market.server_owner, market.posted
+    for task, outcome, settled in zip(
+        report.tasks, report.outcomes, report.settlements, strict=True
+    ):
+        provider = server_owner[task.assets[0]]
+        _, demand, requester = posted[task.request]
+        units = demand * task.fraction  # GPU-minutes × PPB
         result.tasks += 1
-        result.allocated[provider] += gpu_hours
-        outcome = outcomes[task.task]
-        deadline = cfg.deadline_ms
+        tally.allocated[provider] += units
         if outcome.success and outcome.latency_ms <= deadline:
             result.tasks_on_time += 1
         if settled.paid:
             result.tasks_paid += 1
-            result.delivered[provider] += gpu_hours
-            result.earned[provider] += sum(settled.payouts.values()) / UNIT
-            result.paid[int(record.owner[1:])] += settled.charge / UNIT
+            tally.delivered[provider] += units
+            tally.earned[provider] += sum(settled.payouts.values())
+            tally.paid[requester] += settled.charge
             paid[task.request] += task.fraction
         for effect in settled.effects:
-            owner = market.server_owner[effect.asset]
-            result.stake_change[owner] += (effect.stake_after - effect.stake_before) / UNIT
+            owner = server_owner[effect.asset]
+            tally.stake_change[owner] += effect.stake_after - effect.stake_before
             if effect.removed:
-                result.removed.append((effect.asset, cfg.providers[owner].name, report.round))
+                name = market.cfg.providers[owner].name
+                result.removed.append((effect.asset, name, report.round))
                 market.active_gpus[owner] -= market.server_gpus[effect.asset]
 
 
