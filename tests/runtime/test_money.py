@@ -20,7 +20,7 @@ from mercat.runtime.accounts import POOL, avail, escrow_book, stake_book
 from mercat.runtime.attest import Attestation
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.memory import MemoryBook
-from mercat.runtime.money import split
+from mercat.runtime.money import ROUNDING_SUBSIDY, split
 from mercat.runtime.round import RoundPlan, run_round
 from mercat.runtime.terms import PPB, Offer, RequestTerms, TaskTerms
 from tests.runtime.book_fixtures import UNIT, funded_book, two_servers
@@ -251,3 +251,52 @@ def test_divisible_requests_become_one_task_per_server():
     assert sum(t.fraction for t in by_request.get("u1", [])) <= PPB
     assert all(s.paid for s in report.settlements)
     book.verify()
+
+
+def _tied_auction_book(rng: np.random.Generator) -> MemoryBook:
+    """Bids and asks on a coarse grid, so the marginal bid often equals the marginal ask
+    (p_B = p_S: every traded unit's margin is zero and only rounding decides a task's)."""
+    unit = 10**6
+    book = MemoryBook(RULE_FOR_AUCTIONS, unit=unit)
+    book.deposit("operator", 10**6 * unit)
+    book.fund_pool("operator", 10**5 * unit)
+    for name in ("alice", "carol"):
+        book.open_account(name)
+        book.deposit(name, 10**6 * unit)
+    for j in range(int(rng.integers(2, 7))):
+        offer = Offer(f"s{j}", capacity={"gpu": int(rng.integers(3, 40))},
+                      unit_costs={"gpu": 50_000})  # fmt: skip
+        book.add_asset("alice", f"s{j}", 10 * unit, offer)
+    for i in range(int(rng.integers(3, 12))):
+        demand = int(rng.integers(1, 25))
+        bid = int(rng.choice([50_000, 50_000, 60_000, 75_000]))
+        book.post_request("carol", RequestTerms(f"q{i}", max_price=bid * demand,
+                                                demand={"gpu": demand}))  # fmt: skip
+    return book
+
+
+RULE_FOR_AUCTIONS = IntegerRule(penalty=10**6, reward=10**4, removal=False)
+
+
+def test_a_tied_double_auction_opens_with_at_most_a_rounding_subsidy_from_the_pool():
+    # With p_B = p_S a task's exact margin is zero, and a request charged its whole
+    # max_price on a server paid exactly its ask leaves no integers without a shortfall:
+    # such rounds used to be refused. The pool advances at most ROUNDING_SUBSIDY base units
+    # per server, and only where the prices tie.
+    plan = RoundPlan(registry.create("double-auction"), SampledExecution())
+    ties = subsidised = 0
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        book = _tied_auction_book(rng)
+        report = run_round(book, 1, plan, rng)  # never refused
+        book.verify()
+        if report.clearing is None or not report.tasks:
+            continue
+        d = report.clearing.diagnostics
+        tied = d["buyer_price"] == d["seller_price"]
+        ties += tied
+        for t in report.tasks:
+            assert t.subsidy <= ROUNDING_SUBSIDY * len(t.assets)
+            assert t.subsidy == 0 or tied
+            subsidised += t.subsidy > 0
+    assert ties > 20 and subsidised > 0

@@ -25,7 +25,15 @@ in tokens (floats). The rule, in base units (`unit` per token):
    market-maker keeps the margin (posted prices, the centralized optimum), the collective
    reward pool for auctions (double auction, VCG), whose margins are never negative per task
    (a double-auction trade pays the buyers' price on the sellers' quantity; a VCG payment
-   goes to the serving provider); a pool-held round with a subsidy is refused.
+   goes to the serving provider); a pool-held round with a subsidy beyond rounding is
+   refused. Rounding: where a task's exact margin is zero (a double auction whose buyer
+   price equals its seller price, which round numbers make common), the charge (rounded to
+   the nearest base unit, then split over the request's tasks) and the payout (the larger
+   of the rounded reward and the ask rounded up, then split over the server's tasks) can
+   each miss the exact amount by up to 1.5 and 2 base units, and no choice of integers may
+   exist (a request charged its whole max_price, a server paid exactly its ask). A
+   pool-held task may then be short by at most `ROUNDING_SUBSIDY` = 3 base units per server
+   it binds; the pool advances them, as it would take the margin.
 
 **Opening tasks** (`open_tasks`). The operator opens a round's tasks; the book checks every
 one against what owners signed (`TermsViolationError` otherwise): the request is open (or
@@ -84,6 +92,9 @@ from mercat.runtime.snapshot import RoundMarket
 from mercat.runtime.terms import PPB, TaskTerms
 
 # --- integer arithmetic ----------------------------------------------------------------
+
+ROUNDING_SUBSIDY = 3
+"""Base units per server by which rounding may leave a pool-held task short (rule 4)."""
 
 
 def split(total: int, weights: Sequence[int]) -> list[int]:
@@ -303,10 +314,10 @@ def open_tasks(
                 named_pay[(t.request, asset_id)] += payout
             else:
                 server_pay[asset_id] += payout
-        if margin_to == "pool" and t.subsidy:
+        if margin_to == "pool" and t.subsidy > ROUNDING_SUBSIDY * len(servers):
             raise TermsViolationError(
                 f"task {t.task!r} pays out {t.paid_out} for a charge of {t.charge}; a round "
-                "whose margin goes to the pool cannot be subsidised"
+                "whose margin goes to the pool cannot be subsidised beyond rounding"
             )
         moves[escrow_book(t.request)] -= t.charge
         moves[holder] -= t.subsidy
