@@ -210,7 +210,7 @@ def run_cloudchain(context: ExperimentContext) -> Section:
                   rotation=15)  # fmt: skip
     ac.set_ylim(0.5, 1.01)
     ac.set_title(f"Jain's index under controls ({CONTROLS_AT} requesters)", fontsize=9)
-    ac.legend(fontsize=7)
+    ac.legend(fontsize=7, loc="lower left")
     png = save(fig, context.out_dir / "seed002_cloudchain.png")
 
     columns = (
