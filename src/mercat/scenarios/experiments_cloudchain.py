@@ -32,7 +32,7 @@ from mercat.scenarios.cloudchain_metrics import CloudChainResult
 
 REQUESTERS = (10, 50, 100, 200, 300)  # the seed's range of requesters (Fig. 3, 5)
 TOKENS_AT = 100  # requesters in the runs whose token distribution Fig. 4 shows
-CONTROLS_AT = 200  # requesters in the fairness controls (capacity is getting scarce)
+CONTROLS_AT = 100  # requesters in the fairness controls (the market serves groups alike)
 CONTROL_DROP = 0.3  # share of jobs a control drops
 CONTROLS = (
     ("market", {}),
