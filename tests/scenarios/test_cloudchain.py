@@ -68,6 +68,14 @@ def test_the_book_audits_and_the_supply_is_what_was_deposited(run):
     assert audit["by_role"]["operator"] == 0  # the auctions' margins go to the pool
 
 
+def test_requesters_buy_the_tokens_their_jobs_escrow():
+    rich = (RequesterGroup("rich", 1.0, 0.5, 40.0, 4000.0, 5000.0, 0.0, 3),)
+    result = simulate(CloudChainConfig(requesters=4, days=1, groups=rich), seed=1)
+    audit = result.audit
+    assert audit["supply_deposited"] > 4 * 10**4 + 10**6  # topped up beyond the first deposit
+    assert audit["supply_now"] == audit["supply_deposited"] and result.jobs_completed > 0
+
+
 def test_every_token_is_accounted_for(run):
     # Requesters pay for paid tasks; providers receive payouts; the pool keeps the auctions'
     # margins, pays the collective rewards and receives the penalties (eq. 2's λ·R).
@@ -290,10 +298,16 @@ def test_the_fast_job_terms_equal_validated_terms():
         ({"groups": (replace(ONE_GROUP[0], value_high=1.0),)}, "value_high"),
         ({"groups": (replace(ONE_GROUP[0], jobs_per_hour=1e6),)}, "arrivals"),
         ({"groups": (replace(ONE_GROUP[0], patience=0),)}, "patience"),
+        ({"groups": (replace(ONE_GROUP[0], sigma=4.0),)}, "sigma"),
+        ({"groups": (replace(ONE_GROUP[0], value_high=1e5),)}, "value_high above"),
+        ({"groups": (replace(ONE_GROUP[0], mean_gpu_hours=1e5),)}, "mean_gpu_hours"),
+        ({"groups": (replace(ONE_GROUP[0], jobs_per_hour=50.0, patience=5000),)}, "waiting"),
+        ({"stake": 1e12}, "stake above"),
         ({"providers": ()}, "at least one provider"),
         ({"providers": (Provider("x", 1, 1, 0, 0, False),) * 2}, "unique"),
         ({"providers": (Provider("x", 0, 1, 0, 0, False),)}, "gpus"),
         ({"providers": (Provider("x", 8, 0, 0, 0, False),)}, "cost"),
+        ({"providers": (Provider("x", 8, 1e5, 0, 0, False),)}, "cost above"),
         ({"providers": (Provider("x", 1, 1, 1.0, 0, False),)}, "probability 1"),
     ],
 )

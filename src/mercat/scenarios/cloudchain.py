@@ -61,7 +61,7 @@ from mercat.runtime.round import RoundPlan, RoundReport, run_round
 from mercat.runtime.snapshot import BookState
 from mercat.runtime.terms import PPB, Offer, RequestTerms
 from mercat.runtime.views import capacity_left
-from mercat.scenarios.cloudchain_config import UNIT, CloudChainConfig
+from mercat.scenarios.cloudchain_config import JOB_GPU_HOURS_CAP, UNIT, CloudChainConfig
 from mercat.scenarios.cloudchain_metrics import CloudChainResult
 from mercat.scenarios.cloudchain_oracles import SimulatedOracles
 
@@ -69,15 +69,13 @@ RESOURCE = "gpu_min"
 """The one resource: GPU-minutes (a GPU for an hourly round offers 60)."""
 PREMIUM = "premium"
 """The workload tag of a job that needs a premium provider."""
-_REQUESTER_FUNDS = 10**7 * UNIT  # tokens a requester starts with: more than it can spend
+_REQUESTER_FUNDS = 10**4 * UNIT  # a requester's first deposit; it tops up when short
 _POOL_FUNDS = 10**6 * UNIT  # the operator's deposit into the collective reward pool
 
 
 @dataclass
 class _Job:
     requester: int
-    group: int
-    minutes: int  # GPU-minutes the whole job needs
     left: int  # GPU-minutes not yet paid for
     value: float  # tokens per GPU-hour it is worth to its requester
     premium: bool
@@ -93,9 +91,8 @@ def _price(value: float, minutes: int) -> int:
 class _Market:
     """The book, the plans of the two hourly auctions, and the scenario's tallies."""
 
-    def __init__(self, cfg: CloudChainConfig, seed: int) -> None:
+    def __init__(self, cfg: CloudChainConfig) -> None:
         self.cfg = cfg
-        self.seed = seed
         self.book = MemoryBook(cfg.integer_rule, unit=UNIT, keep_history=False)
         book = self.book
         book.deposit("operator", _POOL_FUNDS)
@@ -130,7 +127,7 @@ class _Market:
         for r in range(cfg.requesters):
             book.open_account(f"r{r}")
             book.deposit(f"r{r}", _REQUESTER_FUNDS)
-        self.supply = book.supply()
+        self.deposited = book.supply()  # and every top-up after
 
         self.oracles = SimulatedOracles(
             cfg.oracles, cfg.quorum, cfg.oracle_error, signed=cfg.signed_reports
@@ -173,11 +170,15 @@ class _Market:
         """Post what is left of `job` as a new request (its first, or a repost)."""
         request = f"j{job_id}" if job.posts == 0 else f"j{job_id}.{job.posts}"
         job.posts += 1
-        terms = job_terms(
-            self.templates[job.premium], request, _price(job.value, job.left), job.left,
-            job.last_round,
-        )  # fmt: skip
-        self.book.post_request(f"r{job.requester}", terms)
+        price = _price(job.value, job.left)
+        terms = job_terms(self.templates[job.premium], request, price, job.left, job.last_round)
+        account = f"r{job.requester}"
+        short = price - self.book.available(account)
+        if short > 0:  # the requester buys the tokens it needs (the operator's on-ramp)
+            top_up = max(short, _REQUESTER_FUNDS)
+            self.book.deposit(account, top_up)
+            self.deposited += top_up
+        self.book.post_request(account, terms)
         self.posted[request] = (job_id, job.left, job.requester)
 
 
@@ -228,7 +229,7 @@ def simulate(
 ) -> CloudChainResult:
     """Run the marketplace for `cfg.days` days of hourly rounds (module docstring); the same
     (config, seed) gives the same run, to the base unit."""
-    market = _Market(cfg, seed)
+    market = _Market(cfg)
     book = market.book
     rng = np.random.default_rng([seed, 1])
     m, n, rounds = len(cfg.providers), cfg.requesters, cfg.rounds
@@ -261,7 +262,8 @@ def simulate(
                 continue
             owners = first_of_group[g] + np.repeat(np.arange(group_sizes[g]), counts)
             mu = math.log(group.mean_gpu_hours) - group.sigma**2 / 2
-            minutes = np.maximum(1, np.ceil(60 * rng.lognormal(mu, group.sigma, k)))
+            hours = np.minimum(rng.lognormal(mu, group.sigma, k), JOB_GPU_HOURS_CAP)
+            minutes = np.maximum(1, np.ceil(60 * hours))
             values = rng.uniform(group.value_low, group.value_high, k)
             premium = rng.random(k) < group.premium_share
             dropped = rng.random(k) < _drop_probability(cfg, group.name)
@@ -274,7 +276,7 @@ def simulate(
                 if drop:
                     result.jobs_dropped_by_control += 1
                     continue
-                job = _Job(owner, g, units, units, value, prem, round_ + group.patience - 1)
+                job = _Job(owner, units, value, prem, round_ + group.patience - 1)
                 jobs[next_job] = job
                 market.post(next_job, job)
                 next_job += 1
@@ -390,13 +392,13 @@ def audit(market: _Market) -> dict[str, object]:
         else:
             roles["requesters_available"] += amount
     supply = book.supply()
-    if supply != market.supply or sum(roles.values()) != supply:
+    if supply != market.deposited or sum(roles.values()) != supply:
         raise LedgerIntegrityError(
-            f"supply {supply} (deposited {market.supply}), by role {sum(roles.values())}"
+            f"supply {supply} (deposited {market.deposited}), by role {sum(roles.values())}"
         )
     return {
         "verified": True,
-        "supply_deposited": market.supply / UNIT,
+        "supply_deposited": market.deposited / UNIT,
         "supply_now": supply / UNIT,
         "by_role": {k: v / UNIT for k, v in sorted(roles.items())},
     }

@@ -39,10 +39,17 @@ from mercat.incentives.integer_rule import IntegerRule
 CLOUDS = ("AWS", "Google Cloud", "Azure", "Hetzner", "Lambda Labs")
 SERVER_GPUS = 8
 """GPUs per cloud server (an 8-GPU machine); a community node is one server."""
-MAX_ARRIVALS_PER_ROUND = 10_000  # every waiting job is a request in memory
+# Bounds that keep a run's memory and the book's integers in range (every amount below
+# 2^62 base units): waiting jobs are requests in memory, prices times sizes are escrows.
+MAX_ARRIVALS_PER_ROUND = 10_000
+MAX_WAITING = 1_000_000  # arrivals a round × patience
 MAX_ROUNDS = 365 * 24
 MAX_GPUS = 100_000  # per provider
 MAX_JOB_GPU_HOURS = 10_000  # lognormal mean of a job's size
+JOB_GPU_HOURS_CAP = 100_000  # a drawn size above this is cut to it
+MAX_SIGMA = 3.0
+MAX_PRICE = 10_000.0  # tokens per GPU-hour, for values and costs
+MAX_STAKE = 10**9  # tokens
 UNIT = 10**6
 """Base units per token in the simulation's book."""
 DROP_CONTROLS = ("none", "random", "group")
@@ -117,11 +124,16 @@ class RequesterGroup:
             raise InvalidParameterError(
                 f"group {self.name}: mean_gpu_hours above {MAX_JOB_GPU_HOURS}"
             )
-        check.positive(f"group {self.name} sigma", self.sigma)
+        if check.positive(f"group {self.name} sigma", self.sigma) > MAX_SIGMA:
+            raise InvalidParameterError(f"group {self.name}: sigma above {MAX_SIGMA}")
         if check.positive(f"group {self.name} value_low", self.value_low) > check.real(
             f"group {self.name} value_high", self.value_high
         ):
             raise InvalidParameterError(f"group {self.name}: value_high must be >= value_low")
+        if self.value_high > MAX_PRICE:
+            raise InvalidParameterError(
+                f"group {self.name}: value_high above {MAX_PRICE:g} tokens per GPU-hour"
+            )
         check.probability(f"group {self.name} premium_share", self.premium_share)
         check.integer(f"group {self.name} patience", self.patience, 1)
 
@@ -170,7 +182,8 @@ class CloudChainConfig:
         check.positive("penalty_factor", self.penalty_factor)
         mechanism(self.mechanism)  # UnknownNameError names the four
         check.open_unit("target", self.target)
-        check.positive("stake", self.stake)
+        if check.positive("stake", self.stake) > MAX_STAKE:
+            raise InvalidParameterError(f"stake above {MAX_STAKE:,} tokens")
         if not self.groups:
             raise InvalidParameterError("the market needs at least one requester group")
         if len(self.groups) > self.requesters:
@@ -188,6 +201,12 @@ class CloudChainConfig:
             raise InvalidParameterError(
                 f"{arrivals:,.0f} expected job arrivals a round exceeds {MAX_ARRIVALS_PER_ROUND:,}"
             )
+        patience = max(g.patience for g in self.groups)
+        if arrivals * patience > MAX_WAITING:
+            raise InvalidParameterError(
+                f"{arrivals:,.0f} arrivals a round waiting up to {patience} rounds could keep "
+                f"more than {MAX_WAITING:,} jobs waiting"
+            )
         if not self.providers:
             raise InvalidParameterError("the market needs at least one provider")
         if len({p.name for p in self.providers}) != len(self.providers):
@@ -195,7 +214,10 @@ class CloudChainConfig:
         for p in self.providers:
             if check.integer(f"provider {p.name!r} gpus", p.gpus, 1) > MAX_GPUS:
                 raise InvalidParameterError(f"provider {p.name!r}: more than {MAX_GPUS} GPUs")
-            check.positive(f"provider {p.name!r} cost", p.cost)
+            if check.positive(f"provider {p.name!r} cost", p.cost) > MAX_PRICE:
+                raise InvalidParameterError(
+                    f"provider {p.name!r}: cost above {MAX_PRICE:g} tokens per GPU-hour"
+                )
             for name in ("failure", "violation"):
                 if check.probability(f"provider {p.name!r} {name}", getattr(p, name)) == 1:
                     raise InvalidParameterError(
