@@ -12,7 +12,8 @@ runs with a SQL ledger in its place (the parts and their defaults: `cloudchain_c
 - **Jobs are posted requests.** A job's demand in GPU-minutes, its bid as `max_price`
   (value per GPU-hour × GPU-hours: the double auction bids max_price / demand per unit),
   the SLA deadline and the last round it may wait (`expires`); premium jobs carry the
-  workload tag `premium`. Each requester's account escrows the price when a job is posted.
+  workload tag `premium`. The requester's account escrows the price when the job is
+  posted (buying tokens first if it is short: a deposit, counted by the audit).
 - **Each hour, two double auctions** (seed 003's `double-auction`: sorted water-filling with
   trade reduction; truthful, budget balanced, its margin to the collective pool): first the
   premium requests on the premium providers' servers (`RoundPlan.view`), then the other
