@@ -150,19 +150,6 @@ def test_a_pool_held_round_cannot_be_subsidised():
     )
 
 
-def test_a_pool_held_task_may_be_short_by_rounding_only():
-    from mercat.runtime.money import ROUNDING_SUBSIDY
-
-    short = UNIT + ROUNDING_SUBSIDY
-    _refused(_book(), TermsViolationError, [task(payouts=(short + 1,), charge=UNIT)],
-             margin_to="pool", match="beyond rounding")  # fmt: skip
-    book = _book()
-    pool = book.pool()
-    (opened,) = book.open_tasks(1, [task(payouts=(short,), charge=UNIT)], "pool")
-    assert opened.terms.subsidy == ROUNDING_SUBSIDY and book.pool() == pool - ROUNDING_SUBSIDY
-    book.verify()
-
-
 def test_a_subsidy_needs_the_operator_to_afford_it():
     book = funded_book(pool=0)
     two_servers(book)

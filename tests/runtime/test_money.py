@@ -20,7 +20,7 @@ from mercat.runtime.accounts import POOL, avail, escrow_book, stake_book
 from mercat.runtime.attest import Attestation
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.memory import MemoryBook
-from mercat.runtime.money import ROUNDING_SUBSIDY, split
+from mercat.runtime.money import split
 from mercat.runtime.round import RoundPlan, run_round
 from mercat.runtime.terms import PPB, Offer, RequestTerms, TaskTerms
 from tests.runtime.book_fixtures import UNIT, funded_book, two_servers
@@ -253,6 +253,9 @@ def test_divisible_requests_become_one_task_per_server():
     book.verify()
 
 
+RULE_FOR_AUCTIONS = IntegerRule(penalty=10**6, reward=10**4, removal=False)
+
+
 def _tied_auction_book(rng: np.random.Generator) -> MemoryBook:
     """Bids and asks on a coarse grid, so the marginal bid often equals the marginal ask
     (p_B = p_S: every traded unit's margin is zero and only rounding decides a task's)."""
@@ -275,28 +278,28 @@ def _tied_auction_book(rng: np.random.Generator) -> MemoryBook:
     return book
 
 
-RULE_FOR_AUCTIONS = IntegerRule(penalty=10**6, reward=10**4, removal=False)
-
-
-def test_a_tied_double_auction_opens_with_at_most_a_rounding_subsidy_from_the_pool():
-    # With p_B = p_S a task's exact margin is zero, and a request charged its whole
-    # max_price on a server paid exactly its ask leaves no integers without a shortfall:
-    # such rounds used to be refused. The pool advances at most ROUNDING_SUBSIDY base units
-    # per server, and only where the prices tie.
+def test_a_tied_double_auction_opens_without_a_subsidy_from_the_pool():
+    # With p_B = p_S a task's exact margin is zero: the request's charge and the server's
+    # payout, each rounded and split on its own, could leave a task a base unit short, and
+    # the pool-held round was refused. Rule 5 repairs the shortfall, and leaves out a task
+    # only where every party is exactly at its limit (zero surplus).
     plan = RoundPlan(registry.create("double-auction"), SampledExecution())
-    ties = subsidised = 0
+    ties = planned = opened = 0
     for seed in range(300):
         rng = np.random.default_rng(seed)
         book = _tied_auction_book(rng)
         report = run_round(book, 1, plan, rng)  # never refused
         book.verify()
-        if report.clearing is None or not report.tasks:
+        if report.clearing is None:
             continue
         d = report.clearing.diagnostics
         tied = d["buyer_price"] == d["seller_price"]
         ties += tied
-        for t in report.tasks:
-            assert t.subsidy <= ROUNDING_SUBSIDY * len(t.assets)
-            assert t.subsidy == 0 or tied
-            subsidised += t.subsidy > 0
-    assert ties > 20 and subsidised > 0
+        assert all(t.margin >= 0 for t in report.tasks)
+        in_plan = sum(len(report.clearing.allocation.shares_of(r)) for r in
+                      report.clearing.allocation.served_requests)  # fmt: skip
+        assert len(report.tasks) == in_plan or tied  # only a tie leaves a task out
+        planned += in_plan
+        opened += len(report.tasks)
+    assert ties > 20
+    assert opened >= 0.95 * planned  # leaving out is rare

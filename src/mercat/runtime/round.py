@@ -144,7 +144,7 @@ def run_round(book: Book, round_: int, plan: RoundPlan, rng: np.random.Generator
         return RoundReport(round_, market, None, (), (), (), expired)
 
     clearing = plan.mechanism.clear(market, seed=rng)
-    tasks = assign(context, clearing, plan.task_prefix)
+    tasks = assign(context, clearing, plan.task_prefix, subsidies=plan.margin_holder != "pool")
     if tasks:
         book.open_tasks(round_, tasks, plan.margin_holder)
     outcomes = plan.executor.execute(round_, tasks, context, rng)
