@@ -58,6 +58,7 @@ class Message:
 
     kind: ClassVar[str]
     from_client: ClassVar[bool] = False  # signed by a bidder's key, not a provider's
+    to_client: ClassVar[bool] = False  # a provider's answer to a bidder client
     round: int
 
     def pack(self) -> tuple[dict[str, Any], bytes]:
@@ -231,6 +232,7 @@ class Result(Message):
     """Provider -> bidder client: the round's output at this provider, (x, p) or ⊥."""
 
     kind: ClassVar[str] = "result"
+    to_client: ClassVar[bool] = True
     round: int
     ok: bool
     reason: str
@@ -255,8 +257,32 @@ class Result(Message):
         return cls(round_id, ok, _text(meta, "reason"), body, phases)
 
 
+@dataclass(frozen=True)
+class Missed(Message):
+    """Provider -> bidder client: this provider did not take the client's batch for the
+    round, and why (the round is not open for bids here, or bidding closed before the batch
+    arrived). `result_follows`: the round runs here and its Result will follow, so the
+    client can see whether the other providers took its bids."""
+
+    kind: ClassVar[str] = "missed"
+    to_client: ClassVar[bool] = True
+    round: int
+    reason: str
+    result_follows: bool = False
+
+    def pack(self) -> tuple[dict[str, Any], bytes]:
+        return {"reason": self.reason[:MAX_REASON], "result_follows": self.result_follows}, b""
+
+    @classmethod
+    def unpack(cls, round_id: int, meta: dict[str, Any], body: bytes) -> Missed:
+        _keys(meta, {"reason", "result_follows"})
+        _empty(body)
+        return cls(round_id, _text(meta, "reason"), _bool(meta, "result_follows"))
+
+
 KINDS: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (BidBatch, Commit, Reveal, Report, Validate, Transfer, Abort, Result)
+    cls.kind: cls
+    for cls in (BidBatch, Commit, Reveal, Report, Validate, Transfer, Abort, Result, Missed)
 }
 
 

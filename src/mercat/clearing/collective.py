@@ -14,7 +14,11 @@ Coll-SR. As a mechanism over mercat's markets:
    probability weight / (largest eligible weight), redraw repeats. Every accepted pick is
    an exact weight-proportional draw among the eligible nodes that are not yet chosen, as
    the authors' `random.choices(weights=stakes)` with repeats redrawn. `weighted=False`
-   accepts every pick (uniform selection). Nodes of weight 0 are never drawn.
+   accepts every pick (uniform selection). Nodes of weight 0 are never drawn under
+   `weighted`. In a market without conflicts or exclusive groups the eligible nodes of
+   each kind of request (its demand and capabilities) are listed once per round and kept
+   up to date as capacity is used, so a round costs O(nodes) per kind of request, not per
+   request.
 3. Prices are the asks (pay-as-ask, zero margin): node n receives φ(n) = cost_n(α) (its
    fixed cost if used plus its unit costs on its load); request t pays its unit costs on
    each of its nodes plus an equal share of each node's fixed cost among the requests the
@@ -62,7 +66,8 @@ class CollectiveSelection(Mechanism):
         state = _RoundState(market)
         chosen_by_request: dict[str, tuple[str, ...]] = {}
         for request in market.requests:
-            picks = _draw(rng, state.eligible(request), request.replicas, self.weighted)
+            pool, bound = state.eligible(request, self.weighted)
+            picks = _draw(rng, pool, bound, request.replicas, self.weighted)
             if picks is None:
                 continue
             full_ask = sum(_ask(node, request) + node.cost for node in picks)
@@ -86,12 +91,11 @@ def _ask(node: Node, request: Request) -> float:
     return sum(c * d for c, d in zip(node.unit_costs, request.demand, strict=True))
 
 
-def _draw(rng, candidates: list[Node], count: int, weighted: bool) -> list[Node] | None:  # type: ignore[no-untyped-def]
-    """`count` distinct nodes drawn by the seed's rejection sampling, or None if too few."""
-    pool = [n for n in candidates if n.weight > 0] if weighted else candidates
+def _draw(rng, pool: list[Node], bound: float, count: int, weighted: bool):  # type: ignore[no-untyped-def]
+    """`count` distinct nodes of `pool` by the seed's rejection sampling (module docstring;
+    `bound` is at least every weight in the pool), or None if the pool is too small."""
     if len(pool) < count:
         return None
-    bound = max((n.weight for n in pool), default=0.0)
     picked: list[int] = []
     while len(picked) < count:
         index = int(rng.integers(len(pool)))
@@ -145,15 +149,28 @@ class _RoundState:
                 self.group_of[node_id] = g
         self.group_user: dict[int, str] = {}
         self.simple = not (market.conflicts or market.exclusive_nodes)
+        self.pools: dict[tuple, _Pool] = {}  # type: ignore[type-arg]
 
-    def eligible(self, request: Request) -> list[Node]:
+    def eligible(self, request: Request, weighted: bool) -> tuple[list[Node], float]:
+        """The nodes that can serve `request` next to what is allocated (without weight 0
+        under `weighted`), and a bound on their weights."""
         if self.market_conflicts.get(request.id, set()) & self.served:
-            return []
-        if self.simple and not request.capabilities and not any(request.demand):
-            return list(self.market.nodes)  # seed 000's tasks: every node can serve
-        return [n for n in self.market.nodes if self._fits(n, request)]
+            return [], 0.0
+        if not self.simple:
+            pool = [n for n in self.market.nodes if self.fits(n, request)]
+            if weighted:
+                pool = [n for n in pool if n.weight > 0]
+            return pool, max((n.weight for n in pool), default=0.0)
+        key = (request.demand, request.capabilities, weighted)
+        cached = self.pools.get(key)
+        if cached is None:
+            pool = [n for n in self.market.nodes if self.fits(n, request)]
+            if weighted:
+                pool = [n for n in pool if n.weight > 0]
+            cached = self.pools[key] = _Pool(pool, request)
+        return cached.nodes, cached.bound
 
-    def _fits(self, node: Node, request: Request) -> bool:
+    def fits(self, node: Node, request: Request) -> bool:
         if not request.capabilities <= node.capabilities:
             return False
         left_of = self.remaining.get(node.id, node.capacity)
@@ -177,3 +194,26 @@ class _RoundState:
             group = self.group_of.get(node.id)
             if group is not None:
                 self.group_user[group] = node.id
+        for pool in self.pools.values():  # a node that no longer fits leaves the lists
+            for node in nodes:
+                if not self.fits(node, pool.request):
+                    pool.discard(node)
+
+
+class _Pool:
+    """The eligible nodes of one kind of request, with swap-remove by position."""
+
+    def __init__(self, nodes: list[Node], request: Request) -> None:
+        self.nodes = nodes
+        self.request = request
+        self.position = {n.id: i for i, n in enumerate(nodes)}
+        self.bound = max((n.weight for n in nodes), default=0.0)  # stays a valid bound
+
+    def discard(self, node: Node) -> None:
+        i = self.position.pop(node.id, None)
+        if i is None:
+            return
+        last = self.nodes.pop()
+        if last.id != node.id:
+            self.nodes[i] = last
+            self.position[last.id] = i

@@ -20,6 +20,7 @@ from mercat.cli import (
     clearing,
     incentives,
     ledger,
+    market,
     posted_price,
     pricing,
     privacy,
@@ -62,6 +63,7 @@ app.add_typer(posted_price.app)  # mercat dynamics
 app.add_typer(reproduce.app)
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(market.app, name="market")
 app.add_typer(auctioneer.app)  # provider, bid, and the `auctioneer` group
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(storage.app, name="storage")

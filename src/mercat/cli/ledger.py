@@ -186,3 +186,74 @@ def verify(
     else:
         print_mapping("ledger verified: balanced, conserved, explained by the journal", summary)
         console.print("OK")
+
+
+@app.command()
+def offers(url: str | None = UrlOption, as_json: bool = JsonOption) -> None:
+    """Every asset's current offer, as its owner signed it."""
+    with _open(url) as ledger:
+        table = {asset: offer.to_wire() for asset, offer in ledger.offers().items()}
+    if as_json:
+        print_json(table)
+        return
+    print_table(
+        "offers (amounts in base units)",
+        [
+            {"asset": a, "kind": o["kind"], "capacity": o["capacity"], "cost": o["cost"],
+             "unit_costs": o["unit_costs"], "capabilities": ", ".join(o["capabilities"]),
+             "cid": o["cid"] or ""}
+            for a, o in table.items()
+        ],
+    )  # fmt: skip
+
+
+@app.command()
+def requests(
+    url: str | None = UrlOption,
+    status: str | None = typer.Option(None, help="open, assigned or closed."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Requests with their signed terms and where they are in their life cycle."""
+    from mercat import validation as check
+
+    if status is not None:
+        check.choice("status", status, ("open", "assigned", "closed"))
+    with _open(url) as ledger:
+        records = ledger.request_records(status)
+        escrows = {r.request: ledger.escrowed(r.request) for r in records}
+    rows = [
+        {"request": r.request, "owner": r.owner, "status": r.status, "round": r.round,
+         "max_price": None if r.terms is None else r.terms.max_price,
+         "escrow": escrows[r.request], "open_tasks": r.open_tasks,
+         "terms": None if r.terms is None else r.terms.to_wire()}
+        for r in records
+    ]  # fmt: skip
+    if as_json:
+        print_json(rows)
+    else:
+        print_table("requests", [{k: v for k, v in r.items() if k != "terms"} for r in rows])
+
+
+@app.command()
+def tasks(
+    url: str | None = UrlOption,
+    round_: int | None = typer.Option(None, "--round", min=0, help="Only this round."),
+    status: str | None = typer.Option(None, help="open or settled."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Tasks: assets, payouts, charge, and the oracles' verdict once settled."""
+    from mercat import validation as check
+
+    if status is not None:
+        check.choice("status", status, ("open", "settled"))
+    with _open(url) as ledger:
+        rows = [
+            {"round": t.round, "task": t.task, "request": t.request, "status": t.status,
+             "assets": ", ".join(t.assets), "payouts": sum(t.payouts), "charge": t.charge,
+             "paid": bool(t.success and t.sla_met) if t.status == "settled" else None}
+            for t in ledger.tasks(round_, status)
+        ]  # fmt: skip
+    if as_json:
+        print_json(rows)
+    else:
+        print_table("tasks", rows)

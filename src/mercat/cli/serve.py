@@ -18,6 +18,11 @@ def serve(
     store: Path | None = typer.Option(
         None, help="Content store directory to serve (default: $MERCAT_STORE; none: no store)."
     ),
+    ipfs_api: str | None = typer.Option(
+        None,
+        help="Serve content kept in the IPFS daemon whose RPC API listens here "
+        "(e.g. http://127.0.0.1:5001) instead of a store directory.",
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     limit: list[str] = typer.Option(
@@ -37,6 +42,13 @@ def serve(
     limits = NodeLimits.from_settings(limit)
     url = ledger or os.environ.get("MERCAT_LEDGER_URL")
     root = store or (Path(os.environ["MERCAT_STORE"]) if os.environ.get("MERCAT_STORE") else None)
+    if ipfs_api is not None:
+        from mercat.errors import InvalidParameterError
+        from mercat.storage.kubo import KuboStore
+
+        if store is not None:
+            raise InvalidParameterError("give --store or --ipfs-api, not both")
+        root = KuboStore(ipfs_api)
     # A bad ledger URL, store path or limit fails here, before listening.
     node = create_app(url, root, limits=limits)
     uvicorn.run(

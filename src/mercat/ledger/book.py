@@ -52,6 +52,17 @@ class LedgerBook:
         self.unit = ledger.config.unit
         self.rule = ledger.config.rule
 
+    @property
+    def ledger_id(self) -> str:
+        return self.ledger.id
+
+    def name_of(self, public: str) -> str:
+        """The keyring's name for a public key (the key itself if it has none)."""
+        for name, key in self.keyring.items():
+            if key.public == public:
+                return name
+        return public
+
     # --- signing -------------------------------------------------------------------------
 
     def key(self, name: str) -> Keypair:
@@ -98,9 +109,10 @@ class LedgerBook:
         return int(self.submit(signer, m.Refund(request=request)).result["refunded"])
 
     def add_oracles(self, keys: Iterable[Keypair]) -> None:
+        keys = tuple(keys)
         for key in keys:
             self.submit("operator", m.AddOracle(oracle=key.public))
-        self.oracles += tuple(keys)
+        self.oracles += keys
 
     # --- the round -----------------------------------------------------------------------
 

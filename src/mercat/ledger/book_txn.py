@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
@@ -157,7 +156,7 @@ class SqlBookTxn:
         if record is None:
             raise UnknownAssetError(f"no asset {asset!r}")
         status = self._asset_status.get(asset)
-        return record if status is None else replace(record, status=status)
+        return record if status is None else record.with_status(status)
 
     def set_asset_status(self, asset: str, status: AssetStatus) -> None:
         self._asset_status[asset] = status

@@ -41,7 +41,7 @@ from mercat.node import schemas as api
 from mercat.node.guard import NodeGuard
 from mercat.node.http_errors import EVERY_ENDPOINT, documented
 from mercat.node.limits import AccountOpenings, Clock, NodeLimits, client_key
-from mercat.node.quota import StoreQuota
+from mercat.node.quota import StoreQuota, Unmetered
 from mercat.node.workers import WorkerPool
 
 SPOOL_BYTES = 8 << 20  # uploads above this go to a temporary file, not memory
@@ -50,14 +50,15 @@ MAX_INTEGER = 2**63 - 1  # the ledger's SQL integers
 
 def create_app(
     ledger_url: str | None = None,
-    store_root: pathlib.Path | str | None = None,
+    store_root: pathlib.Path | str | Any = None,
     *,
     limits: NodeLimits | None = None,
     clock: Clock = time.monotonic,
 ) -> FastAPI:
-    """A node serving the ledger at `ledger_url` and the content store at `store_root`; either
-    may be None, and its endpoints then answer 404 saying the node has none. `limits`: what
-    the node allows (`NodeLimits()` by default); `clock`: the rate limits' time (tests drive
+    """A node serving the ledger at `ledger_url` and the content store at `store_root` (a
+    directory, or a store object such as `mercat.storage.kubo.KuboStore`); either may be
+    None, and its endpoints then answer 404 saying the node has none. `limits`: what the
+    node allows (`NodeLimits()` by default); `clock`: the rate limits' time (tests drive
     it)."""
     from mercat import __version__
 
@@ -69,10 +70,14 @@ def create_app(
         ledger = Ledger(ledger_url)
     store = quota = None
     if store_root is not None:
+        from mercat.storage.content import BlockContent
         from mercat.storage.store import ContentStore
 
-        store = ContentStore(store_root)
-        quota = StoreQuota(pathlib.Path(store_root), limits.store_quota_bytes)
+        if isinstance(store_root, BlockContent):  # a store object: an IPFS daemon's
+            store, quota = store_root, Unmetered()
+        else:
+            store = ContentStore(store_root)
+            quota = StoreQuota(pathlib.Path(store_root), limits.store_quota_bytes)
     pool = WorkerPool(
         limits.workers, limits.work_queue, limits.work_seconds, limits.work_memory_bytes
     )

@@ -92,3 +92,16 @@ class StoreQuota:
                     )
             if reserve:
                 self.reserved += cost
+
+
+class Unmetered:
+    """The quota of a store this node does not keep on its own disk (an IPFS daemon's,
+    `mercat.storage.kubo.KuboStore`): the daemon manages its space; the node's body limits
+    and rate limits still bound what one client can send."""
+
+    def check(self, size: int) -> None:
+        pass
+
+    @contextmanager
+    def holding(self, size: int) -> Iterator[None]:
+        yield

@@ -76,15 +76,18 @@ class DirectAttestation:
 
 class OracleQuorum:
     """n oracles that each sign a report per task (module docstring). `behaviours` maps an
-    oracle's public key to "honest" (default), "liar" or "silent"."""
+    oracle's public key to "honest" (default), "liar" or "silent"; `ledger` is the id of the
+    ledger the reports are for (a ledger refuses reports signed for another)."""
 
     def __init__(
         self,
         keys: Sequence[Keypair],
         behaviours: Mapping[str, Behaviour] | None = None,
+        ledger: str = "",
     ) -> None:
         self.keys = tuple(keys)
         self.behaviours = dict(behaviours or {})
+        self.ledger = ledger
 
     @property
     def publics(self) -> tuple[str, ...]:
@@ -106,7 +109,9 @@ class OracleQuorum:
                 if behaviour == "silent":
                     continue
                 success = o.success if behaviour == "honest" else not o.success
-                report = OracleReport(round_, o.task.task, success, met, o.latency_ms, o.digest)
+                report = OracleReport(
+                    round_, o.task.task, success, met, o.latency_ms, o.digest, self.ledger
+                )
                 reports.append(SignedReport.sign(report, key))
             out.append(
                 Attestation(o.task.task, o.success, met, o.latency_ms, o.digest, tuple(reports))

@@ -28,6 +28,7 @@ from mercat.errors import (
     UnknownAssetError,
     UnknownRequestError,
 )
+from mercat.identity import Keypair
 from mercat.incentives.integer_rule import IntegerRule
 from mercat.oracle.quorum import QuorumRule, tally
 from mercat.runtime import money
@@ -150,6 +151,10 @@ class MemoryBook:
         record = RequestRecord(terms.request, owner, terms, "open")
         self.requests[terms.request] = record
         self.open_requests[terms.request] = record
+
+    def add_oracles(self, keys: Iterable[Keypair]) -> None:
+        """Admit oracles: from now on a settlement needs `quorum` of their signed reports."""
+        self.oracles = self.oracles | {k.public for k in keys}
 
     def withdraw_request(self, signer: str, request: str) -> int:
         txn = _Txn(self)
@@ -294,7 +299,7 @@ class _Txn:
     def asset(self, asset: str) -> AssetRecord:
         record = self.book._asset(asset)
         status = self.statuses.get(asset)
-        return record if status is None else replace(record, status=status)
+        return record if status is None else record.with_status(status)
 
     def set_asset_status(self, asset: str, status: AssetStatus) -> None:
         self.statuses[asset] = status
@@ -337,7 +342,7 @@ class _Txn:
         book = self.book
         book.balances.update(self.balances)
         for asset, status in self.statuses.items():
-            book.assets[asset] = replace(book.assets[asset], status=status)
+            book.assets[asset] = book.assets[asset].with_status(status)
         touched = {b[len("stake:") :] for b in self.balances if b.startswith("stake:")}
         for asset in touched | set(self.statuses):
             if asset in book.assets:

@@ -67,9 +67,9 @@ is a set of postings that sums to zero.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from mercat.errors import (
     AlreadyExistsError,
@@ -395,14 +395,16 @@ def open_tasks(
                 named_pay[(t.request, asset_id)] += payout
             else:
                 server_pay[asset_id] += payout
-        if margin_to == "pool" and t.subsidy:
+        paid_out = sum(t.payouts)
+        subsidy = max(0, paid_out - t.charge)
+        if margin_to == "pool" and subsidy:
             raise TermsViolationError(
-                f"task {t.task!r} pays out {t.paid_out} for a charge of {t.charge}; a round "
+                f"task {t.task!r} pays out {paid_out} for a charge of {t.charge}; a round "
                 "whose margin goes to the pool cannot be subsidised"
             )
         moves[escrow_book(t.request)] -= t.charge
-        moves[holder] -= t.subsidy
-        moves[hold_book(round_, t.task)] += t.held
+        moves[holder] -= subsidy
+        moves[hold_book(round_, t.task)] += t.charge + subsidy
         opened.append(TaskRecord(round_, t, margin_to))
 
     # capacity and asks of servers, over this round's tasks so far
@@ -447,15 +449,15 @@ def open_tasks(
     txn.post(moves)
     for asset_id, units in usage_after.items():
         txn.put_usage(round_, asset_id, Usage(units, True))
+    counts = Counter(t.request for t in tasks)
     for request_id, record in requests.items():
-        count = sum(1 for t in tasks if t.request == request_id)
+        count = counts[request_id]
         txn.put_request(
-            replace(
-                record,
-                status="assigned",
-                round=round_,
-                served=record.served + fraction_of[request_id],
-                open_tasks=record.open_tasks + count,
+            record.changed(
+                "assigned",
+                round_,
+                record.served + fraction_of[request_id],
+                record.open_tasks + count,
             )
         )
     for record in opened:
@@ -506,8 +508,11 @@ def settle_task(
     terms = record.terms
     holder = margin_holder_book(record.margin_to, txn.operator)
     hold = hold_book(round_, task)
+    paid_out = sum(terms.payouts)
+    subsidy = max(0, paid_out - terms.charge)
+    held = terms.charge + subsidy
     moves: dict[str, int] = defaultdict(int)
-    moves[hold] -= terms.held
+    moves[hold] -= held
     payouts: dict[str, int] = {}
     assets = [txn.asset(a) for a in terms.assets]
     margin = 0
@@ -516,11 +521,11 @@ def settle_task(
             if payout:
                 moves[avail(asset.owner)] += payout
                 payouts[asset.owner] = payouts.get(asset.owner, 0) + payout
-        margin = terms.margin
-        moves[holder] += terms.held - terms.paid_out  # the margin; 0 when subsidised
+        margin = terms.charge - paid_out
+        moves[holder] += held - paid_out  # the margin; 0 when subsidised
     else:
         moves[escrow_book(terms.request)] += terms.charge
-        moves[holder] += terms.subsidy
+        moves[holder] += subsidy
 
     effects = []
     pool_change = 0
@@ -547,11 +552,12 @@ def settle_task(
         moves[escrow_book(terms.request)] -= refunded
         moves[avail(request.owner)] += refunded
     txn.post(moves)
-    txn.put_request(replace(request, open_tasks=left, status="closed" if left == 0 else "assigned"))
+    status = "closed" if left == 0 else "assigned"
+    txn.put_request(request.changed(status, request.round, request.served, left))
     for effect in effects:
         if effect.removed:
             txn.set_asset_status(effect.asset, "removed")
-    txn.put_task(replace(record, status="settled"))
+    txn.put_task(record.settled())
     return TaskSettlement(
         round=round_,
         task=task,
@@ -579,5 +585,5 @@ def withdraw_request(txn: BookTxn, request: str, signer: str) -> int:
     amount = txn.balance(escrow_book(request))
     if amount:
         txn.post({escrow_book(request): -amount, avail(record.owner): amount})
-    txn.put_request(replace(record, status="closed"))
+    txn.put_request(record.changed("closed", record.round, record.served, record.open_tasks))
     return amount
