@@ -243,6 +243,10 @@ class MemoryBook:
     def pool(self) -> int:
         return self.balance(POOL)
 
+    def usage_in(self, round_: int) -> dict[str, Usage]:
+        """What the tasks opened in `round_` take of each server (for `runtime.views`)."""
+        return {asset: u for (r, asset), u in self.usage.items() if r == round_}
+
     def supply(self) -> int:
         return -self.balance(WORLD)
 
