@@ -48,7 +48,8 @@ UNIT = 10**6
 """Base units per token in the pipeline's book."""
 
 _OWNER, _REQUESTER = "providers", "requesters"
-_PLENTY = 2**61  # what the owners, the requesters and the pool start with
+_PLENTY = 2**59  # what the owners, the requesters, the operator and the pool start with: four
+# deposits of it keep the supply below the 2^62 every book stays under (runtime/limits.py)
 
 
 @dataclass
