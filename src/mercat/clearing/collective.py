@@ -31,7 +31,15 @@ from typing import ClassVar
 
 from mercat.clearing.base import Mechanism, Property, Seed, as_generator
 from mercat.errors import InvalidMarketError
-from mercat.market.model import FEASIBILITY_TOL, Allocation, Clearing, Market, Node, Request
+from mercat.market.model import (
+    FEASIBILITY_TOL,
+    Allocation,
+    Clearing,
+    Market,
+    Node,
+    Request,
+    capacity_limit,
+)
 
 
 class CollectiveSelection(Mechanism):
@@ -130,7 +138,7 @@ class _RoundState:
 
     def __init__(self, market: Market) -> None:
         self.market = market
-        self.remaining = {n.id: list(n.capacity) for n in market.nodes}
+        self.load = {n.id: [0.0] * len(market.resources) for n in market.nodes}
         self.on_node: dict[str, set[str]] = {}
         self.served: set[str] = set()
         self.node_conflicts: dict[str, set[str]] = {}
@@ -154,8 +162,10 @@ class _RoundState:
     def _fits(self, node: Node, request: Request) -> bool:
         if not request.capabilities <= node.capabilities:
             return False
-        for left, need in zip(self.remaining[node.id], request.demand, strict=True):
-            if need > left + FEASIBILITY_TOL * max(1.0, left):
+        # The capacity rule of every mechanism, on the node's whole load (a slack taken on
+        # what remains would be granted again at every request).
+        for used, need, cap in zip(self.load[node.id], request.demand, node.capacity, strict=True):
+            if used + need > capacity_limit(cap):
                 return False
         if self.simple:
             return True
@@ -167,9 +177,9 @@ class _RoundState:
     def serve(self, request: Request, nodes: list[Node]) -> None:
         self.served.add(request.id)
         for node in nodes:
-            left = self.remaining[node.id]
+            load = self.load[node.id]
             for r, need in enumerate(request.demand):
-                left[r] -= need
+                load[r] += need
             self.on_node.setdefault(node.id, set()).add(request.id)
             group = self.group_of.get(node.id)
             if group is not None:
