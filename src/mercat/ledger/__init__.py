@@ -16,6 +16,7 @@ Public surface (what other parts of mercat, e.g. the chain parity test, call):
 """
 
 from mercat.identity import Keypair
+from mercat.incentives.integer_rule import IntegerRule, Tokens
 from mercat.ledger.config import LedgerConfig
 from mercat.ledger.ledger import AssetInfo, JournalEntry, Ledger, Receipt
 from mercat.ledger.messages import (
@@ -40,7 +41,6 @@ from mercat.ledger.messages import (
     Unstake,
     Withdraw,
 )
-from mercat.incentives.integer_rule import IntegerRule, Tokens
 from mercat.ledger.verify import VerifyReport, verify_ledger
 
 __all__ = [
