@@ -24,6 +24,7 @@ def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]
     import json
 
     from mercat.clearing.report import accepted_options
+    from mercat.untrusted import check_json_depth
 
     accepted = accepted_options(mechanism_class)
     options: dict[str, Any] = {}
@@ -39,9 +40,10 @@ def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]
             )
         if key in options:
             raise InvalidParameterError(f"--option {key} given twice")
+        check_json_depth(text, what=f"--option {key}", error=InvalidParameterError)
         try:
             options[key] = json.loads(text)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON (or an integer of more than 4300 digits): a string
             options[key] = text
     return options
 

@@ -31,8 +31,12 @@ from typing import Any, ClassVar
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key
 from mercat.oracle.report import SignedReport, check_id, check_int
+from mercat.untrusted import parse_json, shown
 
 DOMAIN = "mercat/ledger/1"
+MAX_MESSAGE_BYTES = 1 << 20
+"""The largest signed message (and payload) parsed: a settlement with many oracle reports
+stays far below it. Parsing also stops at `mercat.untrusted.MAX_DEPTH` levels of nesting."""
 
 
 class Op:
@@ -316,9 +320,11 @@ class SignedMessage:
         return json.dumps({"payload": self.payload.decode(), "signature": self.signature.hex()})
 
     @classmethod
-    def from_json(cls, text: str) -> SignedMessage:
+    def from_json(cls, text: str | bytes) -> SignedMessage:
+        data = parse_json(
+            text, what="a signed message", error=MalformedMessageError, max_bytes=MAX_MESSAGE_BYTES
+        )
         try:
-            data = json.loads(text)
             return cls(data["payload"].encode(), bytes.fromhex(data["signature"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedMessageError(f"not a signed message: {exc}") from exc
@@ -344,15 +350,17 @@ def parse(message: SignedMessage) -> Envelope:
     """Decode and check a message's payload (not its signature). MalformedMessageError."""
     if not isinstance(message, SignedMessage) or not isinstance(message.payload, bytes):
         raise MalformedMessageError("expected a SignedMessage")
-    try:
-        data = json.loads(message.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedMessageError(f"payload is not JSON: {exc}") from exc
+    data = parse_json(
+        message.payload,
+        what="the payload",
+        error=MalformedMessageError,
+        max_bytes=MAX_MESSAGE_BYTES,
+    )
     keys = {"domain", "op", "signer", "nonce", "body"}
     if not isinstance(data, dict) or set(data) != keys:
         raise MalformedMessageError(f"an envelope has exactly the fields {sorted(keys)}")
     if data["domain"] != DOMAIN:
-        raise MalformedMessageError(f"domain must be {DOMAIN!r}, got {data['domain']!r}")
+        raise MalformedMessageError(f"domain must be {DOMAIN!r}, got {shown(data['domain'])}")
     signer = check_public_key(data["signer"], "signer")
     nonce = check_int(data["nonce"], "nonce")
     op = build(data["op"], data["body"])

@@ -245,9 +245,8 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def _json(body: bytes) -> Any:
-    import json
+    """The body's JSON value: nested at most `mercat.untrusted.MAX_DEPTH` levels (deeper
+    bodies ended in a RecursionError), its size already bounded by `_body`."""
+    from mercat.untrusted import parse_json
 
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise e.InvalidParameterError(f"the body is not JSON: {exc}") from None
+    return parse_json(body, what="the body", error=e.InvalidParameterError, max_bytes=None)
