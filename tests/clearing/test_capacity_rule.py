@@ -27,6 +27,7 @@ from mercat.errors import InvalidParameterError
 from mercat.market.brute_force import best_allocation, valid_allocations
 from mercat.market.constraints import encode, is_valid, node_load
 from mercat.market.economics import welfare
+from mercat.market.generators import double_auction_market
 from mercat.market.model import (
     FEASIBILITY_TOL,
     Allocation,
@@ -263,3 +264,13 @@ def test_optimal_is_not_misled_by_highs_presolve_near_the_limit():
     best, _ = best_allocation(market)
     assert best == 0.5
     assert welfare(market, OptimalMechanism().clear(market).allocation) == best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_an_lp_answer_on_its_rows_bound_decodes_inside_the_limit(seed):
+    # The LP stops exactly on a capacity row's bound; a share kept there is over the limit
+    # or not by the rounding of the checker's own sum, so `decode` brings it to the bare
+    # capacity. Seed 1 failed with "exceeds its bandwidth capacity: 2.4349 > 2.4349".
+    market = double_auction_market(seed, 30, 4)
+    clearing = OptimalMechanism().clear(market)
+    assert is_valid(market, clearing.allocation)

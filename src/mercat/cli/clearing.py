@@ -66,6 +66,12 @@ def clear(
         "e.g. -o tick=0.001 -o makers=3 for posted-price, -o target_gap=0.001 for vcg.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    timings: bool = typer.Option(
+        False,
+        "--timings",
+        help="Keep the solvers' wall-clock times in the diagnostics (without them, one "
+        "seed gives the same output byte for byte).",
+    ),
 ) -> None:
     """Clear a market: allocation, payments, rewards, welfare, margin and the checks."""
     from mercat.clearing import registry
@@ -81,7 +87,7 @@ def clear(
     options = mechanism_options(mechanism_class, pairs)
     market = load_market(market_file)
     result = configure(mechanism_class, options).clear(market, seed=seed)
-    report = clearing_report(market, result, str(market_file))
+    report = clearing_report(market, result, str(market_file), timings=timings)
     if as_json:
         print_json(report)
         return

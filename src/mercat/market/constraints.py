@@ -236,9 +236,10 @@ class MilpEncoding:
         """The allocation a (near-)feasible solution vector stands for.
 
         Indivisible: share 1 where x > 0.5. Divisible: the fractions, clipped to [0, 1], and
-        scaled down to the capacity on any node whose `capacity_limit` they exceed (LP
-        solvers are feasible only up to their own tolerance); on a node of capacity 0 they
-        are scaled to half the limit's slack, which a share of a tiny demand may use.
+        scaled down to the bare capacity on any node they load beyond it (the LP may use the
+        slack up to `capacity_limit`, and up to its own tolerance beyond); on a node of
+        capacity 0 they are scaled to half the limit's slack, which a share of a tiny demand
+        may use.
         """
         x = np.asarray(x, dtype=float)
         if not self.divisible:
@@ -265,7 +266,10 @@ class MilpEncoding:
             scale = dict.fromkeys(row, 1.0)
             for r, cap in enumerate(market.node(n).capacity):
                 used = sum(f * market.request(t).demand[r] for t, f in row.items())
-                if used > capacity_limit(cap):
+                if used > cap:
+                    # Down to the bare capacity, not the limit: an LP stops exactly on its
+                    # row's bound, so a load kept at the limit is over it or not by rounding
+                    # (the checker adds the same shares in another order).
                     target = cap if cap > 0 else FEASIBILITY_TOL / 2
                     for t in row:
                         if market.request(t).demand[r] > 0:
