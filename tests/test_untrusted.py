@@ -113,6 +113,8 @@ def test_deep_json_does_not_crash_a_process_whose_recursion_limit_was_raised():
         "except MalformedMessageError as exc:\n"
         "    print('refused:', exc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "refused: the body nests arrays or objects more than 64 levels deep" in done.stdout

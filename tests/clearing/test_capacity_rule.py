@@ -145,7 +145,8 @@ def collective_admits(market: Market, allocation: Allocation) -> bool:
         nodes = allocation.nodes_of(t.id)
         if not nodes:
             continue
-        if not {n.id for n in state.eligible(t)} >= nodes:
+        pool, _ = state.eligible(t, weighted=False)
+        if not {n.id for n in pool} >= nodes:
             return False
         state.serve(t, [market.node(n) for n in sorted(nodes)])
     return True
