@@ -44,3 +44,18 @@ def test_a_shared_node_at_the_holders_reward_is_no_improvement_even_with_a_lower
         result = mechanism_for(attempt).submit(MARKET, Standing((holder(attempt),)), both)
         assert result.outcome is Outcome.KEPT
         assert result.reason == "node 'n1' is not offered a higher reward"
+
+
+def test_a_repriced_holder_takes_from_a_nodes_slack_in_proportion_not_all_of_it():
+    # The holder serves t1 on n1 and n2 (π = 4, π̄ = 4: no slack on t1) and pays n2 3 with
+    # φ̲ = 1 (slack 2). A challenger serving t2 on n1 offers n1 0.5 more: Δ = 0.5 ≤ ∇ = 2,
+    # so the holder matches and n2 gives up Δ·2/2 = 0.5 of its 2: reward 2.5, not φ̲ = 1.
+    best = Proposal("bob", Allocation.from_nodes({"t1": ["n1", "n2"]}), {"t1": 4},
+                    {"n1": 1, "n2": 3}, {"t1": 4}, {"n1": 1, "n2": 1})  # fmt: skip
+    challenger = Proposal("alice", ON_N1, {"t2": 3}, {"n1": 1.5})
+    result = mechanism_for(4).submit(MARKET, Standing((best,)), challenger)
+    assert result.outcome is Outcome.REPRICED
+    (repriced,) = result.standing.members
+    assert repriced.rewards == {"n1": 1.5, "n2": 2.5}
+    assert repriced.payments == {"t1": 4.0}
+    assert repriced.margin == pytest.approx(best.margin)

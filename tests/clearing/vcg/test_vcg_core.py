@@ -15,6 +15,7 @@ from mercat.clearing.vcg.instance import (
 from mercat.clearing.vcg.mechanism import (
     AllocationState,
     PaymentResult,
+    _refill_without,
     allocate,
     clarke_payments,
     payments_from,
@@ -279,6 +280,10 @@ def test_an_unproven_allocation_charges_the_clarke_payment_of_the_best_known_opt
     )  # fmt: skip
     assert exact.payments_exact
     np.testing.assert_allclose(exact.payments, [1.0, 0.4, 0.0], atol=1e-12)
+    # A proven allocation with one W*_{-i} unproven: the payments are not exact.
+    half = PaymentResult(results.users, *([np.array([2.0, 2.4])] * 2), np.array([True, False]),
+                         results.seconds)  # fmt: skip
+    assert not payments_from(proven, [half]).payments_exact
     np.testing.assert_array_equal(exact.payment_lower, exact.payments)
     np.testing.assert_array_equal(exact.payment_upper, exact.payments)
 
@@ -302,3 +307,27 @@ def test_a_gap_run_charges_winners_inside_their_intervals_and_not_at_the_clips()
     assert np.all((charged > 0) & (charged < values))
     assert np.all(outcome.payment_lower[winners] <= charged)
     assert np.all(charged <= outcome.payment_upper[winners])
+
+
+def test_the_incumbent_without_a_winner_refills_its_provider_with_the_best_idle_users():
+    # Provider 0 (capacity 1) serves user 0 (demand 1); users 1-3 are idle. Without user 0,
+    # the freed unit goes to the best knapsack of the idle users: 1 and 2 (0.5 + 0.5, worth
+    # 0.9 + 0.8), not 3 (demand 1, worth 1.5). Provider 1 keeps user 4.
+    auction = standard_auction([1.0, 1.8, 1.6, 1.5, 1.0], [1.0, 0.5, 0.5, 1.0, 0.3], [1.0, 0.3])
+    state = AllocationState(
+        auction=auction,
+        assignment=np.array([0, -1, -1, -1, 1]),
+        welfare=1.3,
+        bound=1.3,
+        proven_optimal=False,
+        pool_providers=np.zeros(0, dtype=np.int64),
+        pool_members=(),
+        time_limit=1.0,
+        target_gap=0.0,
+        seconds=0.0,
+    )
+    refilled = _refill_without(state, 0)
+    np.testing.assert_array_equal(refilled, [-1, 0, 0, -1, 1])
+    assert check_assignment(auction, refilled) == pytest.approx(0.9 + 0.8 + 0.3)
+    # A loser leaves the allocation as it is.
+    np.testing.assert_array_equal(_refill_without(state, 3), state.assignment)

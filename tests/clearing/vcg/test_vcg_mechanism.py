@@ -84,8 +84,11 @@ def test_a_request_without_demand_is_served_free_and_changes_nothing_else():
     assert dict(together.payments) == {"free": 0.0, **alone.payments}
     assert together.bound == pytest.approx(alone.bound + 2.5)
     assert together.proven and together.diagnostics["payment_intervals"]["free"] == [0.0, 0.0]
-    only_free = dataclasses.replace(base, requests=(free,))
-    assert VCGMechanism().clear(only_free).allocation.served_requests == {"free"}
+    only_free = VCGMechanism().clear(dataclasses.replace(base, requests=(free,)))
+    assert only_free.allocation.served_requests == {"free"}
+    assert (only_free.bound, only_free.gap, only_free.proven) == (2.5, 0.0, True)
+    assert only_free.diagnostics["payments_exact"]
+    assert only_free.diagnostics["payment_uncertainty"] == 0.0
 
 
 @pytest.mark.parametrize("options", [{"time_limit": -1.0}, {"target_gap": -0.1}, {"groups": 0}])
