@@ -2,8 +2,9 @@
 
 n users, m providers. User i bids b_i per unit for a demand d_i > 0; provider j has
 capacity C_j ≥ 0. An allocation gives each user one provider or none (-1), and is feasible
-when every provider's assigned demand is at most its capacity (up to FEASIBILITY_TOL). The
-welfare of an allocation is Σ b_i·d_i over the users it serves.
+when every provider's assigned demand is at most its capacity, up to the market's one
+tolerance FEASIBILITY_TOL·max(1, C_j) (`capacity_slack`, as `mercat.market.constraints`
+applies it). The welfare of an allocation is Σ b_i·d_i over the users it serves.
 
 The seed's experimental set-up (§6.2-6.3) is drawn by `mercat.market.generators`: bids
 U[0.75, 1.25], demands U(0, 1], m = 8, capacity C_j = f_j·D/m with D the overall demand.
@@ -24,9 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mercat.clearing.vcg.knapsack import FEASIBILITY_TOL
 from mercat.errors import InvalidParameterError
 from mercat.market.generators import SEED_CAPACITY_FACTOR
+from mercat.market.model import FEASIBILITY_TOL
+
+
+def capacity_slack(capacities: np.ndarray) -> np.ndarray:
+    """The market's allowance over each capacity: FEASIBILITY_TOL·max(1, C_j)."""
+    return FEASIBILITY_TOL * np.maximum(1.0, capacities)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +115,7 @@ def check_assignment(auction: StandardAuction, assignment: np.ndarray) -> float:
         raise InvalidParameterError("assignment names a provider that does not exist")
     served = a >= 0
     load = np.bincount(a[served], weights=auction.demands[served], minlength=auction.n_providers)
-    over = load > auction.capacities + FEASIBILITY_TOL
+    over = load > auction.capacities + capacity_slack(auction.capacities)
     if np.any(over):
         j = int(np.flatnonzero(over)[0])
         raise InvalidParameterError(

@@ -750,15 +750,19 @@ def solve_mulknap(
     )
 
 
-def refill(units: IntegerAuction, assignment: np.ndarray, provider: int) -> np.ndarray:
-    """A better assignment than `assignment` (possibly the same): the provider's spare
-    capacity filled by an exact knapsack over the users nobody serves (those of profit > 0).
-    The warm start of a W*_{-i} solve: the allocation without i, its provider refilled."""
+def refill(
+    units: IntegerAuction, assignment: np.ndarray, provider: int, excluded: int
+) -> np.ndarray:
+    """The warm start of a W*_{-i} solve: `assignment` (the allocation without user
+    `excluded`) with the provider's spare capacity filled by an exact knapsack over the
+    users nobody serves, `excluded` apart."""
     assignment = np.asarray(assignment, dtype=np.int64).copy()
     served = assignment >= 0
     load = int(units.weights[served & (assignment == provider)].sum())
     spare = int(units.capacities[provider]) - load
-    idle = np.flatnonzero(~served & (units.profits > 0) & (units.weights <= spare))
+    idle = ~served & (units.profits > 0) & (units.weights <= spare)
+    idle[excluded] = False
+    idle = np.flatnonzero(idle)
     if spare <= 0 or idle.shape[0] == 0:
         return assignment
     ratio = units.profits[idle] / units.weights[idle]

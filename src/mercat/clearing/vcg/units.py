@@ -43,19 +43,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mercat.clearing.vcg.instance import StandardAuction
-from mercat.market.model import FEASIBILITY_TOL
+from mercat.clearing.vcg.instance import StandardAuction, capacity_slack
 
 SUM_LIMIT = 2**62
 """Every integer sum the search forms stays below this (int64 holds 2^63 - 1)."""
 
 VALUE_BITS = 60
 """Σ v_i is scaled to just under 2^VALUE_BITS value units."""
-
-
-def capacity_slack(capacities: np.ndarray) -> np.ndarray:
-    """The market's allowance τ_j over each capacity: FEASIBILITY_TOL·max(1, C_j)."""
-    return FEASIBILITY_TOL * np.maximum(1.0, capacities)
 
 
 @dataclass(frozen=True, eq=False)
