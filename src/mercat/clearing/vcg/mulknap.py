@@ -26,7 +26,8 @@ independent implementation of the published algorithm, adapted to real demands:
   of the provider) + Σ_F max(0, λ w_i - p_i); λ is the surrogate's break efficiency.
   (2) F and the rest of a completion fit a knapsack of capacity C - c_j + w(F), so a
   completion is worth at most Z(C - c_j + w(F)), Z the surrogate knapsack as a function of
-  its capacity: fillings lighter than a weight found by bisection cannot matter.
+  its capacity: fillings lighter than a weight found by one more knapsack search cannot
+  matter.
 
 A node fixes some users to providers, forbids some (user, provider) pairs (user i may use
 providers first[i], first[i]+1, ..., sorted by increasing capacity) and closes providers.
@@ -97,10 +98,6 @@ user by user."""
 
 FILLINGS_NODE_LIMIT = 200_000
 """Nodes of the search that lists a provider's fillings."""
-
-BISECTION_STEPS = 16
-"""Knapsack searches that place the weight below which a provider's fillings are useless
-(errs low: it only keeps more fillings)."""
 
 SLICE_NODES = 64
 """Nodes between two looks at the clock when a deadline is set."""
@@ -277,33 +274,38 @@ def _record(where, placed, best_bins):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _heaviest_useless(p, w, cand, ncand, base, top, floor):  # pragma: no cover - numba
+def _heaviest_useless(p, w, cand, ncand, base, top, floor, stats):  # pragma: no cover
     """A weight x* in [-1, top] such that no subset of the candidates that fits base + x*
-    is worth more than `floor` (-1: not even with capacity base). Bisection in
-    BISECTION_STEPS knapsack searches; it errs low."""
+    is worth more than `floor` (-1: not even one that fits base).
+
+    x* + base + 1 is the lightest subset worth more than the floor, W_min = min{w(S) :
+    p(S) > floor}; its complement Y is the heaviest subset with p(Y) ≤ Σp - floor - 1: a
+    knapsack with the roles of profit and weight swapped, whose efficiency order is ours
+    reversed. Only W_min ≤ base + top matters, which is its floor; a search cut short by
+    its node limit gives a bound, and x* errs low (it only keeps more fillings)."""
+    total_w = 0
+    total_p = 0
+    for k in range(ncand):
+        total_w += w[cand[k]]
+        total_p += p[cand[k]]
+    if total_p <= floor:
+        return top  # nothing is worth more than the floor
+    reverse = cand[:ncand][::-1].copy()
     chosen = np.empty(ncand, dtype=np.int64)
-    value, _, complete, _, _ = knapsack(p, w, cand, ncand, base, floor, BRANCH_NODE_LIMIT, chosen)
-    if value > floor or not complete:
-        return -1
-    lo = 0  # nothing beats the floor at base + lo
-    hi = top + 1  # something may beat it at base + hi
-    for _ in range(BISECTION_STEPS):
-        if hi - lo <= 1:
-            break
-        mid = lo + (hi - lo) // 2
-        value, _, complete, _, _ = knapsack(
-            p, w, cand, ncand, base + mid, floor, BRANCH_NODE_LIMIT, chosen
-        )
-        if value > floor or not complete:
-            hi = mid
-        else:
-            lo = mid
-    return lo
+    floor_y = total_w - (base + top) - 1  # W_min ≤ base + top ⇔ w(Y) > floor_y
+    _, _, _, bound_y, used = knapsack(
+        w, p, reverse, ncand, total_p - floor - 1, floor_y, KNAPSACK_NODE_LIMIT, chosen
+    )
+    stats[1] += used
+    if bound_y <= floor_y:
+        return top  # every subset worth more than the floor is heavier than base + top
+    lightest = total_w - bound_y  # ≤ W_min (exact when the search completed)
+    return max(-1, min(top, lightest - 1 - base))
 
 
 @njit(cache=True, nogil=True)
 def _completion_children(
-    p, w, first, c, usable, cand, ncand, surrogate, fixed, best, j
+    p, w, first, c, usable, cand, ncand, surrogate, fixed, best, j, stats
 ):  # pragma: no cover - numba
     """The fillings F of provider j worth a child (the module docstring, bounds (1) and
     (2)). With rp_i = min(p_i, λ w_i), waste_λ(F) = λ·counted - Σ_F rp, counted being
@@ -334,7 +336,9 @@ def _completion_children(
             rp[i] = min(float(p[i]), lam * float(w[i]))
             items[nitems] = i
             nitems += 1
-    heavier = _heaviest_useless(p, w, cand, ncand, surrogate - counted, counted, best - fixed)
+    heavier = _heaviest_useless(
+        p, w, cand, ncand, surrogate - counted, counted, best - fixed, stats
+    )
     # Floats enter the threshold: a margin far above their error keeps every filling that
     # might matter (an extra child only costs its evaluation).
     threshold = lam * float(counted) - excess
@@ -497,8 +501,9 @@ def _search(
                             branch_bin = j
                             break
                     members, starts, worth, cut, nfillings, listed = _completion_children(
-                        p, w, first, c, usable, cand, ncand, surrogate, fixed, best, branch_bin
-                    )
+                        p, w, first, c, usable, cand, ncand, surrogate, fixed, best, branch_bin,
+                        stats,
+                    )  # fmt: skip
                     if listed:
                         decision = COMPLETION
                         stats[5] += 1
