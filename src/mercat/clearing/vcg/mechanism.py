@@ -17,11 +17,13 @@ Algorithm (docs/vcg.md): the auction is a multiple knapsack problem, solved exac
 integer units by `mulknap` (after Pisinger's MULKNAP: surrogate bounds, the surrogate
 solution split into the providers, bin completion on small providers). Each W*_{-i}
 re-solve starts from the allocation without i (its provider refilled) and stops as soon as
-it reaches W*, which bounds it. When the auction's range does not fit 62-bit integers
-(`units.integer_auction` returns None) the column-generation solver takes over: a
-set-packing formulation over provider fillings, column generation with exact knapsack
-pricing (`colgen`), a proof by reduced-cost column enumeration and a waste-bounded packing
-search (`exact`, `packing`), its column pool shared by the W*_{-i} re-solves.
+it reaches W*, which bounds it. The column-generation solver (a set-packing formulation
+over provider fillings, column generation with exact knapsack pricing, `colgen`; a proof
+by reduced-cost column enumeration and a waste-bounded packing search, `exact` and
+`packing`) is still the better tool where few users share a provider: `solver="auto"`
+hands a welfare problem over to it when the surrogate solution averages fewer than
+COLGEN_BELOW users per provider and MULKNAP_FIRST_NODES nodes did not prove it, and it
+solves the auctions whose range does not fit integer units (`units.integer_auction`).
 
 Shape for the distributed auctioneer (seed 003, Algorithm 1): `allocate` is Task 1;
 `clarke_payments(state, users)` is Task 2.S for a subset S of users, a pure function of the
@@ -42,8 +44,14 @@ from mercat.clearing.base import Mechanism, Property, Seed
 from mercat.clearing.vcg.colgen import ColumnPool
 from mercat.clearing.vcg.exact import solve_welfare
 from mercat.clearing.vcg.instance import StandardAuction, check_assignment, standard_auction
-from mercat.clearing.vcg.knapsack import knapsack_max
-from mercat.clearing.vcg.mulknap import DEFAULT_NODE_LIMIT, MulknapResult, refill, solve_mulknap
+from mercat.clearing.vcg.knapsack import FEASIBILITY_TOL, knapsack_max
+from mercat.clearing.vcg.mulknap import (
+    DEFAULT_NODE_LIMIT,
+    MulknapResult,
+    refill,
+    solve_mulknap,
+    users_per_provider,
+)
 from mercat.clearing.vcg.units import IntegerAuction, integer_auction
 from mercat.errors import (
     InvalidMarketError,
@@ -73,6 +81,7 @@ class AllocationState:
     units: IntegerAuction | None = None
     bound_units: int = 0
     node_limit: int = DEFAULT_NODE_LIMIT
+    colgen_fallback: bool = False  # auto: W*_{-i} may go to column generation (see above)
 
     @property
     def gap(self) -> float:
@@ -127,8 +136,18 @@ class VCGOutcome:
 
 
 SOLVERS = ("auto", "mulknap", "colgen")
-"""auto: the multiple-knapsack solver whenever the auction fits integer units, else column
-generation; the other two force one (colgen is the previous solver, kept for comparison)."""
+"""auto: the multiple-knapsack solver, column generation where it does better (see
+COLGEN_BELOW); the other two force one solver for every welfare problem."""
+
+COLGEN_BELOW = 4.0
+"""Users per provider in the surrogate solution (`mulknap.users_per_provider`) below which
+`auto` gives a welfare problem to column generation when the multiple-knapsack search has
+not proven it in MULKNAP_FIRST_NODES nodes. Measured on the seed's set-up (docs/vcg.md):
+about 2 at n = 125, where column generation proves in tenths of a second what the search
+needs 10^4-10^6 nodes for; 2-6 at n = 250, where the search proves in 10^4 nodes what
+column generation could not in a minute."""
+
+MULKNAP_FIRST_NODES = 20_000
 
 
 def _check_limits(
@@ -173,15 +192,17 @@ def allocate(
         raise InvalidParameterError(
             "the auction's demands and capacities span too wide a range for integer units"
         )
+    incumbent = None
     if units is not None:
+        fallback = solver == "auto" and users_per_provider(units) < COLGEN_BELOW
         result = solve_mulknap(
             units,
             target_gap=target_gap,
-            node_limit=node_limit,
+            node_limit=min(node_limit, MULKNAP_FIRST_NODES) if fallback else node_limit,
             deadline=start + time_limit,
         )
         welfare = check_assignment(auction, result.assignment)
-        return AllocationState(
+        mulknap_state = AllocationState(
             auction=auction,
             assignment=result.assignment,
             welfare=welfare,
@@ -195,10 +216,21 @@ def allocate(
             units=units,
             bound_units=result.bound,
             node_limit=node_limit,
+            colgen_fallback=fallback,
         )
+        if result.proven or not fallback or mulknap_state.gap <= target_gap:
+            return mulknap_state
+        incumbent = _colgen_incumbent(auction, result.assignment)
     pool = ColumnPool(auction)
-    solution = solve_welfare(pool, time_limit=time_limit, target_gap=target_gap)
+    solution = solve_welfare(
+        pool,
+        incumbent=incumbent,
+        time_limit=max(start + time_limit - time.perf_counter(), 1e-3),
+        target_gap=target_gap,
+    )
     welfare = check_assignment(auction, solution.assignment)
+    if units is not None and welfare < mulknap_state.welfare:
+        return mulknap_state  # (its assignment used the market's slack beyond colgen's)
     return AllocationState(
         auction=auction,
         assignment=solution.assignment,
@@ -211,6 +243,17 @@ def allocate(
         target_gap=float(target_gap),
         seconds=time.perf_counter() - start,
     )
+
+
+def _colgen_incumbent(auction: StandardAuction, assignment: np.ndarray) -> np.ndarray | None:
+    """The multiple-knapsack search's assignment as column generation's incumbent, if it
+    keeps that solver's absolute capacity slack (it may use a little more of the market's
+    relative one)."""
+    served = assignment >= 0
+    load = np.bincount(
+        assignment[served], weights=auction.demands[served], minlength=auction.n_providers
+    )
+    return assignment if np.all(load <= auction.capacities + FEASIBILITY_TOL) else None
 
 
 def _refill_without(state: AllocationState, user: int) -> np.ndarray:
@@ -273,24 +316,41 @@ def clarke_payments(state: AllocationState, users: Sequence[int]) -> PaymentResu
 def _others_optimum(state: AllocationState, user: int, start: float) -> tuple[float, float, bool]:
     """W*_{-i} by the multiple-knapsack solver: (welfare found, bound, proven). It starts
     from the allocation without the user, its provider refilled, and stops once it reaches
-    the allocation's own bound (W*_{-i} ≤ W*)."""
+    the allocation's own bound (W*_{-i} ≤ W*). Under `auto` with few users per provider,
+    column generation takes over after MULKNAP_FIRST_NODES nodes, as for the allocation."""
     units = state.units
     assert units is not None
     without = state.assignment.copy()
     without[user] = -1
+    limit = state.node_limit
     result = solve_mulknap(
         units,
         excluded=user,
         incumbent=refill(units, without, int(state.assignment[user]), user),
         upper=state.bound_units,
         target_gap=state.target_gap,
-        node_limit=state.node_limit,
+        node_limit=min(limit, MULKNAP_FIRST_NODES) if state.colgen_fallback else limit,
         deadline=start + state.time_limit,
     )
     if result.assignment[user] >= 0:
         raise SolverError(f"the solve without user {user} served it")
     welfare = check_assignment(state.auction, result.assignment)
-    return welfare, _float_bound(units, result, welfare), result.proven
+    bound = _float_bound(units, result, welfare)
+    if result.proven or not state.colgen_fallback or bound <= welfare * (1 + state.target_gap):
+        return welfare, bound, result.proven
+    solution = solve_welfare(
+        ColumnPool(state.auction),
+        excluded=user,
+        incumbent=_colgen_incumbent(state.auction, result.assignment),
+        time_limit=max(start + state.time_limit - time.perf_counter(), 1e-3),
+        target_gap=state.target_gap,
+    )
+    if solution.assignment[user] >= 0:
+        raise SolverError(f"the solve without user {user} served it")
+    found = check_assignment(state.auction, solution.assignment)
+    if found < welfare:  # the search's assignment used the market's slack beyond colgen's
+        return welfare, bound, False
+    return found, max(found, min(bound, solution.bound)), solution.proven_optimal
 
 
 def split_users(users: np.ndarray, groups: int) -> list[np.ndarray]:

@@ -755,6 +755,20 @@ def solve_mulknap(
     )
 
 
+def users_per_provider(units: IntegerAuction) -> float:
+    """How many users the surrogate knapsack (all capacities merged) serves, per provider:
+    the surrogate bound is tight, and this solver fast, when the number is large (about 2
+    at n = 125 in the seed's set-up, 5 at n = 250, 9-19 at n = 1000)."""
+    view = _sorted(units)
+    size = view.users.shape[0]
+    chosen = np.empty(size, dtype=np.int64)
+    _, count, _, _, _ = knapsack(
+        view.p, view.w, np.arange(size), size, int(view.cap.sum()), 0, KNAPSACK_NODE_LIMIT,
+        chosen,
+    )  # fmt: skip
+    return count / units.n_providers
+
+
 def refill(
     units: IntegerAuction, assignment: np.ndarray, provider: int, excluded: int
 ) -> np.ndarray:
