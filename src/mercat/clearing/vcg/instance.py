@@ -2,9 +2,9 @@
 
 n users, m providers. User i bids b_i per unit for a demand d_i > 0; provider j has
 capacity C_j ≥ 0. An allocation gives each user one provider or none (-1), and is feasible
-when every provider's assigned demand is at most its capacity, up to the market's one
-tolerance FEASIBILITY_TOL·max(1, C_j) (`capacity_slack`, as `mercat.market.constraints`
-applies it). The welfare of an allocation is Σ b_i·d_i over the users it serves.
+when every provider's assigned demand is at most capacity_limit(C_j), the capacity rule of
+every mechanism (`mercat.market.model.capacity_limit`). The
+welfare of an allocation is Σ b_i·d_i over the users it serves.
 
 The seed's experimental set-up (§6.2-6.3) is drawn by `mercat.market.generators`: bids
 U[0.75, 1.25], demands U(0, 1], m = 8, capacity C_j = f_j·D/m with D the overall demand.
@@ -28,11 +28,6 @@ import numpy as np
 from mercat.errors import InvalidParameterError
 from mercat.market.generators import SEED_CAPACITY_FACTOR
 from mercat.market.model import FEASIBILITY_TOL
-
-
-def capacity_slack(capacities: np.ndarray) -> np.ndarray:
-    """The market's allowance over each capacity: FEASIBILITY_TOL·max(1, C_j)."""
-    return FEASIBILITY_TOL * np.maximum(1.0, capacities)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +63,17 @@ def _vector(name: str, values: object) -> np.ndarray:
         raise InvalidParameterError(f"{name} must be finite, got {array[~np.isfinite(array)]}")
     array.setflags(write=False)
     return array
+
+
+def capacity_limits(capacities: np.ndarray) -> np.ndarray:
+    """`mercat.market.model.capacity_limit` of each capacity (the same floats, vectorised)."""
+    return capacities + FEASIBILITY_TOL * np.maximum(1.0, capacities)
+
+
+def capacity_slack(capacities: np.ndarray) -> np.ndarray:
+    """What the capacity rule allows over each capacity, τ_j = FEASIBILITY_TOL·max(1, C_j)
+    (`capacity_limits` minus the capacity; the integer units of `vcg.units` keep half)."""
+    return FEASIBILITY_TOL * np.maximum(1.0, capacities)
 
 
 def standard_auction(bids: object, demands: object, capacities: object) -> StandardAuction:
@@ -115,7 +121,7 @@ def check_assignment(auction: StandardAuction, assignment: np.ndarray) -> float:
         raise InvalidParameterError("assignment names a provider that does not exist")
     served = a >= 0
     load = np.bincount(a[served], weights=auction.demands[served], minlength=auction.n_providers)
-    over = load > auction.capacities + capacity_slack(auction.capacities)
+    over = load > capacity_limits(auction.capacities)
     if np.any(over):
         j = int(np.flatnonzero(over)[0])
         raise InvalidParameterError(

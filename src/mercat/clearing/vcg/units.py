@@ -6,9 +6,9 @@ auctioneer could disagree on a comparison that sits at the rounding error. Here 
 quantity becomes an int64 once, with two stated scales, and the search adds and compares
 integers only.
 
-Demands. A provider j is feasible in the market when its load is at most C_j + τ_j, with
-τ_j = FEASIBILITY_TOL·max(1, C_j) (`mercat.market.model`, applied as
-`mercat.market.constraints` applies it). With a demand unit u (a power of two):
+Demands. A provider j is feasible in the market when its load is at most capacity_limit(C_j)
+= C_j + τ_j, with τ_j = FEASIBILITY_TOL·max(1, C_j) (mercat's one capacity rule,
+`mercat.market.model.capacity_limit`). With a demand unit u (a power of two):
 
     w_i = ⌈d_i / u⌉,        K_j = ⌊C_j / u⌋ + ⌊τ_j / (2u)⌋,
 
