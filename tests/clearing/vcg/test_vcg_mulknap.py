@@ -219,3 +219,29 @@ def test_bad_options_and_incumbents_are_refused():
             solve_mulknap(units, **options)
     with pytest.raises(InvalidParameterError):
         allocate(seed003_standard_auction(10, 2, 0), solver="simplex")
+
+
+def test_a_node_limited_run_gives_intervals_that_hold_the_optima_and_ir_charges():
+    """node_limit stops the search before its proofs (nodes, not clocks: deterministic);
+    the allocation's certificate and every W*_{-i} interval hold the exact values."""
+    auction = seed003_standard_auction(40, 4, 2)
+    state = allocate(auction, solver="mulknap", node_limit=3)
+    assert not state.proven_optimal
+    exact = allocate(auction, solver="mulknap")
+    assert exact.proven_optimal
+    assert state.welfare <= exact.welfare <= state.bound
+    results = clarke_payments(state, state.winners)
+    outcome = payments_from(state, [results])
+    assert not outcome.payments_exact
+    units = state.units
+    for k, user in enumerate(results.users):
+        truth = solve_mulknap(units, excluded=int(user))
+        assert truth.proven
+        others = check_assignment(auction, truth.assignment)
+        assert results.others_optimum_lower[k] <= others + 1e-12
+        assert others <= results.others_optimum_upper[k] + 1e-12
+    winners = state.winners
+    charged = outcome.payments[winners]
+    assert np.all((charged >= 0) & (charged <= auction.values[winners]))
+    assert np.all(outcome.payment_lower[winners] <= charged)
+    assert np.all(charged <= outcome.payment_upper[winners])
