@@ -15,6 +15,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,10 +77,15 @@ def solve_max(
     abs_gap: float = 1e-9,
     seed: int = 0,
     threads: int = 1,
-    initial: np.ndarray | None = None,
+    options: Mapping[str, bool | int | float | str] | None = None,
 ) -> MilpResult:
-    """Maximise encoding.objective·x over the encoding's feasible set. `initial`, a feasible
-    point if one is known, gives HiGHS its first incumbent (it prunes from the start)."""
+    """Maximise encoding.objective·x over the encoding's feasible set. `options` are further
+    HiGHS options (how it searches, never what it accepts as optimal).
+
+    No MIP start is passed: HiGHS 1.16 can map a start through presolve to a point of
+    another value, then report the start itself as optimal with a bound it does not reach
+    (seen on a 14 × 5 challenge MILP). A proven result whose point falls short of its bound
+    raises `SolverError`."""
     import highspy
 
     start = time.perf_counter()
@@ -96,11 +102,9 @@ def solve_max(
     solver.setOptionValue("mip_feasibility_tolerance", 1e-9)
     if time_limit is not None:
         solver.setOptionValue("time_limit", float(time_limit))
-    if initial is not None:
-        point = highspy.HighsSolution()
-        point.col_value = np.asarray(initial, dtype=float).tolist()
-        point.value_valid = True
-        solver.setSolution(point)  # HiGHS checks it; an infeasible point is ignored
+    for name, value in (options or {}).items():
+        if solver.setOptionValue(name, value) != highspy.HighsStatus.kOk:
+            raise SolverError(f"HiGHS refused the option {name}={value!r}")
     solver.run()
     status = solver.getModelStatus()
     name = solver.modelStatusToString(status)
@@ -129,6 +133,11 @@ def solve_max(
     if status not in usable:  # x = 0 is always feasible here, so anything else is a fault
         raise SolverError(f"HiGHS could not solve the clearing model (status {name})")
     # Stopped early without an incumbent: x = 0 (serve nobody) is valid, the bound unknown.
+    if proven and has_integers and bound - objective > 1e-6 * max(1.0, abs(bound)):
+        raise SolverError(
+            f"HiGHS reported an optimum of {bound:.9g} that its solution ({objective:.9g}) "
+            "does not reach"
+        )
     gap = relative_gap(bound, objective)
     return MilpResult(
         x=x,
