@@ -38,6 +38,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 
 from mercat.clearing.optimal import solve_welfare
@@ -66,14 +67,25 @@ class TimedMaker(PerfectInformation):
     """A perfect-information maker, timing every decision; the makers of one run share
     `turns`, so it lists every decision in the order of the turns."""
 
-    def __init__(self, turns: list, certify: bool = True) -> None:
+    def __init__(self, turns: list, certify: bool = True, progress: bool = False) -> None:
         super().__init__(certify)
         self.turns = turns  # (maker id, standing seen, offer made or None, seconds)
+        self.progress = progress
 
     def propose(self, view: MakerView):
         start = time.perf_counter()
-        offer = self.responder(view).respond(view.standing)
-        self.turns.append((view.maker, view.standing, offer, time.perf_counter() - start))
+        responder = self.responder(view)
+        offer = responder.respond(view.standing)
+        seconds = time.perf_counter() - start
+        self.turns.append((view.maker, view.standing, offer, seconds))
+        if self.progress:  # one line per turn on stderr, to follow a long run
+            gain = "pass" if offer is None else f"gain {offer.gain:.4f}"
+            print(
+                f"turn {len(self.turns)} {view.maker} {seconds:.3f} s {gain} "
+                f"milp {responder.milp_solves} lp {getattr(responder, 'lp_solves', 0)}",
+                file=sys.stderr,
+                flush=True,
+            )
         return None if offer is None else offer.proposal
 
 
@@ -91,10 +103,10 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def run(market, tick: float, certify: bool, rounds: int = 1_000_000):
+def run(market, tick: float, certify: bool, rounds: int = 1_000_000, progress: bool = False):
     mechanism = TimedMechanism()
     turns: list = []
-    makers = [TimedMaker(turns, certify), TimedMaker(turns, certify)]
+    makers = [TimedMaker(turns, certify, progress), TimedMaker(turns, certify, progress)]
     wall, cpu = time.perf_counter(), time.process_time()
     trace = run_dynamics(market, makers, attempt=mechanism, rounds=rounds, tick=tick)
     seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
@@ -147,6 +159,7 @@ def main() -> None:
     )
     parser.add_argument("--reference", choices=("sampled", "full", "none"), default="sampled")
     parser.add_argument("--reference-states", type=int, default=8)
+    parser.add_argument("--progress", action="store_true", help="one line per turn on stderr")
     parser.add_argument("--small", type=int, nargs=2, default=(10, 5), metavar=("T", "N"))
     args = parser.parse_args()
 
@@ -155,7 +168,9 @@ def main() -> None:
     optimum = solve_welfare(market)
     optimum_seconds = time.perf_counter() - start
 
-    trace, mechanism, turns, seconds = run(market, args.tick, certify=True, rounds=args.rounds)
+    trace, mechanism, turns, seconds = run(
+        market, args.tick, certify=True, rounds=args.rounds, progress=args.progress
+    )
     result: dict = {
         "benchmark": "posted_price",
         "machine": {
@@ -185,7 +200,7 @@ def main() -> None:
 
     if args.reference == "full":
         slow, _, slow_turns, slow_seconds = run(
-            market, args.tick, certify=False, rounds=args.rounds
+            market, args.tick, certify=False, rounds=args.rounds, progress=args.progress
         )
         result["reference"] = outcome(slow, slow_seconds, slow_turns, optimum.welfare)
         result["reference"]["identical_traces"] = signature(trace) == signature(slow)
