@@ -13,9 +13,15 @@ $(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e .
 	touch $@
 
+# The benchmarks need the chain extras (bench_chain.py deploys the contracts); `make run`'s
+# environment lacks them, so `make bench` adds them. dev includes them.
+$(VENV)/.stamp-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[chain]'
+	touch $@ $(VENV)/.stamp-run
+
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[dev]'
-	touch $@ $(VENV)/.stamp-run
+	touch $@ $(VENV)/.stamp-run $(VENV)/.stamp-bench
 
 run: $(VENV)/.stamp-run
 	$(BIN)/mercat reproduce all --quick --out report
@@ -27,7 +33,7 @@ lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-bench: $(VENV)/.stamp-run
+bench: $(VENV)/.stamp-bench
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:

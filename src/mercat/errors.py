@@ -83,12 +83,25 @@ class BadSignatureError(ProtocolError):
     """A signature that does not verify for the key that claims to have signed."""
 
 
+class WrongLedgerError(ProtocolError):
+    """A message or report signed for another ledger (its ledger id is not this ledger's)."""
+
+
+class ExpiredMessageError(ProtocolError):
+    """A signed message past its expiry, or one that claims to stay valid for too long."""
+
+
 class ReplayedNonceError(ProtocolError):
     """A (signer, nonce) pair the ledger has already accepted."""
 
 
 class UnauthorizedError(ProtocolError):
     """The signer may not perform this operation (not the operator, not the owner)."""
+
+
+class TermsViolationError(UnauthorizedError):
+    """A task goes beyond what an owner signed: an asset bound without its owner's offer or
+    paid below its ask, a request charged above its escrow or served outside its terms."""
 
 
 class UnknownOracleError(ProtocolError):
@@ -123,8 +136,18 @@ class RewardPoolExhaustedError(InsufficientFundsError):
     """The reward pool cannot pay a settlement's collective rewards."""
 
 
+class BalanceOverflowError(LedgerError):
+    """A posting that would take a balance (or the supply) out of the exact integer range:
+    every book but `world` in [0, 2^62), `world` in (-2^62, 0]."""
+
+
 class StakeBelowMinimumError(LedgerError):
-    """A stake that would end up above zero but below the ledger's minimum stake."""
+    """A stake that would end up above zero but below the ledger's minimum stake (or the
+    rule's clamp floor)."""
+
+
+class StakeAboveCapError(LedgerError):
+    """A stake above the rule's clamp cap (Coll-Rep, Coll-SR: S0), new or topped up."""
 
 
 class StakeLockedError(LedgerError):
@@ -145,6 +168,10 @@ class UnknownRequestError(LedgerError, LookupError):
 
 class UnknownTaskError(LedgerError, LookupError):
     """A (round, task) id that was never opened on the ledger."""
+
+
+class UnknownBookError(LedgerError, LookupError):
+    """A book name (`avail:KEY`, `stake:ASSET`, `escrow:REQ`, ...) the ledger does not hold."""
 
 
 class LedgerIntegrityError(LedgerError):
@@ -185,8 +212,26 @@ class ChainUnauthorizedError(ContractRevertError, UnauthorizedError):
     """The sender holds no role that allows this call (admin, authority, owner, oracle)."""
 
 
-class TaskAlreadySettledError(ContractRevertError):
+class ChainTermsViolationError(ContractRevertError, TermsViolationError):
+    """Tasks the operator tried to open against what an owner posted: a request closed,
+    expired or already served, an asset not offered or not named, capacity or capability
+    missing, payouts below an ask (mercat.runtime.money's checks, on chain)."""
+
+
+class TaskAlreadySettledError(ContractRevertError, AlreadyExistsError):
     """A second settlement (or report) of the same (round, task) id; the first one stands."""
+
+
+class ChainIdTakenError(ContractRevertError, AlreadyExistsError):
+    """A request or task id already in use, or a CID another asset offers."""
+
+
+class ChainUnknownTaskError(ContractRevertError, UnknownTaskError):
+    """A settlement of a task that was never opened."""
+
+
+class ChainQuorumNotReachedError(ContractRevertError, QuorumNotReachedError):
+    """A settlement through the oracle quorum of a task whose verdict is not decided yet."""
 
 
 class ChainInsufficientFundsError(ContractRevertError, InsufficientFundsError):
@@ -207,7 +252,8 @@ class ChainStakeBelowMinimumError(ChainStakeError, StakeBelowMinimumError):
 
 
 class ChainStakeLockedError(ChainStakeError, StakeLockedError):
-    """A release with nothing matured: the unstake delay has not passed yet."""
+    """A release with nothing matured (the unstake delay has not passed), or a retirement
+    of an asset that runs an open task."""
 
 
 class ChainAssetNotActiveError(ChainStakeError, AssetNotActiveError):
@@ -219,20 +265,17 @@ class ChainUnknownAssetError(ChainStakeError, UnknownAssetError):
 
 
 class ChainAssetExistsError(ChainStakeError, AlreadyExistsError):
-    """A registration under an asset id already used (ids are never reused)."""
+    """A registration under an id already used by an asset or a request (ids are never
+    reused)."""
 
 
-class ChainRequestError(ContractRevertError):
-    """An escrow operation on a closed or someone else's request."""
+class ChainUnknownRequestError(ContractRevertError, UnknownRequestError):
+    """A request id that was never posted."""
 
 
-class ChainUnknownRequestError(ChainRequestError, UnknownRequestError):
-    """A refund or paid settlement of a request that was never escrowed."""
-
-
-class ChainInvalidTaskError(ContractRevertError, ValueError):
-    """A settlement whose task is malformed (no assets, assets out of order, payouts that do
-    not match the assets)."""
+class ChainMalformedError(ContractRevertError, MalformedMessageError):
+    """A call whose arguments are malformed: a task without assets or with repeated ones,
+    payouts that do not match its assets, an unknown asset kind or margin holder."""
 
 
 class ChainDeploymentError(ContractRevertError, ValueError):
@@ -289,3 +332,60 @@ class ContentCorruptedError(StorageError):
 
 class ContentMismatchError(StorageError, ValueError):
     """Bytes offered for a CID that do not hash to it: refused, nothing stored."""
+
+
+class DecryptionError(StorageError):
+    """Encrypted content or a sealed key that does not open: a wrong key, or bytes that were
+    altered, truncated or reordered (authenticated encryption cannot tell these apart)."""
+
+
+# --- the marketplace node (src/mercat/node/) ---------------------------------------------
+# A node refuses a request that would cost it more than its operator allows, before it does
+# the work; the HTTP answer's status comes from the class (src/mercat/node/http_errors.py).
+
+
+class NodeLimitError(MercatError):
+    """The node refused a request to protect itself (src/mercat/node/limits.py); nothing was
+    done. `retry_after`: seconds after which the same request may be accepted, or None when
+    waiting will not help."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BodyTooLargeError(NodeLimitError, ValueError):
+    """A request body above the endpoint's limit: refused before it is read to the end."""
+
+
+class BodyTimeoutError(NodeLimitError):
+    """A request body that stopped arriving: the node waits a bounded time for each part."""
+
+
+class RateLimitedError(NodeLimitError):
+    """A client above its request rate (or above the rate of opening accounts)."""
+
+
+class NodeBusyError(NodeLimitError):
+    """Every slot for this kind of work is taken (requests in flight, solver workers and their
+    queue): try again after `retry_after` seconds."""
+
+
+class StoreQuotaError(NodeLimitError, StorageError):
+    """Content that would take the node's store above its quota: nothing was stored."""
+
+
+class WorkTimeoutError(NodeLimitError):
+    """A solve (or other heavy work) that ran past the node's time limit; it was stopped."""
+
+
+class WorkTooLargeError(NodeLimitError):
+    """A solve (or other heavy work) that needed more memory than the node allows one job."""
+
+
+class UnknownEndpointError(MercatError, LookupError):
+    """A path the node does not serve, or a method the path does not take."""
+
+
+class InternalError(MercatError):
+    """The node failed on a request for a reason of its own (a bug); it was logged."""

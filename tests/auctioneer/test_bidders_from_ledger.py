@@ -13,7 +13,7 @@ from mercat.auctioneer.config import ProtocolParams, load_peers
 from mercat.auctioneer.messages import BidBatch
 from mercat.cli import app
 from mercat.errors import AuctioneerConfigError
-from mercat.ledger import Escrow
+from mercat.ledger import PostRequest, RequestTerms
 from tests.auctioneer.single_provider import provider_round
 from tests.ledger.market import Market
 
@@ -43,14 +43,14 @@ def test_a_label_with_two_owners_is_refused():
 @pytest.fixture
 def ledger_market(tmp_path):
     """A ledger with three users: u0 owns gpu-a (active), u1 owned gpu-b (removed by a
-    failed task), u2 escrowed for request job-1."""
+    failed task, which closed the request it served), u2 posted request job-1."""
     market = Market(f"sqlite:///{tmp_path}/ledger.db", users=3)
     for user in market.users:
         market.fund(user, 10_000)
     market.asset(market.users[0], 100, "gpu-a")
     market.asset(market.users[1], 100, "gpu-b")
-    market.submit(market.users[2], Escrow(request="job-1", amount=500))
-    task = market.task("job-1", ["gpu-b"], [10])
+    market.submit(market.users[2], PostRequest(terms=RequestTerms("job-1", max_price=500)))
+    task = market.task(market.request(market.users[2], 10), ["gpu-b"], [10])
     assert market.settle(1, task, False).result["removed"] == ["gpu-b"]
     yield market
     market.ledger.close()

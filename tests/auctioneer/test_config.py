@@ -28,6 +28,22 @@ P3 = ("p1", "p2", "p3")
             {"providers": P3, "k": 1, "mechanism": "vcg", "tie_break": "coin"},
             "applies to the double auction only",
         ),
+        ({"providers": P3, "k": 1, "opening": "first-message"}, "unknown opening"),
+        ({"providers": P3, "k": 1, "round_seconds": 0}, "round_seconds must be"),
+        ({"providers": P3, "k": 1, "schedule_start": -1.0}, "schedule_start must be"),
+        ({"providers": P3, "k": 1, "clock_tolerance": float("nan")}, "clock_tolerance must"),
+        (
+            {"providers": P3, "k": 1, "round_seconds": 1.0, "bid_window": 2.0},
+            "bid_window 2.0 s is longer than round_seconds 1.0 s",
+        ),
+        (
+            {"providers": P3, "k": 1, "round_seconds": 2.0, "clock_tolerance": 1.5},
+            "more than half of round_seconds",
+        ),
+        (
+            {"providers": P3, "k": 1, "round_seconds": 2.0, "max_open_rounds": 2},
+            "lets up to 4 rounds open at once, more than max_open_rounds = 2",
+        ),
     ],
 )
 def test_bad_parameters_are_refused(kwargs, words):
@@ -44,20 +60,34 @@ def test_groups_default_to_as_many_as_fit_and_the_digest_covers_what_must_agree(
         assert params.digest() != params.with_(**change).digest()
     double = ProtocolParams(params.providers, 1)
     assert double.digest() != double.with_(tie_break="coin").digest()
+    # When rounds take bids must agree: a provider on another schedule (or opening) would
+    # close bidding at another moment.
+    for change in (
+        {"opening": "sealed"},
+        {"schedule_start": 5.0},
+        {"round_seconds": 20.0},
+        {"bid_window": 3.0},
+    ):
+        assert double.digest() != double.with_(**change).digest(), change
+    sealed = double.with_(opening="sealed")
+    assert sealed.digest() == sealed.with_(bid_window=3.0).digest()  # a local fallback there
 
 
 @pytest.mark.parametrize(
     "params",
     [
-        ProtocolParams(P3, 1, mechanism="vcg", groups=1, vcg_gap=0.01, bid_window=1.5),
-        ProtocolParams(P3, 1, tie_break="coin"),
+        ProtocolParams(
+            P3, 1, mechanism="vcg", groups=1, vcg_gap=0.01, bid_window=1.5, opening="sealed"
+        ),
+        ProtocolParams(P3, 1, tie_break="coin", schedule_start=1767225600.0, round_seconds=4.0),
     ],
 )
 def test_peers_file_round_trip(tmp_path, params):
+    sealing = ("ab" * 32,) if params.opening == "sealed" else ()
     peers = PeersFile(
         params,
         tuple(Peer(p, f"tcp://127.0.0.1:{6000 + i}", f"{i:064x}") for i, p in enumerate(P3)),
-        ("ab" * 32,),
+        sealing,
     )
     path = tmp_path / "peers.toml"
     path.write_text(dump_peers(peers))
@@ -68,7 +98,7 @@ def test_peers_file_round_trip(tmp_path, params):
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("not toml [", "cannot be read"),
+        ("not toml [", "is not valid TOML"),
         ("[auction]\nk = 1\n", "needs an \\[auction\\] table and \\[\\[provider\\]\\]"),
         (
             "[auction]\nk = 1\ncolour = 3\n[[provider]]\nid='p1'\naddress='tcp://h:1'\n"
@@ -91,6 +121,16 @@ def test_peers_file_round_trip(tmp_path, params):
         ),
         ("[auction]\nk = 0\n[[provider]]\nid='p1'\n", "exactly id, address and public_key"),
         ("[extra]\n", "unknown sections"),
+        (
+            "[auction]\nk = 0\nopening = 'sealed'\n[[provider]]\nid='p1'\naddress='tcp://h:1'\n"
+            "public_key='" + "0" * 64 + "'\n",
+            "opening = 'sealed' needs sealing_clients",
+        ),
+        (
+            "[auction]\nk = 0\nsealing_clients = ['" + "a" * 64 + "']\n[[provider]]\nid='p1'\n"
+            "address='tcp://h:1'\npublic_key='" + "0" * 64 + "'\n",
+            "set opening = 'sealed' to use them",
+        ),
     ],
 )
 def test_bad_peers_files_say_what_is_wrong(tmp_path, text, words):

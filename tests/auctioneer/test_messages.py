@@ -13,6 +13,7 @@ from mercat.auctioneer.messages import (
     Abort,
     BidBatch,
     Commit,
+    Missed,
     Report,
     Result,
     Reveal,
@@ -53,6 +54,12 @@ EXAMPLES = [
     (Result(3, True, "", b"outcome bytes"), "p1", PROVIDER),
     (Result(3, False, "p2 aborted", b""), "p1", PROVIDER),
     (Result(3, True, "", b"x", (("bids", 10), ("commit", 2_250))), "p1", PROVIDER),
+    (Missed(3, "bidding for round 3 closed here before your batch arrived", True), "p1", PROVIDER),
+    (
+        Missed(3, "round 3 opens for bids at 2026-01-01T00:00:30.000+00:00, in 4.2 s"),
+        "p1",
+        PROVIDER,
+    ),
 ]
 
 

@@ -43,7 +43,7 @@ def test_a_bid_missing_at_some_providers_is_treated_alike_everywhere():
 def test_bids_after_a_provider_closed_bidding_are_late():
     """The sealing client's final batch closes bidding at once; a bid sent afterwards is
     dropped as late and the round goes on without it."""
-    params = ProtocolParams(("p0",), 0)
+    params = ProtocolParams(("p0",), 0, opening="sealed")
     sealer, other = Keypair(bytes([2]) * 32), Keypair(bytes([3]) * 32)
     bids = double_auction_bids(1, 6, 2)
     extra = BidVector.from_bids([Bid("late", "buy", 9.0, 1.0)])  # queued after the final

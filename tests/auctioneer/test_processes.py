@@ -1,6 +1,7 @@
 """Providers as separate OS processes talking ZeroMQ over TCP on loopback: rounds, the
 bidder client and its command, a crashed or frozen provider, hostile bytes on the wire."""
 
+import json
 import os
 import signal
 import time
@@ -45,7 +46,10 @@ def test_rounds_over_tcp_equal_the_centralized_mechanism(cluster):
             assert times == sorted(times) and times[-1] < 20e6
 
 
-def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster):
+def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster, tmp_path):
+    # The cluster's rounds are opened by its sealing client: bid with its key.
+    key = tmp_path / "client.key"
+    key.write_text(cluster.client_key.seed.hex())
     out = CliRunner().invoke(
         app,
         [
@@ -54,6 +58,8 @@ def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster):
             str(cluster.peers_path),
             "--round",
             "200",
+            "--key",
+            str(key),
             "--json",
             "--bid",
             "u1:buy:1.2:1",
@@ -70,14 +76,27 @@ def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster):
         ],
     )
     assert out.exit_code == 0, out.output
-    import json
-
     data = json.loads(out.stdout)
     assert data["outcome"] == "ok" and data["providers_answered"] == ["p1", "p2", "p3"]
     # trade reduction: u3 and s3 are the marginal pair; u1, u2 buy 1 each at 0.9
     assert data["your_bids"]["u1"] == {"allocated": 1.0, "pays": 0.9}
     assert data["your_bids"]["s1"]["pays"] == -0.7
     assert data["your_bids"]["u3"] == {"allocated": 0.0, "pays": 0.0}
+    # Another client bids in round 200 after it ran: told that it missed it, never "ok".
+    late = CliRunner().invoke(
+        app, ["bid", "--providers", str(cluster.peers_path), "--round", "200",
+              "--bid", "u9:buy:5:1"],
+    )  # fmt: skip
+    assert late.exit_code == 0, late.output
+    assert late.stdout.startswith("round 200: missed: the round's outcome leaves out 1 of")
+    # ... and one that bids in a round its sealing client never opened, at once.
+    never = CliRunner().invoke(
+        app, ["bid", "--providers", str(cluster.peers_path), "--round", "201", "--json",
+              "--bid", "u9:buy:5:1"],
+    )  # fmt: skip
+    data = json.loads(never.stdout)
+    assert data["outcome"] == "missed" and data["missed_bids"] == ["u9"]
+    assert set(data["not_taken_by"]) == {"p1", "p2", "p3"} and data["seconds"] < 10
 
 
 def test_ties_broken_by_the_common_coin_across_processes():
@@ -172,6 +191,28 @@ def test_provider_command_refuses_bad_setups(tmp_path):
     assert "does not match" in error("--id", "p2", "--peers", peers)
     assert "needs m > 2k" in error("--id", "p1", "--peers", peers, "--k", "2")
     assert "does not exist" in error("--id", "p1", "--peers", tmp_path / "none.toml")
+
+
+@pytest.mark.slow
+def test_a_scheduled_auction_over_tcp_takes_bids_by_the_clock():
+    """Rounds open by the schedule (what `mercat auctioneer init` writes): `mercat bid`
+    without --round waits for the next round to open, bids in it and gets its outcome."""
+    start = float(int(time.time()))
+    params = ProtocolParams(
+        ("p1", "p2", "p3"), 1, schedule_start=start, round_seconds=3.0, bid_window=2.0,
+        phase_timeout=PHASE,
+    )  # fmt: skip
+    with LocalCluster(params, sealed=False) as scheduled:
+        assert not scheduled.peers.sealing_clients
+        out = CliRunner().invoke(
+            app, ["bid", "--providers", str(scheduled.peers_path), "--json",
+                  "--bid", "u1:buy:1.2:1", "--bid", "s1:sell:0.5:1"],
+        )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["outcome"] == "ok", data["reason"]
+    assert data["round"] >= 0 and data["your_bids"]["u1"]["allocated"] == 0.0  # no trade
+    assert data["providers_answered"] == ["p1", "p2", "p3"]
 
 
 @pytest.mark.slow

@@ -12,16 +12,20 @@ from mercat.ledger import (
     AddAsset,
     AddOracle,
     Deposit,
-    Escrow,
     FundPool,
     IntegerRule,
     Ledger,
     LedgerConfig,
+    Offer,
     OpenAccount,
-    OpenTask,
+    OpenTasks,
+    PostOffer,
+    PostRequest,
     Receipt,
+    RequestTerms,
     Settle,
     Signer,
+    TaskTerms,
 )
 from mercat.ledger import schema as s
 from mercat.ledger.messages import Op
@@ -52,6 +56,10 @@ class Market:
             )  # fmt: skip
             ledger = Ledger.init(url, config, durable=durable)
         self.ledger = ledger
+        self.request_owner: dict[str, Keypair] = {}
+        self.request_replicas: dict[str, int] = {}
+        self.used: set[str] = set()
+        self.task_request: dict[str, str] = {}
         self.users = [Keypair.generate() for _ in range(users)]
         self.oracles = [Keypair.generate() for _ in range(oracles)]
         self._ids = itertools.count()
@@ -63,8 +71,11 @@ class Market:
     def fresh(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
+    def signer(self, key: Keypair) -> Signer:
+        return Signer(key, self.ledger.id)
+
     def submit(self, key: Keypair, op: Op, nonce: int | None = None) -> Receipt:
-        return self.ledger.submit(Signer(key).sign(op, nonce))
+        return self.ledger.submit(self.signer(key).sign(op, nonce))
 
     def op(self, op: Op) -> Receipt:
         return self.submit(self.operator, op)
@@ -77,26 +88,42 @@ class Market:
         self.op(FundPool(amount=amount))
 
     def asset(self, owner: Keypair, stake: int, name: str | None = None) -> str:
+        """A staked server whose owner offers it at no cost (so tasks may bind it)."""
         name = name or self.fresh("asset")
         self.submit(owner, AddAsset(asset=name, stake=stake))
+        self.submit(owner, PostOffer(offer=Offer(name)))
         return name
 
-    def request(self, owner: Keypair, amount: int) -> str:
+    def request(self, owner: Keypair, amount: int, replicas: int = 1) -> str:
         name = self.fresh("req")
-        self.submit(owner, Escrow(request=name, amount=amount))
+        self.submit(owner, PostRequest(terms=RequestTerms(name, max_price=amount,
+                                                          replicas=replicas)))  # fmt: skip
+        self.request_owner[name] = owner
+        self.request_replicas[name] = replicas
         return name
 
     def task(self, request: str, assets: list[str], payouts: list[int], round_: int = 1) -> str:
+        """Open a task of `request` on `assets`, charging the sum of `payouts`. A request is
+        served once, with one replica per asset: when `request` was served already or asks
+        for another number of replicas, a fresh request of the same owner (escrowing what
+        the task charges) serves instead."""
+        if request in self.used or self.request_replicas[request] != len(assets):
+            request = self.request(
+                self.request_owner[request], max(1, sum(payouts)), replicas=len(assets)
+            )
+        self.used.add(request)
         name = self.fresh("task")
-        self.op(OpenTask(round=round_, task=name, request=request, assets=tuple(assets),
-                         payouts=tuple(payouts)))  # fmt: skip
+        terms = TaskTerms(name, request, tuple(assets), tuple(payouts), sum(payouts))
+        self.op(OpenTasks(round=round_, tasks=(terms,)))
+        self.task_request[name] = request
         return name
 
     def report(self, round_: int, task: str, success: bool, *, sla_met: bool = True,
                latency_ms: int = 100, digest: str | None = None, oracle: int = 0
                ) -> SignedReport:  # fmt: skip
         return SignedReport.sign(
-            OracleReport(round_, task, success, sla_met, latency_ms, digest), self.oracles[oracle]
+            OracleReport(round_, task, success, sla_met, latency_ms, digest, self.ledger.id),
+            self.oracles[oracle],
         )
 
     def settle(self, round_: int, task: str, success: bool, **kw) -> Receipt:  # type: ignore[no-untyped-def]

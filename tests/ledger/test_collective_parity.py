@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from mercat.incentives.collective import MECHANISMS, settle
-from mercat.ledger import IntegerRule, ReplaceAsset, Settle
+from mercat.ledger import IntegerRule, Offer, PostOffer, ReplaceAsset, Settle
 from tests.ledger.market import Market
 
 UNIT = 1000
@@ -56,6 +56,7 @@ def _run_parity(url: str, mechanism: str, tasks: int, seed: int) -> int:
             for gone in [a for a in stakes if a not in active and a not in replaced]:
                 new = f"{gone}r"
                 m.submit(owner, ReplaceAsset(old=gone, new=new, stake=S0 * UNIT))
+                m.submit(owner, PostOffer(offer=Offer(new)))
                 replaced.add(gone)
                 add_asset(new)
         chosen = list(rng.choice(active, size=4, replace=False))

@@ -21,7 +21,7 @@ from collections import Counter
 import pytest
 
 from mercat.errors import InsufficientFundsError
-from mercat.ledger import Ledger, Settle, SignedMessage, Signer, Transfer, Withdraw
+from mercat.ledger import Ledger, Settle, SignedMessage, Transfer, Withdraw
 from tests.ledger.market import Market
 
 USERS, TASKS, TRANSFERS = 4, 6, 8
@@ -44,11 +44,13 @@ def _setup(url: str, writers: int):  # type: ignore[no-untyped-def]
         for i in range(TRANSFERS):
             sender = ring[(w + i) % USERS]
             to = ring[(w + i + 1) % USERS]
-            messages.append(Signer(sender).sign(Transfer(to=to.public, amount=1 + w + i)))
+            messages.append(m.signer(sender).sign(Transfer(to=to.public, amount=1 + w + i)))
         for task in tasks:
             report = m.report(1, task, success=True)
-            messages.append(Signer(m.operator).sign(Settle(round=1, task=task, reports=(report,))))
-        messages.append(Signer(spender).sign(Withdraw(amount=SPEND)))
+            messages.append(
+                m.signer(m.operator).sign(Settle(round=1, task=task, reports=(report,)))
+            )
+        messages.append(m.signer(spender).sign(Withdraw(amount=SPEND)))
         work.append([message.to_json() for message in messages])
     before = {user.public: m.ledger.available(user.public) for user in ring}
     return m, ring, spender, work, before

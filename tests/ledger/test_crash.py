@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mercat.ledger import Ledger, OpenTask, Settle, Signer, Transfer
+from mercat.ledger import Ledger, OpenTasks, Settle, TaskTerms, Transfer
 from mercat.ledger import schema as s
 from tests.ledger import crash_worker
 from tests.ledger.market import Market
@@ -40,17 +40,18 @@ def _prepare(url: str, batch: Path) -> None:
     m.fund(requester, 100_000)
     m.fund_pool(10_000)
     assets = [m.asset(provider, 990, f"gpu{i}") for i in range(4)]
-    request = m.request(requester, 50_000)
-    operator = Signer(m.operator)
+    requests = [m.request(requester, 60 + i, replicas=2) for i in range(TASKS)]
+    operator = m.signer(m.operator)
     lines = []
     for i in range(TASKS):
         task = f"t{i}"
         chosen = (assets[i % 4], assets[(i + 1) % 4])
-        lines.append(operator.sign(OpenTask(round=i, task=task, request=request, assets=chosen,
-                                            payouts=(30, 20)), nonce=10_000 + i))  # fmt: skip
+        terms = TaskTerms(task, requests[i], chosen, (30, 20), 50)
+        lines.append(operator.sign(OpenTasks(round=i, tasks=(terms,)), nonce=10_000 + i))
         report = m.report(i, task, success=i % 3 != 0)
         lines.append(operator.sign(Settle(round=i, task=task, reports=(report,)), nonce=20_000 + i))
-        lines.append(Signer(requester).sign(Transfer(to=provider.public, amount=7 + i), nonce=i))
+        transfer = Transfer(to=provider.public, amount=7 + i)
+        lines.append(m.signer(requester).sign(transfer, nonce=i))
     batch.write_text("".join(message.to_json() + "\n" for message in lines))
     m.ledger.close()
 

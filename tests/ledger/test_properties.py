@@ -2,7 +2,7 @@
 and on PostgreSQL.
 
 Each example runs a random sequence of deposits, withdrawals, transfers, pool funding,
-stakes, unstakes, releases, escrows, refunds, payments, task openings and settlements by a
+stakes, unstakes, releases, offers, requests, refunds, task openings and settlements by a
 few fresh users on one ledger (shared by the examples of a test: the invariants are global,
 and a fresh store per example would spend the time budget on migrations). Many operations
 are refused (overdrafts, stakes below the minimum, busy assets...). After every operation:
@@ -27,15 +27,18 @@ from mercat.ledger import (
     AddAsset,
     AdvanceRound,
     Deposit,
-    Escrow,
     FundPool,
-    OpenTask,
-    Pay,
+    Offer,
+    OpenTasks,
+    PostOffer,
+    PostRequest,
     Refund,
     Release,
     ReplaceAsset,
+    RequestTerms,
     Settle,
     Stake,
+    TaskTerms,
     Transfer,
     Unstake,
     Withdraw,
@@ -44,7 +47,7 @@ from mercat.ledger.messages import OpenAccount
 from tests.ledger.market import Market
 
 KINDS = ["deposit", "withdraw", "transfer", "fund_pool", "add_asset", "stake", "unstake",
-         "release", "advance", "escrow", "refund", "pay", "open_task", "settle",
+         "release", "advance", "offer", "post_request", "refund", "open_task", "settle",
          "replace"]  # fmt: skip
 
 operations = st.lists(
@@ -100,21 +103,21 @@ class Run:
         if kind == "advance":
             self.round += 1
             return m.operator, AdvanceRound(round=self.round), 0
-        if kind == "escrow":
+        if kind == "offer":
+            return user, PostOffer(offer=Offer(pick(self.assets))), 0
+        if kind == "post_request":
             self.requests.append(f"{self.tag}r{n}")
-            return user, Escrow(request=self.requests[-1], amount=amount), 0
+            terms = RequestTerms(self.requests[-1], max_price=amount, replicas=1 + other % 2)
+            return user, PostRequest(terms=terms), 0
         if kind == "refund":
             return user, Refund(request=pick(self.requests)), 0
-        if kind == "pay":
-            return m.operator, Pay(request=pick(self.requests), to=user.public, amount=amount), 0
         if kind == "open_task":
             pool = self.assets or ["none"]
             chosen = tuple(dict.fromkeys(pool[i % len(pool)] for i in (other, other + 1)))
             self.tasks.append((self.round, f"{self.tag}t{n}"))
-            return m.operator, OpenTask(
-                round=self.round, task=self.tasks[-1][1], request=pick(self.requests),
-                assets=chosen, payouts=tuple(amount // 4 for _ in chosen),
-            ), 0  # fmt: skip
+            terms = TaskTerms(self.tasks[-1][1], pick(self.requests), chosen,
+                              tuple(amount // 4 for _ in chosen), amount // 2)  # fmt: skip
+            return m.operator, OpenTasks(round=self.round, tasks=(terms,)), 0
         if kind == "settle":
             round_, task = pick(self.tasks) if self.tasks else (0, "none")
             return m.operator, Settle(round=round_, task=task,
@@ -191,11 +194,13 @@ def test_the_sequences_reach_past_the_checks(sqlite_url):
     run = Run(market)
     script = [("deposit", 0, 0, 5000, True), ("deposit", 1, 0, 5000, True),
               ("add_asset", 0, 0, 990, True), ("add_asset", 0, 0, 150, True),
-              ("stake", 0, 0, 10, True), ("escrow", 1, 0, 800, True),
+              ("offer", 0, 0, 0, True), ("offer", 0, 1, 0, True),
+              ("stake", 0, 0, 10, True), ("post_request", 1, 1, 800, True),
+              ("post_request", 1, 0, 50, True),
               ("open_task", 0, 0, 400, True), ("settle", 0, 0, 0, False),
               ("replace", 0, 1, 990, True), ("unstake", 0, 0, 100, True),
               ("advance", 0, 0, 1, True),
-              ("release", 0, 0, 1, True), ("pay", 0, 0, 5, True), ("refund", 1, 0, 1, True),
+              ("release", 0, 0, 1, True), ("refund", 1, 1, 1, True),
               ("transfer", 0, 1, 7, True), ("fund_pool", 1, 0, 3, True),
               ("withdraw", 1, 0, 2, True)]  # fmt: skip
     applied = set()

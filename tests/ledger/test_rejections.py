@@ -14,22 +14,25 @@ from mercat.ledger import (
     AddAsset,
     AddOracle,
     Deposit,
-    Escrow,
     IntegerRule,
     Ledger,
-    OpenTask,
-    Pay,
+    OpenTasks,
+    PostRequest,
     Refund,
     Release,
     ReplaceAsset,
     Report,
+    RequestTerms,
     Settle,
     SignedMessage,
-    Signer,
     Stake,
+    TaskTerms,
     Transfer,
     Unstake,
     Withdraw,
+)
+from mercat.ledger import (
+    Signer as Signer_,
 )
 from mercat.oracle import OracleReport, SignedReport
 from tests.ledger.market import Market
@@ -37,7 +40,9 @@ from tests.ledger.market import Market
 
 @pytest.fixture
 def market(store_url):
-    m = Market(store_url, users=3, oracles=3, quorum=2)
+    # A clamp cap, so that a stake above it can be refused (Coll-Rep / Coll-SR clamp to S0).
+    rule = IntegerRule(penalty=99, reward=1, removal=True, stake_cap=10_000)
+    m = Market(store_url, users=3, oracles=3, quorum=2, rule=rule)
     alice, bob, _ = m.users
     m.fund(alice, 10_000)
     m.fund(bob, 10_000)
@@ -45,6 +50,8 @@ def market(store_url):
     m.gpu = m.asset(alice, 990, "gpu")  # type: ignore[attr-defined]
     m.req = m.request(bob, 1_000)  # type: ignore[attr-defined]
     m.t = m.task(m.req, ["gpu"], [100])  # type: ignore[attr-defined]
+    m.stale = m.fresh("req")  # type: ignore[attr-defined]
+    m.submit(bob, PostRequest(terms=RequestTerms(m.stale, max_price=10, expires=0)))  # type: ignore[attr-defined]
     yield m
     m.ledger.close()
 
@@ -53,12 +60,14 @@ def _raw(key: Keypair, payload: bytes) -> SignedMessage:
     return SignedMessage(payload, key.sign(payload))
 
 
-def _envelope(key: Keypair, op: str, body: dict, nonce: int = 1) -> bytes:
+def _envelope(key: Keypair, op: str, body: dict, nonce: int = 1, ledger: str = "0" * 32) -> bytes:
     data = {
-        "domain": "mercat/ledger/1",
+        "domain": "mercat/ledger/2",
+        "ledger": ledger,
         "op": op,
         "signer": key.public,
         "nonce": nonce,
+        "expires": 2**40,
         "body": body,
     }
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
@@ -69,7 +78,12 @@ def cases(m: Market):  # type: ignore[no-untyped-def]
     alice, bob, carol = m.users
     stranger = Keypair.generate()
     outsider = Keypair.generate()
+
+    def Signer(key: Keypair) -> Signer_:
+        return m.signer(key)
+
     good = Signer(alice).sign(Transfer(to=bob.public, amount=1), nonce=7)
+    lid = m.ledger.id
     r1 = m.report(1, m.t, True, oracle=0)
     return [
         ("not json", lambda: _raw(alice, b"{nope"), e.MalformedMessageError),
@@ -84,13 +98,21 @@ def cases(m: Market):  # type: ignore[no-untyped-def]
          e.MalformedMessageError),
         ("extra field", lambda: _raw(alice, _envelope(alice, "withdraw", {"amount": 5, "x": 1})),
          e.MalformedMessageError),
-        ("bad id", lambda: Signer(alice).sign(Escrow(request="no spaces", amount=1)),
+        ("bad id", lambda: _raw(alice, _envelope(alice, "post_request", {
+            "terms": {"request": "no spaces", "max_price": 1}}, ledger=lid)),
          e.MalformedMessageError),
         ("non-canonical", lambda: _raw(alice, good.payload.replace(b'"body":', b'"body": ')),
          e.MalformedMessageError),
-        ("payouts mismatch", lambda: _raw(m.operator, _envelope(m.operator, "open_task", {
-            "round": 1, "task": "x", "request": m.req, "assets": ["gpu"], "payouts": [1, 2]})),
-         e.MalformedMessageError),
+        ("payouts mismatch", lambda: _raw(m.operator, _envelope(m.operator, "open_tasks", {
+            "round": 1, "margin_to": "operator", "tasks": [{"task": "x", "request": m.req,
+            "assets": ["gpu"], "payouts": [1, 2], "charge": 3, "fraction": 10**9}]},
+            ledger=lid)), e.MalformedMessageError),
+        ("another ledger", lambda: Signer_(alice, "f" * 32).sign(Withdraw(amount=1)),
+         e.WrongLedgerError),
+        ("expired", lambda: Signer(alice).sign(Withdraw(amount=1), expires=1_000),
+         e.ExpiredMessageError),
+        ("beyond the terms", lambda: Signer(m.operator).sign(OpenTasks(round=1, tasks=(
+            TaskTerms("late", m.stale, ("gpu",), (0,), 0),))), e.TermsViolationError),
         ("bad signature", lambda: SignedMessage(good.payload, bob.sign(good.payload)),
          e.BadSignatureError),
         ("tampered payload", lambda: SignedMessage(
@@ -104,10 +126,18 @@ def cases(m: Market):  # type: ignore[no-untyped-def]
         ("unknown recipient", lambda: Signer(alice).sign(Transfer(to=stranger.public, amount=1)),
          e.UnknownAccountError),
         ("overdraft", lambda: Signer(alice).sign(Withdraw(amount=10**9)), e.InsufficientFundsError),
-        ("escrow overdraft", lambda: Signer(carol).sign(Escrow(request="r-c", amount=1)),
-         e.InsufficientFundsError),
+        ("escrow overdraft", lambda: Signer(carol).sign(
+            PostRequest(terms=RequestTerms("r-c", max_price=1))), e.InsufficientFundsError),
         ("stake below minimum", lambda: Signer(alice).sign(AddAsset(asset="tiny", stake=99)),
          e.StakeBelowMinimumError),
+        ("stake above the cap", lambda: Signer(alice).sign(AddAsset(asset="huge", stake=10_001)),
+         e.StakeAboveCapError),
+        ("top-up above the cap", lambda: Signer(alice).sign(Stake(asset="gpu", amount=9_011)),
+         e.StakeAboveCapError),
+        ("supply beyond 2^62", lambda: Signer(m.operator).sign(
+            Deposit(account=alice.public, amount=2**62 - 1)), e.BalanceOverflowError),
+        ("self-transfer overdraft", lambda: Signer(alice).sign(
+            Transfer(to=alice.public, amount=10**9)), e.InsufficientFundsError),
         ("unstake below minimum", lambda: Signer(alice).sign(Unstake(asset="gpu", amount=900)),
          e.StakeBelowMinimumError),
         ("retire while busy", lambda: Signer(alice).sign(Unstake(asset="gpu", amount=990)),
@@ -123,20 +153,19 @@ def cases(m: Market):  # type: ignore[no-untyped-def]
          e.UnauthorizedError),
         ("unknown asset", lambda: Signer(alice).sign(Stake(asset="nope", amount=1)),
          e.UnknownAssetError),
-        ("unknown request", lambda: Signer(m.operator).sign(Pay(request="nope", to=alice.public,
-                                                                 amount=1)), e.UnknownRequestError),
+        ("unknown request", lambda: Signer(m.operator).sign(OpenTasks(round=1, tasks=(
+            TaskTerms("t-nope", "nope", ("gpu",), (0,), 0),))), e.UnknownRequestError),
         ("unknown task", lambda: Signer(alice).sign(Settle(round=1, task="nope")),
          e.UnknownTaskError),
-        ("task exists", lambda: Signer(m.operator).sign(OpenTask(
-            round=1, task=m.t, request=m.req, assets=("gpu",), payouts=(1,))),
-         e.AlreadyExistsError),
+        ("task exists", lambda: Signer(m.operator).sign(OpenTasks(round=1, tasks=(
+            TaskTerms(m.t, m.req, ("gpu",), (1,), 1),))), e.AlreadyExistsError),
         ("asset exists", lambda: Signer(bob).sign(AddAsset(asset="gpu", stake=990)),
          e.AlreadyExistsError),
         ("replace active", lambda: Signer(alice).sign(
             ReplaceAsset(old="gpu", new="gpu2", stake=990)),
          e.AssetNotActiveError),
         ("oracle outside the set", lambda: Signer(alice).sign(Settle(round=1, task=m.t, reports=(
-            SignedReport.sign(OracleReport(1, m.t, True, True, 5), outsider),))),
+            SignedReport.sign(OracleReport(1, m.t, True, True, 5, None, lid), outsider),))),
          e.UnknownOracleError),
         ("no quorum", lambda: Signer(alice).sign(Settle(round=1, task=m.t, reports=(r1,))),
          e.QuorumNotReachedError),
@@ -161,7 +190,7 @@ def _spent(m: Market, message: SignedMessage) -> SignedMessage:
 #: the bad store URLs of test_cli_ledger.py).
 SEPARATELY_TESTED = {e.RewardPoolExhaustedError, e.LedgerIntegrityError,
                      e.LedgerNotInitializedError, e.ConflictingQuorumError,
-                     e.LedgerUnavailableError}  # fmt: skip
+                     e.LedgerUnavailableError, e.UnknownBookError}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -181,6 +210,14 @@ def test_every_rejection_has_its_class_and_changes_nothing(market):
                      not issubclass(c, e.ChainError | e.AuctioneerError)}  # fmt: skip
     untested = ledger_errors - seen - SEPARATELY_TESTED
     assert not untested, f"rejections without a case: {sorted(c.__name__ for c in untested)}"
+
+
+def test_an_unknown_book_reads_0_or_is_refused_where_it_must_exist(store_url):
+    m = Market(store_url, users=1, rule=IntegerRule(penalty=10, reward=1, removal=True))
+    assert m.ledger.balance("avail:nobody") == 0
+    with pytest.raises(e.UnknownBookError, match="avail:nobody"):
+        m.ledger.balance("avail:nobody", must_exist=True)
+    assert m.ledger.balance("pool", must_exist=True) == m.ledger.pool()
 
 
 def test_pool_that_cannot_pay_the_rewards_refuses_the_settlement(store_url):

@@ -12,7 +12,21 @@ from hypothesis import strategies as st
 from mercat.errors import BadSignatureError, InvalidParameterError, MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, verify
 from mercat.incentives.collective import CollectiveRule
-from mercat.ledger import IntegerRule, OpenTask, Settle, Signer, Transfer
+from mercat.ledger import (
+    IntegerRule,
+    Offer,
+    OpenTasks,
+    PostOffer,
+    PostRequest,
+    RequestTerms,
+    Settle,
+    SettleTasks,
+    SignedMessage,
+    Signer,
+    TaskReports,
+    TaskTerms,
+    Transfer,
+)
 from mercat.ledger.messages import OPS, parse
 from mercat.oracle import OracleReport, SignedReport
 
@@ -51,9 +65,10 @@ def test_an_integer_stake_never_goes_negative(stake, success, reward, penalty, f
 
 def test_messages_round_trip_and_only_the_canonical_form_parses():
     key = Keypair.generate()
-    message = Signer(key).sign(Transfer(to="ab" * 32, amount=5), nonce=3)
+    message = Signer(key, LEDGER).sign(Transfer(to="ab" * 32, amount=5), nonce=3, expires=99)
     envelope = parse(message)
     assert (envelope.signer, envelope.nonce, envelope.op) == (key.public, 3, Transfer("ab" * 32, 5))
+    assert (envelope.ledger, envelope.expires) == (LEDGER, 99)
     verify(key.public, message.payload, message.signature)
     with pytest.raises(MalformedMessageError, match="canonical"):
         parse(type(message)(message.payload.replace(b",", b", "), message.signature))
@@ -63,12 +78,29 @@ def test_messages_round_trip_and_only_the_canonical_form_parses():
 
 def test_every_operation_survives_the_wire():
     key, oracle = Keypair.generate(), Keypair.generate()
-    report = SignedReport.sign(OracleReport(3, "t", True, False, 250, "bafy.x"), oracle)
-    for op in (OpenTask(round=3, task="t", request="r", assets=("a", "b"), payouts=(1, 0)),
-               Settle(round=3, task="t", reports=(report,))):  # fmt: skip
-        assert parse(Signer(key).sign(op)).op == op
-    assert len(OPS) == 18
+    report = SignedReport.sign(OracleReport(3, "t", True, False, 250, "bafy.x", LEDGER), oracle)
+    offer = Offer("gpu", capacity={"gpu": 4}, capabilities=["cuda"], cost=5, cid="bafk1")
+    terms = RequestTerms(
+        "r",
+        max_price=9,
+        demand={"gpu": 2},
+        replicas=2,
+        assets=["bafk1"],
+        inputs=["bafkin"],
+        workload="train",
+        deadline_ms=500,
+        expires=7,
+    )
+    task = TaskTerms("t", "r", ("a", "b"), (1, 0), 3, 10**9)
+    for op in (OpenTasks(round=3, tasks=(task,), margin_to="pool"),
+               Settle(round=3, task="t", reports=(report,)), PostOffer(offer=offer),
+               PostRequest(terms=terms), SettleTasks(round=3, settlements=(
+                   TaskReports("t", (report,)),))):  # fmt: skip
+        assert parse(Signer(key, LEDGER).sign(op)).op == op
+    assert len(OPS) == 19
 
+
+LEDGER = "0123456789abcdef" * 2
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -79,13 +111,24 @@ json_values = st.recursive(
 )
 
 
-@given(json_values)
-def test_any_json_payload_is_parsed_or_refused_as_malformed(value):
-    payload = canonical_bytes({"domain": "mercat/ledger/1", "op": "transfer", "signer": "ab" * 32,
-                               "nonce": 1, "body": value})  # fmt: skip
+@given(st.sampled_from(sorted(OPS)), json_values)
+def test_any_json_payload_is_parsed_or_refused_as_malformed(op, value):
+    payload = canonical_bytes({"domain": "mercat/ledger/2", "ledger": LEDGER, "op": op,
+                               "signer": "ab" * 32, "nonce": 1, "expires": 5,
+                               "body": value})  # fmt: skip
     key = Keypair.generate()
     with contextlib.suppress(MalformedMessageError):  # anything else is a bug
-        parse(type(Signer(key).sign(Transfer("ab" * 32, 1)))(payload, key.sign(payload)))
+        parse(SignedMessage(payload, key.sign(payload)))
+
+
+@given(json_values)
+def test_any_json_offer_terms_or_task_is_parsed_or_refused_as_malformed(value):
+    for parser in (Offer.from_wire, RequestTerms.from_wire, TaskTerms.from_wire):
+        with contextlib.suppress(MalformedMessageError):
+            parser(value)
+        if isinstance(value, dict):
+            with contextlib.suppress(MalformedMessageError):
+                parser({"asset": "a", "request": "r", "max_price": 1, **value})
 
 
 def test_floats_never_enter_a_signed_payload():

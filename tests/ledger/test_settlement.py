@@ -6,19 +6,25 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mercat.errors import StakeLockedError
+from mercat.errors import (
+    AlreadyExistsError,
+    MalformedMessageError,
+    StakeLockedError,
+    TermsViolationError,
+)
 from mercat.identity import Keypair
 from mercat.ledger import (
     AddOracle,
     AdvanceRound,
     IntegerRule,
-    Pay,
     Refund,
     Release,
     ReplaceAsset,
     Report,
     Settle,
-    Signer,
+    SettleTasks,
+    SignedMessage,
+    TaskReports,
     Unstake,
 )
 from mercat.ledger import schema as s
@@ -40,9 +46,9 @@ def test_success_pays_each_owner_and_rewards_every_asset(market):
     alice, bob, carol = market.users
     market.fund(carol, 5_000)
     a1, a2 = market.asset(alice, 990), market.asset(carol, 500)
-    req = market.request(bob, 1_000)
+    req = market.request(bob, 1_000, replicas=2)
     task = market.task(req, [a1, a2], [120, 80])
-    assert market.ledger.escrowed(req) == 800
+    assert market.ledger.escrowed(req) == 800  # the charge is held
     reports = (market.report(1, task, True), market.report(1, task, True, oracle=1))
     receipt = market.op(Settle(round=1, task=task, reports=reports))
     assert receipt.applied and receipt.result["success"]
@@ -50,24 +56,65 @@ def test_success_pays_each_owner_and_rewards_every_asset(market):
     assert market.ledger.available(carol.public) == 5_000 - 500 + 80
     assert market.ledger.stake_of(a1) == 991 and market.ledger.stake_of(a2) == 501
     assert market.ledger.pool() == 998
-    assert market.ledger.escrowed(req) == 800
+    # its last task settled: the request closed and the rest of its escrow went back
+    assert market.ledger.escrowed(req) == 0
+    assert market.ledger.available(bob.public) == 10_000 - 200
     market.ledger.verify()
 
 
 def test_failure_refunds_the_request_and_penalises_every_asset_blindly(market):
     alice, bob, _ = market.users
     a1, a2 = market.asset(alice, 990), market.asset(alice, 150)
-    req = market.request(bob, 1_000)
+    req = market.request(bob, 1_000, replicas=2)
     task = market.task(req, [a1, a2], [120, 80])
     reports = (market.report(1, task, False), market.report(1, task, False, oracle=1))
     receipt = market.op(Settle(round=1, task=task, reports=reports))
     assert receipt.result["removed"] == [a2]  # 150 - 99 = 51 <= P
-    assert market.ledger.escrowed(req) == 1_000
     assert market.ledger.stake_of(a1) == 891 and market.ledger.stake_of(a2) == 51
     assert market.ledger.asset(a2).status == "removed"
     assert market.ledger.pool() == 1_000 + 2 * 99
-    assert market.op(Refund(request=req)).result == {"refunded": 1_000}
+    # the request closed: everything it escrowed is back, and there is nothing to refund
+    assert market.ledger.escrowed(req) == 0
     assert market.ledger.available(bob.public) == 10_000
+    with pytest.raises(TermsViolationError, match="closed"):
+        market.op(Refund(request=req))
+    market.ledger.verify()
+
+
+def test_a_task_that_breaks_its_sla_is_a_failure(market):
+    alice, bob, _ = market.users
+    asset = market.asset(alice, 990)
+    req = market.request(bob, 300)
+    task = market.task(req, [asset], [100])
+    reports = tuple(market.report(1, task, True, sla_met=False, oracle=i) for i in (0, 1))
+    receipt = market.op(Settle(round=1, task=task, reports=reports))
+    assert receipt.result["success"] and not receipt.result["sla_met"]
+    assert not receipt.result["paid"]
+    assert market.ledger.available(alice.public) == 10_000 - 990  # no payout
+    assert market.ledger.stake_of(asset) == 990 - 99  # the penalty, not the reward
+    assert market.ledger.available(bob.public) == 10_000  # all refunded
+    (record,) = market.ledger.settled_tasks()
+    assert record.payouts == {} and record.paid == 0
+    market.ledger.verify()
+
+
+def test_a_batch_settles_in_one_entry_and_a_resend_changes_nothing(market):
+    alice, bob, _ = market.users
+    assets = [market.asset(alice, 990) for _ in range(3)]
+    tasks = [market.task(market.request(bob, 100), [a], [40]) for a in assets]
+    items = tuple(
+        TaskReports(t, (market.report(1, t, i != 1), market.report(1, t, i != 1, oracle=1)))
+        for i, t in enumerate(tasks)
+    )
+    message = market.signer(market.operator).sign(SettleTasks(round=1, settlements=items))
+    receipt = market.ledger.submit(message)
+    assert receipt.result["settled"] == 3 and receipt.result["paid"] == 2
+    before = market.snapshot()
+    again = market.ledger.submit(message)
+    assert not again.applied and again.entry_id == receipt.entry_id
+    assert market.snapshot() == before
+    assert market.ledger.available(alice.public) == 10_000 - 3 * 990 + 2 * 40
+    assert {t.status for t in market.ledger.tasks()} == {"settled"}
     market.ledger.verify()
 
 
@@ -76,7 +123,7 @@ def test_settling_twice_changes_nothing_and_returns_the_first_entry(market):
     asset = market.asset(alice, 990)
     task = market.task(market.request(bob, 100), [asset], [100])
     reports = (market.report(1, task, True), market.report(1, task, True, oracle=1))
-    message = Signer(market.operator).sign(Settle(round=1, task=task, reports=reports))
+    message = market.signer(market.operator).sign(Settle(round=1, task=task, reports=reports))
     first = market.ledger.submit(message)
     before = market.snapshot()
     again = market.ledger.submit(message)  # the very same message, as after a crash
@@ -146,12 +193,18 @@ def test_a_removed_asset_is_replaced_with_its_leftover_stake_carried_over(market
     market.ledger.verify()
 
 
-def test_operator_pays_a_node_from_escrow(market):
-    alice, bob, _ = market.users
+def test_nobody_pays_out_of_an_escrow_outside_a_task(market):
+    """The operator could once `pay` any escrow to any account, itself included; a request's
+    escrow now leaves only through its tasks' settlement or its owner's refund."""
+    _, bob, _ = market.users
     req = market.request(bob, 300)
-    market.op(Pay(request=req, to=alice.public, amount=120))
-    assert market.ledger.escrowed(req) == 180
-    assert market.ledger.available(alice.public) == 10_120
+    payload = market.signer(market.operator).sign(Refund(request=req)).payload
+    forged = payload.replace(b'"op":"refund"', b'"op":"pay"').replace(
+        b'"body":{', b'"body":{"to":"' + market.operator.public.encode() + b'","amount":300,'
+    )
+    with pytest.raises(MalformedMessageError, match="unknown operation 'pay'"):
+        market.ledger.submit(SignedMessage(forged, market.operator.sign(forged)))
+    assert market.ledger.escrowed(req) == 300
 
 
 def test_clamped_rule_pays_at_most_up_to_the_cap_and_keeps_the_floor(sqlite_url):
@@ -171,3 +224,18 @@ def test_clamped_rule_pays_at_most_up_to_the_cap_and_keeps_the_floor(sqlite_url)
     assert (m.ledger.stake_of(rich), m.ledger.stake_of(poor)) == (901, 10)
     assert m.ledger.pool() == 100 - 2 - 5 + 99 + 95
     m.ledger.verify()
+
+
+def test_a_batch_that_mixes_settled_and_open_tasks_is_refused_whole(market):
+    alice, bob, _ = market.users
+    assets = [market.asset(alice, 990) for _ in range(2)]
+    first, second = (market.task(market.request(bob, 100), [a], [40]) for a in assets)
+    agreeing = (market.report(1, first, True), market.report(1, first, True, oracle=1))
+    market.op(Settle(round=1, task=first, reports=agreeing))
+    reports = lambda t: (market.report(1, t, True), market.report(1, t, True, oracle=2))  # noqa: E731
+    mixed = SettleTasks(round=1, settlements=(TaskReports(first, reports(first)),
+                                               TaskReports(second, reports(second))))  # fmt: skip
+    before = market.snapshot()
+    with pytest.raises(AlreadyExistsError, match="is settled"):
+        market.op(mixed)
+    assert market.snapshot() == before

@@ -13,16 +13,20 @@ from mercat.ledger import (
     AddAsset,
     AddOracle,
     Deposit,
-    Escrow,
     FundPool,
     IntegerRule,
     Keypair,
     Ledger,
     LedgerConfig,
+    Offer,
     OpenAccount,
-    OpenTask,
+    OpenTasks,
+    PostOffer,
+    PostRequest,
+    RequestTerms,
     Settle,
     Signer,
+    TaskTerms,
 )
 from mercat.market.generators import running_example
 from mercat.market.market_io import dumps_market
@@ -51,7 +55,10 @@ def post_message(client, message):
 
 def test_a_task_is_escrowed_run_attested_and_settled_through_the_api(node, keys):
     op, alice, bob, oracle = (keys[k] for k in ("op", "alice", "bob", "oracle"))
-    operator, A, B = Signer(op), Signer(alice), Signer(bob)
+    info = node.get("/ledger/info").json()
+    ledger_id = info["ledger_id"]
+    assert info["operator"] == op.public
+    operator, A, B = Signer(op, ledger_id), Signer(alice, ledger_id), Signer(bob, ledger_id)
     for message in [
         A.sign(OpenAccount()),
         B.sign(OpenAccount()),
@@ -61,15 +68,14 @@ def test_a_task_is_escrowed_run_attested_and_settled_through_the_api(node, keys)
         operator.sign(Deposit(account=op.public, amount=1_000)),
         operator.sign(FundPool(amount=1_000)),
         A.sign(AddAsset(asset="gpu-1", stake=990)),
-        B.sign(Escrow(request="job", amount=300)),
-        operator.sign(
-            OpenTask(round=1, task="t1", request="job", assets=("gpu-1",), payouts=(120,))
-        ),
+        A.sign(PostOffer(offer=Offer("gpu-1", capacity={"gpu": 8}, cost=100))),
+        B.sign(PostRequest(terms=RequestTerms("job", max_price=300, demand={"gpu": 2}))),
+        operator.sign(OpenTasks(round=1, tasks=(TaskTerms("t1", "job", ("gpu-1",), (120,), 150),))),
     ]:
         reply = post_message(node, message)
         assert reply.status_code == 200, reply.text
         assert reply.json()["applied"] is True
-    report = SignedReport.sign(OracleReport(1, "t1", True, True, 80), oracle)
+    report = SignedReport.sign(OracleReport(1, "t1", True, True, 80, None, ledger_id), oracle)
     assert (
         post_message(node, operator.sign(Settle(round=1, task="t1", reports=(report,)))).status_code
         == 200
@@ -77,14 +83,20 @@ def test_a_task_is_escrowed_run_attested_and_settled_through_the_api(node, keys)
     balance = node.get(f"/ledger/balance/avail:{alice.public}").json()["balance"]
     assert balance == 4130  # the documented example's numbers, over HTTP
     assert [a["id"] for a in node.get("/ledger/assets").json()] == ["gpu-1"]
+    assert node.get("/ledger/offers").json()["gpu-1"]["cost"] == 100
+    (job,) = node.get("/ledger/requests").json()
+    assert (job["request"], job["status"], job["terms"]["max_price"]) == ("job", "closed", 300)
+    (task,) = node.get("/ledger/tasks", params={"round": 1}).json()
+    assert (task["task"], task["status"], task["charge"]) == ("t1", "settled", 150)
     assert node.get("/ledger/verify").json()["ok"] is True
     assert len(node.get("/ledger/journal", params={"limit": 3}).json()) == 3
 
 
 def test_ledger_refusals_are_json_with_the_right_status(node, keys):
-    alice, bob = Signer(keys["alice"]), Signer(keys["bob"])
+    ledger_id = node.get("/ledger/info").json()["ledger_id"]
+    alice, bob = Signer(keys["alice"], ledger_id), Signer(keys["bob"], ledger_id)
     assert post_message(node, alice.sign(OpenAccount())).status_code == 200
-    broke = post_message(node, alice.sign(Escrow(request="job", amount=10)))
+    broke = post_message(node, alice.sign(PostRequest(terms=RequestTerms("job", max_price=10))))
     assert broke.status_code == 409
     assert broke.json()["error"] == "InsufficientFundsError"
     replay = alice.sign(OpenAccount(), nonce=7)
@@ -105,7 +117,7 @@ def test_content_goes_in_and_comes_out_by_cid(node):
     cid = put.json()["cid"]
     got = node.get(f"/storage/content/{cid}")
     assert got.content == data and got.headers["x-content-cid"] == cid
-    assert node.get(f"/storage/stat/{cid}").json()["blocks"] == 3
+    assert node.get(f"/storage/stat/{cid}").json()["blocks"] == 12 + 1  # 256 KiB leaves, root
     hello = cid_of(b"hello")
     assert node.put(f"/storage/blocks/{hello}", content=b"hello").status_code == 200
     assert node.get(f"/storage/blocks/{hello}").content == b"hello"
@@ -152,6 +164,7 @@ def test_a_node_without_a_ledger_says_so(tmp_path):
 
 
 def test_bodies_above_an_endpoints_limit_are_refused_with_413(node):
+    # The limits are NodeLimits' defaults; tests/node/test_protection.py covers chunked bodies.
     huge = node.post("/ledger/messages", content=b"x" * (2 << 20))
     assert huge.status_code == 413 and huge.json()["error"] == "BodyTooLargeError"
     assert node.post("/privacy/check", content=b" " * (1 << 17)).status_code == 413
@@ -164,28 +177,55 @@ def test_a_negative_seed_is_refused(node):
     assert reply.status_code == 422 and "seed" in reply.json()["detail"]
 
 
-def test_slow_work_does_not_stall_other_requests(node, monkeypatch):
-    import threading
-    import time
+def test_every_error_is_mercats_json_with_a_status_by_kind(node):
+    cases = [
+        (node.get("/ledger/journal", params={"limit": 10**30}), 422, "InvalidParameterError"),
+        (node.get("/ledger/journal", params={"after": -1}), 422, "InvalidParameterError"),
+        (node.get("/ledger/journal", params={"limit": "many"}), 422, "InvalidParameterError"),
+        (
+            node.post("/clearing/optimal", params={"seed": "abc"}, json={"market": {}}),
+            422,
+            "InvalidParameterError",
+        ),
+        (node.get("/ledger/balance/avail:nobody"), 404, "UnknownBookError"),
+        (node.get("/no/such/endpoint"), 404, "UnknownEndpointError"),
+        (node.delete("/ledger/accounts"), 405, "UnknownEndpointError"),
+        (node.post("/ledger/messages", content=b"[" * 100_000), 422, "MalformedMessageError"),
+        (node.post("/privacy/check", content=b"[" * 60_000), 422, "InvalidParameterError"),
+        (
+            node.post("/privacy/check", json={"noise_multiplier": 1.0, "epsilon": 1, "x": 1}),
+            422,
+            "InvalidParameterError",
+        ),
+    ]
+    for reply, status, error in cases:
+        assert reply.status_code == status, (reply.request.url, reply.text)
+        assert reply.headers["content-type"] == "application/json"
+        assert set(reply.json()) == {"error", "detail"}
+        assert reply.json()["error"] == error, reply.text
+    assert "seed" in cases[3][0].json()["detail"]
+    assert node.delete("/ledger/accounts").headers["allow"] == "GET"
 
-    from mercat.privacy import accountant
 
-    real = accountant.check_differential_privacy
+def test_a_failure_of_the_node_is_a_500_without_a_traceback(tmp_path, keys, monkeypatch):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    rule = IntegerRule(penalty=99, reward=1, removal=True)
+    Ledger.init(url, LedgerConfig(operator=keys["op"].public, rule=rule, unit=1)).close()
 
-    def slow(*args, **kwargs):
-        time.sleep(1.5)
-        return real(*args, **kwargs)
+    def broken(self):
+        raise RuntimeError("secret internals at /srv/node/ledger.py line 42")
 
-    monkeypatch.setattr(accountant, "check_differential_privacy", slow)
-    worker = threading.Thread(
-        target=node.post,
-        args=("/privacy/check",),
-        kwargs={"json": {"noise_multiplier": 1.0, "epsilon": 5.0}},
-    )
-    worker.start()
-    time.sleep(0.3)
-    start = time.monotonic()
-    assert node.get("/health").status_code == 200
-    waited = time.monotonic() - start
-    worker.join()
-    assert waited < 1.0  # on the event loop, the check would hold /health for its 1.5 s
+    monkeypatch.setattr(Ledger, "assets", broken)
+    with TestClient(create_app(url, None), raise_server_exceptions=False) as client:
+        reply = client.get("/ledger/assets")
+    assert reply.status_code == 500
+    assert reply.json() == {
+        "error": "InternalError",
+        "detail": "the node failed on this request; it was logged",
+    }
+
+
+def test_an_error_quoting_a_huge_input_is_cut_short(node):
+    reply = node.post("/privacy/check", json={"noise_multiplier": "x" * 50_000, "epsilon": 1.0})
+    assert reply.status_code == 422
+    assert len(reply.json()["detail"]) <= 1000 and reply.json()["detail"].endswith("…")

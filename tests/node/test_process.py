@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -77,10 +78,12 @@ def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
 
     url = f"sqlite:///{tmp_path}/ledger.db"
     rule = IntegerRule(penalty=99, reward=1, removal=True)
-    Ledger.init(url, LedgerConfig(operator=Keypair.generate().public, rule=rule, unit=1)).close()
+    ledger = Ledger.init(url, LedgerConfig(operator=Keypair.generate().public, rule=rule, unit=1))
+    ledger_id = ledger.id
+    ledger.close()
     port = free_port()
     process = subprocess.Popen(
-        [*MERCAT, "serve", "--ledger", url, "--port", str(port)],
+        [*MERCAT, "serve", "--ledger", url, "--port", str(port), "--limit", "account_burst=30"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -99,7 +102,7 @@ def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
 
         def open_account(key: Keypair) -> None:
             try:
-                body = Signer(key).sign(OpenAccount()).to_json().encode()
+                body = Signer(key, ledger_id).sign(OpenAccount()).to_json().encode()
                 urllib.request.urlopen(
                     urllib.request.Request(f"{base}/ledger/messages", data=body), timeout=20
                 ).close()
@@ -122,3 +125,83 @@ def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Processes under `pid` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_sigterm_stops_the_node_and_its_workers_with_a_request_in_flight(tmp_path):
+    """A client that asks for a million solver threads is refused; one that sends half a
+    body and stalls does not keep the node from stopping; no worker outlives it."""
+    import signal
+
+    from mercat.market.generators import running_example
+    from mercat.market.market_io import dumps_market
+
+    port = free_port()
+    process = subprocess.Popen(
+        [*MERCAT, "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("mercat serve did not come up within 30 s")
+        market = json.loads(dumps_market(running_example()))
+        for threads, status in ((1_000_000, 422), (1, 200)):
+            body = json.dumps({"market": market, "options": {"threads": threads}}).encode()
+            request = urllib.request.Request(f"{base}/clearing/optimal", data=body)
+            try:
+                with urllib.request.urlopen(request, timeout=60) as reply:
+                    assert reply.status == status
+            except urllib.error.HTTPError as refused:
+                assert refused.code == status
+                assert "threads" in json.load(refused)["detail"]
+        workers = _descendants(process.pid)
+        assert workers  # the fork server and the worker that solved
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(b"POST /privacy/check HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+        stalled.close()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

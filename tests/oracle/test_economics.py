@@ -16,23 +16,24 @@ def records() -> list[SettledTask]:
     return [
         SettledTask(1, "a", R, True, True, 10, price=100, payouts={P: 60, Q: 40},
                     providers=(P, Q), reports=3),
-        SettledTask(1, "b", R, True, False, 90, price=50, payouts={P: 50}, providers=(P,),
-                    reports=2),
+        # succeeded but late: an SLA violation pays nothing (the charge went back)
+        SettledTask(1, "b", R, True, False, 90, price=50, payouts={}, providers=(P,), reports=2),
         SettledTask(2, "c", R, False, False, 0, price=70, payouts={}, providers=(P, Q), reports=3),
     ]  # fmt: skip
 
 
 def test_eq2_penalises_each_violated_task_by_lambda_times_its_reports():
-    # P: 60 + (50 - 4·2) + (0 - 4·3) = 90 ; Q: 40 + (0 - 4·3) = 28
-    assert provider_profit(records(), P, 4) == 90
+    # P: 60 + (0 - 4·2) + (0 - 4·3) = 40 ; Q: 40 + (0 - 4·3) = 28
+    assert provider_profit(records(), P, 4) == 40
     assert provider_profit(records(), Q, 4) == 28
-    assert provider_profit(records(), P, 0) == 110
+    assert provider_profit(records(), P, 0) == 60
 
 
 def test_eq3_values_satisfaction_against_the_price_paid():
-    assert requester_utility(records(), R) == 0 + (0 - 50) + 0
+    # the late task "b" was refunded: it costs nothing and satisfies partially at most
+    assert requester_utility(records(), R) == 0 + 0 + 0
     values = {(1, "a"): 130, (1, "b"): 80, (2, "c"): 90}
-    assert requester_utility(records(), R, values, Fraction(1, 2)) == 30 + (40 - 50) + 0
+    assert requester_utility(records(), R, values, Fraction(1, 2)) == 30 + 40 + 0
 
 
 def test_records_come_from_the_ledger(tmp_path):
@@ -49,7 +50,7 @@ def test_records_come_from_the_ledger(tmp_path):
     m.settle(1, t2, True, sla_met=False)
     tasks = m.ledger.settled_tasks()
     assert [t.reports for t in tasks] == [2, 1]
-    assert provider_profit(tasks, provider.public, 5) == 60 + 50 - 5
+    assert provider_profit(tasks, provider.public, 5) == 60 + 0 - 5  # t2 was late: unpaid
     assert provider_profit(tasks, other.public, 5) == 40
-    assert requester_utility(tasks, requester.public) == 0 + (0 - 50)
+    assert requester_utility(tasks, requester.public) == 0 + 0
     m.ledger.close()

@@ -134,3 +134,10 @@ def test_auto_reports_the_rdp_bound_where_pld_would_need_gigabytes():
     assert verdict.epsilon_actual == epsilon_spent(runs, 1e-5, "rdp") > 1000
     assert check_differential_privacy(GaussianRuns(1.0, 10, 0.1), 5.0, 1e-5).accountant == "pld"
     assert check_differential_privacy(GaussianRuns(1.0, 10), 5.0, 1e-5).accountant == "exact"
+
+
+def test_a_whole_float_round_count_is_taken_as_an_integer():
+    # JSON gives 2.0 for 2: dp_accounting refused the float count with a TypeError.
+    as_float = check_differential_privacy(GaussianRuns(1.0, 2.0, 0.5), 5.0, 1e-5)
+    assert as_float == check_differential_privacy(GaussianRuns(1.0, 2, 0.5), 5.0, 1e-5)
+    assert GaussianRuns(1.0, 2.0).rounds == 2 and type(GaussianRuns(1.0, 2.0).rounds) is int

@@ -1,4 +1,5 @@
-"""Repair by re-put, strict manifests, durable directories, stray entries and failed writes."""
+"""Repair by re-put, strict legacy manifests, durable directories, stray entries and failed
+writes."""
 
 import errno
 import hashlib
@@ -15,7 +16,8 @@ from mercat.errors import (
 )
 from mercat.storage import store as store_module
 from mercat.storage.cid import MANIFEST, cid_from_digest, cid_of, parse
-from mercat.storage.store import ContentStore, _manifest_bytes, read_manifest
+from mercat.storage.manifest import manifest_bytes, read_manifest
+from mercat.storage.store import ContentStore
 
 
 @pytest.fixture
@@ -55,10 +57,10 @@ def test_an_intact_block_is_not_rewritten(store, monkeypatch):
     assert store._path(cid).stat().st_ino == before
 
 
-# --- manifests ---------------------------------------------------------------------------
+# --- legacy manifests (read, never written) ----------------------------------------------
 
 A, B = b"a" * 1024, b"b" * 1024
-GOOD = _manifest_bytes(1024, [cid_of(A), cid_of(B)], 2048)
+GOOD = manifest_bytes(1024, [cid_of(A), cid_of(B)], 2048)
 
 
 def body(**fields):
@@ -108,20 +110,39 @@ def test_a_manifest_not_in_puts_exact_form_is_refused(store, raw, message):
     assert list(store.blocks()) == []
 
 
-def test_a_manifest_put_writes_is_accepted(store, tmp_path):
+def legacy_put(store, data: bytes, chunk_size: int = 1024) -> str:
+    """Store `data` as mercat did before UnixFS: raw blocks and a dag-json manifest."""
+    chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+    for chunk in chunks:
+        store.put_block(cid_of(chunk), chunk)
+    body = manifest_bytes(chunk_size, [cid_of(c) for c in chunks], len(data))
+    store.put_block(manifest_cid(body), body)
+    return manifest_cid(body)
+
+
+def test_content_under_a_legacy_manifest_stays_readable(store, tmp_path):
     data = os.urandom(2500)
-    cid = store.put(data)
+    cid = legacy_put(store, data)
     chunk_size, chunks, size = read_manifest(cid, store.read_block(cid))
     assert (chunk_size, len(chunks), size) == (1024, 3, 2500)
+    assert store.get(cid) == data
+    info = store.stat(cid)
+    assert (info.codec, info.size, info.blocks) == ("dag-json", 2500, 4)
+    assert store.has(cid)
     other = ContentStore(tmp_path / "other", chunk_size=1024)
-    for block in store.blocks():
+    for block in store.blocks():  # a replica takes the manifest as it is
         other.put_block(block, store.read_block(block))
     assert other.get(cid) == data
+    # Putting the bytes again gives their UnixFS CID, over the same leaves.
+    converted = store.put(store.get(cid))
+    assert parse(converted)[1] == "dag-pb"
+    assert store.get(converted) == data
+    assert len(list(store.blocks())) == 3 + 1 + 1  # leaves, manifest, UnixFS root
 
 
 def test_a_block_of_the_wrong_length_stops_the_content_before_it_is_yielded(store):
     short = b"s" * 500  # the manifest says its first block holds 1024 bytes
-    raw = _manifest_bytes(1024, [cid_of(short), cid_of(B)], 2048)
+    raw = manifest_bytes(1024, [cid_of(short), cid_of(B)], 2048)
     store.put_block(cid_of(short), short)
     store.put_block(cid_of(B), B)
     store.put_block(manifest_cid(raw), raw)  # well formed: its lengths cannot be checked yet
@@ -133,9 +154,9 @@ def test_a_block_of_the_wrong_length_stops_the_content_before_it_is_yielded(stor
 # --- durability --------------------------------------------------------------------------
 
 
-def test_block_directories_are_synced_before_the_manifest_is_written(store, monkeypatch):
+def test_block_directories_are_synced_before_the_root_is_written(store, monkeypatch):
     events = []
-    real_replace, real_sync = os.replace, store_module._fsync_dir
+    real_replace, real_sync = os.replace, store_module.fsync_dir
 
     def replace(src, dst):
         real_replace(src, dst)
@@ -146,17 +167,17 @@ def test_block_directories_are_synced_before_the_manifest_is_written(store, monk
         events.append(("sync", os.fspath(path), None))
 
     monkeypatch.setattr(store_module.os, "replace", replace)
-    monkeypatch.setattr(store_module, "_fsync_dir", sync)
-    cid = store.put(os.urandom(5000))
+    monkeypatch.setattr(store_module, "fsync_dir", sync)
+    cid = ContentStore(store.root, chunk_size=1024, max_links=2).put(os.urandom(5000))
     renames = [i for i, e in enumerate(events) if e[0] == "rename"]
-    manifest_at = next(i for i in renames if events[i][2] == cid)
-    assert manifest_at == renames[-1]
+    root_at = next(i for i in renames if events[i][2] == cid)
+    assert root_at == renames[-1]
     for i in renames:  # every rename's directory is synced after it ...
         directory = events[i][1]
         synced = [j for j, e in enumerate(events) if e == ("sync", directory, None) and j > i]
         assert synced, events[i]
-        if i != manifest_at:  # ... and a block's before the manifest is renamed into place
-            assert synced[0] < manifest_at
+        if i != root_at:  # ... and a block's before the root is renamed into place
+            assert synced[0] < root_at
 
 
 # --- stray entries and unreadable blocks -------------------------------------------------
@@ -199,4 +220,4 @@ def test_a_failed_write_is_a_storage_error_and_leaves_no_temporary_file(store, m
         store.put(os.urandom(5000))
     assert os.path.basename(calls[-1]) in str(failed.value)
     assert list((store.root / "tmp").iterdir()) == []
-    assert all(parse(b)[1] == "raw" for b in store.blocks())  # no manifest names the blocks
+    assert all(parse(b)[1] == "raw" for b in store.blocks())  # no node names the blocks

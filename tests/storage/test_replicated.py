@@ -77,7 +77,7 @@ def test_repair_counts_every_copy_it_replaces(replicas):
         replica._path(x).write_bytes(b"rot")
     replicas[2]._path(y).write_bytes(b"rot")  # y: bad on the last replica only
     replicas[1].discard_block(z)  # z: missing on the middle one
-    replicas[0].discard_block(cid)  # the manifest: missing on the first
+    replicas[0].discard_block(cid)  # the root: missing on the first
     assert store.repair(cid) == 5
     assert all(r.verify() == [] for r in replicas)
     assert store.repair(cid) == 0

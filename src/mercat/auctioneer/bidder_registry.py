@@ -44,13 +44,13 @@ def bidders_from_accounts(
 
 
 def bidders_from_ledger(url: str) -> tuple[tuple[str, str], ...]:
-    """The `[bidders]` table of the ledger at `url` (read only)."""
+    """The `[bidders]` table of the ledger at `url` (read only): its requests that are not
+    closed (a served or withdrawn request bids no more) and its active assets."""
     from mercat.ledger import Ledger
 
     with Ledger(url) as ledger:
-        return bidders_from_accounts(
-            ledger.requests(), ((a.id, a.owner, a.status) for a in ledger.assets())
-        )
+        requests = [(r.request, r.owner) for r in ledger.request_records() if r.status != "closed"]
+        return bidders_from_accounts(requests, ((a.id, a.owner, a.status) for a in ledger.assets()))
 
 
 def with_bidders(peers: PeersFile, bidders: tuple[tuple[str, str], ...]) -> PeersFile:

@@ -15,11 +15,15 @@ The peers file (TOML) lists the providers and the auction:
     rule = "value"                # bid agreement: "value" or "bitwise" (the seed's)
     tie_break = "index"           # double auction: equal bids by "index" or by the "coin"
     vcg_gap = 0.0                 # VCG: 0 proves optima; > 0 accepts that relative gap
+    opening = "schedule"          # rounds open by the clock, or "sealed" (sealing_clients)
+    schedule_start = 1767225600.0 # schedule: Unix time round 0 opens
+    round_seconds = 10.0          # schedule: round r opens at start + r * round_seconds
+    clock_tolerance = 0.5         # schedule: how far the providers' clocks may disagree
     bid_window = 2.0              # seconds a round accepts bids after it opens
     phase_timeout = 5.0           # seconds to wait for the peers in each phase
     task_timeout = 120.0          # seconds for the allocator's tasks and transfers
     max_message_bytes = 67108864
-    sealing_clients = []          # client keys whose `final` batch closes bidding early
+    sealing_clients = []          # sealed: client keys that open a round and close it
 
     [bidders]                     # optional: who may bid under which label
     alice = "…64 hex digits…"     # only this client key's bids count for "alice"
@@ -35,17 +39,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mercat.auctioneer.bid_agreement import RULES
 from mercat.auctioneer.messages import CLIENT_KEY, DEFAULT_MAX_BYTES, PROVIDER_ID
+from mercat.auctioneer.opening import Schedule
 from mercat.errors import AuctioneerConfigError
+from mercat.untrusted import parse_toml, read_text
+
+MAX_PEERS_BYTES = 4 << 20
+"""A peers file lists providers and perhaps thousands of bidders: 4 MiB is far beyond that."""
 
 MECHANISMS = ("double", "vcg")
 TIE_BREAKS = ("index", "coin")
+OPENINGS = ("schedule", "sealed")
+"""How rounds open (`mercat.auctioneer.opening`): by the clock, or by the sealing clients."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,10 @@ class ProtocolParams:
     rule: str = "value"
     vcg_gap: float = 0.0
     tie_break: str = "index"
+    opening: str = "schedule"
+    schedule_start: float = 0.0
+    round_seconds: float = 10.0
+    clock_tolerance: float = 0.5
     bid_window: float = 2.0
     phase_timeout: float = 5.0
     task_timeout: float = 120.0
@@ -110,9 +124,9 @@ class ProtocolParams:
             raise AuctioneerConfigError(
                 f"vcg_gap must be a relative gap in [0, 1) (0: proven optima), got {gap!r}"
             )
-        for name in ("bid_window", "phase_timeout", "task_timeout"):
+        for name in ("bid_window", "phase_timeout", "task_timeout", "round_seconds"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            if not _seconds(value) or value <= 0:
                 raise AuctioneerConfigError(
                     f"{name} must be a number of seconds > 0, got {value!r}"
                 )
@@ -120,6 +134,39 @@ class ProtocolParams:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise AuctioneerConfigError(f"{name} must be an integer >= 1, got {value!r}")
+        self._check_opening()
+
+    def _check_opening(self) -> None:
+        if self.opening not in OPENINGS:
+            raise AuctioneerConfigError(
+                f"unknown opening {self.opening!r}; known: {', '.join(OPENINGS)}"
+            )
+        if not _seconds(self.schedule_start) or self.schedule_start < 0:
+            raise AuctioneerConfigError(
+                f"schedule_start must be a Unix time >= 0, got {self.schedule_start!r}"
+            )
+        if not _seconds(self.clock_tolerance) or self.clock_tolerance < 0:
+            raise AuctioneerConfigError(
+                f"clock_tolerance must be a number of seconds >= 0, got {self.clock_tolerance!r}"
+            )
+        if self.opening != "schedule":
+            return
+        if self.clock_tolerance > self.round_seconds / 2:
+            raise AuctioneerConfigError(
+                f"clock_tolerance {self.clock_tolerance!r} s is more than half of round_seconds "
+                f"{self.round_seconds!r} s: clocks that far apart cannot tell rounds apart"
+            )
+        if self.bid_window > self.round_seconds:
+            raise AuctioneerConfigError(
+                f"bid_window {self.bid_window!r} s is longer than round_seconds "
+                f"{self.round_seconds!r} s: a round's bidding must end before the next opens"
+            )
+        live = Schedule.of(self).live_rounds()
+        if live > self.max_open_rounds:
+            raise AuctioneerConfigError(
+                f"the schedule lets up to {live} rounds open at once, more than "
+                f"max_open_rounds = {self.max_open_rounds}"
+            )
 
     @property
     def m(self) -> int:
@@ -140,7 +187,14 @@ class ProtocolParams:
             "rule": self.rule,
             "vcg_gap": float(self.vcg_gap),
             "tie_break": self.tie_break,
+            "opening": self.opening,
         }
+        if self.opening == "schedule":  # when rounds take bids must agree too
+            agreed["schedule"] = [
+                float(self.schedule_start),
+                float(self.round_seconds),
+                float(self.bid_window),
+            ]
         return hashlib.sha256(json.dumps(agreed, sort_keys=True).encode()).digest()
 
     def with_(self, **changes: Any) -> ProtocolParams:
@@ -189,6 +243,10 @@ _AUCTION_KEYS = {
     "rule",
     "vcg_gap",
     "tie_break",
+    "opening",
+    "schedule_start",
+    "round_seconds",
+    "clock_tolerance",
     "bid_window",
     "phase_timeout",
     "task_timeout",
@@ -201,12 +259,11 @@ _AUCTION_KEYS = {
 
 def load_peers(path: Path, *, k: int | None = None) -> PeersFile:
     """Read and check a peers file; `k` (the CLI's --k) overrides the file's."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuctioneerConfigError(f"peers file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AuctioneerConfigError(f"peers file {path} cannot be read: {exc}") from None
+    if not Path(path).exists():
+        raise AuctioneerConfigError(f"peers file {path} does not exist")
+    what = f"peers file {path}"
+    text = read_text(path, what=what, error=AuctioneerConfigError, max_bytes=MAX_PEERS_BYTES)
+    data = parse_toml(text, what=what, error=AuctioneerConfigError, max_bytes=MAX_PEERS_BYTES)
     unknown = set(data) - {"auction", "provider", "bidders"}
     if unknown:
         raise AuctioneerConfigError(f"{path}: unknown sections {sorted(unknown)}")
@@ -243,6 +300,7 @@ def load_peers(path: Path, *, k: int | None = None) -> PeersFile:
         isinstance(s, str) and CLIENT_KEY.fullmatch(s) for s in sealing
     ):
         raise AuctioneerConfigError(f"{path}: sealing_clients must list 64-hex-digit keys")
+    check_sealing(params, sealing, path)
     bidders = data.get("bidders", {})
     if not isinstance(bidders, dict):
         raise AuctioneerConfigError(f"{path}: [bidders] must be a table of label = client key")
@@ -265,6 +323,10 @@ def dump_peers(peers: PeersFile) -> str:
         f'rule = "{p.rule}"',
         f"vcg_gap = {float(p.vcg_gap)!r}",
         f'tie_break = "{p.tie_break}"',
+        f'opening = "{p.opening}"',
+        f"schedule_start = {float(p.schedule_start)!r}",
+        f"round_seconds = {float(p.round_seconds)!r}",
+        f"clock_tolerance = {float(p.clock_tolerance)!r}",
         f"bid_window = {float(p.bid_window)!r}",
         f"phase_timeout = {float(p.phase_timeout)!r}",
         f"task_timeout = {float(p.task_timeout)!r}",
@@ -290,3 +352,23 @@ def dump_peers(peers: PeersFile) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _seconds(value: object) -> bool:
+    """A finite number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_sealing(params: ProtocolParams, sealing: object, where: object) -> None:
+    """Sealing clients open and close rounds: the "sealed" opening needs them, the schedule
+    refuses them (there, only the clock closes a round)."""
+    if params.opening == "sealed" and not sealing:
+        raise AuctioneerConfigError(
+            f"{where}: opening = 'sealed' needs sealing_clients (the client keys that open "
+            "and close each round)"
+        )
+    if params.opening == "schedule" and sealing:
+        raise AuctioneerConfigError(
+            f"{where}: sealing_clients open and close rounds, which the schedule does by the "
+            "clock: set opening = 'sealed' to use them, or remove them"
+        )

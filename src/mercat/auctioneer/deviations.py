@@ -4,8 +4,11 @@ Each class overrides hooks of the honest `Behavior` (mercat.auctioneer.round) to
 the things the seed's coalitions might try: lie about the bids received, equivocate (tell
 different peers different things), withhold or delay messages, report wrong task results,
 bias the coin (a reveal that does not open the commitment, a late reveal, a fixed share),
-send a false abort, or inject forged and malformed frames. The claim under test: at every
-provider outside the coalition, the output is either exactly the honest outcome or ⊥.
+send a false abort, or inject forged and malformed frames; or attack when rounds take
+bids (`mercat.auctioneer.opening`): open the round alone before the clients bid, open it
+with an empty batch as a client of its own, or name many future rounds to fill the
+providers' tables. The claim under test: at every provider outside the coalition, the
+output is either exactly the honest outcome or ⊥.
 
 A coalition coordinates through a shared seed: members built with the same `plan` seed lie
 identically (the strongest way to push a majority).
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,12 +27,14 @@ from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.config import ProtocolParams
 from mercat.auctioneer.messages import (
     Abort,
+    BidBatch,
     Commit,
     Message,
     Report,
     Reveal,
     Transfer,
     Validate,
+    encode,
 )
 from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.round import Behavior
@@ -99,6 +104,9 @@ class Deviation(Behavior):
     deviates towards (all of them unless said otherwise)."""
 
     name: ClassVar[str] = "deviation"
+    # How long after this deviator's `before_bids` frames the clients bid, in bid windows
+    # (the sealed opening; under the schedule they bid inside the round's window).
+    bids_delay: ClassVar[float] = 0.0
 
     def __init__(
         self,
@@ -304,8 +312,6 @@ class Forge(Deviation):
         self.fake_key = Keypair(self.rng.bytes(32))
 
     def junk(self, message: Message, to: str) -> list[list[bytes]]:
-        from mercat.auctioneer.messages import encode
-
         victims = [p for p in self.params.providers if p not in (self.me, to)]
         frames: list[list[bytes]] = [[b"garbage"], [b"{", b"", b"x" * 64]]
         if victims:  # the same message, claimed by someone else, signed with a wrong key
@@ -319,6 +325,75 @@ class Forge(Deviation):
         if self.params.max_message_bytes <= 4 * 1024 * 1024:  # keep simulations light
             frames.append([b"{}", bytes(self.params.max_message_bytes + 1), bytes(64)])
         return frames if isinstance(message, Commit) else frames[:3]
+
+
+Signer = Callable[[Message], list[bytes]]
+
+
+class OpenRoundEarly(Deviation):
+    """Open the round alone, before any client bids, and run it on no bids: the deviator's
+    commitment reaches the honest providers first. Were a round to open at the first
+    message naming it, they would close bidding a bid window later with nothing, agree on
+    the empty market and deliver its outcome while the clients' bids arrive late.
+
+    Sealed opening: the deviator's own node lets a sybil client of its own open and close
+    its round at once. Schedule: its clock runs ahead, so it closes bidding before the
+    clients bid (a batch of its sybil opens the round at its node)."""
+
+    name = "open-round-early"
+    bids_delay = 1.5  # the clients bid after a bid window would have closed the round
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sybil = Keypair(self.rng.bytes(32))
+        self.sealing_clients = (self.sybil.public,)
+        self.clock_skew = 0.9 * self.params.bid_window
+
+    def before_bids(self, round_id: int, sign: Signer) -> list[tuple[str, list[bytes]]]:
+        empty = BidBatch(round_id, BidVector.empty(), final=True)
+        return [(self.me, encode(empty, self.sybil.public, self.sybil))]
+
+
+class EmptyBatchOpens(Deviation):
+    """As a client of its own (any key will do), send every provider an empty final batch
+    for the round before the real clients bid: the attempt to open the round, and start
+    its bid window, on nobody's bids."""
+
+    name = "empty-batch-opens"
+    bids_delay = 1.5
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sybil = Keypair(self.rng.bytes(32))
+
+    def before_bids(self, round_id: int, sign: Signer) -> list[tuple[str, list[bytes]]]:
+        frames = encode(
+            BidBatch(round_id, BidVector.empty(), final=True), self.sybil.public, self.sybil
+        )
+        return [(p, frames) for p in self.params.providers]
+
+
+class FloodRounds(Deviation):
+    """Just before the clients bid, name `ROUNDS` future rounds at every other provider:
+    signed commitments as a provider, and empty batches as a client of its own. The
+    attempt to fill the providers' tables of open rounds so that they refuse the real
+    round ("too-many-rounds")."""
+
+    name = "flood-rounds"
+    ROUNDS = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sybil = Keypair(self.rng.bytes(32))
+
+    def before_bids(self, round_id: int, sign: Signer) -> list[tuple[str, list[bytes]]]:
+        out = []
+        for ahead in range(1, self.ROUNDS + 1):
+            r = round_id + ahead
+            commit = sign(Commit(r, self.rng.bytes(32), self.rng.bytes(32), self.rng.bytes(32)))
+            batch = encode(BidBatch(r, BidVector.empty()), self.sybil.public, self.sybil)
+            out += [(p, frames) for p in self.targets for frames in (commit, batch)]
+        return out
 
 
 CATALOGUE: tuple[type[Deviation], ...] = (
@@ -338,6 +413,9 @@ CATALOGUE: tuple[type[Deviation], ...] = (
     FalseAbort,
     SlowButOnTime,
     Forge,
+    OpenRoundEarly,
+    EmptyBatchOpens,
+    FloodRounds,
 )
 
 

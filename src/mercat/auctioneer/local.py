@@ -1,15 +1,19 @@
 """A cluster of provider processes on this machine (`mercat auctioneer local`, the tests, the
 benchmark).
 
-`LocalCluster` writes a peers file and one key per provider into a work directory, starts
-each provider as its own OS process (`python -m mercat.auctioneer.process`) listening on
-TCP, waits for every `READY` line, and drives rounds as the sealing bidder client: it sends
-the whole market to every provider as one final batch, so bidding closes as soon as the
-batch arrives, then collects the m Results. A round's time runs from the moment the bids
-are generated to the last Result received, as in the seed's §6.1.
+`LocalCluster` writes a peers file into a work directory, starts each provider as its own
+OS process (`python -m mercat.auctioneer.process`) listening on TCP, hands it its key on
+its standard input (no key ever touches the disk), waits for every `READY` line, and
+drives rounds as the sealing bidder client: it sends the whole market to every provider as
+one final batch, so bidding closes as soon as the batch arrives, then collects the m
+Results. A round's time runs from the moment the bids are generated to the last Result
+received, as in the seed's §6.1.
 
 Processes are stopped with SIGTERM (SIGKILL after a grace period) when the cluster closes,
-and on Linux they also receive SIGTERM if the launching process dies.
+and on Linux they also receive SIGTERM if the launching process dies. `run_local` (what
+`mercat auctioneer local` runs) turns SIGTERM and SIGINT into a clean stop: the round in
+flight is abandoned, the providers are stopped, the temporary directory (logs, result
+databases) is removed, and the rounds finished so far are returned.
 
 `commands` lets a caller wrap each provider's command line (the network-namespace test runs
 each provider under `ip netns exec`).
@@ -26,10 +30,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.client import BidderClient, ClientOutcome
@@ -68,9 +74,14 @@ class LocalCluster:
     client_host: str | None = None  # unused by ZeroMQ (the client only connects)
     log_level: str = "WARNING"
     result_log: bool = True  # each provider keeps <workdir>/<id>.results.db
+    # The cluster's client opens and closes every round (opening = "sealed"), so rounds run
+    # back to back as the measurements need; False: the params' own opening rule.
+    sealed: bool = True
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.sealed:
+            self.params = self.params.with_(opening="sealed")
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if self.workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="mercat-auctioneer-")
@@ -91,7 +102,7 @@ class LocalCluster:
                 )
                 for p, h in zip(self.params.providers, hosts, strict=True)
             ),
-            (self.client_key.public,),
+            (self.client_key.public,) if self.params.opening == "sealed" else (),
         )
         self.peers_path = self.workdir / "peers.toml"
         self.client: BidderClient | None = None
@@ -113,10 +124,6 @@ class LocalCluster:
     def start(self) -> None:
         assert self.workdir is not None
         self.peers_path.write_text(dump_peers(self.peers), encoding="utf-8")
-        for p, key in self.keys.items():
-            path = self.workdir / f"{p}.key"
-            path.write_text(key.seed.hex(), encoding="utf-8")
-            path.chmod(0o600)
         for p in self.params.providers:
             self.start_provider(p)
         self.wait_ready(self.params.providers)
@@ -132,6 +139,8 @@ class LocalCluster:
             provider,
             "--peers",
             str(self.peers_path),
+            "--key",
+            "-",  # on stdin: see start_provider
             "--log-level",
             self.log_level,
         ]
@@ -147,15 +156,24 @@ class LocalCluster:
             raise ProtocolError(f"provider {provider} is running already")
         log = open(self.workdir / f"{provider}.log", "ab")  # noqa: SIM115 - the child owns it
         try:
-            self.processes[provider] = subprocess.Popen(
+            process = subprocess.Popen(
                 self.provider_command(provider),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:
             log.close()
+        self.processes[provider] = process
+        # The key goes through a pipe, never a file: a launcher killed at any moment
+        # leaves no secret behind in its work directory.
+        assert process.stdin is not None
+        try:
+            process.stdin.write(self.keys[provider].seed.hex().encode() + b"\n")
+            process.stdin.close()
+        except BrokenPipeError:  # it died at once; wait_ready reports its log
+            pass
 
     def wait_ready(self, providers: Sequence[str], timeout: float = READY_TIMEOUT) -> None:
         """Block until each provider printed READY; raise ProtocolError with its log if one
@@ -199,13 +217,37 @@ class LocalCluster:
             process.kill()
             process.wait(grace)
 
+    def stop_providers(self, providers: Sequence[str], grace: float = 5.0) -> None:
+        """SIGTERM to all of them at once, then SIGKILL to those still running after
+        `grace` seconds: stopping m providers takes one grace period, not m."""
+        running = [self.processes[p] for p in providers if p in self.processes]
+        running = [process for process in running if process.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(grace)
+
     def close(self) -> None:
-        for p in list(self.processes):
-            with contextlib.suppress(Exception):
-                self.stop_provider(p)
+        """Stop every provider, close the client and its event loop, remove the temporary
+        directory; also after a round was interrupted half-way (by a signal)."""
+        self.stop_providers(list(self.processes))
         for process in self.processes.values():
             if process.stdout is not None:
                 process.stdout.close()
+        if self._loop is not None:
+            # A round interrupted by a signal leaves its tasks pending: finish them here,
+            # on the loop that owns them, before anything closes it under them.
+            pending = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         if self.client is not None:
             if self._loop is not None:
                 self._loop.run_until_complete(self.client.aclose())
@@ -248,6 +290,55 @@ class LocalRound:
     phases: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LocalRun:
+    """What `run_local` finished: its rounds, and the signal that stopped it, if one did."""
+
+    rounds: list[LocalRound]
+    stopped_by: str | None = None  # "SIGINT" or "SIGTERM"
+    signal_number: int | None = None
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived. A KeyboardInterrupt, so that asyncio re-raises it out of
+    a running loop as it does Ctrl-C, and no `except Exception` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[Callable[[], None]]:
+    """Inside, SIGINT and SIGTERM raise `Stopped` in the main thread, wherever it is (in the
+    event loop, waiting for a process, computing the centralized outcome). Yields `hold`:
+    call it before cleaning up, and further signals are ignored until the block ends (the
+    cleanup is bounded: providers get a grace period, then SIGKILL). A signal ignored on
+    entry (SIGINT in a shell's background job) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None  # only the main thread may install handlers (and get signals)
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def hold() -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def stop(signum: int, frame: object) -> None:
+        hold()
+        raise Stopped(signum)
+
+    for sig in signals:
+        if previous[sig] is not signal.SIG_IGN:
+            signal.signal(sig, stop)
+    try:
+        yield hold
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 EXACT_VCG_USERS = 125  # the largest n whose VCG proof takes seconds (docs/vcg.md)
 LARGE_VCG_GAP = 0.01
 
@@ -276,16 +367,18 @@ def run_local(
     phase_timeout: float = 5.0,
     task_timeout: float = 600.0,
     on_round: Callable[[LocalRound], None] | None = None,
-) -> list[LocalRound]:
+) -> LocalRun:
     """Start `executing` providers as processes on loopback and run `rounds` rounds of the
     seed-003 market (`users` users, `sellers` providers in the auction).
 
     `crash_round`: before that round the last provider is killed (SIGKILL); the round must
     end in ⊥ within the providers' timeouts; the provider is then restarted and the next
-    round must work again."""
-    from mercat.auctioneer.client import slowest_phases
-    from mercat.auctioneer.instances import instance_for, published_seed
-    from mercat.auctioneer.workloads import bids_for
+    round must work again.
+
+    SIGINT or SIGTERM (from the main thread's point of view) stops the run cleanly: the
+    round in flight is abandoned, the providers are stopped, the temporary directory is
+    removed, and the rounds finished so far come back with the signal's name."""
+    from mercat.auctioneer.instances import instance_for
 
     params = ProtocolParams(
         providers=tuple(f"p{i + 1}" for i in range(executing)),
@@ -294,6 +387,7 @@ def run_local(
         groups=groups,
         vcg_gap=vcg_gap,
         tie_break=tie_break,
+        opening="sealed",  # the cluster's client opens and closes each round
         bid_window=phase_timeout,
         phase_timeout=phase_timeout,
         task_timeout=task_timeout,
@@ -301,29 +395,60 @@ def run_local(
     instance = instance_for(mechanism)
     victim = params.providers[-1]
     out: list[LocalRound] = []
-    with LocalCluster(params) as cluster:
-        for r in range(rounds):
-            note = ""
-            if crash_round is not None and r == crash_round:
-                cluster.stop_provider(victim, signal.SIGKILL)
-                note = f"{victim} killed before this round"
-            started = time.perf_counter()
-            bids = bids_for(mechanism, seed + r, users, sellers)
-            result = cluster.run_round(r, bids, cluster.round_timeout())
-            seconds = time.perf_counter() - started
-            matches = None
-            if verify and result.outcome is not None:
-                # The trusted auctioneer on the same bids and, where ties are broken by the
-                # common coin, the same coin (the outcome publishes it).
-                seed = published_seed(result.outcome)
-                matches = result.outcome == instance.centralized(bids, seed, params)
-            winners = len(set(result.outcome.buyer.tolist())) if result.outcome else 0
-            phases = slowest_phases(result.results.values())
-            entry = LocalRound(r, result.ok, result.reason, seconds, matches, winners, note, phases)
-            out.append(entry)
-            if on_round is not None:
-                on_round(entry)
-            if crash_round is not None and r == crash_round:
-                cluster.start_provider(victim)
-                cluster.wait_ready([victim])
-    return out
+    with stopping_on_signals() as hold:
+        try:
+            cluster = LocalCluster(params)
+            try:
+                cluster.start()
+                for r in range(rounds):
+                    entry = _local_round(cluster, r, instance, seed, users, sellers, verify,
+                                         crash_round, victim)  # fmt: skip
+                    out.append(entry)
+                    if on_round is not None:
+                        on_round(entry)
+            finally:
+                hold()  # a second Ctrl-C must not cut the cleanup short
+                cluster.close()
+        except Stopped as stopped:
+            name = signal.Signals(stopped.signum).name
+            return LocalRun(out, name, stopped.signum)
+    return LocalRun(out)
+
+
+def _local_round(
+    cluster: LocalCluster,
+    r: int,
+    instance: Any,
+    seed: int,
+    users: int,
+    sellers: int,
+    verify: bool,
+    crash_round: int | None,
+    victim: str,
+) -> LocalRound:
+    """One round of `run_local`."""
+    from mercat.auctioneer.client import slowest_phases
+    from mercat.auctioneer.instances import published_seed
+    from mercat.auctioneer.workloads import bids_for
+
+    mechanism = cluster.params.mechanism
+    note = ""
+    if crash_round is not None and r == crash_round:
+        cluster.stop_provider(victim, signal.SIGKILL)
+        note = f"{victim} killed before this round"
+    started = time.perf_counter()
+    bids = bids_for(mechanism, seed + r, users, sellers)
+    result = cluster.run_round(r, bids, cluster.round_timeout())
+    seconds = time.perf_counter() - started
+    matches = None
+    if verify and result.outcome is not None:
+        # The trusted auctioneer on the same bids and, where ties are broken by the common
+        # coin, the same coin (the outcome publishes it).
+        coin_seed = published_seed(result.outcome)
+        matches = result.outcome == instance.centralized(bids, coin_seed, cluster.params)
+    winners = len(set(result.outcome.buyer.tolist())) if result.outcome else 0
+    phases = slowest_phases(result.results.values())
+    if crash_round is not None and r == crash_round:
+        cluster.start_provider(victim)
+        cluster.wait_ready([victim])
+    return LocalRound(r, result.ok, result.reason, seconds, matches, winners, note, phases)

@@ -84,6 +84,7 @@ def run_config(
         k=k,
         mechanism=mechanism,
         groups=groups,
+        opening="sealed",  # the client opens and closes each round: rounds back to back
         bid_window=10.0,
         phase_timeout=30.0,
         task_timeout=task_timeout,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from mercat.errors import (
     UnsupportedVersionError,
 )
 from mercat.identity import Keypair, canonical_bytes
+from mercat.untrusted import parse_json
 
 VERSION = 1
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -58,6 +58,7 @@ class Message:
 
     kind: ClassVar[str]
     from_client: ClassVar[bool] = False  # signed by a bidder's key, not a provider's
+    to_client: ClassVar[bool] = False  # a provider's answer to a bidder client
     round: int
 
     def pack(self) -> tuple[dict[str, Any], bytes]:
@@ -231,6 +232,7 @@ class Result(Message):
     """Provider -> bidder client: the round's output at this provider, (x, p) or ⊥."""
 
     kind: ClassVar[str] = "result"
+    to_client: ClassVar[bool] = True
     round: int
     ok: bool
     reason: str
@@ -255,8 +257,32 @@ class Result(Message):
         return cls(round_id, ok, _text(meta, "reason"), body, phases)
 
 
+@dataclass(frozen=True)
+class Missed(Message):
+    """Provider -> bidder client: this provider did not take the client's batch for the
+    round, and why (the round is not open for bids here, or bidding closed before the batch
+    arrived). `result_follows`: the round runs here and its Result will follow, so the
+    client can see whether the other providers took its bids."""
+
+    kind: ClassVar[str] = "missed"
+    to_client: ClassVar[bool] = True
+    round: int
+    reason: str
+    result_follows: bool = False
+
+    def pack(self) -> tuple[dict[str, Any], bytes]:
+        return {"reason": self.reason[:MAX_REASON], "result_follows": self.result_follows}, b""
+
+    @classmethod
+    def unpack(cls, round_id: int, meta: dict[str, Any], body: bytes) -> Missed:
+        _keys(meta, {"reason", "result_follows"})
+        _empty(body)
+        return cls(round_id, _text(meta, "reason"), _bool(meta, "result_follows"))
+
+
 KINDS: dict[str, type[Message]] = {
-    cls.kind: cls for cls in (BidBatch, Commit, Reveal, Report, Validate, Transfer, Abort, Result)
+    cls.kind: cls
+    for cls in (BidBatch, Commit, Reveal, Report, Validate, Transfer, Abort, Result, Missed)
 }
 
 
@@ -319,10 +345,9 @@ def decode(
     header_bytes, body, signature = (bytes(f) for f in frames)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise MessageTooLargeError(f"header of {len(header_bytes)} bytes")
-    try:
-        header = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedMessageError("header is not JSON") from None
+    header = parse_json(  # nested at most MAX_DEPTH levels: 16 kB of brackets recursed
+        header_bytes, what="header", error=MalformedMessageError, max_bytes=MAX_HEADER_BYTES
+    )
     if not isinstance(header, dict):
         raise MalformedMessageError("header is not a JSON object")
     if header.get("v") != VERSION:

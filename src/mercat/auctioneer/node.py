@@ -6,17 +6,21 @@ and logged), then filed with its round. Rounds are independent: each runs as its
 (`mercat.auctioneer.round.run_protocol`) with its own deadlines, so a round stuck on a
 silent peer never delays the next one, and a restarted provider simply joins the next round.
 
-A round opens at the first message that names it (a bid, or a peer's commitment) and takes
-bids for `bid_window` seconds, or until every client listed in `sealing_clients` has sent
-its final batch. A bid after that is late, hence ⊥ at this provider. Two different bids for
-one bidder at one provider make that bidder's bid invalid (⊥) there; the bid agreement then
-makes every provider treat the bidder alike.
+When a round takes bids is `mercat.auctioneer.opening`'s rule, never the first message
+that names it: by the schedule (round r's window on the clock), or by the sealing clients
+(their first batch opens it, their final batches close it; k+1 providers' commitments
+open it too). A batch this provider does not take (the round is not open here, or bidding
+closed before it arrived) is answered at once with a signed `Missed`, so its client is
+told that it missed the round instead of "ok". Two different bids for one bidder at one
+provider make that bidder's bid invalid (⊥) there; the bid agreement then makes every
+provider treat the bidder alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,17 +29,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mercat.auctioneer.bids import BidVector
-from mercat.auctioneer.config import ProtocolParams
+from mercat.auctioneer.config import ProtocolParams, check_sealing
 from mercat.auctioneer.messages import (
     Abort,
     BidBatch,
+    Commit,
     Message,
+    Missed,
     Result,
     Signed,
     Verifier,
     decode,
     encode,
 )
+from mercat.auctioneer.opening import PendingCommitments, Schedule
 from mercat.auctioneer.round import (
     HONEST,
     Behavior,
@@ -60,7 +67,8 @@ MAX_CLIENTS_PER_ROUND = 1024
 class _Round:
     id: int
     inbox: RoundInbox
-    opened: float
+    opened: float  # loop time it opened (schedule: its scheduled opening)
+    bids_close: float  # loop time bidding closes at the latest
     batches: list[BidBatch] = field(default_factory=list)
     clients: dict[Any, None] = field(default_factory=dict)  # reply routes, in order
     finals: set[str] = field(default_factory=set)
@@ -89,15 +97,24 @@ class ProviderNode:
         task_cache: dict[tuple[bytes, str], Any] | None = None,
         on_result: Callable[[RoundResult], None] | None = None,
         result_log: ResultLog | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if me not in params.providers:
             raise ValueError(f"{me!r} is not one of the providers {params.providers}")
+        check_sealing(params, tuple(sealing_clients), f"provider {me}")
         self.me = me
         self.params = params
         self.key = key
         self.peer_keys = dict(peer_keys)
         self.transport = transport
         self.sealing = frozenset(sealing_clients)
+        # The schedule reads the wall clock (simulations pass their virtual one); deadlines
+        # run on the event loop's clock.
+        self.wall_clock = wall_clock
+        self.schedule = Schedule.of(params) if params.opening == "schedule" else None
+        self.pending = PendingCommitments(
+            needed=params.k + 1, quota=params.max_open_rounds, ttl=params.phase_timeout
+        )
         # Bidder label -> the client key allowed to bid under it. Without a registry any
         # client may bid under any label (and a second, different bid spoils it to ⊥).
         self.bidder_keys = None if bidder_keys is None else dict(bidder_keys)
@@ -159,8 +176,8 @@ class ProviderNode:
     def _key_of(self, sender: str, cls: type[Message]) -> str | None:
         if cls.from_client:
             return sender  # a client's id is its public key
-        if cls is Result or sender == self.me:
-            return None  # providers do not send Results to providers; nor to themselves
+        if cls.to_client or sender == self.me:
+            return None  # providers do not answer providers as clients; nor themselves
         return self.peer_keys.get(sender)
 
     def _drop(self, why: str, detail: str) -> None:
@@ -177,12 +194,9 @@ class ProviderNode:
                 self._drop("late-bids", f"round {r} is over; {signed.sender[:12]}… gets its result")
                 self.transport.reply(route, self._result_frames(self.finished[r]))
             return
-        rnd = self.rounds.get(r)
+        rnd = self.rounds.get(r) or self._admit(signed, route)
         if rnd is None:
-            if len(self.rounds) >= self.params.max_open_rounds and not self._evict_idle():
-                self._drop("too-many-rounds", f"round {r} from {signed.sender}")
-                return
-            rnd = self._open(r)
+            return
         if isinstance(message, BidBatch):
             self._add_bids(rnd, signed.sender, message, route)
         else:
@@ -190,39 +204,84 @@ class ProviderNode:
 
     # --- rounds -------------------------------------------------------------------------
 
-    def _open(self, r: int) -> _Round:
+    def _admit(self, signed: Signed, route: Any) -> _Round | None:
+        """Open the round `signed` names if the opening rule lets this message open it;
+        else refuse it: a bid batch is answered with `Missed`, a peer's commitment (sealed
+        opening) is held until k+1 peers committed, anything else is dropped."""
+        message, r = signed.message, signed.message.round
         loop = asyncio.get_running_loop()
-        rnd = _Round(r, RoundInbox(), loop.time())
+        is_bids = isinstance(message, BidBatch)
+        if self.schedule is not None:
+            wall = self.wall_clock()
+            refusal = self.schedule.refusal(r, wall)
+            if refusal is None:
+                offset = loop.time() - wall  # wall-clock instants as loop times
+                opened = self.schedule.opens(r) + offset
+                return self._open(r, signed, route, opened, self.schedule.closes(r) + offset)
+        elif is_bids and signed.sender in self.sealing:
+            now = loop.time()
+            return self._open(r, signed, route, now, now + self.params.bid_window)
+        elif isinstance(message, Commit):
+            if not self.pending.hold(r, signed.sender, message, loop.time()):
+                return None  # fewer than k+1 peers have committed: it may be no real round
+            # k+1 peers closed bidding, an honest one among them: the round is real. Take
+            # bids a little longer (the sealing batch may be on its way), but short of the
+            # peers' phase timeout, which is how long they wait for this commitment.
+            now = loop.time()
+            window = min(self.params.bid_window, self.params.phase_timeout / 2)
+            return self._open(r, signed, route, now, now + window)
+        else:
+            refusal = f"round {r} is not open here: its sealing clients open rounds"
+        if is_bids:
+            self._drop("round-not-open", f"{len(message.bids)} bids from {signed.sender[:12]}…")
+            self._refuse(route, r, refusal, result_follows=False)
+        else:
+            self._drop("round-not-open", f"{message.kind} from {signed.sender}: {refusal}")
+        return None
+
+    def _open(
+        self, r: int, signed: Signed, route: Any, opened: float, bids_close: float
+    ) -> _Round | None:
+        """A new round, unless the table of open rounds is full (the opening rules keep it
+        from filling: this is the last line of defence)."""
+        # Rounds still taking bids count; running ones end by their own deadlines.
+        if sum(rnd.bidding for rnd in self.rounds.values()) >= self.params.max_open_rounds:
+            reason = f"{self.params.max_open_rounds} rounds take bids here already"
+            self._drop("too-many-rounds", f"round {r} from {signed.sender[:12]}: {reason}")
+            if isinstance(signed.message, BidBatch):
+                self._refuse(route, r, f"round {r} cannot open: {reason}", result_follows=False)
+            return None
+        loop = asyncio.get_running_loop()
+        rnd = _Round(r, RoundInbox(), opened, bids_close)
         self.rounds[r] = rnd
+        for sender, commitment in self.pending.take(r, loop.time()):
+            rnd.inbox.put(sender, commitment)
         rnd.task = loop.create_task(self._run(rnd), name=f"{self.me}-round-{r}")
         return rnd
 
-    def _evict_idle(self) -> bool:
-        """Make room by ending the oldest round that no client has bid in (a peer opened
-        it; a deviating peer could otherwise fill the table with rounds that never run).
-        It ends in ⊥ like any round that times out."""
-        idle = [rnd for rnd in self.rounds.values() if not rnd.clients]
-        if not idle:
-            return False
-        victim = min(idle, key=lambda rnd: rnd.opened)
-        reason = "evicted: a round without bids, to make room for another"
-        victim.inbox.fail(reason)
-        victim.sealed.set()
-        self.rounds.pop(victim.id, None)
-        self.finished[victim.id] = RoundResult(victim.id, None, reason)  # late messages: drop
-        self._drop("evicted-round", f"round {victim.id} (no bids) made room")
-        return True
+    def _refuse(self, route: Any, r: int, reason: str, *, result_follows: bool) -> None:
+        """Tell a client at once that its batch was not taken here, and why."""
+        self.transport.reply(route, self._frames("client", Missed(r, reason, result_follows)))
 
     def _add_bids(self, rnd: _Round, client: str, batch: BidBatch, route: Any) -> None:
         if len(rnd.clients) < MAX_CLIENTS_PER_ROUND:
             rnd.clients[route] = None
+        follows = route in rnd.clients  # its Result will reach this client
+        if rnd.bidding and asyncio.get_running_loop().time() >= rnd.bids_close:
+            # The clock closed bidding, whether or not the round's task has woken up yet
+            # (a round first named after its close, or a loop busy with other work).
+            rnd.bidding = False
         if not rnd.bidding:
             self._drop("late-bids", f"round {rnd.id}: {len(batch.bids)} bids from {client[:12]}…")
+            reason = f"bidding for round {rnd.id} closed here before your batch arrived"
+            self._refuse(route, rnd.id, reason, result_follows=follows)
             return
         if self.bidder_keys is not None:
             batch = self._registered_only(rnd, client, batch)
         if rnd.bid_count + len(batch.bids) > self.params.max_bids:
             self._drop("too-many-bids", f"round {rnd.id}: over {self.params.max_bids} bids")
+            reason = f"round {rnd.id} holds its limit of {self.params.max_bids} bids here"
+            self._refuse(route, rnd.id, reason, result_follows=follows)
             return
         rnd.batches.append(batch)
         rnd.bid_count += len(batch.bids)
@@ -250,7 +309,7 @@ class ProviderNode:
     async def _run(self, rnd: _Round) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.params.bid_window):
+            async with asyncio.timeout_at(rnd.bids_close):
                 await rnd.sealed.wait()
         except TimeoutError:
             pass

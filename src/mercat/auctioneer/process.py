@@ -1,6 +1,8 @@
 """The provider as an OS process: `mercat provider --id J --peers peers.toml [--k K]`.
 
-Reads the peers file and its key, binds its ZeroMQ address, prints one line
+Reads the peers file and its key (a key file, or `--key -`: one line on standard input, so
+that a launcher can hand it over without writing it to disk), binds its ZeroMQ address,
+prints one line
 `READY <id> <address>` on stdout when it listens (launchers wait for it), logs to stderr,
 and serves rounds until SIGTERM or SIGINT. `python -m mercat.auctioneer.process` runs the
 same without the console script.
@@ -18,15 +20,27 @@ from pathlib import Path
 
 from mercat.auctioneer.config import load_peers
 from mercat.auctioneer.node import ProviderNode
-from mercat.errors import AuctioneerConfigError, InvalidParameterError
+from mercat.errors import AuctioneerConfigError, InvalidParameterError, MalformedMessageError
 from mercat.identity import Keypair
+
+KEY_FROM_STDIN = Path("-")
+MAX_KEY_LINE = 256  # the 64 hex digits, and room for spaces: no more is read from stdin
 
 #: Seconds a provider asked to stop waits for a computation in flight before it exits anyway.
 STOP_GRACE_SECONDS = 1.0
 
 
 def load_key(path: Path) -> Keypair:
-    """A key file holds the 32-byte Ed25519 seed as 64 hex digits."""
+    """A key file holds the 32-byte Ed25519 seed as 64 hex digits; `-` reads them from one
+    line of standard input."""
+    if Path(path) == KEY_FROM_STDIN:
+        line = sys.stdin.readline(MAX_KEY_LINE)
+        try:
+            return Keypair.from_hex(line)
+        except MalformedMessageError:
+            raise AuctioneerConfigError(
+                "--key -: standard input must hold one line of 64 hex digits (the seed)"
+            ) from None
     try:
         return Keypair.from_file(path)
     except InvalidParameterError as exc:
@@ -117,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one provider of the distributed auctioneer.")
     parser.add_argument("--id", required=True)
     parser.add_argument("--peers", required=True, type=Path)
-    parser.add_argument("--key", type=Path)
+    parser.add_argument("--key", type=Path, help="key file, or - to read it from stdin")
     parser.add_argument("--k", type=int)
     parser.add_argument("--bind")
     parser.add_argument("--log-level", default="WARNING")

@@ -58,6 +58,18 @@ class Behavior:
     """The honest provider. Each hook is a point where a deviating provider differs."""
 
     name = "honest"
+    # What a simulation gives this provider (`mercat.auctioneer.simulation`): seconds its
+    # clock runs ahead of the others', and client keys its own node lets open and close
+    # its rounds instead of the configured sealing clients (a deviator's own sybils).
+    clock_skew: float = 0.0
+    sealing_clients: tuple[str, ...] = ()
+
+    def before_bids(
+        self, round_id: int, sign: Callable[[Message], list[bytes]]
+    ) -> list[tuple[str, list[bytes]]]:
+        """(endpoint, frames) this provider sends before the clients bid in round
+        `round_id` (honest: nothing); `sign` signs a message as this provider."""
+        return []
 
     def report_for(self, peer: str, received: BidVector) -> BidVector:
         """The bid vector the provider reports to `peer` (honest: what it received)."""

@@ -12,7 +12,11 @@ providers *outside* the coalition output:
 
 Every bidder is consistent here, so the honest outcome is A on the bids the bidders sent.
 Half of the trials add a bid-lying member to the coalition, so that the reports differ and
-the full-report and input-validation phases run too.
+the full-report and input-validation phases run too. Half of the trials open rounds by the
+schedule and half by a sealing client (`mercat.auctioneer.opening`): the attacks on when a
+round takes bids (`open-round-early`, `empty-batch-opens`, `flood-rounds`) meet both rules.
+A provider outside the coalition that never runs the round counts as ⊥ (its client sees
+none).
 
 "double-coin" is the double auction whose ties the common coin breaks (`tie_break =
 "coin"`), on prices rounded to quarters so that ties decide who trades. A is then
@@ -38,7 +42,7 @@ import numpy as np
 
 from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.common_coin import mechanism_seed
-from mercat.auctioneer.config import ProtocolParams
+from mercat.auctioneer.config import OPENINGS, ProtocolParams
 from mercat.auctioneer.deviations import CATALOGUE, Deviation, LieBids
 from mercat.auctioneer.instances import instance_for
 from mercat.auctioneer.messages import Message
@@ -82,6 +86,13 @@ class Combined(Behavior):
     def __init__(self, *parts: Behavior) -> None:
         self.parts = parts
         self.name = "+".join(p.name for p in parts)
+        self.clock_skew = max(p.clock_skew for p in parts)
+        self.sealing_clients = tuple(key for p in parts for key in p.sealing_clients)
+
+    def before_bids(
+        self, round_id: int, sign: Callable[[Message], list[bytes]]
+    ) -> list[tuple[str, list[bytes]]]:
+        return [frames for part in self.parts for frames in part.before_bids(round_id, sign)]
 
     def report_for(self, peer: str, received: BidVector) -> BidVector:
         for part in self.parts:
@@ -124,7 +135,9 @@ def classify(outputs: dict[str, Any], honest: Sequence[str], expected: Outcome |
     return "bottom" if delivered == 0 else "mixed"
 
 
-def trial_params(mechanism: str, m: int, k: int, rule: str = "value") -> ProtocolParams:
+def trial_params(
+    mechanism: str, m: int, k: int, rule: str = "value", opening: str = "sealed"
+) -> ProtocolParams:
     if mechanism not in MECHANISMS:
         raise AuctioneerConfigError(
             f"unknown mechanism {mechanism!r}; known: {', '.join(MECHANISMS)}"
@@ -136,8 +149,10 @@ def trial_params(mechanism: str, m: int, k: int, rule: str = "value") -> Protoco
         mechanism="double" if coin else mechanism,
         tie_break="coin" if coin else "index",
         rule=rule,
+        opening=opening,
+        round_seconds=4.0,
         bid_window=1.0,
-        phase_timeout=1.0,
+        phase_timeout=2.0,  # longer than the bid window, as by default (2 s and 5 s)
         task_timeout=30.0,
         max_message_bytes=1 << 20,
     )
@@ -155,7 +170,7 @@ def coalition_trial(
     rule: str = "value",
 ) -> tuple[str, list[str]]:
     """One trial; returns (its class, the coalition's deviations)."""
-    params = trial_params(mechanism, m, k, rule)
+    params = trial_params(mechanism, m, k, rule, str(rng.choice(OPENINGS)))
     bids = bids_for(params.mechanism, int(rng.integers(2**31)), n_users, n_sellers)
     if params.tie_break == "coin":  # prices on a grid of quarters: ties decide who trades
         bids = BidVector(bids.ids, bids.side, np.round(bids.price * 4) / 4, bids.quantity)
@@ -178,7 +193,12 @@ def coalition_trial(
         )
         names.append("lie-bids")
     [simulated] = simulate_rounds(
-        params, [bids], behaviors=behaviors, seed=int(rng.integers(2**31)), cache={}
+        params,
+        [bids],
+        behaviors=behaviors,
+        seed=int(rng.integers(2**31)),
+        cache={},
+        bids_delay=bids_delay(params, behaviors.values()),
     )
     honest = [p for p in params.providers if p not in behaviors]
     # The honest outcome is A(b, R) with the coin R the honest providers delivered with
@@ -189,6 +209,16 @@ def coalition_trial(
         coin = coins.pop() if coins else 0
         expected = instance.centralized(bids, mechanism_seed(coin), params)
     return classify(simulated.outputs, honest, expected), names
+
+
+def bids_delay(params: ProtocolParams, behaviors: Iterable[Behavior]) -> float:
+    """When the clients bid: sealed, as late after the coalition's `before_bids` frames as
+    its members ask (`Deviation.bids_delay`, in bid windows); by the schedule, halfway
+    through the round's window."""
+    if params.opening == "schedule":
+        return 0.5 * params.bid_window
+    windows = max((getattr(b, "bids_delay", 0.0) for b in behaviors), default=0.0)
+    return windows * params.bid_window
 
 
 def run_coalition_trials(
@@ -297,9 +327,9 @@ def run_bidder_trials(
     counts: dict[tuple[int, int], dict[str, int]] = {}
     for m, k in configs:
         c = counts.setdefault((m, k), {"trials": 0, "delivered": 0, "violations": 0})
-        params = trial_params(mechanism, m, k, rule)
-        instance = instance_for(params.mechanism)
         for _ in range(trials):
+            params = trial_params(mechanism, m, k, rule, str(rng.choice(OPENINGS)))
+            instance = instance_for(params.mechanism)
             bids = bids_for(params.mechanism, int(rng.integers(2**31)), n_users, n_sellers)
             vectors, sent = inconsistent_bids(bids, params.providers, share, rng)
             behaviors: dict[str, Behavior] = {}
@@ -311,7 +341,12 @@ def run_bidder_trials(
                         params, str(member), np.random.default_rng(plan), plan=plan
                     )
             [simulated] = simulate_rounds(
-                params, [vectors], behaviors=behaviors, seed=int(rng.integers(2**31)), cache={}
+                params,
+                [vectors],
+                behaviors=behaviors,
+                seed=int(rng.integers(2**31)),
+                cache={},
+                bids_delay=bids_delay(params, behaviors.values()),
             )
             honest = [p for p in params.providers if p not in behaviors]
             c["trials"] += 1

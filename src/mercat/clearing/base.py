@@ -40,6 +40,12 @@ class Mechanism(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     properties: ClassVar[frozenset[Property]] = frozenset()
+    # What the round pipeline needs to know of a mechanism (mercat.runtime): whether it
+    # clears divisible markets (requests split across nodes), and who keeps its margin: the
+    # operator's account for a market-maker's margin, the collective reward pool for an
+    # auction's.
+    divisible: ClassVar[bool] = False
+    margin_holder: ClassVar[str] = "operator"
 
     def check_market(self, market: Market) -> None:  # noqa: B027 - optional hook, no-op default
         """Raise `InvalidMarketError` if this mechanism cannot clear this kind of market."""

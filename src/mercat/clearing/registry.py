@@ -8,7 +8,9 @@ registered once, documented, uniquely named and has a docstring.
 
 from __future__ import annotations
 
+from mercat.auctioneer.mechanism import DistributedAuction
 from mercat.clearing.base import Mechanism
+from mercat.clearing.collective import CollectiveSelection
 from mercat.clearing.double_auction import DoubleAuction
 from mercat.clearing.optimal import OptimalMechanism
 from mercat.clearing.posted_price.mechanism import PostedPrice
@@ -20,6 +22,8 @@ MECHANISMS: tuple[type[Mechanism], ...] = (
     DoubleAuction,
     VCGMechanism,
     PostedPrice,
+    CollectiveSelection,
+    DistributedAuction,
 )
 
 

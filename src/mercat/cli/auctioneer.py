@@ -1,8 +1,9 @@
 """The distributed auctioneer's commands (seed 003).
 
 - `mercat provider --id J --peers peers.toml [--k K]`: run one provider (a long-lived process);
-- `mercat bid --providers peers.toml --round R --bid ID:buy:PRICE:QTY ...`: send bids to
-  every provider and print the outcome of the round;
+- `mercat bid --providers peers.toml [--round R] --bid ID:buy:PRICE:QTY ...`: send bids to
+  every provider in the next round that takes bids (or round R) and print its outcome: ok,
+  missed (the round ran without these bids) or ⊥;
 - `mercat auctioneer init`: write a peers file and one key per provider;
 - `mercat auctioneer bidders`: refresh a peers file's bidder registry from a ledger;
 - `mercat auctioneer local`: start providers as processes on loopback, run rounds, report;
@@ -35,7 +36,10 @@ def provider(
     peers: Path = typer.Option(..., "--peers", help="Peers file (TOML)."),
     k: int | None = typer.Option(None, "--k", help="Coalition size to resist (m > 2k)."),
     key: Path | None = typer.Option(
-        None, "--key", help="Key file (64 hex digits); default: ID.key beside the peers file."
+        None,
+        "--key",
+        help="Key file (64 hex digits), or - to read them from stdin; default: ID.key beside "
+        "the peers file.",
     ),
     bind: str | None = typer.Option(None, "--bind", help="Listen here instead (tcp://...)."),
     log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING."),
@@ -69,32 +73,69 @@ def bid(
     bids: list[str] = typer.Option(
         ..., "--bid", help="ID:buy|sell:PRICE:QUANTITY; repeat for several bids."
     ),
-    round_id: int = typer.Option(..., "--round", min=0, help="The round to bid in."),
+    round_id: int | None = typer.Option(
+        None,
+        "--round",
+        min=0,
+        help="The round to bid in. Default: the round taking bids now if half its window is "
+        "left, else the next one (required where sealing clients open the rounds).",
+    ),
     key: Path | None = typer.Option(
         None, "--key", help="Client key file (64 hex digits); default: a fresh key."
     ),
     timeout: float = typer.Option(
-        30.0, "--timeout", min=0.1, help="Seconds to wait for the providers' results."
+        30.0,
+        "--timeout",
+        min=0.1,
+        help="Seconds to wait for the providers' results (after the round's bidding closes).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Send bids to every provider of a round and print the round's outcome."""
+    """Send bids to every provider of a round and print the round's outcome: ok, missed (the
+    round ran without these bids; the providers say why) or ⊥."""
     import asyncio
+    import time
 
     from mercat.auctioneer.bids import Bid, BidVector
-    from mercat.auctioneer.client import BidderClient
+    from mercat.auctioneer.client import BidderClient, ClientOutcome
     from mercat.auctioneer.config import load_peers
+    from mercat.auctioneer.opening import Schedule, timestamp
     from mercat.auctioneer.process import load_key
+    from mercat.errors import InvalidParameterError
     from mercat.identity import Keypair
 
     peers_file = load_peers(providers)
+    params = peers_file.params
     vector = BidVector.from_bids(Bid.parse(text) for text in bids)
     client_key = load_key(key) if key is not None else Keypair.generate()
+    wait, wait_results = 0.0, timeout
+    if params.opening == "schedule":
+        schedule = Schedule.of(params)
+        now = time.time()
+        if round_id is None:  # the round taking bids now, if half its window is left
+            round_id = schedule.round_to_bid(now, margin=params.bid_window / 2)
+        opens = schedule.opens(round_id)
+        wait = max(0.0, opens - now)
+        if wait > params.round_seconds:
+            raise InvalidParameterError(
+                f"round {round_id} opens for bids at {timestamp(opens)}, in {wait:.0f} s: bid "
+                "in the round taking bids now or the next one (leave out --round for it)"
+            )
+        # Results come once bidding closes: the wait for them starts there.
+        wait_results += max(0.0, schedule.closes(round_id) - max(now, opens))
+    elif round_id is None:
+        raise InvalidParameterError(
+            "this auction's rounds are opened by its sealing clients (opening = 'sealed'): "
+            "give --round"
+        )
+    if wait > 0:
+        err_console.print(f"round {round_id} opens for bids in {wait:.1f} s; waiting")
 
-    async def run() -> object:
+    async def run() -> ClientOutcome:
         client = BidderClient(peers_file, client_key)
         try:
-            return await client.run_round(round_id, vector, timeout)
+            await asyncio.sleep(wait)
+            return await client.run_round(round_id, vector, wait_results)
         finally:
             await client.aclose()
 
@@ -102,12 +143,14 @@ def bid(
     mine = set(vector.ids)
     report: dict[str, object] = {
         "round": round_id,
-        "outcome": "ok" if result.ok else "⊥",  # type: ignore[attr-defined]
-        "reason": result.reason,  # type: ignore[attr-defined]
-        "seconds": result.seconds,  # type: ignore[attr-defined]
-        "providers_answered": sorted(result.results),  # type: ignore[attr-defined]
+        "outcome": result.status,
+        "reason": result.reason,
+        "seconds": result.seconds,
+        "providers_answered": sorted(result.results),
+        "missed_bids": list(result.missing),
+        "not_taken_by": result.refusals,
     }
-    outcome = result.outcome  # type: ignore[attr-defined]
+    outcome = result.outcome
     if outcome is not None:
         payments = outcome.payments()
         report["your_bids"] = {
@@ -123,7 +166,8 @@ def bid(
     if as_json:
         print_json(report)
         return
-    console.print(f"round {round_id}: {report['outcome']} {report['reason']}".rstrip())
+    why = f": {result.reason}" if result.status == "missed" else f" {result.reason}"
+    console.print(f"round {round_id}: {result.status}{why}".rstrip(), soft_wrap=True)
     for bidder, row in dict(report.get("your_bids", {})).items():  # type: ignore[call-overload]
         console.print(f"  {bidder}: allocated {row['allocated']:.6g}, pays {row['pays']:.6g}")
 
@@ -146,14 +190,32 @@ def init(
         "--bidders-from-ledger",
         help="Ledger store URL: bind request ids and active asset ids to their owners' keys.",
     ),
+    round_seconds: float = typer.Option(
+        10.0, "--round-seconds", min=0.01, help="A round opens for bids every this many seconds."
+    ),
+    bid_window: float = typer.Option(
+        2.0, "--bid-window", min=0.01, help="Seconds each round takes bids."
+    ),
 ) -> None:
-    """Write OUT/peers.toml and OUT/pI.key for `mercat provider` and `mercat bid`."""
+    """Write OUT/peers.toml and OUT/pI.key for `mercat provider` and `mercat bid`. Rounds
+    open by a schedule that starts now: round r takes bids from r·round-seconds on."""
+    import math
+    import time
+
     from mercat.auctioneer.bidder_registry import bidders_from_ledger, with_bidders
     from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers
     from mercat.identity import Keypair
 
     ids = tuple(f"p{i + 1}" for i in range(providers))
-    params = ProtocolParams(providers=ids, k=k, mechanism=mechanism, tie_break=tie_break)
+    params = ProtocolParams(
+        providers=ids,
+        k=k,
+        mechanism=mechanism,
+        tie_break=tie_break,
+        schedule_start=float(math.floor(time.time())),
+        round_seconds=round_seconds,
+        bid_window=bid_window,
+    )
     keys = {p: Keypair.generate() for p in ids}
     peers = PeersFile(
         params,
@@ -247,7 +309,7 @@ def local(
     m = executing or providers
     if vcg_gap is None:
         vcg_gap = default_vcg_gap(users) if mechanism == "vcg" else 0.0
-    rows = run_local(
+    run = run_local(
         sellers=providers,
         executing=m,
         k=k,
@@ -267,6 +329,7 @@ def local(
             + (f" ({r.reason})" if r.reason else "")
         ),
     )
+    rows = run.rounds
     ok_times = [r.seconds for r in rows if r.ok]
     summary = {
         "mechanism": mechanism,
@@ -279,9 +342,15 @@ def local(
         "ok_rounds": sum(r.ok for r in rows),
         "all_match_centralized": all(r.matches_centralized for r in rows if r.ok),
         "median_seconds": statistics.median(ok_times) if ok_times else None,
+        "stopped_by": run.stopped_by,
     }
+    # Stopped by SIGINT or SIGTERM: the rounds it finished are reported all the same, then
+    # it exits as a process stopped by that signal does (128 + its number).
+    stopped = None if run.signal_number is None else typer.Exit(128 + run.signal_number)
     if as_json:
         print_json({"summary": summary, "rounds": [r.__dict__ for r in rows]})
+        if stopped is not None:
+            raise stopped
         return
     print_table(
         f"{mechanism}: {users} users, {providers} providers in the auction, {m} executing, k={k}"
@@ -307,6 +376,12 @@ def local(
         f"{summary['ok_rounds']}/{summary['rounds']} rounds delivered; outputs equal the "
         f"centralized mechanism's: {summary['all_match_centralized']}"
     )
+    if stopped is not None:
+        err_console.print(
+            f"stopped by {run.stopped_by} after {len(rows)} of {rounds} rounds; the providers "
+            "are stopped and their temporary files removed"
+        )
+        raise stopped
 
 
 @group.command("results")

@@ -27,6 +27,12 @@ StoreOption = typer.Option(
     None, "--store", help=f"Store directory (default: $MERCAT_STORE or {DEFAULT_STORE})."
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON.")
+IpfsOption = typer.Option(
+    None,
+    "--ipfs-api",
+    help="Keep content in the IPFS daemon whose RPC API listens here (e.g. "
+    "http://127.0.0.1:5001) instead of --store.",
+)
 _UNITS = {
     "": 1,
     "b": 1,
@@ -68,13 +74,49 @@ def parse_size(text: str) -> int:
 
 
 def _open(  # type: ignore[no-untyped-def]
-    store: Path | None, chunk_size: str | None = None, create: bool = False
+    store: Path | None,
+    chunk_size: str | None = None,
+    create: bool = False,
+    max_links: int | None = None,
+    ipfs_api: str | None = None,
 ):
-    from mercat.storage.store import DEFAULT_CHUNK_SIZE, ContentStore
+    from mercat.storage.store import DEFAULT_CHUNK_SIZE, DEFAULT_MAX_LINKS, ContentStore
 
-    root = store or Path(os.environ.get("MERCAT_STORE", DEFAULT_STORE))
     size = parse_size(chunk_size) if chunk_size else DEFAULT_CHUNK_SIZE
-    return ContentStore(root, chunk_size=size, create=create)
+    links = DEFAULT_MAX_LINKS if max_links is None else max_links
+    if ipfs_api is not None:
+        from mercat.storage.kubo import KuboStore
+
+        if store is not None:
+            raise InvalidParameterError("give --store or --ipfs-api, not both")
+        return KuboStore(ipfs_api, chunk_size=size, max_links=links)
+    root = store or Path(os.environ.get("MERCAT_STORE", DEFAULT_STORE))
+    return ContentStore(root, chunk_size=size, create=create, max_links=links)
+
+
+def _hex_bytes(text: str, what: str, length: int) -> bytes:
+    """`length` bytes given as hex on the command line; InvalidParameterError otherwise."""
+    try:
+        value = bytes.fromhex(text.strip())
+    except ValueError:
+        value = b""
+    if len(value) != length:
+        raise InvalidParameterError(f"{what} must be {2 * length} hex digits")
+    return value
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write a key file readable by its owner only, never over an existing file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InvalidParameterError(
+            f"--key-out {str(path)!r} exists; not overwriting a key"
+        ) from None
+    except OSError as exc:
+        raise StorageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(text + "\n")
 
 
 @app.command()
@@ -82,24 +124,100 @@ def put(
     files: list[Path] = typer.Argument(..., help="Files to store ('-' reads standard input)."),
     store: Path | None = StoreOption,
     chunk_size: str | None = typer.Option(
-        None, help="Block size (default 1MiB); CIDs depend on it."
+        None,
+        help="Leaf size (default 256KiB, kubo's); CIDs depend on it: `ipfs add --cid-version 1 "
+        "--chunker size-N` gives the same CID.",
     ),
+    max_links: int | None = typer.Option(
+        None, help="Links per dag-pb node (default 174, kubo's); CIDs of large files depend on it."
+    ),
+    encrypt: bool = typer.Option(
+        False, "--encrypt", help="Store the content encrypted under a fresh key (printed)."
+    ),
+    seal_to: list[str] = typer.Option(
+        [], "--seal-to", help="Also seal the key to this identity (64 hex digits; repeatable)."
+    ),
+    key_out: Path | None = typer.Option(
+        None, help="With one file: write its key here (mode 0600) instead of printing it."
+    ),
+    ipfs_api: str | None = IpfsOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Store files; prints each one's CID."""
-    for path in files:  # every file checked before anything is stored
+    """Store files; prints each one's CID (and, encrypted, its content key and sealed keys)."""
+    from mercat.storage.encryption import new_key, put_encrypted, seal_key
+
+    encrypt = encrypt or bool(seal_to)
+    for path in files:  # every argument checked before anything is stored
         if str(path) != "-" and not path.is_file():
             raise InvalidParameterError(f"{str(path)!r} is not a readable file")
-    target = _open(store, chunk_size, create=True)
+    if key_out is not None and (not encrypt or len(files) != 1):
+        raise InvalidParameterError("--key-out needs --encrypt (or --seal-to) and one file")
+    if key_out is not None and key_out.exists():
+        raise InvalidParameterError(f"--key-out {str(key_out)!r} exists; not overwriting a key")
+    for recipient in seal_to:
+        seal_key(new_key(), recipient)  # a bad identity is refused before anything is stored
+    target = _open(store, chunk_size, create=True, max_links=max_links, ipfs_api=ipfs_api)
     rows = []
     for path in files:
-        cid = target.put_stream(sys.stdin.buffer) if str(path) == "-" else target.put_file(path)
-        rows.append({"file": str(path), "cid": cid, "bytes": target.stat(cid).size})
+        if encrypt:
+            stream = sys.stdin.buffer if str(path) == "-" else None
+            try:
+                source = stream or open(path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise StorageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+            try:
+                cid, key = put_encrypted(target, source)
+            finally:
+                if stream is None:
+                    source.close()
+            row = {"file": str(path), "cid": cid, "bytes": target.stat(cid).size}
+            row["sealed"] = {r: seal_key(key, r).hex() for r in seal_to}
+            if key_out is not None:
+                _write_secret(key_out, key.hex())
+            else:
+                row["key"] = key.hex()
+        else:
+            cid = target.put_stream(sys.stdin.buffer) if str(path) == "-" else target.put_file(path)
+            row = {"file": str(path), "cid": cid, "bytes": target.stat(cid).size}
+        rows.append(row)
     if as_json:
         print_json(rows)
-    else:
-        for row in rows:
-            console.print(f"{row['cid']}  {row['file']}", highlight=False, soft_wrap=True)
+        return
+    for row in rows:
+        console.print(f"{row['cid']}  {row['file']}", highlight=False, soft_wrap=True)
+        if "key" in row:
+            console.print(f"  key {row['key']}", highlight=False, soft_wrap=True)
+        for recipient, sealed in row.get("sealed", {}).items():
+            console.print(f"  sealed to {recipient}: {sealed}", highlight=False, soft_wrap=True)
+
+
+def _content_key(
+    key: str | None, key_file: Path | None, sealed: str | None, identity: Path | None
+) -> bytes | None:
+    """The content key from exactly one of --key, --key-file, --sealed with --identity."""
+    from mercat.identity import Keypair
+    from mercat.storage.encryption import KEY_BYTES, SEALED_KEY_BYTES, open_sealed
+
+    given = [x is not None for x in (key, key_file, sealed)]
+    if sum(given) > 1:
+        raise InvalidParameterError("give one of --key, --key-file, --sealed")
+    if (sealed is None) != (identity is None):
+        raise InvalidParameterError("--sealed and --identity go together")
+    if key is not None:
+        return _hex_bytes(key, "--key", KEY_BYTES)
+    if key_file is not None:
+        try:
+            text = key_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidParameterError(
+                f"cannot read --key-file {str(key_file)!r}: {exc}"
+            ) from None
+        return _hex_bytes(text, f"--key-file {str(key_file)!r}", KEY_BYTES)
+    if sealed is not None and identity is not None:
+        return open_sealed(
+            _hex_bytes(sealed, "--sealed", SEALED_KEY_BYTES), Keypair.from_file(identity)
+        )
+    return None
 
 
 @app.command()
@@ -115,23 +233,46 @@ def get(
         "block stops it with exit 2).",
     ),
     store: Path | None = StoreOption,
+    key: str | None = typer.Option(None, help="Decrypt with this content key (64 hex digits)."),
+    key_file: Path | None = typer.Option(None, help="Decrypt with the key in this file."),
+    sealed: str | None = typer.Option(
+        None, help="Decrypt with this sealed key (160 hex digits), opened with --identity."
+    ),
+    identity: Path | None = typer.Option(
+        None, help="Identity key file (64 hex digits, the Ed25519 seed) that opens --sealed."
+    ),
+    ipfs_api: str | None = IpfsOption,
 ) -> None:
-    """Write the content named by CID, every block checked against its hash first."""
-    source = _open(store)
+    """Write the content named by CID, every block checked against its hash first (and, with
+    a key, every segment authenticated before it is written)."""
+    from mercat.storage.content import write_file
+    from mercat.storage.encryption import iter_decrypted
+
+    content_key = _content_key(key, key_file, sealed, identity)
+    source = _open(store, ipfs_api=ipfs_api)
+    source.stat(cid)  # present and well formed before anything is written
+    pieces = (
+        source.iter_content(cid)
+        if content_key is None
+        else iter_decrypted(source, cid, content_key)
+    )
     if str(out) == "-":
-        for data in source.iter_content(cid):
+        for data in pieces:
             sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        source.get_to_file(cid, out)
+        write_file(pieces, out)
 
 
 @app.command()
 def stat(
-    cid: str = typer.Argument(...), store: Path | None = StoreOption, as_json: bool = JsonOption
+    cid: str = typer.Argument(...),
+    store: Path | None = StoreOption,
+    ipfs_api: str | None = IpfsOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Size, codec and block count of stored content."""
-    info = _open(store).stat(cid)
+    info = _open(store, ipfs_api=ipfs_api).stat(cid)
     data = {"cid": info.cid, "codec": info.codec, "bytes": info.size, "blocks": info.blocks}
     if as_json:
         print_json(data)

@@ -5,43 +5,47 @@ Public surface (what other parts of mercat, e.g. the chain parity test, call):
 
     Ledger.init(url, LedgerConfig(...)) / Ledger(url)     create / open a store
     Ledger.submit(SignedMessage) -> Receipt              the one write path
-    Signer(Keypair).sign(op, nonce=None) -> SignedMessage  build a message
+    Signer(Keypair, ledger.id).sign(op) -> SignedMessage   build a message for one ledger
     ops: OpenAccount, AddOracle, AdvanceRound, Deposit, Withdraw, Transfer, FundPool,
-         AddAsset, Stake, Unstake, Release, ReplaceAsset, Escrow, Refund, Pay,
-         OpenTask, Report, Settle
+         AddAsset, Stake, Unstake, Release, ReplaceAsset, PostOffer, PostRequest, Refund,
+         OpenTasks, Report, Settle, SettleTasks
     reads: available, stake_of, escrowed, pool, unbonding, supply, balance, books,
-           accounts, assets, asset, journal, round, settled_tasks (oracle records)
+           accounts, assets, asset, offers, request_records, tasks, journal, round,
+           settled_tasks (oracle records)
     verify_ledger(engine) / Ledger.verify()               audit from the journal
     IntegerRule                                          the collective rule in base units
 """
 
 from mercat.identity import Keypair
+from mercat.incentives.integer_rule import IntegerRule, Tokens
 from mercat.ledger.config import LedgerConfig
-from mercat.ledger.ledger import AssetInfo, JournalEntry, Ledger, Receipt
+from mercat.ledger.ledger import AssetInfo, JournalEntry, Ledger, Receipt, TaskInfo
 from mercat.ledger.messages import (
     AddAsset,
     AddOracle,
     AdvanceRound,
     Deposit,
-    Escrow,
     FundPool,
     OpenAccount,
-    OpenTask,
-    Pay,
+    OpenTasks,
+    PostOffer,
+    PostRequest,
     Refund,
     Release,
     ReplaceAsset,
     Report,
     Settle,
+    SettleTasks,
     SignedMessage,
     Signer,
     Stake,
+    TaskReports,
     Transfer,
     Unstake,
     Withdraw,
 )
-from mercat.ledger.rule import IntegerRule, Tokens
 from mercat.ledger.verify import VerifyReport, verify_ledger
+from mercat.runtime.terms import Offer, RequestTerms, TaskTerms
 
 __all__ = [
     "AddAsset",
@@ -49,25 +53,31 @@ __all__ = [
     "AdvanceRound",
     "AssetInfo",
     "Deposit",
-    "Escrow",
     "FundPool",
     "IntegerRule",
     "JournalEntry",
     "Keypair",
     "Ledger",
     "LedgerConfig",
+    "Offer",
     "OpenAccount",
-    "OpenTask",
-    "Pay",
+    "OpenTasks",
+    "PostOffer",
+    "PostRequest",
     "Receipt",
     "Refund",
     "Release",
     "ReplaceAsset",
     "Report",
+    "RequestTerms",
     "Settle",
+    "SettleTasks",
     "SignedMessage",
     "Signer",
     "Stake",
+    "TaskInfo",
+    "TaskReports",
+    "TaskTerms",
     "Tokens",
     "Transfer",
     "Unstake",

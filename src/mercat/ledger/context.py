@@ -17,30 +17,15 @@ from mercat.errors import (
 from mercat.ledger import schema as s
 from mercat.ledger.config import LedgerConfig
 from mercat.ledger.store import Txn
-
-
-def avail(key: str) -> str:
-    return f"avail:{key}"
-
-
-def unbond(key: str) -> str:
-    return f"unbond:{key}"
-
-
-def stake_book(asset: str) -> str:
-    return f"stake:{asset}"
-
-
-def escrow_book(request: str) -> str:
-    return f"escrow:{request}"
-
-
-def hold_book(round_: int, task: str) -> str:
-    return f"hold:{round_}:{task}"
-
-
-WORLD = "world"
-POOL = "pool"
+from mercat.runtime.accounts import (  # noqa: F401 - the ledger's book names, re-exported
+    POOL,
+    WORLD,
+    avail,
+    escrow_book,
+    hold_book,
+    stake_book,
+    unbond,
+)
 
 
 @dataclass

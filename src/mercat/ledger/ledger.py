@@ -5,18 +5,24 @@
     ledger.available(alice), ledger.stake_of("gpu-1"), ledger.pool()
 
 `submit` is the one write path. In order, before anything is written: the payload must
-parse (MalformedMessageError), its signature verify (BadSignatureError), embedded oracle
-reports verify; then, in one transaction: the signer must have an account
-(UnknownAccountError; `open_account` instead needs a fresh key), a settlement of an already
-settled task returns at once (idempotence), the (signer, nonce) must be new
-(ReplayedNonceError), and the operation's own checks run. Any error rolls everything back.
+parse (MalformedMessageError), name this ledger (WrongLedgerError) and not be expired or
+valid for too long (ExpiredMessageError), its signature verify (BadSignatureError),
+embedded oracle reports verify (in parallel threads for a batch); then, in one
+transaction: the signer must have an account (UnknownAccountError; `open_account` instead
+needs a fresh key), a settlement whose tasks are all settled returns at once (idempotence),
+the (signer, nonce) must be new (ReplayedNonceError), and the operation's own checks run.
+Any error rolls everything back.
 
 One `Ledger` per process: an engine must not cross a fork. Threads may share one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, literal, select
@@ -24,15 +30,21 @@ from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from mercat.errors import (
     AlreadyExistsError,
+    ExpiredMessageError,
+    InvalidParameterError,
     LedgerNotInitializedError,
+    LedgerUnavailableError,
     ReplayedNonceError,
     UnknownAccountError,
     UnknownAssetError,
+    UnknownBookError,
     UnknownTaskError,
+    WrongLedgerError,
 )
 from mercat.identity import verify
 from mercat.ledger import messages as m
 from mercat.ledger import schema as s
+from mercat.ledger.book_txn import parse_offer, request_record
 from mercat.ledger.config import LedgerConfig
 from mercat.ledger.context import (
     POOL,
@@ -45,24 +57,168 @@ from mercat.ledger.context import (
 )
 from mercat.ledger.migrate import SCHEMA_REVISION, current_revision, upgrade
 from mercat.ledger.operations import HANDLERS
-from mercat.ledger.settlement import open_task, report, settle, task_status
+from mercat.ledger.settlement import (
+    open_tasks,
+    post_offer,
+    post_request,
+    refund,
+    report,
+    settle,
+    settle_tasks,
+    task_status,
+)
 from mercat.ledger.store import (
     Txn,
     make_engine,
     missing_sqlite_file,
     run_in_transaction,
     safe_url,
+    sqlite_path,
+    sqlite_tables,
+    store_url,
     unavailable,
 )
-from mercat.ledger.verify import VerifyReport, verify_ledger
+from mercat.ledger.verify import VerifyReport, stored_int, verify_ledger
 from mercat.oracle.economics import SettledTask
+from mercat.oracle.report import SignedReport
+from mercat.runtime.records import RequestRecord
+from mercat.runtime.terms import MAX_INT, Offer
+
+
+def _n(value: object, what: str) -> int:
+    """A count, round or amount read back from the store: an integer in [0, 2^62)."""
+    return stored_int(value, what, 0, MAX_INT - 1)
+
+
+def _int_in(value: object, lowest: int, highest: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lowest <= value <= highest
+
+
+def _reports_of(op: m.Op) -> list[SignedReport]:
+    if isinstance(op, m.Report):
+        return [op.report]
+    if isinstance(op, m.Settle):
+        return list(op.reports)
+    if isinstance(op, m.SettleTasks):
+        return [r for item in op.settlements for r in item.reports]
+    return []
+
+
+def _verify_reports(reports: list[SignedReport]) -> None:
+    """Check every report's signature (BadSignatureError on the first that fails); a large
+    batch is checked by `REPORT_THREADS` threads at once."""
+    if len(reports) < PARALLEL_REPORTS:
+        for signed in reports:
+            signed.verify()
+        return
+    # One slice per thread (a future per report would cost more than the check itself).
+    slices = [reports[i::REPORT_THREADS] for i in range(REPORT_THREADS)]
+    with ThreadPoolExecutor(REPORT_THREADS) as pool:
+        for _ in pool.map(_verify_all, slices):
+            pass
+
+
+def _verify_all(reports: list[SignedReport]) -> None:
+    for signed in reports:
+        signed.verify()
+
+
+def _settled_entry_if_all(tx: Txn, op: m.SettleTasks) -> int | None:
+    """The entry that settled every task of the batch, if all are settled (a resend)."""
+    names = [item.task for item in op.settlements]
+    entries = set()
+    for start in range(0, len(names), 4000):
+        rows = tx.execute(
+            select(s.tasks.c.status, s.tasks.c.settled_entry).where(
+                s.tasks.c.round == op.round, s.tasks.c.task.in_(names[start : start + 4000])
+            )
+        ).all()
+        if len(rows) < len(names[start : start + 4000]):
+            return None
+        for status, entry in rows:
+            if status != "settled":
+                return None
+            entries.add(entry)
+    return min(entries) if entries else None
+
 
 _ALL_HANDLERS = {
     **HANDLERS,
-    m.OpenTask.name: open_task,
+    m.PostOffer.name: post_offer,
+    m.PostRequest.name: post_request,
+    m.Refund.name: refund,
+    m.OpenTasks.name: open_tasks,
     m.Report.name: report,
     m.Settle.name: settle,
+    m.SettleTasks.name: settle_tasks,
 }
+
+#: The most entries one `journal` call returns (a page; `after` reads the next one).
+MAX_JOURNAL_PAGE = 100_000
+
+#: Threads that check the signatures of a batch's oracle reports (libsodium releases the
+#: GIL, so they run in parallel); batches smaller than this many reports are checked inline.
+REPORT_THREADS = 2
+PARALLEL_REPORTS = 64
+
+
+# --- opening and creating stores ---------------------------------------------------------
+
+#: Tables a ledger store holds: the ledger's own and Alembic's record of its revision.
+LEDGER_TABLES = frozenset(s.metadata.tables) | {"alembic_version"}
+
+
+def _configuration(engine: Any, url: str) -> LedgerConfig:
+    """The configuration of the ledger behind `engine`; LedgerNotInitializedError if the
+    store holds none (or an older schema), LedgerUnavailableError if it cannot be read."""
+    try:
+        present = inspect(engine).has_table("ledger_meta")
+        if not present:
+            raise LedgerNotInitializedError(
+                f"no ledger at {safe_url(url)}; run `mercat ledger init`"
+            )
+        revision = current_revision(engine)
+        if revision != SCHEMA_REVISION:
+            raise LedgerNotInitializedError(
+                f"ledger schema at revision {revision}, this mercat needs {SCHEMA_REVISION}; "
+                "run `mercat ledger init` to upgrade"
+            )
+        with engine.connect() as connection:
+            text = connection.execute(select(s.meta.c.config)).scalar()
+    except DatabaseError as exc:  # unreachable server, or a file that is no database
+        raise unavailable(url, exc) from None
+    if text is None:
+        raise LedgerNotInitializedError(f"ledger at {safe_url(url)} has no configuration")
+    return LedgerConfig.from_json(text)
+
+
+def _check_new_store(url: str) -> None:
+    """Before `Ledger.init` opens a SQLite store: its folder exists, and an existing file
+    is a database that holds nothing but a ledger (read-only, so a refused file is left as
+    it was)."""
+    path = sqlite_path(url)
+    if path is None:
+        store_url(url)  # refuses an unusable URL before any driver is loaded
+        return
+    if not path.parent.is_dir():
+        raise LedgerUnavailableError(
+            f"cannot create the ledger store at {safe_url(url)}: no folder {str(path.parent)!r}"
+        )
+    _refuse_foreign_tables(url, sqlite_tables(url) or set())
+
+
+def _refuse_foreign_tables(url: str, tables: set[str]) -> None:
+    foreign = sorted(t for t in tables - LEDGER_TABLES if not t.startswith("sqlite_"))
+    if foreign:
+        raise LedgerUnavailableError(
+            f"the store at {safe_url(url)} holds tables that are not a ledger's "
+            f"({', '.join(foreign[:5])}); create the ledger in a database of its own"
+        )
+
+
+def _configured(engine: Any) -> bool:
+    with engine.connect() as connection:
+        return connection.execute(select(s.meta.c.id)).first() is not None
 
 
 @dataclass(frozen=True)
@@ -85,6 +241,22 @@ class AssetInfo:
 
 
 @dataclass(frozen=True)
+class TaskInfo:
+    round: int
+    task: str
+    request: str
+    status: str
+    assets: tuple[str, ...]
+    payouts: tuple[int, ...]
+    charge: int
+    fraction: int
+    margin_to: str
+    success: bool | None
+    sla_met: bool | None
+    latency_ms: int | None
+
+
+@dataclass(frozen=True)
 class JournalEntry:
     id: int
     op: str
@@ -96,42 +268,57 @@ class JournalEntry:
 class Ledger:
     """A ledger store opened by URL (`sqlite:///file.db`, `postgresql+psycopg://...`)."""
 
-    def __init__(self, url: str, *, durable: bool = True) -> None:
+    def __init__(
+        self, url: str, *, durable: bool = True, clock: Callable[[], float] = time.time
+    ) -> None:
         self.url = url
-        if missing_sqlite_file(url):  # SQLite would create an empty file: a typo leaves litter
+        self.clock = clock
+        store_url(url)
+        # A SQLite file is looked at read-only first: the engine's connection would switch
+        # it to WAL (a write) before anything could tell that it is not a ledger, and a
+        # mistyped path would become an empty database.
+        tables = None if missing_sqlite_file(url) else sqlite_tables(url)
+        if missing_sqlite_file(url) or (tables is not None and "ledger_meta" not in tables):
             raise LedgerNotInitializedError(
                 f"no ledger at {safe_url(url)}; run `mercat ledger init`"
             )
         self.engine = make_engine(url, durable=durable)
         try:
-            present = inspect(self.engine).has_table("ledger_meta")
-        except DatabaseError as exc:  # unreachable server, or a file that is no database
+            self.config = _configuration(self.engine, url)
+        except BaseException:
             self.engine.dispose()
-            raise unavailable(url, exc) from None
-        if not present:
-            raise LedgerNotInitializedError(
-                f"no ledger at {safe_url(url)}; run `mercat ledger init`"
-            )
-        revision = current_revision(self.engine)
-        if revision != SCHEMA_REVISION:
-            raise LedgerNotInitializedError(
-                f"ledger schema at revision {revision}, this mercat needs {SCHEMA_REVISION}; "
-                "run `mercat ledger init` to upgrade"
-            )
-        with self.engine.connect() as connection:
-            text = connection.execute(select(s.meta.c.config)).scalar()
-        if text is None:
-            raise LedgerNotInitializedError(f"ledger at {safe_url(url)} has no configuration")
-        self.config = LedgerConfig.from_json(text)
+            raise
+
+    @property
+    def id(self) -> str:
+        """The ledger's id: every message and oracle report for it names this."""
+        return self.config.ledger_id
 
     @classmethod
-    def init(cls, url: str, config: LedgerConfig, *, durable: bool = True) -> Ledger:
+    def init(
+        cls,
+        url: str,
+        config: LedgerConfig,
+        *,
+        durable: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> Ledger:
         """Create (or upgrade) the schema and store `config`; refuses a configured store.
+        A config without a `ledger_id` gets a random one.
 
         `durable=False`: see `mercat.ledger.store.make_engine` (SQLite only)."""
+        if not isinstance(config, LedgerConfig):
+            raise InvalidParameterError(f"config must be a LedgerConfig, got {config!r}")
+        if not config.ledger_id:
+            config = replace(config, ledger_id=secrets.token_hex(16))
+        _check_new_store(url)
         engine = make_engine(url, durable=durable)
         try:
             try:
+                _refuse_foreign_tables(url, set(inspect(engine).get_table_names()))
+                revision = current_revision(engine)
+                if revision == SCHEMA_REVISION and _configured(engine):
+                    raise AlreadyExistsError(f"a ledger is already initialised at {safe_url(url)}")
                 upgrade(engine)
             except DatabaseError as exc:
                 raise unavailable(url, exc) from None
@@ -153,7 +340,7 @@ class Ledger:
             run_in_transaction(engine, configure)
         finally:
             engine.dispose()
-        return cls(url, durable=durable)
+        return cls(url, durable=durable, clock=clock)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -169,12 +356,21 @@ class Ledger:
     def submit(self, message: m.SignedMessage) -> Receipt:
         """Apply one signed message, all or nothing (see the module docstring)."""
         envelope = m.parse(message)
+        if envelope.ledger != self.config.ledger_id:
+            raise WrongLedgerError(
+                f"the message was signed for ledger {envelope.ledger}, this is {self.id}"
+            )
+        now = int(self.clock())
+        if envelope.expires < now:
+            raise ExpiredMessageError(f"the message expired at {envelope.expires} (now {now})")
+        if envelope.expires > now + m.MAX_VALIDITY_S:
+            raise ExpiredMessageError(
+                f"the message claims to stay valid until {envelope.expires}, more than "
+                f"{m.MAX_VALIDITY_S} s ahead"
+            )
         verify(envelope.signer, message.payload, message.signature)
         op = envelope.op
-        for signed in getattr(op, "reports", ()) + (
-            (op.report,) if isinstance(op, m.Report) else ()
-        ):
-            signed.verify()
+        _verify_reports(_reports_of(op))
 
         def work(tx: Txn) -> Receipt:
             role = tx.execute(
@@ -188,6 +384,10 @@ class Ledger:
                     raise UnknownTaskError(f"no task ({op.round}, {op.task!r})")
                 if status[0] == "settled":
                     return Receipt(status[1], op.name, applied=False)
+            if isinstance(op, m.SettleTasks):
+                settled = _settled_entry_if_all(tx, op)
+                if settled is not None:
+                    return Receipt(settled, op.name, applied=False)
             used = tx.execute(
                 select(s.entries.c.id).where(
                     s.entries.c.signer == envelope.signer, s.entries.c.nonce == envelope.nonce
@@ -222,10 +422,13 @@ class Ledger:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar()
 
-    def balance(self, book: str) -> int:
-        """The balance of a book by name (0 for a book that does not exist)."""
+    def balance(self, book: str, *, must_exist: bool = False) -> int:
+        """The balance of a book by name: 0 for a book that does not exist, or, with
+        `must_exist`, UnknownBookError (the node's `GET /ledger/balance` answers 404)."""
         value = self._scalar(select(s.books.c.balance).where(s.books.c.name == book))
-        return int(value or 0)
+        if value is None and must_exist:
+            raise UnknownBookError(f"no book {book[:80]!r} on this ledger")
+        return 0 if value is None else stored_int(value, f"book {book[:80]!r}")
 
     def available(self, account: str) -> int:
         return self.balance(avail(account))
@@ -247,12 +450,14 @@ class Ledger:
         return -self.balance(WORLD)
 
     def round(self) -> int:
-        return int(self._scalar(select(s.meta.c.round)))
+        return stored_int(self._scalar(select(s.meta.c.round)), "the ledger's round")
 
     def books(self) -> dict[str, int]:
         with self.engine.connect() as connection:
-            rows = connection.execute(select(s.books.c.name, s.books.c.balance))
-            return {name: int(balance) for name, balance in rows}
+            # Rows are fetched before they are checked: a refused value must not leave a
+            # statement open on the connection (SQLite would keep its WAL files behind).
+            rows = connection.execute(select(s.books.c.name, s.books.c.balance)).all()
+        return {name: stored_int(balance, f"book {name!r}") for name, balance in rows}
 
     def accounts(self) -> list[tuple[str, str, int]]:
         """(key, role, spendable balance) of every account."""
@@ -262,7 +467,10 @@ class Ledger:
             .order_by(s.accounts.c.role, s.accounts.c.key)
         )
         with self.engine.connect() as connection:
-            return [(str(k), str(r), int(b)) for k, r, b in connection.execute(query)]
+            return [
+                (str(k), str(r), stored_int(b, f"book 'avail:{k}'"))
+                for k, r, b in connection.execute(query).all()
+            ]
 
     def assets(self) -> list[AssetInfo]:
         query = (
@@ -271,13 +479,64 @@ class Ledger:
             .order_by(s.assets.c.id)
         )
         with self.engine.connect() as connection:
-            return [AssetInfo(a, o, st, int(b)) for a, o, st, b in connection.execute(query)]
+            return [
+                AssetInfo(a, o, st, stored_int(b, f"book 'stake:{a}'"))
+                for a, o, st, b in connection.execute(query).all()
+            ]
 
     def requests(self) -> list[tuple[str, str]]:
-        """(request id, owner key) of every request opened on the ledger, by id."""
+        """(request id, owner key) of every request posted on the ledger, by id."""
         query = select(s.requests.c.id, s.requests.c.owner).order_by(s.requests.c.id)
         with self.engine.connect() as connection:
             return [(str(r), str(o)) for r, o in connection.execute(query)]
+
+    def request_records(self, status: str | None = None) -> list[RequestRecord]:
+        """Every request with its signed terms and life cycle, in posting order."""
+        query = select(s.requests).order_by(s.requests.c.entry_id, s.requests.c.id)
+        if status is not None:
+            query = query.where(s.requests.c.status == status)
+        with self.engine.connect() as connection:
+            return [request_record(row) for row in connection.execute(query)]
+
+    def offers(self) -> dict[str, Offer]:
+        """The current offer of every asset that has one, by asset id."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(s.offers.c.asset, s.offers.c.offer))
+            return {str(a): parse_offer(o) for a, o in rows}  # type: ignore[misc]
+
+    def tasks(self, round_: int | None = None, status: str | None = None) -> list[TaskInfo]:
+        """Tasks with their terms and state, by round and id."""
+        query = select(s.tasks).order_by(s.tasks.c.round, s.tasks.c.task)
+        if round_ is not None:
+            query = query.where(s.tasks.c.round == round_)
+        if status is not None:
+            query = query.where(s.tasks.c.status == status)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+            members = connection.execute(
+                select(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.asset,
+                       s.task_assets.c.payout)
+                .order_by(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.position)
+            ).all()  # fmt: skip
+        by_task: dict[tuple[int, str], list[tuple[str, int]]] = {}
+        for r, t, a, p in members:
+            by_task.setdefault((_n(r, "a task's round"), str(t)), []).append(
+                (str(a), _n(p, f"a payout of task {t!r}"))
+            )
+        out = []
+        for row in rows:
+            parts = by_task.get((_n(row.round, "a task's round"), str(row.task)), [])
+            payouts = tuple(p for _, p in parts)
+            out.append(
+                TaskInfo(
+                    round=_n(row.round, "a task's round"), task=row.task, request=row.request,
+                    status=row.status, assets=tuple(a for a, _ in parts), payouts=payouts,
+                    charge=sum(payouts) if row.charge is None else _n(row.charge, "a charge"),
+                    fraction=_n(row.fraction, "a fraction"), margin_to=row.margin_to,
+                    success=row.success, sla_met=row.sla_met, latency_ms=row.latency_ms,
+                )
+            )  # fmt: skip
+        return out
 
     def asset(self, asset: str) -> AssetInfo:
         for info in self.assets():
@@ -286,7 +545,14 @@ class Ledger:
         raise UnknownAssetError(f"no asset {asset!r}")
 
     def journal(self, limit: int | None = None, after: int = 0) -> list[JournalEntry]:
-        """Entries with id > `after`, oldest first, each with its postings."""
+        """Entries with id > `after`, oldest first, each with its postings; at most `limit`
+        (1 to `MAX_JOURNAL_PAGE`, None: all). InvalidParameterError for a bound out of range."""
+        if limit is not None and not _int_in(limit, 1, MAX_JOURNAL_PAGE):
+            raise InvalidParameterError(
+                f"limit must be an integer in [1, {MAX_JOURNAL_PAGE}], got {limit!r}"
+            )
+        if not _int_in(after, 0, MAX_INT - 1):
+            raise InvalidParameterError(f"after must be an integer in [0, 2^62), got {after!r}")
         query = select(s.entries).where(s.entries.c.id > after).order_by(s.entries.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -301,11 +567,15 @@ class Ledger:
             ).all()
         by_entry: dict[int, list[tuple[str, int]]] = {}
         for entry_id, book, amount in postings:
-            by_entry.setdefault(entry_id, []).append((book, int(amount)))
+            amount = stored_int(amount, f"a posting of entry {entry_id} to {book!r}")
+            by_entry.setdefault(entry_id, []).append((book, amount))
         return [
-            JournalEntry(r.id, r.op, r.signer, int(r.nonce), tuple(by_entry.get(r.id, ())))
+            JournalEntry(
+                r.id, r.op, r.signer, stored_int(r.nonce, f"the nonce of entry {r.id}"),
+                tuple(by_entry.get(r.id, ())),
+            )
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def settled_tasks(self) -> list[SettledTask]:
         """Every settled task with its payments and report count (for eq. 2-3)."""
@@ -326,24 +596,28 @@ class Ledger:
                 select(s.oracle_reports.c.round, s.oracle_reports.c.task, func.count()).group_by(
                     s.oracle_reports.c.round, s.oracle_reports.c.task
                 )
-            )
-            reports = {(int(r), str(t)): int(n) for r, t, n in counted}
+            ).all()
+            reports = {(_n(r, "a report's round"), str(t)): int(n) for r, t, n in counted}
         by_task: dict[tuple[int, str], list[tuple[str, int]]] = {}
         for r, t, payout, owner in members:
-            by_task.setdefault((int(r), str(t)), []).append((str(owner), int(payout)))
+            by_task.setdefault((_n(r, "a task's round"), str(t)), []).append(
+                (str(owner), _n(payout, f"a payout of task {t!r}"))
+            )
         records = []
         for row in tasks:
-            key = (int(row.round), str(row.task))
+            key = (_n(row.round, "a task's round"), str(row.task))
             owners = by_task.get(key, [])
+            paid = bool(row.success) and bool(row.sla_met)  # a late task pays nothing
             payouts: dict[str, int] = {}
-            if row.success:
+            if paid:
                 for owner, payout in owners:
                     payouts[owner] = payouts.get(owner, 0) + payout
+            charge = sum(p for _, p in owners) if row.charge is None else _n(row.charge, "a charge")
             records.append(
                 SettledTask(
                     round=key[0], task=key[1], requester=str(row.owner), success=bool(row.success),
-                    sla_met=bool(row.sla_met), latency_ms=int(row.latency_ms),
-                    price=sum(p for _, p in owners), payouts=payouts,
+                    sla_met=bool(row.sla_met), latency_ms=_n(row.latency_ms, "a latency"),
+                    price=charge, payouts=payouts,
                     providers=tuple(dict.fromkeys(o for o, _ in owners)),
                     reports=reports.get(key, 0),
                 )

@@ -1,12 +1,20 @@
 """Signed ledger messages: the only way to change a ledger.
 
-A message is an *envelope* {domain, op, signer, nonce, body} encoded canonically (see
-`mercat.identity.canonical_bytes`) and signed by `signer`. The ledger accepts a payload
-only in its canonical form, so one message has exactly one encoding and one signature.
-`nonce` is any integer in [0, 2^62) the signer has not used before: the ledger keeps every
-(signer, nonce) it accepted and refuses a second use (ReplayedNonceError). Random nonces
-(the default of `Signer.sign`) let one key sign from many threads and processes at once
-without agreeing on a counter.
+A message is an *envelope* {domain, ledger, op, signer, nonce, expires, body} encoded
+canonically (see `mercat.identity.canonical_bytes`) and signed by `signer`. The ledger
+accepts a payload only in its canonical form, so one message has exactly one encoding and
+one signature.
+
+- `ledger` is the id of the one ledger the message is for (`LedgerConfig.ledger_id`, drawn
+  at random when the ledger is created): a message signed for one ledger is refused by every
+  other (WrongLedgerError), even where its signer has an account on both.
+- `expires` is the Unix time (seconds) after which the message is refused (ExpiredMessageError);
+  a ledger also refuses one that claims to stay valid more than `MAX_VALIDITY_S` ahead, so a
+  signed message is good for at most a week, and by default (`Signer.sign`) for an hour.
+- `nonce` is any integer in [0, 2^62) the signer has not used before: the ledger keeps every
+  (signer, nonce) it accepted and refuses a second use (ReplayedNonceError). Random nonces
+  (the default of `Signer.sign`) let one key sign from many threads and processes at once
+  without agreeing on a counter.
 
 Each operation is a frozen dataclass below; its fields are checked by name:
 
@@ -19,20 +27,37 @@ Each operation is a frozen dataclass below; its fields are checked by name:
 | assets                                  | a non-empty list of distinct ids          |
 | payouts                                 | a list of integers in [0, 2^62), one per asset |
 | report / reports                        | one / a list of signed oracle reports     |
+| offer                                   | an asset's offer (`mercat.runtime.terms.Offer`) |
+| terms                                   | a request's terms (`RequestTerms`)        |
+| tasks                                   | 1 to `MAX_TASKS` tasks (`TaskTerms`)      |
+| margin_to                               | "operator" or "pool"                      |
+| settlements                             | 1 to `MAX_TASKS` {task, reports}          |
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key
 from mercat.oracle.report import SignedReport, check_id, check_int
+from mercat.runtime.records import MARGIN_HOLDERS
+from mercat.runtime.terms import Offer, RequestTerms, TaskTerms
+from mercat.untrusted import parse_json, shown
 
-DOMAIN = "mercat/ledger/1"
+DOMAIN = "mercat/ledger/2"
+DEFAULT_VALIDITY_S = 3600
+MAX_VALIDITY_S = 7 * 24 * 3600
+MAX_TASKS = 50_000
+"""The most tasks one message opens or settles (a round opens in batches of at most this)."""
+MAX_MESSAGE_BYTES = 64 << 20
+"""The largest signed message (and payload) parsed: a batch of MAX_TASKS settlements, each
+with its quorum of oracle reports, stays below it. Parsing also stops at
+`mercat.untrusted.MAX_DEPTH` levels of nesting."""
 
 
 class Op:
@@ -150,48 +175,46 @@ class ReplaceAsset(Op):
     stake: int
 
 
-# --- requests and tasks --------------------------------------------------------------------
+# --- offers, requests and tasks ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Escrow(Op):
-    """The signer escrows tokens for its request (opening the request on first use)."""
+class PostOffer(Op):
+    """An asset's owner states the asset's kind and its standing offer (replacing any earlier
+    one): without it, nobody can bind the asset to a task."""
 
-    name: ClassVar[str] = "escrow"
-    request: str
-    amount: int
+    name: ClassVar[str] = "post_offer"
+    offer: Offer
+
+
+@dataclass(frozen=True)
+class PostRequest(Op):
+    """The signer posts a request with its terms and escrows its `max_price`."""
+
+    name: ClassVar[str] = "post_request"
+    terms: RequestTerms
 
 
 @dataclass(frozen=True)
 class Refund(Op):
-    """The request's owner (or the operator) takes back what is left in its escrow."""
+    """The request's owner (or the operator) withdraws an open request: it closes and its
+    escrow goes back to its owner. A served request closes by itself when its last task
+    settles."""
 
     name: ClassVar[str] = "refund"
     request: str
 
 
 @dataclass(frozen=True)
-class Pay(Op):
-    """Operator: pay a node's owner from a request's escrow."""
+class OpenTasks(Op):
+    """Operator: open a round's tasks, each checked against its request's terms and its
+    assets' offers (`mercat.runtime.money`); charges move from escrows into holds, subsidies
+    from the margin holder (`margin_to`: the operator's account or the reward pool)."""
 
-    name: ClassVar[str] = "pay"
-    request: str
-    to: str
-    amount: int
-
-
-@dataclass(frozen=True)
-class OpenTask(Op):
-    """Operator: a task of `round` runs on `assets`; the sum of `payouts` moves from the
-    request's escrow into the task's hold. On success asset i's owner gets payouts[i]; on
-    failure the hold returns to the escrow."""
-
-    name: ClassVar[str] = "open_task"
+    name: ClassVar[str] = "open_tasks"
     round: int
-    task: str
-    request: str
-    assets: tuple[str, ...]
-    payouts: tuple[int, ...]
+    tasks: tuple[TaskTerms, ...]
+    margin_to: str = "operator"
 
 
 @dataclass(frozen=True)
@@ -213,12 +236,31 @@ class Settle(Op):
     reports: tuple[SignedReport, ...] = ()
 
 
+@dataclass(frozen=True)
+class TaskReports:
+    """One task of a batch settlement and the reports that come with it."""
+
+    task: str
+    reports: tuple[SignedReport, ...] = ()
+
+
+@dataclass(frozen=True)
+class SettleTasks(Op):
+    """Anyone settles many tasks of one round in one transaction, each once its quorum
+    agrees. A batch whose tasks are all settled changes nothing (a resend after a crash);
+    one that names a settled task among open ones is refused whole."""
+
+    name: ClassVar[str] = "settle_tasks"
+    round: int
+    settlements: tuple[TaskReports, ...]
+
+
 OPS: dict[str, type[Op]] = {
     op.name: op
     for op in (
         OpenAccount, AddOracle, AdvanceRound, Deposit, Withdraw, Transfer, FundPool,
-        AddAsset, Stake, Unstake, Release, ReplaceAsset, Escrow, Refund, Pay, OpenTask,
-        Report, Settle,
+        AddAsset, Stake, Unstake, Release, ReplaceAsset, PostOffer, PostRequest, Refund,
+        OpenTasks, Report, Settle, SettleTasks,
     )
 }  # fmt: skip
 
@@ -253,6 +295,47 @@ def _report(value: object, what: str) -> SignedReport:
     return SignedReport.from_wire(value)
 
 
+def _bounded_list(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list | tuple) or not 0 < len(value) <= MAX_TASKS:
+        raise MalformedMessageError(f"{what} must be a list of 1 to {MAX_TASKS} entries")
+    return list(value)
+
+
+def _tasks(value: object, what: str) -> tuple[TaskTerms, ...]:
+    return tuple(
+        v if isinstance(v, TaskTerms) else TaskTerms.from_wire(v)
+        for v in _bounded_list(value, what)
+    )
+
+
+def _settlements(value: object, what: str) -> tuple[TaskReports, ...]:
+    out = []
+    for i, item in enumerate(_bounded_list(value, what)):
+        if isinstance(item, TaskReports):
+            item = {"task": item.task, "reports": [r.to_wire() for r in item.reports]}
+        if not isinstance(item, dict) or set(item) != {"task", "reports"}:
+            raise MalformedMessageError(f"{what}[{i}] has exactly the fields task, reports")
+        out.append(
+            TaskReports(check_id(item["task"], f"{what}[{i}].task"),
+                        _reports(item["reports"], f"{what}[{i}].reports"))
+        )  # fmt: skip
+    return tuple(out)
+
+
+def _margin_to(value: object, what: str) -> str:
+    if value not in MARGIN_HOLDERS:
+        raise MalformedMessageError(f"{what} must be one of {', '.join(MARGIN_HOLDERS)}")
+    return str(value)
+
+
+def _offer(value: object, what: str) -> Offer:
+    return value if isinstance(value, Offer) else Offer.from_wire(value)
+
+
+def _terms(value: object, what: str) -> RequestTerms:
+    return value if isinstance(value, RequestTerms) else RequestTerms.from_wire(value)
+
+
 _CHECKS: dict[str, Any] = {
     "amount": lambda v, w: check_int(v, w, 1),
     "stake": lambda v, w: check_int(v, w, 1),
@@ -269,12 +352,19 @@ _CHECKS: dict[str, Any] = {
     "payouts": _amounts,
     "report": _report,
     "reports": _reports,
+    "offer": _offer,
+    "terms": _terms,
+    "tasks": _tasks,
+    "margin_to": _margin_to,
+    "settlements": _settlements,
 }
 
 
 def _wire(value: Any) -> Any:
-    if isinstance(value, SignedReport):
+    if isinstance(value, SignedReport | Offer | RequestTerms | TaskTerms):
         return value.to_wire()
+    if isinstance(value, TaskReports):
+        return {"task": value.task, "reports": [r.to_wire() for r in value.reports]}
     if isinstance(value, tuple | list):
         return [_wire(v) for v in value]
     return value
@@ -296,10 +386,7 @@ def build(op_name: str, body: object) -> Op:
             f"got {sorted(body)}"
         )
     values = {key: _CHECKS[key](value, f"{op_name}.{key}") for key, value in body.items()}
-    op = cls(**values)
-    if isinstance(op, OpenTask) and len(op.payouts) != len(op.assets):
-        raise MalformedMessageError("open_task needs one payout per asset")
-    return op
+    return cls(**values)
 
 
 # --- envelopes -----------------------------------------------------------------------------
@@ -316,9 +403,11 @@ class SignedMessage:
         return json.dumps({"payload": self.payload.decode(), "signature": self.signature.hex()})
 
     @classmethod
-    def from_json(cls, text: str) -> SignedMessage:
+    def from_json(cls, text: str | bytes) -> SignedMessage:
+        data = parse_json(
+            text, what="a signed message", error=MalformedMessageError, max_bytes=MAX_MESSAGE_BYTES
+        )
         try:
-            data = json.loads(text)
             return cls(data["payload"].encode(), bytes.fromhex(data["signature"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MalformedMessageError(f"not a signed message: {exc}") from exc
@@ -326,50 +415,86 @@ class SignedMessage:
 
 @dataclass(frozen=True)
 class Envelope:
-    """A parsed message: who asks for what, under which nonce."""
+    """A parsed message: who asks for what, of which ledger, under which nonce, until when."""
 
     op: Op
     signer: str
     nonce: int
+    ledger: str
+    expires: int
 
 
-def envelope_payload(op: Op, signer: str, nonce: int) -> bytes:
+def envelope_payload(op: Op, signer: str, nonce: int, ledger: str, expires: int) -> bytes:
     body = {f.name: _wire(getattr(op, f.name)) for f in fields(op)}  # type: ignore[arg-type]
     return canonical_bytes(
-        {"domain": DOMAIN, "op": op.name, "signer": signer, "nonce": nonce, "body": body}
+        {
+            "domain": DOMAIN,
+            "ledger": ledger,
+            "op": op.name,
+            "signer": signer,
+            "nonce": nonce,
+            "expires": expires,
+            "body": body,
+        }
     )
+
+
+def check_ledger_id(value: object, what: str = "ledger") -> str:
+    if (
+        not isinstance(value, str)
+        or len(value) != 32
+        or not all(c in "0123456789abcdef" for c in value)
+    ):
+        raise MalformedMessageError(f"{what} must be a ledger id (32 lowercase hex digits)")
+    return value
 
 
 def parse(message: SignedMessage) -> Envelope:
     """Decode and check a message's payload (not its signature). MalformedMessageError."""
     if not isinstance(message, SignedMessage) or not isinstance(message.payload, bytes):
         raise MalformedMessageError("expected a SignedMessage")
-    try:
-        data = json.loads(message.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedMessageError(f"payload is not JSON: {exc}") from exc
-    keys = {"domain", "op", "signer", "nonce", "body"}
+    data = parse_json(
+        message.payload,
+        what="the payload",
+        error=MalformedMessageError,
+        max_bytes=MAX_MESSAGE_BYTES,
+    )
+    keys = {"domain", "ledger", "op", "signer", "nonce", "expires", "body"}
     if not isinstance(data, dict) or set(data) != keys:
         raise MalformedMessageError(f"an envelope has exactly the fields {sorted(keys)}")
     if data["domain"] != DOMAIN:
-        raise MalformedMessageError(f"domain must be {DOMAIN!r}, got {data['domain']!r}")
+        raise MalformedMessageError(f"domain must be {DOMAIN!r}, got {shown(data['domain'])}")
+    ledger = check_ledger_id(data["ledger"])
     signer = check_public_key(data["signer"], "signer")
     nonce = check_int(data["nonce"], "nonce")
+    expires = check_int(data["expires"], "expires")
     op = build(data["op"], data["body"])
     if canonical_bytes(data) != message.payload:
         raise MalformedMessageError("payload is not in canonical form")
-    return Envelope(op, signer, nonce)
+    return Envelope(op, signer, nonce, ledger, expires)
 
 
 class Signer:
-    """Signs operations with one key: `Signer(key).sign(Deposit(...))`."""
+    """Signs operations with one key for one ledger: `Signer(key, ledger.id).sign(op)`."""
 
-    def __init__(self, key: Keypair) -> None:
+    def __init__(self, key: Keypair, ledger: str) -> None:
         self.key = key
         self.public = key.public
+        self.ledger = check_ledger_id(ledger)
 
-    def sign(self, op: Op, nonce: int | None = None) -> SignedMessage:
+    def sign(
+        self,
+        op: Op,
+        nonce: int | None = None,
+        *,
+        expires: int | None = None,
+        valid_for: int = DEFAULT_VALIDITY_S,
+    ) -> SignedMessage:
+        """Sign `op`; it stays valid until `expires` (Unix seconds), by default `valid_for`
+        seconds from now."""
         if nonce is None:
             nonce = secrets.randbits(62)
-        payload = envelope_payload(op, self.public, nonce)
+        if expires is None:
+            expires = int(time.time()) + valid_for
+        payload = envelope_payload(op, self.public, nonce, self.ledger, expires)
         return SignedMessage(payload, self.key.sign(payload))

@@ -20,7 +20,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest revision in migrations/versions/. Opening a ledger compares the store's
 #: revision with this constant instead of importing Alembic (a third of a second per
 #: process); a test holds it equal to Alembic's head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -17,6 +17,8 @@ from mercat.errors import (
     AlreadyExistsError,
     AssetNotActiveError,
     InsufficientFundsError,
+    LedgerIntegrityError,
+    StakeAboveCapError,
     StakeBelowMinimumError,
     StakeLockedError,
     UnauthorizedError,
@@ -28,16 +30,24 @@ from mercat.ledger.context import (
     WORLD,
     Context,
     avail,
-    escrow_book,
     stake_book,
     unbond,
 )
+from mercat.runtime.limits import check_stake
 
 Handler = Callable[[Context, Any], dict[str, Any]]
 
 
 def _move(ctx: Context, source: str, target: str, amount: int) -> None:
+    """Move `amount` from one book to another. A move from a book to itself (a transfer to
+    oneself) needs the funds, as on the contract, and posts nothing."""
     balances = ctx.tx.lock_books([source, target])
+    if source == target:
+        if source not in balances:
+            raise LedgerIntegrityError(f"posting to book {source!r} that was not locked")
+        if balances[source] < amount:
+            raise InsufficientFundsError(f"{source} holds {balances[source]}, cannot pay {amount}")
+        return
     ctx.post({source: -amount, target: amount}, balances)
 
 
@@ -94,10 +104,10 @@ def _check_new_asset(ctx: Context, asset: str, stake: int) -> None:
     taken = ctx.tx.execute(select(s.assets.c.id).where(s.assets.c.id == asset)).first()
     if taken is not None:
         raise AlreadyExistsError(f"asset {asset!r} exists")
-    if stake < ctx.config.min_stake:  # type: ignore[operator]
-        raise StakeBelowMinimumError(
-            f"stake {stake} is below the minimum stake {ctx.config.min_stake}"
-        )
+    # Request and asset ids share one namespace: a round's market names both.
+    if ctx.tx.execute(select(s.requests.c.id).where(s.requests.c.id == asset)).first():
+        raise AlreadyExistsError(f"id {asset!r} is taken by a request")
+    check_stake(stake, ctx.config.stake_bounds)
 
 
 def _owned(ctx: Context, asset: str) -> str:
@@ -121,6 +131,12 @@ def stake(ctx: Context, op: m.Stake) -> dict[str, Any]:
     status = ctx.asset(op.asset)[1]  # re-read under the lock: settlement may have removed it
     if status != "active":
         raise AssetNotActiveError(f"asset {op.asset!r} is {status}")
+    highest = ctx.config.stake_bounds[1]
+    if balances[stake_book(op.asset)] + op.amount > highest:
+        raise StakeAboveCapError(
+            f"asset {op.asset!r} holds {balances[stake_book(op.asset)]}; adding {op.amount} "
+            f"would take it above the stake cap {highest}"
+        )
     ctx.post({avail(ctx.signer): -op.amount, stake_book(op.asset): op.amount}, balances)
     return {}
 
@@ -151,9 +167,10 @@ def unstake(ctx: Context, op: m.Unstake) -> dict[str, Any]:
     if remaining < 0:
         raise InsufficientFundsError(f"asset {op.asset!r} has {balances[book]} staked")
     if status == "active":
-        if 0 < remaining < ctx.config.min_stake:  # type: ignore[operator]
+        lowest = ctx.config.stake_bounds[0]
+        if 0 < remaining < lowest:
             raise StakeBelowMinimumError(
-                f"{remaining} would stay staked, below the minimum {ctx.config.min_stake}; "
+                f"{remaining} would stay staked, below the minimum {lowest}; "
                 "unstake everything to retire the asset"
             )
         if remaining == 0:
@@ -202,40 +219,6 @@ def replace_asset(ctx: Context, op: m.ReplaceAsset) -> dict[str, Any]:
     return {"carried": carried}
 
 
-# --- requests ------------------------------------------------------------------------------
-
-
-def escrow(ctx: Context, op: m.Escrow) -> dict[str, Any]:
-    owner = ctx.tx.execute(select(s.requests.c.owner).where(s.requests.c.id == op.request))
-    owner = owner.scalar()
-    if owner is None:
-        ctx.tx.execute(insert(s.requests).values(id=op.request, owner=ctx.signer))
-        ctx.tx.create_books({escrow_book(op.request): "escrow"})
-    elif owner != ctx.signer:
-        raise UnauthorizedError(f"request {op.request!r} belongs to another account")
-    _move(ctx, avail(ctx.signer), escrow_book(op.request), op.amount)
-    return {}
-
-
-def refund(ctx: Context, op: m.Refund) -> dict[str, Any]:
-    owner = ctx.request_owner(op.request)
-    if ctx.signer != owner and ctx.role != "operator":
-        raise UnauthorizedError(f"only the owner or the operator may refund {op.request!r}")
-    book = escrow_book(op.request)
-    balances = ctx.tx.lock_books([book, avail(owner)])
-    amount = balances[book]
-    ctx.post({book: -amount, avail(owner): amount}, balances)
-    return {"refunded": amount}
-
-
-def pay(ctx: Context, op: m.Pay) -> dict[str, Any]:
-    ctx.require_operator("pay from escrow")
-    ctx.request_owner(op.request)
-    ctx.role_of(op.to)
-    _move(ctx, escrow_book(op.request), avail(op.to), op.amount)
-    return {}
-
-
 HANDLERS: dict[str, Handler] = {
     m.OpenAccount.name: open_account,
     m.AddOracle.name: add_oracle,
@@ -249,7 +232,4 @@ HANDLERS: dict[str, Handler] = {
     m.Unstake.name: unstake,
     m.Release.name: release,
     m.ReplaceAsset.name: replace_asset,
-    m.Escrow.name: escrow,
-    m.Refund.name: refund,
-    m.Pay.name: pay,
 }

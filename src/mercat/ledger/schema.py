@@ -10,7 +10,13 @@ an account), with its signed payload: the journal is also the audit log, and the
 
 Book names: `world`, `pool` (collective rewards and penalties), `avail:<key>` (spendable),
 `unbond:<key>` (unstaked, waiting), `stake:<asset>`, `escrow:<request>`,
-`hold:<round>:<task>` (a task's price, held between opening and settlement).
+`hold:<round>:<task>` (a task's price, held between opening and settlement); see
+`mercat.runtime.accounts`.
+
+What owners signed is kept beside the books: an asset's current `offers` row, a request's
+`terms` (both the canonical JSON of the signed object, with the entry that carried it), and
+each task's charge, fraction and margin holder. `round_usage` holds what a round's open
+tasks take of each server (capacity and fixed cost are per round).
 """
 
 from __future__ import annotations
@@ -108,6 +114,33 @@ requests = Table(
     metadata,
     Column("id", Name, primary_key=True),
     Column("owner", Key, ForeignKey("accounts.key"), nullable=False),
+    # The signed terms (canonical JSON); null for a request escrowed before terms existed.
+    Column("terms", Text, nullable=True),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("round", BigInteger, nullable=True),  # the round its tasks opened in
+    Column("served", BigInteger, nullable=False, server_default="0"),  # PPB of its demand
+    Column("open_tasks", Integer, nullable=False, server_default="0"),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=True),
+    CheckConstraint("status IN ('open', 'assigned', 'closed')", name="status"),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("asset", Name, ForeignKey("assets.id"), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("offer", Text, nullable=False),  # the signed offer (canonical JSON)
+    Column("cid", String(128), nullable=True, unique=True),
+    Column("entry_id", Id, ForeignKey("entries.id"), nullable=False),
+)
+
+round_usage = Table(
+    "round_usage",
+    metadata,
+    Column("round", BigInteger, nullable=False),
+    Column("asset", Name, ForeignKey("assets.id"), nullable=False),
+    Column("units", Text, nullable=False),  # {resource: Σ demand·fraction} as JSON
+    PrimaryKeyConstraint("round", "asset"),
 )
 
 tasks = Table(
@@ -123,6 +156,10 @@ tasks = Table(
     Column("sla_met", Boolean, nullable=True),
     Column("latency_ms", BigInteger, nullable=True),
     Column("digest", String(128), nullable=True),
+    # What the operator signed beyond the payouts (defaults: a task opened before they existed).
+    Column("charge", BigInteger, nullable=True),  # null: the sum of its payouts
+    Column("fraction", BigInteger, nullable=False, server_default="1000000000"),
+    Column("margin_to", String(16), nullable=False, server_default="operator"),
     PrimaryKeyConstraint("round", "task"),
     CheckConstraint("status IN ('open', 'settled')", name="status"),
 )

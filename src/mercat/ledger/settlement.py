@@ -1,46 +1,51 @@
-"""Tasks on the ledger: open (escrow → hold), oracle reports, settle (idempotent).
+"""Offers, requests and tasks on the ledger: what owners sign, the operator opens, oracles
+attest and anyone settles. The money itself follows `mercat.runtime.money` (the same code
+the in-memory book runs), through `SqlBookTxn`.
 
-Settling task (round, task) once a quorum of oracles agrees on its outcome:
+- `post_offer`: an asset's owner states its kind and terms (replacing an earlier offer); a
+  CID names at most one asset.
+- `post_request`: the signer posts terms and escrows their `max_price`; request and asset ids
+  share one namespace (a round's market names both).
+- `refund`: the owner (or the operator) withdraws an open request.
+- `open_tasks`: the operator opens tasks of a round, each checked against the terms its
+  request's and its assets' owners signed (`TermsViolationError` otherwise).
+- `report`: anyone relays an oracle's signed report (pending before settlement, late after).
+- `settle` / `settle_tasks`: once a quorum of oracles agrees on a task's outcome, the task
+  pays (success with its SLA met) or not, the collective rule moves every active asset's
+  stake, ruined assets are removed, and a request whose last task settled closes. Reports
+  that disagree with the quorum are marked `disagree`, reports on a settled task `late`.
+  Settling a settled task changes nothing: a message resent after a crash is answered
+  "already applied"; a batch that mixes settled and open tasks is refused whole.
 
-1. the price held for it goes to the owners of its assets (success: payouts[i] to the
-   owner of asset i) or back to the request's escrow (failure);
-2. the collective rule (`IntegerRule`) moves every active asset's stake: reward from the
-   pool, penalty into the pool, clamp excess back to the pool; all assets alike, blindly;
-3. an asset at the removal level is marked removed; its remaining stake stays in its stake
-   book until the owner unstakes it or replaces the asset;
-4. reports that disagree with the quorum are marked `disagree`, reports on a settled task
-   are kept as `late`.
-
-Assets that are no longer active when the task settles (removed by an earlier settlement
-while this task was open) are left alone: they are out of the market, and a second penalty
-on an asset already at the removal level could take its stake below zero.
-
-Idempotence: the task row (locked first) says whether it is settled; settling a settled
-task changes nothing and consumes no nonce, so a worker that crashed after commit can
-resend the same signed message and be told "already applied".
+Assets that are no longer active when a task settles (removed by an earlier settlement while
+this task was open) are left alone: they are out of the market, and a second penalty on an
+asset at the removal level could take its stake below zero.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 
 from mercat.errors import (
     AlreadyExistsError,
     AssetNotActiveError,
     DuplicateReportError,
-    RewardPoolExhaustedError,
     UnauthorizedError,
     UnknownOracleError,
     UnknownTaskError,
+    WrongLedgerError,
 )
 from mercat.ledger import messages as m
 from mercat.ledger import schema as s
-from mercat.ledger.context import POOL, Context, avail, escrow_book, hold_book, stake_book
+from mercat.ledger.book_txn import SqlBookTxn, canonical_json
+from mercat.ledger.context import Context, avail, escrow_book
 from mercat.ledger.store import Txn
 from mercat.oracle.quorum import QuorumRule, tally
 from mercat.oracle.report import OracleReport, SignedReport
+from mercat.runtime import money
 
 
 def task_status(tx: Txn, round_: int, task: str) -> tuple[str, int | None] | None:
@@ -54,36 +59,80 @@ def task_status(tx: Txn, round_: int, task: str) -> tuple[str, int | None] | Non
     return None if row is None else (str(row.status), row.settled_entry)
 
 
-def open_task(ctx: Context, op: m.OpenTask) -> dict[str, Any]:
-    ctx.require_operator("open tasks")
-    ctx.request_owner(op.request)
-    if task_status(ctx.tx, op.round, op.task) is not None:
-        raise AlreadyExistsError(f"task ({op.round}, {op.task!r}) exists")
-    hold = hold_book(op.round, op.task)
-    ctx.tx.create_books({hold: "hold"})
-    # Lock the assets' stake books too: an owner cannot retire an asset while it joins.
-    balances = ctx.tx.lock_books([escrow_book(op.request), hold, *map(stake_book, op.assets)])
-    for asset in op.assets:
-        status = ctx.asset(asset)[1]
-        if status != "active":
-            raise AssetNotActiveError(f"asset {asset!r} is {status}")
+def _id_taken(ctx: Context, identifier: str) -> bool:
+    """Request and asset ids share one namespace: a round's market names both."""
+    for table in (s.assets, s.requests):
+        if ctx.tx.execute(select(table.c.id).where(table.c.id == identifier)).first():
+            return True
+    return False
+
+
+# --- offers and requests -------------------------------------------------------------------
+
+
+def post_offer(ctx: Context, op: m.PostOffer) -> dict[str, Any]:
+    offer = op.offer
+    owner, status = ctx.asset(offer.asset)
+    if owner != ctx.signer:
+        raise UnauthorizedError(f"asset {offer.asset!r} belongs to another account")
+    if status != "active":
+        raise AssetNotActiveError(f"asset {offer.asset!r} is {status}")
+    if offer.cid is not None:
+        holder = ctx.tx.execute(select(s.offers.c.asset).where(s.offers.c.cid == offer.cid))
+        holder = holder.scalar()
+        if holder is not None and holder != offer.asset:
+            raise AlreadyExistsError(f"CID {offer.cid} is offered by asset {holder!r}")
+    row = {
+        "kind": offer.kind,
+        "offer": canonical_json(offer.to_wire()),
+        "cid": offer.cid,
+        "entry_id": ctx.entry_id,
+    }
+    exists = ctx.tx.execute(select(s.offers.c.asset).where(s.offers.c.asset == offer.asset))
+    if exists.first() is None:
+        ctx.tx.execute(insert(s.offers).values(asset=offer.asset, **row))
+    else:
+        ctx.tx.execute(update(s.offers).where(s.offers.c.asset == offer.asset).values(**row))
+    return {"asset": offer.asset}
+
+
+def post_request(ctx: Context, op: m.PostRequest) -> dict[str, Any]:
+    terms = op.terms
+    if _id_taken(ctx, terms.request):
+        raise AlreadyExistsError(f"id {terms.request!r} is taken (by a request or an asset)")
     ctx.tx.execute(
-        insert(s.tasks).values(
-            round=op.round, task=op.task, request=op.request, status="open",
-            opened_entry=ctx.entry_id,
+        insert(s.requests).values(
+            id=terms.request, owner=ctx.signer, terms=canonical_json(terms.to_wire()),
+            status="open", entry_id=ctx.entry_id,
         )
     )  # fmt: skip
-    ctx.tx.execute(
-        insert(s.task_assets),
-        [
-            {"round": op.round, "task": op.task, "position": i, "asset": a, "payout": p}
-            for i, (a, p) in enumerate(zip(op.assets, op.payouts, strict=True))
-        ],
-    )
-    price = sum(op.payouts)
-    ctx.post({escrow_book(op.request): -price, hold: price}, balances)
+    ctx.tx.create_books({escrow_book(terms.request): "escrow"})
+    own, escrow = avail(ctx.signer), escrow_book(terms.request)
+    balances = ctx.tx.lock_books([own, escrow])
+    ctx.post({own: -terms.max_price, escrow: terms.max_price}, balances)
+    return {"request": terms.request, "escrowed": terms.max_price}
+
+
+def refund(ctx: Context, op: m.Refund) -> dict[str, Any]:
+    txn = SqlBookTxn(ctx.tx, ctx.config.operator, ctx.entry_id)
+    amount = money.withdraw_request(txn, op.request, ctx.signer)
+    txn.flush()
+    return {"refunded": amount}
+
+
+# --- tasks ---------------------------------------------------------------------------------
+
+
+def open_tasks(ctx: Context, op: m.OpenTasks) -> dict[str, Any]:
+    ctx.require_operator("open tasks")
+    txn = SqlBookTxn(ctx.tx, ctx.config.operator, ctx.entry_id)
+    txn.prefetch_requests(t.request for t in op.tasks)
+    txn.prefetch_assets(a for t in op.tasks for a in t.assets)
+    txn.prefetch_tasks(op.round, (t.task for t in op.tasks))
+    opened = money.open_tasks(txn, op.round, op.tasks, op.margin_to)  # type: ignore[arg-type]
+    txn.flush()
     ctx.reach_round(op.round)
-    return {"held": price}
+    return {"opened": len(opened), "held": sum(r.terms.held for r in opened)}
 
 
 def _oracle_set(ctx: Context) -> set[str]:
@@ -91,30 +140,20 @@ def _oracle_set(ctx: Context) -> set[str]:
     return {str(key) for key in rows.scalars()}
 
 
-def _store_report(ctx: Context, signed: SignedReport, status: str) -> None:
-    r = signed.report
-    ctx.tx.execute(
-        insert(s.oracle_reports).values(
-            round=r.round, task=r.task, oracle=signed.oracle, success=r.success,
-            sla_met=r.sla_met, latency_ms=r.latency_ms, digest=r.digest,
-            signature=signed.signature.hex(), status=status, entry_id=ctx.entry_id,
-        )
-    )  # fmt: skip
-
-
 def _check_report(ctx: Context, signed: SignedReport, oracles: set[str]) -> None:
     if signed.oracle not in oracles:
         raise UnknownOracleError(f"{signed.oracle[:16]}… is not in the oracle set")
+    if signed.report.ledger != ctx.config.ledger_id:
+        raise WrongLedgerError(f"a report by {signed.oracle[:16]}… was signed for another ledger")
+
+
+def _report_row(ctx: Context, signed: SignedReport, status: str) -> dict[str, Any]:
     r = signed.report
-    duplicate = ctx.tx.execute(
-        select(s.oracle_reports.c.oracle).where(
-            s.oracle_reports.c.round == r.round,
-            s.oracle_reports.c.task == r.task,
-            s.oracle_reports.c.oracle == signed.oracle,
-        )
-    ).first()
-    if duplicate is not None:
-        raise DuplicateReportError(f"oracle {signed.oracle[:16]}… already reported {r.task!r}")
+    return {
+        "round": r.round, "task": r.task, "oracle": signed.oracle, "success": r.success,
+        "sla_met": r.sla_met, "latency_ms": r.latency_ms, "digest": r.digest,
+        "signature": signed.signature.hex(), "status": status, "entry_id": ctx.entry_id,
+    }  # fmt: skip
 
 
 def report(ctx: Context, op: m.Report) -> dict[str, Any]:
@@ -123,137 +162,163 @@ def report(ctx: Context, op: m.Report) -> dict[str, Any]:
     status = task_status(ctx.tx, r.round, r.task)
     if status is None:
         raise UnknownTaskError(f"no task ({r.round}, {r.task!r})")
+    duplicate = ctx.tx.execute(
+        select(s.oracle_reports.c.oracle).where(
+            s.oracle_reports.c.round == r.round,
+            s.oracle_reports.c.task == r.task,
+            s.oracle_reports.c.oracle == op.report.oracle,
+        )
+    ).first()
+    if duplicate is not None:
+        raise DuplicateReportError(f"oracle {op.report.oracle[:16]}… already reported {r.task!r}")
     kept_as = "late" if status[0] == "settled" else "pending"
-    _store_report(ctx, op.report, kept_as)
+    ctx.tx.execute(insert(s.oracle_reports).values(**_report_row(ctx, op.report, kept_as)))
     return {"status": kept_as}
 
 
-def _pending_reports(ctx: Context, round_: int, task: str) -> list[SignedReport]:
-    rows = ctx.tx.execute(
-        select(s.oracle_reports).where(
-            s.oracle_reports.c.round == round_,
-            s.oracle_reports.c.task == task,
-            s.oracle_reports.c.status == "pending",
-        )
-    )
-    return [
-        SignedReport(
-            OracleReport(row.round, row.task, row.success, row.sla_met, row.latency_ms, row.digest),
-            row.oracle,
-            bytes.fromhex(row.signature),
-        )
-        for row in rows
-    ]
-
-
 def settle(ctx: Context, op: m.Settle) -> dict[str, Any]:
-    """Settle an open task (the caller has checked, under the task's lock, that it is open)."""
+    """Settle one open task (the caller checked, under the task's lock, that it is open)."""
+    outcome = _settle_batch(ctx, op.round, [m.TaskReports(op.task, op.reports)])
+    return outcome[0] if outcome else {}
+
+
+def settle_tasks(ctx: Context, op: m.SettleTasks) -> dict[str, Any]:
+    """Settle a batch, all or nothing."""
+    done = _settle_batch(ctx, op.round, op.settlements)
+    return {
+        "settled": len(done),
+        "paid": sum(1 for d in done if d["paid"]),
+        "removed": [a for d in done for a in d["removed"]],
+        "tasks": done,
+    }
+
+
+def _settle_batch(
+    ctx: Context, round_: int, items: Sequence[m.TaskReports]
+) -> list[dict[str, Any]]:
     if ctx.role is None:
         raise UnauthorizedError("settling needs an account")
+    names = [item.task for item in items]
+    if len(set(names)) != len(names):
+        raise DuplicateReportError("a batch names a task twice")
     oracles = _oracle_set(ctx)
-    for signed in op.reports:
-        if (signed.report.round, signed.report.task) != (op.round, op.task):
-            raise UnknownTaskError(f"a report names task {signed.report.task!r}, not {op.task!r}")
-        _check_report(ctx, signed, oracles)
-    reports = _pending_reports(ctx, op.round, op.task) + list(op.reports)
-    # Signatures of relayed reports were checked on arrival, of inline ones before the
-    # transaction began; membership and duplicates are checked here.
-    verdict = tally(reports, oracles, QuorumRule(ctx.config.quorum), verify_signatures=False)
-    for signed in op.reports:
-        _store_report(ctx, signed, "pending")
-    for oracle, status in [(o, "agree") for o in verdict.agreeing] + [
-        (o, "disagree") for o in verdict.disagreeing
-    ]:
+    quorum = QuorumRule(ctx.config.quorum)
+    txn = SqlBookTxn(ctx.tx, ctx.config.operator, ctx.entry_id)
+    txn.prefetch_tasks(round_, names)
+    todo = []
+    for item in items:
+        record = txn.task(round_, item.task)
+        if record is None:
+            raise UnknownTaskError(f"no task ({round_}, {item.task!r})")
+        if record.status == "settled":
+            # A batch whose tasks are all settled was answered "already applied" before
+            # this point (a resend); one that mixes settled and open tasks is refused whole,
+            # as the in-memory book and the contracts refuse it.
+            raise AlreadyExistsError(f"task ({round_}, {item.task!r}) is settled")
+        for signed in item.reports:
+            if (signed.report.round, signed.report.task) != (round_, item.task):
+                raise UnknownTaskError(
+                    f"a report names task {signed.report.task!r}, not {item.task!r}"
+                )
+            _check_report(ctx, signed, oracles)
+        todo.append(item)
+    if not todo:
+        return []
+    pending = _pending_reports(ctx, round_, [item.task for item in todo])
+    verdicts = {}
+    for item in todo:
+        known = {r.oracle for r in pending.get(item.task, [])}
+        again = [r.oracle for r in item.reports if r.oracle in known]
+        if again:
+            raise DuplicateReportError(f"oracle {again[0][:16]}… already reported {item.task!r}")
+        # Signatures of relayed reports were checked on arrival, of inline ones before the
+        # transaction began; membership and duplicates are checked here.
+        verdicts[item.task] = tally(
+            pending.get(item.task, []) + list(item.reports),
+            oracles,
+            quorum,
+            verify_signatures=False,
+        )
+
+    # Everything a batch reads, in a few queries.
+    records = [txn.task(round_, item.task) for item in todo]
+    txn.prefetch_assets(a for r in records for a in r.terms.assets)  # type: ignore[union-attr]
+    # settling needs a request's owner and open tasks, not its terms
+    txn.prefetch_requests((r.terms.request for r in records), terms=False)  # type: ignore[union-attr]
+    books = {"pool", avail(ctx.config.operator)}
+    for r in records:
+        assert r is not None
+        books.add(f"hold:{round_}:{r.terms.task}")
+        books.add(escrow_book(r.terms.request))
+        books.add(avail(txn.request(r.terms.request).owner))
+        for asset in r.terms.assets:
+            books.add(f"stake:{asset}")
+            books.add(avail(txn.asset(asset).owner))
+    txn.prefetch_books(books)
+
+    done = []
+    for item in todo:
+        verdict = verdicts[item.task]
+        paid = verdict.success and verdict.sla_met
+        settled = money.settle_task(txn, round_, item.task, paid, ctx.config.rule)
+        txn.record_settlement(round_, item.task, verdict, settled.effects)
+        done.append(
+            {"task": item.task, "request": settled.request, "success": verdict.success,
+             "sla_met": verdict.sla_met, "paid": paid, "removed": list(settled.removed),
+             "charge": settled.charge, "margin": settled.margin, "refunded": settled.refunded,
+             "payouts": dict(settled.payouts),
+             "effects": [[e.asset, e.owner, e.stake_before, e.stake_after, e.removed]
+                         for e in settled.effects]}
+        )  # fmt: skip
+    txn.flush()
+    _store_reports(ctx, round_, todo, verdicts)
+    ctx.reach_round(round_)
+    return done
+
+
+def _pending_reports(
+    ctx: Context, round_: int, tasks: Sequence[str]
+) -> dict[str, list[SignedReport]]:
+    out: dict[str, list[SignedReport]] = {}
+    ledger = ctx.config.ledger_id
+    for start in range(0, len(tasks), 4000):
+        rows = ctx.tx.execute(
+            select(s.oracle_reports).where(
+                s.oracle_reports.c.round == round_,
+                s.oracle_reports.c.task.in_(tasks[start : start + 4000]),
+                s.oracle_reports.c.status == "pending",
+            )
+        )
+        for row in rows:
+            report = OracleReport(
+                row.round, row.task, row.success, row.sla_met, row.latency_ms, row.digest, ledger
+            )
+            out.setdefault(row.task, []).append(
+                SignedReport(report, row.oracle, bytes.fromhex(row.signature))
+            )
+    return out
+
+
+def _store_reports(
+    ctx: Context, round_: int, items: Sequence[m.TaskReports], verdicts: dict[str, Any]
+) -> None:
+    rows = [_report_row(ctx, signed, "pending") for item in items for signed in item.reports]
+    if rows:
+        ctx.tx.execute(insert(s.oracle_reports), rows)
+    marks = [
+        {"r": round_, "t": task, "o": oracle, "st": status}
+        for task, verdict in verdicts.items()
+        for oracle, status in [(o, "agree") for o in verdict.agreeing]
+        + [(o, "disagree") for o in verdict.disagreeing]
+    ]
+    if marks:
         ctx.tx.execute(
             update(s.oracle_reports)
             .where(
-                s.oracle_reports.c.round == op.round,
-                s.oracle_reports.c.task == op.task,
-                s.oracle_reports.c.oracle == oracle,
+                and_(s.oracle_reports.c.round == bindparam("r"),
+                     s.oracle_reports.c.task == bindparam("t"),
+                     s.oracle_reports.c.oracle == bindparam("o"))
             )
-            .values(status=status)
-        )
-    effects = _apply_outcome(ctx, op.round, op.task, verdict.success)
-    ctx.tx.execute(
-        update(s.tasks)
-        .where(s.tasks.c.round == op.round, s.tasks.c.task == op.task)
-        .values(
-            status="settled", settled_entry=ctx.entry_id, success=verdict.success,
-            sla_met=verdict.sla_met, latency_ms=verdict.latency_ms, digest=verdict.digest,
-        )
-    )  # fmt: skip
-    ctx.reach_round(op.round)
-    return {"success": verdict.success, "sla_met": verdict.sla_met, **effects}
-
-
-def _apply_outcome(ctx: Context, round_: int, task: str, success: bool) -> dict[str, Any]:
-    request = ctx.tx.execute(
-        select(s.tasks.c.request).where(s.tasks.c.round == round_, s.tasks.c.task == task)
-    ).scalar_one()
-    members = ctx.tx.execute(
-        select(s.task_assets.c.position, s.task_assets.c.asset, s.task_assets.c.payout,
-               s.assets.c.owner)
-        .join(s.assets, s.assets.c.id == s.task_assets.c.asset)
-        .where(s.task_assets.c.round == round_, s.task_assets.c.task == task)
-        .order_by(s.task_assets.c.position)
-    ).all()  # fmt: skip
-    hold = hold_book(round_, task)
-    books = [hold, escrow_book(request), POOL]
-    books += [stake_book(row.asset) for row in members] + [avail(row.owner) for row in members]
-    balances = ctx.tx.lock_books(books)
-
-    moves: dict[str, int] = {}
-
-    def add(book: str, amount: int) -> None:
-        moves[book] = moves.get(book, 0) + amount
-
-    # 1. the price: to the nodes' owners, or back to the request.
-    add(hold, -balances[hold])
-    if success:
-        for row in members:
-            add(avail(row.owner), row.payout)
-        # Payouts sum to the hold exactly (open_task held their sum).
-    else:
-        add(escrow_book(request), balances[hold])
-
-    # 2-3. the collective rule on every active asset, then removal. Statuses are read
-    # under the books' locks (an asset's status changes only with its stake book locked).
-    status = dict(
-        ctx.tx.execute(
-            select(s.assets.c.id, s.assets.c.status).where(
-                s.assets.c.id.in_([row.asset for row in members])
-            )
-        ).all()
-    )
-    rule = ctx.config.rule
-    removed, effects = [], []
-    for row in members:
-        book = stake_book(row.asset)
-        before = balances[book]
-        active = status[row.asset] == "active"
-        after = rule.updated_stake(before, success) if active else before
-        gone = active and rule.removal and rule.is_ruined(after)
-        add(book, after - before)
-        add(POOL, before - after)
-        if gone:
-            removed.append(row.asset)
-        effects.append({"p": row.position, "before": before, "after": after, "gone": gone})
-    if removed:
-        ctx.tx.execute(update(s.assets).where(s.assets.c.id.in_(removed)).values(status="removed"))
-    ctx.tx.execute(
-        update(s.task_assets)
-        .where(
-            s.task_assets.c.round == round_,
-            s.task_assets.c.task == task,
-            s.task_assets.c.position == bindparam("p"),
-        )
-        .values(stake_before=bindparam("before"), stake_after=bindparam("after"),
-                removed=bindparam("gone")),
-        effects,
-    )  # fmt: skip
-    if balances[POOL] + moves.get(POOL, 0) < 0:
-        raise RewardPoolExhaustedError(
-            f"the reward pool holds {balances[POOL]}, the settlement needs {-moves[POOL]} from it"
-        )
-    ctx.post(moves, balances)
-    return {"removed": removed}
+            .values(status=bindparam("st")),
+            marks,
+        )  # fmt: skip

@@ -5,24 +5,62 @@
 - every book's stored balance equals the sum of its postings (nothing changed a balance
   outside the journal), and no posting names a book that does not exist;
 - the books sum to zero (conservation: the supply is exactly what `world` gave out);
-- no book other than `world` is negative;
-- every settled task was settled by exactly one entry, and every `settle` entry settled
-  a distinct task (each settlement applied exactly once);
+- every amount and balance is an integer in its range (`mercat.runtime.limits`): no book
+  other than `world` is negative, none reaches 2^62 (a value a store holds that is not such
+  an integer, a float or text written behind the ledger's back, is reported, never summed);
+- every settled task was settled by one entry, a `settle` or `settle_tasks` entry that
+  names it (each settlement applied exactly once), and every such entry settled a task;
 - optionally, every entry's stored payload carries a valid signature of its signer, and
-  its op, signer and nonce columns match the payload.
+  its op, signer and nonce columns match the payload;
+- authority (`mercat.ledger.authority`): replaying the signed messages, every task stays
+  within what its request's and its assets' owners signed, operator-only operations were
+  signed by the operator, and the offers, terms and tasks tables hold what was signed.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from mercat.errors import BadSignatureError, LedgerIntegrityError, MalformedMessageError
+from mercat.errors import (
+    BadSignatureError,
+    LedgerIntegrityError,
+    MalformedMessageError,
+    MercatError,
+)
 from mercat.identity import verify as verify_signature
 from mercat.ledger import schema as s
+from mercat.ledger.authority import SignedRow, check_authority
+from mercat.runtime.accounts import WORLD
+from mercat.runtime.limits import MAX_BALANCE
+from mercat.runtime.terms import TaskTerms
+
+_RANGE = f"not an integer in [-{MAX_BALANCE}, {MAX_BALANCE}]"
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def exact_int(value: object, lowest: int = _INT64[0], highest: int = _INT64[1]) -> int | None:
+    """`value` if a store handed back an integer in [lowest, highest], else None. A column
+    the ledger wrote holds nothing else; SQLite keeps whatever was written behind its back
+    (a float, text), and `verify` reports it instead of computing with it."""
+    if type(value) is int and lowest <= value <= highest:
+        return value
+    return None
+
+
+def stored_int(value: object, what: str, lowest: int = _INT64[0], highest: int = _INT64[1]) -> int:
+    """`exact_int` for a read: LedgerIntegrityError (one line, naming `what`) otherwise."""
+    number = exact_int(value, lowest, highest)
+    if number is None:
+        raise LedgerIntegrityError(
+            f"{what} holds {value!r}, not an integer in [{lowest}, {highest}]: the store was "
+            "changed outside the ledger; run `mercat ledger verify`"
+        )
+    return number
 
 
 @dataclass(frozen=True)
@@ -45,55 +83,62 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
     """Check the journal against the balances (see module docstring)."""
     problems: list[str] = []
     with engine.connect() as c:
-        unbalanced = c.execute(
-            select(s.postings.c.entry_id, func.sum(s.postings.c.amount))
-            .group_by(s.postings.c.entry_id)
-            .having(func.sum(s.postings.c.amount) != 0)
-        ).all()
-        problems += [f"entry {e} is unbalanced by {total}" for e, total in unbalanced]
-
-        recomputed = dict(
-            c.execute(
-                select(s.postings.c.book, func.sum(s.postings.c.amount)).group_by(s.postings.c.book)
-            ).all()
-        )
-        stored = dict(c.execute(select(s.books.c.name, s.books.c.balance)).all())
+        # Summed here, not by SQL: a tampered store may hold floats, text or sums beyond 64
+        # bits (SQLite's SUM raises on an overflow), and each is a finding, not a crash.
+        entry_sums: dict[int, int] = defaultdict(int)
+        recomputed: dict[str, int] = defaultdict(int)
+        rows = c.execute(select(s.postings.c.entry_id, s.postings.c.book, s.postings.c.amount))
+        for entry_id, book, raw in rows:
+            amount = exact_int(raw, -MAX_BALANCE, MAX_BALANCE)
+            if amount is None:
+                problems.append(f"entry {entry_id}: posting to {book!r} of {raw!r}, {_RANGE}")
+                continue
+            entry_sums[entry_id] += amount
+            recomputed[book] += amount
+        problems += [
+            f"entry {e} is unbalanced by {total}" for e, total in entry_sums.items() if total
+        ]
+        stored: dict[str, int] = {}
+        for book, raw in c.execute(select(s.books.c.name, s.books.c.balance)):
+            lowest, highest = (-MAX_BALANCE, 0) if book == WORLD else (0, MAX_BALANCE)
+            balance = exact_int(raw, lowest, highest)
+            if balance is None:
+                problems.append(
+                    f"book {book!r} holds {raw!r}, not an integer in [{lowest}, {highest}]"
+                )
+                balance = exact_int(raw)  # still compared with its postings if an integer
+                if balance is None:
+                    continue
+            stored[book] = balance
         for book in sorted(set(recomputed) | set(stored)):
             if book not in stored:
                 problems.append(f"postings to unknown book {book!r}")
-            elif int(recomputed.get(book, 0)) != int(stored[book]):
+            elif recomputed.get(book, 0) != stored[book]:
                 problems.append(
                     f"book {book!r} holds {stored[book]}, its postings sum to "
                     f"{recomputed.get(book, 0)}"
                 )
-        total = sum(int(v) for v in stored.values())
+        total = sum(stored.values())
         if total != 0:
             problems.append(f"books sum to {total}, not 0: tokens were created or lost")
-        problems += [
-            f"book {name!r} is negative ({balance})"
-            for name, balance in stored.items()
-            if name != "world" and balance < 0
-        ]
 
         settled = c.execute(
             select(s.tasks.c.round, s.tasks.c.task, s.tasks.c.settled_entry).where(
                 s.tasks.c.status == "settled"
             )
         ).all()
-        settle_entries = set(
-            c.execute(select(s.entries.c.id).where(s.entries.c.op == "settle")).scalars()
-        )
-        by_entry = [row.settled_entry for row in settled]
-        if len(set(by_entry)) != len(by_entry) or set(by_entry) != settle_entries:
-            problems.append(
-                f"{len(settled)} settled tasks but {len(settle_entries)} settle entries "
-                f"({len(set(by_entry))} distinct among the tasks)"
+        settle_rows = c.execute(
+            select(s.entries.c.id, s.entries.c.op, s.entries.c.payload).where(
+                s.entries.c.op.in_(("settle", "settle_tasks"))
             )
+        ).all()
+        problems += _settlement_problems(settled, settle_rows)
 
         counts = c.execute(select(func.count()).select_from(s.postings)).scalar_one()
         entries = c.execute(select(s.entries.c.id, s.entries.c.op, s.entries.c.signer,
                                    s.entries.c.nonce, s.entries.c.payload,
                                    s.entries.c.signature)).all()  # fmt: skip
+    problems += _authority_problems(engine, operator_of(engine), entries)
     checked = 0
     if signatures:
         for row in entries:
@@ -105,7 +150,10 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
                     raise MalformedMessageError("columns differ from the payload")
                 verify_signature(row.signer, row.payload.encode(), bytes.fromhex(row.signature))
                 checked += 1
-            except (BadSignatureError, MalformedMessageError, ValueError, KeyError) as exc:
+            except (
+                BadSignatureError, MalformedMessageError, ValueError, KeyError, TypeError,
+                AttributeError,
+            ) as exc:  # fmt: skip
                 problems.append(f"entry {row.id}: {exc}")
     report = VerifyReport(
         entries=len(entries),
@@ -119,3 +167,78 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
     if raise_on_problem and problems:
         raise LedgerIntegrityError(f"{len(problems)} problem(s): " + "; ".join(problems[:5]))
     return report
+
+
+def operator_of(engine: Engine) -> str:
+    with engine.connect() as c:
+        key = c.execute(select(s.accounts.c.key).where(s.accounts.c.role == "operator")).scalar()
+    return str(key)
+
+
+def _settlement_problems(settled: list, settle_rows: list) -> list[str]:  # type: ignore[type-arg]
+    """Each settled task by one settle entry that names it; each settle entry settled one."""
+    problems = []
+    named: dict[int, set[tuple[int, str]]] = {}
+    for entry_id, op, payload in settle_rows:
+        try:
+            body = json.loads(payload)["body"]
+            if op == "settle":
+                named[entry_id] = {(int(body["round"]), str(body["task"]))}
+            else:
+                named[entry_id] = {
+                    (int(body["round"]), str(i["task"])) for i in body["settlements"]
+                }
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"entry {entry_id}: a settlement payload that does not parse")
+            named[entry_id] = set()
+    used: set[int] = set()
+    for round_, task, entry in settled:
+        if entry not in named:
+            problems.append(
+                f"task ({round_}, {task!r}) was settled by entry {entry}, not a settlement"
+            )
+        elif (int(round_), str(task)) not in named[entry]:
+            problems.append(
+                f"task ({round_}, {task!r}) was settled by entry {entry}, which does not name it"
+            )
+        used.add(entry)
+    idle = sorted(set(named) - used)
+    if idle:
+        problems.append(f"settlement entries that settled nothing: {idle[:5]}")
+    return problems
+
+
+def _authority_problems(engine: Engine, operator: str, entries: list) -> list[str]:  # type: ignore[type-arg]
+    with engine.connect() as c:
+        offers = dict(c.execute(select(s.offers.c.asset, s.offers.c.offer)).all())
+        terms = dict(c.execute(select(s.requests.c.id, s.requests.c.terms)).all())
+        tasks = c.execute(select(s.tasks)).all()
+        members = c.execute(
+            select(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.asset,
+                   s.task_assets.c.payout).order_by(s.task_assets.c.position)
+        ).all()  # fmt: skip
+    problems: list[str] = []
+    parts: dict[tuple[object, object], list[tuple[str, object]]] = {}
+    for r, t, a, p in members:
+        parts.setdefault((r, t), []).append((str(a), p))
+    stored_tasks = {}
+    for row in tasks:
+        # Every number as the ledger wrote it (an exact integer below 2^62), or the task is
+        # reported as it is instead of being rebuilt.
+        key = (row.round, row.task)
+        numbers = [row.round, row.fraction, *(p for _, p in parts.get(key, []))]
+        numbers += [] if row.charge is None else [row.charge]
+        if any(exact_int(n, 0, MAX_BALANCE) is None for n in numbers):
+            problems.append(f"task ({row.round!r}, {row.task!r}) holds a value {_RANGE}")
+            continue
+        assets = tuple(a for a, _ in parts.get(key, []))
+        payouts = tuple(int(p) for _, p in parts.get(key, []))  # type: ignore[call-overload]
+        charge = sum(payouts) if row.charge is None else int(row.charge)
+        try:
+            stored_tasks[(int(row.round), str(row.task))] = TaskTerms(
+                row.task, row.request, assets, payouts, charge, int(row.fraction)
+            )
+        except MercatError as exc:
+            problems.append(f"task ({row.round!r}, {row.task!r}) is not a valid task: {exc}")
+    rows = [SignedRow(e.id, e.op, e.signer, e.payload) for e in sorted(entries, key=lambda e: e.id)]
+    return problems + check_authority(rows, operator, offers, terms, stored_tasks)

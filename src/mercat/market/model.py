@@ -43,7 +43,26 @@ from typing import Any, Literal
 from mercat.errors import InvalidMarketError
 
 FEASIBILITY_TOL = 1e-9
-"""Slack allowed on a capacity (relative to max(1, capacity)) and on a served fraction."""
+"""Slack allowed on a capacity (relative to max(1, capacity), see `capacity_limit`) and on a
+served fraction (a divisible request may be served 1 + FEASIBILITY_TOL times over, an
+indivisible share may differ from 1 by as much)."""
+
+
+def capacity_limit(capacity: float) -> float:
+    """The most a node may carry of a resource of capacity C: C + FEASIBILITY_TOL·max(1, C).
+
+    This is mercat's one capacity rule: a set of requests fits a node exactly when, for every
+    resource, the sum of their demands is at most this limit. The checker (`is_valid`), the
+    MILP (`constraints.encode`, `clearing.optimal`), the VCG knapsacks and column pool, the
+    brute force and every mechanism test a load against this number and nothing else, so
+    they all accept the same allocations. The slack is relative above 1 (float sums of large
+    demands round by about 1e-16 of their size) and absolute below it (a capacity of 0 takes
+    loads up to 1e-9: a demand that small is rounding noise). Unlimited (inf) stays inf.
+    The numpy form `capacity + FEASIBILITY_TOL * np.maximum(1.0, capacity)` gives the same
+    floats, element by element.
+    """
+    return capacity + FEASIBILITY_TOL * max(1.0, capacity)
+
 
 ConflictScope = Literal["node", "market"]
 CONFLICT_SCOPES: tuple[str, ...] = ("node", "market")
@@ -94,13 +113,18 @@ class Request:
 @dataclass(frozen=True)
 class Node:
     """A node (provider) n: `cost` (c_n) if it serves anything, plus `unit_costs[r]` per unit
-    of resource r it serves, within `capacity[r]`; it offers `capabilities`."""
+    of resource r it serves, within `capacity[r]`; it offers `capabilities`.
+
+    `weight` is the node's selection weight for mechanisms that pick nodes at random (seed
+    000's stake-weighted selection: the round pipeline sets it to the asset's stake); every
+    other mechanism ignores it."""
 
     id: str
     cost: float = 0.0
     unit_costs: tuple[float, ...] = ()
     capacity: tuple[float, ...] = ()
     capabilities: frozenset[str] = frozenset()
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         _coerce(self, vectors=("unit_costs", "capacity"))
@@ -141,6 +165,34 @@ class Market:
         if isinstance(groups, list | tuple) and all(isinstance(g, list | tuple) for g in groups):
             object.__setattr__(self, "exclusive_nodes", tuple(tuple(g) for g in groups))
         _validate(self)
+
+    @classmethod
+    def of_valid_parts(
+        cls,
+        requests: tuple[Request, ...],
+        nodes: tuple[Node, ...],
+        resources: tuple[str, ...],
+        *,
+        divisible: bool = False,
+        name: str = "",
+    ) -> Market:
+        """A market built without `_validate`, for callers whose parts are valid by
+        construction: the round pipeline builds each round's market from integer offers and
+        terms the book checked when their owners signed them (non-negative, finite, unique
+        ids, vectors of the market's length), and validating a hundred nodes again every round
+        would cost more than clearing it. Everyone else uses the constructor."""
+        market = object.__new__(cls)
+        for attr, value in (
+            ("requests", tuple(requests)),
+            ("nodes", tuple(nodes)),
+            ("conflicts", ()),
+            ("resources", tuple(resources)),
+            ("divisible", divisible),
+            ("name", name),
+            ("exclusive_nodes", ()),
+        ):
+            object.__setattr__(market, attr, value)
+        return market
 
     @cached_property
     def request_by_id(self) -> dict[str, Request]:
@@ -392,6 +444,7 @@ def _validate(market: Market) -> None:
         _vector(f"unit_costs of node {n.id!r}", n.unit_costs, k, resources)
         _vector(f"capacity of node {n.id!r}", n.capacity, k, resources, inf_ok=True)
         _labels(f"capabilities of node {n.id!r}", n.capabilities)
+        _number(f"weight of node {n.id!r}", n.weight)
     pairs: set[tuple[frozenset[str], str]] = set()
     for c in market.conflicts:
         if not isinstance(c, Conflict):

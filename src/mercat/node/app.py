@@ -11,81 +11,96 @@ and payments), over the parts mercat already has.
   mechanism; the answer is `mercat clear --json`'s.
 - `/privacy/check`: seed 002's Alg. 2.
 
-Errors are JSON `{"error": class, "detail": message}`: 404 for what does not exist, 403 for a
-bad signature or a signer without the right, 409 for a ledger rule that refuses the operation
-(funds, stake, replay), 422 for malformed input, 413 for a body above the endpoint's limit,
-503 when the ledger's database is down, 500 for stored content that fails its hash. A refused
-request changes nothing. Work that blocks (the ledger's SQL, fsyncs, solvers, the accountant)
-runs in worker threads, never on the event loop.
+What protects the node is in one place per kind, so that an endpoint added here gets it
+without asking: `guard.NodeGuard` (rate, requests in flight, body limits and timeouts, for
+every request), `workers.WorkerPool` (heavy work in worker processes, bounded in number,
+queue, time and memory), `network_options` (the solver options a client may set),
+`quota.StoreQuota` and `limits.AccountOpenings`; `limits.NodeLimits` holds every bound.
+Errors are mercat's JSON errors with a status by kind (`http_errors`). A refused request
+changes nothing. Work that blocks runs in worker threads or processes, never on the event
+loop.
 """
 
 from __future__ import annotations
 
+import pathlib
 import tempfile
-from pathlib import Path
-from typing import Any
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
 
 from anyio import to_thread
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
 from mercat import errors as e
-from mercat import validation as check
 from mercat.jsonable import jsonable
+from mercat.node import http_errors, jobs
+from mercat.node import schemas as api
+from mercat.node.guard import NodeGuard
+from mercat.node.http_errors import EVERY_ENDPOINT, documented
+from mercat.node.limits import AccountOpenings, Clock, NodeLimits, client_key
+from mercat.node.quota import StoreQuota, Unmetered
+from mercat.node.workers import WorkerPool
 
-MAX_MARKET_BYTES = 16 << 20
-MAX_MESSAGE_BYTES = 1 << 20  # a settlement with many oracle reports stays far below
-MAX_SMALL_BODY = 64 << 10  # the privacy check's few numbers
 SPOOL_BYTES = 8 << 20  # uploads above this go to a temporary file, not memory
+MAX_INTEGER = 2**63 - 1  # the ledger's SQL integers
 
 
-class BodyTooLargeError(e.MercatError, ValueError):
-    """A request body above the endpoint's limit: refused before it is read to the end."""
-
-
-_STATUS: tuple[tuple[type[Exception], int], ...] = (
-    (BodyTooLargeError, 413),
-    (e.LedgerUnavailableError, 503),
-    (e.ContentCorruptedError, 500),
-    (e.BadSignatureError, 403),
-    (e.UnauthorizedError, 403),
-    (LookupError, 404),
-    (e.MalformedMessageError, 422),
-    (ValueError, 422),
-    (e.ProtocolError, 409),
-    (e.LedgerError, 409),
-)
-
-
-def _status(exc: e.MercatError) -> int:
-    for kind, status in _STATUS:
-        if isinstance(exc, kind):
-            return status
-    return 400
-
-
-def create_app(ledger_url: str | None = None, store_root: Path | str | None = None) -> FastAPI:
-    """A node serving the ledger at `ledger_url` and the content store at `store_root`; either
-    may be None, and its endpoints then answer 404 saying the node has none."""
+def create_app(
+    ledger_url: str | None = None,
+    store_root: pathlib.Path | str | Any = None,
+    *,
+    limits: NodeLimits | None = None,
+    clock: Clock = time.monotonic,
+) -> FastAPI:
+    """A node serving the ledger at `ledger_url` and the content store at `store_root` (a
+    directory, or a store object such as `mercat.storage.kubo.KuboStore`); either may be
+    None, and its endpoints then answer 404 saying the node has none. `limits`: what the
+    node allows (`NodeLimits()` by default); `clock`: the rate limits' time (tests drive
+    it)."""
     from mercat import __version__
 
-    app = FastAPI(title="mercat marketplace node", version=__version__)
+    limits = NodeLimits() if limits is None else limits
     ledger = None
     if ledger_url is not None:
         from mercat.ledger import Ledger
 
         ledger = Ledger(ledger_url)
-    store = None
+    store = quota = None
     if store_root is not None:
+        from mercat.storage.content import BlockContent
         from mercat.storage.store import ContentStore
 
-        store = ContentStore(store_root)
+        if isinstance(store_root, BlockContent):  # a store object: an IPFS daemon's
+            store, quota = store_root, Unmetered()
+        else:
+            store = ContentStore(store_root)
+            quota = StoreQuota(pathlib.Path(store_root), limits.store_quota_bytes)
+    pool = WorkerPool(
+        limits.workers, limits.work_queue, limits.work_seconds, limits.work_memory_bytes
+    )
+    openings = AccountOpenings(limits, clock)
 
-    @app.exception_handler(e.MercatError)
-    async def mercat_error(request: Request, exc: e.MercatError) -> JSONResponse:
-        return JSONResponse(
-            {"error": type(exc).__name__, "detail": str(exc)}, status_code=_status(exc)
-        )
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            pool.close()  # a solve in progress is killed, not waited for
+            if ledger is not None:
+                ledger.close()
+
+    app = FastAPI(
+        title="mercat marketplace node",
+        version=__version__,
+        lifespan=lifespan,
+        responses=documented(*EVERY_ENDPOINT),
+    )
+    app.state.limits, app.state.pool, app.state.quota = limits, pool, quota
+    http_errors.install(app)
+    app.add_middleware(NodeGuard, limits=limits, router=app.router, clock=clock)
 
     def need_ledger():  # type: ignore[no-untyped-def]
         if ledger is None:
@@ -93,71 +108,147 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
         return ledger
 
     def need_store():  # type: ignore[no-untyped-def]
-        if store is None:
+        if store is None or quota is None:
             raise _NotServed("this node serves no content store (start it with --store DIR)")
-        return store
+        return store, quota
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"version": __version__, "ledger": ledger is not None, "store": store is not None}
+    def health() -> api.Health:
+        return api.Health(version=__version__, ledger=ledger is not None, store=store is not None)
 
     # --- ledger ----------------------------------------------------------------------------
 
-    @app.post("/ledger/messages")
-    async def submit(request: Request) -> dict[str, Any]:
-        from mercat.ledger.messages import SignedMessage
+    @app.post(
+        "/ledger/messages",
+        responses=documented(403, 404, 409),
+        openapi_extra=api.json_body(api.SignedMessageBody),
+    )
+    async def submit(request: Request) -> api.Receipt:
+        from mercat.ledger.messages import OpenAccount, SignedMessage, parse
 
         target = need_ledger()
-        text = (await _body(request, MAX_MESSAGE_BYTES)).decode("utf-8", "replace")
-        message = SignedMessage.from_json(text)
+        text = (await request.body()).decode("utf-8", "replace")
+
+        def read() -> tuple[SignedMessage, bool]:
+            message = SignedMessage.from_json(text)
+            return message, isinstance(parse(message).op, OpenAccount)
+
+        message, opens_account = await to_thread.run_sync(read)
+        if opens_account:  # free of tokens: rate-limited instead (limits.AccountOpenings)
+            openings.admit(client_key(request.scope.get("client")))
         # The ledger blocks (SQL, retries on a busy database): off the event loop, so one
         # slow submission does not stall every other request.
-        return jsonable(await to_thread.run_sync(target.submit, message))
+        return api.Receipt(**jsonable(await to_thread.run_sync(target.submit, message)))
 
-    @app.get("/ledger/accounts")
-    def accounts() -> list[dict[str, Any]]:
+    @app.get("/ledger/info", responses=documented(404))
+    def ledger_info() -> dict[str, Any]:
+        """What a client needs to sign for this ledger: its id, the operator, the rules."""
+        target = need_ledger()
+        config = target.config
+        return {
+            "ledger_id": config.ledger_id,
+            "operator": config.operator,
+            "unit": config.unit,
+            "quorum": config.quorum,
+            "unstake_delay_rounds": config.unstake_delay_rounds,
+            "min_stake": config.min_stake,
+            "rule": jsonable(config.rule),
+            "round": target.round(),
+        }
+
+    @app.get("/ledger/offers", responses=documented(404))
+    def offers() -> dict[str, Any]:
+        """Every asset's current offer, as its owner signed it."""
+        return {asset: offer.to_wire() for asset, offer in need_ledger().offers().items()}
+
+    @app.get("/ledger/requests", responses=documented(404))
+    def requests(
+        status: Literal["open", "assigned", "closed"] | None = Query(None),
+    ) -> list[dict[str, Any]]:
+        """Requests with their signed terms and where they are in their life cycle."""
         return [
-            {"account": account, "role": role, "available": amount}
+            {
+                "request": r.request, "owner": r.owner, "status": r.status, "round": r.round,
+                "served": r.served, "open_tasks": r.open_tasks,
+                "terms": None if r.terms is None else r.terms.to_wire(),
+            }
+            for r in need_ledger().request_records(status)
+        ]  # fmt: skip
+
+    @app.get("/ledger/tasks", responses=documented(404))
+    def tasks(
+        round: int | None = Query(None, ge=0, le=MAX_INTEGER),
+        status: Literal["open", "settled"] | None = Query(None),
+    ) -> list[dict[str, Any]]:
+        """Tasks with their terms (assets, payouts, charge) and verdicts, by round and id."""
+        return jsonable(need_ledger().tasks(round, status))
+
+    @app.get("/ledger/accounts", responses=documented(404))
+    def accounts() -> list[api.Account]:
+        return [
+            api.Account(account=account, role=role, available=amount)
             for account, role, amount in need_ledger().accounts()
         ]
 
-    @app.get("/ledger/balance/{book:path}")
-    def balance(book: str) -> dict[str, Any]:
-        return {"book": book, "balance": need_ledger().balance(book)}
+    @app.get("/ledger/balance/{book:path}", responses=documented(404))
+    def balance(book: str) -> api.Balance:
+        return api.Balance(book=book, balance=need_ledger().balance(book, must_exist=True))
 
-    @app.get("/ledger/assets")
-    def assets() -> list[dict[str, Any]]:
-        return jsonable(need_ledger().assets())
+    @app.get("/ledger/assets", responses=documented(404))
+    def assets() -> list[api.Asset]:
+        return [api.Asset(**jsonable(asset)) for asset in need_ledger().assets()]
 
-    @app.get("/ledger/journal")
-    def journal(limit: int = 100, after: int = 0) -> list[dict[str, Any]]:
-        if limit < 1 or after < 0:
-            raise e.InvalidParameterError(
-                f"limit must be >= 1 and after >= 0, got {limit}, {after}"
-            )
-        return jsonable(need_ledger().journal(limit=limit, after=after))
+    @app.get("/ledger/journal", responses=documented(404))
+    def journal(
+        limit: int = Query(100, ge=1, le=limits.journal_page, description="entries to return"),
+        after: int = Query(0, ge=0, le=MAX_INTEGER, description="entries with a larger id"),
+    ) -> list[api.JournalEntry]:
+        entries = need_ledger().journal(limit=limit, after=after)
+        return [api.JournalEntry(**jsonable(entry)) for entry in entries]
 
-    @app.get("/ledger/verify")
-    def verify() -> dict[str, Any]:
-        report = need_ledger().verify()
-        return {**jsonable(report), "ok": report.ok}
+    @app.get("/ledger/verify", responses=documented(404, 504))
+    async def verify() -> api.Audit:
+        # The audit re-reads the whole journal and checks every signature: heavy work, so it
+        # takes a worker like a solve does.
+        target = need_ledger()
+        return api.Audit(**await pool.call(jobs.audit_ledger, target.url))
 
     # --- storage ---------------------------------------------------------------------------
 
-    @app.post("/storage/content")
-    async def put_content(request: Request) -> dict[str, Any]:
-        target = need_store()
-        # Spooled: a 200 MB model goes through a temporary file, not memory.
+    @app.post(
+        "/storage/content",
+        responses=documented(507),
+        openapi_extra=api.bytes_body("the content; spooled to a temporary file above 8 MiB"),
+    )
+    async def put_content(request: Request) -> api.Stored:
+        target, room = need_store()
+        # Spooled: a 200 MB model goes through a temporary file, not memory. The guard
+        # bounds its size; the quota refuses it as soon as what arrived cannot fit.
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
+            size = 0
             async for part in request.stream():
-                body.write(part)
+                size += len(part)
+                room.check(size)
+                await to_thread.run_sync(body.write, part)
             body.seek(0)
-            cid = await to_thread.run_sync(target.put_stream, body)  # fsyncs: off the loop
-        return {"cid": cid, "bytes": target.stat(cid).size}
 
-    @app.get("/storage/content/{cid}")
+            def put() -> str:
+                with room.holding(size):
+                    return target.put_stream(body)  # fsyncs: off the loop
+
+            cid = await to_thread.run_sync(put)
+        return api.Stored(cid=cid, bytes=size)
+
+    @app.get(
+        "/storage/content/{cid}",
+        responses={
+            200: {"content": {"application/octet-stream": {}}, "description": "the content"},
+            **documented(404),
+        },
+        response_class=StreamingResponse,
+    )
     def get_content(cid: str) -> StreamingResponse:
-        source = need_store()
+        source, _ = need_store()
         info = source.stat(cid)  # 404 or 422 before any byte is sent
         # Blocks are checked as they stream; one that fails its hash cuts the body short of
         # Content-Length, so a client cannot take a truncated body for the content.
@@ -167,87 +258,78 @@ def create_app(ledger_url: str | None = None, store_root: Path | str | None = No
             headers={"Content-Length": str(info.size), "X-Content-CID": info.cid},
         )
 
-    @app.get("/storage/stat/{cid}")
-    def stat(cid: str) -> dict[str, Any]:
-        return jsonable(need_store().stat(cid))
+    @app.get("/storage/stat/{cid}", responses=documented(404))
+    def stat(cid: str) -> api.ContentStat:
+        source, _ = need_store()
+        return api.ContentStat(**jsonable(source.stat(cid)))
 
-    @app.put("/storage/blocks/{cid}")
-    async def put_block(cid: str, request: Request) -> dict[str, Any]:
-        from mercat.storage.store import MAX_CHUNK_SIZE
+    @app.put(
+        "/storage/blocks/{cid}",
+        responses=documented(404, 507),
+        openapi_extra=api.bytes_body("one block; stored only if it hashes to the CID"),
+    )
+    async def put_block(cid: str, request: Request) -> api.Stored:
+        target, room = need_store()
+        data = await request.body()
 
-        target = need_store()
-        data = await _body(request, MAX_CHUNK_SIZE)
-        await to_thread.run_sync(target.put_block, cid, data)
-        return {"cid": cid, "bytes": len(data)}
+        def put() -> None:
+            with room.holding(len(data)):
+                target.put_block(cid, data)
 
-    @app.get("/storage/blocks/{cid}")
+        await to_thread.run_sync(put)
+        return api.Stored(cid=cid, bytes=len(data))
+
+    @app.get(
+        "/storage/blocks/{cid}",
+        responses={
+            200: {"content": {"application/octet-stream": {}}, "description": "the block"},
+            **documented(404),
+        },
+        response_class=Response,
+    )
     def get_block(cid: str) -> Response:
-        return Response(need_store().read_block(cid), media_type="application/octet-stream")
+        source, _ = need_store()
+        return Response(source.read_block(cid), media_type="application/octet-stream")
 
     # --- clearing and privacy --------------------------------------------------------------
 
-    @app.post("/clearing/{mechanism}")
-    async def clear(mechanism: str, request: Request, seed: int = 0) -> dict[str, Any]:
+    @app.post(
+        "/clearing/{mechanism}",
+        responses=documented(404, 409, 504),
+        openapi_extra=api.json_body(api.ClearingRequest),
+    )
+    async def clear(
+        request: Request,
+        mechanism: str = Path(
+            description="a registered mechanism (docs/mechanisms.md)",
+            json_schema_extra={"enum": list(mechanism_names())},
+        ),
+        seed: int = Query(0, ge=0, le=MAX_INTEGER, description="the mechanism's random seed"),
+    ) -> api.ClearingAnswer:
         from mercat.clearing import registry
-        from mercat.clearing.report import clearing_report, configure
-        from mercat.market.market_io import market_from_dict
 
-        mechanism_class = registry.get(mechanism)
-        check.integer("seed", seed, 0)
-        data = _json(await _body(request, MAX_MARKET_BYTES))
-        if not isinstance(data, dict) or "market" not in data:
-            raise e.InvalidMarketError('the body must be {"market": {...}, "options": {...}}')
-        options = data.get("options") or {}
-        if not isinstance(options, dict):
-            raise e.InvalidParameterError("options must be an object of mechanism keywords")
-        market = market_from_dict(data["market"])
-        mechanism_instance = configure(mechanism_class, options)
-        result = await to_thread.run_sync(lambda: mechanism_instance.clear(market, seed=seed))
-        return jsonable(clearing_report(market, result, "request"))
+        registry.get(mechanism)  # an unknown name is a 404 before the body is read
+        body = await request.body()
+        answer = await pool.call(jobs.clear_market, mechanism, body, seed, limits)
+        return api.ClearingAnswer(**answer)
 
-    @app.post("/privacy/check")
-    async def privacy_check(request: Request) -> dict[str, Any]:
-        from mercat.privacy.accountant import GaussianRuns, check_differential_privacy
-
-        data = _json(await _body(request, MAX_SMALL_BODY))
-        if not isinstance(data, dict):
-            raise e.InvalidParameterError("the body must be a JSON object")
-        try:
-            runs = GaussianRuns(
-                data["noise_multiplier"], data.get("rounds", 1), data.get("sampling_rate", 1.0)
-            )
-            epsilon, delta = data["epsilon"], data.get("delta", 1e-5)
-        except KeyError as missing:
-            raise e.InvalidParameterError(f"missing field {missing}") from None
-        accountant = data.get("accountant", "auto")
-        verdict = await to_thread.run_sync(
-            lambda: check_differential_privacy(runs, epsilon, delta, accountant)
-        )
-        return {**jsonable(verdict), "compliant": verdict.compliant}
+    @app.post(
+        "/privacy/check",
+        responses=documented(504),
+        openapi_extra=api.json_body(api.PrivacyRequest),
+    )
+    async def privacy_check(request: Request) -> api.PrivacyVerdict:
+        body = await request.body()
+        return api.PrivacyVerdict(**await pool.call(jobs.check_privacy, body))
 
     return app
 
 
+def mechanism_names() -> tuple[str, ...]:
+    from mercat.clearing import registry
+
+    return tuple(registry.names())
+
+
 class _NotServed(e.MercatError, LookupError):
     """The node was started without the part this endpoint needs."""
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it passes `limit` bytes (a client cannot make the
-    node buffer an unbounded body)."""
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise BodyTooLargeError(f"request body above {limit} bytes is refused")
-        parts.append(part)
-    return b"".join(parts)
-
-
-def _json(body: bytes) -> Any:
-    import json
-
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise e.InvalidParameterError(f"the body is not JSON: {exc}") from None

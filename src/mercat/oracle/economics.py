@@ -18,8 +18,9 @@ Every provider of a task bears the task's penalty term, blindly, as in the colle
 rule of seed 000 (the outcome, not the culprit, is known).
 
 Eq. 3: U_r = Σ_i (Q_i − P_i), with P_i the price paid and Q_i the quality-of-service
-satisfaction. Reading: P_i is what requester r paid for task i (the task's price on
-success; 0 on failure, refunded to its escrow); Q_i = v_i · s_i with v_i the value of the
+satisfaction. Reading: P_i is what requester r paid for task i (the task's price when it
+succeeded within its SLA; 0 otherwise, refunded to its escrow: mercat's ledger treats an
+SLA violation as a failure); Q_i = v_i · s_i with v_i the value of the
 task to the requester in base units (given by the caller; by default the price itself,
 so a fully satisfied task nets zero) and s_i the satisfaction: 1 when the task succeeded
 within its SLA, `violated_satisfaction` (default 0) when it succeeded late or out of SLA,
@@ -47,7 +48,7 @@ class SettledTask:
     success: bool
     sla_met: bool
     latency_ms: int
-    price: int  # held for the task when it opened (sum of payouts)
+    price: int  # what the task charges its request when it pays (its charge)
     payouts: Mapping[str, int] = field(default_factory=dict)  # owner -> received
     providers: tuple[str, ...] = ()  # owners of the task's assets, in asset order
     reports: int = 0  # oracle reports recorded for it
@@ -58,8 +59,9 @@ class SettledTask:
 
     @property
     def paid(self) -> int:
-        """What the requester paid: the price on success, nothing on failure."""
-        return self.price if self.success else 0
+        """What the requester paid: the price when the task succeeded within its SLA,
+        nothing otherwise (a failed or late task is refunded)."""
+        return self.price if self.success and self.sla_met else 0
 
 
 def provider_profit(

@@ -6,7 +6,9 @@ payloads carry no floats) and, optionally, a digest of the result (a content id,
 oracles that agree on success also agree on *what* was computed).
 
 The oracle signs the canonical encoding of the report with its Ed25519 key; the payload
-carries a domain tag so that a report signature can never pass for a ledger message.
+carries a domain tag, so that a report signature can never pass for a ledger message, and
+the id of the ledger the task lives on (`ledger`), so that a report for task (r, t) of one
+ledger can never settle task (r, t) of another.
 """
 
 from __future__ import annotations
@@ -17,31 +19,33 @@ from typing import Any
 
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key, verify
+from mercat.untrusted import shown
 
-DOMAIN = "mercat/oracle-report/1"
+DOMAIN = "mercat/oracle-report/2"
 MAX_INT = 2**62
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DIGEST = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_LEDGER = re.compile(r"^[0-9a-f]{32}$")
 
 
 def check_id(value: object, what: str) -> str:
     """An asset, request or task id: 1-64 characters of letters, digits, `_`, `.`, `-`."""
     if not isinstance(value, str) or not _ID.match(value):
-        raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {value!r}")
+        raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {shown(value)}")
     return value
 
 
 def check_int(value: object, what: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < MAX_INT:
         raise MalformedMessageError(
-            f"{what} must be an integer in [{minimum}, 2^62), got {value!r}"
+            f"{what} must be an integer in [{minimum}, 2^62), got {shown(value)}"
         )
     return value
 
 
 def check_bool(value: object, what: str) -> bool:
     if not isinstance(value, bool):
-        raise MalformedMessageError(f"{what} must be true or false, got {value!r}")
+        raise MalformedMessageError(f"{what} must be true or false, got {shown(value)}")
     return value
 
 
@@ -55,8 +59,11 @@ class OracleReport:
     sla_met: bool
     latency_ms: int
     digest: str | None = None
+    ledger: str = ""
 
     def __post_init__(self) -> None:
+        if self.ledger != "" and not _LEDGER.match(str(self.ledger)):
+            raise MalformedMessageError("ledger must be a ledger id (32 lowercase hex digits)")
         check_int(self.round, "round")
         check_id(self.task, "task")
         check_bool(self.success, "success")
@@ -66,7 +73,7 @@ class OracleReport:
             not isinstance(self.digest, str) or not _DIGEST.match(self.digest)
         ):
             raise MalformedMessageError(
-                f"digest must be 1-128 plain characters, got {self.digest!r}"
+                f"digest must be 1-128 plain characters, got {shown(self.digest)}"
             )
 
     @property
@@ -79,6 +86,7 @@ class OracleReport:
         return canonical_bytes(
             {
                 "domain": DOMAIN,
+                "ledger": self.ledger,
                 "oracle": oracle,
                 "round": self.round,
                 "task": self.task,
@@ -116,6 +124,7 @@ class SignedReport:
             "sla_met": r.sla_met,
             "latency_ms": r.latency_ms,
             "digest": r.digest,
+            "ledger": r.ledger,
             "signature": self.signature.hex(),
         }
 
@@ -123,7 +132,7 @@ class SignedReport:
     def from_wire(cls, data: object) -> SignedReport:
         """Parse the wire form; MalformedMessageError on any deviation (signature unchecked)."""
         expected = {"oracle", "round", "task", "success", "sla_met", "latency_ms", "digest",
-                    "signature"}  # fmt: skip
+                    "ledger", "signature"}  # fmt: skip
         if not isinstance(data, dict) or set(data) != expected:
             raise MalformedMessageError(
                 f"an oracle report has exactly the fields {sorted(expected)}"
@@ -142,5 +151,6 @@ class SignedReport:
             sla_met=data["sla_met"],
             latency_ms=data["latency_ms"],
             digest=data["digest"],
+            ledger=data["ledger"],
         )
         return cls(report, check_public_key(data["oracle"], "oracle"), raw)

@@ -78,6 +78,11 @@ class GaussianRuns:
         q = check.real("sampling rate", self.sampling_rate)
         if not 0 < q <= 1:
             raise InvalidParameterError(f"sampling rate must lie in (0, 1], got {q!r}")
+        # Stored as the checked kinds: a whole float (2.0 rounds, from JSON) reached
+        # dp_accounting, which refuses a float count with a TypeError.
+        object.__setattr__(self, "rounds", rounds)
+        object.__setattr__(self, "noise_multiplier", float(z))
+        object.__setattr__(self, "sampling_rate", float(q))
 
 
 def _check_delta(delta: float) -> None:

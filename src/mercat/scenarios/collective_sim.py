@@ -1,9 +1,16 @@
 """Run a collective-incentive market configuration many times: the simulator's entry point.
 
 `simulate(config, runs, seed, engine)` draws the failure-rate pool (shared by all runs of
-the configuration, as in the authors' simulator), derives one xoshiro stream per run from
-the seed, and runs either engine. Results are identical across engines and independent of
-how the runs are split into batches.
+the configuration, as in the authors' simulator), derives one random stream per run from
+the seed, and runs one of three engines:
+
+- `fast`: the compiled engine (numba), for research scale;
+- `reference`: its readable twin; the two give identical runs, draw for draw;
+- `pipeline`: the round pipeline a live market runs (`collective_pipeline`): each task a
+  request on an in-memory book, cleared by seed 000's selection, settled in base units. It
+  agrees with the others in distribution (its streams are numpy's), not draw for draw.
+
+Results are independent of how the runs are split into batches.
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from mercat import validation as check
+from mercat.errors import InvalidParameterError
 from mercat.scenarios import collective_metrics as metrics
 from mercat.scenarios.collective_config import CollectiveConfig
 from mercat.scenarios.collective_run import RunRecord
 from mercat.scenarios.rng import run_states, shared_generator
 
-ENGINES = ("fast", "reference")
+ENGINES = ("fast", "reference", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -48,14 +56,27 @@ def simulate(
     record_picks: bool = False,
     progress: Callable[[int], None] | None = None,
     batch: int | None = None,
+    tasks_per_round: int = 1,
+    workers: int = 1,
 ) -> CollectiveRuns:
-    """Simulate `runs` independent runs of `config`; `progress(n)` is told of finished runs."""
+    """Simulate `runs` independent runs of `config`; `progress(n)` is told of finished runs.
+    `tasks_per_round` and `workers` (processes sharing the runs; the results do not depend
+    on it) apply to the pipeline engine only."""
     runs = check.integer("runs", runs, minimum=1)
     seed = check.integer("seed", seed, minimum=0)
     check.choice("engine", engine, ENGINES)
+    tasks_per_round = check.integer("tasks_per_round", tasks_per_round, minimum=1)
+    workers = check.integer("workers", workers, minimum=1)
     pool = failure_rate_pool(config, seed)
-    states = run_states(seed, runs)
     records: list[RunRecord] = []
+    if engine == "pipeline":
+        from mercat.scenarios.collective_pipeline import simulate_runs
+
+        if record_picks:
+            raise InvalidParameterError("the pipeline engine does not record picks")
+        records = simulate_runs(config, seed, runs, pool, tasks_per_round, workers, progress)
+        return CollectiveRuns(config, seed, engine, tuple(records))
+    states = run_states(seed, runs)
     if engine == "reference":
         from mercat.scenarios.collective_reference import simulate_run
 

@@ -14,12 +14,13 @@ agree on anything but the CID: no consensus round, which is why the seed finds t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from mercat import validation as check
 from mercat.errors import ContentNotFoundError, InvalidParameterError, StorageError
 from mercat.storage.cid import parse
-from mercat.storage.store import ContentStore, stream_content
+from mercat.storage.content import stream_content
+from mercat.storage.store import ContentStore
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,11 @@ class ReplicatedStore:
     def __init__(self, replicas: Sequence[ContentStore], write_quorum: int | None = None):
         if not replicas:
             raise InvalidParameterError("a replicated store needs at least one replica")
-        sizes = {r.chunk_size for r in replicas}
-        if len(sizes) != 1:
+        layouts = {(r.chunk_size, r.max_links) for r in replicas}
+        if len(layouts) != 1:
             raise InvalidParameterError(
-                f"replicas must share one chunk size (CIDs depend on it), got {sorted(sizes)}"
+                "replicas must share one chunk size and links per node (CIDs depend on them), "
+                f"got {sorted(layouts)}"
             )
         quorum = len(replicas) if write_quorum is None else write_quorum
         if check.integer("write quorum", quorum, 1) > len(replicas):
@@ -57,6 +59,11 @@ class ReplicatedStore:
             )
         (cid,) = cids  # same bytes, same chunk size: one CID
         return cid
+
+    def put_pieces(self, pieces: Iterable[bytes]) -> str:
+        """Store the concatenation of `pieces` (`encryption.put_encrypted` writes this way);
+        held in memory whole, as `put` holds its bytes."""
+        return self.put(b"".join(pieces))
 
     def _fetch(
         self, cid: str, every: bool = False, failed: list[str] | None = None

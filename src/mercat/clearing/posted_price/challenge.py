@@ -225,12 +225,15 @@ class ChallengeModel:
         workload_nodes: dict[str, int] = {}
         pays_floor = self.attempt == 3  # attempt 3 pays Σ e_p; attempt 4 pays z
 
-        for t in holder.requests:
+        # Sorted, as in the reference: the holder's participants are sets, and the order of
+        # the columns and rows added here decides which of several equally good answers
+        # HiGHS returns.
+        for t in sorted(holder.requests):
             j = base.served_columns[t]
             floors[t] = max(tick, holder.payments[t] - beliefs.request(t).value)
             indicator[t], slack[t] = j, holder.request_slack(t)
             objective[j] = holder.payments[t] - (floors[t] if pays_floor else 0.0)
-        for n in holder.nodes:
+        for n in sorted(holder.nodes):
             on_node = self._pairs_on.get(n, {})
             if not on_node:
                 continue  # a node that can serve nothing here is never a conflicting one

@@ -32,10 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mercat.clearing.highs import run
 from mercat.clearing.vcg.highs import new_highs, pass_model, run_mip
 from mercat.clearing.vcg.instance import StandardAuction
 from mercat.clearing.vcg.knapsack import DEFAULT_NODE_LIMIT, dantzig_bound, knapsack_max
 from mercat.errors import SolverError
+from mercat.market.model import capacity_limit
 
 REDUCED_COST_TOL = 1e-9
 CONVERGENCE_TOL = 1e-6
@@ -62,7 +64,7 @@ class ColumnPool:
         key = (int(provider), users.tobytes())
         if key in self._known:
             return None
-        if self.auction.demands[users].sum() > self.auction.capacities[provider] + 1e-9:
+        if self.auction.demands[users].sum() > capacity_limit(self.auction.capacities[provider]):
             raise SolverError(f"column over capacity on provider {provider}")
         self._known[key] = len(self.providers)
         self.providers.append(int(provider))
@@ -151,7 +153,7 @@ class MasterLP:
         """(value, π, μ, x) of the LP over the pool."""
         if self.synced == 0:  # HiGHS calls a model without columns "empty"
             return 0.0, np.zeros(self.n), np.zeros(self.m), np.zeros(0)
-        self.h.run()
+        run(self.h)
         status = self.h.getModelStatus()
         if status.name != "kOptimal":
             raise SolverError(f"master LP ended with status {self.h.modelStatusToString(status)}")

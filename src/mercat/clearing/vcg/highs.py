@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from mercat.clearing.highs import new_solver
+from mercat.clearing.highs import new_solver, run
 from mercat.errors import SolverError
 
 INF = highspy.kHighsInf
@@ -74,7 +74,7 @@ def pass_model(
 
 def run_mip(h: highspy.Highs) -> MipAnswer:
     """Solve the loaded MILP; time-limited runs come back with their bound, not an error."""
-    h.run()
+    run(h)
     status = h.getModelStatus()
     info = h.getInfo()
     optimal = status == highspy.HighsModelStatus.kOptimal

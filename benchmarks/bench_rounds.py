@@ -1,0 +1,167 @@
+"""Tasks per second through the round pipeline on the in-memory book, and where the time goes.
+
+A round of the pipeline (`mercat.runtime.round.run_round`): snapshot the book into a market,
+clear it, turn the clearing into integer tasks, open them against the owners' terms, execute
+(sampled), attest (direct), settle (the collective rule on every asset). Two markets:
+
+- `rounds`: rounds of `--requests` requests on `--servers` servers, cleared by seed 000's
+  `collective` selection (the mechanism whose cost is smallest, so the pipeline's own cost
+  shows), each request needing `--replicas` servers;
+- `seed000`: seed 000's experiment through the pipeline, one task per round (each settles
+  before the next is drawn), against the compiled fast engine on the same configuration:
+  `mercat simulate collective --engine pipeline` vs `--engine fast`.
+
+    python benchmarks/bench_rounds.py [--rounds 20] [--requests 2000] [--servers 400]
+
+Prints one JSON object. Stage times come from wrapping each stage's function with a timer
+(the wrapped pipeline runs a little slower than the plain one, whose tasks/s is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from mercat.clearing.collective import CollectiveSelection
+from mercat.incentives.integer_rule import IntegerRule
+from mercat.runtime import round as pipeline
+from mercat.runtime.execute import SampledExecution
+from mercat.runtime.memory import MemoryBook
+from mercat.runtime.round import RoundPlan, run_round
+from mercat.runtime.terms import Offer, RequestTerms
+
+UNIT = 10**6
+
+
+def _book(servers: int, rng: np.random.Generator) -> tuple[MemoryBook, dict[str, float]]:
+    rule = IntegerRule(penalty=UNIT, reward=UNIT // 99, removal=True, stake_floor=10_000,
+                       stake_cap=10 * UNIT)  # fmt: skip
+    book = MemoryBook(rule, unit=UNIT, keep_history=False)
+    for name in ("owners", "requesters"):
+        book.open_account(name)
+        book.deposit(name, 2**60)
+    book.deposit("operator", 2**60)
+    book.fund_pool("operator", 2**59)
+    rates = {}
+    for j in range(servers):
+        name = f"s{j}"
+        book.add_asset("owners", name, 10 * UNIT, Offer(name, capacity={"gpu": 16}))
+        rates[name] = float(rng.random() ** 20)
+    return book, rates
+
+
+def _post(book: MemoryBook, round_: int, requests: int, replicas: int) -> None:
+    for i in range(requests):
+        terms = RequestTerms(f"r{round_}x{i}", max_price=UNIT, demand={"gpu": 1},
+                             replicas=replicas)  # fmt: skip
+        book.post_request("requesters", terms)
+
+
+def run_rounds(rounds: int, requests: int, servers: int, replicas: int, timed: bool) -> dict:
+    rng = np.random.default_rng(1)
+    book, rates = _book(servers, rng)
+    plan = RoundPlan(CollectiveSelection(), SampledExecution(rates))
+    stages: dict[str, float] = defaultdict(float)
+    originals = {}
+    if timed:
+        targets = {
+            "snapshot": (pipeline, "snapshot"),
+            "assign": (pipeline, "assign"),
+        }
+        for label, (module, name) in targets.items():
+            originals[label] = (module, name, getattr(module, name))
+            setattr(module, name, _timer(getattr(module, name), stages, label))
+        for label, owner, name in (
+            ("clear", plan.mechanism, "clear"),
+            ("open", book, "open_tasks"),
+            ("execute", plan.executor, "execute"),
+            ("attest", plan.attestor, "attest"),
+            ("settle", book, "settle"),
+            ("state", book, "state"),
+        ):
+            setattr(owner, name, _timer(getattr(owner, name), stages, label))
+    tasks = 0
+    elapsed = 0.0
+    try:
+        for round_ in range(1, rounds + 1):
+            _post(book, round_, requests, replicas)  # the requesters' work, not timed
+            start = time.perf_counter()
+            report = run_round(book, round_, plan, rng)
+            elapsed += time.perf_counter() - start
+            tasks += len(report.tasks)
+    finally:
+        for module, name, original in originals.values():
+            setattr(module, name, original)
+    book.verify()
+    out = {"rounds": rounds, "requests_per_round": requests, "servers": servers,
+           "replicas": replicas, "tasks": tasks, "seconds": round(elapsed, 3),
+           "tasks_per_second": round(tasks / elapsed, 1)}  # fmt: skip
+    if timed:
+        out["stage_seconds"] = {k: round(v, 3) for k, v in sorted(stages.items())}
+    return out
+
+
+def _timer(function, stages, label):  # type: ignore[no-untyped-def]
+    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stages[label] += time.perf_counter() - start
+
+    return timed
+
+
+def run_seed000(tasks: int, runs: int) -> dict:
+    from mercat.scenarios.collective_config import CollectiveConfig
+    from mercat.scenarios.collective_sim import simulate
+
+    config = CollectiveConfig(mechanism="coll-sr", tasks=tasks)
+    simulate(config.with_(tasks=100), runs=1, engine="fast")  # compile outside the clock
+    out = {}
+    for engine in ("fast", "pipeline"):
+        start = time.perf_counter()
+        simulate(config, runs=runs, seed=1, engine=engine)
+        seconds = time.perf_counter() - start
+        out[engine] = {"runs": runs, "tasks": tasks * runs, "seconds": round(seconds, 3),
+                       "tasks_per_second": round(tasks * runs / seconds, 1)}  # fmt: skip
+    out["fast_over_pipeline"] = round(
+        out["fast"]["tasks_per_second"] / out["pipeline"]["tasks_per_second"], 1
+    )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--servers", type=int, default=400)
+    parser.add_argument("--seed000-tasks", type=int, default=10_000)
+    parser.add_argument("--seed000-runs", type=int, default=2)
+    args = parser.parse_args()
+    results = {
+        "rounds": [
+            run_rounds(args.rounds, args.requests, args.servers, replicas, timed=False)
+            for replicas in (1, 4)
+        ],
+        "rounds_where_time_goes": run_rounds(
+            max(1, args.rounds // 4), args.requests, args.servers, 1, timed=True
+        ),
+        "seed000": run_seed000(args.seed000_tasks, args.seed000_runs),
+    }
+    print(json.dumps({
+        "benchmark": "round pipeline on the in-memory book",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average": os.getloadavg()},
+        **results,
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""`mercat market run`: a whole marketplace, round after round, on a SQL ledger or in memory.
+
+Providers stake and offer GPU servers (and a model), requesters post jobs with escrowed bids
+every round, each signed by its owner; each round clears with any registered mechanism, the
+tasks run, three oracles attest, the ledger settles under its quorum and its collective rule.
+At the end the ledger is audited (every balance from the journal, every signature, every task
+against what its owners signed) and the command says who earned what.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mercat.cli._output import console, print_json, print_table
+from mercat.cli.clearing import mechanism_options
+
+app = typer.Typer(help="Run a marketplace: signed offers and requests, rounds, settlement.")
+
+
+@app.command("run")
+def run(
+    ledger: str | None = typer.Option(
+        None,
+        "--ledger",
+        help="A new ledger to create and run on (sqlite:///market.db, postgresql+psycopg://...); "
+        "without it the market runs on an in-memory book.",
+    ),
+    mechanism: str = typer.Option(
+        "optimal", "--mechanism", help="Clearing mechanism (mercat clear --help lists them)."
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", help="Mechanism option KEY=VALUE (repeatable)."
+    ),
+    collective: str = typer.Option(
+        "coll-sr", help="Collective rule: free, coll-stake, coll-rep or coll-sr."
+    ),
+    rounds: int = typer.Option(20, min=1, max=100_000, help="Rounds to run."),
+    providers: int = typer.Option(4, min=1, max=1000, help="Providers (two servers each)."),
+    requesters: int = typer.Option(6, min=1, max=1000, help="Requesters (two jobs a round each)."),
+    failure_prone: float = typer.Option(
+        0.25, min=0.0, max=1.0, help="Share of servers that fail often."
+    ),
+    seed: int = typer.Option(1, min=0, help="Root seed."),
+    keys: Path | None = typer.Option(
+        None, help="Directory to write the participants' keys to (mode 600); not kept otherwise."
+    ),
+    events: Path | None = typer.Option(
+        None, help="Append every stage's events to this file, one JSON line each."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Run a whole market: offers and requests signed by their owners, rounds, settlement."""
+    import numpy as np
+
+    from mercat.clearing import registry
+    from mercat.clearing.report import configure
+    from mercat.identity import Keypair
+    from mercat.incentives.collective import mechanism as collective_mechanism
+    from mercat.incentives.integer_rule import IntegerRule
+    from mercat.runtime.memory import MemoryBook
+    from mercat.scenarios.marketplace import MarketSetup, build, summary
+
+    unit = 10**6
+    spec = collective_mechanism(collective)
+    rule = IntegerRule.from_collective(spec.rule(initial_stake=10.0, task_target=0.01), unit)
+    mechanism_class = registry.get(mechanism)
+    clearing = configure(mechanism_class, mechanism_options(mechanism_class, list(option)))
+    setup = MarketSetup(
+        providers=providers,
+        requesters=requesters,
+        failure_prone=failure_prone,
+        standard_auction=mechanism == "vcg" or getattr(clearing, "auction", None) == "vcg",
+    )
+    rng = np.random.default_rng(seed)
+    operator = Keypair.generate()
+    if ledger is None:
+        book = MemoryBook(rule, unit=unit, quorum=2)
+    else:
+        from mercat.ledger import Ledger, LedgerConfig
+        from mercat.ledger.book import LedgerBook
+
+        config = LedgerConfig(operator=operator.public, rule=rule, unit=unit, quorum=2)
+        book = LedgerBook(Ledger.init(ledger, config), operator)
+    market = build(book, clearing, setup, rng, collective)
+    if events is not None:
+        from dataclasses import replace
+
+        from mercat.runtime.events import JsonlLog
+
+        market.plan = replace(market.plan, log=JsonlLog(events))
+    label = f"{mechanism} on {'the ledger' if ledger else 'an in-memory book'}"
+    status = console.status(f"running {rounds} rounds ({label})") if not as_json else _Quiet()
+    with status:
+        market.run(rounds)
+    result = summary(market)
+    book.verify()
+    result["audit"] = "ok"
+    result["book"] = ledger or "memory"
+    result["mechanism"] = mechanism
+    result["collective"] = collective
+    if keys is not None and ledger is not None:
+        _write_keys(keys, book.keyring)
+    if ledger is not None:
+        book.ledger.close()
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        f"{rounds} rounds, {label}, {collective}",
+        [
+            {"round": r["round"], "requests": r["requests"], "servers": r["servers"],
+             "tasks": r["tasks"], "paid": r["paid"], "failed": r["failed"],
+             "welfare": r["welfare"], "charged": r["charged"], "margin": r["margin"],
+             "removed": ", ".join(r["removed"])}
+            for r in result["per_round"]
+        ],
+    )  # fmt: skip
+    earners = sorted(set(result["earned"]) | set(result["spent"]))
+    print_table(
+        "who earned what (tokens)",
+        [
+            {"participant": n, "earned": result["earned"].get(n, 0.0),
+             "spent": result["spent"].get(n, 0.0)}
+            for n in earners
+        ],
+    )  # fmt: skip
+    console.print(
+        f"tasks {result['tasks']}: {result['paid']} paid, {result['failed']} failed "
+        f"({100 * result['task_failure_rate']:.1f} %); removed: "
+        f"{', '.join(result['removed']) or 'none'}; reward pool {result['pool']:.3f}; "
+        f"audit: {result['audit']}"
+    )
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _write_keys(directory: Path, keyring: dict) -> None:  # type: ignore[type-arg]
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, key in keyring.items():
+        path = directory / f"{name}.key"
+        path.touch(mode=0o600)
+        path.write_text(key.seed.hex() + "\n")
+
+
+@app.command("admission")
+def admission(
+    mechanism: str = typer.Option("optimal", "--mechanism", help="Clearing mechanism."),
+    collective: str = typer.Option("coll-sr", help="coll-rep or coll-sr (they weigh by stake)."),
+    rounds: int = typer.Option(40, min=1, max=10_000, help="Rounds per run."),
+    seeds: int = typer.Option(5, min=1, max=1000, help="Paired runs (seeds 1..N)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Stake-weighted admission against none, seed for seed: welfare, failures, removals."""
+    from mercat.scenarios.admission import compare
+
+    result = compare(mechanism, collective, rounds, seeds)
+    if as_json:
+        print_json(result)
+        return
+    print_table(
+        f"{mechanism} under {collective}, {rounds} rounds, mean of {seeds} paired seeds",
+        [{"variant": variant, **values} for variant, values in result["mean"].items()],
+    )
+
+
+@app.command("events")
+def events_summary(
+    path: Path = typer.Argument(..., help="An event log written by `mercat market run --events`."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Per round, from an event log: clearing, tasks, failures, charges, margin, pool, removals."""
+    from mercat.runtime.events import summarize
+
+    rounds = summarize(path)
+    if as_json:
+        print_json(rounds)
+    else:
+        print_table(f"rounds in {path}", rounds)

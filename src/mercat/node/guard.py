@@ -1,0 +1,121 @@
+"""The node's front door: one ASGI middleware that every request passes before it reaches an
+endpoint, so an endpoint added later is protected without asking.
+
+In order, for each HTTP request:
+1. the client's token bucket (`NodeLimits.client_rate`, `client_burst`): 429 with Retry-After;
+2. requests in flight (`max_in_flight`): 503 with Retry-After;
+3. the body limit of the endpoint the path routes to (`NodeLimits.body_bytes`): a declared
+   Content-Length above it is refused at once with 413, before a byte of the body is read;
+   a chunked or streamed body is counted as it arrives and cut off at the limit (413);
+4. the wait for each part of the body (`body_seconds`): 408.
+
+Refusals are mercat's JSON errors, like every other answer of the node.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mercat import errors as e
+from mercat.node.http_errors import error_response
+from mercat.node.limits import Clock, NodeLimits, RateLimiter, client_key
+
+
+class NodeGuard:
+    """ASGI middleware applying a node's `NodeLimits` to every HTTP request (see above)."""
+
+    def __init__(self, app: ASGIApp, *, limits: NodeLimits, router: Router, clock: Clock) -> None:
+        self.app = app
+        self.limits = limits
+        self.router = router
+        self.rates = RateLimiter(
+            limits.client_rate, limits.client_burst, limits.tracked_clients, clock
+        )
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._admit(scope)
+        if refusal is not None:
+            await error_response(refusal)(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            limit = self.limits.body_bytes(self._route(scope))
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                too_large = e.BodyTooLargeError(f"request body above {limit} bytes is refused")
+                await error_response(too_large)(scope, receive, send)
+                return
+            await self.app(scope, _BoundedBody(receive, limit, self.limits.body_seconds), send)
+        finally:
+            self.in_flight -= 1
+
+    def _admit(self, scope: Scope) -> e.NodeLimitError | None:
+        wait = self.rates.take(client_key(scope.get("client")))
+        if wait:
+            return e.RateLimitedError("too many requests from this address", wait)
+        if self.in_flight >= self.limits.max_in_flight:
+            return e.NodeBusyError(
+                f"this node is serving its limit of {self.limits.max_in_flight} requests", 1.0
+            )
+        return None
+
+    def _route(self, scope: Scope) -> str | None:
+        """The path template of the endpoint the request routes to (None: no endpoint)."""
+        for route in self.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return getattr(route, "path", None)
+        return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length before we see it
+    return None
+
+
+class _BoundedBody:
+    """`receive` for the app: body parts counted against `limit` (BodyTooLargeError past
+    it), each awaited at most `seconds` (BodyTimeoutError). Once the body is complete the
+    server's later messages (a disconnect, while a response streams) pass untimed."""
+
+    def __init__(self, receive: Receive, limit: int, seconds: float) -> None:
+        self.receive, self.limit, self.seconds = receive, limit, seconds
+        self.size = 0
+        self.complete = False
+
+    async def __call__(self) -> Message:
+        if self.complete:
+            return await self.receive()
+        message: dict[str, Any] | None = None
+        with anyio.move_on_after(self.seconds):
+            message = dict(await self.receive())
+        if message is None:
+            raise e.BodyTimeoutError(
+                f"no part of the request body arrived for {_seconds(self.seconds)}"
+            )
+        if message["type"] == "http.request":
+            self.size += len(message.get("body", b""))
+            if self.size > self.limit:
+                raise e.BodyTooLargeError(f"request body above {self.limit} bytes is refused")
+            self.complete = not message.get("more_body", False)
+        else:
+            self.complete = True
+        return message
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s" if value < 1 or value != math.floor(value) else f"{int(value)} s"

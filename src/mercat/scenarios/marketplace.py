@@ -1,0 +1,227 @@
+"""A whole marketplace, round after round, on any book: the scenario behind `mercat market run`.
+
+Providers put GPU servers on the market (staked, offered with capacity, a fixed cost per
+round and a price per GPU), most of them reliable and some failure-prone (seed 000's
+heterogeneous assets); one provider offers a model that some requests name by its CID.
+Requesters post jobs every round with a bid (`max_price`), a GPU demand, replicas, an SLA
+deadline and an expiry. Each round clears with the chosen mechanism, the tasks run (sampled
+from the servers' failure and lateness rates), three oracles sign what they saw and the book
+settles under its 2-of-3 quorum and its collective rule; failure-prone servers lose stake
+and, under a rule that removes, leave the market.
+
+On the SQL ledger every participant signs its own messages (the book's keyring holds their
+keys), the operator signs the rounds, and `verify` re-checks every task against what owners
+signed. `summary` says who earned what.
+
+Where the collective rule weighs by stake (Coll-Rep, Coll-SR) and the mechanism is a priced
+one, servers are admitted to each round with probability stake / S0
+(`mercat.runtime.admission`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mercat import validation as check
+from mercat.clearing.base import Mechanism
+from mercat.identity import Keypair
+from mercat.incentives.collective import mechanism as collective_mechanism
+from mercat.runtime.admission import StakeAdmission
+from mercat.runtime.attest import OracleQuorum
+from mercat.runtime.events import MemoryLog
+from mercat.runtime.execute import SampledExecution
+from mercat.runtime.round import RoundPlan, RoundReport, run_round
+from mercat.runtime.terms import Offer, RequestTerms
+
+MODEL_CID = "bafkreimodelweightsformercatdemomarket"
+"""The CID the demo's model asset is offered under (requests name the model by it)."""
+
+
+@dataclass(frozen=True)
+class MarketSetup:
+    """How many of each, and the money, in tokens (the book's unit converts)."""
+
+    providers: int = 4
+    servers_per_provider: int = 2
+    requesters: int = 6
+    jobs_per_requester: int = 2  # posted every round
+    failure_prone: float = 0.25  # share of servers that fail often
+    stake: float = 10.0  # S0
+    oracles: int = 3
+    standard_auction: bool = False  # no fixed costs, no named model (VCG's standard auction)
+
+    def __post_init__(self) -> None:
+        for name in ("providers", "servers_per_provider", "requesters", "jobs_per_requester"):
+            check.integer(name, getattr(self, name), minimum=1)
+        check.probability("failure_prone", self.failure_prone)
+        check.positive("stake", self.stake)
+        check.integer("oracles", self.oracles, minimum=1)
+
+
+@dataclass
+class Marketplace:
+    """A populated book and what it takes to run its rounds."""
+
+    book: Any
+    setup: MarketSetup
+    plan: RoundPlan
+    rng: np.random.Generator
+    requesters: list[str]
+    reliability: dict[str, float]  # server -> failure rate
+    log: MemoryLog = field(default_factory=MemoryLog)
+    reports: list[RoundReport] = field(default_factory=list)
+    next_job: int = 0
+    requester_of: dict[str, str] = field(default_factory=dict)  # job -> requester
+
+    def post_jobs(self, round_: int) -> None:
+        """Every requester posts its jobs for this round (valid for three rounds)."""
+        rng, unit = self.rng, self.book.unit
+        divisible = self.plan.mechanism.divisible
+        for requester in self.requesters:
+            for _ in range(self.setup.jobs_per_requester):
+                self.next_job += 1
+                self.requester_of[f"job{self.next_job}"] = requester
+                gpus = int(rng.integers(1, 4))
+                named = (
+                    [MODEL_CID]
+                    if not self.setup.standard_auction and not divisible and rng.random() < 0.3
+                    else []
+                )
+                replicas = (
+                    1 if divisible or self.setup.standard_auction else int(rng.integers(1, 3))
+                )
+                bid = float(rng.uniform(0.6, 1.6)) * gpus * replicas + 0.5 * len(named)
+                self.book.post_request(
+                    requester,
+                    RequestTerms(
+                        f"job{self.next_job}",
+                        max_price=int(bid * unit),
+                        demand={"gpu": gpus},
+                        replicas=replicas,
+                        assets=named,
+                        workload="train-logreg",
+                        deadline_ms=60_000,
+                        expires=round_ + 2,
+                    ),
+                )
+
+    def run(self, rounds: int, start: int = 1) -> list[RoundReport]:
+        for round_ in range(start, start + rounds):
+            self.post_jobs(round_)
+            self.reports.append(run_round(self.book, round_, self.plan, self.rng))
+        return self.reports
+
+
+def build(
+    book: Any,
+    mechanism: Mechanism,
+    setup: MarketSetup,
+    rng: np.random.Generator,
+    collective: str = "coll-sr",
+) -> Marketplace:
+    """Accounts, servers with offers, the model, oracles; the round plan."""
+    unit = book.unit
+    stake = round(setup.stake * unit)
+    book.deposit("operator", 10_000 * unit)
+    book.fund_pool("operator", 1_000 * unit)
+    providers = [f"provider{i + 1}" for i in range(setup.providers)]
+    requesters = [f"requester{i + 1}" for i in range(setup.requesters)]
+    for name in providers + requesters:
+        book.open_account(name)
+        book.deposit(name, 1_000 * unit)
+    reliability, lateness = {}, {}
+    for p, provider in enumerate(providers):
+        for s in range(setup.servers_per_provider):
+            server = f"{provider}-gpu{s + 1}"
+            prone = rng.random() < setup.failure_prone
+            # VCG's standard auction: providers do not bid; the double auction: asks per unit
+            free = setup.standard_auction
+            fixed = not free and not mechanism.divisible
+            offer = Offer(
+                server,
+                capacity={"gpu": int(rng.integers(4, 9))},
+                cost=int(rng.uniform(0.1, 0.5) * unit) if fixed else 0,
+                unit_costs={"gpu": 0 if free else int(0.3 * unit + p * unit // 20)},
+            )
+            book.add_asset(provider, server, stake, offer)
+            reliability[server] = (
+                float(rng.uniform(0.2, 0.4)) if prone else float(rng.uniform(0, 0.02))
+            )
+            lateness[server] = 0.1 if prone else 0.01
+    if not setup.standard_auction:
+        book.add_asset(
+            providers[0],
+            "model1",
+            stake,
+            Offer("model1", kind="model", cost=unit // 4, cid=MODEL_CID),
+        )
+        reliability["model1"] = 0.005
+    oracles = [Keypair.generate() for _ in range(setup.oracles)]
+    book.add_oracles(oracles)
+    spec = collective_mechanism(collective)
+    admission = (
+        StakeAdmission(stake) if spec.stake_weighted and mechanism.name != "collective" else None
+    )
+    log = MemoryLog()
+    plan = RoundPlan(
+        mechanism,
+        SampledExecution(reliability, sla_violations=lateness),
+        OracleQuorum(oracles, ledger=getattr(book, "ledger_id", "")),
+        admission=admission,
+        log=log,
+    )
+    return Marketplace(book, setup, plan, rng, requesters, reliability, log)
+
+
+def summary(market: Marketplace) -> dict[str, Any]:
+    """Rounds, tasks, prices and who earned what (in tokens)."""
+    book, unit = market.book, market.book.unit
+    reports = market.reports
+    name_of = getattr(book, "name_of", lambda owner: owner)
+    income: dict[str, int] = defaultdict(int)
+    spent: dict[str, int] = defaultdict(int)
+    for report in reports:
+        for s in report.settlements:
+            for owner, amount in s.payouts.items():
+                income[name_of(owner)] += amount
+            spent[market.requester_of[s.request]] += s.charge
+    removed = [a for r in reports for a in r.removed]
+    tasks = sum(len(r.tasks) for r in reports)
+    paid = sum(r.paid for r in reports)
+    rounds = [
+        {
+            "round": r.round,
+            "requests": r.requests,
+            "servers": r.servers,
+            "tasks": len(r.tasks),
+            "paid": r.paid,
+            "failed": r.failed,
+            "welfare": round(r.welfare, 6),
+            "charged": sum(s.charge for s in r.settlements) / unit,
+            "margin": sum(s.margin for s in r.settlements) / unit,
+            "removed": list(r.removed),
+        }
+        for r in reports
+    ]
+    return {
+        "rounds": len(reports),
+        "tasks": tasks,
+        "paid": paid,
+        "failed": tasks - paid,
+        "task_failure_rate": (tasks - paid) / tasks if tasks else 0.0,
+        "welfare": round(sum(r.welfare for r in reports), 6),
+        "removed": removed,
+        "earned": {k: v / unit for k, v in sorted(income.items())},
+        "spent": {k: v / unit for k, v in sorted(spent.items())},
+        "pool": book.pool() / unit,
+        "per_round": rounds,
+    }
+
+
+def stakes(book: Any, assets: Sequence[str]) -> dict[str, float]:
+    return {a: book.stake_of(a) / book.unit for a in assets}

@@ -1,0 +1,105 @@
+"""HiGHS's per-thread scheduler: one solve's `threads` option must not decide later solves.
+
+HiGHS creates a task scheduler per OS thread at the thread's first solve, with that solve's
+thread count, and refuses (model status "Not Set") a later solve on the thread that asks for
+another count. `mercat.clearing.highs.run` resets it; these tests fail without it."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mercat.clearing.optimal import OptimalMechanism
+from mercat.clearing.vcg.mechanism import VCGMechanism
+from mercat.market.generators import running_example, standard_auction_market
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "mercat"
+
+
+def _in_a_fresh_thread(work):
+    """Run `work` in a new OS thread (a fresh HiGHS scheduler) and return what it returned."""
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]
+
+
+def test_solves_on_one_thread_each_get_the_thread_count_they_ask_for():
+    market = running_example()
+    auction = standard_auction_market(3, 12, 3)
+
+    def solves():
+        results = []
+        for threads in (2, 1, 3, 1):
+            results.append(OptimalMechanism(threads=threads).clear(market, seed=0))
+            # VCG's solvers are single-threaded: before the fix, a first solve with
+            # threads=2 left every one of them failing with "status Not Set".
+            results.append(VCGMechanism(workers=0).clear(auction))
+        return results
+
+    results = _in_a_fresh_thread(solves)
+    optimal, vcg = results[0::2], results[1::2]
+    assert {r.diagnostics["status"] for r in optimal} == {"Optimal"}
+    assert all(r.allocation == optimal[0].allocation for r in optimal)
+    assert all(r.payments == vcg[0].payments and r.proven for r in vcg)
+
+
+THREADS_AFTER_SOLVE = """
+import os, threading
+from mercat.clearing.optimal import OptimalMechanism
+from mercat.market.generators import running_example
+
+market = running_example()  # every import and lazy pool is up before counting
+
+def solve():
+    OptimalMechanism(threads=4).clear(market, seed=0)
+
+before = set(os.listdir("/proc/self/task"))
+worker = threading.Thread(target=solve)  # a fresh OS thread: a fresh HiGHS scheduler
+worker.start()
+worker.join()
+print(len(set(os.listdir("/proc/self/task")) - before))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_a_multi_threaded_solve_leaves_no_solver_threads_behind():
+    # In a process of its own: a test runner's worker starts and stops threads of its own,
+    # which a count in this process would see.
+    left = subprocess.run(
+        [sys.executable, "-c", THREADS_AFTER_SOLVE], capture_output=True, text=True, check=True
+    )
+    assert left.stdout.strip() == "0", left  # the scheduler's 3 helper threads were stopped
+
+
+def test_every_highs_solve_goes_through_run():
+    """A `.run()` on a HiGHS instance anywhere else would bring the leak back."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        if path == SRC / "clearing" / "highs.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "run"
+                and not node.args
+                and not node.keywords
+            ):
+                offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert offenders == []
