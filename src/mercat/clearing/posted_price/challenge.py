@@ -68,7 +68,8 @@ nor a restart after its own root fixing pays (on a 200 × 50 state early in the 
 best known candidate is already the optimum on the states profiled, so the MILP only has to
 prove it, and the heuristics (feasibility jump, sub-MIPs) look for what is known (CPU
 seconds on turns 100, 140, 170 and 195: 0.61, 0.57, 0.67, 1.09 with them, 0.21, 0.48, 0.48,
-1.00 without). These options change the search, not the answer."""
+1.00 without; measured while HiGHS still presolved, see `solve_max`). These options change
+the search, not the answer; `solve_max` sets what decides optimality after them."""
 
 RECENT_ANSWERS = 4
 """Besides the re-proposal, this many of the last best challenges are priced as candidates:
