@@ -24,10 +24,13 @@ a minute, and a best response must be exact. Every other constraint kind is ther
 capabilities, node and state conflicts, exclusive node groups, fixed costs.
 
     .venv/bin/python benchmarks/bench_posted_price.py [--requests 200] [--nodes 50]
-        [--tick 0.01] [--rounds 100000] [--reference sampled|full|none]
+        [--tick 0.01] [--rounds 100000] [--reference sampled|full|none] [--progress]
 
+The defaults run to convergence (hundreds of proposals at 200 x 50: minutes, not seconds);
+`--rounds 40` gives the side-by-side figures of docs/posted-price.md in about two minutes.
 Times are wall-clock and CPU seconds of this process; on a shared machine the wall-clock
-times include waiting for a core (`machine.load_average` says how busy it was).
+times include waiting for a core (`machine.load_average_before`/`_after` say how busy it
+was).
 """
 
 from __future__ import annotations
