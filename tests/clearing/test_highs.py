@@ -113,3 +113,18 @@ def test_every_highs_solve_goes_through_run():
             ):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert offenders == []
+
+
+def test_search_options_cannot_change_what_counts_as_optimal():
+    from mercat.clearing.highs import solve_max
+    from mercat.errors import SolverError
+    from mercat.market.constraints import encode
+
+    market = running_example()
+    exact = solve_max(encode(market))
+    # A loose gap among the caller's options is overridden by solve_max's own (1e-9).
+    loose = solve_max(encode(market), options={"mip_rel_gap": 0.9, "mip_heuristic_effort": 0.0})
+    assert loose.proven and loose.objective == pytest.approx(exact.objective, abs=1e-9)
+    assert loose.gap <= 1e-9
+    with pytest.raises(SolverError, match="refused the option"):
+        solve_max(encode(market), options={"no_such_option": 1})
