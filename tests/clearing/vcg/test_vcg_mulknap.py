@@ -19,7 +19,7 @@ from mercat.clearing.vcg.mechanism import allocate, clarke_payments, payments_fr
 from mercat.clearing.vcg.mulknap import refill, solve_mulknap
 from mercat.clearing.vcg.mulknap_reference import solve_reference
 from mercat.clearing.vcg.reference import brute_force_clarke, brute_force_optimum, plain_milp
-from mercat.clearing.vcg.units import IntegerAuction, integer_auction
+from mercat.clearing.vcg.units import SPARE, IntegerAuction, integer_auction
 from mercat.errors import InvalidParameterError
 
 
@@ -188,10 +188,23 @@ def test_units_keep_every_exact_fit_and_nothing_the_market_refuses():
         assert units is not None
         assignment = rng.integers(-1, m, n)
         load = np.bincount(assignment[assignment >= 0], demands[assignment >= 0], minlength=m)
-        if units.fits(assignment):  # the market accepts it, with half its slack to spare
-            assert np.all(load <= capacities + capacity_slack(capacities) / 2)
+        if units.fits(assignment):  # the market accepts it, with σ_j of its slack to spare
+            assert np.all(load <= capacities + capacity_slack(capacities) * (1 - SPARE))
         if np.all(load <= capacities):  # an exact fit is never lost
             assert units.fits(assignment)
+
+
+def test_units_keep_loads_inside_the_slack_the_market_grants():
+    # Three demands of 3.7e-11 on a provider of capacity 0: the market's rule lets loads up to
+    # 1e-9 through, so all three fit, in integers too (welfare Σ v_i·d_i of three users, not two).
+    auction = standard_auction([0.25, 0.25, 0.25], [3.7e-11] * 3, [0.0])
+    assert integer_auction(auction).fits(np.array([0, 0, 0]))
+    assert allocate(auction, solver="mulknap").welfare == pytest.approx(3 * 0.25 * 3.7e-11)
+    # A load in the middle of the slack fits; one past the limit does not.
+    inside = standard_auction([1.0, 1.0], [0.5, 0.5 + 0.6e-9], [1.0])
+    assert integer_auction(inside).fits(np.array([0, 0]))
+    beyond = standard_auction([1.0, 1.0], [0.5, 0.5 + 1.1e-9], [1.0])
+    assert not integer_auction(beyond).fits(np.array([0, 0]))
 
 
 def test_units_on_a_market_that_exactly_fills_its_providers():

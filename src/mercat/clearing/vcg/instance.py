@@ -72,7 +72,8 @@ def capacity_limits(capacities: np.ndarray) -> np.ndarray:
 
 def capacity_slack(capacities: np.ndarray) -> np.ndarray:
     """What the capacity rule allows over each capacity, τ_j = FEASIBILITY_TOL·max(1, C_j)
-    (`capacity_limits` minus the capacity; the integer units of `vcg.units` keep half)."""
+    (`capacity_limits` minus the capacity; the integer units of `vcg.units` keep all but a
+    thousandth of it)."""
     return FEASIBILITY_TOL * np.maximum(1.0, capacities)
 
 

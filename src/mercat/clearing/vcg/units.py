@@ -10,28 +10,35 @@ Demands. A provider j is feasible in the market when its load is at most capacit
 = C_j + τ_j, with τ_j = FEASIBILITY_TOL·max(1, C_j) (mercat's one capacity rule,
 `mercat.market.model.capacity_limit`). With a demand unit u (a power of two):
 
-    w_i = ⌈d_i / u⌉,        K_j = ⌊C_j / u⌋ + ⌊τ_j / (2u)⌋,
+    w_i = ⌈d_i / u⌉,        K_j = ⌊C_j / u⌋ + ⌊(τ_j - σ_j) / u⌋,    σ_j = τ_j / 1024,
 
-and u is the largest power of two with u ≤ τ_j / (2(k_j + 2)) for every j, k_j being the
-most users that fit C_j exactly (the k_j smallest demands). Then
+where σ_j is kept back for the market's own floating-point sums (their error is about
+k·10^-16·C_j for k users, far below σ_j). u is as fine as exact sums allow (the whole
+auction's units, (max_j K_j + 1)·(n + m), below 2^52, where float64 still counts every
+unit), and never coarser than
+τ_j / (2(k_j + 2)) for any j, k_j being the most users that fit C_j exactly (the k_j
+smallest demands). Then
 
 - an assignment whose integer load fits, Σ w_i ≤ K_j, has a real load Σ d_i ≤ Σ w_i·u ≤
-  C_j + τ_j/2: the market accepts it, with τ_j/2 to spare for the market's own floating
-  point sum;
-- an assignment that fits exactly, Σ d_i ≤ C_j with at most k_j users, has Σ w_i ≤ C_j/u +
-  k_j ≤ ⌊C_j/u⌋ + k_j + 1 ≤ K_j: it fits in integers too.
+  C_j + τ_j - σ_j: the market accepts it;
+- an assignment that fits exactly, Σ d_i ≤ C_j with at most k_j users, has Σ w_i ≤ ⌊C_j/u⌋
+  + k_j ≤ K_j: it fits in integers too;
+- an assignment within the market's rule, Σ d_i ≤ C_j + τ_j, fits in integers unless its
+  load lies within σ_j + (k'_j + 1)·u of the limit (k'_j users): only loads at the limit
+  itself, where floating-point sums decide anyway, can be judged differently. On the
+  auctions of the seeds u is about 10^-6 of τ_j or finer.
 
-So the integer problem sits between "every provider within its capacity exactly" and "within
-the market's tolerance": every assignment that fits exactly is a candidate, nothing the
-market would refuse is. The W*_{-i} re-solves of the Clarke payments use the same units as
-the allocation, so W* and every W*_{-i} are optima of one feasible family.
+So the integer problem is the market's capacity rule up to a band at its limit of a
+thousandth of its slack: the VCG mechanism and the MILP of `optimal` agree on which
+assignments fit. The W*_{-i} re-solves of the Clarke payments use the same units as the
+allocation, so W* and every W*_{-i} are optima of one feasible family.
 
 Values. p_i = round(v_i / q) with q the power of two that puts Σ v_i just under 2^60: every
 sum of profits is exact, and the welfare of any set of users is off by at most |S|·q/2
 (about 10^-18 of the total welfare per user). The search maximises Σ p_i exactly; the
 allocation it returns is optimal for the real values within n·q.
 
-`integer_auction` returns None when the auction's range does not fit 62-bit sums (absurdly
+`integer_auction` returns None when the auction's range does not fit exact sums (absurdly
 spread capacities, say 10^-3 next to 10^12); the mechanism then uses the column-generation
 solver, which works on floats.
 """
@@ -45,8 +52,9 @@ import numpy as np
 
 from mercat.clearing.vcg.instance import StandardAuction, capacity_slack
 
-SUM_LIMIT = 2**62
-"""Every integer sum the search forms stays below this (int64 holds 2^63 - 1)."""
+SUM_LIMIT = 2**53
+"""Every integer sum the search forms stays below this: int64 holds it, and so does float64
+exactly (the search keeps some bounds, and the cap on heavy users, in floats)."""
 
 VALUE_BITS = 60
 """Σ v_i is scaled to just under 2^VALUE_BITS value units."""
@@ -57,7 +65,7 @@ class IntegerAuction:
     """A standard auction in integer units (see the module docstring); read-only arrays."""
 
     weights: np.ndarray  # (n,) int64 demand units, ⌈d_i / u⌉ (capped, see below)
-    capacities: np.ndarray  # (m,) int64 demand units, ⌊C_j / u⌋ + ⌊τ_j / (2u)⌋
+    capacities: np.ndarray  # (m,) int64 demand units, ⌊C_j / u⌋ + ⌊(τ_j - σ_j) / u⌋
     profits: np.ndarray  # (n,) int64 value units, round(v_i / q)
     demand_unit: float  # u, a power of two
     value_unit: float  # q, a power of two
@@ -92,11 +100,25 @@ def _exact_counts(demands: np.ndarray, capacities: np.ndarray) -> np.ndarray:
     return np.searchsorted(prefix, capacities, side="right")
 
 
+SPARE = 1.0 / 1024
+"""σ_j / τ_j: the share of the slack kept back for floating-point sums (module docstring)."""
+
+
 def demand_unit(demands: np.ndarray, capacities: np.ndarray) -> float:
-    """u: the largest power of two with u ≤ τ_j / (2(k_j + 2)) for every provider j."""
+    """u: the finest power of two whose sums stay exact, never coarser than
+    τ_j / (2(k_j + 2)) for any provider j (module docstring)."""
     slack = capacity_slack(capacities)
     counts = _exact_counts(demands, capacities)
-    return _largest_power_of_two_at_most(float(np.min(slack / (2.0 * (counts + 2)))))
+    coarsest = _largest_power_of_two_at_most(float(np.min(slack / (2.0 * (counts + 2)))))
+    largest = float(np.max(capacities + slack))
+    if not math.isfinite(largest):
+        return coarsest
+    # Every sum of units, (largest / u + 1)·(n + m), below 2^52: the search also holds them in
+    # float64 (bounds, the cap on heavy users), which is exact only below 2^53.
+    finest = largest * (demands.shape[0] + capacities.shape[0]) / 2.0**51
+    if finest <= 0.0:
+        return coarsest
+    return min(coarsest, math.ldexp(1.0, math.ceil(math.log2(finest))))
 
 
 def value_unit(values: np.ndarray) -> float:
@@ -108,11 +130,11 @@ def value_unit(values: np.ndarray) -> float:
 
 
 def integer_auction(auction: StandardAuction) -> IntegerAuction | None:
-    """The auction in integer units, or None when its sums would not fit 62 bits."""
+    """The auction in integer units, or None when its sums would not stay exact."""
     u = demand_unit(auction.demands, auction.capacities)
     slack = capacity_slack(auction.capacities)
     with np.errstate(over="ignore"):
-        capacity_units = np.floor(auction.capacities / u) + np.floor(slack / (2.0 * u))
+        capacity_units = np.floor(auction.capacities / u) + np.floor(slack * (1.0 - SPARE) / u)
         weight_units = np.ceil(auction.demands / u)
     biggest = float(capacity_units.max())
     n = auction.n_users
