@@ -64,3 +64,21 @@ def test_reports_come_back_signed_with_their_status(tmp_path):
     }
     assert ledger.oracle_reports(1, []) == []
     assert ledger.oracle_reports(2) == []
+
+
+def test_requests_are_read_by_owner_id_and_status(tmp_path):
+    op, alice, bob = (Keypair.generate() for _ in range(3))
+    rule = IntegerRule(penalty=99, reward=1, removal=True)
+    ledger = Ledger.init(f"sqlite:///{tmp_path}/l.db", LedgerConfig(operator=op.public, rule=rule,
+                         unit=1), durable=False)  # fmt: skip
+    OP, A, B = (Signer(k, ledger.id) for k in (op, alice, bob))
+    for message in [A.sign(OpenAccount()), B.sign(OpenAccount()),
+                    OP.sign(Deposit(account=alice.public, amount=5000)),
+                    OP.sign(Deposit(account=bob.public, amount=5000))]:  # fmt: skip
+        ledger.submit(message)
+    for signer, name in [(A, "a1"), (B, "b1"), (A, "a2")]:
+        ledger.submit(signer.sign(PostRequest(terms=RequestTerms(name, max_price=10))))
+    assert [r.request for r in ledger.request_records(owner=alice.public)] == ["a1", "a2"]
+    assert [r.request for r in ledger.request_records(ids=["b1", "zz"])] == ["b1"]
+    assert [r.request for r in ledger.request_records("open", limit=2)] == ["a1", "b1"]
+    assert ledger.request_records("closed", owner=bob.public) == []

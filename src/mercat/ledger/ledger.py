@@ -409,11 +409,25 @@ class Ledger:
         with self.engine.connect() as connection:
             return [(str(r), str(o)) for r, o in connection.execute(query)]
 
-    def request_records(self, status: str | None = None) -> list[RequestRecord]:
-        """Every request with its signed terms and life cycle, in posting order."""
+    def request_records(
+        self,
+        status: str | None = None,
+        *,
+        owner: str | None = None,
+        ids: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RequestRecord]:
+        """Requests with their signed terms and life cycle, in posting order: every one, or
+        those with `status`, of `owner`, among `ids` (at most 4000), the first `limit`."""
         query = select(s.requests).order_by(s.requests.c.entry_id, s.requests.c.id)
         if status is not None:
             query = query.where(s.requests.c.status == status)
+        if owner is not None:
+            query = query.where(s.requests.c.owner == owner)
+        if ids is not None:
+            query = query.where(s.requests.c.id.in_(sorted(set(ids))[:4000]))
+        if limit is not None:
+            query = query.limit(limit)
         with self.engine.connect() as connection:
             return [request_record(row) for row in connection.execute(query)]
 
