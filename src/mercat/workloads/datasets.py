@@ -45,3 +45,13 @@ def initial_model(features: int) -> bytes:
     """A logistic-regression model of zeros: the starting point of a federated run."""
     features = check.integer("features", features, 1)
     return archive.dump("model", {"model": np.array("logreg"), "w": np.zeros(features + 1)})
+
+
+def random_model(features: int, seed: int) -> bytes:
+    """A logistic-regression model with weights drawn from N(0, 1/features): a stand-in for
+    a pretrained model a provider offers as an asset (computed without BLAS, so its bytes,
+    hence its CID, are the same on any machine)."""
+    features = check.integer("features", features, 1)
+    rng = np.random.default_rng(check.integer("seed", seed, 0))
+    w = rng.normal(0.0, 1.0 / math.sqrt(features), size=features + 1)
+    return archive.dump("model", {"model": np.array("logreg"), "w": w})
