@@ -9,7 +9,8 @@ It holds its owner's key (and no other) and talks to one node over HTTP:
 2. **work**: polls the tasks assigned to its servers (`GET /market/tasks?assignee=KEY`),
    and for each replica it owes, fetches the inputs by CID (each re-hashed against its
    CID), runs the workload in the sandbox (`mercat.workloads.sandbox`: a child process
-   with time, memory and output limits, killed on timeout), stores the output by CID and
+   with time, memory and output limits, killed on timeout; as many at once as its servers
+   promise capacity, up to `MAX_WORKERS`), stores the output by CID and
    sends a signed outcome claim (`mercat.node.claims`): success or failure, the output's
    CID, the run's time;
 3. a fedavg task is first held to its privacy budget (Alg. 2 on the request's own
@@ -28,6 +29,7 @@ claimed from the node and carries on with the rest.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -51,6 +53,7 @@ from mercat.workloads.spec import parse as parse_workload
 
 log = logging.getLogger("mercat.agent")
 MAX_INPUT_BYTES = 64 << 20
+MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class ProviderAgent:
         *,
         seed: int = 0,
         limits: sandbox.Limits | None = None,
-        workers: int = 1,
+        workers: int | None = None,
         poll_seconds: float = 0.25,
         workdir: str | None = None,
     ) -> None:
@@ -123,7 +126,11 @@ class ProviderAgent:
         self.content = tuple(content)
         self.seed = seed
         self.limits = limits or sandbox.Limits()
-        self.workers = check.integer("workers", workers, 1)
+        # As many replicas at once as the servers promise to take in a round (the most units
+        # of any resource each offers), at most MAX_WORKERS.
+        promised = sum(max(s.capacity.values(), default=1) for s in servers)
+        self.workers = check.integer("workers", workers or min(MAX_WORKERS, promised), 1)
+        self.sandbox = sandbox.Sandbox(self.limits, workdir)
         self.poll_seconds = poll_seconds
         self.workdir = workdir
         self.stats = AgentStats()
@@ -162,7 +169,8 @@ class ProviderAgent:
 
     def run(self, stop: threading.Event) -> AgentStats:
         """Poll for owed replicas and run them until `stop` is set."""
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="replica") as pool:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="replica")
+        try:
             while not stop.is_set():
                 try:
                     listing = self.node.tasks(assignee=self.key.public, status="open", limit=500)
@@ -175,6 +183,11 @@ class ProviderAgent:
                     for asset in self.owed(task):
                         pool.submit(self._guarded, task, asset, offset)
                 stop.wait(self.poll_seconds)
+        finally:
+            # Replicas not started are dropped; one running is killed with its zygote: its
+            # task fails its SLA, as a provider that left would.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.sandbox.close()
         return self.stats
 
     def owed(self, task: dict[str, Any]) -> list[str]:
@@ -208,7 +221,12 @@ class ProviderAgent:
         """(crash, slow, wrong) for this replica (module docstring)."""
         spec = self.servers[asset]
         rng = np.random.default_rng(
-            [self.seed, task["round"], zlib.crc32(task["task"].encode()), zlib.crc32(asset.encode())]
+            [
+                self.seed,
+                task["round"],
+                zlib.crc32(task["task"].encode()),
+                zlib.crc32(asset.encode()),
+            ]
         )
         crash, slow, wrong = rng.random(3)
         return (bool(crash < spec.failure_rate), bool(slow < spec.slow_rate),
@@ -234,8 +252,7 @@ class ProviderAgent:
                         f"{verdict.epsilon_budget:g}; privacy parameters need adjustment"
                     )
             inputs = [self.node.get(cid, MAX_INPUT_BYTES) for cid in task["inputs"]]
-            run = sandbox.run(task["workload"], inputs, self.limits, crash=crash,
-                              corrupt=wrong, parent_dir=self.workdir)  # fmt: skip
+            run = self.sandbox.run(task["workload"], inputs, crash=crash, corrupt=wrong)
             output = self.node.put(run.output)
         except (e.WorkloadError, e.StorageError, e.NodeUnavailableError) as exc:
             error = str(exc)[:200].encode("ascii", "replace").decode()
@@ -246,10 +263,9 @@ class ProviderAgent:
         claim = OutcomeClaim(self.node.ledger_id, task["round"], task["task"], asset,
                              output is not None, output, run_ms, error)  # fmt: skip
         signed = SignedClaim.sign(claim, self.key)
-        try:
+        # AlreadyExistsError: sent before a restart, or the task settled meanwhile
+        with contextlib.suppress(e.AlreadyExistsError):
             self.node.claim(signed)
-        except e.AlreadyExistsError:  # sent before a restart, or the task settled meanwhile
-            pass
         with self._lock:
             self.stats.replicas += 1
             self.stats.succeeded += output is not None

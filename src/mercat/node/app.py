@@ -42,16 +42,16 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from mercat import errors as e
-from mercat.jsonable import jsonable
 from mercat.identity import Keypair
+from mercat.jsonable import jsonable
 from mercat.node import dashboard, http_errors, jobs, market_api
-from mercat.node.board import TaskBoard
-from mercat.node.round_loop import LoopSettings, RoundLoop
 from mercat.node import schemas as api
+from mercat.node.board import TaskBoard
 from mercat.node.guard import NodeGuard
 from mercat.node.http_errors import EVERY_ENDPOINT, documented
 from mercat.node.limits import AccountOpenings, Clock, NodeLimits, client_key
 from mercat.node.quota import StoreQuota, Unmetered
+from mercat.node.round_loop import LoopSettings, RoundLoop
 from mercat.node.workers import WorkerPool
 
 SPOOL_BYTES = 8 << 20  # uploads above this go to a temporary file, not memory

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     workload TEXT NOT NULL, inputs TEXT NOT NULL, deadline_ms INTEGER NOT NULL,
     charge INTEGER NOT NULL, opened_ms INTEGER NOT NULL, status TEXT NOT NULL,
     success INTEGER, sla_met INTEGER, paid INTEGER, latency_ms INTEGER, output TEXT,
-    settled_ms INTEGER, PRIMARY KEY (round, task)
+    settled_ms INTEGER, note TEXT, PRIMARY KEY (round, task)
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
 CREATE INDEX IF NOT EXISTS tasks_requester ON tasks (requester);
@@ -192,6 +192,15 @@ class TaskBoard:
                      for i, a in enumerate(t.assets)],
                 )  # fmt: skip
 
+    def note_tasks(self, round_: int, notes: dict[str, str]) -> None:
+        """Say why tasks failed (or were late), for people: the claims' judgement
+        (`mercat.node.sla`), then, at settlement, where the oracles found otherwise."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE tasks SET note=? WHERE round=? AND task=?",
+                [(note[:300], round_, task) for task, note in notes.items()],
+            )
+
     def has_task(self, round_: int, task: str) -> bool:
         return bool(self._read("SELECT 1 FROM tasks WHERE round=? AND task=?", (round_, task)))
 
@@ -317,7 +326,7 @@ class TaskBoard:
                     "assets": [dict(m) for m in members],
                     "claims": [{**dict(c), "success": bool(c["success"])} for c in claims],
                     "reported_by": [o["oracle"] for o in oracles],
-                    "verdict": verdict,
+                    "verdict": verdict, "note": row["note"] or "",
                 }
             )  # fmt: skip
         return out

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import threading
 import time
 import urllib.parse
@@ -87,7 +86,11 @@ class NodeClient:
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            kind = (
+                http.client.HTTPSConnection
+                if self.scheme == "https"
+                else http.client.HTTPConnection
+            )
             conn = kind(self.host, self.port, timeout=self.timeout)
             self._local.conn = conn
         return conn  # type: ignore[no-any-return]
@@ -126,7 +129,9 @@ class NodeClient:
                 declared = reply.getheader("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     self._drop()
-                    raise e.NodeUnavailableError(f"{path}: an answer of {declared} bytes is too large")
+                    raise e.NodeUnavailableError(
+                        f"{path}: an answer of {declared} bytes is too large"
+                    )
                 data = reply.read(limit + 1)
                 if len(data) > limit:
                     self._drop()
@@ -265,7 +270,7 @@ def wait_until_up(url: str, timeout: float = 60.0, process: Any = None) -> None:
             client.get_json("/health")
             client.close()
             return
-        except (e.NodeUnavailableError, RemoteError, socket.timeout):
+        except (TimeoutError, e.NodeUnavailableError, RemoteError):
             pass
         if process is not None and process.poll() is not None:
             raise e.NodeUnavailableError(f"the node exited (code {process.returncode})")

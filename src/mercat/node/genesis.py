@@ -74,8 +74,9 @@ class DevnetSetup:
         for name in ("providers", "servers_per_provider", "oracles", "requesters", "rounds",
                      "per_round"):  # fmt: skip
             check.integer(name, getattr(self, name), 1)
-        for name in ("failure_prone", "prone_failure_rate", "prone_slow_rate",
-                     "prone_wrong_rate", "steady_failure_rate", "sample_rate", "target"):  # fmt: skip
+        rates = ("failure_prone", "prone_failure_rate", "prone_slow_rate", "prone_wrong_rate",
+                 "steady_failure_rate", "sample_rate", "target")  # fmt: skip
+        for name in rates:
             check.probability(name, getattr(self, name))
         check.positive("stake", self.stake)
         check.positive("penalty", self.penalty)
@@ -157,13 +158,14 @@ def provider_plan(setup: DevnetSetup, index: int) -> tuple[list[ServerSpec], lis
     prone_count = round(setup.failure_prone * setup.providers)
     prone = index >= setup.providers - prone_count  # the last ones: the summary lists them
     servers = []
+    cost = tokens(round(float(rng.uniform(0.05, 0.2)), 3))  # one price list per provider
     for s in range(setup.servers_per_provider):
         servers.append(
             ServerSpec(
                 asset=f"p{index + 1}-s{s + 1}",
                 stake=tokens(setup.stake),
                 capacity={"cpu": 2},
-                cost=tokens(round(float(rng.uniform(0.05, 0.2)), 3)),
+                cost=cost,
                 unit_costs={"cpu": tokens(round(0.3 + 0.05 * index, 3))},
                 failure_rate=setup.prone_failure_rate if prone else setup.steady_failure_rate,
                 slow_rate=setup.prone_slow_rate if prone else 0.0,
@@ -173,7 +175,12 @@ def provider_plan(setup: DevnetSetup, index: int) -> tuple[list[ServerSpec], lis
     content = []
     if setup.model_asset and index == 0:
         content.append(
-            ContentSpec("p1-model", "model", tokens(setup.stake), tokens(0.25),
-                        datasets.random_model(8, setup.seed))  # fmt: skip
+            ContentSpec(
+                "p1-model",
+                "model",
+                tokens(setup.stake),
+                tokens(0.25),
+                datasets.random_model(8, setup.seed),
+            )
         )
     return servers, content

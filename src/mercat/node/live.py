@@ -99,6 +99,7 @@ class AgentExecution:
         on_board = {t.task: t for t in self.board.open_tasks_of(round_)}
         opened = self.board.opened_ms(round_, [t.task for t in tasks])
         judged: dict[str, Outcome] = {}
+        notes: dict[str, str] = {}
         while True:
             version = self.board.version
             claims = self.board.claims(round_)
@@ -115,10 +116,13 @@ class AgentExecution:
                 if verdict is not None:
                     judged[t.task] = Outcome(t, verdict.success, verdict.latency_ms,
                                              verdict.output)  # fmt: skip
+                    if verdict.reason:
+                        notes[t.task] = verdict.reason
             if len(judged) == len(tasks) or self.stop.is_set():
                 break
             self.board.wait_for_change(version, WAKE_SECONDS)
         self.seconds = time.perf_counter() - started
+        self.board.note_tasks(round_, notes)
         # Interrupted by a stop: what is missing is reported as not done yet (the oracles,
         # not this list, decide every task).
         return [judged.get(t.task) or Outcome(t, False, now_ms() - opened[t.task]) for t in tasks]
@@ -179,7 +183,7 @@ class OracleAttestation:
         """task -> (the quorum's verdict, the reports to send inline) for tasks with one."""
         sent = self.board.reports(round_)
         held: dict[str, list[SignedReport]] = {}
-        for signed, status in self.ledger.oracle_reports(round_, tasks, status="pending"):
+        for signed, _ in self.ledger.oracle_reports(round_, tasks, status="pending"):
             held.setdefault(signed.report.task, []).append(signed)
         out = {}
         for task in tasks:

@@ -107,7 +107,9 @@ def install(
     @app.get("/market/tasks", responses=documented(404))
     def market_tasks(
         assignee: str | None = Query(
-            None, max_length=64, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+            None,
+            max_length=64,
+            pattern=r"^[A-Za-z0-9_.-]{1,64}$",
             description="an asset id or an owner's public key",
         ),
         requester: str | None = Query(None, pattern=KEY, description="a requester's key"),

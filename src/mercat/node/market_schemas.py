@@ -49,6 +49,7 @@ class TaskView(BaseModel):
     claims: list[TaskClaim]
     reported_by: list[str] = Field(description="oracles whose reports the node holds")
     verdict: TaskVerdict | None
+    note: str = Field(description="why it failed or was late, as far as the node can tell")
 
 
 class TaskList(BaseModel):

@@ -85,12 +85,19 @@ class OracleService:
         self.sample_rate = float(check.probability("sample rate", sample_rate))
         self.secret = secrets.token_bytes(32) if secret is None else secret
         self.limits = limits or sandbox.Limits()
+        self.sandbox = sandbox.Sandbox(self.limits, workdir)
         self.poll_seconds = poll_seconds
         self.workdir = workdir
         self.stats = OracleStats()
         self._done: set[tuple[int, str]] = set()
 
     def run(self, stop: threading.Event) -> OracleStats:
+        try:
+            return self._run(stop)
+        finally:
+            self.sandbox.close()
+
+    def _run(self, stop: threading.Event) -> OracleStats:
         timing: Timing | None = None
         while not stop.is_set():
             try:
@@ -164,8 +171,7 @@ class OracleService:
             if sampled(self.secret, ledger, task["round"], task["task"], self.sample_rate):
                 self.stats.re_executed += 1
                 inputs = [self.node.get(cid, MAX_OUTPUT_BYTES) for cid in task["inputs"]]
-                again = sandbox.run(task["workload"], inputs, self.limits,
-                                    parent_dir=self.workdir)  # fmt: skip
+                again = self.sandbox.run(task["workload"], inputs)
                 if again.output != output:
                     raise e.InvalidWorkloadError("re-execution gives another output")
         except (e.WorkloadError, e.StorageError) as exc:

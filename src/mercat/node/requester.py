@@ -10,6 +10,7 @@ posts the request, signed with the requester's key: its workload, inputs, bid
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -80,10 +81,8 @@ class Requester:
         tasks = view["tasks"]
         settled = [t for t in tasks if t["verdict"] is not None]
         paid = [t for t in settled if t["verdict"]["paid"]]
-        if view["status"] == "closed":
-            status = "closed" if tasks else "expired"
-        else:
-            status = "open"
+        # a closed request that no task served expired (or was withdrawn) unserved
+        status = ("closed" if tasks else "expired") if view["status"] == "closed" else "open"
         output = paid[0]["verdict"]["output"] if paid else None
         return Outcome(request, status, bool(paid), tasks, output)
 
@@ -109,6 +108,8 @@ class Requester:
 
 
 # --- the devnet's load --------------------------------------------------------------------
+
+FOLLOW_SECONDS = 5.0  # the longest a requester goes without looking at its requests
 
 # (workload, replicas) in the order the load cycles through them; fedavg and infer chain on
 # earlier results (the latest global model, the latest trained model).
@@ -186,20 +187,29 @@ class RequesterLoad:
 
     def run(self, stop: threading.Event) -> LoadStats:
         posted_for: int | None = None
+        followed_at = time.monotonic()
         unit = int(self.node.ledger_info()["unit"])
         while not stop.is_set():
             try:
                 current = self.node.round()
-                if current != posted_for and (self.until_round is None
-                                              or current < self.until_round):  # fmt: skip
-                    for _ in range(self.per_round):
-                        self.post(unit)
+                if current != posted_for:
+                    # A request's fate changes when rounds do: look at them then (and now
+                    # and then besides), not on every poll.
+                    self.follow()
+                    followed_at = time.monotonic()
+                    if self.until_round is None or current < self.until_round:
+                        for _ in range(self.per_round):
+                            self.post(unit)
                     posted_for = current
-                self.follow()
+                elif time.monotonic() - followed_at > FOLLOW_SECONDS:
+                    self.follow()
+                    followed_at = time.monotonic()
             except e.MercatError as exc:
                 if len(self.stats.errors) < 50:
                     self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
             stop.wait(self.poll_seconds)
+        with contextlib.suppress(e.MercatError):
+            self.follow()  # what settled since the last look counts
         self.withdraw_open()
         return self.stats
 

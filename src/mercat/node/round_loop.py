@@ -202,7 +202,9 @@ class RoundLoop:
         timed = _TimedBook(self.book)
         started = time.perf_counter()
         try:
-            report = run_round(timed, round_, self.plan, np.random.default_rng([self.settings.seed, round_]))  # type: ignore[arg-type]
+            report = run_round(
+                timed, round_, self.plan, np.random.default_rng([self.settings.seed, round_])
+            )  # type: ignore[arg-type]
         except MercatError as exc:
             opened = [t for t in self.ledger.tasks(round_) if t.status == "open"]
             phase = "executing" if opened else "rolled_back"
@@ -211,6 +213,7 @@ class RoundLoop:
         total = time.perf_counter() - started
         verdicts = self._verdicts(report.settlements)
         self.board.settle_tasks(round_, verdicts)
+        self._note_overruled(round_, report.outcomes, verdicts)
         timings = dict(timed.seconds)
         if report.tasks:
             timings["execute"] = self.executor.seconds
@@ -234,6 +237,18 @@ class RoundLoop:
                 continue
             out[s.task] = Verdict(a.success, a.sla_met, s.paid, a.latency_ms, a.digest)
         return out
+
+    def _note_overruled(self, round_: int, outcomes: Any, verdicts: dict[str, Verdict]) -> None:
+        """Tasks whose claims added up to a success the oracles did not attest: a check of
+        theirs failed (an output missing or of the wrong kind, a re-execution that differs,
+        a privacy budget exceeded), or a lying majority."""
+        notes = {
+            o.task.task: "the claims agreed, the oracles' quorum attested a failure"
+            for o in outcomes
+            if o.success and o.task.task in verdicts and not verdicts[o.task.task].success
+        }
+        if notes:
+            self.board.note_tasks(round_, notes)
 
     def _last_attestations(self) -> list[Attestation]:
         return list(self.attestor.last)

@@ -1,4 +1,5 @@
-"""The sandboxed side of `mercat.workloads.sandbox`: `python -I -m mercat.workloads.child DIR`.
+"""The sandboxed side of `mercat.workloads.sandbox`: `python -I -m mercat.workloads.child DIR`
+(the one-shot reference), or a child forked by the zygote (`mercat.workloads.zygote`).
 
 It limits itself before anything else (the limits come in `DIR/job.json`, written by the
 parent), then imports numpy, reads the inputs, runs the workload and writes `output.npz`
@@ -44,10 +45,16 @@ def die_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
-    workdir = Path(argv[1])
+    die_with_parent()
+    return run_job(argv[1])
+
+
+def run_job(directory: str) -> int:
+    """Limit this process, run the job in `directory`, write its result; the exit code.
+    (The zygote's forked children start here too, with the imports already done.)"""
+    workdir = Path(directory)
     job = json.loads((workdir / "job.json").read_text(encoding="utf-8"))
     limits = job["limits"]
-    die_with_parent()
     limit_self(limits["seconds"], limits["memory_bytes"], limits["output_bytes"])
 
     def answer(result: dict[str, object], code: int) -> int:

@@ -28,10 +28,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -89,29 +91,13 @@ def run(
     corrupt: bool = False,
     parent_dir: str | os.PathLike[str] | None = None,
 ) -> SandboxRun:
-    """Run `workload` (a workload string) on `inputs` (archive bytes) in a child process
-    (module docstring). `parent_dir`: where the private work directory is made (removed
-    afterwards whatever happens)."""
+    """Run `workload` (a workload string) on `inputs` (archive bytes) in a fresh child
+    interpreter: the readable reference (module docstring). `parent_dir`: where the private
+    work directory is made (removed afterwards whatever happens)."""
     limits = limits or Limits()
     with tempfile.TemporaryDirectory(prefix="mercat-task-", dir=parent_dir) as tmp:
         workdir = Path(tmp)
-        names = []
-        for i, blob in enumerate(inputs):
-            name = f"input{i}.npz"
-            (workdir / name).write_bytes(blob)
-            names.append(name)
-        job = {
-            "workload": workload,
-            "inputs": names,
-            "crash": crash,
-            "corrupt": corrupt,
-            "limits": {
-                "seconds": limits.seconds,
-                "memory_bytes": limits.memory_bytes,
-                "output_bytes": limits.output_bytes,
-            },
-        }
-        (workdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        _prepare(workdir, workload, inputs, limits, crash, corrupt)
         started = time.perf_counter()
         with open(workdir / "stderr.txt", "wb") as stderr:
             process = subprocess.Popen(
@@ -125,17 +111,157 @@ def run(
             )
             try:
                 code = process.wait(timeout=limits.seconds)
+                timed_out = False
             except subprocess.TimeoutExpired:
                 _kill_group(process)
-                raise SandboxError(
-                    f"the workload ran past its limit of {limits.seconds:g} s and was killed",
-                    "timeout",
-                ) from None
+                code, timed_out = -signal.SIGKILL, True
             except BaseException:  # interrupted (the agent stops): the child goes with it
                 _kill_group(process)
                 raise
-        seconds = time.perf_counter() - started
-        return _outcome(workdir, code, seconds, limits)
+        return _outcome(workdir, code, time.perf_counter() - started, limits, timed_out)
+
+
+def _prepare(
+    workdir: Path,
+    workload: str,
+    inputs: Sequence[bytes],
+    limits: Limits,
+    crash: bool,
+    corrupt: bool,
+) -> None:
+    """The inputs as files and the job description, in the run's directory."""
+    names = []
+    for i, blob in enumerate(inputs):
+        name = f"input{i}.npz"
+        (workdir / name).write_bytes(blob)
+        names.append(name)
+    job = {
+        "workload": workload,
+        "inputs": names,
+        "crash": crash,
+        "corrupt": corrupt,
+        "limits": {
+            "seconds": limits.seconds,
+            "memory_bytes": limits.memory_bytes,
+            "output_bytes": limits.output_bytes,
+        },
+    }
+    (workdir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+
+
+class Sandbox:
+    """Runs with a zygote per calling thread (the fast path, `mercat.workloads.zygote`): the
+    same child, limits and outcome as `run`, without an interpreter start per run. A zygote
+    that dies or stops answering is replaced; `close` stops them all."""
+
+    def __init__(
+        self, limits: Limits | None = None, parent_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.limits = limits or Limits()
+        self.parent_dir = parent_dir
+        self._local = threading.local()
+        self._zygotes: list[_Zygote] = []
+        self._lock = threading.Lock()
+
+    def run(
+        self, workload: str, inputs: Sequence[bytes], *, crash: bool = False,
+        corrupt: bool = False,
+    ) -> SandboxRun:  # fmt: skip
+        limits = self.limits
+        with tempfile.TemporaryDirectory(prefix="mercat-task-", dir=self.parent_dir) as tmp:
+            workdir = Path(tmp)
+            _prepare(workdir, workload, inputs, limits, crash, corrupt)
+            zygote = self._zygote()
+            started = time.perf_counter()
+            try:
+                code, timed_out = zygote.run(workdir, limits.seconds)
+            except SandboxError:
+                self._forget(zygote)
+                raise
+            return _outcome(workdir, code, time.perf_counter() - started, limits, timed_out)
+
+    def _zygote(self) -> _Zygote:
+        zygote = getattr(self._local, "zygote", None)
+        if zygote is None or zygote.process.poll() is not None:
+            zygote = _Zygote(self.parent_dir)
+            self._local.zygote = zygote
+            with self._lock:
+                self._zygotes.append(zygote)
+        return zygote  # type: ignore[no-any-return]
+
+    def _forget(self, zygote: _Zygote) -> None:
+        zygote.close()
+        self._local.zygote = None
+
+    def close(self) -> None:
+        with self._lock:
+            zygotes, self._zygotes = self._zygotes, []
+        for zygote in zygotes:
+            zygote.close()
+
+
+class _Zygote:
+    """One zygote process and its pipes (see `mercat.workloads.zygote`)."""
+
+    START_SECONDS = 120.0
+    SLACK_SECONDS = 30.0  # beyond a run's limit, before the zygote counts as hung
+
+    def __init__(self, parent_dir: str | os.PathLike[str] | None) -> None:
+        self._home = tempfile.TemporaryDirectory(prefix="mercat-zygote-", dir=parent_dir)
+        home = Path(self._home.name)
+        self.stderr = open(home / "zygote.log", "wb")  # noqa: SIM115 - closed in close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-m", "mercat.workloads.zygote"],
+            cwd=home,
+            env=child_environment(home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            start_new_session=True,
+        )
+        if self._line(self.START_SECONDS) != "READY":
+            self.close()
+            raise SandboxError("the sandbox's zygote did not start", "crashed")
+
+    def _line(self, seconds: float) -> str | None:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], seconds)
+        if not ready:
+            return None
+        line = self.process.stdout.readline(RESULT_BYTES)
+        return line.decode("utf-8", "replace").strip() or None
+
+    def run(self, workdir: Path, seconds: float) -> tuple[int, bool]:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(
+                (json.dumps({"workdir": str(workdir), "seconds": seconds}) + "\n").encode()
+            )
+            self.process.stdin.flush()
+        except OSError:
+            raise SandboxError("the sandbox's zygote is gone", "crashed") from None
+        line = self._line(seconds + self.SLACK_SECONDS)
+        try:
+            answer = json.loads(line or "")
+            return int(answer["status"]), bool(answer["timed_out"])
+        except (ValueError, KeyError, TypeError):
+            raise SandboxError("the sandbox's zygote stopped answering", "crashed") from None
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self.process.stdin is not None
+                self.process.stdin.close()  # the zygote's cue to exit
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                _kill_group(self.process)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.stderr.close()
+        self._home.cleanup()
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -147,7 +273,13 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def _outcome(workdir: Path, code: int, seconds: float, limits: Limits) -> SandboxRun:
+def _outcome(
+    workdir: Path, code: int, seconds: float, limits: Limits, timed_out: bool
+) -> SandboxRun:
+    if timed_out:
+        raise SandboxError(
+            f"the workload ran past its limit of {limits.seconds:g} s and was killed", "timeout"
+        )
     result = _read_json(workdir / "result.json")
     if code == 0 and result.get("ok") is True:
         path = workdir / "output.npz"
