@@ -37,8 +37,10 @@ def test_a_run_past_its_time_is_killed(tmp_path):
 
 
 def test_a_run_past_its_memory_is_stopped():
+    # 256 MiB of address space holds the interpreter and numpy (about 100 MiB), not the
+    # 60,000 × 256 hidden activations and their gradient (250 MB) this run needs.
     with pytest.raises(SandboxError) as caught:
-        sandbox.run("train-logreg", [BIG], sandbox.Limits(memory_bytes=96 << 20))
+        sandbox.run("train-mlp:hidden=256,steps=2", [BIG], sandbox.Limits(memory_bytes=256 << 20))
     assert caught.value.reason == "memory"
 
 
@@ -63,3 +65,61 @@ def test_the_workloads_own_refusal_comes_back_whole():
 def test_a_corrupted_run_differs_from_the_honest_one():
     honest = sandbox.run("train-logreg:steps=20", [DATA]).output
     assert sandbox.run("train-logreg:steps=20", [DATA], corrupt=True).output != honest
+
+
+# --- the fast path: one zygote forks every run --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def box():
+    sandbox_ = sandbox.Sandbox().start()
+    yield sandbox_
+    sandbox_.close()
+
+
+@pytest.mark.parametrize(
+    ("workload", "inputs"),
+    [
+        ("train-logreg:steps=50", [DATA]),
+        ("train-mlp:steps=30", [DATA]),
+        ("preprocess", [DATA]),
+        ("fedavg", [datasets.classification(200, 5, seed=4, clients=5)]),
+    ],
+)
+def test_the_zygote_gives_the_one_shot_childs_bytes(box, workload, inputs):
+    assert box.run(workload, inputs).output == sandbox.run(workload, inputs).output
+
+
+def test_the_zygote_refuses_crashes_and_kills_as_the_one_shot_child_does(box):
+    with pytest.raises(InvalidWorkloadError, match="needs a model"):
+        box.run("infer", [DATA])
+    with pytest.raises(SandboxError) as crashed:
+        box.run("train-logreg", [DATA], crash=True)
+    assert crashed.value.reason == "crashed"
+    slow = sandbox.Sandbox(sandbox.Limits(seconds=1))
+    try:
+        with pytest.raises(SandboxError) as late:
+            slow.run("train-logreg:steps=20000", [BIG])
+        assert late.value.reason == "timeout"
+        assert slow.run("train-logreg:steps=5", [DATA]).output  # the zygote serves on
+    finally:
+        slow.close()
+
+
+def test_runs_go_through_one_zygote_at_once_and_a_dead_zygote_is_replaced(box):
+    import threading
+
+    results = {}
+
+    def go(steps):
+        results[steps] = box.run(f"train-logreg:steps={steps}", [DATA]).output
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in (10, 20, 30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(set(results.values())) == 3
+    box._zygote.process.kill()  # the zygote dies (the machine's OOM killer, say)
+    box._zygote.process.wait()
+    assert box.run("train-logreg:steps=10", [DATA]).output == results[10]

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -150,18 +149,23 @@ def _prepare(
 
 
 class Sandbox:
-    """Runs with a zygote per calling thread (the fast path, `mercat.workloads.zygote`): the
-    same child, limits and outcome as `run`, without an interpreter start per run. A zygote
-    that dies or stops answering is replaced; `close` stops them all."""
+    """Runs through one zygote (the fast path, `mercat.workloads.zygote`): the same child,
+    limits and outcome as `run`, without an interpreter start per run; any number of threads
+    may run at once. A zygote that dies or stops answering is replaced (the runs it held
+    fail as crashed); `start` starts it ahead of the first run; `close` stops it, and any
+    run in progress with it."""
 
     def __init__(
         self, limits: Limits | None = None, parent_dir: str | os.PathLike[str] | None = None
     ) -> None:
         self.limits = limits or Limits()
         self.parent_dir = parent_dir
-        self._local = threading.local()
-        self._zygotes: list[_Zygote] = []
+        self._zygote: _Zygote | None = None
         self._lock = threading.Lock()
+
+    def start(self) -> Sandbox:
+        self._current()
+        return self
 
     def run(
         self, workload: str, inputs: Sequence[bytes], *, crash: bool = False,
@@ -171,37 +175,38 @@ class Sandbox:
         with tempfile.TemporaryDirectory(prefix="mercat-task-", dir=self.parent_dir) as tmp:
             workdir = Path(tmp)
             _prepare(workdir, workload, inputs, limits, crash, corrupt)
-            zygote = self._zygote()
+            zygote = self._current()
             started = time.perf_counter()
             try:
                 code, timed_out = zygote.run(workdir, limits.seconds)
             except SandboxError:
-                self._forget(zygote)
+                self._replace(zygote)
                 raise
             return _outcome(workdir, code, time.perf_counter() - started, limits, timed_out)
 
-    def _zygote(self) -> _Zygote:
-        zygote = getattr(self._local, "zygote", None)
-        if zygote is None or zygote.process.poll() is not None:
-            zygote = _Zygote(self.parent_dir)
-            self._local.zygote = zygote
-            with self._lock:
-                self._zygotes.append(zygote)
-        return zygote  # type: ignore[no-any-return]
+    def _current(self) -> _Zygote:
+        with self._lock:
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = _Zygote(self.parent_dir)
+            return self._zygote
 
-    def _forget(self, zygote: _Zygote) -> None:
+    def _replace(self, zygote: _Zygote) -> None:
+        with self._lock:
+            if self._zygote is zygote:
+                self._zygote = None
         zygote.close()
-        self._local.zygote = None
 
     def close(self) -> None:
         with self._lock:
-            zygotes, self._zygotes = self._zygotes, []
-        for zygote in zygotes:
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
             zygote.close()
 
 
 class _Zygote:
-    """One zygote process and its pipes (see `mercat.workloads.zygote`)."""
+    """One zygote process, its pipes, and the runs waiting for their answers."""
 
     START_SECONDS = 120.0
     SLACK_SECONDS = 30.0  # beyond a run's limit, before the zygote counts as hung
@@ -219,43 +224,74 @@ class _Zygote:
             stderr=self.stderr,
             start_new_session=True,
         )
-        if self._line(self.START_SECONDS) != "READY":
+        self._write_lock = threading.Lock()
+        self._answers: dict[int, list[Any]] = {}  # id -> [event, answer]
+        self._next = 0
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="zygote-reader", daemon=True)
+        self._reader.start()
+        if not self._ready.wait(self.START_SECONDS):
             self.close()
             raise SandboxError("the sandbox's zygote did not start", "crashed")
 
-    def _line(self, seconds: float) -> str | None:
+    def alive(self) -> bool:
+        return self.process.poll() is None and self._reader.is_alive()
+
+    def _read(self) -> None:
+        """Answers as they come, to the run waiting for each; at the end, wake them all."""
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], seconds)
-        if not ready:
-            return None
-        line = self.process.stdout.readline(RESULT_BYTES)
-        return line.decode("utf-8", "replace").strip() or None
+        try:
+            for line in self.process.stdout:
+                answer = json.loads(line)
+                if answer.get("ready"):
+                    self._ready.set()
+                    continue
+                with self._write_lock:
+                    waiting = self._answers.get(int(answer["id"]))
+                if waiting is not None:
+                    waiting[1] = answer
+                    waiting[0].set()
+        except (ValueError, KeyError, TypeError, OSError):
+            pass
+        finally:
+            with self._write_lock:
+                for waiting in self._answers.values():
+                    waiting[0].set()
 
     def run(self, workdir: Path, seconds: float) -> tuple[int, bool]:
         assert self.process.stdin is not None
+        waiting: list[Any] = [threading.Event(), None]
+        with self._write_lock:
+            self._next += 1
+            job = self._next
+            self._answers[job] = waiting
+            try:
+                line = {"id": job, "workdir": str(workdir), "seconds": seconds}
+                self.process.stdin.write((json.dumps(line) + "\n").encode())
+                self.process.stdin.flush()
+            except OSError:
+                del self._answers[job]
+                raise SandboxError("the sandbox's zygote is gone", "crashed") from None
         try:
-            self.process.stdin.write(
-                (json.dumps({"workdir": str(workdir), "seconds": seconds}) + "\n").encode()
-            )
-            self.process.stdin.flush()
-        except OSError:
-            raise SandboxError("the sandbox's zygote is gone", "crashed") from None
-        line = self._line(seconds + self.SLACK_SECONDS)
-        try:
-            answer = json.loads(line or "")
-            return int(answer["status"]), bool(answer["timed_out"])
-        except (ValueError, KeyError, TypeError):
-            raise SandboxError("the sandbox's zygote stopped answering", "crashed") from None
+            waiting[0].wait(seconds + self.SLACK_SECONDS)
+        finally:
+            with self._write_lock:
+                self._answers.pop(job, None)
+        answer = waiting[1]
+        if answer is None:
+            raise SandboxError("the sandbox's zygote stopped answering", "crashed")
+        return int(answer["status"]), bool(answer["timed_out"])
 
     def close(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
                 assert self.process.stdin is not None
-                self.process.stdin.close()  # the zygote's cue to exit
+                self.process.stdin.close()  # the zygote's cue to exit (its runs with it)
             try:
-                self.process.wait(timeout=2)
+                self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 _kill_group(self.process)
+        self._reader.join(5)
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
