@@ -46,6 +46,9 @@ def agent(
     task_seconds: float = typer.Option(60.0, min=0.1, help="A run's time limit."),
     task_memory: str = typer.Option("1GiB", help="A run's memory (address space) limit."),
     workdir: Path | None = typer.Option(None, help="Where runs get their private directory."),
+    wait_for_node: float = typer.Option(
+        60.0, min=0.0, max=3600.0, help="Seconds to wait for the node to answer at start."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what it did as JSON at exit."),
 ) -> None:
     """Run a provider agent until SIGTERM or Ctrl-C."""
@@ -53,11 +56,12 @@ def agent(
     from mercat.cli._service import base_units, ready, resources, run_until_stopped
     from mercat.cli.storage import parse_size
     from mercat.node.agent import ContentSpec, ProviderAgent, ServerSpec
-    from mercat.node.client import NodeClient
+    from mercat.node.client import NodeClient, wait_until_up
     from mercat.workloads import sandbox
 
     owner = read_key(key)
     client = NodeClient(node)
+    wait_until_up(node, wait_for_node)
     unit = int(client.ledger_info()["unit"])
     servers = [
         ServerSpec(

@@ -79,7 +79,8 @@ def _print_round(r: dict) -> None:  # type: ignore[type-arg]
     console.print(
         f"round {r['round']}: {r.get('tasks', 0)} tasks, {r.get('paid', 0)} paid, "
         f"{r.get('failed', 0)} failed, mean price {r.get('mean_price')}, "
-        f"removed {', '.join(r.get('removed') or []) or 'none'} ({timings.get('total', 0):.1f} s)"
+        f"removed {', '.join(r.get('removed') or []) or 'none'} ({timings.get('total', 0):.1f} s)",
+        soft_wrap=True,
     )
 
 
@@ -100,5 +101,6 @@ def _print_report(report: dict) -> None:  # type: ignore[type-arg]
         f"{', '.join(report['removed']) or 'none'}; pool {report['pool']:.3f}; "
         f"audit: {'ok' if audit['ok'] else 'FAILED'} ({audit['entries']} entries, "
         f"{audit['signatures_checked']} signatures); {report['seconds']:.1f} s"
-        + (f"; stopped by {report['stopped_by']}" if report["stopped_by"] else "")
+        + (f"; stopped by {report['stopped_by']}" if report["stopped_by"] else ""),
+        soft_wrap=True,
     )

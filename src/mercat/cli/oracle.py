@@ -32,6 +32,9 @@ def oracle(
     task_seconds: float = typer.Option(60.0, min=0.1, help="A re-execution's time limit."),
     task_memory: str = typer.Option("1GiB", help="A re-execution's memory limit."),
     workdir: Path | None = typer.Option(None, help="Where re-executions run."),
+    wait_for_node: float = typer.Option(
+        60.0, min=0.0, max=3600.0, help="Seconds to wait for the node to answer at start."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what it did as JSON at exit."),
 ) -> None:
     """Run an oracle until SIGTERM or Ctrl-C."""
@@ -39,7 +42,7 @@ def oracle(
     from mercat.cli._keys import read_key, read_secret
     from mercat.cli._service import ready, run_until_stopped
     from mercat.cli.storage import parse_size
-    from mercat.node.client import NodeClient
+    from mercat.node.client import NodeClient, wait_until_up
     from mercat.node.oracle_service import BEHAVIOURS, OracleService
     from mercat.workloads import sandbox
 
@@ -47,6 +50,7 @@ def oracle(
     own = read_key(key)
     secret = read_secret(sample_secret)
     client = NodeClient(node)
+    wait_until_up(node, wait_for_node)
     info = client.market_info()
     if own.public not in info["oracles"]:
         from mercat.errors import UnknownOracleError

@@ -15,6 +15,15 @@ NODE = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000.")
 KEY = typer.Option(..., help="The requester's key file, or - to read it from stdin.")
 
 
+def _write(path: Path, data: bytes) -> None:
+    from mercat.errors import InvalidParameterError
+
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def _outcome_dict(outcome) -> dict:  # type: ignore[no-untyped-def]
     return {
         "request": outcome.request, "status": outcome.status, "paid": outcome.paid,
@@ -39,7 +48,7 @@ def dataset(
 
     data = (datasets.initial_model(features) if model
             else datasets.classification(rows, features, seed, clients))  # fmt: skip
-    out.write_bytes(data)
+    _write(out, data)
     console.print(f"wrote {out} ({len(data)} bytes)")
 
 
@@ -87,7 +96,7 @@ def submit(
         outcome = requester.watch(name, timeout)
         result = _outcome_dict(outcome)
         if out is not None and outcome.output is not None:
-            out.write_bytes(requester.result(outcome))
+            _write(out, requester.result(outcome))
             result["written"] = str(out)
     if as_json:
         print_json(result)
@@ -128,7 +137,7 @@ def fetch(
 
     requester = Requester(NodeClient(node), Keypair.generate())
     outcome = requester.outcome(request)
-    out.write_bytes(requester.result(outcome))
+    _write(out, requester.result(outcome))
     console.print(f"wrote {out}: {outcome.output}")
 
 

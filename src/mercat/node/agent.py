@@ -143,6 +143,7 @@ class ProviderAgent:
     def register(self) -> dict[str, str]:
         """Account, stakes and offers (module docstring); asset -> its status."""
         node, key = self.node, self.key
+        self.sandbox.start()  # its zygote imports numpy while the agent registers
         if not node.has_account(key.public):
             node.submit(key, m.OpenAccount())
         mine = {a["id"]: a for a in node.get_json("/ledger/assets") if a["owner"] == key.public}

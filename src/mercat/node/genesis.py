@@ -80,7 +80,7 @@ class DevnetSetup:
             check.probability(name, getattr(self, name))
         check.positive("stake", self.stake)
         check.positive("penalty", self.penalty)
-        check.positive("round_seconds", self.round_seconds)
+        check.non_negative("round_seconds", self.round_seconds)
         if self.liars + self.silent >= self.quorum:
             raise InvalidParameterError(
                 f"{self.liars} lying and {self.silent} silent oracles of {self.oracles} leave "

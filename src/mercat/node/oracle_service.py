@@ -93,6 +93,8 @@ class OracleService:
 
     def run(self, stop: threading.Event) -> OracleStats:
         try:
+            if self.sample_rate > 0:
+                self.sandbox.start()  # ready before the first sampled task
             return self._run(stop)
         finally:
             self.sandbox.close()

@@ -1,0 +1,196 @@
+"""A live market over HTTP on loopback, with the faults a decentralized market must survive:
+a lying and a silent oracle, a provider agent killed mid-task (kill -9), the node killed
+mid-round and restarted. Every wait polls for what it waits for; nothing sleeps and hopes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mercat.ledger import Ledger
+from mercat.node.agent import ProviderAgent
+from mercat.node.client import NodeClient, wait_until_up
+from mercat.node.genesis import UNIT, DevnetKeys, DevnetSetup, genesis, provider_plan
+from mercat.node.local_market import LocalMarket, free_port
+from mercat.node.oracle_service import OracleService
+from mercat.node.requester import Requester
+from mercat.workloads import datasets
+
+pytestmark = pytest.mark.slow
+MERCAT = [sys.executable, "-m", "mercat.cli"]
+
+
+def poll(predicate, timeout: float, what: str, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def settle_entries(ledger: Ledger) -> int:
+    return sum(1 for e in ledger.journal(limit=1000) if e.op in ("settle", "settle_tasks"))
+
+
+def test_a_lying_oracle_is_outvoted_and_a_silent_one_does_not_stop_settlement(tmp_path):
+    setup = DevnetSetup(providers=2, servers_per_provider=1, oracles=5, liars=1, silent=1,
+                        requesters=1, rounds=2, per_round=2, failure_prone=0.5,
+                        round_seconds=0.0, sample_rate=0.5, seed=3)  # fmt: skip
+    with LocalMarket(setup, tmp_path) as market:
+        market.wait_done(300)
+        tasks = market.client().tasks(limit=100)["tasks"]
+        liar, silent = (k.public for k in market.keys.oracles[:2])
+        with Ledger(market.ledger_url) as ledger:
+            ledger.verify()
+            settled = [t for t in ledger.tasks() if t.status == "settled"]
+            assert settled and len(settled) == len(tasks)
+            for task in settled:
+                statuses = {r.oracle: s for r, s in ledger.oracle_reports(task.round, [task.task])}
+                assert statuses.get(liar) != "agree"  # never with the quorum
+                assert silent not in statuses
+                assert sum(s == "agree" for s in statuses.values()) >= setup.quorum
+    assert all(t["verdict"] is not None for t in tasks)
+    assert any(t["verdict"]["paid"] for t in tasks)
+
+
+def test_an_agent_killed_mid_task_fails_its_sla_and_the_collective_rule_applies(tmp_path):
+    setup = DevnetSetup(providers=1, servers_per_provider=1, oracles=3, requesters=1,
+                        rounds=1, round_seconds=0.0, grace_ms=500, failure_prone=0.0,
+                        steady_failure_rate=0.0, model_asset=False, sample_rate=0.0)  # fmt: skip
+    market = LocalMarket(setup, tmp_path)
+    market.start(participants=False)
+    agent = None
+    try:
+        node = market.client()
+        for key in market.keys.oracles:
+            oracle = OracleService(market.client(), key, sample_rate=0.0)
+            market.oracles.append(oracle)
+            market._spawn("oracle", oracle.run)
+        servers, _ = provider_plan(setup, 0)
+        work = tmp_path / "agent-work"
+        work.mkdir()
+        agent = subprocess.Popen(
+            [*MERCAT, "agent", "--node", market.url, "--key", "-", "--server", servers[0].asset,
+             "--stake", str(setup.stake), "--workdir", str(work), "--seed", "1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        agent.stdin.write(market.keys.providers[0].seed.hex().encode() + b"\n")
+        agent.stdin.close()
+        assert b"READY" in agent.stdout.readline()
+        requester = Requester(node, market.keys.requesters[0])
+        with Ledger(market.ledger_url) as ledger:
+            supply = ledger.supply()
+        budget = node.available(requester.key.public)
+        big = datasets.classification(20_000, 20, seed=1)  # seconds of work, not milliseconds
+        name = requester.submit("train-logreg:steps=20000", [big], max_price=3 * UNIT,
+                                deadline_ms=4_000)  # fmt: skip
+        # Kill it once the replica is running: its run directory holds the job.
+        poll(lambda: any(work.glob("mercat-zygote-*")) and any(work.glob("mercat-task-*/job.json")),
+             120, "the agent to start the replica")  # fmt: skip
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        outcome = poll(lambda: (o := requester.outcome(name)).status != "open" and o, 120,
+                       "the task to settle")  # fmt: skip
+        assert outcome.status == "closed" and not outcome.paid
+        task = outcome.tasks[0]
+        assert task["claims"] == [] and "no claim" in task["note"]
+        assert not task["verdict"]["success"] and not task["verdict"]["sla_met"]
+        with Ledger(market.ledger_url) as ledger:
+            ledger.verify()
+            assert ledger.supply() == supply  # nothing lost
+            rule = ledger.config.rule
+            assert ledger.stake_of(servers[0].asset) == servers[0].stake - rule.penalty
+        assert node.available(requester.key.public) == budget  # all of the escrow came back
+        # the workload the agent was running died with it (its zygote and the child)
+        poll(lambda: not _processes_under(work), 30, "the agent's sandbox to die with it")
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+        market.close()
+
+
+def _processes_under(path: Path) -> list[int]:
+    """Processes whose working directory lies under `path` (a sandbox's runs and zygotes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(str(path)):
+            found.append(int(entry.name))
+    return found
+
+
+def _serve(setup, workdir, keys, port):
+    process = subprocess.Popen(
+        [*MERCAT, "serve", "--ledger", f"sqlite:///{workdir}/ledger.db", "--store",
+         str(workdir / "store"), "--board", str(workdir / "board.db"), "--operator-key", "-",
+         "--port", str(port), "--round-seconds", "0", "--until-round", "1", "--grace-ms", "500",
+         "--limit", "client_rate=1000", "--limit", "client_burst=10000"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    process.stdin.write(keys.operator.seed.hex().encode() + b"\n")
+    process.stdin.close()
+    wait_until_up(f"http://127.0.0.1:{port}", 120, process)
+    return process
+
+
+def test_a_node_killed_mid_round_resumes_the_round_and_settles_it_once(tmp_path):
+    setup = DevnetSetup(providers=1, servers_per_provider=1, oracles=3, requesters=1,
+                        rounds=1, failure_prone=0.0, steady_failure_rate=0.0,
+                        model_asset=False, sample_rate=0.0)  # fmt: skip
+    keys = DevnetKeys.generate(setup)
+    genesis(f"sqlite:///{tmp_path}/ledger.db", setup, keys).close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    node = _serve(setup, tmp_path, keys, port)
+    import threading
+
+    stop = threading.Event()
+    threads = []
+    try:
+        client = NodeClient(url)
+        servers, _ = provider_plan(setup, 0)
+        agent = ProviderAgent(NodeClient(url), keys.providers[0], servers)
+        agent.register()  # offered, but not working yet: the round waits for it
+        for key in keys.oracles:
+            oracle = OracleService(NodeClient(url), key, sample_rate=0.0)
+            threads.append(threading.Thread(target=oracle.run, args=(stop,), daemon=True))
+        requester = Requester(client, keys.requesters[0])
+        requester.submit("train-logreg:steps=50", [datasets.classification(100, 4, 1)],
+                         max_price=2 * UNIT, deadline_ms=60_000)  # fmt: skip
+        poll(lambda: client.tasks(status="open")["tasks"], 120, "round 1's task to open")
+        node.send_signal(signal.SIGKILL)  # mid-round: the task is open on the ledger
+        node.wait(10)
+        node = _serve(setup, tmp_path, keys, port)
+        for thread in threads:
+            thread.start()
+        threads.append(threading.Thread(target=agent.run, args=(stop,), daemon=True))
+        threads[-1].start()
+        poll(lambda: (client.summary().get("loop") or {}).get("state") == "done", 180,
+             "the resumed round to settle")  # fmt: skip
+        record = client.rounds()[-1]
+        assert record["round"] == 1 and record["phase"] == "closed" and record["resumed"]
+        assert client.market_info()["loop"]["next_round"] == 2
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        node.send_signal(signal.SIGTERM)
+        node.wait(30)
+    with Ledger(f"sqlite:///{tmp_path}/ledger.db") as ledger:
+        ledger.verify()
+        assert [t.status for t in ledger.tasks()] == ["settled"]
+        assert settle_entries(ledger) == 1
