@@ -10,8 +10,10 @@ and the run stops at `--timeout` seconds (it reports how far it got).
 
 Prints JSON:
 - `devnet`: the setup; `start_s` (genesis, the node, every agent registered and every
-  requester's inputs uploaded); `run_s` from the first round's start to the last
-  settlement; tasks opened, settled and paid; `tasks_per_s` (settled tasks / run_s);
+  requester's inputs uploaded, one after the other); `wait_s` from then until the last
+  settlement; `rounds_span_s` from the first round's start to the last round's end (the
+  node's clock: the first requesters post, and rounds run, while later participants still
+  register); tasks settled and paid; `tasks_per_s` (settled tasks / rounds_span_s);
   `round_latency_s` (mean, max of the rounds' wall time); `where_the_time_goes`: seconds per
   phase of a round summed over the rounds (clear, open, execute = waiting for the agents'
   claims, attest = waiting for the oracles' quorum, settle, ...) and each phase's share;
@@ -74,6 +76,11 @@ def live(args: argparse.Namespace) -> dict[str, object]:
     totals = [float((r.get("timings") or {}).get("total", 0.0)) for r in rounds]
     in_rounds = sum(totals)
     settled = int(summary["tasks"]["settled"])
+    # The market's own span: the first round's start to the last one's end, on the node's
+    # clock (requesters post while later participants are still registering, so the first
+    # round may start before `start_participants` returns).
+    stamps = [(r["started_ms"], r["finished_ms"]) for r in rounds if r.get("finished_ms")]
+    span = (max(f for _, f in stamps) - min(s for s, _ in stamps)) / 1000 if stamps else 0.0
     result: dict[str, object] = {
         "setup": {
             "providers": setup.providers,
@@ -86,10 +93,11 @@ def live(args: argparse.Namespace) -> dict[str, object]:
         },
         "finished": finished,
         "start_s": round(ready - started, 3),
-        "run_s": round(done - ready, 3),
+        "wait_s": round(done - ready, 3),
+        "rounds_span_s": round(span, 3),
         "rounds_closed": sum(r["phase"] == "closed" for r in rounds),
         "tasks": summary["tasks"],
-        "tasks_per_s": round(settled / (done - ready), 3) if done > ready else None,
+        "tasks_per_s": round(settled / span, 3) if span > 0 else None,
         "round_latency_s": {
             "mean": round(in_rounds / len(totals), 3) if totals else None,
             "max": round(max(totals), 3) if totals else None,
