@@ -170,6 +170,9 @@ class LocalMarket:
                                  deadline_ms=setup.deadline_ms)  # fmt: skip
             load.prepare()
             self.loads.append(load)
+        # Every requester's inputs are uploaded before any posts: they all start with round 1
+        # (a requester posts for the rounds still to come, so a late one would post less).
+        for i, load in enumerate(self.loads):
             self._spawn(f"requester{i + 1}", load.run)
 
     def wait_done(self, timeout: float = 300.0) -> dict[str, Any]:
