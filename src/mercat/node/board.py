@@ -125,40 +125,55 @@ class TaskBoard:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
-        self._db = sqlite3.connect(
-            ":memory:" if path is None else str(path), check_same_thread=False, timeout=30
-        )
-        self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self.changed = threading.Condition(threading.Lock())
         self.version = 0
+        self._db: sqlite3.Connection | None = None
         with self._lock:
-            if path is not None:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process
-            self._db.executescript(SCHEMA)
-            self._db.commit()
+            self._connection()
+
+    def _connection(self) -> sqlite3.Connection:
+        """The connection, opened again after `close` (call with the lock held): a node's
+        app that is shut down and started again (its lifespan closes the board, as it
+        closes the ledger) serves on. A board in memory starts empty again."""
+        if self._db is None:
+            db = sqlite3.connect(
+                ":memory:" if self.path is None else str(self.path),
+                check_same_thread=False,
+                timeout=30,
+            )
+            db.row_factory = sqlite3.Row
+            if self.path is not None:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process
+            db.executescript(SCHEMA)
+            db.commit()
+            self._db = db
+        return self._db
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     # --- plumbing --------------------------------------------------------------------------
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            db = self._connection()
             try:
-                yield self._db
-                self._db.commit()
+                yield db
+                db.commit()
             except BaseException:
-                self._db.rollback()
+                db.rollback()
                 raise
         self._notify()
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._connection().execute(sql, args).fetchall()
 
     def _notify(self) -> None:
         with self.changed:
