@@ -194,3 +194,51 @@ def test_a_node_killed_mid_round_resumes_the_round_and_settles_it_once(tmp_path)
         ledger.verify()
         assert [t.status for t in ledger.tasks()] == ["settled"]
         assert settle_entries(ledger) == 1
+
+
+def test_a_server_that_always_fails_loses_its_stake_and_leaves_and_the_penalty_is_collective(
+    tmp_path,
+):
+    # Seed 000's collective rule: a failed task costs every asset bound to it P, whoever
+    # failed; an asset whose stake falls to P leaves the market. p2-s1 fails every replica
+    # (F_a = 1), p1-s1 never does; with S0 = 3 and P = 1, p2-s1 leaves after 2 failures.
+    # Coll-Stake picks servers uniformly (Coll-SR would pick p2-s1 less and less as its stake
+    # falls, and take longer to remove it), and six requests a round need both servers.
+    setup = DevnetSetup(providers=2, servers_per_provider=1, oracles=3, requesters=3,
+                        rounds=8, per_round=2, collective="coll-stake", failure_prone=0.5,
+                        prone_failure_rate=1.0,
+                        prone_slow_rate=0.0, prone_wrong_rate=0.0, steady_failure_rate=0.0,
+                        stake=3.0, penalty=1.0, model_asset=False, sample_rate=0.0,
+                        round_seconds=0.0, seed=2)  # fmt: skip
+    with LocalMarket(setup, tmp_path) as market:
+        market.wait_done(300)
+        tasks = market.client().tasks(limit=500)["tasks"]
+        with Ledger(market.ledger_url) as ledger:
+            ledger.verify()
+            rule = ledger.config.rule
+            assets = {a.id: a for a in ledger.assets()}
+            stakes = {name: ledger.stake_of(name) for name in assets}
+    assert all(t["status"] == "settled" for t in tasks)
+    served = {name: [t for t in tasks if name in {a["asset"] for a in t["assets"]}]
+              for name in ("p1-s1", "p2-s1")}  # fmt: skip
+    # every task the failing server ran failed, and only those did
+    assert served["p2-s1"] and not any(t["verdict"]["success"] for t in served["p2-s1"])
+    failed = [t for t in tasks if not t["verdict"]["success"]]
+    assert all("p2-s1" in {a["asset"] for a in t["assets"]} for t in failed)
+    # after its second failure its stake was down to P and it left, never to serve again
+    assert len(served["p2-s1"]) >= 2
+    assert assets["p2-s1"].status == "removed" and rule.is_ruined(stakes["p2-s1"])
+    # the ledger removed exactly the ruined (the reliable server too, had it shared enough
+    # failures: the rule is blind), and the market went on without the failing one
+    ruined = rule.is_ruined(stakes["p1-s1"])
+    assert assets["p1-s1"].status == ("removed" if ruined else "active")
+    if not ruined:
+        last = max(t["round"] for t in served["p2-s1"])
+        assert any(t["round"] > last for t in served["p1-s1"])
+    # the reliable server paid P for each failed task it shared, blind to who failed
+    shared = [t for t in failed if "p1-s1" in {a["asset"] for a in t["assets"]}]
+    succeeded = [t for t in served["p1-s1"] if t["verdict"]["success"]]
+    start = int(setup.stake * UNIT)
+    assert stakes["p1-s1"] <= start - len(shared) * rule.penalty + len(succeeded) * rule.reward
+    if not shared:
+        assert stakes["p1-s1"] >= start
