@@ -39,7 +39,7 @@ def test_every_documented_mechanism_is_registered():
 
 
 def test_every_member_has_a_contract_test_class():
-    import tests.clearing as package
+    import tests as package
 
     root = Path(package.__file__).parent
     source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("test_*.py"))

@@ -8,6 +8,7 @@ registered once, documented, uniquely named and has a docstring.
 
 from __future__ import annotations
 
+from mercat.auctioneer.mechanism import DistributedAuction
 from mercat.clearing.base import Mechanism
 from mercat.clearing.collective import CollectiveSelection
 from mercat.clearing.double_auction import DoubleAuction
@@ -22,6 +23,7 @@ MECHANISMS: tuple[type[Mechanism], ...] = (
     VCGMechanism,
     PostedPrice,
     CollectiveSelection,
+    DistributedAuction,
 )
 
 

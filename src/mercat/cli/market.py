@@ -46,6 +46,9 @@ def run(
     keys: Path | None = typer.Option(
         None, help="Directory to write the participants' keys to (mode 600); not kept otherwise."
     ),
+    events: Path | None = typer.Option(
+        None, help="Append every stage's events to this file, one JSON line each."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Run a whole market: offers and requests signed by their owners, rounds, settlement."""
@@ -68,7 +71,7 @@ def run(
         providers=providers,
         requesters=requesters,
         failure_prone=failure_prone,
-        standard_auction=mechanism == "vcg",
+        standard_auction=mechanism == "vcg" or getattr(clearing, "auction", None) == "vcg",
     )
     rng = np.random.default_rng(seed)
     operator = Keypair.generate()
@@ -81,6 +84,12 @@ def run(
         config = LedgerConfig(operator=operator.public, rule=rule, unit=unit, quorum=2)
         book = LedgerBook(Ledger.init(ledger, config), operator)
     market = build(book, clearing, setup, rng, collective)
+    if events is not None:
+        from dataclasses import replace
+
+        from mercat.runtime.events import JsonlLog
+
+        market.plan = replace(market.plan, log=JsonlLog(events))
     label = f"{mechanism} on {'the ledger' if ledger else 'an in-memory book'}"
     status = console.status(f"running {rounds} rounds ({label})") if not as_json else _Quiet()
     with status:
@@ -160,3 +169,18 @@ def admission(
         f"{mechanism} under {collective}, {rounds} rounds, mean of {seeds} paired seeds",
         [{"variant": variant, **values} for variant, values in result["mean"].items()],
     )
+
+
+@app.command("events")
+def events_summary(
+    path: Path = typer.Argument(..., help="An event log written by `mercat market run --events`."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Per round, from an event log: clearing, tasks, failures, charges, margin, pool, removals."""
+    from mercat.runtime.events import summarize
+
+    rounds = summarize(path)
+    if as_json:
+        print_json(rounds)
+    else:
+        print_table(f"rounds in {path}", rounds)

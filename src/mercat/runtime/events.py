@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from mercat.errors import InvalidParameterError
+
 
 class Event:
     kind: ClassVar[str]
@@ -155,3 +157,34 @@ class JsonlLog:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(self._buffer) + "\n")
         self._buffer.clear()
+
+
+def summarize(path: str | Path) -> list[dict[str, Any]]:
+    """One row per round of an event log (`JsonlLog`): what the round's `cleared`,
+    `round_closed` and `asset_removed` events say. A line that is not an event of this kind
+    is refused with its line number."""
+    rows: dict[int, dict[str, Any]] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot read the event log {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        try:
+            event = json.loads(line)
+            kind, round_ = event["kind"], int(event["round"])
+        except (ValueError, KeyError, TypeError):
+            raise InvalidParameterError(f"{path}:{number} is not a mercat event") from None
+        row = rows.setdefault(round_, {"round": round_})
+        row.setdefault("removed", [])
+        if kind == "round_opened":
+            row.update(requests=event["requests"], servers=event["servers"])
+        elif kind == "cleared":
+            row.update(mechanism=event["mechanism"], served=event["served"],
+                       welfare=event["welfare"])  # fmt: skip
+        elif kind == "round_closed":
+            row.update(
+                {k: event[k] for k in ("tasks", "paid", "failed", "charged", "margin", "pool")}
+            )
+        elif kind == "asset_removed":
+            row["removed"].append(event["asset"])
+    return [rows[r] for r in sorted(rows)]
