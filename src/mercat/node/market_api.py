@@ -39,6 +39,7 @@ from mercat.node.limits import NodeLimits
 from mercat.node.schemas import json_body
 from mercat.node.sla import Timing
 from mercat.oracle.report import SignedReport
+from mercat.untrusted import parse_json
 
 MAX_INTEGER = 2**63 - 1
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -163,10 +164,10 @@ def install(
         return api.Accepted(status="accepted", received_ms=received)
 
     def accept_claim(body: bytes, received: int) -> None:
-        from mercat import bounded_json
-
         ledger = need_ledger()
-        signed = SignedClaim.from_wire(bounded_json.loads(body, e.MalformedMessageError))
+        signed = SignedClaim.from_wire(
+            parse_json(body, what="the claim", error=e.MalformedMessageError, max_bytes=None)
+        )
         claim = signed.claim
         if claim.ledger != ledger.id:
             raise e.WrongLedgerError(f"the claim names ledger {claim.ledger}, this is {ledger.id}")
@@ -203,10 +204,10 @@ def install(
         return api.Accepted(status=status, received_ms=received)
 
     def accept_report(body: bytes, received: int) -> str:
-        from mercat import bounded_json
-
         ledger = need_ledger()
-        signed = SignedReport.from_wire(bounded_json.loads(body, e.MalformedMessageError))
+        signed = SignedReport.from_wire(
+            parse_json(body, what="the report", error=e.MalformedMessageError, max_bytes=None)
+        )
         report = signed.report
         if report.ledger != ledger.id:
             raise e.WrongLedgerError(f"the report names ledger {report.ledger!r}, not {ledger.id}")
