@@ -242,3 +242,35 @@ def test_a_server_that_always_fails_loses_its_stake_and_leaves_and_the_penalty_i
     assert stakes["p1-s1"] <= start - len(shared) * rule.penalty + len(succeeded) * rule.reward
     if not shared:
         assert stakes["p1-s1"] >= start
+
+
+def test_a_market_clears_with_the_distributed_auctioneer(tmp_path):
+    # Seed 003's auctions without a trusted auctioneer, as the round loop's mechanism: the
+    # devnet's servers then ask per unit only and requests want one replica.
+    setup = DevnetSetup(providers=2, servers_per_provider=1, oracles=3, requesters=2,
+                        rounds=2, round_seconds=0.0, mechanism="distributed-auction",
+                        failure_prone=0.0, steady_failure_rate=0.0, sample_rate=0.0,
+                        seed=4)  # fmt: skip
+    assert setup.unit_costs_only and setup.max_replicas == 1
+    with LocalMarket(setup, tmp_path) as market:
+        summary = market.wait_done(300)
+        tasks = market.client().tasks(limit=100)["tasks"]
+        assert market.client().market_info()["loop"]["mechanism"] == "distributed-auction"
+        with Ledger(market.ledger_url) as ledger:
+            ledger.verify()
+    assert summary["tasks"]["settled"] == len(tasks) > 0 and summary["tasks"]["open"] == 0
+    assert all(len(t["assets"]) == 1 and t["verdict"]["paid"] for t in tasks)
+
+
+def test_a_market_whose_rounds_keep_failing_stops_with_the_reason(tmp_path, monkeypatch):
+    from mercat.errors import DevnetError
+    from mercat.node import genesis as genesis_module
+
+    # Servers with a fixed cost, which seed 003's auctions cannot clear: every round fails.
+    monkeypatch.setattr(genesis_module, "UNIT_COST_MECHANISMS", ())
+    setup = DevnetSetup(providers=1, servers_per_provider=1, oracles=1, requesters=1,
+                        rounds=2, round_seconds=0.0, mechanism="double-auction",
+                        model_asset=False, sample_rate=0.0)  # fmt: skip
+    with LocalMarket(setup, tmp_path) as market, pytest.raises(DevnetError) as stopped:
+        market.wait_done(120)
+    assert "per-unit costs only" in str(stopped.value)

@@ -25,7 +25,11 @@ def up(
         0.5, min=0.0, max=1.0, help="Share of providers whose servers fail often."
     ),
     failure_rate: float = typer.Option(0.3, min=0.0, max=1.0, help="Their F_a."),
-    mechanism: str = typer.Option("optimal", help="Clearing mechanism (mercat clear --help)."),
+    mechanism: str = typer.Option(
+        "optimal",
+        help="Clearing mechanism (mercat clear --help); double-auction and "
+        "distributed-auction (seed 003) clear per-unit asks and one replica per request.",
+    ),
     collective: str = typer.Option("coll-sr", help="free, coll-stake, coll-rep or coll-sr."),
     stake: float = typer.Option(4.0, min=0.0, help="S0: each asset's stake (tokens)."),
     penalty: float = typer.Option(1.0, min=0.0, help="P: the collective penalty (tokens)."),

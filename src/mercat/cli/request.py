@@ -163,6 +163,9 @@ def load(
     per_round: int = typer.Option(2, min=1, max=1000, help="Requests posted per round."),
     until_round: int | None = typer.Option(None, min=1, help="Post nothing from this round."),
     deadline_ms: int = typer.Option(20_000, min=1, help="The requests' SLA deadline."),
+    max_replicas: int = typer.Option(
+        16, min=1, max=16, help="Replicas per request at most (1 for seed 003's auctions)."
+    ),
     seed: int = typer.Option(0, min=0),
     as_json: bool = typer.Option(False, "--json", help="Print what it did as JSON at exit."),
 ) -> None:
@@ -181,6 +184,7 @@ def load(
         until_round=until_round,
         seed=seed,
         deadline_ms=deadline_ms,
+        max_replicas=max_replicas,
     )
     generator.prepare()
     ready(f"READY {own.public}")

@@ -44,7 +44,7 @@ from mercat.errors import DevnetError, MercatError
 from mercat.node import market_report
 from mercat.node.client import NodeClient, wait_until_up
 from mercat.node.genesis import UNIT, DevnetKeys, DevnetSetup, genesis, provider_plan
-from mercat.node.local_market import devnet_limits, free_port
+from mercat.node.local_market import FAILED_TRIES, devnet_limits, free_port
 
 READY_SECONDS = 120.0
 STOP_GRACE_SECONDS = 10.0
@@ -182,7 +182,7 @@ class Devnet:
                 ["request", "load", "--node", self.url, "--key", "-",
                  "--per-round", str(setup.per_round), "--until-round", str(setup.rounds),
                  "--deadline-ms", str(setup.deadline_ms), "--seed", str(setup.seed * 1000 + i),
-                 "--json"],
+                 "--max-replicas", str(setup.max_replicas), "--json"],
                 [key.seed.hex()],
             )
             for i, key in enumerate(keys.requesters)
@@ -250,7 +250,7 @@ class Devnet:
                         on_round(record)
             if loop.get("state") == "done":
                 return
-            if loop.get("state") == "failed":
+            if loop.get("state") == "failed" or loop.get("failures", 0) >= FAILED_TRIES:
                 raise DevnetError(f"the round loop failed: {loop.get('error')}")
             if time.monotonic() > deadline:
                 raise DevnetError(f"the devnet did not finish within {timeout:g} s ({loop})")

@@ -38,6 +38,7 @@ from mercat.node.agent import ContentSpec, ServerSpec
 from mercat.workloads import datasets
 
 UNIT = 10**6  # base units per token
+UNIT_COST_MECHANISMS = ("double-auction", "distributed-auction")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,17 @@ class DevnetSetup:
                 f"{self.liars} lying and {self.silent} silent oracles of {self.oracles} leave "
                 f"fewer than the quorum of {self.quorum} honest ones"
             )
+
+    @property
+    def unit_costs_only(self) -> bool:
+        """Whether the mechanism is one of seed 003's auctions, which clear markets of one
+        resource priced per unit: then servers ask no fixed cost, no model asset is offered
+        and requests ask for one replica."""
+        return self.mechanism in UNIT_COST_MECHANISMS
+
+    @property
+    def max_replicas(self) -> int:
+        return 1 if self.unit_costs_only else 16
 
     @property
     def quorum(self) -> int:
@@ -159,6 +171,8 @@ def provider_plan(setup: DevnetSetup, index: int) -> tuple[list[ServerSpec], lis
     prone = index >= setup.providers - prone_count  # the last ones: the summary lists them
     servers = []
     cost = tokens(round(float(rng.uniform(0.05, 0.2)), 3))  # one price list per provider
+    if setup.unit_costs_only:
+        cost = 0
     for s in range(setup.servers_per_provider):
         servers.append(
             ServerSpec(
@@ -173,7 +187,7 @@ def provider_plan(setup: DevnetSetup, index: int) -> tuple[list[ServerSpec], lis
             )
         )
     content = []
-    if setup.model_asset and index == 0:
+    if setup.model_asset and not setup.unit_costs_only and index == 0:
         content.append(
             ContentSpec(
                 "p1-model",

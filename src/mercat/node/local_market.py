@@ -30,6 +30,12 @@ from mercat.node.round_loop import LoopSettings
 from mercat.node.sla import Timing
 from mercat.workloads import sandbox
 
+FAILED_TRIES = 3
+"""A devnet stops when its round loop fails the same round this many times in a row: a node
+retries a failed round for ever (the cause may pass), but a devnet's rounds fail again for
+the same reason (a mechanism that cannot clear its market, say), and waiting out its
+timeout would only hide why."""
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
@@ -167,7 +173,8 @@ class LocalMarket:
         for i, key in enumerate(keys.requesters):
             load = RequesterLoad(Requester(self.client(), key), per_round=setup.per_round,
                                  until_round=setup.rounds, seed=setup.seed * 1000 + i,
-                                 deadline_ms=setup.deadline_ms)  # fmt: skip
+                                 deadline_ms=setup.deadline_ms,
+                                 max_replicas=setup.max_replicas)  # fmt: skip
             load.prepare()
             self.loads.append(load)
         # Every requester's inputs are uploaded before any posts: they all start with round 1
@@ -188,7 +195,7 @@ class LocalMarket:
             loop = summary.get("loop") or {}
             if loop.get("state") == "done":
                 return summary
-            if loop.get("state") == "failed":
+            if loop.get("state") == "failed" or loop.get("failures", 0) >= FAILED_TRIES:
                 raise DevnetError(f"the round loop failed: {loop.get('error')}")
             if time.monotonic() > deadline:
                 raise DevnetError(f"the market did not finish within {timeout:g} s: {loop}")

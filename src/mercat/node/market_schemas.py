@@ -82,7 +82,8 @@ class LoopStatus(BaseModel):
     no_deadline_ms: int
     attest_seconds: float
     admission: bool
-    error: str | None
+    error: str | None = Field(description="the last round failure's reason (null: none yet)")
+    failures: int = Field(0, description="times in a row the next round has failed")
 
 
 class MarketInfo(BaseModel):

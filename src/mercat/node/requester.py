@@ -155,6 +155,7 @@ class RequesterLoad:
         deadline_ms: int = 20_000,
         model_cid: str | None = None,
         poll_seconds: float = 0.5,
+        max_replicas: int = 16,
     ) -> None:
         self.requester = requester
         self.node = requester.node
@@ -165,6 +166,8 @@ class RequesterLoad:
         self.deadline_ms = deadline_ms
         self.model_cid = model_cid  # a model asset offered by a provider, named by CID
         self.poll_seconds = poll_seconds
+        # 1 where the mechanism clears one replica per request (seed 003's auctions)
+        self.max_replicas = max_replicas
         self.stats = LoadStats()
         self.pending: dict[str, str] = {}  # request -> workload
         self.next = 0
@@ -215,6 +218,7 @@ class RequesterLoad:
 
     def post(self, unit: int) -> str:
         workload, replicas = MIX[self.next % len(MIX)]
+        replicas = min(replicas, self.max_replicas)
         self.next += 1
         inputs = [self.data["dataset"]]
         assets: list[str] = []

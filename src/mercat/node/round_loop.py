@@ -136,6 +136,7 @@ class RoundLoop:
         self.next_round = 1
         self.state = "starting"
         self.error: str | None = None
+        self.failures = 0  # times in a row the next round failed (a retry may succeed)
         self._thread: threading.Thread | None = None
 
     # --- life cycle ------------------------------------------------------------------------
@@ -158,6 +159,7 @@ class RoundLoop:
             "grace_ms": s.timing.grace_ms, "no_deadline_ms": s.timing.no_deadline_ms,
             "attest_seconds": s.attest_seconds,
             "admission": self.plan.admission is not None, "error": self.error,
+            "failures": self.failures,
         }  # fmt: skip
 
     def _sleep(self, seconds: float) -> None:
@@ -185,10 +187,12 @@ class RoundLoop:
                 started = time.monotonic()
                 self.run_one(self.next_round)
                 self.next_round += 1
+                self.failures = 0
                 self._sleep(self.settings.round_seconds - (time.monotonic() - started))
             except Exception as exc:  # a round that fails must not end the market
                 log.exception("round %s failed", self.next_round)
                 self.error = f"round {self.next_round}: {type(exc).__name__}: {exc}"
+                self.failures += 1
                 self._sleep(1.0)
         self.state = "stopped"
 
