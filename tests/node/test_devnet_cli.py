@@ -51,8 +51,14 @@ def test_devnet_up_settles_every_task_and_audits_clean():
     assert tasks["settled"] == tasks["claimed_by_every_server"] == tasks["attested_by_a_quorum"]
     assert report["audit"]["ok"] and report["audit"]["problems"] == []
     assert [r["phase"] for r in report["rounds"]] == ["closed", "closed"]
-    assert len(report["agents"]) == 2 and all(a["replicas"] for a in report["agents"])
-    assert all(o["reported"] == tasks["settled"] for o in report["oracles"])
+    # every task ran in an agent process (which agents got tasks is the clearing's choice)
+    assert len(report["agents"]) == 2
+    assert sum(a["replicas"] for a in report["agents"]) >= tasks["opened"]
+    # Each task settles once a quorum (2 of 3) agrees: the third oracle's report may come
+    # after that, or never if it was still checking the task when it settled.
+    reported = [o["reported"] for o in report["oracles"]]
+    assert all(n <= tasks["settled"] for n in reported), reported
+    assert sum(reported) >= report["setup"]["quorum"] * tasks["settled"], reported
     verified = sum(r["outputs_verified"] for r in report["requesters"])
     assert verified == tasks["paid"]  # every paid output fetched and checked by its requester
     assert report["stopped_by"] is None and report["workdir"] is None
