@@ -389,3 +389,33 @@ class UnknownEndpointError(MercatError, LookupError):
 
 class InternalError(MercatError):
     """The node failed on a request for a reason of its own (a bug); it was logged."""
+
+
+# --- workloads, agents, oracles and the devnet (src/mercat/workloads/, src/mercat/node/) --
+
+
+class WorkloadError(MercatError):
+    """A workload that could not run or produced nothing usable (src/mercat/workloads/)."""
+
+
+class InvalidWorkloadError(WorkloadError, ValueError):
+    """A workload spec or input the workload refuses: an unknown workload, a parameter out of
+    its bounds, inputs of the wrong kind or shape, an archive that breaks its format."""
+
+
+class SandboxError(WorkloadError):
+    """A sandboxed run that did not finish: killed at its time or memory limit, crashed, or
+    wrote more output than allowed. `reason` says which."""
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NodeUnavailableError(MercatError):
+    """A node that cannot be reached, or that answered something that is not its API."""
+
+
+class DevnetError(MercatError):
+    """A local devnet that could not start or run (a child that exited, a node that never
+    came up)."""

@@ -53,8 +53,10 @@ def node_schema(tmp_path_factory):
     # Generous rates: the generated requests all come from one address, and a 429 would
     # only hide what an endpoint does with the input. A short time limit: a generated job
     # that would run long (a privacy check over 10^5 sampled rounds) ends as a documented
-    # 504 before the test client's 10 s read timeout.
-    limits = NodeLimits(client_rate=1e6, client_burst=1_000_000, work_seconds=5)
+    # 504 before the test client's 10 s read timeout. Event streams end after 0.2 s (the
+    # client reads a stream to its end: at the default 300 s, 30 of them take hours).
+    limits = NodeLimits(client_rate=1e6, client_burst=1_000_000, work_seconds=5,
+                        event_stream_seconds=0.2)  # fmt: skip
     return schemathesis.openapi.from_asgi(
         "/openapi.json", create_app(url, root / "store", limits=limits)
     )

@@ -16,15 +16,19 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mercat.cli import (
+    agent,
     auctioneer,
     clearing,
+    devnet,
     incentives,
     ledger,
     market,
+    oracle,
     posted_price,
     pricing,
     privacy,
     reproduce,
+    request,
     serve,
     simulate,
     storage,
@@ -104,6 +108,10 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(storage.app, name="storage")
 app.add_typer(serve.app)  # mercat serve
 app.add_typer(pricing.app)  # mercat price
+app.add_typer(agent.app)  # mercat agent
+app.add_typer(oracle.app)  # mercat oracle
+app.add_typer(request.app, name="request")
+app.add_typer(devnet.app, name="devnet")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`mercat serve`: run a marketplace node's HTTP API (FastAPI on uvicorn)."""
+"""`mercat serve`: run a marketplace node's HTTP API (FastAPI on uvicorn), and with the
+operator's key, the market's round loop beside it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from pathlib import Path
 
 import typer
+
+from mercat.cli.clearing import mechanism_options
 
 app = typer.Typer()
 
@@ -32,12 +35,47 @@ def serve(
         help="KEY=VALUE: one of the node's limits (docs/service.md, 'What protects the "
         "node'), e.g. --limit workers=4 --limit store_quota_bytes=50GB. Repeat for each.",
     ),
+    board: Path | None = typer.Option(
+        None,
+        help="SQLite file of the live market's task board (claims, reports, round history, "
+        "events); default: in memory. A node that runs the round loop should keep one, so "
+        "that a restart resumes where it stopped.",
+    ),
+    operator_key: Path | None = typer.Option(
+        None,
+        help="The ledger operator's key file, or - to read it from standard input: the node "
+        "then runs the market's round loop (docs/devnet.md).",
+    ),
+    mechanism: str = typer.Option("optimal", help="The round loop's clearing mechanism."),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", help="Mechanism option KEY=VALUE (repeatable)."
+    ),
+    round_seconds: float = typer.Option(
+        5.0, min=0.0, help="The least time from one round's start to the next's."
+    ),
+    until_round: int | None = typer.Option(
+        None, min=1, help="Open no round after this one (settlement goes on)."
+    ),
+    grace_ms: int = typer.Option(
+        2000, min=0, max=3_600_000, help="Claims count until the SLA deadline plus this."
+    ),
+    attest_seconds: float = typer.Option(
+        30.0, min=0.0, max=3600.0, help="How long a round waits for its oracles' quorum."
+    ),
+    admission: bool = typer.Option(
+        True, help="Stake-weighted admission where the ledger's rule weighs by stake."
+    ),
+    seed: int = typer.Option(0, min=0, help="Round r draws from default_rng([seed, r])."),
 ) -> None:
-    """Serve the ledger, the content store, clearing and the privacy check over HTTP."""
+    """Serve the ledger, the content store, the live market, clearing and the privacy check
+    over HTTP; with --operator-key, run the market's rounds too."""
     import uvicorn
 
+    from mercat.clearing import registry
     from mercat.node.app import create_app
     from mercat.node.limits import NodeLimits
+    from mercat.node.round_loop import LoopSettings
+    from mercat.node.sla import Timing
 
     limits = NodeLimits.from_settings(limit)
     url = ledger or os.environ.get("MERCAT_LEDGER_URL")
@@ -49,8 +87,19 @@ def serve(
         if store is not None:
             raise InvalidParameterError("give --store or --ipfs-api, not both")
         root = KuboStore(ipfs_api)
-    # A bad ledger URL, store path or limit fails here, before listening.
-    node = create_app(url, root, limits=limits)
+    operator = settings = None
+    if operator_key is not None:
+        from mercat.cli._keys import read_key
+
+        operator = read_key(operator_key, "--operator-key")
+        options = mechanism_options(registry.get(mechanism), list(option))
+        settings = LoopSettings(
+            mechanism=mechanism, options=options, round_seconds=round_seconds,
+            until_round=until_round, timing=Timing(grace_ms=grace_ms),
+            attest_seconds=attest_seconds, admission=admission, seed=seed,
+        )  # fmt: skip
+    # A bad ledger URL, store path, limit or operator key fails here, before listening.
+    node = create_app(url, root, limits=limits, board=board, operator=operator, market=settings)
     uvicorn.run(
         node,
         host=host,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -80,7 +80,7 @@ from mercat.ledger.store import (
 )
 from mercat.ledger.verify import VerifyReport, stored_int, verify_ledger
 from mercat.oracle.economics import SettledTask
-from mercat.oracle.report import SignedReport
+from mercat.oracle.report import OracleReport, SignedReport
 from mercat.runtime.records import RequestRecord
 from mercat.runtime.terms import MAX_INT, Offer
 
@@ -490,11 +490,25 @@ class Ledger:
         with self.engine.connect() as connection:
             return [(str(r), str(o)) for r, o in connection.execute(query)]
 
-    def request_records(self, status: str | None = None) -> list[RequestRecord]:
-        """Every request with its signed terms and life cycle, in posting order."""
+    def request_records(
+        self,
+        status: str | None = None,
+        *,
+        owner: str | None = None,
+        ids: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RequestRecord]:
+        """Requests with their signed terms and life cycle, in posting order: every one, or
+        those with `status`, of `owner`, among `ids` (at most 4000), the first `limit`."""
         query = select(s.requests).order_by(s.requests.c.entry_id, s.requests.c.id)
         if status is not None:
             query = query.where(s.requests.c.status == status)
+        if owner is not None:
+            query = query.where(s.requests.c.owner == owner)
+        if ids is not None:
+            query = query.where(s.requests.c.id.in_(sorted(set(ids))[:4000]))
+        if limit is not None:
+            query = query.limit(limit)
         with self.engine.connect() as connection:
             return [request_record(row) for row in connection.execute(query)]
 
@@ -576,6 +590,31 @@ class Ledger:
             )
             for r in rows
         ]  # fmt: skip
+
+    def oracle_reports(
+        self, round_: int, tasks: Collection[str] | None = None, status: str | None = None
+    ) -> list[tuple[SignedReport, str]]:
+        """The signed oracle reports the ledger holds for tasks of `round_` (all of its
+        tasks, or those named), each with its status: `pending` (relayed, not yet settled),
+        `agree` / `disagree` (with the settled verdict) or `late` (after settlement)."""
+        query = select(s.oracle_reports).where(s.oracle_reports.c.round == round_)
+        if status is not None:
+            query = query.where(s.oracle_reports.c.status == status)
+        names = None if tasks is None else sorted(set(tasks))
+        out: list[tuple[SignedReport, str]] = []
+        with self.engine.connect() as connection:
+            for start in range(0, 1 if names is None else len(names), 4000):
+                part = query
+                if names is not None:
+                    part = query.where(s.oracle_reports.c.task.in_(names[start : start + 4000]))
+                for row in connection.execute(part.order_by(s.oracle_reports.c.task)):
+                    report = OracleReport(
+                        int(row.round), row.task, bool(row.success), bool(row.sla_met),
+                        int(row.latency_ms), row.digest, self.config.ledger_id,
+                    )  # fmt: skip
+                    signed = SignedReport(report, row.oracle, bytes.fromhex(row.signature))
+                    out.append((signed, str(row.status)))
+        return out
 
     def settled_tasks(self) -> list[SettledTask]:
         """Every settled task with its payments and report count (for eq. 2-3)."""

@@ -7,6 +7,13 @@ and payments), over the parts mercat already has.
   so the HTTP layer adds no trust.
 - `/storage/...`: put and get content by CID, and blocks one at a time, each checked against
   its hash (a peer can mirror a node's store over this API and check every byte).
+- `/market/...`: the live market (`mercat.node.market_api`): tasks by assignee and by
+  requester, providers' signed outcome claims, oracles' signed reports, requests, the round
+  history, the order book, providers' stakes and failure rates, the event stream (SSE);
+  `/dashboard` shows it in a browser (`mercat.node.dashboard`). Started with the
+  operator's key, the node also runs the market's round loop (`mercat.node.round_loop`):
+  the one key it holds is the operator's, and it signs only what the ledger lets an
+  operator sign (rounds, tasks within owners' terms, settlements on oracles' reports).
 - `/clearing/{mechanism}`: clear a market (docs/market-format.md) with any registered
   mechanism; the answer is `mercat clear --json`'s.
 - `/privacy/check`: seed 002's Alg. 2.
@@ -35,13 +42,16 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from mercat import errors as e
+from mercat.identity import Keypair
 from mercat.jsonable import jsonable
-from mercat.node import http_errors, jobs
+from mercat.node import dashboard, http_errors, jobs, market_api
 from mercat.node import schemas as api
+from mercat.node.board import TaskBoard
 from mercat.node.guard import NodeGuard
 from mercat.node.http_errors import EVERY_ENDPOINT, documented
 from mercat.node.limits import AccountOpenings, Clock, NodeLimits, client_key
 from mercat.node.quota import StoreQuota, Unmetered
+from mercat.node.round_loop import LoopSettings, RoundLoop
 from mercat.node.workers import WorkerPool
 
 SPOOL_BYTES = 8 << 20  # uploads above this go to a temporary file, not memory
@@ -54,12 +64,20 @@ def create_app(
     *,
     limits: NodeLimits | None = None,
     clock: Clock = time.monotonic,
+    board: pathlib.Path | str | None = None,
+    operator: Keypair | None = None,
+    market: LoopSettings | None = None,
 ) -> FastAPI:
     """A node serving the ledger at `ledger_url` and the content store at `store_root` (a
     directory, or a store object such as `mercat.storage.kubo.KuboStore`); either may be
     None, and its endpoints then answer 404 saying the node has none. `limits`: what the
     node allows (`NodeLimits()` by default); `clock`: the rate limits' time (tests drive
-    it)."""
+    it).
+
+    The live market (`/market/...`, the dashboard) keeps its task board in the SQLite file
+    `board` (in memory if None). With the operator's key (`operator`), the node runs the
+    market's round loop (`mercat.node.round_loop`) with `market`'s settings while it
+    serves."""
     from mercat import __version__
 
     limits = NodeLimits() if limits is None else limits
@@ -68,6 +86,13 @@ def create_app(
         from mercat.ledger import Ledger
 
         ledger = Ledger(ledger_url)
+    if operator is not None and ledger is None:
+        raise e.InvalidParameterError("a round loop needs a ledger (--ledger URL)")
+    if operator is not None and ledger is not None and operator.public != ledger.config.operator:
+        ledger.close()
+        raise e.UnknownAccountError("the operator key given is not this ledger's operator")
+    task_board = TaskBoard(board)
+    loop: RoundLoop | None = None
     store = quota = None
     if store_root is not None:
         from mercat.storage.content import BlockContent
@@ -85,12 +110,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal loop
+        if operator is not None and ledger is not None:
+            loop = RoundLoop(ledger, operator, task_board, market or LoopSettings())
+            app.state.loop = loop
+            loop.start()
         try:
             yield
         finally:
+            if loop is not None:
+                await to_thread.run_sync(loop.close)  # the stage in progress ends first
             pool.close()  # a solve in progress is killed, not waited for
             if ledger is not None:
                 ledger.close()
+            task_board.close()
 
     app = FastAPI(
         title="mercat marketplace node",
@@ -99,6 +132,7 @@ def create_app(
         responses=documented(*EVERY_ENDPOINT),
     )
     app.state.limits, app.state.pool, app.state.quota = limits, pool, quota
+    app.state.board, app.state.loop = task_board, None
     http_errors.install(app)
     app.add_middleware(NodeGuard, limits=limits, router=app.router, clock=clock)
 
@@ -290,6 +324,11 @@ def create_app(
     def get_block(cid: str) -> Response:
         source, _ = need_store()
         return Response(source.read_block(cid), media_type="application/octet-stream")
+
+    # --- the live market and its dashboard ------------------------------------------------
+
+    market_api.install(app, need_ledger, need_store, task_board, limits, lambda: loop)
+    dashboard.install(app)
 
     # --- clearing and privacy --------------------------------------------------------------
 

@@ -66,6 +66,10 @@ class NodeLimits:
     market_makers: int = 16  # the most market-makers a posted-price clearing may run
     # Reading.
     journal_page: int = 1000  # the most journal entries one GET returns
+    task_page: int = 1000  # the most tasks, rounds, requests or events one GET returns
+    # The live market's event stream (server-sent events): each stream holds a request slot.
+    event_streams: int = 8  # streams open at once; above it: 503
+    event_stream_seconds: float = 300.0  # a stream then ends; the client reconnects
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -1,0 +1,278 @@
+"""A provider agent: the process that puts a provider's assets on the market and runs the
+tasks the market gives them (`mercat agent`).
+
+It holds its owner's key (and no other) and talks to one node over HTTP:
+
+1. **register**: opens its account if it has none, stakes each asset it does not have yet
+   (`AddAsset`) and signs its offer (`PostOffer`: capacity, capabilities, fixed cost, unit
+   costs; a model or dataset asset also uploads its content and offers it by CID);
+2. **work**: polls the tasks assigned to its servers (`GET /market/tasks?assignee=KEY`),
+   and for each replica it owes, fetches the inputs by CID (each re-hashed against its
+   CID), runs the workload in the sandbox (`mercat.workloads.sandbox`: a child process
+   with time, memory and output limits, killed on timeout; as many at once as its servers
+   promise capacity, up to `MAX_WORKERS`), stores the output by CID and
+   sends a signed outcome claim (`mercat.node.claims`): success or failure, the output's
+   CID, the run's time;
+3. a fedavg task is first held to its privacy budget (Alg. 2 on the request's own
+   parameters): a task that would overspend is refused with that reason, not run.
+
+**Failure injection** (what a devnet needs to show seed 000 at work), per server, drawn
+independently for each replica from a generator seeded by (seed, round, task, server), so
+a run is reproducible: `failure_rate` (F_a: the workload process dies mid-task and the
+claim says so), `slow_rate` (the claim arrives after the SLA deadline), `wrong_rate` (the
+output is altered slightly: replicas and the oracles' re-execution catch it, a single
+unsampled replica does not).
+
+The agent keeps no state of its own: after a restart it reads which replicas it has
+claimed from the node and carries on with the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mercat import errors as e
+from mercat import validation as check
+from mercat.identity import Keypair
+from mercat.ledger import messages as m
+from mercat.node.claims import OutcomeClaim, SignedClaim
+from mercat.node.client import NodeClient
+from mercat.runtime.terms import Offer
+from mercat.workloads import sandbox
+from mercat.workloads.spec import parse as parse_workload
+
+log = logging.getLogger("mercat.agent")
+MAX_INPUT_BYTES = 64 << 20
+MAX_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """A server the agent offers and runs tasks on, with its failure injection."""
+
+    asset: str
+    stake: int  # base units
+    capacity: dict[str, int] = field(default_factory=lambda: {"cpu": 2})
+    cost: int = 0  # base units per round it is used
+    unit_costs: dict[str, int] = field(default_factory=dict)  # base units per unit served
+    capabilities: tuple[str, ...] = ()
+    failure_rate: float = 0.0
+    slow_rate: float = 0.0
+    wrong_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("failure_rate", "slow_rate", "wrong_rate"):
+            check.probability(f"{self.asset} {name}", getattr(self, name))
+
+    def offer(self) -> Offer:
+        return Offer(self.asset, "server", self.capacity, self.capabilities, self.cost,
+                     self.unit_costs)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ContentSpec:
+    """A model or dataset the agent offers: its content goes to the store, the offer names
+    it by CID, and requests that name the CID bind (and pay) the asset."""
+
+    asset: str
+    kind: str
+    stake: int
+    cost: int
+    content: bytes
+
+
+@dataclass
+class AgentStats:
+    replicas: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    injected_failures: int = 0
+    injected_slow: int = 0
+    injected_wrong: int = 0
+    refused_privacy: int = 0
+    seconds_running: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class ProviderAgent:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        node: NodeClient,
+        key: Keypair,
+        servers: Sequence[ServerSpec],
+        content: Sequence[ContentSpec] = (),
+        *,
+        seed: int = 0,
+        limits: sandbox.Limits | None = None,
+        workers: int | None = None,
+        poll_seconds: float = 0.25,
+        workdir: str | None = None,
+    ) -> None:
+        self.node = node
+        self.key = key
+        self.servers = {s.asset: s for s in servers}
+        self.content = tuple(content)
+        self.seed = seed
+        self.limits = limits or sandbox.Limits()
+        # As many replicas at once as the servers promise to take in a round (the most units
+        # of any resource each offers), at most MAX_WORKERS.
+        promised = sum(max(s.capacity.values(), default=1) for s in servers)
+        self.workers = check.integer("workers", workers or min(MAX_WORKERS, promised), 1)
+        self.sandbox = sandbox.Sandbox(self.limits, workdir)
+        self.poll_seconds = poll_seconds
+        self.workdir = workdir
+        self.stats = AgentStats()
+        self._started: set[tuple[int, str, str]] = set()
+        self._lock = threading.Lock()
+        self.grace_ms = 2_000
+
+    # --- registration ----------------------------------------------------------------------
+
+    def register(self) -> dict[str, str]:
+        """Account, stakes and offers (module docstring); asset -> its status."""
+        node, key = self.node, self.key
+        self.sandbox.start()  # its zygote imports numpy while the agent registers
+        if not node.has_account(key.public):
+            node.submit(key, m.OpenAccount())
+        mine = {a["id"]: a for a in node.get_json("/ledger/assets") if a["owner"] == key.public}
+        offers = node.get_json("/ledger/offers")
+        wanted: list[tuple[str, int, Offer]] = [(s.asset, s.stake, s.offer())
+                                                for s in self.servers.values()]  # fmt: skip
+        for c in self.content:
+            cid = node.put(c.content)
+            wanted.append((c.asset, c.stake, Offer(c.asset, c.kind, cost=c.cost, cid=cid)))  # type: ignore[arg-type]
+        status = {}
+        for asset, stake, offer in wanted:
+            if asset not in mine:
+                node.submit(key, m.AddAsset(asset=asset, stake=stake))
+            elif mine[asset]["status"] != "active":
+                status[asset] = mine[asset]["status"]
+                continue
+            if offers.get(asset) != offer.to_wire():
+                node.submit(key, m.PostOffer(offer=offer))
+            status[asset] = "active"
+        self.grace_ms = int(node.market_info()["grace_ms"])
+        return status
+
+    # --- work ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> AgentStats:
+        """Poll for owed replicas and run them until `stop` is set."""
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="replica")
+        try:
+            while not stop.is_set():
+                try:
+                    listing = self.node.tasks(assignee=self.key.public, status="open", limit=500)
+                except e.MercatError as exc:
+                    self._note(f"listing tasks: {exc}")
+                    stop.wait(1.0)
+                    continue
+                offset = listing["now_ms"] - time.time() * 1000
+                for task in listing["tasks"]:
+                    for asset in self.owed(task):
+                        pool.submit(self._guarded, task, asset, offset)
+                stop.wait(self.poll_seconds)
+        finally:
+            # Replicas not started are dropped; one running is killed with its zygote: its
+            # task fails its SLA, as a provider that left would.
+            pool.shutdown(wait=False, cancel_futures=True)
+            self.sandbox.close()
+        return self.stats
+
+    def owed(self, task: dict[str, Any]) -> list[str]:
+        """This agent's servers bound to the task that have not claimed (nor started)."""
+        claimed = {c["asset"] for c in task["claims"]}
+        out = []
+        for a in task["assets"]:
+            key = (task["round"], task["task"], a["asset"])
+            if a["kind"] != "server" or a["asset"] not in self.servers or a["asset"] in claimed:
+                continue
+            with self._lock:
+                if key in self._started:
+                    continue
+                self._started.add(key)
+            out.append(a["asset"])
+        return out
+
+    def _guarded(self, task: dict[str, Any], asset: str, offset_ms: float) -> None:
+        try:
+            self.work(task, asset, offset_ms)
+        except Exception as exc:  # a worker thread must never die silently
+            log.exception("replica %s/%s on %s", task["round"], task["task"], asset)
+            self._note(f"{task['task']} on {asset}: {type(exc).__name__}: {exc}")
+
+    def _note(self, text: str) -> None:
+        with self._lock:
+            if len(self.stats.errors) < 50:
+                self.stats.errors.append(text[:300])
+
+    def injections(self, task: dict[str, Any], asset: str) -> tuple[bool, bool, bool]:
+        """(crash, slow, wrong) for this replica (module docstring)."""
+        spec = self.servers[asset]
+        rng = np.random.default_rng(
+            [
+                self.seed,
+                task["round"],
+                zlib.crc32(task["task"].encode()),
+                zlib.crc32(asset.encode()),
+            ]
+        )
+        crash, slow, wrong = rng.random(3)
+        return (bool(crash < spec.failure_rate), bool(slow < spec.slow_rate),
+                bool(wrong < spec.wrong_rate))  # fmt: skip
+
+    def work(self, task: dict[str, Any], asset: str, offset_ms: float = 0.0) -> SignedClaim:
+        """Run one replica and send its claim (module docstring)."""
+        crash, slow, wrong = self.injections(task, asset)
+        started = time.perf_counter()
+        output: str | None = None
+        error = ""
+        try:
+            spec = parse_workload(task["workload"])
+            if spec.name == "fedavg":
+                from mercat.workloads.federated import privacy_check
+
+                verdict = privacy_check(spec)
+                if not verdict.compliant:
+                    with self._lock:
+                        self.stats.refused_privacy += 1
+                    raise e.InvalidWorkloadError(
+                        f"Alg. 2: this round spends ε = {verdict.epsilon_actual:.3f} > "
+                        f"{verdict.epsilon_budget:g}; privacy parameters need adjustment"
+                    )
+            inputs = [self.node.get(cid, MAX_INPUT_BYTES) for cid in task["inputs"]]
+            run = self.sandbox.run(task["workload"], inputs, crash=crash, corrupt=wrong)
+            output = self.node.put(run.output)
+        except (e.WorkloadError, e.StorageError, e.NodeUnavailableError) as exc:
+            error = str(exc)[:200].encode("ascii", "replace").decode()
+        run_ms = int((time.perf_counter() - started) * 1000)
+        if slow:  # arrive after the deadline, before the cutoff: late, not missing
+            deadline = task["opened_ms"] + task["deadline_ms"] + min(self.grace_ms // 2, 500)
+            time.sleep(max(0.0, (deadline - (time.time() * 1000 + offset_ms)) / 1000))
+        claim = OutcomeClaim(self.node.ledger_id, task["round"], task["task"], asset,
+                             output is not None, output, run_ms, error)  # fmt: skip
+        signed = SignedClaim.sign(claim, self.key)
+        # AlreadyExistsError: sent before a restart, or the task settled meanwhile
+        with contextlib.suppress(e.AlreadyExistsError):
+            self.node.claim(signed)
+        with self._lock:
+            self.stats.replicas += 1
+            self.stats.succeeded += output is not None
+            self.stats.failed += output is None
+            self.stats.injected_failures += crash
+            self.stats.injected_slow += slow
+            self.stats.injected_wrong += wrong
+            self.stats.seconds_running += run_ms / 1000
+        return signed

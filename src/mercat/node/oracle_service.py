@@ -1,0 +1,198 @@
+"""An oracle service: watches a node's open tasks, checks each one's SLA, signs a report and
+sends it to the node (`mercat oracle`). The node settles a task once a quorum of the
+ledger's oracles agrees (seed 002: oracles verify SLA compliance and report on chain).
+
+For each open task it has not reported on, once the task is complete or past its cutoff
+(`mercat.node.sla`, on the node's clock):
+
+1. the claims decide success, the SLA (latency within the deadline) and the output CID, the
+   same way for every oracle: a missing replica, a failed one, or replicas that disagree
+   fail the task;
+2. a successful output is fetched from the store and re-hashed against its CID (the client
+   does), and must be the workload's kind of output (a model, a dataset, predictions);
+3. a fedavg task is held to its privacy budget (Alg. 2 on the request's parameters);
+4. on a sampled share of tasks (`sample_rate`), the oracle re-executes the workload in its
+   own sandbox and compares the output byte for byte (by CID). Which tasks are sampled is
+   decided by a hash of (a secret the market's oracles share, ledger, round, task): every
+   honest oracle samples the same tasks, and a provider cannot tell in advance which of
+   its outputs will be checked;
+5. it signs the report (`OracleReport`, bound to the ledger) and sends it to the node.
+
+Behaviours for tests and devnets: `honest`; `liar` (reports the opposite of what it found:
+the quorum must outvote it); `silent` (never reports: a minority going silent must not stop
+settlement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mercat import errors as e
+from mercat import validation as check
+from mercat.identity import Keypair
+from mercat.node.client import NodeClient
+from mercat.node.sla import Judgement, Timing, judge
+from mercat.oracle.report import OracleReport, SignedReport
+from mercat.workloads import archive, sandbox
+from mercat.workloads.spec import parse as parse_workload
+
+log = logging.getLogger("mercat.oracle")
+Behaviour = Literal["honest", "liar", "silent"]
+BEHAVIOURS = ("honest", "liar", "silent")
+OUTPUT_KIND = {"preprocess": "dataset", "infer": "predictions"}  # every other: a model
+MAX_OUTPUT_BYTES = 64 << 20
+
+
+@dataclass
+class OracleStats:
+    reported: int = 0
+    success: int = 0
+    failure: int = 0
+    re_executed: int = 0
+    caught: int = 0  # outputs that failed a check the claims alone passed
+    errors: list[str] = field(default_factory=list)
+
+
+def sampled(secret: bytes, ledger: str, round_: int, task: str, rate: float) -> bool:
+    """Whether this task is one the oracles re-execute (module docstring, 4)."""
+    digest = hashlib.sha256(secret + f"|{ledger}|{round_}|{task}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < rate * 2**64
+
+
+class OracleService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        node: NodeClient,
+        key: Keypair,
+        *,
+        behaviour: Behaviour = "honest",
+        sample_rate: float = 0.25,
+        secret: bytes | None = None,
+        limits: sandbox.Limits | None = None,
+        poll_seconds: float = 0.25,
+        workdir: str | None = None,
+    ) -> None:
+        self.node = node
+        self.key = key
+        self.behaviour = check.choice("behaviour", behaviour, BEHAVIOURS)
+        self.sample_rate = float(check.probability("sample rate", sample_rate))
+        self.secret = secrets.token_bytes(32) if secret is None else secret
+        self.limits = limits or sandbox.Limits()
+        self.sandbox = sandbox.Sandbox(self.limits, workdir)
+        self.poll_seconds = poll_seconds
+        self.workdir = workdir
+        self.stats = OracleStats()
+        self._done: set[tuple[int, str]] = set()
+
+    def run(self, stop: threading.Event) -> OracleStats:
+        try:
+            if self.sample_rate > 0:
+                self.sandbox.start()  # ready before the first sampled task
+            return self._run(stop)
+        finally:
+            self.sandbox.close()
+
+    def _run(self, stop: threading.Event) -> OracleStats:
+        timing: Timing | None = None
+        while not stop.is_set():
+            try:
+                if timing is None:
+                    info = self.node.market_info()
+                    timing = Timing(int(info["grace_ms"]), int(info["no_deadline_ms"]))
+                self.pass_once(timing, stop)
+            except e.MercatError as exc:
+                self._note(f"{type(exc).__name__}: {exc}")
+                stop.wait(1.0)
+                continue
+            stop.wait(self.poll_seconds)
+        return self.stats
+
+    def pass_once(self, timing: Timing, stop: threading.Event | None = None) -> int:
+        """Report on every open task that is ready; how many reports were sent."""
+        listing = self.node.tasks(status="open", limit=1000)
+        sent = 0
+        for task in sorted(listing["tasks"], key=lambda t: (t["round"], t["task"])):
+            key = (task["round"], task["task"])
+            if key in self._done or self.key.public in task["reported_by"]:
+                continue
+            if stop is not None and stop.is_set():
+                break
+            servers = [a["asset"] for a in task["assets"] if a["kind"] == "server"]
+            claims = {c["asset"]: (c["success"], c["output"], c["received_ms"])
+                      for c in task["claims"]}  # fmt: skip
+            judgement = judge(servers, claims, task["opened_ms"], task["deadline_ms"], timing,
+                              listing["now_ms"])  # fmt: skip
+            if judgement is None:
+                continue
+            if self.behaviour == "silent":
+                self._done.add(key)
+                continue
+            # A node that cannot be reached now raises out of this pass: the task is not
+            # marked done, and the next pass judges it again (the same way).
+            report = self.verify(task, judgement)
+            if self.behaviour == "liar":
+                report = lie(report, judgement)
+            try:
+                self.node.report(SignedReport.sign(report, self.key))
+            except e.AlreadyExistsError:  # sent before, by this oracle before a restart
+                self._done.add(key)
+                continue
+            self._done.add(key)
+            sent += 1
+            self.stats.reported += 1
+            self.stats.success += report.success
+            self.stats.failure += not report.success
+        return sent
+
+    def verify(self, task: dict[str, Any], judged: Judgement) -> OracleReport:
+        """The honest report on a judged task (module docstring, 1-4)."""
+        ledger = self.node.ledger_id
+        failure = OracleReport(task["round"], task["task"], False, False, judged.latency_ms,
+                               None, ledger)  # fmt: skip
+        if not judged.success:
+            return failure
+        assert judged.output is not None
+        try:
+            spec = parse_workload(task["workload"])
+            output = self.node.get(judged.output, MAX_OUTPUT_BYTES)
+            kind, _ = archive.load(output)
+            if kind != OUTPUT_KIND.get(spec.name, "model"):
+                raise e.InvalidWorkloadError(f"{spec.name} returned a {kind}")
+            if spec.name == "fedavg":
+                from mercat.workloads.federated import privacy_check
+
+                if not privacy_check(spec).compliant:
+                    raise e.InvalidWorkloadError("the round exceeds its privacy budget (Alg. 2)")
+            if sampled(self.secret, ledger, task["round"], task["task"], self.sample_rate):
+                self.stats.re_executed += 1
+                inputs = [self.node.get(cid, MAX_OUTPUT_BYTES) for cid in task["inputs"]]
+                again = self.sandbox.run(task["workload"], inputs)
+                if again.output != output:
+                    raise e.InvalidWorkloadError("re-execution gives another output")
+        except (e.WorkloadError, e.StorageError) as exc:
+            self.stats.caught += 1
+            log.info("task %s/%s fails its check: %s", task["round"], task["task"], exc)
+            return failure
+        return OracleReport(task["round"], task["task"], True, judged.sla_met,
+                            judged.latency_ms, judged.output, ledger)  # fmt: skip
+
+    def _note(self, text: str) -> None:
+        if len(self.stats.errors) < 50:
+            self.stats.errors.append(text[:300])
+
+
+def lie(report: OracleReport, judged: Judgement) -> OracleReport:
+    """The opposite verdict: a failed task reported as a success on time with the claimed
+    output, a success reported as a failure."""
+    if report.success:
+        return OracleReport(report.round, report.task, False, False, report.latency_ms, None,
+                            report.ledger)  # fmt: skip
+    return OracleReport(report.round, report.task, True, True, report.latency_ms,
+                        judged.output, report.ledger)  # fmt: skip

@@ -1,0 +1,277 @@
+"""A requester: submits workloads with their terms, watches them, fetches the results
+(`mercat request`), and the devnet's load of requesters (`RequesterLoad`).
+
+`Requester.submit` uploads the inputs (content by CID, each CID recomputed here), then
+posts the request, signed with the requester's key: its workload, inputs, bid
+(`max_price`, escrowed at once), demand per replica, replicas, SLA deadline and expiry.
+`watch` polls the node until the request is closed (every task settled) or expired;
+`result` fetches the output the oracles' quorum attested, re-hashed against its CID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mercat import errors as e
+from mercat.identity import Keypair
+from mercat.ledger import messages as m
+from mercat.node.client import NodeClient
+from mercat.runtime.terms import RequestTerms
+from mercat.workloads import archive, datasets
+from mercat.workloads.spec import parse as parse_workload
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a request ended: its status, and per task the verdict and output."""
+
+    request: str
+    status: str  # closed (served and settled), open (waiting), expired (closed unserved)
+    paid: bool
+    tasks: list[dict[str, Any]]
+    output: str | None  # the CID the oracles attested for a paid task
+
+
+class Requester:
+    def __init__(self, node: NodeClient, key: Keypair) -> None:
+        self.node = node
+        self.key = key
+
+    def ensure_account(self) -> None:
+        if not self.node.has_account(self.key.public):
+            self.node.submit(self.key, m.OpenAccount())
+
+    def submit(
+        self,
+        workload: str,
+        inputs: Sequence[bytes | str],
+        *,
+        max_price: int,
+        demand: Mapping[str, int] | None = None,
+        replicas: int = 1,
+        deadline_ms: int = 30_000,
+        expires_in: int = 3,
+        assets: Sequence[str] = (),
+        request: str | None = None,
+    ) -> str:
+        """Post a request (module docstring); its id. `inputs`: archives' bytes (uploaded)
+        or CIDs already in the store; `expires_in`: rounds after the current one."""
+        parse_workload(workload)  # refuse a bad workload before anything is uploaded
+        cids = [item if isinstance(item, str) else self.node.put(item) for item in inputs]
+        name = request or f"req-{secrets.token_hex(6)}"
+        round_now = self.node.round()
+        terms = RequestTerms(
+            name, max_price=max_price, demand=dict(demand or {"cpu": 1}), replicas=replicas,
+            assets=list(assets), inputs=cids, workload=workload, deadline_ms=deadline_ms,
+            expires=round_now + expires_in,
+        )  # fmt: skip
+        self.node.submit(self.key, m.PostRequest(terms=terms))
+        return name
+
+    def outcome(self, request: str) -> Outcome:
+        view = self.node.request_view(request)
+        tasks = view["tasks"]
+        settled = [t for t in tasks if t["verdict"] is not None]
+        paid = [t for t in settled if t["verdict"]["paid"]]
+        # a closed request that no task served expired (or was withdrawn) unserved
+        status = ("closed" if tasks else "expired") if view["status"] == "closed" else "open"
+        output = paid[0]["verdict"]["output"] if paid else None
+        return Outcome(request, status, bool(paid), tasks, output)
+
+    def watch(self, request: str, timeout: float = 300.0, poll: float = 0.5) -> Outcome:
+        """Poll until the request is closed, or `timeout` seconds pass (its state then)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            outcome = self.outcome(request)
+            if outcome.status != "open" or time.monotonic() > deadline:
+                return outcome
+            time.sleep(poll)
+
+    def result(self, outcome: Outcome) -> bytes:
+        """The attested output's bytes (checked against its CID)."""
+        if outcome.output is None:
+            raise e.ContentNotFoundError(f"request {outcome.request} has no attested output")
+        return self.node.get(outcome.output)
+
+    def withdraw(self, request: str) -> int:
+        """Close an open request; what came back from its escrow."""
+        receipt = self.node.submit(self.key, m.Refund(request=request))
+        return int(receipt["result"].get("refunded", 0))
+
+
+# --- the devnet's load --------------------------------------------------------------------
+
+FOLLOW_SECONDS = 5.0  # the longest a requester goes without looking at its requests
+
+# (workload, replicas) in the order the load cycles through them; fedavg and infer chain on
+# earlier results (the latest global model, the latest trained model).
+MIX: tuple[tuple[str, int], ...] = (
+    ("train-logreg", 1),
+    ("infer", 1),
+    ("preprocess", 1),
+    ("fedavg", 1),
+    ("train-mlp:steps=150", 2),
+    ("train-logreg:steps=100,l2=0.01", 2),
+)
+
+
+@dataclass
+class LoadStats:
+    posted: int = 0
+    closed: int = 0
+    paid: int = 0
+    failed: int = 0
+    expired: int = 0
+    withdrawn: int = 0
+    refunded: int = 0  # base units back from withdrawn requests
+    outputs_verified: int = 0
+    fedavg_rounds: int = 0
+    spent: int = 0  # base units charged for paid tasks
+    errors: list[str] = field(default_factory=list)
+
+
+class RequesterLoad:
+    """Posts `per_round` requests each time the ledger's round moves, until `until_round`;
+    follows them, verifies every attested output (fetched, re-hashed, of the workload's
+    kind), chains fedavg rounds and inference on its own earlier results, and on stop
+    withdraws what is still open."""
+
+    def __init__(
+        self,
+        requester: Requester,
+        *,
+        per_round: int = 2,
+        until_round: int | None = None,
+        seed: int = 0,
+        bid_per_unit: tuple[float, float] = (0.8, 2.0),
+        deadline_ms: int = 20_000,
+        model_cid: str | None = None,
+        poll_seconds: float = 0.5,
+        max_replicas: int = 16,
+    ) -> None:
+        self.requester = requester
+        self.node = requester.node
+        self.per_round = per_round
+        self.until_round = until_round
+        self.rng = np.random.default_rng(seed)
+        self.bid_per_unit = bid_per_unit
+        self.deadline_ms = deadline_ms
+        self.model_cid = model_cid  # a model asset offered by a provider, named by CID
+        self.poll_seconds = poll_seconds
+        # 1 where the mechanism clears one replica per request (seed 003's auctions)
+        self.max_replicas = max_replicas
+        self.stats = LoadStats()
+        self.pending: dict[str, str] = {}  # request -> workload
+        self.next = 0
+        self.seed = seed
+        self.data: dict[str, str] = {}
+        self.latest_model: str | None = None
+        self.global_model: str | None = None
+
+    def prepare(self) -> None:
+        self.requester.ensure_account()
+        self.data["dataset"] = self.node.put(datasets.classification(400, 8, self.seed))
+        self.data["federated"] = self.node.put(
+            datasets.classification(400, 8, self.seed + 1, clients=8)
+        )
+        self.data["model0"] = self.node.put(datasets.initial_model(8))
+        if self.model_cid is None:  # a model a provider offers, if any: requests name it
+            offers = self.node.get_json("/ledger/offers")
+            models = sorted(o["cid"] for o in offers.values() if o["kind"] == "model" and o["cid"])
+            self.model_cid = models[0] if models else None
+
+    def run(self, stop: threading.Event) -> LoadStats:
+        posted_for: int | None = None
+        followed_at = time.monotonic()
+        unit = int(self.node.ledger_info()["unit"])
+        while not stop.is_set():
+            try:
+                current = self.node.round()
+                if current != posted_for:
+                    # A request's fate changes when rounds do: look at them then (and now
+                    # and then besides), not on every poll.
+                    self.follow()
+                    followed_at = time.monotonic()
+                    if self.until_round is None or current < self.until_round:
+                        for _ in range(self.per_round):
+                            self.post(unit)
+                    posted_for = current
+                elif time.monotonic() - followed_at > FOLLOW_SECONDS:
+                    self.follow()
+                    followed_at = time.monotonic()
+            except e.MercatError as exc:
+                if len(self.stats.errors) < 50:
+                    self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            stop.wait(self.poll_seconds)
+        with contextlib.suppress(e.MercatError):
+            self.follow()  # what settled since the last look counts
+        self.withdraw_open()
+        return self.stats
+
+    def post(self, unit: int) -> str:
+        workload, replicas = MIX[self.next % len(MIX)]
+        replicas = min(replicas, self.max_replicas)
+        self.next += 1
+        inputs = [self.data["dataset"]]
+        assets: list[str] = []
+        if workload == "infer":
+            # every other inference uses the model a provider offers (binding its asset)
+            offered = self.model_cid if (self.next // len(MIX)) % 2 == 0 else None
+            model = offered or self.latest_model or self.data["model0"]
+            inputs.append(model)
+            if model == self.model_cid:
+                assets.append(model)  # binds (and pays) the provider's model asset
+        elif workload == "fedavg":
+            done = self.stats.fedavg_rounds
+            workload = f"fedavg:round={done + 1},seed={done}"
+            inputs = [self.data["federated"], self.global_model or self.data["model0"]]
+        low, high = self.bid_per_unit
+        price = int(float(self.rng.uniform(low, high)) * replicas * unit) + (unit if assets else 0)
+        name = self.requester.submit(workload, inputs, max_price=price, replicas=replicas,
+                                     deadline_ms=self.deadline_ms, assets=assets)  # fmt: skip
+        self.pending[name] = workload
+        self.stats.posted += 1
+        return name
+
+    def follow(self) -> None:
+        """Look at pending requests; verify and use what settled."""
+        for name, workload in list(self.pending.items()):
+            outcome = self.requester.outcome(name)
+            if outcome.status == "open":
+                continue
+            del self.pending[name]
+            if outcome.status == "expired":
+                self.stats.expired += 1
+                continue
+            self.stats.closed += 1
+            self.stats.spent += sum(t["charge"] for t in outcome.tasks
+                                    if t["verdict"] and t["verdict"]["paid"])  # fmt: skip
+            if not outcome.paid:
+                self.stats.failed += 1
+                continue
+            self.stats.paid += 1
+            kind, _ = archive.load(self.requester.result(outcome))
+            self.stats.outputs_verified += 1
+            name_of = workload.partition(":")[0]
+            if name_of.startswith("train-logreg") and kind == "model":
+                self.latest_model = outcome.output
+            if name_of == "fedavg":
+                self.global_model = outcome.output
+                self.stats.fedavg_rounds += 1
+
+    def withdraw_open(self) -> None:
+        for name in list(self.pending):
+            try:
+                self.stats.refunded += self.requester.withdraw(name)
+                self.stats.withdrawn += 1
+                self.pending.pop(name)
+            except e.MercatError:  # served meanwhile (assigned): it settles on its own
+                continue

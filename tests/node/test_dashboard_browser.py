@@ -1,0 +1,122 @@
+"""The dashboard in a real browser: Chromium (Debian's, `apt-get install chromium`) driven by
+Playwright watches a live market on loopback. The page is opened before any participant
+starts, so everything it ends up showing (rounds, prices, providers and their stakes, the
+order book's offers, the event stream) arrived while it was open. It loads nothing from
+anywhere but its node, logs no error, and its screenshot is drawn (charts with colour, not
+a blank page). Skipped, with the reason, where Playwright or Chromium cannot be had;
+`.ci/run` installs Chromium."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+
+import pytest
+
+from mercat.node.genesis import DevnetSetup
+from mercat.node.local_market import LocalMarket
+
+pytestmark = pytest.mark.slow
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')"
+)
+expect = sync_api.expect
+CHROMIUM = os.environ.get("MERCAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ROUNDS = 3
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        except sync_api.Error as exc:
+            pytest.skip(f"Chromium at {CHROMIUM} does not start: {str(exc).splitlines()[0]}")
+        yield chromium
+        chromium.close()
+
+
+def _text(page, selector: str) -> str:
+    return page.inner_text(selector).strip()
+
+
+def test_the_dashboard_shows_a_live_market_as_it_runs(browser, tmp_path):
+    setup = DevnetSetup(providers=2, servers_per_provider=1, oracles=3, requesters=2,
+                        rounds=ROUNDS, per_round=1, round_seconds=0.0, sample_rate=0.0,
+                        failure_prone=0.5, seed=5)  # fmt: skip
+    market = LocalMarket(setup, tmp_path / "market")
+    (tmp_path / "market").mkdir()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    requested, problems = [], []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    try:
+        market.start(participants=False)
+        page.goto(f"{market.url}/dashboard")
+        # The first poll: an idle market, and the event stream connected.
+        expect(page.locator("body")).to_have_attribute("data-updated", re.compile(r"\d+"),
+                                                        timeout=30_000)  # fmt: skip
+        assert _text(page, "#card-rounds") == "0"
+        assert page.locator("#rounds tbody tr").count() == 0
+        expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"), timeout=30_000)
+        market.start_participants()
+        # Everything after this line reaches the page while it stays open.
+        expect(page.locator("#loop-state")).to_have_text("done", timeout=300_000)
+        summary = market.client().summary()
+        polled = page.locator("body").get_attribute("data-updated")
+        # One more poll: the page holds the final state.
+        expect(page.locator("body")).not_to_have_attribute("data-updated", polled or "",
+                                                            timeout=30_000)  # fmt: skip
+        assert _text(page, "#card-rounds") == str(ROUNDS)
+        rounds, providers = market.client().rounds(), market.client().get_json("/market/providers")
+        settled, open_ = summary["tasks"]["settled"], summary["tasks"]["open"]
+        assert settled > 0 and open_ == 0
+        assert _text(page, "#card-tasks") == f"{settled} / {open_}"
+        assert _text(page, "#loop-state") == "done" and _text(page, "#round") == str(ROUNDS)
+        assert page.locator("#rounds tbody tr").count() == len(rounds) == ROUNDS
+        first = page.locator("#rounds tbody tr").first.locator("td")
+        assert first.nth(0).inner_text() == str(rounds[0]["round"])  # newest first
+        assert first.nth(1).inner_text() == "closed"
+        assert _text(page, "#card-price") != "–"
+        assert page.locator("#providers tbody tr").count() == len(providers)
+        stakes = page.locator("#providers tbody tr td:nth-child(5)").all_inner_texts()
+        assert all(s != "–" for s in stakes)
+        assert page.locator("#book-offers tbody tr").count() > 0
+        assert "%" in _text(page, "#card-sla")
+        # Events streamed in: every round's closing among them.
+        events = page.locator("#events li").all_inner_texts()
+        assert sum(e.startswith("round_closed") for e in events) == ROUNDS
+        assert any(e.startswith("task_settled") for e in events)
+        # The charts are drawn: a bar per round and the price line.
+        assert page.locator("#chart-prices rect").count() >= ROUNDS
+        assert page.locator("#chart-prices polyline").count() == 1
+        assert page.locator("#chart-flows rect").count() >= ROUNDS
+        shot = tmp_path / "dashboard.png"
+        page.screenshot(path=str(shot), full_page=True)
+        _assert_drawn(shot.read_bytes(), page.locator("#chart-prices").screenshot())
+    finally:
+        page.close()
+        market.close()
+    assert problems == []
+    assert requested and all(url.startswith(market.url + "/") for url in requested), requested
+
+
+def _assert_drawn(page_png: bytes, chart_png: bytes) -> None:
+    """The page's screenshot is a page (large, not one colour) and the price chart holds
+    the price line's and the bars' colours, not only the background and the grid."""
+    from PIL import Image
+
+    full = Image.open(io.BytesIO(page_png)).convert("RGB")
+    assert full.width == 1280 and full.height >= 900
+    assert len(full.getcolors(1 << 20) or []) > 50
+    chart = Image.open(io.BytesIO(chart_png)).convert("RGB")
+    colours = chart.getcolors(1 << 20) or []
+    saturated = sum(count for count, (r, g, b) in colours if max(r, g, b) - min(r, g, b) > 60)
+    assert saturated > 200, "the price chart has no coloured marks"

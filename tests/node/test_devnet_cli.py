@@ -1,0 +1,134 @@
+"""`mercat devnet up` as a user runs it: a market of processes that settles every task and
+audits clean; stopped by SIGTERM, it stops every child and leaves nothing in the temporary
+directory. The participant commands refuse bad input with one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mercat.cli import app
+
+MERCAT = [sys.executable, "-m", "mercat.cli"]
+runner = CliRunner()
+
+
+def _devnet_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("mercat-devnet-*")}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())
+
+
+@pytest.mark.slow
+def test_devnet_up_settles_every_task_and_audits_clean():
+    before = _devnet_dirs()
+    done = subprocess.run(
+        [*MERCAT, "devnet", "up", "--providers", "2", "--servers", "1", "--oracles", "3",
+         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--json"],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    tasks = report["tasks"]
+    assert tasks["opened"] > 0 and tasks["open"] == 0
+    assert tasks["settled"] == tasks["claimed_by_every_server"] == tasks["attested_by_a_quorum"]
+    assert report["audit"]["ok"] and report["audit"]["problems"] == []
+    assert [r["phase"] for r in report["rounds"]] == ["closed", "closed"]
+    # every task ran in an agent process (which agents got tasks is the clearing's choice)
+    assert len(report["agents"]) == 2
+    assert sum(a["replicas"] for a in report["agents"]) >= tasks["opened"]
+    # Each task settles once a quorum (2 of 3) agrees: the third oracle's report may come
+    # after that, or never if it was still checking the task when it settled.
+    reported = [o["reported"] for o in report["oracles"]]
+    assert all(n <= tasks["settled"] for n in reported), reported
+    assert sum(reported) >= report["setup"]["quorum"] * tasks["settled"], reported
+    verified = sum(r["outputs_verified"] for r in report["requesters"])
+    assert verified == tasks["paid"]  # every paid output fetched and checked by its requester
+    assert report["stopped_by"] is None and report["workdir"] is None
+    assert _devnet_dirs() == before  # no ledger, store, board, log or key left behind
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_child_and_leaves_nothing_behind():
+    before = _devnet_dirs()
+    process = subprocess.Popen(
+        [*MERCAT, "devnet", "up", "--providers", "1", "--servers", "1", "--oracles", "1",
+         "--requesters", "1", "--rounds", "1000", "--round-seconds", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    lines = []
+    try:
+        deadline = time.monotonic() + 300
+        while not any(line.startswith("round 1:") for line in lines):
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "".join(lines)
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+        pids = [int(m) for m in re.findall(r"\(pid (\d+)\)", "".join(lines))]
+        assert pids  # the node's
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, rest
+    assert "stopped by SIGTERM" in rest
+    assert not [pid for pid in pids if _alive(pid)]
+    assert _devnet_dirs() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["devnet", "up", "--mechanism", "nope"],
+        ["devnet", "up", "--collective", "nope"],
+        ["devnet", "up", "--oracles", "3", "--liars", "1", "--silent", "1"],
+        ["agent", "--node", "ftp://x", "--key", "-", "--server", "s1"],
+        ["agent", "--node", "http://127.0.0.1:9", "--key", "/no/such/key", "--server", "s1"],
+        ["oracle", "--node", "http://127.0.0.1:9", "--key", "-", "--behaviour", "sneaky"],
+        [
+            "request",
+            "submit",
+            "--node",
+            "http://127.0.0.1:9",
+            "--key",
+            "/no/such/key",
+            "--workload",
+            "train-logreg",
+            "--input",
+            "x",
+            "--max-price",
+            "1",
+        ],
+        ["request", "dataset", "--out", "/no/such/dir/data.npz"],
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_code_2(args):
+    result = runner.invoke(app, args, input="not a key\n")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_key_on_stdin_must_be_a_key():
+    result = runner.invoke(app, ["agent", "--node", "http://127.0.0.1:9", "--key", "-",
+                                 "--server", "s1"], input="nope\n")  # fmt: skip
+    assert result.exit_code == 2
+    assert "64 hex digits" in result.output
