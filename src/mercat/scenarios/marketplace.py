@@ -122,9 +122,10 @@ def build(
     mechanism: Mechanism,
     setup: MarketSetup,
     rng: np.random.Generator,
-    collective: str = "coll-sr",
+    collective: Any = "coll-sr",
 ) -> Marketplace:
-    """Accounts, servers with offers, the model, oracles; the round plan."""
+    """Accounts, servers with offers, the model, oracles; the round plan. `collective` is the
+    book's collective rule, by name or as the rule object (`mercat.incentives.rules`)."""
     unit = book.unit
     stake = round(setup.stake * unit)
     book.deposit("operator", 10_000 * unit)
@@ -163,7 +164,7 @@ def build(
         reliability["model1"] = 0.005
     oracles = [Keypair.generate() for _ in range(setup.oracles)]
     book.add_oracles(oracles)
-    spec = collective_mechanism(collective)
+    spec = collective_mechanism(collective) if isinstance(collective, str) else collective
     admission = (
         StakeAdmission(stake) if spec.stake_weighted and mechanism.name != "collective" else None
     )
