@@ -28,6 +28,7 @@ from mercat.cli import (
     serve,
     simulate,
     storage,
+    workbench,
 )
 from mercat.errors import MercatError
 
@@ -69,6 +70,8 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(storage.app, name="storage")
 app.add_typer(serve.app)  # mercat serve
 app.add_typer(pricing.app)  # mercat price
+app.add_typer(workbench.app)  # mercat sweep, mercat plot
+app.add_typer(workbench.scenario_app, name="scenario")
 
 
 def main() -> None:

@@ -108,6 +108,15 @@ class Scenario:
     points: tuple[Point, ...] = field(default=(), repr=False)
 
     @property
+    def swept_columns(self) -> list[str]:
+        """The parameters the cases and the grid sweep (the variants' are named by them)."""
+        seen: dict[str, None] = {}
+        for _, values in self.cases:
+            seen.update(dict.fromkeys(values))
+        seen.update(dict.fromkeys(self.grid))
+        return list(seen)
+
+    @property
     def design_columns(self) -> list[str]:
         """The parameters that vary over points, in the order they are written."""
         seen: dict[str, None] = {}

@@ -99,6 +99,7 @@ def write_manifest(out: Path, scenario: Scenario, complete: bool) -> None:
             "step_every": scenario.output.step_every or scenario.simulation.default_step_every,
         },
         "design": scenario.design_columns,
+        "swept": scenario.swept_columns,
         "points": [
             {
                 "point": p.index,
