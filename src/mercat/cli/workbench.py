@@ -29,6 +29,9 @@ def sweep(
     ray_address: str | None = typer.Option(
         None, help="Join this Ray cluster (auto, ray://host:10001) instead of starting one."
     ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Replace a fixed parameter: KEY=VALUE (repeatable), e.g. runs=2."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
 ) -> None:
     """Run every point of a scenario (in parallel, resumably) into tidy tables."""
@@ -37,7 +40,7 @@ def sweep(
     from mercat.workbench.store import is_done
     from mercat.workbench.sweep import SweepInterrupted, run_sweep
 
-    scenario = read_scenario(scenario_file)
+    scenario = read_scenario(scenario_file, _assignments(set_))
     todo = sum(1 for p in scenario.points if not is_done(out, p))
     if not as_json:
         err_console.print(
@@ -96,15 +99,29 @@ def plot(
         console.print(str(figure), highlight=False)
 
 
+def _assignments(pairs: list[str]) -> dict[str, object]:
+    from mercat.errors import ScenarioError
+    from mercat.workbench.scenario import parse_assignment
+
+    found: dict[str, object] = {}
+    for pair in pairs:
+        key, value = parse_assignment(pair)
+        if key in found:
+            raise ScenarioError(f"--set {key} given twice")
+        found[key] = value
+    return found
+
+
 @scenario_app.command("check")
 def check(
     scenario_file: Path = typer.Argument(..., help="A scenario file (docs/workbench.md)."),
+    set_: list[str] = typer.Option([], "--set", help="Replace a fixed parameter: KEY=VALUE."),
     as_json: bool = typer.Option(False, "--json", help="Print the points as JSON."),
 ) -> None:
     """Check a scenario file and list the points it expands to."""
     from mercat.workbench.scenario import read_scenario
 
-    scenario = read_scenario(scenario_file)
+    scenario = read_scenario(scenario_file, _assignments(set_))
     points = [
         {
             "point": p.index,

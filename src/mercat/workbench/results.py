@@ -84,7 +84,7 @@ def load(out: str | Path, *, partial: bool = False) -> Results:
             )
         from mercat.workbench.scenario import parse_scenario
 
-        scenario = parse_scenario(text, str(out / store.SCENARIO))
+        scenario = parse_scenario(text, str(out / store.SCENARIO), manifest.get("overrides"))
         return Results(out, store.combine(out, scenario), manifest, text)
     tables = {}
     names = ["points", *sorted({p.stem for p in out.glob("*.parquet")} - {"points"})]

@@ -43,7 +43,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ class Scenario:
     cases: tuple[tuple[str, dict[str, Any]], ...]
     variants: dict[str, dict[str, Any]]
     output: Output
+    overrides: dict[str, Any] = field(default_factory=dict)  # --set on the command line
     points: tuple[Point, ...] = field(default=(), repr=False)
 
     @property
@@ -128,8 +129,10 @@ class Scenario:
         return list(seen)
 
 
-def read_scenario(path: str | Path) -> Scenario:
-    """Read and check a scenario file (module docstring)."""
+def read_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Read and check a scenario file (module docstring). `overrides` replace parameters
+    (those of `[parameters]`, `runs` and `seed`), as `mercat sweep --set KEY=VALUE` does: a
+    smaller trial of the same scenario; a parameter the scenario sweeps cannot be set."""
     where = str(path)
     try:
         size = Path(path).stat().st_size
@@ -142,10 +145,12 @@ def read_scenario(path: str | Path) -> Scenario:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ScenarioError(f"{where}: not UTF-8 text") from None
-    return parse_scenario(text, where)
+    return parse_scenario(text, where, overrides)
 
 
-def parse_scenario(text: str, where: str = "<scenario>") -> Scenario:
+def parse_scenario(
+    text: str, where: str = "<scenario>", overrides: Mapping[str, Any] | None = None
+) -> Scenario:
     """Check a scenario given as TOML text; `where` names it in messages."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise ScenarioError(f"{where}: a scenario file holds at most 1 MiB")
@@ -155,16 +160,33 @@ def parse_scenario(text: str, where: str = "<scenario>") -> Scenario:
         raise ScenarioError(f"{where}: not valid TOML ({exc})") from None
     except RecursionError:
         raise ScenarioError(f"{where}: nested too deeply") from None
-    return _Checker(where, document, text).scenario()
+    return _Checker(where, document, text, dict(overrides or {})).scenario()
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` from the command line: VALUE read as a TOML value (3, 0.5, true, "x",
+    [1, 2]) and kept as a string when it is not one."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ScenarioError(f"--set must look like KEY=VALUE, got {text!r}")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
 
 
 class _Checker:
     """Turns a parsed document into a `Scenario`, naming the table and key of each error."""
 
-    def __init__(self, where: str, document: dict[str, Any], text: str) -> None:
+    def __init__(
+        self, where: str, document: dict[str, Any], text: str, overrides: dict[str, Any]
+    ) -> None:
         self.where = where
         self.document = document
         self.text = text
+        self.overrides = overrides
 
     def fail(self, table: str, key: str | None, message: str) -> ScenarioError:
         at = f"[{table}]" + (f" {key}" if key is not None else "")
@@ -205,6 +227,16 @@ class _Checker:
         cases = self.cases()
         variants = self.variants()
         self.no_overlap(grid, cases, variants)
+        if self.overrides:
+            forced = self.layer("--set", self.overrides)
+            swept = set(grid) | {k for _, c in cases for k in c}
+            swept |= {k for v in variants.values() for k in v}
+            for key in forced:
+                if key in swept:
+                    raise ScenarioError(
+                        f"{self.where}: --set {key}: the scenario sweeps it; edit the file"
+                    )
+            parameters = {**parameters, **forced}
         output = self.output(self.table("output"))
         scenario = Scenario(
             path=self.where,
@@ -218,9 +250,9 @@ class _Checker:
             cases=cases,
             variants=variants,
             output=output,
+            overrides=dict(self.overrides),
         )
-        points = self.points(scenario)
-        return Scenario(**{**scenario.__dict__, "points": tuple(points)})
+        return replace(scenario, points=tuple(self.points(scenario)))
 
     # --- tables -----------------------------------------------------------------------
 

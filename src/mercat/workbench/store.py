@@ -92,6 +92,7 @@ def write_manifest(out: Path, scenario: Scenario, complete: bool) -> None:
         "description": scenario.description,
         "simulation": scenario.simulation.name,
         "source": scenario.path,
+        "overrides": scenario.overrides,
         "complete": complete,
         "output": {
             "formats": list(scenario.output.formats),
@@ -171,8 +172,12 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value
 
 
-def combine(out: Path, scenario: Scenario) -> dict[str, pd.DataFrame]:
-    """The combined tables of the points finished so far, in point order."""
+def combine(
+    out: Path, scenario: Scenario, fresh: Mapping[str, PointTables] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The combined tables of the points finished so far, in point order. `fresh` holds
+    results this process computed (by key), so that they need not be read back."""
+    fresh = fresh or {}
     labels = []
     if scenario.cases:
         labels.append("case")
@@ -182,13 +187,17 @@ def combine(out: Path, scenario: Scenario) -> dict[str, pd.DataFrame]:
     rows: list[dict[str, Any]] = []
     parts: dict[str, list[pd.DataFrame]] = {}
     for point in scenario.points:
-        if not is_done(out, point):
+        if point.key in fresh:
+            summary, tables = fresh[point.key].summary, fresh[point.key].tables
+        elif is_done(out, point):
+            meta, tables = read_point(out, point)
+            summary = meta["summary"]
+        else:
             continue
-        meta, tables = read_point(out, point)
         ident = {"point": point.index, **{k: getattr(point, k) for k in labels}}
         params = flat_params(point.params)
         row = {**ident, "key": point.key, **params}
-        for measure, value in meta["summary"].items():
+        for measure, value in summary.items():
             if measure in row and row[measure] != value:
                 raise InvalidParameterError(
                     f"simulation {scenario.simulation.name!r} reports a measure {measure!r} "

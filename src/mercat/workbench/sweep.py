@@ -135,6 +135,7 @@ def run_sweep(
         for p in todo
     ]
     by_index = {p.index: p for p in todo}
+    fresh: dict[str, PointTables] = {}  # this sweep's results, not read back to combine them
     done = 0
 
     def finished(outcome: PointOutcome) -> None:
@@ -143,6 +144,7 @@ def run_sweep(
         if outcome.error is not None or outcome.result is None:
             raise SweepError(f"{_describe(point)} failed: {outcome.error}")
         store.write_point(out, point, outcome.result, outcome.seconds)
+        fresh[point.key] = outcome.result
         done += 1
         if progress:
             progress(done, len(tasks))
@@ -153,7 +155,7 @@ def run_sweep(
                 _run_ray(tasks, finished, workers, ray_address)
             else:
                 _run_local(tasks, finished, workers)
-    tables = store.combine(out, scenario)
+    tables = store.combine(out, scenario, fresh)
     files = store.write_tables(out, scenario, tables, scenario.output.formats)
     store.write_manifest(out, scenario, complete=True)
     return SweepReport(

@@ -105,7 +105,7 @@ class CollectiveSimulation(Simulation):
                 ],
             }
         )
-        summary = dict(metrics.summary(records, window))
+        summary = summary_of(records, failed, curves, window)
         for measure in ("removal_precision_pct", "task_failure_rate_pct"):
             summary[measure.replace("_pct", "_se_pct")] = mean_and_se(table[measure])[1]
         summary["assets_created_mean"] = float(table["assets_created"].mean())
@@ -140,3 +140,28 @@ def _removed_by(removed_at: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """How many assets were removed by the end of each window."""
     times = np.sort(removed_at[removed_at >= 0])
     return np.searchsorted(times, ends, side="right").astype(np.int64)
+
+
+def summary_of(records: Any, failed: np.ndarray, curves: np.ndarray, window: int) -> dict:
+    """`collective_metrics.summary` from the failure matrix and moving averages computed
+    once (the reference recomputes them per reading, and the percentiles of every task to
+    keep the last). The same operations on the same arrays: a test holds the two equal."""
+    mean_curve = curves.mean(axis=0)
+    kept = mean_curve[:-window] if mean_curve.size > window else mean_curve
+    median, p95 = np.percentile(curves[:, -1], [50, 95])
+    removed = np.array([r.true_positives + r.false_positives for r in records])
+    return {
+        "runs": len(records),
+        "removal_precision_pct": 100 * float(np.mean([r.removal_precision for r in records])),
+        "task_failure_rate_pct": 100 * float(kept.mean()),
+        "whole_run_failure_rate_pct": 100 * float(failed.mean()),
+        "final_window_failure_rate_pct": 100 * float(failed[:, -window:].mean()),
+        "final_median_failure_rate_pct": 100 * float(median),
+        "final_p95_failure_rate_pct": 100 * float(p95),
+        "removed_assets_mean": float(removed.mean()),
+        "true_positives": int(sum(r.true_positives for r in records)),
+        "false_positives": int(sum(r.false_positives for r in records)),
+        "final_live_assets_mean": float(np.mean([r.live_assets[-1] for r in records])),
+        "initial_mean_failure_rate_pct": 100
+        * float(np.mean([r.failure_rate[r.created_at == 0].mean() for r in records])),
+    }
