@@ -11,7 +11,14 @@ app = typer.Typer(help="Simulate markets.", no_args_is_help=True)
 
 @app.command()
 def collective(
-    mechanism: str = typer.Option("coll-sr", help="free, coll-stake, coll-rep or coll-sr."),
+    mechanism: str = typer.Option(
+        "coll-sr",
+        help="Collective rule: free, coll-stake, coll-rep, coll-sr, an installed plug-in or "
+        "module:Class (plug-ins run on the reference and pipeline engines).",
+    ),
+    rule_option: list[str] = typer.Option(
+        [], "--rule-option", "-r", help="A plug-in rule's option KEY=VALUE (repeatable)."
+    ),
     assets: int = typer.Option(100, help="Initial number of assets N_a."),
     tasks: int = typer.Option(10_000, help="Tasks per run N_t."),
     assets_per_task: int = typer.Option(4, help="Assets per task |A_t|."),
@@ -43,7 +50,7 @@ def collective(
     """Run a collective-incentive marketplace and print removal precision and failure rates."""
     from mercat.progress import progress_bar
     from mercat.scenarios.collective_config import CollectiveConfig
-    from mercat.scenarios.collective_sim import simulate
+    from mercat.scenarios.collective_sim import check_engine, simulate
 
     config = CollectiveConfig(
         mechanism=mechanism,
@@ -59,7 +66,9 @@ def collective(
         removal_inclusive=not strict_removal,
         replacement=replacement,
         combinations_per_asset=combinations,
+        rule_options=_options(rule_option),
     )
+    check_engine(config, engine)  # before the bar: a refused engine prints one line
     with progress_bar(f"{mechanism} ({engine})", runs, enabled=not as_json) as advance:
         result = simulate(
             config, runs=runs, seed=seed, engine=engine, progress=advance,
@@ -70,6 +79,27 @@ def collective(
         print_json({"config": config.as_dict(), "seed": seed, "engine": engine, "summary": summary})
     else:
         print_mapping(f"{mechanism}: {runs} runs of {tasks} tasks, {assets} assets", summary)
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    """`KEY=VALUE` strings: VALUE read as JSON when it parses (0.3, true), else a string."""
+    import json
+
+    from mercat.errors import InvalidParameterError
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InvalidParameterError(f"--rule-option must look like KEY=VALUE, got {pair!r}")
+        if key in options:
+            raise InvalidParameterError(f"--rule-option {key} given twice")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 @app.command()
