@@ -29,10 +29,12 @@ MAX_LINES = 12
 
 def plot_results(results_dir: str | Path, out: str | Path | None = None) -> list[Path]:
     """Write the standard figures of a results directory; returns their paths."""
+    from mercat.workbench.scenario import import_plugins
     from mercat.workbench.simulation import simulation
 
     results = load(results_dir)
-    sim = simulation(results.simulation)
+    import_plugins(tuple(results.manifest.get("plugins", ())))
+    sim = simulation(results.manifest.get("simulation_ref") or results.simulation)
     out = Path(out) if out is not None else Path(results_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
     # the variant's name stands for what it sets; the swept parameters label the rest

@@ -99,6 +99,7 @@ class Scenario:
     name: str
     description: str
     simulation: Simulation
+    simulation_ref: str  # as the file names it (a name, or module:Class), for the workers
     plugins: tuple[str, ...]
     parameters: dict[str, Any]
     grid: dict[str, list[Any]]
@@ -209,8 +210,9 @@ class _Checker:
         if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
             raise self.fail("scenario", "plugins", "must be a list of module names")
         _import_plugins(plugins, lambda m: self.fail("scenario", "plugins", m))
+        reference = self.string("scenario", "simulation", head["simulation"])
         try:
-            sim = simulation(self.string("scenario", "simulation", head["simulation"]))
+            sim = simulation(reference)
         except MercatError as exc:
             raise self.fail("scenario", "simulation", str(exc)) from None
         self.schema = {p.name: p for p in (*COMMON, *sim.parameters)}
@@ -244,6 +246,7 @@ class _Checker:
             name=name,
             description=description,
             simulation=sim,
+            simulation_ref=reference,
             plugins=tuple(plugins),
             parameters=parameters,
             grid=grid,
@@ -297,7 +300,7 @@ class _Checker:
                 + ", ".join(self.schema),
             )
         if parameter.kind != "table":
-            if dot:
+            if dot or isinstance(value, dict):
                 raise self.fail(table, key, f"{head} is not a table of options")
             return [(key, value)]
         if dot:
@@ -421,7 +424,8 @@ class _Checker:
             )
         sim = scenario.simulation
         step_every = scenario.output.step_every or sim.default_step_every
-        points = []
+        points: list[Point] = []
+        by_key: dict[str, str] = {}
         for label, case in cases:
             for combo in combos:
                 for variant, overrides in variants:
@@ -445,6 +449,13 @@ class _Checker:
                     except MercatError as exc:
                         raise self.attribute(exc, scenario, label, variant, design, where) from None
                     key = point_key(sim.name, params, scenario.output.steps, step_every)
+                    if key in by_key:  # the same run twice: it would be stored once
+                        raise ScenarioError(
+                            f"{self.where}: {where} runs the same parameters as "
+                            f"{by_key[key]}; two variants or cases that set the same values "
+                            "make one point, not two"
+                        )
+                    by_key[key] = where
                     points.append(Point(index, variant, label, params, design, key))
         return points
 
@@ -458,7 +469,8 @@ class _Checker:
         where: str,
     ) -> ScenarioError:
         """Name the table and key behind a point the simulation refuses, where one value
-        alone is refused on top of the fixed parameters; else name the point."""
+        alone, on top of the fixed parameters, is refused for the same reason; else name
+        the point."""
         sim = scenario.simulation
         base = {**self.defaults, **scenario.parameters}
         try:
@@ -469,6 +481,8 @@ class _Checker:
             try:
                 sim.build(_nest({**base, key: value}, self.schema))
             except MercatError as alone:
+                if str(alone) != str(exc):
+                    continue  # refused alone, but not why the point is: the point says more
                 if variant is not None and key in scenario.variants.get(variant, {}):
                     table = f"variants.{variant}"
                 elif key in scenario.grid:

@@ -8,6 +8,10 @@
     DIR/points.parquet|csv       the combined tables: one row per point,
     DIR/runs.parquet|csv         per run, per step, ... (the sweep writes them at the end)
 
+The per-run and per-step tables start with the point's number, its case and variant and
+the parameters the sweep varies (a parameter named like a column of the table itself is
+written `param_NAME` there).
+
 A point's directory is written whole or not at all: into a temporary directory beside it,
 then renamed (atomic on one file system), so an interrupted sweep leaves finished points and
 nothing half-written; the next sweep skips the finished ones (their key names the simulation
@@ -91,6 +95,8 @@ def write_manifest(out: Path, scenario: Scenario, complete: bool) -> None:
         "scenario": scenario.name,
         "description": scenario.description,
         "simulation": scenario.simulation.name,
+        "simulation_ref": scenario.simulation_ref,
+        "plugins": list(scenario.plugins),
         "source": scenario.path,
         "overrides": scenario.overrides,
         "complete": complete,
@@ -207,7 +213,11 @@ def combine(
         rows.append(row)
         lead = {**ident, **{k: params.get(k) for k in design}}
         for name, table in tables.items():
-            front = pd.DataFrame({k: [v] * len(table) for k, v in lead.items()})
+            # a parameter named like one of the table's own columns is `param_NAME` there
+            front = pd.DataFrame(
+                {(f"param_{k}" if k in table.columns else k): [v] * len(table)
+                 for k, v in lead.items()}
+            )  # fmt: skip
             parts.setdefault(name, []).append(
                 pd.concat([front, table.reset_index(drop=True)], axis=1)
             )

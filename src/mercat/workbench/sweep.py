@@ -27,6 +27,8 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +133,7 @@ def run_sweep(
     parallel = min(workers, len(todo)) if todo else 1
     threads = max(1, cores // parallel) if parallel > 1 or backend == "ray" else None
     tasks = [
-        PointTask(scenario.simulation.name, scenario.plugins, p.index, p.params, steps, threads)
+        PointTask(scenario.simulation_ref, scenario.plugins, p.index, p.params, steps, threads)
         for p in todo
     ]
     by_index = {p.index: p for p in todo}
@@ -142,7 +144,7 @@ def run_sweep(
         nonlocal done
         point = by_index[outcome.index]
         if outcome.error is not None or outcome.result is None:
-            raise SweepError(f"{_describe(point)} failed: {outcome.error}")
+            raise SweepError(f"{_describe(point, scenario)} failed: {outcome.error}")
         store.write_point(out, point, outcome.result, outcome.seconds)
         fresh[point.key] = outcome.result
         done += 1
@@ -168,10 +170,12 @@ def run_sweep(
     )
 
 
-def _describe(point: Point) -> str:
+def _describe(point: Point, scenario: Scenario) -> str:
     labels = [f"case {point.case}"] if point.case is not None else []
     labels += [f"variant {point.variant}"] if point.variant is not None else []
-    labels += [f"{k}={v}" for k, v in point.design.items()]
+    # the variant's name stands for what it sets
+    named = scenario.variants.get(point.variant, {}) if point.variant is not None else {}
+    labels += [f"{k}={v}" for k, v in point.design.items() if k not in named]
     return f"point {point.index}" + (f" ({', '.join(labels)})" if labels else "")
 
 
@@ -190,17 +194,34 @@ def _run_local(
             finished(run_point(task))
         return
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    pool = context.Pool(min(workers, len(tasks)), initializer=_ignore_sigint)
+    # an executor, not multiprocessing.Pool: a Pool whose workers (or forkserver) are killed
+    # from outside tries to start new ones and can hang in terminate(); the executor reports
+    # a dead worker as BrokenProcessPool and never restarts one behind our back
+    executor = ProcessPoolExecutor(
+        min(workers, len(tasks)),
+        mp_context=multiprocessing.get_context(method),
+        initializer=_ignore_sigint,
+    )
     try:
-        for outcome in pool.imap_unordered(run_point, tasks):
+        for future in as_completed([executor.submit(run_point, task) for task in tasks]):
+            try:
+                outcome = future.result()
+            except BrokenProcessPool:
+                raise SweepError(
+                    "a worker process died (killed, or out of memory); the finished points "
+                    "are kept: run again to resume"
+                ) from None
             finished(outcome)
-        pool.close()
     except BaseException:
-        pool.terminate()  # a failed point, Ctrl-C or SIGTERM: stop every worker now
+        # a failed point, Ctrl-C or SIGTERM: stop every worker now, not after its point
+        processes = list((executor._processes or {}).values())  # no public handle on them
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(5)
         raise
-    finally:
-        pool.join()
+    executor.shutdown()
 
 
 # --- Ray ----------------------------------------------------------------------------------------
