@@ -184,7 +184,8 @@ class BaseUnitRule:
         return max(math.floor(exact), 0)
 
     def is_ruined(self, stake: int) -> bool:
-        return self.rule.is_ruined(stake / self.unit)
+        # a rule without removal ruins no one, whatever its `is_ruined` would say
+        return self.removal and self.rule.is_ruined(stake / self.unit)
 
     @property
     def minimum_stake(self) -> int:
