@@ -146,8 +146,18 @@ class RewardPoolExhaustedError(InsufficientFundsError):
     """The reward pool cannot pay a settlement's collective rewards."""
 
 
+class BalanceOverflowError(LedgerError):
+    """A posting that would take a balance (or the supply) out of the exact integer range:
+    every book but `world` in [0, 2^62), `world` in (-2^62, 0]."""
+
+
 class StakeBelowMinimumError(LedgerError):
-    """A stake that would end up above zero but below the ledger's minimum stake."""
+    """A stake that would end up above zero but below the ledger's minimum stake (or the
+    rule's clamp floor)."""
+
+
+class StakeAboveCapError(LedgerError):
+    """A stake above the rule's clamp cap (Coll-Rep, Coll-SR: S0), new or topped up."""
 
 
 class StakeLockedError(LedgerError):
@@ -212,8 +222,26 @@ class ChainUnauthorizedError(ContractRevertError, UnauthorizedError):
     """The sender holds no role that allows this call (admin, authority, owner, oracle)."""
 
 
-class TaskAlreadySettledError(ContractRevertError):
+class ChainTermsViolationError(ContractRevertError, TermsViolationError):
+    """Tasks the operator tried to open against what an owner posted: a request closed,
+    expired or already served, an asset not offered or not named, capacity or capability
+    missing, payouts below an ask (mercat.runtime.money's checks, on chain)."""
+
+
+class TaskAlreadySettledError(ContractRevertError, AlreadyExistsError):
     """A second settlement (or report) of the same (round, task) id; the first one stands."""
+
+
+class ChainIdTakenError(ContractRevertError, AlreadyExistsError):
+    """A request or task id already in use, or a CID another asset offers."""
+
+
+class ChainUnknownTaskError(ContractRevertError, UnknownTaskError):
+    """A settlement of a task that was never opened."""
+
+
+class ChainQuorumNotReachedError(ContractRevertError, QuorumNotReachedError):
+    """A settlement through the oracle quorum of a task whose verdict is not decided yet."""
 
 
 class ChainInsufficientFundsError(ContractRevertError, InsufficientFundsError):
@@ -234,7 +262,8 @@ class ChainStakeBelowMinimumError(ChainStakeError, StakeBelowMinimumError):
 
 
 class ChainStakeLockedError(ChainStakeError, StakeLockedError):
-    """A release with nothing matured: the unstake delay has not passed yet."""
+    """A release with nothing matured (the unstake delay has not passed), or a retirement
+    of an asset that runs an open task."""
 
 
 class ChainAssetNotActiveError(ChainStakeError, AssetNotActiveError):
@@ -246,20 +275,17 @@ class ChainUnknownAssetError(ChainStakeError, UnknownAssetError):
 
 
 class ChainAssetExistsError(ChainStakeError, AlreadyExistsError):
-    """A registration under an asset id already used (ids are never reused)."""
+    """A registration under an id already used by an asset or a request (ids are never
+    reused)."""
 
 
-class ChainRequestError(ContractRevertError):
-    """An escrow operation on a closed or someone else's request."""
+class ChainUnknownRequestError(ContractRevertError, UnknownRequestError):
+    """A request id that was never posted."""
 
 
-class ChainUnknownRequestError(ChainRequestError, UnknownRequestError):
-    """A refund or paid settlement of a request that was never escrowed."""
-
-
-class ChainInvalidTaskError(ContractRevertError, ValueError):
-    """A settlement whose task is malformed (no assets, assets out of order, payouts that do
-    not match the assets)."""
+class ChainMalformedError(ContractRevertError, MalformedMessageError):
+    """A call whose arguments are malformed: a task without assets or with repeated ones,
+    payouts that do not match its assets, an unknown asset kind or margin holder."""
 
 
 class ChainDeploymentError(ContractRevertError, ValueError):

@@ -29,6 +29,7 @@ import nacl.exceptions
 import nacl.signing
 
 from mercat.errors import BadSignatureError, InvalidParameterError, MalformedMessageError
+from mercat.untrusted import shown
 
 PUBLIC_KEY_HEX_LEN = 64
 SIGNATURE_LEN = 64
@@ -65,7 +66,7 @@ def check_public_key(value: object, what: str = "public key") -> str:
         or len(value) != PUBLIC_KEY_HEX_LEN
         or any(c not in "0123456789abcdef" for c in value)
     ):
-        raise MalformedMessageError(f"{what} must be 64 lowercase hex digits, got {value!r}")
+        raise MalformedMessageError(f"{what} must be 64 lowercase hex digits, got {shown(value)}")
     return value
 
 

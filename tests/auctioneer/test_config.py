@@ -98,7 +98,7 @@ def test_peers_file_round_trip(tmp_path, params):
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("not toml [", "cannot be read"),
+        ("not toml [", "is not valid TOML"),
         ("[auction]\nk = 1\n", "needs an \\[auction\\] table and \\[\\[provider\\]\\]"),
         (
             "[auction]\nk = 1\ncolour = 3\n[[provider]]\nid='p1'\naddress='tcp://h:1'\n"

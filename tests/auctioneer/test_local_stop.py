@@ -40,9 +40,13 @@ def test_local_stops_cleanly_on_a_signal(tmp_path, how):
         sys.executable, "-m", "mercat.cli", "auctioneer", "local", "--providers", "3", "--k", "1",
         "--users", "30", "--rounds", "100000", "--phase-timeout", "2",
     ]  # fmt: skip
+    out_path = tmp_path / "stdout.txt"
+    # stderr is read by one thread only (the reader below): communicate() would race it for
+    # the last lines
+    out_file = out_path.open("w")
     process = subprocess.Popen(
         command,
-        stdout=subprocess.PIPE,
+        stdout=out_file,
         stderr=subprocess.PIPE,
         text=True,
         env=environment,
@@ -75,12 +79,15 @@ def test_local_stops_cleanly_on_a_signal(tmp_path, how):
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group
         else:
             process.send_signal(signal.SIGTERM)
-        stdout, _ = process.communicate(timeout=60)
+        process.wait(timeout=60)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    reader.join(10)
+        out_file.close()
+    reader.join(60)  # the pipe's end: every line it wrote has been read
+    assert not reader.is_alive(), "its stderr stayed open after it exited"
+    stdout = out_path.read_text()
     stderr = "".join(lines)
     number = getattr(signal, how)
     assert process.returncode == 128 + number, stderr

@@ -40,10 +40,18 @@ def test_compiles_for_shanghai_with_an_abi(name):
 def test_market_abi_has_the_operations():
     fns = set(compile_contract("Market").functions)
     assert {
-        "deposit", "withdraw", "transfer", "fund_pool", "escrow", "refund", "register_asset",
-        "add_stake", "unstake", "release", "replace_asset", "settle", "is_settled",
-        "advance_round", "set_authority",
+        "deposit", "withdraw", "transfer", "fund_pool", "register_asset", "post_offer",
+        "add_stake", "unstake", "release", "replace_asset", "post_request", "withdraw_request",
+        "open_tasks", "settle_tasks", "task_commitment", "task_held", "advance_round",
+        "set_authority",
     } <= fns  # fmt: skip
+    assert {"report", "settle_tasks", "verdict"} <= set(compile_contract("Quorum").functions)
+
+
+def test_the_market_fits_the_contract_size_limit():
+    """EIP-170: a contract's runtime code is at most 24,576 bytes; nodes refuse more."""
+    artifact = compile_contract("Market")
+    assert len(artifact.runtime_bytecode) <= 24_576
 
 
 def test_every_revert_reason_has_an_error_class_and_no_entry_is_stale():

@@ -1,32 +1,43 @@
-"""The market contract on boa: escrow, payment, refund, stakes, settlement idempotency,
-access control, and every refusal with its own error and nothing changed."""
+"""The market contract on boa, operation by operation: offers, requests and their escrows,
+tasks opened against what owners posted (each refusal with its own error and nothing
+changed), holds, settlement (payouts, margin, subsidy, charge-back, SLA, the collective
+rule, removal, request closing), the stake life cycle, access control, malformed input."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from mercat.chain.boa_backend import BoaBackend
-from mercat.chain.market import ChainMarket, integer_rule
+from mercat.chain.market import MAX_BATCH, ChainMarket, Settlement, integer_rule
 from mercat.errors import (
     ChainAssetExistsError,
     ChainAssetNotActiveError,
     ChainDeploymentError,
+    ChainIdTakenError,
     ChainInsufficientFundsError,
-    ChainInvalidTaskError,
-    ChainRequestError,
+    ChainMalformedError,
     ChainRewardPoolExhaustedError,
     ChainStakeBelowMinimumError,
     ChainStakeError,
     ChainStakeLockedError,
+    ChainTermsViolationError,
     ChainUnauthorizedError,
     ChainUnknownAssetError,
     ChainUnknownRequestError,
+    ChainUnknownTaskError,
     InvalidParameterError,
+    MalformedMessageError,
     TaskAlreadySettledError,
 )
+from mercat.runtime.terms import PPB, Offer, RequestTerms, TaskTerms
 from tests.chain.conftest import PENALTY, REWARD, S0
 
 FUNDS = 10**9
+N1 = Offer("n1", capacity={"gpu": 4}, cost=100, unit_costs={"gpu": 10}, capabilities=["cuda"])
+N2 = Offer("n2", capacity={"gpu": 4}, cost=100)
+M1 = Offer("m1", kind="model", cost=50, cid="bafkm1")
 
 
 def snapshot(market: ChainMarket) -> dict:
@@ -34,8 +45,10 @@ def snapshot(market: ChainMarket) -> dict:
     return {
         "balances": {a: market.balance(a) for a in sorted(market.accounts)},
         "wallets": {a: market.wallet(a) for a in sorted(market.accounts)},
-        "escrows": {r: market.escrow_of(r) for r in sorted(market.requests)},
+        "unbonding": {a: market.unbonding(a) for a in sorted(market.accounts)},
+        "requests": {r: market.request(r) for r in sorted(market.requests)},
         "assets": {a: market.asset(a) for a in sorted(market.assets)},
+        "tasks": {t: market.task(*t) for t in sorted(market.tasks)},
         "pool": market.reward_pool(),
         "held": market.held(),
         "supply": market.total_supply(),
@@ -45,15 +58,33 @@ def snapshot(market: ChainMarket) -> dict:
 
 @pytest.fixture
 def world(market):
-    """Two providers with one asset each, a requester with an escrow, a funded pool."""
-    alice, bob, req = market.new_account(), market.new_account(), market.new_account()
-    for who in (alice, bob, req):
+    """Two servers (n1 with cuda, n2 without), a model named by CID, a requester, a funded
+    pool and operator; requests r1 (2 gpu) and r2 (1 gpu, needs the model) of the
+    requester, and the operator's "big" (3 gpu, cuda)."""
+    alice, bob, carol = (market.new_account() for _ in range(3))
+    for who in (alice, bob, carol, market.admin):
         market.fund(who, FUNDS)
-    market.fund_pool(alice, 1000 * REWARD)
-    market.register_asset(alice, 1, S0)
-    market.register_asset(bob, 2, S0)
-    market.escrow(req, 7, 5000)
-    return market, alice, bob, req
+    market.fund_pool(market.admin, 1000 * REWARD)
+    market.register_asset(alice, "n1", S0)
+    market.post_offer(alice, N1)
+    market.register_asset(bob, "n2", S0)
+    market.post_offer(bob, N2)
+    market.register_asset(bob, "m1", S0)
+    market.post_offer(bob, M1)
+    market.post_request(carol, RequestTerms("r1", max_price=1000, demand={"gpu": 2}))
+    market.post_request(
+        carol, RequestTerms("r2", max_price=800, demand={"gpu": 1}, assets=["bafkm1"])
+    )
+    market.post_request(market.admin, RequestTerms("big", max_price=900, demand={"gpu": 3},
+                                                      capabilities=["cuda"]))  # fmt: skip
+    return market, alice, bob, carol
+
+
+def task(**kw) -> TaskTerms:
+    """r1 on n1: ask 100 + 2·10 = 120, charged 200 (margin 80)."""
+    base = {"task": "t0", "request": "r1", "assets": ("n1",), "payouts": (120,), "charge": 200}
+    base.update(kw)
+    return TaskTerms(**base)
 
 
 def test_fund_deposit_withdraw_and_conservation(market):
@@ -68,190 +99,282 @@ def test_fund_deposit_withdraw_and_conservation(market):
     assert market.conservation_gap() == 0
 
 
-def test_success_pays_each_owner_from_the_escrow(world):
-    market, alice, bob, _ = world
-    before = (market.balance(alice), market.balance(bob), market.escrow_of(7).amount)
-    result = market.settle(0, 0, [2, 1], True, request=7, payouts=[300, 100])  # bob's first
-    assert market.balance(alice) == before[0] + 100
-    assert market.balance(bob) == before[1] + 300
-    assert market.escrow_of(7).amount == before[2] - 400
-    assert [e.name for e in result.events] == ["StakeUpdated", "StakeUpdated", "TaskSettled"]
-    assert result.events[-1].args["paid"] == 400
-    assert market.stake(1) == market.stake(2) == S0 + REWARD
-    assert market.conservation_gap() == 0
-
-
-def test_failure_pays_nothing_and_takes_the_penalty_into_the_pool(world):
-    market, alice, _, _ = world
-    pool, balance, escrow = market.reward_pool(), market.balance(alice), market.escrow_of(7)
-    market.settle(0, 0, [1, 2], False, request=7, payouts=[100, 100])
-    assert market.balance(alice) == balance and market.escrow_of(7) == escrow
-    assert market.stake(1) == S0 - PENALTY
-    assert market.reward_pool() == pool + 2 * PENALTY
-    assert market.conservation_gap() == 0
-
-
-def test_refund_returns_the_rest_and_closes_the_request(world):
-    market, _, _, req = world
-    market.settle(0, 0, [1], True, request=7, payouts=[1000])
-    balance = market.balance(req)
-    market.refund(7)
-    assert market.balance(req) == balance + 4000
-    assert market.escrow_of(7).closed and market.escrow_of(7).amount == 0
-    with pytest.raises(ChainRequestError, match="request closed"):
-        market.refund(7)
-    with pytest.raises(ChainRequestError, match="request closed"):
-        market.escrow(req, 7, 10)
-    assert market.conservation_gap() == 0
-
-
-def test_a_second_settle_of_the_same_id_reverts_and_changes_nothing(world):
-    market, *_ = world
-    market.settle(3, 9, [1, 2], True, request=7, payouts=[10, 10])
-    assert market.is_settled(3, 9) and not market.is_settled(3, 10) and not market.is_settled(4, 9)
+def test_a_request_escrows_its_max_price_and_ids_are_one_namespace(world):
+    market, alice, _, carol = world
+    state = market.request("r1")
+    assert (state.status, state.escrow, state.owner) == ("open", 1000, carol)
+    assert market.balance(carol) == FUNDS - 1800
     before = snapshot(market)
-    for outcome in (True, False):  # same id, either outcome: refused
-        with pytest.raises(TaskAlreadySettledError):
-            market.settle(3, 9, [1, 2], outcome, request=7, payouts=[10, 10])
-    assert snapshot(market) == before
-
-
-def test_settled_bitmap_keeps_ids_apart_across_words():
-    market = ChainMarket.deploy(BoaBackend(), integer_rule("free", S0, "0.01", PENALTY))
-    owner = market.new_account()
-    market.fund(owner, S0)
-    market.register_asset(owner, 1, S0)
-    ids = [(0, 0), (0, 255), (0, 256), (1, 0), (2**64, 2**200 + 3)]
-    for round_, task in ids:
-        market.settle(round_, task, [1], True)
-    for round_, task in ids:
-        assert market.is_settled(round_, task)
-    for round_, task in [(0, 1), (0, 254), (0, 257), (1, 256), (2**64, 2**200 + 2)]:
-        assert not market.is_settled(round_, task)
-
-
-def test_only_the_authority_settles_and_only_the_admin_runs_the_clock(world):
-    market, alice, _, req = world
-    before = snapshot(market)
-    market_art, address = market._contracts["Market"]
-    args = market.settlement_args(0, 0, [1], True)
-    with pytest.raises(ChainUnauthorizedError, match="not the settlement authority"):
-        market.backend.transact(address, market_art.encode_call("settle", args), alice)
-    for fn, fn_args in (("refund", [7]), ("advance_round", [1]), ("set_authority", [alice])):
-        with pytest.raises(ChainUnauthorizedError, match="only the admin"):
-            market.backend.transact(address, market_art.encode_call(fn, fn_args), req)
-    assert snapshot(market) == before
-    assert not market.is_settled(0, 0)
-
-
-def test_set_authority_hands_settlement_over(world):
-    market, alice, *_ = world
-    art, address = market._contracts["Market"]
-    market.backend.transact(address, art.encode_call("set_authority", [alice]), market.admin)
-    args = market.settlement_args(0, 0, [1], True)
-    market.backend.transact(address, art.encode_call("settle", args), alice)
-    assert market.is_settled(0, 0)
-    with pytest.raises(ChainUnauthorizedError):
-        market.settle(0, 1, [1], True)  # the admin no longer may
-
-
-def test_pool_exhaustion_refuses_the_whole_settlement(market):
-    owner = market.new_account()
-    market.fund(owner, 10 * S0)
-    market.register_asset(owner, 1, S0)
-    market.register_asset(owner, 2, S0)
-    market.fund_pool(owner, REWARD)  # pays one reward, not two
-    before = snapshot(market)
-    with pytest.raises(ChainRewardPoolExhaustedError) as info:
-        market.settle(0, 0, [1, 2], True)
-    assert info.value.reason == "market: reward pool exhausted"
-    assert snapshot(market) == before and not market.is_settled(0, 0)
-    market.settle(0, 0, [1], True)  # one reward fits
-    assert market.reward_pool() == 0 and market.stake(1) == S0 + REWARD
-
-
-def test_removal_keeps_the_stake_with_the_asset_until_unstaked_or_replaced(world):
-    market, alice, _, _ = world
-    stake = 2 * PENALTY + 5  # two failures bring it to 5 <= P: removed
-    market.register_asset(alice, 3, stake)
-    market.settle(0, 0, [3], False)
-    assert market.asset(3).status == "active"
-    result = market.settle(0, 1, [3], False)
-    removed = [e for e in result.events if e.name == "AssetRemoved"]
-    assert removed and removed[0].args["stake"] == 5
-    assert (market.asset(3).status, market.stake(3)) == ("removed", 5)
-    # A task that ran on it before removal still settles: it is paid, the rule skips it.
-    balance = market.balance(alice)
-    result = market.settle(0, 2, [1, 3], True, request=7, payouts=[10, 20])
-    assert [e.args["asset"] for e in result.events if e.name == "StakeUpdated"] == [1]
-    assert market.balance(alice) == balance + 30 and market.stake(3) == 5
-    with pytest.raises(ChainAssetExistsError):  # ids are never reused: replace under a new id
-        market.register_asset(alice, 3, S0)
-    with pytest.raises(ChainAssetNotActiveError, match="only a removed asset"):
-        market.replace_asset(alice, 1, 4, S0)
-    balance = market.balance(alice)
-    result = market.replace_asset(alice, 3, 4, S0)  # 5 carried over, S0 - 5 from the balance
-    assert result.events[0].args["carried"] == 5
-    assert market.balance(alice) == balance - (S0 - 5)
-    assert (market.asset(3).status, market.stake(3)) == ("replaced", 0)
-    assert (market.asset(4).status, market.stake(4)) == ("active", S0)
-    assert market.conservation_gap() == 0
-
-
-def test_removed_stake_can_be_unstaked(market):
-    owner = market.new_account()
-    market.fund(owner, 10 * S0)
-    market.register_asset(owner, 1, PENALTY + 5)
-    market.settle(0, 0, [1], False)  # 5 left: removed
-    market.unstake(owner, 1, 5)  # a removed asset may take out whatever it has left
-    assert (market.stake(1), market.unbonding(owner)) == (0, 5)
-    assert market.conservation_gap() == 0
-
-
-def test_stake_limits(market):
-    owner = market.new_account()
-    market.fund(owner, 10 * S0)
-    before = snapshot(market)
-    with pytest.raises(ChainStakeBelowMinimumError):
-        market.register_asset(owner, 1, PENALTY)  # at the removal level S <= P
+    with pytest.raises(ChainIdTakenError, match="request id already used"):
+        market.post_request(carol, RequestTerms("r1", max_price=5))
+    with pytest.raises(ChainIdTakenError, match="id taken by an asset"):
+        market.post_request(carol, RequestTerms("n1", max_price=5))
+    with pytest.raises(ChainAssetExistsError, match="id taken by a request"):
+        market.register_asset(alice, "r1", S0)
     with pytest.raises(ChainInsufficientFundsError):
-        market.register_asset(owner, 1, 11 * S0)
+        market.post_request(carol, RequestTerms("r9", max_price=FUNDS))
     assert snapshot(market) == before
-    market.register_asset(owner, 1, PENALTY + 1)  # the least stake not at the level
-    capped = ChainMarket.deploy(BoaBackend(), integer_rule("coll-sr", S0, "0.01", PENALTY))
-    other = capped.new_account()
-    capped.fund(other, 10 * S0)
-    with pytest.raises(ChainStakeError, match="above the cap"):
-        capped.register_asset(other, 1, S0 + 1)
-    capped.register_asset(other, 1, S0)
-    with pytest.raises(ChainStakeError, match="above the cap"):
-        capped.add_stake(other, 1, 1)
+    assert market.conservation_gap() == 0
 
 
-def test_unstake_waits_the_delay_in_rounds(world):
+def test_only_the_owner_offers_an_active_asset_and_a_cid_names_one_asset(world):
+    market, alice, bob, _ = world
+    before = snapshot(market)
+    with pytest.raises(ChainUnauthorizedError, match="not the asset owner"):
+        market.post_offer(bob, N1)
+    with pytest.raises(ChainUnknownAssetError):
+        market.post_offer(bob, Offer("ghost"))
+    with pytest.raises(ChainIdTakenError, match="CID offered by another asset"):
+        market.post_offer(alice, replace(N1, kind="dataset", capacity=(), unit_costs=(),
+                                         capabilities=(), cid="bafkm1"))  # fmt: skip
+    assert snapshot(market) == before
+    # A new offer replaces the old one: its digest is what the chain now holds.
+    market.post_offer(alice, replace(N1, cost=7))
+    assert market.asset("n1").cost == 7 and market.asset("n1").kind == "server"
+
+
+def test_opening_moves_the_charge_into_the_hold_and_the_subsidy_from_the_operator(world):
+    market, *_ = world
+    operator = market.balance(market.admin)
+    margin = market.open_tasks(1, [task()])
+    assert [e.name for e in margin.events] == ["TaskOpened", "RoundAdvanced"]
+    assert market.request("r1").escrow == 800 and market.task(1, "t0").held == 200
+    assert market.request("r1").status == "assigned" and market.request("r1").served == PPB
+    assert market.balance(market.admin) == operator  # a margin takes nothing from it
+    subsidised = task(task="t1", request="r2", assets=("n2", "m1"), payouts=(150, 50), charge=120)
+    market.open_tasks(2, [subsidised])
+    assert market.task(2, "t1").held == 200  # 120 charged + 80 subsidy
+    assert market.balance(market.admin) == operator - 80
+    assert market.current_round() == 2
+    assert market.asset("n2").open_tasks == 1 and market.asset("m1").open_tasks == 1
+    assert market.conservation_gap() == 0
+
+
+# fmt: off
+BAD_TASKS = [
+    # (what, tasks, margin_to, error, reason)
+    ("charge beyond the escrow", [task(charge=1001)], "operator", ChainInsufficientFundsError,
+     "escrow too small"),
+    ("server below its ask", [task(payouts=(119,))], "operator", ChainTermsViolationError,
+     "below its ask"),
+    ("capability missing", [task(request="big", assets=("n2",), payouts=(100,))], "operator",
+     ChainTermsViolationError, "lacks a capability"),
+    ("over capacity", [task(), task(task="t1", request="big", payouts=(130,), charge=130)],
+     "operator", ChainTermsViolationError, "capacity"),
+    ("named asset left out", [task(request="r2", assets=("n2",), payouts=(100,))], "operator",
+     ChainTermsViolationError, "bind every asset"),
+    ("named asset below its price", [task(request="r2", assets=("n2", "m1"),
+                                          payouts=(100, 49))],
+     "operator", ChainTermsViolationError, "below its price"),
+    ("an asset the request does not name", [task(assets=("n1", "m1"), payouts=(120, 50))],
+     "operator", ChainTermsViolationError, "does not name"),
+    ("unknown request", [task(request="r9")], "operator", ChainUnknownRequestError, None),
+    ("unknown asset", [task(assets=("n9",))], "operator", ChainUnknownAssetError, None),
+    ("two replicas for one", [task(assets=("n1", "n2"), payouts=(120, 100))], "operator",
+     ChainTermsViolationError, "replicas"),
+    ("served twice", [task(), task(task="t1")], "operator", ChainTermsViolationError,
+     "served more than once"),
+    ("the pool subsidising", [task(charge=100)], "pool", ChainTermsViolationError,
+     "cannot be subsidised"),
+    ("an id twice", [task(), task()], "operator", ChainMalformedError, "task ids repeat"),
+    ("no task", [], "operator", ChainMalformedError, "at least one task"),
+    ("payouts that do not match", [task(payouts=(120, 1))], "operator", ChainMalformedError,
+     "payouts do not match"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("tasks", "margin_to", "error", "reason"),
+    [case[1:] for case in BAD_TASKS],
+    ids=[case[0] for case in BAD_TASKS],
+)
+def test_a_batch_against_the_owners_terms_is_refused_and_changes_nothing(
+    world, tasks, margin_to, error, reason
+):
+    market, *_ = world
+    before = snapshot(market)
+    with pytest.raises(error, match=reason):
+        market.open_tasks(1, tasks, margin_to)
+    assert snapshot(market) == before
+    assert market.task(1, "t0").status == "unknown"
+
+
+def test_refusals_of_the_requests_life_cycle(world):
+    market, alice, _, carol = world
+    market.open_tasks(1, [task()])
+    before = snapshot(market)
+    with pytest.raises(ChainTermsViolationError, match="served in another round"):
+        market.open_tasks(2, [task(task="t9", charge=0, payouts=(120,))])
+    with pytest.raises(ChainIdTakenError, match="task already opened"):
+        market.open_tasks(1, [task(request="r2", assets=("n2", "m1"), payouts=(100, 50))])
+    with pytest.raises(ChainTermsViolationError, match="only an open request"):
+        market.withdraw_request(carol, "r1")
+    with pytest.raises(ChainUnauthorizedError, match="only the requester or the admin"):
+        market.withdraw_request(alice, "r2")
+    with pytest.raises(ChainStakeLockedError, match="runs an open task"):
+        market.unstake(alice, "n1", S0)  # its stake answers for the open task
+    assert snapshot(market) == before
+    market.post_request(carol, RequestTerms("old", max_price=10, demand={"gpu": 1}, expires=0))
+    with pytest.raises(ChainTermsViolationError, match="request expired"):
+        market.open_tasks(1, [task(task="t5", request="old", charge=10)])
+    refunded = market.withdraw_request(market.admin, "old").named("RequestClosed")
+    assert refunded[0].args["refunded"] == 10
+    with pytest.raises(ChainTermsViolationError, match="request is closed"):
+        market.open_tasks(1, [task(task="t5", request="old", charge=10)])
+    assert market.conservation_gap() == 0
+
+
+def test_a_paid_task_pays_owners_the_margin_and_closes_its_request(world):
+    market, alice, bob, carol = world
+    t = task(request="r2", assets=("n2", "m1"), payouts=(110, 50), charge=300)
+    market.open_tasks(1, [t])
+    before = snapshot(market)
+    result = market.settle_tasks(1, [Settlement(t, "operator", paid=True)])
+    names = [e.name for e in result.events]
+    assert names == ["StakeUpdated", "StakeUpdated", "RequestClosed", "TaskSettled"]
+    settled = result.named("TaskSettled")[0].args
+    assert (settled["paid"], settled["charge"], settled["margin"], settled["refunded"]) == (
+        True, 300, 140, 500,
+    )  # fmt: skip
+    assert market.balance(bob) == before["balances"][bob] + 160  # n2 and m1 are bob's
+    assert market.balance(market.admin) == before["balances"][market.admin] + 140
+    assert market.balance(carol) == before["balances"][carol] + 500
+    assert market.stake("n2") == market.stake("m1") == S0 + REWARD
+    assert market.reward_pool() == before["pool"] - 2 * REWARD
+    assert market.request("r2").status == "closed" and market.task(1, t.task).status == "settled"
+    assert market.balance(alice) == before["balances"][alice]
+    assert market.conservation_gap() == 0
+
+
+def test_a_task_that_does_not_pay_refunds_the_charge_and_the_subsidy_and_penalises(world):
+    """Failed, or succeeded late: the verdict the authority hands the market is the same."""
+    market, _, bob, carol = world
+    t = task(request="r2", assets=("n2", "m1"), payouts=(150, 50), charge=120)  # subsidy 80
+    operator, escrow = market.balance(market.admin), market.request("r2").escrow
+    market.open_tasks(1, [t])
+    market.settle_tasks(1, [Settlement(t, "operator", paid=False)])
+    assert market.balance(market.admin) == operator  # the subsidy came back
+    assert market.balance(carol) == FUNDS - 1800 + escrow  # all of r2's escrow back
+    assert market.stake("n2") == market.stake("m1") == S0 - PENALTY
+    assert market.reward_pool() == 1000 * REWARD + 2 * PENALTY
+    assert market.balance(bob) == FUNDS - 2 * S0
+    assert market.conservation_gap() == 0
+
+
+def test_a_pool_held_margin_feeds_the_pool(world):
+    market, *_ = world
+    t = task()
+    market.open_tasks(1, [t], "pool")
+    pool = market.reward_pool()
+    market.settle_tasks(1, [Settlement(t, "pool", paid=True)])
+    assert market.reward_pool() == pool + 80 - REWARD
+    assert market.conservation_gap() == 0
+
+
+def test_settlement_refusals_change_nothing(world):
+    market, alice, *_ = world
+    t = task()
+    market.open_tasks(1, [t])
+    before = snapshot(market)
+    with pytest.raises(ChainMalformedError, match="differ from the opened ones"):
+        market.settle_tasks(1, [Settlement(replace(t, payouts=(200,)), "operator", True)])
+    with pytest.raises(ChainMalformedError, match="differ from the opened ones"):
+        market.settle_tasks(1, [Settlement(t, "pool", True)])
+    with pytest.raises(ChainUnknownTaskError):
+        market.settle_tasks(2, [Settlement(t, "operator", True)])
+    with pytest.raises(ChainUnauthorizedError, match="not the settlement authority"):
+        market.settle_tasks(1, [Settlement(t, "operator", True)], sender=alice)
+    assert snapshot(market) == before
+    market.settle_tasks(1, [Settlement(t, "operator", False)])
+    after = snapshot(market)
+    for paid in (True, False):  # settled once: either verdict again is refused
+        with pytest.raises(TaskAlreadySettledError):
+            market.settle_tasks(1, [Settlement(t, "operator", paid)])
+    assert snapshot(market) == after
+
+
+def test_pool_exhaustion_refuses_the_whole_batch(market):
+    owner, requester = market.new_account(), market.new_account()
+    market.fund(owner, 10 * S0)
+    market.fund(requester, 1000)
+    for name in ("a1", "a2"):
+        market.register_asset(owner, name, S0)
+        market.post_offer(owner, Offer(name, capacity={"gpu": 1}))
+    market.fund_pool(owner, REWARD)  # pays one reward, not two
+    market.post_request(requester, RequestTerms("r", max_price=10, demand={"gpu": 1}))
+    market.post_request(requester, RequestTerms("s", max_price=10, demand={"gpu": 1}))
+    tasks = [TaskTerms("t1", "r", ("a1",), (0,), 0), TaskTerms("t2", "s", ("a2",), (0,), 0)]
+    market.open_tasks(0, tasks)
+    before = snapshot(market)
+    with pytest.raises(ChainRewardPoolExhaustedError):
+        market.settle_tasks(0, [Settlement(t, "operator", True) for t in tasks])
+    assert snapshot(market) == before
+    market.settle_tasks(0, [Settlement(tasks[0], "operator", True)])  # one reward fits
+    assert market.reward_pool() == 0 and market.stake("a1") == S0 + REWARD
+
+
+def test_removal_leaves_a_removed_asset_alone_and_its_stake_with_it(world):
+    market, alice, *_ = world
+    market.register_asset(alice, "weak", PENALTY + 5)  # one failure from removal
+    market.post_offer(alice, Offer("weak", capacity={"gpu": 8}))
+    for r in ("x1", "x2"):
+        market.post_request(market.admin, RequestTerms(r, max_price=10, demand={"gpu": 1}))
+    first, second = (TaskTerms(t, r, ("weak",), (0,), 0) for t, r in (("a", "x1"), ("b", "x2")))
+    market.open_tasks(1, [first, second])
+    result = market.settle_tasks(
+        1, [Settlement(first, "operator", False), Settlement(second, "operator", False)]
+    )
+    removed = result.named("AssetRemoved")
+    assert [e.args["stake"] for e in removed] == [5]
+    updates = [(e.args["before"], e.args["after"]) for e in result.named("StakeUpdated")]
+    assert updates == [(PENALTY + 5, 5), (5, 5)]  # the second failure finds it removed
+    assert (market.asset("weak").status, market.stake("weak")) == ("removed", 5)
+    with pytest.raises(ChainAssetNotActiveError):
+        market.open_tasks(2, [task(assets=("weak",), payouts=(0,), charge=0)])
+    with pytest.raises(ChainAssetNotActiveError):
+        market.post_offer(alice, Offer("weak"))
+    market.replace_asset(alice, "weak", "strong", S0)  # 5 carried over
+    assert (market.asset("weak").status, market.asset("strong").stake) == ("replaced", S0)
+    assert market.conservation_gap() == 0
+
+
+def test_capacity_and_the_fixed_cost_count_over_the_round(world):
+    market, _, _, carol = world
+    market.post_request(carol, RequestTerms("r3", max_price=900, demand={"gpu": 2}))
+    market.open_tasks(1, [task()])  # n1: 2 of 4 gpu, fixed cost paid
+    second = task(task="t1", request="r3", payouts=(20,), charge=20)  # unit costs only
+    market.open_tasks(1, [second])
+    market.post_request(carol, RequestTerms("r4", max_price=900, demand={"gpu": 1}))
+    before = snapshot(market)
+    with pytest.raises(ChainTermsViolationError, match="capacity"):
+        market.open_tasks(1, [task(task="t2", request="r4", payouts=(10,), charge=10)])
+    assert snapshot(market) == before
+    market.open_tasks(2, [task(task="t2", request="r4", payouts=(110,), charge=110)])  # new round
+
+
+def test_the_stake_life_cycle(world):
     market, alice, bob, _ = world
     before = snapshot(market)
     with pytest.raises(ChainStakeBelowMinimumError):
-        market.unstake(alice, 1, S0 - PENALTY)  # would leave P, at the removal level
+        market.unstake(alice, "n1", S0 - PENALTY)  # would leave P, at the removal level
     with pytest.raises(ChainInsufficientFundsError, match="insufficient stake"):
-        market.unstake(alice, 1, S0 + 1)
+        market.unstake(alice, "n1", S0 + 1)
     with pytest.raises(ChainUnauthorizedError, match="not the asset owner"):
-        market.unstake(bob, 1, 1)
-    with pytest.raises(ChainUnknownAssetError):
-        market.unstake(alice, 99, 1)
+        market.unstake(bob, "n1", 1)
     with pytest.raises(ChainStakeLockedError):
         market.release(alice)  # nothing unstaked yet
+    with pytest.raises(ChainStakeBelowMinimumError):
+        market.register_asset(alice, "low", PENALTY)
     assert snapshot(market) == before
-    market.unstake(alice, 1, 1000)  # partial: stays active above the minimum
+    market.unstake(alice, "n1", 1000)  # partial: stays active above the minimum
     market.advance_round(1)
-    market.unstake(alice, 1, S0 - 1000)  # the rest: the asset retires
-    assert market.asset(1).status == "retired" and market.unbonding(alice) == S0
+    market.unstake(alice, "n1", S0 - 1000)  # the rest: the asset retires
+    assert market.asset("n1").status == "retired" and market.unbonding(alice) == S0
     with pytest.raises(ChainAssetNotActiveError):
-        market.add_stake(alice, 1, 10)
-    with pytest.raises(ChainUnknownAssetError):  # a retired asset takes no task
-        market.settle(0, 0, [99], True)
-    market.settle(1, 0, [1, 2], False)  # the rule leaves the retired asset alone
-    assert market.stake(1) == 0
+        market.add_stake(alice, "n1", 10)
+    with pytest.raises(ChainAssetNotActiveError):
+        market.open_tasks(1, [task()])
     with pytest.raises(ChainStakeLockedError):
         market.release(alice)  # delay 2: the first unstake matures at round 2
     balance = market.balance(alice)
@@ -266,54 +389,81 @@ def test_unstake_waits_the_delay_in_rounds(world):
     assert market.conservation_gap() == 0
 
 
-def test_escrow_refusals(world):
-    market, alice, _, req = world
+def test_stake_cap_of_a_clamped_rule():
+    capped = ChainMarket.deploy(BoaBackend(), integer_rule("coll-sr", S0, "0.01", PENALTY))
+    owner = capped.new_account()
+    capped.fund(owner, 10 * S0)
+    with pytest.raises(ChainStakeError, match="above the cap"):
+        capped.register_asset(owner, "a", S0 + 1)
+    capped.register_asset(owner, "a", S0)
+    with pytest.raises(ChainStakeError, match="above the cap"):
+        capped.add_stake(owner, "a", 1)
+
+
+def test_only_the_admin_opens_withdraws_runs_the_clock_and_names_the_authority(world):
+    market, alice, _, carol = world
     before = snapshot(market)
-    with pytest.raises(ChainRequestError, match="another requester"):
-        market.escrow(alice, 7, 10)
-    for outcome in (True, False):  # the price must be escrowed whatever the outcome
-        with pytest.raises(ChainInsufficientFundsError, match="escrow too small"):
-            market.settle(0, 0, [1, 2], outcome, request=7, payouts=[5000, 1])
-    with pytest.raises(ChainUnknownAssetError):
-        market.settle(0, 0, [1, 99], True)
-    with pytest.raises(ChainUnknownRequestError):
-        market.settle(0, 0, [1], True, request=99, payouts=[1])
-    with pytest.raises(ChainUnknownRequestError):
-        market.refund(99)
-    with pytest.raises(ChainInsufficientFundsError, match="insufficient balance"):
-        market.escrow(req, 8, FUNDS)
+    art, address = market._contracts["Market"]
+    for fn, args in (
+        ("open_tasks", [1, [], 0]),
+        ("advance_round", [1]),
+        ("set_authority", [alice]),
+    ):
+        with pytest.raises(ChainUnauthorizedError, match="only the admin"):
+            market.backend.transact(address, art.encode_call(fn, args), carol)
     assert snapshot(market) == before
+
+
+def test_set_authority_hands_settlement_over(world):
+    market, alice, *_ = world
+    t = task()
+    market.open_tasks(1, [t])
+    art, address = market._contracts["Market"]
+    market.backend.transact(address, art.encode_call("set_authority", [alice]), market.admin)
+    with pytest.raises(ChainUnauthorizedError):
+        market.settle_tasks(1, [Settlement(t, "operator", True)])  # the admin no longer may
+    market.settle_tasks(1, [Settlement(t, "operator", True)], sender=alice)
+    assert market.task(1, "t0").status == "settled"
 
 
 def test_bad_input_is_refused_before_anything_is_sent(world):
     market, alice, _, _ = world
     before = snapshot(market)
+    too_many = [task(task=f"t{i}") for i in range(MAX_BATCH + 1)]
     bad_calls = [
-        lambda: market.settle(0, 0, [1, 1], True),  # repeated asset
-        lambda: market.settle(0, 0, [], True),
-        lambda: market.settle(0, 0, list(range(1, 18)), True),  # more than 16 assets
-        lambda: market.settle(0, 0, [1, 2], True, request=7, payouts=[1]),
-        lambda: market.settle(-1, 0, [1], True),
-        lambda: market.settle(0, 0, [1], 1),  # outcome must be a bool
+        lambda: market.open_tasks(1, too_many),
+        lambda: market.open_tasks(
+            1, [task(assets=tuple(f"a{i}" for i in range(33)), payouts=(0,) * 33)]
+        ),
+        lambda: market.open_tasks(1, [task()], "nobody"),
+        lambda: market.open_tasks(-1, [task()]),
+        lambda: market.open_tasks(1, ["t0"]),
+        lambda: market.settle_tasks(1, [Settlement(task(), "operator", 1)]),
+        lambda: market.register_asset(alice, "white space", S0),
+        lambda: market.register_asset("alice", "n3", S0),
         lambda: market.deposit(alice, 1.5),
         lambda: market.withdraw(alice, 0),
-        lambda: market.escrow(alice, 7, -3),
-        lambda: market.register_asset("alice", 3, S0),
         lambda: market.fund_pool(alice, 2**256),
+        lambda: market.post_offer(alice, {"asset": "n1"}),
     ]
     for call in bad_calls:
         with pytest.raises(InvalidParameterError):
             call()
+    with pytest.raises(MalformedMessageError):  # the terms types check themselves
+        RequestTerms("r5", max_price=0)
     assert snapshot(market) == before
 
 
-def test_malformed_task_reaching_the_contract_is_refused(world):
+def test_malformed_tasks_reaching_the_contract_are_refused(world):
     market, *_ = world
     art, address = market._contracts["Market"]
     before = snapshot(market)
-    for assets, payouts in (([2, 1], []), ([1, 1], []), ([], []), ([1, 2], [1])):
-        data = art.encode_call("settle", [0, 0, 7, assets, payouts, True])
-        with pytest.raises(ChainInvalidTaskError):
+    r1, n1 = market._id("request", "r1"), market._id("asset", "n1")
+    for assets, payouts, fraction in (([n1, n1], [0, 0], PPB), ([], [], PPB),
+                                      ([n1], [1, 2], PPB), ([n1], [120], 0),
+                                      ([n1], [120], PPB + 1)):  # fmt: skip
+        data = art.encode_call("open_tasks", [1, [(7, r1, assets, payouts, 200, fraction)], 0])
+        with pytest.raises(ChainMalformedError):
             market.backend.transact(address, data, market.admin)
     assert snapshot(market) == before
 

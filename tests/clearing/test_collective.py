@@ -107,3 +107,30 @@ def test_divisible_markets_are_refused():
     )
     with pytest.raises(InvalidMarketError, match="divisible"):
         CollectiveSelection().clear(market)
+
+
+def test_a_node_of_weight_zero_never_makes_up_a_replica_set():
+    # Two replicas, but only one node of positive weight: the request is not served (and
+    # the draw does not wait forever for the node of weight 0 to be accepted).
+    clearing = CollectiveSelection().clear(_market([3.0, 0.0], replicas=2), seed=1)
+    assert clearing.allocation.served_requests == frozenset()
+    uniform = CollectiveSelection(weighted=False).clear(_market([3.0, 0.0], replicas=2), seed=1)
+    assert uniform.allocation.nodes_of("t0") == {"n0", "n1"}
+
+
+def test_one_node_of_an_exclusive_group_serves_and_the_others_stay_out():
+    # n0 and n1 are one machine: whichever is drawn first, the next requests go to it or to
+    # n2, never to its twin; no request is turned away while a node can take it.
+    market = Market(
+        requests=[Request(f"t{i}", value=10.0) for i in range(6)],
+        nodes=[Node("n0"), Node("n1"), Node("n2")],
+        exclusive_nodes=(("n0", "n1"),),
+    )
+    seen = set()
+    for seed in range(20):
+        clearing = CollectiveSelection().clear(market, seed=seed)
+        used = clearing.allocation.used_nodes
+        assert clearing.allocation.served_requests == {f"t{i}" for i in range(6)}
+        assert not {"n0", "n1"} <= used
+        seen |= used & {"n0", "n1"}
+    assert seen == {"n0", "n1"}  # each twin is drawn in some round

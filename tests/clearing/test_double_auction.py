@@ -19,7 +19,7 @@ from mercat.market.generators import (
     double_auction_market,
     running_example,
 )
-from mercat.market.model import Clearing
+from mercat.market.model import Clearing, Market, Node, Request
 from mercat.testing.contract import MechanismContract
 from mercat.testing.truthfulness import misreport_gains, misreports_pay
 from tests.strategies import auction_arrays
@@ -265,3 +265,49 @@ def test_bad_tie_breaks_and_priorities_are_refused():
         trade_reduction(*a, user_priority=np.array([0, 0]))
     with pytest.raises(InvalidMarketError, match="provider priority must be 1 integers"):
         trade_reduction(*a, provider_priority=np.array([0, 1]))
+
+
+def test_a_request_without_demand_is_served_free_outside_the_trade():
+    # The market format allows a value with demand 0: it takes no unit from anyone, so it is
+    # served in full by the first node, pays nothing, and counts in the welfare and bound.
+    base = double_auction_market(3, 12, 3)
+    free = Request("free", value=2.0, demand=(0.0,))
+    nothing = Request("nothing", value=0.0, demand=(0.0,))
+    market = Market((*base.requests, free, nothing), base.nodes, resources=base.resources,
+                    divisible=True)  # fmt: skip
+    alone, together = DoubleAuction().clear(base), DoubleAuction().clear(market)
+    assert together.allocation.shares_of("free") == {base.nodes[0].id: 1.0}
+    assert "nothing" not in together.allocation.served_requests
+    assert together.payment("free") == 0.0
+    assert together.bound == pytest.approx(alone.bound + 2.0)
+    assert together.diagnostics["welfare"] == pytest.approx(alone.diagnostics["welfare"] + 2.0)
+    assert is_valid(market, together.allocation)
+    assert summarize(market, together).welfare == pytest.approx(together.diagnostics["welfare"])
+
+
+def test_proven_only_when_trade_reduction_gives_nothing_up():
+    # No bid reaches the cost: nothing trades, nothing is lost, the empty allocation is
+    # optimal. With trade, the marginal pair is given up: not optimal.
+    dear = Market(
+        (Request.bidding("u1", 0.5, 1.0), Request.bidding("u2", 0.4, 1.0)),
+        (Node("p1", unit_costs=(0.9,), capacity=(5.0,)),),
+        resources=("bw",),
+        divisible=True,
+    )
+    none = DoubleAuction().clear(dear)
+    assert none.allocation.shares == () and none.gap == 0.0 and none.proven
+    traded = DoubleAuction().clear(double_auction_market(1, 20, 4))
+    assert traded.gap > 0 and not traded.proven
+
+
+def test_the_marginal_provider_is_named_when_it_is_the_first_node():
+    # One provider: it sells the last unit, so it is l* (index 0) and is named.
+    market = Market(
+        (Request.bidding("u1", 2.0, 1.0), Request.bidding("u2", 1.5, 1.0)),
+        (Node("p1", unit_costs=(0.5,), capacity=(5.0,)),),
+        resources=("bw",),
+        divisible=True,
+    )
+    clearing = DoubleAuction().clear(market)
+    assert clearing.diagnostics["marginal_provider"] == "p1"
+    assert clearing.diagnostics["marginal_user"] == "u2"

@@ -108,3 +108,20 @@ def test_bad_input(call, error, message):
     rule = mechanism("coll-sr").rule(5.0, 0.05)
     with pytest.raises(error, match=message):
         call(rule)
+
+
+def test_each_mechanisms_rule_moves_stakes_exactly_when_it_should():
+    # Free keeps every stake unless asked (free_moves_stakes, the ablation); the collective
+    # mechanisms always move them.
+    for name, m in MECHANISMS.items():
+        rule = m.rule(initial_stake=10.0, task_target=0.01)
+        assert rule.moves_stakes == (name != "free")
+        assert (rule.updated_stake(10.0, False) < 10.0) == (name != "free")
+        assert m.rule(10.0, 0.01, free_moves_stakes=True).updated_stake(10.0, False) < 10.0
+
+
+def test_a_floor_equal_to_the_cap_is_allowed():
+    rule = CollectiveRule(penalty=1.0, reward=0.1, removal=False, stake_floor=5.0, stake_cap=5.0)
+    assert rule.updated_stake(5.0, True) == rule.updated_stake(5.0, False) == 5.0
+    with pytest.raises(InvalidParameterError, match="exceeds stake_cap"):
+        CollectiveRule(penalty=1.0, reward=0.1, removal=False, stake_floor=5.5, stake_cap=5.0)

@@ -40,7 +40,9 @@ from tests.ledger.market import Market
 
 @pytest.fixture
 def market(store_url):
-    m = Market(store_url, users=3, oracles=3, quorum=2)
+    # A clamp cap, so that a stake above it can be refused (Coll-Rep / Coll-SR clamp to S0).
+    rule = IntegerRule(penalty=99, reward=1, removal=True, stake_cap=10_000)
+    m = Market(store_url, users=3, oracles=3, quorum=2, rule=rule)
     alice, bob, _ = m.users
     m.fund(alice, 10_000)
     m.fund(bob, 10_000)
@@ -128,6 +130,14 @@ def cases(m: Market):  # type: ignore[no-untyped-def]
             PostRequest(terms=RequestTerms("r-c", max_price=1))), e.InsufficientFundsError),
         ("stake below minimum", lambda: Signer(alice).sign(AddAsset(asset="tiny", stake=99)),
          e.StakeBelowMinimumError),
+        ("stake above the cap", lambda: Signer(alice).sign(AddAsset(asset="huge", stake=10_001)),
+         e.StakeAboveCapError),
+        ("top-up above the cap", lambda: Signer(alice).sign(Stake(asset="gpu", amount=9_011)),
+         e.StakeAboveCapError),
+        ("supply beyond 2^62", lambda: Signer(m.operator).sign(
+            Deposit(account=alice.public, amount=2**62 - 1)), e.BalanceOverflowError),
+        ("self-transfer overdraft", lambda: Signer(alice).sign(
+            Transfer(to=alice.public, amount=10**9)), e.InsufficientFundsError),
         ("unstake below minimum", lambda: Signer(alice).sign(Unstake(asset="gpu", amount=900)),
          e.StakeBelowMinimumError),
         ("retire while busy", lambda: Signer(alice).sign(Unstake(asset="gpu", amount=990)),

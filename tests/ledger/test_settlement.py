@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mercat.errors import MalformedMessageError, StakeLockedError, TermsViolationError
+from mercat.errors import (
+    AlreadyExistsError,
+    MalformedMessageError,
+    StakeLockedError,
+    TermsViolationError,
+)
 from mercat.identity import Keypair
 from mercat.ledger import (
     AddOracle,
@@ -219,3 +224,18 @@ def test_clamped_rule_pays_at_most_up_to_the_cap_and_keeps_the_floor(sqlite_url)
     assert (m.ledger.stake_of(rich), m.ledger.stake_of(poor)) == (901, 10)
     assert m.ledger.pool() == 100 - 2 - 5 + 99 + 95
     m.ledger.verify()
+
+
+def test_a_batch_that_mixes_settled_and_open_tasks_is_refused_whole(market):
+    alice, bob, _ = market.users
+    assets = [market.asset(alice, 990) for _ in range(2)]
+    first, second = (market.task(market.request(bob, 100), [a], [40]) for a in assets)
+    agreeing = (market.report(1, first, True), market.report(1, first, True, oracle=1))
+    market.op(Settle(round=1, task=first, reports=agreeing))
+    reports = lambda t: (market.report(1, t, True), market.report(1, t, True, oracle=2))  # noqa: E731
+    mixed = SettleTasks(round=1, settlements=(TaskReports(first, reports(first)),
+                                               TaskReports(second, reports(second))))  # fmt: skip
+    before = market.snapshot()
+    with pytest.raises(AlreadyExistsError, match="is settled"):
+        market.op(mixed)
+    assert market.snapshot() == before

@@ -66,3 +66,58 @@ def test_a_store_is_configured_once(sqlite_url):
     with Ledger(sqlite_url) as ledger:
         assert ledger.config == replace(config, ledger_id=ledger.id)  # drawn at init
         assert len(ledger.id) == 32 and ledger.config.min_stake == 2
+
+
+def test_a_ledger_from_before_terms_upgrades_in_place(sqlite_url):
+    """Revision 0001 stores (escrowed requests without terms, an open task) upgrade to the
+    current schema: the ledger gets an id, requests with open tasks are being served and
+    close when their tasks settle, the others stay open and can be refunded."""
+    import json
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine, "0001")
+    config = LedgerConfig(operator="ab" * 32, rule=IntegerRule(penalty=99, reward=1, removal=True))
+    legacy = {k: v for k, v in json.loads(config.to_json()).items() if k != "ledger_id"}
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO ledger_meta (id, config, round) VALUES (1, :c, 1)"),
+                  {"c": json.dumps(legacy)})  # fmt: skip
+        c.execute(text("INSERT INTO accounts (key, role) VALUES (:k, 'operator')"),
+                  {"k": "ab" * 32})  # fmt: skip
+        c.execute(text("INSERT INTO entries (id, op, signer, nonce, payload, signature) "
+                       "VALUES (1, 'x', :k, 1, '{}', 'aa')"), {"k": "ab" * 32})  # fmt: skip
+        c.execute(text("INSERT INTO requests (id, owner) VALUES ('busy', :k), ('idle', :k)"),
+                  {"k": "ab" * 32})  # fmt: skip
+        c.execute(text("INSERT INTO tasks (round, task, request, status, opened_entry) "
+                       "VALUES (1, 't', 'busy', 'open', 1)"))  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as c:
+        statuses = dict(c.execute(text("SELECT id, status FROM requests")).all())
+        open_tasks = c.execute(text("SELECT open_tasks FROM requests WHERE id = 'busy'")).scalar()
+        stored = json.loads(c.execute(text("SELECT config FROM ledger_meta")).scalar())
+    assert statuses == {"busy": "assigned", "idle": "open"} and open_tasks == 1
+    assert len(stored["ledger_id"]) == 32
+    engine.dispose()
+    with Ledger(sqlite_url) as ledger:
+        assert ledger.id == stored["ledger_id"]
+
+
+def test_the_audit_catches_terms_and_tasks_changed_behind_the_journal(sqlite_url):
+    m = Market(sqlite_url, users=2)
+    owner, requester = m.users
+    m.fund(owner, 10_000)
+    m.fund(requester, 10_000)
+    asset = m.asset(owner, 990)
+    m.task(m.request(requester, 500), [asset], [100])
+    m.ledger.verify()
+    for statement, (old, new), found in (
+        ("UPDATE task_assets SET payout = 1", ("", ""), "task .* differs"),
+        ("UPDATE offers SET offer = replace(offer, :old, :new)", ('"cost":0', '"cost":5'),
+         "offer of asset"),
+        ("UPDATE requests SET terms = replace(terms, :old, :new)",
+         ('"replicas":1', '"replicas":3'), "terms of request"),
+    ):  # fmt: skip
+        with m.ledger.engine.begin() as c:
+            c.execute(text(statement), {"old": old, "new": new} if old else {})
+        with pytest.raises(LedgerIntegrityError, match=found):
+            m.ledger.verify()
+    m.ledger.close()

@@ -114,3 +114,36 @@ def test_summary_reports_checks_and_unknown_ids():
     assert good.as_dict()["served_requests"] == 1
     bad = summarize(m, Clearing("x", Allocation.from_nodes({"t9": ["n1"]})))
     assert not bad.valid and "unknown request 't9'" in bad.validity_reasons
+
+
+def test_ir_tolerance_is_relative_to_the_amounts_above_one_and_absolute_below():
+    market = Market(
+        (Request("big", 1e6), Request("small", 0.5)),
+        (Node("rich", cost=1e6), Node("poor", cost=0.5)),
+    )
+    served = Allocation.from_nodes({"big": ["rich"], "small": ["poor"]})
+    rewards = {"rich": 1e6, "poor": 0.5}
+    # 1e-4 below a value of 1e6 is rounding (1e-10 relative); 1e-2 is not (1e-8).
+    assert not ir_violations(market, served, {"big": 1e6 + 1e-4, "small": 0.5}, rewards)
+    assert ir_violations(market, served, {"big": 1e6 + 1e-2, "small": 0.5}, rewards)
+    # Below 1 the slack is absolute: 5e-10 passes, 2e-9 does not.
+    assert not ir_violations(market, served, {"big": 1e6, "small": 0.5 + 5e-10}, rewards)
+    assert ir_violations(market, served, {"big": 1e6, "small": 0.5 + 2e-9}, rewards)
+    # Nodes alike, relative to their reward.
+    payments = {"big": 1e6, "small": 0.5}
+    assert not ir_violations(market, served, payments, {"rich": 1e6 - 1e-4, "poor": 0.5})
+    assert ir_violations(market, served, payments, {"rich": 1e6 - 1e-2, "poor": 0.5})
+
+
+def test_budget_balance_tolerance_is_relative_to_what_requests_pay():
+    pay = {"t": 1e6}
+    assert budget_balanced(pay, {"n": 1e6 + 1e-4})  # margin -1e-4 on 1e6: rounding
+    assert not budget_balanced(pay, {"n": 1e6 + 1e-2})
+    assert non_extractive({"t": 1e6 + 1e-4}, {"n": 1e6})
+    assert not non_extractive({"t": 1e6 + 1e-2}, {"n": 1e6})
+
+
+def test_zero_margin_prices_charge_nothing_when_nothing_served_is_worth_anything():
+    market = Market((Request("a", 0.0), Request("b", 0.0)), (Node("x"),))
+    both = Allocation.from_nodes({"a": ["x"], "b": ["x"]})
+    assert zero_margin_prices(market, both) == ({"a": 0.0, "b": 0.0}, {"x": 0.0})

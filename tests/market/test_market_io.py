@@ -107,7 +107,7 @@ def test_bad_documents_raise_specific_errors(document, message):
 def test_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(InvalidMarketError, match=r"bad.json: not valid JSON"):
+    with pytest.raises(InvalidMarketError, match=r"bad.json: the market is not valid JSON"):
         load_market(bad)
     bad.write_text(json.dumps(doc(nodes=[{"id": "n1", "capacity": [-2]}])))
     with pytest.raises(InvalidMarketError, match=r"bad.json: .*must be >= 0"):
@@ -117,6 +117,43 @@ def test_file_errors_name_the_file(tmp_path):
     bad.write_bytes(b"\xff\xfe{}")
     with pytest.raises(InvalidMarketError, match=r"bad.json' is not UTF-8 text \(byte 0"):
         load_market(bad)
+
+
+def test_deep_nesting_is_refused_in_one_line_before_parsing(tmp_path):
+    # About a thousand levels made Python's parser raise RecursionError (a traceback).
+    deep = tmp_path / "deep.json"
+    for text in ("[" * 1000 + "]" * 1000, '{"requests": ' + "[" * 5000, '{"a":' * 900 + "1"):
+        deep.write_text(text)
+        with pytest.raises(InvalidMarketError, match="more than 64 levels deep") as caught:
+            load_market(deep)
+        assert "\n" not in str(caught.value)
+    # 64 levels are allowed through the parser (the market's own checks then refuse it).
+    with pytest.raises(InvalidMarketError, match="requests: expected a list"):
+        loads_market('{"requests": ' + '{"a": ' * 62 + "1" + "}" * 62 + ', "nodes": []}')
+
+
+def test_oversized_market_text_and_files_are_refused_without_reading_them(tmp_path, monkeypatch):
+    import mercat.market.market_io as market_io
+
+    monkeypatch.setattr(market_io, "MAX_MARKET_BYTES", 1000)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(doc()) + " " * 1000)
+    with pytest.raises(InvalidMarketError, match="larger than the limit of 1000 bytes"):
+        load_market(big)
+    with pytest.raises(InvalidMarketError, match="larger than the limit of 1000 bytes"):
+        loads_market(big.read_text())
+
+
+def test_huge_integers_and_long_values_give_short_messages():
+    # 5000 digits: Python's int parser refuses it (a ValueError that is no JSONDecodeError).
+    with pytest.raises(InvalidMarketError, match="not valid JSON: Exceeds the limit"):
+        loads_market('{"requests": [], "nodes": [{"id": "n", "cost": ' + "9" * 5000 + "}]}")
+    # 400 digits parse, but overflow a float.
+    with pytest.raises(InvalidMarketError, match="expected a finite number, got 999"):
+        loads_market('{"requests": [], "nodes": [{"id": "n", "cost": ' + "9" * 400 + "}]}")
+    with pytest.raises(InvalidMarketError) as caught:
+        loads_market(json.dumps(doc(nodes=[{"id": "n", "cost": ["x" * 10**6]}])))
+    assert len(str(caught.value)) < 200
 
 
 def test_the_documented_example_is_the_example_file():

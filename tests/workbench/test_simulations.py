@@ -152,13 +152,14 @@ def test_marketplace_agents_change_the_bids():
 
 
 def test_cloudchain_adapter_reads_the_public_entry_point():
-    from mercat.scenarios import cloudchain as cc
+    from mercat.scenarios.cloudchain import simulate
+    from mercat.scenarios.cloudchain_config import CloudChainConfig, default_providers
 
     sim, values = params("cloudchain", days=1, requesters=8, community=3)
     assert {"community", "requesters", "days"} <= {p.name for p in sim.parameters}
     out = sim.run(sim.build(values), 2, 3, Steps(True, 6))
-    config = cc.CloudChainConfig(requesters=8, days=1, providers=cc.default_providers(3))
-    direct = cc.simulate(config, seed=3)
+    config = CloudChainConfig(requesters=8, days=1, providers=default_providers(3))
+    direct = simulate(config, seed=3)
     runs = out.tables["runs"]
     assert runs.loc[0, "jobs_completed"] == direct.jobs_completed
     assert len(out.tables["providers"]) == 2 * len(config.providers)

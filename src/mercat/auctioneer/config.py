@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,10 @@ from mercat.auctioneer.bid_agreement import RULES
 from mercat.auctioneer.messages import CLIENT_KEY, DEFAULT_MAX_BYTES, PROVIDER_ID
 from mercat.auctioneer.opening import Schedule
 from mercat.errors import AuctioneerConfigError
+from mercat.untrusted import parse_toml, read_text
+
+MAX_PEERS_BYTES = 4 << 20
+"""A peers file lists providers and perhaps thousands of bidders: 4 MiB is far beyond that."""
 
 MECHANISMS = ("double", "vcg")
 TIE_BREAKS = ("index", "coin")
@@ -256,12 +259,11 @@ _AUCTION_KEYS = {
 
 def load_peers(path: Path, *, k: int | None = None) -> PeersFile:
     """Read and check a peers file; `k` (the CLI's --k) overrides the file's."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AuctioneerConfigError(f"peers file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise AuctioneerConfigError(f"peers file {path} cannot be read: {exc}") from None
+    if not Path(path).exists():
+        raise AuctioneerConfigError(f"peers file {path} does not exist")
+    what = f"peers file {path}"
+    text = read_text(path, what=what, error=AuctioneerConfigError, max_bytes=MAX_PEERS_BYTES)
+    data = parse_toml(text, what=what, error=AuctioneerConfigError, max_bytes=MAX_PEERS_BYTES)
     unknown = set(data) - {"auction", "provider", "bidders"}
     if unknown:
         raise AuctioneerConfigError(f"{path}: unknown sections {sorted(unknown)}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from mercat.errors import (
     UnsupportedVersionError,
 )
 from mercat.identity import Keypair, canonical_bytes
+from mercat.untrusted import parse_json
 
 VERSION = 1
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -345,10 +345,9 @@ def decode(
     header_bytes, body, signature = (bytes(f) for f in frames)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise MessageTooLargeError(f"header of {len(header_bytes)} bytes")
-    try:
-        header = json.loads(header_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedMessageError("header is not JSON") from None
+    header = parse_json(  # nested at most MAX_DEPTH levels: 16 kB of brackets recursed
+        header_bytes, what="header", error=MalformedMessageError, max_bytes=MAX_HEADER_BYTES
+    )
     if not isinstance(header, dict):
         raise MalformedMessageError("header is not a JSON object")
     if header.get("v") != VERSION:

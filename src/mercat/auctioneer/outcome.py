@@ -23,6 +23,7 @@ import numpy as np
 from mercat.auctioneer.bids import BUY, SELL, BidVector
 from mercat.errors import MalformedMessageError
 from mercat.market.model import Allocation, Clearing
+from mercat.untrusted import parse_json
 
 Fact = float | int | str | bool | None
 
@@ -112,8 +113,10 @@ class Outcome:
         header_b, ids_b, buyer_b, seller_b, amount_b, transfers_b = (
             data[a:b] for a, b in itertools.pairwise(cuts)
         )
+        header = parse_json(
+            header_b, what="outcome header", error=MalformedMessageError, max_bytes=None
+        )
         try:
-            header = json.loads(header_b)
             mechanism, n, rows, facts = (
                 header["mechanism"],
                 header["bidders"],

@@ -113,11 +113,13 @@ class Event:
 
 @dataclass(frozen=True)
 class ContractArtifact:
-    """A compiled contract: its ABI, init code and the fork it was compiled for."""
+    """A compiled contract: its ABI, init code, the code it leaves on chain (what EIP-170
+    limits to 24,576 bytes) and the fork it was compiled for."""
 
     name: str
     abi: tuple[dict[str, Any], ...]
     bytecode: bytes
+    runtime_bytecode: bytes
     evm_version: str
     functions: dict[str, FunctionAbi] = field(repr=False)
     events: dict[bytes, EventAbi] = field(repr=False)
@@ -173,7 +175,7 @@ class ContractArtifact:
 
 
 def _build_artifact(
-    name: str, abi: list[dict[str, Any]], bytecode: bytes, evm: str
+    name: str, abi: list[dict[str, Any]], bytecode: bytes, runtime: bytes, evm: str
 ) -> ContractArtifact:
     functions, events = {}, {}
     for entry in abi:
@@ -197,7 +199,7 @@ def _build_artifact(
                 types=types,
                 indexed=tuple(bool(p["indexed"]) for p in entry["inputs"]),
             )
-    return ContractArtifact(name, tuple(abi), bytecode, evm, functions, events)
+    return ContractArtifact(name, tuple(abi), bytecode, runtime, evm, functions, events)
 
 
 @functools.cache
@@ -214,11 +216,14 @@ def compile_contract(name: str, evm_version: str = DEFAULT_EVM_VERSION) -> Contr
     out = vyper.compile_code(
         source,
         contract_path=f"{name}.vy",
-        output_formats=["abi", "bytecode"],
+        output_formats=["abi", "bytecode", "bytecode_runtime"],
         settings=Settings(evm_version=evm_version),
     )
+    code = {
+        key: bytes.fromhex(out[key].removeprefix("0x")) for key in ("bytecode", "bytecode_runtime")
+    }
     return _build_artifact(
-        name, out["abi"], bytes.fromhex(out["bytecode"].removeprefix("0x")), evm_version
+        name, out["abi"], code["bytecode"], code["bytecode_runtime"], evm_version
     )
 
 

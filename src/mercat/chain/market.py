@@ -2,35 +2,50 @@
 
 `ChainMarket.deploy(backend, rule)` deploys the token, the market and (with `oracles=n`)
 an oracle quorum as the settlement authority, then exposes the market's operations as
-methods over base-unit integers and addresses:
+methods over addresses, mercat's names and its terms types (`Offer`, `RequestTerms`,
+`TaskTerms`), amounts in integer base units:
 
     market = ChainMarket.deploy(BoaBackend(), rule)           # or Web3Backend.eth_tester(),
-    alice = market.new_account()                              # Web3Backend.http(url)
+    alice, carol = market.new_account(), market.new_account() # Web3Backend.http(url)
     market.fund(alice, 10_000)                                # mint (on-ramp) + deposit
-    market.register_asset(alice, asset=1, stake=990)
-    market.settle(round=0, task=0, assets=[1], success=True)
+    market.register_asset(alice, "gpu-1", stake=990)
+    market.post_offer(alice, Offer("gpu-1", capacity={"gpu": 4}, cost=100))
+    market.post_request(carol, RequestTerms("job-1", max_price=500, demand={"gpu": 2}))
+    market.open_tasks(1, [TaskTerms("t0", "job-1", ("gpu-1",), (120,), 150)])
+    market.settle_tasks(1, [Settlement(task, "operator", paid=True)])
 
-Inputs are checked before anything is sent (`InvalidParameterError`); a call the contract
-refuses raises the `ContractRevertError` subclass of its reason; either way nothing changes.
-`rule` is the collective rule in base units: a `CollectiveRule` (or the ledger's
-`IntegerRule`) whose amounts are integers; see `integer_rule` to build one for a mechanism.
+Names become the contract's ids as `mercat.chain.encoding` says (keccak256); the facade
+remembers every name it hashed, so events come back with names. Inputs are checked before
+anything is sent (`InvalidParameterError`, or the terms types' own `MalformedMessageError`);
+a call the contract refuses raises the `ContractRevertError` subclass of its reason; either
+way nothing changes. `rule` is the collective rule in base units: an `IntegerRule` (or a
+`CollectiveRule` whose amounts are integers; see `integer_rule`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
+from mercat.chain import encoding
 from mercat.chain.backend import ChainBackend, Receipt
 from mercat.chain.contracts import ContractArtifact, Event, compile_contract, decode_logs
 from mercat.errors import InvalidParameterError
 from mercat.incentives.collective import DEFAULT_FLOOR_RATIO, CollectiveRule, mechanism
+from mercat.runtime.records import MARGIN_HOLDERS
+from mercat.runtime.terms import PPB, Offer, RequestTerms, TaskTerms
 
 UINT256_MAX = 2**256 - 1
-MAX_TASK_ASSETS = 16  # MAX_ASSETS in Market.vy
+MAX_TASK_ASSETS = 32  # MAX_TASK_ASSETS in Market.vy
+MAX_BATCH = 32  # tasks per open_tasks / settle_tasks / report transaction (Market.vy)
+MAX_CALL_SERVERS = 128  # distinct servers one open_tasks transaction binds (Market.vy)
 STATUS_NAMES = ("unused", "active", "retired", "removed", "replaced")  # the ledger's names
+REQUEST_STATUS_NAMES = ("unknown", "open", "assigned", "closed")
+SETTLED_COMMITMENT = (1).to_bytes(32, "big")  # SETTLED in Market.vy
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class IntegerRuleLike(Protocol):
@@ -50,6 +65,12 @@ def _amount(name: str, value: object, *, positive: bool = False) -> int:
         raise InvalidParameterError(f"{name} must be an integer in [0, 2**256), got {value!r}")
     if positive and value == 0:
         raise InvalidParameterError(f"{name} must be positive, got 0")
+    return value
+
+
+def _name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InvalidParameterError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {value!r}")
     return value
 
 
@@ -114,6 +135,26 @@ def _constructor_rule(rule: IntegerRuleLike) -> list[Any]:
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """One task to settle: its terms as opened, its margin holder, and the verdict (`paid`:
+    it succeeded and met its SLA). Through an oracle quorum, `paid` is the quorum's."""
+
+    task: TaskTerms
+    margin_to: str
+    paid: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One oracle's verdict on one task (what the quorum counts)."""
+
+    task: str
+    success: bool
+    sla_met: bool
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
 class TxResult:
     """What one market operation did: its decoded events and the gas the node charged
     (summed over its transactions; None on boa, see `Receipt`)."""
@@ -122,19 +163,36 @@ class TxResult:
     gas_used: int | None
     transactions: int
 
+    def named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
 
 @dataclass(frozen=True)
 class AssetState:
     owner: str
     stake: int
     status: str
+    kind: str | None  # None: not offered
+    cost: int
+    offer_digest: bytes
+    open_tasks: int
 
 
 @dataclass(frozen=True)
-class EscrowState:
-    requester: str
-    amount: int
-    closed: bool
+class RequestState:
+    owner: str
+    status: str  # unknown, open, assigned, closed
+    round: int
+    served: int
+    open_tasks: int
+    escrow: int
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class TaskState:
+    status: str  # unknown, open, settled
+    held: int
 
 
 class ChainMarket:
@@ -156,11 +214,14 @@ class ChainMarket:
         self.rule = rule
         self.oracles = tuple(oracles)
         self.threshold = threshold
-        # Every account, asset and request this facade has touched: what `conservation_gap`
-        # sums over.
+        # Every account, asset and request this facade has touched and every task it opened
+        # and has not settled: what `conservation_gap` sums over; and every name it
+        # hashed, to read events back.
         self.accounts: set[str] = {admin, *oracles}
-        self.assets: set[int] = set()
-        self.requests: set[int] = set()
+        self.assets: set[str] = set()
+        self.requests: set[str] = set()
+        self.tasks: set[tuple[int, str]] = set()
+        self.names: dict[int, str] = {}
 
     # --- deployment --------------------------------------------------------------------
 
@@ -211,6 +272,10 @@ class ChainMarket:
     def address(self, contract: str) -> str:
         return self._contracts[contract][1]
 
+    @property
+    def has_quorum(self) -> bool:
+        return "Quorum" in self._contracts
+
     def new_account(self) -> str:
         account = self.backend.new_account()
         self.accounts.add(account)
@@ -239,20 +304,15 @@ class ChainMarket:
             raise InvalidParameterError(f"{name} must be a 0x-prefixed address, got {account!r}")
         return account
 
-    def _tracked(
-        self,
-        result: TxResult,
-        accounts: Sequence[str] = (),
-        asset: int | None = None,
-        request: int | None = None,
-    ) -> TxResult:
-        """Remember what an accepted call touched (a refused one leaves no trace)."""
-        self.accounts.update(accounts)
-        if asset is not None:
-            self.assets.add(asset)
-        if request is not None:
-            self.requests.add(request)
-        return result
+    def _id(self, what: str, name: object) -> int:
+        """The contract's id of a name (remembered, to read events back)."""
+        identifier = encoding.chain_id(_name(what, name))
+        self.names[identifier] = name  # type: ignore[assignment]
+        return identifier
+
+    def name_of(self, identifier: int) -> str:
+        """The name behind a contract id this facade hashed (its hex form otherwise)."""
+        return self.names.get(identifier, hex(identifier))
 
     # --- money in and out ---------------------------------------------------------------
 
@@ -261,7 +321,8 @@ class ChainMarket:
         account = self._account("account", account)
         _amount("amount", amount, positive=True)
         result = self._result([self._send("Token", "mint", [account, amount], self.admin)])
-        return self._tracked(result, [account])
+        self.accounts.add(account)
+        return result
 
     def deposit(self, account: str, amount: int) -> TxResult:
         """Move tokens from `account`'s wallet into its free balance (approve + deposit)."""
@@ -270,7 +331,8 @@ class ChainMarket:
         market = self.address("Market")
         approve = self._send("Token", "approve", [market, amount], account)
         result = self._result([approve, self._send("Market", "deposit", [amount], account)])
-        return self._tracked(result, [account])
+        self.accounts.add(account)
+        return result
 
     def fund(self, account: str, amount: int) -> TxResult:
         """Mint then deposit: `amount` new tokens land in `account`'s free balance."""
@@ -288,138 +350,176 @@ class ChainMarket:
         sender, receiver = self._account("sender", sender), self._account("receiver", receiver)
         _amount("amount", amount, positive=True)
         result = self._result([self._send("Market", "transfer", [receiver, amount], sender)])
-        return self._tracked(result, [sender, receiver])
+        self.accounts.update((sender, receiver))
+        return result
 
     def fund_pool(self, account: str, amount: int) -> TxResult:
         account = self._account("account", account)
         _amount("amount", amount, positive=True)
         return self._result([self._send("Market", "fund_pool", [amount], account)])
 
-    # --- escrows -----------------------------------------------------------------------
-
-    def escrow(self, requester: str, request: int, amount: int) -> TxResult:
-        requester = self._account("requester", requester)
-        _amount("request", request)
-        _amount("amount", amount, positive=True)
-        result = self._result([self._send("Market", "escrow", [request, amount], requester)])
-        return self._tracked(result, [requester], request=request)
-
-    def refund(self, request: int) -> TxResult:
-        _amount("request", request)
-        return self._result([self._send("Market", "refund", [request], self.admin)])
+    def advance_round(self, round: int) -> TxResult:
+        """Move the clock to `round` (a round not above the current one changes nothing)."""
+        _amount("round", round)
+        return self._result([self._send("Market", "advance_round", [round], self.admin)])
 
     # --- stakes ------------------------------------------------------------------------
 
-    def register_asset(self, owner: str, asset: int, stake: int) -> TxResult:
+    def register_asset(self, owner: str, asset: str, stake: int) -> TxResult:
         owner = self._account("owner", owner)
-        _amount("asset", asset)
+        identifier = self._id("asset", asset)
         _amount("stake", stake, positive=True)
-        result = self._result([self._send("Market", "register_asset", [asset, stake], owner)])
-        return self._tracked(result, [owner], asset=asset)
+        result = self._result([self._send("Market", "register_asset", [identifier, stake], owner)])
+        self.assets.add(asset)
+        return result
 
-    def add_stake(self, owner: str, asset: int, amount: int) -> TxResult:
+    def add_stake(self, owner: str, asset: str, amount: int) -> TxResult:
         owner = self._account("owner", owner)
-        _amount("asset", asset)
         _amount("amount", amount, positive=True)
-        return self._result([self._send("Market", "add_stake", [asset, amount], owner)])
+        args = [self._id("asset", asset), amount]
+        return self._result([self._send("Market", "add_stake", args, owner)])
 
-    def unstake(self, owner: str, asset: int, amount: int) -> TxResult:
+    def unstake(self, owner: str, asset: str, amount: int) -> TxResult:
         """Stake to the owner's unbonding, releasable `unstake_delay_rounds` later."""
         owner = self._account("owner", owner)
-        _amount("asset", asset)
         _amount("amount", amount, positive=True)
-        return self._result([self._send("Market", "unstake", [asset, amount], owner)])
+        args = [self._id("asset", asset), amount]
+        return self._result([self._send("Market", "unstake", args, owner)])
 
     def release(self, account: str) -> TxResult:
         """Matured unbonding back to `account`'s free balance."""
         account = self._account("account", account)
         return self._result([self._send("Market", "release", [], account)])
 
-    def replace_asset(self, owner: str, old: int, new: int, stake: int) -> TxResult:
+    def replace_asset(self, owner: str, old: str, new: str, stake: int) -> TxResult:
         """A removed asset's stake carried over to a new asset staked at `stake`."""
         owner = self._account("owner", owner)
-        _amount("old", old)
-        _amount("new", new)
         _amount("stake", stake, positive=True)
-        result = self._result([self._send("Market", "replace_asset", [old, new, stake], owner)])
-        return self._tracked(result, [owner], asset=new)
+        args = [self._id("old", old), self._id("new", new), stake]
+        result = self._result([self._send("Market", "replace_asset", args, owner)])
+        self.assets.add(new)
+        return result
 
-    def advance_round(self, round: int) -> TxResult:
-        """Move the clock to `round` (a round not above the current one changes nothing)."""
-        _amount("round", round)
-        return self._result([self._send("Market", "advance_round", [round], self.admin)])
+    # --- offers and requests -------------------------------------------------------------
 
-    # --- settlement --------------------------------------------------------------------
+    def post_offer(self, owner: str, offer: Offer) -> TxResult:
+        """The owner's (new) standing offer for its asset `offer.asset`."""
+        owner = self._account("owner", owner)
+        if not isinstance(offer, Offer):
+            raise InvalidParameterError(f"offer must be an Offer, got {offer!r}")
+        if offer.cid is not None:
+            self.names[encoding.chain_id(offer.cid)] = offer.cid
+        args = [self._id("asset", offer.asset), encoding.offer_struct(offer)]
+        return self._result([self._send("Market", "post_offer", args, owner)])
 
-    def settlement_args(
-        self,
-        round: int,
-        task: int,
-        assets: Sequence[int],
-        success: bool,
-        request: int = 0,
-        payouts: Sequence[int] | None = None,
-    ) -> list[Any]:
-        """Checked, contract-ordered arguments of a settlement: assets sorted ascending
-        (the contract's order), payouts permuted with them."""
-        _amount("round", round)
-        _amount("task", task)
-        _amount("request", request)
-        if not isinstance(success, bool):
-            raise InvalidParameterError(f"success must be a bool, got {success!r}")
-        ids = [_amount("asset", a) for a in assets]
-        if not 0 < len(ids) <= MAX_TASK_ASSETS:
+    def post_request(self, owner: str, terms: RequestTerms) -> TxResult:
+        """Post a request; its `max_price` moves from `owner`'s balance into its escrow."""
+        owner = self._account("owner", owner)
+        if not isinstance(terms, RequestTerms):
+            raise InvalidParameterError(f"terms must be RequestTerms, got {terms!r}")
+        self._id("request", terms.request)
+        for reference in terms.assets:
+            self.names[encoding.chain_id(reference)] = reference
+        struct = encoding.terms_struct(terms)
+        result = self._result([self._send("Market", "post_request", [struct], owner)])
+        self.requests.add(terms.request)
+        self.accounts.add(owner)
+        return result
+
+    def withdraw_request(self, signer: str, request: str) -> TxResult:
+        """Close an open request and refund its escrow (its owner or the admin may)."""
+        signer = self._account("signer", signer)
+        args = [self._id("request", request)]
+        return self._result([self._send("Market", "withdraw_request", args, signer)])
+
+    # --- tasks -------------------------------------------------------------------------
+
+    def _task_struct(self, task: object) -> tuple[Any, ...]:
+        if not isinstance(task, TaskTerms):
+            raise InvalidParameterError(f"a task must be TaskTerms, got {task!r}")
+        self._id("task", task.task)
+        self._id("request", task.request)
+        for asset in task.assets:
+            self._id("asset", asset)
+        if not 0 < len(task.assets) <= MAX_TASK_ASSETS:
             raise InvalidParameterError(
-                f"a task runs on 1 to {MAX_TASK_ASSETS} assets, got {len(ids)}"
+                f"a task binds 1 to {MAX_TASK_ASSETS} assets, got {len(task.assets)}"
             )
-        if len(set(ids)) != len(ids):
-            raise InvalidParameterError(f"task assets repeat: {ids!r}")
-        pays = [] if payouts is None else [_amount("payout", p) for p in payouts]
-        if pays and len(pays) != len(ids):
-            raise InvalidParameterError(f"{len(pays)} payouts for {len(ids)} assets")
-        order = sorted(range(len(ids)), key=ids.__getitem__)
-        return [
-            round,
-            task,
-            request,
-            [ids[i] for i in order],
-            [pays[i] for i in order] if pays else [],
-            success,
-        ]
+        for value in (*task.payouts, task.charge):
+            _amount("amount", value)
+        if not 0 < task.fraction <= PPB:
+            raise InvalidParameterError(f"task.fraction must lie in [1, {PPB}]")
+        return encoding.task_struct(task)
 
-    def settle(
-        self,
-        round: int,
-        task: int,
-        assets: Sequence[int],
-        success: bool,
-        request: int = 0,
-        payouts: Sequence[int] | None = None,
-    ) -> TxResult:
-        """Settle one task as the authority: the admin, or the first q oracles reporting
-        the same settlement to the quorum (q transactions, the last one settles)."""
-        args = self.settlement_args(round, task, assets, success, request, payouts)
-        if "Quorum" not in self._contracts:
-            return self._result([self._send("Market", "settle", args, self.admin)])
-        return self._result(
-            [self._send("Quorum", "report", args, o) for o in self.oracles[: self.threshold]]
-        )
+    @staticmethod
+    def _batch(items: Sequence[Any], what: str) -> None:
+        if len(items) > MAX_BATCH:
+            raise InvalidParameterError(
+                f"{len(items)} {what} in one transaction; the contract takes at most {MAX_BATCH}"
+            )
 
-    def report(
-        self,
-        oracle: str,
-        round: int,
-        task: int,
-        assets: Sequence[int],
-        success: bool,
-        request: int = 0,
-        payouts: Sequence[int] | None = None,
+    @staticmethod
+    def _margin(margin_to: object) -> int:
+        if margin_to not in MARGIN_HOLDERS:
+            raise InvalidParameterError(
+                f"margin_to must be one of {', '.join(MARGIN_HOLDERS)}, got {margin_to!r}"
+            )
+        return encoding.MARGIN_CODES[margin_to]  # type: ignore[index]
+
+    def open_tasks(
+        self, round: int, tasks: Sequence[TaskTerms], margin_to: str = "operator"
     ) -> TxResult:
-        """One oracle's report to the quorum (only with `oracles`)."""
-        if "Quorum" not in self._contracts:
+        """The admin opens tasks of `round` (at most `MAX_BATCH`), all or none; the contract
+        checks each against what its owners posted."""
+        _amount("round", round)
+        self._batch(tasks, "tasks")
+        args = [round, [self._task_struct(t) for t in tasks], self._margin(margin_to)]
+        result = self._result([self._send("Market", "open_tasks", args, self.admin)])
+        self.tasks.update((round, t.task) for t in tasks)
+        return result
+
+    def _settlements(self, items: Sequence[Settlement]) -> list[tuple[Any, ...]]:
+        out = []
+        for item in items:
+            if not isinstance(item, Settlement) or not isinstance(item.paid, bool):
+                raise InvalidParameterError(f"expected a Settlement, got {item!r}")
+            out.append((self._task_struct(item.task), self._margin(item.margin_to), item.paid))
+        return out
+
+    def settle_tasks(
+        self, round: int, items: Sequence[Settlement], sender: str | None = None
+    ) -> TxResult:
+        """Settle tasks of `round` (at most `MAX_BATCH`), all or none, in order. Without a
+        quorum the admin, the authority, sends the verdicts; with one, `sender` (anyone;
+        the admin by default) asks the quorum to settle on its decided verdicts."""
+        _amount("round", round)
+        self._batch(items, "settlements")
+        args = [round, self._settlements(items)]
+        contract = "Quorum" if self.has_quorum else "Market"
+        sender = self.admin if sender is None else self._account("sender", sender)
+        result = self._result([self._send(contract, "settle_tasks", args, sender)])
+        self.tasks.difference_update((round, item.task.task) for item in items)
+        return result
+
+    def report(self, oracle: str, round: int, verdicts: Sequence[Verdict]) -> TxResult:
+        """One oracle's verdicts on tasks of `round` (at most `MAX_BATCH`) to the quorum."""
+        if not self.has_quorum:
             raise InvalidParameterError("this market was deployed without an oracle quorum")
-        args = self.settlement_args(round, task, assets, success, request, payouts)
-        return self._result([self._send("Quorum", "report", args, oracle)])
+        oracle = self._account("oracle", oracle)
+        _amount("round", round)
+        self._batch(verdicts, "verdicts")
+        structs = []
+        for v in verdicts:
+            if (
+                not isinstance(v, Verdict)
+                or not isinstance(v.success, bool)
+                or not isinstance(v.sla_met, bool)
+            ):
+                raise InvalidParameterError(f"expected a Verdict, got {v!r}")
+            structs.append(
+                (self._id("task", v.task), v.success, v.sla_met, encoding.result_digest(v.digest))
+            )
+        return self._result([self._send("Quorum", "report", [round, structs], oracle)])
 
     # --- views -------------------------------------------------------------------------
 
@@ -431,15 +531,40 @@ class ChainMarket:
         """Token balance outside the market."""
         return self._call("Token", "balanceOf", account)
 
-    def escrow_of(self, request: int) -> EscrowState:
-        return EscrowState(*self._call("Market", "escrows", request))
+    def asset(self, asset: str) -> AssetState:
+        owner, stake, status, kind, cost, _, _, digest, open_tasks = self._call(
+            "Market", "assets", self._id("asset", asset)
+        )
+        kind_name = None if kind == 0 else tuple(encoding.KIND_CODES)[kind - 1]
+        return AssetState(owner, stake, STATUS_NAMES[status], kind_name, cost, digest, open_tasks)
 
-    def asset(self, asset: int) -> AssetState:
-        owner, stake, status = self._call("Market", "assets", asset)
-        return AssetState(owner, stake, STATUS_NAMES[status])
-
-    def stake(self, asset: int) -> int:
+    def stake(self, asset: str) -> int:
         return self.asset(asset).stake
+
+    def request(self, request: str) -> RequestState:
+        identifier = self._id("request", request)
+        owner, status, round_, served, open_tasks, _, _, digest = self._call(
+            "Market", "requests", identifier
+        )
+        escrow = self._call("Market", "escrows", identifier)
+        return RequestState(
+            owner, REQUEST_STATUS_NAMES[status], round_, served, open_tasks, escrow, digest
+        )
+
+    def escrow_of(self, request: str) -> int:
+        return self._call("Market", "escrows", self._id("request", request))
+
+    def task(self, round: int, task: str) -> TaskState:
+        identifier = self._id("task", task)
+        commitment = self._call("Market", "task_commitment", round, identifier)
+        held = self._call("Market", "task_held", round, identifier)
+        if commitment == bytes(32):
+            return TaskState("unknown", held)
+        return TaskState("settled" if commitment == SETTLED_COMMITMENT else "open", held)
+
+    def verdict(self, round: int, task: str) -> tuple[bool, bool, bool]:
+        """(decided, success, sla_met) of a task on the quorum."""
+        return self._call("Quorum", "verdict", round, self._id("task", task))
 
     def unbonding(self, account: str) -> int:
         """Unstaked tokens of `account` waiting out the delay."""
@@ -451,9 +576,6 @@ class ChainMarket:
     def current_round(self) -> int:
         return self._call("Market", "current_round")
 
-    def is_settled(self, round: int, task: int) -> bool:
-        return self._call("Market", "is_settled", round, task)
-
     def held(self) -> int:
         """Tokens the market contract holds."""
         return self._call("Token", "balanceOf", self.address("Market"))
@@ -461,11 +583,16 @@ class ChainMarket:
     def total_supply(self) -> int:
         return self._call("Token", "totalSupply")
 
+    def open_task_holds(self, tasks: Iterable[tuple[int, str]] | None = None) -> int:
+        """What the holds of the known tasks (or of `tasks`) hold together."""
+        return sum(self.task(r, t).held for r, t in (self.tasks if tasks is None else tasks))
+
     def conservation_gap(self) -> int:
-        """held() minus what the known places account for: balances + escrows + stakes +
-        unbonding + pool. Zero whenever every token the market holds is accounted for
-        exactly once."""
+        """held() minus what the known places account for: balances + escrows + holds +
+        stakes + unbonding + pool. Zero whenever every token the market holds is accounted
+        for exactly once."""
         accounted = sum(self.balance(a) + self.unbonding(a) for a in self.accounts)
-        accounted += sum(self.escrow_of(r).amount for r in self.requests)
+        accounted += sum(self.escrow_of(r) for r in self.requests)
         accounted += sum(self.stake(a) for a in self.assets)
+        accounted += self.open_task_holds()
         return self.held() - accounted - self.reward_pool()

@@ -1,267 +1,155 @@
-"""The market's rules in plain Python: Market.vy (and the SQL ledger) restated with
-`mercat.incentives.collective.settle` moving the stakes. The scenario generator asks it
-which operations the market must refuse; the differential tests hold the chain to it."""
+"""The market's rules in plain Python: the in-memory book plus the stake life cycle.
+
+`ReferenceBook` is `mercat.runtime.memory.MemoryBook` (offers, requests, tasks and their
+money through `mercat.runtime.money`, the code the SQL ledger runs too) with what the SQL
+ledger and the contract add around it, restated from `mercat.ledger.operations`:
+
+- `withdraw`: free balance out of the market;
+- `unstake`: stake into the owner's unbonding (`unbond:<owner>`), released
+  `unstake_delay_rounds` rounds later; an active asset keeps the minimum stake or unstakes
+  everything and retires, not while a task is open on it; a removed asset may take out
+  whatever it has left;
+- `release`: matured unbonding back to the free balance;
+- `replace_asset`: a removed asset's stake carried over to a new asset;
+- the round clock: the highest round the operator (`advance_round`) or any opened or
+  settled task has named;
+- an offer only for an active asset.
+
+Each refusal raises the error class the ledger raises and changes nothing, checked in the
+ledger's (and the contract's) order. The scenario generator (`mercat.chain.scenario`) asks
+it which operations a market must refuse; the parity tests hold the contract and the SQL
+ledger to it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
-from mercat.chain.market import IntegerRuleLike
-from mercat.chain.ops import (
-    AdvanceRound,
-    Escrow,
-    Fund,
-    FundPool,
-    Op,
-    Refund,
-    Register,
-    Release,
-    ReplaceAsset,
-    Settle,
-    Unstake,
-    Withdraw,
-    account_names,
-)
 from mercat.errors import (
     AlreadyExistsError,
     AssetNotActiveError,
     InsufficientFundsError,
-    MercatError,
-    RewardPoolExhaustedError,
     StakeBelowMinimumError,
     StakeLockedError,
-    TaskAlreadySettledError,
-    UnknownRequestError,
+    UnauthorizedError,
 )
-from mercat.incentives.collective import settle as collective_settle
+from mercat.incentives.integer_rule import IntegerRule
+from mercat.runtime import money
+from mercat.runtime.accounts import WORLD, avail, stake_book, unbond
+from mercat.runtime.attest import Attestation
+from mercat.runtime.memory import MemoryBook
+from mercat.runtime.records import AssetRecord, AssetStatus, MarginHolder, TaskRecord
+from mercat.runtime.terms import Offer, TaskTerms
 
 
-@dataclass(frozen=True)
-class MarketState:
-    """Free balances, unbonding, escrows, stakes, asset statuses and the pool, keyed by
-    scenario names."""
-
-    balances: dict[str, int]
-    unbonding: dict[str, int]
-    escrows: dict[int, int]
-    stakes: dict[int, int]
-    statuses: dict[int, str]
-    pool: int
-
-    @property
-    def total(self) -> int:
-        return (
-            sum(self.balances.values())
-            + sum(self.unbonding.values())
-            + sum(self.escrows.values())
-            + sum(self.stakes.values())
-            + self.pool
-        )
-
-
-@dataclass
-class _RefAsset:
-    owner: str
-    stake: int
-    status: str = "active"
-
-
-@dataclass
-class _RefEscrow:
-    requester: str
-    amount: int = 0
-    closed: bool = False
-
-
-@dataclass(frozen=True)
-class StakeChange:
-    """One asset's part in a settlement: its stake afterwards and whether it was removed."""
-
-    asset: int
-    stake: int
-    removed: bool
-
-
-class ReferenceMarket:
-    """The market's rules (Market.vy, and the SQL ledger's) in plain Python.
-
-    It refuses what the scenarios can ask wrongly (overdrafts, repeated settlements,
-    unstaking below the minimum, releases before the delay, an exhausted pool) with the
-    ledger's error classes, of which the chain's are subclasses, checking in the contract's
-    order. Stakes move by `collective.settle`; like the contract it needs a rule that
-    removes or floors stakes (the rules of all four mechanisms do).
-    """
+class ReferenceBook(MemoryBook):
+    """`MemoryBook` with the stake life cycle of the SQL ledger (module docstring)."""
 
     def __init__(
-        self, rule: IntegerRuleLike, min_stake: int, unstake_delay_rounds: int = 2
+        self,
+        rule: IntegerRule,
+        *,
+        unstake_delay_rounds: int = 10,
+        oracles: Iterable[str] = (),
+        **kw,  # type: ignore[no-untyped-def]
     ) -> None:
-        self.rule = rule
-        self.min_stake = min_stake
+        super().__init__(rule, oracles=oracles, **kw)
         self.unstake_delay_rounds = unstake_delay_rounds
-        self.balances: dict[str, int] = {}
         self.unbonding: dict[str, list[tuple[int, int]]] = {}  # owner -> [(amount, round)]
-        self.escrows: dict[int, _RefEscrow] = {}
-        self.assets: dict[int, _RefAsset] = {}
-        self.pool = 0
-        self.round = 0
-        self.settled: set[tuple[int, int]] = set()
 
-    def state(self) -> MarketState:
-        return MarketState(
-            balances=dict(self.balances),
-            unbonding={k: sum(a for a, _ in v) for k, v in self.unbonding.items()},
-            escrows={r: e.amount for r, e in self.escrows.items()},
-            stakes={a: s.stake for a, s in self.assets.items()},
-            statuses={a: s.status for a, s in self.assets.items()},
-            pool=self.pool,
+    # --- checks ----------------------------------------------------------------------------
+
+    def _owned(self, owner: str, asset: str) -> AssetRecord:
+        record = self._asset(asset)
+        if record.owner != owner:
+            raise UnauthorizedError(f"asset {asset!r} belongs to another account")
+        return record
+
+    def _set_status(self, asset: str, status: AssetStatus) -> None:
+        self.assets[asset] = replace(self.assets[asset], status=status)
+        self._refresh_view(asset)
+
+    def _in_open_task(self, asset: str) -> bool:
+        return any(t.status == "open" and asset in t.terms.assets for t in self.tasks.values())
+
+    # --- what the ledger adds ----------------------------------------------------------------
+
+    def post_offer(self, owner: str, offer: Offer) -> None:
+        record = self._owned(owner, offer.asset)
+        if record.status != "active":
+            raise AssetNotActiveError(f"asset {offer.asset!r} is {record.status}")
+        super().post_offer(owner, offer)
+
+    def withdraw(self, account: str, amount: int) -> None:
+        self._account(account)
+        self._post({avail(account): -amount, WORLD: amount})
+
+    def advance_round(self, round_: int) -> None:
+        self.round = max(self.round, round_)
+
+    def unstake(self, owner: str, asset: str, amount: int) -> None:
+        record = self._owned(owner, asset)
+        stake = self.stake_of(asset)
+        remaining = stake - amount
+        if remaining < 0:
+            raise InsufficientFundsError(f"asset {asset!r} has {stake} staked")
+        if record.status == "active":
+            if 0 < remaining < self.min_stake:
+                raise StakeBelowMinimumError(f"{remaining} would stay staked")
+            if remaining == 0:
+                if self._in_open_task(asset):
+                    raise StakeLockedError(f"asset {asset!r} runs an open task")
+                self._set_status(asset, "retired")
+        self._post({stake_book(asset): -amount, unbond(owner): amount})
+        self.unbonding.setdefault(owner, []).append(
+            (amount, self.round + self.unstake_delay_rounds)
         )
+        self._refresh_view(asset)
 
-    def _debit(self, account: str, amount: int) -> None:
-        if self.balances.get(account, 0) < amount:
-            raise InsufficientFundsError(f"{account} holds less than {amount}")
-        self.balances[account] -= amount
+    def release(self, owner: str) -> int:
+        self._account(owner)
+        queue = self.unbonding.get(owner, [])
+        matured = sum(amount for amount, when in queue if when <= self.round)
+        if matured == 0:
+            raise StakeLockedError(f"nothing of {owner!r} has matured by round {self.round}")
+        self.unbonding[owner] = [(amount, when) for amount, when in queue if when > self.round]
+        self._post({unbond(owner): -matured, avail(owner): matured})
+        return matured
 
-    def _credit(self, account: str, amount: int) -> None:
-        self.balances[account] = self.balances.get(account, 0) + amount
-
-    def _check_new_asset(self, asset: int, stake: int) -> None:
-        if asset in self.assets:
-            raise AlreadyExistsError(f"asset {asset} already used")
-        floor = self.rule.stake_floor or 0
-        if stake < self.min_stake or stake < floor:
-            raise StakeBelowMinimumError(f"stake {stake} below the minimum")
-        if self.rule.stake_cap is not None and stake > self.rule.stake_cap:
-            raise MercatError(f"stake {stake} above the cap")
-
-    def apply(self, op: Op) -> list[StakeChange]:
-        """Apply one operation; raise a MercatError (state unchanged) when refused. A
-        settlement returns what the collective rule did to each of its assets."""
-        match op:
-            case Fund(account=a, amount=x):
-                self._credit(a, x)
-            case Withdraw(account=a, amount=x):
-                self._debit(a, x)
-            case FundPool(account=a, amount=x):
-                self._debit(a, x)
-                self.pool += x
-            case Escrow(requester=who, request=r, amount=x):
-                entry = self.escrows.get(r)
-                if entry is not None and (entry.requester != who or entry.closed):
-                    raise MercatError(f"request {r} is closed or someone else's")
-                self._debit(who, x)
-                self.escrows.setdefault(r, _RefEscrow(who)).amount += x
-            case Refund(request=r):
-                entry = self.escrows.get(r)
-                if entry is None or entry.closed:
-                    raise UnknownRequestError(f"request {r} unknown or closed")
-                self._credit(entry.requester, entry.amount)
-                entry.amount, entry.closed = 0, True
-            case Register(owner=o, asset=a, stake=s):
-                self._check_new_asset(a, s)
-                self._debit(o, s)
-                self.assets[a] = _RefAsset(o, s)
-            case Unstake(owner=o, asset=a, amount=x):
-                asset = self.assets[a]
-                if asset.stake < x:
-                    raise InsufficientFundsError(f"asset {a} has {asset.stake} staked")
-                remaining = asset.stake - x
-                if asset.status == "active":
-                    if 0 < remaining < self.min_stake:
-                        raise StakeBelowMinimumError(f"{remaining} would stay staked")
-                    if remaining == 0:
-                        asset.status = "retired"
-                asset.stake = remaining
-                release_round = self.round + self.unstake_delay_rounds
-                self.unbonding.setdefault(o, []).append((x, release_round))
-            case Release(account=a):
-                queue = self.unbonding.get(a, [])
-                matured = [x for x, r in queue if r <= self.round]
-                if not matured:
-                    raise StakeLockedError(f"nothing of {a} has matured by round {self.round}")
-                self.unbonding[a] = [(x, r) for x, r in queue if r > self.round]
-                self._credit(a, sum(matured))
-            case ReplaceAsset(owner=o, old=old, new=new, stake=s):
-                self._check_new_asset(new, s)
-                if self.assets[old].status != "removed":
-                    raise AssetNotActiveError(f"asset {old} is {self.assets[old].status}")
-                carried = self.assets[old].stake
-                if s > carried:
-                    self._debit(o, s - carried)
-                else:
-                    self._credit(o, carried - s)
-                self.assets[old].stake, self.assets[old].status = 0, "replaced"
-                self.assets[new] = _RefAsset(o, s)
-            case AdvanceRound(round=r):
-                self.round = max(self.round, r)
-            case Settle():
-                return self._settle(op)
-            case _:
-                raise TypeError(f"not an operation: {op!r}")
-        return []
-
-    def _settle(self, op: Settle) -> list[StakeChange]:
-        if (op.round, op.task) in self.settled:
-            raise TaskAlreadySettledError(f"task ({op.round}, {op.task}) already settled")
-        entry = self.escrows.get(op.request)
-        if op.payouts and (entry is None or entry.closed):
-            raise UnknownRequestError(f"request {op.request} unknown or closed")
-        active = [a for a in op.assets if self.assets[a].status == "active"]
-        stakes = {a: self.assets[a].stake for a in active}
-        outcome = (
-            collective_settle(stakes, active, op.success, self.rule)
-            if active
-            else None  # nothing left in the market to reward or penalise
+    def replace_asset(self, owner: str, old: str, new: str, stake: int) -> None:
+        record = self._owned(owner, old)
+        if new in self.assets or new in self.requests:
+            raise AlreadyExistsError(f"id {new!r} is taken")
+        if stake < self.min_stake:
+            raise StakeBelowMinimumError(f"stake {stake} is below the minimum {self.min_stake}")
+        if record.status != "removed":
+            raise AssetNotActiveError(f"only a removed asset can be replaced; {old!r} is "
+                                      f"{record.status}")  # fmt: skip
+        carried = self.stake_of(old)
+        self._post(
+            {stake_book(old): -carried, stake_book(new): stake, avail(owner): carried - stake}
         )
-        new_stakes = outcome.stakes if outcome else {}
-        removed = set(outcome.removed) if outcome else set()
-        # A task's assets all get the same outcome, so their pool moves share one sign
-        # and checking the total is checking asset by asset.
-        pool = self.pool - sum(new_stakes[a] - stakes[a] for a in active)
-        if pool < 0:
-            raise RewardPoolExhaustedError(f"the pool cannot pay task ({op.round}, {op.task})")
-        price = sum(op.payouts)
-        if price and entry.amount < price:  # type: ignore[union-attr]
-            raise InsufficientFundsError(f"escrow {op.request} holds less than {price}")
-        # Accepted: apply.
-        self.settled.add((op.round, op.task))
-        self.pool = pool
-        if price and op.success:
-            entry.amount -= price  # type: ignore[union-attr]
-            for a, payout in zip(op.assets, op.payouts, strict=True):
-                self._credit(self.assets[a].owner, payout)
-        for a in active:
-            self.assets[a].stake = new_stakes[a]
-            if a in removed:
-                self.assets[a].status = "removed"
-        # The contract logs a stake update only for a rule that moves stakes.
-        if not self.rule.moves_stakes:
-            return []
-        return [StakeChange(a, new_stakes[a], a in removed) for a in active]
+        self._set_status(old, "replaced")
+        self.assets[new] = AssetRecord(new, owner, "active", None)
 
+    # --- the round clock follows tasks -------------------------------------------------------
 
-def reference_run(
-    rule: IntegerRuleLike, ops: Sequence[Op], min_stake: int, unstake_delay_rounds: int = 2
-) -> tuple[MarketState, list[list[StakeChange]]]:
-    """Replay `ops` on a fresh `ReferenceMarket`: final state and per-settlement changes
-    (refused operations skipped, as on chain). Unbonding and balances are reported for
-    every account the scenario names, as on chain."""
-    ref = ReferenceMarket(rule, min_stake, unstake_delay_rounds)
-    settlements = []
-    for op in ops:
-        try:
-            changes = ref.apply(op)
-        except MercatError:
-            continue
-        if isinstance(op, Settle):
-            settlements.append(changes)
-    state = ref.state()
-    names = account_names(ops)
-    return (
-        replace(
-            state,
-            balances={n: state.balances.get(n, 0) for n in names},
-            unbonding={n: state.unbonding.get(n, 0) for n in names},
-        ),
-        settlements,
-    )
+    def open_tasks(
+        self, round_: int, tasks: Sequence[TaskTerms], margin_to: MarginHolder = "operator"
+    ) -> list[TaskRecord]:
+        opened = super().open_tasks(round_, tasks, margin_to)
+        self.round = max(self.round, round_)
+        return opened
+
+    def settle(
+        self, round_: int, attestations: Sequence[Attestation]
+    ) -> list[money.TaskSettlement]:
+        done = super().settle(round_, attestations)
+        self.round = max(self.round, round_)
+        return done
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def statuses(self) -> dict[str, str]:
+        return {asset: record.status for asset, record in self.assets.items()}

@@ -23,9 +23,10 @@ from mercat.chain.backend import Receipt
 from mercat.chain.reverts import revert_error
 from mercat.errors import ChainUnavailableError, ContractRevertError
 
-#: Gas limit of every transaction: well above the largest here (deploying the market, about
-#: 2.3 M) and below every block gas limit of the nodes used (eth-tester 30 M, ganache 30 M).
-DEFAULT_GAS_LIMIT = 6_000_000
+#: Gas limit of every transaction: above the largest here (opening or settling a full batch
+#: of 64 tasks; deploying the market takes about 5 M) and below every block gas limit of the
+#: nodes used (eth-tester 30 M, ganache 30 M).
+DEFAULT_GAS_LIMIT = 25_000_000
 
 
 def _web3():

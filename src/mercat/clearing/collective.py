@@ -35,7 +35,15 @@ from typing import ClassVar
 
 from mercat.clearing.base import Mechanism, Property, Seed, as_generator
 from mercat.errors import InvalidMarketError
-from mercat.market.model import FEASIBILITY_TOL, Allocation, Clearing, Market, Node, Request
+from mercat.market.model import (
+    FEASIBILITY_TOL,
+    Allocation,
+    Clearing,
+    Market,
+    Node,
+    Request,
+    capacity_limit,
+)
 
 
 class CollectiveSelection(Mechanism):
@@ -134,7 +142,8 @@ class _RoundState:
 
     def __init__(self, market: Market) -> None:
         self.market = market
-        self.remaining: dict[str, list[float]] = {}  # filled as nodes are first used
+        self.load: dict[str, list[float]] = {}  # filled as nodes are first used
+        self._idle = (0.0,) * len(market.resources)  # the load of a node not used yet
         self.on_node: dict[str, set[str]] = {}
         self.served: set[str] = set()
         self.node_conflicts: dict[str, set[str]] = {}
@@ -173,9 +182,13 @@ class _RoundState:
     def fits(self, node: Node, request: Request) -> bool:
         if not request.capabilities <= node.capabilities:
             return False
-        left_of = self.remaining.get(node.id, node.capacity)
-        for left, need in zip(left_of, request.demand, strict=True):
-            if need > left + FEASIBILITY_TOL * max(1.0, left):
+        # The capacity rule of every mechanism, on the node's whole load (a slack taken on
+        # what remains would be granted again at every request).
+        load = self.load.get(node.id)
+        if load is None:
+            load = self._idle
+        for used, need, cap in zip(load, request.demand, node.capacity, strict=True):
+            if used + need > capacity_limit(cap):
                 return False
         if self.simple:
             return True
@@ -187,9 +200,9 @@ class _RoundState:
     def serve(self, request: Request, nodes: list[Node]) -> None:
         self.served.add(request.id)
         for node in nodes:
-            left = self.remaining.setdefault(node.id, list(node.capacity))
+            load = self.load.setdefault(node.id, [0.0] * len(self.market.resources))
             for r, need in enumerate(request.demand):
-                left[r] -= need
+                load[r] += need
             self.on_node.setdefault(node.id, set()).add(request.id)
             group = self.group_of.get(node.id)
             if group is not None:

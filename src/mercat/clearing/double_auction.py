@@ -8,7 +8,8 @@ double auction; the rule implemented here, in that spirit, is:
    index by default (`tie_break="index"`), or to a uniformly random priority
    (`tie_break="random"`: a permutation drawn from the clearing's seed, which the
    distributed auctioneer takes from its common coin). Users and providers with zero
-   demand or capacity take no part.
+   demand or capacity take no part in the trade (a request of zero demand that is worth
+   something is served in full, for nothing: it uses no unit of anyone's capacity).
 2. Efficient water-filling: take the users in order; fill each one's demand from the
    cheapest providers with spare capacity whose cost is at most the user's bid. Stop at the
    first user who gets nothing. Call u* the last user who got anything (the marginal user)
@@ -46,6 +47,7 @@ tests hold them to the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -371,11 +373,18 @@ class DoubleAuction(Mechanism):
         at_random = self.tie_break == "random"
         priorities = random_priorities(len(bids), len(costs), seed) if at_random else {}
         outcome = trade_reduction(bids, demands, costs, capacities, **priorities)
-        return clearing_from(market, outcome, self.name)
+        # A request of zero demand (the market format allows one with a value) trades no
+        # unit and fits every node under any load (0 <= capacity_limit(C)): it is served in
+        # full by the first node, for nothing, as in every other mechanism.
+        free = [t.id for t in market.requests if t.demand[0] == 0 and t.value > 0]
+        return clearing_from(market, outcome, self.name, free=free if market.nodes else ())
 
 
-def clearing_from(market: Market, outcome: TradeReduction, mechanism: str) -> Clearing:
-    """The `Clearing` of a `TradeReduction` on `market` (shares are fractions of demand)."""
+def clearing_from(
+    market: Market, outcome: TradeReduction, mechanism: str, free: Sequence[str] = ()
+) -> Clearing:
+    """The `Clearing` of a `TradeReduction` on `market` (shares are fractions of demand);
+    the requests `free` (of zero demand) are served in full by the first node and pay 0."""
     requests, nodes = market.requests, market.nodes
     shares = tuple(
         (requests[i].id, nodes[j].id, float(a) / requests[i].demand[0])
@@ -385,18 +394,19 @@ def clearing_from(market: Market, outcome: TradeReduction, mechanism: str) -> Cl
             outcome.plan_amounts.tolist(),
             strict=True,
         )
-    )
+    ) + tuple((t, nodes[0].id, 1.0) for t in free)
     traded_users = np.flatnonzero(outcome.user_amount > 0)
     traded_providers = np.flatnonzero(outcome.provider_amount > 0)
     payments = {
         requests[i].id: outcome.buyer_price * float(outcome.user_amount[i]) for i in traded_users
-    }
+    } | dict.fromkeys(free, 0.0)
     rewards = {
         nodes[j].id: outcome.seller_price * float(outcome.provider_amount[j])
         for j in traded_providers
     }
-    bound = outcome.efficient_welfare
-    gap = relative_gap(bound, outcome.welfare)
+    free_value = sum(market.request(t).value for t in free)
+    bound = outcome.efficient_welfare + free_value
+    gap = relative_gap(bound, outcome.welfare + free_value)
     return Clearing(
         mechanism=mechanism,
         allocation=Allocation(shares),
@@ -417,6 +427,6 @@ def clearing_from(market: Market, outcome: TradeReduction, mechanism: str) -> Cl
             "efficient_quantity": outcome.efficient_quantity,
             "traded_quantity": outcome.traded_quantity,
             "efficient_welfare": outcome.efficient_welfare,
-            "welfare": outcome.welfare,
+            "welfare": outcome.welfare + free_value,
         },
     )

@@ -41,10 +41,21 @@ def configure(mechanism_class: type[Mechanism], options: Mapping[str, Any]) -> M
         ) from exc
 
 
-def clearing_report(market: Any, result: Any, label: str) -> dict[str, Any]:
+def clearing_report(
+    market: Any, result: Any, label: str, *, timings: bool = False
+) -> dict[str, Any]:
+    """The clearing as plain data. It is a function of (market, mechanism, options, seed):
+    the same inputs give the same report, byte for byte once printed, whatever the process
+    (PYTHONHASHSEED included). Wall-clock times are not: diagnostics named `seconds` or
+    `*_seconds` are left out unless `timings` is true (`mercat clear --timings`)."""
     from mercat.market.economics import summarize
 
     summary = summarize(market, result)
+    diagnostics = {
+        key: value
+        for key, value in result.diagnostics.items()
+        if timings or not (key == "seconds" or key.endswith("_seconds"))
+    }
     return {
         "mechanism": result.mechanism,
         "market": market.name or label,
@@ -63,5 +74,5 @@ def clearing_report(market: Any, result: Any, label: str) -> dict[str, Any]:
             "ir_violations": list(summary.ir_violations),
         },
         "certificate": {"bound": result.bound, "gap": result.gap, "proven": result.proven},
-        "diagnostics": dict(result.diagnostics),
+        "diagnostics": diagnostics,
     }

@@ -4,8 +4,8 @@ Each part of mercat contributes its commands from its own module under `mercat.c
 module only assembles them. Heavy libraries (numba, highspy, matplotlib) are imported inside
 the command functions so that `mercat --help` stays instant.
 
-Errors: any `MercatError` raised by a command becomes a one-line message on stderr and exit
-code 2 (see `_MercatGroup`); bad option values are rejected by Typer with exit code 2 too.
+Errors: any `MercatError` raised by a command, and any bad option or value (Click's usage
+errors), becomes a one-line `error: ...` on stderr and exit code 2 (see `_MercatGroup`).
 """
 
 from __future__ import annotations
@@ -33,19 +33,54 @@ from mercat.cli import (
 from mercat.errors import MercatError
 
 
+def _fail(message: str) -> typer.Exit:
+    """Print `error: message` as one line on stderr; the exit (code 2) to raise."""
+    # soft_wrap: the message stays one line however long (a path in it must not be broken
+    # by a newline); escape: brackets in the message are text, not markup.
+    line = " ".join(message.split())
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(line)}", highlight=False
+    )
+    return typer.Exit(code=2)
+
+
+def _asks_for_help(exc: Exception) -> bool:
+    """A group called without a command: its help is the answer, not an error. (Typer
+    vendors Click and exports only the base class of its exceptions, so the class is
+    recognised by name.)"""
+    return type(exc).__name__ == "NoArgsIsHelpError"
+
+
+def _usage_error(exc: typer.TyperException) -> typer.Exit:
+    """A bad option or value, as one line that names the command (not Click's usage box)."""
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return _fail(f"{where}{exc.format_message()}{hint}")
+
+
 class _MercatGroup(TyperGroup):
-    """The top-level group: a MercatError anywhere below it becomes `error: ...` and exit 2."""
+    """The top-level group: a MercatError anywhere below it, or a bad option or value of any
+    command, becomes one line `error: ...` on stderr and exit code 2. Asking for help (no
+    arguments to a group) still prints the help."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except typer.TyperException as exc:  # an option of `mercat` itself
+            if _asks_for_help(exc):
+                raise
+            raise _usage_error(exc) from None
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except MercatError as exc:
-            # soft_wrap: the message stays one line however long (a path in it must not be
-            # broken by a newline); escape: brackets in the message are text, not markup.
-            Console(stderr=True, soft_wrap=True).print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False
-            )
-            raise typer.Exit(code=2) from None
+            raise _fail(str(exc)) from None
+        except typer.TyperException as exc:  # a subcommand's option, or a bad value
+            if _asks_for_help(exc):
+                raise
+            raise _usage_error(exc) from None
 
 
 app = typer.Typer(

@@ -24,6 +24,7 @@ def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]
     import json
 
     from mercat.clearing.report import accepted_options
+    from mercat.untrusted import check_json_depth
 
     accepted = accepted_options(mechanism_class)
     options: dict[str, Any] = {}
@@ -39,9 +40,10 @@ def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]
             )
         if key in options:
             raise InvalidParameterError(f"--option {key} given twice")
+        check_json_depth(text, what=f"--option {key}", error=InvalidParameterError)
         try:
             options[key] = json.loads(text)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON (or an integer of more than 4300 digits): a string
             options[key] = text
     return options
 
@@ -68,6 +70,12 @@ def clear(
         "e.g. -o tick=0.001 -o makers=3 for posted-price, -o target_gap=0.001 for vcg.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    timings: bool = typer.Option(
+        False,
+        "--timings",
+        help="Keep the solvers' wall-clock times in the diagnostics (without them, one "
+        "seed gives the same output byte for byte).",
+    ),
 ) -> None:
     """Clear a market: allocation, payments, rewards, welfare, margin and the checks."""
     from mercat.clearing import registry
@@ -83,7 +91,7 @@ def clear(
     options = mechanism_options(mechanism_class, pairs)
     market = load_market(market_file)
     result = configure(mechanism_class, options).clear(market, seed=seed)
-    report = clearing_report(market, result, str(market_file))
+    report = clearing_report(market, result, str(market_file), timings=timings)
     if as_json:
         print_json(report)
         return

@@ -2,16 +2,22 @@
 
 The store is chosen by `--url` (or MERCAT_LEDGER_URL): `sqlite:///path.db` by default,
 `postgresql+psycopg://user@host/db` for scale. Amounts are printed in base units.
+
+Every setting is checked before anything is written: a refused `init` leaves neither a store
+nor a key file behind, and the reading commands open a SQLite file read-only until they know
+it is a ledger.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import typer
 
 from mercat.cli._output import console, print_json, print_mapping, print_table
+from mercat.errors import InvalidParameterError, LedgerUnavailableError
 
 app = typer.Typer(
     help="The ledger: accounts, balances, stakes, escrow, journal.", no_args_is_help=True
@@ -26,7 +32,13 @@ JsonOption = typer.Option(False, "--json", help="Print JSON.")
 
 
 def _url(url: str | None) -> str:
-    return url or os.environ.get("MERCAT_LEDGER_URL") or DEFAULT_URL
+    """The store's URL: `--url`, else MERCAT_LEDGER_URL (unset or empty: the default). An
+    empty `--url` is refused, not replaced by the default."""
+    if url is not None:
+        if not url.strip():
+            raise LedgerUnavailableError("--url is empty; give the store's URL or leave it out")
+        return url
+    return os.environ.get("MERCAT_LEDGER_URL") or DEFAULT_URL
 
 
 def _open(url: str | None):  # type: ignore[no-untyped-def]
@@ -54,22 +66,46 @@ def init(
     from mercat.identity import Keypair
     from mercat.incentives.collective import mechanism as find_mechanism
     from mercat.ledger import IntegerRule, Ledger, LedgerConfig
+    from mercat.ledger.config import MAX_QUORUM, MAX_UNIT, MAX_UNSTAKE_DELAY
+    from mercat.ledger.store import store_url
 
+    # Everything is checked before anything is written.
+    target_url = _url(url)
+    store_url(target_url)
+    _check_range("--unit", unit, 1, MAX_UNIT)
+    _check_range("--unstake-delay", unstake_delay, 0, MAX_UNSTAKE_DELAY)
+    _check_range("--quorum", quorum, 1, MAX_QUORUM)
+    for option, tokens in (("--penalty", penalty), ("--initial-stake", initial_stake)):
+        _check_tokens(option, tokens, unit)
     rule = IntegerRule.from_collective(
         find_mechanism(mechanism).rule(initial_stake, target, penalty), unit
     )
-    if operator_key.exists():
+    key_exists = operator_key.exists()
+    if key_exists:
         key = Keypair.from_file(operator_key)
     else:
+        if not operator_key.parent.is_dir():
+            raise InvalidParameterError(
+                f"cannot create the operator key {operator_key}: no folder {operator_key.parent}"
+            )
         key = Keypair.generate()
-        operator_key.touch(mode=0o600)
-        operator_key.write_text(key.seed.hex() + "\n")
     config = LedgerConfig(
         operator=key.public, rule=rule, unstake_delay_rounds=unstake_delay, quorum=quorum, unit=unit
     )
-    with Ledger.init(_url(url), config) as ledger:
+    # The key goes to disk before the ledger names it as its operator (a ledger whose
+    # operator key was lost could never deposit again), and is removed if the ledger could
+    # not be created.
+    if not key_exists:
+        _write_key(operator_key, key.seed.hex() + "\n")
+    try:
+        ledger = Ledger.init(target_url, config)
+    except BaseException:
+        if not key_exists:
+            operator_key.unlink(missing_ok=True)
+        raise
+    with ledger:
         summary = {
-            "url": _url(url),
+            "url": target_url,
             "operator": key.public,
             "operator_key": str(operator_key),
             "penalty": rule.penalty,
@@ -86,6 +122,38 @@ def init(
         print_json(summary)
     else:
         print_mapping("ledger initialised (amounts in base units)", summary)
+
+
+def _check_range(option: str, value: int, lowest: int, highest: int) -> None:
+    if not lowest <= value <= highest:
+        raise InvalidParameterError(f"{option} must be in [{lowest}, {highest}], got {value}")
+
+
+def _check_tokens(option: str, tokens: float, unit: int) -> None:
+    """An amount of tokens given on the command line: finite, positive, and a whole number
+    of base units below 2^62 at `unit` base units per token."""
+    from mercat.runtime.limits import MAX_BALANCE
+
+    if not math.isfinite(tokens) or tokens <= 0:
+        raise InvalidParameterError(f"{option} must be a finite number of tokens > 0, got {tokens}")
+    if tokens * unit > MAX_BALANCE:
+        raise InvalidParameterError(
+            f"{option} {tokens:g} tokens is {tokens * unit:.3g} base units at --unit {unit}; "
+            f"amounts stay below 2^62 ({MAX_BALANCE + 1:.3g})"
+        )
+
+
+def _write_key(path: Path, text: str) -> None:
+    """Create the key file, readable by its owner only; refuse to replace a file that
+    appeared meanwhile."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"cannot create the operator key {path}: {exc.strerror}"
+        ) from None
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
 
 
 @app.command()
@@ -136,11 +204,16 @@ def balance(
 @app.command()
 def journal(
     url: str | None = UrlOption,
-    limit: int = typer.Option(50, min=1, help="At most this many entries."),
-    after: int = typer.Option(0, min=0, help="Only entries with a larger id."),
+    limit: int = typer.Option(50, help="At most this many entries."),
+    after: int = typer.Option(0, help="Only entries with a larger id."),
     as_json: bool = JsonOption,
 ) -> None:
     """The journal, oldest first: each accepted message and its postings."""
+    from mercat.ledger.ledger import MAX_JOURNAL_PAGE
+    from mercat.runtime.terms import MAX_INT
+
+    _check_range("--limit", limit, 1, MAX_JOURNAL_PAGE)
+    _check_range("--after", after, 0, MAX_INT - 1)
     with _open(url) as ledger:
         entries = ledger.journal(limit=limit, after=after)
     rows = [

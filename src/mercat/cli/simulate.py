@@ -164,46 +164,82 @@ def fedavg(
 
 @app.command()
 def cloudchain(
-    requesters: int = typer.Option(100, help="Requesters submitting jobs."),
+    requesters: int = typer.Option(100, help="Requesters, split over the groups by share."),
     days: int = typer.Option(30, help="Days of hourly rounds."),
-    jobs_per_hour: float = typer.Option(0.5, help="Jobs per requester per hour (Poisson)."),
-    premium_share: float = typer.Option(0.4, help="Share of jobs that need a premium provider."),
     community: int = typer.Option(23, help="Community nodes beside the 5 clouds."),
-    penalty_factor: float = typer.Option(0.5, help="λ of eq. 2: tokens per oracle report."),
+    mechanism: str = typer.Option(
+        "coll-stake",
+        help="Collective rule on servers' stakes: free, coll-stake, coll-rep, coll-sr.",
+    ),
+    target: float = typer.Option(0.05, help="Target task failure rate F (reward R = F·P/(1-F))."),
+    stake: float = typer.Option(50.0, help="Tokens staked on each server (S0)."),
+    penalty_factor: float = typer.Option(
+        0.5, help="λ of eq. 2: tokens per oracle report; the penalty is P = λ·n."
+    ),
+    oracles: int = typer.Option(5, help="Oracles reporting on each task (n)."),
+    quorum: int = typer.Option(3, help="Oracles that must agree (q, 2q > n)."),
+    oracle_error: float = typer.Option(0.02, help="Probability that an oracle misreports."),
+    signed_reports: bool = typer.Option(
+        False, "--signed-reports", help="Oracles sign every report; the tally checks signatures."
+    ),
+    drop: str = typer.Option(
+        "none", help="Control: drop jobs before the market sees them: none, random or group."
+    ),
+    drop_probability: float = typer.Option(0.0, help="Control: probability a job is dropped."),
+    drop_group: str = typer.Option("", help="Control: the group whose jobs --drop group drops."),
     seed: int = typer.Option(1, help="Seed of the run (the providers are fixed: seed 0)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Seed 002's 30-day marketplace: clouds and community nodes, tokens, SLA, fairness."""
+    """Seed 002's 30-day marketplace through the round pipeline: clouds and community nodes,
+    hourly premium and open double auctions, oracles, the collective rule, an audited book."""
+    from dataclasses import asdict
+
     from mercat import validation as check
-    from mercat.scenarios.cloudchain import CloudChainConfig, default_providers, simulate
+    from mercat.cli._output import print_table
+    from mercat.progress import progress_bar
+    from mercat.scenarios.cloudchain import simulate
+    from mercat.scenarios.cloudchain_config import CloudChainConfig, default_providers
 
     check.integer("community", community, 0)
     check.integer("seed", seed, 0)
     config = CloudChainConfig(
         requesters=requesters,
         days=days,
-        jobs_per_requester_hour=jobs_per_hour,
-        premium_share=premium_share,
-        penalty_factor=penalty_factor,
         providers=default_providers(community),
+        mechanism=mechanism,
+        target=target,
+        stake=stake,
+        penalty_factor=penalty_factor,
+        oracles=oracles,
+        quorum=quorum,
+        oracle_error=oracle_error,
+        signed_reports=signed_reports,
+        drop=drop,
+        drop_probability=drop_probability,
+        drop_group=drop_group,
     )
-    result = simulate(config, seed=seed)
-    summary = {
-        "gpu_hours_per_hour": result.throughput_units_per_hour,
-        "jobs_per_hour": result.jobs_per_hour,
-        "jobs_completed": result.jobs_completed,
-        "jobs_dropped": result.jobs_dropped,
-        "jain_fairness": result.jain_fairness,
-        "sla_compliance": result.sla_compliance,
-        "mean_utilization": float(result.utilization.mean()),
-        "cloud_token_share": result.cloud_token_share,
-    }
+    with progress_bar("seed 002 market (hours)", config.rounds, enabled=not as_json) as advance:
+        result = simulate(config, seed=seed, progress=advance)
     tokens = {p.name: float(t) for p, t in zip(config.providers, result.tokens, strict=True)}
     if as_json:
-        print_json({"seed": seed, "summary": summary, "tokens": tokens})
+        print_json(
+            {
+                "config": asdict(config),
+                "seed": seed,
+                "summary": result.summary(),
+                "groups": result.groups_table(),
+                "providers": result.providers_table(),
+                "tokens": tokens,
+                "audit": result.audit,
+            }
+        )
     else:
         print_mapping(
-            f"{days} days, {requesters} requesters, {len(config.providers)} providers", summary
+            f"{days} days, {requesters} requesters, {len(config.providers)} providers, {mechanism}",
+            result.summary(),
         )
+        print_table("requester groups (Jain's index is over their served share)",
+                    result.groups_table())  # fmt: skip
         top = sorted(tokens.items(), key=lambda item: -item[1])[:10]
-        print_mapping("tokens (top 10, eq. 2)", dict(top))
+        print_mapping("tokens (top 10, eq. 2: payouts + stake change)", dict(top))
+        print_mapping("audit (balances by role, tokens)", result.audit["by_role"])

@@ -164,6 +164,16 @@ class BaseUnitRule:
     def removal(self) -> bool:
         return self.rule.removal
 
+    # The books bound an active asset's stake by a rule's clamp (runtime.limits); a rule in
+    # Python declares none: it clamps, if it does, inside `updated_stake`.
+    @property
+    def stake_floor(self) -> int | None:
+        return None
+
+    @property
+    def stake_cap(self) -> int | None:
+        return None
+
     @property
     def moves_stakes(self) -> bool:
         return self.rule.moves_stakes

@@ -127,16 +127,25 @@ def check_authority(
     for row in rows:
         try:
             data = json.loads(row.payload)
-        except ValueError:
-            problems.append(f"entry {row.id}: payload is not JSON")
+        except (ValueError, TypeError):
+            data = None
+        if not isinstance(data, dict):
+            problems.append(f"entry {row.id}: payload is not a JSON object")
             continue
         if data.get("domain") != m.DOMAIN:
-            continue  # signed before messages carried terms: signatures only
+            # Signed before messages carried terms: checked for their signatures only, but
+            # the assets they created still belong to their signers.
+            body = data.get("body") if isinstance(data, dict) else None
+            if isinstance(body, dict) and row.op in ("add_asset", "replace_asset"):
+                asset = body.get("asset" if row.op == "add_asset" else "new")
+                if isinstance(asset, str):
+                    replay.owners[asset] = row.signer
+            continue
         if row.op in OPERATOR_ONLY and row.signer != operator:
             problems.append(f"entry {row.id}: {row.op} signed by a key that is not the operator")
             continue
         try:
-            op = m.build(data["op"], data["body"])
+            op = m.build(data.get("op"), data.get("body"))
         except MalformedMessageError as exc:
             problems.append(f"entry {row.id}: {exc}")
             continue

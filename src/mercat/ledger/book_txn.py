@@ -21,15 +21,10 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, select, update
 
-from mercat.errors import (
-    InsufficientFundsError,
-    LedgerIntegrityError,
-    UnknownAssetError,
-    UnknownRequestError,
-)
+from mercat.errors import UnknownAssetError, UnknownRequestError
 from mercat.ledger import schema as s
 from mercat.ledger.store import Txn
-from mercat.runtime.accounts import WORLD
+from mercat.runtime.limits import check_postings
 from mercat.runtime.records import (
     NO_USAGE,
     AssetRecord,
@@ -119,14 +114,8 @@ class SqlBookTxn:
         return self._balances.get(book, 0)
 
     def post(self, moves: Mapping[str, int]) -> None:
-        if sum(moves.values()) != 0:
-            raise LedgerIntegrityError(f"unbalanced postings {dict(moves)!r}")
         self.prefetch_books(moves)
-        for book, amount in moves.items():
-            if amount < 0 and book != WORLD and self.balance(book) + amount < 0:
-                raise InsufficientFundsError(
-                    f"{book} holds {self.balance(book)}, cannot pay {-amount}"
-                )
+        check_postings(self.balance, moves)
         for book, amount in moves.items():
             if amount:
                 self._balances[book] = self.balance(book) + amount

@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from mercat.errors import InvalidParameterError
+from mercat.errors import InvalidParameterError, LedgerIntegrityError
 from mercat.identity import check_public_key
 from mercat.incentives.integer_rule import IntegerRule, Tokens
 from mercat.ledger.messages import check_ledger_id
+from mercat.runtime.limits import MAX_BALANCE, stake_bounds
+
+MAX_UNSTAKE_DELAY = 10**9
+"""The longest unstake delay, in rounds: beyond the life of any market, and small enough
+that a release round (the round now plus the delay) stays an exact 64-bit integer."""
+MAX_QUORUM = 1_000
+"""The most oracles a quorum may need (each settlement verifies that many signatures)."""
+MAX_UNIT = 10**18
+"""The most base units per token (an ERC-20 token's 18 decimals)."""
 
 
 @dataclass(frozen=True)
@@ -17,13 +26,15 @@ class LedgerConfig:
 
     `operator`: public key (hex) that may deposit (it is the gateway from outside tokens),
     register oracles, open tasks, pay nodes and advance the round.
-    `rule`: the collective rule in base units. `min_stake`: the least stake an asset may
-    hold while active (default and lower bound: `rule.minimum_stake`, a stake not already
-    at the removal level). `unstake_delay_rounds`: unstaked tokens wait this many rounds
-    before they can be released (rounds, not seconds: rounds are what settlements carry,
-    so the delay is deterministic and replays the same on every store and on chain).
-    `quorum`: how many oracles of the set must agree before a task settles.
-    `unit`: base units per token, for display only.
+    `rule`: the collective rule in base units; its amounts below 2^62. `min_stake`: the
+    least stake an asset may hold while active (lower bound: `rule.minimum_stake`, a stake
+    not already at the removal level; default: that or the rule's clamp floor, whichever is
+    larger); with the clamp, an active asset's stake stays in `stake_bounds`.
+    `unstake_delay_rounds`: unstaked tokens wait this many rounds (at most
+    `MAX_UNSTAKE_DELAY`) before they can be released (rounds, not seconds: rounds are what
+    settlements carry, so the delay is deterministic and replays the same on every store and
+    on chain). `quorum`: how many oracles of the set must agree before a task settles (at
+    most `MAX_QUORUM`). `unit`: base units per token (at most `MAX_UNIT`), for display only.
     `ledger_id`: what every message and oracle report signed for this ledger names (32 hex
     digits); `Ledger.init` draws one at random when it is left empty, so that no two ledgers
     share one and a message signed for one is refused by every other.
@@ -41,25 +52,58 @@ class LedgerConfig:
         check_public_key(self.operator, "operator")
         if self.ledger_id:
             check_ledger_id(self.ledger_id, "ledger_id")
+        if not isinstance(self.rule, IntegerRule):
+            raise InvalidParameterError(f"rule must be an IntegerRule, got {self.rule!r}")
+        for name in ("penalty", "reward", "stake_floor", "stake_cap"):
+            value = getattr(self.rule, name)
+            if value is not None and value > MAX_BALANCE:
+                raise InvalidParameterError(
+                    f"the rule's {name} is {value} base units; amounts stay below 2^62 "
+                    f"({MAX_BALANCE + 1})"
+                )
         if self.min_stake is None:
-            object.__setattr__(self, "min_stake", self.rule.minimum_stake)
-        for name in ("min_stake", "unstake_delay_rounds", "quorum", "unit"):
+            default = max(self.rule.minimum_stake, self.rule.stake_floor or 0)
+            object.__setattr__(self, "min_stake", default)
+        for name, lowest, highest in (
+            ("min_stake", 1, MAX_BALANCE),
+            ("unstake_delay_rounds", 0, MAX_UNSTAKE_DELAY),
+            ("quorum", 1, MAX_QUORUM),
+            ("unit", 1, MAX_UNIT),
+        ):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}")
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not lowest <= value <= highest
+            ):
+                raise InvalidParameterError(
+                    f"{name} must be an integer in [{lowest}, {highest}], got {value!r}"
+                )
         if self.min_stake < self.rule.minimum_stake:  # type: ignore[operator]
             raise InvalidParameterError(
                 f"min_stake {self.min_stake} is at the removal level; "
                 f"it must be at least {self.rule.minimum_stake}"
             )
-        if self.quorum < 1 or self.unit < 1:
-            raise InvalidParameterError("quorum and unit must be at least 1")
+        lowest, highest = self.stake_bounds
+        if lowest > highest:
+            raise InvalidParameterError(
+                f"no stake fits: the minimum stake {lowest} is above the stake cap {highest}"
+            )
+
+    @property
+    def stake_bounds(self) -> tuple[int, int]:
+        """(lowest, highest) stake of an active asset: `mercat.runtime.limits`."""
+        return stake_bounds(self.rule, self.min_stake)  # type: ignore[arg-type]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> LedgerConfig:
-        data = json.loads(text)
-        data["rule"] = IntegerRule(**data["rule"])
-        return cls(**data)
+        """The configuration a store holds; LedgerIntegrityError if it is not one."""
+        try:
+            data = json.loads(text)
+            data["rule"] = IntegerRule(**data["rule"])
+            return cls(**data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise LedgerIntegrityError(f"the stored configuration is not valid: {exc}") from None

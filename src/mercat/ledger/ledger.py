@@ -31,7 +31,9 @@ from sqlalchemy.exc import DatabaseError, IntegrityError
 from mercat.errors import (
     AlreadyExistsError,
     ExpiredMessageError,
+    InvalidParameterError,
     LedgerNotInitializedError,
+    LedgerUnavailableError,
     ReplayedNonceError,
     UnknownAccountError,
     UnknownAssetError,
@@ -71,13 +73,25 @@ from mercat.ledger.store import (
     missing_sqlite_file,
     run_in_transaction,
     safe_url,
+    sqlite_path,
+    sqlite_tables,
+    store_url,
     unavailable,
 )
-from mercat.ledger.verify import VerifyReport, verify_ledger
+from mercat.ledger.verify import VerifyReport, stored_int, verify_ledger
 from mercat.oracle.economics import SettledTask
 from mercat.oracle.report import SignedReport
 from mercat.runtime.records import RequestRecord
-from mercat.runtime.terms import Offer
+from mercat.runtime.terms import MAX_INT, Offer
+
+
+def _n(value: object, what: str) -> int:
+    """A count, round or amount read back from the store: an integer in [0, 2^62)."""
+    return stored_int(value, what, 0, MAX_INT - 1)
+
+
+def _int_in(value: object, lowest: int, highest: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lowest <= value <= highest
 
 
 def _reports_of(op: m.Op) -> list[SignedReport]:
@@ -139,10 +153,72 @@ _ALL_HANDLERS = {
     m.SettleTasks.name: settle_tasks,
 }
 
+#: The most entries one `journal` call returns (a page; `after` reads the next one).
+MAX_JOURNAL_PAGE = 100_000
+
 #: Threads that check the signatures of a batch's oracle reports (libsodium releases the
 #: GIL, so they run in parallel); batches smaller than this many reports are checked inline.
 REPORT_THREADS = 2
 PARALLEL_REPORTS = 64
+
+
+# --- opening and creating stores ---------------------------------------------------------
+
+#: Tables a ledger store holds: the ledger's own and Alembic's record of its revision.
+LEDGER_TABLES = frozenset(s.metadata.tables) | {"alembic_version"}
+
+
+def _configuration(engine: Any, url: str) -> LedgerConfig:
+    """The configuration of the ledger behind `engine`; LedgerNotInitializedError if the
+    store holds none (or an older schema), LedgerUnavailableError if it cannot be read."""
+    try:
+        present = inspect(engine).has_table("ledger_meta")
+        if not present:
+            raise LedgerNotInitializedError(
+                f"no ledger at {safe_url(url)}; run `mercat ledger init`"
+            )
+        revision = current_revision(engine)
+        if revision != SCHEMA_REVISION:
+            raise LedgerNotInitializedError(
+                f"ledger schema at revision {revision}, this mercat needs {SCHEMA_REVISION}; "
+                "run `mercat ledger init` to upgrade"
+            )
+        with engine.connect() as connection:
+            text = connection.execute(select(s.meta.c.config)).scalar()
+    except DatabaseError as exc:  # unreachable server, or a file that is no database
+        raise unavailable(url, exc) from None
+    if text is None:
+        raise LedgerNotInitializedError(f"ledger at {safe_url(url)} has no configuration")
+    return LedgerConfig.from_json(text)
+
+
+def _check_new_store(url: str) -> None:
+    """Before `Ledger.init` opens a SQLite store: its folder exists, and an existing file
+    is a database that holds nothing but a ledger (read-only, so a refused file is left as
+    it was)."""
+    path = sqlite_path(url)
+    if path is None:
+        store_url(url)  # refuses an unusable URL before any driver is loaded
+        return
+    if not path.parent.is_dir():
+        raise LedgerUnavailableError(
+            f"cannot create the ledger store at {safe_url(url)}: no folder {str(path.parent)!r}"
+        )
+    _refuse_foreign_tables(url, sqlite_tables(url) or set())
+
+
+def _refuse_foreign_tables(url: str, tables: set[str]) -> None:
+    foreign = sorted(t for t in tables - LEDGER_TABLES if not t.startswith("sqlite_"))
+    if foreign:
+        raise LedgerUnavailableError(
+            f"the store at {safe_url(url)} holds tables that are not a ledger's "
+            f"({', '.join(foreign[:5])}); create the ledger in a database of its own"
+        )
+
+
+def _configured(engine: Any) -> bool:
+    with engine.connect() as connection:
+        return connection.execute(select(s.meta.c.id)).first() is not None
 
 
 @dataclass(frozen=True)
@@ -197,31 +273,21 @@ class Ledger:
     ) -> None:
         self.url = url
         self.clock = clock
-        if missing_sqlite_file(url):  # SQLite would create an empty file: a typo leaves litter
+        store_url(url)
+        # A SQLite file is looked at read-only first: the engine's connection would switch
+        # it to WAL (a write) before anything could tell that it is not a ledger, and a
+        # mistyped path would become an empty database.
+        tables = None if missing_sqlite_file(url) else sqlite_tables(url)
+        if missing_sqlite_file(url) or (tables is not None and "ledger_meta" not in tables):
             raise LedgerNotInitializedError(
                 f"no ledger at {safe_url(url)}; run `mercat ledger init`"
             )
         self.engine = make_engine(url, durable=durable)
         try:
-            present = inspect(self.engine).has_table("ledger_meta")
-        except DatabaseError as exc:  # unreachable server, or a file that is no database
+            self.config = _configuration(self.engine, url)
+        except BaseException:
             self.engine.dispose()
-            raise unavailable(url, exc) from None
-        if not present:
-            raise LedgerNotInitializedError(
-                f"no ledger at {safe_url(url)}; run `mercat ledger init`"
-            )
-        revision = current_revision(self.engine)
-        if revision != SCHEMA_REVISION:
-            raise LedgerNotInitializedError(
-                f"ledger schema at revision {revision}, this mercat needs {SCHEMA_REVISION}; "
-                "run `mercat ledger init` to upgrade"
-            )
-        with self.engine.connect() as connection:
-            text = connection.execute(select(s.meta.c.config)).scalar()
-        if text is None:
-            raise LedgerNotInitializedError(f"ledger at {safe_url(url)} has no configuration")
-        self.config = LedgerConfig.from_json(text)
+            raise
 
     @property
     def id(self) -> str:
@@ -241,11 +307,18 @@ class Ledger:
         A config without a `ledger_id` gets a random one.
 
         `durable=False`: see `mercat.ledger.store.make_engine` (SQLite only)."""
+        if not isinstance(config, LedgerConfig):
+            raise InvalidParameterError(f"config must be a LedgerConfig, got {config!r}")
         if not config.ledger_id:
             config = replace(config, ledger_id=secrets.token_hex(16))
+        _check_new_store(url)
         engine = make_engine(url, durable=durable)
         try:
             try:
+                _refuse_foreign_tables(url, set(inspect(engine).get_table_names()))
+                revision = current_revision(engine)
+                if revision == SCHEMA_REVISION and _configured(engine):
+                    raise AlreadyExistsError(f"a ledger is already initialised at {safe_url(url)}")
                 upgrade(engine)
             except DatabaseError as exc:
                 raise unavailable(url, exc) from None
@@ -355,7 +428,7 @@ class Ledger:
         value = self._scalar(select(s.books.c.balance).where(s.books.c.name == book))
         if value is None and must_exist:
             raise UnknownBookError(f"no book {book[:80]!r} on this ledger")
-        return int(value or 0)
+        return 0 if value is None else stored_int(value, f"book {book[:80]!r}")
 
     def available(self, account: str) -> int:
         return self.balance(avail(account))
@@ -377,12 +450,14 @@ class Ledger:
         return -self.balance(WORLD)
 
     def round(self) -> int:
-        return int(self._scalar(select(s.meta.c.round)))
+        return stored_int(self._scalar(select(s.meta.c.round)), "the ledger's round")
 
     def books(self) -> dict[str, int]:
         with self.engine.connect() as connection:
-            rows = connection.execute(select(s.books.c.name, s.books.c.balance))
-            return {name: int(balance) for name, balance in rows}
+            # Rows are fetched before they are checked: a refused value must not leave a
+            # statement open on the connection (SQLite would keep its WAL files behind).
+            rows = connection.execute(select(s.books.c.name, s.books.c.balance)).all()
+        return {name: stored_int(balance, f"book {name!r}") for name, balance in rows}
 
     def accounts(self) -> list[tuple[str, str, int]]:
         """(key, role, spendable balance) of every account."""
@@ -392,7 +467,10 @@ class Ledger:
             .order_by(s.accounts.c.role, s.accounts.c.key)
         )
         with self.engine.connect() as connection:
-            return [(str(k), str(r), int(b)) for k, r, b in connection.execute(query)]
+            return [
+                (str(k), str(r), stored_int(b, f"book 'avail:{k}'"))
+                for k, r, b in connection.execute(query).all()
+            ]
 
     def assets(self) -> list[AssetInfo]:
         query = (
@@ -401,7 +479,10 @@ class Ledger:
             .order_by(s.assets.c.id)
         )
         with self.engine.connect() as connection:
-            return [AssetInfo(a, o, st, int(b)) for a, o, st, b in connection.execute(query)]
+            return [
+                AssetInfo(a, o, st, stored_int(b, f"book 'stake:{a}'"))
+                for a, o, st, b in connection.execute(query).all()
+            ]
 
     def requests(self) -> list[tuple[str, str]]:
         """(request id, owner key) of every request posted on the ledger, by id."""
@@ -439,17 +520,19 @@ class Ledger:
             ).all()  # fmt: skip
         by_task: dict[tuple[int, str], list[tuple[str, int]]] = {}
         for r, t, a, p in members:
-            by_task.setdefault((int(r), str(t)), []).append((str(a), int(p)))
+            by_task.setdefault((_n(r, "a task's round"), str(t)), []).append(
+                (str(a), _n(p, f"a payout of task {t!r}"))
+            )
         out = []
         for row in rows:
-            parts = by_task.get((int(row.round), str(row.task)), [])
+            parts = by_task.get((_n(row.round, "a task's round"), str(row.task)), [])
             payouts = tuple(p for _, p in parts)
             out.append(
                 TaskInfo(
-                    round=int(row.round), task=row.task, request=row.request, status=row.status,
-                    assets=tuple(a for a, _ in parts), payouts=payouts,
-                    charge=sum(payouts) if row.charge is None else int(row.charge),
-                    fraction=int(row.fraction), margin_to=row.margin_to,
+                    round=_n(row.round, "a task's round"), task=row.task, request=row.request,
+                    status=row.status, assets=tuple(a for a, _ in parts), payouts=payouts,
+                    charge=sum(payouts) if row.charge is None else _n(row.charge, "a charge"),
+                    fraction=_n(row.fraction, "a fraction"), margin_to=row.margin_to,
                     success=row.success, sla_met=row.sla_met, latency_ms=row.latency_ms,
                 )
             )  # fmt: skip
@@ -462,7 +545,14 @@ class Ledger:
         raise UnknownAssetError(f"no asset {asset!r}")
 
     def journal(self, limit: int | None = None, after: int = 0) -> list[JournalEntry]:
-        """Entries with id > `after`, oldest first, each with its postings."""
+        """Entries with id > `after`, oldest first, each with its postings; at most `limit`
+        (1 to `MAX_JOURNAL_PAGE`, None: all). InvalidParameterError for a bound out of range."""
+        if limit is not None and not _int_in(limit, 1, MAX_JOURNAL_PAGE):
+            raise InvalidParameterError(
+                f"limit must be an integer in [1, {MAX_JOURNAL_PAGE}], got {limit!r}"
+            )
+        if not _int_in(after, 0, MAX_INT - 1):
+            raise InvalidParameterError(f"after must be an integer in [0, 2^62), got {after!r}")
         query = select(s.entries).where(s.entries.c.id > after).order_by(s.entries.c.id)
         if limit is not None:
             query = query.limit(limit)
@@ -477,11 +567,15 @@ class Ledger:
             ).all()
         by_entry: dict[int, list[tuple[str, int]]] = {}
         for entry_id, book, amount in postings:
-            by_entry.setdefault(entry_id, []).append((book, int(amount)))
+            amount = stored_int(amount, f"a posting of entry {entry_id} to {book!r}")
+            by_entry.setdefault(entry_id, []).append((book, amount))
         return [
-            JournalEntry(r.id, r.op, r.signer, int(r.nonce), tuple(by_entry.get(r.id, ())))
+            JournalEntry(
+                r.id, r.op, r.signer, stored_int(r.nonce, f"the nonce of entry {r.id}"),
+                tuple(by_entry.get(r.id, ())),
+            )
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def settled_tasks(self) -> list[SettledTask]:
         """Every settled task with its payments and report count (for eq. 2-3)."""
@@ -502,25 +596,27 @@ class Ledger:
                 select(s.oracle_reports.c.round, s.oracle_reports.c.task, func.count()).group_by(
                     s.oracle_reports.c.round, s.oracle_reports.c.task
                 )
-            )
-            reports = {(int(r), str(t)): int(n) for r, t, n in counted}
+            ).all()
+            reports = {(_n(r, "a report's round"), str(t)): int(n) for r, t, n in counted}
         by_task: dict[tuple[int, str], list[tuple[str, int]]] = {}
         for r, t, payout, owner in members:
-            by_task.setdefault((int(r), str(t)), []).append((str(owner), int(payout)))
+            by_task.setdefault((_n(r, "a task's round"), str(t)), []).append(
+                (str(owner), _n(payout, f"a payout of task {t!r}"))
+            )
         records = []
         for row in tasks:
-            key = (int(row.round), str(row.task))
+            key = (_n(row.round, "a task's round"), str(row.task))
             owners = by_task.get(key, [])
             paid = bool(row.success) and bool(row.sla_met)  # a late task pays nothing
             payouts: dict[str, int] = {}
             if paid:
                 for owner, payout in owners:
                     payouts[owner] = payouts.get(owner, 0) + payout
-            charge = sum(p for _, p in owners) if row.charge is None else int(row.charge)
+            charge = sum(p for _, p in owners) if row.charge is None else _n(row.charge, "a charge")
             records.append(
                 SettledTask(
                     round=key[0], task=key[1], requester=str(row.owner), success=bool(row.success),
-                    sla_met=bool(row.sla_met), latency_ms=int(row.latency_ms),
+                    sla_met=bool(row.sla_met), latency_ms=_n(row.latency_ms, "a latency"),
                     price=charge, payouts=payouts,
                     providers=tuple(dict.fromkeys(o for o, _ in owners)),
                     reports=reports.get(key, 0),

@@ -42,18 +42,22 @@ import time
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
-from mercat import bounded_json
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key
 from mercat.oracle.report import SignedReport, check_id, check_int
 from mercat.runtime.records import MARGIN_HOLDERS
 from mercat.runtime.terms import Offer, RequestTerms, TaskTerms
+from mercat.untrusted import parse_json, shown
 
 DOMAIN = "mercat/ledger/2"
 DEFAULT_VALIDITY_S = 3600
 MAX_VALIDITY_S = 7 * 24 * 3600
 MAX_TASKS = 50_000
 """The most tasks one message opens or settles (a round opens in batches of at most this)."""
+MAX_MESSAGE_BYTES = 64 << 20
+"""The largest signed message (and payload) parsed: a batch of MAX_TASKS settlements, each
+with its quorum of oracle reports, stays below it. Parsing also stops at
+`mercat.untrusted.MAX_DEPTH` levels of nesting."""
 
 
 class Op:
@@ -243,8 +247,8 @@ class TaskReports:
 @dataclass(frozen=True)
 class SettleTasks(Op):
     """Anyone settles many tasks of one round in one transaction, each once its quorum
-    agrees. Tasks already settled are skipped (a batch resent after a crash applies only
-    what it had not)."""
+    agrees. A batch whose tasks are all settled changes nothing (a resend after a crash);
+    one that names a settled task among open ones is refused whole."""
 
     name: ClassVar[str] = "settle_tasks"
     round: int
@@ -399,8 +403,10 @@ class SignedMessage:
         return json.dumps({"payload": self.payload.decode(), "signature": self.signature.hex()})
 
     @classmethod
-    def from_json(cls, text: str) -> SignedMessage:
-        data = bounded_json.loads(text, MalformedMessageError, "a signed message")
+    def from_json(cls, text: str | bytes) -> SignedMessage:
+        data = parse_json(
+            text, what="a signed message", error=MalformedMessageError, max_bytes=MAX_MESSAGE_BYTES
+        )
         try:
             return cls(data["payload"].encode(), bytes.fromhex(data["signature"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -447,12 +453,17 @@ def parse(message: SignedMessage) -> Envelope:
     """Decode and check a message's payload (not its signature). MalformedMessageError."""
     if not isinstance(message, SignedMessage) or not isinstance(message.payload, bytes):
         raise MalformedMessageError("expected a SignedMessage")
-    data = bounded_json.loads(message.payload, MalformedMessageError, "the payload")
+    data = parse_json(
+        message.payload,
+        what="the payload",
+        error=MalformedMessageError,
+        max_bytes=MAX_MESSAGE_BYTES,
+    )
     keys = {"domain", "ledger", "op", "signer", "nonce", "expires", "body"}
     if not isinstance(data, dict) or set(data) != keys:
         raise MalformedMessageError(f"an envelope has exactly the fields {sorted(keys)}")
     if data["domain"] != DOMAIN:
-        raise MalformedMessageError(f"domain must be {DOMAIN!r}, got {data['domain']!r}")
+        raise MalformedMessageError(f"domain must be {DOMAIN!r}, got {shown(data['domain'])}")
     ledger = check_ledger_id(data["ledger"])
     signer = check_public_key(data["signer"], "signer")
     nonce = check_int(data["nonce"], "nonce")

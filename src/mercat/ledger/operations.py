@@ -17,6 +17,8 @@ from mercat.errors import (
     AlreadyExistsError,
     AssetNotActiveError,
     InsufficientFundsError,
+    LedgerIntegrityError,
+    StakeAboveCapError,
     StakeBelowMinimumError,
     StakeLockedError,
     UnauthorizedError,
@@ -31,12 +33,21 @@ from mercat.ledger.context import (
     stake_book,
     unbond,
 )
+from mercat.runtime.limits import check_stake
 
 Handler = Callable[[Context, Any], dict[str, Any]]
 
 
 def _move(ctx: Context, source: str, target: str, amount: int) -> None:
+    """Move `amount` from one book to another. A move from a book to itself (a transfer to
+    oneself) needs the funds, as on the contract, and posts nothing."""
     balances = ctx.tx.lock_books([source, target])
+    if source == target:
+        if source not in balances:
+            raise LedgerIntegrityError(f"posting to book {source!r} that was not locked")
+        if balances[source] < amount:
+            raise InsufficientFundsError(f"{source} holds {balances[source]}, cannot pay {amount}")
+        return
     ctx.post({source: -amount, target: amount}, balances)
 
 
@@ -96,10 +107,7 @@ def _check_new_asset(ctx: Context, asset: str, stake: int) -> None:
     # Request and asset ids share one namespace: a round's market names both.
     if ctx.tx.execute(select(s.requests.c.id).where(s.requests.c.id == asset)).first():
         raise AlreadyExistsError(f"id {asset!r} is taken by a request")
-    if stake < ctx.config.min_stake:  # type: ignore[operator]
-        raise StakeBelowMinimumError(
-            f"stake {stake} is below the minimum stake {ctx.config.min_stake}"
-        )
+    check_stake(stake, ctx.config.stake_bounds)
 
 
 def _owned(ctx: Context, asset: str) -> str:
@@ -123,6 +131,12 @@ def stake(ctx: Context, op: m.Stake) -> dict[str, Any]:
     status = ctx.asset(op.asset)[1]  # re-read under the lock: settlement may have removed it
     if status != "active":
         raise AssetNotActiveError(f"asset {op.asset!r} is {status}")
+    highest = ctx.config.stake_bounds[1]
+    if balances[stake_book(op.asset)] + op.amount > highest:
+        raise StakeAboveCapError(
+            f"asset {op.asset!r} holds {balances[stake_book(op.asset)]}; adding {op.amount} "
+            f"would take it above the stake cap {highest}"
+        )
     ctx.post({avail(ctx.signer): -op.amount, stake_book(op.asset): op.amount}, balances)
     return {}
 
@@ -153,9 +167,10 @@ def unstake(ctx: Context, op: m.Unstake) -> dict[str, Any]:
     if remaining < 0:
         raise InsufficientFundsError(f"asset {op.asset!r} has {balances[book]} staked")
     if status == "active":
-        if 0 < remaining < ctx.config.min_stake:  # type: ignore[operator]
+        lowest = ctx.config.stake_bounds[0]
+        if 0 < remaining < lowest:
             raise StakeBelowMinimumError(
-                f"{remaining} would stay staked, below the minimum {ctx.config.min_stake}; "
+                f"{remaining} would stay staked, below the minimum {lowest}; "
                 "unstake everything to retire the asset"
             )
         if remaining == 0:

@@ -14,8 +14,8 @@ the in-memory book runs), through `SqlBookTxn`.
   pays (success with its SLA met) or not, the collective rule moves every active asset's
   stake, ruined assets are removed, and a request whose last task settled closes. Reports
   that disagree with the quorum are marked `disagree`, reports on a settled task `late`.
-  Settling a settled task changes nothing (a batch resent after a crash applies only what it
-  had not).
+  Settling a settled task changes nothing: a message resent after a crash is answered
+  "already applied"; a batch that mixes settled and open tasks is refused whole.
 
 Assets that are no longer active when a task settles (removed by an earlier settlement while
 this task was open) are left alone: they are out of the market, and a second penalty on an
@@ -183,7 +183,7 @@ def settle(ctx: Context, op: m.Settle) -> dict[str, Any]:
 
 
 def settle_tasks(ctx: Context, op: m.SettleTasks) -> dict[str, Any]:
-    """Settle a batch; tasks already settled are skipped."""
+    """Settle a batch, all or nothing."""
     done = _settle_batch(ctx, op.round, op.settlements)
     return {
         "settled": len(done),
@@ -211,7 +211,10 @@ def _settle_batch(
         if record is None:
             raise UnknownTaskError(f"no task ({round_}, {item.task!r})")
         if record.status == "settled":
-            continue
+            # A batch whose tasks are all settled was answered "already applied" before
+            # this point (a resend); one that mixes settled and open tasks is refused whole,
+            # as the in-memory book and the contracts refuse it.
+            raise AlreadyExistsError(f"task ({round_}, {item.task!r}) is settled")
         for signed in item.reports:
             if (signed.report.round, signed.report.task) != (round_, item.task):
                 raise UnknownTaskError(

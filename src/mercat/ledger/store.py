@@ -17,17 +17,20 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import bindparam, create_engine, event, insert, select, update
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from mercat.errors import InsufficientFundsError, LedgerIntegrityError, LedgerUnavailableError
+from mercat.errors import LedgerIntegrityError, LedgerUnavailableError
 from mercat.ledger import schema as s
+from mercat.runtime.limits import check_postings
 
 T = TypeVar("T")
 
@@ -37,6 +40,31 @@ MAX_ATTEMPTS = 50
 _RETRY_SQLSTATES = {"40001", "40P01"}
 
 
+#: The stores a ledger runs on: (backend, driver) as SQLAlchemy names them.
+STORES = {("sqlite", "pysqlite"), ("postgresql", "psycopg")}
+_DEFAULT_DRIVERS = {"sqlite": "pysqlite"}  # SQLAlchemy's own default for postgresql is psycopg2
+_USE = "use sqlite:///path.db or postgresql+psycopg://user@host/db"
+
+
+def store_url(url: object) -> URL:
+    """`url` parsed, if it names a store the ledger runs on (`STORES`); otherwise
+    LedgerUnavailableError, before any driver is imported or any file is opened."""
+    if not isinstance(url, str) or not url.strip():
+        raise LedgerUnavailableError(f"the ledger URL is empty; {_USE}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise LedgerUnavailableError(f"not a usable database URL: {url!r}; {_USE}") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if (backend, driver or _DEFAULT_DRIVERS.get(backend)) not in STORES:
+        shown = parsed.render_as_string(hide_password=True)
+        raise LedgerUnavailableError(
+            f"not a usable database URL: {shown!r} (the ledger runs on SQLite or on "
+            f"PostgreSQL through psycopg); {_USE}"
+        )
+    return parsed
+
+
 def make_engine(url: str, *, pool_size: int = 8, durable: bool = True) -> Engine:
     """An engine for `url`, configured for the ledger's transactions (see module docstring).
 
@@ -44,39 +72,68 @@ def make_engine(url: str, *, pool_size: int = 8, durable: bool = True) -> Engine
     still survives a killed process, but not a power cut. It saves one fsync per commit
     (about 10 ms on the build machines' disks); tests that do not test durability use it.
     """
-    try:
-        if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-            _configure_sqlite(engine, "FULL" if durable else "NORMAL")
-            return engine
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    except ArgumentError as exc:  # unparsable, or a dialect or driver that is not installed
-        raise LedgerUnavailableError(
-            f"not a usable database URL: {url!r} ({exc}); use sqlite:///path.db or "
-            "postgresql+psycopg://user@host/db"
-        ) from None
+    parsed = store_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine, "FULL" if durable else "NORMAL")
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 def safe_url(url: str) -> str:
     """A URL without its password, for messages."""
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:///path` URL (None for another store, an in-memory database or
+    a `file:` URI, which SQLite resolves itself; a URL that is not usable: `make_engine`
+    reports it)."""
+    try:
+        parsed = store_url(url)
+    except LedgerUnavailableError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def missing_sqlite_file(url: str) -> bool:
     """True for a `sqlite:///path` URL whose file does not exist (in-memory: False): opening
     it would create an empty file, so a mistyped path would leave litter behind."""
+    path = sqlite_path(url)
+    return path is not None and not path.exists()
+
+
+def sqlite_tables(url: str) -> set[str] | None:
+    """The tables of an existing SQLite file, read through a read-only connection (None for
+    another store, or a file that is not there).
+
+    Opening the file through the ledger's engine would first switch it to WAL and set other
+    pragmas, which writes to it: a foreign database, or an empty file, must be recognised
+    and refused before that. LedgerUnavailableError if the file is not a database."""
+    path = sqlite_path(url)
+    if path is None or not path.exists():
+        return None
+    target = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return False  # make_engine reports the malformed URL
-    database = parsed.database
-    return (
-        parsed.get_backend_name() == "sqlite"
-        and bool(database)
-        and database != ":memory:"
-        and not database.startswith("file:")
-        and not Path(database).exists()
-    )
+        connection = sqlite3.connect(target, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {str(name) for (name,) in rows}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LedgerUnavailableError(
+            f"cannot open the ledger store at {safe_url(url)}: {first}"
+        ) from None
 
 
 def unavailable(url: str, exc: DBAPIError, what: str = "ledger store") -> LedgerUnavailableError:
@@ -166,19 +223,16 @@ class Txn:
     def post(self, entry_id: int, moves: Mapping[str, int], balances: dict[str, int]) -> None:
         """Record postings {book: signed amount} of one entry and apply them.
 
-        `balances` are the locked balances the caller read; a posting that would take a
-        book other than `world` below zero is refused (InsufficientFundsError), and the
-        amounts must sum to zero (double entry) or nothing is written. `balances` is
-        updated to the new values.
+        `balances` are the locked balances the caller read. The postings must sum to zero
+        (double entry), leave no book but `world` below zero (InsufficientFundsError) and
+        every book within its range (`mercat.runtime.limits`, BalanceOverflowError), or
+        nothing is written. `balances` is updated to the new values.
         """
         moves = {book: amount for book, amount in moves.items() if amount != 0}
-        if sum(moves.values()) != 0:
-            raise LedgerIntegrityError(f"unbalanced postings {moves!r}")
-        for book, amount in moves.items():
+        for book in moves:
             if book not in balances:
                 raise LedgerIntegrityError(f"posting to book {book!r} that was not locked")
-            if book != "world" and balances[book] + amount < 0:
-                raise InsufficientFundsError(f"{book} holds {balances[book]}, cannot pay {-amount}")
+        check_postings(balances.__getitem__, moves)
         if not moves:
             return
         self.execute(

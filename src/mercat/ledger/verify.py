@@ -5,7 +5,9 @@
 - every book's stored balance equals the sum of its postings (nothing changed a balance
   outside the journal), and no posting names a book that does not exist;
 - the books sum to zero (conservation: the supply is exactly what `world` gave out);
-- no book other than `world` is negative;
+- every amount and balance is an integer in its range (`mercat.runtime.limits`): no book
+  other than `world` is negative, none reaches 2^62 (a value a store holds that is not such
+  an integer, a float or text written behind the ledger's back, is reported, never summed);
 - every settled task was settled by one entry, a `settle` or `settle_tasks` entry that
   names it (each settlement applied exactly once), and every such entry settled a task;
 - optionally, every entry's stored payload carries a valid signature of its signer, and
@@ -18,16 +20,47 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from mercat.errors import BadSignatureError, LedgerIntegrityError, MalformedMessageError
+from mercat.errors import (
+    BadSignatureError,
+    LedgerIntegrityError,
+    MalformedMessageError,
+    MercatError,
+)
 from mercat.identity import verify as verify_signature
 from mercat.ledger import schema as s
 from mercat.ledger.authority import SignedRow, check_authority
+from mercat.runtime.accounts import WORLD
+from mercat.runtime.limits import MAX_BALANCE
 from mercat.runtime.terms import TaskTerms
+
+_RANGE = f"not an integer in [-{MAX_BALANCE}, {MAX_BALANCE}]"
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def exact_int(value: object, lowest: int = _INT64[0], highest: int = _INT64[1]) -> int | None:
+    """`value` if a store handed back an integer in [lowest, highest], else None. A column
+    the ledger wrote holds nothing else; SQLite keeps whatever was written behind its back
+    (a float, text), and `verify` reports it instead of computing with it."""
+    if type(value) is int and lowest <= value <= highest:
+        return value
+    return None
+
+
+def stored_int(value: object, what: str, lowest: int = _INT64[0], highest: int = _INT64[1]) -> int:
+    """`exact_int` for a read: LedgerIntegrityError (one line, naming `what`) otherwise."""
+    number = exact_int(value, lowest, highest)
+    if number is None:
+        raise LedgerIntegrityError(
+            f"{what} holds {value!r}, not an integer in [{lowest}, {highest}]: the store was "
+            "changed outside the ledger; run `mercat ledger verify`"
+        )
+    return number
 
 
 @dataclass(frozen=True)
@@ -50,35 +83,44 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
     """Check the journal against the balances (see module docstring)."""
     problems: list[str] = []
     with engine.connect() as c:
-        unbalanced = c.execute(
-            select(s.postings.c.entry_id, func.sum(s.postings.c.amount))
-            .group_by(s.postings.c.entry_id)
-            .having(func.sum(s.postings.c.amount) != 0)
-        ).all()
-        problems += [f"entry {e} is unbalanced by {total}" for e, total in unbalanced]
-
-        recomputed = dict(
-            c.execute(
-                select(s.postings.c.book, func.sum(s.postings.c.amount)).group_by(s.postings.c.book)
-            ).all()
-        )
-        stored = dict(c.execute(select(s.books.c.name, s.books.c.balance)).all())
+        # Summed here, not by SQL: a tampered store may hold floats, text or sums beyond 64
+        # bits (SQLite's SUM raises on an overflow), and each is a finding, not a crash.
+        entry_sums: dict[int, int] = defaultdict(int)
+        recomputed: dict[str, int] = defaultdict(int)
+        rows = c.execute(select(s.postings.c.entry_id, s.postings.c.book, s.postings.c.amount))
+        for entry_id, book, raw in rows:
+            amount = exact_int(raw, -MAX_BALANCE, MAX_BALANCE)
+            if amount is None:
+                problems.append(f"entry {entry_id}: posting to {book!r} of {raw!r}, {_RANGE}")
+                continue
+            entry_sums[entry_id] += amount
+            recomputed[book] += amount
+        problems += [
+            f"entry {e} is unbalanced by {total}" for e, total in entry_sums.items() if total
+        ]
+        stored: dict[str, int] = {}
+        for book, raw in c.execute(select(s.books.c.name, s.books.c.balance)):
+            lowest, highest = (-MAX_BALANCE, 0) if book == WORLD else (0, MAX_BALANCE)
+            balance = exact_int(raw, lowest, highest)
+            if balance is None:
+                problems.append(
+                    f"book {book!r} holds {raw!r}, not an integer in [{lowest}, {highest}]"
+                )
+                balance = exact_int(raw)  # still compared with its postings if an integer
+                if balance is None:
+                    continue
+            stored[book] = balance
         for book in sorted(set(recomputed) | set(stored)):
             if book not in stored:
                 problems.append(f"postings to unknown book {book!r}")
-            elif int(recomputed.get(book, 0)) != int(stored[book]):
+            elif recomputed.get(book, 0) != stored[book]:
                 problems.append(
                     f"book {book!r} holds {stored[book]}, its postings sum to "
                     f"{recomputed.get(book, 0)}"
                 )
-        total = sum(int(v) for v in stored.values())
+        total = sum(stored.values())
         if total != 0:
             problems.append(f"books sum to {total}, not 0: tokens were created or lost")
-        problems += [
-            f"book {name!r} is negative ({balance})"
-            for name, balance in stored.items()
-            if name != "world" and balance < 0
-        ]
 
         settled = c.execute(
             select(s.tasks.c.round, s.tasks.c.task, s.tasks.c.settled_entry).where(
@@ -108,7 +150,10 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
                     raise MalformedMessageError("columns differ from the payload")
                 verify_signature(row.signer, row.payload.encode(), bytes.fromhex(row.signature))
                 checked += 1
-            except (BadSignatureError, MalformedMessageError, ValueError, KeyError) as exc:
+            except (
+                BadSignatureError, MalformedMessageError, ValueError, KeyError, TypeError,
+                AttributeError,
+            ) as exc:  # fmt: skip
                 problems.append(f"entry {row.id}: {exc}")
     report = VerifyReport(
         entries=len(entries),
@@ -172,17 +217,28 @@ def _authority_problems(engine: Engine, operator: str, entries: list) -> list[st
             select(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.asset,
                    s.task_assets.c.payout).order_by(s.task_assets.c.position)
         ).all()  # fmt: skip
-    parts: dict[tuple[int, str], list[tuple[str, int]]] = {}
+    problems: list[str] = []
+    parts: dict[tuple[object, object], list[tuple[str, object]]] = {}
     for r, t, a, p in members:
-        parts.setdefault((int(r), str(t)), []).append((str(a), int(p)))
+        parts.setdefault((r, t), []).append((str(a), p))
     stored_tasks = {}
     for row in tasks:
-        key = (int(row.round), str(row.task))
+        # Every number as the ledger wrote it (an exact integer below 2^62), or the task is
+        # reported as it is instead of being rebuilt.
+        key = (row.round, row.task)
+        numbers = [row.round, row.fraction, *(p for _, p in parts.get(key, []))]
+        numbers += [] if row.charge is None else [row.charge]
+        if any(exact_int(n, 0, MAX_BALANCE) is None for n in numbers):
+            problems.append(f"task ({row.round!r}, {row.task!r}) holds a value {_RANGE}")
+            continue
         assets = tuple(a for a, _ in parts.get(key, []))
-        payouts = tuple(p for _, p in parts.get(key, []))
+        payouts = tuple(int(p) for _, p in parts.get(key, []))  # type: ignore[call-overload]
         charge = sum(payouts) if row.charge is None else int(row.charge)
-        stored_tasks[key] = TaskTerms(
-            row.task, row.request, assets, payouts, charge, int(row.fraction)
-        )
+        try:
+            stored_tasks[(int(row.round), str(row.task))] = TaskTerms(
+                row.task, row.request, assets, payouts, charge, int(row.fraction)
+            )
+        except MercatError as exc:
+            problems.append(f"task ({row.round!r}, {row.task!r}) is not a valid task: {exc}")
     rows = [SignedRow(e.id, e.op, e.signer, e.payload) for e in sorted(entries, key=lambda e: e.id)]
-    return check_authority(rows, operator, offers, terms, stored_tasks)
+    return problems + check_authority(rows, operator, offers, terms, stored_tasks)

@@ -15,7 +15,7 @@ from itertools import combinations
 from mercat.errors import InvalidMarketError
 from mercat.market.constraints import can_serve, fits_alone, is_valid
 from mercat.market.economics import welfare
-from mercat.market.model import FEASIBILITY_TOL, Allocation, Market, Request
+from mercat.market.model import Allocation, Market, Request, capacity_limit
 
 MAX_CANDIDATES = 2_000_000
 """Refuse markets whose search space (product of options per request) exceeds this."""
@@ -61,7 +61,7 @@ def valid_allocations(market: Market) -> Iterator[Allocation]:
             j = index[n]
             cap = market.nodes[j].capacity
             for r, d in enumerate(request.demand):
-                if load[j][r] + d > cap[r] + FEASIBILITY_TOL * max(1.0, cap[r]):
+                if load[j][r] + d > capacity_limit(cap[r]):
                     return False
             if any(frozenset((request.id, other)) in node_conflicts for other in on_node[j]):
                 return False

@@ -5,7 +5,8 @@ An allocation α is valid (α ∈ V) when
 2. replicas: an indivisible request is served by exactly `replicas` distinct nodes, each in
    full (share 1), or by none; a divisible request's shares sum to at most 1;
 3. capability: every node that serves a request offers all of the request's capabilities;
-4. capacity: on every node and resource, Σ_t share(t, n)·demand_t[r] ≤ capacity_n[r];
+4. capacity: on every node and resource, Σ_t share(t, n)·demand_t[r] ≤ capacity_n[r], up to
+   the one slack every mechanism allows (`mercat.market.model.capacity_limit`);
 5. conflicts: two requests in a "node" conflict never share a node; of two requests in a
    "market" conflict at most one is served; of a group of exclusive nodes at most one is
    used.
@@ -25,7 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from mercat.market.model import FEASIBILITY_TOL, Allocation, Market, Node, Request
+from mercat.market.model import (
+    FEASIBILITY_TOL,
+    Allocation,
+    Market,
+    Node,
+    Request,
+    capacity_limit,
+)
 
 # --- what an allocation does to the market ---------------------------------------------
 
@@ -65,8 +73,13 @@ class Validity:
         return not self.reasons
 
 
-def is_valid(market: Market, allocation: Allocation, tol: float = FEASIBILITY_TOL) -> Validity:
-    """Whether α ∈ V, with one human-readable reason per violated constraint."""
+def is_valid(market: Market, allocation: Allocation) -> Validity:
+    """Whether α ∈ V, with one human-readable reason per violated constraint.
+
+    Loads are held to `capacity_limit` (the rule every mechanism shares); a divisible
+    request may be served up to 1 + FEASIBILITY_TOL times over and an indivisible share may
+    differ from 1 by FEASIBILITY_TOL (solvers return fractions up to their tolerance)."""
+    tol = FEASIBILITY_TOL
     reasons: list[str] = []
     requests, nodes = market.request_by_id, market.node_by_id
     for t, n, _ in allocation.shares:
@@ -106,7 +119,7 @@ def is_valid(market: Market, allocation: Allocation, tol: float = FEASIBILITY_TO
     for node_id in sorted(allocation.used_nodes):
         load = node_load(market, allocation, node_id)
         for r, (used, cap) in enumerate(zip(load, nodes[node_id].capacity, strict=True)):
-            if used > cap + tol * max(1.0, cap):
+            if used > capacity_limit(cap):
                 reasons.append(
                     f"node {node_id!r} exceeds its {market.resources[r]} capacity: "
                     f"{used:.6g} > {cap:.6g}"
@@ -223,8 +236,10 @@ class MilpEncoding:
         """The allocation a (near-)feasible solution vector stands for.
 
         Indivisible: share 1 where x > 0.5. Divisible: the fractions, clipped to [0, 1], and
-        scaled down on any node whose capacity they exceed by more than the check's tolerance
-        (LP solvers are feasible only up to their own tolerance).
+        scaled down to the bare capacity on any node they load beyond it (the LP may use the
+        slack up to `capacity_limit`, and up to its own tolerance beyond); on a node of
+        capacity 0 they are scaled to half the limit's slack, which a share of a tiny demand
+        may use.
         """
         x = np.asarray(x, dtype=float)
         if not self.divisible:
@@ -246,15 +261,21 @@ class MilpEncoding:
                 if totals[t] > 1.0:
                     row[t] /= totals[t]
         for n, row in shares.items():
-            node = market.node(n)
-            scale = 1.0
-            for r, cap in enumerate(node.capacity):
+            # Only the requests that use an overfull resource shrink (one of zero demand
+            # there takes nothing from it).
+            scale = dict.fromkeys(row, 1.0)
+            for r, cap in enumerate(market.node(n).capacity):
                 used = sum(f * market.request(t).demand[r] for t, f in row.items())
                 if used > cap:
-                    scale = min(scale, cap / used)
-            if scale < 1.0:
-                for t in row:
-                    row[t] *= scale
+                    # Down to the bare capacity, not the limit: an LP stops exactly on its
+                    # row's bound, so a load kept at the limit is over it or not by rounding
+                    # (the checker adds the same shares in another order).
+                    target = cap if cap > 0 else FEASIBILITY_TOL / 2
+                    for t in row:
+                        if market.request(t).demand[r] > 0:
+                            scale[t] = min(scale[t], target / used)
+            for t, factor in scale.items():
+                row[t] *= factor
         return Allocation(tuple((t, n, f) for n, row in shares.items() for t, f in row.items()))
 
     def encode_allocation(self, allocation: Allocation, market: Market) -> np.ndarray:
@@ -273,11 +294,24 @@ class MilpEncoding:
 
 
 def fits_alone(node: Node, request: Request) -> bool:
-    """Whether one full replica of the request fits in the node's capacity."""
-    return all(
-        d <= c + FEASIBILITY_TOL * max(1.0, c)
-        for d, c in zip(request.demand, node.capacity, strict=True)
-    )
+    """Whether one full replica of the request fits in the node's capacity (`capacity_limit`)."""
+    return all(d <= capacity_limit(c) for d, c in zip(request.demand, node.capacity, strict=True))
+
+
+def capacity_row(demands: dict[int, float], limit: float) -> Row | None:
+    """Σ_j demand_j·x_j ≤ limit, divided by s = max(limit, largest demand); None when every
+    column fits at once (the row could never bind).
+
+    Scaled, every coefficient is at most 1 and the bound at most 1 (exactly 1 in an
+    indivisible market, where a pair exists only if its demand is within the limit), so a
+    demand of 1e-10 on a node of capacity 0 is 0.1 of the row, not a coefficient HiGHS
+    refuses, and HiGHS's absolute feasibility tolerance means the same relative slack on
+    every node."""
+    positive = {j: d for j, d in demands.items() if d > 0}
+    if not positive or sum(positive.values()) <= limit:
+        return None
+    scale = max(limit, max(positive.values()))
+    return ({j: d / scale for j, d in positive.items()}, -math.inf, limit / scale)
 
 
 def encode(market: Market) -> MilpEncoding:
@@ -307,10 +341,6 @@ def encode(market: Market) -> MilpEncoding:
                 continue
             if not divisible and not fits_alone(n, t):
                 continue
-            if divisible and any(
-                d > 0 and c <= 0 for d, c in zip(t.demand, n.capacity, strict=True)
-            ):
-                continue
             unit = sum(c * d for c, d in zip(n.unit_costs, t.demand, strict=True))
             j = column(0.0, 1.0, binary_shares, -unit)
             pair[(t.id, n.id)] = j
@@ -336,13 +366,11 @@ def encode(market: Market) -> MilpEncoding:
         for r, cap in enumerate(n.capacity):
             if math.isinf(cap):
                 continue
-            coeffs = {
-                j: market.request(t).demand[r]
-                for t, j in on_node.items()
-                if market.request(t).demand[r] > 0
-            }
-            if coeffs and sum(coeffs.values()) > cap:
-                rows.append((coeffs, -math.inf, float(cap)))
+            row = capacity_row(
+                {j: market.request(t).demand[r] for t, j in on_node.items()}, capacity_limit(cap)
+            )
+            if row is not None:
+                rows.append(row)
 
     for group in market.exclusive_nodes:
         # Σ used(n) ≤ 1 over the group (nodes that can serve nothing have no column).

@@ -19,10 +19,16 @@ Reading chosen: an unserved request that is charged π(t) > 0 has utility -π(t)
 gets nothing), so such a payment rule is not individually rational, which is how the seed's
 attempt 1 argues ("the market-maker must set t2's payment π(t2) = 0, or else t2 will reject
 the offer"); with this reading S = Σ utilities holds for every (α, π, φ).
+
+Every sum here is `math.fsum`, the correctly rounded sum, which does not depend on the order
+of its terms: welfare sums over the allocation's served requests and used nodes (sets, whose
+order changes with PYTHONHASHSEED), and a plain sum over them gave `mercat clear --json`
+outputs that differed in the last bits from one run to the next.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -49,14 +55,14 @@ def node_cost(market: Market, allocation: Allocation, node_id: str) -> float:
 
 def welfare(market: Market, allocation: Allocation) -> float:
     """W(α) = Σ_t v_t·served(t) - Σ_n cost_n(α)."""
-    value = sum(request_value(market, allocation, t) for t in allocation.served_requests)
-    cost = sum(node_cost(market, allocation, n) for n in allocation.used_nodes)
-    return value - cost
+    values = [request_value(market, allocation, t) for t in allocation.served_requests]
+    costs = [-node_cost(market, allocation, n) for n in allocation.used_nodes]
+    return math.fsum(values + costs)
 
 
 def margin(payments: Mapping[str, float], rewards: Mapping[str, float]) -> float:
     """M(π, φ) = Σ_t π(t) - Σ_n φ(n)."""
-    return float(sum(payments.values())) - float(sum(rewards.values()))
+    return math.fsum([*map(float, payments.values()), *(-float(r) for r in rewards.values())])
 
 
 def surplus(
@@ -127,7 +133,7 @@ def individually_rational(
 
 
 def _scale(payments: Mapping[str, float], rewards: Mapping[str, float]) -> float:
-    return max(1.0, float(sum(abs(v) for v in payments.values())))
+    return max(1.0, math.fsum(abs(float(v)) for v in payments.values()))
 
 
 def budget_balanced(
@@ -155,10 +161,10 @@ def zero_margin_prices(
     """
     values = {t: request_value(market, allocation, t) for t in sorted(allocation.served_requests)}
     rewards = {n: node_cost(market, allocation, n) for n in sorted(allocation.used_nodes)}
-    total_value = sum(values.values())
+    total_value = math.fsum(values.values())
     if total_value <= 0:
         return {t: 0.0 for t in values}, rewards
-    keep = (total_value - sum(rewards.values())) / total_value  # W / V
+    keep = math.fsum([total_value, *(-r for r in rewards.values())]) / total_value  # W / V
     return {t: v * (1.0 - keep) for t, v in values.items()}, rewards
 
 

@@ -4,6 +4,8 @@ Loading checks the document's shape here (JSON types, unknown or missing keys, e
 naming the JSON path, e.g. `requests[2].demand[0]`) and leaves the market's consistency
 (duplicate ids, unknown requests in a conflict, negative numbers, vector lengths) to
 `Market`'s own validation; every problem raises `InvalidMarketError` before anything is used.
+A market is outside input: it is parsed within MAX_MARKET_BYTES and `mercat.untrusted`'s
+depth limit, and values are quoted in messages cut short (`untrusted.shown`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ from typing import Any
 
 from mercat.errors import InvalidMarketError
 from mercat.market.model import CONFLICT_SCOPES, Conflict, Market, Node, Request
+from mercat.untrusted import parse_json, read_text, shown
 
 FORMAT = "mercat-market/1"
+
+MAX_MARKET_BYTES = 128 << 20
+"""The largest market text `loads_market` and `load_market` parse: about two million
+requests written compactly (JSON parsing takes several times the text's size in memory)."""
 
 _TOP_KEYS = {"format", "name", "divisible", "resources", "requests", "nodes", "conflicts"}
 _TOP_KEYS |= {"exclusive_nodes"}
@@ -34,7 +41,8 @@ def _object(path: str, value: Any, allowed: set[str], required: tuple[str, ...] 
         raise _fail(path, f"expected an object, got {_kind(value)}")
     unknown = sorted(set(value) - allowed)
     if unknown:
-        raise _fail(path, f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        allowed_keys = ", ".join(sorted(allowed))
+        raise _fail(path, f"unknown key {shown(unknown[0])}; allowed: {allowed_keys}")
     for key in required:
         if key not in value:
             raise _fail(path, f"missing required key {key!r}")
@@ -54,15 +62,19 @@ def _number(path: str, value: Any, *, null_is_inf: bool = False) -> float:
         return math.inf
     if isinstance(value, bool) or not isinstance(value, int | float):
         expected = "a number or null (unlimited)" if null_is_inf else "a number"
-        raise _fail(path, f"expected {expected}, got {_kind(value)} {value!r}")
-    if not math.isfinite(value):
-        raise _fail(path, f"expected a finite number, got {value!r}")
-    return float(value)
+        raise _fail(path, f"expected {expected}, got {_kind(value)} {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range (JSON allows 4300 digits)
+        number = math.inf
+    if not math.isfinite(number):
+        raise _fail(path, f"expected a finite number, got {shown(value)}")
+    return number
 
 
 def _string(path: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise _fail(path, f"expected a non-empty string, got {_kind(value)} {value!r}")
+        raise _fail(path, f"expected a non-empty string, got {_kind(value)} {shown(value)}")
     return value
 
 
@@ -91,13 +103,15 @@ def market_from_dict(data: Any) -> Market:
     """A `Market` from the parsed JSON document."""
     doc = _object("", data, _TOP_KEYS, required=("requests", "nodes"))
     if "format" in doc and doc["format"] != FORMAT:
-        raise _fail("format", f"expected {FORMAT!r}, got {doc['format']!r}")
+        raise _fail("format", f"expected {FORMAT!r}, got {shown(doc['format'])}")
     name = doc.get("name", "")
     if not isinstance(name, str):
         raise _fail("name", f"expected a string, got {_kind(name)}")
     divisible = doc.get("divisible", False)
     if not isinstance(divisible, bool):
-        raise _fail("divisible", f"expected true or false, got {_kind(divisible)} {divisible!r}")
+        raise _fail(
+            "divisible", f"expected true or false, got {_kind(divisible)} {shown(divisible)}"
+        )
     resources = tuple(
         _string(f"resources[{i}]", r)
         for i, r in enumerate(_list("resources", doc.get("resources", [])))
@@ -125,7 +139,8 @@ def market_from_dict(data: Any) -> Market:
         replicas = item.get("replicas", 1)
         if isinstance(replicas, bool) or not isinstance(replicas, int):
             raise _fail(
-                f"{path}.replicas", f"expected an integer, got {_kind(replicas)} {replicas!r}"
+                f"{path}.replicas",
+                f"expected an integer, got {_kind(replicas)} {shown(replicas)}",
             )
         requests.append(
             Request(
@@ -168,7 +183,8 @@ def market_from_dict(data: Any) -> Market:
         scope = item.get("scope", "node")
         if scope not in CONFLICT_SCOPES:
             raise _fail(
-                f"{path}.scope", f"expected one of {', '.join(CONFLICT_SCOPES)}, got {scope!r}"
+                f"{path}.scope",
+                f"expected one of {', '.join(CONFLICT_SCOPES)}, got {shown(scope)}",
             )
         conflicts.append(
             Conflict(
@@ -196,26 +212,22 @@ def market_from_dict(data: Any) -> Market:
     )
 
 
-def loads_market(text: str) -> Market:
-    """A `Market` from JSON text."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidMarketError(f"not valid JSON: {exc}") from None
+def loads_market(text: str | bytes) -> Market:
+    """A `Market` from JSON text (at most MAX_MARKET_BYTES, nested at most
+    `mercat.untrusted.MAX_DEPTH` levels)."""
+    data = parse_json(text, what="the market", error=InvalidMarketError, max_bytes=MAX_MARKET_BYTES)
     return market_from_dict(data)
 
 
 def load_market(path: str | Path) -> Market:
-    """A `Market` from a JSON file."""
+    """A `Market` from a JSON file (read no further than MAX_MARKET_BYTES)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidMarketError(f"cannot read market file {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidMarketError(
-            f"market file {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason})"
-        ) from None
+    text = read_text(
+        path,
+        what=f"market file {str(path)!r}",
+        error=InvalidMarketError,
+        max_bytes=MAX_MARKET_BYTES,
+    )
     try:
         return loads_market(text)
     except InvalidMarketError as exc:

@@ -43,7 +43,26 @@ from typing import Any, Literal
 from mercat.errors import InvalidMarketError
 
 FEASIBILITY_TOL = 1e-9
-"""Slack allowed on a capacity (relative to max(1, capacity)) and on a served fraction."""
+"""Slack allowed on a capacity (relative to max(1, capacity), see `capacity_limit`) and on a
+served fraction (a divisible request may be served 1 + FEASIBILITY_TOL times over, an
+indivisible share may differ from 1 by as much)."""
+
+
+def capacity_limit(capacity: float) -> float:
+    """The most a node may carry of a resource of capacity C: C + FEASIBILITY_TOL·max(1, C).
+
+    This is mercat's one capacity rule: a set of requests fits a node exactly when, for every
+    resource, the sum of their demands is at most this limit. The checker (`is_valid`), the
+    MILP (`constraints.encode`, `clearing.optimal`), the VCG knapsacks and column pool, the
+    brute force and every mechanism test a load against this number and nothing else, so
+    they all accept the same allocations. The slack is relative above 1 (float sums of large
+    demands round by about 1e-16 of their size) and absolute below it (a capacity of 0 takes
+    loads up to 1e-9: a demand that small is rounding noise). Unlimited (inf) stays inf.
+    The numpy form `capacity + FEASIBILITY_TOL * np.maximum(1.0, capacity)` gives the same
+    floats, element by element.
+    """
+    return capacity + FEASIBILITY_TOL * max(1.0, capacity)
+
 
 ConflictScope = Literal["node", "market"]
 CONFLICT_SCOPES: tuple[str, ...] = ("node", "market")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mercat import bounded_json
 from mercat import errors as e
 from mercat.clearing import registry
 from mercat.clearing.report import clearing_report, configure
@@ -18,11 +17,13 @@ from mercat.jsonable import jsonable
 from mercat.market.market_io import market_from_dict
 from mercat.node.limits import NodeLimits
 from mercat.node.network_options import network_options
+from mercat.untrusted import parse_json as parse_untrusted
 
 
 def parse_json(body: bytes) -> Any:
     """The body as JSON; InvalidParameterError if it is not (or is nested too deeply)."""
-    return bounded_json.loads(body, e.InvalidParameterError)
+    # the size is bounded by the node's body limit while it is received
+    return parse_untrusted(body, what="the body", error=e.InvalidParameterError, max_bytes=None)
 
 
 def clear_market(mechanism: str, body: bytes, seed: int, limits: NodeLimits) -> dict[str, Any]:

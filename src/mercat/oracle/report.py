@@ -19,6 +19,7 @@ from typing import Any
 
 from mercat.errors import MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes, check_public_key, verify
+from mercat.untrusted import shown
 
 DOMAIN = "mercat/oracle-report/2"
 MAX_INT = 2**62
@@ -30,21 +31,21 @@ _LEDGER = re.compile(r"^[0-9a-f]{32}$")
 def check_id(value: object, what: str) -> str:
     """An asset, request or task id: 1-64 characters of letters, digits, `_`, `.`, `-`."""
     if not isinstance(value, str) or not _ID.match(value):
-        raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {value!r}")
+        raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {shown(value)}")
     return value
 
 
 def check_int(value: object, what: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < MAX_INT:
         raise MalformedMessageError(
-            f"{what} must be an integer in [{minimum}, 2^62), got {value!r}"
+            f"{what} must be an integer in [{minimum}, 2^62), got {shown(value)}"
         )
     return value
 
 
 def check_bool(value: object, what: str) -> bool:
     if not isinstance(value, bool):
-        raise MalformedMessageError(f"{what} must be true or false, got {value!r}")
+        raise MalformedMessageError(f"{what} must be true or false, got {shown(value)}")
     return value
 
 
@@ -72,7 +73,7 @@ class OracleReport:
             not isinstance(self.digest, str) or not _DIGEST.match(self.digest)
         ):
             raise MalformedMessageError(
-                f"digest must be 1-128 plain characters, got {self.digest!r}"
+                f"digest must be 1-128 plain characters, got {shown(self.digest)}"
             )
 
     @property

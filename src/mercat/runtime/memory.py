@@ -19,10 +19,10 @@ from dataclasses import replace
 
 from mercat.errors import (
     AlreadyExistsError,
+    AssetNotActiveError,
     InsufficientFundsError,
     InvalidParameterError,
     LedgerIntegrityError,
-    StakeBelowMinimumError,
     UnauthorizedError,
     UnknownAccountError,
     UnknownAssetError,
@@ -34,6 +34,7 @@ from mercat.oracle.quorum import QuorumRule, tally
 from mercat.runtime import money
 from mercat.runtime.accounts import POOL, WORLD, avail, escrow_book, stake_book
 from mercat.runtime.attest import Attestation
+from mercat.runtime.limits import MAX_BALANCE, check_postings, check_stake, stake_bounds
 from mercat.runtime.records import (
     NO_USAGE,
     AssetRecord,
@@ -74,6 +75,13 @@ class MemoryBook:
                 f"min_stake {self.min_stake} is at the removal level; it must be at least "
                 f"{rule.minimum_stake}"
             )
+        # The contracts' stake rule: an active asset's stake stays in these bounds.
+        self.stake_bounds = stake_bounds(rule, self.min_stake)
+        if self.stake_bounds[0] > self.stake_bounds[1]:
+            raise InvalidParameterError(
+                f"no stake fits: the minimum {self.stake_bounds[0]} is above the stake cap "
+                f"{self.stake_bounds[1]}"
+            )
         self.oracles = frozenset(oracles)
         self.quorum = QuorumRule(quorum)
         self.round = 0
@@ -101,28 +109,39 @@ class MemoryBook:
         self.balances[avail(account)] = 0
 
     def deposit(self, account: str, amount: int) -> None:
-        """The operator's on-ramp: `amount` new tokens into `account`."""
+        """The operator's on-ramp: `amount` new tokens into `account` (the supply stays
+        below 2^62, `mercat.runtime.limits`)."""
         self._account(account)
-        self._post({WORLD: -amount, avail(account): amount})
+        self._post({WORLD: -_amount(amount), avail(account): amount})
 
     def transfer(self, sender: str, receiver: str, amount: int) -> None:
+        """As on the ledger and the contract, a transfer to oneself needs the funds and
+        changes nothing."""
         self._account(sender)
         self._account(receiver)
-        self._post({avail(sender): -amount, avail(receiver): amount})
+        if sender == receiver:
+            if self.available(sender) < _amount(amount):
+                raise InsufficientFundsError(
+                    f"{avail(sender)} holds {self.available(sender)}, cannot pay {amount}"
+                )
+            return
+        self._post({avail(sender): -_amount(amount), avail(receiver): amount})
 
     def fund_pool(self, account: str, amount: int) -> None:
         self._account(account)
-        self._post({avail(account): -amount, POOL: amount})
+        self._post({avail(account): -_amount(amount), POOL: amount})
 
     def add_asset(self, owner: str, asset: str, stake: int, offer: Offer | None = None) -> None:
         """Register an asset with its stake (and, optionally, its owner's offer)."""
         self._account(owner)
         if asset in self.assets or asset in self.requests:
             raise AlreadyExistsError(f"id {asset!r} is taken")
-        if stake < self.min_stake:
-            raise StakeBelowMinimumError(f"stake {stake} is below the minimum {self.min_stake}")
+        check_stake(_amount(stake, "stake"), self.stake_bounds)
         if offer is not None and offer.asset != asset:
             raise InvalidParameterError(f"the offer names {offer.asset!r}, not {asset!r}")
+        if offer is not None and offer.cid is not None and offer.cid in self.cids:
+            # checked before anything is written: post_offer below would refuse it too late
+            raise AlreadyExistsError(f"CID {offer.cid} is offered by another asset")
         self._post({avail(owner): -stake, stake_book(asset): stake})
         self.assets[asset] = AssetRecord(asset, owner, "active", None)
         if offer is not None:
@@ -133,6 +152,8 @@ class MemoryBook:
         record = self._asset(offer.asset)
         if record.owner != owner:
             raise UnauthorizedError(f"asset {offer.asset!r} belongs to another account")
+        if record.status != "active":
+            raise AssetNotActiveError(f"asset {offer.asset!r} is {record.status}")
         if offer.cid is not None and self.cids.get(offer.cid, offer.asset) != offer.asset:
             raise AlreadyExistsError(f"CID {offer.cid} is offered by another asset")
         if record.offer is not None and record.offer.cid is not None:
@@ -222,11 +243,22 @@ class MemoryBook:
     def pool(self) -> int:
         return self.balance(POOL)
 
+    def usage_in(self, round_: int) -> dict[str, Usage]:
+        """What the tasks opened in `round_` take of each server (for `runtime.views`)."""
+        return {asset: u for (r, asset), u in self.usage.items() if r == round_}
+
     def supply(self) -> int:
         return -self.balance(WORLD)
 
     def verify(self) -> None:
-        """Books sum to zero and none but `world` is negative (LedgerIntegrityError)."""
+        """Every balance an integer in its range (`mercat.runtime.limits`), books sum to zero
+        and none but `world` is negative (LedgerIntegrityError)."""
+        strange = [
+            b for b, v in self.balances.items()
+            if not isinstance(v, int) or isinstance(v, bool) or not -MAX_BALANCE <= v <= MAX_BALANCE
+        ]  # fmt: skip
+        if strange:
+            raise LedgerIntegrityError(f"balances that are not integers below 2^62: {strange}")
         total = sum(self.balances.values())
         if total != 0:
             raise LedgerIntegrityError(f"books sum to {total}, not 0")
@@ -247,7 +279,7 @@ class MemoryBook:
             raise UnknownAssetError(f"no asset {asset!r}") from None
 
     def _post(self, moves: Mapping[str, int]) -> None:
-        _check_moves(self.balances.get, moves)
+        check_postings(self.balance, moves)
         for book, amount in moves.items():
             self.balances[book] = self.balances.get(book, 0) + amount
 
@@ -260,12 +292,13 @@ class MemoryBook:
             self.views.pop(asset, None)
 
 
-def _check_moves(balance, moves: Mapping[str, int]) -> None:  # type: ignore[no-untyped-def]
-    if sum(moves.values()) != 0:
-        raise LedgerIntegrityError(f"unbalanced postings {dict(moves)!r}")
-    for book, amount in moves.items():
-        if amount < 0 and book != WORLD and (balance(book) or 0) + amount < 0:
-            raise InsufficientFundsError(f"{book} holds {balance(book) or 0}, cannot pay {-amount}")
+def _amount(value: object, what: str = "amount") -> int:
+    """An amount a participant moves: an integer of base units in [0, 2^62)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_BALANCE:
+        raise InvalidParameterError(
+            f"{what} must be an integer of base units in [0, 2^62), got {value!r}"
+        )
+    return value
 
 
 class _Txn:
@@ -287,7 +320,7 @@ class _Txn:
         return self.book.balances.get(book, 0)
 
     def post(self, moves: Mapping[str, int]) -> None:
-        _check_moves(self.balance, moves)
+        check_postings(self.balance, moves)
         for book, amount in moves.items():
             if amount:
                 self.balances[book] = self.balance(book) + amount

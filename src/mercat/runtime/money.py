@@ -26,13 +26,26 @@ in tokens (floats). The rule, in base units (`unit` per token):
    reward pool for auctions (double auction, VCG), whose margins are never negative per task
    (a double-auction trade pays the buyers' price on the sellers' quantity; a VCG payment
    goes to the serving provider); a pool-held round with a subsidy is refused.
+5. Rounding where the margin goes to the pool. Where a task's exact margin is zero (a
+   double auction whose buyer price equals its seller price, which round numbers make
+   common), the charge and the payouts, each rounded and split on its own, can leave the
+   task paying out a base unit or two more than it charges. The shortfall is taken from
+   the request's budget not yet charged (up to its max_price), then from the server's
+   payout above its ask, then moved, with the server's total unchanged, to another of the
+   server's tasks whose request is charged that much more. Where every party is exactly at
+   its limit (requests charged their max_price, servers paid exactly their asks) no
+   integers may pay every task without a subsidy: such a task, whose surplus is zero, is
+   left out, its share of π and φ with it, and the rest is priced again. No owner gets
+   less than it signed for, no request pays more than its max_price, the pool pays no
+   subsidy.
 
 **Opening tasks** (`open_tasks`). The operator opens a round's tasks; the book checks every
 one against what owners signed (`TermsViolationError` otherwise): the request is open (or
 opened in this same round) and not expired; every server has its owner's offer, is active,
 offers the request's capabilities and keeps within its capacity this round; the named
-assets are exactly the request's; a server's payouts this round cover its ask (fixed cost
-once per round, unit costs on the units served); the request's charges fit its escrow.
+assets are exactly the request's; a server's payouts in each call cover its ask on what that
+call gives it (its fixed cost on its first use in the round, its unit costs on the units
+served); the request's charges fit its escrow.
 Then escrow → hold (charge), margin holder → hold (subsidy).
 
 **Settling a task** (`settle_task`). The task *pays* when the oracles' verdict is success
@@ -129,14 +142,27 @@ def margin_holder_book(margin_to: MarginHolder, operator: str) -> str:
 # --- clearing -> tasks -----------------------------------------------------------------
 
 
-def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
-    """The tasks of a clearing, with integer charges and payouts (module docstring, 1-4)."""
+def assign(
+    context: RoundMarket, clearing: Clearing, prefix: str = "t", *, subsidies: bool = True
+) -> tuple[TaskTerms, ...]:
+    """The tasks of a clearing, with integer charges and payouts (module docstring, 1-5),
+    named `prefix` + 0, 1, ... (a round that clears several sub-markets gives each its own
+    prefix: task ids are unique within a round). `subsidies=False` (a round whose margin goes
+    to the pool) applies rule 5."""
+    plan = _plan(context, clearing)
+    left_out: set[int] = set()
+    while True:
+        tasks, short = _priced(context, clearing, plan, left_out, prefix, subsidies)
+        if not short:
+            return tasks
+        left_out |= short  # zero-surplus parts rounding cannot pay without a subsidy
+
+
+def _plan(context: RoundMarket, clearing: Clearing) -> list[tuple[str, tuple[str, ...], int]]:
+    """Rule 1: the tasks of a clearing before prices, as (request, servers, fraction)."""
     market = context.market
-    unit = context.unit
     order = {t.id: i for i, t in enumerate(market.requests)}
     served = sorted(clearing.allocation.served_requests, key=order.__getitem__)
-
-    # 1. tasks, before payouts: (request, servers, fraction)
     plan: list[tuple[str, tuple[str, ...], int]] = []
     for request_id in served:
         shares = clearing.allocation.shares_of(request_id)
@@ -147,6 +173,43 @@ def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
                     plan.append((request_id, (node_id,), fraction))
         else:
             plan.append((request_id, tuple(sorted(shares)), PPB))
+    return plan
+
+
+def _priced(
+    context: RoundMarket,
+    clearing: Clearing,
+    full: list[tuple[str, tuple[str, ...], int]],
+    left_out: set[int],
+    prefix: str,
+    subsidies: bool,
+) -> tuple[tuple[TaskTerms, ...], set[int]]:
+    """Rules 2-5 on the tasks of `full` not `left_out`: the priced tasks, and (rule 5) the
+    positions in `full` of tasks still short after the repair."""
+    unit = context.unit
+    kept = [i for i in range(len(full)) if i not in left_out]
+    plan = [full[i] for i in kept]
+
+    def weight(entry: tuple[str, tuple[str, ...], int]) -> int:
+        return sum(d for _, d in context.requests[entry[0]].terms.demand) * entry[2]
+
+    # What is left out keeps its share of π and φ out of the kept tasks' prices.
+    request_share: dict[str, float] = defaultdict(lambda: 1.0)
+    node_share: dict[str, float] = defaultdict(lambda: 1.0)
+    if left_out:
+        whole_f: dict[str, int] = defaultdict(int)
+        kept_f: dict[str, int] = defaultdict(int)
+        whole_w: dict[str, int] = defaultdict(int)
+        kept_w: dict[str, int] = defaultdict(int)
+        for i, entry in enumerate(full):
+            request_id, servers, fraction = entry
+            whole_f[request_id] += fraction
+            kept_f[request_id] += fraction if i not in left_out else 0
+            for node_id in servers:
+                whole_w[node_id] += weight(entry)
+                kept_w[node_id] += weight(entry) if i not in left_out else 0
+        request_share.update({r: kept_f[r] / whole_f[r] for r in whole_f})
+        node_share.update({n: kept_w[n] / whole_w[n] if whole_w[n] else 1.0 for n in whole_w})
 
     # 2. charges and named assets' payouts, per request
     tasks_of: dict[str, list[int]] = defaultdict(list)
@@ -159,9 +222,8 @@ def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
         named = context.bound[request_id]
         named_cost = sum(cost for _, cost in named)
         fractions = [plan[k][2] for k in ks]
-        for_servers = min(
-            to_units(clearing.payment(request_id), unit), record.terms.max_price - named_cost
-        )
+        payment = clearing.payment(request_id) * request_share[request_id]
+        for_servers = min(to_units(payment, unit), record.terms.max_price - named_cost)
         for k, part in zip(ks, split(for_servers, fractions), strict=True):
             charge[k] += part
         for _, cost in named:
@@ -171,12 +233,11 @@ def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
 
     # 3. servers' payouts: R_n split over n's tasks by the units each takes of n
     on_node: dict[str, list[tuple[int, int]]] = defaultdict(list)  # node -> [(task, weight)]
-    for k, (request_id, servers, fraction) in enumerate(plan):
-        demand = context.requests[request_id].terms.demand
-        weight = sum(d for _, d in demand) * fraction
-        for node_id in servers:
-            on_node[node_id].append((k, weight))
+    for k, entry in enumerate(plan):
+        for node_id in entry[1]:
+            on_node[node_id].append((k, weight(entry)))
     server_payout: dict[tuple[int, str], int] = {}
+    above_ask: dict[str, int] = {}
     for node_id, uses in on_node.items():
         offer = context.offer(node_id)
         units_ppb = sum(
@@ -185,16 +246,50 @@ def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
             for r, d in context.requests[plan[k][0]].terms.demand
         )
         ask = offer.cost + -(-units_ppb // PPB)
-        total = max(to_units(clearing.reward(node_id), unit), ask)
+        reward = clearing.reward(node_id) * node_share[node_id]
+        total = max(to_units(reward, unit), ask)
+        above_ask[node_id] = total - ask
         for (k, _), part in zip(uses, split(total, [w for _, w in uses]), strict=True):
             server_payout[(k, node_id)] = part
+
+    # 5. no rounding subsidy where the margin goes to the pool
+    short: set[int] = set()
+    if not subsidies:
+        budget = {
+            request_id: context.requests[request_id].terms.max_price - sum(charge[k] for k in ks)
+            for request_id, ks in tasks_of.items()
+        }
+        for k, (request_id, servers, _) in enumerate(plan):
+            missing = sum(server_payout[(k, n)] for n in servers) + sum(named_payouts[k])
+            missing -= charge[k]
+            if missing <= 0:
+                continue
+            more = min(missing, budget[request_id])  # the request's budget not yet charged
+            charge[k] += more
+            budget[request_id] -= more
+            missing -= more
+            for node_id in servers:
+                less = min(missing, above_ask[node_id], server_payout[(k, node_id)])
+                server_payout[(k, node_id)] -= less  # the server's payout above its ask
+                above_ask[node_id] -= less
+                missing -= less
+                for other, _ in on_node[node_id]:  # another of its tasks, charged that more
+                    moved = min(missing, budget[plan[other][0]], server_payout[(k, node_id)])
+                    if moved > 0:
+                        server_payout[(k, node_id)] -= moved
+                        server_payout[(other, node_id)] += moved
+                        charge[other] += moved
+                        budget[plan[other][0]] -= moved
+                        missing -= moved
+            if missing > 0:
+                short.add(kept[k])
 
     tasks = []
     for k, (request_id, servers, fraction) in enumerate(plan):
         named = context.bound[request_id]
         tasks.append(
             TaskTerms(
-                task=f"t{k}",
+                task=f"{prefix}{k}",
                 request=request_id,
                 assets=servers + tuple(asset for asset, _ in named),
                 payouts=tuple(server_payout[(k, n)] for n in servers) + tuple(named_payouts[k]),
@@ -202,7 +297,7 @@ def assign(context: RoundMarket, clearing: Clearing) -> tuple[TaskTerms, ...]:
                 fraction=fraction,
             )
         )
-    return tuple(tasks)
+    return tuple(tasks), short
 
 
 # --- opening ---------------------------------------------------------------------------
@@ -229,6 +324,10 @@ def open_tasks(
     opened: list[TaskRecord] = []
 
     for t in tasks:
+        if len(set(t.assets)) != len(t.assets) or len(t.payouts) != len(t.assets):
+            raise MalformedMessageError(
+                f"task {t.task!r} must bind distinct assets, one payout each"
+            )
         if txn.task(round_, t.task) is not None:
             raise AlreadyExistsError(f"task ({round_}, {t.task!r}) exists")
         record = requests.get(t.request) or txn.request(t.request)

@@ -64,7 +64,10 @@ class RoundPlan:
     """The pluggable stages of a round. `margin_to` defaults to the mechanism's
     (`Mechanism.margin_holder`); `admission` applies stake-weighted admission; `view`, if
     given, narrows what the book shows before the snapshot (a sub-market: say, premium
-    requests on cloud servers only, cleared before an open market)."""
+    requests on cloud servers only, cleared before an open market; a later sub-market of
+    the same round sees the capacity left through `mercat.runtime.views.capacity_left`).
+    `task_prefix` names the round's tasks (prefix + 0, 1, ...): sub-markets cleared in one
+    round need different prefixes, since task ids are unique within a round."""
 
     mechanism: Mechanism
     executor: Executor
@@ -74,6 +77,7 @@ class RoundPlan:
     log: ev.EventLog = field(default_factory=ev.NullLog)
     batch_size: int = 10_000
     view: Callable[[BookState], BookState] | None = None
+    task_prefix: str = "t"
 
     @property
     def margin_holder(self) -> MarginHolder:
@@ -140,7 +144,7 @@ def run_round(book: Book, round_: int, plan: RoundPlan, rng: np.random.Generator
         return RoundReport(round_, market, None, (), (), (), expired)
 
     clearing = plan.mechanism.clear(market, seed=rng)
-    tasks = assign(context, clearing)
+    tasks = assign(context, clearing, plan.task_prefix, subsidies=plan.margin_holder != "pool")
     if tasks:
         book.open_tasks(round_, tasks, plan.margin_holder)
     outcomes = plan.executor.execute(round_, tasks, context, rng)

@@ -1,369 +1,405 @@
-"""Seed 002's 30-day simulation: cloud and community providers in one marketplace.
+"""Seed 002's 30-day simulation, run through mercat's round pipeline.
 
-The seed simulates "major cloud providers (AWS, Google Cloud, Azure, Hetzner, Lambda Labs)
-and community-based nodes" (28 providers in its Fig. 4) for 30 days, work "distributed
-according to the smart contracts", SLA compliance attested by oracles and penalties on
-violations, and reports token distribution (Fig. 4), throughput against the number of
-requesters (Fig. 3), Jain's fairness index over requesters (Fig. 5, at least 0.89), SLA
-compliance and utilization. It gives no parameters. mercat's model, with every assumption a
-field of `CloudChainConfig`:
+Seed 002 ("CloudChain: Decentralized Marketplace for AI Compute Resources") simulates cloud
+and community providers for 30 days, work "distributed according to the smart contracts",
+SLA compliance checked by oracles and penalties on violations. Here every hour is a round of
+`mercat.runtime.round.run_round` on an in-memory book (`MemoryBook`), the code a live market
+runs with a SQL ledger in its place (the parts and their defaults: `cloudchain_config`):
 
-- **Time**: hourly rounds (30 × 24 = 720).
-- **Providers**: 5 clouds (large, reliable, priced by their public GPU-hour rates relative
-  to each other) and 23 community nodes (small, cheaper, less reliable). A provider offers
-  its capacity in GPU-hours each round at its unit cost (truthful asks: trade reduction
-  makes that dominant), one ask per GPU-hour.
-- **Requesters**: each submits jobs as a Poisson process. A job needs `units` GPU-hours
-  (lognormal), is worth `value` per unit to its requester, and waits at most `patience`
-  rounds before it is dropped. A share of jobs (training) needs a provider of at least
-  `premium_reliability`; the rest runs anywhere.
-- **Clearing**: every round, two double auctions of seed 003 (trade reduction, truthful and
-  budget balanced): first premium jobs on premium providers, then all other waiting work on
-  the capacity left. Units traded are split between requesters and providers by the
-  auction's plan. Trade reduction leaves out the marginal buyer and the marginal seller, so
-  both sides trade in GPU-hours: a job bids for each unit it needs (at its value), a
-  provider asks for each unit it has. With whole jobs and whole providers (or machines) as
-  bidders, a thin market loses a whole job or a whole cloud every round: at 10 requesters,
-  12 % of jobs were dropped while 90 % of capacity sat idle.
-- **Execution and attestation**: each piece of work fails with its provider's failure
-  probability and, if it ran, misses its SLA with the provider's violation probability. `n`
-  oracles each report the outcome (failed, late, on time): the true one with probability
-  `1 - oracle_error`, else one of the two others. The outcome q of them agree on is the
-  verdict (2q > n, the rule of `mercat.oracle.quorum.tally`; no quorum: unsettled).
-- **Settlement** (eq. 2): on an attested run (late or on time) the requester pays the buyer
-  price per unit and the provider earns the seller price per unit in tokens; the difference
-  is the auction's margin. On an attested failure or without a quorum the escrow goes back
-  and the units return to the job's queue. An attested SLA violation costs the provider λ
-  for each of the n oracle reports recorded for it (eq. 2's λ_i R_i, read as in
-  `mercat.oracle.economics`), paid into a penalty pool. Every token is accounted for:
-  paid = earned + margin.
+- **Providers' servers are offered assets.** Each server (8 GPUs of a cloud, or a whole
+  community node) is an asset with its owner's offer: capacity in GPU-minutes per round
+  (60 per GPU), its ask as a unit cost per GPU-minute, and a stake S0.
+- **Jobs are posted requests.** A job's demand in GPU-minutes, its bid as `max_price`
+  (value per GPU-hour × GPU-hours: the double auction bids max_price / demand per unit),
+  the SLA deadline and the last round it may wait (`expires`); premium jobs carry the
+  workload tag `premium`. The requester's account escrows the price when the job is
+  posted (buying tokens first if it is short: a deposit, counted by the audit).
+- **Each hour, two double auctions** (seed 003's `double-auction`: sorted water-filling with
+  trade reduction; truthful, budget balanced, its margin to the collective pool): first the
+  premium requests on the premium providers' servers (`RoundPlan.view`), then the other
+  requests on every server's capacity left (`mercat.runtime.views.capacity_left`). A
+  request may be split over servers: one task per server, with its fraction of the demand.
+- **Execution** is sampled (`SampledExecution`): a task fails with its provider's failure
+  probability and, if it ran, misses its SLA with its violation probability.
+- **Attestation**: n oracles each report failed, late or on time, with an error rate; q of
+  them must agree (`cloudchain_oracles.SimulatedOracles`; signed reports as an option).
+- **Settlement** on the book, in integer base units (`mercat.runtime.money`): a task attested
+  on time pays its server's owner; a failed, late or unattested one pays nothing and its
+  charge goes back to the escrow. The collective rule of seed 000 (`mechanism`: free,
+  coll-stake, coll-rep, coll-sr) moves the server's stake: the reward R from the pool on a
+  paid task, the penalty P = λ·n into it otherwise (eq. 2's λ_i·R_i); a server whose stake
+  falls to P is removed and never offered again. Under coll-rep and coll-sr a server takes
+  part in each auction with probability stake / S0 (`StakeAdmission`).
+- **Requesters retry.** When a request's tasks have settled, whatever part of the job was
+  not served (a part the auction did not trade, a failed or late task) is posted again as a
+  new request while the job's patience lasts; a request that waits past its last round
+  expires and its escrow goes back. A job is completed when every GPU-minute of it was
+  paid, expired when its patience ran out first.
+- **Controls** (`drop`): jobs dropped before the market sees them, at random or from one
+  group, to show what Jain's index tells apart.
 
-Reported: tokens per provider, throughput (GPU-hours and jobs completed per hour), Jain's
-index over requesters' served share of demand, SLA compliance and utilization.
+`simulate` returns a `CloudChainResult` (`cloudchain_metrics`) with the book's audit: the
+book verifies (every balance sums to zero, none negative), the supply is what was deposited,
+and the balances by role add up to it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from mercat import validation as check
-from mercat.clearing.double_auction import trade_reduction
-from mercat.errors import InvalidParameterError
+from mercat.clearing.double_auction import DoubleAuction
+from mercat.errors import LedgerIntegrityError
+from mercat.runtime.accounts import POOL, WORLD
+from mercat.runtime.admission import StakeAdmission
+from mercat.runtime.execute import SampledExecution
+from mercat.runtime.memory import MemoryBook
+from mercat.runtime.round import RoundPlan, RoundReport, run_round
+from mercat.runtime.snapshot import BookState
+from mercat.runtime.terms import PPB, Offer, RequestTerms
+from mercat.runtime.views import capacity_left
+from mercat.scenarios.cloudchain_config import JOB_GPU_HOURS_CAP, UNIT, CloudChainConfig
+from mercat.scenarios.cloudchain_metrics import CloudChainResult
+from mercat.scenarios.cloudchain_oracles import SimulatedOracles
 
-CLOUDS = ("AWS", "Google Cloud", "Azure", "Hetzner", "Lambda Labs")
-MAX_ARRIVALS_PER_ROUND = 100_000  # the waiting jobs live in memory, bids per GPU-hour
-MAX_ROUNDS = 10 * 365 * 24
+RESOURCE = "gpu_min"
+"""The one resource: GPU-minutes (a GPU for an hourly round offers 60)."""
+PREMIUM = "premium"
+"""The workload tag of a job that needs a premium provider."""
+_REQUESTER_FUNDS = 10**4 * UNIT  # a requester's first deposit; it tops up when short
+_POOL_FUNDS = 10**6 * UNIT  # the operator's deposit into the collective reward pool
 
 
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    capacity: float  # GPU-hours per round
-    cost: float  # tokens per GPU-hour (its ask)
-    failure: float  # probability that a piece of work fails
-    violation: float  # probability that work that ran misses its SLA
-    cloud: bool
-
-    @property
-    def reliability(self) -> float:
-        return (1 - self.failure) * (1 - self.violation)
+@dataclass
+class _Job:
+    requester: int
+    left: int  # GPU-minutes not yet paid for
+    value: float  # tokens per GPU-hour it is worth to its requester
+    premium: bool
+    last_round: int
+    posts: int = 0
 
 
-def default_providers(community: int = 23, seed: int = 0) -> tuple[Provider, ...]:
-    """The five clouds (capacities and relative prices in the spirit of their GPU offers;
-    the seed gives none) and `community` nodes drawn from one seeded generator."""
-    clouds = (
-        Provider("AWS", 320.0, 3.0, 0.002, 0.003, True),
-        Provider("Google Cloud", 280.0, 2.9, 0.002, 0.004, True),
-        Provider("Azure", 280.0, 3.1, 0.003, 0.004, True),
-        Provider("Hetzner", 120.0, 1.9, 0.006, 0.008, True),
-        Provider("Lambda Labs", 200.0, 2.2, 0.004, 0.005, True),
-    )
-    rng = np.random.default_rng([seed, 2])
-    nodes = tuple(
-        Provider(
-            f"Community Node {i + 1}",
-            float(rng.integers(4, 33)),
-            float(np.round(rng.uniform(1.0, 2.4), 2)),
-            float(np.round(rng.uniform(0.01, 0.05), 3)),
-            float(np.round(rng.uniform(0.01, 0.05), 3)),
-            False,
+def _price(value: float, minutes: int) -> int:
+    """A request's max_price: its value per GPU-hour times its GPU-hours, in base units."""
+    return max(1, round(value * minutes / 60 * UNIT))
+
+
+class _Market:
+    """The book, the plans of the two hourly auctions, and the scenario's tallies."""
+
+    def __init__(self, cfg: CloudChainConfig) -> None:
+        self.cfg = cfg
+        self.book = MemoryBook(cfg.integer_rule, unit=UNIT, keep_history=False)
+        book = self.book
+        book.deposit("operator", _POOL_FUNDS)
+        book.fund_pool("operator", _POOL_FUNDS)
+        stake = round(cfg.stake * UNIT)
+        failure, late = {}, {}
+        self.server_owner: dict[str, int] = {}
+        self.server_gpus: dict[str, int] = {}
+        premium_owners = set()
+        for i, p in enumerate(cfg.providers):
+            owner = f"p{i}"
+            servers = p.server_gpus
+            book.open_account(owner)
+            book.deposit(owner, stake * len(servers))
+            if cfg.premium(p):
+                premium_owners.add(owner)
+            for k, gpus in enumerate(servers):
+                asset = f"{owner}.{k}"
+                offer = Offer(
+                    asset,
+                    capacity={RESOURCE: 60 * gpus},
+                    unit_costs={RESOURCE: max(0, round(p.cost / 60 * UNIT))},
+                )
+                book.add_asset(owner, asset, stake, offer)
+                failure[asset], late[asset] = p.failure, p.violation
+                self.server_owner[asset] = i
+                self.server_gpus[asset] = gpus
+        self.active_gpus = np.array([p.gpus for p in cfg.providers], dtype=float)
+        self.requester_group = np.repeat(np.arange(len(cfg.groups)), cfg.group_sizes).astype(
+            np.int64
         )
-        for i in range(community)
-    )
-    return clouds + nodes
+        for r in range(cfg.requesters):
+            book.open_account(f"r{r}")
+            book.deposit(f"r{r}", _REQUESTER_FUNDS)
+        self.deposited = book.supply()  # and every top-up after
 
+        self.oracles = SimulatedOracles(
+            cfg.oracles, cfg.quorum, cfg.oracle_error, signed=cfg.signed_reports
+        )
+        executor = SampledExecution(failure, sla_violations=late)
+        admission = StakeAdmission(stake) if cfg.stake_weighted else None
+        auction = DoubleAuction()
 
-@dataclass(frozen=True)
-class CloudChainConfig:
-    requesters: int = 100
-    days: int = 30
-    rounds_per_day: int = 24
-    jobs_per_requester_hour: float = 0.5
-    mean_units: float = 8.0  # GPU-hours per job (lognormal mean)
-    units_sigma: float = 0.8
-    value_low: float = 2.0  # tokens per GPU-hour a requester is willing to pay
-    value_high: float = 5.0
-    patience: int = 6  # rounds a job waits before it is dropped
-    premium_share: float = 0.4  # training jobs: need a premium provider
-    premium_reliability: float = 0.99
-    oracles: int = 5
-    quorum: int = 3
-    oracle_error: float = 0.02
-    penalty_factor: float = 0.5  # λ: tokens per oracle report on an SLA violation
-    providers: tuple[Provider, ...] = field(default_factory=default_providers)
-
-    def __post_init__(self) -> None:
-        for name in ("requesters", "days", "rounds_per_day", "patience", "oracles", "quorum"):
-            check.integer(name, getattr(self, name), 1)
-        if not self.oracles < 2 * self.quorum <= 2 * self.oracles:
-            raise InvalidParameterError(
-                f"quorum must be a majority of the {self.oracles} oracles (2q > n) and at most "
-                f"n, so that two verdicts cannot both reach it; got {self.quorum}"
+        def premium_view(state: BookState) -> BookState:
+            return BookState(
+                state.round,
+                state.unit,
+                tuple(a for a in state.assets if a.owner in premium_owners),
+                tuple(r for r in state.requests if r.terms.workload == PREMIUM),
             )
-        for name in ("jobs_per_requester_hour", "mean_units", "units_sigma", "value_low"):
-            check.positive(name, getattr(self, name))
-        if self.requesters * self.jobs_per_requester_hour > MAX_ARRIVALS_PER_ROUND:
-            raise InvalidParameterError(
-                f"{self.requesters} requesters × {self.jobs_per_requester_hour} jobs an hour "
-                f"exceeds {MAX_ARRIVALS_PER_ROUND:,} expected arrivals a round"
+
+        def open_view(state: BookState) -> BookState:
+            rest = tuple(r for r in state.requests if r.terms.workload != PREMIUM)
+            narrowed = BookState(state.round, state.unit, state.assets, rest)
+            return capacity_left(narrowed, book.usage_in(state.round))
+
+        # open request -> (its job, its GPU-minutes, the requester)
+        self.posted: dict[str, tuple[int, int, int]] = {}
+        self.templates = {
+            premium: RequestTerms(
+                "template",
+                max_price=1,
+                demand={RESOURCE: 1},
+                workload=PREMIUM if premium else "open",
+                deadline_ms=cfg.deadline_ms,
             )
-        if self.rounds > MAX_ROUNDS or self.mean_units > 1e4:
-            raise InvalidParameterError(
-                f"at most {MAX_ROUNDS} rounds and 10^4 GPU-hours per job, got {self.rounds} "
-                f"rounds and {self.mean_units}"
-            )
-        if check.real("value_high", self.value_high) < self.value_low:
-            raise InvalidParameterError("value_high must be >= value_low")
-        for name in ("premium_share", "premium_reliability", "oracle_error"):
-            check.probability(name, getattr(self, name))
-        check.non_negative("penalty_factor", self.penalty_factor)
-        if not self.providers:
-            raise InvalidParameterError("the market needs at least one provider")
-        if len({p.name for p in self.providers}) != len(self.providers):
-            raise InvalidParameterError("provider names must be unique")
-        for p in self.providers:
-            if check.positive(f"{p.name!r} capacity", p.capacity) > 1e5:
-                raise InvalidParameterError(f"provider {p.name!r}: capacity above 1e5 GPU-hours")
-            check.non_negative(f"{p.name!r} cost", p.cost)
-            for name in ("failure", "violation"):
-                if check.probability(f"{p.name!r} {name}", getattr(p, name)) == 1:
-                    raise InvalidParameterError(
-                        f"provider {p.name!r}: {name} probability 1 leaves nothing to sell"
-                    )
+            for premium in (False, True)
+        }
+        self.plans = tuple(
+            RoundPlan(auction, executor, self.oracles, admission, view=view, task_prefix=name)
+            for name, view in (("premium", premium_view), ("open", open_view))
+        )
 
-    @property
-    def rounds(self) -> int:
-        return self.days * self.rounds_per_day
+    def post(self, job_id: int, job: _Job) -> None:
+        """Post what is left of `job` as a new request (its first, or a repost)."""
+        request = f"j{job_id}" if job.posts == 0 else f"j{job_id}.{job.posts}"
+        job.posts += 1
+        price = _price(job.value, job.left)
+        terms = job_terms(self.templates[job.premium], request, price, job.left, job.last_round)
+        account = f"r{job.requester}"
+        short = price - self.book.available(account)
+        if short > 0:  # the requester buys the tokens it needs (the operator's on-ramp)
+            top_up = max(short, _REQUESTER_FUNDS)
+            self.book.deposit(account, top_up)
+            self.deposited += top_up
+        self.book.post_request(account, terms)
+        self.posted[request] = (job_id, job.left, job.requester)
 
 
-@dataclass(frozen=True)
-class CloudChainResult:
-    config: CloudChainConfig
-    tokens: np.ndarray  # per provider: earned minus SLA penalties (eq. 2)
-    penalties: np.ndarray  # per provider, paid into the penalty pool
-    market_margin: float  # (buyer price - seller price) × units: trade reduction's surplus
-    delivered: np.ndarray  # per provider: GPU-hours attested successful
-    demanded: np.ndarray  # per requester: GPU-hours submitted
-    served: np.ndarray  # per requester: GPU-hours completed
-    paid: np.ndarray  # per requester: tokens paid
-    jobs_submitted: int
-    jobs_completed: int
-    jobs_dropped: int
-    pieces: int  # pieces of work executed
-    pieces_sla_met: int  # attested as run within SLA
-    pieces_unsettled: int  # no q oracles agreed: refunded, work back in the queue
-    hourly_units: np.ndarray  # GPU-hours completed per round
-
-    @property
-    def throughput_units_per_hour(self) -> float:
-        return float(self.hourly_units.mean())
-
-    @property
-    def jobs_per_hour(self) -> float:
-        return self.jobs_completed / self.config.rounds
-
-    @property
-    def sla_compliance(self) -> float:
-        return self.pieces_sla_met / self.pieces if self.pieces else math.nan
-
-    @property
-    def utilization(self) -> np.ndarray:
-        capacity = np.array([p.capacity for p in self.config.providers]) * self.config.rounds
-        return self.delivered / capacity
-
-    @property
-    def jain_fairness(self) -> float:
-        return jain(self.served / np.maximum(self.demanded, 1e-12), self.demanded > 0)
-
-    @property
-    def cloud_token_share(self) -> float:
-        clouds = np.array([p.cloud for p in self.config.providers])
-        total = self.tokens.sum()
-        return float(self.tokens[clouds].sum() / total) if total > 0 else math.nan
+def job_terms(
+    template: RequestTerms, request: str, max_price: int, minutes: int, expires: int
+) -> RequestTerms:
+    """`template` (a validated job's terms) for another job: its id, price, GPU-minutes and
+    last round. Built without validating again: a month posts some 10^5 requests, and
+    validating each would cost a tenth of the run; the values are valid by construction (an
+    id of the job's number, positive integers). A test holds it equal to `RequestTerms(...)`,
+    hash included."""
+    values = dict(template.__dict__)
+    values.update(request=request, max_price=max_price, demand=((RESOURCE, minutes),),
+                  expires=expires)  # fmt: skip
+    values["_hash"] = hash(tuple(values[name] for name in _TERMS_FIELDS))
+    terms = object.__new__(RequestTerms)
+    terms.__dict__.update(values)  # a frozen dataclass: its __dict__ is still writable
+    return terms
 
 
-def jain(x: np.ndarray, include: np.ndarray | None = None) -> float:
-    """Jain's fairness index (Σx)² / (n Σx²): 1 when all are equal, 1/n when one has all."""
-    values = np.asarray(x, dtype=float)
-    if include is not None:
-        values = values[include]
-    if values.size == 0 or not np.any(values):
-        return math.nan
-    return float(values.sum() ** 2 / (values.size * np.square(values).sum()))
+_TERMS_FIELDS = tuple(f.name for f in fields(RequestTerms))
 
 
-FAILED, LATE, ON_TIME, NO_QUORUM = 0, 1, 2, -1
-OUTCOMES = 3  # what an oracle can report: failed, ran but missed the SLA, ran within it
+@dataclass
+class _Tallies:
+    """What the run counts, in the book's integers (base units; GPU-minutes, times PPB for
+    parts of a request), converted to tokens and GPU-hours once at the end."""
+
+    earned: list[int]  # per provider, base units
+    stake_change: list[int]  # per provider, base units
+    allocated: list[int]  # per provider, GPU-minutes × PPB
+    delivered: list[int]  # per provider, GPU-minutes × PPB
+    paid: list[int]  # per requester, base units
+    demanded: list[int]  # per requester, GPU-minutes
+    served: list[int]  # per requester, GPU-minutes
+    hourly: list[int]  # per round, GPU-minutes served
+
+    @classmethod
+    def zeros(cls, providers: int, requesters: int, rounds: int) -> _Tallies:
+        return cls(*([0] * providers for _ in range(4)),
+                   *([0] * requesters for _ in range(3)), [0] * rounds)  # fmt: skip
 
 
-def oracle_votes(truth: np.ndarray, cfg: CloudChainConfig, rng: np.random.Generator) -> np.ndarray:
-    """Each oracle's report on each piece: the true outcome with probability 1 - error, else
-    one of the two others, uniformly. Shape (pieces, oracles)."""
-    wrong = rng.random((truth.size, cfg.oracles)) < cfg.oracle_error
-    shift = rng.integers(1, OUTCOMES, size=(truth.size, cfg.oracles))
-    return np.where(wrong, (truth[:, None] + shift) % OUTCOMES, truth[:, None])
-
-
-def verdicts(votes: np.ndarray, quorum: int) -> np.ndarray:
-    """The outcome at least `quorum` oracles agree on, per piece, or NO_QUORUM: the rule of
-    `mercat.oracle.quorum.tally` (with 2q > n no two outcomes can both reach q)."""
-    counts = np.stack([(votes == k).sum(axis=1) for k in range(OUTCOMES)], axis=1)
-    best = counts.argmax(axis=1)
-    return np.where(counts.max(axis=1) >= quorum, best, NO_QUORUM)
-
-
-def unit_lots(amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`amounts` cut into lots of one unit (the last of each possibly less): (whose lot it is,
-    its size). Trade reduction leaves out the marginal buyer and seller, so both sides trade
-    in unit lots and the auction loses at most a unit on each side."""
-    per = np.ceil(np.asarray(amounts) - 1e-9).astype(np.int64)
-    owner = np.repeat(np.arange(per.size), per)
-    within = np.arange(owner.size) - np.repeat(np.cumsum(per) - per, per)
-    return owner, np.minimum(1.0, amounts[owner] - within)
-
-
-def simulate(cfg: CloudChainConfig, seed: int = 0) -> CloudChainResult:
-    """Run the marketplace for `cfg.days` days; the same (config, seed) gives the same run."""
+def simulate(
+    cfg: CloudChainConfig,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> CloudChainResult:
+    """Run the marketplace for `cfg.days` days of hourly rounds (module docstring); the same
+    (config, seed) gives the same run, to the base unit."""
+    market = _Market(cfg)
+    book = market.book
     rng = np.random.default_rng([seed, 1])
-    providers = cfg.providers
-    m = len(providers)
-    capacity = np.array([p.capacity for p in providers])
-    cost = np.array([p.cost for p in providers])
-    ask_of, ask_capacity = unit_lots(capacity)  # asks: one GPU-hour each, of provider ask_of[k]
-    ask_cost = cost[ask_of]
-    failure = np.array([p.failure for p in providers])
-    violation = np.array([p.violation for p in providers])
-    premium_provider = np.array([p.reliability >= cfg.premium_reliability for p in providers])
-    lognormal_mu = math.log(cfg.mean_units) - cfg.units_sigma**2 / 2
-
-    # Waiting jobs, as parallel arrays.
-    owner = np.empty(0, dtype=np.int64)
-    remaining = np.empty(0)
-    value = np.empty(0)
-    premium = np.empty(0, dtype=bool)
-    age = np.empty(0, dtype=np.int64)
-
-    earned = np.zeros(m)
-    penalties = np.zeros(m)
-    margin = 0.0
-    delivered = np.zeros(m)
-    demanded = np.zeros(cfg.requesters)
-    served = np.zeros(cfg.requesters)
-    paid = np.zeros(cfg.requesters)
-    hourly = np.zeros(cfg.rounds)
-    submitted = completed = dropped = pieces = pieces_ok = unsettled = 0
-
-    for t in range(cfg.rounds):
-        # Arrivals.
-        counts = rng.poisson(cfg.jobs_per_requester_hour, cfg.requesters)
-        new = int(counts.sum())
-        if new:
-            new_owner = np.repeat(np.arange(cfg.requesters), counts)
-            new_units = rng.lognormal(lognormal_mu, cfg.units_sigma, new)
-            np.add.at(demanded, new_owner, new_units)
-            owner = np.concatenate([owner, new_owner])
-            remaining = np.concatenate([remaining, new_units])
-            value = np.concatenate([value, rng.uniform(cfg.value_low, cfg.value_high, new)])
-            premium = np.concatenate([premium, rng.random(new) < cfg.premium_share])
-            age = np.concatenate([age, np.zeros(new, dtype=np.int64)])
-            submitted += new
-
-        # Clearing: the premium market first, then everything waiting on what is left.
-        left = ask_capacity.copy()
-        for tier in ("premium", "open"):
-            if tier == "premium":
-                jobs = np.flatnonzero(premium & (remaining > 1e-9))
-                offered = np.where(premium_provider[ask_of], left, 0.0)
-            else:
-                jobs = np.flatnonzero(~premium & (remaining > 1e-9))
-                offered = left
-            if jobs.size == 0 or not offered.any():
-                continue
-            lot_of, bid_units = unit_lots(remaining[jobs])  # bids: a GPU-hour each, at its value
-            bid_job = jobs[lot_of]
-            outcome = trade_reduction(value[bid_job], bid_units, ask_cost, offered)
-            if outcome.traded_quantity <= 0:
-                continue
-            job = bid_job[outcome.plan_users]
-            ask = outcome.plan_providers
-            who = ask_of[ask]
-            units = outcome.plan_amounts
-            used = np.bincount(ask, weights=units, minlength=ask_of.size)
-            left = np.maximum(left - used, 0.0)  # float rounding must not leave -1e-15
-
-            # Execution and attestation, per piece of work.
-            ran = rng.random(units.size) >= failure[who]
-            on_time = ran & (rng.random(units.size) >= violation[who])
-            truth = np.where(on_time, ON_TIME, np.where(ran, LATE, FAILED))
-            verdict = verdicts(oracle_votes(truth, cfg, rng), cfg.quorum)
-            pieces += units.size
-            pieces_ok += int((verdict == ON_TIME).sum())
-            unsettled += int((verdict == NO_QUORUM).sum())
-
-            # Settlement (eq. 2). Paid on an attested run (late or on time); λ for each of
-            # the n oracle reports recorded on an attested violation. A failure or a piece
-            # without a quorum is refunded and its units go back to the job's queue.
-            done = units * ((verdict == ON_TIME) | (verdict == LATE))
-            np.add.at(earned, who, done * outcome.seller_price)
-            np.add.at(delivered, who, done)
-            np.add.at(paid, owner[job], done * outcome.buyer_price)
-            np.add.at(served, owner[job], done)
-            margin += float(done.sum()) * (outcome.buyer_price - outcome.seller_price)
-            penalty = cfg.penalty_factor * cfg.oracles * (verdict == LATE)
-            np.add.at(penalties, who, penalty)
-            np.add.at(remaining, job, -done)
-            hourly[t] += done.sum()
-
-        # Finished jobs leave; jobs out of patience are dropped.
-        age += 1
-        finished = remaining <= 1e-9
-        expired = ~finished & (age >= cfg.patience)
-        completed += int(finished.sum())
-        dropped += int(expired.sum())
-        keep = ~(finished | expired)
-        owner, remaining, value, premium, age = (
-            a[keep] for a in (owner, remaining, value, premium, age)
-        )
-
-    dropped += owner.size  # still waiting when the month ends: never served in full
-    return CloudChainResult(
+    m, n, rounds = len(cfg.providers), cfg.requesters, cfg.rounds
+    tally = _Tallies.zeros(m, n, rounds)
+    result = CloudChainResult(
         config=cfg,
-        tokens=earned - penalties,
-        penalties=penalties,
-        market_margin=margin,
-        delivered=delivered,
-        demanded=demanded,
-        served=served,
-        paid=paid,
-        jobs_submitted=submitted,
-        jobs_completed=completed,
-        jobs_dropped=dropped,
-        pieces=pieces,
-        pieces_sla_met=pieces_ok,
-        pieces_unsettled=unsettled,
-        hourly_units=hourly,
+        seed=seed,
+        earned=np.zeros(m),
+        stake_change=np.zeros(m),
+        allocated=np.zeros(m),
+        delivered=np.zeros(m),
+        offered=np.zeros(m),
+        requester_group=market.requester_group,
+        demanded=np.zeros(n),
+        served=np.zeros(n),
+        paid=np.zeros(n),
+        hourly_gpu_hours=np.zeros(rounds),
     )
+    group_sizes = cfg.group_sizes
+    first_of_group = np.concatenate(([0], np.cumsum(group_sizes)[:-1]))
+    jobs: dict[int, _Job] = {}
+    next_job = 0
+
+    for round_ in range(1, rounds + 1):
+        # 1. Arrivals: each requester's jobs this hour, posted as requests.
+        for g, group in enumerate(cfg.groups):
+            counts = rng.poisson(group.jobs_per_hour, group_sizes[g])
+            k = int(counts.sum())
+            if k == 0:
+                continue
+            owners = first_of_group[g] + np.repeat(np.arange(group_sizes[g]), counts)
+            mu = math.log(group.mean_gpu_hours) - group.sigma**2 / 2
+            hours = np.minimum(rng.lognormal(mu, group.sigma, k), JOB_GPU_HOURS_CAP)
+            minutes = np.maximum(1, np.ceil(60 * hours))
+            values = rng.uniform(group.value_low, group.value_high, k)
+            premium = rng.random(k) < group.premium_share
+            dropped = rng.random(k) < _drop_probability(cfg, group.name)
+            result.jobs_submitted += k
+            for owner, units, value, prem, drop in zip(
+                owners.tolist(), minutes.astype(np.int64).tolist(), values.tolist(),
+                premium.tolist(), dropped.tolist(), strict=True,
+            ):  # fmt: skip
+                tally.demanded[owner] += units
+                if drop:
+                    result.jobs_dropped_by_control += 1
+                    continue
+                job = _Job(owner, units, value, prem, round_ + group.patience - 1)
+                jobs[next_job] = job
+                market.post(next_job, job)
+                next_job += 1
+
+        # 2. The two auctions of the hour, each through every stage of the pipeline.
+        result.offered += market.active_gpus
+        reports = [run_round(book, round_, plan, rng) for plan in market.plans]
+
+        # 3. What the round did to jobs, providers and requesters.
+        for request in reports[0].expired:  # the book closed them (escrow refunded)
+            job_id, _, _ = market.posted.pop(request)
+            if jobs.pop(job_id).left > 0:
+                result.jobs_expired += 1
+        paid_fraction: dict[str, int] = defaultdict(int)
+        for report in reports:
+            _tally(market, report, result, tally, paid_fraction)
+        for request in dict.fromkeys(t.request for report in reports for t in report.tasks):
+            job_id, demand, _ = market.posted.pop(request)
+            job = jobs[job_id]
+            served = (demand * paid_fraction.get(request, 0) + PPB // 2) // PPB
+            job.left -= served
+            tally.served[job.requester] += served
+            tally.hourly[round_ - 1] += served
+            if job.left == 0:
+                result.jobs_completed += 1
+                del jobs[job_id]
+            elif round_ < job.last_round:
+                market.post(job_id, job)
+            else:
+                result.jobs_expired += 1
+                del jobs[job_id]
+        if progress is not None:
+            progress(1)
+
+    result.earned[:] = np.array(tally.earned) / UNIT
+    result.stake_change[:] = np.array(tally.stake_change) / UNIT
+    result.allocated[:] = np.array(tally.allocated, dtype=float) / (60 * PPB)
+    result.delivered[:] = np.array(tally.delivered, dtype=float) / (60 * PPB)
+    result.paid[:] = np.array(tally.paid) / UNIT
+    result.demanded[:] = np.array(tally.demanded) / 60
+    result.served[:] = np.array(tally.served) / 60
+    result.hourly_gpu_hours[:] = np.array(tally.hourly) / 60
+    result.jobs_waiting = len(jobs)
+    result.no_quorum = market.oracles.no_quorum
+    result.overturned = market.oracles.overturned
+    result.audit = audit(market)
+    return result
+
+
+def _drop_probability(cfg: CloudChainConfig, group: str) -> float:
+    if cfg.drop == "random" or (cfg.drop == "group" and cfg.drop_group == group):
+        return cfg.drop_probability
+    return 0.0
+
+
+def _tally(
+    market: _Market,
+    report: RoundReport,
+    result: CloudChainResult,
+    tally: _Tallies,
+    paid: dict[str, int],
+) -> None:
+    """Add one auction's tasks and settlements to the run's tallies. Outcomes and
+    settlements come in the order of the tasks (`run_round`)."""
+    deadline = market.cfg.deadline_ms
+    server_owner, posted = market.server_owner, market.posted
+    for task, outcome, settled in zip(
+        report.tasks, report.outcomes, report.settlements, strict=True
+    ):
+        provider = server_owner[task.assets[0]]
+        _, demand, requester = posted[task.request]
+        units = demand * task.fraction  # GPU-minutes × PPB
+        result.tasks += 1
+        tally.allocated[provider] += units
+        if outcome.success and outcome.latency_ms <= deadline:
+            result.tasks_on_time += 1
+        if settled.paid:
+            result.tasks_paid += 1
+            tally.delivered[provider] += units
+            tally.earned[provider] += sum(settled.payouts.values())
+            tally.paid[requester] += settled.charge
+            paid[task.request] += task.fraction
+        for effect in settled.effects:
+            owner = server_owner[effect.asset]
+            tally.stake_change[owner] += effect.stake_after - effect.stake_before
+            if effect.removed:
+                name = market.cfg.providers[owner].name
+                result.removed.append((effect.asset, name, report.round))
+                market.active_gpus[owner] -= market.server_gpus[effect.asset]
+
+
+def audit(market: _Market) -> dict[str, object]:
+    """The book's own check, and its balances by role: they add up to the supply deposited."""
+    book = market.book
+    book.verify()  # raises LedgerIntegrityError unless every book sums to zero, none negative
+    roles: dict[str, int] = defaultdict(int)
+    for name, amount in book.books().items():
+        if name == WORLD:
+            continue
+        kind, _, who = name.partition(":")
+        if name == POOL:
+            roles["pool"] += amount
+        elif kind == "stake":
+            roles["providers_stake"] += amount
+        elif kind == "escrow":
+            roles["requesters_escrow"] += amount
+        elif kind == "hold":
+            roles["tasks_held"] += amount
+        elif who == book.operator:
+            roles["operator"] += amount
+        elif who.startswith("p"):
+            roles["providers_available"] += amount
+        else:
+            roles["requesters_available"] += amount
+    supply = book.supply()
+    if supply != market.deposited or sum(roles.values()) != supply:
+        raise LedgerIntegrityError(
+            f"supply {supply} (deposited {market.deposited}), by role {sum(roles.values())}"
+        )
+    return {
+        "verified": True,
+        "supply_deposited": market.deposited / UNIT,
+        "supply_now": supply / UNIT,
+        "by_role": {k: v / UNIT for k, v in sorted(roles.items())},
+    }

@@ -152,6 +152,13 @@ class CollectiveConfig:
         """F_a^target: TP/FP of removal are judged against it (Fa > F_a^target is failure-prone)."""
         return asset_failure_target(self.target, self.assets_per_task)
 
+    def arrivals(self, task: int, live: int) -> int:
+        """How many new assets enter after task `task` when `live` are in the market: every T
+        tasks, one while fewer than N_a remain, or as many as it takes to be back at N_a."""
+        if task % self.replacement_interval or live >= self.assets:
+            return 0
+        return 1 if self.replacement == "one-per-interval" else self.assets - live
+
     def with_(self, **changes: object) -> CollectiveConfig:
         return replace(self, **changes)
 

@@ -54,7 +54,8 @@ UNIT = 10**6
 """Base units per token in the pipeline's book."""
 
 _OWNER, _REQUESTER = "providers", "requesters"
-_PLENTY = 2**61  # what the owners, the requesters and the pool start with
+_PLENTY = 2**59  # what the owners, the requesters, the operator and the pool start with: four
+# deposits of it keep the supply below the 2^62 every book stays under (runtime/limits.py)
 
 
 @dataclass
@@ -186,13 +187,8 @@ def simulate_run(
                         true_positives += 1
                     else:
                         false_positives += 1
-            if task % config.replacement_interval == 0:
-                if config.replacement == "one-per-interval":
-                    if len(live) < config.assets:
-                        add_asset(task)
-                else:
-                    while len(live) < config.assets:
-                        add_asset(task)
+            for _ in range(config.arrivals(task, len(live))):
+                add_asset(task)
             failed[task - 1] = task_failed
             live_assets[task - 1] = len(live)
 

@@ -146,13 +146,8 @@ def simulate_run(
             else:
                 false_positives += 1
 
-        if task % config.replacement_interval == 0:
-            if config.replacement == "one-per-interval":
-                if len(live) < config.assets:
-                    add_asset(task)
-            else:  # refill
-                while len(live) < config.assets:
-                    add_asset(task)
+        for _ in range(config.arrivals(task, len(live))):
+            add_asset(task)
 
         failed[task - 1] = task_failed
         live_assets[task - 1] = len(live)

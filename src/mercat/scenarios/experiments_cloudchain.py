@@ -1,84 +1,183 @@
-"""Seed 002, Fig. 3-5: the 30-day simulation of cloud and community providers.
+"""Seed 002, Fig. 3-5: the 30-day simulation of cloud and community providers, run through
+the round pipeline (`mercat.scenarios.cloudchain`).
 
-What the seed reports and what we compare (`mercat.scenarios.cloudchain` holds the model):
+What the seed reports and what we compare:
 - Fig. 3: throughput "almost linear" as requesters grow from 10 to 300;
 - Fig. 4: tokens over 30 days among 28 providers: AWS, Google Cloud and Azure most, community
   nodes "a substantial share";
-- Fig. 5: Jain's fairness index over requesters "at least 0.89" for every group size;
-- SLA compliance and utilization (no numbers given).
+- Fig. 5: Jain's fairness index "using various sizes of requester groups", "at least 0.89".
+  mercat measures it over requester groups that differ in size, budget and workload (and
+  over single requesters), and runs controls that drop jobs at random or from one group,
+  to show that the index tells an unfair allocation from a fair one;
+- SLA compliance and utilization (no numbers given); utilization both pooled by capacity
+  and as the unweighted mean over providers.
+Beside the figures: the four collective rules of seed 000 on the same market.
 """
 
 from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
 from mercat.progress import progress_bar
 from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
-from mercat.scenarios.cloudchain import CloudChainConfig, simulate
+from mercat.scenarios.cloudchain import simulate
+from mercat.scenarios.cloudchain_config import CloudChainConfig
+from mercat.scenarios.cloudchain_metrics import CloudChainResult
 
 REQUESTERS = (10, 50, 100, 200, 300)  # the seed's range of requesters (Fig. 3, 5)
-TOKENS_AT = 100  # requesters in the run whose token distribution Fig. 4 shows
+TOKENS_AT = 100  # requesters in the runs whose token distribution Fig. 4 shows
+CONTROLS_AT = 100  # requesters in the fairness controls (the market serves groups alike)
+CONTROL_DROP = 0.3  # share of jobs a control drops
+CONTROLS = (
+    ("market", {}),
+    ("drop 30% of all jobs", {"drop": "random"}),
+    ("drop 30% of independents' jobs", {"drop": "group", "drop_group": "independents"}),
+    ("drop 30% of labs' jobs", {"drop": "group", "drop_group": "labs"}),
+)
+VARIANTS = ("free", "coll-stake", "coll-rep", "coll-sr")  # seed 000's collective rules
 SEED_JAIN_FLOOR = 0.89
+DAYS, QUICK_DAYS = 30, 7
+WORKERS = min(2, os.cpu_count() or 1)
+
+
+def _run(job: tuple[CloudChainConfig, int]) -> CloudChainResult:
+    config, seed = job
+    return simulate(config, seed=seed)
+
+
+def _run_all(jobs: list[tuple[CloudChainConfig, int]], show: bool) -> list[CloudChainResult]:
+    """Every (config, seed) run, in `WORKERS` processes (results do not depend on how many)."""
+    with progress_bar("seed 002 30-day market (runs)", len(jobs), show) as advance:
+        if WORKERS == 1:
+            results = []
+            for job in jobs:
+                results.append(_run(job))
+                advance(1)
+            return results
+        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with ProcessPoolExecutor(WORKERS, mp_context=context) as pool:
+            results = []
+            for result in pool.map(_run, jobs):
+                results.append(result)
+                advance(1)
+            return results
+
+
+def _mean(results: list[CloudChainResult], measure) -> float:  # type: ignore[no-untyped-def]
+    return float(np.mean([measure(r) for r in results]))
 
 
 def run_cloudchain(context: ExperimentContext) -> Section:
     from mercat.report.plots import plt, save
 
     seeds = context.runs or (1 if context.quick else 3)
-    days = 7 if context.quick else 30
-    rows, by_n = [], {}
-    with progress_bar(
-        "seed 002 30-day market", len(REQUESTERS) * seeds, context.show_progress
-    ) as advance:
-        for n in REQUESTERS:
-            results = []
-            for s in range(seeds):
-                results.append(
-                    simulate(CloudChainConfig(requesters=n, days=days), seed=context.seed + s)
-                )
-                advance(1)
-            by_n[n] = results
-            rows.append(
-                (
-                    n,
-                    *(
-                        float(np.mean([measure(r) for r in results]))
-                        for measure in (
-                            lambda r: r.throughput_units_per_hour,
-                            lambda r: r.jobs_per_hour,
-                            lambda r: r.jain_fairness,
-                            lambda r: r.sla_compliance,
-                            lambda r: float(r.utilization.mean()),
-                            lambda r: r.jobs_completed / r.jobs_submitted,
-                            lambda r: r.cloud_token_share,
-                        )
-                    ),
-                )
-            )
+    days = QUICK_DAYS if context.quick else DAYS
+    base = CloudChainConfig(days=days)
+    seed_list = [context.seed + s for s in range(seeds)]
+    # Every run the section needs, keyed so that shared runs (the market at CONTROLS_AT and
+    # TOKENS_AT, the default rule among the variants) are made once.
+    configs: dict[tuple[str, object], CloudChainConfig] = {}
+    for n in REQUESTERS:
+        configs[("n", n)] = replace(base, requesters=n)
+    for label, change in CONTROLS:
+        drop = {**change, "drop_probability": CONTROL_DROP} if change else {}
+        configs[("control", label)] = replace(base, requesters=CONTROLS_AT, **drop)
+    for rule in VARIANTS:
+        configs[("rule", rule)] = replace(base, requesters=TOKENS_AT, mechanism=rule)
+    unique = list(dict.fromkeys(configs.values()))
+    jobs = [(c, s) for c in unique for s in seed_list]
+    results = _run_all(jobs, context.show_progress)
+    by_config = {c: results[i * seeds : (i + 1) * seeds] for i, c in enumerate(unique)}
 
-    providers = by_n[TOKENS_AT][0].config.providers
-    tokens = np.mean([r.tokens for r in by_n[TOKENS_AT]], axis=0)
+    rows = []
+    for n in REQUESTERS:
+        rs = by_config[configs[("n", n)]]
+        rows.append(
+            (
+                n,
+                *(
+                    _mean(rs, measure)
+                    for measure in (
+                        lambda r: r.gpu_hours_per_hour,
+                        lambda r: r.jobs_per_hour,
+                        lambda r: r.jain_groups,
+                        lambda r: r.jain_requesters,
+                        lambda r: r.sla_compliance,
+                        lambda r: r.utilization_by_capacity,
+                        lambda r: r.utilization_mean_over_providers,
+                        lambda r: r.jobs_completed_share,
+                        lambda r: r.cloud_token_share,
+                        lambda r: len(r.removed),
+                    )
+                ),
+            )
+        )
+    group_names = [g.name for g in base.groups]
+    control_rows = []
+    for label, _ in CONTROLS:
+        rs = by_config[configs[("control", label)]]
+        shares = np.mean([[g["served_share"] for g in r.groups_table()] for r in rs], axis=0)
+        control_rows.append(
+            (
+                label,
+                _mean(rs, lambda r: r.jain_groups),
+                _mean(rs, lambda r: r.jain_requesters),
+                *(float(s) for s in shares),
+            )
+        )
+    variant_rows = []
+    for rule in VARIANTS:
+        rs = by_config[configs[("rule", rule)]]
+        variant_rows.append(
+            (
+                rule,
+                _mean(rs, lambda r: r.gpu_hours_per_hour),
+                _mean(rs, lambda r: r.sla_compliance),
+                _mean(rs, lambda r: len(r.removed)),
+                _mean(rs, lambda r: 1 - r.cloud_token_share),
+                _mean(rs, lambda r: r.jain_groups),
+            )
+        )
+
+    token_runs = by_config[configs[("n", TOKENS_AT)]]
+    providers = base.providers
+    tokens = np.mean([r.tokens for r in token_runs], axis=0)
     token_rows = tuple(
-        (p.name, "cloud" if p.cloud else "community", p.cost, p.capacity, float(t))
+        (p.name, "cloud" if p.cloud else "community", p.cost, p.gpus, float(t))
         for p, t in zip(providers, tokens, strict=True)
     )
     per_requester = [row[1] / row[0] for row in rows]
     linear_fit = np.polyfit([row[0] for row in rows], [row[1] for row in rows], 1)
+    index_at = [r[0] for r in rows].index(TOKENS_AT)
     facts = {
-        "throughput_units_per_hour": {str(r[0]): r[1] for r in rows},
+        "throughput_gpu_hours_per_hour": {str(r[0]): r[1] for r in rows},
         "throughput_per_requester": {
             str(r[0]): v for r, v in zip(rows, per_requester, strict=True)
         },
-        "jain_min": min(r[3] for r in rows),
-        "sla_compliance": {str(r[0]): r[4] for r in rows},
-        "cloud_token_share_at_100": rows[[r[0] for r in rows].index(TOKENS_AT)][7],
+        "jain_groups": {str(r[0]): r[3] for r in rows},
+        "jain_requesters": {str(r[0]): r[4] for r in rows},
+        "jain_controls": {r[0]: {"groups": r[1], "requesters": r[2]} for r in control_rows},
+        "sla_compliance": {str(r[0]): r[5] for r in rows},
+        "utilization_by_capacity": {str(r[0]): r[6] for r in rows},
+        "utilization_mean_over_providers": {str(r[0]): r[7] for r in rows},
+        "cloud_token_share_at_100": rows[index_at][9],
+        "variants": {
+            r[0]: {"sla_compliance": r[2], "servers_removed": r[3], "community_share": r[4]}
+            for r in variant_rows
+        },
         "days": days,
         "seeds": seeds,
     }
 
-    fig, (a3, a4, a5) = plt.subplots(1, 3, figsize=(14, 3.8))
-    a3.plot([r[0] for r in rows], [r[1] for r in rows], "o-", label="mercat")
+    fig, (a3, a4, a5, ac) = plt.subplots(1, 4, figsize=(18, 3.9))
+    xs_n = [r[0] for r in rows]
+    a3.plot(xs_n, [r[1] for r in rows], "o-", label="mercat")
     xs = np.array([0, REQUESTERS[-1]])
     a3.plot(xs, linear_fit[0] * xs + linear_fit[1], ":", color="gray", label="least-squares line")
     a3.set_xlabel("requesters")
@@ -94,45 +193,70 @@ def run_cloudchain(context: ExperimentContext) -> Section:
         rotation=90,
         fontsize=6,
     )
-    a4.set_ylabel("tokens (thousands), 30 days")
+    a4.set_ylabel(f"tokens (thousands), {days} days")
     a4.set_title(f"Fig. 4: tokens by provider ({TOKENS_AT} requesters; blue: clouds)", fontsize=9)
-    a5.plot([r[0] for r in rows], [r[3] for r in rows], "o-")
+    a5.plot(xs_n, [r[3] for r in rows], "o-", label="over groups")
+    a5.plot(xs_n, [r[4] for r in rows], "s--", label="over requesters")
     a5.axhline(SEED_JAIN_FLOOR, color="gray", linestyle=":", label=f"seed: >= {SEED_JAIN_FLOOR}")
-    a5.set_ylim(0.8, 1.01)
+    a5.set_ylim(0.5, 1.01)
     a5.set_xlabel("requesters")
-    a5.set_ylabel("Jain's index of served share")
+    a5.set_ylabel("Jain's index of served share of demand")
     a5.set_title("Fig. 5: fairness", fontsize=9)
     a5.legend(fontsize=7)
+    positions = np.arange(len(control_rows))
+    ac.bar(positions - 0.2, [r[1] for r in control_rows], 0.4, label="over groups")
+    ac.bar(positions + 0.2, [r[2] for r in control_rows], 0.4, label="over requesters")
+    ac.set_xticks(positions, [r[0].replace(" jobs", "") for r in control_rows], fontsize=6,
+                  rotation=15)  # fmt: skip
+    ac.set_ylim(0.5, 1.01)
+    ac.set_title(f"Jain's index under controls ({CONTROLS_AT} requesters)", fontsize=9)
+    ac.legend(fontsize=7, loc="lower left")
     png = save(fig, context.out_dir / "seed002_cloudchain.png")
 
     columns = (
         "requesters",
         "gpu_hours_per_hour",
         "jobs_per_hour",
-        "jain",
+        "jain_groups",
+        "jain_requesters",
         "sla_compliance",
-        "utilization",
+        "utilization_by_capacity",
+        "utilization_mean_over_providers",
         "jobs_completed_share",
         "cloud_token_share",
+        "servers_removed",
     )
     csv = write_csv(context.out_dir / "seed002_cloudchain.csv", columns, rows)
+    control_columns = ("control", "jain_groups", "jain_requesters",
+                       *(f"served_share_{g}" for g in group_names))  # fmt: skip
+    control_csv = write_csv(
+        context.out_dir / "seed002_cloudchain_controls.csv", control_columns, control_rows
+    )
+    variant_columns = ("rule", "gpu_hours_per_hour", "sla_compliance", "servers_removed",
+                       "community_token_share", "jain_groups")  # fmt: skip
+    variant_csv = write_csv(
+        context.out_dir / "seed002_cloudchain_rules.csv", variant_columns, variant_rows
+    )
     community_share = 1 - facts["cloud_token_share_at_100"]
     top = [providers[i].name for i in order[:3]]
+    market_jain = control_rows[0][1]
     summary = (
-        f"<p>{days} days of hourly rounds, {len(providers)} providers (5 clouds, "
-        f"{len(providers) - 5} community nodes), {seeds} seed(s) per point; model and "
-        "assumptions in <code>mercat.scenarios.cloudchain</code> (the seed gives no parameters). "
-        f"Fig. 3: throughput per requester is {per_requester[0]:.2f} GPU-hours per hour at 10 "
-        f"requesters and {per_requester[-1]:.2f} at 300: linear while cheap capacity lasts, "
-        "then bending as the clearing price rises above what low-value jobs are worth (the "
-        "seed reports near-linear growth; its market has no prices to rise). "
-        f"Fig. 5: Jain's index is at least {facts['jain_min']:.3f} (seed: at least "
-        f"{SEED_JAIN_FLOOR}): a uniform-price auction serves requesters alike. "
-        f"Fig. 4: at {TOKENS_AT} requesters the clouds earn {100 * (1 - community_share):.0f}% "
-        f"of the tokens and community nodes {100 * community_share:.0f}%; the top earners are "
-        f"{', '.join(top)}. The seed has AWS, Google Cloud and Azure on top; under truthful "
-        "price competition the tokens go to the cheapest reliable capacity, so the ranking "
-        "follows the assumed prices, not the brand.</p>"
+        f"<p>{days} days of hourly rounds through the round pipeline (premium and open double "
+        f"auctions, sampled execution, a 3-of-5 oracle quorum, the collective rule "
+        f"{base.mechanism}, an audited in-memory book), {len(providers)} providers (5 clouds, "
+        f"{len(providers) - 5} community nodes), requester groups "
+        f"{', '.join(group_names)}, {seeds} seed(s) per point; model in "
+        "<code>mercat.scenarios.cloudchain</code> (the seed gives no parameters). "
+        f"Fig. 3: throughput per requester is {per_requester[0]:.2f} GPU-hours per hour at "
+        f"{REQUESTERS[0]} requesters and {per_requester[-1]:.2f} at {REQUESTERS[-1]}. "
+        f"Fig. 5: Jain's index over groups' served share of demand is "
+        f"{min(r[3] for r in rows):.3f}-{max(r[3] for r in rows):.3f} (seed: at least "
+        f"{SEED_JAIN_FLOOR}); at {CONTROLS_AT} requesters it is {market_jain:.3f} for the "
+        f"market, {control_rows[1][1]:.3f} when 30% of all jobs are dropped (equal "
+        f"treatment), {control_rows[2][1]:.3f} and {control_rows[3][1]:.3f} when 30% of one "
+        f"group's jobs are. Fig. 4: at {TOKENS_AT} requesters the clouds earn "
+        f"{100 * (1 - community_share):.0f}% of the tokens and community nodes "
+        f"{100 * community_share:.0f}%; the top earners are {', '.join(top)}.</p>"
     )
     return Section(
         key="seed002-cloudchain",
@@ -141,12 +265,25 @@ def run_cloudchain(context: ExperimentContext) -> Section:
         tables=(
             Table("by number of requesters", columns, tuple(rows), csv),
             Table(
+                f"fairness controls ({CONTROLS_AT} requesters): Jain's index and served share "
+                "by group",
+                control_columns,
+                tuple(control_rows),
+                control_csv,
+            ),
+            Table(
+                f"seed 000's collective rules on the same market ({TOKENS_AT} requesters)",
+                variant_columns,
+                tuple(variant_rows),
+                variant_csv,
+            ),
+            Table(
                 f"tokens over {days} days by provider ({TOKENS_AT} requesters, eq. 2)",
-                ("provider", "kind", "cost_per_gpu_hour", "capacity_per_hour", "tokens"),
+                ("provider", "kind", "cost_per_gpu_hour", "gpus", "tokens"),
                 token_rows,
             ),
         ),
-        figures=(Figure(png, "Fig. 3 throughput, Fig. 4 tokens, Fig. 5 fairness"),),
+        figures=(Figure(png, "Fig. 3 throughput, Fig. 4 tokens, Fig. 5 fairness and controls"),),
         facts=facts,
     )
 
@@ -155,7 +292,8 @@ register(
     Experiment(
         "seed002-cloudchain",
         "Seed 002: 30-day multi-provider simulation",
-        "Throughput, tokens, Jain fairness, SLA compliance and utilization over 30 days.",
+        "Throughput, tokens, Jain fairness over requester groups with controls, SLA "
+        "compliance and utilization over 30 days, through the round pipeline.",
         run_cloudchain,
     )
 )

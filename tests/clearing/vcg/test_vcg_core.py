@@ -15,6 +15,7 @@ from mercat.clearing.vcg.instance import (
 from mercat.clearing.vcg.mechanism import (
     AllocationState,
     PaymentResult,
+    _refill_without,
     allocate,
     clarke_payments,
     payments_from,
@@ -238,3 +239,95 @@ def test_an_auction_nobody_can_win():
     outcome = vcg_auction([1.0, 1.2], [0.5, 0.7], [0.0, 0.1], workers=0)
     assert outcome.proven_optimal and outcome.welfare == 0.0
     assert np.all(outcome.assignment == -1) and np.all(outcome.payments == 0.0)
+
+
+def test_an_unproven_allocation_charges_the_clarke_payment_of_the_best_known_optima():
+    # Hand-made certificates with every number inside its clip range: W = 3 found, W* <= 3.3;
+    # winner 0 (value 2) has 2.0 <= W*_{-0} <= 2.2. It is charged W*_{-0}'s lower estimate
+    # minus what the others get in the allocation, 2.0 - (3 - 2) = 1.0; the Clarke payment
+    # lies in [2.0 - (3.3 - 2), 2.2 - (3 - 2)] = [0.7, 1.2]. Winner 1 (value 1): 2.4 - 2 = 0.4
+    # in [0.1, 0.6]. The loser pays nothing.
+    auction = standard_auction([1.0, 1.0, 0.5], [2.0, 1.0, 1.0], [2.0, 1.0])
+    state = AllocationState(
+        auction=auction,
+        assignment=np.array([0, 1, -1]),
+        welfare=3.0,
+        bound=3.3,
+        proven_optimal=False,
+        pool_providers=np.zeros(0, dtype=np.int64),
+        pool_members=(),
+        time_limit=1.0,
+        target_gap=0.1,
+        seconds=0.0,
+    )
+    results = PaymentResult(
+        np.array([0, 1]),
+        others_optimum_lower=np.array([2.0, 2.4]),
+        others_optimum_upper=np.array([2.2, 2.6]),
+        proven=np.array([False, False]),
+        seconds=np.zeros(2),
+    )
+    outcome = payments_from(state, [results])
+    np.testing.assert_allclose(outcome.payments, [1.0, 0.4, 0.0], atol=1e-12)
+    np.testing.assert_allclose(outcome.payment_lower, [0.7, 0.1, 0.0], atol=1e-12)
+    np.testing.assert_allclose(outcome.payment_upper, [1.2, 0.6, 0.0], atol=1e-12)
+    assert not outcome.payments_exact
+    # Proven after all: the interval closes on the charge.
+    proven = AllocationState(**{**state.__dict__, "bound": 3.0, "proven_optimal": True})
+    exact = payments_from(
+        proven, [PaymentResult(results.users, *([np.array([2.0, 2.4])] * 2), np.ones(2, bool),
+                               results.seconds)]
+    )  # fmt: skip
+    assert exact.payments_exact
+    np.testing.assert_allclose(exact.payments, [1.0, 0.4, 0.0], atol=1e-12)
+    # A proven allocation with one W*_{-i} unproven: the payments are not exact.
+    half = PaymentResult(results.users, *([np.array([2.0, 2.4])] * 2), np.array([True, False]),
+                         results.seconds)  # fmt: skip
+    assert not payments_from(proven, [half]).payments_exact
+    np.testing.assert_array_equal(exact.payment_lower, exact.payments)
+    np.testing.assert_array_equal(exact.payment_upper, exact.payments)
+
+
+def test_a_gap_run_charges_winners_inside_their_intervals_and_not_at_the_clips():
+    # target_gap 0.01 stops before the proof (deterministically: no time limit is reached);
+    # on this market the charges lie strictly between 0 and the bids, where they are W*_{-i}'s
+    # best known value minus the others' welfare in the allocation.
+    auction = seed003_standard_auction(40, 4, 2)
+    state = allocate(auction, target_gap=0.01)
+    assert not state.proven_optimal
+    results = clarke_payments(state, state.winners)
+    outcome = payments_from(state, [results])
+    winners = state.winners
+    values = auction.values[winners]
+    charged = outcome.payments[winners]
+    assert not outcome.payments_exact
+    np.testing.assert_allclose(
+        charged, results.others_optimum_lower - (state.welfare - values), atol=1e-12
+    )
+    assert np.all((charged > 0) & (charged < values))
+    assert np.all(outcome.payment_lower[winners] <= charged)
+    assert np.all(charged <= outcome.payment_upper[winners])
+
+
+def test_the_incumbent_without_a_winner_refills_its_provider_with_the_best_idle_users():
+    # Provider 0 (capacity 1) serves user 0 (demand 1); users 1-3 are idle. Without user 0,
+    # the freed unit goes to the best knapsack of the idle users: 1 and 2 (0.5 + 0.5, worth
+    # 0.9 + 0.8), not 3 (demand 1, worth 1.5). Provider 1 keeps user 4.
+    auction = standard_auction([1.0, 1.8, 1.6, 1.5, 1.0], [1.0, 0.5, 0.5, 1.0, 0.3], [1.0, 0.3])
+    state = AllocationState(
+        auction=auction,
+        assignment=np.array([0, -1, -1, -1, 1]),
+        welfare=1.3,
+        bound=1.3,
+        proven_optimal=False,
+        pool_providers=np.zeros(0, dtype=np.int64),
+        pool_members=(),
+        time_limit=1.0,
+        target_gap=0.0,
+        seconds=0.0,
+    )
+    refilled = _refill_without(state, 0)
+    np.testing.assert_array_equal(refilled, [-1, 0, 0, -1, 1])
+    assert check_assignment(auction, refilled) == pytest.approx(0.9 + 0.8 + 0.3)
+    # A loser leaves the allocation as it is.
+    np.testing.assert_array_equal(_refill_without(state, 3), state.assignment)

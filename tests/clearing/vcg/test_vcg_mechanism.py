@@ -61,9 +61,6 @@ def refusals():
         "replicas": dataclasses.replace(
             base, requests=(dataclasses.replace(first, replicas=2), *base.requests[1:])
         ),
-        "no demand": dataclasses.replace(
-            base, requests=(dataclasses.replace(first, demand=(0.0,)), *base.requests[1:])
-        ),
     }
 
 
@@ -71,6 +68,27 @@ def refusals():
 def test_markets_that_are_no_standard_auction_are_refused(case):
     with pytest.raises(InvalidMarketError, match="standard auctions only"):
         VCGMechanism().clear(refusals()[case])
+
+
+def test_a_request_without_demand_is_served_free_and_changes_nothing_else():
+    # The market format allows a demand of 0: such a request fits every provider whatever
+    # it carries, so it wins, and its Clarke payment is 0.
+    base = standard_auction_market(4, 6, 2)
+    free = Request("free", value=2.5, demand=(0.0,))
+    worthless = Request("nothing", value=0.0, demand=(0.0,))
+    market = dataclasses.replace(base, requests=(free, *base.requests, worthless))
+    alone, together = VCGMechanism().clear(base), VCGMechanism().clear(market)
+    assert together.allocation.nodes_of("free") == {base.nodes[0].id}
+    assert together.payment("free") == 0.0
+    assert "nothing" not in together.allocation.served_requests
+    assert dict(together.payments) == {"free": 0.0, **alone.payments}
+    assert together.bound == pytest.approx(alone.bound + 2.5)
+    assert together.proven and together.diagnostics["payment_intervals"]["free"] == [0.0, 0.0]
+    only_free = VCGMechanism().clear(dataclasses.replace(base, requests=(free,)))
+    assert only_free.allocation.served_requests == {"free"}
+    assert (only_free.bound, only_free.gap, only_free.proven) == (2.5, 0.0, True)
+    assert only_free.diagnostics["payments_exact"]
+    assert only_free.diagnostics["payment_uncertainty"] == 0.0
 
 
 @pytest.mark.parametrize("options", [{"time_limit": -1.0}, {"target_gap": -0.1}, {"groups": 0}])

@@ -201,7 +201,10 @@ class BestResponder:
         slack: dict[str, float] = {}
         need: dict[str, int] = {}  # participant -> its e_p column
         for member in members:
-            for t in member.requests:
+            # Sorted: a member's participants are sets, and the order of the columns added
+            # here decides which of several equally good answers HiGHS returns (it changed
+            # with PYTHONHASHSEED).
+            for t in sorted(member.requests):
                 j = enc.served_columns[t]
                 indicator[t], slack[t] = j, member.request_slack(t)
                 objective[j] = member.payments[t]
@@ -210,7 +213,7 @@ class BestResponder:
                 excess = member.payments[t] - beliefs.request(t).value
                 if excess > tick:
                     rows.append(({e: 1.0, j: -excess}, 0.0, math.inf))
-            for n in member.nodes:
+            for n in sorted(member.nodes):
                 on_node = pairs_on.get(n, {})
                 held = node_cost(beliefs, member.allocation, n)  # ĉ_n on b's workload
                 # c_n: n is a conflicting participant (used, on the same workload if the

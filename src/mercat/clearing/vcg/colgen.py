@@ -37,6 +37,7 @@ from mercat.clearing.vcg.highs import new_highs, pass_model, run_mip
 from mercat.clearing.vcg.instance import StandardAuction
 from mercat.clearing.vcg.knapsack import DEFAULT_NODE_LIMIT, dantzig_bound, knapsack_max
 from mercat.errors import SolverError
+from mercat.market.model import capacity_limit
 
 REDUCED_COST_TOL = 1e-9
 CONVERGENCE_TOL = 1e-6
@@ -63,7 +64,7 @@ class ColumnPool:
         key = (int(provider), users.tobytes())
         if key in self._known:
             return None
-        if self.auction.demands[users].sum() > self.auction.capacities[provider] + 1e-9:
+        if self.auction.demands[users].sum() > capacity_limit(self.auction.capacities[provider]):
             raise SolverError(f"column over capacity on provider {provider}")
         self._known[key] = len(self.providers)
         self.providers.append(int(provider))

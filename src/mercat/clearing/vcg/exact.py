@@ -17,7 +17,8 @@ column lists grow steeply with δ, and the optimum's waste is usually well below
 incumbent's.
 
 "Proven" means exact up to the tolerances of the parts: profits compared at 1e-10 in the
-knapsack searches, 1e-9 on the waste, capacities with 1e-9 of slack.
+knapsack searches, 1e-9 on the waste, capacities held to `capacity_limit` (1e-9 of slack,
+relative above 1) like every mechanism.
 
 When a list would exceed `max_columns`, a search its node limit, or the clock its deadline,
 the proof stops; the answer is the best assignment found (the longest complete list is

@@ -2,7 +2,8 @@
 
 n users, m providers. User i bids b_i per unit for a demand d_i > 0; provider j has
 capacity C_j ≥ 0. An allocation gives each user one provider or none (-1), and is feasible
-when every provider's assigned demand is at most its capacity (up to FEASIBILITY_TOL). The
+when every provider's assigned demand is at most capacity_limit(C_j), the capacity rule of
+every mechanism (`mercat.market.model.capacity_limit`). The
 welfare of an allocation is Σ b_i·d_i over the users it serves.
 
 The seed's experimental set-up (§6.2-6.3) is drawn by `mercat.market.generators`: bids
@@ -24,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mercat.clearing.vcg.knapsack import FEASIBILITY_TOL
 from mercat.errors import InvalidParameterError
 from mercat.market.generators import SEED_CAPACITY_FACTOR
+from mercat.market.model import FEASIBILITY_TOL
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +63,11 @@ def _vector(name: str, values: object) -> np.ndarray:
         raise InvalidParameterError(f"{name} must be finite, got {array[~np.isfinite(array)]}")
     array.setflags(write=False)
     return array
+
+
+def capacity_limits(capacities: np.ndarray) -> np.ndarray:
+    """`mercat.market.model.capacity_limit` of each capacity (the same floats, vectorised)."""
+    return capacities + FEASIBILITY_TOL * np.maximum(1.0, capacities)
 
 
 def standard_auction(bids: object, demands: object, capacities: object) -> StandardAuction:
@@ -109,7 +115,7 @@ def check_assignment(auction: StandardAuction, assignment: np.ndarray) -> float:
         raise InvalidParameterError("assignment names a provider that does not exist")
     served = a >= 0
     load = np.bincount(a[served], weights=auction.demands[served], minlength=auction.n_providers)
-    over = load > auction.capacities + FEASIBILITY_TOL
+    over = load > capacity_limits(auction.capacities)
     if np.any(over):
         j = int(np.flatnonzero(over)[0])
         raise InvalidParameterError(

@@ -14,10 +14,11 @@ capacities does not apply; both functions are a depth-first branch and bound ove
 items in decreasing profit/weight order with the Dantzig bound (fill the residual capacity
 greedily, the break item fractionally), computed in O(log n) from prefix sums.
 
-Tolerances: a subset fits when Σ w ≤ C + FEASIBILITY_TOL (the same rule the MILP reference
-and the allocation checks use); profits are compared with an absolute `tol`, so "exact"
-means exact up to `tol`. Each search also stops after `node_limit` nodes and says so: a
-caller that gets `complete=False` must treat its answer as a heuristic.
+Tolerances: a subset fits when Σ w ≤ capacity_limit(C) = C + FEASIBILITY_TOL·max(1, C), the
+one capacity rule of every mechanism (`mercat.market.model.capacity_limit`); profits are
+compared with an absolute `tol`, so "exact" means exact up to `tol`. Each search also stops
+after `node_limit` nodes and says so: a caller that gets `complete=False` must treat its
+answer as a heuristic.
 
 The compiled functions (numba) have readable twins, `knapsack_max_reference` (a
 Pareto-set dynamic program, a different algorithm) and `knapsack_enumerate_reference`
@@ -29,8 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-FEASIBILITY_TOL = 1e-9
-"""Absolute slack allowed on a capacity: a set fits when its demand is ≤ C + this."""
+from mercat.market.model import FEASIBILITY_TOL, capacity_limit
 
 DEFAULT_NODE_LIMIT = 50_000_000
 
@@ -81,7 +81,8 @@ def _search(p, w, capacity, floor, tol, node_limit, enumerate_all, max_out):  # 
     for i in range(pos_end):
         prefix_w[i + 1] = prefix_w[i] + w[i]
         prefix_p[i + 1] = prefix_p[i] + p[i]
-    cap = capacity + 1e-9  # FEASIBILITY_TOL, spelled out for numba
+    # capacity_limit(capacity), spelled out for numba (the same floating-point operations).
+    cap = capacity + FEASIBILITY_TOL * max(1.0, capacity)
 
     x = np.zeros(n, dtype=np.bool_)
     best = floor
@@ -207,11 +208,12 @@ def dantzig_bound(profits: np.ndarray, weights: np.ndarray, capacity: float) -> 
     p, w = p[keep], w[keep]
     order = _order(p, w)
     p, w = p[order], w[order]
-    fits = np.cumsum(w) <= cap + FEASIBILITY_TOL
+    limit = capacity_limit(cap)
+    fits = np.cumsum(w) <= limit
     t = int(fits.sum())
     bound = float(p[:t].sum())
     if t < len(p):
-        bound += (cap + FEASIBILITY_TOL - float(w[:t].sum())) * p[t] / w[t]
+        bound += (limit - float(w[:t].sum())) * p[t] / w[t]
     return bound
 
 
@@ -277,13 +279,14 @@ def knapsack_max_reference(
     case, fine for the tests' sizes. Returns (value, chosen item indices).
     """
     p, w, cap = _as_arrays(profits, weights, capacity)
+    limit = capacity_limit(cap)
     states: list[tuple[float, float, tuple[int, ...]]] = [(0.0, 0.0, ())]
     for i in range(len(p)):
         if p[i] <= 0.0:
             continue  # never part of a maximum
         grown = [(sw + w[i], sp + p[i], (*items, i)) for sw, sp, items in states]
         merged = sorted(
-            [s for s in states + grown if s[0] <= cap + FEASIBILITY_TOL],
+            [s for s in states + grown if s[0] <= limit],
             key=lambda s: (s[0], -s[1]),
         )
         states = []
@@ -299,6 +302,7 @@ def knapsack_enumerate_reference(
 ) -> list[np.ndarray]:
     """Every fitting subset worth ≥ threshold, by plain include/exclude recursion."""
     p, w, cap = _as_arrays(profits, weights, capacity)
+    limit = capacity_limit(cap)
     found: list[np.ndarray] = []
 
     def visit(i: int, weight: float, value: float, items: tuple[int, ...]) -> None:
@@ -307,7 +311,7 @@ def knapsack_enumerate_reference(
                 found.append(np.array(items, dtype=np.int64))
             return
         visit(i + 1, weight, value, items)
-        if weight + w[i] <= cap + FEASIBILITY_TOL:
+        if weight + w[i] <= limit:
             visit(i + 1, weight + w[i], value + p[i], (*items, i))
 
     visit(0, 0.0, 0.0, ())

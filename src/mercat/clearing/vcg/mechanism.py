@@ -347,8 +347,6 @@ class VCGMechanism(Mechanism):
         for t in market.requests:
             if t.replicas != 1 or t.capabilities:
                 reasons.append(f"request {t.id!r} asks for replicas or capabilities")
-            elif t.demand and t.demand[0] <= 0:
-                reasons.append(f"request {t.id!r} has no demand")
         for n in market.nodes:
             if n.cost or any(n.unit_costs) or n.capabilities:
                 reasons.append(f"node {n.id!r} has a cost or capabilities (providers do not bid)")
@@ -362,52 +360,69 @@ class VCGMechanism(Mechanism):
 
         The seed does not say where payments go; handing them to the providers that serve
         the payers keeps the margin at zero and every provider's utility ≥ 0. `seed` is
-        unused: the mechanism draws no random numbers."""
+        unused: the mechanism draws no random numbers.
+
+        A request of zero demand fits every provider under any load (0 ≤ capacity_limit(C)),
+        so it takes no part in the auction: it is served by the first provider when it is
+        worth anything and pays its Clarke payment, 0 (without it the others' optimum is
+        the same)."""
         self.check_market(market)
         demands = np.array([t.demand[0] for t in market.requests])
-        bids = np.array([t.value for t in market.requests]) / demands
-        # An unlimited provider can hold everyone: the total demand is the same constraint.
-        capacities = np.minimum([n.capacity[0] for n in market.nodes], demands.sum())
-        outcome = vcg_auction(
-            bids,
-            demands,
-            capacities,
-            groups=self.groups,
-            workers=self.workers,
-            time_limit=self.time_limit,
-            target_gap=self.target_gap,
-        )
-        if self.require_exact and not outcome.payments_exact:
-            raise NotProvenOptimalError(
-                f"VCG payments are not exact: allocation gap {outcome.gap:.3g}, payments "
-                f"known within {outcome.payment_uncertainty:.3g}"
-            )
+        bidders = np.flatnonzero(demands > 0)
+        free = [i for i in np.flatnonzero(demands == 0) if market.requests[i].value > 0]
         users = [t.id for t in market.requests]
         nodes = [n.id for n in market.nodes]
-        winners = np.flatnonzero(outcome.assignment >= 0)
-        allocation = Allocation.from_nodes(
-            {users[i]: [nodes[outcome.assignment[i]]] for i in winners}
-        )
-        payments = {users[i]: float(outcome.payments[i]) for i in winners}
+        assignment = np.full(len(users), -1, dtype=np.int64)
+        charged = np.zeros(len(users))
+        lower, upper = np.zeros(len(users)), np.zeros(len(users))
+        assignment[free] = 0
+        free_value = float(sum(market.requests[i].value for i in free))
+        outcome = None
+        if bidders.shape[0]:
+            d = demands[bidders]
+            bids = np.array([market.requests[i].value for i in bidders]) / d
+            # An unlimited provider can hold everyone: the total demand is the same constraint.
+            capacities = np.minimum([n.capacity[0] for n in market.nodes], d.sum())
+            outcome = vcg_auction(
+                bids,
+                d,
+                capacities,
+                groups=self.groups,
+                workers=self.workers,
+                time_limit=self.time_limit,
+                target_gap=self.target_gap,
+            )
+            if self.require_exact and not outcome.payments_exact:
+                raise NotProvenOptimalError(
+                    f"VCG payments are not exact: allocation gap {outcome.gap:.3g}, payments "
+                    f"known within {outcome.payment_uncertainty:.3g}"
+                )
+            assignment[bidders] = outcome.assignment
+            charged[bidders] = outcome.payments
+            lower[bidders], upper[bidders] = outcome.payment_lower, outcome.payment_upper
+        welfare = free_value + (outcome.welfare if outcome else 0.0)
+        bound = free_value + (outcome.bound if outcome else 0.0)
+        winners = np.flatnonzero(assignment >= 0)
+        allocation = Allocation.from_nodes({users[i]: [nodes[assignment[i]]] for i in winners})
+        payments = {users[i]: float(charged[i]) for i in winners}
         rewards: dict[str, float] = {}
         for i in winners:
-            node = nodes[outcome.assignment[i]]
+            node = nodes[assignment[i]]
             rewards[node] = rewards.get(node, 0.0) + payments[users[i]]
         return Clearing(
             mechanism=self.name,
             allocation=allocation,
             payments=payments,
             rewards=rewards,
-            bound=outcome.bound,
-            gap=relative_gap(outcome.bound, outcome.welfare),
-            proven=outcome.proven_optimal,
+            bound=bound,
+            gap=relative_gap(bound, welfare),
+            proven=outcome.proven_optimal if outcome else True,
             diagnostics={
-                "payments_exact": outcome.payments_exact,
-                "payment_uncertainty": outcome.payment_uncertainty,
+                "payments_exact": outcome.payments_exact if outcome else True,
+                "payment_uncertainty": outcome.payment_uncertainty if outcome else 0.0,
                 "payment_intervals": {
-                    users[i]: [float(outcome.payment_lower[i]), float(outcome.payment_upper[i])]
-                    for i in winners
+                    users[i]: [float(lower[i]), float(upper[i])] for i in winners
                 },
-                **outcome.timings,
+                **(outcome.timings if outcome else {}),
             },
         )

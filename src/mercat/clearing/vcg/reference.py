@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mercat.clearing.vcg.highs import new_highs, pass_model, run_mip
-from mercat.clearing.vcg.instance import StandardAuction
-from mercat.clearing.vcg.knapsack import FEASIBILITY_TOL
+from mercat.clearing.vcg.instance import StandardAuction, capacity_limits
 from mercat.errors import InvalidParameterError
 
 
@@ -52,7 +51,7 @@ def plain_milp(
     coef = np.empty(2 * k * m)
     coef[0::2] = 1.0
     coef[1::2] = np.repeat(auction.demands[users], m)
-    row_upper = np.concatenate([np.ones(k), auction.capacities])
+    row_upper = np.concatenate([np.ones(k), capacity_limits(auction.capacities)])
     h = new_highs(time_limit=time_limit)
     pass_model(h, cost, np.ones(k * m), row_upper, starts, index, coef, integer=True)
     answer = run_mip(h)
@@ -90,7 +89,7 @@ def brute_force_optimum(auction: StandardAuction, exclude: int | None = None) ->
                 load[j] += demands[i]
                 welfare += values[i]
         else:
-            if np.all(load <= caps + FEASIBILITY_TOL):
+            if np.all(load <= capacity_limits(caps)):
                 best = max(best, welfare)
     return best
 

@@ -1,7 +1,8 @@
 """Seed 002's 30-day CloudChain market, through a thin adapter over its public entry point.
 
-The adapter knows only `mercat.scenarios.cloudchain`'s public names: `CloudChainConfig`,
-`default_providers(community)` and `simulate(config, seed)`. Its parameters are the config's
+The adapter knows only CloudChain's public names: `CloudChainConfig` and
+`default_providers(community)` (mercat.scenarios.cloudchain_config) and `simulate(config,
+seed)` (mercat.scenarios.cloudchain). Its parameters are the config's
 scalar fields (whatever they are: read from the dataclass), plus `community`, the number of
 community nodes beside the five clouds. Its tables are read off the result the same way:
 
@@ -31,9 +32,17 @@ _KINDS = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
 def _module() -> Any:
-    from mercat.scenarios import cloudchain
+    """CloudChain's public names: the configuration in `cloudchain_config`, `simulate` in
+    `cloudchain` (where `mercat simulate cloudchain` finds them)."""
+    from types import SimpleNamespace
 
-    return cloudchain
+    from mercat.scenarios import cloudchain, cloudchain_config
+
+    return SimpleNamespace(
+        CloudChainConfig=cloudchain_config.CloudChainConfig,
+        default_providers=cloudchain_config.default_providers,
+        simulate=cloudchain.simulate,
+    )
 
 
 def _parameters() -> tuple[Parameter, ...]:

@@ -10,6 +10,11 @@ Requests escrowed before this revision have no terms: those with open tasks are 
 assigned (they close, refunding the rest of their escrow, when their last task settles), the
 others stay open (they can be refunded; without terms no round can serve them).
 
+Columns are added in place (ALTER TABLE ... ADD COLUMN), not by SQLite's copy-and-rename
+batch mode, which cannot drop a table other tables' foreign keys point at while a store holds
+data. SQLite then keeps no CHECK on the new `requests.status` (it cannot add one in place);
+PostgreSQL gets it.
+
 Revision ID: 0002
 Revises: 0001
 """
@@ -27,29 +32,42 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
 def upgrade() -> None:
     id_type = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-    with op.batch_alter_table("requests") as batch:
-        batch.add_column(sa.Column("terms", sa.Text(), nullable=True))
-        batch.add_column(
-            sa.Column("status", sa.String(length=16), nullable=False, server_default="open")
+    op.add_column("requests", sa.Column("terms", sa.Text(), nullable=True))
+    op.add_column(
+        "requests", sa.Column("status", sa.String(length=16), nullable=False, server_default="open")
+    )
+    op.add_column("requests", sa.Column("round", sa.BigInteger(), nullable=True))
+    op.add_column(
+        "requests", sa.Column("served", sa.BigInteger(), nullable=False, server_default="0")
+    )
+    op.add_column(
+        "requests", sa.Column("open_tasks", sa.Integer(), nullable=False, server_default="0")
+    )
+    if _sqlite():  # SQLite adds a column's foreign key only inline, in raw DDL
+        op.execute("ALTER TABLE requests ADD COLUMN entry_id INTEGER REFERENCES entries (id)")
+    else:
+        op.add_column("requests", sa.Column("entry_id", id_type, nullable=True))
+        op.create_foreign_key(
+            op.f("fk_requests_entry_id"), "requests", "entries", ["entry_id"], ["id"]
         )
-        batch.add_column(sa.Column("round", sa.BigInteger(), nullable=True))
-        batch.add_column(sa.Column("served", sa.BigInteger(), nullable=False, server_default="0"))
-        batch.add_column(sa.Column("open_tasks", sa.Integer(), nullable=False, server_default="0"))
-        batch.add_column(sa.Column("entry_id", id_type, nullable=True))
-        batch.create_foreign_key(op.f("fk_requests_entry_id"), "entries", ["entry_id"], ["id"])
-        batch.create_check_constraint(
-            op.f("ck_requests_status"), "status IN ('open', 'assigned', 'closed')"
+        op.create_check_constraint(
+            op.f("ck_requests_status"), "requests", "status IN ('open', 'assigned', 'closed')"
         )
-    with op.batch_alter_table("tasks") as batch:
-        batch.add_column(sa.Column("charge", sa.BigInteger(), nullable=True))
-        batch.add_column(
-            sa.Column("fraction", sa.BigInteger(), nullable=False, server_default="1000000000")
-        )
-        batch.add_column(
-            sa.Column("margin_to", sa.String(length=16), nullable=False, server_default="operator")
-        )
+    op.add_column("tasks", sa.Column("charge", sa.BigInteger(), nullable=True))
+    op.add_column(
+        "tasks",
+        sa.Column("fraction", sa.BigInteger(), nullable=False, server_default="1000000000"),
+    )
+    op.add_column(
+        "tasks",
+        sa.Column("margin_to", sa.String(length=16), nullable=False, server_default="operator"),
+    )
     op.create_table(
         "offers",
         sa.Column("asset", sa.String(length=64), nullable=False),
@@ -95,16 +113,17 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("round_usage")
     op.drop_table("offers")
-    with op.batch_alter_table("tasks") as batch:
-        batch.drop_column("margin_to")
-        batch.drop_column("fraction")
-        batch.drop_column("charge")
-    with op.batch_alter_table("requests") as batch:
-        batch.drop_constraint(op.f("ck_requests_status"), type_="check")
-        batch.drop_constraint(op.f("fk_requests_entry_id"), type_="foreignkey")
-        batch.drop_column("entry_id")
-        batch.drop_column("open_tasks")
-        batch.drop_column("served")
-        batch.drop_column("round")
-        batch.drop_column("status")
-        batch.drop_column("terms")
+    for table, columns in (
+        ("tasks", ("margin_to", "fraction", "charge")),
+        ("requests", ("entry_id", "open_tasks", "served", "round", "status", "terms")),
+    ):
+        if not _sqlite():
+            if table == "requests":
+                op.drop_constraint(op.f("ck_requests_status"), "requests", type_="check")
+                op.drop_constraint(op.f("fk_requests_entry_id"), "requests", type_="foreignkey")
+            for column in columns:
+                op.drop_column(table, column)
+            continue
+        with op.batch_alter_table(table) as batch:  # SQLite drops columns by copying the table
+            for column in columns:
+                batch.drop_column(column)
