@@ -107,6 +107,25 @@ def test_fedavg_run_zero_is_mercat_simulate_fedavg():
     )
 
 
+def test_mercat_simulate_fedavg_runs_are_a_sweeps_runs():
+    sizes = {"clients": 60, "rounds": 4, "dim": 5, "mean_examples": 20}
+    out = run("fedavg", 3, 7, **sizes)
+    cli = runner.invoke(app, ["simulate", "fedavg", "--clients", "60", "--rounds", "4", "--dim",
+                              "5", "--mean-examples", "20", "--seed", "7", "--runs", "3",
+                              "--json"])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    reported = json.loads(cli.output)
+    per_run = [r["final_accuracy"] for r in reported["runs"]]
+    assert per_run == out.tables["runs"]["final_accuracy"].tolist()
+    assert reported["summary"]["runs"] == 3
+    assert reported["summary"]["final_accuracy"] == pytest.approx(np.mean(per_run), rel=1e-12)
+    assert reported["summary"]["final_accuracy_se"] == pytest.approx(
+        out.summary["final_accuracy_se"], rel=1e-12
+    )
+    refused = runner.invoke(app, ["simulate", "fedavg", "--runs", "0"])
+    assert refused.exit_code == 2 and "runs must be an integer >= 1" in refused.output
+
+
 def test_clearing_runs_clear_the_same_markets_whatever_the_mechanism():
     base = {"market": "random", "requests": 5, "nodes": 3, "optimum": True}
     optimal = run("clearing", 3, 2, mechanism="optimal", **base).tables["runs"]

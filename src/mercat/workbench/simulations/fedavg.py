@@ -25,6 +25,12 @@ from mercat.workbench.simulation import Parameter, PointTables, Simulation, Step
 _P = Parameter
 
 
+def training_rng(seed: int, run: int) -> np.random.Generator:
+    """The random numbers of training run `run` on the federation of `seed`: run 0 is
+    `mercat simulate fedavg --seed SEED`'s single run, later runs draw from (seed, 1, run)."""
+    return np.random.default_rng([seed, 1] if run == 0 else [seed, 1, run])
+
+
 class FedAvgSimulation(Simulation):
     """DP-FedAvg on a synthetic federation: accuracy against ε (seed 002)."""
 
@@ -85,7 +91,7 @@ class FedAvgSimulation(Simulation):
         train = fl.train if engine == "fast" else fl.train_reference
         rows, curves = [], []
         for r in range(runs):
-            rng = np.random.default_rng([seed, 1] if r == 0 else [seed, 1, r])
+            rng = training_rng(seed, r)
             result = train(federation, cfg, rng)
             rows.append(
                 {
