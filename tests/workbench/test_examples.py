@@ -104,3 +104,22 @@ def test_local_and_ray_write_identical_tables(tmp_path, ray_session):
     assert set(a) == set(b) == {"points", "runs", "steps"}
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True)
+
+
+def test_scenario_check_lists_the_points_and_simulations_their_parameters():
+    runner = CliRunner()
+    checked = runner.invoke(
+        app, ["scenario", "check", str(SCENARIOS / "collective-sweep.toml"), "--json"]
+    )
+    assert checked.exit_code == 0, checked.output
+    listed = json.loads(checked.output)
+    scenario = read_scenario(SCENARIOS / "collective-sweep.toml")
+    assert [p["key"] for p in listed["points"]] == [p.key for p in scenario.points]
+    assert [p["variant"] for p in listed["points"][:2]] == ["coll-stake", "coll-sr"]
+    names = runner.invoke(app, ["scenario", "simulations", "--json"])
+    assert names.exit_code == 0, names.output
+    one = runner.invoke(app, ["scenario", "simulations", "fedavg", "--json"])
+    assert one.exit_code == 0, one.output
+    assert "noise_multiplier" in {p["parameter"] for p in json.loads(one.output)["parameters"]}
+    unknown = runner.invoke(app, ["scenario", "simulations", "weather"])
+    assert unknown.exit_code == 2 and "unknown simulation 'weather'" in unknown.output
