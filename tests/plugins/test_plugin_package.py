@@ -149,3 +149,34 @@ def test_the_shipped_contracts_pass_on_the_installed_plugins(installed):
         )  # fmt: skip
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
         assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+@pytest.mark.slow
+def test_the_plugin_strategy_and_experiment_run_from_the_command_line(installed, tmp_path):
+    scenario = tmp_path / "budget.toml"
+    scenario.write_text(
+        """
+[scenario]
+simulation = "marketplace"
+runs = 1
+[parameters]
+rounds = 3
+[variants.truthful]
+requester_strategy = "truthful"
+[variants.budgeted]
+requester_strategy = "budgeted"
+strategy_options = { budget = 2.0 }
+"""
+    )
+    out = tmp_path / "out"
+    done = mercat(installed, "sweep", str(scenario), "--out", str(out), "--workers", "1")
+    assert done.returncode == 0, done.stderr
+    from mercat.workbench import load
+
+    assert load(out)["points"]["variant"].tolist() == ["truthful", "budgeted"]
+    report = tmp_path / "report"
+    done = mercat(
+        installed, "reproduce", "slash-vs-coll-sr", "--quick", "--runs", "2", "--out", str(report)
+    )
+    assert done.returncode == 0, done.stderr
+    assert (report / "slash-vs-coll-sr" / "slash.csv").read_text().startswith("rule,")

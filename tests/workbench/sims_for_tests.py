@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from mercat.scenarios.agents import Job, RequesterStrategy
 from mercat.workbench.simulation import Parameter, PointTables, Simulation, Steps
 
 
@@ -45,3 +46,13 @@ class Echo(Simulation):
         )  # fmt: skip
         tables = {"runs": table, "steps": per_step} if steps.keep else {"runs": table}
         return PointTables({"total": float(table["x"].sum())}, tables)
+
+
+class Abstains(RequesterStrategy):
+    """Bids nothing (a requester out of budget): its jobs stay out of the market."""
+
+    name = "abstains"
+    summary = "bids 0 for every job"
+
+    def bid(self, job: Job) -> float:
+        return 0.0

@@ -170,6 +170,14 @@ def test_marketplace_agents_change_the_bids():
         sim.build(values)
 
 
+def test_a_requester_that_bids_nothing_posts_nothing():
+    base = {"rounds": 3, "providers": 2, "requesters": 3}
+    out = run("marketplace", 1, 1, requester_strategy="tests.workbench.sims_for_tests:Abstains",
+              **base).tables  # fmt: skip
+    assert out["runs"].iloc[0]["charged"] == 0
+    assert out["steps"]["tasks"].sum() == 0
+
+
 def test_cloudchain_adapter_reads_the_public_entry_point():
     from mercat.scenarios.cloudchain import simulate
     from mercat.scenarios.cloudchain_config import CloudChainConfig, default_providers

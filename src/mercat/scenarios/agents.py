@@ -8,7 +8,9 @@ not, paid, charged), as agents of an agent-based model do, and may change how it
 
 A strategy is a small class with a `name`, a `summary`, one decision method (`bid`) and the
 optional hook (`step`); each requester gets its own instance, so a strategy keeps its state
-on `self`. mercat's (`REQUESTER_STRATEGIES`):
+on `self`. A bid under one base unit (0 included) means the requester does not post that job
+(a strategy out of budget sits the round out); the job's draws are made all the same, so
+the other requesters' jobs do not change. mercat's (`REQUESTER_STRATEGIES`):
 
 - `truthful`: bids the job's value (the default; the scenario's bids before strategies);
 - `shading`: bids a fixed fraction of the value;
@@ -65,7 +67,8 @@ class RequesterStrategy(ABC):
 
     @abstractmethod
     def bid(self, job: Job) -> float:
-        """The job's bid in tokens (its max_price); at most what the requester can escrow."""
+        """The job's bid in tokens (its max_price); at most what the requester can escrow.
+        A bid under one base unit (0 included) keeps the job out of the market this round."""
 
     def step(self, round_: int, outcomes: Mapping[str, JobOutcome]) -> None:  # noqa: B027
         """After round `round_`: how this requester's jobs posted so far fared in it."""

@@ -113,11 +113,14 @@ class Marketplace:
                     requester, f"job{self.next_job}", round_, gpus, replicas, len(named), value
                 )
                 bid = _checked_bid(self.strategy_of(requester).bid(job), job)
+                max_price = int(bid * unit)
+                if max_price < 1:  # under one base unit: the requester sits this job out
+                    continue
                 self.book.post_request(
                     requester,
                     RequestTerms(
                         f"job{self.next_job}",
-                        max_price=int(bid * unit),
+                        max_price=max_price,
                         demand={"gpu": gpus},
                         replicas=replicas,
                         assets=named,
