@@ -3,7 +3,8 @@
 Whatever the simulation, a sweep's tables have the same shape, so three figures cover it
 (each simulation names its headline measures and its per-step measures):
 
-- `points.png`: each headline measure against the first numeric parameter the sweep varies,
+- `points.png`: each headline measure by case where the scenario lists `[[cases]]`, else
+  against the first numeric parameter the sweep varies,
   one line per variant (and per value of the other varied parameters), with error bars of
   one standard error where the summary has them;
 - `steps.png`: each per-step measure over the steps (tasks, rounds, hours), the mean over a
@@ -95,8 +96,15 @@ def _points(results: Results, sim: Any, design: list[str]) -> Any:
     measures = [m for m in sim.headline if m in points.columns and _numeric(points, m)]
     if len(points) < 2 or not measures:
         return None
-    axis = next((c for c in design if _numeric(points, c) and points[c].nunique() > 1), None)
-    groups = [c for c in (["variant"] if "variant" in points.columns else []) + design if c != axis]
+    by_case = "case" in points.columns and points["case"].notna().any()
+    if by_case:  # explicit cases (Table I's configurations): one tick per case
+        axis: str | None = "case"
+        groups = ["variant"] if "variant" in points.columns else []
+    else:
+        axis = next((c for c in design if _numeric(points, c) and points[c].nunique() > 1), None)
+        groups = [
+            c for c in (["variant"] if "variant" in points.columns else []) + design if c != axis
+        ]
     groups = [c for c in groups if points[c].nunique() > 1]
     fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.4), squeeze=False)
     for ax, measure in zip(axes[0], measures, strict=True):
@@ -109,11 +117,16 @@ def _points(results: Results, sim: Any, design: list[str]) -> Any:
             label = _label(part.iloc[0], groups)
             if axis is None:
                 x: Any = [str(p) for p in part["point"]]
+            elif by_case:
+                x = part["case"].astype(str)
             else:
                 part = part.sort_values(axis)
                 x = part[axis]
             err = part[se] if se else None
-            ax.errorbar(x, part[measure], yerr=err, marker="o", capsize=3, label=label)
+            ax.errorbar(
+                x, part[measure], yerr=err, marker="o", capsize=3, label=label,
+                linestyle="none" if by_case else "-",  # cases are categories, not a curve
+            )  # fmt: skip
         ax.set_xlabel(axis or "point")
         ax.set_ylabel(measure)
     fig.suptitle(f"{results.manifest.get('scenario')}: {sim.name}")
@@ -140,7 +153,10 @@ def _runs(results: Results, sim: Any, design: list[str]) -> Any:
         return None
     runs = results["runs"]
     labels = ["variant"] if "variant" in runs.columns else []
-    labels += [c for c in design if c in runs.columns and c not in labels]
+    if "case" in runs.columns and runs["case"].notna().any():
+        labels = ["case", *labels]  # a case's label stands for what it sets
+    else:
+        labels += [c for c in design if c in runs.columns and c not in labels]
     keys = runs["point"].drop_duplicates().tolist()[: 2 * MAX_LINES]
     firsts = [runs[runs["point"] == k].iloc[0] for k in keys]
     names = [
