@@ -237,6 +237,9 @@ def _run_ray(
 
     started = False
     if not ray.is_initialized():
+        # ray.init installs its own handlers (SIGTERM ends the process at once, SIGINT does
+        # not reach Python): put back ours, so both stop the sweep and cancel its tasks
+        handlers = _signal_handlers()
         try:
             if address is None:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
@@ -244,22 +247,49 @@ def _run_ray(
                 ray.init(address=address, log_to_driver=False)
         except Exception as exc:  # Ray's own errors: no cluster there, a bad address
             raise InvalidParameterError(f"cannot start or reach Ray: {exc}") from exc
+        finally:
+            _restore_signal_handlers(handlers)
         started = True
     remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
     pending = {remote.remote(task): task.index for task in tasks}
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            # a short wait: Python runs Ctrl-C's and SIGTERM's handlers only between calls,
+            # and a wait without a timeout blocks in Ray's core until a task finishes
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.25)
             for ref in ready:
                 pending.pop(ref)
-                finished(ray.get(ref))
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the task's worker died or was lost
+                    raise SweepError(
+                        f"a Ray task died ({type(exc).__name__}); the finished points are "
+                        "kept: run again to resume"
+                    ) from None
+                finished(outcome)
     except BaseException:
         for ref in pending:
-            ray.cancel(ref, force=True)
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # Ray's own processes may be going too (Ctrl-C reached them)
+                break
         raise
     finally:
         if started:
             ray.shutdown()
+
+
+def _signal_handlers() -> dict[int, Any]:
+    try:
+        return {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        return {}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 # --- stopping -----------------------------------------------------------------------------------
