@@ -26,7 +26,10 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.stamp-run
 	$(BIN)/mercat reproduce all --quick --out report
 
+# The numba kernels are compiled once into their disk cache first (mercat/warm.py): on a
+# cold cache every test worker and every process a test starts would compile them at once.
 test: $(VENV)/.stamp-dev
+	$(BIN)/python -m mercat.warm
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(VENV)/.stamp-dev

@@ -7,7 +7,7 @@ Prints JSON:
   `--repeats` batches of `--solves` each (the machine is shared: the best batch is the one
   least slowed by other work);
 - `nesting_depth`: seconds to measure the nesting of a market body of `--market-mib` MiB with
-  the vectorized count and with its character-by-character twin (tests/test_bounded_json.py).
+  the byte scan of `mercat.untrusted` and a character-by-character twin.
 
 Usage: .venv/bin/python benchmarks/bench_node.py [--solves 20] [--repeats 3] [--market-mib 4]
 """
@@ -60,12 +60,12 @@ def main() -> None:
     parser.add_argument("--market-mib", type=float, default=4.0)
     args = parser.parse_args()
 
-    from mercat.bounded_json import nesting_depth
     from mercat.market.generators import running_example, standard_auction_market
     from mercat.market.market_io import dumps_market
     from mercat.node.jobs import clear_market
     from mercat.node.limits import NodeLimits
     from mercat.node.workers import WorkerPool
+    from mercat.untrusted import json_depth
 
     limits = NodeLimits()
     body = json.dumps({"market": json.loads(dumps_market(running_example()))}).encode()
@@ -112,7 +112,7 @@ def main() -> None:
     copies = max(1, int(args.market_mib * 2**20 / len(unit)))
     text = "[" + ",".join([unit] * copies) + "]"
     start = time.perf_counter()
-    fast = nesting_depth(text)
+    fast = json_depth(text.encode())
     fast_s = time.perf_counter() - start
     start = time.perf_counter()
     reference = depth_reference(text)

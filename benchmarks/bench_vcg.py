@@ -19,6 +19,16 @@ Prints one JSON object with these sections:
   allocation, the payments' critical path (the slowest group's sum of per-user times, i.e.
   one machine per group) and the wall time of a p-process pool on this machine.
 - `generator_setup`: the allocation under the generator's capacity factor.
+- `versus`: per n (`--versus-sizes`, default 1000) and seed, the multiple-knapsack solver
+  (`solver="mulknap"`) to a proof with every Clarke payment in a pool of `--workers`,
+  side by side with the previous solver (`solver="colgen"`, column generation) asked for
+  the certified gap `--target-gap` within `--time-limit`, its reference: the proven
+  optimum must lie inside its certificate.
+- `large`: per n (`--large-sizes`, default 10^4) and seed, the allocation asked for a
+  proof (it stops at `--target-gap` only if the proof is not reached in `--time-limit`).
+
+`--solver` picks the solver of the other sections (default `auto`: the mechanism's own
+choice).
 
 Timings are wall-clock seconds on a shared 2-core machine: noisy; `machine` records the
 core count and load. Seeds are 0..`--seeds`-1.
@@ -39,6 +49,7 @@ import numpy as np
 
 from mercat.clearing.vcg.instance import seed003_standard_auction
 from mercat.clearing.vcg.mechanism import (
+    SOLVERS,
     allocate,
     clarke_payments,
     payments_from,
@@ -72,7 +83,7 @@ def allocation_record(state, seconds: float) -> dict:
 
 def exact_run(n: int, seed: int, args) -> dict:
     auction = seed003_standard_auction(n, 8, seed)
-    state, seconds = timed(allocate, auction, time_limit=args.time_limit)
+    state, seconds = timed(allocate, auction, time_limit=args.time_limit, solver=args.solver)
     record = {"n": n, "seed": seed, **allocation_record(state, seconds)}
     if n > args.payments_up_to:
         record["payments"] = "not run (n > --payments-up-to)"
@@ -101,7 +112,11 @@ def exact_run(n: int, seed: int, args) -> dict:
 def certified_run(n: int, seed: int, args) -> dict:
     auction = seed003_standard_auction(n, 8, seed)
     state, seconds = timed(
-        allocate, auction, time_limit=args.time_limit, target_gap=args.target_gap
+        allocate,
+        auction,
+        time_limit=args.time_limit,
+        target_gap=args.target_gap,
+        solver=args.solver,
     )
     record = {"n": n, "seed": seed, "target_gap": args.target_gap}
     record.update(allocation_record(state, seconds))
@@ -121,7 +136,9 @@ def certified_run(n: int, seed: int, args) -> dict:
             }
         )
     if args.best_effort_limit > 0:
-        best, best_seconds = timed(allocate, auction, time_limit=args.best_effort_limit)
+        best, best_seconds = timed(
+            allocate, auction, time_limit=args.best_effort_limit, solver=args.solver
+        )
         record["best_effort"] = allocation_record(best, best_seconds)
     return record
 
@@ -129,8 +146,9 @@ def certified_run(n: int, seed: int, args) -> dict:
 def milp_run(seed: int, args) -> dict:
     auction = seed003_standard_auction(125, 8, seed)
     reference, seconds = timed(plain_milp, auction, time_limit=args.milp_limit)
-    ours, our_seconds = timed(allocate, auction, time_limit=args.time_limit)
+    ours, our_seconds = timed(allocate, auction, time_limit=args.time_limit, solver=args.solver)
     return {
+        "solver": args.solver,
         "n": 125,
         "seed": seed,
         "time_limit": args.milp_limit,
@@ -139,16 +157,16 @@ def milp_run(seed: int, args) -> dict:
         "milp_welfare": reference.welfare,
         "milp_bound": reference.bound,
         "milp_gap": (reference.bound - reference.welfare) / reference.bound,
-        "colgen_seconds": round(our_seconds, 4),
-        "colgen_proven_optimal": ours.proven_optimal,
-        "colgen_welfare": ours.welfare,
+        "mercat_seconds": round(our_seconds, 4),
+        "mercat_proven_optimal": ours.proven_optimal,
+        "mercat_welfare": ours.welfare,
         "milp_welfare_shortfall": ours.welfare - reference.welfare,
     }
 
 
 def fig5_run(n: int, seed: int, args) -> dict:
     auction = seed003_standard_auction(n, 8, seed)
-    state, seconds = timed(allocate, auction, time_limit=args.time_limit)
+    state, seconds = timed(allocate, auction, time_limit=args.time_limit, solver=args.solver)
     sequential, seq_seconds = timed(clarke_payments, state, state.winners)
     per_user = dict(zip(sequential.users.tolist(), sequential.seconds.tolist(), strict=True))
     record = {"n": n, "seed": seed, "allocation_seconds": round(seconds, 4)}
@@ -167,13 +185,66 @@ def fig5_run(n: int, seed: int, args) -> dict:
 
 def generator_run(seed: int, args) -> dict:
     auction = seed003_standard_auction(125, 8, seed, capacity_factor=WIDE_CAPACITY_FACTOR)
-    state, seconds = timed(allocate, auction, time_limit=args.generator_limit)
+    state, seconds = timed(allocate, auction, time_limit=args.generator_limit, solver=args.solver)
     return {"n": 125, "seed": seed, "capacity_factor": list(WIDE_CAPACITY_FACTOR)} | (
         allocation_record(state, seconds)
     )
 
 
-SECTIONS = ("exact", "certified", "plain_milp", "fig5", "generator_setup")
+def versus_run(n: int, seed: int, args) -> dict:
+    auction = seed003_standard_auction(n, 8, seed)
+    state, seconds = timed(allocate, auction, time_limit=args.time_limit, solver="mulknap")
+    results, pay_seconds = timed(payments_in_pool, state, args.workers, args.workers)
+    outcome = payments_from(state, results)
+    previous, previous_seconds = timed(
+        allocate, auction, time_limit=args.time_limit, target_gap=args.target_gap, solver="colgen"
+    )
+    slowest = max((float(r.seconds.max(initial=0.0)) for r in results), default=0.0)
+    return {
+        "n": n,
+        "seed": seed,
+        "mulknap": allocation_record(state, seconds)
+        | {
+            "payments_pool_seconds": round(pay_seconds, 4),
+            "pool_workers": args.workers,
+            "slowest_payment_seconds": round(slowest, 4),
+            "payments_exact": outcome.payments_exact,
+            "total_seconds_pool": round(seconds + pay_seconds, 4),
+            "revenue": float(outcome.payments.sum()),
+        },
+        "colgen": allocation_record(previous, previous_seconds) | {"target_gap": args.target_gap},
+        "optimum_inside_colgen_certificate": bool(
+            previous.welfare <= state.welfare * (1 + 1e-12)
+            and state.welfare <= previous.bound * (1 + 1e-12)
+        ),
+    }
+
+
+def large_run(n: int, seed: int, args) -> dict:
+    auction = seed003_standard_auction(n, 8, seed)
+    state, seconds = timed(allocate, auction, time_limit=args.time_limit, solver=args.solver)
+    record = {"n": n, "seed": seed, "solver": args.solver} | allocation_record(state, seconds)
+    if not state.proven_optimal:
+        certified, certified_seconds = timed(
+            allocate,
+            auction,
+            time_limit=args.time_limit,
+            target_gap=args.target_gap,
+            solver=args.solver,
+        )
+        record["certified"] = allocation_record(certified, certified_seconds)
+    return record
+
+
+SECTIONS = (
+    "exact",
+    "certified",
+    "plain_milp",
+    "fig5",
+    "generator_setup",
+    "versus",
+    "large",
+)
 
 
 def main() -> None:
@@ -190,6 +261,9 @@ def main() -> None:
     parser.add_argument("--certified-payments-up-to", type=int, default=1000)
     parser.add_argument("--milp-limit", type=float, default=60.0)
     parser.add_argument("--generator-limit", type=float, default=20.0)
+    parser.add_argument("--versus-sizes", type=int, nargs="*", default=[1000])
+    parser.add_argument("--large-sizes", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--solver", default="auto", choices=SOLVERS)
     parser.add_argument("--quick", action="store_true", help="one seed, short limits")
     parser.add_argument(
         "--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS, help="what to run"
@@ -198,6 +272,7 @@ def main() -> None:
     if args.quick:
         args.seeds, args.milp_limit, args.generator_limit = 1, 10.0, 5.0
         args.exact_sizes, args.gap_sizes, args.fig5_sizes = [125], [1000], [50, 125]
+        args.versus_sizes, args.large_sizes = [1000], [10_000]
         args.certified_payments_up_to = 0  # n = 1000's payments take up to a minute
 
     # Compile the numba kernels (cached on disk) outside the timings.
@@ -211,6 +286,8 @@ def main() -> None:
         "plain_milp": [(milp_run, seed) for seed in seeds],
         "fig5": [(fig5_run, n, seed) for n in args.fig5_sizes for seed in seeds],
         "generator_setup": [(generator_run, seed) for seed in seeds],
+        "versus": [(versus_run, n, seed) for n in args.versus_sizes for seed in seeds],
+        "large": [(large_run, n, seed) for n in args.large_sizes for seed in seeds],
     }
     for section in SECTIONS:
         if section not in args.sections:

@@ -5,10 +5,13 @@
     Task 3      "final"         every provider: gather the payments (data transfer), (x, p)
 
 A is the project's VCG mechanism (`mercat.clearing.vcg`), whose array core has exactly this
-shape: `allocate` (Task 1) returns an `AllocationState` with the proven optimum W* and the
-column pool; `clarke_payments(state, users)` (Task 2.S) gives W*_{-i} for a subset of the
-winners, each solve starting from the allocation's pool, so a payment is the same whichever
-group computes it and in whatever order; `payments_from` (Task 3) turns them into payments.
+shape: `allocate` (Task 1) returns an `AllocationState` with the proven optimum W* (by the
+exact multiple-knapsack solver, `mercat.clearing.vcg.mulknap`, on integer units: every
+provider computes the same integers) and what the payments reuse;
+`clarke_payments(state, users)` (Task 2.S) gives W*_{-i} for a subset of the winners, each
+solve starting from the allocation alone (the allocation without i, bounded by W*), so a
+payment is the same whichever group computes it and in whatever order; `payments_from`
+(Task 3) turns them into payments.
 The winners are dealt to the c groups round-robin (`split_users`); losers pay 0.
 
 The bids become the mechanism's arrays exactly as `VCGMechanism.clear` builds them from a
@@ -21,7 +24,10 @@ is their capacity (providers do not bid in this auction: the price is ignored).
 
 No solve may stop on a clock: the providers must agree bit for bit, and a time limit would
 stop each of them at a different point. `SOLVE_TIME_LIMIT` is far above the round's task
-timeout, which bounds the wait instead (a provider that takes longer ends the round in ⊥).
+timeout, which bounds the wait instead (a provider that takes longer ends the round in ⊥);
+the multiple-knapsack search stops on node counts only (the mechanism's default node
+limit, the same for every provider), and it runs without the GIL, so a provider's event
+loop keeps answering while it computes.
 """
 
 from __future__ import annotations

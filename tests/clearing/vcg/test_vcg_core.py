@@ -289,11 +289,12 @@ def test_an_unproven_allocation_charges_the_clarke_payment_of_the_best_known_opt
 
 
 def test_a_gap_run_charges_winners_inside_their_intervals_and_not_at_the_clips():
-    # target_gap 0.01 stops before the proof (deterministically: no time limit is reached);
-    # on this market the charges lie strictly between 0 and the bids, where they are W*_{-i}'s
-    # best known value minus the others' welfare in the allocation.
+    # target_gap 0.01 stops column generation before the proof (deterministically: no time
+    # limit is reached; the multiple-knapsack solver proves this market at once, hence
+    # solver="colgen"); on this market the charges lie strictly between 0 and the bids, where
+    # they are W*_{-i}'s best known value minus the others' welfare in the allocation.
     auction = seed003_standard_auction(40, 4, 2)
-    state = allocate(auction, target_gap=0.01)
+    state = allocate(auction, target_gap=0.01, solver="colgen")
     assert not state.proven_optimal
     results = clarke_payments(state, state.winners)
     outcome = payments_from(state, [results])

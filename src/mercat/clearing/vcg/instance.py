@@ -70,6 +70,12 @@ def capacity_limits(capacities: np.ndarray) -> np.ndarray:
     return capacities + FEASIBILITY_TOL * np.maximum(1.0, capacities)
 
 
+def capacity_slack(capacities: np.ndarray) -> np.ndarray:
+    """What the capacity rule allows over each capacity, τ_j = FEASIBILITY_TOL·max(1, C_j)
+    (`capacity_limits` minus the capacity; the integer units of `vcg.units` keep half)."""
+    return FEASIBILITY_TOL * np.maximum(1.0, capacities)
+
+
 def standard_auction(bids: object, demands: object, capacities: object) -> StandardAuction:
     """Validate (raising InvalidParameterError) and freeze the three arrays of an auction."""
     b = _vector("bids", bids)

@@ -13,10 +13,17 @@ W* and W*_{-i} are both proven; otherwise it reports an interval that holds the 
 payment and charges the allocation's Clarke payment with the best known W*_{-i} (inside
 the interval, never above the bid: individual rationality holds).
 
-Algorithm (docs/vcg.md): a set-packing formulation over provider fillings, column
-generation with exact knapsack pricing (`vcg_colgen`), then a proof by reduced-cost column
-enumeration and a waste-bounded packing search (`vcg_exact`, `vcg_packing`). The column
-pool is shared: the W*_{-i} re-solves start from the columns of the allocation solve.
+Algorithm (docs/vcg.md): the auction is a multiple knapsack problem, solved exactly in
+integer units by `mulknap` (after Pisinger's MULKNAP: surrogate bounds, the surrogate
+solution split into the providers, bin completion on small providers). Each W*_{-i}
+re-solve starts from the allocation without i (its provider refilled) and stops as soon as
+it reaches W*, which bounds it. The column-generation solver (a set-packing formulation
+over provider fillings, column generation with exact knapsack pricing, `colgen`; a proof
+by reduced-cost column enumeration and a waste-bounded packing search, `exact` and
+`packing`) is still the better tool where few users share a provider: `solver="auto"`
+hands a welfare problem over to it when the surrogate solution averages fewer than
+COLGEN_BELOW users per provider and MULKNAP_FIRST_NODES nodes did not prove it, and it
+solves the auctions whose range does not fit integer units (`units.integer_auction`).
 
 Shape for the distributed auctioneer (seed 003, Algorithm 1): `allocate` is Task 1;
 `clarke_payments(state, users)` is Task 2.S for a subset S of users, a pure function of the
@@ -36,8 +43,21 @@ import numpy as np
 from mercat.clearing.base import Mechanism, Property, Seed
 from mercat.clearing.vcg.colgen import ColumnPool
 from mercat.clearing.vcg.exact import solve_welfare
-from mercat.clearing.vcg.instance import StandardAuction, check_assignment, standard_auction
+from mercat.clearing.vcg.instance import (
+    StandardAuction,
+    capacity_limits,
+    check_assignment,
+    standard_auction,
+)
 from mercat.clearing.vcg.knapsack import knapsack_max
+from mercat.clearing.vcg.mulknap import (
+    DEFAULT_NODE_LIMIT,
+    MulknapResult,
+    refill,
+    solve_mulknap,
+    users_per_provider,
+)
+from mercat.clearing.vcg.units import IntegerAuction, integer_auction
 from mercat.errors import (
     InvalidMarketError,
     InvalidParameterError,
@@ -61,6 +81,12 @@ class AllocationState:
     time_limit: float  # per W*_{-i} solve
     target_gap: float
     seconds: float
+    # The multiple-knapsack solver's instance, its optimum's bound in value units, its node
+    # limit per solve; units None: the column-generation solver made this allocation.
+    units: IntegerAuction | None = None
+    bound_units: int = 0
+    node_limit: int = DEFAULT_NODE_LIMIT
+    colgen_fallback: bool = False  # auto: W*_{-i} may go to column generation (see above)
 
     @property
     def gap(self) -> float:
@@ -114,26 +140,102 @@ class VCGOutcome:
         return float(widths.max()) if widths.size else 0.0
 
 
-def _check_limits(time_limit: float, target_gap: float) -> None:
+SOLVERS = ("auto", "mulknap", "colgen")
+"""auto: the multiple-knapsack solver, column generation where it does better (see
+COLGEN_BELOW); the other two force one solver for every welfare problem."""
+
+COLGEN_BELOW = 4.0
+"""Users per provider in the surrogate solution (`mulknap.users_per_provider`) below which
+`auto` gives a welfare problem to column generation when the multiple-knapsack search has
+not proven it in MULKNAP_FIRST_NODES nodes. Measured on the seed's set-up (docs/vcg.md):
+about 2 at n = 125, where column generation proves in tenths of a second what the search
+needs 10^4-10^6 nodes for; 2-6 at n = 250, where the search proves in 10^4 nodes what
+column generation could not in a minute."""
+
+MULKNAP_FIRST_NODES = 20_000
+
+
+def _check_limits(
+    time_limit: float, target_gap: float, node_limit: int = DEFAULT_NODE_LIMIT, solver="auto"
+) -> None:
     if not (isinstance(time_limit, int | float) and time_limit > 0):
         raise InvalidParameterError(f"time_limit must be > 0 seconds, got {time_limit!r}")
     if not (isinstance(target_gap, int | float) and 0.0 <= target_gap < 1.0):
         raise InvalidParameterError(f"target_gap must be in [0, 1), got {target_gap!r}")
+    if isinstance(node_limit, bool) or not isinstance(node_limit, int) or node_limit < 1:
+        raise InvalidParameterError(f"node_limit must be an integer >= 1, got {node_limit!r}")
+    if solver not in SOLVERS:
+        raise InvalidParameterError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+
+
+def _float_bound(units: IntegerAuction, result: MulknapResult, welfare: float) -> float:
+    """A bound on the real welfare from one in value units: each served user's value is
+    within half a unit of its profit."""
+    if result.proven:
+        return welfare
+    return max(welfare, (result.bound + 0.5 * units.n_users) * units.value_unit)
 
 
 def allocate(
-    auction: StandardAuction, *, time_limit: float = 60.0, target_gap: float = 0.0
+    auction: StandardAuction,
+    *,
+    time_limit: float = 60.0,
+    target_gap: float = 0.0,
+    node_limit: int = DEFAULT_NODE_LIMIT,
+    solver: str = "auto",
 ) -> AllocationState:
-    """Task 1: the welfare-maximising assignment, its certificate and the column pool.
+    """Task 1: the welfare-maximising assignment and its certificate.
 
     `target_gap` 0 asks for a proven optimum (the result says whether it got one within
-    `time_limit`); a positive value accepts any assignment within that relative gap.
-    `time_limit` also bounds each later W*_{-i} solve."""
-    _check_limits(time_limit, target_gap)
+    `time_limit` and, for the multiple-knapsack solver, `node_limit` nodes); a positive
+    value accepts any assignment within that relative gap. Both limits also bound each
+    later W*_{-i} solve."""
+    _check_limits(time_limit, target_gap, node_limit, solver)
     start = time.perf_counter()
+    units = None if solver == "colgen" else integer_auction(auction)
+    if units is None and solver == "mulknap":
+        raise InvalidParameterError(
+            "the auction's demands and capacities span too wide a range for integer units"
+        )
+    incumbent = None
+    if units is not None:
+        fallback = solver == "auto" and users_per_provider(units) < COLGEN_BELOW
+        result = solve_mulknap(
+            units,
+            target_gap=target_gap,
+            node_limit=min(node_limit, MULKNAP_FIRST_NODES) if fallback else node_limit,
+            deadline=start + time_limit,
+        )
+        welfare = check_assignment(auction, result.assignment)
+        mulknap_state = AllocationState(
+            auction=auction,
+            assignment=result.assignment,
+            welfare=welfare,
+            bound=_float_bound(units, result, welfare),
+            proven_optimal=result.proven,
+            pool_providers=np.zeros(0, dtype=np.int64),
+            pool_members=(),
+            time_limit=float(time_limit),
+            target_gap=float(target_gap),
+            seconds=time.perf_counter() - start,
+            units=units,
+            bound_units=result.bound,
+            node_limit=node_limit,
+            colgen_fallback=fallback,
+        )
+        if result.proven or not fallback or mulknap_state.gap <= target_gap:
+            return mulknap_state
+        incumbent = _colgen_incumbent(auction, result.assignment)
     pool = ColumnPool(auction)
-    solution = solve_welfare(pool, time_limit=time_limit, target_gap=target_gap)
+    solution = solve_welfare(
+        pool,
+        incumbent=incumbent,
+        time_limit=max(start + time_limit - time.perf_counter(), 1e-3),
+        target_gap=target_gap,
+    )
     welfare = check_assignment(auction, solution.assignment)
+    if units is not None and welfare < mulknap_state.welfare:
+        return mulknap_state  # column generation stopped below the search's assignment
     return AllocationState(
         auction=auction,
         assignment=solution.assignment,
@@ -146,6 +248,17 @@ def allocate(
         target_gap=float(target_gap),
         seconds=time.perf_counter() - start,
     )
+
+
+def _colgen_incumbent(auction: StandardAuction, assignment: np.ndarray) -> np.ndarray | None:
+    """The multiple-knapsack search's assignment as column generation's incumbent. It
+    always fits the capacity rule that solver applies (integer units keep half the slack);
+    the check keeps a broken assignment from seeding it."""
+    served = assignment >= 0
+    load = np.bincount(
+        assignment[served], weights=auction.demands[served], minlength=auction.n_providers
+    )
+    return assignment if np.all(load <= capacity_limits(auction.capacities)) else None
 
 
 def _refill_without(state: AllocationState, user: int) -> np.ndarray:
@@ -185,6 +298,8 @@ def clarke_payments(state: AllocationState, users: Sequence[int]) -> PaymentResu
         start = time.perf_counter()
         if state.assignment[user] < 0:
             lower[k], upper[k], proven[k] = state.welfare, state.bound, state.proven_optimal
+        elif state.units is not None:
+            lower[k], upper[k], proven[k] = _others_optimum(state, int(user), start)
         else:
             # Each solve starts from the allocation's pool, not from what earlier solves
             # added: a payment is then the same whichever group computes it, in any order.
@@ -201,6 +316,46 @@ def clarke_payments(state: AllocationState, users: Sequence[int]) -> PaymentResu
             proven[k] = solution.proven_optimal
         seconds[k] = time.perf_counter() - start
     return PaymentResult(users_array, lower, upper, proven, seconds)
+
+
+def _others_optimum(state: AllocationState, user: int, start: float) -> tuple[float, float, bool]:
+    """W*_{-i} by the multiple-knapsack solver: (welfare found, bound, proven). It starts
+    from the allocation without the user, its provider refilled, and stops once it reaches
+    the allocation's own bound (W*_{-i} ≤ W*). Under `auto` with few users per provider,
+    column generation takes over after MULKNAP_FIRST_NODES nodes, as for the allocation."""
+    units = state.units
+    assert units is not None
+    without = state.assignment.copy()
+    without[user] = -1
+    limit = state.node_limit
+    result = solve_mulknap(
+        units,
+        excluded=user,
+        incumbent=refill(units, without, int(state.assignment[user]), user),
+        upper=state.bound_units,
+        target_gap=state.target_gap,
+        node_limit=min(limit, MULKNAP_FIRST_NODES) if state.colgen_fallback else limit,
+        deadline=start + state.time_limit,
+    )
+    if result.assignment[user] >= 0:
+        raise SolverError(f"the solve without user {user} served it")
+    welfare = check_assignment(state.auction, result.assignment)
+    bound = _float_bound(units, result, welfare)
+    if result.proven or not state.colgen_fallback or bound <= welfare * (1 + state.target_gap):
+        return welfare, bound, result.proven
+    solution = solve_welfare(
+        ColumnPool(state.auction),
+        excluded=user,
+        incumbent=_colgen_incumbent(state.auction, result.assignment),
+        time_limit=max(start + state.time_limit - time.perf_counter(), 1e-3),
+        target_gap=state.target_gap,
+    )
+    if solution.assignment[user] >= 0:
+        raise SolverError(f"the solve without user {user} served it")
+    found = check_assignment(state.auction, solution.assignment)
+    if found < welfare:  # column generation stopped below the search's assignment
+        return welfare, bound, False
+    return found, max(found, min(bound, solution.bound)), solution.proven_optimal
 
 
 def split_users(users: np.ndarray, groups: int) -> list[np.ndarray]:
@@ -251,6 +406,8 @@ def vcg_auction(
     workers: int | None = None,
     time_limit: float = 60.0,
     target_gap: float = 0.0,
+    node_limit: int = DEFAULT_NODE_LIMIT,
+    solver: str = "auto",
 ) -> VCGOutcome:
     """Run the standard auction: allocation (Task 1), payments of the winners split into
     `groups` subsets (Task 2, in a pool of `workers` processes, default one per group;
@@ -259,9 +416,11 @@ def vcg_auction(
     Raises InvalidParameterError on bad input before any work."""
     auction = standard_auction(bids, demands, capacities)
     workers = _check_groups(groups, workers)
-    _check_limits(time_limit, target_gap)
+    _check_limits(time_limit, target_gap, node_limit, solver)
     start = time.perf_counter()
-    state = allocate(auction, time_limit=time_limit, target_gap=target_gap)
+    state = allocate(
+        auction, time_limit=time_limit, target_gap=target_gap, node_limit=node_limit, solver=solver
+    )
     payment_start = time.perf_counter()
     outcome = payments_from(state, payments_in_pool(state, groups, workers))
     end = time.perf_counter()
@@ -306,7 +465,7 @@ class VCGMechanism(Mechanism):
     margin_holder = "pool"
     summary = (
         "VCG standard auction: each user's whole demand on one provider, proven welfare "
-        "optimum (column generation), Clarke-pivot payments"
+        "optimum (exact multiple knapsack), Clarke-pivot payments"
     )
     properties = frozenset(
         {
@@ -325,11 +484,16 @@ class VCGMechanism(Mechanism):
         groups: int = 1,
         require_exact: bool = False,
         workers: int | None = None,
+        node_limit: int = DEFAULT_NODE_LIMIT,
+        solver: str = "auto",
     ) -> None:
         """`groups`: the winners' payments are split into this many subsets (Task 2);
         `workers`: processes computing them in parallel (None: one per group; 0: all in
-        this process). The payments are the same either way."""
-        _check_limits(time_limit, target_gap)
+        this process). The payments are the same either way. `node_limit` and
+        `time_limit` bound each welfare problem; `solver` is one of SOLVERS."""
+        _check_limits(time_limit, target_gap, node_limit, solver)
+        self.node_limit = node_limit
+        self.solver = solver
         self.workers = _check_groups(groups, workers)
         self.time_limit = float(time_limit)
         self.target_gap = float(target_gap)
@@ -391,6 +555,8 @@ class VCGMechanism(Mechanism):
                 workers=self.workers,
                 time_limit=self.time_limit,
                 target_gap=self.target_gap,
+                node_limit=self.node_limit,
+                solver=self.solver,
             )
             if self.require_exact and not outcome.payments_exact:
                 raise NotProvenOptimalError(

@@ -1,0 +1,38 @@
+"""Compile mercat's largest numba kernels once, into numba's on-disk cache.
+
+The VCG solvers (`clearing/vcg/`: the multiple-knapsack search and its knapsack blocks) take
+about a minute of CPU to compile, the fast engine of seed 000 (`scenarios/collective_fast.py`)
+about 13 s. Both are cached on disk (`cache=True`), but a cold cache is compiled by every
+process that needs it at the same time: the distributed auctioneer's providers, a node's
+workers, a test runner's workers. `make test` runs this first so that they all load the
+cache instead; a user who starts many processes at once can do the same:
+
+    python -m mercat.warm
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def warm() -> dict[str, float]:
+    """Run each compiled path once on a tiny input; seconds per path."""
+    from mercat.clearing.vcg.mechanism import VCGMechanism
+    from mercat.market.generators import standard_auction_market
+    from mercat.scenarios.collective_config import CollectiveConfig
+    from mercat.scenarios.collective_sim import simulate
+
+    seconds = {}
+    start = time.perf_counter()
+    for solver in ("auto", "colgen"):
+        VCGMechanism(workers=0, solver=solver).clear(standard_auction_market(3, 12, 3))
+    seconds["vcg"] = time.perf_counter() - start
+    start = time.perf_counter()
+    simulate(CollectiveConfig(assets=10, tasks=50), runs=1, engine="fast")
+    seconds["collective_fast"] = time.perf_counter() - start
+    return seconds
+
+
+if __name__ == "__main__":
+    for path, taken in warm().items():
+        print(f"{path}: {taken:.1f} s")
