@@ -220,6 +220,9 @@ def _run_local(
             process.terminate()
         for process in processes:
             process.join(5)
+        # the executor's manager thread sees its workers gone and ends: join it here, not in
+        # the interpreter's exit hook, where Python 3.11 can race it (a traceback at exit)
+        executor.shutdown(wait=True)
         raise
     executor.shutdown()
 
