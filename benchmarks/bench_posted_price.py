@@ -1,14 +1,22 @@
-"""Market-maker dynamics (seed 001, attempt 4) on a 200-request, 50-node market.
+"""Market-maker dynamics (seed 001, attempt 4) on a 200-request, 50-node market, fast path
+against the exact reference.
 
-Two perfect-information makers best-respond for `--rounds` rounds (or until a round changes
-nothing, whichever comes first: with a price tick of 0.01 on a market of this size the
-descent to a zero margin takes thousands of proposals, and single best responses took up to
-212 s here). Measured per proposal: the maker's best response (the certified fast path:
-near-optimal pool and undercut rays, `CertifiedResponder`) and the mechanism's evaluation
-(`submit`: V check and IMPROVEMENT). The readable reference (`BestResponder.exact`: one
-HiGHS solve per response) is timed on states sampled from the same run, side by side, and
-must give the same gains. A small market (`--small`) is also run to the end with both
-responders, and their traces must be identical.
+Two perfect-information makers best-respond until a round changes nothing. The fast path
+(`CertifiedResponder`: undercut rays, the near-optimal pool, and the challenge model kept
+between turns, `posted_price_challenge`) plays the whole run; every best response and every
+evaluation by the mechanism (`submit`) is timed. The exact reference (`BestResponder.exact`:
+the reference's challenge MILP solved afresh by HiGHS at every turn) is then run beside it
+in the same process on the same market:
+
+- `--reference full`: the whole dynamics again with exact best responses; the two traces
+  (every turn's maker, outcome, allocation and margin) must be identical;
+- `--reference sampled` (default): the exact best response on `--reference-states` turns
+  of the fast run, evenly spaced, timed beside the fast path's time on the very same turns;
+  it must find the same gains;
+- `--reference none`.
+
+A small market (`--small`) is also run to the end with both responders, and their traces
+must be identical.
 
 The large market has no resource dimensions (capacities unlimited): with the generator's
 two binding resources, HiGHS does not prove the welfare optimum of a 200 x 50 market within
@@ -16,10 +24,14 @@ a minute, and a best response must be exact. Every other constraint kind is ther
 capabilities, node and state conflicts, exclusive node groups, fixed costs.
 
     .venv/bin/python benchmarks/bench_posted_price.py [--requests 200] [--nodes 50]
-        [--tick 0.01] [--rounds 3]
+        [--tick 0.01] [--rounds 40] [--reference sampled|full|none] [--progress]
 
-`--rounds 100000` runs the dynamics to convergence: 214 rounds, 426 proposals, about 14 min
-here (2026-11-23, 2 cores); the default 3 rounds take about a minute (63 s on 2026-11-24).
+The default 40 rounds give the side-by-side figures of docs/posted-price.md in about two
+minutes (`make bench` runs it so); `--rounds 100000` runs to convergence (hundreds of
+proposals at 200 x 50: minutes, not seconds).
+Times are wall-clock and CPU seconds of this process; on a shared machine the wall-clock
+times include waiting for a core (`machine.load_average_before`/`_after` say how busy it
+was).
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 
 from mercat.clearing.optimal import solve_welfare
@@ -58,36 +71,82 @@ class TimedMaker(PerfectInformation):
     """A perfect-information maker, timing every decision; the makers of one run share
     `turns`, so it lists every decision in the order of the turns."""
 
-    def __init__(self, turns: list, certify: bool = True) -> None:
+    def __init__(self, turns: list, certify: bool = True, progress: bool = False) -> None:
         super().__init__(certify)
         self.turns = turns  # (maker id, standing seen, offer made or None, seconds)
+        self.progress = progress
 
     def propose(self, view: MakerView):
         start = time.perf_counter()
-        offer = self.responder(view).respond(view.standing)
-        self.turns.append((view.maker, view.standing, offer, time.perf_counter() - start))
+        responder = self.responder(view)
+        offer = responder.respond(view.standing)
+        seconds = time.perf_counter() - start
+        self.turns.append((view.maker, view.standing, offer, seconds))
+        if self.progress:  # one line per turn on stderr, to follow a long run
+            gain = "pass" if offer is None else f"gain {offer.gain:.4f}"
+            print(
+                f"turn {len(self.turns)} {view.maker} {seconds:.3f} s {gain} "
+                f"milp {responder.milp_solves} lp {getattr(responder, 'lp_solves', 0)}",
+                file=sys.stderr,
+                flush=True,
+            )
         return None if offer is None else offer.proposal
 
 
 def summary(values: list[float]) -> dict:
     if not values:
         return {"count": 0}
+    ordered = sorted(values)
     return {
         "count": len(values),
         "mean_ms": 1e3 * statistics.fmean(values),
         "median_ms": 1e3 * statistics.median(values),
+        "p90_ms": 1e3 * ordered[int(0.9 * (len(ordered) - 1))],
         "max_ms": 1e3 * max(values),
         "total_s": sum(values),
     }
 
 
-def run(market, tick: float, certify: bool, rounds: int = 1_000_000):
+def run(market, tick: float, certify: bool, rounds: int = 1_000_000, progress: bool = False):
     mechanism = TimedMechanism()
     turns: list = []
-    makers = [TimedMaker(turns, certify), TimedMaker(turns, certify)]
-    start = time.perf_counter()
+    makers = [TimedMaker(turns, certify, progress), TimedMaker(turns, certify, progress)]
+    wall, cpu = time.perf_counter(), time.process_time()
     trace = run_dynamics(market, makers, attempt=mechanism, rounds=rounds, tick=tick)
-    return trace, mechanism, turns, time.perf_counter() - start
+    seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    return trace, mechanism, turns, seconds
+
+
+def signature(trace):
+    return [(s.maker, s.outcome, s.standing.allocation, round(s.margin, 7)) for s in trace.steps]
+
+
+def outcome(trace, seconds, turns, optimum) -> dict:
+    final = trace.steps[-1]
+    return {
+        "wall_s": seconds["wall"],
+        "cpu_s": seconds["cpu"],
+        "rounds_played": trace.rounds,
+        "turns": len(trace.steps),
+        "proposals": trace.proposals,
+        "converged": trace.converged,
+        "final_welfare": final.welfare,
+        "welfare_ratio": final.welfare / optimum,
+        "final_margin": final.margin,
+        "participants": len(final.standing.allocation.served_requests)
+        + len(final.standing.allocation.used_nodes),
+        "highs_milp_solves": trace.milp_solves,
+        "highs_lp_solves": trace.details.get("lp_solves", 0),
+        "certified_responses": trace.details.get("certified_responses", 0),
+        "wall_s_per_proposal": seconds["wall"] / max(1, trace.proposals),
+        "best_response": summary([t[3] for t in turns]),
+    }
+
+
+def same(fast, slow) -> bool:
+    if fast is None or slow is None:
+        return fast is None and slow is None
+    return math.isclose(fast.gain, slow.gain, rel_tol=1e-7, abs_tol=1e-7)
 
 
 def main() -> None:
@@ -99,10 +158,13 @@ def main() -> None:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="rounds of the large market's dynamics (each maker proposes once per round)",
+        default=40,
+        help="rounds of the large market's dynamics (each maker proposes once per round; "
+        "100000 runs to convergence)",
     )
+    parser.add_argument("--reference", choices=("sampled", "full", "none"), default="sampled")
     parser.add_argument("--reference-states", type=int, default=8)
+    parser.add_argument("--progress", action="store_true", help="one line per turn on stderr")
     parser.add_argument("--small", type=int, nargs=2, default=(10, 5), metavar=("T", "N"))
     args = parser.parse_args()
 
@@ -111,51 +173,16 @@ def main() -> None:
     optimum = solve_welfare(market)
     optimum_seconds = time.perf_counter() - start
 
-    trace, mechanism, turns, seconds = run(market, args.tick, certify=True, rounds=args.rounds)
-    final = trace.steps[-1]
-    decision_seconds = [t[3] for t in turns]
-    proposals = trace.proposals
-
-    # The reference on turns of the same run, evenly spaced, timed side by side with the
-    # certified path's time on the very same turns; it must find the same gains. One
-    # reference per maker, its welfare optimum and encoding made before the clock starts
-    # (the certified path holds both from earlier turns too).
-    step = max(1, len(turns) // args.reference_states)
-    sampled = turns[::step][: args.reference_states]
-    references: dict[str, BestResponder] = {}
-    slow_times, agree = [], True
-    for maker_id, standing, fast, _ in sampled:
-        reference = references.get(maker_id)
-        if reference is None:
-            reference = references[maker_id] = BestResponder(
-                market, trace.mechanism, maker_id, args.tick
-            )
-            reference.welfare_optimum()
-            reference.encoding()
-        begin = time.perf_counter()
-        slow = reference.exact(standing)
-        slow_times.append(time.perf_counter() - begin)
-        same = (fast is None and slow is None) or (
-            fast is not None
-            and slow is not None
-            and math.isclose(fast.gain, slow.gain, rel_tol=1e-7, abs_tol=1e-7)
-        )
-        agree = agree and same
-
-    small_market = random_market(args.seed, *args.small)
-    small_fast, _, small_fast_turns, small_fast_s = run(small_market, args.tick, certify=True)
-    small_slow, _, small_slow_turns, small_slow_s = run(small_market, args.tick, certify=False)
-
-    def signature(t):
-        return [(s.maker, s.outcome, s.standing.allocation, round(s.margin, 7)) for s in t.steps]
-
-    result = {
+    trace, mechanism, turns, seconds = run(
+        market, args.tick, certify=True, rounds=args.rounds, progress=args.progress
+    )
+    result: dict = {
         "benchmark": "posted_price",
         "machine": {
             "python": platform.python_version(),
             "processor": platform.machine(),
             "cpus": os.cpu_count(),
-            "load_average": os.getloadavg(),
+            "load_average_before": os.getloadavg(),
         },
         "market": {
             "requests": len(market.requests),
@@ -165,57 +192,72 @@ def main() -> None:
             "resources": len(market.resources),
             "tick": args.tick,
             "seed": args.seed,
+            "rounds_limit": args.rounds,
         },
         "optimum": {
             "welfare": optimum.welfare,
             "proven": optimum.proven,
             "seconds": optimum_seconds,
         },
-        "dynamics": {
-            "seconds": seconds,
-            "rounds_limit": args.rounds,
-            "rounds_played": trace.rounds,
-            "turns": len(trace.steps),
-            "proposals": proposals,
-            "converged": trace.converged,
-            "final_welfare": final.welfare,
-            "welfare_ratio": final.welfare / optimum.welfare,
-            "final_margin": final.margin,
-            "participants": len(final.standing.allocation.served_requests)
-            + len(final.standing.allocation.used_nodes),
-            "highs_solves": trace.milp_solves,
-            "certified_responses": trace.details.get("certified_responses"),
-            "seconds_per_proposal": seconds / max(1, proposals),
-        },
-        "per_proposal": {
-            "best_response_certified": summary(decision_seconds),
-            "best_response_seconds_by_turn": [round(t, 4) for t in decision_seconds],
-            "evaluation_submit": summary(mechanism.seconds),
-        },
-        "reference_side_by_side": {
+        "fast": outcome(trace, seconds, turns, optimum.welfare),
+        "evaluation_submit": summary(mechanism.seconds),
+    }
+
+    if args.reference == "full":
+        slow, _, slow_turns, slow_seconds = run(
+            market, args.tick, certify=False, rounds=args.rounds, progress=args.progress
+        )
+        result["reference"] = outcome(slow, slow_seconds, slow_turns, optimum.welfare)
+        result["reference"]["identical_traces"] = signature(trace) == signature(slow)
+        result["speedup_wall"] = slow_seconds["wall"] / seconds["wall"]
+        result["speedup_cpu"] = slow_seconds["cpu"] / seconds["cpu"]
+    elif args.reference == "sampled":
+        # One reference per maker, its welfare optimum and encoding made before the clock
+        # starts (the fast path holds both from earlier turns too).
+        step = max(1, len(turns) // args.reference_states)
+        sampled = turns[::step][: args.reference_states]
+        references: dict[str, BestResponder] = {}
+        slow_times, agree = [], True
+        for maker_id, standing, fast, _ in sampled:
+            reference = references.get(maker_id)
+            if reference is None:
+                reference = references[maker_id] = BestResponder(
+                    market, trace.mechanism, maker_id, args.tick
+                )
+                reference.welfare_optimum()
+                reference.encoding()
+            begin = time.perf_counter()
+            slow = reference.exact(standing)
+            slow_times.append(time.perf_counter() - begin)
+            agree = agree and same(fast, slow)
+        result["reference_sampled"] = {
             "turns_compared": len(sampled),
-            "certified_same_turns": summary([t[3] for t in sampled]),
+            "fast_same_turns": summary([t[3] for t in sampled]),
             "reference_exact": summary(slow_times),
             "same_gains": agree,
+        }
+
+    small_market = random_market(args.seed, *args.small)
+    small_fast, _, small_fast_turns, small_fast_s = run(small_market, args.tick, certify=True)
+    small_slow, _, small_slow_turns, small_slow_s = run(small_market, args.tick, certify=False)
+    result["small_market_full_run"] = {
+        "requests": args.small[0],
+        "nodes": args.small[1],
+        "fast": {
+            "wall_s": small_fast_s["wall"],
+            "turns": len(small_fast.steps),
+            "highs_milp_solves": small_fast.milp_solves,
+            "best_response": summary([t[3] for t in small_fast_turns]),
         },
-        "small_market_full_run": {
-            "requests": args.small[0],
-            "nodes": args.small[1],
-            "certified": {
-                "seconds": small_fast_s,
-                "turns": len(small_fast.steps),
-                "highs_solves": small_fast.milp_solves,
-                "best_response": summary([t[3] for t in small_fast_turns]),
-            },
-            "reference": {
-                "seconds": small_slow_s,
-                "turns": len(small_slow.steps),
-                "highs_solves": small_slow.milp_solves,
-                "best_response": summary([t[3] for t in small_slow_turns]),
-            },
-            "identical_traces": signature(small_fast) == signature(small_slow),
+        "reference": {
+            "wall_s": small_slow_s["wall"],
+            "turns": len(small_slow.steps),
+            "highs_milp_solves": small_slow.milp_solves,
+            "best_response": summary([t[3] for t in small_slow_turns]),
         },
+        "identical_traces": signature(small_fast) == signature(small_slow),
     }
+    result["machine"]["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 
 

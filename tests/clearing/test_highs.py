@@ -60,20 +60,30 @@ def test_solves_on_one_thread_each_get_the_thread_count_they_ask_for():
 
 
 THREADS_AFTER_SOLVE = """
-import os, threading
+import os, threading, time
 from mercat.clearing.optimal import OptimalMechanism
 from mercat.market.generators import running_example
 
 market = running_example()  # every import and lazy pool is up before counting
+left = []
 
 def solve():
+    before = set(os.listdir("/proc/self/task"))
     OptimalMechanism(threads=4).clear(market, seed=0)
+    # Counted while this thread lives (its scheduler would live as long). A solver thread
+    # that has stopped may stay listed in /proc for a moment while the kernel releases it:
+    # wait up to 30 s for the list to settle; a thread kept alive never leaves it.
+    for _ in range(600):
+        extra = set(os.listdir("/proc/self/task")) - before
+        if not extra:
+            break
+        time.sleep(0.05)
+    left.append(len(extra))
 
-before = set(os.listdir("/proc/self/task"))
 worker = threading.Thread(target=solve)  # a fresh OS thread: a fresh HiGHS scheduler
 worker.start()
 worker.join()
-print(len(set(os.listdir("/proc/self/task")) - before))
+print(left[0])
 """
 
 
@@ -103,3 +113,18 @@ def test_every_highs_solve_goes_through_run():
             ):
                 offenders.append(f"{path.relative_to(SRC)}:{node.lineno}")
     assert offenders == []
+
+
+def test_search_options_cannot_change_what_counts_as_optimal():
+    from mercat.clearing.highs import solve_max
+    from mercat.errors import SolverError
+    from mercat.market.constraints import encode
+
+    market = running_example()
+    exact = solve_max(encode(market))
+    # A loose gap among the caller's options is overridden by solve_max's own (1e-9).
+    loose = solve_max(encode(market), options={"mip_rel_gap": 0.9, "mip_heuristic_effort": 0.0})
+    assert loose.proven and loose.objective == pytest.approx(exact.objective, abs=1e-9)
+    assert loose.gap <= 1e-9
+    with pytest.raises(SolverError, match="refused the option"):
+        solve_max(encode(market), options={"no_such_option": 1})

@@ -1,5 +1,9 @@
 """Solving a `MilpEncoding` with HiGHS (highspy): the one place that talks to the solver.
 
+`solve_max` solves a MILP once (optionally from a known feasible point); `LpRelaxation` keeps
+the LP relaxation of a model in one HiGHS instance, so that a model solved again after a
+small change (some costs, bounds, rows) starts from the last optimal basis.
+
 HiGHS prints a banner on stdout the first time a solver is built in a process; `new_solver`
 builds it with stdout pointed at /dev/null, so `--json` output stays clean.
 
@@ -21,12 +25,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from mercat.errors import SolverError
-from mercat.market.constraints import MilpEncoding
+from mercat.market.constraints import MilpEncoding, Row, rows_matrix
 from mercat.market.model import relative_gap
 
 _banner_swallowed = False
@@ -110,44 +115,30 @@ def solve_max(
     abs_gap: float = 1e-9,
     seed: int = 0,
     threads: int = 1,
+    options: Mapping[str, bool | int | float | str] | None = None,
 ) -> MilpResult:
-    """Maximise encoding.objective·x over the encoding's feasible set."""
+    """Maximise encoding.objective·x over the encoding's feasible set. `options` are further
+    HiGHS options (how it searches, never what it accepts as optimal).
+
+    No MIP start is passed: HiGHS 1.16 can map a start through presolve to a point of
+    another value, then report the start itself as optimal with a bound it does not reach
+    (seen on a 14 × 5 challenge MILP). A proven result whose point falls short of its bound
+    raises `SolverError`."""
     import highspy
 
     start = time.perf_counter()
     if encoding.num_cols == 0:
         return MilpResult(np.zeros(0), 0.0, 0.0, 0.0, True, "Empty", 0, 0.0)
     solver = new_solver(threads)
-    lp = highspy.HighsLp()
-    lp.num_col_ = encoding.num_cols
-    lp.num_row_ = encoding.num_rows
-    lp.sense_ = highspy.ObjSense.kMaximize
-    lp.col_cost_ = encoding.objective
-    lp.col_lower_ = encoding.col_lower
-    lp.col_upper_ = encoding.col_upper
-    inf = highspy.kHighsInf
-    lp.row_lower_ = np.where(np.isinf(encoding.row_lower), -inf, encoding.row_lower)
-    lp.row_upper_ = np.where(np.isinf(encoding.row_upper), inf, encoding.row_upper)
-    matrix = encoding.matrix
-    if matrix.nnz and np.abs(matrix.data).min() < SMALLEST_COEFFICIENT:
-        matrix = matrix.copy()
-        matrix.data[np.abs(matrix.data) < SMALLEST_COEFFICIENT] = 0.0
-        matrix.eliminate_zeros()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.num_col_ = encoding.num_cols
-    lp.a_matrix_.num_row_ = encoding.num_rows
-    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
-    lp.a_matrix_.value_ = matrix.data.astype(float)
     has_integers = bool(encoding.integral.any())
-    if has_integers:
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
-            for flag in encoding.integral
-        ]
     solver.setOptionValue("small_matrix_value", SMALLEST_COEFFICIENT)
-    if solver.passModel(lp) != highspy.HighsStatus.kOk:
+    if solver.passModel(_highs_lp(encoding, integral=True)) != highspy.HighsStatus.kOk:
         raise SolverError("HiGHS rejected the clearing model")
+    # The caller's options first: the settings below (gaps, tolerances, no presolve) decide
+    # what counts as optimal and are not the caller's to change.
+    for name, value in (options or {}).items():
+        if solver.setOptionValue(name, value) != highspy.HighsStatus.kOk:
+            raise SolverError(f"HiGHS refused the option {name}={value!r}")
     solver.setOptionValue("mip_rel_gap", float(rel_gap))
     solver.setOptionValue("mip_abs_gap", float(abs_gap))
     solver.setOptionValue("random_seed", int(seed) % (2**31 - 1))
@@ -189,6 +180,11 @@ def solve_max(
     if status not in usable:  # x = 0 is always feasible here, so anything else is a fault
         raise SolverError(f"HiGHS could not solve the clearing model (status {name})")
     # Stopped early without an incumbent: x = 0 (serve nobody) is valid, the bound unknown.
+    if proven and has_integers and bound - objective > 1e-6 * max(1.0, abs(bound)):
+        raise SolverError(
+            f"HiGHS reported an optimum of {bound:.9g} that its solution ({objective:.9g}) "
+            "does not reach"
+        )
     gap = relative_gap(bound, objective)
     return MilpResult(
         x=x,
@@ -200,3 +196,145 @@ def solve_max(
         nodes=int(info.mip_node_count) if has_integers else 0,
         seconds=time.perf_counter() - start,
     )
+
+
+def _highs_lp(encoding: MilpEncoding, *, integral: bool):
+    """The encoding as a highspy.HighsLp to maximise (integrality only if `integral`)."""
+    import highspy
+
+    lp = highspy.HighsLp()
+    lp.num_col_ = encoding.num_cols
+    lp.num_row_ = encoding.num_rows
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = encoding.objective
+    lp.col_lower_ = encoding.col_lower
+    lp.col_upper_ = encoding.col_upper
+    lp.row_lower_ = _highs_bounds(encoding.row_lower)
+    lp.row_upper_ = _highs_bounds(encoding.row_upper)
+    matrix = encoding.matrix
+    if matrix.nnz and np.abs(matrix.data).min() < SMALLEST_COEFFICIENT:
+        matrix = matrix.copy()
+        matrix.data[np.abs(matrix.data) < SMALLEST_COEFFICIENT] = 0.0
+        matrix.eliminate_zeros()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.num_col_ = encoding.num_cols
+    lp.a_matrix_.num_row_ = encoding.num_rows
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data.astype(float)
+    if integral and encoding.integral.any():
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+            for flag in encoding.integral
+        ]
+    return lp
+
+
+def _highs_bounds(values) -> np.ndarray:
+    import highspy
+
+    values = np.asarray(values, dtype=float)
+    return np.where(
+        np.isposinf(values),
+        highspy.kHighsInf,
+        np.where(np.isneginf(values), -highspy.kHighsInf, values),
+    )
+
+
+@dataclass(frozen=True)
+class LpSolution:
+    """An optimal point of an LP relaxation and its row duals y (HiGHS's convention for a
+    maximisation: reduced costs c - Aᵀy, y ≥ 0 on rows at their upper bound)."""
+
+    x: np.ndarray
+    duals: np.ndarray
+    objective: float
+    iterations: int
+
+
+class LpRelaxation:
+    """The LP relaxation of a `MilpEncoding`, kept in one HiGHS instance between solves.
+
+    A caller that solves a sequence of similar models changes what differs (`set_costs`,
+    `truncate` and `append` for the rows and columns at the end) and calls `solve` again:
+    HiGHS starts from the last optimal basis, which after a small change is a few simplex
+    iterations from the new optimum instead of a solve from scratch.
+    """
+
+    def __init__(self, encoding: MilpEncoding, threads: int = 1) -> None:
+        import highspy
+
+        self._solver = new_solver(threads)
+        self._solver.setOptionValue("small_matrix_value", SMALLEST_COEFFICIENT)
+        if self._solver.passModel(_highs_lp(encoding, integral=False)) != highspy.HighsStatus.kOk:
+            raise SolverError("HiGHS rejected the LP relaxation")
+        self._solver.setOptionValue("primal_feasibility_tolerance", 1e-9)
+        self._solver.setOptionValue("dual_feasibility_tolerance", 1e-9)
+        self.num_cols = encoding.num_cols
+        self.num_rows = encoding.num_rows
+        self.solves = 0
+
+    def set_costs(self, columns, costs) -> None:
+        columns = np.asarray(columns, dtype=np.int32)
+        if len(columns):
+            self._solver.changeColsCost(len(columns), columns, np.asarray(costs, dtype=float))
+
+    def truncate(self, num_cols: int, num_rows: int) -> None:
+        """Delete every column from `num_cols` on and every row from `num_rows` on."""
+        if self.num_rows > num_rows:
+            self._solver.deleteRows(
+                self.num_rows - num_rows, np.arange(num_rows, self.num_rows, dtype=np.int32)
+            )
+            self.num_rows = num_rows
+        if self.num_cols > num_cols:
+            self._solver.deleteCols(
+                self.num_cols - num_cols, np.arange(num_cols, self.num_cols, dtype=np.int32)
+            )
+            self.num_cols = num_cols
+
+    def append(self, costs, lower, upper, rows: list[Row]) -> None:
+        """Add columns (their costs and bounds; no entries yet), then rows over all columns."""
+        costs = np.asarray(costs, dtype=float)
+        if len(costs):
+            empty = np.zeros(len(costs) + 1, dtype=np.int32)
+            self._solver.addCols(
+                len(costs),
+                costs,
+                _highs_bounds(lower),
+                _highs_bounds(upper),
+                0,
+                empty,
+                np.zeros(0, dtype=np.int32),
+                np.zeros(0),
+            )
+            self.num_cols += len(costs)
+        if rows:
+            matrix = rows_matrix(rows, self.num_cols)
+            self._solver.addRows(
+                len(rows),
+                _highs_bounds([lo for _, lo, _ in rows]),
+                _highs_bounds([hi for _, _, hi in rows]),
+                matrix.nnz,
+                matrix.indptr.astype(np.int32),
+                matrix.indices.astype(np.int32),
+                matrix.data.astype(float),
+            )
+            self.num_rows += len(rows)
+
+    def solve(self) -> LpSolution:
+        import highspy
+
+        self.solves += 1
+        run(self._solver)
+        status = self._solver.getModelStatus()
+        if status != highspy.HighsModelStatus.kOptimal:
+            name = self._solver.modelStatusToString(status)
+            raise SolverError(f"HiGHS could not solve the LP relaxation (status {name})")
+        solution = self._solver.getSolution()
+        info = self._solver.getInfo()
+        return LpSolution(
+            x=np.array(solution.col_value),
+            duals=np.array(solution.row_dual),
+            objective=float(info.objective_function_value),
+            iterations=int(info.simplex_iteration_count),
+        )

@@ -203,8 +203,11 @@ def run_dynamics(
     penalty = float(non_negative("penalty", penalty))
     ids = tuple(f"mm{k + 1}" for k in range(len(makers)))
     rngs = as_generator(seed).spawn(len(makers))
+    shared: dict = {}  # solver state makers with the same beliefs share (MakerView.shared)
     views = [
-        MakerView(maker_id, maker.beliefs(market, rng), mechanism, Standing.empty(), tick)
+        MakerView(
+            maker_id, maker.beliefs(market, rng), mechanism, Standing.empty(), tick, shared=shared
+        )
         for maker_id, maker, rng in zip(ids, makers, rngs, strict=True)
     ]
     standing = Standing.empty()
@@ -251,7 +254,8 @@ def run_dynamics(
 
     responders = [v.memory["responder"] for v in views if "responder" in v.memory]
     solves = sum(r.milp_solves + getattr(r, "pool_solves", 0) for r in responders)
-    hits = sum(getattr(v.memory.get("responder"), "certified", 0) for v in views)
+    hits = sum(getattr(r, "certified", 0) for r in responders)
+    lp_solves = sum(getattr(r, "lp_solves", 0) for r in responders)
     return Trace(
         market=market,
         mechanism=mechanism,
@@ -264,7 +268,7 @@ def run_dynamics(
         settlement=settle(market, standing, penalty),
         milp_solves=solves,
         cycle=cycle,
-        details={"certified_responses": hits},
+        details={"certified_responses": hits, "lp_solves": lp_solves},
     )
 
 

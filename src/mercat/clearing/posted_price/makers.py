@@ -49,6 +49,9 @@ class MakerView:
     standing: Standing
     tick: float
     memory: dict[str, Any] = field(default_factory=dict)  # private to (maker, run)
+    # Computation that makers of one run may share: solver state that depends only on the
+    # beliefs (two makers with the same beliefs solve the same MILPs), never a decision.
+    shared: dict[Any, Any] = field(default_factory=dict)
 
 
 class MarketMaker(ABC):
@@ -81,8 +84,12 @@ class ProfitMaximiser(MarketMaker):
         """The maker's best-response solver for this run (kept in its memory)."""
         responder = view.memory.get("responder")
         if responder is None:
-            kind = CertifiedResponder if self.certify else BestResponder
-            responder = kind(view.beliefs, view.mechanism, view.maker, view.tick)
+            if self.certify:
+                responder = CertifiedResponder(
+                    view.beliefs, view.mechanism, view.maker, view.tick, shared=view.shared
+                )
+            else:
+                responder = BestResponder(view.beliefs, view.mechanism, view.maker, view.tick)
             view.memory["responder"] = responder
         return responder
 

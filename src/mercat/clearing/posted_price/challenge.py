@@ -1,0 +1,392 @@
+"""One maker's challenge MILP kept between turns: the fast path's exact best challenge.
+
+The reference (`BestResponder.challenge`, `posted_price_response`) builds the challenge MILP
+afresh for every standing and hands it to HiGHS whole. At 200 requests × 50 nodes that is
+about 7,500 binaries, and HiGHS spends about a second on each (its presolve, root cuts and
+heuristics; the model itself takes 25 ms to build), on every turn: in the best-response
+dynamics of a large market nearly every turn is a new challenge, not an undercut, so the
+certificates of `posted_price_certificate` rarely apply. `ChallengeModel` solves the same
+problem, exactly, in four steps:
+
+1. A tighter model of the same MILP. Every node that can serve gets a use column u_n
+   (x_j ≤ u_n for its pairs, u_n ≤ Σ_j x_j, so u_n = 1 iff n serves anything), and every
+   row over the pairs of one node alone (a node conflict x_a + x_b ≤ 1, a capacity) is
+   lifted to Σ a_j·x_j ≤ b·u_n, which says the same of integral points but forbids an LP
+   that half-opens a node from using it in full. In a market without resources a node's
+   conflict indicator c_n is u_n itself (the reference ties a separate c_n to the pairs),
+   and the improvement e_p = max(tick, excess_p)·c_p is written into the objective or
+   attempt 4's row z ≥ Σ e_p instead of a column of its own. On the 200 × 50 benchmark the
+   LP bound falls from 0.28 above the optimum to 0.035.
+2. The LP relaxation stays in one HiGHS instance (`mercat.clearing.highs.LpRelaxation`):
+   from one standing to the next only the costs of the holder's participants and the few
+   rows and columns about the holder change, and the simplex restarts from the last basis.
+3. Reduced-cost fixing (`posted_price_fixing`): the gain of a known candidate (the
+   re-proposal, which is always a feasible challenge, and the maker's last answers) and the
+   LP bound fix every column that no allocation earning as much can change, typically 43
+   of 50 nodes; if the bound itself is no better than the candidate, the candidate is the
+   answer and no MILP is solved.
+4. HiGHS solves the restricted MILP.
+
+The answer is priced by `offer_for` and must agree with the MILP, as in the reference; a
+restricted optimum below the candidate (which the fixing argument rules out) raises
+`SolverError`. Only the base mechanism (one holder) uses this model; with the
+specialization extension the responder solves the reference's model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import sparse
+
+from mercat.clearing.highs import LpRelaxation, solve_max
+from mercat.clearing.posted_price.fixing import FIX_MARGIN, fix_columns, lagrangian_bound
+from mercat.clearing.posted_price.pricing import Offer
+from mercat.clearing.posted_price.proposal import Proposal
+from mercat.clearing.posted_price.reference import GAIN_TOL
+from mercat.errors import SolverError
+from mercat.market.constraints import MilpEncoding, Row
+from mercat.market.economics import node_cost
+from mercat.market.model import Allocation, Market
+
+COEFFICIENT_FLOOR = 1e-9
+"""Tolerance slacks at most this (rounding residue of a re-pricing or a shifted state) are
+left out of attempt 4's row: HiGHS rejects a matrix entry this small, and a participant
+with no slack adds nothing to ∇ when it conflicts."""
+
+RESTRICTED_MILP_OPTIONS = {
+    "mip_detect_symmetry": False,
+    "mip_allow_restart": False,
+    "mip_heuristic_effort": 0.0,
+    "mip_heuristic_run_feasibility_jump": False,
+}
+"""How HiGHS searches the restricted MILP: after the fixing, neither its symmetry detection
+nor a restart after its own root fixing pays (on a 200 × 50 state early in the dynamics:
+0.14 s instead of 0.17). Nor do its primal heuristics: late in the 200 × 50 dynamics the
+best known candidate is already the optimum on the states profiled, so the MILP only has to
+prove it, and the heuristics (feasibility jump, sub-MIPs) look for what is known (CPU
+seconds on turns 100, 140, 170 and 195: 0.61, 0.57, 0.67, 1.09 with them, 0.21, 0.48, 0.48,
+1.00 without; measured while HiGHS still presolved, see `solve_max`). Feasibility jump runs
+even at effort 0; without presolve, switching it off too took turns 100, 150 and 196 from
+0.75, 1.24 and 1.37 CPU seconds to 0.66, 1.06 and 1.11 (the rest is the root's cuts, which
+close the gap: on turn 170 a single node). These options change
+the search, not the answer; `solve_max` sets what decides optimality after them."""
+
+RECENT_ANSWERS = 4
+"""Besides the re-proposal, this many of the last best challenges are priced as candidates:
+the better the best candidate, the more columns the LP bound fixes (on the 200 × 50
+benchmark the optimum is one of them in about 40 % of the turns)."""
+
+
+def strengthened(encoding: MilpEncoding, market: Market) -> MilpEncoding:
+    """V's encoding with a use column for every node that can serve and its one-node rows
+    lifted (module docstring, step 1); `used_columns` then names every node's use column."""
+    on_node: dict[str, list[int]] = {}
+    for (_, n), j in encoding.pair_columns.items():
+        on_node.setdefault(n, []).append(j)
+    use = dict(encoding.used_columns)
+    added = [n.id for n in market.nodes if n.id in on_node and n.id not in use]
+    first = encoding.num_cols
+    for k, n in enumerate(added):
+        use[n] = first + k
+    num_cols = first + len(added)
+
+    # Rows whose every entry is a pair on one node, with coefficients ≥ 0, no lower bound
+    # and an upper bound b ≥ 0: Σ a_j x_j ≤ b becomes Σ a_j x_j - b·u_n ≤ 0.
+    node_index = {n: k for k, n in enumerate(on_node)}
+    node_of = np.full(num_cols, -1)
+    for n, columns in on_node.items():
+        node_of[columns] = node_index[n]
+    matrix = sparse.csr_array(
+        (encoding.matrix.data, encoding.matrix.indices, encoding.matrix.indptr),
+        shape=(encoding.num_rows, num_cols),
+    )
+    row_lower = encoding.row_lower.copy()
+    row_upper = encoding.row_upper.copy()
+    counts = np.diff(matrix.indptr)
+    nonempty = counts > 0
+    starts = matrix.indptr[:-1][nonempty]
+    entry_node = node_of[matrix.indices]
+    low_node = np.full(encoding.num_rows, -1)
+    high_node = np.full(encoding.num_rows, -2)
+    low_coef = np.full(encoding.num_rows, -1.0)
+    low_node[nonempty] = np.minimum.reduceat(entry_node, starts)
+    high_node[nonempty] = np.maximum.reduceat(entry_node, starts)
+    low_coef[nonempty] = np.minimum.reduceat(matrix.data, starts)
+    liftable = (
+        (low_node >= 0)
+        & (low_node == high_node)
+        & (low_coef >= 0)
+        & np.isneginf(row_lower)
+        & np.isfinite(row_upper)
+        & (row_upper >= 0)
+    )
+    lifted = np.nonzero(liftable)[0]
+    nodes = list(on_node)
+    coo = matrix.tocoo()
+    rows = [coo.row, lifted]
+    cols = [coo.col, np.array([use[nodes[low_node[i]]] for i in lifted], dtype=np.int64)]
+    data = [coo.data, -row_upper[lifted]]
+    row_upper[lifted] = 0.0
+    matrix = sparse.csr_array(
+        (np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(encoding.num_rows, num_cols),
+    )
+
+    extra: list[Row] = []
+    for n in added:
+        extra += [({j: 1.0, use[n]: -1.0}, -math.inf, 0.0) for j in on_node[n]]
+    for n, columns in on_node.items():
+        extra.append(({use[n]: 1.0, **dict.fromkeys(columns, -1.0)}, -math.inf, 0.0))
+    base = dataclasses.replace(
+        encoding,
+        objective=np.concatenate([encoding.objective, np.zeros(len(added))]),
+        col_lower=np.concatenate([encoding.col_lower, np.zeros(len(added))]),
+        col_upper=np.concatenate([encoding.col_upper, np.ones(len(added))]),
+        integral=np.concatenate([encoding.integral, np.ones(len(added), dtype=bool)]),
+        matrix=matrix,
+        row_lower=row_lower,
+        row_upper=row_upper,
+        used_columns=use,
+    )
+    return base.extended(extra)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Holder:
+    """The holder-dependent part of the model (everything `ChallengeModel.load` derives)."""
+
+    proposal: Proposal
+    objective: np.ndarray  # costs of the base columns
+    tail_objective: np.ndarray
+    tail_lower: np.ndarray
+    tail_upper: np.ndarray
+    tail_integral: np.ndarray
+    rows: list[Row]
+    indicator: dict[str, int]  # participant -> its c_p column
+    floors: dict[str, float]  # participant -> E_p = max(tick, excess_p)
+    slack: dict[str, float]  # participant -> its tolerance slack
+    workload_nodes: dict[str, int]  # holder node -> its c_n column (markets with resources)
+    z: int | None  # attempt 4's column z, or None
+
+
+class ChallengeModel:
+    """The best challenge against a one-member standing, for one maker in one market."""
+
+    def __init__(self, beliefs: Market, attempt: int, tick: float, encoding: MilpEncoding) -> None:
+        if attempt not in (3, 4):
+            raise ValueError(f"challenge MILPs exist for attempts 3 and 4, not {attempt}")
+        self.beliefs = beliefs
+        self.attempt = attempt
+        self.tick = tick
+        self.by_workload = bool(beliefs.resources)
+        self.base = strengthened(encoding, beliefs)
+        self._pairs_on: dict[str, dict[str, int]] = {}
+        for (t, n), j in self.base.pair_columns.items():
+            self._pairs_on.setdefault(n, {})[t] = j
+        self._lp: LpRelaxation | None = None
+        self._lp_costs = self.base.objective.copy()
+        self._holder: _Holder | None = None
+        self.lp_solves = 0
+        self.milp_solves = 0
+        self.fixed_columns: list[int] = []  # per MILP: columns the bound fixed
+        self.bound_certified = 0  # challenges answered by the LP bound alone
+        self.recent: list[Allocation] = []  # the last best challenges, newest last
+
+    def remember(self, allocation: Allocation) -> None:
+        """Keep a best challenge as a candidate for the next ones (allocations recur: in a
+        large market the makers rotate among a few node sets)."""
+        if allocation in self.recent:
+            self.recent.remove(allocation)
+        self.recent = [*self.recent[-(RECENT_ANSWERS - 1) :], allocation]
+
+    # --- the holder-dependent part -------------------------------------------------------
+
+    def load(self, holder: Proposal) -> _Holder:
+        """Write the model for this holder (kept until another holder is loaded)."""
+        if self._holder is not None and self._holder.proposal == holder:
+            return self._holder
+        beliefs, tick, base = self.beliefs, self.tick, self.base
+        objective = base.objective.copy()
+        tail_objective: list[float] = []
+        tail_lower: list[float] = []
+        tail_upper: list[float] = []
+        tail_integral: list[bool] = []
+        rows: list[Row] = []
+
+        def column(hi: float, is_int: bool, cost: float) -> int:
+            tail_objective.append(cost)
+            tail_lower.append(0.0)
+            tail_upper.append(hi)
+            tail_integral.append(is_int)
+            return base.num_cols + len(tail_objective) - 1
+
+        indicator: dict[str, int] = {}
+        floors: dict[str, float] = {}
+        slack: dict[str, float] = {}
+        workload_nodes: dict[str, int] = {}
+        pays_floor = self.attempt == 3  # attempt 3 pays Σ e_p; attempt 4 pays z
+
+        # Sorted, as in the reference: the holder's participants are sets, and the order of
+        # the columns and rows added here decides which of several equally good answers
+        # HiGHS returns.
+        for t in sorted(holder.requests):
+            j = base.served_columns[t]
+            floors[t] = max(tick, holder.payments[t] - beliefs.request(t).value)
+            indicator[t], slack[t] = j, holder.request_slack(t)
+            objective[j] = holder.payments[t] - (floors[t] if pays_floor else 0.0)
+        for n in sorted(holder.nodes):
+            on_node = self._pairs_on.get(n, {})
+            if not on_node:
+                continue  # a node that can serve nothing here is never a conflicting one
+            held = node_cost(beliefs, holder.allocation, n)
+            floors[n] = max(tick, held - holder.rewards[n])
+            slack[n] = holder.node_slack(n)
+            # If n conflicts, the margin pays φ_b(n) for it instead of its cost here.
+            change = held - holder.rewards[n] - (floors[n] if pays_floor else 0.0)
+            if not self.by_workload:
+                indicator[n] = base.used_columns[n]
+                objective[indicator[n]] += change
+                continue
+            c = indicator[n] = workload_nodes[n] = column(1.0, True, change)
+            bundle = holder.allocation.requests_on(n)
+            aggregate = {c: 1.0}
+            for t, j in on_node.items():
+                if t in bundle:
+                    rows.append(({c: 1.0, j: -1.0}, -math.inf, 0.0))
+                    aggregate[j] = -1.0
+                else:
+                    rows.append(({c: 1.0, j: 1.0}, -math.inf, 1.0))
+                    aggregate[j] = 1.0
+            rows.append((aggregate, 1.0 - len(bundle), math.inf))
+        if not indicator:
+            raise SolverError("challenge MILP against a standing with no participant")
+        rows.append((dict.fromkeys(indicator.values(), 1.0), 1.0, math.inf))
+        z = None
+        if self.attempt == 4:
+            nabla = holder.slack
+            z = column(max(math.fsum(floors.values()), nabla + tick), False, -1.0)
+            need = {z: 1.0}
+            for p, j in indicator.items():
+                need[j] = -floors[p]
+            rows.append((need, 0.0, math.inf))
+            cover = {z: 1.0}
+            for p, j in indicator.items():
+                if slack[p] > COEFFICIENT_FLOOR:  # HiGHS refuses entries |a_ij| ≤ 1e-9
+                    cover[j] = slack[p]
+                else:
+                    slack[p] = 0.0
+            rows.append((cover, nabla + tick, math.inf))
+        self._holder = _Holder(
+            proposal=holder,
+            objective=objective,
+            tail_objective=np.array(tail_objective, dtype=float),
+            tail_lower=np.array(tail_lower, dtype=float),
+            tail_upper=np.array(tail_upper, dtype=float),
+            tail_integral=np.array(tail_integral, dtype=bool),
+            rows=rows,
+            indicator=indicator,
+            floors=floors,
+            slack=slack,
+            workload_nodes=workload_nodes,
+            z=z,
+        )
+        return self._holder
+
+    def model(self, holder: Proposal, maker: str) -> tuple[MilpEncoding, float]:
+        """The challenge MILP of `maker` against this holder: maximise, then add the constant
+        (minus the holder's margin if it is the maker's own)."""
+        h = self.load(holder)
+        model = dataclasses.replace(self.base, objective=h.objective).extended(
+            h.rows,
+            objective=np.concatenate([h.objective, h.tail_objective]),
+            col_lower=np.concatenate([self.base.col_lower, h.tail_lower]),
+            col_upper=np.concatenate([self.base.col_upper, h.tail_upper]),
+            integral=np.concatenate([self.base.integral, h.tail_integral]),
+        )
+        return model, -(holder.margin if holder.maker == maker else 0.0)
+
+    def point(self, holder: Proposal, allocation: Allocation) -> np.ndarray:
+        """The model's column vector for an allocation: a feasible point worth its gain if it
+        conflicts with the holder (tests/clearing/posted_price hold it to `offer_for`)."""
+        h = self.load(holder)
+        x = np.concatenate(
+            [self.base.encode_allocation(allocation, self.beliefs), np.zeros(len(h.tail_objective))]
+        )
+        for n, c in h.workload_nodes.items():
+            bundle = holder.allocation.requests_on(n)
+            x[c] = 1.0 if allocation.requests_on(n) == bundle else 0.0
+        if h.z is not None:
+            on = {p: x[j] for p, j in h.indicator.items()}
+            x[h.z] = max(
+                math.fsum(h.floors[p] * on[p] for p in on),
+                holder.slack + self.tick - math.fsum(h.slack[p] * on[p] for p in on),
+            )
+        return x
+
+    # --- solving ----------------------------------------------------------------------------
+
+    def _relaxation_duals(self, holder: Proposal) -> np.ndarray:
+        """Optimal row duals of the LP relaxation for this holder (warm-started)."""
+        h = self.load(holder)
+        if self._lp is None:
+            self._lp = LpRelaxation(self.base)
+        lp = self._lp
+        changed = np.nonzero(h.objective != self._lp_costs)[0]
+        lp.set_costs(changed, h.objective[changed])
+        self._lp_costs = h.objective.copy()
+        lp.truncate(self.base.num_cols, self.base.num_rows)
+        lp.append(h.tail_objective, h.tail_lower, h.tail_upper, h.rows)
+        self.lp_solves += 1
+        return lp.solve().duals
+
+    def best(
+        self,
+        holder: Proposal,
+        maker: str,
+        candidates: list[tuple[Offer, Allocation]],
+        price: Callable[[Allocation], Offer | None],
+    ) -> Offer | None:
+        """`maker`'s most profitable challenge (None if no allocation conflicts with the holder).
+
+        `candidates` are offers already priced against this holder, each a challenge on its
+        allocation; `price(allocation)` prices another one (`offer_for`)."""
+        model, constant = self.model(holder, maker)
+        known = max(candidates, key=lambda c: c[0].gain, default=None)
+        if known is not None:
+            bound = lagrangian_bound(model, self._relaxation_duals(holder))
+            if bound.value + constant <= known[0].gain + GAIN_TOL:
+                self.bound_certified += 1
+                self.remember(known[1])
+                return known[0]
+            lower, upper, fixed = fix_columns(model, bound, known[0].gain - constant)
+            model = dataclasses.replace(model, col_lower=lower, col_upper=upper)
+            self.fixed_columns.append(fixed)
+        self.milp_solves += 1
+        result = solve_max(model, options=None if known is None else RESTRICTED_MILP_OPTIONS)
+        if result.status in ("Infeasible", "Primal infeasible or unbounded"):
+            if known is not None:
+                raise SolverError("the restricted challenge MILP lost the known candidate")
+            return None
+        if not result.proven:
+            raise SolverError(f"HiGHS did not prove the best challenge (status {result.status})")
+        expected = result.objective + constant
+        if known is not None and expected < known[0].gain - FIX_MARGIN:
+            raise SolverError(
+                f"the restricted challenge MILP found {expected:.9g}, below the known "
+                f"candidate's {known[0].gain:.9g}"
+            )
+        offer = price(model.decode(result.x, self.beliefs))
+        if offer is None or not math.isclose(offer.gain, expected, rel_tol=1e-6, abs_tol=1e-6):
+            got = "no winning offer" if offer is None else f"gain {offer.gain:.9g}"
+            raise SolverError(
+                f"best-challenge MILP and pricing disagree: MILP {expected:.9g}, pricing {got}"
+            )
+        self.remember(offer.proposal.allocation)
+        return offer
+
+
+__all__ = ["RECENT_ANSWERS", "ChallengeModel", "strengthened"]
