@@ -39,6 +39,16 @@ class UnknownNameError(MercatError, LookupError):
         return str(self.args[0])
 
 
+class PluginError(MercatError, ImportError):
+    """A plug-in that cannot be used: its module fails to import, its object is not of the
+    kind asked for, or its name clashes with another (src/mercat/plugins.py)."""
+
+
+class ScenarioError(InvalidParameterError):
+    """A scenario file that cannot run: unreadable TOML, an unknown table or key, a bad value;
+    the message names the file, the table and the key (src/mercat/workbench/scenario.py)."""
+
+
 class InvalidMarketError(MercatError, ValueError):
     """A market description that is malformed or inconsistent (duplicate ids, dangling refs)."""
 

@@ -10,7 +10,7 @@ import pytest
 from mercat.clearing.collective import CollectiveSelection
 from mercat.errors import InvalidMarketError
 from mercat.market.model import Market, Node, Request
-from tests.clearing.contract import MechanismContract
+from mercat.testing.contract import MechanismContract
 
 
 class TestCollectiveSelection(MechanismContract):

@@ -20,8 +20,8 @@ from mercat.market.generators import (
     running_example,
 )
 from mercat.market.model import Clearing, Market, Node, Request
-from tests.clearing.contract import MechanismContract
-from tests.clearing.truthfulness import misreport_gains, misreports_pay
+from mercat.testing.contract import MechanismContract
+from mercat.testing.truthfulness import misreport_gains, misreports_pay
 from tests.strategies import auction_arrays
 
 

@@ -17,7 +17,7 @@ from mercat.market.generators import (
     standard_auction_market,
 )
 from mercat.market.model import Allocation
-from tests.clearing.contract import MechanismContract
+from mercat.testing.contract import MechanismContract
 from tests.strategies import auction_arrays, markets
 
 

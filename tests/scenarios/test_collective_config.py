@@ -7,7 +7,7 @@ from mercat.scenarios.collective_config import CollectiveConfig
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        (dict(mechanism="coll-x"), UnknownNameError, "unknown mechanism"),
+        (dict(mechanism="coll-x"), UnknownNameError, "unknown collective rule"),
         (dict(assets=3), InvalidParameterError, "at least assets_per_task"),
         (dict(tasks=0), InvalidParameterError, "tasks"),
         (dict(stake=-1.0), InvalidParameterError, "stake"),

@@ -32,6 +32,7 @@ from mercat.cli import (
     serve,
     simulate,
     storage,
+    workbench,
 )
 from mercat.errors import MercatError
 
@@ -112,6 +113,8 @@ app.add_typer(agent.app)  # mercat agent
 app.add_typer(oracle.app)  # mercat oracle
 app.add_typer(request.app, name="request")
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(workbench.app)  # mercat sweep, mercat plot
+app.add_typer(workbench.scenario_app, name="scenario")
 
 
 def main() -> None:

@@ -52,7 +52,11 @@ def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]
 def clear(
     market_file: Path = typer.Argument(..., help="Market JSON file (docs/market-format.md)."),
     mechanism: str = typer.Option(
-        "optimal", "--mechanism", "-m", help="Clearing mechanism (see docs/mechanisms.md)."
+        "optimal",
+        "--mechanism",
+        "-m",
+        help="Clearing mechanism (see docs/mechanisms.md), an installed plug-in's name, or "
+        "module:Class.",
     ),
     seed: int = typer.Option(0, help="Seed for mechanisms that draw random numbers."),
     time_limit: float | None = typer.Option(
@@ -78,7 +82,7 @@ def clear(
     from mercat.clearing.report import accepted_options, clearing_report, configure
     from mercat.market.market_io import load_market
 
-    mechanism_class = registry.get(mechanism)  # unknown names fail before the file is read
+    mechanism_class = registry.resolve(mechanism)  # unknown names fail before the file is read
     pairs = list(option)
     if time_limit is not None:  # --time-limit is -o time_limit=…: given both ways, it is refused
         if "time_limit" not in accepted_options(mechanism_class):

@@ -15,6 +15,7 @@ import typer
 
 from mercat.cli._output import console, print_json, print_table
 from mercat.cli.clearing import mechanism_options
+from mercat.errors import InvalidParameterError
 
 app = typer.Typer(help="Run a marketplace: signed offers and requests, rounds, settlement.")
 
@@ -34,7 +35,9 @@ def run(
         [], "--option", "-o", help="Mechanism option KEY=VALUE (repeatable)."
     ),
     collective: str = typer.Option(
-        "coll-sr", help="Collective rule: free, coll-stake, coll-rep or coll-sr."
+        "coll-sr",
+        help="Collective rule: free, coll-stake, coll-rep, coll-sr, an installed plug-in or "
+        "module:Class (plug-ins run on the in-memory book).",
     ),
     rounds: int = typer.Option(20, min=1, max=100_000, help="Rounds to run."),
     providers: int = typer.Option(4, min=1, max=1000, help="Providers (two servers each)."),
@@ -58,14 +61,18 @@ def run(
     from mercat.clearing.report import configure
     from mercat.identity import Keypair
     from mercat.incentives.collective import mechanism as collective_mechanism
-    from mercat.incentives.integer_rule import IntegerRule
     from mercat.runtime.memory import MemoryBook
     from mercat.scenarios.marketplace import MarketSetup, build, summary
 
     unit = 10**6
     spec = collective_mechanism(collective)
-    rule = IntegerRule.from_collective(spec.rule(initial_stake=10.0, task_target=0.01), unit)
-    mechanism_class = registry.get(mechanism)
+    if ledger is not None and not spec.compiled:
+        raise InvalidParameterError(
+            f"the SQL ledger stores seed 000's four collective rules only; {collective!r} is a "
+            "plug-in rule: run it on the in-memory book (leave out --ledger)"
+        )
+    rule = spec.integer_rule(spec.rule(initial_stake=10.0, task_target=0.01), unit)
+    mechanism_class = registry.resolve(mechanism)
     clearing = configure(mechanism_class, mechanism_options(mechanism_class, list(option)))
     setup = MarketSetup(
         providers=providers,
@@ -83,7 +90,7 @@ def run(
 
         config = LedgerConfig(operator=operator.public, rule=rule, unit=unit, quorum=2)
         book = LedgerBook(Ledger.init(ledger, config), operator)
-    market = build(book, clearing, setup, rng, collective)
+    market = build(book, clearing, setup, rng, spec)
     if events is not None:
         from dataclasses import replace
 

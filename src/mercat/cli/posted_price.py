@@ -52,7 +52,8 @@ def dynamics(
     strategy: str = typer.Option(
         "perfect-information",
         "--strategy",
-        help="Strategy of every maker, or a comma-separated list with one per maker.",
+        help="Strategy of every maker, or a comma-separated list with one per maker (a "
+        "registered name, an installed plug-in's, or module:Class).",
     ),
     sigma: float = typer.Option(0.1, help="Noise of noisy-estimates makers."),
     specialization: bool = typer.Option(
@@ -74,7 +75,7 @@ def dynamics(
     mechanism = mechanism_for(attempt, specialization=specialization)
     count = integer("--makers", makers, minimum=1)
     names = _strategies(strategy, count)
-    classes = [registry.get(name) for name in names]  # unknown names fail before the file
+    classes = [registry.resolve(name) for name in names]  # unknown names fail before the file
     market = load_market(market_file)
     agents = [
         cls(sigma) if cls is registry.NoisyEstimates else cls()  # type: ignore[call-arg]

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from mercat.cli._output import print_json, print_mapping
+
+MAX_FEDAVG_RUNS = 1000
+"""Training runs of one `mercat simulate fedavg` (more is a sweep: mercat sweep)."""
 
 app = typer.Typer(help="Simulate markets.", no_args_is_help=True)
 
 
 @app.command()
 def collective(
-    mechanism: str = typer.Option("coll-sr", help="free, coll-stake, coll-rep or coll-sr."),
+    mechanism: str = typer.Option(
+        "coll-sr",
+        help="Collective rule: free, coll-stake, coll-rep, coll-sr, an installed plug-in or "
+        "module:Class (plug-ins run on the reference and pipeline engines).",
+    ),
+    rule_option: list[str] = typer.Option(
+        [], "--rule-option", "-r", help="A plug-in rule's option KEY=VALUE (repeatable)."
+    ),
     assets: int = typer.Option(100, help="Initial number of assets N_a."),
     tasks: int = typer.Option(10_000, help="Tasks per run N_t."),
     assets_per_task: int = typer.Option(4, help="Assets per task |A_t|."),
@@ -43,7 +55,7 @@ def collective(
     """Run a collective-incentive marketplace and print removal precision and failure rates."""
     from mercat.progress import progress_bar
     from mercat.scenarios.collective_config import CollectiveConfig
-    from mercat.scenarios.collective_sim import simulate
+    from mercat.scenarios.collective_sim import check_engine, simulate
 
     config = CollectiveConfig(
         mechanism=mechanism,
@@ -59,7 +71,9 @@ def collective(
         removal_inclusive=not strict_removal,
         replacement=replacement,
         combinations_per_asset=combinations,
+        rule_options=_options(rule_option),
     )
+    check_engine(config, engine)  # before the bar: a refused engine prints one line
     with progress_bar(f"{mechanism} ({engine})", runs, enabled=not as_json) as advance:
         result = simulate(
             config, runs=runs, seed=seed, engine=engine, progress=advance,
@@ -70,6 +84,27 @@ def collective(
         print_json({"config": config.as_dict(), "seed": seed, "engine": engine, "summary": summary})
     else:
         print_mapping(f"{mechanism}: {runs} runs of {tasks} tasks, {assets} assets", summary)
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    """`KEY=VALUE` strings: VALUE read as JSON when it parses (0.3, true), else a string."""
+    import json
+
+    from mercat.errors import InvalidParameterError
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InvalidParameterError(f"--rule-option must look like KEY=VALUE, got {pair!r}")
+        if key in options:
+            raise InvalidParameterError(f"--rule-option {key} given twice")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 @app.command()
@@ -91,6 +126,11 @@ def fedavg(
     clip_norm: float = typer.Option(1.0, help="L2 bound on each client's update."),
     delta: float = typer.Option(1e-5, help="δ at which ε is reported."),
     seed: int = typer.Option(1, help="Seed of the federation and of the training run."),
+    runs: int = typer.Option(
+        1,
+        help="Training runs on the same federation (run 0 is the single run; the summary "
+        "then gives the mean final accuracy and its standard error).",
+    ),
     engine: str = typer.Option("fast", help="fast (vectorized) or reference (per client)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -100,11 +140,16 @@ def fedavg(
     from mercat import validation as check
     from mercat.errors import InvalidParameterError
     from mercat.privacy import fedavg as fl
+    from mercat.workbench.simulation import mean_and_se
+    from mercat.workbench.simulations.fedavg import training_rng
 
     engines = {"fast": fl.train, "reference": fl.train_reference}
     if engine not in engines:
         raise InvalidParameterError(f"engine must be fast or reference, got {engine!r}")
     check.integer("seed", seed, 0)
+    check.integer("runs", runs, 1)
+    if runs > MAX_FEDAVG_RUNS:
+        raise InvalidParameterError(f"runs must be at most {MAX_FEDAVG_RUNS}, got {runs}")
     check.open_unit("delta", delta)  # before training, not after it
     config = fl.FedAvgConfig(
         rounds=rounds,
@@ -118,16 +163,34 @@ def fedavg(
     federation = fl.make_federation(
         clients, dim, np.random.default_rng([seed, 0]), mean_examples, heterogeneity
     )
-    result = engines[engine](federation, config, np.random.default_rng([seed, 1]))
-    summary = {
-        "final_accuracy": float(result.accuracy[-1]),
-        "epsilon": result.epsilon(delta),
+    results = [
+        engines[engine](federation, config, training_rng(seed, r)) for r in range(runs)
+    ]  # the same random numbers as a sweep's runs of this point (mercat.workbench)
+    per_run = [
+        {
+            "run": r,
+            "final_accuracy": float(result.accuracy[-1]),
+            "epsilon": result.epsilon(delta),
+            "max_participations": int(result.participations.max()),
+            "train_seconds": result.seconds,
+        }
+        for r, result in enumerate(results)
+    ]
+    accuracy, accuracy_se = mean_and_se([row["final_accuracy"] for row in per_run])
+    summary: dict[str, Any] = {
+        "final_accuracy": accuracy,
+        "epsilon": max(row["epsilon"] for row in per_run),
         "delta": delta,
-        "max_participations": int(result.participations.max()),
-        "train_seconds": result.seconds,
+        "max_participations": max(row["max_participations"] for row in per_run),
+        "train_seconds": sum(row["train_seconds"] for row in per_run),
     }
+    if runs > 1:
+        summary = {"runs": runs, **summary, "final_accuracy_se": accuracy_se}
     if as_json:
-        print_json({"config": vars(config), "seed": seed, "engine": engine, "summary": summary})
+        out = {"config": vars(config), "seed": seed, "engine": engine, "summary": summary}
+        if runs > 1:
+            out["runs"] = per_run
+        print_json(out)
     else:
         print_mapping(f"FedAvg, {clients} clients, {rounds} rounds, noise {noise}", summary)
 

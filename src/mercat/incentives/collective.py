@@ -35,9 +35,10 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mercat import validation as check
-from mercat.errors import InvalidParameterError, UnknownNameError
+from mercat.errors import InvalidParameterError
 from mercat.incentives.calibration import reward_for_target
 
 AssetId = Hashable
@@ -159,6 +160,18 @@ class Mechanism:
     clamped: bool  # clamp to [floor_ratio·S0, S0] after each update
     moves_stakes: bool = True
 
+    compiled = True  # the fast engine's kernel runs these four (a plug-in rule: False)
+
+    def weight(self, stake: float) -> float:
+        """The selection weight of an asset at this stake: the stake itself."""
+        return stake
+
+    def integer_rule(self, rule: CollectiveRule, unit: int):  # type: ignore[no-untyped-def]
+        """`rule` (from `self.rule(...)`) in integer base units (`IntegerRule`)."""
+        from mercat.incentives.integer_rule import IntegerRule
+
+        return IntegerRule.from_collective(rule, unit)
+
     def rule(
         self,
         initial_stake: float,
@@ -223,9 +236,10 @@ MECHANISMS: dict[str, Mechanism] = {
 }
 
 
-def mechanism(name: str) -> Mechanism:
-    """Look a mechanism up by name (`free`, `coll-stake`, `coll-rep`, `coll-sr`)."""
-    key = name.lower()
-    if key not in MECHANISMS:
-        raise UnknownNameError("mechanism", name, list(MECHANISMS))
-    return MECHANISMS[key]
+def mechanism(name: str, **options: Any) -> Any:
+    """Look a collective rule up by name: `free`, `coll-stake`, `coll-rep`, `coll-sr`, a
+    plug-in's name or `module:Class` (`mercat.incentives.rules`), built with `options`.
+    Returns a `Mechanism` for the four, a calibratable `CustomRule` for a plug-in."""
+    from mercat.incentives.rules import collective_rule
+
+    return collective_rule(name, **options)

@@ -4,6 +4,11 @@ An experiment is a function `(ExperimentContext) -> Section` that writes its CSV
 files under `context.out_dir` and returns the report section describing them. Modules
 that define experiments call `register` at import time; `_MODULES` lists those modules so
 that the registry can import them on demand (keeping `mercat --help` fast).
+
+Experiments outside mercat are plug-ins: an entry point in the group `mercat.experiments`
+naming an `Experiment` (or a module that registers its experiments when imported), under the
+experiment's name. They come after mercat's own, in name order, and are imported only when
+asked for (`mercat reproduce NAME`, or `all`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from mercat.errors import UnknownNameError
+from mercat import plugins
+from mercat.errors import PluginError, UnknownNameError
 from mercat.report.html import Section, section_from_dict, section_to_dict
 
 # Modules that register experiments, in report order.
@@ -69,21 +76,49 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def _load() -> dict[str, Experiment]:
+    """mercat's own experiments (imported on demand) and those registered so far."""
     for module in _MODULES:
         importlib.import_module(module)
     return _REGISTRY
 
 
+def _plugin_entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in plugins.entry_points(plugins.GROUPS["experiment"])}
+
+
+def _load_plugin(ep: Any) -> Experiment:
+    """The experiment an entry point names (an `Experiment`, or a module registering it)."""
+    target = plugins.load_entry_point(ep)
+    if isinstance(target, Experiment):
+        if target.name != ep.name:
+            raise PluginError(f"{plugins.origin(ep)} names an experiment called {target.name!r}")
+        return register(target)
+    if ep.name not in _REGISTRY:
+        raise PluginError(
+            f"{plugins.origin(ep)} is neither an Experiment nor a module registering "
+            f"experiment {ep.name!r}"
+        )
+    return _REGISTRY[ep.name]
+
+
 def experiments() -> dict[str, Experiment]:
-    """All experiments, in report order."""
-    return dict(_load())
+    """All experiments, in report order (plug-ins imported)."""
+    known = _load()
+    for name, ep in _plugin_entry_points().items():
+        if name not in known:
+            _load_plugin(ep)
+    return dict(known)
 
 
 def get(name: str) -> Experiment:
     known = _load()
-    if name not in known:
-        raise UnknownNameError("experiment", name, [*known, "all"])
-    return known[name]
+    if name in known:
+        return known[name]
+    ep = _plugin_entry_points().get(name)
+    if ep is None:
+        names = [*known, *(n for n in _plugin_entry_points() if n not in known)]
+        raise UnknownNameError("experiment", name, [*names, "all"])
+    return _load_plugin(ep)
 
 
 def run_experiment(name: str, context: ExperimentContext) -> Section:
@@ -119,7 +154,8 @@ def _plain(value: object) -> object:
 def saved_sections(out_dir: Path) -> list[Section]:
     """Sections saved under `out_dir` by earlier runs, in registry order."""
     sections = []
-    for name in _load():
+    names = [*_load(), *(n for n in _plugin_entry_points() if n not in _REGISTRY)]
+    for name in names:
         path = out_dir / name / "section.json"
         if path.exists():
             sections.append(section_from_dict(json.loads(path.read_text(encoding="utf-8"))))

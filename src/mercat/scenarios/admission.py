@@ -19,7 +19,6 @@ import numpy as np
 from mercat import validation as check
 from mercat.clearing import registry
 from mercat.incentives.collective import mechanism as collective_mechanism
-from mercat.incentives.integer_rule import IntegerRule
 from mercat.runtime.memory import MemoryBook
 from mercat.scenarios.marketplace import MarketSetup, build
 
@@ -30,9 +29,9 @@ def run_variant(
     mechanism: str, collective: str, admission: bool, rounds: int, seed: int, setup: MarketSetup
 ) -> dict[str, float]:
     spec = collective_mechanism(collective)
-    rule = IntegerRule.from_collective(spec.rule(initial_stake=setup.stake, task_target=0.01), UNIT)
+    rule = spec.integer_rule(spec.rule(initial_stake=setup.stake, task_target=0.01), UNIT)
     book = MemoryBook(rule, unit=UNIT, quorum=2)
-    market = build(book, registry.create(mechanism), setup, np.random.default_rng(seed), collective)
+    market = build(book, registry.create(mechanism), setup, np.random.default_rng(seed), spec)
     if not admission:
         market.plan = replace(market.plan, admission=None)
     market.run(rounds)

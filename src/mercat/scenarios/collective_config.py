@@ -17,6 +17,10 @@ authors' public simulator does (with which Table I is reproduced closely):
 In every reading, when fewer than |A_t| assets remain before a task, assets are added up to
 |A_t|.
 
+`mechanism` names the collective rule: one of the four, or a plug-in rule
+(`mercat.incentives.rules`: an installed name or `module:Class`), built with `rule_options`.
+A plug-in rule runs on the reference and the pipeline engines; the fast engine refuses it.
+
 Asset failure rates follow the power law with density α·x^(α-1) on [0, 1], i.e.
 Fa = U^(1/α) with U uniform: the law the simulator draws from (`scipy.stats.powerlaw`),
 long-tailed towards reliability as the paper asks ("most assets have low failure rates,
@@ -32,17 +36,15 @@ combination all of whose members run the task, fails.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from typing import Any
 
 from mercat import validation as check
 from mercat.errors import InvalidParameterError
 from mercat.incentives.calibration import asset_failure_target, reward_for_target
-from mercat.incentives.collective import (
-    DEFAULT_FLOOR_RATIO,
-    CollectiveRule,
-    Mechanism,
-    mechanism,
-)
+from mercat.incentives.collective import DEFAULT_FLOOR_RATIO, mechanism
 
 FAILURE_RATE_SAMPLINGS = ("pool", "direct")
 REPLACEMENTS = ("one-per-interval", "refill")
@@ -71,9 +73,17 @@ class CollectiveConfig:
     free_moves_stakes: bool = False
     combinations_per_asset: int = 0
     combination_size: int = 2
+    # a plug-in rule's own options, as sorted (key, value) pairs (a mapping is accepted)
+    rule_options: tuple[tuple[str, Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        mechanism(self.mechanism)  # raises UnknownNameError
+        if isinstance(self.rule_options, Mapping):
+            object.__setattr__(self, "rule_options", tuple(sorted(self.rule_options.items())))
+        if not isinstance(self.mechanism, str):
+            raise InvalidParameterError(
+                f"mechanism must be a collective rule's name, got {self.mechanism!r}"
+            )
+        self.mechanism_spec  # noqa: B018 - resolves the rule: UnknownNameError, bad options
         check.integer("assets", self.assets, minimum=1)
         check.integer("tasks", self.tasks, minimum=1)
         check.integer("assets_per_task", self.assets_per_task, minimum=1)
@@ -98,7 +108,12 @@ class CollectiveConfig:
                 f"({self.assets_per_task}): such a combination never runs a task"
             )
         rule = self.rule
-        if self.mechanism_spec.stake_weighted and not rule.removal and rule.stake_floor is None:
+        floor = getattr(rule, "stake_floor", None)
+        if (
+            self.mechanism_spec.compiled
+            and self.mechanism_spec.stake_weighted
+            and not (rule.removal or floor is not None)
+        ):
             raise InvalidParameterError(
                 f"{self.mechanism} weighs selection by stake but neither removes assets nor "
                 "clamps stakes: stakes could fall to zero or below and stop being weights; "
@@ -110,12 +125,14 @@ class CollectiveConfig:
                 "every asset would be removed on arrival"
             )
 
-    @property
-    def mechanism_spec(self) -> Mechanism:
-        return mechanism(self.mechanism)
+    @cached_property
+    def mechanism_spec(self) -> Any:
+        """The collective rule: a `Mechanism` (the four) or a plug-in `CustomRule`."""
+        return mechanism(self.mechanism, **dict(self.rule_options))
 
     @property
-    def rule(self) -> CollectiveRule:
+    def rule(self) -> Any:
+        """The rule calibrated to this market (`CollectiveRule` for the four)."""
         return self.mechanism_spec.rule(
             initial_stake=self.stake,
             task_target=self.target,
@@ -146,4 +163,6 @@ class CollectiveConfig:
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        out["rule_options"] = dict(self.rule_options)
+        return out

@@ -23,6 +23,10 @@ differential test holds their statistics within sampling error.
 
 It returns the fast engine's `RunRecord`, so `mercat simulate collective --engine pipeline`
 prints the same JSON.
+
+A plug-in collective rule (`mercat.incentives.rules.CustomRule`) runs here as it is: the book
+settles with it in base units (`BaseUnitRule`), and a stake-weighted one draws servers in
+proportion to its `weight(stake)` (`ReweightedSelection`).
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from mercat.clearing.base import Seed
 from mercat.clearing.collective import CollectiveSelection
-from mercat.incentives.integer_rule import IntegerRule
+from mercat.market.model import Clearing, Market
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.memory import MemoryBook
 from mercat.runtime.round import RoundPlan, run_round
@@ -64,8 +70,31 @@ class _Assets:
     tasks_failed: list[int] = field(default_factory=list)
 
 
-def integer_rule(config: CollectiveConfig) -> IntegerRule:
-    return IntegerRule.from_collective(config.rule, UNIT)
+def integer_rule(config: CollectiveConfig) -> Any:
+    """The configuration's collective rule in base units (`IntegerRule` for seed 000's four)."""
+    return config.mechanism_spec.integer_rule(config.rule, UNIT)
+
+
+class ReweightedSelection(CollectiveSelection):
+    """Seed 000's selection by a plug-in rule's weight: each node's weight (its stake, as the
+    snapshot sets it) becomes `weight(stake)` before the draw."""
+
+    def __init__(self, weight: Callable[[float], float]) -> None:
+        super().__init__(weighted=True)
+        self.weight = weight
+
+    def clear(self, market: Market, *, seed: Seed = None) -> Clearing:
+        nodes = tuple(replace(n, weight=float(self.weight(n.weight))) for n in market.nodes)
+        return super().clear(replace(market, nodes=nodes), seed=seed)
+
+
+def selection(config: CollectiveConfig) -> CollectiveSelection:
+    """How the configuration's rule draws assets: uniformly, by stake, or by a plug-in's
+    weight of the stake."""
+    spec = config.mechanism_spec
+    if spec.stake_weighted and not spec.compiled:
+        return ReweightedSelection(config.rule.weight)
+    return CollectiveSelection(weighted=spec.stake_weighted)
 
 
 def simulate_run(
@@ -84,7 +113,7 @@ def simulate_run(
     book.fund_pool("operator", _PLENTY)
     stake = round(config.stake * UNIT)
     executor = SampledExecution()
-    plan = RoundPlan(CollectiveSelection(weighted=config.mechanism_spec.stake_weighted), executor)
+    plan = RoundPlan(selection(config), executor)
     assets = _Assets()
     live: list[int] = []
     combinations: list[tuple[tuple[int, ...], float]] = []

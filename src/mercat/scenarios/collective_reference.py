@@ -22,6 +22,10 @@ Random draws, in order: per new asset, the failure rate (pool index or uniform),
 each combination its members (uniform indices, duplicates and itself redrawn) and its
 rate; per task, the picks (one index each, plus one uniform per stake-weighted trial), then
 one uniform for the outcome.
+
+A plug-in collective rule (`mercat.incentives.rules.CustomRule`) runs here unchanged: its
+`updated_stake` and `is_ruined` settle each task, and a stake-weighted one draws assets in
+proportion to its `weight(stake)` (the bound is then the largest weight any asset ever had).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mercat.errors import InvalidParameterError
 from mercat.incentives.collective import settle
 from mercat.scenarios.collective_config import CollectiveConfig
 from mercat.scenarios.collective_run import RunRecord
@@ -41,6 +46,7 @@ class _Asset:
     failure_rate: float
     stake: float
     created_at: int
+    weight: float  # its selection weight at its current stake
     removed_at: int = -1
     tasks_run: int = 0
     tasks_failed: int = 0
@@ -55,14 +61,18 @@ def simulate_run(
     """Simulate one run from xoshiro `state`; `pool` holds the Fa draws (None: direct draws)."""
     rng = Xoshiro256(state)
     rule = config.rule
-    weighted = config.mechanism_spec.stake_weighted
+    spec = config.mechanism_spec
+    weighted = spec.stake_weighted
+    # seed 000's four weigh by the stake itself; a plug-in rule by its weight(stake)
+    weight_of = None if spec.compiled else rule.weight
     per_task = config.assets_per_task
     asset_target = config.asset_target
 
     assets: list[_Asset] = []  # every asset ever created; its index is its id
     live: list[int] = []  # ids of the assets in the market, in order of arrival
     combinations: list[tuple[tuple[int, ...], float]] = []
-    weight_bound = config.stake  # no stake has ever exceeded this
+    initial_weight = config.stake if weight_of is None else _checked_weight(weight_of, config.stake)
+    weight_bound = initial_weight  # no weight has ever exceeded this
     true_positives = false_positives = 0
     failed = np.zeros(config.tasks, dtype=bool)
     live_assets = np.zeros(config.tasks, dtype=np.int32)
@@ -75,7 +85,7 @@ def simulate_run(
 
     def add_asset(now: int) -> None:
         new_id = len(assets)
-        assets.append(_Asset(draw_failure_rate(), config.stake, now))
+        assets.append(_Asset(draw_failure_rate(), config.stake, now, initial_weight))
         for _ in range(config.combinations_per_asset):
             if len(live) < config.combination_size - 1:
                 break  # not enough partners in the market yet
@@ -89,11 +99,15 @@ def simulate_run(
 
     def pick_task_assets() -> list[int]:
         chosen: list[int] = []
+        rejected = 0
         while len(chosen) < per_task:
             candidate = live[rng.below(len(live))]
             if candidate in chosen:
                 continue
-            if weighted and not rng.uniform() * weight_bound < assets[candidate].stake:
+            if weighted and not rng.uniform() * weight_bound < assets[candidate].weight:
+                rejected += 1
+                if rejected % (1000 * len(live)) == 0:
+                    _check_drawable(live, assets, per_task, spec.name)
                 continue
             chosen.append(candidate)
         return chosen
@@ -118,9 +132,12 @@ def simulate_run(
         for asset_id in chosen:
             asset = assets[asset_id]
             asset.stake = outcome.stakes[asset_id]
+            asset.weight = (
+                asset.stake if weight_of is None else _checked_weight(weight_of, asset.stake)
+            )
             asset.tasks_run += 1
             asset.tasks_failed += task_failed
-            weight_bound = max(weight_bound, asset.stake)
+            weight_bound = max(weight_bound, asset.weight)
         for asset_id in outcome.removed:
             live.remove(asset_id)
             assets[asset_id].removed_at = task
@@ -155,3 +172,24 @@ def simulate_run(
         combination_rates=np.array([r for _, r in combinations], dtype=np.float64),
         picks=picks,
     )
+
+
+def _checked_weight(weight_of, stake: float) -> float:  # type: ignore[no-untyped-def]
+    """A plug-in rule's selection weight, which must be a finite number >= 0."""
+    weight = weight_of(stake)
+    if not isinstance(weight, int | float) or not 0 <= weight < float("inf"):
+        raise InvalidParameterError(
+            f"a collective rule's weight must be a finite number >= 0, got {weight!r} at "
+            f"stake {stake!r}"
+        )
+    return float(weight)
+
+
+def _check_drawable(live: list[int], assets: list[_Asset], per_task: int, rule: str) -> None:
+    """After a long run of rejected draws: are there |A_t| live assets of weight > 0?"""
+    drawable = sum(1 for a in live if assets[a].weight > 0)
+    if drawable < per_task:
+        raise InvalidParameterError(
+            f"collective rule {rule!r} left {drawable} live assets of weight > 0; a task "
+            f"needs {per_task}"
+        )

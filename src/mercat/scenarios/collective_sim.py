@@ -11,6 +11,9 @@ the seed, and runs one of three engines:
   agrees with the others in distribution (its streams are numpy's), not draw for draw.
 
 Results are independent of how the runs are split into batches.
+
+A plug-in collective rule (`mercat.incentives.rules.CustomRule`) runs on the reference and
+the pipeline engines; the fast engine compiles seed 000's four only and refuses it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,17 @@ class CollectiveRuns:
         return metrics.summary(self.runs, window)
 
 
+def check_engine(config: CollectiveConfig, engine: str) -> None:
+    """Refuse an engine that cannot run the configuration's collective rule."""
+    check.choice("engine", engine, ENGINES)
+    if engine == "fast" and not config.mechanism_spec.compiled:
+        raise InvalidParameterError(
+            f"the fast engine compiles seed 000's four rules (free, coll-stake, coll-rep, "
+            f"coll-sr) only; collective rule {config.mechanism_spec.name!r} is Python: run it "
+            "with engine reference or pipeline"
+        )
+
+
 def failure_rate_pool(config: CollectiveConfig, seed: int) -> np.ndarray | None:
     """The pool of Fa draws (power law with parameter α) or None for direct draws."""
     if config.failure_rate_sampling != "pool":
@@ -67,6 +81,7 @@ def simulate(
     check.choice("engine", engine, ENGINES)
     tasks_per_round = check.integer("tasks_per_round", tasks_per_round, minimum=1)
     workers = check.integer("workers", workers, minimum=1)
+    check_engine(config, engine)
     pool = failure_rate_pool(config, seed)
     records: list[RunRecord] = []
     if engine == "pipeline":

@@ -16,6 +16,10 @@ signed. `summary` says who earned what.
 Where the collective rule weighs by stake (Coll-Rep, Coll-SR) and the mechanism is a priced
 one, servers are admitted to each round with probability stake / S0
 (`mercat.runtime.admission`).
+
+Requesters are agents (`mercat.scenarios.agents`): the scenario draws what each job needs
+and is worth, the requester's strategy bids for it (truthfully by default), and after every
+round the strategy's `step` hook sees how its jobs fared.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 
 from mercat import validation as check
 from mercat.clearing.base import Mechanism
+from mercat.errors import InvalidParameterError
 from mercat.identity import Keypair
 from mercat.incentives.collective import mechanism as collective_mechanism
 from mercat.runtime.admission import StakeAdmission
@@ -37,6 +42,7 @@ from mercat.runtime.events import MemoryLog
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.round import RoundPlan, RoundReport, run_round
 from mercat.runtime.terms import Offer, RequestTerms
+from mercat.scenarios.agents import Job, JobOutcome, RequesterStrategy, Truthful
 
 MODEL_CID = "bafkreimodelweightsformercatdemomarket"
 """The CID the demo's model asset is offered under (requests name the model by it)."""
@@ -77,6 +83,13 @@ class Marketplace:
     reports: list[RoundReport] = field(default_factory=list)
     next_job: int = 0
     requester_of: dict[str, str] = field(default_factory=dict)  # job -> requester
+    # each requester's bidding agent (truthful unless set); see mercat.scenarios.agents
+    strategies: dict[str, RequesterStrategy] = field(default_factory=dict)
+
+    def strategy_of(self, requester: str) -> RequesterStrategy:
+        if requester not in self.strategies:
+            self.strategies[requester] = Truthful()
+        return self.strategies[requester]
 
     def post_jobs(self, round_: int) -> None:
         """Every requester posts its jobs for this round (valid for three rounds)."""
@@ -95,12 +108,19 @@ class Marketplace:
                 replicas = (
                     1 if divisible or self.setup.standard_auction else int(rng.integers(1, 3))
                 )
-                bid = float(rng.uniform(0.6, 1.6)) * gpus * replicas + 0.5 * len(named)
+                value = float(rng.uniform(0.6, 1.6)) * gpus * replicas + 0.5 * len(named)
+                job = Job(
+                    requester, f"job{self.next_job}", round_, gpus, replicas, len(named), value
+                )
+                bid = _checked_bid(self.strategy_of(requester).bid(job), job)
+                max_price = int(bid * unit)
+                if max_price < 1:  # under one base unit: the requester sits this job out
+                    continue
                 self.book.post_request(
                     requester,
                     RequestTerms(
                         f"job{self.next_job}",
-                        max_price=int(bid * unit),
+                        max_price=max_price,
                         demand={"gpu": gpus},
                         replicas=replicas,
                         assets=named,
@@ -113,8 +133,25 @@ class Marketplace:
     def run(self, rounds: int, start: int = 1) -> list[RoundReport]:
         for round_ in range(start, start + rounds):
             self.post_jobs(round_)
-            self.reports.append(run_round(self.book, round_, self.plan, self.rng))
+            report = run_round(self.book, round_, self.plan, self.rng)
+            self.reports.append(report)
+            self.tell_agents(report)
         return self.reports
+
+    def tell_agents(self, report: RoundReport) -> None:
+        """The strategies' step hook: each requester's jobs that took part in the round."""
+        served = {t.request for t in report.tasks}
+        settled: dict[str, tuple[bool, int]] = {}
+        for s in report.settlements:
+            paid, charged = settled.get(s.request, (False, 0))
+            settled[s.request] = (paid or s.paid, charged + s.charge)
+        seen: dict[str, dict[str, JobOutcome]] = defaultdict(dict)
+        for request in report.market.requests:
+            paid, charged = settled.get(request.id, (False, 0))
+            outcome = JobOutcome(request.id, request.id in served, paid, charged / self.book.unit)
+            seen[self.requester_of[request.id]][request.id] = outcome
+        for requester, strategy in self.strategies.items():
+            strategy.step(report.round, seen.get(requester, {}))
 
 
 def build(
@@ -122,9 +159,10 @@ def build(
     mechanism: Mechanism,
     setup: MarketSetup,
     rng: np.random.Generator,
-    collective: str = "coll-sr",
+    collective: Any = "coll-sr",
 ) -> Marketplace:
-    """Accounts, servers with offers, the model, oracles; the round plan."""
+    """Accounts, servers with offers, the model, oracles; the round plan. `collective` is the
+    book's collective rule, by name or as the rule object (`mercat.incentives.rules`)."""
     unit = book.unit
     stake = round(setup.stake * unit)
     book.deposit("operator", 10_000 * unit)
@@ -163,7 +201,7 @@ def build(
         reliability["model1"] = 0.005
     oracles = [Keypair.generate() for _ in range(setup.oracles)]
     book.add_oracles(oracles)
-    spec = collective_mechanism(collective)
+    spec = collective_mechanism(collective) if isinstance(collective, str) else collective
     admission = (
         StakeAdmission(stake) if spec.stake_weighted and mechanism.name != "collective" else None
     )
@@ -225,3 +263,12 @@ def summary(market: Marketplace) -> dict[str, Any]:
 
 def stakes(book: Any, assets: Sequence[str]) -> dict[str, float]:
     return {a: book.stake_of(a) / book.unit for a in assets}
+
+
+def _checked_bid(bid: object, job: Job) -> float:
+    """A strategy's bid: a finite number of tokens >= 0."""
+    if not isinstance(bid, int | float) or not 0 <= bid < float("inf"):
+        raise InvalidParameterError(
+            f"a requester strategy bid {bid!r} for {job.job}; a bid is a finite number >= 0"
+        )
+    return float(bid)

@@ -13,9 +13,11 @@ run with the maker's own random generator.
   exp(σ·Z - σ²/2), drawn once per run. Its proposals can overcharge a request or underpay
   a node, and then, if they clear, the market fails and it pays the penalty γ.
 
-`MAKERS` lists the strategies explicitly (`mercat dynamics` and `posted-price` read it);
-tests/clearing/posted_price/test_posted_price_makers.py checks that each is registered,
-documented in docs/posted-price.md and uniquely named.
+`MAKERS` lists mercat's strategies explicitly (`mercat dynamics` and `posted-price` read
+the registry); tests/clearing/posted_price/test_posted_price_makers.py checks that each is
+registered, documented in docs/posted-price.md and uniquely named. Strategies outside mercat
+are plug-ins: an entry point in the group `mercat.market_makers`, `register(MyMaker)`, or
+`--strategy mypkg.mod:MyMaker` (docs/workbench.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from mercat.clearing.posted_price.proposal import Proposal, Standing
 from mercat.clearing.posted_price.response import BestResponder
 from mercat.clearing.posted_price.template import SequentialImprovement
 from mercat.market.model import Market
+from mercat.plugins import GROUPS
 from mercat.registry import ClassRegistry
 from mercat.validation import non_negative
 
@@ -130,8 +133,13 @@ class NoisyEstimates(ProfitMaximiser):
 MAKERS: tuple[type[MarketMaker], ...] = (PerfectInformation, NoisyEstimates)
 
 
-REGISTRY = ClassRegistry("market-maker strategy", MAKERS)
+REGISTRY = ClassRegistry(
+    "market-maker strategy", MAKERS, group=GROUPS["market-maker strategy"], base=MarketMaker
+)
 makers = REGISTRY.by_name
 names = REGISTRY.names
 get = REGISTRY.get
+resolve = REGISTRY.resolve
 create = REGISTRY.create
+register = REGISTRY.register
+unregister = REGISTRY.unregister

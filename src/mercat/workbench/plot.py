@@ -1,0 +1,204 @@
+"""The standard figures of a results directory: `mercat plot DIR`.
+
+Whatever the simulation, a sweep's tables have the same shape, so three figures cover it
+(each simulation names its headline measures and its per-step measures):
+
+- `points.png`: each headline measure by case where the scenario lists `[[cases]]`, else
+  against the first numeric parameter the sweep varies,
+  one line per variant (and per value of the other varied parameters), with error bars of
+  one standard error where the summary has them;
+- `steps.png`: each per-step measure over the steps (tasks, rounds, hours), the mean over a
+  point's runs, one line per point (per variant, averaged over the rest, past 12 lines);
+- `runs.png`: the spread of each headline measure over the runs of every point (box plots;
+  A/B variants side by side).
+
+A figure whose data the directory lacks (no per-step table, a single point) is left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mercat.workbench.results import Results, load
+
+MAX_LINES = 12
+
+
+def plot_results(results_dir: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Write the standard figures of a results directory; returns their paths."""
+    from mercat.workbench.scenario import import_plugins
+    from mercat.workbench.simulation import simulation
+
+    results = load(results_dir)
+    import_plugins(tuple(results.manifest.get("plugins", ())))
+    sim = simulation(results.manifest.get("simulation_ref") or results.simulation)
+    out = Path(out) if out is not None else Path(results_dir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    # the variant's name stands for what it sets; the swept parameters label the rest
+    design = [c for c in results.manifest.get("swept", []) if c in results["points"].columns]
+    written = []
+    for name, draw in (("points", _points), ("runs", _runs), ("steps", _steps)):
+        figure = draw(results, sim, design)
+        if figure is not None:
+            path = out / f"{name}.png"
+            _save(figure, path)
+            written.append(path)
+    return written
+
+
+def _save(fig: Any, path: Path) -> None:
+    """One legend for the figure, right of its axes (the lines are the same in each)."""
+    from mercat.report.plots import plt
+
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    if len(labels) > 1:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _colors(ax: Any) -> None:
+    from mercat.report.plots import plt
+
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+
+
+def _label(row: pd.Series, columns: list[str]) -> str:
+    return ", ".join(f"{c}={row[c]}" if c != "variant" else str(row[c]) for c in columns) or "all"
+
+
+def _se_column(points: pd.DataFrame, measure: str) -> str | None:
+    for name in (
+        measure.replace("_pct", "_se_pct"),
+        measure.replace("_mean", "_se"),
+        f"{measure}_se",
+    ):
+        if name != measure and name in points.columns:
+            return name
+    return None
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> bool:
+    return pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
+        frame[column]
+    )
+
+
+def _points(results: Results, sim: Any, design: list[str]) -> Any:
+    from mercat.report.plots import plt
+
+    points = results["points"]
+    measures = [m for m in sim.headline if m in points.columns and _numeric(points, m)]
+    if len(points) < 2 or not measures:
+        return None
+    by_case = "case" in points.columns and points["case"].notna().any()
+    if by_case:  # explicit cases (Table I's configurations): one tick per case
+        axis: str | None = "case"
+        groups = ["variant"] if "variant" in points.columns else []
+    else:
+        axis = next((c for c in design if _numeric(points, c) and points[c].nunique() > 1), None)
+        groups = [
+            c for c in (["variant"] if "variant" in points.columns else []) + design if c != axis
+        ]
+    groups = [c for c in groups if points[c].nunique() > 1]
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.4), squeeze=False)
+    for ax, measure in zip(axes[0], measures, strict=True):
+        _colors(ax)
+        se = _se_column(points, measure)
+        series = points.groupby(groups, sort=False) if groups else [((), points)]
+        for n, (_, part) in enumerate(series):
+            if n >= MAX_LINES:
+                break
+            label = _label(part.iloc[0], groups)
+            if axis is None:
+                x: Any = [str(p) for p in part["point"]]
+            elif by_case:
+                x = part["case"].astype(str)
+            else:
+                part = part.sort_values(axis)
+                x = part[axis]
+            err = part[se] if se else None
+            ax.errorbar(
+                x, part[measure], yerr=err, marker="o", capsize=3, label=label,
+                linestyle="none" if by_case else "-",  # cases are categories, not a curve
+            )  # fmt: skip
+        ax.set_xlabel(axis or "point")
+        ax.set_ylabel(measure)
+    fig.suptitle(f"{results.manifest.get('scenario')}: {sim.name}")
+    return fig
+
+
+def _run_measures(results: Results, sim: Any) -> list[str]:
+    if "runs" not in results:
+        return []
+    runs = results["runs"]
+    found = []
+    for measure in sim.headline:
+        name = measure.removesuffix("_mean")
+        if name in runs.columns and _numeric(runs, name):
+            found.append(name)
+    return found
+
+
+def _runs(results: Results, sim: Any, design: list[str]) -> Any:
+    from mercat.report.plots import plt
+
+    measures = _run_measures(results, sim)
+    if not measures:
+        return None
+    runs = results["runs"]
+    labels = ["variant"] if "variant" in runs.columns else []
+    if "case" in runs.columns and runs["case"].notna().any():
+        labels = ["case", *labels]  # a case's label stands for what it sets
+    else:
+        labels += [c for c in design if c in runs.columns and c not in labels]
+    keys = runs["point"].drop_duplicates().tolist()[: 2 * MAX_LINES]
+    firsts = [runs[runs["point"] == k].iloc[0] for k in keys]
+    names = [
+        " ".join(str(row[c]) for c in labels) or str(k) for k, row in zip(keys, firsts, strict=True)
+    ]
+    fig, axes = plt.subplots(
+        len(measures), 1, figsize=(max(5.0, 0.5 * len(keys) + 2), 3.2 * len(measures)),
+        squeeze=False,
+    )  # fmt: skip
+    for ax, measure in zip(axes[:, 0], measures, strict=True):
+        data = [runs.loc[runs["point"] == k, measure].dropna().to_numpy() for k in keys]
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(np.arange(1, len(keys) + 1), names, rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel(measure)
+    axes[-1, 0].set_xlabel(" ".join(labels) or "point")
+    fig.suptitle(f"{results.manifest.get('scenario')}: spread over runs")
+    return fig
+
+
+def _steps(results: Results, sim: Any, design: list[str]) -> Any:
+    from mercat.report.plots import plt
+
+    if "steps" not in results or sim.step is None:
+        return None
+    steps = results["steps"]
+    measures = [m for m in sim.step_measures if m in steps.columns]
+    if not measures or sim.step not in steps.columns:
+        return None
+    labels = (["variant"] if "variant" in steps.columns else []) + [
+        c for c in design if c in steps.columns
+    ]
+    labels = [c for c in labels if steps[c].nunique() > 1]
+    if steps.groupby(labels).ngroups > MAX_LINES if labels else False:
+        labels = ["variant"] if "variant" in steps.columns else []
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.4), squeeze=False)
+    for ax, measure in zip(axes[0], measures, strict=True):
+        _colors(ax)
+        series = steps.groupby(labels, sort=False) if labels else [((), steps)]
+        for _, part in series:
+            mean = part.groupby(sim.step)[measure].mean()
+            ax.plot(mean.index, mean.to_numpy(), label=_label(part.iloc[0], labels))
+        ax.set_xlabel(sim.step)
+        ax.set_ylabel(f"{measure} (mean over runs)")
+    fig.suptitle(f"{results.manifest.get('scenario')}: per {sim.step}")
+    return fig

@@ -1,0 +1,268 @@
+"""A results directory: what a sweep writes there, and how each point's results are kept.
+
+    DIR/scenario.toml            the scenario, as given
+    DIR/manifest.json            mercat's version, the scenario's name and simulation, every
+                                 point (number, key, labels, what varies), whether complete
+    DIR/points/KEY/point.json    one point: its parameters, summary, wall time, version
+    DIR/points/KEY/TABLE.parquet its tables (runs, steps, ...)
+    DIR/points.parquet|csv       the combined tables: one row per point,
+    DIR/runs.parquet|csv         per run, per step, ... (the sweep writes them at the end)
+
+The per-run and per-step tables start with the point's number, its case and variant and
+the parameters the sweep varies (a parameter named like a column of the table itself is
+written `param_NAME` there).
+
+A point's directory is written whole or not at all: into a temporary directory beside it,
+then renamed (atomic on one file system), so an interrupted sweep leaves finished points and
+nothing half-written; the next sweep skips the finished ones (their key names the simulation
+and every parameter, seed and runs included). Combined tables are written to a temporary
+file and renamed too. Each Parquet file carries mercat's version and the scenario's name in
+its schema metadata (key `mercat`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mercat.errors import InvalidParameterError
+from mercat.workbench.scenario import Point, Scenario
+from mercat.workbench.simulation import PointTables
+
+MANIFEST = "manifest.json"
+SCENARIO = "scenario.toml"
+POINTS = "points"
+_TMP = ".tmp-"
+
+
+def mercat_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mercat")
+    except PackageNotFoundError:  # running from a source tree
+        return "unknown"
+
+
+def point_dir(out: Path, point: Point) -> Path:
+    return out / POINTS / point.key
+
+
+def is_done(out: Path, point: Point) -> bool:
+    return (point_dir(out, point) / "point.json").is_file()
+
+
+def prepare(out: Path, scenario: Scenario) -> None:
+    """Create the directory (or reopen one a sweep of the same simulation wrote), record the
+    scenario and an incomplete manifest, and drop what an interrupted write left."""
+    manifest = out / MANIFEST
+    if manifest.exists():
+        try:
+            earlier = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise InvalidParameterError(f"{manifest}: not a manifest mercat wrote") from None
+        if earlier.get("simulation") != scenario.simulation.name:
+            raise InvalidParameterError(
+                f"{out} holds results of a {earlier.get('simulation')!r} sweep; this scenario "
+                f"runs {scenario.simulation.name!r}: choose another --out"
+            )
+    elif out.exists() and any(p.name != POINTS for p in out.iterdir()):
+        raise InvalidParameterError(
+            f"{out} exists and holds no mercat results; choose an empty or new directory"
+        )
+    try:
+        (out / POINTS).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot write results to {out}: {exc.strerror}") from None
+    for stale in (out / POINTS).glob(_TMP + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    _write_text(out / SCENARIO, scenario.text)
+    write_manifest(out, scenario, complete=False)
+
+
+def write_manifest(out: Path, scenario: Scenario, complete: bool) -> None:
+    manifest = {
+        "mercat_version": mercat_version(),
+        "python": sys.version.split()[0],
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "simulation": scenario.simulation.name,
+        "simulation_ref": scenario.simulation_ref,
+        "plugins": list(scenario.plugins),
+        "source": scenario.path,
+        "overrides": scenario.overrides,
+        "complete": complete,
+        "output": {
+            "formats": list(scenario.output.formats),
+            "steps": scenario.output.steps,
+            "step_every": scenario.output.step_every or scenario.simulation.default_step_every,
+        },
+        "design": scenario.design_columns,
+        "swept": scenario.swept_columns,
+        "points": [
+            {
+                "point": p.index,
+                "key": p.key,
+                "variant": p.variant,
+                "case": p.case,
+                "design": p.design,
+            }
+            for p in scenario.points
+        ],
+    }
+    _write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def write_point(out: Path, point: Point, result: PointTables, seconds: float) -> None:
+    """Keep one point's results (atomically: module docstring)."""
+    final = point_dir(out, point)
+    if final.exists():
+        return  # another sweep of the same directory finished it first
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP}{point.key}-", dir=out / POINTS))
+    try:
+        meta = {
+            "point": point.index,
+            "key": point.key,
+            "variant": point.variant,
+            "case": point.case,
+            "params": point.params,
+            "summary": result.summary,
+            "tables": sorted(result.tables),
+            "seconds": seconds,
+            "mercat_version": mercat_version(),
+        }
+        for name, table in result.tables.items():
+            table.to_parquet(tmp / f"{name}.parquet", index=False)
+        (tmp / "point.json").write_text(
+            json.dumps(meta, indent=2, default=_plain) + "\n", encoding="utf-8"
+        )
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            raise
+
+
+def read_point(out: Path, point: Point) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    where = point_dir(out, point)
+    meta = json.loads((where / "point.json").read_text(encoding="utf-8"))
+    tables = {name: pd.read_parquet(where / f"{name}.parquet") for name in meta["tables"]}
+    return meta, tables
+
+
+# --- combined tables ------------------------------------------------------------------------
+
+
+def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as table columns: a table-valued one's entries become `name.entry`; lists
+    and tables inside become JSON text."""
+    flat: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, dict):
+            for key, item in value.items():
+                flat[f"{name}.{key}"] = _cell(item)
+        else:
+            flat[name] = _cell(value)
+    return flat
+
+
+def _cell(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value
+
+
+def combine(
+    out: Path, scenario: Scenario, fresh: Mapping[str, PointTables] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The combined tables of the points finished so far, in point order. `fresh` holds
+    results this process computed (by key), so that they need not be read back."""
+    fresh = fresh or {}
+    labels = []
+    if scenario.cases:
+        labels.append("case")
+    if scenario.variants:
+        labels.append("variant")
+    design = scenario.design_columns
+    rows: list[dict[str, Any]] = []
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for point in scenario.points:
+        if point.key in fresh:
+            summary, tables = fresh[point.key].summary, fresh[point.key].tables
+        elif is_done(out, point):
+            meta, tables = read_point(out, point)
+            summary = meta["summary"]
+        else:
+            continue
+        ident = {"point": point.index, **{k: getattr(point, k) for k in labels}}
+        params = flat_params(point.params)
+        row = {**ident, "key": point.key, **params}
+        for measure, value in summary.items():
+            if measure in row and row[measure] != value:
+                raise InvalidParameterError(
+                    f"simulation {scenario.simulation.name!r} reports a measure {measure!r} "
+                    "that is also a parameter"
+                )
+            row.setdefault(measure, value)
+        rows.append(row)
+        lead = {**ident, **{k: params.get(k) for k in design}}
+        for name, table in tables.items():
+            # a parameter named like one of the table's own columns is `param_NAME` there
+            front = pd.DataFrame(
+                {(f"param_{k}" if k in table.columns else k): [v] * len(table)
+                 for k, v in lead.items()}
+            )  # fmt: skip
+            parts.setdefault(name, []).append(
+                pd.concat([front, table.reset_index(drop=True)], axis=1)
+            )
+    combined = {"points": pd.DataFrame(rows)}
+    for name, frames in parts.items():
+        combined[name] = pd.concat(frames, ignore_index=True)
+    return combined
+
+
+def write_tables(
+    out: Path, scenario: Scenario, tables: Mapping[str, pd.DataFrame], formats: Iterable[str]
+) -> list[Path]:
+    """Write the combined tables in each format (atomically); returns the files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    written = []
+    for name, frame in tables.items():
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            tmp = path.with_name(f"{_TMP}{path.name}")
+            if fmt == "parquet":
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                tag = {
+                    "mercat_version": mercat_version(),
+                    "scenario": scenario.name,
+                    "simulation": scenario.simulation.name,
+                    "table": name,
+                }
+                metadata = {**(table.schema.metadata or {}), b"mercat": json.dumps(tag).encode()}
+                pq.write_table(table.replace_schema_metadata(metadata), tmp)
+            else:
+                frame.to_csv(tmp, index=False)
+            os.replace(tmp, path)
+            written.append(path)
+    return written
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{_TMP}{path.name}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "item"):
+        return value.item()  # type: ignore[union-attr]
+    return str(value)

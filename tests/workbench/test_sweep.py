@@ -1,0 +1,251 @@
+"""Sweeps: the same tables for any number of workers, resumable, stopped cleanly, a failing
+point named, results loadable with the scenario and version beside them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from mercat.errors import InvalidParameterError, ScenarioError
+from mercat.workbench import load, parse_scenario, read_scenario, run_sweep
+from mercat.workbench.store import mercat_version
+from mercat.workbench.sweep import SweepError
+
+ROOT = Path(__file__).resolve().parents[2]
+ECHO = "tests.workbench.sims_for_tests:Echo"
+
+
+def echo_scenario(tmp_path: Path, values: str = "[1.0, 2.0, 3.0]", extra: str = "") -> Path:
+    path = tmp_path / "echo.toml"
+    path.write_text(
+        f"""
+[scenario]
+name = "echo"
+simulation = "{ECHO}"
+runs = 3
+seed = 4
+[grid]
+value = {values}
+[variants.a]
+hold_from = 100.0
+[variants.b]
+hold_from = 200.0
+{extra}
+"""
+    )
+    return path
+
+
+def small_collective(tmp_path: Path) -> Path:
+    path = tmp_path / "collective.toml"
+    path.write_text(
+        """
+[scenario]
+simulation = "collective"
+runs = 4
+seed = 2
+[parameters]
+assets = 20
+tasks = 600
+[grid]
+stake = [3.0, 10.0]
+[variants.coll-stake]
+mechanism = "coll-stake"
+[variants.coll-sr]
+mechanism = "coll-sr"
+[output]
+step_every = 200
+"""
+    )
+    return path
+
+
+def tables_equal(a: Path, b: Path) -> None:
+    first, second = load(a), load(b)
+    assert set(first) == set(second)
+    for name in first:
+        pd.testing.assert_frame_equal(first[name], second[name], check_exact=True)
+        assert (a / f"{name}.csv").read_bytes() == (b / f"{name}.csv").read_bytes()
+
+
+def test_one_worker_and_two_write_the_same_tables(tmp_path):
+    scenario = read_scenario(small_collective(tmp_path))
+    one = run_sweep(scenario, tmp_path / "one", workers=1)
+    two = run_sweep(scenario, tmp_path / "two", workers=2)
+    assert one.computed == two.computed == 4
+    tables_equal(tmp_path / "one", tmp_path / "two")
+    results = load(tmp_path / "one")
+    assert len(results["runs"]) == 4 * 4 and len(results["points"]) == 4
+    assert list(results["runs"].columns[:3]) == ["point", "variant", "stake"]
+    assert set(results) == {"points", "runs", "steps"}
+
+
+def test_a_sweep_resumes_where_it_stopped(tmp_path):
+    scenario = read_scenario(echo_scenario(tmp_path))
+    out = tmp_path / "out"
+    first = run_sweep(scenario, out, workers=1)
+    assert (first.computed, first.reused) == (6, 0)
+    again = run_sweep(scenario, out, workers=1)
+    assert (again.computed, again.reused) == (0, 6)
+    lost = scenario.points[3]
+    import shutil
+
+    shutil.rmtree(out / "points" / lost.key)
+    third = run_sweep(scenario, out, workers=1)
+    assert (third.computed, third.reused) == (1, 5)
+    bigger = read_scenario(echo_scenario(tmp_path, "[1.0, 2.0, 3.0, 4.0]"))
+    fourth = run_sweep(bigger, out, workers=1)
+    assert (fourth.computed, fourth.reused) == (2, 6)
+    assert len(load(out)["points"]) == 8
+
+
+def test_results_carry_the_scenario_and_version_and_csv_equals_parquet(tmp_path):
+    path = echo_scenario(tmp_path)
+    out = tmp_path / "out"
+    run_sweep(read_scenario(path), out, workers=1)
+    results = load(out)
+    assert results.version == mercat_version() and results.simulation == "echo"
+    assert results.scenario["grid"]["value"] == [1.0, 2.0, 3.0]
+    assert (out / "scenario.toml").read_text() == path.read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["points"]) == 6
+    tag = json.loads(pq.read_schema(out / "runs.parquet").metadata[b"mercat"])
+    assert tag == {"mercat_version": mercat_version(), "scenario": "echo",
+                   "simulation": "echo", "table": "runs"}  # fmt: skip
+    for name in results:  # CSV reads an empty string back as missing
+        pd.testing.assert_frame_equal(
+            pd.read_csv(out / f"{name}.csv"), results[name].replace("", float("nan")),
+            check_dtype=False,
+        )  # fmt: skip
+    runs = results["runs"]
+    assert runs[(runs["point"] == 5)]["x"].tolist() == [3.0, 6.0, 9.0]
+    steps = results["steps"]  # its own column `value` and the swept parameter `value`
+    assert list(steps.columns) == ["point", "variant", "param_value", "hold_from", "run",
+                                   "step", "value"]  # fmt: skip
+    assert (steps["value"] == steps["param_value"] + steps["step"]).all()
+    assert set(runs["seed"]) == {4}
+    points = results["points"]
+    assert points["total"].tolist() == [6.0, 6.0, 12.0, 12.0, 18.0, 18.0]
+    assert points["variant"].tolist() == ["a", "b"] * 3
+
+
+def test_formats_and_steps_follow_the_output_table(tmp_path):
+    path = echo_scenario(tmp_path, extra="[output]\nformats = ['csv']\nsteps = false\n")
+    out = tmp_path / "out"
+    run_sweep(read_scenario(path), out, workers=1)
+    assert sorted(p.name for p in out.glob("*.csv")) == ["points.csv", "runs.csv"]
+    assert not list(out.glob("*.parquet"))
+    assert set(load(out)) == {"points", "runs"}
+
+
+def test_a_failing_point_is_named_and_the_finished_ones_are_kept(tmp_path):
+    scenario = read_scenario(echo_scenario(tmp_path, "[1.0, 13.0]"))
+    out = tmp_path / "out"
+    with pytest.raises(SweepError, match=r"point 2 \(variant a, value=13.0\) failed: "
+                                         r"RuntimeError: thirteen"):  # fmt: skip
+        run_sweep(scenario, out, workers=1)
+    assert len(list((out / "points").iterdir())) == 2
+    with pytest.raises(InvalidParameterError, match=r"has not finished .2 of 4 points"):
+        load(out)
+    partial = load(out, partial=True)
+    assert len(partial["points"]) == 2 and not partial.complete
+    with pytest.raises(SweepError, match="thirteen"):
+        run_sweep(scenario, tmp_path / "parallel", workers=2)
+
+
+def test_a_directory_of_something_else_is_refused(tmp_path):
+    scenario = read_scenario(echo_scenario(tmp_path))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidParameterError, match="holds no mercat results"):
+        run_sweep(scenario, tmp_path / "busy")
+    run_sweep(read_scenario(small_collective(tmp_path)), tmp_path / "c", workers=1)
+    with pytest.raises(InvalidParameterError, match="holds results of a 'collective' sweep"):
+        run_sweep(scenario, tmp_path / "c")
+    with pytest.raises(InvalidParameterError, match="backend must be local or ray"):
+        run_sweep(scenario, tmp_path / "x", backend="dask")
+    with pytest.raises(InvalidParameterError, match="--ray-address needs --backend ray"):
+        run_sweep(scenario, tmp_path / "x", ray_address="auto")
+
+
+def _wait_for(condition, what: str, limit: float = 300.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll until `condition()` holds: the wait is for an event, the limit only a safety net."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def _session_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_the_workers_and_the_sweep_resumes(tmp_path, signum):
+    hold = tmp_path / "hold"
+    hold.write_text("wait")
+    path = echo_scenario(
+        tmp_path, "[1.0, 2.0, 3.0]", extra=f"[parameters]\nhold = '{hold}'\n"
+    ).read_text()
+    # points of value 1 finish; the others wait while `hold` exists
+    path = path.replace("hold_from = 100.0", "hold_from = 2.0").replace(
+        "hold_from = 200.0", "hold_from = 1.5"
+    )
+    scenario_file = tmp_path / "held.toml"
+    scenario_file.write_text(path)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mercat.cli", "sweep", str(scenario_file), "--out", str(out),
+         "--workers", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    points = out / "points"
+    _wait_for(lambda: points.is_dir() and len([p for p in points.iterdir()
+                                               if not p.name.startswith(".")]) == 2,
+              "the two points of value 1")  # fmt: skip
+    if signum == signal.SIGINT:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C at a terminal reaches the whole group
+    else:
+        process.send_signal(signal.SIGTERM)  # a scheduler stops the sweep's process
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "stopped: the finished points are kept" in stderr
+    assert "Traceback" not in stderr
+    _wait_for(lambda: not _session_alive(process.pid), "the workers to exit", 60)
+    assert sorted(p.name for p in points.iterdir() if p.name.startswith(".tmp")) == []
+    assert not json.loads((out / "manifest.json").read_text())["complete"]
+    hold.unlink()
+    report = run_sweep(read_scenario(scenario_file), out, workers=1)
+    assert (report.computed, report.reused) == (4, 2)
+    assert len(load(out)["runs"]) == 6 * 3
+
+
+def test_the_sweep_checks_every_point_before_it_runs_any(tmp_path):
+    bad = echo_scenario(tmp_path).read_text().replace("value = [1.0, 2.0, 3.0]", "value = [1, 'x']")
+    with pytest.raises(ScenarioError, match=r"\[grid\] value: must be a number"):
+        parse_scenario(bad, "echo.toml")
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_variants_that_set_the_same_values_are_refused(tmp_path):
+    same = echo_scenario(tmp_path).read_text().replace("hold_from = 200.0", "hold_from = 100.0")
+    with pytest.raises(ScenarioError, match=r"point 1 \(variant b, .*\) runs the same "
+                                            r"parameters as point 0 \(variant a"):  # fmt: skip
+        parse_scenario(same, "echo.toml")
