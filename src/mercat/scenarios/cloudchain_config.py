@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mercat import validation as check
-from mercat.errors import InvalidParameterError
+from mercat.errors import InvalidParameterError, MercatError
 from mercat.incentives.collective import CollectiveRule, mechanism
 from mercat.incentives.integer_rule import IntegerRule
 
@@ -180,7 +180,10 @@ class CloudChainConfig:
         check.probability("premium_reliability", self.premium_reliability)
         check.integer("deadline_ms", self.deadline_ms, 1)
         check.positive("penalty_factor", self.penalty_factor)
-        mechanism(self.mechanism)  # UnknownNameError names the four
+        try:
+            mechanism(self.mechanism)
+        except MercatError as exc:  # an unknown name: the message lists the known rules
+            raise InvalidParameterError(f"mechanism: {exc}") from None
         check.open_unit("target", self.target)
         if check.positive("stake", self.stake) > MAX_STAKE:
             raise InvalidParameterError(f"stake above {MAX_STAKE:,} tokens")
