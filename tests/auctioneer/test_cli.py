@@ -46,7 +46,7 @@ def test_local_runs_rounds_survives_a_crash_and_reports_json():
 
 
 def test_local_vcg_proves_small_markets_and_certifies_large_ones():
-    # The demo (`--users 1000 --mechanism vcg`) must finish: proofs at n = 1000 can
+    # The demonstration (`--users 1000 --mechanism vcg`) must finish: proofs at n = 1000 can
     # take hours, so above 125 users the default is a certified 1% gap.
     assert [default_vcg_gap(n) for n in (10, 125, 126, 1000)] == [0.0, 0.0, 0.01, 0.01]
 

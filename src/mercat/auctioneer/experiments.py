@@ -180,7 +180,7 @@ def _summary(
             )
             + ". The seed's goal: under 1 s (met: "
             + ", ".join(key for key in ks if bar[key]["under_1s"])
-            + "), and the issue's: at most 2× the trusted auctioneer (met: "
+            + "), and mercat's: at most 2× the trusted auctioneer (met: "
             + (", ".join(key for key in ks if bar[key]["within_2x"]) or "none")
             + "). No protocol could beat "
             + ", ".join(f"{bar[key]['cpu_floor_ratio']:.2f}× for {key}" for key in ks)

@@ -226,7 +226,7 @@ def cpu_bound_seconds(total_cpu: float, busiest_cpu: float, processes: int, cpus
 def fig4_bar(
     rows: list[dict[str, Any]], users: int = 1000, cpus: int | None = None
 ) -> dict[str, Any]:
-    """The issue's bar at n = `users`: distributed ≤ 2× centralized and under 1 s.
+    """mercat's goal at n = `users`: distributed ≤ 2× centralized and under 1 s.
 
     `cpu_floor_ratio` is what no protocol could beat on `cpus` cores: each of the executing
     providers does at least the trusted auctioneer's own work (take the bids, run A, sign

@@ -12,7 +12,7 @@ Seed-003 set-ups (§6.2, §6.3): user bids per unit U[0.75, 1.25], demands U(0, 
 - standard auction (VCG): providers do not bid (zero cost); each provider's capacity is
   D/m scaled by a factor f_j ~ U[0, 0.25], the seed's literal "scaled down using a random
   factor in [0, 0.25], so roughly no more than a quarter of the users win" (about an eighth
-  of the demand fits). This is the set-up the issue's VCG bars were measured on. A wider
+  of the demand fits). This is the set-up mercat's VCG goals are measured on. A wider
   reading, U[0, 0.5] (about a quarter of the demand fits, `WIDE_CAPACITY_FACTOR`), doubles
   the winners per provider and makes proofs of optimality much harder (docs/vcg.md);
   `capacity_factor` selects it.
