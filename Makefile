@@ -33,8 +33,8 @@ test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(VENV)/.stamp-dev
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 bench: $(VENV)/.stamp-bench
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
