@@ -95,6 +95,28 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from mercat import __version__
+
+        typer.echo(f"mercat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _top_level(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print mercat's version and exit.",
+    ),
+) -> None:
+    """mercat: decentralized compute marketplaces (incentives, clearing, auctions, ledger)."""
+
+
 # Command modules, one per part of mercat. Modules without a name merge their commands
 # into the top level; named ones become groups (`mercat simulate collective ...`).
 app.add_typer(incentives.app)
