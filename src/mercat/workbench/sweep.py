@@ -215,14 +215,17 @@ def _run_local(
     except BaseException:
         # a failed point, Ctrl-C or SIGTERM: stop every worker now, not after its point
         processes = list((executor._processes or {}).values())  # no public handle on them
+        # shutdown() forgets its manager thread even when it does not wait for it: keep it
+        manager = executor._executor_manager_thread
         executor.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
         for process in processes:
             process.join(5)
-        # the executor's manager thread sees its workers gone and ends: join it here, not in
-        # the interpreter's exit hook, where Python 3.11 can race it (a traceback at exit)
-        executor.shutdown(wait=True)
+        # the manager thread sees its workers gone and ends: join it here, not in the
+        # interpreter's exit hook, where Python 3.11 can race it (a traceback at exit)
+        if manager is not None:
+            manager.join(30)
         raise
     executor.shutdown()
 
