@@ -235,11 +235,10 @@ class MilpEncoding:
     def decode(self, x: np.ndarray, market: Market) -> Allocation:
         """The allocation a (near-)feasible solution vector stands for.
 
-        Indivisible: share 1 where x > 0.5. Divisible: the fractions, clipped to [0, 1], and
-        scaled down to the bare capacity on any node they load beyond it (the LP may use the
-        slack up to `capacity_limit`, and up to its own tolerance beyond); on a node of
-        capacity 0 they are scaled to half the limit's slack, which a share of a tiny demand
-        may use.
+        Indivisible: share 1 where x > 0.5. Divisible: the fractions, clipped to [0, 1]; on a
+        node loaded past the middle of its slack (the LP may use the slack up to
+        `capacity_limit`, and its own tolerance beyond), the shares of lowest value per unit
+        are cut until the load is back at the middle.
         """
         x = np.asarray(x, dtype=float)
         if not self.divisible:
@@ -261,21 +260,33 @@ class MilpEncoding:
                 if totals[t] > 1.0:
                     row[t] /= totals[t]
         for n, row in shares.items():
-            # Only the requests that use an overfull resource shrink (one of zero demand
-            # there takes nothing from it).
-            scale = dict.fromkeys(row, 1.0)
             for r, cap in enumerate(market.node(n).capacity):
                 used = sum(f * market.request(t).demand[r] for t, f in row.items())
-                if used > cap:
-                    # Down to the bare capacity, not the limit: an LP stops exactly on its
-                    # row's bound, so a load kept at the limit is over it or not by rounding
-                    # (the checker adds the same shares in another order).
-                    target = cap if cap > 0 else FEASIBILITY_TOL / 2
-                    for t in row:
-                        if market.request(t).demand[r] > 0:
-                            scale[t] = min(scale[t], target / used)
-            for t, factor in scale.items():
-                row[t] *= factor
+                # The LP may use the slack up to `capacity_limit` (the one capacity rule), and
+                # stops exactly on its row's bound, where a load is over it or not by rounding
+                # (the checker adds the same shares in another order). A load past the middle
+                # of the slack is brought back to it, and only the requests of lowest value
+                # per unit of the resource give way (in value order, as the LP would have cut
+                # them), so no welfare below the bare capacity's optimum is given up.
+                if not math.isfinite(cap):
+                    continue
+                target = cap + (capacity_limit(cap) - cap) / 2
+                if used <= target:
+                    continue
+                excess = used - target
+                users = sorted(
+                    (t for t in row if market.request(t).demand[r] > 0),
+                    key=lambda t: market.request(t).value / market.request(t).demand[r],
+                )
+                for t in users:
+                    demand = market.request(t).demand[r]
+                    cut = min(row[t], excess / demand)
+                    row[t] -= cut
+                    excess -= cut * demand
+                    if excess <= 0:
+                        break
+            for t in [t for t, f in row.items() if f <= FEASIBILITY_TOL]:
+                del row[t]
         return Allocation(tuple((t, n, f) for n, row in shares.items() for t, f in row.items()))
 
     def encode_allocation(self, allocation: Allocation, market: Market) -> np.ndarray:
