@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -98,7 +99,7 @@ def main() -> None:
         "benchmark": "fidelity_pipeline",
         "runs": args.runs,
         "workers": args.workers,
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "cells": cells,
     }, indent=2))  # fmt: skip
 

@@ -115,9 +115,8 @@ def demand_unit(demands: np.ndarray, capacities: np.ndarray) -> float:
         return coarsest
     # Every sum of units, (largest / u + 1)·(n + m), below 2^52: the search also holds them in
     # float64 (bounds, the cap on heavy users), which is exact only below 2^53.
+    # (largest is at least τ_j > 0, so finest is positive)
     finest = largest * (demands.shape[0] + capacities.shape[0]) / 2.0**51
-    if finest <= 0.0:
-        return coarsest
     return min(coarsest, math.ldexp(1.0, math.ceil(math.log2(finest))))
 
 
