@@ -275,3 +275,24 @@ def test_an_lp_answer_on_its_rows_bound_decodes_inside_the_limit(seed):
     market = double_auction_market(seed, 30, 4)
     clearing = OptimalMechanism().clear(market)
     assert is_valid(market, clearing.allocation)
+
+
+def test_optimal_keeps_a_divisible_load_inside_the_slack_and_cuts_the_cheapest_first():
+    # Two demands of 3.7e-11 on a capacity of 3.7e-11: both fit the rule's limit
+    # (capacity + 1e-9), so both are served whole (decode once shrank them to 0.375).
+    tiny = Market((Request("t0", 0.25, (3.7e-11,)), Request("t1", 0.5, (3.7e-11,))),
+                  (Node("n0", unit_costs=(0.0,), capacity=(3.7e-11,)),),
+                  resources=("bw",), divisible=True)  # fmt: skip
+    assert welfare(tiny, OptimalMechanism().clear(tiny).allocation) == pytest.approx(0.75)
+    # A load past the slack's middle gives way from the lowest value per unit.
+    market = Market((Request("cheap", 1.0, (1.0,)), Request("dear", 3.0, (1.0,))),
+                    (Node("n0", unit_costs=(0.0,), capacity=(1.0,)),),
+                    resources=("bw",), divisible=True)  # fmt: skip
+    encoding = encode(market)
+    x = np.zeros(encoding.num_cols)
+    for j in encoding.pair_columns.values():
+        x[j] = 1.0  # both whole: twice the capacity
+    allocation = encoding.decode(x, market)
+    assert allocation.shares_of("dear") == {"n0": 1.0}
+    assert "cheap" not in allocation.served_requests
+    assert is_valid(market, allocation)
