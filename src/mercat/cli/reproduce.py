@@ -25,9 +25,16 @@ def reproduce(
     as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
 ) -> None:
     """Reproduce a figure or table of the seeds into CSV, PNG and the HTML report."""
+    import datetime as dt
+    import shlex
+    import time
+
+    from mercat import __version__
     from mercat.errors import InvalidParameterError
     from mercat.report import experiments as registry
-    from mercat.report.html import write_report
+    from mercat.report.html import RunInfo, write_report
+
+    started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
 
     names = list(registry.experiments()) if name == "all" else [registry.get(name).name]
     # Before any experiment runs (some take minutes): the report must have somewhere to go.
@@ -46,7 +53,18 @@ def reproduce(
             err_console.print(f"[bold]reproducing {n}[/] ({registry.get(n).title})")
         section = registry.run_experiment(n, context)
         facts[n] = {"seconds": section.seconds, **section.facts}
-    page = write_report(out, registry.saved_sections(out))
+    # The header names the command as it would be retyped to make this report again.
+    command = ["mercat", "reproduce", name, *(["--quick"] if quick else []), "--out", str(out)]
+    command += [*(["--runs", str(runs)] if runs else []), "--seed", str(seed)]
+    run = RunInfo(
+        command=shlex.join(command),
+        rng_seed=seed,
+        version=__version__,
+        date=started.strftime("%Y-%m-%d %H:%M UTC"),
+        quick=quick,
+        seconds=time.perf_counter() - clock,
+    )
+    page = write_report(out, registry.saved_sections(out), run=run)
     if as_json:
         print_json({"report": str(page), "experiments": facts})
     else:
