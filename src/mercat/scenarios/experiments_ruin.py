@@ -15,12 +15,14 @@ above it. We compute it exactly (dynamic programming, no sampling error) in two 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
 from mercat.incentives import ruin as r
 from mercat.progress import progress_bar
+from mercat.report.claims import Claim, verdict
 from mercat.report.experiments import Experiment, ExperimentContext, register, write_csv
 from mercat.report.html import Figure, Section, Table
 
@@ -34,10 +36,21 @@ MC_SAMPLES = 20_000
 
 def _slope(xs: np.ndarray, ps: np.ndarray) -> float:
     """Slope of log(ruin) against x, over the points where ruin is resolvable (> 1e-300)."""
+    return _log_fit(xs, ps)[0]
+
+
+def _log_fit(xs: np.ndarray, ps: np.ndarray) -> tuple[float, float]:
+    """Slope and R² of the straight line through log(ruin) against x (resolvable points):
+    an R² near 1 is what "decreases exponentially" means on the data."""
     keep = ps > 1e-300
-    if keep.sum() < 2:
-        return math.nan
-    return float(np.polyfit(xs[keep], np.log(ps[keep]), 1)[0])
+    if keep.sum() < 3:
+        return math.nan, math.nan
+    logs = np.log(ps[keep])
+    slope, intercept = np.polyfit(xs[keep], logs, 1)
+    residual = logs - (slope * xs[keep] + intercept)
+    spread = float(((logs - logs.mean()) ** 2).sum())
+    r2 = 1 - float((residual**2).sum()) / spread if spread > 0 else math.nan
+    return float(slope), r2
 
 
 def run_fig3(context: ExperimentContext) -> Section:
@@ -74,6 +87,7 @@ def run_fig3(context: ExperimentContext) -> Section:
             exact_arr = np.array(ours["exact"])
             facts[f"F={f}"] = {
                 "log_slope_per_x": _slope(ratios, exact_arr),
+                "log_linear_r2": _log_fit(ratios, exact_arr)[1],
                 "ruin_at_x10": float(exact_arr[list(ratios).index(10)]),
                 "authors_reading_ruin_at_x10": authors[-1],
                 "monte_carlo_in_ci": bool(mc.low <= exact <= mc.high),
@@ -81,9 +95,23 @@ def run_fig3(context: ExperimentContext) -> Section:
             label = f"F = {100 * f:.0f}%"
             ax.plot(ratios, np.maximum(exact_arr, 1e-300), "+-", color=color, label=label)
             ax.plot(ratios, ours["lundberg"], "--", color=color, linewidth=0.7)
+            ax.plot(ratios, np.maximum(ours["diffusion"], 1e-300), "-.", color=color, lw=0.7)
+            ax.errorbar(
+                [MC_STAKE_RATIO],
+                [max(mc.probability, 1e-300)],
+                yerr=[[mc.probability - mc.low], [mc.high - mc.probability]],
+                fmt="o",
+                color=color,
+                markersize=4,
+                capsize=2,
+            )
             ax2.plot(authors_ratios, np.maximum(authors, 1e-300), "+-", color=color, label=label)
     for axis, title in (
-        (ax, f"asset process: ruin S < P within {HORIZON} tasks\n(+ exact, -- Lundberg bound)"),
+        (
+            ax,
+            f"asset process: ruin S < P within {HORIZON} tasks\n(+ exact, -- Lundberg bound, "
+            f"-. diffusion, o Monte Carlo at x = {MC_STAKE_RATIO})",
+        ),
         (
             ax2,
             f"authors' script: Poisson claims, ruin S < 0\n"
@@ -135,8 +163,68 @@ def run_fig3(context: ExperimentContext) -> Section:
         title="Fig. 3: ruin probability against stake (seed 000)",
         summary=summary,
         tables=(grid, mc_table),
-        figures=(Figure(png, "Fig. 3: ruin probability against x = S0/P for several F"),),
+        figures=(
+            Figure(
+                png,
+                "Fig. 3: ruin probability against x = S0/P for several F. Left: the exact "
+                "probability, the Lundberg bound, the diffusion approximation and Monte Carlo "
+                f"({samples} paths, 95% interval) at x = {MC_STAKE_RATIO}; right: the authors' "
+                "script's reading. The seed's Fig. 3 is an image without printed values, so "
+                "no seed values are drawn; its claims are in the table above.",
+            ),
+        ),
         facts=facts,
+        paper="000",
+        claims=_claims(facts, below),
+    )
+
+
+def _claims(facts: dict, below: list[float]) -> tuple[Claim, ...]:
+    """Fig. 3's three statements (seed 000, §V.D.1), judged on the exact probabilities."""
+    fits = {f: facts[f"F={f}"] for f in FAILURE_RATES}
+    worst_r2 = min(fits[f]["log_linear_r2"] for f in below)
+    steeper = all(
+        fits[lo]["log_slope_per_x"] < fits[hi]["log_slope_per_x"] < 0
+        for lo, hi in itertools.pairwise(below)
+    )
+    above = [f for f in FAILURE_RATES if f > TARGET]
+    top = fits[above[-1]]["ruin_at_x10"]
+    rising = all(
+        fits[lo]["ruin_at_x10"] <= fits[hi]["ruin_at_x10"] + 1e-9  # DP rounding near 1
+        for lo, hi in itertools.pairwise(above)
+    )
+    where = f"Fig. 3 (F_t target {100 * TARGET:.0f}%, N_t = {HORIZON})"
+    return (
+        Claim(
+            "000",
+            where,
+            "below the target, ruin decreases exponentially with x",
+            "exponential in x",
+            f"log-linear R² ≥ {worst_r2:.3f} for F = "
+            + ", ".join(f"{100 * f:.0f}%" for f in below),
+            verdict(worst_r2 >= 0.95),
+            "holds if a straight line in log(ruin) against x explains ≥ 95% of the variance",
+        ),
+        Claim(
+            "000",
+            where,
+            "the smaller F_t below the target, the steeper the decrease",
+            "steeper for smaller F_t",
+            "log-slopes "
+            + ", ".join(f"{fits[f]['log_slope_per_x']:.2f}" for f in below)
+            + " per unit x",
+            verdict(steeper),
+            "holds if the log-slope is negative and falls with F_t",
+        ),
+        Claim(
+            "000",
+            where,
+            "above the target, ruin tends to 1",
+            "→ 1",
+            f"{top:.3f} at x = 10, F = {100 * above[-1]:.0f}%",
+            verdict(rising and top >= 0.9),
+            "holds if ruin at x = 10 rises with F_t and reaches ≥ 0.9 at the largest F_t",
+        ),
     )
 
 
