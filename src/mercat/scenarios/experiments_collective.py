@@ -164,17 +164,86 @@ def run_table1(context: ExperimentContext) -> Section:
         "precision; see README (Fidelity) for the discussion.</p>"
     )
     table = Table("Table I: ours next to the seed's", columns, rows, csv_name)
+    figure = Figure(
+        _table1_plot(rows, context.out_dir / "table1.png"),
+        "Table I: mercat's removal precision and task failure rate (± 2 standard errors) "
+        "against the seed's published values (seed 000, Table I); on the dotted diagonal "
+        "they agree.",
+    )
     return Section(
         key="table1",
         title="Table I: removal precision and task failure rate (seed 000)",
         summary=summary,
         tables=(table,),
+        figures=(figure,),
+        paper="000",
+        claims=tuple(_table1_claim(row, runs) for row in rows),
         facts={
             "runs": runs,
             "cells": [dict(zip(columns, r, strict=True)) for r in rows],
             "max_abs_z": max(max(abs(r[13]), abs(r[14])) for r in rows),
         },
     )
+
+
+def _table1_claim(row: list, runs: int) -> Claim:
+    """One cell of Table I: both numbers agree if each lies within 3 standard errors of a
+    difference of two means (z in the table)."""
+    config, nt, na, s0, alpha, target, mechanism = row[:7]
+    precision, rate, seed_p, seed_f, _, _, z_p, z_f = row[7:15]
+    far = [
+        f"{name} {z:+.1f} standard errors away ({ours - seed:+.2f} points)"
+        for name, z, ours, seed in (
+            ("precision", z_p, precision, seed_p),
+            ("failure rate", z_f, rate, seed_f),
+        )
+        if abs(z) > 3
+    ]
+    return Claim(
+        "000",
+        f"Table I, config {config}, {mechanism}",
+        f"removal precision and task failure rate (Nt {nt}, Na {na}, S0 {s0}, α {alpha}, "
+        f"target {100 * target:g}%)",
+        f"{seed_p:.1f}%, {seed_f:.2f}%",
+        f"{precision:.1f}%, {rate:.2f}% (z {z_p:+.1f}, {z_f:+.1f})",
+        verdict(not far),
+        ("; ".join(far) if far else "both within 3 standard errors of a difference")
+        + f" ({runs} runs against the seed's {SEED_RUNS})",
+    )  # fmt: skip
+
+
+def _table1_plot(rows: list[list], path) -> str:  # type: ignore[no-untyped-def]
+    from mercat.report.plots import plt, save
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, (ours, seed, se, label) in zip(
+        axes,
+        ((7, 9, 11, "removal precision (%)"), (8, 10, 12, "task failure rate (%)")),
+        strict=True,
+    ):
+        for mechanism, marker in (("coll-stake", "o"), ("coll-sr", "s")):
+            mine = [r for r in rows if r[6] == mechanism]
+            ax.errorbar(
+                [r[seed] for r in mine],
+                [r[ours] for r in mine],
+                yerr=[2 * r[se] if math.isfinite(r[se]) else 0 for r in mine],
+                fmt=marker,
+                markersize=4,
+                capsize=2,
+                label=f"mercat, {mechanism}",
+            )
+            for r in mine:
+                ax.annotate(str(r[0]), (r[seed], r[ours]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")  # fmt: skip
+        values = [r[ours] for r in rows] + [r[seed] for r in rows]
+        low, high = min(values), max(values)
+        pad = 0.05 * (high - low or 1)
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], "k:", lw=0.8,
+                label="seed 000 (Table I) = mercat")  # fmt: skip
+        ax.set_xlabel(f"seed 000 (Table I): {label}")
+        ax.set_ylabel(f"mercat: {label}")
+        ax.legend(fontsize=7)
+    return save(fig, path)
 
 
 # --- Fig. 4 -------------------------------------------------------------------------------
@@ -343,6 +412,32 @@ def _fig4_claims(facts: dict) -> tuple[Claim, ...]:
 # --- Fig. 5 -------------------------------------------------------------------------------
 
 
+ZOOM_TO = 0.05  # Fig. 5's zoomed panel: failure rates up to 5%
+ZOOM_BIN = 0.0025
+
+
+def _removal_panel(ax, bins: dict, label: str, targets: dict, legend: bool) -> None:  # type: ignore[no-untyped-def]
+    """One panel of Fig. 5: all and removed assets per bin (log counts), the removed share."""
+    edges = bins["edges"]
+    ax.stairs(bins["assets"], edges, fill=True, color="lightcyan", edgecolor="k",
+              label="all assets")  # fmt: skip
+    ax.stairs(bins["removed"], edges, fill=True, color="salmon", edgecolor="k",
+              label="removed assets")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, None)
+    ax.set_xlabel(label)
+    ax.set_ylabel("number of assets")
+    twin = ax.twinx()
+    twin.step(edges[:-1], 100 * bins["proportion"], where="post", color="royalblue")  # NaN: gap
+    twin.set_ylim(0, 100)
+    twin.set_ylabel("removed (%)", color="royalblue")
+    twin.grid(False)
+    for (name, value), style in zip(targets.items(), (":", "--"), strict=True):
+        ax.axvline(value, color="k", linestyle=style, label=f"{name} = {100 * value:.2f}%")
+    if legend:
+        ax.legend(loc="upper right", fontsize=7)
+
+
 def run_fig5(context: ExperimentContext) -> Section:
     from mercat.report.plots import plt, save
 
@@ -359,29 +454,24 @@ def run_fig5(context: ExperimentContext) -> Section:
     ):
         bins = metrics.removal_by_bin(recs, quantity)
         edges = bins["edges"]
-        fig, ax = plt.subplots(figsize=(6.5, 3.0))
-        ax.stairs(
-            bins["assets"], edges, fill=True, color="lightcyan", edgecolor="k", label="all assets"
+        # Both targets sit in the first few percent, which the full range squeezes into
+        # its first bins: the right panel zooms on 0-5% with bins four times finer.
+        fig, (ax, zoom) = plt.subplots(
+            1, 2, figsize=(9.5, 3.2), gridspec_kw={"width_ratios": (3, 2)}
         )
-        ax.stairs(
-            bins["removed"], edges, fill=True, color="salmon", edgecolor="k", label="removed assets"
-        )
-        ax.set_yscale("log")
-        ax.set_ylim(0.5, None)
-        ax.set_xlabel(label)
-        ax.set_ylabel("number of assets")
-        twin = ax.twinx()
-        twin.step(edges[:-1], 100 * bins["proportion"], where="post", color="royalblue")  # NaN: gap
-        twin.set_ylim(0, 100)
-        twin.set_ylabel("removed (%)", color="royalblue")
-        twin.grid(False)
-        for (name, value), style in zip(targets.items(), (":", "--"), strict=True):
-            ax.axvline(value, color="k", linestyle=style, label=f"{name} = {100 * value:.2f}%")
-        ax.legend(loc="upper right")
+        _removal_panel(ax, bins, label, targets, legend=True)
+        fine = metrics.removal_by_bin(recs, quantity, bin_width=ZOOM_BIN)
+        _removal_panel(zoom, fine, label, targets, legend=False)
+        zoom.set_xlim(0, ZOOM_TO)
+        zoom.set_title(f"zoom: 0-{100 * ZOOM_TO:.0f}%, bins of {100 * ZOOM_BIN:.2f}%", fontsize=8)
+        ax.set_title(f"all assets, bins of {100 * (edges[1] - edges[0]):.0f}%", fontsize=8)
         figures.append(
             Figure(
                 save(fig, context.out_dir / f"fig5_{quantity}.png"),
-                f"Fig. 5: removed and remaining assets by {label} (Coll-SR)",
+                f"Fig. 5{'a' if quantity == 'failure_rate' else 'b'}: removed and remaining "
+                f"assets by {label} (Coll-SR, {runs} runs), with the removed share (blue, "
+                "right axis); the right panel zooms on 0-5%, where both targets lie. The seed "
+                "prints no values for Fig. 5; its statements are the claims above.",
             )
         )
         for lo, total, gone, prop in zip(
@@ -443,6 +533,42 @@ def run_fig5(context: ExperimentContext) -> Section:
         ),
         figures=tuple(figures),
         facts=facts,
+        paper="000",
+        claims=_fig5_claims(fa, ft, config),
+    )
+
+
+def _fig5_claims(fa: dict, ft: dict, config: CollectiveConfig) -> tuple[Claim, ...]:
+    """Fig. 5's statements (seed 000, §V.D.3); the seed prints no numbers beyond the targets
+    and "around 100%", so the thresholds of "rarely" (5%) and "around 100%" (90%) are ours."""
+    return (
+        Claim(
+            "000",
+            "Fig. 5a",
+            "the removed share tends to remain around 100% for high F_a",
+            "≈ 100%",
+            f"{fa['removed_share_above_10pct_pct']:.1f}% of assets with F_a > 10%",
+            verdict(fa["removed_share_above_10pct_pct"] >= 90),
+            "holds if at least 90% of the assets with F_a > 10% are removed",
+        ),
+        Claim(
+            "000",
+            "Fig. 5a",
+            "removal only increases after F_a target: reliable assets are kept",
+            f"≈ 0% below {100 * config.asset_target:.2f}%",
+            f"{fa['removed_share_below_fa_target_pct']:.1f}%",
+            verdict(fa["removed_share_below_fa_target_pct"] <= 5),
+            "holds if at most 5% of the assets with F_a ≤ F_a target are removed",
+        ),
+        Claim(
+            "000",
+            "Fig. 5b",
+            "removal only increases after the experienced F_t passes its target",
+            f"≈ 0% below {100 * config.target:.0f}%",
+            f"{ft['removed_share_below_ft_target_pct']:.1f}%",
+            verdict(ft["removed_share_below_ft_target_pct"] <= 5),
+            "holds if at most 5% of the assets that experienced F_t ≤ F_t target are removed",
+        ),
     )
 
 
