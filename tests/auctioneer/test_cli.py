@@ -105,7 +105,9 @@ def test_the_seed003_experiment_runs_and_reports(tmp_path, monkeypatch):
     assert section.facts["outputs_equal_centralized"] is True
     bar = section.facts["fig4_bar"]
     assert set(bar) == {"users", "cpus", "centralized_seconds", "centralized_cpu_seconds", "k1"}
-    assert bar["k1"]["cpu_floor_ratio"] >= 0
+    # None where the trusted auctioneer's CPU time was below the clock's resolution
+    assert bar["k1"]["cpu_floor_ratio"] is None or bar["k1"]["cpu_floor_ratio"] >= 0
+    assert "0.00×" not in section.summary
     assert section.facts["fig5_speedups"]["by_users"][0]["users"] == 8
     for figure in section.figures:
         assert (tmp_path / figure.path).stat().st_size > 1000

@@ -65,3 +65,27 @@ def test_the_in_process_protocol_rows_deliver_every_round():
     assert [(r["executing"], r["k"], r["ok_rounds"]) for r in rows] == [(1, 0, 2), (3, 1, 2)]
     # Three providers exchange signed messages one provider does not: more CPU per round.
     assert rows[1]["cpu_seconds_per_round"] > rows[0]["cpu_seconds_per_round"] > 0
+
+
+def test_a_reference_time_below_the_clock_resolution_gives_no_ratio():
+    # The trusted auctioneer's CPU time read 0.0: the floor is not measurable (None), never
+    # the 0.00x the summary used to print; wall-time ratios still come out.
+    rows = [row(1, 0, 0.0025, 0.0), row(8, 3, 0.030, 0.006)]
+    bar = fig4_bar(rows, 1000, cpus=2)
+    assert bar["k3"]["cpu_floor_ratio"] is None
+    assert bar["k3"]["ratio_to_centralized"] == pytest.approx(12.0)
+    vcg = [vcg_row(1, 1, 14.0, 0.0, 0.0), vcg_row(4, 8, 16.0, 0.0, 0.0)]
+    head = fig5_speedups(vcg, threshold=10.0, cpus=2)["headline"]
+    assert head["p4_cpu_speedup_of_busiest_provider"] is None
+    assert head["p4_speedup_ceiling_on_cpus"] is None
+    assert head["p4_speedup"] == pytest.approx(14 / 16)
+
+
+def test_the_summary_says_not_measurable_instead_of_a_zero_ratio():
+    from mercat.auctioneer.experiments import _floor_text
+
+    bar = fig4_bar([row(1, 0, 0.0025, 0.0), row(8, 3, 0.030, 0.006)], 1000, cpus=2)
+    text = _floor_text(bar, ["k3"])
+    assert "not measurable" in text and "0.00" not in text
+    measured = fig4_bar([row(1, 0, 0.0025, 0.002), row(8, 3, 0.030, 0.006)], 1000, cpus=2)
+    assert "3.20× for k3" in _floor_text(measured, ["k3"])

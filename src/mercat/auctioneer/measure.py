@@ -223,6 +223,14 @@ def cpu_bound_seconds(total_cpu: float, busiest_cpu: float, processes: int, cpus
     return max(total_cpu / min(cpus, processes), busiest_cpu)
 
 
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator, or None where either time is not measurable: a CPU time of
+    0.0 is below the clock's resolution, and dividing by it gives nonsense (0× or ∞)."""
+    if not (denominator > 0 and numerator > 0):
+        return None
+    return numerator / denominator
+
+
 def fig4_bar(
     rows: list[dict[str, Any]], users: int = 1000, cpus: int | None = None
 ) -> dict[str, Any]:
@@ -231,7 +239,8 @@ def fig4_bar(
     `cpu_floor_ratio` is what no protocol could beat on `cpus` cores: each of the executing
     providers does at least the trusted auctioneer's own work (take the bids, run A, sign
     the result), so a round needs at least executing × that CPU time / cpus of wall time.
-    Above 2 the bar cannot be met on this machine however cheap the protocol's messages."""
+    Above 2 the bar cannot be met on this machine however cheap the protocol's messages.
+    Ratios whose reference time was not measurable (0.0 s) are None."""
     cpus = cpus or usable_cpus()
     at = {(r["executing"], r["k"]): r for r in rows if r["users"] == users}
     central = at.get((1, 0))
@@ -247,17 +256,17 @@ def fig4_bar(
     for (executing, k), row in sorted(at.items()):
         if k == 0:
             continue
-        ratio = row["seconds_median"] / central["seconds_median"]
+        ratio = _ratio(row["seconds_median"], central["seconds_median"])
         out[f"k{k}"] = {
             "executing": executing,
             "seconds": row["seconds_median"],
             "ratio_to_centralized": ratio,
-            "within_2x": ratio <= 2.0,
+            "within_2x": ratio is not None and ratio <= 2.0,
             "under_1s": row["seconds_median"] < 1.0,
-            "cpu_floor_ratio": cpu_bound_seconds(
-                executing * central_cpu, central_cpu, executing, cpus
-            )
-            / central["seconds_median"],
+            "cpu_floor_ratio": _ratio(
+                cpu_bound_seconds(executing * central_cpu, central_cpu, executing, cpus),
+                central["seconds_median"],
+            ),
         }
     return out
 
@@ -307,11 +316,11 @@ def fig5_speedups(
             if r["users"] == n and r["executing"] > 1:
                 g = r["groups"]
                 entry[f"p{g}_seconds"] = r["seconds_median"]
-                entry[f"p{g}_speedup"] = c["seconds_median"] / r["seconds_median"]
+                entry[f"p{g}_speedup"] = _ratio(c["seconds_median"], r["seconds_median"])
                 entry[f"p{g}_busiest_provider_cpu"] = r["cpu_seconds_busiest_provider_per_round"]
-                entry[f"p{g}_cpu_speedup_of_busiest_provider"] = (
-                    c["cpu_seconds_busiest_provider_per_round"]
-                    / r["cpu_seconds_busiest_provider_per_round"]
+                entry[f"p{g}_cpu_speedup_of_busiest_provider"] = _ratio(
+                    c["cpu_seconds_busiest_provider_per_round"],
+                    r["cpu_seconds_busiest_provider_per_round"],
                 )
                 floor = cpu_bound_seconds(
                     r["cpu_seconds_all_providers_per_round"],
@@ -319,7 +328,7 @@ def fig5_speedups(
                     r["executing"],
                     cpus,
                 )
-                entry[f"p{g}_speedup_ceiling_on_cpus"] = c["seconds_median"] / floor
+                entry[f"p{g}_speedup_ceiling_on_cpus"] = _ratio(c["seconds_median"], floor)
         table.append(entry)
     eligible = [e for e in table if e["centralized_seconds"] >= threshold]
     return {
