@@ -84,7 +84,8 @@ def test_the_page_groups_sections_by_paper_and_summarises_the_verdicts(tmp_path)
     assert order == sorted(order)
     assert "Collective Incentives" in page and "Distributed auctioneer" in page
     summary = page[page.index('id="claims-summary"') : page.index('id="paper-000"')]
-    assert "3 claims" in summary and "2 hold" in summary and "1 differ" in summary
+    assert "3 claims with a number, from 2 of the four papers" in summary
+    assert "2 hold" in summary and "1 differ" in summary
     # The claim that differs is listed, linked to its section.
     assert re.search(r'<a href="#fig4">seed 000, Fig\. 4, Free</a>', summary)
     # Inside the section: claims table, then text, then figures, then the tables.

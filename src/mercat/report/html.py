@@ -191,6 +191,7 @@ def _render_summary(groups: dict[str, list[Section]]) -> str:
     if not every:
         return "<p>No section states claims.</p>"
     total = tally(every)
+    papers = {c.paper for c in every}
     rows = []
     for paper, group in groups.items():
         counts = tally(c for s in group for c in s.claims)
@@ -204,7 +205,7 @@ def _render_summary(groups: dict[str, list[Section]]) -> str:
         )
     summary = [
         '<section id="claims-summary"><h2>Claims at a glance</h2>',
-        f"<p>{len(every)} claims of the four papers that carry a number: "
+        f"<p>{len(every)} claims with a number, from {len(papers)} of the four papers: "
         f"<b>{total['holds']} hold</b>, <b>{total['differs']} differ</b>, "
         f"{total['not measurable']} cannot be decided by this run. A verdict compares the "
         "paper's published number with the one mercat measured in this run, by the rule "
@@ -239,6 +240,8 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}
 th,td{border:1px solid #bbb;padding:.25em .5em;text-align:right;vertical-align:top}
 th{background:#eee} td.text{text-align:left;min-width:12em}
+table.claims td{text-align:left}
+table.claims td:nth-child(3),table.claims td:nth-child(4){min-width:8em}
 figure{margin:1em 0} img{max-width:100%}
 figcaption{font-size:.9em;color:#444} .meta{color:#777;font-size:.8em}
 details.table{margin:.5em 0 1.5em} details.table summary{cursor:pointer;font-weight:600}
