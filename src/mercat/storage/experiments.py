@@ -147,7 +147,7 @@ def run_storage(context: ExperimentContext) -> Section:
                 "Fig. 2",
                 "IPFS stores and loads models faster than Hyperledger and Tendermint",
                 "IPFS fastest (no values printed)",
-                f"mercat store: read {single['read_MBps']:.0f} MB/s, write "
+                f"single store: read {single['read_MBps']:.0f} MB/s, write "
                 f"{single['write_MBps']:.0f} MB/s",
                 verdict(None),
                 "neither Hyperledger nor Tendermint runs here, and the seed prints no numbers",
