@@ -361,3 +361,9 @@ def test_the_experiment_reports_figures_3_to_5_with_controls(tmp_path, monkeypat
     assert 0 < section.facts["jain_groups"]["20"] <= 1
     # The market's row among the controls is the sweep's run at the same size.
     assert controls.rows[0][1] == pytest.approx(by_n.rows[1][3])
+    # Labels come from the run: a 1-day run never says "30 days" as if it ran them.
+    assert "1-day" in section.title and "30-day" not in section.title
+    assert "30 days" not in tokens.title and "1 days" in tokens.title
+    assert section.paper == "002" and [c.source for c in section.claims] == [
+        "Fig. 3", "Fig. 4", "Fig. 5"
+    ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -30,7 +31,10 @@ def test_table1_writes_the_promised_columns(tmp_path):
         "removal_precision_pct", "task_failure_rate_pct",
     ]  # fmt: skip
     assert [r["config"] for r in rows[::2]] == [str(i) for i in range(1, 10)]
-    assert (tmp_path / "index.html").read_text().count("<section") == 1
+    # One experiment's section on the page (beside the claims summary and its paper's part).
+    page = (tmp_path / "index.html").read_text()
+    assert re.findall(r'<section id="([^"]+)">', page) == ["claims-summary", "table1"]
+    assert page.count('<section class="paper"') == 1
     facts = json.loads(out.stdout)["experiments"]["table1"]
     assert facts["runs"] == 4
 
@@ -42,6 +46,18 @@ def test_figures_are_written(tmp_path, name):
     for figure in section.figures:
         assert (tmp_path / figure.path).stat().st_size > 10_000
     assert (tmp_path / name / "section.json").exists()
+    # Claims of seed 000, each judged on this run's numbers.
+    assert section.paper == "000" and len(section.claims) >= 3
+    assert {c.paper for c in section.claims} == {"000"}
+    assert all(c.reproduced and c.why for c in section.claims)
+    if name == "fig4":
+        free = section.claims[0]
+        low, high = section.facts["free"]["median_range_pct"]
+        assert f"{low:.1f}-{high:.1f}%" in free.reproduced
+        # Window-100 medians of 0 cannot sit on a log axis: the caption says how many.
+        window100 = section.figures[1].caption
+        assert "seed's Fig. 4 values are drawn" in window100
+        assert "resolution 1/100" in window100 or "No median is 0" in window100
 
 
 @pytest.mark.slow
@@ -52,3 +68,5 @@ def test_fig3_quick(tmp_path):
     assert sum(v["monte_carlo_in_ci"] for v in section.facts.values()) >= 5
     below = [section.facts[f"F={f}"]["log_slope_per_x"] for f in (0.1, 0.15, 0.19)]
     assert below[0] < below[1] < below[2] < 0  # steeper the further below the target
+    assert [c.verdict for c in section.claims] == ["holds", "holds", "holds"]
+    assert "diffusion" in section.figures[0].caption
