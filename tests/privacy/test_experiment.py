@@ -26,3 +26,7 @@ def test_the_experiment_writes_its_table_figure_and_facts(tmp_path, monkeypatch)
     assert eps[("central", 3.0)] < eps[("central", 1.0)] < eps[("local", 1.0)]
     assert section.facts["pld_minus_exact_max"] < 1e-3
     assert "Fig. 6" in section.summary
+    (overhead,) = section.claims
+    assert section.paper == "002" and overhead.source == "Fig. 6"
+    assert overhead.published == "+15-20%" and "central" in overhead.reproduced
+    assert "(seed 002, Fig. 6)" in section.figures[0].caption

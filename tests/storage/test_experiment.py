@@ -16,3 +16,7 @@ def test_the_experiment_measures_both_platforms_and_fits_eq_1(tmp_path, monkeypa
     for name in ("mercat store", "3 replicas"):
         assert section.facts[name]["write_MBps"] > 0
         assert section.facts[name]["T_c_seconds"] >= 0
+    # Fig. 2's platforms are absent here: that claim cannot be decided, never "holds".
+    fig2, eq1 = section.claims
+    assert section.paper == "002" and fig2.verdict == "not measurable"
+    assert eq1.source == "eq. 1" and "R² read" in eq1.reproduced
