@@ -20,6 +20,11 @@ def test_seed001_writes_its_section(tmp_path):
     assert facts["random_markets"] == 1 and facts["within_1pct"] == 1
     assert facts["all_ir"] and facts["all_converged"] and facts["margin_above_bound"] == 0
     folder = tmp_path / "seed001"
+    # The report's claims: one per running-example dynamics, and attempt 4's convergence.
+    saved = json.loads((folder / "section.json").read_text())
+    assert saved["paper"] == "001"
+    assert [c["verdict"] for c in saved["claims"]] == ["holds"] * 9
+    assert saved["claims"][-1]["source"] == "attempt 4, final claim"
     for name in (
         "running_example.csv",
         "equilibria.csv",
