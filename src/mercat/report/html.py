@@ -216,7 +216,10 @@ def _render_summary(groups: dict[str, list[Section]]) -> str:
         + "".join(rows)
         + "</tbody></table></div>",
     ]
-    for wanted, heading in (("differs", "Claims that differ"), ("not measurable", "Not decided")):
+    for wanted, heading in (
+        ("differs", "Claims that differ"),
+        ("not measurable", "Claims this run cannot decide"),
+    ):
         found = [
             (s, c) for group in groups.values() for s in group for c in s.claims
             if c.verdict == wanted

@@ -195,7 +195,16 @@ def run_cloudchain(context: ExperimentContext) -> Section:
     a3.legend(fontsize=7)
     order = np.argsort(-tokens)
     colors = ["tab:blue" if providers[i].cloud else "tab:orange" for i in order]
-    a4.bar(range(len(order)), tokens[order] / 1e3, color=colors)
+    bars = a4.bar(range(len(order)), tokens[order] / 1e3, color=colors)
+    # The seed names its top earners (no values): their bars are hatched, wherever they rank.
+    named = [bar for bar, i in zip(bars, order, strict=True)
+             if providers[i].name in SEED_TOP_EARNERS]  # fmt: skip
+    for bar in named:
+        bar.set_hatch("///")
+        bar.set_edgecolor("k")
+    if named:
+        named[0].set_label("seed 002 (Fig. 4): the top earners " + ", ".join(SEED_TOP_EARNERS))
+        a4.legend(fontsize=6, loc="upper right")
     a4.set_xticks(
         range(len(order)),
         [providers[i].name.replace("Community Node ", "C") for i in order],
@@ -303,8 +312,8 @@ def run_cloudchain(context: ExperimentContext) -> Section:
                 png,
                 f"{days} days, {seeds} seed(s) per point: Fig. 3 throughput, Fig. 4 tokens, "
                 f"Fig. 5 fairness with the seed's floor of {SEED_JAIN_FLOOR} drawn (seed 002, "
-                "Fig. 5), and the fairness controls. The seed prints no values for Fig. 3 "
-                "and Fig. 4.",
+                "Fig. 5), and the fairness controls. In Fig. 4 the providers the seed names as "
+                "the top earners are hatched; the seed prints no values for Fig. 3 and Fig. 4.",
             ),
         ),
         facts=facts,
