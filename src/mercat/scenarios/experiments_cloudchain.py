@@ -329,7 +329,7 @@ def _r2(xs: list[float], ys: list[float], fit: np.ndarray) -> float:
 
 
 def _claims(rows: list, fit_r2: float, providers, tokens, days: int) -> tuple[Claim, ...]:  # type: ignore[no-untyped-def]
-    """Seed 002's numbered statements about its 30-day simulation (§VI, Fig. 3-5)."""
+    """Seed 002's numbered statements about its 30-day simulation (Fig. 3-5)."""
     period = f"{days} days" + ("" if days == DAYS else f" (the seed: {DAYS})")
     order = np.argsort(-tokens)
     top = [providers[i].name for i in order[: len(SEED_TOP_EARNERS)]]

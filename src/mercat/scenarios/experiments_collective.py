@@ -59,7 +59,7 @@ SEED_TABLE1 = {
 SEED_RUNS = 100
 WINDOW = 500  # the simulator's moving-average window
 FIG4_MECHANISMS = ("free", "coll-stake", "coll-rep", "coll-sr")
-#: Fig. 4 of seed 000 (§V.D.2): without incentives the task failure rate stays within about
+#: Fig. 4 of seed 000 (§III.D.2): without incentives the task failure rate stays within about
 #: 10-30%; with collective incentives, after about 4000 tasks, about 95% of runs (the 95th
 #: percentile) stay below 2%.
 SEED_FIG4_FREE_BAND_PCT = (10.0, 30.0)
@@ -329,7 +329,7 @@ def run_fig4(context: ExperimentContext) -> Section:
                 name_png,
                 f"Fig. 4 with a {window}-task moving average, log scale. The seed's Fig. 4 "
                 "values are drawn: the band where Free stays and the 2% line that 95% of "
-                "collective runs stay under after task 4000 (seed 000, §V.D.2). "
+                "collective runs stay under after task 4000 (seed 000, §III.D.2). "
                 + (
                     f"Tasks whose median is 0 (no failure among the last {window}, below the "
                     f"resolution 1/{window}) are left out of the curves: {zeros} of tasks."
@@ -539,7 +539,7 @@ def run_fig5(context: ExperimentContext) -> Section:
 
 
 def _fig5_claims(fa: dict, ft: dict, config: CollectiveConfig) -> tuple[Claim, ...]:
-    """Fig. 5's statements (seed 000, §V.D.3); the seed prints no numbers beyond the targets
+    """Fig. 5's statements (seed 000, §III.D.3); the seed prints no numbers beyond the targets
     and "around 100%", so the thresholds of "rarely" (5%) and "around 100%" (90%) are ours."""
     return (
         Claim(

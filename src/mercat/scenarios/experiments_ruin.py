@@ -180,7 +180,7 @@ def run_fig3(context: ExperimentContext) -> Section:
 
 
 def _claims(facts: dict, below: list[float]) -> tuple[Claim, ...]:
-    """Fig. 3's three statements (seed 000, §V.D.1), judged on the exact probabilities."""
+    """Fig. 3's three statements (seed 000, §III.D.1), judged on the exact probabilities."""
     fits = {f: facts[f"F={f}"] for f in FAILURE_RATES}
     worst_r2 = min(fits[f]["log_linear_r2"] for f in below)
     steeper = all(
