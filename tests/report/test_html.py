@@ -110,3 +110,20 @@ def test_the_header_says_how_the_report_was_made(tmp_path):
                  "2026-12-03 20:40 UTC", "--quick", "123.4 s"):  # fmt: skip
         assert text in header
     assert json.loads((tmp_path / "facts.json").read_text())["run"]["quick"] is True
+
+
+def test_sections_of_an_earlier_command_say_their_own_settings(tmp_path):
+    # A page refreshed one experiment at a time: fig3 from a full run with seed 2, fig4 now.
+    old = Section("fig3", "Fig. 3", "<p>s</p>", seconds=9.0, paper="000", quick=False,
+                  rng_seed=2, claims=(claim(),))  # fmt: skip
+    new = Section("fig4", "Fig. 4", "<p>s</p>", seconds=1.0, paper="000", quick=True,
+                  rng_seed=1, claims=(claim(),))  # fmt: skip
+    run = RunInfo("mercat reproduce fig4 --quick --out r --seed 1", 1, "0.1.0", "d", True, 1.0)
+    page = write_report(tmp_path, [old, new], run=run).read_text(encoding="utf-8")
+    header = page[: page.index("<nav>")]
+    note = header[header.index("earlier command with other settings") :]
+    assert note.endswith("fig3</p>")
+    assert "computed in 9.0 s (RNG seed 2)" in page
+    assert "computed in 1.0 s (quick sizes, RNG seed 1)" in page
+    again = section_from_dict(json.loads(json.dumps(section_to_dict(old))))
+    assert again.quick is False and again.rng_seed == 2

@@ -135,6 +135,8 @@ def run_experiment(name: str, context: ExperimentContext) -> Section:
     section = replace(
         section,
         seconds=time.perf_counter() - start,
+        quick=context.quick,
+        rng_seed=context.seed,
         figures=tuple(replace(f, path=f"{name}/{f.path}") for f in section.figures),
         tables=tuple(replace(t, csv=f"{name}/{t.csv}" if t.csv else None) for t in section.tables),
     )

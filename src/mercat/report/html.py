@@ -55,6 +55,10 @@ class Section:
     seconds: float | None = None
     paper: str = ""  # the seed it reproduces, "000" .. "003"; "" for none (a plug-in's own)
     claims: tuple[Claim, ...] = ()  # the paper's numbered claims, each with mercat's number
+    # How the section was computed (set by `run_experiment`): a page refreshed one experiment
+    # at a time mixes sections of different runs, and each says its own.
+    quick: bool | None = None
+    rng_seed: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "claims", tuple(self.claims))
@@ -146,7 +150,15 @@ def _render_section(section: Section) -> str:
         )
     parts.extend(_render_table(t) for t in section.tables)
     if section.seconds is not None:
-        parts.append(f'<p class="meta">computed in {section.seconds:.1f} s</p>')
+        how = [
+            *(["quick sizes"] if section.quick else []),
+            *([f"RNG seed {section.rng_seed}"] if section.rng_seed is not None else []),
+        ]
+        parts.append(
+            f'<p class="meta">computed in {section.seconds:.1f} s'
+            + (f" ({', '.join(how)})" if how else "")
+            + "</p>"
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -165,7 +177,7 @@ def _by_paper(sections: Sequence[Section]) -> dict[str, list[Section]]:
     return {paper: group for paper, group in groups.items() if group}
 
 
-def _render_run(run: RunInfo | None) -> str:
+def _render_run(run: RunInfo | None, sections: Sequence[Section] = ()) -> str:
     if run is None:
         stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         return f"<p class='meta'>generated {stamp}</p>"
@@ -182,7 +194,19 @@ def _render_run(run: RunInfo | None) -> str:
         ("quick run", size),
         ("total time", f"{run.seconds:.1f} s"),
     )
-    return '<dl class="run">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+    page = '<dl class="run">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+    others = [
+        s.key
+        for s in sections
+        if (s.quick is not None and s.quick != run.quick)
+        or (s.rng_seed is not None and s.rng_seed != run.rng_seed)
+    ]
+    if others:
+        page += (
+            "<p class='meta'>Sections computed by an earlier command with other settings "
+            "(each says its own under it): " + ", ".join(html.escape(k) for k in others) + "</p>"
+        )
+    return page
 
 
 def _render_summary(groups: dict[str, list[Section]]) -> str:
@@ -281,7 +305,7 @@ def write_report(
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-        + _render_run(run)
+        + _render_run(run, sections)
         + f"<nav>{nav}</nav>"
         + _render_summary(groups)
         + "\n".join(body)
@@ -325,4 +349,6 @@ def section_from_dict(data: dict[str, Any]) -> Section:
         seconds=data.get("seconds"),
         paper=data.get("paper", ""),
         claims=tuple(claim_from_dict(c) for c in data.get("claims", ())),
+        quick=data.get("quick"),
+        rng_seed=data.get("rng_seed"),
     )
