@@ -21,6 +21,7 @@ SCENARIOS = ROOT / "examples" / "scenarios"
 SMALL: dict[str, list[str]] = {
     "collective-sweep.toml": ["runs=2", "tasks=600", "assets=20"],
     "marketplace-agents.toml": ["runs=1", "rounds=3"],
+    "marketplace-provider-asks.toml": ["runs=1", "rounds=3"],
     "seed000-table1.toml": ["runs=1"],
     "seed001-posted-prices.toml": ["runs=1"],
     "seed002-cloudchain.toml": ["runs=1", "days=2"],
