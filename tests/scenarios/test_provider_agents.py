@@ -3,6 +3,8 @@ marketplace posting the asks and counting each provider's profit at its true cos
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,7 @@ class TestTruthful(ProviderStrategyContract):
 
 class TestMarkup(ProviderStrategyContract):
     strategy = FixedMarkup
-    options = {"markup": 0.5}
+    options: ClassVar[dict[str, Any]] = {"markup": 0.5}
 
 
 class TestAdaptiveMarkup(ProviderStrategyContract):
@@ -100,7 +102,7 @@ def test_the_marketplace_posts_each_servers_ask_at_its_factor_of_the_true_cost()
 
 
 def test_a_markup_earns_a_provider_more_than_its_true_cost_and_truthful_asks_change_nothing():
-    plain, plain_book = _market(None)
+    plain, _ = _market(None)
     plain.run(6)
     truthful, _ = _market(TruthfulAsk())
     truthful.run(6)

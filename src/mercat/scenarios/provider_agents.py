@@ -135,7 +135,9 @@ class AdaptiveMarkup(ProviderStrategy):
                 "adaptive-markup needs floor <= start <= cap, up >= 1 and down <= 1"
             )
         if 1 + self.cap > MAX_ASK_FACTOR:
-            raise InvalidParameterError(f"adaptive-markup's cap must be below {MAX_ASK_FACTOR - 1:g}")
+            raise InvalidParameterError(
+                f"adaptive-markup's cap must be below {MAX_ASK_FACTOR - 1:g}"
+            )
 
     def ask(self, server: ServerCosts) -> float:
         return 1.0 + self.markup
