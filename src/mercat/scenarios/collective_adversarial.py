@@ -17,9 +17,12 @@ rates from the power law, |A_t| assets a task, the collective rule settling ever
    (at removal, at leaving, or at the end of the run) - the stake it posted.
 3. **Counter-measures** (`mercat.scenarios.collective_countermeasures`): an entry bond per
    new identity, a stake ramp-up and reputation decay per owner, which scale the selection
-   weight. Under uniform selection (Free, Coll-Stake) the weight is 1 times the factors;
-   under Coll-Rep and Coll-SR it is the stake times the factors. Picks are rejection draws
-   against the largest weight any asset ever had, as in the reference engine.
+   weight. The market's N_a founding honest assets count as established (no ramp-up); the
+   adversary arrives in that market, so its identities, the first ones included, ramp up,
+   as every later honest replacement does. Under uniform selection (Free, Coll-Stake) the
+   weight is 1 times the factors; under Coll-Rep and Coll-SR it is the stake times them.
+   Picks are rejection draws against the largest weight any asset ever had, as in the
+   reference engine.
 
 Readings that differ from the reference engine: failure rates are drawn directly
 (Fa = U^(1/α)), whatever `failure_rate_sampling` says; combinations are not modelled (the
@@ -95,6 +98,7 @@ class _Asset:
     fees: float = 0.0
     work_cost: float = 0.0
     bond: float = 0.0
+    established: bool = False  # a founding honest asset: no ramp-up
 
 
 @dataclass(frozen=True)
@@ -229,12 +233,13 @@ def simulate_run(
         return new
 
     def add_honest(now: int) -> None:
-        enter(0, Identity(), now, rng.random() ** (1.0 / config.alpha))
+        new = enter(0, Identity(), now, rng.random() ** (1.0 / config.alpha))
+        assets[new].established = now == 0
 
     def weight(a: int, task: int) -> float:
         asset = assets[a]
         w = asset.weight
-        if measures.ramp_up_tasks:
+        if measures.ramp_up_tasks and not asset.established:
             w *= measures.ramp_factor(asset.successes)
         if measures.reputation_half_life:
             w *= measures.reputation_factor(memory.remembered(asset.owner, task))

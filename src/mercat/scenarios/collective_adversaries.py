@@ -169,7 +169,7 @@ class Whitewasher(Adversary):
     summary = "a failure-prone asset that re-enters with a fresh identity and stake when removed"
 
     def __init__(
-        self, failure_rate: float = 0.15, reenter_below: float = 0.3, max_reentries: int = 1000
+        self, failure_rate: float = 0.15, reenter_below: float = 0.0, max_reentries: int = 1000
     ) -> None:
         self.failure_rate = float(check.probability("failure_rate", failure_rate))
         self.reenter_below = float(check.probability("reenter_below", reenter_below))
