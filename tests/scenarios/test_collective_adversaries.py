@@ -203,7 +203,41 @@ def test_a_plugin_adversary_that_mints_stake_is_a_one_line_error():
     assert "\n" not in str(info.value)
 
 
+class _Undecided(Adversary):
+    name = "undecided"
+    summary = "answers works with None"
+
+    def identities(self):
+        return (Identity(),)
+
+    def works(self, view):
+        return None
+
+
+class _Flood(Adversary):
+    name = "flood"
+    summary = "enters a new identity after every task"
+
+    def identities(self):
+        return (Identity(),)
+
+    def step(self, outcome):
+        return Moves(enter=(Identity(),) * 60_000)
+
+
+@pytest.mark.parametrize(
+    ("owner", "match"),
+    [(_Undecided(), "true or false"), (_Flood(), "more than 100000 identities")],
+)
+def test_a_plugin_adversary_out_of_bounds_is_a_one_line_error(owner, match):
+    with pytest.raises(InvalidParameterError, match=match) as info:
+        simulate_run(SMALL, owner)
+    assert "\n" not in str(info.value)
+
+
 def test_bad_options_and_economics_are_one_line_errors():
+    with pytest.raises(InvalidParameterError, match="at most 10000"):
+        adversary("sybil", identities=10**9)
     with pytest.raises(InvalidParameterError, match="bad options"):
         adversary("sybil", bogus=1)
     with pytest.raises(InvalidParameterError):

@@ -66,6 +66,10 @@ ADVERSARY = -1
 
 _TOLERANCE = 1e-9
 
+MAX_IDENTITIES = 100_000
+"""The most identities an adversary may enter in one run (its own and re-entries): a
+plug-in asking for more is an error, not a run that fills the memory."""
+
 
 @dataclass(frozen=True)
 class Economics:
@@ -206,8 +210,20 @@ def simulate_run(
             return 1.0
         return stake if weight_of is None else float(weight_of(stake))
 
+    adversary_identities = 0
+
     def enter(owner_id: int, identity: Identity, now: int, failure_rate: float) -> int:
-        nonlocal bound, live_honest
+        nonlocal bound, live_honest, adversary_identities
+        if owner_id == ADVERSARY:
+            if not isinstance(identity, Identity):
+                raise InvalidParameterError(
+                    f"adversary {owner.name!r} entered {identity!r}, not an Identity"
+                )
+            adversary_identities += 1
+            if adversary_identities > MAX_IDENTITIES:
+                raise InvalidParameterError(
+                    f"adversary {owner.name!r} entered more than {MAX_IDENTITIES} identities"
+                )
         stake = identity.stake_share * s0
         if rule.removal and rule.is_ruined(stake):
             raise InvalidParameterError(
@@ -303,16 +319,12 @@ def simulate_run(
                 assets[a].stake = float(stake)
                 assets[a].weight = base_weight(assets[a].stake)
         for identity in moves.enter:
-            if not isinstance(identity, Identity):
-                raise InvalidParameterError(
-                    f"adversary {owner.name!r} entered {identity!r}, not an Identity"
-                )
-            enter(ADVERSARY, identity, task, identity.failure_rate)
+            enter(ADVERSARY, identity, task, getattr(identity, "failure_rate", 0.0))
 
     for _ in range(config.assets):
         add_honest(0)
     for identity in owner.identities():
-        enter(ADVERSARY, identity, 0, identity.failure_rate)
+        enter(ADVERSARY, identity, 0, getattr(identity, "failure_rate", 0.0))
 
     for task in range(1, config.tasks + 1):
         while len(live) < per_task:
@@ -335,7 +347,12 @@ def simulate_run(
                     allies,
                     len(chosen) - 1 - len(allies),
                 )
-                if not owner.works(view):
+                works = owner.works(view)
+                if not isinstance(works, bool):
+                    raise InvalidParameterError(
+                        f"adversary {owner.name!r}: works must return true or false, got {works!r}"
+                    )
+                if not works:
                     shirked.append(a)
                     continue
             survival *= 1.0 - asset.failure_rate

@@ -150,6 +150,8 @@ class Honest(Adversary):
     ) -> None:
         if assets is None:
             n = check.integer("identities", identities, minimum=1)
+            if n > 10_000:
+                raise InvalidParameterError(f"honest: at most 10000 identities, got {n}")
             assets = tuple(Identity("asset", 1.0 / n, failure_rate) for _ in range(n))
         self.assets = tuple(assets)
 
@@ -202,6 +204,8 @@ class Sybil(Adversary):
 
     def __init__(self, identities: int = 4, failure_rate: float = 0.005) -> None:
         self.count = check.integer("identities", identities, minimum=1)
+        if self.count > 10_000:
+            raise InvalidParameterError(f"sybil: at most 10000 identities, got {self.count}")
         self.failure_rate = float(check.probability("failure_rate", failure_rate))
 
     def identities(self) -> tuple[Identity, ...]:
