@@ -273,3 +273,22 @@ def test_the_workbench_runs_the_adversary_and_its_twin_on_the_same_seeds():
     assert out.summary["adversary_gain_mean"] == pytest.approx(runs["adversary_gain"].mean())
     steps = out.tables["steps"]
     assert sorted(steps["task"].unique()) == [200, 400, 600]
+
+
+def test_the_bond_costs_a_sybil_one_bond_per_extra_identity_over_its_twin():
+    from mercat.scenarios.experiments_adversaries import cell
+
+    plain = cell(SMALL, lambda: Sybil(identities=4), CounterMeasures(), [1, 2])
+    bonded = cell(SMALL, lambda: Sybil(identities=4), CounterMeasures(entry_bond=2.0), [1, 2])
+    assert bonded["gain"] == pytest.approx(plain["gain"] - 3 * 2.0)
+
+
+def test_under_free_failing_on_purpose_earns_exactly_the_work_it_saves():
+    config = SMALL.with_(mechanism="free")
+    shirker = simulate_run(config, IntermittentFailer(), seed=9)
+    twin = simulate_run(config, IntermittentFailer().honest_twin(), seed=9)
+    assert shirker.deliberate_failures == shirker.adversary_tasks > 0  # Free: no penalty ever
+    assert shirker.adversary_profit - twin.adversary_profit == pytest.approx(
+        Economics().work_cost * shirker.deliberate_failures
+    )
+    assert shirker.task_failure_rate > twin.task_failure_rate
