@@ -36,8 +36,10 @@ from mercat.workbench.simulation import Steps, simulation
 SMALL = CollectiveConfig(mechanism="coll-stake", assets=20, tasks=1500, replacement_interval=100)
 
 
-def _view(stake: float, penalty_if_failed: float = 1.0, allies=(), role="asset") -> TaskView:
-    return TaskView(1, 0, role, stake, 10.0, 1.0, penalty_if_failed, tuple(allies), 3)
+def _view(
+    stake: float, penalty_if_failed: float = 1.0, allies=(), role="asset", record=()
+) -> TaskView:
+    return TaskView(1, 0, role, stake, 10.0, 1.0, penalty_if_failed, tuple(allies), 3, record)
 
 
 def test_the_registry_lists_the_five():
@@ -76,6 +78,12 @@ def test_the_intermittent_failer_fails_on_purpose_only_when_its_expected_penalty
     assert agent.works(_view(4.9)) and not agent.works(_view(5.0))  # the stake trigger
     assert not agent.works(_view(1.5, penalty_if_failed=0.0))  # Free: failing costs nothing
     assert agent.works(_view(1.5, penalty_if_failed=0.3))
+    # teammates whose records say they fail half their tasks share the blame: ~0.5³ < 0.3
+    halves = ((990, 495), (990, 495), (990, 495))
+    share = (495 + 10 * 0.01) / (990 + 10)  # the record with the prior of 10 tasks at 1 %
+    assert agent.expected_penalty(_view(1.5, record=halves)) == pytest.approx((1 - share) ** 3)
+    assert not agent.works(_view(1.5, record=halves))
+    assert agent.works(_view(1.5, record=((0, 0),) * 3))  # the prior: others are reliable
     record = simulate_run(SMALL, IntermittentFailer(), seed=4, trace=True)
     shirks = works = 0
     for task in record.trace:
@@ -83,7 +91,9 @@ def test_the_intermittent_failer_fails_on_purpose_only_when_its_expected_penalty
             if owner != ADVERSARY:
                 continue
             on_purpose = asset in task.shirked
-            assert on_purpose == (before >= 5.0)  # coll-stake: the penalty is always P = 1
+            # coll-stake: the penalty is P = 1; a healthy market's teammates do not fail a
+            # task often enough to bring the expected penalty under 0.3
+            assert on_purpose == (before >= 5.0)
             shirks += on_purpose
             works += not on_purpose
             if on_purpose:

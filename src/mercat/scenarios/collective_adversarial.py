@@ -97,6 +97,7 @@ class _Asset:
     removed_at: int = -1
     left_at: int = -1
     tasks_run: int = 0
+    tasks_failed: int = 0
     successes: int = 0
     shirked: int = 0
     fees: float = 0.0
@@ -346,6 +347,11 @@ def simulate_run(
                     asset.stake - rule.updated_stake(asset.stake, False),
                     allies,
                     len(chosen) - 1 - len(allies),
+                    tuple(
+                        (assets[b].tasks_run, assets[b].tasks_failed)
+                        for b in chosen
+                        if assets[b].owner != ADVERSARY
+                    ),
                 )
                 works = owner.works(view)
                 if not isinstance(works, bool):
@@ -375,6 +381,7 @@ def simulate_run(
             if not task_failed:
                 asset.successes += 1
             else:
+                asset.tasks_failed += 1
                 memory.penalize(asset.owner, task)
             adversary_ran |= asset.owner == ADVERSARY
         if task_failed and adversary_ran:

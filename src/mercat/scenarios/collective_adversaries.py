@@ -26,8 +26,9 @@ the baseline its profit is measured against. mercat's (`ADVERSARIES`):
 - `sybil`: one owner splits one asset's stake S0 over `identities` assets of S0/n each, to
   be selected more often under uniform selection and to spread penalties over identities;
 - `intermittent`: a reliable asset that fails on purpose (saving the work's cost) when its
-  expected penalty is low: when a failure would take less than `penalty_threshold` from its
-  stake (Free, Coll-Rep's floor), or when its stake is at least `stake_threshold` · S0, a
+  expected penalty is low: when what a failure would take from its stake, times the chance
+  that the task's other assets (by their public records) would not have failed it anyway,
+  is below `penalty_threshold`, or when its stake is at least `stake_threshold` · S0, a
   buffer it judges large enough;
 - `collusion`: an app and a server of one owner that share their stakes (`share`: the pair
   pools and splits them after every task) and whose server fails on purpose on tasks
@@ -78,6 +79,9 @@ class TaskView:
     penalty_if_failed: float  # what a failed task would take from its stake under the rule
     allies: tuple[int, ...]  # the owner's other identities on this task
     others: int  # assets of other owners on this task
+    # the public record of each of those assets: (tasks it ran, tasks of them that failed);
+    # a blind market cannot say who failed, but every asset's task outcomes are on the ledger
+    others_record: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,38 +222,50 @@ class Sybil(Adversary):
 
 class IntermittentFailer(Adversary):
     """A reliable asset that fails on purpose, saving the work's cost, only when its
-    expected penalty is low, and does the work otherwise. Its expected penalty is what a
-    failed task would take from its stake under the rule (`TaskView.penalty_if_failed`:
-    0 under Free, less than P near Coll-Rep's floor); it fails on purpose when that is
-    below `penalty_threshold` tokens (default: 0.3, the default work cost, so failing is
-    cheaper than working), or when its stake is at least `stake_threshold` · S0, a buffer
-    it judges large enough to absorb the penalty without removal."""
+    expected penalty is low, and does the work otherwise.
+
+    Its expected penalty is what a failed task would take from its stake under the rule
+    (`TaskView.penalty_if_failed`: P, or 0 under Free, or less near Coll-Rep's floor) times
+    the chance that the task would have succeeded without its failure, i.e. that the other
+    assets would not have failed it anyway: Π (1 - f_j), with f_j each other asset's failure
+    share estimated from its public record, (failed_j + `prior_tasks` · `prior_rate`) /
+    (run_j + `prior_tasks`). When the others would likely fail the task anyway, they share
+    the blame and its own failure costs it little. It fails on purpose when that expected
+    penalty is below `penalty_threshold` tokens (default 0.3, the default work cost: failing
+    is then cheaper than working), or when its stake is at least `stake_threshold` · S0, a
+    buffer it judges large enough to absorb the penalty without removal."""
 
     name = "intermittent"
-    summary = "fails on purpose when its penalty is below a threshold or its stake is high"
+    summary = "fails on purpose when its expected penalty is below a threshold or its stake is high"
 
     def __init__(
         self,
         penalty_threshold: float = 0.3,
         stake_threshold: float = 0.5,
+        prior_tasks: float = 10.0,
+        prior_rate: float = 0.01,
         failure_rate: float = 0.005,
     ) -> None:
         self.penalty_threshold = float(check.non_negative("penalty_threshold", penalty_threshold))
         self.stake_threshold = float(check.positive("stake_threshold", stake_threshold))
+        self.prior_tasks = float(check.positive("prior_tasks", prior_tasks))
+        self.prior_rate = float(check.probability("prior_rate", prior_rate))
         self.failure_rate = float(check.probability("failure_rate", failure_rate))
 
     def identities(self) -> tuple[Identity, ...]:
         return (Identity("asset", 1.0, self.failure_rate),)
 
-    def expects_low_penalty(self, view: TaskView) -> bool:
-        """Whether failing this task looks cheap to it (the class docstring)."""
-        return (
-            view.penalty_if_failed < self.penalty_threshold
-            or view.stake >= self.stake_threshold * view.initial_stake
-        )
+    def expected_penalty(self, view: TaskView) -> float:
+        """What failing this task is expected to cost its stake (the class docstring)."""
+        others_succeed = 1.0
+        for run, failed in view.others_record:
+            share = (failed + self.prior_tasks * self.prior_rate) / (run + self.prior_tasks)
+            others_succeed *= 1.0 - share
+        return view.penalty_if_failed * others_succeed
 
     def works(self, view: TaskView) -> bool:
-        return not self.expects_low_penalty(view)
+        cheap = self.expected_penalty(view) < self.penalty_threshold
+        return not (cheap or view.stake >= self.stake_threshold * view.initial_stake)
 
 
 class Collusion(Adversary):
