@@ -151,20 +151,28 @@ def _summary(records: list[dict], size: Size, runs: int, seed: int) -> str:
         parts = []
         for mechanism in MECHANISMS:
             base = by[(name, mechanism, "none")]
-            best = min(
-                (m for m in COUNTER_MEASURES if m != "none"),
-                key=lambda m: by[(name, mechanism, m)]["gain"],
-            )
-            cut = by[(name, mechanism, best)]
+            options = [m for m in COUNTER_MEASURES if m != "none"]
+            best = min(options, key=lambda m: by[(name, mechanism, m)]["gain"])
+            safest = min(options, key=lambda m: by[(name, mechanism, m)]["honest_loss"])
+            cut, spared = by[(name, mechanism, best)], by[(name, mechanism, safest)]
             pays = "pays" if base["gain"] - 2 * base["gain_se"] > 0 else (
                 "does not pay" if base["gain"] + 2 * base["gain_se"] < 0 else "is within noise"
             )  # fmt: skip
+            lowers = (
+                f"{best} lowers the gain most, to {cut['gain']:+.2f} ± {cut['gain_se']:.2f}"
+                if cut["gain"] < base["gain"]
+                else "no counter-measure lowers the gain"
+            )
+            shields = (
+                f"{safest} lowers honest assets' loss most, to {spared['honest_loss']:.1f}"
+                if spared["honest_loss"] < base["honest_loss"]
+                else "no counter-measure lowers honest assets' loss"
+            )
             parts.append(
                 f"under {mechanism} it {pays} (gain {base['gain']:+.2f} ± {base['gain_se']:.2f} "
                 f"tokens, honest assets lose {base['honest_loss']:.1f}, task failure rate "
                 f"{base['task_failure_rate_pct']:.2f} % against the twin's "
-                f"{base['twin_task_failure_rate_pct']:.2f} %); {best} cuts the gain most, to "
-                f"{cut['gain']:+.2f} ± {cut['gain_se']:.2f}"
+                f"{base['twin_task_failure_rate_pct']:.2f} %); {lowers}; {shields}"
             )
         lines.append(f"<li><b>{name}</b>: " + "; ".join(parts) + ".</li>")
     return (
