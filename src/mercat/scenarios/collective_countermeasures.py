@@ -49,7 +49,7 @@ class CounterMeasures:
             raise InvalidParameterError("entry_bond and reputation_half_life must be finite")
 
     @property
-    def any(self) -> bool:
+    def active(self) -> bool:
         return bool(self.entry_bond or self.ramp_up_tasks or self.reputation_half_life)
 
     @property

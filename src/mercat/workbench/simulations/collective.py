@@ -173,7 +173,7 @@ def _adversarial(params: Mapping[str, Any]) -> Any:
     if params["adversary"] == "none":
         if params["adversary_options"]:
             raise InvalidParameterError("adversary_options needs an adversary")
-        if not measures.any:
+        if not measures.active:
             return None
         name = "honest"  # counter-measures on an honest market: what they cost it
     else:
