@@ -14,10 +14,11 @@ task fails for certain, so the blind penalty P falls on every asset of the task.
 
 A strategy has a `name`, a `summary`, its `identities` (what it enters the market with),
 one decision (`works`), and the hook `step`, called after every task one of its identities
-ran (and after a removal), which returns its `Moves`: identities to withdraw, new identities
-to enter, stakes to move between its identities. Each run gets a fresh instance, so state
-lives on `self`. `honest_twin()` is the same owner with the same assets behaving honestly:
-the baseline its profit is measured against. mercat's (`ADVERSARIES`):
+ran (the outcome says which of them the rule removed), which returns its `Moves`:
+identities to withdraw, new identities to enter, stakes to move between its identities.
+Each run gets a fresh instance, so state lives on `self`. `honest_twin()` is the same owner
+with the same assets behaving honestly: the baseline its profit is measured against.
+mercat's (`ADVERSARIES`):
 
 - `honest`: does the work every time, never re-enters;
 - `whitewasher`: a failure-prone asset that, once removed (or once its stake falls below
@@ -33,7 +34,8 @@ the baseline its profit is measured against. mercat's (`ADVERSARIES`):
 - `collusion`: an app and a server of one owner that share their stakes (`share`: the pair
   pools and splits them after every task) and whose server fails on purpose on tasks
   without its app (when its stake is at least `stake_threshold` · S0), so that the blind
-  penalty falls on honest assets only.
+  penalty falls on the task's honest assets (and on the server, whose loss the app shares)
+  while the pair's own tasks succeed.
 
 Others are plug-ins (entry points in the group `mercat.collective_adversaries`,
 `ADVERSARIES.register(...)`, or `module:Class`).
