@@ -37,6 +37,8 @@ GROUPS: dict[str, str] = {
     "market-maker strategy": "mercat.market_makers",
     "collective rule": "mercat.collective_rules",
     "requester strategy": "mercat.requester_strategies",
+    "provider strategy": "mercat.provider_strategies",
+    "collective adversary": "mercat.collective_adversaries",
     "experiment": "mercat.experiments",
     "simulation": "mercat.simulations",
 }

@@ -21,7 +21,12 @@ SCENARIOS = ROOT / "examples" / "scenarios"
 SMALL: dict[str, list[str]] = {
     "collective-sweep.toml": ["runs=2", "tasks=600", "assets=20"],
     "marketplace-agents.toml": ["runs=1", "rounds=3"],
+    "marketplace-provider-asks.toml": ["runs=1", "rounds=3"],
+    "seed000-collusion.toml": ["runs=1", "tasks=300", "assets=20"],
+    "seed000-intermittent.toml": ["runs=1", "tasks=300", "assets=20"],
+    "seed000-sybil.toml": ["runs=1", "tasks=300", "assets=20"],
     "seed000-table1.toml": ["runs=1"],
+    "seed000-whitewashing.toml": ["runs=1", "tasks=300", "assets=20"],
     "seed001-posted-prices.toml": ["runs=1"],
     "seed002-cloudchain.toml": ["runs=1", "days=2"],
     "seed002-fedavg.toml": ["runs=1", "clients=60", "rounds=3"],

@@ -170,6 +170,20 @@ def test_marketplace_agents_change_the_bids():
         sim.build(values)
 
 
+def test_marketplace_provider_agents_ask_above_cost_and_earn_more():
+    base = {"rounds": 6, "providers": 2, "requesters": 3}
+    truthful = run("marketplace", 1, 1, **base).tables["runs"].iloc[0]
+    marked = run(
+        "marketplace", 1, 1, provider_strategy="markup",
+        provider_strategy_options={"markup": 1.0}, **base,
+    ).tables["runs"].iloc[0]  # fmt: skip
+    assert marked["provider_profit"] > truthful["provider_profit"]
+    sim, values = params("marketplace", provider_strategy="markup",
+                         provider_strategy_options={"markup": -1})  # fmt: skip
+    with pytest.raises(InvalidParameterError, match="markup"):
+        sim.build(values)
+
+
 def test_a_requester_that_bids_nothing_posts_nothing():
     base = {"rounds": 3, "providers": 2, "requesters": 3}
     out = run("marketplace", 1, 1, requester_strategy="tests.workbench.sims_for_tests:Abstains",

@@ -30,6 +30,7 @@ from mercat.report.html import Section, section_from_dict, section_to_dict
 _MODULES = (
     "mercat.scenarios.experiments_ruin",
     "mercat.scenarios.experiments_collective",
+    "mercat.scenarios.experiments_adversaries",
     "mercat.auctioneer.experiments",
     "mercat.scenarios.experiments_posted_price",
     "mercat.scenarios.experiments_cloudchain",

@@ -44,9 +44,16 @@ class CollectiveRuns:
         return metrics.summary(self.runs, window)
 
 
-def check_engine(config: CollectiveConfig, engine: str) -> None:
-    """Refuse an engine that cannot run the configuration's collective rule."""
+def check_engine(config: CollectiveConfig, engine: str, adversarial: bool = False) -> None:
+    """Refuse an engine that cannot run the configuration's collective rule, or (with
+    `adversarial`) an adversary and counter-measures, which only the reference engine runs
+    (`mercat.scenarios.collective_adversarial`)."""
     check.choice("engine", engine, ENGINES)
+    if adversarial and engine != "reference":
+        raise InvalidParameterError(
+            f"the {engine} engine runs no adversaries or counter-measures; set engine = "
+            '"reference" (the adversarial engine)'
+        )
     if engine == "fast" and not config.mechanism_spec.compiled:
         raise InvalidParameterError(
             f"the fast engine compiles seed 000's four rules (free, coll-stake, coll-rep, "

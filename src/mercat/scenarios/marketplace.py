@@ -19,14 +19,19 @@ one, servers are admitted to each round with probability stake / S0
 
 Requesters are agents (`mercat.scenarios.agents`): the scenario draws what each job needs
 and is worth, the requester's strategy bids for it (truthfully by default), and after every
-round the strategy's `step` hook sees how its jobs fared.
+round the strategy's `step` hook sees how its jobs fared. Providers are agents too
+(`mercat.scenarios.provider_agents`): before every round a provider's strategy sets the ask
+of each of its servers as a factor of the server's true cost (truthfully by default, which
+posts nothing new), and after the round its `step` hook sees which servers were assigned and
+what they were paid. `summary` reports each provider's profit: what it was paid less the
+true cost of what its servers served.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,8 +46,14 @@ from mercat.runtime.attest import OracleQuorum
 from mercat.runtime.events import MemoryLog
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.round import RoundPlan, RoundReport, run_round
-from mercat.runtime.terms import Offer, RequestTerms
+from mercat.runtime.terms import PPB, Offer, RequestTerms
 from mercat.scenarios.agents import Job, JobOutcome, RequesterStrategy, Truthful
+from mercat.scenarios.provider_agents import (
+    ProviderStrategy,
+    ServerCosts,
+    ServerOutcome,
+    checked_ask,
+)
 
 MODEL_CID = "bafkreimodelweightsformercatdemomarket"
 """The CID the demo's model asset is offered under (requests name the model by it)."""
@@ -85,6 +96,16 @@ class Marketplace:
     requester_of: dict[str, str] = field(default_factory=dict)  # job -> requester
     # each requester's bidding agent (truthful unless set); see mercat.scenarios.agents
     strategies: dict[str, RequesterStrategy] = field(default_factory=dict)
+    # each provider's pricing agent (none: every server asks its true cost, as built)
+    provider_strategies: dict[str, ProviderStrategy] = field(default_factory=dict)
+    true_offers: dict[str, tuple[str, Offer]] = field(default_factory=dict)  # server ->
+    # (provider, the offer at its true cost)
+    ask_factor: dict[str, float] = field(default_factory=dict)  # server -> factor posted
+    gone: set[str] = field(default_factory=set)  # servers the collective rule removed
+    job_gpus: dict[str, int] = field(default_factory=dict)  # job -> GPUs per replica
+    true_cost: dict[str, float] = field(default_factory=dict)  # provider -> tokens spent
+    server_income: dict[str, float] = field(default_factory=dict)  # provider -> tokens its
+    # servers were paid (its model's income apart)
 
     def strategy_of(self, requester: str) -> RequesterStrategy:
         if requester not in self.strategies:
@@ -100,6 +121,7 @@ class Marketplace:
                 self.next_job += 1
                 self.requester_of[f"job{self.next_job}"] = requester
                 gpus = int(rng.integers(1, 4))
+                self.job_gpus[f"job{self.next_job}"] = gpus
                 named = (
                     [MODEL_CID]
                     if not self.setup.standard_auction and not divisible and rng.random() < 0.3
@@ -130,13 +152,73 @@ class Marketplace:
                     ),
                 )
 
+    def post_asks(self, round_: int) -> None:
+        """Every provider with a strategy posts this round's ask for each of its servers
+        still in the market: its true costs times the strategy's factor, in base units."""
+        if not self.provider_strategies:
+            return
+        unit = self.book.unit
+        for server, (provider, offer) in self.true_offers.items():
+            strategy = self.provider_strategies.get(provider)
+            if strategy is None or server in self.gone:
+                continue
+            costs = ServerCosts(
+                provider,
+                server,
+                round_,
+                offer.cost / unit,
+                dict(offer.unit_costs).get("gpu", 0) / unit,
+                dict(offer.capacity).get("gpu", 0),
+            )
+            factor = checked_ask(strategy.ask(costs), costs)
+            self.ask_factor[server] = factor
+            asked = replace(
+                offer,
+                cost=round(offer.cost * factor),
+                unit_costs={r: round(c * factor) for r, c in offer.unit_costs},
+            )
+            self.book.post_offer(provider, asked)
+
     def run(self, rounds: int, start: int = 1) -> list[RoundReport]:
         for round_ in range(start, start + rounds):
+            self.post_asks(round_)
             self.post_jobs(round_)
             report = run_round(self.book, round_, self.plan, self.rng)
             self.reports.append(report)
+            self.count_true_costs(report)
             self.tell_agents(report)
         return self.reports
+
+    def count_true_costs(self, report: RoundReport) -> None:
+        """What serving the round's tasks truly cost each provider (tokens): a used server's
+        fixed cost once, and its cost per GPU for the share of each task it served."""
+        unit = self.book.unit
+        used: set[str] = set()
+        for task in report.tasks:
+            gpus = self.job_gpus.get(task.request, 0) * task.fraction / PPB
+            for asset in task.assets:
+                if asset not in self.true_offers:
+                    continue  # the model: its cost per use is its true cost, paid as asked
+                provider, offer = self.true_offers[asset]
+                per_gpu = dict(offer.unit_costs).get("gpu", 0)
+                self.true_cost[provider] = self.true_cost.get(provider, 0.0) + (
+                    per_gpu * gpus / unit
+                )
+                if asset not in used:
+                    used.add(asset)
+                    self.true_cost[provider] += offer.cost / unit
+        tasks = {t.task: t for t in report.tasks}
+        for s in report.settlements:
+            self.gone.update(s.removed)
+            if not s.paid:
+                continue
+            terms = tasks[s.task]  # the pipeline settles every task in the round it opens
+            for asset, amount in zip(terms.assets, terms.payouts, strict=True):
+                if asset in self.true_offers:
+                    provider = self.true_offers[asset][0]
+                    self.server_income[provider] = self.server_income.get(provider, 0.0) + (
+                        amount / unit
+                    )
 
     def tell_agents(self, report: RoundReport) -> None:
         """The strategies' step hook: each requester's jobs that took part in the round."""
@@ -152,6 +234,27 @@ class Marketplace:
             seen[self.requester_of[request.id]][request.id] = outcome
         for requester, strategy in self.strategies.items():
             strategy.step(report.round, seen.get(requester, {}))
+        if not self.provider_strategies:
+            return
+        assigned = {a for t in report.tasks for a in t.assets}
+        paid: dict[str, int] = defaultdict(int)
+        tasks = {t.task: t for t in report.tasks}
+        for s in report.settlements:
+            if s.paid and s.task in tasks:
+                for asset, amount in zip(tasks[s.task].assets, tasks[s.task].payouts, strict=True):
+                    paid[asset] += amount
+        per_provider: dict[str, dict[str, ServerOutcome]] = defaultdict(dict)
+        for server, (provider, _) in self.true_offers.items():
+            if server in self.gone and server not in assigned:
+                continue
+            per_provider[provider][server] = ServerOutcome(
+                server,
+                server in assigned,
+                paid[server] / self.book.unit,
+                self.ask_factor.get(server, 1.0),
+            )
+        for provider, strategy in self.provider_strategies.items():
+            strategy.step(report.round, per_provider.get(provider, {}))
 
 
 def build(
@@ -173,6 +276,7 @@ def build(
         book.open_account(name)
         book.deposit(name, 1_000 * unit)
     reliability, lateness = {}, {}
+    true_offers: dict[str, tuple[str, Offer]] = {}
     for p, provider in enumerate(providers):
         for s in range(setup.servers_per_provider):
             server = f"{provider}-gpu{s + 1}"
@@ -187,6 +291,7 @@ def build(
                 unit_costs={"gpu": 0 if free else int(0.3 * unit + p * unit // 20)},
             )
             book.add_asset(provider, server, stake, offer)
+            true_offers[server] = (provider, offer)
             reliability[server] = (
                 float(rng.uniform(0.2, 0.4)) if prone else float(rng.uniform(0, 0.02))
             )
@@ -213,7 +318,9 @@ def build(
         admission=admission,
         log=log,
     )
-    return Marketplace(book, setup, plan, rng, requesters, reliability, log)
+    market = Marketplace(book, setup, plan, rng, requesters, reliability, log)
+    market.true_offers = true_offers
+    return market
 
 
 def summary(market: Marketplace) -> dict[str, Any]:
@@ -256,6 +363,11 @@ def summary(market: Marketplace) -> dict[str, Any]:
         "removed": removed,
         "earned": {k: v / unit for k, v in sorted(income.items())},
         "spent": {k: v / unit for k, v in sorted(spent.items())},
+        # what each provider's servers were paid less the true cost of what they served
+        "provider_profit": {
+            p: market.server_income.get(p, 0.0) - market.true_cost.get(p, 0.0)
+            for p in sorted({p for p, _ in market.true_offers.values()})
+        },
         "pool": book.pool() / unit,
         "per_round": rounds,
     }

@@ -5,6 +5,9 @@
 - `mercat.testing.collective_rule.CollectiveRuleContract`: a collective rule's contract
   (calibration, finite stakes, removal as a threshold, base units, reproducible reference
   runs, conservation on the round pipeline's book, the engines agreeing).
+- `mercat.testing.provider_strategy.ProviderStrategyContract`: a provider strategy's
+  contract (registered, valid asks before and after every kind of round, deterministic,
+  a marketplace run with its book balanced).
 - `pytest --pyargs mercat.testing.installed`: both contracts on every mechanism and
   collective rule installed through entry points, without writing a test.
 

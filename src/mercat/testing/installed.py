@@ -2,7 +2,8 @@
 
 Every entry point of every plug-in group (mercat.plugins.GROUPS) must load and carry the
 name it is installed under; every installed mechanism gets `MechanismContract` and every
-installed collective rule `CollectiveRuleContract`, with default options, without a line of
+installed collective rule `CollectiveRuleContract`, every installed provider strategy
+`ProviderStrategyContract`, with default options, without a line of
 test code in the plug-in. A plug-in that needs options or special markets writes its own
 test class instead (mercat.testing).
 """
@@ -18,6 +19,7 @@ from mercat.clearing import registry as mechanisms
 from mercat.incentives.rules import RULES, CustomRule
 from mercat.testing.collective_rule import CollectiveRuleContract
 from mercat.testing.contract import MechanismContract
+from mercat.testing.provider_strategy import ProviderStrategyContract
 
 _INSTALLED = [
     (kind, ep) for kind, group in plugins.GROUPS.items() for ep in plugins.entry_points(group)
@@ -54,3 +56,12 @@ for _ep in plugins.entry_points(plugins.GROUPS["collective rule"]):
             (CollectiveRuleContract,),
             {"rule": _rule, "__module__": __name__},
         )
+
+for _ep in plugins.entry_points(plugins.GROUPS["provider strategy"]):
+    from mercat.scenarios.provider_agents import PROVIDER_STRATEGIES
+
+    globals()[_class_name("TestProviderStrategy_", _ep.name)] = type(
+        _class_name("TestProviderStrategy_", _ep.name),
+        (ProviderStrategyContract,),
+        {"strategy": PROVIDER_STRATEGIES.get(_ep.name), "__module__": __name__},
+    )

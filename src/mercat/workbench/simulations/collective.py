@@ -11,6 +11,15 @@ window of the Table I reading. Tables:
   errors.
 - `steps`: per run and window of `step_every` tasks (default 500): the failure rate within
   the window, live assets and removals so far at its end (Fig. 4's curves, per run).
+
+With an `adversary` (or a counter-measure: `entry_bond`, `ramp_up_tasks`,
+`reputation_half_life`), a point runs the adversarial engine
+(`mercat.scenarios.collective_adversarial`, engine = "reference" only): each run twice on
+the same seed, once with the adversary and once with its honest twin. `runs` then holds,
+per run, the adversary's profit, its twin's and the difference (`adversary_gain`), the
+identities it used, its deliberate failures, the stake honest assets lost on failed tasks it
+ran, honest assets' mean profit and false removals, removal precision and the task failure
+rate (with the twin's); the summary holds their means and standard errors.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mercat.errors import InvalidParameterError
 from mercat.workbench.simulation import Parameter, PointTables, Simulation, Steps, mean_and_se
 
 _P = Parameter
@@ -64,17 +74,47 @@ class CollectiveSimulation(Simulation):
         _P("combination_size", 2, "int", "assets per combination", minimum=2),
         _P("window", 500, "int", "moving-average window of the failure-rate readings",
            minimum=1),
+        _P("adversary", "none", "str", "an adversary among the honest assets: none, honest, "
+           "whitewasher, sybil, intermittent, collusion, a plug-in's name or module:Class "
+           "(engine reference only)"),
+        _P("adversary_options", {}, "table", "the adversary's options"),
+        _P("entry_bond", 0.0, "float", "counter-measure: tokens every new identity forfeits",
+           minimum=0),
+        _P("ramp_up_tasks", 0, "int", "counter-measure: successes until a new identity has "
+           "its full selection weight (0: off)", minimum=0),
+        _P("reputation_half_life", 0.0, "float", "counter-measure: tasks for an owner's "
+           "remembered penalties to halve (0: off)", minimum=0),
+        _P("reputation_scale", 3.0, "float", "remembered penalties that halve an owner's "
+           "selection weight"),
+        _P("fee", 0.5, "float", "adversarial engine: tokens paid to each asset of a task",
+           minimum=0),
+        _P("work_cost", 0.3, "float", "adversarial engine: tokens doing a task's work costs "
+           "an asset", minimum=0),
     )  # fmt: skip
 
     _RUN_ONLY = ("engine", "tasks_per_round", "window")
+    _ADVERSARIAL = (
+        "adversary",
+        "adversary_options",
+        "entry_bond",
+        "ramp_up_tasks",
+        "reputation_half_life",
+        "reputation_scale",
+        "fee",
+        "work_cost",
+    )
 
     def build(self, params: Mapping[str, Any]) -> Any:
         from mercat.scenarios.collective_config import CollectiveConfig
         from mercat.scenarios.collective_sim import check_engine
 
-        fields = {k: v for k, v in params.items() if k not in (*self._RUN_ONLY, "runs", "seed")}
+        skipped = (*self._RUN_ONLY, *self._ADVERSARIAL, "runs", "seed")
+        fields = {k: v for k, v in params.items() if k not in skipped}
         config = CollectiveConfig(**fields)
-        check_engine(config, params["engine"])
+        adversarial = _adversarial(params)
+        check_engine(config, params["engine"], adversarial is not None)
+        if adversarial is not None:
+            return config, "adversarial", adversarial, params["window"]
         return config, params["engine"], params["tasks_per_round"], params["window"]
 
     def run(self, config: Any, runs: int, seed: int, steps: Steps) -> PointTables:
@@ -82,6 +122,8 @@ class CollectiveSimulation(Simulation):
         from mercat.scenarios.collective_sim import simulate
 
         cfg, engine, tasks_per_round, window = config
+        if engine == "adversarial":
+            return _adversarial_point(cfg, tasks_per_round, runs, seed, steps)
         result = simulate(cfg, runs=runs, seed=seed, engine=engine, tasks_per_round=tasks_per_round)
         records = result.runs
         failed = metrics.failure_matrix(records)
@@ -113,6 +155,111 @@ class CollectiveSimulation(Simulation):
         if steps.keep:
             tables["steps"] = _windows(records, failed, steps.every)
         return PointTables(summary, tables)
+
+
+def _adversarial(params: Mapping[str, Any]) -> Any:
+    """(the adversary's name and options, counter-measures, economics) when the point has an
+    adversary or a counter-measure, else None; bad options fail here, before any run."""
+    from mercat.scenarios.collective_adversarial import Economics
+    from mercat.scenarios.collective_adversaries import adversary
+    from mercat.scenarios.collective_countermeasures import CounterMeasures
+
+    measures = CounterMeasures(
+        entry_bond=params["entry_bond"],
+        ramp_up_tasks=params["ramp_up_tasks"],
+        reputation_half_life=params["reputation_half_life"],
+        reputation_scale=params["reputation_scale"],
+    )
+    if params["adversary"] == "none":
+        if params["adversary_options"]:
+            raise InvalidParameterError("adversary_options needs an adversary")
+        if not measures.active:
+            return None
+        name = "honest"  # counter-measures on an honest market: what they cost it
+    else:
+        name = params["adversary"]
+    adversary(name, **params["adversary_options"])  # the options are checked now
+    economics = Economics(fee=params["fee"], work_cost=params["work_cost"])
+    return name, dict(params["adversary_options"]), measures, economics
+
+
+def _adversarial_point(cfg: Any, setup: Any, runs: int, seed: int, steps: Steps) -> PointTables:
+    """Runs of the adversarial engine: the adversary and its honest twin on the same seeds."""
+    from mercat.scenarios.collective_adversarial import run_seeds, simulate_run
+    from mercat.scenarios.collective_adversaries import adversary
+
+    name, options, measures, economics = setup
+    rows, windows = [], []
+    for r, run_seed_ in enumerate(run_seeds(seed, runs)):
+        owner = adversary(name, **options)
+        twin = owner.honest_twin()
+        record = simulate_run(cfg, owner, measures, economics, run_seed_)
+        baseline = simulate_run(cfg, twin, measures, economics, run_seed_)
+        rows.append(
+            {
+                "run": r,
+                "adversary_profit": record.adversary_profit,
+                "twin_profit": baseline.adversary_profit,
+                "adversary_gain": record.adversary_profit - baseline.adversary_profit,
+                "identities": record.identities,
+                "adversary_tasks": record.adversary_tasks,
+                "deliberate_failures": record.deliberate_failures,
+                "honest_loss": record.honest_loss,
+                "honest_profit_mean": record.honest_profit_mean,
+                "honest_false_removals": record.honest_false_removals,
+                "removal_precision_pct": 100 * record.removal_precision,
+                "task_failure_rate_pct": 100 * record.task_failure_rate,
+                "twin_task_failure_rate_pct": 100 * baseline.task_failure_rate,
+                "removed": record.true_positives + record.false_positives,
+                "true_positives": record.true_positives,
+                "false_positives": record.false_positives,
+            }
+        )
+        if steps.keep:
+            windows.append(_adversarial_windows(r, record, steps.every))
+    table = pd.DataFrame(rows)
+    summary: dict[str, Any] = {"runs": runs}
+    for measure in (
+        "adversary_profit",
+        "twin_profit",
+        "adversary_gain",
+        "identities",
+        "deliberate_failures",
+        "honest_loss",
+        "honest_profit_mean",
+        "honest_false_removals",
+    ):
+        summary[f"{measure}_mean"], summary[f"{measure}_se"] = mean_and_se(table[measure])
+    for measure in ("removal_precision_pct", "task_failure_rate_pct", "twin_task_failure_rate_pct"):
+        summary[measure], summary[measure.replace("_pct", "_se_pct")] = mean_and_se(table[measure])
+    summary["removed_assets_mean"] = float(table["removed"].mean())
+    tables = {"runs": table}
+    if steps.keep:
+        tables["steps"] = pd.concat(windows, ignore_index=True)
+    return PointTables(summary, tables)
+
+
+def _adversarial_windows(run: int, record: Any, every: int) -> pd.DataFrame:
+    """Per window of `every` tasks: its failure rate, assets live and removals so far."""
+    tasks = record.failed.size
+    ends = np.arange(every, tasks + every, every)
+    ends[-1] = tasks
+    starts = np.concatenate([[0], ends[:-1]])
+    rate = 100 * np.add.reduceat(record.failed.astype(np.int64), starts) / (ends - starts)
+    created, removed, left = record.created_at, record.removed_at, record.left_at
+    live = [
+        int(np.sum((created <= e) & ((removed < 0) | (removed > e)) & ((left < 0) | (left > e))))
+        for e in ends
+    ]
+    return pd.DataFrame(
+        {
+            "run": run,
+            "task": ends,
+            "failure_rate_pct": rate,
+            "live_assets": np.array(live, dtype=np.int64),
+            "removed": _removed_by(removed, ends),
+        }
+    )
 
 
 def _windows(records: Any, failed: np.ndarray, every: int) -> pd.DataFrame:

@@ -1,13 +1,15 @@
 """A whole marketplace through the round pipeline: the scenario of `mercat market run`.
 
 Providers' servers (some failure-prone) and a model, requesters posting jobs every round
-(bidding by their strategy: mercat.scenarios.agents), any clearing mechanism (with its
+(bidding by their strategy: mercat.scenarios.agents), providers asking by theirs
+(mercat.scenarios.provider_agents), any clearing mechanism (with its
 options), oracles under a 2-of-3 quorum, the in-memory book settling under any collective
 rule (a plug-in's too). Run 0 of a point is `mercat market run --seed SEED` on the in-memory
 book; run r > 0 starts from a seed derived from (seed, r). Tables:
 
 - `runs`: per run, tasks, paid and failed, the failure rate, welfare, charges, margin,
-  removals and the reward pool at the end;
+  removals, the reward pool at the end and the mean provider's profit (what its servers
+  were paid less the true cost of what they served);
 - `steps`: per run and round, the round's requests, eligible servers, tasks, paid, failed,
   welfare, charges, margin and removals.
 """
@@ -60,6 +62,9 @@ class MarketplaceSimulation(Simulation):
         _P("requester_strategy", "truthful", "str", "how requesters bid: truthful, shading, "
            "adaptive, a plug-in's name or module:Class"),
         _P("strategy_options", {}, "table", "the requester strategy's options"),
+        _P("provider_strategy", "truthful", "str", "how providers ask: truthful, markup, "
+           "adaptive-markup, a plug-in's name or module:Class"),
+        _P("provider_strategy_options", {}, "table", "the provider strategy's options"),
     )  # fmt: skip
 
     def build(self, params: Mapping[str, Any]) -> Any:
@@ -69,11 +74,13 @@ class MarketplaceSimulation(Simulation):
         from mercat.incentives.collective import mechanism as collective_rule
         from mercat.scenarios.agents import requester_strategy
         from mercat.scenarios.marketplace import MarketSetup
+        from mercat.scenarios.provider_agents import provider_strategy
 
         clearing = configure(registry.resolve(params["mechanism"]), params["options"])
         rule = collective_rule(params["collective"], **params["rule_options"])
         rule.integer_rule(rule.rule(initial_stake=params["stake"], task_target=0.01), UNIT)
         requester_strategy(params["requester_strategy"], **params["strategy_options"])
+        provider_strategy(params["provider_strategy"], **params["provider_strategy_options"])
         standard = params["standard_auction"]
         if standard is None:
             standard = clearing.name == "vcg" or getattr(clearing, "auction", None) == "vcg"
@@ -101,6 +108,7 @@ class MarketplaceSimulation(Simulation):
         from mercat.runtime.memory import MemoryBook
         from mercat.scenarios.agents import requester_strategy
         from mercat.scenarios.marketplace import build, summary
+        from mercat.scenarios.provider_agents import provider_strategy
 
         params, setup = config
         rows, per_round = [], []
@@ -121,6 +129,13 @@ class MarketplaceSimulation(Simulation):
                 )
                 for requester in market.requesters
             }
+            if params["provider_strategy"] != "truthful":  # truthful: the offers as built
+                market.provider_strategies = {
+                    provider: provider_strategy(
+                        params["provider_strategy"], **params["provider_strategy_options"]
+                    )
+                    for provider in sorted({p for p, _ in market.true_offers.values()})
+                }
             market.run(params["rounds"])
             book.verify()
             result = summary(market)
@@ -136,6 +151,8 @@ class MarketplaceSimulation(Simulation):
                     "margin": sum(x["margin"] for x in result["per_round"]),
                     "removed": len(result["removed"]),
                     "pool": result["pool"],
+                    "provider_profit": sum(result["provider_profit"].values())
+                    / max(1, len(result["provider_profit"])),
                 }
             )
             for x in result["per_round"][steps.every - 1 :: steps.every]:
@@ -146,7 +163,7 @@ class MarketplaceSimulation(Simulation):
             "tasks": tasks,
             "task_failure_rate": float(table["failed"].sum() / tasks) if tasks else 0.0,
         }
-        for measure in ("welfare", "charged", "margin", "removed"):
+        for measure in ("welfare", "charged", "margin", "removed", "provider_profit"):
             summary_row[f"{measure}_mean"], summary_row[f"{measure}_se"] = mean_and_se(
                 table[measure]
             )
