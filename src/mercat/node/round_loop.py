@@ -347,6 +347,7 @@ class RoundLoop:
                         tuple(BoundAsset(a, owners.get(a, ""),
                                          offers[a].kind if a in offers else "server", p)
                               for a, p in zip(t.assets, t.payouts, strict=True)),
+                        tuple(sorted(terms.sealed)) if terms else (),
                     )
                 )  # fmt: skip
             self.board.record_tasks(rows, now_ms())
