@@ -68,7 +68,7 @@ def test_a_sealed_request_says_so_on_the_ledger_and_the_board(market):
     assert terms["sealed"] == ["inputs", "output"]
     # a request in the clear signs as it always did: no `sealed` field on its wire form
     assert "sealed" not in RequestTerms("r", max_price=1).to_wire()
-    with pytest.raises(e.MalformedMessageError, match="request.sealed"):
+    with pytest.raises(e.MalformedMessageError, match=r"request\.sealed"):
         RequestTerms("r", max_price=1, sealed=["weights"])
 
 
@@ -132,7 +132,7 @@ def _forged(m):
 @pytest.mark.parametrize(
     ("make", "status", "error"),
     [
-        (lambda m: post(m, grant(m, signer=m.alice)), 403, "UnauthorizedError"),  # not its requester
+        (lambda m: post(m, grant(m, signer=m.alice)), 403, "UnauthorizedError"),  # not its own
         (lambda m: post(m, grant(m, asset="gpu-7")), 403, "UnauthorizedError"),  # not a server
         (lambda m: post(m, grant(m, recipient=m.bob.public)), 403, "UnauthorizedError"),
         (lambda m: post(m, grant(m, ledger="cd" * 16)), 409, "WrongLedgerError"),
