@@ -5,23 +5,33 @@ may not be made are refused in one line and change nothing."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from mercat import errors as e
 from mercat.identity import Keypair
+from mercat.ledger import Ledger
+from mercat.node.agent import ProviderAgent
 from mercat.node.app import create_app
+from mercat.node.genesis import UNIT, DevnetSetup, provider_plan
+from mercat.node.local_market import LocalMarket
+from mercat.node.oracle_service import OracleService
+from mercat.node.requester import Requester
 from mercat.node.sealing import KeyGrant, SignedGrant, grant_for, open_grant, request_keys
 from mercat.runtime.terms import RequestTerms
 from mercat.storage.encryption import (
     decrypt_deterministic,
     encrypt_deterministic,
     new_key,
+    open_sealed,
     seal_key,
 )
+from mercat.workloads import datasets, sandbox
 
 from .market_fixtures import board_with_task, small_market
 
@@ -86,8 +96,6 @@ def test_the_requesters_grant_reaches_its_provider_and_no_one_else(market):
         with pytest.raises(e.UnauthorizedError):  # not addressed to them
             open_grant(signed, task_view(market), other)
         with pytest.raises(e.DecryptionError, match="does not open"):
-            from mercat.storage.encryption import open_sealed
-
             open_sealed(signed.grant.inputs_key, other)
     # a grant the node altered (its own key, sealed to the provider) is not the requester's
     forged = SignedGrant(
@@ -159,3 +167,101 @@ def test_a_second_grant_for_one_replica_is_refused(market):
     assert post(market, grant(market)).status_code == 200
     again = post(market, grant(market))
     assert again.status_code == 409 and again.json()["error"] == "AlreadyExistsError"
+
+
+def _poll(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+def _watch_all(requester, names, timeout: float):
+    """Follow several requests at once, handing each one's keys over as its tasks open."""
+    outcomes = {}
+    deadline = time.monotonic() + timeout
+    while len(outcomes) < len(names) and time.monotonic() < deadline:
+        for name in set(names) - set(outcomes):
+            outcome = requester.outcome(name)
+            if outcome.status != "open":
+                outcomes[name] = outcome
+            requester.hand_over_keys(outcome)
+        time.sleep(0.2)
+    return outcomes
+
+
+@pytest.mark.slow
+def test_a_sealed_task_runs_end_to_end_and_only_its_providers_read_it(tmp_path):
+    setup = DevnetSetup(providers=2, servers_per_provider=1, oracles=3, requesters=1, rounds=4,
+                        round_seconds=0.0, failure_prone=0.0, steady_failure_rate=0.0,
+                        model_asset=False, sample_rate=1.0)  # fmt: skip
+    market = LocalMarket(setup, tmp_path)
+    market.start(participants=False)
+    try:
+        for i, key in enumerate(market.keys.providers):
+            servers, _ = provider_plan(setup, i)
+            agent = ProviderAgent(market.client(), key, servers, workdir=str(tmp_path))
+            agent.register()
+            market._spawn(f"agent{i}", agent.run)
+        for i, key in enumerate(market.keys.oracles):
+            oracle = OracleService(market.client(), key, sample_rate=1.0, workdir=str(tmp_path))
+            market.oracles.append(oracle)
+            market._spawn(f"oracle{i}", oracle.run)
+        node = market.client()
+        requester = Requester(node, market.keys.requesters[0])
+        data = datasets.classification(200, 4, seed=2)
+        submit = functools.partial(requester.submit, "train-logreg:steps=50", [data],
+                                   max_price=3 * UNIT, deadline_ms=30_000, seal_inputs=True,
+                                   seal_output=True)  # fmt: skip
+        # the requester grants a key that is not the request's: its provider fails cleanly
+        wrong = submit(request="sealed-wrong-key")
+        task = _poll(lambda: node.tasks(request=wrong)["tasks"], 120, "the task to open")[0]
+        server = next(a for a in task["assets"] if a["kind"] == "server")
+        bad = KeyGrant(node.ledger_id, task["round"], task["task"], server["asset"],
+                       server["owner"], seal_key(new_key(), server["owner"]),
+                       seal_key(new_key(), server["owner"]))  # fmt: skip
+        node.post_json("/market/keys", SignedGrant.sign(bad, requester.key).to_wire())
+        one = submit(request="sealed-one")
+        two = submit(request="sealed-two", replicas=2)  # both providers: equal ciphertexts
+        outcomes = _watch_all(requester, [one, two, wrong], 240)
+
+        for name in (one, two):
+            outcome = outcomes[name]
+            assert outcome.status == "closed" and outcome.paid, outcome.tasks[0]["note"]
+            model = requester.result(outcome)
+            # the provider ran the workload on the plaintext: the model it gives in the clear
+            assert (
+                model
+                == sandbox.Sandbox(sandbox.Limits()).run("train-logreg:steps=50", [data]).output
+            )
+            stored = node.get(outcome.output)  # what the node and every peer hold
+            assert stored != model and stored.startswith(b"MCDET001")
+        claims = outcomes[two].tasks[0]["claims"]
+        assert len(claims) == 2 and claims[0]["output"] == claims[1]["output"]
+
+        # the node's store holds the inputs as ciphertext only
+        task = outcomes[one].tasks[0]
+        stored_input = node.get(task["inputs"][0])
+        assert stored_input.startswith(b"MCENC001") and data[:64] not in stored_input
+        # the provider not assigned to it, the node's operator and the oracles hold a box
+        # they cannot open
+        assigned = {a["owner"] for a in task["assets"] if a["kind"] == "server"}
+        others = [k for k in market.keys.providers if k.public not in assigned]
+        grant = SignedGrant.from_wire(node.get_json(f"/market/tasks/1/{task['task']}/keys")[0])
+        for other in [*others, market.keys.operator, *market.keys.oracles]:
+            with pytest.raises(e.DecryptionError):
+                open_sealed(grant.grant.inputs_key, other)
+        assert others  # one provider of two ran it
+
+        failed = outcomes[wrong]
+        assert failed.status == "closed" and not failed.paid
+        assert "cannot decrypt" in failed.tasks[0]["claims"][0]["error"]
+        # sampled sealed tasks were not re-executed, and the oracles say so
+        assert all(o.stats.sealed_unchecked >= 2 for o in market.oracles)
+        assert all(o.stats.re_executed == 0 for o in market.oracles)
+    finally:
+        market.close()
+    with Ledger(market.ledger_url) as ledger:
+        ledger.verify()

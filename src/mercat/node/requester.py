@@ -48,6 +48,7 @@ class Outcome:
     tasks: list[dict[str, Any]]
     output: str | None  # the CID the oracles attested for a paid task
     sealed: tuple[str, ...] = ()  # what the request keeps encrypted
+    owner: str = ""  # the requester's public key
 
 
 class Requester:
@@ -112,12 +113,13 @@ class Requester:
         status = ("closed" if tasks else "expired") if view["status"] == "closed" else "open"
         output = paid[0]["verdict"]["output"] if paid else None
         sealed = tuple((view["terms"] or {}).get("sealed", ()))
-        return Outcome(request, status, bool(paid), tasks, output, sealed)
+        return Outcome(request, status, bool(paid), tasks, output, sealed, view["owner"])
 
     def hand_over_keys(self, outcome: Outcome) -> int:
         """Seal a sealed request's keys to the owner of every server of its open tasks that
-        has none yet, and post the grants (`mercat.node.sealing`); how many were sent."""
-        if not outcome.sealed:
+        has none yet, and post the grants (`mercat.node.sealing`); how many were sent (none
+        for another requester's request: only its owner holds the keys)."""
+        if not outcome.sealed or outcome.owner != self.key.public:
             return 0
         sent = 0
         for task in outcome.tasks:
