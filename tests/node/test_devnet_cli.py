@@ -41,7 +41,8 @@ def test_devnet_up_settles_every_task_and_audits_clean():
     before = _devnet_dirs()
     done = subprocess.run(
         [*MERCAT, "devnet", "up", "--providers", "2", "--servers", "1", "--oracles", "3",
-         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--json"],
+         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--sealed-share", "1",
+         "--json"],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -54,6 +55,12 @@ def test_devnet_up_settles_every_task_and_audits_clean():
     # every task ran in an agent process (which agents got tasks is the clearing's choice)
     assert len(report["agents"]) == 2
     assert sum(a["replicas"] for a in report["agents"]) >= tasks["opened"]
+    # every training and preprocessing request was sealed (how many a requester posts
+    # depends on how fast the rounds go); every paid output, sealed ones decrypted, was
+    # checked by its requester
+    assert sum(r["sealed"] for r in report["requesters"]) >= 1
+    assert all(r["outputs_verified"] == r["paid"] for r in report["requesters"])
+    assert all(r["sealed_paid"] <= r["sealed"] for r in report["requesters"])
     # Each task settles once a quorum (2 of 3) agrees: the third oracle's report may come
     # after that, or never if it was still checking the task when it settled.
     reported = [o["reported"] for o in report["oracles"]]

@@ -39,6 +39,13 @@ SAMPLE_RATE = typer.Option(0.25, min=0.0, max=1.0, help="Oracles' re-execution s
 LIARS = typer.Option(0, min=0, help="Oracles that report the opposite.")
 SILENT = typer.Option(0, min=0, help="Oracles that never report.")
 SEED = typer.Option(1, min=0, help="Seed of the setup, the load and the rounds.")
+SEALED_SHARE = typer.Option(
+    0.0,
+    min=0.0,
+    max=1.0,
+    help="Share of the requesters' training and preprocessing requests whose inputs and "
+    "output are sealed to their providers.",
+)
 
 
 def _setup(**options):  # type: ignore[no-untyped-def]
@@ -76,6 +83,7 @@ def init(
     liars: int = LIARS,
     silent: int = SILENT,
     seed: int = SEED,
+    sealed_share: float = SEALED_SHARE,
     port: int = typer.Option(8000, min=1, max=65535, help="The node's port on 127.0.0.1."),
     as_json: bool = typer.Option(False, "--json", help="Print what was created as JSON."),
 ) -> None:
@@ -89,7 +97,7 @@ def init(
         rounds=rounds, per_round=per_round, failure_prone=failure_prone,
         failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
         penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
-        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed,
+        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
     )  # fmt: skip
     made = init_devnet(directory, setup, port)
     if as_json:
@@ -124,6 +132,7 @@ def up(
     liars: int = LIARS,
     silent: int = SILENT,
     seed: int = SEED,
+    sealed_share: float = SEALED_SHARE,
     timeout: float = typer.Option(600.0, min=1.0, help="Give up after this many seconds."),
     workdir: Path | None = typer.Option(
         None,
@@ -141,7 +150,7 @@ def up(
         rounds=rounds, per_round=per_round, failure_prone=failure_prone,
         failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
         penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
-        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed,
+        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
     )  # fmt: skip
     progress = None if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
     on_round = None if as_json else _print_round

@@ -200,6 +200,9 @@ def load(
         16, min=1, max=16, help="Replicas per request at most (1 for seed 003's auctions)."
     ),
     seed: int = typer.Option(0, min=0),
+    sealed_share: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of its training and preprocessing requests sealed."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what it did as JSON at exit."),
 ) -> None:
     """A requester that posts a mix of workloads every round (training, inference with its
@@ -218,6 +221,7 @@ def load(
         seed=seed,
         deadline_ms=deadline_ms,
         max_replicas=max_replicas,
+        sealed_share=sealed_share,
     )
     generator.prepare()
     ready(f"READY {own.public}")

@@ -124,6 +124,8 @@ def commands(setup: DevnetSetup, port: int, workdir: str, secrets: Secrets) -> l
                 "--per-round", str(setup.per_round), "--until-round", str(setup.rounds),
                 "--deadline-ms", str(setup.deadline_ms), "--seed", str(setup.seed * 1000 + i),
                 "--max-replicas", str(setup.max_replicas), "--json"]  # fmt: skip
+        if setup.sealed_share:
+            args += ["--sealed-share", str(setup.sealed_share)]
         out.append(Command(name, "requester", args, lines))
     return out
 

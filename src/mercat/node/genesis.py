@@ -64,6 +64,7 @@ class DevnetSetup:
     grace_ms: int = 2_000
     attest_seconds: float = 30.0
     sample_rate: float = 0.25
+    sealed_share: float = 0.0  # requests whose inputs and output are sealed (sealing.py)
     liars: int = 0
     silent: int = 0
     model_asset: bool = True
@@ -76,7 +77,7 @@ class DevnetSetup:
                      "per_round"):  # fmt: skip
             check.integer(name, getattr(self, name), 1)
         rates = ("failure_prone", "prone_failure_rate", "prone_slow_rate", "prone_wrong_rate",
-                 "steady_failure_rate", "sample_rate", "target")  # fmt: skip
+                 "steady_failure_rate", "sample_rate", "target", "sealed_share")  # fmt: skip
         for name in rates:
             check.probability(name, getattr(self, name))
         check.positive("stake", self.stake)

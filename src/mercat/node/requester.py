@@ -196,6 +196,8 @@ class LoadStats:
     outputs_verified: int = 0
     fedavg_rounds: int = 0
     spent: int = 0  # base units charged for paid tasks
+    sealed: int = 0  # requests posted with sealed inputs and output
+    sealed_paid: int = 0  # of them, paid with an output this requester decrypted
     errors: list[str] = field(default_factory=list)
 
 
@@ -217,6 +219,7 @@ class RequesterLoad:
         model_cid: str | None = None,
         poll_seconds: float = 0.5,
         max_replicas: int = 16,
+        sealed_share: float = 0.0,
     ) -> None:
         self.requester = requester
         self.node = requester.node
@@ -229,6 +232,11 @@ class RequesterLoad:
         self.poll_seconds = poll_seconds
         # 1 where the mechanism clears one replica per request (seed 003's auctions)
         self.max_replicas = max_replicas
+        # The share of requests that seal their inputs and output (only those that need no
+        # earlier result: a sealed output is not chained into later requests).
+        self.sealed_share = sealed_share
+        self.sealed: set[str] = set()
+        self.raw: dict[str, bytes] = {}
         self.stats = LoadStats()
         self.pending: dict[str, str] = {}  # request -> workload
         self.next = 0
@@ -239,7 +247,8 @@ class RequesterLoad:
 
     def prepare(self) -> None:
         self.requester.ensure_account()
-        self.data["dataset"] = self.node.put(datasets.classification(400, 8, self.seed))
+        self.raw["dataset"] = datasets.classification(400, 8, self.seed)
+        self.data["dataset"] = self.node.put(self.raw["dataset"])
         self.data["federated"] = self.node.put(
             datasets.classification(400, 8, self.seed + 1, clients=8)
         )
@@ -268,6 +277,8 @@ class RequesterLoad:
                 elif time.monotonic() - followed_at > FOLLOW_SECONDS:
                     self.follow()
                     followed_at = time.monotonic()
+                for name in self.sealed & set(self.pending):  # their providers need keys
+                    self.requester.hand_over_keys(self.requester.outcome(name))
             except e.MercatError as exc:
                 if len(self.stats.errors) < 50:
                     self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
@@ -296,10 +307,19 @@ class RequesterLoad:
             inputs = [self.data["federated"], self.global_model or self.data["model0"]]
         low, high = self.bid_per_unit
         price = int(float(self.rng.uniform(low, high)) * replicas * unit) + (unit if assets else 0)
+        # drawn only when asked for: a load without sealing keeps its random stream
+        seal = (self.sealed_share > 0 and workload.startswith(("train-", "preprocess"))
+                and float(self.rng.random()) < self.sealed_share)  # fmt: skip
+        if seal:
+            inputs = [self.raw["dataset"]]  # uploaded again, encrypted under its own key
         name = self.requester.submit(workload, inputs, max_price=price, replicas=replicas,
-                                     deadline_ms=self.deadline_ms, assets=assets)  # fmt: skip
+                                     deadline_ms=self.deadline_ms, assets=assets,
+                                     seal_inputs=seal, seal_output=seal)  # fmt: skip
         self.pending[name] = workload
         self.stats.posted += 1
+        if seal:
+            self.sealed.add(name)
+            self.stats.sealed += 1
         return name
 
     def follow(self) -> None:
@@ -319,8 +339,11 @@ class RequesterLoad:
                 self.stats.failed += 1
                 continue
             self.stats.paid += 1
-            kind, _ = archive.load(self.requester.result(outcome))
+            kind, _ = archive.load(self.requester.result(outcome))  # decrypted when sealed
             self.stats.outputs_verified += 1
+            if name in self.sealed:
+                self.stats.sealed_paid += 1
+                continue  # its output's CID names ciphertext: nothing to chain on
             name_of = workload.partition(":")[0]
             if name_of.startswith("train-logreg") and kind == "model":
                 self.latest_model = outcome.output
