@@ -139,3 +139,42 @@ def test_a_key_on_stdin_must_be_a_key():
                                  "--server", "s1"], input="nope\n")  # fmt: skip
     assert result.exit_code == 2
     assert "64 hex digits" in result.output
+
+
+def _commands_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_devnet_rounds_are_cleared_by_auctioneer_processes(tmp_path):
+    from mercat.auctioneer.result_log import ResultLog
+
+    workdir = tmp_path / "net"
+    done = subprocess.run(
+        [*MERCAT, "devnet", "up", "--providers", "2", "--servers", "1", "--oracles", "1",
+         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--failure-prone", "0",
+         "--sample-rate", "0", "--seed", "4", "--mechanism", "distributed-auction",
+         "--auctioneer-processes", "3", "--workdir", str(workdir), "--json"],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["tasks"]["paid"] > 0 and report["tasks"]["open"] == 0 and report["audit"]["ok"]
+    # every round the node cleared went to the three provider processes, which agreed
+    logs = {}
+    for i in (1, 2, 3):
+        with ResultLog(f"sqlite:///{workdir}/auctioneer/auctioneer{i}.results.db") as log:
+            logs[i] = {r.round: r for r in log.rounds()}
+    assert logs[1] and set(logs[1]) == set(logs[2]) == set(logs[3])
+    for round_id, first in logs[1].items():
+        assert first.ok and logs[2][round_id].outcome == logs[3][round_id].outcome == first.outcome
+    assert _commands_mentioning(str(workdir / "auctioneer")) == []  # stopped with the rest

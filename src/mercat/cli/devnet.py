@@ -39,6 +39,14 @@ SAMPLE_RATE = typer.Option(0.25, min=0.0, max=1.0, help="Oracles' re-execution s
 LIARS = typer.Option(0, min=0, help="Oracles that report the opposite.")
 SILENT = typer.Option(0, min=0, help="Oracles that never report.")
 SEED = typer.Option(1, min=0, help="Seed of the setup, the load and the rounds.")
+AUCTIONEER_PROCESSES = typer.Option(
+    0,
+    min=0,
+    max=31,
+    help="With --mechanism distributed-auction: run seed 003's auctioneer as this many "
+    "provider processes (at least 3; k = (m-1)//2) beside the agents, the node sending "
+    "each round's bids to them; 0: inside the node.",
+)
 SEALED_SHARE = typer.Option(
     0.0,
     min=0.0,
@@ -84,6 +92,7 @@ def init(
     silent: int = SILENT,
     seed: int = SEED,
     sealed_share: float = SEALED_SHARE,
+    auctioneer_processes: int = AUCTIONEER_PROCESSES,
     port: int = typer.Option(8000, min=1, max=65535, help="The node's port on 127.0.0.1."),
     as_json: bool = typer.Option(False, "--json", help="Print what was created as JSON."),
 ) -> None:
@@ -98,6 +107,7 @@ def init(
         failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
         penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
         sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
+        auctioneer_processes=auctioneer_processes,
     )  # fmt: skip
     made = init_devnet(directory, setup, port)
     if as_json:
@@ -133,6 +143,7 @@ def up(
     silent: int = SILENT,
     seed: int = SEED,
     sealed_share: float = SEALED_SHARE,
+    auctioneer_processes: int = AUCTIONEER_PROCESSES,
     timeout: float = typer.Option(600.0, min=1.0, help="Give up after this many seconds."),
     workdir: Path | None = typer.Option(
         None,
@@ -151,6 +162,7 @@ def up(
         failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
         penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
         sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
+        auctioneer_processes=auctioneer_processes,
     )  # fmt: skip
     progress = None if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
     on_round = None if as_json else _print_round

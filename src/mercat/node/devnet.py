@@ -43,7 +43,7 @@ from mercat.auctioneer.local import Stopped, stopping_on_signals
 from mercat.errors import DevnetError, MercatError
 from mercat.node import market_report
 from mercat.node.client import NodeClient, wait_until_up
-from mercat.node.devnet_commands import commands, piped, write_models
+from mercat.node.devnet_commands import commands, piped, write_auctioneer, write_models
 from mercat.node.genesis import DevnetKeys, DevnetSetup, genesis
 from mercat.node.local_market import FAILED_TRIES, free_port
 
@@ -141,6 +141,8 @@ class Devnet:
                       f"oracles, {setup.requesters} requesters")  # fmt: skip
         genesis(self.ledger_url, setup, keys).close()
         write_models(setup, self.workdir)
+        if setup.auctioneer_processes:
+            write_auctioneer(setup, keys, self.workdir)
         (self.workdir / "work").mkdir(exist_ok=True)
         # the commands `mercat devnet init` writes down, with every secret on stdin instead
         listed = commands(setup, self.port, str(self.workdir), piped(keys))
@@ -153,9 +155,11 @@ class Devnet:
                 f"the node did not start: {exc}; its log:\n{node.log_tail()}"
             ) from None
         waiting = [self._spawn(c.name, c.role, c.args, c.stdin)
-                   for c in listed if c.role in ("oracle", "agent")]  # fmt: skip
+                   for c in listed if c.role in ("oracle", "agent", "auctioneer")]  # fmt: skip
         self._wait_ready(waiting)
-        self.progress(f"{len(waiting)} agents and oracles ready")
+        self.progress(f"{len(waiting)} agents and oracles ready"
+                      if not setup.auctioneer_processes else
+                      f"{len(waiting)} agents, oracles and auctioneer processes ready")  # fmt: skip
         waiting = [self._spawn(c.name, c.role, c.args, c.stdin)
                    for c in listed if c.role == "requester"]  # fmt: skip
         self._wait_ready(waiting)
@@ -236,7 +240,7 @@ class Devnet:
     def close(self) -> None:
         """Stop every child (requesters first, the node last), remove the work directory
         unless it is kept."""
-        for roles in (("requester",), ("agent", "oracle"), ("node",)):
+        for roles in (("requester",), ("agent", "oracle"), ("node",), ("auctioneer",)):
             self.stop_children(roles)
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -284,7 +288,8 @@ def run_devnet(
                     if seen is None:
                         with contextlib.suppress(MercatError):
                             seen = devnet.collect()
-                    for roles in (("requester",), ("agent", "oracle"), ("node",)):
+                    for roles in (("requester",), ("agent", "oracle"), ("node",),
+                                  ("auctioneer",)):  # fmt: skip
                         devnet.stop_children(roles)
             except Stopped as stopped:
                 stopped_by = signal.Signals(stopped.signum).name

@@ -35,7 +35,7 @@ from pathlib import Path
 from mercat.errors import AlreadyExistsError, InvalidParameterError
 from mercat.identity import Keypair
 from mercat.node.genesis import UNIT, DevnetKeys, DevnetSetup, genesis, provider_plan
-from mercat.node.local_market import devnet_limits
+from mercat.node.local_market import devnet_limits, free_port
 
 LIMITS = ("client_rate", "client_burst", "account_burst", "node_account_burst",
           "max_in_flight", "max_connections")  # fmt: skip
@@ -77,9 +77,36 @@ def in_files(directory: str) -> Secrets:
 def _keys_by_name(keys: DevnetKeys) -> dict[str, Keypair]:
     named = {"operator": keys.operator}
     for role, group in (("oracle", keys.oracles), ("agent", keys.providers),
-                        ("requester", keys.requesters)):  # fmt: skip
+                        ("requester", keys.requesters),
+                        ("auctioneer", keys.auctioneers)):  # fmt: skip
         named.update({f"{role}{i + 1}": k for i, k in enumerate(group)})
+    if keys.auctioneer_client is not None:
+        named["auctioneer-client"] = keys.auctioneer_client
     return named
+
+
+AUCTIONEER_PEERS = "auctioneer/peers.toml"
+
+
+def write_auctioneer(setup: DevnetSetup, keys: DevnetKeys, directory: Path) -> None:
+    """The peers file of the auctioneer's m provider processes (`setup.auctioneer_processes`)
+    under `directory`: each on a free loopback port, rounds opened and closed by the node
+    (opening = "sealed", the node's auctioneer key the one sealing client)."""
+    from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers
+
+    m = setup.auctioneer_processes
+    ids = tuple(f"auctioneer{i + 1}" for i in range(m))
+    params = ProtocolParams(ids, (m - 1) // 2, mechanism="double", opening="sealed")
+    assert keys.auctioneer_client is not None
+    peers = PeersFile(
+        params,
+        tuple(Peer(p, f"tcp://127.0.0.1:{free_port()}", k.public)
+              for p, k in zip(ids, keys.auctioneers, strict=True)),
+        (keys.auctioneer_client.public,),
+    )  # fmt: skip
+    path = directory / AUCTIONEER_PEERS
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(dump_peers(peers), encoding="utf-8")
 
 
 def commands(setup: DevnetSetup, port: int, workdir: str, secrets: Secrets) -> list[Command]:
@@ -104,7 +131,17 @@ def commands(setup: DevnetSetup, port: int, workdir: str, secrets: Secrets) -> l
     ]  # fmt: skip
     for name in LIMITS:
         node += ["--limit", f"{name}={getattr(limits, name)}"]
-    out = [Command("node", "node", node, lines)]
+    auctioneers = []
+    if setup.auctioneer_processes:
+        client, client_lines = secrets.key("auctioneer-client")
+        node += ["--auctioneer-peers", at(AUCTIONEER_PEERS), "--auctioneer-key", client]
+        lines = lines + client_lines  # read after the operator's key
+        for i in range(setup.auctioneer_processes):
+            name = f"auctioneer{i + 1}"
+            key, key_lines = secrets.key(name)
+            auctioneers.append(Command(name, "auctioneer", ["provider", "--id", name, "--peers",
+                                       at(AUCTIONEER_PEERS), "--key", key], key_lines))  # fmt: skip
+    out = [Command("node", "node", node, lines), *auctioneers]
     for i, behaviour in enumerate(setup.behaviours()):
         name = f"oracle{i + 1}"
         key, lines = secrets.key(name)
@@ -206,6 +243,8 @@ def _fill(root: Path, setup: DevnetSetup, port: int) -> dict[str, object]:
     for name, key in _keys_by_name(keys).items():
         _write_secret(keydir / f"{name}.key", key.seed.hex())
     _write_secret(keydir / "sample.secret", keys.sample_secret.hex())
+    if setup.auctioneer_processes:
+        write_auctioneer(setup, keys, root)
     ledger = genesis(f"sqlite:///{root / 'ledger.db'}", setup, keys)
     ledger_id = ledger.id
     ledger.close()
