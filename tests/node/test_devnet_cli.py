@@ -73,11 +73,16 @@ def test_devnet_up_settles_every_task_and_audits_clean():
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_child_and_leaves_nothing_behind():
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--mechanism", "distributed-auction", "--auctioneer-processes", "3"]],
+    ids=["mechanism-in-node", "auctioneer-processes"],
+)
+def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra):
     before = _devnet_dirs()
     process = subprocess.Popen(
         [*MERCAT, "devnet", "up", "--providers", "1", "--servers", "1", "--oracles", "1",
-         "--requesters", "1", "--rounds", "1000", "--round-seconds", "0"],
+         "--requesters", "1", "--rounds", "1000", "--round-seconds", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
@@ -91,6 +96,11 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind():
             assert time.monotonic() < deadline, "".join(lines)
         pids = [int(m) for m in re.findall(r"\(pid (\d+)\)", "".join(lines))]
         assert pids  # the node's
+        [workdir] = _devnet_dirs() - before
+        # the node, the oracle, the agent (and the auctioneer's providers) name the work
+        # directory on their command lines; the requester's needs none
+        children = _commands_mentioning(workdir)
+        assert len(children) >= 3 + (3 if extra else 0), children
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=120)
     finally:
@@ -98,7 +108,7 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind():
             process.kill()
     assert process.returncode == 0, rest
     assert "stopped by SIGTERM" in rest
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids + children if _alive(pid)]
     assert _devnet_dirs() == before
 
 
@@ -108,6 +118,8 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind():
         ["devnet", "up", "--mechanism", "nope"],
         ["devnet", "up", "--collective", "nope"],
         ["devnet", "up", "--oracles", "3", "--liars", "1", "--silent", "1"],
+        ["devnet", "up", "--auctioneer-processes", "3"],  # needs distributed-auction
+        ["devnet", "up", "--mechanism", "distributed-auction", "--auctioneer-processes", "2"],
         ["agent", "--node", "ftp://x", "--key", "-", "--server", "s1"],
         ["agent", "--node", "http://127.0.0.1:9", "--key", "/no/such/key", "--server", "s1"],
         ["oracle", "--node", "http://127.0.0.1:9", "--key", "-", "--behaviour", "sneaky"],
