@@ -61,6 +61,11 @@ from mercat.workloads.spec import parse as parse_workload
 log = logging.getLogger("mercat.agent")
 MAX_INPUT_BYTES = 64 << 20
 MAX_WORKERS = 4
+# What fails one replica (its claim says why) rather than the agent: the workload, the
+# store, the node, and a key grant that is not its requester's or is malformed (as a key
+# that does not open).
+REPLICA_FAILURES = (e.WorkloadError, e.StorageError, e.NodeUnavailableError,
+                    e.UnauthorizedError, e.BadSignatureError, e.MalformedMessageError)  # fmt: skip
 
 
 def _decrypted(data: bytes, key: bytes, cid: str) -> bytes:
@@ -295,8 +300,7 @@ class ProviderAgent:
             if keys is not None and keys.output is not None:
                 result = encrypt_deterministic(result, keys.output)
             output = self.node.put(result)
-        except (e.WorkloadError, e.StorageError, e.NodeUnavailableError,
-                e.UnauthorizedError, e.BadSignatureError) as exc:  # fmt: skip
+        except REPLICA_FAILURES as exc:
             error = str(exc)[:200].encode("ascii", "replace").decode()
         run_ms = int((time.perf_counter() - started) * 1000)
         if slow:  # arrive after the deadline, before the cutoff: late, not missing
