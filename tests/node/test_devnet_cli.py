@@ -96,7 +96,10 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra):
             assert time.monotonic() < deadline, "".join(lines)
         pids = [int(m) for m in re.findall(r"\(pid (\d+)\)", "".join(lines))]
         assert pids  # the node's
-        [workdir] = _devnet_dirs() - before
+        # the devnet's work directory: the one its node was started in (other devnets may
+        # run on this machine meanwhile)
+        node_cmdline = Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode(errors="replace")
+        [workdir] = [d for d in _devnet_dirs() - before if d in node_cmdline]
         # the node, the oracle, the agent (and the auctioneer's providers) name the work
         # directory on their command lines; the requester's needs none
         children = _commands_mentioning(workdir)
