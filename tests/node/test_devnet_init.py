@@ -6,6 +6,7 @@ and the task settles (paid, its output decrypted by the requester)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import signal
@@ -100,6 +101,19 @@ def test_participants_started_by_hand_settle_a_sealed_task(tmp_path):
         assert '"paid": true' in submitted.stdout
         kind, _ = archive.load((directory / "model.npz").read_bytes())  # decrypted by its owner
         assert kind == "model"
+        # fetched later: only with the requester's key (its output is sealed to it)
+        request = json.loads(submitted.stdout)["request"]
+        fetch = [*MERCAT, "request", "fetch", request, "--node", f"http://127.0.0.1:{port}",
+                 "--out", "again.npz"]  # fmt: skip
+        refused = subprocess.run(fetch, cwd=directory, capture_output=True, text=True,
+                                 timeout=120)  # fmt: skip
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+        assert "sealed to its requester" in refused.stderr
+        assert not (directory / "again.npz").exists()
+        fetched = subprocess.run([*fetch, "--key", "keys/requester1.key"], cwd=directory,
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert fetched.returncode == 0, fetched.stderr
+        assert (directory / "again.npz").read_bytes() == (directory / "model.npz").read_bytes()
     finally:
         for process in processes:
             if process.poll() is None:
