@@ -128,3 +128,33 @@ def test_participants_started_by_hand_settle_a_sealed_task(tmp_path):
         ledger.verify()
         assert [t.status for t in ledger.tasks()] == ["settled"]
     assert os.listdir(directory / "store")  # the node kept its store where the README says
+
+
+def test_init_writes_the_auctioneer_processes_and_serve_refuses_a_bad_peers_file(tmp_path):
+    directory = tmp_path / "net"
+    done = _init(directory, free_port(), "--mechanism", "distributed-auction",
+                 "--auctioneer-processes", "3")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = _readme_commands(directory)
+    providers = [argv for argv in lines if "provider" in argv]
+    assert len(providers) == 3 and (directory / "auctioneer" / "peers.toml").exists()
+    assert stat.S_IMODE((directory / "keys" / "auctioneer-client.key").stat().st_mode) == 0o600
+    node = lines[0]
+    assert "--auctioneer-peers" in node and "--auctioneer-key" in node
+
+    def serve(*changes: tuple[str, str | None]) -> subprocess.CompletedProcess[str]:
+        argv = list(node)
+        for option, value in changes:
+            at = argv.index(option)
+            argv[at : at + 2] = [] if value is None else [option, value]
+        return subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+
+    for changes, message in [
+        ((("--auctioneer-peers", "nope.toml"),), "does not exist"),
+        ((("--auctioneer-key", "keys/agent1.key"),), "sealing client"),  # not the node's key
+        ((("--auctioneer-key", None),), "together"),
+    ]:
+        refused = serve(*changes)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert message in refused.stderr

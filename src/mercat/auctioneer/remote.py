@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from mercat.auctioneer.client import BidderClient
-from mercat.auctioneer.config import load_peers
+from mercat.auctioneer.config import PeersFile, load_peers
 from mercat.auctioneer.mechanism import DistributedAuction, market_bids
 from mercat.clearing.base import Seed
 from mercat.errors import InvalidParameterError
@@ -32,17 +32,24 @@ from mercat.identity import Keypair
 from mercat.market.model import Allocation, Clearing, Market
 
 
+def peers_for_node(peers: str | Path, key: Keypair) -> PeersFile:
+    """The peers file a node clears with, checked: readable, valid, and naming the node's
+    key as a sealing client (`mercat serve` calls it before it listens)."""
+    peers_file = load_peers(Path(peers))
+    if peers_file.params.opening != "sealed" or key.public not in peers_file.sealing_clients:
+        raise InvalidParameterError(
+            f"{peers}: the node clears rounds as their sealing client: the peers file needs "
+            "opening = 'sealed' with the node's auctioneer key among its sealing_clients"
+        )
+    return peers_file
+
+
 class AuctioneerProcesses(DistributedAuction):
     """See the module docstring."""
 
     def __init__(self, peers: str | Path, key: Keypair, timeout: float | None = None) -> None:
-        peers_file = load_peers(Path(peers))
+        peers_file = peers_for_node(peers, key)
         params = peers_file.params
-        if params.opening != "sealed" or key.public not in peers_file.sealing_clients:
-            raise InvalidParameterError(
-                f"{peers}: the node clears rounds as their sealing client: the peers file needs "
-                "opening = 'sealed' with the node's auctioneer key among its sealing_clients"
-            )
         super().__init__(params.mechanism, params.m, params.k, params.tie_break)
         self.params = params
         self.peers = peers_file

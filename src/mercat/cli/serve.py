@@ -108,8 +108,11 @@ def serve(
             from mercat.errors import InvalidParameterError
 
             raise InvalidParameterError("give --auctioneer-peers and --auctioneer-key together")
-        if auctioneer_key is not None:
+        if auctioneer_key is not None and auctioneer_peers is not None:
+            from mercat.auctioneer.remote import peers_for_node
+
             client = read_key(auctioneer_key, "--auctioneer-key")
+            peers_for_node(auctioneer_peers, client)  # a bad one fails here, before listening
         settings = LoopSettings(
             mechanism=mechanism, options=options, round_seconds=round_seconds,
             until_round=until_round, timing=Timing(grace_ms=grace_ms),
