@@ -259,7 +259,9 @@ def test_a_sealed_task_runs_end_to_end_and_only_its_providers_read_it(tmp_path):
         assert failed.status == "closed" and not failed.paid
         assert "cannot decrypt" in failed.tasks[0]["claims"][0]["error"]
         # sampled sealed tasks were not re-executed, and the oracles say so
-        assert all(o.stats.sealed_unchecked >= 2 for o in market.oracles)
+        # (each paid task was judged by at least a quorum, 2 of 3; the third oracle may not
+        # have reached it before it settled)
+        assert sum(o.stats.sealed_unchecked for o in market.oracles) >= 2 * 2
         assert all(o.stats.re_executed == 0 for o in market.oracles)
     finally:
         market.close()
