@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import json
 import shutil
+import threading
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 from mercat import errors as e
 from mercat.identity import Keypair
 from mercat.ledger import Ledger
-from mercat.node.agent import ProviderAgent
+from mercat.node.agent import ProviderAgent, ServerSpec
 from mercat.node.app import create_app
 from mercat.node.genesis import UNIT, DevnetSetup, provider_plan
 from mercat.node.local_market import LocalMarket
@@ -267,3 +268,37 @@ def test_a_sealed_task_runs_end_to_end_and_only_its_providers_read_it(tmp_path):
         market.close()
     with Ledger(market.ledger_url) as ledger:
         ledger.verify()
+
+
+class _NodeWithoutGrants:
+    """A node on which the requester never grants the keys; records the claims sent."""
+
+    ledger_id = "ab" * 16
+
+    def __init__(self):
+        self.claims = []
+        self.asked = threading.Event()
+
+    def get_json(self, path, **params):
+        self.asked.set()
+        return []
+
+    def claim(self, signed):
+        self.claims.append(signed)
+
+
+def test_an_agent_stopped_while_it_waits_for_its_keys_claims_nothing():
+    node = _NodeWithoutGrants()
+    agent = ProviderAgent(node, Keypair.generate(), [ServerSpec("gpu-1", stake=1)])
+    stop = threading.Event()
+    agent._stop = stop  # what run(stop) sets
+    task = {"round": 1, "task": "t1", "workload": "train-logreg:steps=5", "inputs": [],
+            "sealed": ["inputs"], "opened_ms": int(time.time() * 1000),
+            "deadline_ms": 3_600_000, "claims": [], "requester": "cd" * 32}  # fmt: skip
+    worker = threading.Thread(target=agent._guarded, args=(task, "gpu-1", 0.0))
+    worker.start()
+    assert node.asked.wait(60)  # it is waiting for the grant
+    stop.set()
+    worker.join(60)
+    assert not worker.is_alive() and node.claims == []  # a restarted agent runs it
+    assert agent.stats.errors == []

@@ -76,6 +76,10 @@ def _decrypted(data: bytes, key: bytes, cid: str) -> bytes:
     return b"".join(decrypt_pieces([data], key, what=f"input {cid}"))
 
 
+class _Stopping(Exception):  # a signal between two methods, not an error
+    """The agent is stopping while a replica waits for its keys."""
+
+
 @dataclass(frozen=True)
 class ServerSpec:
     """A server the agent offers and runs tasks on, with its failure injection."""
@@ -157,6 +161,7 @@ class ProviderAgent:
         self._started: set[tuple[int, str, str]] = set()
         self._lock = threading.Lock()
         self.grace_ms = 2_000
+        self._stop = threading.Event()  # run()'s: a replica waiting for its keys gives up
 
     # --- registration ----------------------------------------------------------------------
 
@@ -190,6 +195,7 @@ class ProviderAgent:
 
     def run(self, stop: threading.Event) -> AgentStats:
         """Poll for owed replicas and run them until `stop` is set."""
+        self._stop = stop
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="replica")
         try:
             while not stop.is_set():
@@ -229,6 +235,8 @@ class ProviderAgent:
     def _guarded(self, task: dict[str, Any], asset: str, offset_ms: float) -> None:
         try:
             self.work(task, asset, offset_ms)
+        except _Stopping:  # no claim: a restarted agent runs the replica (it keeps no state)
+            return
         except Exception as exc:  # a worker thread must never die silently
             log.exception("replica %s/%s on %s", task["round"], task["task"], asset)
             self._note(f"{task['task']} on {asset}: {type(exc).__name__}: {exc}")
@@ -254,7 +262,8 @@ class ProviderAgent:
                     f"task {task['task']} is sealed and its requester granted {asset} no key "
                     "before the deadline"
                 )
-            time.sleep(self.poll_seconds)
+            if self._stop.wait(self.poll_seconds):
+                raise _Stopping
 
     def injections(self, task: dict[str, Any], asset: str) -> tuple[bool, bool, bool]:
         """(crash, slow, wrong) for this replica (module docstring)."""
