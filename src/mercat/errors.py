@@ -344,6 +344,10 @@ class ContentMismatchError(StorageError, ValueError):
     """Bytes offered for a CID that do not hash to it: refused, nothing stored."""
 
 
+class KeyNotGrantedError(StorageError, LookupError):
+    """A sealed task whose requester has not sealed its keys to this provider (in time)."""
+
+
 class DecryptionError(StorageError):
     """Encrypted content or a sealed key that does not open: a wrong key, or bytes that were
     altered, truncated or reordered (authenticated encryption cannot tell these apart)."""

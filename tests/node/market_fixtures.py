@@ -42,7 +42,9 @@ class SmallMarket:
     task: BoardTask
 
 
-def small_market(tmp_path, *, deadline_ms: int = 5_000, open_task: bool = True) -> SmallMarket:
+def small_market(
+    tmp_path, *, deadline_ms: int = 5_000, open_task: bool = True, sealed: tuple[str, ...] = ()
+) -> SmallMarket:
     from mercat.storage.content import content_cid
 
     op, alice, bob = (Keypair.generate() for _ in range(3))
@@ -54,7 +56,8 @@ def small_market(tmp_path, *, deadline_ms: int = 5_000, open_task: bool = True) 
     OP, A, B = (Signer(k, ledger.id) for k in (op, alice, bob))
     cid = content_cid(DATA)
     terms = RequestTerms("job1", max_price=500, demand={"cpu": 1}, replicas=2, inputs=[cid],
-                         workload="train-logreg:steps=20", deadline_ms=deadline_ms)  # fmt: skip
+                         workload="train-logreg:steps=20", deadline_ms=deadline_ms,
+                         sealed=sealed)  # fmt: skip
     messages = [
         A.sign(OpenAccount()), B.sign(OpenAccount()),
         *(OP.sign(AddOracle(oracle=k.public)) for k in oracles),
@@ -68,7 +71,7 @@ def small_market(tmp_path, *, deadline_ms: int = 5_000, open_task: bool = True) 
     ]  # fmt: skip
     task = BoardTask(1, "t1", "job1", bob.public, terms.workload, (cid,), deadline_ms, 300,
                      (BoundAsset("gpu-1", alice.public, "server", 100),
-                      BoundAsset("gpu-2", alice.public, "server", 100)))  # fmt: skip
+                      BoundAsset("gpu-2", alice.public, "server", 100)), sealed)  # fmt: skip
     if open_task:
         messages.append(OP.sign(OpenTasks(round=1, tasks=(
             TaskTerms("t1", "job1", ("gpu-1", "gpu-2"), (100, 100), 300),))))  # fmt: skip

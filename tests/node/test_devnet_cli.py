@@ -41,7 +41,8 @@ def test_devnet_up_settles_every_task_and_audits_clean():
     before = _devnet_dirs()
     done = subprocess.run(
         [*MERCAT, "devnet", "up", "--providers", "2", "--servers", "1", "--oracles", "3",
-         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--json"],
+         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--sealed-share", "1",
+         "--json"],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -54,6 +55,12 @@ def test_devnet_up_settles_every_task_and_audits_clean():
     # every task ran in an agent process (which agents got tasks is the clearing's choice)
     assert len(report["agents"]) == 2
     assert sum(a["replicas"] for a in report["agents"]) >= tasks["opened"]
+    # every training and preprocessing request was sealed (how many a requester posts
+    # depends on how fast the rounds go); every paid output, sealed ones decrypted, was
+    # checked by its requester
+    assert sum(r["sealed"] for r in report["requesters"]) >= 1
+    assert all(r["outputs_verified"] == r["paid"] for r in report["requesters"])
+    assert all(r["sealed_paid"] <= r["sealed"] for r in report["requesters"])
     # Each task settles once a quorum (2 of 3) agrees: the third oracle's report may come
     # after that, or never if it was still checking the task when it settled.
     reported = [o["reported"] for o in report["oracles"]]
@@ -66,11 +73,16 @@ def test_devnet_up_settles_every_task_and_audits_clean():
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_child_and_leaves_nothing_behind():
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--mechanism", "distributed-auction", "--auctioneer-processes", "3"]],
+    ids=["mechanism-in-node", "auctioneer-processes"],
+)
+def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra):
     before = _devnet_dirs()
     process = subprocess.Popen(
         [*MERCAT, "devnet", "up", "--providers", "1", "--servers", "1", "--oracles", "1",
-         "--requesters", "1", "--rounds", "1000", "--round-seconds", "0"],
+         "--requesters", "1", "--rounds", "1000", "--round-seconds", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
         env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
@@ -84,6 +96,14 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind():
             assert time.monotonic() < deadline, "".join(lines)
         pids = [int(m) for m in re.findall(r"\(pid (\d+)\)", "".join(lines))]
         assert pids  # the node's
+        # the devnet's work directory: the one its node was started in (other devnets may
+        # run on this machine meanwhile)
+        node_cmdline = Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode(errors="replace")
+        [workdir] = [d for d in _devnet_dirs() - before if d in node_cmdline]
+        # the node, the oracle, the agent (and the auctioneer's providers) name the work
+        # directory on their command lines; the requester's needs none
+        children = _commands_mentioning(workdir)
+        assert len(children) >= 3 + (3 if extra else 0), children
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=120)
     finally:
@@ -91,7 +111,7 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind():
             process.kill()
     assert process.returncode == 0, rest
     assert "stopped by SIGTERM" in rest
-    assert not [pid for pid in pids if _alive(pid)]
+    assert not [pid for pid in pids + children if _alive(pid)]
     assert _devnet_dirs() == before
 
 
@@ -101,6 +121,8 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind():
         ["devnet", "up", "--mechanism", "nope"],
         ["devnet", "up", "--collective", "nope"],
         ["devnet", "up", "--oracles", "3", "--liars", "1", "--silent", "1"],
+        ["devnet", "up", "--auctioneer-processes", "3"],  # needs distributed-auction
+        ["devnet", "up", "--mechanism", "distributed-auction", "--auctioneer-processes", "2"],
         ["agent", "--node", "ftp://x", "--key", "-", "--server", "s1"],
         ["agent", "--node", "http://127.0.0.1:9", "--key", "/no/such/key", "--server", "s1"],
         ["oracle", "--node", "http://127.0.0.1:9", "--key", "-", "--behaviour", "sneaky"],
@@ -132,3 +154,42 @@ def test_a_key_on_stdin_must_be_a_key():
                                  "--server", "s1"], input="nope\n")  # fmt: skip
     assert result.exit_code == 2
     assert "64 hex digits" in result.output
+
+
+def _commands_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_devnet_rounds_are_cleared_by_auctioneer_processes(tmp_path):
+    from mercat.auctioneer.result_log import ResultLog
+
+    workdir = tmp_path / "net"
+    done = subprocess.run(
+        [*MERCAT, "devnet", "up", "--providers", "2", "--servers", "1", "--oracles", "1",
+         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--failure-prone", "0",
+         "--sample-rate", "0", "--seed", "4", "--mechanism", "distributed-auction",
+         "--auctioneer-processes", "3", "--workdir", str(workdir), "--json"],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["tasks"]["paid"] > 0 and report["tasks"]["open"] == 0 and report["audit"]["ok"]
+    # every round the node cleared went to the three provider processes, which agreed
+    logs = {}
+    for i in (1, 2, 3):
+        with ResultLog(f"sqlite:///{workdir}/auctioneer/auctioneer{i}.results.db") as log:
+            logs[i] = {r.round: r for r in log.rounds()}
+    assert logs[1] and set(logs[1]) == set(logs[2]) == set(logs[3])
+    for round_id, first in logs[1].items():
+        assert first.ok and logs[2][round_id].outcome == logs[3][round_id].outcome == first.outcome
+    assert _commands_mentioning(str(workdir / "auctioneer")) == []  # stopped with the rest

@@ -28,6 +28,19 @@ def test_sandboxed_runs_agree_to_the_byte_and_with_the_in_process_result(tmp_pat
     assert os.listdir(tmp_path) == []  # the work directory is gone
 
 
+def test_a_work_directory_given_relative_serves_both_twins(tmp_path, monkeypatch):
+    # `mercat agent --workdir work`, run from a devnet's directory: the child runs in a
+    # directory of its own, so the path must not be taken relative to it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    once = sandbox.run("train-logreg:steps=5", [DATA], parent_dir="work")
+    box = sandbox.Sandbox(parent_dir="work")
+    try:
+        assert box.run("train-logreg:steps=5", [DATA]).output == once.output
+    finally:
+        box.close()
+
+
 def test_a_run_past_its_time_is_killed(tmp_path):
     with pytest.raises(SandboxError) as caught:
         sandbox.run("train-logreg:steps=20000", [BIG], sandbox.Limits(seconds=1),

@@ -1,6 +1,7 @@
 """`mercat devnet up`: a whole market of processes on loopback (docs/devnet.md): a node with
 its round loop, provider agents (some failure-prone), oracles (some lying or silent, if
-asked), requesters; R rounds, then the ledger's audit and a report."""
+asked), requesters; R rounds, then the ledger's audit and a report. `mercat devnet init
+DIR`: the same market's ledger, keys and commands, for participants started by hand."""
 
 from __future__ import annotations
 
@@ -13,32 +14,136 @@ from mercat.cli._output import console, print_json, print_table
 app = typer.Typer(help="Run a local market of processes: node, agents, oracles, requesters.")
 
 
+# The options `up` and `init` share: one market, run at once or started by hand.
+PROVIDERS = typer.Option(4, min=1, max=200, help="Provider agents (processes).")
+SERVERS = typer.Option(2, min=1, max=16, help="Servers per provider.")
+ORACLES = typer.Option(3, min=1, max=31, help="Oracles; the quorum is a majority.")
+REQUESTERS = typer.Option(5, min=1, max=200, help="Requesters (processes).")
+ROUNDS = typer.Option(5, min=1, max=100_000, help="Rounds to run.")
+PER_ROUND = typer.Option(2, min=1, max=100, help="Requests per requester per round.")
+FAILURE_PRONE = typer.Option(
+    0.5, min=0.0, max=1.0, help="Share of providers whose servers fail often."
+)
+FAILURE_RATE = typer.Option(0.3, min=0.0, max=1.0, help="Their F_a.")
+MECHANISM = typer.Option(
+    "optimal",
+    help="Clearing mechanism (mercat clear --help); double-auction and "
+    "distributed-auction (seed 003) clear per-unit asks and one replica per request.",
+)
+COLLECTIVE = typer.Option("coll-sr", help="free, coll-stake, coll-rep or coll-sr.")
+STAKE = typer.Option(4.0, min=0.0, help="S0: each asset's stake (tokens).")
+PENALTY = typer.Option(1.0, min=0.0, help="P: the collective penalty (tokens).")
+ROUND_SECONDS = typer.Option(1.0, min=0.0, max=3600.0, help="Least round period.")
+DEADLINE_MS = typer.Option(20_000, min=1, help="The requests' SLA deadline.")
+SAMPLE_RATE = typer.Option(0.25, min=0.0, max=1.0, help="Oracles' re-execution share.")
+LIARS = typer.Option(0, min=0, help="Oracles that report the opposite.")
+SILENT = typer.Option(0, min=0, help="Oracles that never report.")
+SEED = typer.Option(1, min=0, help="Seed of the setup, the load and the rounds.")
+AUCTIONEER_PROCESSES = typer.Option(
+    0,
+    min=0,
+    max=31,
+    help="With --mechanism distributed-auction: run seed 003's auctioneer as this many "
+    "provider processes (at least 3; k = (m-1)//2) beside the agents, the node sending "
+    "each round's bids to them; 0: inside the node.",
+)
+SEALED_SHARE = typer.Option(
+    0.0,
+    min=0.0,
+    max=1.0,
+    help="Share of the requesters' training and preprocessing requests whose inputs and "
+    "output are sealed to their providers.",
+)
+
+
+def _setup(**options):  # type: ignore[no-untyped-def]
+    """The devnet's setup from the shared options (an unknown mechanism or collective rule
+    fails before anything is created or started)."""
+    from mercat.clearing import registry
+    from mercat.incentives.collective import mechanism as collective_mechanism
+    from mercat.node.genesis import DevnetSetup
+
+    registry.get(options["mechanism"])
+    collective_mechanism(options["collective"])
+    options["servers_per_provider"] = options.pop("servers")
+    options["prone_failure_rate"] = options.pop("failure_rate")
+    return DevnetSetup(**options)
+
+
+@app.command("init")
+def init(
+    directory: Path = typer.Argument(..., help="The devnet's directory (new, or empty)."),
+    providers: int = PROVIDERS,
+    servers: int = SERVERS,
+    oracles: int = ORACLES,
+    requesters: int = REQUESTERS,
+    rounds: int = ROUNDS,
+    per_round: int = PER_ROUND,
+    failure_prone: float = FAILURE_PRONE,
+    failure_rate: float = FAILURE_RATE,
+    mechanism: str = MECHANISM,
+    collective: str = COLLECTIVE,
+    stake: float = STAKE,
+    penalty: float = PENALTY,
+    round_seconds: float = ROUND_SECONDS,
+    deadline_ms: int = DEADLINE_MS,
+    sample_rate: float = SAMPLE_RATE,
+    liars: int = LIARS,
+    silent: int = SILENT,
+    seed: int = SEED,
+    sealed_share: float = SEALED_SHARE,
+    auctioneer_processes: int = AUCTIONEER_PROCESSES,
+    port: int = typer.Option(8000, min=1, max=65535, help="The node's port on 127.0.0.1."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was created as JSON."),
+) -> None:
+    """Create a devnet for participants started by hand: its ledger (genesis), a key file
+    per participant (0600), and a README.md with the command that starts each of them (the
+    ones `up` runs). Refuses a directory that exists and is not empty."""
+    from mercat.node.devnet_commands import init as init_devnet
+
+    setup = _setup(
+        providers=providers, servers=servers, oracles=oracles, requesters=requesters,
+        rounds=rounds, per_round=per_round, failure_prone=failure_prone,
+        failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
+        penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
+        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
+        auctioneer_processes=auctioneer_processes,
+    )  # fmt: skip
+    made = init_devnet(directory, setup, port)
+    if as_json:
+        print_json(made)
+        return
+    console.print(
+        f"devnet in {made['directory']}: ledger {made['ledger']}, node {made['node']}",
+        soft_wrap=True,
+    )
+    console.print(f"run these from {made['directory']} (also in its README.md):", soft_wrap=True)
+    for line in made["commands"].values():  # type: ignore[attr-defined]
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
 @app.command("up")
 def up(
-    providers: int = typer.Option(4, min=1, max=200, help="Provider agents (processes)."),
-    servers: int = typer.Option(2, min=1, max=16, help="Servers per provider."),
-    oracles: int = typer.Option(3, min=1, max=31, help="Oracles; the quorum is a majority."),
-    requesters: int = typer.Option(5, min=1, max=200, help="Requesters (processes)."),
-    rounds: int = typer.Option(5, min=1, max=100_000, help="Rounds to run."),
-    per_round: int = typer.Option(2, min=1, max=100, help="Requests per requester per round."),
-    failure_prone: float = typer.Option(
-        0.5, min=0.0, max=1.0, help="Share of providers whose servers fail often."
-    ),
-    failure_rate: float = typer.Option(0.3, min=0.0, max=1.0, help="Their F_a."),
-    mechanism: str = typer.Option(
-        "optimal",
-        help="Clearing mechanism (mercat clear --help); double-auction and "
-        "distributed-auction (seed 003) clear per-unit asks and one replica per request.",
-    ),
-    collective: str = typer.Option("coll-sr", help="free, coll-stake, coll-rep or coll-sr."),
-    stake: float = typer.Option(4.0, min=0.0, help="S0: each asset's stake (tokens)."),
-    penalty: float = typer.Option(1.0, min=0.0, help="P: the collective penalty (tokens)."),
-    round_seconds: float = typer.Option(1.0, min=0.0, max=3600.0, help="Least round period."),
-    deadline_ms: int = typer.Option(20_000, min=1, help="The requests' SLA deadline."),
-    sample_rate: float = typer.Option(0.25, min=0.0, max=1.0, help="Oracles' re-execution share."),
-    liars: int = typer.Option(0, min=0, help="Oracles that report the opposite."),
-    silent: int = typer.Option(0, min=0, help="Oracles that never report."),
-    seed: int = typer.Option(1, min=0, help="Seed of the setup, the load and the rounds."),
+    providers: int = PROVIDERS,
+    servers: int = SERVERS,
+    oracles: int = ORACLES,
+    requesters: int = REQUESTERS,
+    rounds: int = ROUNDS,
+    per_round: int = PER_ROUND,
+    failure_prone: float = FAILURE_PRONE,
+    failure_rate: float = FAILURE_RATE,
+    mechanism: str = MECHANISM,
+    collective: str = COLLECTIVE,
+    stake: float = STAKE,
+    penalty: float = PENALTY,
+    round_seconds: float = ROUND_SECONDS,
+    deadline_ms: int = DEADLINE_MS,
+    sample_rate: float = SAMPLE_RATE,
+    liars: int = LIARS,
+    silent: int = SILENT,
+    seed: int = SEED,
+    sealed_share: float = SEALED_SHARE,
+    auctioneer_processes: int = AUCTIONEER_PROCESSES,
     timeout: float = typer.Option(600.0, min=1.0, help="Give up after this many seconds."),
     workdir: Path | None = typer.Option(
         None,
@@ -48,20 +153,16 @@ def up(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Start a devnet, run its rounds, stop it, audit the ledger, report."""
-    from mercat.clearing import registry
     from mercat.errors import DevnetError
-    from mercat.incentives.collective import mechanism as collective_mechanism
     from mercat.node.devnet import run_devnet
-    from mercat.node.genesis import DevnetSetup
 
-    registry.get(mechanism)  # an unknown name fails before anything starts
-    collective_mechanism(collective)
-    setup = DevnetSetup(
-        providers=providers, servers_per_provider=servers, oracles=oracles,
-        requesters=requesters, rounds=rounds, per_round=per_round,
-        failure_prone=failure_prone, prone_failure_rate=failure_rate, mechanism=mechanism,
-        collective=collective, stake=stake, penalty=penalty, round_seconds=round_seconds,
-        deadline_ms=deadline_ms, sample_rate=sample_rate, liars=liars, silent=silent, seed=seed,
+    setup = _setup(
+        providers=providers, servers=servers, oracles=oracles, requesters=requesters,
+        rounds=rounds, per_round=per_round, failure_prone=failure_prone,
+        failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
+        penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
+        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
+        auctioneer_processes=auctioneer_processes,
     )  # fmt: skip
     progress = None if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
     on_round = None if as_json else _print_round

@@ -15,6 +15,20 @@ NODE = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000.")
 KEY = typer.Option(..., help="The requester's key file, or - to read it from stdin.")
 
 
+OWN_KEY = typer.Option(
+    None, "--key", help="The requester's key file, or - for stdin (for a sealed request)."
+)
+
+
+def _own_or_any(key: Path | None):  # type: ignore[no-untyped-def]
+    """The requester's key, or (for requests in the clear, which anyone may watch) a fresh
+    one that signs nothing."""
+    from mercat.cli._keys import read_key
+    from mercat.identity import Keypair
+
+    return Keypair.generate() if key is None else read_key(key)
+
+
 def _write(path: Path, data: bytes) -> None:
     from mercat.errors import InvalidParameterError
 
@@ -67,6 +81,15 @@ def submit(
     expires_in: int = typer.Option(3, min=0, help="Rounds after the current one it may wait."),
     asset: list[str] = typer.Option([], "--asset", help="An asset (id or CID) to bind."),
     request_id: str | None = typer.Option(None, "--id", help="The request's id (default: new)."),
+    encrypt: bool = typer.Option(
+        False,
+        "--encrypt",
+        help="Upload the input files encrypted; their key is sealed to each provider the "
+        "request's tasks are assigned to, when they open (while --wait or `watch --key` runs).",
+    ),
+    encrypt_output: bool = typer.Option(
+        False, "--encrypt-output", help="Have the output stored encrypted to this requester."
+    ),
     wait: bool = typer.Option(False, help="Wait until it is settled (or expired)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="With --wait: write the result."),
     timeout: float = typer.Option(300.0, min=1.0, help="With --wait: give up after this."),
@@ -89,9 +112,12 @@ def submit(
     name = requester.submit(
         workload, inputs, max_price=base_units(max_price, unit, "--max-price"),
         demand=resources(demand, "--demand"), replicas=replicas, deadline_ms=deadline_ms,
-        expires_in=expires_in, assets=asset, request=request_id,
+        expires_in=expires_in, assets=asset, request=request_id, seal_inputs=encrypt,
+        seal_output=encrypt_output,
     )  # fmt: skip
     result: dict = {"request": name}
+    if (encrypt or encrypt_output) and not wait:
+        result["keys"] = f"sealed to its providers while `mercat request watch {name} --key` runs"
     if wait:
         outcome = requester.watch(name, timeout)
         result = _outcome_dict(outcome)
@@ -108,15 +134,16 @@ def submit(
 def watch(
     request: str = typer.Argument(..., help="The request's id."),
     node: str = NODE,
+    key: Path | None = OWN_KEY,
     timeout: float = typer.Option(300.0, min=0.0, help="Give up after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Wait until a request is settled (or expired) and say how it went."""
-    from mercat.identity import Keypair
+    """Wait until a request is settled (or expired) and say how it went; with the
+    requester's --key, hand a sealed request's keys to its providers as its tasks open."""
     from mercat.node.client import NodeClient
     from mercat.node.requester import Requester
 
-    outcome = Requester(NodeClient(node), Keypair.generate()).watch(request, timeout)
+    outcome = Requester(NodeClient(node), _own_or_any(key)).watch(request, timeout)
     data = _outcome_dict(outcome)
     if as_json:
         print_json(data)
@@ -128,15 +155,21 @@ def watch(
 def fetch(
     request: str = typer.Argument(..., help="The request's id."),
     node: str = NODE,
+    key: Path | None = OWN_KEY,
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the result."),
 ) -> None:
-    """Write the output the oracles attested for a settled request (checked by its CID)."""
-    from mercat.identity import Keypair
+    """Write the output the oracles attested for a settled request (checked by its CID; a
+    sealed output decrypted with the requester's --key)."""
+    from mercat.errors import InvalidParameterError
     from mercat.node.client import NodeClient
     from mercat.node.requester import Requester
 
-    requester = Requester(NodeClient(node), Keypair.generate())
+    requester = Requester(NodeClient(node), _own_or_any(key))
     outcome = requester.outcome(request)
+    if "output" in outcome.sealed and key is None:
+        raise InvalidParameterError(
+            f"request {request}'s output is sealed to its requester: give the requester's --key"
+        )
     _write(out, requester.result(outcome))
     console.print(f"wrote {out}: {outcome.output}")
 
@@ -167,6 +200,9 @@ def load(
         16, min=1, max=16, help="Replicas per request at most (1 for seed 003's auctions)."
     ),
     seed: int = typer.Option(0, min=0),
+    sealed_share: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of its training and preprocessing requests sealed."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print what it did as JSON at exit."),
 ) -> None:
     """A requester that posts a mix of workloads every round (training, inference with its
@@ -185,6 +221,7 @@ def load(
         seed=seed,
         deadline_ms=deadline_ms,
         max_replicas=max_replicas,
+        sealed_share=sealed_share,
     )
     generator.prepare()
     ready(f"READY {own.public}")

@@ -66,6 +66,16 @@ def serve(
         True, help="Stake-weighted admission where the ledger's rule weighs by stake."
     ),
     seed: int = typer.Option(0, min=0, help="Round r draws from default_rng([seed, r])."),
+    auctioneer_peers: Path | None = typer.Option(
+        None,
+        help="Clear with seed 003's auctioneer run by the `mercat provider` processes of "
+        "this peers file (opening = 'sealed'), instead of --mechanism (docs/devnet.md).",
+    ),
+    auctioneer_key: Path | None = typer.Option(
+        None,
+        help="With --auctioneer-peers: the node's client key file (one of the peers file's "
+        "sealing_clients), or - for the line of standard input after the operator key.",
+    ),
 ) -> None:
     """Serve the ledger, the content store, the live market, clearing and the privacy check
     over HTTP; with --operator-key, run the market's rounds too."""
@@ -93,10 +103,22 @@ def serve(
 
         operator = read_key(operator_key, "--operator-key")
         options = mechanism_options(registry.get(mechanism), list(option))
+        client = None
+        if (auctioneer_peers is None) != (auctioneer_key is None):
+            from mercat.errors import InvalidParameterError
+
+            raise InvalidParameterError("give --auctioneer-peers and --auctioneer-key together")
+        if auctioneer_key is not None and auctioneer_peers is not None:
+            from mercat.auctioneer.remote import peers_for_node
+
+            client = read_key(auctioneer_key, "--auctioneer-key")
+            peers_for_node(auctioneer_peers, client)  # a bad one fails here, before listening
         settings = LoopSettings(
             mechanism=mechanism, options=options, round_seconds=round_seconds,
             until_round=until_round, timing=Timing(grace_ms=grace_ms),
             attest_seconds=attest_seconds, admission=admission, seed=seed,
+            auctioneer_peers=None if auctioneer_peers is None else str(auctioneer_peers),
+            auctioneer_key=client,
         )  # fmt: skip
     # A bad ledger URL, store path, limit or operator key fails here, before listening.
     node = create_app(url, root, limits=limits, board=board, operator=operator, market=settings)

@@ -13,7 +13,12 @@ It holds its owner's key (and no other) and talks to one node over HTTP:
    promise capacity, up to `MAX_WORKERS`), stores the output by CID and
    sends a signed outcome claim (`mercat.node.claims`): success or failure, the output's
    CID, the run's time;
-3. a fedavg task is first held to its privacy budget (Alg. 2 on the request's own
+3. a sealed task (`mercat.node.sealing`) waits for the key grant its requester signs when
+   the task opens, checks it, opens the boxes with the agent's own key, decrypts its inputs
+   and stores its output encrypted under the request's output key, deterministically, so
+   replicas agree by CID; no grant by the deadline, or a key that does not open, is a
+   failed claim that says so;
+4. a fedavg task is first held to its privacy budget (Alg. 2 on the request's own
    parameters): a task that would overspend is refused with that reason, not run.
 
 **Failure injection** (what a devnet needs to show seed 000 at work), per server, drawn
@@ -47,13 +52,32 @@ from mercat.identity import Keypair
 from mercat.ledger import messages as m
 from mercat.node.claims import OutcomeClaim, SignedClaim
 from mercat.node.client import NodeClient
+from mercat.node.sealing import OpenedKeys, SignedGrant, open_grant
 from mercat.runtime.terms import Offer
+from mercat.storage.encryption import MAGIC, decrypt_pieces, encrypt_deterministic
 from mercat.workloads import sandbox
 from mercat.workloads.spec import parse as parse_workload
 
 log = logging.getLogger("mercat.agent")
 MAX_INPUT_BYTES = 64 << 20
 MAX_WORKERS = 4
+# What fails one replica (its claim says why) rather than the agent: the workload, the
+# store, the node, and a key grant that is not its requester's or is malformed (as a key
+# that does not open).
+REPLICA_FAILURES = (e.WorkloadError, e.StorageError, e.NodeUnavailableError,
+                    e.UnauthorizedError, e.BadSignatureError, e.MalformedMessageError)  # fmt: skip
+
+
+def _decrypted(data: bytes, key: bytes, cid: str) -> bytes:
+    """A sealed task's input in the clear: the requester's uploads are encrypted; an input it
+    names by CID that is not (a provider's model offered in the clear) is taken as it is."""
+    if not data.startswith(MAGIC):
+        return data
+    return b"".join(decrypt_pieces([data], key, what=f"input {cid}"))
+
+
+class _Stopping(Exception):  # a signal between two methods, not an error
+    """The agent is stopping while a replica waits for its keys."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,7 @@ class ProviderAgent:
         self._started: set[tuple[int, str, str]] = set()
         self._lock = threading.Lock()
         self.grace_ms = 2_000
+        self._stop = threading.Event()  # run()'s: a replica waiting for its keys gives up
 
     # --- registration ----------------------------------------------------------------------
 
@@ -170,6 +195,7 @@ class ProviderAgent:
 
     def run(self, stop: threading.Event) -> AgentStats:
         """Poll for owed replicas and run them until `stop` is set."""
+        self._stop = stop
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="replica")
         try:
             while not stop.is_set():
@@ -209,6 +235,8 @@ class ProviderAgent:
     def _guarded(self, task: dict[str, Any], asset: str, offset_ms: float) -> None:
         try:
             self.work(task, asset, offset_ms)
+        except _Stopping:  # no claim: a restarted agent runs the replica (it keeps no state)
+            return
         except Exception as exc:  # a worker thread must never die silently
             log.exception("replica %s/%s on %s", task["round"], task["task"], asset)
             self._note(f"{task['task']} on {asset}: {type(exc).__name__}: {exc}")
@@ -217,6 +245,25 @@ class ProviderAgent:
         with self._lock:
             if len(self.stats.errors) < 50:
                 self.stats.errors.append(text[:300])
+
+    def keys_for(self, task: dict[str, Any], asset: str, offset_ms: float) -> OpenedKeys:
+        """The sealed task's keys, once its requester has granted them to this replica
+        (`mercat.node.sealing`), waiting for the grant until the task's deadline on the
+        node's clock: `KeyNotGrantedError` then."""
+        deadline = task["opened_ms"] + task["deadline_ms"]
+        while True:
+            grants = self.node.get_json(
+                f"/market/tasks/{task['round']}/{task['task']}/keys", asset=asset
+            )
+            if grants:
+                return open_grant(SignedGrant.from_wire(grants[0]), task, self.key)
+            if time.time() * 1000 + offset_ms > deadline:
+                raise e.KeyNotGrantedError(
+                    f"task {task['task']} is sealed and its requester granted {asset} no key "
+                    "before the deadline"
+                )
+            if self._stop.wait(self.poll_seconds):
+                raise _Stopping
 
     def injections(self, task: dict[str, Any], asset: str) -> tuple[bool, bool, bool]:
         """(crash, slow, wrong) for this replica (module docstring)."""
@@ -252,10 +299,17 @@ class ProviderAgent:
                         f"Alg. 2: this round spends ε = {verdict.epsilon_actual:.3f} > "
                         f"{verdict.epsilon_budget:g}; privacy parameters need adjustment"
                     )
+            keys = self.keys_for(task, asset, offset_ms) if task.get("sealed") else None
             inputs = [self.node.get(cid, MAX_INPUT_BYTES) for cid in task["inputs"]]
+            if keys is not None and keys.inputs is not None:
+                inputs = [_decrypted(data, keys.inputs, cid)
+                          for data, cid in zip(inputs, task["inputs"], strict=True)]  # fmt: skip
             run = self.sandbox.run(task["workload"], inputs, crash=crash, corrupt=wrong)
-            output = self.node.put(run.output)
-        except (e.WorkloadError, e.StorageError, e.NodeUnavailableError) as exc:
+            result = run.output
+            if keys is not None and keys.output is not None:
+                result = encrypt_deterministic(result, keys.output)
+            output = self.node.put(result)
+        except REPLICA_FAILURES as exc:
             error = str(exc)[:200].encode("ascii", "replace").decode()
         run_ms = int((time.perf_counter() - started) * 1000)
         if slow:  # arrive after the deadline, before the cutoff: late, not missing

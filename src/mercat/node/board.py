@@ -36,6 +36,7 @@ from typing import Any
 
 from mercat.errors import AlreadyExistsError
 from mercat.node.claims import SignedClaim
+from mercat.node.sealing import SignedGrant
 from mercat.oracle.report import SignedReport
 
 MAX_EVENTS = 20_000
@@ -71,6 +72,10 @@ CREATE TABLE IF NOT EXISTS reports (
     round INTEGER NOT NULL, task TEXT NOT NULL, oracle TEXT NOT NULL, wire TEXT NOT NULL,
     status TEXT NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (round, task, oracle)
 );
+CREATE TABLE IF NOT EXISTS key_grants (
+    round INTEGER NOT NULL, task TEXT NOT NULL, asset TEXT NOT NULL, wire TEXT NOT NULL,
+    received_ms INTEGER NOT NULL, PRIMARY KEY (round, task, asset)
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
     round INTEGER, body TEXT NOT NULL
@@ -103,6 +108,7 @@ class BoardTask:
     deadline_ms: int
     charge: int
     assets: tuple[BoundAsset, ...]
+    sealed: tuple[str, ...] = ()  # what the request keeps encrypted (mercat.node.sealing)
 
     @property
     def servers(self) -> tuple[str, ...]:
@@ -118,6 +124,10 @@ class Verdict:
     paid: bool
     latency_ms: int
     output: str | None
+
+
+def _sealed(column: str | None) -> tuple[str, ...]:
+    return tuple(part for part in (column or "").split(",") if part)
 
 
 class TaskBoard:
@@ -147,6 +157,9 @@ class TaskBoard:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process
             db.executescript(SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
+            if "sealed" not in columns:  # a board written before sealed requests
+                db.execute("ALTER TABLE tasks ADD COLUMN sealed TEXT NOT NULL DEFAULT ''")
             db.commit()
             self._db = db
         return self._db
@@ -196,10 +209,11 @@ class TaskBoard:
             for t in tasks:
                 db.execute(
                     "INSERT OR IGNORE INTO tasks (round, task, request, requester, workload, "
-                    "inputs, deadline_ms, charge, opened_ms, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                    "inputs, deadline_ms, charge, opened_ms, status, sealed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
                     (t.round, t.task, t.request, t.requester, t.workload,
-                     json.dumps(list(t.inputs)), t.deadline_ms, t.charge, opened_ms),
+                     json.dumps(list(t.inputs)), t.deadline_ms, t.charge, opened_ms,
+                     ",".join(sorted(t.sealed))),
                 )  # fmt: skip
                 db.executemany(
                     "INSERT OR IGNORE INTO task_assets VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -297,7 +311,7 @@ class TaskBoard:
                     row["round"], row["task"], row["request"], row["requester"], row["workload"],
                     tuple(json.loads(row["inputs"])), row["deadline_ms"], row["charge"],
                     tuple(BoundAsset(m["asset"], m["owner"], m["kind"], m["payout"])
-                          for m in members),
+                          for m in members), _sealed(row["sealed"]),
                 )
             )  # fmt: skip
         return out
@@ -324,6 +338,9 @@ class TaskBoard:
             oracles = self._read(
                 "SELECT oracle FROM reports WHERE round=? AND task=? ORDER BY oracle", key
             )
+            granted = self._read(
+                "SELECT asset FROM key_grants WHERE round=? AND task=? ORDER BY asset", key
+            )
             verdict = None
             if row["status"] == "settled":
                 verdict = {
@@ -341,10 +358,37 @@ class TaskBoard:
                     "assets": [dict(m) for m in members],
                     "claims": [{**dict(c), "success": bool(c["success"])} for c in claims],
                     "reported_by": [o["oracle"] for o in oracles],
+                    "sealed": list(_sealed(row["sealed"])),
+                    "granted": [g["asset"] for g in granted],
                     "verdict": verdict, "note": row["note"] or "",
                 }
             )  # fmt: skip
         return out
+
+    # --- key grants (mercat.node.sealing) ---------------------------------------------------
+
+    def add_grant(self, signed: SignedGrant, received_ms: int) -> None:
+        """AlreadyExistsError if this replica of the task has its keys already."""
+        g = signed.grant
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO key_grants VALUES (?, ?, ?, ?, ?)",
+                    (g.round, g.task, g.asset, json.dumps(signed.to_wire()), received_ms),
+                )
+        except sqlite3.IntegrityError:
+            raise AlreadyExistsError(
+                f"{g.asset!r} has its keys for task {g.task!r} already"
+            ) from None
+
+    def grants(self, round_: int, task: str, asset: str | None = None) -> list[dict[str, Any]]:
+        """The grants relayed for a task (wire form), or for one of its servers."""
+        rows = self._read(
+            "SELECT wire FROM key_grants WHERE round=? AND task=? AND (? IS NULL OR asset=?) "
+            "ORDER BY asset",
+            (round_, task, asset, asset),
+        )
+        return [json.loads(r["wire"]) for r in rows]
 
     # --- claims and reports ----------------------------------------------------------------
 

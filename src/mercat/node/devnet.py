@@ -43,8 +43,9 @@ from mercat.auctioneer.local import Stopped, stopping_on_signals
 from mercat.errors import DevnetError, MercatError
 from mercat.node import market_report
 from mercat.node.client import NodeClient, wait_until_up
-from mercat.node.genesis import UNIT, DevnetKeys, DevnetSetup, genesis, provider_plan
-from mercat.node.local_market import FAILED_TRIES, devnet_limits, free_port
+from mercat.node.devnet_commands import commands, piped, write_auctioneer, write_models
+from mercat.node.genesis import DevnetKeys, DevnetSetup, genesis
+from mercat.node.local_market import FAILED_TRIES, free_port
 
 READY_SECONDS = 120.0
 STOP_GRACE_SECONDS = 10.0
@@ -139,20 +140,13 @@ class Devnet:
         self.progress(f"genesis: a ledger with {setup.providers} providers, {setup.oracles} "
                       f"oracles, {setup.requesters} requesters")  # fmt: skip
         genesis(self.ledger_url, setup, keys).close()
-        participants = setup.providers + setup.oracles + setup.requesters
-        limits = devnet_limits(participants)
-        node_args = [
-            "serve", "--ledger", self.ledger_url, "--store", str(self.workdir / "store"),
-            "--board", str(self.workdir / "board.db"), "--operator-key", "-",
-            "--port", str(self.port), "--mechanism", setup.mechanism,
-            "--round-seconds", str(setup.round_seconds), "--until-round", str(setup.rounds),
-            "--grace-ms", str(setup.grace_ms), "--attest-seconds", str(setup.attest_seconds),
-            "--seed", str(setup.seed),
-        ]  # fmt: skip
-        for name in ("client_rate", "client_burst", "account_burst", "node_account_burst",
-                     "max_in_flight", "max_connections"):  # fmt: skip
-            node_args += ["--limit", f"{name}={getattr(limits, name)}"]
-        node = self._spawn("node", "node", node_args, [keys.operator.seed.hex()])
+        write_models(setup, self.workdir)
+        if setup.auctioneer_processes:
+            write_auctioneer(setup, keys, self.workdir)
+        (self.workdir / "work").mkdir(exist_ok=True)
+        # the commands `mercat devnet init` writes down, with every secret on stdin instead
+        listed = commands(setup, self.port, str(self.workdir), piped(keys))
+        node = self._spawn("node", "node", listed[0].args, listed[0].stdin)
         self.progress(f"node: {self.url} (pid {node.process.pid})")
         try:
             wait_until_up(self.url, READY_SECONDS, node.process)
@@ -160,56 +154,16 @@ class Devnet:
             raise DevnetError(
                 f"the node did not start: {exc}; its log:\n{node.log_tail()}"
             ) from None
-        work = str(self.workdir / "work")
-        Path(work).mkdir(exist_ok=True)
-        waiting = []
-        for i, (key, behaviour) in enumerate(zip(keys.oracles, setup.behaviours(), strict=True)):
-            waiting.append(self._spawn(
-                f"oracle{i + 1}", "oracle",
-                ["oracle", "--node", self.url, "--key", "-", "--behaviour", behaviour,
-                 "--sample-rate", str(setup.sample_rate), "--sample-secret", "-",
-                 "--workdir", work, "--json"],
-                [key.seed.hex(), keys.sample_secret.hex()],
-            ))  # fmt: skip
-        for i, key in enumerate(keys.providers):
-            waiting.append(self._spawn(f"agent{i + 1}", "agent", self._agent_args(i, work),
-                                       [key.seed.hex()]))  # fmt: skip
+        waiting = [self._spawn(c.name, c.role, c.args, c.stdin)
+                   for c in listed if c.role in ("oracle", "agent", "auctioneer")]  # fmt: skip
         self._wait_ready(waiting)
-        self.progress(f"{len(waiting)} agents and oracles ready")
-        waiting = [
-            self._spawn(
-                f"requester{i + 1}", "requester",
-                ["request", "load", "--node", self.url, "--key", "-",
-                 "--per-round", str(setup.per_round), "--until-round", str(setup.rounds),
-                 "--deadline-ms", str(setup.deadline_ms), "--seed", str(setup.seed * 1000 + i),
-                 "--max-replicas", str(setup.max_replicas), "--json"],
-                [key.seed.hex()],
-            )
-            for i, key in enumerate(keys.requesters)
-        ]  # fmt: skip
+        self.progress(f"{len(waiting)} agents and oracles ready"
+                      if not setup.auctioneer_processes else
+                      f"{len(waiting)} agents, oracles and auctioneer processes ready")  # fmt: skip
+        waiting = [self._spawn(c.name, c.role, c.args, c.stdin)
+                   for c in listed if c.role == "requester"]  # fmt: skip
         self._wait_ready(waiting)
         self.progress(f"{len(waiting)} requesters ready: the rounds begin")
-
-    def _agent_args(self, index: int, work: str) -> list[str]:
-        servers, content = provider_plan(self.setup, index)
-        first = servers[0]
-        args = ["agent", "--node", self.url, "--key", "-", "--workdir", work, "--json",
-                "--seed", str(self.setup.seed), "--stake", str(first.stake / UNIT),
-                "--cost", str(first.cost / UNIT),
-                "--failure-rate", str(first.failure_rate), "--slow-rate", str(first.slow_rate),
-                "--wrong-rate", str(first.wrong_rate)]  # fmt: skip
-        for resource, amount in first.capacity.items():
-            args += ["--capacity", f"{resource}={amount}"]
-        for resource, amount in first.unit_costs.items():
-            args += ["--unit-cost", f"{resource}={amount / UNIT}"]
-        for spec in servers:
-            args += ["--server", spec.asset]
-        for c in content:
-            path = self.workdir / f"{c.asset}.npz"
-            path.write_bytes(c.content)
-            args += ["--model", str(path), "--model-asset", c.asset,
-                     "--model-cost", str(c.cost / UNIT)]  # fmt: skip
-        return args
 
     def _wait_ready(self, children: list[Child], timeout: float = READY_SECONDS) -> None:
         deadline = time.monotonic() + timeout
@@ -286,7 +240,7 @@ class Devnet:
     def close(self) -> None:
         """Stop every child (requesters first, the node last), remove the work directory
         unless it is kept."""
-        for roles in (("requester",), ("agent", "oracle"), ("node",)):
+        for roles in (("requester",), ("agent", "oracle"), ("node",), ("auctioneer",)):
             self.stop_children(roles)
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -334,7 +288,8 @@ def run_devnet(
                     if seen is None:
                         with contextlib.suppress(MercatError):
                             seen = devnet.collect()
-                    for roles in (("requester",), ("agent", "oracle"), ("node",)):
+                    for roles in (("requester",), ("agent", "oracle"), ("node",),
+                                  ("auctioneer",)):  # fmt: skip
                         devnet.stop_children(roles)
             except Stopped as stopped:
                 stopped_by = signal.Signals(stopped.signum).name

@@ -64,6 +64,10 @@ class DevnetSetup:
     grace_ms: int = 2_000
     attest_seconds: float = 30.0
     sample_rate: float = 0.25
+    sealed_share: float = 0.0  # requests whose inputs and output are sealed (sealing.py)
+    # m > 0: seed 003's auctioneer as m `mercat provider` processes (k = (m - 1) // 2)
+    # clearing each round (mercat.auctioneer.remote); 0: the mechanism in the node
+    auctioneer_processes: int = 0
     liars: int = 0
     silent: int = 0
     model_asset: bool = True
@@ -76,12 +80,20 @@ class DevnetSetup:
                      "per_round"):  # fmt: skip
             check.integer(name, getattr(self, name), 1)
         rates = ("failure_prone", "prone_failure_rate", "prone_slow_rate", "prone_wrong_rate",
-                 "steady_failure_rate", "sample_rate", "target")  # fmt: skip
+                 "steady_failure_rate", "sample_rate", "target", "sealed_share")  # fmt: skip
         for name in rates:
             check.probability(name, getattr(self, name))
         check.positive("stake", self.stake)
         check.positive("penalty", self.penalty)
         check.non_negative("round_seconds", self.round_seconds)
+        check.integer("auctioneer_processes", self.auctioneer_processes, 0)
+        if self.auctioneer_processes and (
+            self.mechanism != "distributed-auction" or self.auctioneer_processes < 3
+        ):
+            raise InvalidParameterError(
+                "auctioneer processes run seed 003's auction: give --mechanism "
+                "distributed-auction and at least 3 of them (m > 2k with k >= 1)"
+            )
         if self.liars + self.silent >= self.quorum:
             raise InvalidParameterError(
                 f"{self.liars} lying and {self.silent} silent oracles of {self.oracles} leave "
@@ -122,6 +134,8 @@ class DevnetKeys:
     oracles: list[Keypair]
     requesters: list[Keypair]
     sample_secret: bytes = field(default=b"", repr=False)
+    auctioneers: list[Keypair] = field(default_factory=list)  # seed 003's m providers
+    auctioneer_client: Keypair | None = None  # the node's key as their sealing client
 
     @classmethod
     def generate(cls, setup: DevnetSetup) -> DevnetKeys:
@@ -133,6 +147,8 @@ class DevnetKeys:
             [Keypair.generate() for _ in range(setup.oracles)],
             [Keypair.generate() for _ in range(setup.requesters)],
             secrets.token_bytes(32),
+            [Keypair.generate() for _ in range(setup.auctioneer_processes)],
+            Keypair.generate() if setup.auctioneer_processes else None,
         )
 
 

@@ -62,6 +62,7 @@ def board_tasks(
                 terms.deadline_ms, t.charge,
                 tuple(BoundAsset(a, owner_of(a), kind_of(a), p)
                       for a, p in zip(t.assets, t.payouts, strict=True)),
+                tuple(sorted(terms.sealed)),
             )
         )  # fmt: skip
     return out

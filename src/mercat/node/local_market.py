@@ -174,7 +174,8 @@ class LocalMarket:
             load = RequesterLoad(Requester(self.client(), key), per_round=setup.per_round,
                                  until_round=setup.rounds, seed=setup.seed * 1000 + i,
                                  deadline_ms=setup.deadline_ms,
-                                 max_replicas=setup.max_replicas)  # fmt: skip
+                                 max_replicas=setup.max_replicas,
+                                 sealed_share=setup.sealed_share)  # fmt: skip
             load.prepare()
             self.loads.append(load)
         # Every requester's inputs are uploaded before any posts: they all start with round 1

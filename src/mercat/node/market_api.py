@@ -37,6 +37,7 @@ from mercat.node.claims import SignedClaim
 from mercat.node.http_errors import documented
 from mercat.node.limits import NodeLimits
 from mercat.node.schemas import json_body
+from mercat.node.sealing import MAX_GRANT_BYTES, SignedGrant
 from mercat.node.sla import Timing
 from mercat.oracle.report import SignedReport
 from mercat.untrusted import parse_json
@@ -189,6 +190,65 @@ def install(
         board.add_claim(signed, received)
         board.add_events([{"kind": "claim_received", "round": claim.round, "task": claim.task,
                            "asset": claim.asset, "success": claim.success}])  # fmt: skip
+
+    @app.post(
+        "/market/keys",
+        responses=documented(403, 404, 409, 413),
+        openapi_extra=json_body(api.GrantBody),
+    )
+    async def post_grant(request: Request) -> api.Accepted:
+        """A requester's signed key grant: its sealed request's keys, sealed to the owner of
+        one server of one of its open tasks (`mercat.node.sealing`). The node keeps and
+        relays the boxes; it cannot open them."""
+        body = await request.body()
+        received = now_ms()
+        await to_thread.run_sync(accept_grant, body, received)
+        return api.Accepted(status="accepted", received_ms=received)
+
+    def accept_grant(body: bytes, received: int) -> None:
+        ledger = need_ledger()
+        if len(body) > MAX_GRANT_BYTES:
+            raise e.BodyTooLargeError(f"a key grant is at most {MAX_GRANT_BYTES} bytes")
+        signed = SignedGrant.from_wire(
+            parse_json(body, what="the key grant", error=e.MalformedMessageError,
+                       max_bytes=MAX_GRANT_BYTES)
+        )  # fmt: skip
+        grant = signed.grant
+        if grant.ledger != ledger.id:
+            raise e.WrongLedgerError(f"the grant names ledger {grant.ledger}, this is {ledger.id}")
+        signed.verify()
+        view = one_task(grant.round, grant.task)
+        if view["requester"] != signed.requester:
+            raise e.UnauthorizedError(f"task {grant.task!r} serves another requester's request")
+        if view["status"] != "open":
+            raise e.AlreadyExistsError(f"task {grant.task!r} is settled: no more keys")
+        if grant.sealed_parts() != set(view["sealed"]):
+            raise e.MalformedMessageError(
+                f"task {grant.task!r} seals {sorted(view['sealed']) or 'nothing'}; the grant "
+                f"seals keys for {sorted(grant.sealed_parts())}"
+            )
+        server = next((a for a in view["assets"] if a["asset"] == grant.asset), None)
+        if server is None or server["kind"] != "server":
+            raise e.UnauthorizedError(f"{grant.asset!r} is not a server of task {grant.task!r}")
+        if server["owner"] != grant.recipient:
+            raise e.UnauthorizedError(
+                f"the keys are sealed to {grant.recipient[:16]}..., not to the owner of "
+                f"{grant.asset!r}"
+            )
+        board.add_grant(signed, received)
+        board.add_events([{"kind": "keys_granted", "round": grant.round, "task": grant.task,
+                           "asset": grant.asset}])  # fmt: skip
+
+    @app.get("/market/tasks/{round}/{task}/keys", responses=documented(404))
+    def task_keys(
+        round: int = Path(ge=0, le=MAX_INTEGER),
+        task: str = task_path,
+        asset: str | None = Query(None, pattern=ID, description="one server's grant"),
+    ) -> list[api.GrantBody]:
+        """The key grants the task's requester sent, as it signed them: sealed boxes that
+        only each server's owner opens."""
+        one_task(round, task)
+        return [api.GrantBody(**wire) for wire in board.grants(round, task, asset)]
 
     @app.post(
         "/market/reports",

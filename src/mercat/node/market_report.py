@@ -85,6 +85,8 @@ def build(
             "mechanism": setup.mechanism, "collective": setup.collective,
             "stake": setup.stake, "penalty": setup.penalty, "quorum": quorum,
             "liars": setup.liars, "silent": setup.silent, "sample_rate": setup.sample_rate,
+            "sealed_share": setup.sealed_share,
+            "auctioneer_processes": setup.auctioneer_processes,
             "failure_prone": sorted(prone),
         },
         "seconds": round(seconds, 2),

@@ -48,6 +48,10 @@ class TaskView(BaseModel):
     assets: list[TaskAsset]
     claims: list[TaskClaim]
     reported_by: list[str] = Field(description="oracles whose reports the node holds")
+    sealed: list[str] = Field(
+        description="what the request keeps encrypted: inputs, output (mercat.node.sealing)"
+    )
+    granted: list[str] = Field(description="servers whose keys the requester has sealed to them")
     verdict: TaskVerdict | None
     note: str = Field(description="why it failed or was late, as far as the node can tell")
 
@@ -209,4 +213,19 @@ class ReportBody(BaseModel):
     latency_ms: int
     digest: str | None
     ledger: str
+    signature: str
+
+
+class GrantBody(BaseModel):
+    """`SignedGrant.to_wire()` (mercat.node.sealing): a sealed request's keys, each sealed to
+    the owner of one server of one task (80 bytes as 160 hex digits, or null)."""
+
+    ledger: str
+    round: int
+    task: str
+    asset: str
+    recipient: str
+    inputs_key: str | None
+    output_key: str | None
+    requester: str
     signature: str

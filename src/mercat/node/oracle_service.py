@@ -16,7 +16,14 @@ For each open task it has not reported on, once the task is complete or past its
    decided by a hash of (a secret the market's oracles share, ledger, round, task): every
    honest oracle samples the same tasks, and a provider cannot tell in advance which of
    its outputs will be checked;
-5. it signs the report (`OracleReport`, bound to the ledger) and sends it to the node.
+5. a sealed task (`mercat.node.sealing`) is checked as far as an oracle without its keys
+   can: the output by CID, the replicas' agreement (deterministic encryption gives equal
+   ciphertexts for equal outputs), the SLA, a fedavg round's budget (its parameters are in
+   the clear), and a sealed output must be in the sealed layout. The oracle cannot read a
+   sealed output's kind, nor re-execute a task on sealed inputs: a sampled sealed task is
+   counted in `sealed_unchecked`, not re-executed (sealing its keys to the oracles too
+   would let every oracle read what the requester sealed);
+6. it signs the report (`OracleReport`, bound to the ledger) and sends it to the node.
 
 Behaviours for tests and devnets: `honest`; `liar` (reports the opposite of what it found:
 the quorum must outvote it); `silent` (never reports: a minority going silent must not stop
@@ -38,6 +45,7 @@ from mercat.identity import Keypair
 from mercat.node.client import NodeClient
 from mercat.node.sla import Judgement, Timing, judge
 from mercat.oracle.report import OracleReport, SignedReport
+from mercat.storage.encryption import is_deterministic
 from mercat.workloads import archive, sandbox
 from mercat.workloads.spec import parse as parse_workload
 
@@ -55,6 +63,7 @@ class OracleStats:
     failure: int = 0
     re_executed: int = 0
     caught: int = 0  # outputs that failed a check the claims alone passed
+    sealed_unchecked: int = 0  # sampled sealed tasks it could not re-execute (no keys)
     errors: list[str] = field(default_factory=list)
 
 
@@ -161,16 +170,24 @@ class OracleService:
         assert judged.output is not None
         try:
             spec = parse_workload(task["workload"])
+            sealed = set(task.get("sealed", ()))
             output = self.node.get(judged.output, MAX_OUTPUT_BYTES)
-            kind, _ = archive.load(output)
-            if kind != OUTPUT_KIND.get(spec.name, "model"):
-                raise e.InvalidWorkloadError(f"{spec.name} returned a {kind}")
+            if "output" in sealed:
+                if not is_deterministic(output):
+                    raise e.InvalidWorkloadError("a sealed output that is not sealed")
+            else:
+                kind, _ = archive.load(output)
+                if kind != OUTPUT_KIND.get(spec.name, "model"):
+                    raise e.InvalidWorkloadError(f"{spec.name} returned a {kind}")
             if spec.name == "fedavg":
                 from mercat.workloads.federated import privacy_check
 
                 if not privacy_check(spec).compliant:
                     raise e.InvalidWorkloadError("the round exceeds its privacy budget (Alg. 2)")
-            if sampled(self.secret, ledger, task["round"], task["task"], self.sample_rate):
+            chosen = sampled(self.secret, ledger, task["round"], task["task"], self.sample_rate)
+            if chosen and sealed:
+                self.stats.sealed_unchecked += 1  # no keys: nothing to re-execute with
+            elif chosen:
                 self.stats.re_executed += 1
                 inputs = [self.node.get(cid, MAX_OUTPUT_BYTES) for cid in task["inputs"]]
                 again = self.sandbox.run(task["workload"], inputs)

@@ -6,6 +6,13 @@ posts the request, signed with the requester's key: its workload, inputs, bid
 (`max_price`, escrowed at once), demand per replica, replicas, SLA deadline and expiry.
 `watch` polls the node until the request is closed (every task settled) or expired;
 `result` fetches the output the oracles' quorum attested, re-hashed against its CID.
+
+A **sealed** request (`seal_inputs`, `seal_output`: `mercat.node.sealing`) encrypts every
+input it uploads under the request's inputs key before it leaves this process, and asks
+for the output encrypted under the request's output key; `hand_over_keys` seals both keys
+to each provider its tasks are assigned to (`watch` does it on every look), and `result`
+decrypts the sealed output. The keys come from the requester's identity and the request's
+id: nothing else needs keeping.
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from mercat import errors as e
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
 from mercat.node.client import NodeClient
+from mercat.node.sealing import grant_for, request_keys
 from mercat.runtime.terms import RequestTerms
+from mercat.storage.encryption import decrypt_deterministic, encrypt_pieces
 from mercat.workloads import archive, datasets
 from mercat.workloads.spec import parse as parse_workload
 
@@ -38,12 +47,15 @@ class Outcome:
     paid: bool
     tasks: list[dict[str, Any]]
     output: str | None  # the CID the oracles attested for a paid task
+    sealed: tuple[str, ...] = ()  # what the request keeps encrypted
+    owner: str = ""  # the requester's public key
 
 
 class Requester:
     def __init__(self, node: NodeClient, key: Keypair) -> None:
         self.node = node
         self.key = key
+        self._granted: set[tuple[int, str, str]] = set()
 
     def ensure_account(self) -> None:
         if not self.node.has_account(self.key.public):
@@ -61,17 +73,33 @@ class Requester:
         expires_in: int = 3,
         assets: Sequence[str] = (),
         request: str | None = None,
+        seal_inputs: bool = False,
+        seal_output: bool = False,
     ) -> str:
         """Post a request (module docstring); its id. `inputs`: archives' bytes (uploaded)
-        or CIDs already in the store; `expires_in`: rounds after the current one."""
+        or CIDs already in the store; `expires_in`: rounds after the current one.
+        `seal_inputs`: the bytes given are uploaded encrypted (CIDs are taken as they are);
+        `seal_output`: the output is stored encrypted to this requester."""
         parse_workload(workload)  # refuse a bad workload before anything is uploaded
-        cids = [item if isinstance(item, str) else self.node.put(item) for item in inputs]
         name = request or f"req-{secrets.token_hex(6)}"
+        keys = request_keys(self.key, name)
+        if seal_inputs and all(isinstance(item, str) for item in inputs):
+            raise e.InvalidParameterError(
+                "sealed inputs are the ones uploaded with the request: give their bytes"
+            )
+
+        def upload(data: bytes) -> str:
+            if seal_inputs:  # encrypted here: the node receives ciphertext only
+                data = b"".join(encrypt_pieces([data], keys.inputs))
+            return self.node.put(data)
+
+        cids = [item if isinstance(item, str) else upload(item) for item in inputs]
+        sealed = [part for part, on in (("inputs", seal_inputs), ("output", seal_output)) if on]
         round_now = self.node.round()
         terms = RequestTerms(
             name, max_price=max_price, demand=dict(demand or {"cpu": 1}), replicas=replicas,
             assets=list(assets), inputs=cids, workload=workload, deadline_ms=deadline_ms,
-            expires=round_now + expires_in,
+            expires=round_now + expires_in, sealed=sealed,
         )  # fmt: skip
         self.node.submit(self.key, m.PostRequest(terms=terms))
         return name
@@ -84,22 +112,55 @@ class Requester:
         # a closed request that no task served expired (or was withdrawn) unserved
         status = ("closed" if tasks else "expired") if view["status"] == "closed" else "open"
         output = paid[0]["verdict"]["output"] if paid else None
-        return Outcome(request, status, bool(paid), tasks, output)
+        sealed = tuple((view["terms"] or {}).get("sealed", ()))
+        return Outcome(request, status, bool(paid), tasks, output, sealed, view["owner"])
+
+    def hand_over_keys(self, outcome: Outcome) -> int:
+        """Seal a sealed request's keys to the owner of every server of its open tasks that
+        has none yet, and post the grants (`mercat.node.sealing`); how many were sent (none
+        for another requester's request: only its owner holds the keys)."""
+        if not outcome.sealed or outcome.owner != self.key.public:
+            return 0
+        sent = 0
+        for task in outcome.tasks:
+            if task["status"] != "open":
+                continue
+            for asset in task["assets"]:
+                mark = (task["round"], task["task"], asset["asset"])
+                if asset["kind"] != "server" or asset["asset"] in task["granted"]:
+                    continue
+                if mark in self._granted:
+                    continue
+                grant = grant_for(self.key, self.node.ledger_id, task, asset["asset"],
+                                  frozenset(outcome.sealed))  # fmt: skip
+                # granted meanwhile (by this key in another process), or the task settled
+                with contextlib.suppress(e.AlreadyExistsError):
+                    self.node.post_json("/market/keys", grant.to_wire())
+                    sent += 1
+                self._granted.add(mark)
+        return sent
 
     def watch(self, request: str, timeout: float = 300.0, poll: float = 0.5) -> Outcome:
-        """Poll until the request is closed, or `timeout` seconds pass (its state then)."""
+        """Poll until the request is closed, or `timeout` seconds pass (its state then),
+        handing a sealed request's keys to its providers as its tasks open."""
         deadline = time.monotonic() + timeout
         while True:
             outcome = self.outcome(request)
             if outcome.status != "open" or time.monotonic() > deadline:
                 return outcome
+            self.hand_over_keys(outcome)
             time.sleep(poll)
 
     def result(self, outcome: Outcome) -> bytes:
-        """The attested output's bytes (checked against its CID)."""
+        """The attested output's bytes (checked against its CID; a sealed output decrypted
+        with the request's output key)."""
         if outcome.output is None:
             raise e.ContentNotFoundError(f"request {outcome.request} has no attested output")
-        return self.node.get(outcome.output)
+        data = self.node.get(outcome.output)
+        if "output" in outcome.sealed:
+            key = request_keys(self.key, outcome.request).output
+            return decrypt_deterministic(data, key, what=f"the output {outcome.output}")
+        return data
 
     def withdraw(self, request: str) -> int:
         """Close an open request; what came back from its escrow."""
@@ -135,6 +196,8 @@ class LoadStats:
     outputs_verified: int = 0
     fedavg_rounds: int = 0
     spent: int = 0  # base units charged for paid tasks
+    sealed: int = 0  # requests posted with sealed inputs and output
+    sealed_paid: int = 0  # of them, paid with an output this requester decrypted
     errors: list[str] = field(default_factory=list)
 
 
@@ -156,6 +219,7 @@ class RequesterLoad:
         model_cid: str | None = None,
         poll_seconds: float = 0.5,
         max_replicas: int = 16,
+        sealed_share: float = 0.0,
     ) -> None:
         self.requester = requester
         self.node = requester.node
@@ -168,6 +232,11 @@ class RequesterLoad:
         self.poll_seconds = poll_seconds
         # 1 where the mechanism clears one replica per request (seed 003's auctions)
         self.max_replicas = max_replicas
+        # The share of requests that seal their inputs and output (only those that need no
+        # earlier result: a sealed output is not chained into later requests).
+        self.sealed_share = sealed_share
+        self.sealed: set[str] = set()
+        self.raw: dict[str, bytes] = {}
         self.stats = LoadStats()
         self.pending: dict[str, str] = {}  # request -> workload
         self.next = 0
@@ -178,7 +247,8 @@ class RequesterLoad:
 
     def prepare(self) -> None:
         self.requester.ensure_account()
-        self.data["dataset"] = self.node.put(datasets.classification(400, 8, self.seed))
+        self.raw["dataset"] = datasets.classification(400, 8, self.seed)
+        self.data["dataset"] = self.node.put(self.raw["dataset"])
         self.data["federated"] = self.node.put(
             datasets.classification(400, 8, self.seed + 1, clients=8)
         )
@@ -207,6 +277,8 @@ class RequesterLoad:
                 elif time.monotonic() - followed_at > FOLLOW_SECONDS:
                     self.follow()
                     followed_at = time.monotonic()
+                for name in self.sealed & set(self.pending):  # their providers need keys
+                    self.requester.hand_over_keys(self.requester.outcome(name))
             except e.MercatError as exc:
                 if len(self.stats.errors) < 50:
                     self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
@@ -235,10 +307,19 @@ class RequesterLoad:
             inputs = [self.data["federated"], self.global_model or self.data["model0"]]
         low, high = self.bid_per_unit
         price = int(float(self.rng.uniform(low, high)) * replicas * unit) + (unit if assets else 0)
+        # drawn only when asked for: a load without sealing keeps its random stream
+        seal = (self.sealed_share > 0 and workload.startswith(("train-", "preprocess"))
+                and float(self.rng.random()) < self.sealed_share)  # fmt: skip
+        if seal:
+            inputs = [self.raw["dataset"]]  # uploaded again, encrypted under its own key
         name = self.requester.submit(workload, inputs, max_price=price, replicas=replicas,
-                                     deadline_ms=self.deadline_ms, assets=assets)  # fmt: skip
+                                     deadline_ms=self.deadline_ms, assets=assets,
+                                     seal_inputs=seal, seal_output=seal)  # fmt: skip
         self.pending[name] = workload
         self.stats.posted += 1
+        if seal:
+            self.sealed.add(name)
+            self.stats.sealed += 1
         return name
 
     def follow(self) -> None:
@@ -258,8 +339,11 @@ class RequesterLoad:
                 self.stats.failed += 1
                 continue
             self.stats.paid += 1
-            kind, _ = archive.load(self.requester.result(outcome))
+            kind, _ = archive.load(self.requester.result(outcome))  # decrypted when sealed
             self.stats.outputs_verified += 1
+            if name in self.sealed:
+                self.stats.sealed_paid += 1
+                continue  # its output's CID names ciphertext: nothing to chain on
             name_of = workload.partition(":")[0]
             if name_of.startswith("train-logreg") and kind == "model":
                 self.latest_model = outcome.output

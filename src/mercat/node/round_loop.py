@@ -44,7 +44,7 @@ import numpy as np
 
 from mercat.clearing import registry
 from mercat.clearing.report import configure
-from mercat.errors import MercatError
+from mercat.errors import InvalidParameterError, MercatError
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
 from mercat.ledger.ledger import Ledger
@@ -76,6 +76,11 @@ class LoopSettings:
     admission: bool = True  # stake-weighted admission where the rule weighs by stake
     seed: int = 0  # round r draws from numpy's default_rng([seed, r])
     idle_seconds: float = 0.5  # how often an idle loop looks for requests
+    # Clear with seed 003's auctioneer run by separate provider processes named by this
+    # peers file (mercat.auctioneer.remote), the node their sealing client with this key;
+    # `mechanism` and `options` are then unused.
+    auctioneer_peers: str | None = None
+    auctioneer_key: Keypair | None = field(default=None, repr=False)
 
 
 class _TimedBook:
@@ -122,7 +127,16 @@ class RoundLoop:
         self.settings = settings
         self.book = NodeBook(ledger, operator)
         self.stop_event = threading.Event()
-        mechanism = configure(registry.get(settings.mechanism), dict(settings.options))
+        if settings.auctioneer_peers is not None:
+            from mercat.auctioneer.remote import AuctioneerProcesses
+
+            if settings.auctioneer_key is None:
+                raise InvalidParameterError("the auctioneer's peers file needs its client key")
+            mechanism: Any = AuctioneerProcesses(settings.auctioneer_peers,
+                                                 settings.auctioneer_key)  # fmt: skip
+        else:
+            mechanism = configure(registry.get(settings.mechanism), dict(settings.options))
+        self.mechanism = mechanism
         cap = ledger.config.rule.stake_cap
         admission = None
         if settings.admission and cap and mechanism.name != "collective":
@@ -150,12 +164,17 @@ class RoundLoop:
         self.stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        closing = getattr(self.mechanism, "close", None)
+        if callable(closing) and (self._thread is None or not self._thread.is_alive()):
+            closing()  # the auctioneer's client: its sockets and event loop
 
     def status(self) -> dict[str, Any]:
         s = self.settings
         return {
             "state": self.state, "next_round": self.next_round, "until_round": s.until_round,
-            "mechanism": s.mechanism, "round_seconds": s.round_seconds,
+            "mechanism": s.mechanism if s.auctioneer_peers is None else "distributed-auction",
+            "auctioneer": "processes" if s.auctioneer_peers is not None else None,
+            "round_seconds": s.round_seconds,
             "grace_ms": s.timing.grace_ms, "no_deadline_ms": s.timing.no_deadline_ms,
             "attest_seconds": s.attest_seconds,
             "admission": self.plan.admission is not None, "error": self.error,
@@ -347,6 +366,7 @@ class RoundLoop:
                         tuple(BoundAsset(a, owners.get(a, ""),
                                          offers[a].kind if a in offers else "server", p)
                               for a, p in zip(t.assets, t.payouts, strict=True)),
+                        tuple(sorted(terms.sealed)) if terms else (),
                     )
                 )  # fmt: skip
             self.board.record_tasks(rows, now_ms())

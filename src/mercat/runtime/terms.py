@@ -51,6 +51,7 @@ _TEXT = re.compile(r"^[\x20-\x7e]{0,256}$")
 MAX_RESOURCES = 32
 MAX_LABELS = 64
 MAX_BOUND = 16
+SEALABLE = frozenset({"inputs", "output"})
 
 
 def _name(value: object, what: str) -> str:
@@ -186,6 +187,11 @@ class RequestTerms:
     workload: str = ""
     deadline_ms: int = 0
     expires: int = NEVER
+    # What the requester keeps from the node and every peer but the providers it assigns:
+    # "inputs" (stored encrypted, the key sealed to each assigned provider when its task
+    # opens), "output" (stored encrypted under a key only the requester and the assigned
+    # providers hold). See mercat.node.sealing.
+    sealed: Any = ()
 
     def __post_init__(self) -> None:
         _name(self.request, "request.request")
@@ -213,6 +219,12 @@ class RequestTerms:
             raise MalformedMessageError("request.workload must be up to 256 printable characters")
         _int(self.deadline_ms, "request.deadline_ms")
         _int(self.expires, "request.expires")
+        sealed = frozenset(_labels(self.sealed, "request.sealed"))
+        if not sealed <= SEALABLE:
+            raise MalformedMessageError(
+                f"request.sealed takes {sorted(SEALABLE)}, got {sorted(sealed)}"
+            )
+        object.__setattr__(self, "sealed", sealed)
         object.__setattr__(self, "_hash", hash(astuple_shallow(self)))
 
     def __hash__(self) -> int:  # immutable: hashed once (snapshots look terms up every round)
@@ -233,6 +245,8 @@ class RequestTerms:
             "workload": self.workload,
             "deadline_ms": self.deadline_ms,
             "expires": self.expires,
+            # only when set: a request in the clear signs (and hashes) as it always did
+            **({"sealed": sorted(self.sealed)} if self.sealed else {}),
         }
 
     @classmethod

@@ -30,6 +30,8 @@ would tell an observer that two stored objects are equal.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -223,3 +225,62 @@ def open_sealed(sealed: bytes, recipient: Keypair) -> bytes:
             "sealed to another key, or altered"
         ) from None
     return _check_key(key)
+
+
+# --- deterministic encryption, for outputs that replicas must agree on ---------------------
+#
+# Replicas of a task each encrypt the output they computed, and the oracles compare the
+# replicas by CID without reading them: two replicas that computed the same bytes must store
+# the same ciphertext. The secretstream above starts every stream from a random header, so
+# outputs use a synthetic nonce instead (the SIV construction): the nonce is a keyed hash of
+# the plaintext, and the plaintext is encrypted once with XChaCha20-Poly1305 under it. Equal
+# plaintexts under one key give equal ciphertexts (that equality is all it shows, and it is
+# what the oracles need); a reader recomputes the nonce from what it decrypted and refuses
+# the content unless it matches. Layout: `MCDET001`, the nonce (24 bytes), the ciphertext
+# (plaintext + 16 bytes); the magic is the associated data.
+
+DETERMINISTIC_MAGIC = b"MCDET001"
+_NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
+_AEAD_ABYTES = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES  # 16
+_NONCE_PERSON = b"mercat-siv-nonce"  # 16 bytes: BLAKE2b's personalization
+
+
+def _synthetic_nonce(data: bytes, key: bytes) -> bytes:
+    return hashlib.blake2b(data, key=key, digest_size=_NONCE_BYTES, person=_NONCE_PERSON).digest()
+
+
+def encrypt_deterministic(data: bytes, key: bytes) -> bytes:
+    """`data` encrypted under `key` so that equal data under one key give equal bytes (see
+    above); decrypt with `decrypt_deterministic`."""
+    _check_key(key)
+    nonce = _synthetic_nonce(bytes(data), key)
+    sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        bytes(data), DETERMINISTIC_MAGIC, nonce, key
+    )
+    return DETERMINISTIC_MAGIC + nonce + sealed
+
+
+def is_deterministic(blob: bytes) -> bool:
+    """Whether `blob` is in `encrypt_deterministic`'s layout (it says nothing of the key)."""
+    return blob[: len(DETERMINISTIC_MAGIC)] == DETERMINISTIC_MAGIC
+
+
+def decrypt_deterministic(blob: bytes, key: bytes, what: str = "content") -> bytes:
+    """The plaintext of `encrypt_deterministic`'s bytes; `DecryptionError` for a wrong key or
+    bytes that were altered."""
+    _check_key(key)
+    head = len(DETERMINISTIC_MAGIC) + _NONCE_BYTES
+    if len(blob) < head + _AEAD_ABYTES or not is_deterministic(blob):
+        raise DecryptionError(f"{what} is not mercat's deterministic encryption")
+    nonce = bytes(blob[len(DETERMINISTIC_MAGIC) : head])
+    try:
+        data = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            bytes(blob[head:]), DETERMINISTIC_MAGIC, nonce, key
+        )
+    except nacl.exceptions.CryptoError:
+        raise DecryptionError(
+            f"cannot decrypt {what}: wrong key, or the ciphertext was altered"
+        ) from None
+    if not hmac.compare_digest(nonce, _synthetic_nonce(data, key)):
+        raise DecryptionError(f"cannot decrypt {what}: its nonce is not the one its bytes give")
+    return bytes(data)

@@ -67,6 +67,12 @@ class SandboxRun:
     seconds: float = 0.0
 
 
+def _absolute(parent_dir: str | os.PathLike[str] | None) -> str | None:
+    """A parent directory given relative (`mercat agent --workdir work`) made absolute: the
+    child runs in its own directory, where a relative path would name another place."""
+    return None if parent_dir is None else os.path.abspath(parent_dir)
+
+
 def child_environment(workdir: Path) -> dict[str, str]:
     threads = "1"
     return {
@@ -94,7 +100,7 @@ def run(
     interpreter: the readable reference (module docstring). `parent_dir`: where the private
     work directory is made (removed afterwards whatever happens)."""
     limits = limits or Limits()
-    with tempfile.TemporaryDirectory(prefix="mercat-task-", dir=parent_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="mercat-task-", dir=_absolute(parent_dir)) as tmp:
         workdir = Path(tmp)
         _prepare(workdir, workload, inputs, limits, crash, corrupt)
         started = time.perf_counter()
@@ -159,7 +165,7 @@ class Sandbox:
         self, limits: Limits | None = None, parent_dir: str | os.PathLike[str] | None = None
     ) -> None:
         self.limits = limits or Limits()
-        self.parent_dir = parent_dir
+        self.parent_dir = _absolute(parent_dir)
         self._zygote: _Zygote | None = None
         self._lock = threading.Lock()
 

@@ -173,7 +173,9 @@ function showBook(book) {
     const t = r.terms || {};
     const row = body.insertRow();
     cell(row, r.request);
-    cell(row, t.workload || "–");
+    // a sealed request's inputs and output are ciphertext to everyone but its providers
+    const sealed = Array.isArray(t.sealed) && t.sealed.length ? " (sealed: " + t.sealed.join(", ") + ")" : "";
+    cell(row, (t.workload || "–") + sealed);
     cell(row, tokens(t.max_price), "num");
     cell(row, pairs(t.demand));
     cell(row, fmt(t.replicas), "num");
