@@ -366,40 +366,12 @@ def _runs_xoshiro(
         counts[r, 4] = ok
 
 
-_compiled: dict[str, Any] = {}
-
-
 def _gpu_kernel() -> Any:
-    """The CUDA kernel (compiled on first launch): thread r runs run r on column r."""
-    if "cuda" not in _compiled:
-        from numba import cuda
-        from numba.cuda.random import xoroshiro128p_next as device_next
+    """The CUDA kernel (`collective_gpu_kernel`, imported on first use: numba-cuda is an
+    optional dependency)."""
+    from mercat.scenarios.collective_gpu_kernel import kernel
 
-        body = _build_body(cuda.jit(device=True), device_next)
-
-        @cuda.jit
-        def kernel(
-            states, pool, fparams, iparams,
-            failed, live_count, fa, created, removed, stake, tasks_run, tasks_failed,
-            comb_members, comb_rates, picks, live, chosen, counts,
-        ):  # fmt: skip
-            r = cuda.grid(1)
-            if r >= states.shape[0]:
-                return
-            n_assets, n_comb, tp, fp, ok = body(
-                states, r, pool, fparams, iparams, failed[:, r], live_count[:, r], fa[:, r],
-                created[:, r], removed[:, r], stake[:, r], tasks_run[:, r],
-                tasks_failed[:, r], comb_members[:, :, r], comb_rates[:, r], picks[:, :, r],
-                live[:, r], chosen[:, r],
-            )  # fmt: skip
-            counts[0, r] = n_assets
-            counts[1, r] = n_comb
-            counts[2, r] = tp
-            counts[3, r] = fp
-            counts[4, r] = ok
-
-        _compiled["cuda"] = kernel
-    return _compiled["cuda"]
+    return kernel
 
 
 # --- availability ---------------------------------------------------------------------
@@ -412,12 +384,10 @@ def unavailable_reason() -> str | None:
         import numba_cuda  # noqa: F401 - the maintained CUDA target, not numba's old one
         from numba import cuda
     except ImportError:
-        return (
-            "the gpu engine needs numba-cuda (pip install 'mercat[gpu]'); use --engine fast"
-        )
+        return "the gpu engine needs numba-cuda (pip install 'mercat[gpu]'); use --engine fast"
     try:
         available = cuda.is_available()
-    except Exception:  # noqa: BLE001 - a broken driver install is "no GPU" to the user
+    except Exception:  # a broken driver install is "no GPU" to the user
         available = False
     if not available:
         return "the gpu engine needs a CUDA GPU (numba-cuda found none); use --engine fast"
