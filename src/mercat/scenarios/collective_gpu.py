@@ -38,6 +38,7 @@ the room, from their initial states.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -549,10 +550,13 @@ def _batch_gpu(
     device = {name: cuda.to_device(host[name]) for name in _ORDER}
     threads = min(THREADS_PER_BLOCK, len(states)) if simulator_enabled() else THREADS_PER_BLOCK
     blocks = -(-len(states) // threads)
-    kernel[blocks, threads](
-        cuda.to_device(states.copy()), cuda.to_device(pool_arg), cuda.to_device(fparams),
-        cuda.to_device(iparams), *(device[name] for name in _ORDER),
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        if simulator_enabled():  # numba-cuda's generator adds uint64 scalars, which wrap
+            warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning)
+        kernel[blocks, threads](
+            cuda.to_device(states.copy()), cuda.to_device(pool_arg), cuda.to_device(fparams),
+            cuda.to_device(iparams), *(device[name] for name in _ORDER),
+        )  # fmt: skip
     outputs = ("failed", "live_count", "fa", "created", "removed", "stake", "tasks_run",
                "tasks_failed", "comb_members", "comb_rates", "picks", "counts")  # fmt: skip
     run_major = {
