@@ -448,30 +448,45 @@ def _parameters(config: CollectiveConfig, pool: np.ndarray | None, record_picks:
     return (pool if pool is not None else np.zeros(1)), fparams, iparams
 
 
-def _arrays(shape: _Shape, run_axis: int) -> dict[str, np.ndarray]:
-    """Zeroed output and scratch arrays; the run index is axis 0 (CPU) or last (GPU)."""
+def _layout(shape: _Shape, run_axis: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Shape and dtype of every output and scratch array; the run index is axis 0 (CPU) or
+    the last axis (GPU)."""
 
-    def make(dims: tuple[int, ...], dtype: Any) -> np.ndarray:
-        full = (shape.runs, *dims) if run_axis == 0 else (*dims, shape.runs)
-        return np.zeros(full, dtype=dtype)
+    def dims(per_run: tuple[int, ...]) -> tuple[int, ...]:
+        return (shape.runs, *per_run) if run_axis == 0 else (*per_run, shape.runs)
 
     cap, k = shape.capacity, shape.per_task
     return {
-        "failed": make((shape.tasks,), np.bool_),
-        "live_count": make((shape.tasks,), np.int32),
-        "fa": make((cap,), np.float64),
-        "created": make((cap,), np.int32),
-        "removed": make((cap,), np.int32),
-        "stake": make((cap,), np.float64),
-        "tasks_run": make((cap,), np.int32),
-        "tasks_failed": make((cap,), np.int32),
-        "comb_members": make((shape.comb_capacity, shape.comb_size), np.int32),
-        "comb_rates": make((shape.comb_capacity,), np.float64),
-        "picks": make((shape.pick_rows, k), np.int32),
-        "live": make((cap,), np.int32),
-        "chosen": make((k,), np.int32),
-        "counts": make((5,), np.int64),
+        "failed": (dims((shape.tasks,)), np.bool_),
+        "live_count": (dims((shape.tasks,)), np.int32),
+        "fa": (dims((cap,)), np.float64),
+        "created": (dims((cap,)), np.int32),
+        "removed": (dims((cap,)), np.int32),
+        "stake": (dims((cap,)), np.float64),
+        "tasks_run": (dims((cap,)), np.int32),
+        "tasks_failed": (dims((cap,)), np.int32),
+        "comb_members": (dims((shape.comb_capacity, shape.comb_size)), np.int32),
+        "comb_rates": (dims((shape.comb_capacity,)), np.float64),
+        "picks": (dims((shape.pick_rows, k)), np.int32),
+        "live": (dims((cap,)), np.int32),
+        "chosen": (dims((k,)), np.int32),
+        "counts": (dims((5,)), np.int64),
     }
+
+
+def _arrays(shape: _Shape, run_axis: int, poisoned: bool = False) -> dict[str, np.ndarray]:
+    """The arrays of `_layout`, zeroed, or `poisoned` (NaN, -7, True): the body writes every
+    element before it reads it, so its runs do not depend on what the arrays held (a kernel
+    gets them uninitialized), and the CPU compilations run on poison to show it."""
+    out = {}
+    for name, (dims, dtype) in _layout(shape, run_axis).items():
+        if not poisoned:
+            out[name] = np.zeros(dims, dtype=dtype)
+        elif np.dtype(dtype) == np.float64:
+            out[name] = np.full(dims, np.nan)
+        else:
+            out[name] = np.full(dims, -7 if np.dtype(dtype) != np.bool_ else True, dtype=dtype)
+    return out
 
 
 _ORDER = (
@@ -531,7 +546,7 @@ def _batch_cpu(
     record_picks: bool, capacity: int,
 ) -> list[RunRecord | None]:  # fmt: skip
     shape = _shape(config, len(states), capacity, record_picks)
-    arrays = _arrays(shape, run_axis=0)
+    arrays = _arrays(shape, run_axis=0, poisoned=True)
     pool_arg, fparams, iparams = _parameters(config, pool, record_picks)
     runner(states.copy(), pool_arg, fparams, iparams, *(arrays[name] for name in _ORDER))
     return _records(arrays, record_picks)
@@ -545,9 +560,11 @@ def _batch_gpu(
 
     kernel = _gpu_kernel()
     shape = _shape(config, len(states), capacity, record_picks)
-    host = _arrays(shape, run_axis=-1)
     pool_arg, fparams, iparams = _parameters(config, pool, record_picks)
-    device = {name: cuda.to_device(host[name]) for name in _ORDER}
+    device = {  # uninitialized: the body writes before it reads
+        name: cuda.device_array(dims, dtype=dtype)
+        for name, (dims, dtype) in _layout(shape, run_axis=-1).items()
+    }
     threads = min(THREADS_PER_BLOCK, len(states)) if simulator_enabled() else THREADS_PER_BLOCK
     blocks = -(-len(states) // threads)
     with warnings.catch_warnings():
@@ -633,11 +650,14 @@ def simulate_runs_xoshiro(
 
 
 def default_batch(config: CollectiveConfig, record_picks: bool = False) -> int:
-    """Runs per kernel launch: a quarter of the GPU's free memory (at most 2^20 runs), or
-    64 under the simulator, which runs every thread as a Python thread."""
+    """Runs per kernel launch: they take at most a quarter of the GPU's free memory and an
+    eighth of the host's (each batch's results are copied back and reordered run by run
+    there), at most 2^20 runs; 64 under the simulator, which runs threads in Python."""
     if simulator_enabled():
         return 64
     from numba import cuda
 
     free, _ = cuda.current_context().get_memory_info()
-    return int(max(1, min(1 << 20, free // 4 // bytes_per_run(config, record_picks))))
+    host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    budget = min(free // 4, host // 8)
+    return int(max(1, min(1 << 20, budget // bytes_per_run(config, record_picks))))
