@@ -287,3 +287,16 @@ def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
     own = ptx[start : ptx.index("\n}\n", start)]  # the kernel's own code, libdevice's apart
     assert "ld.global" in own and "st.global" in own
     assert "fma." not in own
+
+
+def test_a_scenario_file_asking_for_the_gpu_engine_is_refused_in_one_line(monkeypatch):
+    from mercat.errors import ScenarioError
+    from mercat.workbench.scenario import parse_scenario
+
+    _no_gpu(monkeypatch)
+    text = (
+        '[scenario]\nname = "s"\nsimulation = "collective"\nruns = 2\n'
+        '[parameters]\nassets = 10\ntasks = 50\nengine = "gpu"\n'
+    )
+    with pytest.raises(ScenarioError, match=r"s.toml: \[parameters\]: the gpu engine needs"):
+        parse_scenario(text, "s.toml")
