@@ -19,7 +19,8 @@ How the result stays exact without a GPU to look at:
   model; the CPU twin draws the GPU's stream, so the GPU gives the twin's runs bit for bit
   (a test runs the kernel under numba-cuda's simulator, NUMBA_ENABLE_CUDASIM=1).
 - The body uses additions, multiplications and comparisons of doubles, which CUDA rounds as
-  IEEE 754 does on the CPU, and integer arithmetic. The one exception is the direct
+  IEEE 754 does on the CPU, and integer arithmetic; no product feeds a sum, so there is no
+  multiply-add to fuse (a test reads the PTX). The one exception is the direct
   failure-rate draw Fa = U^(1/α) (`failure_rate_sampling = "direct"`): `pow` is libdevice's
   on the GPU, which may differ from the CPU's in the last bit. The default pool draws do
   not use it.
@@ -27,9 +28,12 @@ How the result stays exact without a GPU to look at:
   (two 64-bit words), so a run's result depends on (s, r) only, not on the batch it ran
   in nor on the GPU. Other streams than the fast engine's xoshiro256** ones: the GPU engine
   agrees with the fast engine in distribution (tested with two-sample z-tests of every
-  summary metric), not draw for draw.
+  per-run metric), not draw for draw.
+- A CUDA thread gets its arrays uninitialized; the body writes every element before it
+  reads it, and the CPU compilations run on arrays filled with NaN and -7 to prove it.
 
-Memory on the GPU is laid out run-minor (element [i, r] of run r next to run r+1's), so
+The kernel itself is in `collective_gpu_kernel.py` (it imports numba-cuda, an optional
+dependency). Memory on the GPU is laid out run-minor (element [i, r] of run r next to run r+1's), so
 the threads of a warp, which move through their tasks in step, touch neighbouring words.
 Arrays are sized as the fast engine's; runs that need more assets are rerun with four times
 the room, from their initial states.
