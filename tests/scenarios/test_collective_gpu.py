@@ -11,6 +11,8 @@
 
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
 import types
@@ -252,6 +254,9 @@ def test_a_plug_in_rule_is_refused_before_the_gpu_is_looked_for(monkeypatch):
         check_engine(config, "gpu")
 
 
+_TWO_POW_MINUS_53_PTX = "0d" + struct.pack(">d", 2.0**-53).hex().upper()  # as PTX writes it
+
+
 @pytest.mark.slow
 def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
     """The kernel lowers for an H100/H200 (sm_90) with numba-cuda's NVVM, and its own code
@@ -287,6 +292,13 @@ def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
     own = ptx[start : ptx.index("\n}\n", start)]  # the kernel's own code, libdevice's apart
     assert "ld.global" in own and "st.global" in own
     assert "fma." not in own
+    # nor a product that ptxas could fuse into a sum, but the uniform's exact scaling by
+    # 2^-53 (an integer below 2^53 times a power of two: fused or not, the same double)
+    products = dict(re.findall(r"mul(?:\.\w+)*\.f64\s+(%fd\d+),\s*([^;]+);", own))
+    for operands in re.findall(r"(?:add|sub)(?:\.\w+)*\.f64\s+%fd\d+,\s*([^;]+);", own):
+        for operand in (o.strip() for o in operands.split(",")):
+            if operand in products:
+                assert products[operand].endswith(_TWO_POW_MINUS_53_PTX), products[operand]
 
 
 def test_a_scenario_file_asking_for_the_gpu_engine_is_refused_in_one_line(monkeypatch):

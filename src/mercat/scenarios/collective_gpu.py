@@ -19,8 +19,9 @@ How the result stays exact without a GPU to look at:
   model; the CPU twin draws the GPU's stream, so the GPU gives the twin's runs bit for bit
   (a test runs the kernel under numba-cuda's simulator, NUMBA_ENABLE_CUDASIM=1).
 - The body uses additions, multiplications and comparisons of doubles, which CUDA rounds as
-  IEEE 754 does on the CPU, and integer arithmetic; no product feeds a sum, so there is no
-  multiply-add to fuse (a test reads the PTX). The one exception is the direct
+  IEEE 754 does on the CPU, and integer arithmetic; the one product that feeds a sum is a
+  uniform's exact scaling by 2^-53, so fusing a multiply-add would change nothing (a test
+  reads the PTX). The one exception is the direct
   failure-rate draw Fa = U^(1/α) (`failure_rate_sampling = "direct"`): `pow` is libdevice's
   on the GPU, which may differ from the CPU's in the last bit. The default pool draws do
   not use it.
