@@ -60,13 +60,19 @@ from mercat.scenarios.collective_run import RunRecord
 # numba-cuda's xoroshiro128p_dtype, spelled out so the CPU twin needs no numba-cuda
 XOROSHIRO128P_DTYPE = np.dtype([("s0", np.uint64), ("s1", np.uint64)], align=True)
 
+_U5 = np.uint64(5)
+_U7 = np.uint64(7)
 _U9 = np.uint64(9)
 _U11 = np.uint64(11)
 _U14 = np.uint64(14)
+_U17 = np.uint64(17)
+_U19 = np.uint64(19)
 _U28 = np.uint64(28)
 _U32 = np.uint64(32)
 _U36 = np.uint64(36)
+_U45 = np.uint64(45)
 _U55 = np.uint64(55)
+_U57 = np.uint64(57)
 _MASK32 = np.uint64(0xFFFFFFFF)
 _TWO32 = np.uint64(1 << 32)
 _TWO_POW_MINUS_53 = 1.0 / (1 << 53)
@@ -113,8 +119,20 @@ def xoroshiro128p_next(states, index):
 
 @nb.njit(cache=True)
 def _xoshiro_next(states, index):
-    """The fast engine's xoshiro256** on row `index` of a (runs, 4) state array."""
-    return collective_fast._next_u64(states[index])
+    """xoshiro256** (rng.py, the fast engine's) on row `index` of a (runs, 4) state array.
+    Written here, not called from collective_fast: numba's disk cache of this module would
+    not notice a change there."""
+    s = states[index]
+    x = s[1] * _U5
+    result = ((x << _U7) | (x >> _U57)) * _U9
+    t = s[1] << _U17
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = (s[3] << _U45) | (s[3] >> _U19)
+    return result
 
 
 # --- the per-run body, compiled three times -------------------------------------------
