@@ -2,7 +2,7 @@
 
 `simulate(config, runs, seed, engine)` draws the failure-rate pool (shared by all runs of
 the configuration, as in the authors' simulator), derives one random stream per run from
-the seed, and runs one of three engines:
+the seed, and runs one of four engines:
 
 - `fast`: the compiled engine (numba), for research scale;
 - `reference`: its readable twin; the two give identical runs, draw for draw;
