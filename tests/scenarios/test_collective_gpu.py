@@ -121,6 +121,8 @@ SIMULATED_CONFIGS = [
         "replacement_interval": 10, "replacement": "refill", "combinations_per_asset": 1,
         "failure_rate_sampling": "direct",
     },
+    # far more assets than the first guess of room: the kernel's runs are rerun with more
+    {"mechanism": "coll-stake", "assets": 4, "tasks": 100, "stake": 2.0, "alpha": 1.0},
 ]  # fmt: skip
 
 
@@ -147,6 +149,8 @@ def test_the_kernel_under_the_cuda_simulator_is_the_twin_bit_for_bit(tmp_path):
                     assert np.array_equal(simulated[key], np.asarray(value)), key
                     assert simulated[key].dtype == np.asarray(value).dtype, key
         assert sum(run.false_positives + run.true_positives for run in twin) > 0
+    outgrown = CollectiveConfig(**SIMULATED_CONFIGS[-1])
+    assert simulated["2/0/failure_rate"].size > collective_fast._initial_capacity(outgrown)
 
 
 def _per_run(runs, window):
