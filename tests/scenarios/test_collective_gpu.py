@@ -19,6 +19,9 @@ import types
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.scenarios.test_collective_engines import configs
 
 from mercat.errors import DeviceUnavailableError, InvalidParameterError
 from mercat.scenarios import collective_fast, collective_gpu
@@ -44,6 +47,17 @@ def test_the_body_over_xoshiro_is_the_fast_engine_bit_for_bit(mechanism, variant
     )
     pool = failure_rate_pool(config, 3)
     states = run_states(3, 4)
+    fast = collective_fast.simulate_runs(config, states, pool, record_picks=True)
+    body = collective_gpu.simulate_runs_xoshiro(config, states, pool, record_picks=True)
+    for a, b in zip(fast, body, strict=True):
+        assert a.differences(b) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(configs, st.integers(0, 2**32))
+def test_the_body_over_xoshiro_is_the_fast_engine_on_any_market(config, seed):
+    pool = failure_rate_pool(config, seed)
+    states = run_states(seed, 2)
     fast = collective_fast.simulate_runs(config, states, pool, record_picks=True)
     body = collective_gpu.simulate_runs_xoshiro(config, states, pool, record_picks=True)
     for a, b in zip(fast, body, strict=True):
