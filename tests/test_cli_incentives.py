@@ -96,7 +96,7 @@ def test_simulate_collective_json_matches_the_library():
         (["simulate", "collective", "--mechanism", "coll-x"], "unknown collective rule 'coll-x'"),
         (["simulate", "collective", "--stake", "-3"], "stake must be > 0"),
         (["simulate", "collective", "--runs", "0"], "runs"),
-        (["simulate", "collective", "--engine", "gpu"], "engine"),
+        (["simulate", "collective", "--engine", "tpu"], "engine"),
         (["reproduce", "fig99"], "unknown experiment 'fig99'"),
         (["reproduce", "fig3", "--quick", "--out", __file__], "cannot hold the report"),
     ],

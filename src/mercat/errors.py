@@ -433,3 +433,8 @@ class NodeUnavailableError(MercatError):
 class DevnetError(MercatError):
     """A local devnet that could not start or run (a child that exited, a node that never
     came up)."""
+
+
+class DeviceUnavailableError(MercatError, RuntimeError):
+    """An engine that needs an accelerator found none: the gpu engine of seed 000's collective
+    simulation without numba-cuda or without a CUDA GPU (scenarios/collective_gpu.py)."""

@@ -2,7 +2,8 @@
 
 The VCG solvers (`clearing/vcg/`: the multiple-knapsack search and its knapsack blocks) take
 about a minute of CPU to compile, the fast engine of seed 000 (`scenarios/collective_fast.py`)
-about 13 s. Both are cached on disk (`cache=True`), but a cold cache is compiled by every
+about 13 s, the gpu engine's two CPU compilations (`scenarios/collective_gpu.py`) about 25 s
+each. All are cached on disk (`cache=True`), but a cold cache is compiled by every
 process that needs it at the same time: the distributed auctioneer's providers, a node's
 workers, a test runner's workers. `make test` runs this first so that they all load the
 cache instead; a user who starts many processes at once can do the same:
@@ -30,7 +31,22 @@ def warm() -> dict[str, float]:
     start = time.perf_counter()
     simulate(CollectiveConfig(assets=10, tasks=50), runs=1, engine="fast")
     seconds["collective_fast"] = time.perf_counter() - start
+    start = time.perf_counter()
+    warm_collective_gpu_twins()
+    seconds["collective_gpu_twins"] = time.perf_counter() - start
     return seconds
+
+
+def warm_collective_gpu_twins() -> None:
+    """The gpu engine's body compiled for the CPU (its twin, and over the fast engine's
+    streams): about 25 s each, for the tests that hold the GPU's runs equal to them."""
+    from mercat.scenarios import collective_gpu
+    from mercat.scenarios.collective_config import CollectiveConfig
+    from mercat.scenarios.rng import run_states
+
+    config = CollectiveConfig(assets=10, tasks=50)
+    collective_gpu.simulate_runs_twin(config, collective_gpu.gpu_states(0, 1), None)
+    collective_gpu.simulate_runs_xoshiro(config, run_states(0, 1), None)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ def collective(
     seed: int = typer.Option(1, help="Root seed."),
     engine: str = typer.Option(
         "fast",
-        help="fast (numba), reference (plain Python) or pipeline (the round pipeline a live "
-        "market runs, on an in-memory book).",
+        help="fast (numba), reference (plain Python), pipeline (the round pipeline a live "
+        "market runs, on an in-memory book) or gpu (one CUDA thread per run; pip install "
+        "'mercat[gpu]').",
     ),
     tasks_per_round: int = typer.Option(
         1, help="pipeline engine: tasks drawn per round (1: each settles before the next)."

@@ -2,18 +2,21 @@
 
 `simulate(config, runs, seed, engine)` draws the failure-rate pool (shared by all runs of
 the configuration, as in the authors' simulator), derives one random stream per run from
-the seed, and runs one of three engines:
+the seed, and runs one of four engines:
 
 - `fast`: the compiled engine (numba), for research scale;
 - `reference`: its readable twin; the two give identical runs, draw for draw;
 - `pipeline`: the round pipeline a live market runs (`collective_pipeline`): each task a
   request on an in-memory book, cleared by seed 000's selection, settled in base units. It
-  agrees with the others in distribution (its streams are numpy's), not draw for draw.
+  agrees with the others in distribution (its streams are numpy's), not draw for draw;
+- `gpu`: one CUDA thread per run (`collective_gpu`, numba-cuda), the fast engine's model
+  over xoroshiro128+ streams: in distribution equal to the fast engine, run for run equal to
+  its CPU twin. It needs a CUDA GPU (or numba-cuda's simulator, NUMBA_ENABLE_CUDASIM=1).
 
 Results are independent of how the runs are split into batches.
 
 A plug-in collective rule (`mercat.incentives.rules.CustomRule`) runs on the reference and
-the pipeline engines; the fast engine compiles seed 000's four only and refuses it.
+the pipeline engines; the fast and gpu engines compile seed 000's four only and refuse it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from mercat.scenarios.collective_config import CollectiveConfig
 from mercat.scenarios.collective_run import RunRecord
 from mercat.scenarios.rng import run_states, shared_generator
 
-ENGINES = ("fast", "reference", "pipeline")
+ENGINES = ("fast", "reference", "pipeline", "gpu")
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,9 @@ class CollectiveRuns:
 
 
 def check_engine(config: CollectiveConfig, engine: str, adversarial: bool = False) -> None:
-    """Refuse an engine that cannot run the configuration's collective rule, or (with
-    `adversarial`) an adversary and counter-measures, which only the reference engine runs
+    """Refuse an engine that cannot run the configuration's collective rule, the gpu engine
+    where there is no GPU (DeviceUnavailableError), or (with `adversarial`) an adversary and
+    counter-measures, which only the reference engine runs
     (`mercat.scenarios.collective_adversarial`)."""
     check.choice("engine", engine, ENGINES)
     if adversarial and engine != "reference":
@@ -54,12 +58,16 @@ def check_engine(config: CollectiveConfig, engine: str, adversarial: bool = Fals
             f"the {engine} engine runs no adversaries or counter-measures; set engine = "
             '"reference" (the adversarial engine)'
         )
-    if engine == "fast" and not config.mechanism_spec.compiled:
+    if engine in ("fast", "gpu") and not config.mechanism_spec.compiled:
         raise InvalidParameterError(
-            f"the fast engine compiles seed 000's four rules (free, coll-stake, coll-rep, "
+            f"the {engine} engine compiles seed 000's four rules (free, coll-stake, coll-rep, "
             f"coll-sr) only; collective rule {config.mechanism_spec.name!r} is Python: run it "
             "with engine reference or pipeline"
         )
+    if engine == "gpu":
+        from mercat.scenarios.collective_gpu import require_gpu
+
+        require_gpu()
 
 
 def failure_rate_pool(config: CollectiveConfig, seed: int) -> np.ndarray | None:
@@ -97,6 +105,16 @@ def simulate(
         if record_picks:
             raise InvalidParameterError("the pipeline engine does not record picks")
         records = simulate_runs(config, seed, runs, pool, tasks_per_round, workers, progress)
+        return CollectiveRuns(config, seed, engine, tuple(records))
+    if engine == "gpu":
+        from mercat.scenarios import collective_gpu
+
+        step = batch or collective_gpu.default_batch(config, record_picks)
+        for start in range(0, runs, step):
+            states = collective_gpu.gpu_states(seed, min(step, runs - start), first_run=start)
+            records.extend(collective_gpu.simulate_runs(config, states, pool, record_picks))
+            if progress:
+                progress(len(states))
         return CollectiveRuns(config, seed, engine, tuple(records))
     states = run_states(seed, runs)
     if engine == "reference":

@@ -1,7 +1,7 @@
 """Seed 000's collective-incentive market ("Collective Incentives"), any engine, as tables.
 
 Parameters are `CollectiveConfig`'s fields (the collective rule by name, a plug-in's too,
-with its `rule_options`), the engine (fast, reference or pipeline) and the moving-average
+with its `rule_options`), the engine (fast, reference, pipeline or gpu) and the moving-average
 window of the Table I reading. Tables:
 
 - `runs`: per run, removal precision, the Table I task failure rate (the mean of the
@@ -49,8 +49,9 @@ class CollectiveSimulation(Simulation):
         _P("mechanism", "coll-sr", "str", "collective rule: free, coll-stake, coll-rep, "
            "coll-sr, a plug-in's name or module:Class"),
         _P("rule_options", {}, "table", "a plug-in rule's options"),
-        _P("engine", "fast", "str", "fast (numba), reference (plain Python) or pipeline (the "
-           "round pipeline on an in-memory book)", choices=("fast", "reference", "pipeline")),
+        _P("engine", "fast", "str", "fast (numba), reference (plain Python), pipeline (the "
+           "round pipeline on an in-memory book) or gpu (CUDA, numba-cuda)",
+           choices=("fast", "reference", "pipeline", "gpu")),
         _P("tasks_per_round", 1, "int", "pipeline engine: tasks drawn per round", minimum=1),
         _P("assets", 100, "int", "N_a, initial assets", minimum=1),
         _P("tasks", 10_000, "int", "N_t, tasks per run", minimum=1),
