@@ -19,12 +19,13 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, err_console, print_json, print_table
 
-app = typer.Typer()
+app = MercatTyper()
 # `auctioneer local`'s table: column -> milestone of mercat.auctioneer.round.PHASES
 MILESTONE_COLUMNS = (("committed", "commit"), ("revealed", "reveal"), ("allocated", "outcome"))
-group = typer.Typer(
+group = MercatTyper(
     help="The distributed auctioneer: peers files, local clusters, deviation trials."
 )
 app.add_typer(group, name="auctioneer")

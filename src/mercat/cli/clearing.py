@@ -7,10 +7,11 @@ from typing import Any
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, err_console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError
 
-app = typer.Typer()
+app = MercatTyper()
 
 SHOWN_ROWS = 40
 """Human output lists at most this many requests and nodes (--json lists all)."""

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, print_json, print_table
 
-app = typer.Typer(help="Run a local market of processes: node, agents, oracles, requesters.")
+app = MercatTyper(help="Run a local market of processes: node, agents, oracles, requesters.")
 
 
 @app.command("up")

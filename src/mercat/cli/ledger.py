@@ -16,10 +16,11 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError, LedgerUnavailableError
 
-app = typer.Typer(
+app = MercatTyper(
     help="The ledger: accounts, balances, stakes, escrow, journal.", no_args_is_help=True
 )
 

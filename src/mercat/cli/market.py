@@ -13,11 +13,12 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, print_json, print_table
 from mercat.cli.clearing import mechanism_options
 from mercat.errors import InvalidParameterError
 
-app = typer.Typer(help="Run a marketplace: signed offers and requests, rounds, settlement.")
+app = MercatTyper(help="Run a marketplace: signed offers and requests, rounds, settlement.")
 
 
 @app.command("run")

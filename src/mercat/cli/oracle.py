@@ -8,9 +8,10 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import print_json
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command("oracle")

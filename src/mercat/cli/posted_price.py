@@ -7,9 +7,10 @@ from typing import Any
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, print_json, print_mapping, print_table
 
-app = typer.Typer()
+app = MercatTyper()
 
 SHOWN_STEPS = 30
 """Human output shows this many turns at the start and at the end (--json lists all)."""

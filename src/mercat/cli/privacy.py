@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import print_json, print_mapping
 
-app = typer.Typer(help="Differential privacy budgets (seed 002, Alg. 2).", no_args_is_help=True)
+app = MercatTyper(help="Differential privacy budgets (seed 002, Alg. 2).", no_args_is_help=True)
 
 EpsilonOption = typer.Option(..., help="The ε budget.")
 DeltaOption = typer.Option(1e-5, help="The δ of (ε, δ)-DP.")

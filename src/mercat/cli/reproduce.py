@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, err_console, print_json
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command()

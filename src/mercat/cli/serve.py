@@ -8,9 +8,10 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli.clearing import mechanism_options
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command()

@@ -6,12 +6,13 @@ from typing import Any
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import print_json, print_mapping
 
 MAX_FEDAVG_RUNS = 1000
 """Training runs of one `mercat simulate fedavg` (more is a sweep: mercat sweep)."""
 
-app = typer.Typer(help="Simulate markets.", no_args_is_help=True)
+app = MercatTyper(help="Simulate markets.", no_args_is_help=True)
 
 
 @app.command()

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError, StorageError
 
-app = typer.Typer(help="Content-addressed storage (seed 002, §III.B).", no_args_is_help=True)
+app = MercatTyper(help="Content-addressed storage (seed 002, §III.B).", no_args_is_help=True)
 
 DEFAULT_STORE = "mercat-store"
 StoreOption = typer.Option(

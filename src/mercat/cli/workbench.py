@@ -12,10 +12,11 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, err_console, print_json, print_table
 
-app = typer.Typer()
-scenario_app = typer.Typer(help="Scenario files: check them, list what they can run.")
+app = MercatTyper()
+scenario_app = MercatTyper(help="Scenario files: check them, list what they can run.")
 
 
 @app.command()

@@ -1,0 +1,229 @@
+"""The vocabulary of mercat's command line: one name per idea, shared by every command.
+
+docs/cli.md writes the conventions down; tests/cli/test_vocabulary.py walks the command tree
+and fails on a command that strays from them. A command takes its common options from here
+(`ledger_option()`, `out_option()`, `mechanism_option()`, ...), so that a name, its short
+flag and its help read the same everywhere:
+
+    --ledger URL        a ledger's store URL (sqlite:///..., postgresql+psycopg://...)
+    --out/-o PATH       where output goes (a file or a directory)
+    --mechanism/-m NAME a clearing mechanism, as the mechanism registry names it
+    --option/-O K=V     an option of that mechanism (repeatable)
+    --collective NAME   a collective rule of seed 000 (or a plug-in rule)
+    --node URL          a market node's URL;  --key PATH  the participant's key file
+    --seed, --runs, --rounds, --json, --quick, --providers/--requesters/--oracles (counts)
+
+**Old names, for one release.** A command that renamed an option declares the old spelling
+with `renamed({"--url": "--ledger"})` in its (or its group's) context settings. Click then
+reads `--url` as `--ledger` (through its `token_normalize_func`), so the old spelling is
+never declared, never shown in `--help`, and prints one line on stderr when used:
+`note: --url is deprecated; use --ledger`. Mechanism names get the same treatment
+(`double` is read as `double-auction`).
+
+**Choices.** Options with a fixed set of values are `Literal[...]` (Typer lists and checks
+them); options whose values come from a registry that plug-ins extend write
+`{choices:KIND}` in their help (see `mercat.cli._help`), looked up in `CHOICE_SOURCES` only
+when that help is shown.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import typer
+
+from mercat.errors import MercatError
+
+# --- old names --------------------------------------------------------------------------------
+
+
+def _bare(option: str) -> str:
+    """An option name without its dashes: how Click hands names to a normalize function."""
+    return option.lstrip("-")
+
+
+def note(message: str) -> None:
+    """One line on stderr that informs without failing: `note: ...`."""
+    sys.stderr.write(f"note: {message}\n")
+    sys.stderr.flush()
+
+
+class RenamedOptions:
+    """Click's `token_normalize_func` for a command whose options were renamed: an old name
+    is read as its new one, with a note on stderr. `old_to_new` maps full spellings
+    (`{"--url": "--ledger", "-o": "-O"}`)."""
+
+    def __init__(self, old_to_new: Mapping[str, str]) -> None:
+        for old, new in old_to_new.items():
+            if not (old.startswith("-") and new.startswith("-")):
+                raise ValueError(f"option names start with '-': {old!r} -> {new!r}")
+        self.old_to_new = dict(old_to_new)
+        self._bare = {_bare(old): (old, new) for old, new in old_to_new.items()}
+
+    def __call__(self, token: str) -> str:
+        found = self._bare.get(token)
+        if found is None:
+            return token
+        old, new = found
+        note(f"{old} is deprecated; use {new}")
+        return _bare(new)
+
+
+def renamed(old_to_new: Mapping[str, str]) -> dict[str, Any]:
+    """Context settings that accept the old names of renamed options (module docstring)."""
+    return {"token_normalize_func": RenamedOptions(old_to_new)}
+
+
+def renamed_options(command: Any) -> dict[str, str]:
+    """The old names `command` accepts, old -> new (those of its own context settings)."""
+    settings = getattr(command, "context_settings", None) or {}
+    func = settings.get("token_normalize_func")
+    return dict(func.old_to_new) if isinstance(func, RenamedOptions) else {}
+
+
+MECHANISM_ALIASES: dict[str, str] = {
+    "double": "double-auction",
+    "double-coin": "double-auction-coin",
+}
+"""Old spellings of clearing mechanism names -> the registry's name (one release)."""
+
+
+def canonical_mechanism(name: str) -> str:
+    """A clearing mechanism's name as the registry spells it (an alias noted on stderr)."""
+    new = MECHANISM_ALIASES.get(name)
+    if new is None:
+        return name
+    note(f"mechanism {name!r} is deprecated; use {new}")
+    return new
+
+
+def _canonical_mechanisms(names: list[str]) -> list[str]:
+    return [canonical_mechanism(name) for name in names]
+
+
+# --- choices from the registries --------------------------------------------------------------
+
+
+def _mechanisms() -> list[str]:
+    from mercat.clearing import registry
+
+    return registry.names()
+
+
+def _collective_rules() -> list[str]:
+    from mercat.incentives.rules import RULES
+
+    return RULES.names()
+
+
+def _market_makers() -> list[str]:
+    from mercat.clearing.posted_price import makers
+
+    return makers.names()
+
+
+def _experiments() -> list[str]:
+    from mercat.report.experiments import experiments
+
+    return [*experiments(), "all"]
+
+
+def _simulations() -> list[str]:
+    from mercat.workbench.simulation import SIMULATIONS
+
+    return SIMULATIONS.names()
+
+
+CHOICE_SOURCES: dict[str, Callable[[], list[str]]] = {
+    "mechanism": _mechanisms,
+    "collective rule": _collective_rules,
+    "market-maker strategy": _market_makers,
+    "experiment": _experiments,
+    "simulation": _simulations,
+}
+"""`{choices:KIND}` in a help text lists these names (mercat's own, then plug-ins)."""
+
+
+def choices_text(kind: str) -> str:
+    """The names KIND's registry lists now, for a help text; never fails (help must show)."""
+    source = CHOICE_SOURCES.get(kind)
+    if source is None:
+        raise KeyError(f"no registry of {kind!r} for a help text; known: {list(CHOICE_SOURCES)}")
+    try:
+        return ", ".join(source())
+    except MercatError as exc:  # a broken plug-in: the help says so instead of failing
+        return f"(the {kind} names cannot be listed: {exc})"
+
+
+# --- the shared options -----------------------------------------------------------------------
+
+
+def ledger_option(default: Any = None, help: str = "The ledger's store URL.") -> Any:
+    """`--ledger URL`: every option that names a ledger."""
+    return typer.Option(default, "--ledger", help=help)
+
+
+def out_option(default: Any = None, help: str = "Write here.") -> Any:
+    """`--out/-o PATH`: every option that names where output goes."""
+    return typer.Option(default, "--out", "-o", help=help)
+
+
+def mechanism_option(
+    default: Any = "optimal", help: str = "Clearing mechanism", plugins: bool = True
+) -> Any:
+    """`--mechanism/-m NAME`: a clearing mechanism, its choices listed from the registry."""
+    tail = ", an installed plug-in's name or module:Class" if plugins else ""
+    return typer.Option(
+        default,
+        "--mechanism",
+        "-m",
+        callback=canonical_mechanism,
+        help=f"{help}: {{choices:mechanism}}{tail} (docs/mechanisms.md).",
+    )
+
+
+def mechanism_list_option(default: list[str], help: str) -> Any:
+    """`--mechanism/-m NAME`, repeatable; `help` lists the choices (a fixed set)."""
+    return typer.Option(default, "--mechanism", "-m", callback=_canonical_mechanisms, help=help)
+
+
+def mechanism_settings_option() -> Any:
+    """`--option/-O KEY=VALUE`: an option of the clearing mechanism (repeatable)."""
+    return typer.Option(
+        [],
+        "--option",
+        "-O",
+        help="A mechanism option KEY=VALUE (repeatable; VALUE is JSON or a plain string), "
+        "e.g. -O tick=0.001 -O makers=3 for posted-price, -O target_gap=0.001 for vcg.",
+    )
+
+
+def collective_option(default: Any = "coll-sr", help: str = "Collective rule") -> Any:
+    """`--collective NAME`: a collective rule, its choices listed from the registry."""
+    return typer.Option(
+        default,
+        "--collective",
+        help=f"{help}: {{choices:collective rule}}, or module:Class "
+        "(docs/collective-incentives.md).",
+    )
+
+
+def json_option(help: str = "Print JSON.") -> Any:
+    """`--json`: machine-readable output on stdout (progress and notes go to stderr)."""
+    return typer.Option(False, "--json", help=help)
+
+
+def seed_option(default: int = 1, help: str = "Root seed.") -> Any:
+    return typer.Option(default, "--seed", min=0, help=help)
+
+
+def node_option(help: str = "The node's URL, e.g. http://127.0.0.1:8000.") -> Any:
+    """`--node URL`: the market node a participant talks to."""
+    return typer.Option(..., "--node", help=help)
+
+
+def key_option(default: Any, help: str) -> Any:
+    """`--key PATH`: the participant's key file (64 hex digits) or `-` (one line of stdin)."""
+    return typer.Option(default, "--key", help=help)
