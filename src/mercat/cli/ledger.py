@@ -1,7 +1,7 @@
 """`mercat ledger ...`: create, inspect and audit a ledger store.
 
-The store is chosen by `--url` (or MERCAT_LEDGER_URL): `sqlite:///path.db` by default,
-`postgresql+psycopg://user@host/db` for scale. Amounts are printed in base units.
+The store is chosen by `--ledger` (or MERCAT_LEDGER_URL; `--url` is its old name):
+`sqlite:///path.db` by default, `postgresql+psycopg://user@host/db` for scale. Amounts are printed in base units.
 
 Every setting is checked before anything is written: a refused `init` leaves neither a store
 nor a key file behind, and the reading commands open a SQLite file read-only until they know
@@ -13,31 +13,35 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from mercat.cli._help import MercatTyper
+from mercat.cli._options import json_option, ledger_option, renamed
 from mercat.cli._output import console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError, LedgerUnavailableError
 
 app = MercatTyper(
-    help="The ledger: accounts, balances, stakes, escrow, journal.", no_args_is_help=True
+    help="The ledger: accounts, balances, stakes, escrow, journal.",
+    no_args_is_help=True,
+    context_settings=renamed({"--url": "--ledger", "--mechanism": "--collective"}),
 )
 
 DEFAULT_URL = "sqlite:///mercat-ledger.db"
 
-UrlOption = typer.Option(
-    None, "--url", help=f"Store URL (default: $MERCAT_LEDGER_URL or {DEFAULT_URL})."
+UrlOption = ledger_option(
+    help=f"The ledger's store URL (default: $MERCAT_LEDGER_URL or {DEFAULT_URL})."
 )
-JsonOption = typer.Option(False, "--json", help="Print JSON.")
+JsonOption = json_option()
 
 
 def _url(url: str | None) -> str:
-    """The store's URL: `--url`, else MERCAT_LEDGER_URL (unset or empty: the default). An
-    empty `--url` is refused, not replaced by the default."""
+    """The store's URL: `--ledger`, else MERCAT_LEDGER_URL (unset or empty: the default). An
+    empty `--ledger` is refused, not replaced by the default."""
     if url is not None:
         if not url.strip():
-            raise LedgerUnavailableError("--url is empty; give the store's URL or leave it out")
+            raise LedgerUnavailableError("--ledger is empty; give the store's URL or leave it out")
         return url
     return os.environ.get("MERCAT_LEDGER_URL") or DEFAULT_URL
 
@@ -54,7 +58,11 @@ def init(
     operator_key: Path = typer.Option(
         Path("operator.key"), help="Operator's key file (hex seed); created (mode 600) if missing."
     ),
-    mechanism: str = typer.Option("coll-stake", help="free, coll-stake, coll-rep or coll-sr."),
+    mechanism: Literal["free", "coll-stake", "coll-rep", "coll-sr"] = typer.Option(
+        "coll-stake",
+        "--collective",
+        help="Collective rule the ledger enforces (it stores seed 000's four).",
+    ),
     penalty: float = typer.Option(1.0, help="Penalty P in tokens."),
     target: float = typer.Option(0.01, help="Target task failure rate; sets R = F·P/(1-F)."),
     initial_stake: float = typer.Option(10.0, help="S0 in tokens (the clamp of rep/sr)."),
