@@ -81,10 +81,10 @@ def test_generate_random_divisible_is_reproducible():
         (("clear", EXAMPLE, "-m", "double-auction", "--time-limit", 1), "takes no --time-limit"),
         (("clear", EXAMPLE, "--time-limit", -1), "time_limit must be > 0"),
         (
-            ("clear", EXAMPLE, "--time-limit", 1, "-o", "time_limit=5"),
+            ("clear", EXAMPLE, "--time-limit", 1, "-O", "time_limit=5"),
             "--option time_limit given twice",
         ),
-        (("generate", "lottery"), "kind must be one of"),
+        (("generate", "lottery"), "'lottery' is not one of 'random'"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(args, message):

@@ -60,7 +60,9 @@ def _usage_error(exc: typer.TyperException) -> typer.Exit:
     ctx = getattr(exc, "ctx", None)
     where = f"{ctx.command_path}: " if ctx is not None else ""
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    return _fail(f"{where}{exc.format_message()}{hint}")
+    # Typer prefixes a refused choice with pydantic's "Value error, ": noise to a user.
+    message = exc.format_message().replace("Value error, ", "")
+    return _fail(f"{where}{message}{hint}")
 
 
 class _MercatGroup(MercatGroup):

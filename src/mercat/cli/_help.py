@@ -18,11 +18,16 @@ command built otherwise. Two things set them apart:
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
 import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
+
+from mercat.cli._options import check_renamed, renamed_options, spell_new
+
+T = TypeVar("T")
 
 CHOICES = re.compile(r"\{choices:([a-z -]+)\}")
 """A registry placeholder in a help text: `{choices:mechanism}`."""
@@ -61,8 +66,35 @@ def resolve_choices(command: Any) -> None:
             param.help = CHOICES.sub(names, text)
 
 
+def _renamed_here(ctx: Any) -> dict[str, str]:
+    """The old option names that apply in `ctx`: its command's and its groups' (the nearest
+    wins)."""
+    chain = []
+    while ctx is not None:
+        chain.append(renamed_options(ctx.command))
+        ctx = ctx.parent
+    found: dict[str, str] = {}
+    for table in reversed(chain):
+        found.update(table)
+    return found
+
+
+def _takes_value(command: Any) -> set[str]:
+    return {
+        name
+        for param in command.params
+        if param.param_type_name == "option"
+        and not getattr(param, "is_flag", False)
+        and not getattr(param, "count", False)
+        for name in param.opts
+    }
+
+
 class MercatCommand(TyperCommand):
-    """A mercat command: literal help text, registry choices resolved when help is shown."""
+    """A mercat command: literal help text, registry choices resolved when help is shown,
+    old option names (`renamed`) read as their new ones with a note."""
+
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -71,10 +103,19 @@ class MercatCommand(TyperCommand):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         resolve_choices(self)
         super().format_help(ctx, formatter)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        renamed = _renamed_here(ctx)
+        if renamed:
+            args = spell_new(list(args), renamed, _takes_value(self))
+        return super().parse_args(ctx, args)
 
 
 class MercatGroup(TyperGroup):
-    """A group of mercat commands, with the same help rules as `MercatCommand`."""
+    """A group of mercat commands, with the same help rules as `MercatCommand`; its
+    `renamed` names apply to every command below it."""
+
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -85,11 +126,33 @@ class MercatGroup(TyperGroup):
         super().format_help(ctx, formatter)
 
 
+def _with_renamed(base: type[T], renamed: Mapping[str, str] | None) -> type[T]:
+    """`base`, or a subclass of it that accepts the old option names `renamed`."""
+    if not renamed:
+        return base
+    table = check_renamed(renamed)
+    return type(base.__name__, (base,), {"renamed": table, "__module__": base.__module__})
+
+
 class MercatTyper(typer.Typer):
-    """`typer.Typer` whose groups are `MercatGroup`s and whose commands are `MercatCommand`s."""
+    """`typer.Typer` whose groups are `MercatGroup`s and whose commands are `MercatCommand`s;
+    `renamed={"--old": "--new"}` (here, for a whole group, or on `command`) keeps an old
+    option name working for a release (mercat.cli._options)."""
 
-    def __init__(self, *args: Any, cls: type[TyperGroup] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, cls=cls or MercatGroup, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        cls: type[TyperGroup] | None = None,
+        renamed: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, cls=_with_renamed(cls or MercatGroup, renamed), **kwargs)
 
-    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
-        return super().command(*args, cls=cls or MercatCommand, **kwargs)
+    def command(
+        self,
+        *args: Any,
+        cls: type[TyperCommand] | None = None,
+        renamed: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return super().command(*args, cls=_with_renamed(cls or MercatCommand, renamed), **kwargs)

@@ -13,12 +13,13 @@ flag and its help read the same everywhere:
     --node URL          a market node's URL;  --key PATH  the participant's key file
     --seed, --runs, --rounds, --json, --quick, --providers/--requesters/--oracles (counts)
 
-**Old names, for one release.** A command that renamed an option declares the old spelling
-with `renamed({"--url": "--ledger"})` in its (or its group's) context settings. Click then
-reads `--url` as `--ledger` (through its `token_normalize_func`), so the old spelling is
-never declared, never shown in `--help`, and prints one line on stderr when used:
-`note: --url is deprecated; use --ledger`. Mechanism names get the same treatment
-(`double` is read as `double-auction`).
+**Old names, for one release.** A command (or a group, for all its commands) that renamed
+an option names the old spelling: `@app.command(renamed={"--url": "--ledger"})` or
+`MercatTyper(renamed=...)`. Before Click parses the arguments, `spell_new` replaces the old
+spelling by the new one and prints one line on stderr: `note: --url is deprecated; use
+--ledger`. The old spelling is never declared, so `--help` does not show it and it cannot
+clash with another command's use of the same letter. Mechanism names get the same
+treatment (`double` is read as `double-auction`).
 
 **Choices.** Options with a fixed set of values are `Literal[...]` (Typer lists and checks
 them); options whose values come from a registry that plug-ins extend write
@@ -39,48 +40,67 @@ from mercat.errors import MercatError
 # --- old names --------------------------------------------------------------------------------
 
 
-def _bare(option: str) -> str:
-    """An option name without its dashes: how Click hands names to a normalize function."""
-    return option.lstrip("-")
-
-
 def note(message: str) -> None:
     """One line on stderr that informs without failing: `note: ...`."""
     sys.stderr.write(f"note: {message}\n")
     sys.stderr.flush()
 
 
-class RenamedOptions:
-    """Click's `token_normalize_func` for a command whose options were renamed: an old name
-    is read as its new one, with a note on stderr. `old_to_new` maps full spellings
-    (`{"--url": "--ledger", "-o": "-O"}`)."""
-
-    def __init__(self, old_to_new: Mapping[str, str]) -> None:
-        for old, new in old_to_new.items():
-            if not (old.startswith("-") and new.startswith("-")):
-                raise ValueError(f"option names start with '-': {old!r} -> {new!r}")
-        self.old_to_new = dict(old_to_new)
-        self._bare = {_bare(old): (old, new) for old, new in old_to_new.items()}
-
-    def __call__(self, token: str) -> str:
-        found = self._bare.get(token)
-        if found is None:
-            return token
-        old, new = found
-        note(f"{old} is deprecated; use {new}")
-        return _bare(new)
+def check_renamed(old_to_new: Mapping[str, str]) -> dict[str, str]:
+    """`old_to_new` checked: option spellings (`--url`, `-o`) to option spellings."""
+    for old, new in old_to_new.items():
+        if not (old.startswith("-") and new.startswith("-")) or old == new:
+            raise ValueError(
+                f"a renamed option maps one option name to another: {old!r} -> {new!r}"
+            )
+        if len(old) == 2 and old[1] == "-":
+            raise ValueError(f"not an option name: {old!r}")
+    return dict(old_to_new)
 
 
-def renamed(old_to_new: Mapping[str, str]) -> dict[str, Any]:
-    """Context settings that accept the old names of renamed options (module docstring)."""
-    return {"token_normalize_func": RenamedOptions(old_to_new)}
+def spell_new(args: list[str], renamed: Mapping[str, str], takes_value: set[str]) -> list[str]:
+    """`args` with every old option name replaced by its new one, a note on stderr for each.
+
+    Reads the arguments as Click will: `--old=VALUE`, `-oVALUE` (a short name with its value
+    attached), the value after an option that takes one is never renamed, and nothing after
+    `--` is. `takes_value` holds the (new) names of the options that take a value.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if token == "--":
+            out.extend(args[i - 1 :])
+            break
+        if token.startswith("--"):
+            name, eq, value = token.partition("=")
+            if name in renamed:
+                name = renamed[name]
+                note(f"{token.partition('=')[0]} is deprecated; use {name}")
+            out.append(name + eq + value)
+            attached = bool(eq)
+        elif token.startswith("-") and len(token) >= 2:
+            name, value = token[:2], token[2:]
+            if name in renamed:
+                note(f"{name} is deprecated; use {renamed[name]}")
+                name = renamed[name]
+                out.extend([name, value] if name.startswith("--") and value else [name + value])
+            else:
+                out.append(token)
+            attached = bool(value)
+        else:
+            out.append(token)
+            continue
+        if name in takes_value and not attached and i < len(args):
+            out.append(args[i])  # the option's value, as it is
+            i += 1
+    return out
 
 
 def renamed_options(command: Any) -> dict[str, str]:
-    """The old names `command` accepts, old -> new (those of its own context settings)."""
-    settings = getattr(command, "context_settings", None) or {}
-    func = settings.get("token_normalize_func")
-    return dict(func.old_to_new) if isinstance(func, RenamedOptions) else {}
+    """The old names `command` itself accepts, old -> new (`MercatTyper(renamed=...)`)."""
+    return dict(getattr(command, "renamed", None) or {})
 
 
 MECHANISM_ALIASES: dict[str, str] = {

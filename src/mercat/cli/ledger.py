@@ -1,7 +1,8 @@
 """`mercat ledger ...`: create, inspect and audit a ledger store.
 
 The store is chosen by `--ledger` (or MERCAT_LEDGER_URL; `--url` is its old name):
-`sqlite:///path.db` by default, `postgresql+psycopg://user@host/db` for scale. Amounts are printed in base units.
+`sqlite:///path.db` by default, `postgresql+psycopg://user@host/db` for scale. Amounts are
+printed in base units.
 
 Every setting is checked before anything is written: a refused `init` leaves neither a store
 nor a key file behind, and the reading commands open a SQLite file read-only until they know
@@ -18,14 +19,14 @@ from typing import Literal
 import typer
 
 from mercat.cli._help import MercatTyper
-from mercat.cli._options import json_option, ledger_option, renamed
+from mercat.cli._options import json_option, ledger_option
 from mercat.cli._output import console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError, LedgerUnavailableError
 
 app = MercatTyper(
     help="The ledger: accounts, balances, stakes, escrow, journal.",
     no_args_is_help=True,
-    context_settings=renamed({"--url": "--ledger", "--mechanism": "--collective"}),
+    renamed={"--url": "--ledger", "--mechanism": "--collective"},
 )
 
 DEFAULT_URL = "sqlite:///mercat-ledger.db"

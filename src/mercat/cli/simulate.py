@@ -7,7 +7,7 @@ from typing import Any, Literal
 import typer
 
 from mercat.cli._help import MercatTyper
-from mercat.cli._options import collective_option, json_option, renamed, seed_option
+from mercat.cli._options import collective_option, json_option, seed_option
 from mercat.cli._output import print_json, print_mapping
 
 MAX_FEDAVG_RUNS = 1000
@@ -16,7 +16,7 @@ MAX_FEDAVG_RUNS = 1000
 app = MercatTyper(help="Simulate markets.", no_args_is_help=True)
 
 
-@app.command(context_settings=renamed({"--mechanism": "--collective"}))
+@app.command(renamed={"--mechanism": "--collective"})
 def collective(
     mechanism: str = collective_option(
         "coll-sr", help="Collective rule (plug-ins run on the reference and pipeline engines)"
@@ -199,7 +199,7 @@ def fedavg(
         print_mapping(f"FedAvg, {clients} clients, {rounds} rounds, noise {noise}", summary)
 
 
-@app.command(context_settings=renamed({"--mechanism": "--collective"}))
+@app.command(renamed={"--mechanism": "--collective"})
 def cloudchain(
     requesters: int = typer.Option(100, help="Requesters, split over the groups by share."),
     days: int = typer.Option(30, help="Days of hourly rounds."),
