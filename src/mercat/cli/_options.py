@@ -119,10 +119,6 @@ def canonical_mechanism(name: str) -> str:
     return new
 
 
-def _canonical_mechanisms(names: list[str]) -> list[str]:
-    return [canonical_mechanism(name) for name in names]
-
-
 # --- choices from the registries --------------------------------------------------------------
 
 
@@ -191,10 +187,11 @@ def out_option(default: Any = None, help: str = "Write here.") -> Any:
 
 
 def mechanism_option(
-    default: Any = "optimal", help: str = "Clearing mechanism", plugins: bool = True
+    default: Any = "optimal", help: str = "Clearing mechanism", references: bool = True
 ) -> Any:
-    """`--mechanism/-m NAME`: a clearing mechanism, its choices listed from the registry."""
-    tail = ", an installed plug-in's name or module:Class" if plugins else ""
+    """`--mechanism/-m NAME`: a clearing mechanism, its choices listed from the registry
+    (installed plug-ins included); `references`: a `module:Class` is accepted too."""
+    tail = ", or module:Class" if references else ""
     return typer.Option(
         default,
         "--mechanism",
@@ -204,9 +201,27 @@ def mechanism_option(
     )
 
 
-def mechanism_list_option(default: list[str], help: str) -> Any:
-    """`--mechanism/-m NAME`, repeatable; `help` lists the choices (a fixed set)."""
-    return typer.Option(default, "--mechanism", "-m", callback=_canonical_mechanisms, help=help)
+def fixed_mechanism_option(default: Any, choices: tuple[str, ...], help: str) -> Any:
+    """`--mechanism/-m NAME` where only `choices` run (the distributed auctioneer's
+    protocol); a list `default` makes it repeatable. Old names are read as new ones."""
+
+    def check(name: str) -> str:
+        name = canonical_mechanism(name)
+        if name not in choices:
+            raise typer.BadParameter(f"{name!r} is not one of {', '.join(choices)}")
+        return name
+
+    def check_all(names: list[str]) -> list[str]:
+        return [check(name) for name in names]
+
+    listed = ", ".join(choices)
+    return typer.Option(
+        default,
+        "--mechanism",
+        "-m",
+        callback=check_all if isinstance(default, list) else check,
+        help=f"{help}: {listed}.",
+    )
 
 
 def mechanism_settings_option() -> Any:
@@ -221,7 +236,9 @@ def mechanism_settings_option() -> Any:
 
 
 def collective_option(default: Any = "coll-sr", help: str = "Collective rule") -> Any:
-    """`--collective NAME`: a collective rule, its choices listed from the registry."""
+    """`--collective NAME`: a collective rule, its choices listed from the registry
+    (installed plug-ins included) or a `module:Class`. Where only seed 000's four rules
+    run (the SQL ledger), the option is `Literal[COMPILED_RULES]` instead."""
     return typer.Option(
         default,
         "--collective",

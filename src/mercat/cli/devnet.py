@@ -5,10 +5,12 @@ asked), requesters; R rounds, then the ledger's audit and a report."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from mercat.cli._help import MercatTyper
+from mercat.cli._options import json_option, mechanism_option, seed_option
 from mercat.cli._output import console, print_json, print_table
 
 app = MercatTyper(help="Run a local market of processes: node, agents, oracles, requesters.")
@@ -26,12 +28,15 @@ def up(
         0.5, min=0.0, max=1.0, help="Share of providers whose servers fail often."
     ),
     failure_rate: float = typer.Option(0.3, min=0.0, max=1.0, help="Their F_a."),
-    mechanism: str = typer.Option(
+    mechanism: str = mechanism_option(
         "optimal",
-        help="Clearing mechanism (mercat clear --help); double-auction and "
-        "distributed-auction (seed 003) clear per-unit asks and one replica per request.",
+        help="Clearing mechanism (double-auction and distributed-auction, seed 003's, clear "
+        "per-unit asks and one replica per request)",
+        references=False,
     ),
-    collective: str = typer.Option("coll-sr", help="free, coll-stake, coll-rep or coll-sr."),
+    collective: Literal["free", "coll-stake", "coll-rep", "coll-sr"] = typer.Option(
+        "coll-sr", help="Collective rule the devnet's ledger enforces (seed 000's four)."
+    ),
     stake: float = typer.Option(4.0, min=0.0, help="S0: each asset's stake (tokens)."),
     penalty: float = typer.Option(1.0, min=0.0, help="P: the collective penalty (tokens)."),
     round_seconds: float = typer.Option(1.0, min=0.0, max=3600.0, help="Least round period."),
@@ -39,14 +44,14 @@ def up(
     sample_rate: float = typer.Option(0.25, min=0.0, max=1.0, help="Oracles' re-execution share."),
     liars: int = typer.Option(0, min=0, help="Oracles that report the opposite."),
     silent: int = typer.Option(0, min=0, help="Oracles that never report."),
-    seed: int = typer.Option(1, min=0, help="Seed of the setup, the load and the rounds."),
+    seed: int = seed_option(1, help="Seed of the setup, the load and the rounds."),
     timeout: float = typer.Option(600.0, min=1.0, help="Give up after this many seconds."),
     workdir: Path | None = typer.Option(
         None,
         help="Keep the ledger, store, board and logs here (default: a temporary "
         "directory, removed at the end).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = json_option(help="Print the report as JSON."),
 ) -> None:
     """Start a devnet, run its rounds, stop it, audit the ledger, report."""
     from mercat.clearing import registry

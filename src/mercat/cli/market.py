@@ -10,10 +10,19 @@ against what its owners signed) and the command says who earned what.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from mercat.cli._help import MercatTyper
+from mercat.cli._options import (
+    collective_option,
+    json_option,
+    ledger_option,
+    mechanism_option,
+    mechanism_settings_option,
+    seed_option,
+)
 from mercat.cli._output import console, print_json, print_table
 from mercat.cli.clearing import mechanism_options
 from mercat.errors import InvalidParameterError
@@ -21,24 +30,16 @@ from mercat.errors import InvalidParameterError
 app = MercatTyper(help="Run a marketplace: signed offers and requests, rounds, settlement.")
 
 
-@app.command("run")
+@app.command("run", renamed={"-o": "-O"})
 def run(
-    ledger: str | None = typer.Option(
-        None,
-        "--ledger",
+    ledger: str | None = ledger_option(
         help="A new ledger to create and run on (sqlite:///market.db, postgresql+psycopg://...); "
         "without it the market runs on an in-memory book.",
     ),
-    mechanism: str = typer.Option(
-        "optimal", "--mechanism", help="Clearing mechanism (mercat clear --help lists them)."
-    ),
-    option: list[str] = typer.Option(
-        [], "--option", "-o", help="Mechanism option KEY=VALUE (repeatable)."
-    ),
-    collective: str = typer.Option(
-        "coll-sr",
-        help="Collective rule: free, coll-stake, coll-rep, coll-sr, an installed plug-in or "
-        "module:Class (plug-ins run on the in-memory book).",
+    mechanism: str = mechanism_option("optimal"),
+    option: list[str] = mechanism_settings_option(),
+    collective: str = collective_option(
+        "coll-sr", help="Collective rule (plug-ins run on the in-memory book)"
     ),
     rounds: int = typer.Option(20, min=1, max=100_000, help="Rounds to run."),
     providers: int = typer.Option(4, min=1, max=1000, help="Providers (two servers each)."),
@@ -46,14 +47,14 @@ def run(
     failure_prone: float = typer.Option(
         0.25, min=0.0, max=1.0, help="Share of servers that fail often."
     ),
-    seed: int = typer.Option(1, min=0, help="Root seed."),
+    seed: int = seed_option(1),
     keys: Path | None = typer.Option(
         None, help="Directory to write the participants' keys to (mode 600); not kept otherwise."
     ),
     events: Path | None = typer.Option(
         None, help="Append every stage's events to this file, one JSON line each."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option(),
 ) -> None:
     """Run a whole market: offers and requests signed by their owners, rounds, settlement."""
     import numpy as np
@@ -158,13 +159,15 @@ def _write_keys(directory: Path, keyring: dict) -> None:  # type: ignore[type-ar
         path.write_text(key.seed.hex() + "\n")
 
 
-@app.command("admission")
+@app.command("admission", renamed={"--seeds": "--runs"})
 def admission(
-    mechanism: str = typer.Option("optimal", "--mechanism", help="Clearing mechanism."),
-    collective: str = typer.Option("coll-sr", help="coll-rep or coll-sr (they weigh by stake)."),
+    mechanism: str = mechanism_option("optimal"),
+    collective: Literal["coll-rep", "coll-sr"] = typer.Option(
+        "coll-sr", help="A rule that weighs by stake."
+    ),
     rounds: int = typer.Option(40, min=1, max=10_000, help="Rounds per run."),
-    seeds: int = typer.Option(5, min=1, max=1000, help="Paired runs (seeds 1..N)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    seeds: int = typer.Option(5, "--runs", min=1, max=1000, help="Paired runs (seeds 1..N)."),
+    as_json: bool = json_option(),
 ) -> None:
     """Stake-weighted admission against none, seed for seed: welfare, failures, removals."""
     from mercat.scenarios.admission import compare
@@ -182,7 +185,7 @@ def admission(
 @app.command("events")
 def events_summary(
     path: Path = typer.Argument(..., help="An event log written by `mercat market run --events`."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option(),
 ) -> None:
     """Per round, from an event log: clearing, tasks, failures, charges, margin, pool, removals."""
     from mercat.runtime.events import summarize
