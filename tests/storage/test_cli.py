@@ -256,7 +256,7 @@ def test_put_and_get_encrypted_with_a_key_or_a_sealed_key(tmp_path):
     cid, key, sealed = row["cid"], row["key"], row["sealed"][provider.public]
     back = tmp_path / "back.bin"
     assert (
-        run("storage", "get", cid, "-o", str(back), "--store", store, "--key", key).exit_code == 0
+        run("storage", "get", cid, "-o", str(back), "--store", store, "--content-key", key).exit_code == 0
     )
     assert back.read_bytes() == data
     opened = run(
@@ -268,7 +268,7 @@ def test_put_and_get_encrypted_with_a_key_or_a_sealed_key(tmp_path):
     assert plain.exit_code == 0 and data[:1000] not in (tmp_path / "cipher.bin").read_bytes()
     # a wrong key: exit 2, one line, and the target is not created
     wrong = run(
-        "storage", "get", cid, "-o", str(tmp_path / "x"), "--store", store, "--key", "00" * 32
+        "storage", "get", cid, "-o", str(tmp_path / "x"), "--store", store, "--content-key", "00" * 32
     )
     assert wrong.exit_code == 2 and "wrong key" in wrong.output
     assert not (tmp_path / "x").exists()
@@ -286,13 +286,13 @@ def test_a_key_out_file_is_private_and_never_overwritten(tmp_path):
     (tmp_path / "a").write_bytes(b"secret")
     key_file = tmp_path / "a.key"
     put = ["storage", "put", str(tmp_path / "a"), "--store", store, "--encrypt"]
-    out = run(*put, "--key-out", str(key_file))
+    out = run(*put, "--content-key-out", str(key_file))
     assert out.exit_code == 0, out.output
     assert "  key " not in out.stdout and oct(key_file.stat().st_mode & 0o777) == "0o600"
     cid = out.stdout.split()[0]
-    got = run("storage", "get", cid, "-o", "-", "--store", store, "--key-file", str(key_file))
+    got = run("storage", "get", cid, "-o", "-", "--store", store, "--content-key-file", str(key_file))
     assert got.stdout_bytes == b"secret"
-    again = run(*put, "--key-out", str(key_file))
+    again = run(*put, "--content-key-out", str(key_file))
     assert again.exit_code == 2 and "not overwriting" in again.output
 
 
@@ -300,7 +300,7 @@ def test_a_key_out_file_is_private_and_never_overwritten(tmp_path):
     ("args", "message"),
     [
         (["--seal-to", "ab" * 31], "64 lowercase hex"),
-        (["--encrypt", "--key-out", "k", "--chunk-size", "1KiB", "{a}", "{a}"], "one file"),
+        (["--encrypt", "--content-key-out", "k", "--chunk-size", "1KiB", "{a}", "{a}"], "one file"),
         (["--max-links", "1"], "links per node"),
         (["--chunk-size", "100B"], "chunk size"),
     ],
@@ -319,8 +319,8 @@ def test_bad_put_options_are_refused_before_anything_is_stored(tmp_path, args, m
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--key", "abc"], "64 hex digits"),
-        (["--key", "00" * 32, "--key-file", "k"], "one of"),
+        (["--content-key", "abc"], "64 hex digits"),
+        (["--content-key", "00" * 32, "--content-key-file", "k"], "one of"),
         (["--sealed", "00" * 80], "go together"),
     ],
 )

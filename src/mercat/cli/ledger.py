@@ -293,7 +293,9 @@ def offers(url: str | None = UrlOption, as_json: bool = JsonOption) -> None:
 @app.command()
 def requests(
     url: str | None = UrlOption,
-    status: str | None = typer.Option(None, help="open, assigned or closed."),
+    status: Literal["open", "assigned", "closed"] | None = typer.Option(
+        None, help="Only requests in this state."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Requests with their signed terms and where they are in their life cycle."""
@@ -321,7 +323,9 @@ def requests(
 def tasks(
     url: str | None = UrlOption,
     round_: int | None = typer.Option(None, "--round", min=0, help="Only this round."),
-    status: str | None = typer.Option(None, help="open or settled."),
+    status: Literal["open", "settled"] | None = typer.Option(
+        None, help="Only tasks in this state."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Tasks: assets, payouts, charge, and the oracles' verdict once settled."""

@@ -5,6 +5,7 @@ SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -18,7 +19,7 @@ app = MercatTyper()
 def oracle(
     node: str = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000."),
     key: Path = typer.Option(..., help="The oracle's key file, or - to read it from stdin."),
-    behaviour: str = typer.Option(
+    behaviour: Literal["honest", "liar", "silent"] = typer.Option(
         "honest", help="honest, liar (reports the opposite) or silent (never reports)."
     ),
     sample_rate: float = typer.Option(

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from mercat.cli._help import MercatTyper
+from mercat.cli._options import seed_option
 from mercat.cli._output import console, print_json, print_mapping, print_table
 
 app = MercatTyper()
@@ -53,8 +54,8 @@ def dynamics(
     strategy: str = typer.Option(
         "perfect-information",
         "--strategy",
-        help="Strategy of every maker, or a comma-separated list with one per maker (a "
-        "registered name, an installed plug-in's, or module:Class).",
+        help="Strategy of every maker, or a comma-separated list with one per maker: "
+        "{choices:market-maker strategy}, or module:Class.",
     ),
     sigma: float = typer.Option(0.1, help="Noise of noisy-estimates makers."),
     specialization: bool = typer.Option(
@@ -63,7 +64,7 @@ def dynamics(
     penalty: float | None = typer.Option(
         None, "--penalty", help="γ, paid by a maker whose cleared proposal is not IR (default 1)."
     ),
-    seed: int = typer.Option(0, help="Seed for the makers' random estimates."),
+    seed: int = seed_option(0, help="Seed for the makers' random estimates."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (every turn)."),
 ) -> None:
     """Run the market-makers' best-response dynamics and print the trace."""

@@ -9,6 +9,7 @@ mercat plot DIR                                the standard figures, as PNG
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -23,7 +24,9 @@ scenario_app = MercatTyper(help="Scenario files: check them, list what they can 
 def sweep(
     scenario_file: Path = typer.Argument(..., help="A scenario file (docs/workbench.md)."),
     out: Path = typer.Option(..., "--out", "-o", help="Results directory (new, or to resume)."),
-    backend: str = typer.Option("local", help="local (processes here) or ray (Ray tasks)."),
+    backend: Literal["local", "ray"] = typer.Option(
+        "local", help="local (processes here) or ray (Ray tasks)."
+    ),
     workers: int | None = typer.Option(
         None, min=1, help="Processes (local) or CPUs of a local Ray; default: every core."
     ),
