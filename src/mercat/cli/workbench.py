@@ -148,7 +148,9 @@ def check(
 
 @scenario_app.command("simulations")
 def simulations(
-    name: str | None = typer.Argument(None, help="One simulation: list its parameters."),
+    name: str | None = typer.Argument(
+        None, help="One simulation, to list its parameters: {choices:simulation}."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The simulations a scenario can run, or one simulation's parameters."""
