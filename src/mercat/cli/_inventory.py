@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, get_origin
 
 import typer
 from typer.core import TyperGroup
@@ -58,7 +58,9 @@ def _type_name(param: Any) -> str:
     annotation = descriptor.annotation
     if getattr(descriptor, "choices", None) is not None:
         return "Literal"
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    if get_origin(annotation) is not None:  # list[str]
+        return str(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", None) or str(annotation)
 
 
 def params(path: tuple[str, ...], command: Any) -> list[Param]:
