@@ -170,8 +170,7 @@ def test_options_with_a_fixed_set_of_values_list_them(row):
 
 @pytest.mark.parametrize("path", [" ".join(p) for p, c in COMMANDS if c.renamed])
 def test_old_names_are_not_declared_and_their_new_names_are(path):
-    walked = dict((" ".join(p), (p, c)) for p, c in COMMANDS)
-    steps, command = walked[path]
+    steps = next(p for p, _ in COMMANDS if " ".join(p) == path)
     declared_below = {o for row in ROWS if row.command.startswith(path) for o in row.opts}
     for old, new in renamed_along(ROOT, steps).items():
         assert old not in declared_below, f"{path}: {old} is both old and declared"
