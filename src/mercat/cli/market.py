@@ -63,6 +63,7 @@ def run(
     from mercat.clearing.report import configure
     from mercat.identity import Keypair
     from mercat.incentives.collective import mechanism as collective_mechanism
+    from mercat.progress import progress_bar
     from mercat.runtime.memory import MemoryBook
     from mercat.scenarios.marketplace import MarketSetup, build, summary
 
@@ -100,9 +101,10 @@ def run(
 
         market.plan = replace(market.plan, log=JsonlLog(events))
     label = f"{mechanism} on {'the ledger' if ledger else 'an in-memory book'}"
-    status = console.status(f"running {rounds} rounds ({label})") if not as_json else _Quiet()
-    with status:
-        market.run(rounds)
+    with progress_bar(f"rounds ({label})", rounds, enabled=not as_json) as advance:
+        for round_ in range(1, rounds + 1):
+            market.run(1, start=round_)
+            advance(1)
     result = summary(market)
     book.verify()
     result["audit"] = "ok"
@@ -143,14 +145,6 @@ def run(
     )
 
 
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _write_keys(directory: Path, keyring: dict) -> None:  # type: ignore[type-arg]
     directory.mkdir(parents=True, exist_ok=True)
     for name, key in keyring.items():
@@ -170,9 +164,11 @@ def admission(
     as_json: bool = json_option(),
 ) -> None:
     """Stake-weighted admission against none, seed for seed: welfare, failures, removals."""
+    from mercat.progress import progress_bar
     from mercat.scenarios.admission import compare
 
-    result = compare(mechanism, collective, rounds, seeds)
+    with progress_bar("paired runs", seeds, enabled=not as_json) as advance:
+        result = compare(mechanism, collective, rounds, seeds, progress=advance)
     if as_json:
         print_json(result)
         return

@@ -146,6 +146,7 @@ def fedavg(
     from mercat import validation as check
     from mercat.errors import InvalidParameterError
     from mercat.privacy import fedavg as fl
+    from mercat.progress import progress_bar
     from mercat.workbench.simulation import mean_and_se
     from mercat.workbench.simulations.fedavg import training_rng
 
@@ -167,9 +168,11 @@ def fedavg(
     federation = fl.make_federation(
         clients, dim, np.random.default_rng([seed, 0]), mean_examples, heterogeneity
     )
-    results = [
-        engines[engine](federation, config, training_rng(seed, r)) for r in range(runs)
-    ]  # the same random numbers as a sweep's runs of this point (mercat.workbench)
+    results = []
+    with progress_bar("training runs", runs, enabled=not as_json) as advance:
+        for r in range(runs):  # the same random numbers as a sweep's runs of this point
+            results.append(engines[engine](federation, config, training_rng(seed, r)))
+            advance(1)
     per_run = [
         {
             "run": r,
