@@ -81,7 +81,7 @@ def clear(
 
     mechanism_class = registry.resolve(mechanism)  # unknown names fail before the file is read
     pairs = list(option)
-    if time_limit is not None:  # --time-limit is -o time_limit=…: given both ways, it is refused
+    if time_limit is not None:  # --time-limit is -O time_limit=…: given both ways, it is refused
         if "time_limit" not in accepted_options(mechanism_class):
             raise InvalidParameterError(f"mechanism {mechanism!r} takes no --time-limit")
         pairs.append(f"time_limit={time_limit!r}")
