@@ -65,8 +65,14 @@ def test_trials_count_and_nothing_is_manipulated():
     ("args", "words"),
     [
         (("auctioneer", "local", "--providers", 2, "--k", 1), "needs m > 2k"),
-        (("auctioneer", "local", "--mechanism", "posted"), "'posted' is not one of double-auction, vcg"),
-        (("auctioneer", "trials", "--mechanism", "posted"), "'posted' is not one of double-auction, vcg"),
+        (
+            ("auctioneer", "local", "--mechanism", "posted"),
+            "'posted' is not one of double-auction, vcg",
+        ),
+        (
+            ("auctioneer", "trials", "--mechanism", "posted"),
+            "'posted' is not one of double-auction, vcg",
+        ),
         (
             ("bid", "--peers", "/nonexistent.toml", "--round", 0, "--bid", "u:buy:1:1"),
             "does not exist",

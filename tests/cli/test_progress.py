@@ -32,3 +32,13 @@ def test_json_output_has_no_progress():
     assert out.exit_code == 0, out.output
     assert out.stderr == ""
     assert json.loads(out.stdout)["audit"] == "ok"
+
+
+def test_dynamics_reports_rounds_and_stops_early_at_a_fixed_point():
+    example = "examples/seed001_running_example.json"
+    out = CliRunner().invoke(app, ["dynamics", example, "--rounds", "50", "--tick", "0.05"])
+    assert out.exit_code == 0, out.output
+    lines = [x for x in out.stderr.splitlines() if x.startswith("best-response rounds")]
+    assert lines[0] == "best-response rounds: 0/50"
+    done = int(lines[-1].split(": ")[1].split("/")[0])
+    assert 0 < done < 50  # converged (or cycled) before the most rounds

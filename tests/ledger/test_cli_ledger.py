@@ -122,7 +122,10 @@ def _init(*args: str) -> list[str]:
 
 INIT_REFUSALS = [
     (["--ledger", "sqlite:///missing/x.db"], "no folder 'missing'"),
-    (["--ledger", "mysql://me:secret@host/db"], "not a usable database URL: 'mysql://me:***@host/db'"),
+    (
+        ["--ledger", "mysql://me:secret@host/db"],
+        "not a usable database URL: 'mysql://me:***@host/db'",
+    ),
     (["--ledger", "postgresql://host/db"], "PostgreSQL through psycopg"),
     (["--ledger", ""], "--ledger is empty"),
     (["--ledger", "   "], "--ledger is empty"),

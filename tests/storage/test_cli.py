@@ -56,8 +56,8 @@ def _measured_as(monkeypatch, read_seconds, write_seconds):
     real = latency.measure_profile
     seen: list[int] = []
 
-    def measured(store, sizes, repeats=3, seed=0):
-        points, _, _ = real(store, sizes, repeats, seed)
+    def measured(store, sizes, repeats=3, seed=0, progress=None):
+        points, _, _ = real(store, sizes, repeats, seed, progress)
         seen.extend(points)
         return points, [read_seconds(s) for s in points], [write_seconds(s) for s in points]
 
@@ -256,7 +256,10 @@ def test_put_and_get_encrypted_with_a_key_or_a_sealed_key(tmp_path):
     cid, key, sealed = row["cid"], row["key"], row["sealed"][provider.public]
     back = tmp_path / "back.bin"
     assert (
-        run("storage", "get", cid, "-o", str(back), "--store", store, "--content-key", key).exit_code == 0
+        run(
+            "storage", "get", cid, "-o", str(back), "--store", store, "--content-key", key
+        ).exit_code
+        == 0
     )
     assert back.read_bytes() == data
     opened = run(
@@ -268,7 +271,15 @@ def test_put_and_get_encrypted_with_a_key_or_a_sealed_key(tmp_path):
     assert plain.exit_code == 0 and data[:1000] not in (tmp_path / "cipher.bin").read_bytes()
     # a wrong key: exit 2, one line, and the target is not created
     wrong = run(
-        "storage", "get", cid, "-o", str(tmp_path / "x"), "--store", store, "--content-key", "00" * 32
+        "storage",
+        "get",
+        cid,
+        "-o",
+        str(tmp_path / "x"),
+        "--store",
+        store,
+        "--content-key",
+        "00" * 32,
     )
     assert wrong.exit_code == 2 and "wrong key" in wrong.output
     assert not (tmp_path / "x").exists()
@@ -290,7 +301,9 @@ def test_a_key_out_file_is_private_and_never_overwritten(tmp_path):
     assert out.exit_code == 0, out.output
     assert "  key " not in out.stdout and oct(key_file.stat().st_mode & 0o777) == "0o600"
     cid = out.stdout.split()[0]
-    got = run("storage", "get", cid, "-o", "-", "--store", store, "--content-key-file", str(key_file))
+    got = run(
+        "storage", "get", cid, "-o", "-", "--store", store, "--content-key-file", str(key_file)
+    )
     assert got.stdout_bytes == b"secret"
     again = run(*put, "--content-key-out", str(key_file))
     assert again.exit_code == 2 and "not overwriting" in again.output

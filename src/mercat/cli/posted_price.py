@@ -72,6 +72,7 @@ def dynamics(
     from mercat.clearing.posted_price.dynamics import DEFAULT_PENALTY, DEFAULT_TICK, run_dynamics
     from mercat.clearing.posted_price.template import mechanism_for
     from mercat.market.market_io import load_market
+    from mercat.progress import progress_bar
     from mercat.validation import integer
 
     mechanism = mechanism_for(attempt, specialization=specialization)
@@ -83,15 +84,18 @@ def dynamics(
         cls(sigma) if cls is registry.NoisyEstimates else cls()  # type: ignore[call-arg]
         for cls in classes
     ]
-    trace = run_dynamics(
-        market,
-        agents,
-        attempt=mechanism,
-        rounds=rounds,
-        tick=DEFAULT_TICK if tick is None else tick,
-        penalty=DEFAULT_PENALTY if penalty is None else penalty,
-        seed=seed,
-    )
+    # Off a terminal: a line per tenth of the most rounds; a fixed point or a cycle ends it early.
+    with progress_bar("best-response rounds", rounds, enabled=not as_json) as advance:
+        trace = run_dynamics(
+            market,
+            agents,
+            attempt=mechanism,
+            rounds=rounds,
+            tick=DEFAULT_TICK if tick is None else tick,
+            penalty=DEFAULT_PENALTY if penalty is None else penalty,
+            seed=seed,
+            progress=advance,
+        )
     settled = trace.settlement
     final = trace.standing
     summary = {

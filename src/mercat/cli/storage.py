@@ -327,6 +327,7 @@ def measure(
 ) -> None:
     """Time writes and reads of fresh random objects; fit eq. 1: T_r = S/B_r, T_w = S/B_w + T_c.
     Nothing is left behind: the objects go to a temporary store that is deleted afterwards."""
+    from mercat.progress import progress_bar
     from mercat.storage.latency import check_measure, fit_profile, measure_profile
     from mercat.storage.store import ContentStore
 
@@ -345,7 +346,11 @@ def measure(
     except OSError as exc:
         raise StorageError(f"cannot measure in {str(where)!r}: {exc.strerror}") from None
     try:
-        points = measure_profile(ContentStore(scratch / "store"), sizes_bytes, repeats)
+        objects = len(sizes_bytes) * repeats
+        with progress_bar("objects stored and read", objects, enabled=not as_json) as advance:
+            points = measure_profile(
+                ContentStore(scratch / "store"), sizes_bytes, repeats, progress=advance
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     fit = fit_profile(name, *points)
