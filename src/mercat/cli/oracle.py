@@ -10,6 +10,7 @@ from typing import Literal
 import typer
 
 from mercat.cli._help import MercatTyper
+from mercat.cli._options import key_option, node_option
 from mercat.cli._output import print_json
 
 app = MercatTyper()
@@ -17,8 +18,8 @@ app = MercatTyper()
 
 @app.command("oracle")
 def oracle(
-    node: str = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000."),
-    key: Path = typer.Option(..., help="The oracle's key file, or - to read it from stdin."),
+    node: str = node_option(),
+    key: Path = key_option(..., help="The oracle's key file, or - to read it from stdin."),
     behaviour: Literal["honest", "liar", "silent"] = typer.Option(
         "honest", help="honest, liar (reports the opposite) or silent (never reports)."
     ),

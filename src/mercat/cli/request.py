@@ -8,13 +8,13 @@ from pathlib import Path
 import typer
 
 from mercat.cli._help import MercatTyper
-from mercat.cli._options import seed_option
+from mercat.cli._options import key_option, node_option, seed_option
 from mercat.cli._output import console, print_json, print_mapping
 
 app = MercatTyper(help="Submit workloads to a market node, watch them, fetch their results.")
 
-NODE = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000.")
-KEY = typer.Option(..., help="The requester's key file, or - to read it from stdin.")
+NODE = node_option()
+KEY = key_option(..., help="The requester's key file, or - to read it from stdin.")
 
 
 def _write(path: Path, data: bytes) -> None:
