@@ -6,9 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from mercat.cli import app
+from mercat.cli._options import CHOICE_SOURCES
 
 
 def helped(*args: str) -> str:
@@ -63,13 +65,22 @@ def test_old_names_are_not_shown():
     assert "--option -O" in helped("clear") and " -o " not in helped("clear")
 
 
-def test_mercat_help_imports_no_registry():
+@pytest.mark.parametrize("kind", list(CHOICE_SOURCES))
+def test_names_listed_without_import_are_the_registry_s(kind):
+    source = CHOICE_SOURCES[kind]
+    assert source.names_without_import() == source.registry_names()
+
+
+def test_help_imports_no_registry():
     probe = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from mercat.cli import app\n"
-        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
-        "heavy = [m for m in ('mercat.clearing.registry', 'mercat.incentives.rules', 'numpy')\n"
+        "for args in (['--help'], ['clear', '--help'], ['market', 'run', '--help'],\n"
+        "             ['dynamics', '--help'], ['reproduce', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "heavy = [m for m in ('mercat.clearing.registry', 'mercat.incentives.rules', 'numpy',\n"
+        "                     'mercat.clearing.posted_price.makers', 'mercat.report.experiments')\n"
         "         if m in sys.modules]\n"
         "print(heavy)\n"
     )

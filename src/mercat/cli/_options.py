@@ -29,8 +29,10 @@ when that help is shown.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -122,43 +124,80 @@ def canonical_mechanism(name: str) -> str:
 # --- choices from the registries --------------------------------------------------------------
 
 
-def _mechanisms() -> list[str]:
-    from mercat.clearing import registry
+@dataclass(frozen=True)
+class ChoiceSource:
+    """Where the names of one kind of plug-in come from, for a help text.
 
-    return registry.names()
+    `registry_names()` asks the registry itself (the reference: it imports the registry's
+    module, and with it every member: numba, HiGHS, seconds on a loaded machine).
+    `names_without_import()` is the fast path: mercat's own names as written here, then the
+    installed entry points (listed, not imported); tests/cli/test_help.py holds the two
+    equal for every kind. `listed_names()`, what `--help` shows, takes the registry's answer
+    when its module is loaded already (then names `register()` added are in it too), the
+    fast path otherwise.
+    """
+
+    kind: str  # as plug-in messages name it (mercat.plugins.GROUPS)
+    module: str  # the registry's module
+    names: Callable[[Any], list[str]]  # the module's registry -> its names
+    builtin: tuple[str, ...]  # mercat's own, in the registry's order
+    extra: tuple[str, ...] = ()  # names the command adds (`all` for reproduce)
+
+    def registry_names(self) -> list[str]:
+        return [*self.names(importlib.import_module(self.module)), *self.extra]
+
+    def listed_names(self) -> list[str]:
+        loaded = sys.modules.get(self.module)
+        if loaded is not None:
+            return [*self.names(loaded), *self.extra]
+        return self.names_without_import()
+
+    def names_without_import(self) -> list[str]:
+        """mercat's own names, then the installed entry points' (nothing imported)."""
+        from mercat import plugins
+
+        found = [ep.name for ep in plugins.entry_points(plugins.GROUPS[self.kind])]
+        return [*self.builtin, *(n for n in found if n not in self.builtin), *self.extra]
 
 
-def _collective_rules() -> list[str]:
-    from mercat.incentives.rules import RULES
-
-    return RULES.names()
-
-
-def _market_makers() -> list[str]:
-    from mercat.clearing.posted_price import makers
-
-    return makers.names()
-
-
-def _experiments() -> list[str]:
-    from mercat.report.experiments import experiments
-
-    return [*experiments(), "all"]
-
-
-def _simulations() -> list[str]:
-    from mercat.workbench.simulation import SIMULATIONS
-
-    return SIMULATIONS.names()
-
-
-CHOICE_SOURCES: dict[str, Callable[[], list[str]]] = {
-    "mechanism": _mechanisms,
-    "collective rule": _collective_rules,
-    "market-maker strategy": _market_makers,
-    "experiment": _experiments,
-    "simulation": _simulations,
-}
+CHOICE_SOURCES: dict[str, ChoiceSource] = {
+    source.kind: source
+    for source in (
+        ChoiceSource(
+            "mechanism",
+            "mercat.clearing.registry",
+            lambda module: module.names(),
+            ("optimal", "double-auction", "vcg", "posted-price", "collective",
+             "distributed-auction"),
+        ),
+        ChoiceSource(
+            "collective rule",
+            "mercat.incentives.rules",
+            lambda module: module.RULES.names(),
+            ("free", "coll-stake", "coll-rep", "coll-sr"),
+        ),
+        ChoiceSource(
+            "market-maker strategy",
+            "mercat.clearing.posted_price.makers",
+            lambda module: module.names(),
+            ("perfect-information", "noisy-estimates"),
+        ),
+        ChoiceSource(
+            "experiment",
+            "mercat.report.experiments",
+            lambda module: list(module.experiments()),
+            ("fig3", "fig4", "fig5", "table1", "seed003", "seed001", "seed002-cloudchain",
+             "seed002-storage", "seed002-privacy"),
+            extra=("all",),
+        ),
+        ChoiceSource(
+            "simulation",
+            "mercat.workbench.simulation",
+            lambda module: module.SIMULATIONS.names(),
+            ("collective", "fedavg", "clearing", "marketplace", "cloudchain"),
+        ),
+    )
+}  # fmt: skip
 """`{choices:KIND}` in a help text lists these names (mercat's own, then plug-ins)."""
 
 
@@ -168,7 +207,7 @@ def choices_text(kind: str) -> str:
     if source is None:
         raise KeyError(f"no registry of {kind!r} for a help text; known: {list(CHOICE_SOURCES)}")
     try:
-        return ", ".join(source())
+        return ", ".join(source.listed_names())
     except MercatError as exc:  # a broken plug-in: the help says so instead of failing
         return f"(the {kind} names cannot be listed: {exc})"
 
