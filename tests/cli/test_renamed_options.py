@@ -110,3 +110,13 @@ def test_old_names_work_end_to_end(tmp_path):
     assert "note: -o is deprecated; use -O" in old.stderr
     assert "note: mechanism 'double' is deprecated; use double-auction" in old.stderr
     assert new.stderr == ""
+
+
+def test_old_mechanism_names_reach_the_auctioneer_as_its_new_ones(capsys):
+    assert parse("auctioneer trials", ["-m", "double-coin", "-m", "vcg"])["mechanism"] == [
+        "double-auction-coin",
+        "vcg",
+    ]
+    assert parse("auctioneer local", ["--mechanism", "double"])["mechanism"] == "double-auction"
+    assert parse("clear", ["m.json", "-m", "double"])["mechanism"] == "double-auction"
+    assert capsys.readouterr().err.count("note: mechanism") == 3

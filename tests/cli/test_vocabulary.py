@@ -3,6 +3,7 @@ from it fails here. The whole command tree is walked in process (no command runs
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 
@@ -181,3 +182,17 @@ def test_old_names_are_not_taught_in_help():
     taught = [row for row in ROWS for old in ("--url", "--bidders-from-ledger", "-o tick")
               if old in row.help]  # fmt: skip
     assert taught == []
+
+
+def test_the_inventory_prints_every_option(capsys):
+    from mercat.cli._inventory import main
+
+    main(["--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(ROWS)
+    clear = {tuple(r["opts"]): r for r in rows if r["command"] == "clear"}
+    assert clear[("--mechanism", "-m")]["type"] == "str"
+    main([])
+    assert "simulate collective: --engine Literal [fast|reference|pipeline]" in (
+        capsys.readouterr().out.splitlines()
+    )
