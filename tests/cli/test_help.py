@@ -87,3 +87,11 @@ def test_help_imports_no_registry():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_value_outside_the_choices_is_one_line_that_names_them():
+    out = CliRunner().invoke(app, ["simulate", "collective", "--engine", "gpu"])
+    assert out.exit_code == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1
+    assert "'gpu' is not one of 'fast', 'reference', 'pipeline'" in out.stderr
+    assert "Value error" not in out.stderr
