@@ -26,7 +26,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from mercat.cli._options import check_renamed, renamed_options, spell_new
+from mercat.cli._options import check_renamed, choices_text, renamed_options, spell_new
 
 T = TypeVar("T")
 
@@ -54,8 +54,6 @@ def _literal_help(command: Any) -> None:
 def resolve_choices(command: Any) -> None:
     """Replace each `{choices:KIND}` in the help of `command`'s parameters by the names the
     registry of KIND lists now (mercat's own, then plug-ins)."""
-    from mercat.cli._options import choices_text
-
     mode = getattr(command, "rich_markup_mode", None)
 
     def names(found: re.Match[str]) -> str:
