@@ -79,7 +79,8 @@ def params(path: tuple[str, ...], command: Any) -> list[Param]:
                 opts=(*param.opts, *param.secondary_opts),
                 type=_type_name(param),
                 choices=tuple(str(getattr(c, "value", c)) for c in choices),
-                help=getattr(param, "help", None) or "",
+                # as written: the escape that keeps Rich from reading [..] as markup undone
+                help=(getattr(param, "help", None) or "").replace("\\[", "["),
                 hidden=bool(getattr(param, "hidden", False)),
             )
         )
