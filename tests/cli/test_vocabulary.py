@@ -23,7 +23,6 @@ OPTIONS = [row for row in ROWS if row.kind == "option"]
 TWO_MEANINGS = {
     "--limit": "serve --limit KEY=VALUE sets a node limit; elsewhere --limit N caps rows shown",
     "--capacity": "agent --capacity RESOURCE=UNITS per server; price --capacity is one number",
-    "--size": "generate --size counts requests; storage place --size is bytes (200MB)",
     "--model": "request dataset --model/--no-model writes a model; agent --model PATH offers one",
 }
 # Key files are --key (the participant's own) or --operator-key (the ledger operator's);

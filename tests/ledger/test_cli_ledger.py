@@ -29,7 +29,7 @@ def test_init_fund_inspect_verify_and_catch_tampering(tmp_path):
     key_file = tmp_path / "operator.key"
     code, out = _run("init", "--ledger", url, "--operator-key", str(key_file),
                      "--collective", "coll-sr", "--penalty", "1", "--target", "0.01",
-                     "--initial-stake", "10", "--json")  # fmt: skip
+                     "--stake", "10", "--json")  # fmt: skip
     assert code == 0, out
     summary = json.loads(out)
     assert (summary["penalty"], summary["reward"]) == (1_000_000, 10_101)
@@ -134,8 +134,8 @@ INIT_REFUSALS = [
     (["--penalty", "1e30"], "--penalty 1e+30 tokens is 1e+36 base units"),
     (["--penalty", "nan"], "--penalty must be a finite number"),
     (["--penalty", "-1"], "--penalty must be a finite number of tokens > 0"),
-    (["--initial-stake", "1e300"], "--initial-stake 1e+300 tokens"),
-    (["--initial-stake", "inf"], "--initial-stake must be a finite number"),
+    (["--stake", "1e300"], "--stake 1e+300 tokens"),
+    (["--stake", "inf"], "--stake must be a finite number"),
     (["--target", "2"], "task_target must lie in the open interval (0, 1)"),
     (["--unit", "0"], "--unit must be in [1, 1000000000000000000]"),
     (["--unit", "10000000000000000000"], "--unit must be in"),

@@ -71,7 +71,7 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path, monkeypatch):
     out = run(
         "storage",
         "measure",
-        "--dir",
+        "--workdir",
         str(tmp_path),
         "--sizes",
         "512KiB,4MiB",
@@ -114,7 +114,7 @@ def test_measure_refuses_write_times_that_do_not_grow_and_leaves_nothing(tmp_pat
     # A busy machine can make the small object's write the slower one: eq. 1 then has no
     # bandwidth to fit, and measure says so instead of printing a negative one.
     _measured_as(monkeypatch, lambda s: s / 1e8, lambda s: 1.0 - s / 1e8)
-    out = run("storage", "measure", "--dir", str(tmp_path), "--sizes", "64KiB,1MiB")
+    out = run("storage", "measure", "--workdir", str(tmp_path), "--sizes", "64KiB,1MiB")
     assert out.exit_code == 2
     assert "write times do not grow with size" in out.output
     assert list(tmp_path.iterdir()) == []
@@ -167,13 +167,13 @@ def test_sizes_that_are_not_whole_bytes_or_absurd_are_refused(text, message):
         ("0.5B,1KB", [], "whole number"),
         ("1KB,,2KB", [], "not a number of bytes"),
         ("1KB,2KB", ["--name", "a:b"], "without ':'"),
-        ("1KB,2KB", ["--dir", "{tmp}/missing"], "not an existing directory"),
-        ("1KB,2KB", ["--dir", "{tmp}/file"], "not an existing directory"),
+        ("1KB,2KB", ["--workdir", "{tmp}/missing"], "not an existing directory"),
+        ("1KB,2KB", ["--workdir", "{tmp}/file"], "not an existing directory"),
     ],
 )
 def test_measure_checks_everything_before_it_writes(tmp_path, sizes, extra, message):
     (tmp_path / "file").write_text("x")
-    args = ["storage", "measure", "--dir", str(tmp_path), "--sizes", sizes]
+    args = ["storage", "measure", "--workdir", str(tmp_path), "--sizes", sizes]
     out = run(*args, *[a.replace("{tmp}", str(tmp_path)) for a in extra])
     assert out.exit_code == 2, out.output
     assert message in out.output

@@ -149,11 +149,11 @@ def _print_clearing(market: Any, result: Any, report: dict[str, Any]) -> None:
         err_console.print(f"[yellow]warning:[/] {reason}")
 
 
-@app.command(renamed={"-m": "--nodes"})
+@app.command(renamed={"-m": "--nodes", "--size": "--requests"})
 def generate(
     kind: MarketKind = typer.Argument(..., help="The kind of market."),
     out: Path | None = out_option(help="Write here (default: stdout)."),
-    size: int = typer.Option(20, "--size", "-n", min=0, help="Requests (users)."),
+    size: int = typer.Option(20, "--requests", "-n", min=0, help="Requests (users)."),
     nodes: int = typer.Option(8, "--nodes", min=1, help="Nodes (providers)."),
     seed: int = seed_option(0, help="Seed: the same seed writes the same market."),
     divisible: bool = typer.Option(False, "--divisible", help="random: a divisible market."),

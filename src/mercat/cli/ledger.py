@@ -26,7 +26,7 @@ from mercat.errors import InvalidParameterError, LedgerUnavailableError
 app = MercatTyper(
     help="The ledger: accounts, balances, stakes, escrow, journal.",
     no_args_is_help=True,
-    renamed={"--url": "--ledger", "--mechanism": "--collective"},
+    renamed={"--url": "--ledger", "--mechanism": "--collective", "--initial-stake": "--stake"},
 )
 
 DEFAULT_URL = "sqlite:///mercat-ledger.db"
@@ -66,7 +66,9 @@ def init(
     ),
     penalty: float = typer.Option(1.0, help="Penalty P in tokens."),
     target: float = typer.Option(0.01, help="Target task failure rate; sets R = F·P/(1-F)."),
-    initial_stake: float = typer.Option(10.0, help="S0 in tokens (the clamp of rep/sr)."),
+    initial_stake: float = typer.Option(
+        10.0, "--stake", help="S0, the initial stake in tokens (the clamp of rep/sr)."
+    ),
     unit: int = typer.Option(10**6, help="Base units per token."),
     unstake_delay: int = typer.Option(10, help="Rounds unstaked tokens wait before release."),
     quorum: int = typer.Option(1, help="Oracles that must agree before a task settles."),
@@ -85,7 +87,7 @@ def init(
     _check_range("--unit", unit, 1, MAX_UNIT)
     _check_range("--unstake-delay", unstake_delay, 0, MAX_UNSTAKE_DELAY)
     _check_range("--quorum", quorum, 1, MAX_QUORUM)
-    for option, tokens in (("--penalty", penalty), ("--initial-stake", initial_stake)):
+    for option, tokens in (("--penalty", penalty), ("--stake", initial_stake)):
         _check_tokens(option, tokens, unit)
     rule = IntegerRule.from_collective(
         find_mechanism(mechanism).rule(initial_stake, target, penalty), unit

@@ -310,11 +310,11 @@ def verify(store: Path | None = StoreOption, as_json: bool = JsonOption) -> None
         raise typer.Exit(code=2)
 
 
-@app.command()
+@app.command(renamed={"--dir": "--workdir"})
 def measure(
     directory: Path | None = typer.Option(
         None,
-        "--dir",
+        "--workdir",
         help="Existing directory whose file system is measured (default: the system's temporary "
         "directory). A fresh sub-directory is made there and removed afterwards.",
     ),
@@ -340,7 +340,7 @@ def measure(
         )
     where = Path(tempfile.gettempdir()) if directory is None else directory
     if not where.is_dir():
-        raise InvalidParameterError(f"--dir {str(where)!r} is not an existing directory")
+        raise InvalidParameterError(f"--workdir {str(where)!r} is not an existing directory")
     try:
         scratch = Path(tempfile.mkdtemp(prefix="mercat-measure-", dir=where))
     except OSError as exc:
