@@ -38,7 +38,9 @@ def test_clear_prints_tables_for_people():
 
 def test_generate_then_clear_a_double_auction(tmp_path):
     path = tmp_path / "da.json"
-    out = run("generate", "double-auction", "--requests", 200, "--nodes", 8, "--seed", 4, "--out", path)
+    out = run(
+        "generate", "double-auction", "--requests", 200, "--nodes", 8, "--seed", 4, "--out", path
+    )
     assert out.exit_code == 0, out.output
     assert "200 requests, 8 nodes" in " ".join(out.stderr.split())
     out = run("clear", path, "--mechanism", "double-auction", "--json")
