@@ -226,17 +226,21 @@ def out_option(default: Any = None, help: str = "Write here.") -> Any:
 
 
 def mechanism_option(
-    default: Any = "optimal", help: str = "Clearing mechanism", references: bool = True
+    default: Any = "optimal",
+    help: str = "Clearing mechanism",
+    references: bool = True,
+    more: str = "",
 ) -> Any:
     """`--mechanism/-m NAME`: a clearing mechanism, its choices listed from the registry
-    (installed plug-ins included); `references`: a `module:Class` is accepted too."""
+    (installed plug-ins included); `references`: a `module:Class` is accepted too; `more`: a
+    sentence after the list."""
     tail = ", or module:Class" if references else ""
     return typer.Option(
         default,
         "--mechanism",
         "-m",
         callback=canonical_mechanism,
-        help=f"{help}: {{choices:mechanism}}{tail} (docs/mechanisms.md).",
+        help=f"{help}: {{choices:mechanism}}{tail} (docs/mechanisms.md). {more}".strip(),
     )
 
 

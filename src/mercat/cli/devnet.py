@@ -30,9 +30,9 @@ def up(
     failure_rate: float = typer.Option(0.3, min=0.0, max=1.0, help="Their F_a."),
     mechanism: str = mechanism_option(
         "optimal",
-        help="Clearing mechanism (double-auction and distributed-auction, seed 003's, clear "
-        "per-unit asks and one replica per request)",
         references=False,
+        more="double-auction and distributed-auction (seed 003's) clear per-unit asks and one "
+        "replica per request.",
     ),
     collective: Literal["free", "coll-stake", "coll-rep", "coll-sr"] = typer.Option(
         "coll-sr", help="Collective rule the devnet's ledger enforces (seed 000's four)."
