@@ -93,7 +93,7 @@ def test_simulate_collective_json_matches_the_library():
             ],
             "method",
         ),
-        (["simulate", "collective", "--mechanism", "coll-x"], "unknown collective rule 'coll-x'"),
+        (["simulate", "collective", "--collective", "coll-x"], "unknown collective rule 'coll-x'"),
         (["simulate", "collective", "--stake", "-3"], "stake must be > 0"),
         (["simulate", "collective", "--runs", "0"], "runs"),
         (["simulate", "collective", "--engine", "tpu"], "engine"),

@@ -91,7 +91,7 @@ def test_the_command_line(tmp_path):
     path.write_text(DEEP)
     example = tmp_path / "m.json"
     example.write_text('{"requests": [], "nodes": [{"id": "n"}]}')
-    for args in (["clear", str(path)], ["clear", str(example), "-o", "time_limit=" + DEEP]):
+    for args in (["clear", str(path)], ["clear", str(example), "-O", "time_limit=" + DEEP]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "levels deep" in result.output and "Traceback" not in result.output

@@ -64,7 +64,7 @@ def test_the_table_of_a_ledger(ledger_market):
 def test_init_and_refresh_the_registry_from_a_ledger(ledger_market, tmp_path):
     url = ledger_market.ledger.url
     out = run("auctioneer", "init", "--providers", 3, "--out", tmp_path / "auct",
-              "--bidders-from-ledger", url)  # fmt: skip
+              "--ledger", url)  # fmt: skip
     assert out.exit_code == 0, out.output
     peers = tmp_path / "auct" / "peers.toml"
     assert dict(load_peers(peers).bidders) == dict(bidders_from_ledger(url))
@@ -82,7 +82,7 @@ def test_init_and_refresh_the_registry_from_a_ledger(ledger_market, tmp_path):
 
 def test_bad_ledgers_change_nothing(tmp_path):
     out = run("auctioneer", "init", "--out", tmp_path / "auct",
-              "--bidders-from-ledger", f"sqlite:///{tmp_path}/none.db")  # fmt: skip
+              "--ledger", f"sqlite:///{tmp_path}/none.db")  # fmt: skip
     assert out.exit_code == 2 and "no ledger at" in " ".join(out.output.split())
     assert not (tmp_path / "auct").exists() and not (tmp_path / "none.db").exists()
 

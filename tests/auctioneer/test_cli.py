@@ -52,7 +52,7 @@ def test_local_vcg_proves_small_markets_and_certifies_large_ones():
 
 
 def test_trials_count_and_nothing_is_manipulated():
-    out = run("auctioneer", "trials", "--trials", 1, "--mechanism", "double", "--json")
+    out = run("auctioneer", "trials", "--trials", 1, "--mechanism", "double-auction", "--json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["totals"]["manipulated"] == 0
@@ -65,10 +65,16 @@ def test_trials_count_and_nothing_is_manipulated():
     ("args", "words"),
     [
         (("auctioneer", "local", "--providers", 2, "--k", 1), "needs m > 2k"),
-        (("auctioneer", "local", "--mechanism", "posted"), "unknown mechanism 'posted'"),
-        (("auctioneer", "trials", "--mechanism", "posted"), "unknown mechanism 'posted'"),
         (
-            ("bid", "--providers", "/nonexistent.toml", "--round", 0, "--bid", "u:buy:1:1"),
+            ("auctioneer", "local", "--mechanism", "posted"),
+            "'posted' is not one of double-auction, vcg",
+        ),
+        (
+            ("auctioneer", "trials", "--mechanism", "posted"),
+            "'posted' is not one of double-auction, vcg",
+        ),
+        (
+            ("bid", "--peers", "/nonexistent.toml", "--round", 0, "--bid", "u:buy:1:1"),
             "does not exist",
         ),
     ],

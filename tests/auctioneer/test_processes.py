@@ -54,7 +54,7 @@ def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster, tmp
         app,
         [
             "bid",
-            "--providers",
+            "--peers",
             str(cluster.peers_path),
             "--round",
             "200",
@@ -84,14 +84,14 @@ def test_mercat_bid_sends_to_every_provider_and_reports_the_outcome(cluster, tmp
     assert data["your_bids"]["u3"] == {"allocated": 0.0, "pays": 0.0}
     # Another client bids in round 200 after it ran: told that it missed it, never "ok".
     late = CliRunner().invoke(
-        app, ["bid", "--providers", str(cluster.peers_path), "--round", "200",
+        app, ["bid", "--peers", str(cluster.peers_path), "--round", "200",
               "--bid", "u9:buy:5:1"],
     )  # fmt: skip
     assert late.exit_code == 0, late.output
     assert late.stdout.startswith("round 200: missed: the round's outcome leaves out 1 of")
     # ... and one that bids in a round its sealing client never opened, at once.
     never = CliRunner().invoke(
-        app, ["bid", "--providers", str(cluster.peers_path), "--round", "201", "--json",
+        app, ["bid", "--peers", str(cluster.peers_path), "--round", "201", "--json",
               "--bid", "u9:buy:5:1"],
     )  # fmt: skip
     data = json.loads(never.stdout)
@@ -205,7 +205,7 @@ def test_a_scheduled_auction_over_tcp_takes_bids_by_the_clock():
     with LocalCluster(params, sealed=False) as scheduled:
         assert not scheduled.peers.sealing_clients
         out = CliRunner().invoke(
-            app, ["bid", "--providers", str(scheduled.peers_path), "--json",
+            app, ["bid", "--peers", str(scheduled.peers_path), "--json",
                   "--bid", "u1:buy:1.2:1", "--bid", "s1:sell:0.5:1"],
         )  # fmt: skip
     assert out.exit_code == 0, out.output

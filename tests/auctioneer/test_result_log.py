@@ -105,7 +105,7 @@ def test_a_restarted_provider_answers_a_finished_round_from_its_log():
         assert again.outcome == first.outcome and set(again.results) == {"p1", "p2", "p3"}
         log_url = f"sqlite:///{cluster.workdir}/p3.results.db"
         out = CliRunner().invoke(
-            app, ["auctioneer", "results", "--log", log_url, "--round", "0", "--json"]
+            app, ["auctioneer", "results", "--results", log_url, "--round", "0", "--json"]
         )
         assert out.exit_code == 0, out.output
         [row] = json.loads(out.stdout)
@@ -117,7 +117,7 @@ def test_a_restarted_provider_answers_a_finished_round_from_its_log():
 
 def test_results_command_refuses_a_missing_log(tmp_path):
     out = CliRunner().invoke(
-        app, ["auctioneer", "results", "--log", f"sqlite:///{tmp_path}/none.db"]
+        app, ["auctioneer", "results", "--results", f"sqlite:///{tmp_path}/none.db"]
     )
     assert out.exit_code == 2 and "no result log at" in out.output
     assert not (tmp_path / "none.db").exists()

@@ -38,7 +38,9 @@ def test_clear_prints_tables_for_people():
 
 def test_generate_then_clear_a_double_auction(tmp_path):
     path = tmp_path / "da.json"
-    out = run("generate", "double-auction", "--size", 200, "--nodes", 8, "--seed", 4, "--out", path)
+    out = run(
+        "generate", "double-auction", "--requests", 200, "--nodes", 8, "--seed", 4, "--out", path
+    )
     assert out.exit_code == 0, out.output
     assert "200 requests, 8 nodes" in " ".join(out.stderr.split())
     out = run("clear", path, "--mechanism", "double-auction", "--json")
@@ -58,7 +60,7 @@ def test_generate_then_clear_a_double_auction(tmp_path):
     ],
 )
 def test_generate_writes_the_generators_market_to_stdout(kind, expected):
-    out = run("generate", kind, "--size", 12, "--nodes", 3, "--seed", 2)
+    out = run("generate", kind, "--requests", 12, "--nodes", 3, "--seed", 2)
     assert out.exit_code == 0, out.output
     assert loads_market(out.stdout) == expected
 
@@ -81,10 +83,10 @@ def test_generate_random_divisible_is_reproducible():
         (("clear", EXAMPLE, "-m", "double-auction", "--time-limit", 1), "takes no --time-limit"),
         (("clear", EXAMPLE, "--time-limit", -1), "time_limit must be > 0"),
         (
-            ("clear", EXAMPLE, "--time-limit", 1, "-o", "time_limit=5"),
+            ("clear", EXAMPLE, "--time-limit", 1, "-O", "time_limit=5"),
             "--option time_limit given twice",
         ),
-        (("generate", "lottery"), "kind must be one of"),
+        (("generate", "lottery"), "'lottery' is not one of 'random'"),
     ],
 )
 def test_bad_input_exits_2_with_a_message(args, message):

@@ -17,7 +17,7 @@ def run(*args):
 
 
 def test_posted_price_options_reach_the_mechanism():
-    out = run("clear", EXAMPLE, "-m", "posted-price", "-o", "tick=0.1", "-o", "makers=3", "--json")
+    out = run("clear", EXAMPLE, "-m", "posted-price", "-O", "tick=0.1", "-O", "makers=3", "--json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["allocation"] == {"t1": {"n1": 1.0, "n2": 1.0}}
@@ -34,7 +34,7 @@ def test_a_json_list_value():
         EXAMPLE,
         "-m",
         "posted-price",
-        "-o",
+        "-O",
         'makers=["perfect-information", "noisy-estimates"]',
         "--json",
     )
@@ -60,7 +60,7 @@ def test_a_json_list_value():
 def test_bad_options_are_rejected_with_a_clear_message(mechanism, options, message):
     args = ["clear", EXAMPLE, "-m", mechanism]
     for option in options:
-        args += ["-o", option]
+        args += ["-O", option]
     out = run(*args)
     assert out.exit_code == 2
     assert message in " ".join(out.output.split())
@@ -68,6 +68,6 @@ def test_bad_options_are_rejected_with_a_clear_message(mechanism, options, messa
 
 
 def test_options_are_checked_before_the_market_is_read(tmp_path):
-    out = run("clear", tmp_path / "missing.json", "-m", "posted-price", "-o", "speed=3")
+    out = run("clear", tmp_path / "missing.json", "-m", "posted-price", "-O", "speed=3")
     assert out.exit_code == 2
     assert "has no option 'speed'" in out.output

@@ -64,7 +64,7 @@ def cases(folder: Path) -> dict[str, list[str]]:
             mechanism, _, tie_break = mechanism.partition(":")
             args = ["clear", "--json", "-m", mechanism, "--seed", "5", str(path)]
             if tie_break:
-                args += ["-o", f"tie_break={tie_break}"]
+                args += ["-O", f"tie_break={tie_break}"]
             table[f"{name} {mechanism}{tie_break}"] = args
     return table
 

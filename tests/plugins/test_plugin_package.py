@@ -99,13 +99,13 @@ def test_the_plugin_rule_simulates_on_reference_and_pipeline_and_fast_refuses(in
     small = ["--assets", "20", "--tasks", "300", "--runs", "2", "--json"]
     for engine in ("reference", "pipeline"):
         done = mercat(
-            installed, "simulate", "collective", "--mechanism", "slash-fraction",
+            installed, "simulate", "collective", "--collective", "slash-fraction",
             "--rule-option", "fraction=0.3", "--engine", engine, *small,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["config"]["rule_options"] == {"fraction": 0.3}
     fast = mercat(
-        installed, "simulate", "collective", "--mechanism", "slash-fraction", "--engine", "fast",
+        installed, "simulate", "collective", "--collective", "slash-fraction", "--engine", "fast",
         *small,
     )  # fmt: skip
     assert fast.returncode == 2

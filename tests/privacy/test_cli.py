@@ -83,7 +83,7 @@ def test_simulate_fedavg_reports_accuracy_and_epsilon():
         ),
         (["privacy", "calibrate", "--epsilon", "-1"], "epsilon"),
         (["privacy", "calibrate", "--epsilon", "1", "--sampling-rate", "0"], "sampling rate"),
-        (["simulate", "fedavg", "--noise", "global"], "noise must be"),
+        (["simulate", "fedavg", "--noise", "global"], "'global' is not one of"),
         (["simulate", "fedavg", "--engine", "gpu"], "engine"),
         (["simulate", "fedavg", "--clients", "0"], "clients"),
         (["simulate", "fedavg", "--seed", "-1"], "seed"),

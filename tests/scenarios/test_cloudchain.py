@@ -332,7 +332,7 @@ def test_the_command_prints_the_run_and_its_audit_as_json():
     assert data["audit"]["verified"] is True
     for bad, word in (
         (["--community", "-1"], "community"),
-        (["--mechanism", "blame"], "mechanism"),
+        (["--collective", "blame"], "'blame' is not one of"),
         (["--drop", "group", "--drop-group", "x", "--drop-probability", "0.5"], "drop_group"),
     ):
         refused = CliRunner().invoke(app, ["simulate", "cloudchain", *bad])

@@ -78,7 +78,7 @@ def test_market_run_on_a_sqlite_ledger_signs_audits_and_reports(tmp_path):
     keys = sorted(p.name for p in (tmp_path / "keys").iterdir())
     assert "operator.key" in keys and "provider1.key" in keys
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in (tmp_path / "keys").iterdir())
-    verified = runner.invoke(app, ["ledger", "verify", "--url", url])
+    verified = runner.invoke(app, ["ledger", "verify", "--ledger", url])
     assert verified.exit_code == 0
 
 

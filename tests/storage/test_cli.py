@@ -56,8 +56,8 @@ def _measured_as(monkeypatch, read_seconds, write_seconds):
     real = latency.measure_profile
     seen: list[int] = []
 
-    def measured(store, sizes, repeats=3, seed=0):
-        points, _, _ = real(store, sizes, repeats, seed)
+    def measured(store, sizes, repeats=3, seed=0, progress=None):
+        points, _, _ = real(store, sizes, repeats, seed, progress)
         seen.extend(points)
         return points, [read_seconds(s) for s in points], [write_seconds(s) for s in points]
 
@@ -71,7 +71,7 @@ def test_measure_fits_eq_1_and_place_ranks_by_it(tmp_path, monkeypatch):
     out = run(
         "storage",
         "measure",
-        "--dir",
+        "--workdir",
         str(tmp_path),
         "--sizes",
         "512KiB,4MiB",
@@ -114,7 +114,7 @@ def test_measure_refuses_write_times_that_do_not_grow_and_leaves_nothing(tmp_pat
     # A busy machine can make the small object's write the slower one: eq. 1 then has no
     # bandwidth to fit, and measure says so instead of printing a negative one.
     _measured_as(monkeypatch, lambda s: s / 1e8, lambda s: 1.0 - s / 1e8)
-    out = run("storage", "measure", "--dir", str(tmp_path), "--sizes", "64KiB,1MiB")
+    out = run("storage", "measure", "--workdir", str(tmp_path), "--sizes", "64KiB,1MiB")
     assert out.exit_code == 2
     assert "write times do not grow with size" in out.output
     assert list(tmp_path.iterdir()) == []
@@ -167,13 +167,13 @@ def test_sizes_that_are_not_whole_bytes_or_absurd_are_refused(text, message):
         ("0.5B,1KB", [], "whole number"),
         ("1KB,,2KB", [], "not a number of bytes"),
         ("1KB,2KB", ["--name", "a:b"], "without ':'"),
-        ("1KB,2KB", ["--dir", "{tmp}/missing"], "not an existing directory"),
-        ("1KB,2KB", ["--dir", "{tmp}/file"], "not an existing directory"),
+        ("1KB,2KB", ["--workdir", "{tmp}/missing"], "not an existing directory"),
+        ("1KB,2KB", ["--workdir", "{tmp}/file"], "not an existing directory"),
     ],
 )
 def test_measure_checks_everything_before_it_writes(tmp_path, sizes, extra, message):
     (tmp_path / "file").write_text("x")
-    args = ["storage", "measure", "--dir", str(tmp_path), "--sizes", sizes]
+    args = ["storage", "measure", "--workdir", str(tmp_path), "--sizes", sizes]
     out = run(*args, *[a.replace("{tmp}", str(tmp_path)) for a in extra])
     assert out.exit_code == 2, out.output
     assert message in out.output
@@ -256,7 +256,10 @@ def test_put_and_get_encrypted_with_a_key_or_a_sealed_key(tmp_path):
     cid, key, sealed = row["cid"], row["key"], row["sealed"][provider.public]
     back = tmp_path / "back.bin"
     assert (
-        run("storage", "get", cid, "-o", str(back), "--store", store, "--key", key).exit_code == 0
+        run(
+            "storage", "get", cid, "-o", str(back), "--store", store, "--content-key", key
+        ).exit_code
+        == 0
     )
     assert back.read_bytes() == data
     opened = run(
@@ -268,7 +271,15 @@ def test_put_and_get_encrypted_with_a_key_or_a_sealed_key(tmp_path):
     assert plain.exit_code == 0 and data[:1000] not in (tmp_path / "cipher.bin").read_bytes()
     # a wrong key: exit 2, one line, and the target is not created
     wrong = run(
-        "storage", "get", cid, "-o", str(tmp_path / "x"), "--store", store, "--key", "00" * 32
+        "storage",
+        "get",
+        cid,
+        "-o",
+        str(tmp_path / "x"),
+        "--store",
+        store,
+        "--content-key",
+        "00" * 32,
     )
     assert wrong.exit_code == 2 and "wrong key" in wrong.output
     assert not (tmp_path / "x").exists()
@@ -286,13 +297,15 @@ def test_a_key_out_file_is_private_and_never_overwritten(tmp_path):
     (tmp_path / "a").write_bytes(b"secret")
     key_file = tmp_path / "a.key"
     put = ["storage", "put", str(tmp_path / "a"), "--store", store, "--encrypt"]
-    out = run(*put, "--key-out", str(key_file))
+    out = run(*put, "--content-key-out", str(key_file))
     assert out.exit_code == 0, out.output
     assert "  key " not in out.stdout and oct(key_file.stat().st_mode & 0o777) == "0o600"
     cid = out.stdout.split()[0]
-    got = run("storage", "get", cid, "-o", "-", "--store", store, "--key-file", str(key_file))
+    got = run(
+        "storage", "get", cid, "-o", "-", "--store", store, "--content-key-file", str(key_file)
+    )
     assert got.stdout_bytes == b"secret"
-    again = run(*put, "--key-out", str(key_file))
+    again = run(*put, "--content-key-out", str(key_file))
     assert again.exit_code == 2 and "not overwriting" in again.output
 
 
@@ -300,7 +313,7 @@ def test_a_key_out_file_is_private_and_never_overwritten(tmp_path):
     ("args", "message"),
     [
         (["--seal-to", "ab" * 31], "64 lowercase hex"),
-        (["--encrypt", "--key-out", "k", "--chunk-size", "1KiB", "{a}", "{a}"], "one file"),
+        (["--encrypt", "--content-key-out", "k", "--chunk-size", "1KiB", "{a}", "{a}"], "one file"),
         (["--max-links", "1"], "links per node"),
         (["--chunk-size", "100B"], "chunk size"),
     ],
@@ -319,8 +332,8 @@ def test_bad_put_options_are_refused_before_anything_is_stored(tmp_path, args, m
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--key", "abc"], "64 hex digits"),
-        (["--key", "00" * 32, "--key-file", "k"], "one of"),
+        (["--content-key", "abc"], "64 hex digits"),
+        (["--content-key", "00" * 32, "--content-key-file", "k"], "one of"),
         (["--sealed", "00" * 80], "go together"),
     ],
 )

@@ -51,7 +51,7 @@ def test_the_simulations_are_listed_in_order_with_unique_parameters():
 def test_collective_summary_is_mercat_simulate_collectives_and_runs_add_up():
     out = run("collective", 6, 3, Steps(True, 100), assets=20, tasks=450, mechanism="coll-stake")
     config = CollectiveConfig(mechanism="coll-stake", assets=20, tasks=450)
-    cli = runner.invoke(app, ["simulate", "collective", "--mechanism", "coll-stake",
+    cli = runner.invoke(app, ["simulate", "collective", "--collective", "coll-stake",
                               "--assets", "20", "--tasks", "450", "--runs", "6", "--seed", "3",
                               "--json"])  # fmt: skip
     assert cli.exit_code == 0, cli.output

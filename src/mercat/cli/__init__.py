@@ -13,7 +13,6 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
 
 from mercat.cli import (
     agent,
@@ -34,6 +33,7 @@ from mercat.cli import (
     storage,
     workbench,
 )
+from mercat.cli._help import MercatGroup, MercatTyper
 from mercat.errors import MercatError
 
 
@@ -60,10 +60,12 @@ def _usage_error(exc: typer.TyperException) -> typer.Exit:
     ctx = getattr(exc, "ctx", None)
     where = f"{ctx.command_path}: " if ctx is not None else ""
     hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    return _fail(f"{where}{exc.format_message()}{hint}")
+    # Typer prefixes a refused choice with pydantic's "Value error, ": noise to a user.
+    message = exc.format_message().replace("Value error, ", "")
+    return _fail(f"{where}{message}{hint}")
 
 
-class _MercatGroup(TyperGroup):
+class _MercatGroup(MercatGroup):
     """The top-level group: a MercatError anywhere below it, or a bad option or value of any
     command, becomes one line `error: ...` on stderr and exit code 2. Asking for help (no
     arguments to a group) still prints the help."""
@@ -87,7 +89,7 @@ class _MercatGroup(TyperGroup):
             raise _usage_error(exc) from None
 
 
-app = typer.Typer(
+app = MercatTyper(
     cls=_MercatGroup,
     help="mercat: decentralized compute marketplaces (incentives, clearing, auctions, ledger).",
     no_args_is_help=True,

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import key_option, node_option
 from mercat.cli._output import print_json
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command("agent")
 def agent(
-    node: str = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000."),
-    key: Path = typer.Option(..., help="The owner's key file, or - to read it from stdin."),
+    node: str = node_option(),
+    key: Path = key_option(..., help="The owner's key file, or - to read it from stdin."),
     server: list[str] = typer.Option(
         ..., "--server", help="A server asset id to offer and run tasks on (repeatable)."
     ),

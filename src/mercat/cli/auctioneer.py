@@ -1,7 +1,7 @@
 """The distributed auctioneer's commands (seed 003).
 
 - `mercat provider --id J --peers peers.toml [--k K]`: run one provider (a long-lived process);
-- `mercat bid --providers peers.toml [--round R] --bid ID:buy:PRICE:QTY ...`: send bids to
+- `mercat bid --peers peers.toml [--round R] --bid ID:buy:PRICE:QTY ...`: send bids to
   every provider in the next round that takes bids (or round R) and print its outcome: ok,
   missed (the round ran without these bids) or ⊥;
 - `mercat auctioneer init`: write a peers file and one key per provider;
@@ -16,15 +16,34 @@ Heavy imports (numpy, pyzmq, the solvers) happen inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import (
+    fixed_mechanism_option,
+    json_option,
+    ledger_option,
+    out_option,
+    seed_option,
+)
 from mercat.cli._output import console, err_console, print_json, print_table
 
-app = typer.Typer()
+app = MercatTyper()
+
+AUCTIONS = ("double-auction", "vcg")
+"""The auctions of seed 003, as the mechanism registry names them."""
+TRIAL_AUCTIONS = (*AUCTIONS, "double-auction-coin")
+"""The trials' auctions: seed 003's two and the double auction with coin tie-breaks."""
+PROTOCOL_NAMES = {"double-auction": "double", "vcg": "vcg", "double-auction-coin": "double-coin"}
+"""The protocol's (and the peers file's) name of each auction."""
+SHOWN_NAMES = {protocol: name for name, protocol in PROTOCOL_NAMES.items()}
+
+TieBreak = Literal["index", "coin"]
 # `auctioneer local`'s table: column -> milestone of mercat.auctioneer.round.PHASES
 MILESTONE_COLUMNS = (("committed", "commit"), ("revealed", "reveal"), ("allocated", "outcome"))
-group = typer.Typer(
+group = MercatTyper(
     help="The distributed auctioneer: peers files, local clusters, deviation trials."
 )
 app.add_typer(group, name="auctioneer")
@@ -42,7 +61,9 @@ def provider(
         "the peers file.",
     ),
     bind: str | None = typer.Option(None, "--bind", help="Listen here instead (tcp://...)."),
-    log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING."),
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = typer.Option(
+        "WARNING", "--log-level", help="How much the provider logs."
+    ),
     results: str | None = typer.Option(
         None,
         "--results",
@@ -67,9 +88,9 @@ def provider(
     )
 
 
-@app.command()
+@app.command(renamed={"--providers": "--peers"})
 def bid(
-    providers: Path = typer.Option(..., "--providers", help="Peers file (TOML)."),
+    providers: Path = typer.Option(..., "--peers", help="Peers file (TOML)."),
     bids: list[str] = typer.Option(
         ..., "--bid", help="ID:buy|sell:PRICE:QUANTITY; repeat for several bids."
     ),
@@ -89,7 +110,7 @@ def bid(
         min=0.1,
         help="Seconds to wait for the providers' results (after the round's bidding closes).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option(),
 ) -> None:
     """Send bids to every provider of a round and print the round's outcome: ok, missed (the
     round ran without these bids; the providers say why) or ⊥."""
@@ -172,23 +193,22 @@ def bid(
         console.print(f"  {bidder}: allocated {row['allocated']:.6g}, pays {row['pays']:.6g}")
 
 
-@group.command("init")
+@group.command("init", renamed={"--bidders-from-ledger": "--ledger"})
 def init(
     providers: int = typer.Option(3, "--providers", min=1, help="Number of providers m."),
     k: int = typer.Option(1, "--k", min=0, help="Coalition size to resist (m > 2k)."),
-    mechanism: str = typer.Option("double", "--mechanism", help="double or vcg."),
-    tie_break: str = typer.Option(
+    mechanism: str = fixed_mechanism_option("double-auction", AUCTIONS, "Auction"),
+    tie_break: TieBreak = typer.Option(
         "index", "--tie-break", help="Double auction: equal bids by 'index' or by the 'coin'."
     ),
-    out: Path = typer.Option(Path("auctioneer"), "--out", help="Directory to write into."),
+    out: Path = out_option(Path("auctioneer"), help="Directory to write into."),
     host: str = typer.Option("127.0.0.1", "--host", help="Host of every provider."),
     base_port: int = typer.Option(
         5600, "--base-port", min=1, max=65000, help="Provider i listens on base+i."
     ),
-    ledger: str | None = typer.Option(
-        None,
-        "--bidders-from-ledger",
-        help="Ledger store URL: bind request ids and active asset ids to their owners' keys.",
+    ledger: str | None = ledger_option(
+        help="A ledger's store URL: bind its request ids and active asset ids to their "
+        "owners' keys (the peers file's bidders table).",
     ),
     round_seconds: float = typer.Option(
         10.0, "--round-seconds", min=0.01, help="A round opens for bids every this many seconds."
@@ -210,7 +230,7 @@ def init(
     params = ProtocolParams(
         providers=ids,
         k=k,
-        mechanism=mechanism,
+        mechanism=PROTOCOL_NAMES[mechanism],
         tie_break=tie_break,
         schedule_start=float(math.floor(time.time())),
         round_seconds=round_seconds,
@@ -238,8 +258,8 @@ def init(
 @group.command("bidders")
 def bidders(
     peers: Path = typer.Option(..., "--peers", help="Peers file (TOML) to update."),
-    ledger: str = typer.Option(..., "--ledger", help="Ledger store URL (sqlite:///... etc.)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ledger: str = ledger_option(..., help="The ledger's store URL (sqlite:///... etc.)."),
+    as_json: bool = json_option(),
 ) -> None:
     """Replace the peers file's [bidders] table by the ledger's requests and active assets,
     each bound to its owner's key (restart the providers to apply it)."""
@@ -277,13 +297,13 @@ def local(
     providers: int = typer.Option(8, "--providers", min=1, help="Providers in the auction."),
     k: int = typer.Option(1, "--k", min=0, help="Coalition size to resist (m > 2k)."),
     users: int = typer.Option(1000, "--users", min=1, help="Users (bidders)."),
-    mechanism: str = typer.Option("double", "--mechanism", help="double or vcg."),
+    mechanism: str = fixed_mechanism_option("double-auction", AUCTIONS, "Auction"),
     executing: int | None = typer.Option(
         None, "--executing", min=1, help="Providers that run the protocol (default: all)."
     ),
     groups: int = typer.Option(0, "--groups", min=0, help="VCG payment groups (0: m//(k+1))."),
     rounds: int = typer.Option(3, "--rounds", min=1, help="Rounds to run."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the generated markets."),
+    seed: int = seed_option(0, help="Seed of the generated markets."),
     crash_round: int | None = typer.Option(
         None, "--crash-round", min=0, help="Kill the last provider before this round."
     ),
@@ -295,11 +315,13 @@ def local(
         help="VCG: 0 proves optima; e.g. 0.01 accepts a certified 1% gap. Default: 0 up to "
         "125 users, 0.01 above (a proof at n = 1000 can take hours).",
     ),
-    tie_break: str = typer.Option(
+    tie_break: TieBreak = typer.Option(
         "index", "--tie-break", help="Double auction: equal bids by 'index' or by the 'coin'."
     ),
-    phase_timeout: float = typer.Option(5.0, "--phase-timeout", min=0.1),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    phase_timeout: float = typer.Option(
+        5.0, "--phase-timeout", min=0.1, help="Seconds a provider waits for a phase's messages."
+    ),
+    as_json: bool = json_option(),
 ) -> None:
     """Start the providers as processes on loopback, run rounds, report outcomes and times."""
     import statistics
@@ -314,7 +336,7 @@ def local(
         executing=m,
         k=k,
         users=users,
-        mechanism=mechanism,
+        mechanism=PROTOCOL_NAMES[mechanism],
         rounds=rounds,
         groups=groups,
         seed=seed,
@@ -384,10 +406,12 @@ def local(
         raise stopped
 
 
-@group.command("results")
+@group.command("results", renamed={"--log": "--results"})
 def results(
     log: str = typer.Option(
-        ..., "--log", help="Result log URL, e.g. sqlite:///auct/p1.results.db (see `provider`)."
+        ...,
+        "--results",
+        help="A provider's result log URL, e.g. sqlite:///auct/p1.results.db (see `provider`).",
     ),
     provider_id: str | None = typer.Option(None, "--provider", help="Only this provider."),
     round_id: int | None = typer.Option(None, "--round", min=0, help="Only this round."),
@@ -429,36 +453,32 @@ def trials(
     trials_per_case: int = typer.Option(
         10, "--trials", min=1, help="Trials per (mechanism, m, k, deviation)."
     ),
-    mechanism: list[str] = typer.Option(
-        ["double", "vcg", "double-coin"],
-        "--mechanism",
-        help="double, vcg, double-coin (ties broken by the common coin); repeatable.",
+    mechanism: list[str] = fixed_mechanism_option(
+        list(TRIAL_AUCTIONS),
+        TRIAL_AUCTIONS,
+        "Auctions to try, repeatable (double-auction-coin breaks ties by the common coin)",
     ),
-    seed: int = typer.Option(0, "--seed"),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    seed: int = seed_option(0, help="Seed of the trials."),
+    as_json: bool = json_option(),
 ) -> None:
     """Deviation trials (in process): coalitions of up to k providers, m in {3, 5, 8}.
 
     Counts, per deviation, the trials whose honest providers all output the honest outcome,
     all output ⊥, split between the two, or output anything else (manipulated)."""
     from mercat.auctioneer.deviations import CATALOGUE
-    from mercat.auctioneer.trials import CONFIGS, MECHANISMS, run_coalition_trials
-    from mercat.errors import InvalidParameterError
+    from mercat.auctioneer.trials import CONFIGS, run_coalition_trials
     from mercat.progress import progress_bar
-
-    unknown = [m for m in mechanism if m not in MECHANISMS]
-    if unknown:
-        raise InvalidParameterError(
-            f"unknown mechanism {unknown[0]!r}; known: {', '.join(MECHANISMS)}"
-        )
 
     total = trials_per_case * len(mechanism) * len(CONFIGS) * (len(CATALOGUE) + 1)
     with progress_bar("deviation trials", total, not as_json) as advance:
         tallies = run_coalition_trials(
-            trials_per_case, mechanisms=mechanism, seed=seed, progress=advance
+            trials_per_case,
+            mechanisms=[PROTOCOL_NAMES[m] for m in mechanism],
+            seed=seed,
+            progress=advance,
         )
     rows = [
-        {"mechanism": mech, "m": m, "k": k, "deviation": dev, **tally.as_dict()}
+        {"mechanism": SHOWN_NAMES[mech], "m": m, "k": k, "deviation": dev, **tally.as_dict()}
         for (mech, m, k, dev), tally in tallies.items()
     ]
     totals = {

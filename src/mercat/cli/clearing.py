@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import (
+    json_option,
+    mechanism_option,
+    mechanism_settings_option,
+    out_option,
+    seed_option,
+)
 from mercat.cli._output import console, err_console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError
 
-app = typer.Typer()
+app = MercatTyper()
 
 SHOWN_ROWS = 40
 """Human output lists at most this many requests and nodes (--json lists all)."""
 
-GENERATORS = ("random", "double-auction", "standard-auction", "running-example")
+MarketKind = Literal["random", "double-auction", "standard-auction", "running-example"]
+GENERATORS = get_args(MarketKind)
 
 
 def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]:
@@ -48,28 +57,16 @@ def mechanism_options(mechanism_class: type, pairs: list[str]) -> dict[str, Any]
     return options
 
 
-@app.command()
+@app.command(renamed={"-o": "-O"})
 def clear(
     market_file: Path = typer.Argument(..., help="Market JSON file (docs/market-format.md)."),
-    mechanism: str = typer.Option(
-        "optimal",
-        "--mechanism",
-        "-m",
-        help="Clearing mechanism (see docs/mechanisms.md), an installed plug-in's name, or "
-        "module:Class.",
-    ),
-    seed: int = typer.Option(0, help="Seed for mechanisms that draw random numbers."),
+    mechanism: str = mechanism_option("optimal"),
+    seed: int = seed_option(0, help="Seed for mechanisms that draw random numbers."),
     time_limit: float | None = typer.Option(
         None, "--time-limit", help="Solver time limit in seconds (mechanisms that solve MILPs)."
     ),
-    option: list[str] = typer.Option(
-        [],
-        "--option",
-        "-o",
-        help="A mechanism option KEY=VALUE (repeatable; VALUE is JSON or a plain string), "
-        "e.g. -o tick=0.001 -o makers=3 for posted-price, -o target_gap=0.001 for vcg.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    option: list[str] = mechanism_settings_option(),
+    as_json: bool = json_option(),
     timings: bool = typer.Option(
         False,
         "--timings",
@@ -84,7 +81,7 @@ def clear(
 
     mechanism_class = registry.resolve(mechanism)  # unknown names fail before the file is read
     pairs = list(option)
-    if time_limit is not None:  # --time-limit is -o time_limit=…: given both ways, it is refused
+    if time_limit is not None:  # --time-limit is -O time_limit=…: given both ways, it is refused
         if "time_limit" not in accepted_options(mechanism_class):
             raise InvalidParameterError(f"mechanism {mechanism!r} takes no --time-limit")
         pairs.append(f"time_limit={time_limit!r}")
@@ -152,21 +149,19 @@ def _print_clearing(market: Any, result: Any, report: dict[str, Any]) -> None:
         err_console.print(f"[yellow]warning:[/] {reason}")
 
 
-@app.command()
+@app.command(renamed={"-m": "--nodes", "--size": "--requests"})
 def generate(
-    kind: str = typer.Argument(..., help=f"One of: {', '.join(GENERATORS)}."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write here (default: stdout)."),
-    size: int = typer.Option(20, "--size", "-n", min=0, help="Requests (users)."),
-    nodes: int = typer.Option(8, "--nodes", "-m", min=1, help="Nodes (providers)."),
-    seed: int = typer.Option(0, help="Seed: the same seed writes the same market."),
+    kind: MarketKind = typer.Argument(..., help="The kind of market."),
+    out: Path | None = out_option(help="Write here (default: stdout)."),
+    size: int = typer.Option(20, "--requests", "-n", min=0, help="Requests (users)."),
+    nodes: int = typer.Option(8, "--nodes", min=1, help="Nodes (providers)."),
+    seed: int = seed_option(0, help="Seed: the same seed writes the same market."),
     divisible: bool = typer.Option(False, "--divisible", help="random: a divisible market."),
 ) -> None:
     """Write a market as JSON: random (every constraint kind), seed-003 auctions, seed 001."""
     from mercat.market import generators
     from mercat.market.market_io import dumps_market
-    from mercat.validation import choice
 
-    choice("kind", kind, GENERATORS)
     if kind == "random":
         market = generators.random_market(seed, size, nodes, divisible=divisible)
     elif kind == "double-auction":

@@ -6,12 +6,15 @@ DIR`: the same market's ledger, keys and commands, for participants started by h
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import json_option, mechanism_option, seed_option
 from mercat.cli._output import console, print_json, print_table
 
-app = typer.Typer(help="Run a local market of processes: node, agents, oracles, requesters.")
+app = MercatTyper(help="Run a local market of processes: node, agents, oracles, requesters.")
 
 
 # The options `up` and `init` share: one market, run at once or started by hand.
@@ -25,12 +28,15 @@ FAILURE_PRONE = typer.Option(
     0.5, min=0.0, max=1.0, help="Share of providers whose servers fail often."
 )
 FAILURE_RATE = typer.Option(0.3, min=0.0, max=1.0, help="Their F_a.")
-MECHANISM = typer.Option(
+MECHANISM = mechanism_option(
     "optimal",
-    help="Clearing mechanism (mercat clear --help); double-auction and "
-    "distributed-auction (seed 003) clear per-unit asks and one replica per request.",
+    references=False,
+    more="double-auction and distributed-auction (seed 003's) clear per-unit asks and one "
+    "replica per request.",
 )
-COLLECTIVE = typer.Option("coll-sr", help="free, coll-stake, coll-rep or coll-sr.")
+COLLECTIVE = typer.Option(
+    "coll-sr", help="Collective rule the devnet's ledger enforces (seed 000's four)."
+)
 STAKE = typer.Option(4.0, min=0.0, help="S0: each asset's stake (tokens).")
 PENALTY = typer.Option(1.0, min=0.0, help="P: the collective penalty (tokens).")
 ROUND_SECONDS = typer.Option(1.0, min=0.0, max=3600.0, help="Least round period.")
@@ -38,7 +44,7 @@ DEADLINE_MS = typer.Option(20_000, min=1, help="The requests' SLA deadline.")
 SAMPLE_RATE = typer.Option(0.25, min=0.0, max=1.0, help="Oracles' re-execution share.")
 LIARS = typer.Option(0, min=0, help="Oracles that report the opposite.")
 SILENT = typer.Option(0, min=0, help="Oracles that never report.")
-SEED = typer.Option(1, min=0, help="Seed of the setup, the load and the rounds.")
+SEED = seed_option(1, help="Seed of the setup, the load and the rounds.")
 AUCTIONEER_PROCESSES = typer.Option(
     0,
     min=0,
@@ -82,7 +88,7 @@ def init(
     failure_prone: float = FAILURE_PRONE,
     failure_rate: float = FAILURE_RATE,
     mechanism: str = MECHANISM,
-    collective: str = COLLECTIVE,
+    collective: Literal["free", "coll-stake", "coll-rep", "coll-sr"] = COLLECTIVE,
     stake: float = STAKE,
     penalty: float = PENALTY,
     round_seconds: float = ROUND_SECONDS,
@@ -94,7 +100,7 @@ def init(
     sealed_share: float = SEALED_SHARE,
     auctioneer_processes: int = AUCTIONEER_PROCESSES,
     port: int = typer.Option(8000, min=1, max=65535, help="The node's port on 127.0.0.1."),
-    as_json: bool = typer.Option(False, "--json", help="Print what was created as JSON."),
+    as_json: bool = json_option(help="Print what was created as JSON."),
 ) -> None:
     """Create a devnet for participants started by hand: its ledger (genesis), a key file
     per participant (0600), and a README.md with the command that starts each of them (the
@@ -133,7 +139,7 @@ def up(
     failure_prone: float = FAILURE_PRONE,
     failure_rate: float = FAILURE_RATE,
     mechanism: str = MECHANISM,
-    collective: str = COLLECTIVE,
+    collective: Literal["free", "coll-stake", "coll-rep", "coll-sr"] = COLLECTIVE,
     stake: float = STAKE,
     penalty: float = PENALTY,
     round_seconds: float = ROUND_SECONDS,
@@ -150,7 +156,7 @@ def up(
         help="Keep the ledger, store, board and logs here (default: a temporary "
         "directory, removed at the end).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = json_option(help="Print the report as JSON."),
 ) -> None:
     """Start a devnet, run its rounds, stop it, audit the ledger, report."""
     from mercat.errors import DevnetError

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import seed_option
 from mercat.cli._output import print_json, print_mapping, print_table
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command()
@@ -36,16 +40,18 @@ def ruin(
     target: float = typer.Option(..., help="Target task failure rate F_t^target (sets R)."),
     horizon: int = typer.Option(10_000, help="Number of tasks N."),
     penalty: float = typer.Option(1.0, help="Penalty P."),
-    method: str = typer.Option(
-        "all", help="exact, lundberg, diffusion, monte-carlo, or all (side by side)."
+    method: Literal["exact", "lundberg", "diffusion", "monte-carlo", "all"] = typer.Option(
+        "all", help="How ruin is computed; all: every method side by side."
     ),
     inclusive: bool = typer.Option(
         False, "--inclusive", help="Ruin at S <= P (the authors' simulator) instead of S < P."
     ),
     level: float | None = typer.Option(None, help="Ruin level (default: the penalty P)."),
-    claims: str = typer.Option("bernoulli", help="bernoulli (one task per step) or poisson."),
+    claims: Literal["bernoulli", "poisson"] = typer.Option(
+        "bernoulli", help="bernoulli (one task per step) or poisson."
+    ),
     samples: int = typer.Option(20_000, help="Monte Carlo paths."),
-    seed: int = typer.Option(0, help="Monte Carlo seed."),
+    seed: int = seed_option(0, help="Monte Carlo seed."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Probability that an asset's stake is ruined within N tasks (seed 000, Fig. 3)."""

@@ -1,7 +1,8 @@
 """`mercat ledger ...`: create, inspect and audit a ledger store.
 
-The store is chosen by `--url` (or MERCAT_LEDGER_URL): `sqlite:///path.db` by default,
-`postgresql+psycopg://user@host/db` for scale. Amounts are printed in base units.
+The store is chosen by `--ledger` (or MERCAT_LEDGER_URL; `--url` is its old name):
+`sqlite:///path.db` by default, `postgresql+psycopg://user@host/db` for scale. Amounts are
+printed in base units.
 
 Every setting is checked before anything is written: a refused `init` leaves neither a store
 nor a key file behind, and the reading commands open a SQLite file read-only until they know
@@ -13,30 +14,35 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import json_option, ledger_option
 from mercat.cli._output import console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError, LedgerUnavailableError
 
-app = typer.Typer(
-    help="The ledger: accounts, balances, stakes, escrow, journal.", no_args_is_help=True
+app = MercatTyper(
+    help="The ledger: accounts, balances, stakes, escrow, journal.",
+    no_args_is_help=True,
+    renamed={"--url": "--ledger", "--mechanism": "--collective", "--initial-stake": "--stake"},
 )
 
 DEFAULT_URL = "sqlite:///mercat-ledger.db"
 
-UrlOption = typer.Option(
-    None, "--url", help=f"Store URL (default: $MERCAT_LEDGER_URL or {DEFAULT_URL})."
+UrlOption = ledger_option(
+    help=f"The ledger's store URL (default: $MERCAT_LEDGER_URL or {DEFAULT_URL})."
 )
-JsonOption = typer.Option(False, "--json", help="Print JSON.")
+JsonOption = json_option()
 
 
 def _url(url: str | None) -> str:
-    """The store's URL: `--url`, else MERCAT_LEDGER_URL (unset or empty: the default). An
-    empty `--url` is refused, not replaced by the default."""
+    """The store's URL: `--ledger`, else MERCAT_LEDGER_URL (unset or empty: the default). An
+    empty `--ledger` is refused, not replaced by the default."""
     if url is not None:
         if not url.strip():
-            raise LedgerUnavailableError("--url is empty; give the store's URL or leave it out")
+            raise LedgerUnavailableError("--ledger is empty; give the store's URL or leave it out")
         return url
     return os.environ.get("MERCAT_LEDGER_URL") or DEFAULT_URL
 
@@ -53,10 +59,16 @@ def init(
     operator_key: Path = typer.Option(
         Path("operator.key"), help="Operator's key file (hex seed); created (mode 600) if missing."
     ),
-    mechanism: str = typer.Option("coll-stake", help="free, coll-stake, coll-rep or coll-sr."),
+    mechanism: Literal["free", "coll-stake", "coll-rep", "coll-sr"] = typer.Option(
+        "coll-stake",
+        "--collective",
+        help="Collective rule the ledger enforces (it stores seed 000's four).",
+    ),
     penalty: float = typer.Option(1.0, help="Penalty P in tokens."),
     target: float = typer.Option(0.01, help="Target task failure rate; sets R = F·P/(1-F)."),
-    initial_stake: float = typer.Option(10.0, help="S0 in tokens (the clamp of rep/sr)."),
+    initial_stake: float = typer.Option(
+        10.0, "--stake", help="S0, the initial stake in tokens (the clamp of rep/sr)."
+    ),
     unit: int = typer.Option(10**6, help="Base units per token."),
     unstake_delay: int = typer.Option(10, help="Rounds unstaked tokens wait before release."),
     quorum: int = typer.Option(1, help="Oracles that must agree before a task settles."),
@@ -75,7 +87,7 @@ def init(
     _check_range("--unit", unit, 1, MAX_UNIT)
     _check_range("--unstake-delay", unstake_delay, 0, MAX_UNSTAKE_DELAY)
     _check_range("--quorum", quorum, 1, MAX_QUORUM)
-    for option, tokens in (("--penalty", penalty), ("--initial-stake", initial_stake)):
+    for option, tokens in (("--penalty", penalty), ("--stake", initial_stake)):
         _check_tokens(option, tokens, unit)
     rule = IntegerRule.from_collective(
         find_mechanism(mechanism).rule(initial_stake, target, penalty), unit
@@ -283,7 +295,9 @@ def offers(url: str | None = UrlOption, as_json: bool = JsonOption) -> None:
 @app.command()
 def requests(
     url: str | None = UrlOption,
-    status: str | None = typer.Option(None, help="open, assigned or closed."),
+    status: Literal["open", "assigned", "closed"] | None = typer.Option(
+        None, help="Only requests in this state."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Requests with their signed terms and where they are in their life cycle."""
@@ -311,7 +325,9 @@ def requests(
 def tasks(
     url: str | None = UrlOption,
     round_: int | None = typer.Option(None, "--round", min=0, help="Only this round."),
-    status: str | None = typer.Option(None, help="open or settled."),
+    status: Literal["open", "settled"] | None = typer.Option(
+        None, help="Only tasks in this state."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Tasks: assets, payouts, charge, and the oracles' verdict once settled."""

@@ -10,34 +10,36 @@ against what its owners signed) and the command says who earned what.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import (
+    collective_option,
+    json_option,
+    ledger_option,
+    mechanism_option,
+    mechanism_settings_option,
+    seed_option,
+)
 from mercat.cli._output import console, print_json, print_table
 from mercat.cli.clearing import mechanism_options
 from mercat.errors import InvalidParameterError
 
-app = typer.Typer(help="Run a marketplace: signed offers and requests, rounds, settlement.")
+app = MercatTyper(help="Run a marketplace: signed offers and requests, rounds, settlement.")
 
 
-@app.command("run")
+@app.command("run", renamed={"-o": "-O"})
 def run(
-    ledger: str | None = typer.Option(
-        None,
-        "--ledger",
+    ledger: str | None = ledger_option(
         help="A new ledger to create and run on (sqlite:///market.db, postgresql+psycopg://...); "
         "without it the market runs on an in-memory book.",
     ),
-    mechanism: str = typer.Option(
-        "optimal", "--mechanism", help="Clearing mechanism (mercat clear --help lists them)."
-    ),
-    option: list[str] = typer.Option(
-        [], "--option", "-o", help="Mechanism option KEY=VALUE (repeatable)."
-    ),
-    collective: str = typer.Option(
-        "coll-sr",
-        help="Collective rule: free, coll-stake, coll-rep, coll-sr, an installed plug-in or "
-        "module:Class (plug-ins run on the in-memory book).",
+    mechanism: str = mechanism_option("optimal"),
+    option: list[str] = mechanism_settings_option(),
+    collective: str = collective_option(
+        "coll-sr", help="Collective rule (plug-ins run on the in-memory book)"
     ),
     rounds: int = typer.Option(20, min=1, max=100_000, help="Rounds to run."),
     providers: int = typer.Option(4, min=1, max=1000, help="Providers (two servers each)."),
@@ -45,14 +47,14 @@ def run(
     failure_prone: float = typer.Option(
         0.25, min=0.0, max=1.0, help="Share of servers that fail often."
     ),
-    seed: int = typer.Option(1, min=0, help="Root seed."),
+    seed: int = seed_option(1),
     keys: Path | None = typer.Option(
         None, help="Directory to write the participants' keys to (mode 600); not kept otherwise."
     ),
     events: Path | None = typer.Option(
         None, help="Append every stage's events to this file, one JSON line each."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option(),
 ) -> None:
     """Run a whole market: offers and requests signed by their owners, rounds, settlement."""
     import numpy as np
@@ -61,6 +63,7 @@ def run(
     from mercat.clearing.report import configure
     from mercat.identity import Keypair
     from mercat.incentives.collective import mechanism as collective_mechanism
+    from mercat.progress import progress_bar
     from mercat.runtime.memory import MemoryBook
     from mercat.scenarios.marketplace import MarketSetup, build, summary
 
@@ -98,9 +101,10 @@ def run(
 
         market.plan = replace(market.plan, log=JsonlLog(events))
     label = f"{mechanism} on {'the ledger' if ledger else 'an in-memory book'}"
-    status = console.status(f"running {rounds} rounds ({label})") if not as_json else _Quiet()
-    with status:
-        market.run(rounds)
+    with progress_bar(f"rounds ({label})", rounds, enabled=not as_json) as advance:
+        for round_ in range(1, rounds + 1):
+            market.run(1, start=round_)
+            advance(1)
     result = summary(market)
     book.verify()
     result["audit"] = "ok"
@@ -141,14 +145,6 @@ def run(
     )
 
 
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _write_keys(directory: Path, keyring: dict) -> None:  # type: ignore[type-arg]
     directory.mkdir(parents=True, exist_ok=True)
     for name, key in keyring.items():
@@ -157,18 +153,22 @@ def _write_keys(directory: Path, keyring: dict) -> None:  # type: ignore[type-ar
         path.write_text(key.seed.hex() + "\n")
 
 
-@app.command("admission")
+@app.command("admission", renamed={"--seeds": "--runs"})
 def admission(
-    mechanism: str = typer.Option("optimal", "--mechanism", help="Clearing mechanism."),
-    collective: str = typer.Option("coll-sr", help="coll-rep or coll-sr (they weigh by stake)."),
+    mechanism: str = mechanism_option("optimal"),
+    collective: Literal["coll-rep", "coll-sr"] = typer.Option(
+        "coll-sr", help="A rule that weighs by stake."
+    ),
     rounds: int = typer.Option(40, min=1, max=10_000, help="Rounds per run."),
-    seeds: int = typer.Option(5, min=1, max=1000, help="Paired runs (seeds 1..N)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    seeds: int = typer.Option(5, "--runs", min=1, max=1000, help="Paired runs (seeds 1..N)."),
+    as_json: bool = json_option(),
 ) -> None:
     """Stake-weighted admission against none, seed for seed: welfare, failures, removals."""
+    from mercat.progress import progress_bar
     from mercat.scenarios.admission import compare
 
-    result = compare(mechanism, collective, rounds, seeds)
+    with progress_bar("paired runs", seeds, enabled=not as_json) as advance:
+        result = compare(mechanism, collective, rounds, seeds, progress=advance)
     if as_json:
         print_json(result)
         return
@@ -181,7 +181,7 @@ def admission(
 @app.command("events")
 def events_summary(
     path: Path = typer.Argument(..., help="An event log written by `mercat market run --events`."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option(),
 ) -> None:
     """Per round, from an event log: clearing, tasks, failures, charges, margin, pool, removals."""
     from mercat.runtime.events import summarize

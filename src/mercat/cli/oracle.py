@@ -5,19 +5,22 @@ SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import key_option, node_option
 from mercat.cli._output import print_json
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command("oracle")
 def oracle(
-    node: str = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000."),
-    key: Path = typer.Option(..., help="The oracle's key file, or - to read it from stdin."),
-    behaviour: str = typer.Option(
+    node: str = node_option(),
+    key: Path = key_option(..., help="The oracle's key file, or - to read it from stdin."),
+    behaviour: Literal["honest", "liar", "silent"] = typer.Option(
         "honest", help="honest, liar (reports the opposite) or silent (never reports)."
     ),
     sample_rate: float = typer.Option(

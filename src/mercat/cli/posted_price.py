@@ -7,9 +7,11 @@ from typing import Any
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import seed_option
 from mercat.cli._output import console, print_json, print_mapping, print_table
 
-app = typer.Typer()
+app = MercatTyper()
 
 SHOWN_STEPS = 30
 """Human output shows this many turns at the start and at the end (--json lists all)."""
@@ -52,8 +54,8 @@ def dynamics(
     strategy: str = typer.Option(
         "perfect-information",
         "--strategy",
-        help="Strategy of every maker, or a comma-separated list with one per maker (a "
-        "registered name, an installed plug-in's, or module:Class).",
+        help="Strategy of every maker, or a comma-separated list with one per maker: "
+        "{choices:market-maker strategy}, or module:Class.",
     ),
     sigma: float = typer.Option(0.1, help="Noise of noisy-estimates makers."),
     specialization: bool = typer.Option(
@@ -62,7 +64,7 @@ def dynamics(
     penalty: float | None = typer.Option(
         None, "--penalty", help="γ, paid by a maker whose cleared proposal is not IR (default 1)."
     ),
-    seed: int = typer.Option(0, help="Seed for the makers' random estimates."),
+    seed: int = seed_option(0, help="Seed for the makers' random estimates."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (every turn)."),
 ) -> None:
     """Run the market-makers' best-response dynamics and print the trace."""
@@ -70,6 +72,7 @@ def dynamics(
     from mercat.clearing.posted_price.dynamics import DEFAULT_PENALTY, DEFAULT_TICK, run_dynamics
     from mercat.clearing.posted_price.template import mechanism_for
     from mercat.market.market_io import load_market
+    from mercat.progress import progress_bar
     from mercat.validation import integer
 
     mechanism = mechanism_for(attempt, specialization=specialization)
@@ -81,15 +84,18 @@ def dynamics(
         cls(sigma) if cls is registry.NoisyEstimates else cls()  # type: ignore[call-arg]
         for cls in classes
     ]
-    trace = run_dynamics(
-        market,
-        agents,
-        attempt=mechanism,
-        rounds=rounds,
-        tick=DEFAULT_TICK if tick is None else tick,
-        penalty=DEFAULT_PENALTY if penalty is None else penalty,
-        seed=seed,
-    )
+    # Off a terminal: a line per tenth of the most rounds; a fixed point or a cycle ends it early.
+    with progress_bar("best-response rounds", rounds, enabled=not as_json) as advance:
+        trace = run_dynamics(
+            market,
+            agents,
+            attempt=mechanism,
+            rounds=rounds,
+            tick=DEFAULT_TICK if tick is None else tick,
+            penalty=DEFAULT_PENALTY if penalty is None else penalty,
+            seed=seed,
+            progress=advance,
+        )
     settled = trace.settlement
     final = trace.standing
     summary = {

@@ -6,9 +6,10 @@ import math
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import print_json, print_mapping, print_table
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command()

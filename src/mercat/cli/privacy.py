@@ -7,16 +7,20 @@ as everywhere in mercat.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import print_json, print_mapping
 
-app = typer.Typer(help="Differential privacy budgets (seed 002, Alg. 2).", no_args_is_help=True)
+app = MercatTyper(help="Differential privacy budgets (seed 002, Alg. 2).", no_args_is_help=True)
 
 EpsilonOption = typer.Option(..., help="The ε budget.")
 DeltaOption = typer.Option(1e-5, help="The δ of (ε, δ)-DP.")
 RoundsOption = typer.Option(1, help="Noisy releases in the run (training rounds).")
 RateOption = typer.Option(1.0, help="Probability that a client joins a round.")
+Accountant = Literal["auto", "pld", "rdp", "exact"]
 AccountantOption = typer.Option(
     "auto",
     help="auto (exact without sampling, PLD with it), pld, rdp (looser, fast) or exact "
@@ -32,7 +36,7 @@ def check(
     delta: float = DeltaOption,
     rounds: int = RoundsOption,
     sampling_rate: float = RateOption,
-    accountant: str = AccountantOption,
+    accountant: Accountant = AccountantOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Alg. 2: the ε a run of Gaussian releases spends, against a budget (exit 1 if over)."""
@@ -65,7 +69,7 @@ def calibrate(
     delta: float = DeltaOption,
     rounds: int = RoundsOption,
     sampling_rate: float = RateOption,
-    accountant: str = AccountantOption,
+    accountant: Accountant = AccountantOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The smallest noise multiplier z whose run stays within (ε, δ); σ = z × clip norm."""

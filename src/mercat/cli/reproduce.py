@@ -6,23 +6,23 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import json_option, out_option, seed_option
 from mercat.cli._output import console, err_console, print_json
 
-app = typer.Typer()
+app = MercatTyper()
 
 
 @app.command()
 def reproduce(
-    name: str = typer.Argument(
-        ..., help="Experiment name (fig3, fig4, fig5, table1, ...) or 'all'."
-    ),
+    name: str = typer.Argument(..., help="Experiment: {choices:experiment}."),
     quick: bool = typer.Option(False, "--quick", help="Smaller sizes where an experiment is slow."),
-    out: Path = typer.Option(Path("report"), "--out", help="Report directory."),
+    out: Path = out_option(Path("report"), help="Report directory."),
     runs: int | None = typer.Option(
         None, min=1, help="Runs per configuration (default: the seed's)."
     ),
-    seed: int = typer.Option(1, help="Root seed; every result is reproducible from it."),
-    as_json: bool = typer.Option(False, "--json", help="Print the headline numbers as JSON."),
+    seed: int = seed_option(1, help="Root seed; every result is reproducible from it."),
+    as_json: bool = json_option(help="Print the headline numbers as JSON."),
 ) -> None:
     """Reproduce a figure or table of the seeds into CSV, PNG and the HTML report."""
     import datetime as dt

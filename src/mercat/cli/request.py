@@ -7,12 +7,14 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import key_option, node_option, seed_option
 from mercat.cli._output import console, print_json, print_mapping
 
-app = typer.Typer(help="Submit workloads to a market node, watch them, fetch their results.")
+app = MercatTyper(help="Submit workloads to a market node, watch them, fetch their results.")
 
-NODE = typer.Option(..., help="The node's URL, e.g. http://127.0.0.1:8000.")
-KEY = typer.Option(..., help="The requester's key file, or - to read it from stdin.")
+NODE = node_option()
+KEY = key_option(..., help="The requester's key file, or - to read it from stdin.")
 
 
 OWN_KEY = typer.Option(
@@ -51,10 +53,10 @@ def _outcome_dict(outcome) -> dict:  # type: ignore[no-untyped-def]
 @app.command("dataset")
 def dataset(
     out: Path = typer.Option(..., "--out", "-o", help="The archive to write (.npz)."),
-    rows: int = typer.Option(400, min=2, max=1_000_000),
-    features: int = typer.Option(8, min=1, max=4096),
+    rows: int = typer.Option(400, min=2, max=1_000_000, help="Examples in the archive."),
+    features: int = typer.Option(8, min=1, max=4096, help="Features per example."),
     clients: int = typer.Option(0, min=0, help="Add a client column (federated learning)."),
-    seed: int = typer.Option(1, min=0),
+    seed: int = seed_option(1, help="Seed of the synthetic data."),
     model: bool = typer.Option(False, help="Write a starting model of zeros instead."),
 ) -> None:
     """Write a synthetic dataset (binary classification) or a starting model."""
@@ -76,7 +78,7 @@ def submit(
     ),
     max_price: float = typer.Option(..., min=0.0, help="The most it pays (tokens), escrowed."),
     demand: list[str] = typer.Option(["cpu=1"], "--demand", help="RESOURCE=UNITS per replica."),
-    replicas: int = typer.Option(1, min=1, max=16),
+    replicas: int = typer.Option(1, min=1, max=16, help="Replicas to run (each is paid)."),
     deadline_ms: int = typer.Option(30_000, min=0, help="The SLA: the latency it must meet."),
     expires_in: int = typer.Option(3, min=0, help="Rounds after the current one it may wait."),
     asset: list[str] = typer.Option([], "--asset", help="An asset (id or CID) to bind."),
@@ -199,7 +201,7 @@ def load(
     max_replicas: int = typer.Option(
         16, min=1, max=16, help="Replicas per request at most (1 for seed 003's auctions)."
     ),
-    seed: int = typer.Option(0, min=0),
+    seed: int = seed_option(0, help="Seed of the requests' sizes and prices."),
     sealed_share: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of its training and preprocessing requests sealed."
     ),

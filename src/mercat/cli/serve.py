@@ -8,15 +8,22 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import (
+    ledger_option,
+    mechanism_option,
+    mechanism_settings_option,
+    seed_option,
+)
 from mercat.cli.clearing import mechanism_options
 
-app = typer.Typer()
+app = MercatTyper()
 
 
-@app.command()
+@app.command(renamed={"-o": "-O"})
 def serve(
-    ledger: str | None = typer.Option(
-        None, help="Ledger store URL to serve (default: $MERCAT_LEDGER_URL; none: no ledger)."
+    ledger: str | None = ledger_option(
+        help="Ledger store URL to serve (default: $MERCAT_LEDGER_URL; none: no ledger)."
     ),
     store: Path | None = typer.Option(
         None, help="Content store directory to serve (default: $MERCAT_STORE; none: no store)."
@@ -46,10 +53,10 @@ def serve(
         help="The ledger operator's key file, or - to read it from standard input: the node "
         "then runs the market's round loop (docs/devnet.md).",
     ),
-    mechanism: str = typer.Option("optimal", help="The round loop's clearing mechanism."),
-    option: list[str] = typer.Option(
-        [], "--option", "-o", help="Mechanism option KEY=VALUE (repeatable)."
+    mechanism: str = mechanism_option(
+        "optimal", help="The round loop's clearing mechanism", references=False
     ),
+    option: list[str] = mechanism_settings_option(),
     round_seconds: float = typer.Option(
         5.0, min=0.0, help="The least time from one round's start to the next's."
     ),
@@ -65,7 +72,7 @@ def serve(
     admission: bool = typer.Option(
         True, help="Stake-weighted admission where the ledger's rule weighs by stake."
     ),
-    seed: int = typer.Option(0, min=0, help="Round r draws from default_rng([seed, r])."),
+    seed: int = seed_option(0, help="Round r draws from default_rng([seed, r])."),
     auctioneer_peers: Path | None = typer.Option(
         None,
         help="Clear with seed 003's auctioneer run by the `mercat provider` processes of "

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
+from mercat.cli._help import MercatTyper
+from mercat.cli._options import collective_option, json_option, seed_option
 from mercat.cli._output import print_json, print_mapping
 
 MAX_FEDAVG_RUNS = 1000
 """Training runs of one `mercat simulate fedavg` (more is a sweep: mercat sweep)."""
 
-app = typer.Typer(help="Simulate markets.", no_args_is_help=True)
+app = MercatTyper(help="Simulate markets.", no_args_is_help=True)
 
 
-@app.command()
+@app.command(renamed={"--mechanism": "--collective"})
 def collective(
-    mechanism: str = typer.Option(
-        "coll-sr",
-        help="Collective rule: free, coll-stake, coll-rep, coll-sr, an installed plug-in or "
-        "module:Class (plug-ins run on the reference and pipeline engines).",
+    mechanism: str = collective_option(
+        "coll-sr", help="Collective rule (plug-ins run on the reference and pipeline engines)"
     ),
     rule_option: list[str] = typer.Option(
         [], "--rule-option", "-r", help="A plug-in rule's option KEY=VALUE (repeatable)."
@@ -33,8 +33,8 @@ def collective(
     target: float = typer.Option(0.01, help="Target task failure rate F_t^target."),
     interval: int = typer.Option(500, help="Replacement interval T (tasks)."),
     runs: int = typer.Option(100, help="Independent runs."),
-    seed: int = typer.Option(1, help="Root seed."),
-    engine: str = typer.Option(
+    seed: int = seed_option(1),
+    engine: Literal["fast", "reference", "pipeline"] = typer.Option(
         "fast",
         help="fast (numba), reference (plain Python), pipeline (the round pipeline a live "
         "market runs, on an in-memory book) or gpu (one CUDA thread per run; pip install "
@@ -45,13 +45,17 @@ def collective(
     ),
     workers: int = typer.Option(1, help="pipeline engine: processes that share the runs."),
     window: int = typer.Option(500, help="Moving-average window for failure rates."),
-    sampling: str = typer.Option("pool", help="Failure rates: pool (simulator) or direct."),
+    sampling: Literal["pool", "direct"] = typer.Option(
+        "pool", help="Failure rates: pool (simulator) or direct."
+    ),
     strict_removal: bool = typer.Option(
         False, "--strict-removal", help="Remove at S < P (the paper) instead of S <= P."
     ),
-    replacement: str = typer.Option("one-per-interval", help="one-per-interval or refill."),
+    replacement: Literal["one-per-interval", "refill"] = typer.Option(
+        "one-per-interval", help="How removed assets come back: one per interval, or refill."
+    ),
     combinations: int = typer.Option(0, help="Failure-prone combinations per new asset."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option(),
 ) -> None:
     """Run a collective-incentive marketplace and print removal precision and failure rates."""
     from mercat.progress import progress_bar
@@ -118,7 +122,7 @@ def fedavg(
     sampling_rate: float = typer.Option(0.2, help="Probability that a client joins a round."),
     local_steps: int = typer.Option(5, help="Gradient steps per client per round."),
     learning_rate: float = typer.Option(0.5, help="Clients' step size."),
-    noise: str = typer.Option(
+    noise: Literal["none", "central", "local", "example"] = typer.Option(
         "central",
         help="none, central (DP-FedAvg), local (eq. 4 at each client) or example (DP-SGD in "
         "each client, example-level).",
@@ -132,8 +136,10 @@ def fedavg(
         help="Training runs on the same federation (run 0 is the single run; the summary "
         "then gives the mean final accuracy and its standard error).",
     ),
-    engine: str = typer.Option("fast", help="fast (vectorized) or reference (per client)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    engine: Literal["fast", "reference"] = typer.Option(
+        "fast", help="fast (vectorized) or reference (per client)."
+    ),
+    as_json: bool = json_option(),
 ) -> None:
     """Federated averaging with differentially private updates (seed 002, eq. 4 and Alg. 1-2)."""
     import numpy as np
@@ -141,12 +147,11 @@ def fedavg(
     from mercat import validation as check
     from mercat.errors import InvalidParameterError
     from mercat.privacy import fedavg as fl
+    from mercat.progress import progress_bar
     from mercat.workbench.simulation import mean_and_se
     from mercat.workbench.simulations.fedavg import training_rng
 
-    engines = {"fast": fl.train, "reference": fl.train_reference}
-    if engine not in engines:
-        raise InvalidParameterError(f"engine must be fast or reference, got {engine!r}")
+    engines = {"fast": fl.train, "reference": fl.train_reference}  # --engine's choices
     check.integer("seed", seed, 0)
     check.integer("runs", runs, 1)
     if runs > MAX_FEDAVG_RUNS:
@@ -164,9 +169,11 @@ def fedavg(
     federation = fl.make_federation(
         clients, dim, np.random.default_rng([seed, 0]), mean_examples, heterogeneity
     )
-    results = [
-        engines[engine](federation, config, training_rng(seed, r)) for r in range(runs)
-    ]  # the same random numbers as a sweep's runs of this point (mercat.workbench)
+    results = []
+    with progress_bar("training runs", runs, enabled=not as_json) as advance:
+        for r in range(runs):  # the same random numbers as a sweep's runs of this point
+            results.append(engines[engine](federation, config, training_rng(seed, r)))
+            advance(1)
     per_run = [
         {
             "run": r,
@@ -196,14 +203,13 @@ def fedavg(
         print_mapping(f"FedAvg, {clients} clients, {rounds} rounds, noise {noise}", summary)
 
 
-@app.command()
+@app.command(renamed={"--mechanism": "--collective"})
 def cloudchain(
     requesters: int = typer.Option(100, help="Requesters, split over the groups by share."),
     days: int = typer.Option(30, help="Days of hourly rounds."),
     community: int = typer.Option(23, help="Community nodes beside the 5 clouds."),
-    mechanism: str = typer.Option(
-        "coll-stake",
-        help="Collective rule on servers' stakes: free, coll-stake, coll-rep, coll-sr.",
+    mechanism: Literal["free", "coll-stake", "coll-rep", "coll-sr"] = typer.Option(
+        "coll-stake", "--collective", help="Collective rule on servers' stakes (seed 000's four)."
     ),
     target: float = typer.Option(0.05, help="Target task failure rate F (reward R = F·P/(1-F))."),
     stake: float = typer.Option(50.0, help="Tokens staked on each server (S0)."),
@@ -216,13 +222,13 @@ def cloudchain(
     signed_reports: bool = typer.Option(
         False, "--signed-reports", help="Oracles sign every report; the tally checks signatures."
     ),
-    drop: str = typer.Option(
+    drop: Literal["none", "random", "group"] = typer.Option(
         "none", help="Control: drop jobs before the market sees them: none, random or group."
     ),
     drop_probability: float = typer.Option(0.0, help="Control: probability a job is dropped."),
     drop_group: str = typer.Option("", help="Control: the group whose jobs --drop group drops."),
     seed: int = typer.Option(1, help="Seed of the run (the providers are fixed: seed 0)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = json_option(),
 ) -> None:
     """Seed 002's 30-day marketplace through the round pipeline: clouds and community nodes,
     hourly premium and open double auctions, oracles, the collective rule, an audited book."""

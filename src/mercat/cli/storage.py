@@ -17,10 +17,11 @@ from pathlib import Path
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, print_json, print_mapping, print_table
 from mercat.errors import InvalidParameterError, StorageError
 
-app = typer.Typer(help="Content-addressed storage (seed 002, §III.B).", no_args_is_help=True)
+app = MercatTyper(help="Content-addressed storage (seed 002, §III.B).", no_args_is_help=True)
 
 DEFAULT_STORE = "mercat-store"
 StoreOption = typer.Option(
@@ -111,7 +112,7 @@ def _write_secret(path: Path, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise InvalidParameterError(
-            f"--key-out {str(path)!r} exists; not overwriting a key"
+            f"--content-key-out {str(path)!r} exists; not overwriting a key"
         ) from None
     except OSError as exc:
         raise StorageError(f"cannot write {str(path)!r}: {exc.strerror}") from None
@@ -119,7 +120,7 @@ def _write_secret(path: Path, text: str) -> None:
         out.write(text + "\n")
 
 
-@app.command()
+@app.command(renamed={"--key-out": "--content-key-out"})
 def put(
     files: list[Path] = typer.Argument(..., help="Files to store ('-' reads standard input)."),
     store: Path | None = StoreOption,
@@ -138,7 +139,9 @@ def put(
         [], "--seal-to", help="Also seal the key to this identity (64 hex digits; repeatable)."
     ),
     key_out: Path | None = typer.Option(
-        None, help="With one file: write its key here (mode 0600) instead of printing it."
+        None,
+        "--content-key-out",
+        help="With one file: write its content key here (mode 0600) instead of printing it.",
     ),
     ipfs_api: str | None = IpfsOption,
     as_json: bool = JsonOption,
@@ -151,9 +154,11 @@ def put(
         if str(path) != "-" and not path.is_file():
             raise InvalidParameterError(f"{str(path)!r} is not a readable file")
     if key_out is not None and (not encrypt or len(files) != 1):
-        raise InvalidParameterError("--key-out needs --encrypt (or --seal-to) and one file")
+        raise InvalidParameterError("--content-key-out needs --encrypt (or --seal-to) and one file")
     if key_out is not None and key_out.exists():
-        raise InvalidParameterError(f"--key-out {str(key_out)!r} exists; not overwriting a key")
+        raise InvalidParameterError(
+            f"--content-key-out {str(key_out)!r} exists; not overwriting a key"
+        )
     for recipient in seal_to:
         seal_key(new_key(), recipient)  # a bad identity is refused before anything is stored
     target = _open(store, chunk_size, create=True, max_links=max_links, ipfs_api=ipfs_api)
@@ -194,25 +199,26 @@ def put(
 def _content_key(
     key: str | None, key_file: Path | None, sealed: str | None, identity: Path | None
 ) -> bytes | None:
-    """The content key from exactly one of --key, --key-file, --sealed with --identity."""
+    """The content key from exactly one of --content-key, --content-key-file, --sealed with
+    --identity."""
     from mercat.identity import Keypair
     from mercat.storage.encryption import KEY_BYTES, SEALED_KEY_BYTES, open_sealed
 
     given = [x is not None for x in (key, key_file, sealed)]
     if sum(given) > 1:
-        raise InvalidParameterError("give one of --key, --key-file, --sealed")
+        raise InvalidParameterError("give one of --content-key, --content-key-file, --sealed")
     if (sealed is None) != (identity is None):
         raise InvalidParameterError("--sealed and --identity go together")
     if key is not None:
-        return _hex_bytes(key, "--key", KEY_BYTES)
+        return _hex_bytes(key, "--content-key", KEY_BYTES)
     if key_file is not None:
         try:
             text = key_file.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidParameterError(
-                f"cannot read --key-file {str(key_file)!r}: {exc}"
+                f"cannot read --content-key-file {str(key_file)!r}: {exc}"
             ) from None
-        return _hex_bytes(text, f"--key-file {str(key_file)!r}", KEY_BYTES)
+        return _hex_bytes(text, f"--content-key-file {str(key_file)!r}", KEY_BYTES)
     if sealed is not None and identity is not None:
         return open_sealed(
             _hex_bytes(sealed, "--sealed", SEALED_KEY_BYTES), Keypair.from_file(identity)
@@ -220,7 +226,7 @@ def _content_key(
     return None
 
 
-@app.command()
+@app.command(renamed={"--key": "--content-key", "--key-file": "--content-key-file"})
 def get(
     cid: str = typer.Argument(..., help="The content's CID."),
     out: Path = typer.Option(
@@ -233,8 +239,12 @@ def get(
         "block stops it with exit 2).",
     ),
     store: Path | None = StoreOption,
-    key: str | None = typer.Option(None, help="Decrypt with this content key (64 hex digits)."),
-    key_file: Path | None = typer.Option(None, help="Decrypt with the key in this file."),
+    key: str | None = typer.Option(
+        None, "--content-key", help="Decrypt with this content key (64 hex digits)."
+    ),
+    key_file: Path | None = typer.Option(
+        None, "--content-key-file", help="Decrypt with the content key in this file."
+    ),
     sealed: str | None = typer.Option(
         None, help="Decrypt with this sealed key (160 hex digits), opened with --identity."
     ),
@@ -266,7 +276,7 @@ def get(
 
 @app.command()
 def stat(
-    cid: str = typer.Argument(...),
+    cid: str = typer.Argument(..., help="The content's CID."),
     store: Path | None = StoreOption,
     ipfs_api: str | None = IpfsOption,
     as_json: bool = JsonOption,
@@ -300,11 +310,11 @@ def verify(store: Path | None = StoreOption, as_json: bool = JsonOption) -> None
         raise typer.Exit(code=2)
 
 
-@app.command()
+@app.command(renamed={"--dir": "--workdir"})
 def measure(
     directory: Path | None = typer.Option(
         None,
-        "--dir",
+        "--workdir",
         help="Existing directory whose file system is measured (default: the system's temporary "
         "directory). A fresh sub-directory is made there and removed afterwards.",
     ),
@@ -317,6 +327,7 @@ def measure(
 ) -> None:
     """Time writes and reads of fresh random objects; fit eq. 1: T_r = S/B_r, T_w = S/B_w + T_c.
     Nothing is left behind: the objects go to a temporary store that is deleted afterwards."""
+    from mercat.progress import progress_bar
     from mercat.storage.latency import check_measure, fit_profile, measure_profile
     from mercat.storage.store import ContentStore
 
@@ -329,13 +340,17 @@ def measure(
         )
     where = Path(tempfile.gettempdir()) if directory is None else directory
     if not where.is_dir():
-        raise InvalidParameterError(f"--dir {str(where)!r} is not an existing directory")
+        raise InvalidParameterError(f"--workdir {str(where)!r} is not an existing directory")
     try:
         scratch = Path(tempfile.mkdtemp(prefix="mercat-measure-", dir=where))
     except OSError as exc:
         raise StorageError(f"cannot measure in {str(where)!r}: {exc.strerror}") from None
     try:
-        points = measure_profile(ContentStore(scratch / "store"), sizes_bytes, repeats)
+        objects = len(sizes_bytes) * repeats
+        with progress_bar("objects stored and read", objects, enabled=not as_json) as advance:
+            points = measure_profile(
+                ContentStore(scratch / "store"), sizes_bytes, repeats, progress=advance
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     fit = fit_profile(name, *points)

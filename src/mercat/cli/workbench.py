@@ -9,20 +9,24 @@ mercat plot DIR                                the standard figures, as PNG
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, err_console, print_json, print_table
 
-app = typer.Typer()
-scenario_app = typer.Typer(help="Scenario files: check them, list what they can run.")
+app = MercatTyper()
+scenario_app = MercatTyper(help="Scenario files: check them, list what they can run.")
 
 
 @app.command()
 def sweep(
     scenario_file: Path = typer.Argument(..., help="A scenario file (docs/workbench.md)."),
     out: Path = typer.Option(..., "--out", "-o", help="Results directory (new, or to resume)."),
-    backend: str = typer.Option("local", help="local (processes here) or ray (Ray tasks)."),
+    backend: Literal["local", "ray"] = typer.Option(
+        "local", help="local (processes here) or ray (Ray tasks)."
+    ),
     workers: int | None = typer.Option(
         None, min=1, help="Processes (local) or CPUs of a local Ray; default: every core."
     ),
@@ -144,7 +148,9 @@ def check(
 
 @scenario_app.command("simulations")
 def simulations(
-    name: str | None = typer.Argument(None, help="One simulation: list its parameters."),
+    name: str | None = typer.Argument(
+        None, help="One simulation, to list its parameters: {choices:simulation}."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """The simulations a scenario can run, or one simulation's parameters."""

@@ -11,6 +11,7 @@ failure rates and jobs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -58,8 +59,10 @@ def compare(
     rounds: int = 40,
     seeds: int = 5,
     setup: MarketSetup | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Both variants over `seeds` paired seeds: per-seed rows and the means."""
+    """Both variants over `seeds` paired seeds: per-seed rows and the means (`progress(1)`
+    after each seed's pair)."""
     check.integer("rounds", rounds, minimum=1)
     check.integer("seeds", seeds, minimum=1)
     setup = setup or MarketSetup()
@@ -68,6 +71,8 @@ def compare(
         on = run_variant(mechanism, collective, True, rounds, seed, setup)
         off = run_variant(mechanism, collective, False, rounds, seed, setup)
         rows.append({"seed": seed, "admission": on, "no_admission": off})
+        if progress is not None:
+            progress(1)
     means = {
         variant: {
             key: float(np.mean([row[variant][key] for row in rows])) for key in rows[0][variant]

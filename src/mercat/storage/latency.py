@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,12 +146,19 @@ def check_measure(sizes: Sequence[int], repeats: int) -> list[int]:
     return checked
 
 
-def measure_profile(store, sizes: Sequence[int], repeats: int = 3, seed: int = 0):
+def measure_profile(
+    store,
+    sizes: Sequence[int],
+    repeats: int = 3,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+):
     """Time `store.put` and `store.get` (which re-hashes every block) on fresh random content
     of each size, `repeats` times; returns (sizes, read_seconds, write_seconds), one point per
     repeat. Content is new each time, so no write is saved by deduplication; reads come from
     the page cache, as they would for a provider serving a model it just stored. Sizes and
-    repeats are checked (`check_measure`) before the first write."""
+    repeats are checked (`check_measure`) before the first write; `progress(1)` follows
+    each object."""
     sizes = check_measure(sizes, repeats)
     rng = np.random.default_rng(seed)
     points: tuple[list[int], list[float], list[float]] = ([], [], [])
@@ -169,4 +176,6 @@ def measure_profile(store, sizes: Sequence[int], repeats: int = 3, seed: int = 0
             points[0].append(size)
             points[1].append(read)
             points[2].append(wrote)
+            if progress is not None:
+                progress(1)
     return points

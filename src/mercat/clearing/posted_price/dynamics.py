@@ -25,7 +25,7 @@ pure Nash equilibria, read for the sequential template with a persisting current
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,8 +186,10 @@ def run_dynamics(
     penalty: float = DEFAULT_PENALTY,
     seed: Seed = None,
     opening: Sequence[Proposal] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> Trace:
-    """Iterate best responses: makers take turns until a round changes nothing."""
+    """Iterate best responses: makers take turns until a round changes nothing (`progress(1)`
+    after each round)."""
     if market.divisible:
         raise InvalidMarketError(
             "the posted-price mechanism clears indivisible markets (seed 001's α: T → 2^N)"
@@ -243,6 +245,8 @@ def run_dynamics(
             changed = changed or result.standing != standing
             standing = result.standing
             record(round_, view.maker, result.outcome, result.reason, proposal)
+        if progress is not None:
+            progress(1)
         if not changed:
             converged = True
             break
