@@ -34,7 +34,7 @@ def collective(
     interval: int = typer.Option(500, help="Replacement interval T (tasks)."),
     runs: int = typer.Option(100, help="Independent runs."),
     seed: int = seed_option(1),
-    engine: Literal["fast", "reference", "pipeline"] = typer.Option(
+    engine: Literal["fast", "reference", "pipeline", "gpu"] = typer.Option(
         "fast",
         help="fast (numba), reference (plain Python), pipeline (the round pipeline a live "
         "market runs, on an in-memory book) or gpu (one CUDA thread per run; pip install "
