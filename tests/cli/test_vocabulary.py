@@ -27,7 +27,7 @@ TWO_MEANINGS = {
 }
 # Key files are --key (the participant's own) or --operator-key (the ledger operator's);
 # storage get's --identity keeps its name until its old --key (a content key) is gone.
-KEY_FILE_NAMES = {"--key", "--operator-key", "--identity"}
+KEY_FILE_NAMES = {"--key", "--operator-key", "--auctioneer-key", "--identity"}
 
 
 def _long(row: Param) -> str:
