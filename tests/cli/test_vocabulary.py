@@ -192,6 +192,6 @@ def test_the_inventory_prints_every_option(capsys):
     clear = {tuple(r["opts"]): r for r in rows if r["command"] == "clear"}
     assert clear[("--mechanism", "-m")]["type"] == "str"
     main([])
-    assert "simulate collective: --engine Literal [fast|reference|pipeline]" in (
+    assert "simulate collective: --engine Literal [fast|reference|pipeline|gpu]" in (
         capsys.readouterr().out.splitlines()
     )
