@@ -305,7 +305,14 @@ def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
     arrays = collective_gpu._arrays(shape, run_axis=-1)
     args = [collective_gpu.gpu_states(1, 4), pool, fparams, iparams]
     args += [arrays[name] for name in collective_gpu._ORDER]
-    ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(numba.typeof(a) for a in args), cc=(9, 0))
+    try:
+        ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(numba.typeof(a) for a in args), cc=(9, 0))
+    except Exception as exc:  # NVVM found, but not the rest of the toolkit (NVRTC, libdevice)
+        if type(exc).__name__ != "DynamicLibNotFoundError":
+            raise
+        pytest.skip(
+            f"numba-cuda's CUDA libraries are not all installed ({exc}); pip install 'mercat[gpu]'"
+        )
     start = ptx.index(".entry")
     own = ptx[start : ptx.index("\n}\n", start)]  # the kernel's own code, libdevice's apart
     assert "ld.global" in own and "st.global" in own
