@@ -127,3 +127,21 @@ def test_sections_of_an_earlier_command_say_their_own_settings(tmp_path):
     assert "computed in 1.0 s (quick sizes, RNG seed 1)" in page
     again = section_from_dict(json.loads(json.dumps(section_to_dict(old))))
     assert again.quick is False and again.rng_seed == 2
+
+
+def test_the_report_order_does_not_depend_on_which_experiment_module_was_imported_first():
+    # A test (or a user) that imports seed 001's experiments before seed 000's registers them
+    # first; the report still follows the modules' order in the registry.
+    from mercat.report import experiments
+
+    expected = list(experiments.experiments())
+    saved = dict(experiments._REGISTRY)
+    try:
+        experiments._REGISTRY.clear()
+        experiments._REGISTRY["seed001"] = saved["seed001"]  # registered first
+        experiments._REGISTRY.update(saved)
+        assert list(experiments.experiments()) == expected
+    finally:
+        experiments._REGISTRY.clear()
+        experiments._REGISTRY.update(saved)
+    assert expected[:4] == ["fig3", "fig4", "fig5", "table1"]

@@ -77,10 +77,14 @@ def register(experiment: Experiment) -> Experiment:
 
 
 def _load() -> dict[str, Experiment]:
-    """mercat's own experiments (imported on demand) and those registered so far."""
+    """mercat's own experiments (imported on demand) and those registered so far, in report
+    order: by their module's place in `_MODULES` (whichever module was imported first), then
+    the others in the order they registered."""
     for module in _MODULES:
         importlib.import_module(module)
-    return _REGISTRY
+    place = {module: i for i, module in enumerate(_MODULES)}
+    ordered = sorted(_REGISTRY.values(), key=lambda e: place.get(e.run.__module__, len(_MODULES)))
+    return {e.name: e for e in ordered}
 
 
 def _plugin_entry_points() -> dict[str, Any]:
@@ -108,7 +112,7 @@ def experiments() -> dict[str, Experiment]:
     for name, ep in _plugin_entry_points().items():
         if name not in known:
             _load_plugin(ep)
-    return dict(known)
+    return _load()
 
 
 def get(name: str) -> Experiment:
