@@ -141,3 +141,15 @@ def test_a_whole_float_round_count_is_taken_as_an_integer():
     as_float = check_differential_privacy(GaussianRuns(1.0, 2.0, 0.5), 5.0, 1e-5)
     assert as_float == check_differential_privacy(GaussianRuns(1.0, 2, 0.5), 5.0, 1e-5)
     assert GaussianRuns(1.0, 2.0).rounds == 2 and type(GaussianRuns(1.0, 2.0).rounds) is int
+
+
+def test_a_subnormal_sampling_rate_falls_back_to_rdp_under_auto_and_is_one_error_under_pld():
+    # PLD's grid takes a logarithm of infinities at q = 5e-324 (found by the node's
+    # schemathesis run, where it answered 500); the RDP bound is still computable.
+    from mercat.privacy.accountant import GaussianRuns, resolve_epsilon
+
+    runs = GaussianRuns(noise_multiplier=20.0, rounds=1000, sampling_rate=5e-324)
+    epsilon, used = resolve_epsilon(runs, 1e-5, "auto")
+    assert used == "rdp" and 0.0 <= epsilon < 1e-6
+    with pytest.raises(InvalidParameterError, match="cannot be computed"):
+        resolve_epsilon(runs, 1e-5, "pld")

@@ -154,8 +154,14 @@ def _closed_form(accountant: Accountant, sampling_rate: float) -> bool:
 
 def _by(runs: GaussianRuns, delta: float, name: Accountant) -> float:
     fresh = _fresh(name)
-    fresh.compose(_event(runs))
-    return _library(lambda: fresh.get_epsilon(delta), "ε")
+
+    def epsilon() -> float:
+        # composing builds the PLD's grid, which can fail numerically too (a sampling rate
+        # as small as 5e-324 takes a logarithm of infinities)
+        fresh.compose(_event(runs))
+        return fresh.get_epsilon(delta)
+
+    return _library(epsilon, "ε")
 
 
 def resolve_epsilon(
@@ -181,7 +187,12 @@ def resolve_epsilon(
         and runs.noise_multiplier >= _PLD_SMALLEST_Z
     )
     if fits:
-        return _by(runs, delta, "pld"), "pld"
+        try:
+            return _by(runs, delta, "pld"), "pld"
+        except InvalidParameterError:
+            if accountant == "pld":
+                raise
+            return upper, "rdp"  # PLD's numerics failed where the RDP bound did not
     if accountant == "auto":
         return upper, "rdp"
     raise InvalidParameterError(
