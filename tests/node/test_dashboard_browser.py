@@ -12,6 +12,7 @@ import io
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -98,7 +99,10 @@ def test_the_dashboard_shows_a_live_market_as_it_runs(browser, tmp_path):
         assert page.locator("#chart-prices rect").count() >= ROUNDS
         assert page.locator("#chart-prices polyline").count() == 1
         assert page.locator("#chart-flows rect").count() >= ROUNDS
-        shot = tmp_path / "dashboard.png"
+        kept = os.environ.get("MERCAT_SCREENSHOT_DIR")  # .ci/run keeps CI's screenshots
+        folder = Path(kept) if kept else tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        shot = folder / "dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
         _assert_drawn(shot.read_bytes(), page.locator("#chart-prices").screenshot())
     finally:
