@@ -109,8 +109,13 @@ class Requester:
         tasks = view["tasks"]
         settled = [t for t in tasks if t["verdict"] is not None]
         paid = [t for t in settled if t["verdict"]["paid"]]
-        # a closed request that no task served expired (or was withdrawn) unserved
-        status = ("closed" if tasks else "expired") if view["status"] == "closed" else "open"
+        # A closed request that no task served expired (or was withdrawn) unserved. One whose
+        # tasks settled on the ledger is still "open" here until the node has recorded every
+        # task's verdict: read in between, it would look closed and unpaid.
+        if view["status"] != "closed" or len(settled) < len(tasks):
+            status = "open"
+        else:
+            status = "closed" if tasks else "expired"
         output = paid[0]["verdict"]["output"] if paid else None
         sealed = tuple((view["terms"] or {}).get("sealed", ()))
         return Outcome(request, status, bool(paid), tasks, output, sealed, view["owner"])
