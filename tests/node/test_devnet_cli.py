@@ -175,8 +175,10 @@ def test_devnet_rounds_are_cleared_by_auctioneer_processes(tmp_path):
 
     workdir = tmp_path / "net"
     done = subprocess.run(
+        # 4 requesters over 4 rounds: the double auction's trade reduction gives up the
+        # last trading pair, so a round with 2 bidders can trade nothing at all
         [*MERCAT, "devnet", "up", "--providers", "2", "--servers", "1", "--oracles", "1",
-         "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--failure-prone", "0",
+         "--requesters", "4", "--rounds", "4", "--round-seconds", "0", "--failure-prone", "0",
          "--sample-rate", "0", "--seed", "4", "--mechanism", "distributed-auction",
          "--auctioneer-processes", "3", "--workdir", str(workdir), "--json"],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
