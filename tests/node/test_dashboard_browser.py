@@ -9,37 +9,23 @@ a blank page). Skipped, with the reason, where Playwright or Chromium cannot be 
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from mercat.node.genesis import DevnetSetup
 from mercat.node.local_market import LocalMarket
+from tests.browser import launch_chromium, screenshot_dir, sync_api
 
 pytestmark = pytest.mark.slow
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')"
-)
 expect = sync_api.expect
-CHROMIUM = os.environ.get("MERCAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ROUNDS = 3
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        except sync_api.Error as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} does not start: {str(exc).splitlines()[0]}")
-        yield chromium
-        chromium.close()
+    yield from launch_chromium()
 
 
 def _text(page, selector: str) -> str:
@@ -99,10 +85,7 @@ def test_the_dashboard_shows_a_live_market_as_it_runs(browser, tmp_path):
         assert page.locator("#chart-prices rect").count() >= ROUNDS
         assert page.locator("#chart-prices polyline").count() == 1
         assert page.locator("#chart-flows rect").count() >= ROUNDS
-        kept = os.environ.get("MERCAT_SCREENSHOT_DIR")  # .ci/run keeps CI's screenshots
-        folder = Path(kept) if kept else tmp_path
-        folder.mkdir(parents=True, exist_ok=True)
-        shot = folder / "dashboard.png"
+        shot = screenshot_dir(tmp_path) / "dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
         _assert_drawn(shot.read_bytes(), page.locator("#chart-prices").screenshot())
     finally:

@@ -8,33 +8,21 @@ Chromium."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.browser import launch_chromium, screenshot_dir
+
 pytestmark = pytest.mark.slow
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')"
-)
-CHROMIUM = os.environ.get("MERCAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 WIDTH, HEIGHT = 1400, 900
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)")
-    with sync_api.sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        except sync_api.Error as exc:
-            pytest.skip(f"Chromium at {CHROMIUM} does not start: {str(exc).splitlines()[0]}")
-        yield chromium
-        chromium.close()
+    yield from launch_chromium()
 
 
 def _quick_report(out: Path) -> Path:
@@ -49,13 +37,6 @@ def _quick_report(out: Path) -> Path:
     result = CliRunner().invoke(app, ["reproduce", "fig3", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out / "index.html"
-
-
-def _screenshot_dir(tmp_path: Path) -> Path:
-    kept = os.environ.get("MERCAT_SCREENSHOT_DIR")
-    folder = Path(kept) if kept else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def test_the_report_reads_at_1400_pixels(browser, tmp_path):
@@ -79,7 +60,7 @@ def test_the_report_reads_at_1400_pixels(browser, tmp_path):
             assert claims.count() >= 3, key
             assert claims.first.is_visible()
         # The page as a reader first sees it (long tables folded), kept for a person to see.
-        shot = _screenshot_dir(tmp_path) / "report_1400.png"
+        shot = screenshot_dir(tmp_path) / "report_1400.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 50_000
         # Folded tables open; then nothing may stick out of the 1400 px viewport.
