@@ -62,13 +62,23 @@ SEALED_SHARE = typer.Option(
 )
 
 
-def _setup(**options):  # type: ignore[no-untyped-def]
-    """The devnet's setup from the shared options (an unknown mechanism or collective rule
-    fails before anything is created or started)."""
+# The options of `init` and `up` that make the devnet's setup (both commands declare them).
+SETUP_OPTIONS = (
+    "providers", "servers", "oracles", "requesters", "rounds", "per_round", "failure_prone",
+    "failure_rate", "mechanism", "collective", "stake", "penalty", "round_seconds",
+    "deadline_ms", "sample_rate", "liars", "silent", "seed", "sealed_share",
+    "auctioneer_processes",
+)  # fmt: skip
+
+
+def _setup(arguments: dict):  # type: ignore[no-untyped-def,type-arg]
+    """The devnet's setup from a command's arguments (its `SETUP_OPTIONS`); an unknown
+    mechanism or collective rule fails before anything is created or started."""
     from mercat.clearing import registry
     from mercat.incentives.collective import mechanism as collective_mechanism
     from mercat.node.genesis import DevnetSetup
 
+    options = {name: arguments[name] for name in SETUP_OPTIONS}
     registry.get(options["mechanism"])
     collective_mechanism(options["collective"])
     options["servers_per_provider"] = options.pop("servers")
@@ -107,14 +117,7 @@ def init(
     ones `up` runs). Refuses a directory that exists and is not empty."""
     from mercat.node.devnet_commands import init as init_devnet
 
-    setup = _setup(
-        providers=providers, servers=servers, oracles=oracles, requesters=requesters,
-        rounds=rounds, per_round=per_round, failure_prone=failure_prone,
-        failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
-        penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
-        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
-        auctioneer_processes=auctioneer_processes,
-    )  # fmt: skip
+    setup = _setup(locals())
     made = init_devnet(directory, setup, port)
     if as_json:
         print_json(made)
@@ -162,14 +165,7 @@ def up(
     from mercat.errors import DevnetError
     from mercat.node.devnet import run_devnet
 
-    setup = _setup(
-        providers=providers, servers=servers, oracles=oracles, requesters=requesters,
-        rounds=rounds, per_round=per_round, failure_prone=failure_prone,
-        failure_rate=failure_rate, mechanism=mechanism, collective=collective, stake=stake,
-        penalty=penalty, round_seconds=round_seconds, deadline_ms=deadline_ms,
-        sample_rate=sample_rate, liars=liars, silent=silent, seed=seed, sealed_share=sealed_share,
-        auctioneer_processes=auctioneer_processes,
-    )  # fmt: skip
+    setup = _setup(locals())
     progress = None if as_json else (lambda text: console.print(f"[dim]{text}[/]"))
     on_round = None if as_json else _print_round
     report = run_devnet(setup, timeout=timeout, workdir=workdir, progress=progress,
