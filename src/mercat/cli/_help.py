@@ -89,11 +89,9 @@ def _takes_value(command: Any) -> set[str]:
     }
 
 
-class MercatCommand(TyperCommand):
-    """A mercat command: literal help text, registry choices resolved when help is shown,
-    old option names (`renamed`) read as their new ones with a note."""
-
-    renamed: ClassVar[dict[str, str]] = {}
+class _MercatHelp:
+    """The help rules of mercat's commands and groups: literal help text, registry choices
+    resolved when help is shown. Mixed in before Click's class."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,7 +99,14 @@ class MercatCommand(TyperCommand):
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         resolve_choices(self)
-        super().format_help(ctx, formatter)
+        super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+class MercatCommand(_MercatHelp, TyperCommand):
+    """A mercat command: mercat's help rules, and old option names (`renamed`) read as their
+    new ones with a note."""
+
+    renamed: ClassVar[dict[str, str]] = {}
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         renamed = _renamed_here(ctx)
@@ -110,19 +115,11 @@ class MercatCommand(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-class MercatGroup(TyperGroup):
-    """A group of mercat commands, with the same help rules as `MercatCommand`; its
-    `renamed` names apply to every command below it."""
+class MercatGroup(_MercatHelp, TyperGroup):
+    """A group of mercat commands, with mercat's help rules; its `renamed` names apply to
+    every command below it."""
 
     renamed: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _literal_help(self)
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        resolve_choices(self)
-        super().format_help(ctx, formatter)
 
 
 def _with_renamed(base: type[T], renamed: Mapping[str, str] | None) -> type[T]:
