@@ -26,6 +26,12 @@ Prints one JSON object with these sections:
   optimum must lie inside its certificate.
 - `large`: per n (`--large-sizes`, default 10^4) and seed, the allocation asked for a
   proof (it stops at `--target-gap` only if the proof is not reached in `--time-limit`).
+- `profile`: per seed (`--profile-seeds`, n = `--profile-size`), every winner's W*_{-i}
+  by the multiple-knapsack solver, sequentially: nodes and seconds from the warm start
+  (what the payments do), the warm start's and the root bound's distance to W*_{-i}
+  (relative), and the nodes and seconds of the same search started from the W*_{-i}
+  assignment it found (the proof alone). Where the two node counts are close, proving
+  W*_{-i} is the cost; where the first is far larger, finding it is.
 
 `--solver` picks the solver of the other sections (default `auto`: the mechanism's own
 choice).
@@ -56,6 +62,7 @@ from mercat.clearing.vcg.mechanism import (
     payments_in_pool,
     split_users,
 )
+from mercat.clearing.vcg.mulknap import refill, solve_mulknap
 from mercat.clearing.vcg.reference import plain_milp
 from mercat.market.generators import WIDE_CAPACITY_FACTOR
 
@@ -236,6 +243,44 @@ def large_run(n: int, seed: int, args) -> dict:
     return record
 
 
+def profile_run(n: int, seed: int, args) -> dict:
+    auction = seed003_standard_auction(n, 8, seed)
+    state, seconds = timed(allocate, auction, time_limit=args.time_limit, solver="mulknap")
+    record = {"n": n, "seed": seed} | allocation_record(state, seconds)
+    units = state.units
+    if units is None or not state.proven_optimal:
+        return record | {"winners_profiled": "not run (no proven allocation in integer units)"}
+    rows = []
+    for user in state.winners.tolist():
+        without = state.assignment.copy()
+        without[user] = -1
+        warm = refill(units, without, int(state.assignment[user]), user)
+        options = {"excluded": user, "upper": state.bound_units}
+        start = time.perf_counter()
+        found = solve_mulknap(units, incumbent=warm, deadline=start + args.time_limit, **options)
+        found_seconds = time.perf_counter() - start
+        root = solve_mulknap(units, incumbent=warm, node_limit=1, **options)
+        proof, proof_seconds = timed(solve_mulknap, units, incumbent=found.assignment, **options)
+        rows.append(
+            {
+                "user": user,
+                "seconds": round(found_seconds, 4),
+                "nodes": found.nodes,
+                "proven": found.proven,
+                "warm_start_gap": (found.value - units.value(warm)) / found.value,
+                "root_bound_gap": (root.bound - found.value) / found.value,
+                "proof_from_optimum_nodes": proof.nodes,
+                "proof_from_optimum_seconds": round(proof_seconds, 4),
+            }
+        )
+    rows.sort(key=lambda row: -row["seconds"])
+    return record | {
+        "payments_sequential_seconds": round(sum(row["seconds"] for row in rows), 4),
+        "unproven": sum(not row["proven"] for row in rows),
+        "winners_profiled": rows,
+    }
+
+
 SECTIONS = (
     "exact",
     "certified",
@@ -244,6 +289,7 @@ SECTIONS = (
     "generator_setup",
     "versus",
     "large",
+    "profile",
 )
 
 
@@ -263,10 +309,16 @@ def main() -> None:
     parser.add_argument("--generator-limit", type=float, default=20.0)
     parser.add_argument("--versus-sizes", type=int, nargs="*", default=[1000])
     parser.add_argument("--large-sizes", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--profile-size", type=int, default=1000)
+    parser.add_argument("--profile-seeds", type=int, nargs="*", default=[2])
     parser.add_argument("--solver", default="auto", choices=SOLVERS)
     parser.add_argument("--quick", action="store_true", help="one seed, short limits")
     parser.add_argument(
-        "--sections", nargs="*", default=list(SECTIONS), choices=SECTIONS, help="what to run"
+        "--sections",
+        nargs="*",
+        default=[section for section in SECTIONS if section != "profile"],
+        choices=SECTIONS,
+        help="what to run (`profile` only when named)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -288,6 +340,7 @@ def main() -> None:
         "generator_setup": [(generator_run, seed) for seed in seeds],
         "versus": [(versus_run, n, seed) for n in args.versus_sizes for seed in seeds],
         "large": [(large_run, n, seed) for n in args.large_sizes for seed in seeds],
+        "profile": [(profile_run, args.profile_size, seed) for seed in args.profile_seeds],
     }
     for section in SECTIONS:
         if section not in args.sections:
