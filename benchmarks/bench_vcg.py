@@ -32,6 +32,8 @@ Prints one JSON object with these sections:
   (relative), and the nodes and seconds of the same search started from the W*_{-i}
   assignment it found (the proof alone). Where the two node counts are close, proving
   W*_{-i} is the cost; where the first is far larger, finding it is.
+  `--aspiration-nodes N` gives every solve N nodes of aspiration windows (see
+  `mercat.clearing.vcg.mulknap.ASPIRATION_NODES`; 0, the solver's default, runs none).
 
 `--solver` picks the solver of the other sections (default `auto`: the mechanism's own
 choice).
@@ -53,6 +55,7 @@ import time
 
 import numpy as np
 
+from mercat.clearing.vcg import mulknap
 from mercat.clearing.vcg.instance import seed003_standard_auction
 from mercat.clearing.vcg.mechanism import (
     SOLVERS,
@@ -311,6 +314,7 @@ def main() -> None:
     parser.add_argument("--large-sizes", type=int, nargs="*", default=[10_000])
     parser.add_argument("--profile-size", type=int, default=1000)
     parser.add_argument("--profile-seeds", type=int, nargs="*", default=[2])
+    parser.add_argument("--aspiration-nodes", type=int, default=mulknap.ASPIRATION_NODES)
     parser.add_argument("--solver", default="auto", choices=SOLVERS)
     parser.add_argument("--quick", action="store_true", help="one seed, short limits")
     parser.add_argument(
@@ -321,6 +325,7 @@ def main() -> None:
         help="what to run (`profile` only when named)",
     )
     args = parser.parse_args()
+    mulknap.ASPIRATION_NODES = args.aspiration_nodes
     if args.quick:
         args.seeds, args.milp_limit, args.generator_limit = 1, 10.0, 5.0
         args.exact_sizes, args.gap_sizes, args.fig5_sizes = [125], [1000], [50, 125]
@@ -332,6 +337,7 @@ def main() -> None:
     load_before = os.getloadavg()
     seeds = range(args.seeds)
     result: dict = {"benchmark": "vcg", "setup": "seed 003 §6.3, capacity factor U[0, 0.25]"}
+    result["aspiration_nodes"] = mulknap.ASPIRATION_NODES
     runs = {
         "exact": [(exact_run, n, seed) for n in args.exact_sizes for seed in seeds],
         "certified": [(certified_run, n, seed) for n in args.gap_sizes for seed in seeds],
