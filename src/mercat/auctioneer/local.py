@@ -345,8 +345,10 @@ LARGE_VCG_GAP = 0.01
 
 def default_vcg_gap(users: int) -> float:
     """`mercat auctioneer local`'s VCG gap when none is given: proven optima (0) up to
-    EXACT_VCG_USERS users, where proofs take seconds; a certified 1% above, where a proof
-    can take hours (n = 1000: a round in about 40 s on 2 cores)."""
+    EXACT_VCG_USERS users, where proofs take seconds; a certified 1% above (n = 1000: a
+    round in about 40 s on 2 cores). Proofs at n = 1000 are not yet affordable on every
+    market: seed 2's payments take over a minute, seed 8 leaves one unproven in 60 s
+    (docs/vcg.md, "Measured")."""
     return 0.0 if users <= EXACT_VCG_USERS else LARGE_VCG_GAP
 
 
