@@ -39,6 +39,7 @@ was).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -194,6 +195,72 @@ def outcome(trace, seconds, turns, optimum) -> dict:
     }
 
 
+def start_side_by_side(market, mechanism, tick: float, turns: list, count: int) -> dict:
+    """The restricted challenge MILP of `count` turns from the second half of the run, solved
+    with and without the best known candidate as HiGHS's start, alternately, twice each
+    (CPU seconds; the same model, bounds and fixing for both). Each turn's responder is
+    warmed on the three turns before it, so its candidates are those the run had."""
+    from mercat.clearing.highs import solve_max
+    from mercat.clearing.posted_price.certificate import CertifiedResponder
+    from mercat.clearing.posted_price.challenge import RESTRICTED_MILP_OPTIONS
+    from mercat.clearing.posted_price.fixing import fix_columns, lagrangian_bound
+
+    half = len(turns) // 2
+    step = max(1, (len(turns) - half) // max(1, count))
+    picked = [k for k in range(max(half, 3), len(turns), step)][:count]
+    cold, warm, rows = [], [], []
+    for k in picked:
+        shared: dict = {}
+        responders = {
+            m: CertifiedResponder(market, mechanism, m, tick, shared=shared) for m in ("mm1", "mm2")
+        }
+        for maker, standing, *_ in turns[k - 3 : k]:
+            responders[maker].respond(standing)
+        maker, standing, answer, *_ = turns[k]
+        if answer is None or len(standing.members) != 1:
+            continue
+        responder = responders[maker]
+        (holder,) = standing.members
+        model = responder.challenge_model
+        priced = [
+            (responder.offer(a, standing), a)
+            for a in dict.fromkeys([holder.allocation, *reversed(model.recent)])
+        ]
+        offer, allocation = max(
+            ((o, a) for o, a in priced if o is not None), key=lambda c: c[0].gain
+        )
+        milp, constant = model.model(holder, maker)
+        bound = lagrangian_bound(milp, model._relaxation_duals(holder))
+        lower, upper, _ = fix_columns(milp, bound, offer.gain - constant)
+        restricted = dataclasses.replace(milp, col_lower=lower, col_upper=upper)
+        point = model.point(holder, allocation)
+        times = {"cold": [], "warm": []}
+        values = set()
+        for _ in range(2):
+            for label, initial in (("cold", None), ("warm", point)):
+                begin = time.process_time()
+                result = solve_max(restricted, options=RESTRICTED_MILP_OPTIONS, initial=initial)
+                times[label].append(time.process_time() - begin)
+                values.add(round(result.objective + constant, 7))
+        cold.append(statistics.fmean(times["cold"]))
+        warm.append(statistics.fmean(times["warm"]))
+        rows.append(
+            {
+                "turn": k + 1,
+                "candidate_short_of_optimum": answer.gain - offer.gain,
+                "cold_cpu_s": cold[-1],
+                "started_cpu_s": warm[-1],
+                "same_optimum": len(values) == 1 and abs(values.pop() - answer.gain) < 1e-6,
+            }
+        )
+    return {
+        "turns": rows,
+        "cold_cpu_s_total": sum(cold),
+        "started_cpu_s_total": sum(warm),
+        "same_optimum": all(r["same_optimum"] for r in rows),
+    }
+
+
 def same(fast, slow) -> bool:
     if fast is None or slow is None:
         return fast is None and slow is None
@@ -216,6 +283,14 @@ def main() -> None:
     parser.add_argument("--reference", choices=("sampled", "full", "none"), default="sampled")
     parser.add_argument("--reference-states", type=int, default=8)
     parser.add_argument("--progress", action="store_true", help="one line per turn on stderr")
+    parser.add_argument(
+        "--start-side-by-side",
+        type=int,
+        default=0,
+        metavar="K",
+        help="re-solve the restricted challenge MILP of K late turns with and without the "
+        "known candidate as HiGHS's start",
+    )
     parser.add_argument(
         "--time-limit",
         type=float,
@@ -270,6 +345,10 @@ def main() -> None:
         "evaluation_submit": summary(mechanism.seconds),
     }
 
+    if args.start_side_by_side:
+        result["restricted_milp_start"] = start_side_by_side(
+            market, mechanism, args.tick, turns, args.start_side_by_side
+        )
     if trace is None:
         pass  # cut off by --time-limit: nothing to compare the reference with
     elif args.reference == "full":
