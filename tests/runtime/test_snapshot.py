@@ -115,3 +115,22 @@ def test_the_snapshot_of_every_round_of_a_market_run_equals_the_reference(monkey
     result = simulate(config, seed=4)
     assert len(checked) == 2 * 24 and sum(checked) > 100
     assert result.removed  # stakes fell to the removal level within the day
+
+
+def test_requests_are_kept_for_two_rounds_not_for_the_life_of_the_book():
+    # A month posts some 60,000 requests; a cache of all of them is a heap that every full
+    # garbage collection walks. Only what was in the last two rounds' markets is kept.
+    from mercat.runtime import snapshot as snapshot_module
+
+    recent = snapshot_module._REQUESTS
+    for round_ in range(100, 110):
+        fresh = tuple(_request(f"r{round_}.{i}") for i in range(5))
+        snapshot(BookState(round_, UNIT, SERVERS, fresh))
+        snapshot(BookState(round_, UNIT, SERVERS, fresh[:2]))  # a second sub-market
+        if round_ > 100:  # what earlier tests left is gone by now
+            assert len(recent.now) + len(recent.before) <= 10
+    waiting = fresh[0]
+    kept = snapshot(BookState(110, UNIT, SERVERS, (waiting,))).market.request(waiting.request)
+    assert (
+        snapshot(BookState(111, UNIT, SERVERS, (waiting,))).market.request(waiting.request) is kept
+    )

@@ -96,6 +96,7 @@ def snapshot(state: BookState, *, divisible: bool = False) -> RoundMarket:
         _RESOURCES.clear()  # names come from signed offers and terms: never hold them all
     resources = _RESOURCES.setdefault(resources, resources)
     by_cid: dict[str, str] | None = None
+    _REQUESTS.start(state.round)
 
     requests: list[Request] = []
     records: dict[str, RequestRecord] = {}
@@ -216,10 +217,54 @@ _RESOURCES: dict[tuple[str, ...], tuple[str, ...]] = {}
 """Each set of resource names a snapshot has seen, as one tuple object (few: one per market)."""
 _RESOURCES_MAX = 1 << 10
 
-_REQUESTS: dict[int, tuple[RequestTerms, int, tuple[str, ...], int, Request]] = {}
-"""id(terms) -> (terms, budget, resources, unit, Request). The entry holds the terms, so the
-id cannot be reused while it is here."""
-_REQUESTS_MAX = 1 << 16
+
+class _RecentRequests:
+    """The requests built in this round and the round before, by id(terms) -> (terms, budget,
+    resources, unit, Request). A request that waits is reused; one that traded, expired or
+    was withdrawn drops out within two rounds. So the cache holds what is open, not every
+    request a month posted: each full collection of Python's garbage collector walks every
+    object alive, and a cache of all of them cost a month of seed 002 more than the
+    requests it saved. An entry holds its terms, so their id is not reused while it is here."""
+
+    MAX = 1 << 16  # entries a round may add (a book bounds its open requests far below)
+
+    def __init__(self) -> None:
+        self.round: int | None = None
+        self.now: dict[int, tuple[RequestTerms, int, tuple[str, ...], int, Request]] = {}
+        self.before: dict[int, tuple[RequestTerms, int, tuple[str, ...], int, Request]] = {}
+
+    def start(self, round_: int) -> None:
+        if round_ != self.round:
+            self.round, self.before, self.now = round_, self.now, {}
+
+    def get(
+        self, terms: RequestTerms, budget: int, resources: tuple[str, ...], unit: int
+    ) -> Request | None:
+        key = id(terms)
+        built = self.now.get(key)
+        if built is None:
+            built = self.before.pop(key, None)
+            if built is None:
+                return None
+            self.now[key] = built
+        if built[0] is terms and built[1] == budget and built[2] is resources and built[3] == unit:
+            return built[4]
+        return None
+
+    def put(
+        self,
+        terms: RequestTerms,
+        budget: int,
+        resources: tuple[str, ...],
+        unit: int,
+        request: Request,
+    ) -> None:
+        if len(self.now) >= self.MAX:
+            self.now.clear()  # one round posting more than a book holds: rebuild instead
+        self.now[id(terms)] = (terms, budget, resources, unit, request)
+
+
+_REQUESTS = _RecentRequests()
 
 
 def _names_of(view: AssetView) -> frozenset[str]:
@@ -255,29 +300,19 @@ def _node_of(view: AssetView, resources: tuple[str, ...], unit: int) -> Node:
 
 def _request_of(terms: RequestTerms, budget: int, resources: tuple[str, ...], unit: int) -> Request:
     """The market's request for `terms` with `budget` for servers, reused while the request
-    waits from round to round."""
-    key = id(terms)
-    built = _REQUESTS.get(key)
-    if (
-        built is not None
-        and built[0] is terms
-        and built[1] == budget
-        and built[2] is resources
-        and built[3] == unit
-    ):
-        return built[4]
-    demand = dict(terms.demand)
-    request = _valid(
-        Request,
-        id=terms.request,
-        value=budget / unit,
-        demand=tuple(float(demand.get(r, 0)) for r in resources),
-        replicas=terms.replicas,
-        capabilities=terms.capabilities,
-    )
-    if len(_REQUESTS) >= _REQUESTS_MAX:
-        _REQUESTS.clear()  # the requests of rounds long past; a miss only rebuilds
-    _REQUESTS[key] = (terms, budget, resources, unit, request)
+    waits from round to round (`_RecentRequests`)."""
+    request = _REQUESTS.get(terms, budget, resources, unit)
+    if request is None:
+        demand = dict(terms.demand)
+        request = _valid(
+            Request,
+            id=terms.request,
+            value=budget / unit,
+            demand=tuple(float(demand.get(r, 0)) for r in resources),
+            replicas=terms.replicas,
+            capabilities=terms.capabilities,
+        )
+        _REQUESTS.put(terms, budget, resources, unit, request)
     return request
 
 
