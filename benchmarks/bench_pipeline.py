@@ -16,10 +16,10 @@ rounds of two double auctions each on an in-memory book.
   by generation (a full collection walks every object alive: the book's requests, kept
   all month, are most of them), and the objects it tracked at the end;
 - `against` (with `--against DIR`): the month side by side with another copy of mercat's
-  source (`DIR` holds the `mercat` package, say `git archive <commit> src | tar -x`), each
-  in a fresh process, alternating, `--pairs` times: both CPU times, their medians and
-  ratio. Under load, absolute seconds move by a third from run to run; the ratio of runs
-  interleaved in one command moves far less;
+  source (`DIR` holds the `mercat` package, say `git archive <commit> src | tar -x`): the
+  two at the same time, each in a fresh process, `--pairs` times; both CPU times and their
+  ratio per pair. Under load, absolute seconds move by a third from run to run, and runs
+  one after the other by as much against each other; two runs at once share the load;
 - `reference_loop_seconds`: a fixed pure-Python workload timed in the same run, so that
   runs on machines under different load can be compared as ratios.
 
@@ -172,32 +172,40 @@ print(json.dumps({"cpu_seconds": cpu, "tasks": result.tasks, "mercat": mercat.__
 
 
 def bench_against(other_src: str, days: int, pairs: int) -> dict[str, object]:
-    """The month with this mercat and with the one in `other_src`, alternating."""
+    """The month with this mercat and with the one in `other_src`, `pairs` times, the two
+    at the same time (one process each): on a shared machine both then run under the same
+    load, so their ratio holds where the seconds do not (run one after the other, the two
+    moved by a third against each other)."""
     runs: dict[str, list[float]] = {"this": [], "other": []}
     tasks: dict[str, int] = {}
     for _ in range(pairs):
+        started = {}
         for which in ("other", "this"):
             env = dict(os.environ)
             if which == "other":
                 env["PYTHONPATH"] = os.path.abspath(other_src)
             else:
                 env.pop("PYTHONPATH", None)
-            out = subprocess.run(
+            started[which] = subprocess.Popen(
                 [sys.executable, "-c", _MONTH_IN_A_PROCESS, str(days)],
-                capture_output=True, text=True, env=env, check=True, timeout=600,
+                stdout=subprocess.PIPE, text=True, env=env,
             )  # fmt: skip
-            run = json.loads(out.stdout)
+        for which, process in started.items():
+            out, _ = process.communicate(timeout=600)
+            if process.returncode != 0:
+                raise SystemExit(f"--against: the {which} run failed")
+            run = json.loads(out)
             if (which == "other") != run["mercat"].startswith(os.path.abspath(other_src)):
                 raise SystemExit(f"--against: the {which} run imported {run['mercat']}")
             runs[which].append(run["cpu_seconds"])
             tasks[which] = run["tasks"]
-    this, other = statistics.median(runs["this"]), statistics.median(runs["other"])
+    ratios = [t / o for t, o in zip(runs["this"], runs["other"], strict=True)]
     return {
         "other_src": os.path.abspath(other_src),
         "days": days,
         "cpu_seconds": runs,
-        "median_cpu_seconds": {"this": this, "other": other},
-        "this_over_other": this / other,
+        "this_over_other_per_pair": ratios,
+        "this_over_other_median": statistics.median(ratios),
         "same_tasks": tasks["this"] == tasks["other"],
     }
 
