@@ -12,20 +12,33 @@ rounds of two double auctions each on an in-memory book.
 - `scaling`: seconds per round and per task at several numbers of requesters (`--days`);
 - `oracles`: the same short run with the vectorised quorum and with signed reports that
   the tally verifies (the reference twin of the verdicts);
+- `garbage_collection`: of the month's CPU, the seconds Python's garbage collector spent,
+  by generation (a full collection walks every object alive: the book's requests, kept
+  all month, are most of them), and the objects it tracked at the end;
+- `against` (with `--against DIR`): the month side by side with another copy of mercat's
+  source (`DIR` holds the `mercat` package, say `git archive <commit> src | tar -x`): the
+  two at the same time, each in a fresh process, `--pairs` times; both CPU times and their
+  ratio per pair. Under load, absolute seconds move by a third from run to run, and runs
+  one after the other by as much against each other; two runs at once share the load;
 - `reference_loop_seconds`: a fixed pure-Python workload timed in the same run, so that
   runs on machines under different load can be compared as ratios.
 
 The machine may be shared: wall time then exceeds CPU time; both are printed.
 
     python benchmarks/bench_pipeline.py [--section cloudchain] [--days 30] [--scaling-days 3]
+        [--against DIR --pairs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -54,10 +67,34 @@ def reference_loop() -> float:
 
 
 def _timed_run(config: CloudChainConfig, seed: int = 1) -> dict[str, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = cloudchain.simulate(config, seed=seed)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    collected: dict[int, float] = defaultdict(float)
+    started = [0.0]
+    walked = [0]  # objects alive at the last full collection
+    counting = [0.0]  # CPU spent counting them: not the run's
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            if info["generation"] == 2:
+                count_start = time.process_time()
+                walked[0] = len(gc.get_objects())
+                counting[0] += time.process_time() - count_start
+            started[0] = time.process_time()
+        else:
+            collected[info["generation"]] += time.process_time() - started[0]
+
+    gc.callbacks.append(on_collection)
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = cloudchain.simulate(config, seed=seed)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu - counting[0]
+    finally:
+        gc.callbacks.remove(on_collection)
     return {
+        "garbage_collection_cpu_seconds": {
+            f"generation {g}": round(collected[g], 3) for g in sorted(collected)
+        },
+        "garbage_collection_share": sum(collected.values()) / cpu,
+        "objects_walked_by_the_last_full_collection": walked[0],
         "requesters": config.requesters,
         "days": config.days,
         "wall_seconds": wall,
@@ -121,6 +158,58 @@ def bench_stages(config: CloudChainConfig) -> dict[str, object]:
     }
 
 
+_MONTH_IN_A_PROCESS = """
+import json, sys, time
+from mercat.scenarios.cloudchain import simulate
+from mercat.scenarios.cloudchain_config import CloudChainConfig
+import mercat
+simulate(CloudChainConfig(days=1), seed=1)
+cpu = time.process_time()
+result = simulate(CloudChainConfig(days=int(sys.argv[1])), seed=1)
+cpu = time.process_time() - cpu
+print(json.dumps({"cpu_seconds": cpu, "tasks": result.tasks, "mercat": mercat.__file__}))
+"""
+
+
+def bench_against(other_src: str, days: int, pairs: int) -> dict[str, object]:
+    """The month with this mercat and with the one in `other_src`, `pairs` times, the two
+    at the same time (one process each): on a shared machine both then run under the same
+    load, so their ratio holds where the seconds do not (run one after the other, the two
+    moved by a third against each other)."""
+    runs: dict[str, list[float]] = {"this": [], "other": []}
+    tasks: dict[str, int] = {}
+    for _ in range(pairs):
+        started = {}
+        for which in ("other", "this"):
+            env = dict(os.environ)
+            if which == "other":
+                env["PYTHONPATH"] = os.path.abspath(other_src)
+            else:
+                env.pop("PYTHONPATH", None)
+            started[which] = subprocess.Popen(
+                [sys.executable, "-c", _MONTH_IN_A_PROCESS, str(days)],
+                stdout=subprocess.PIPE, text=True, env=env,
+            )  # fmt: skip
+        for which, process in started.items():
+            out, _ = process.communicate(timeout=600)
+            if process.returncode != 0:
+                raise SystemExit(f"--against: the {which} run failed")
+            run = json.loads(out)
+            if (which == "other") != run["mercat"].startswith(os.path.abspath(other_src)):
+                raise SystemExit(f"--against: the {which} run imported {run['mercat']}")
+            runs[which].append(run["cpu_seconds"])
+            tasks[which] = run["tasks"]
+    ratios = [t / o for t, o in zip(runs["this"], runs["other"], strict=True)]
+    return {
+        "other_src": os.path.abspath(other_src),
+        "days": days,
+        "cpu_seconds": runs,
+        "this_over_other_per_pair": ratios,
+        "this_over_other_median": statistics.median(ratios),
+        "same_tasks": tasks["this"] == tasks["other"],
+    }
+
+
 def bench_cloudchain(days: int, scaling_days: int) -> dict[str, object]:
     base = CloudChainConfig(days=days)
     cloudchain.simulate(replace(base, days=1), seed=1)  # imports and caches outside the timing
@@ -155,6 +244,8 @@ def main() -> None:
     parser.add_argument("--section", choices=["cloudchain"], default="cloudchain")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scaling-days", type=int, default=3)
+    parser.add_argument("--against", metavar="DIR", help="another mercat source to compare")
+    parser.add_argument("--pairs", type=int, default=3, help="alternating runs with --against")
     args = parser.parse_args()
     result: dict[str, object] = {
         "machine": {
@@ -165,6 +256,8 @@ def main() -> None:
     }
     if args.section == "cloudchain":
         result["cloudchain"] = bench_cloudchain(args.days, args.scaling_days)
+        if args.against:
+            result["cloudchain"]["against"] = bench_against(args.against, args.days, args.pairs)
     print(json.dumps(result, indent=2))
 
 
