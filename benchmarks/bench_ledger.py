@@ -9,7 +9,7 @@ too (signing is the clients' and oracles' work):
 - `single`: one `Settle` message per task, one transaction each (one writer thread): the
   reference, what the ledger did before batch settlement;
 - `batch`: `SettleTasks` messages of `--batch` tasks each, one transaction per batch, the
-  batch's report signatures verified by `mercat.ledger.REPORT_THREADS` threads;
+  batch's report signatures verified by `mercat.ledger.report_signatures.REPORT_THREADS` threads while the transaction runs;
 - `open`: the `OpenTasks` messages that opened the batch run's tasks, timed too (opening
   checks every task against its request's terms and its assets' offers).
 
@@ -52,8 +52,8 @@ from mercat.ledger import (
     Signer,
     TaskReports,
     TaskTerms,
+    report_signatures,
 )
-from mercat.ledger import ledger as ledger_module
 from mercat.ledger.pgserver import PostgresUnavailable, TemporaryPostgres
 from mercat.oracle import OracleReport, SignedReport
 
@@ -152,7 +152,7 @@ def run_batch(url: str, tasks: int, batch: int) -> dict:
     # where the time goes: the signature checks alone, as the ledger runs them
     for chunk in batches:
         begin = time.perf_counter()
-        ledger_module._verify_reports([reports[t] for t in chunk])
+        report_signatures.verify_reports([reports[t] for t in chunk])
         verifying += time.perf_counter() - begin
     ok = ledger.verify(signatures=False).ok
     ledger.close()
@@ -206,7 +206,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "assets_per_task": ASSETS_PER_TASK,
-        "report_threads": ledger_module.REPORT_THREADS,
+        "report_threads": report_signatures.REPORT_THREADS,
         "side_by_side": side_by_side,
         "results": results,
         "unavailable": unavailable,

@@ -23,6 +23,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 
 from mercat.errors import UnknownAssetError, UnknownRequestError
 from mercat.ledger import schema as s
+from mercat.ledger.bulk import insert_rows, update_rows
 from mercat.ledger.store import Txn
 from mercat.runtime.limits import check_postings
 from mercat.runtime.records import (
@@ -41,17 +42,6 @@ _CHUNK = 4000  # names per IN (...) list: well under SQLite's limit on bound par
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def executemany(tx: Txn, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """A statement with `?` placeholders run once per row through the driver itself: for the
-    thousands of rows a batch writes, SQLAlchemy's per-row parameter processing costs more
-    than the database (the statements are fixed text over the ledger's own columns)."""
-    if not rows:
-        return
-    if tx.connection.dialect.paramstyle != "qmark":  # psycopg: format style
-        sql = sql.replace("?", "%s")
-    tx.connection.exec_driver_sql(sql, rows)
 
 
 def _book_kind(name: str) -> str:
@@ -89,8 +79,8 @@ class SqlBookTxn:
         self._usage_changed: dict[tuple[int, str], Usage] = {}
         self._tasks: dict[tuple[int, str], TaskRecord | None] = {}
         self._tasks_new: list[TaskRecord] = []
-        self._tasks_settled: list[dict[str, Any]] = []
-        self._effects: list[dict[str, Any]] = []
+        self._tasks_settled: list[tuple[Any, ...]] = []
+        self._effects: list[tuple[Any, ...]] = []
         self._cids: dict[str, str | None] = {}
 
     # --- books ---------------------------------------------------------------------------
@@ -114,11 +104,13 @@ class SqlBookTxn:
         return self._balances.get(book, 0)
 
     def post(self, moves: Mapping[str, int]) -> None:
-        self.prefetch_books(moves)
+        balances = self._balances
+        if not all(book in balances for book in moves):  # a settlement prefetched them all
+            self.prefetch_books(moves)
         check_postings(self.balance, moves)
         for book, amount in moves.items():
             if amount:
-                self._balances[book] = self.balance(book) + amount
+                balances[book] = self.balance(book) + amount
                 self._moves[book] += amount
 
     # --- assets --------------------------------------------------------------------------
@@ -253,18 +245,15 @@ class SqlBookTxn:
     ) -> None:
         """What the tasks table keeps of a settlement: the verdict, and per asset its stake
         before and after and whether it was removed."""
+        # rows as `flush` writes them: the values set, then the row's key
         self._tasks_settled.append(
-            {
-                "r": round_, "t": task, "entry": self.entry_id, "success": verdict.success,
-                "sla_met": verdict.sla_met, "latency": verdict.latency_ms,
-                "digest": verdict.digest,
-            }
+            ("settled", self.entry_id, verdict.success, verdict.sla_met, verdict.latency_ms,
+             verdict.digest, round_, task)
         )  # fmt: skip
         for position, effect in enumerate(effects):
             self._effects.append(
-                {"r": round_, "t": task, "p": position, "before": effect.stake_before,
-                 "after": effect.stake_after, "gone": effect.removed}
-            )  # fmt: skip
+                (effect.stake_before, effect.stake_after, effect.removed, round_, task, position)
+            )
 
     # --- writing -------------------------------------------------------------------------
 
@@ -272,20 +261,17 @@ class SqlBookTxn:
         """Write every change of this transaction (postings, balances, rows)."""
         tx = self.tx
         created = sorted(b for b in self._moves if b in self._absent)
-        if created:
-            tx.execute(
-                insert(s.books),
-                [{"name": b, "kind": _book_kind(b), "balance": 0} for b in created],
-            )
+        insert_rows(
+            tx, "books", ("name", "kind", "balance"), [(b, _book_kind(b), 0) for b in created]
+        )
         moves = sorted((b, a) for b, a in self._moves.items() if a)
-        executemany(
+        insert_rows(
             tx,
-            "INSERT INTO postings (entry_id, book, amount) VALUES (?, ?, ?)",
+            "postings",
+            ("entry_id", "book", "amount"),
             [(self.entry_id, b, a) for b, a in moves],
         )
-        executemany(
-            tx, "UPDATE books SET balance = balance + ? WHERE name = ?", [(a, b) for b, a in moves]
-        )
+        update_rows(tx, "books", ("balance",), ("name",), [(a, b) for b, a in moves], add=True)
         if self._asset_status:
             tx.execute(
                 update(s.assets)
@@ -293,20 +279,11 @@ class SqlBookTxn:
                 .values(status=bindparam("st")),
                 [{"a": a, "st": st} for a, st in sorted(self._asset_status.items())],
             )
-        if self._requests_changed:
-            tx.execute(
-                update(s.requests)
-                .where(s.requests.c.id == bindparam("rid"))
-                .values(
-                    status=bindparam("st"), round=bindparam("rnd"), served=bindparam("served"),
-                    open_tasks=bindparam("open"),
-                ),
-                [
-                    {"rid": r.request, "st": r.status, "rnd": r.round, "served": r.served,
-                     "open": r.open_tasks}
-                    for r in self._requests_changed.values()
-                ],
-            )  # fmt: skip
+        update_rows(
+            tx, "requests", ("status", "round", "served", "open_tasks"), ("id",),
+            [(r.status, r.round, r.served, r.open_tasks, r.request)
+             for r in self._requests_changed.values()],
+        )  # fmt: skip
         self._flush_usage()
         self._flush_tasks()
 
@@ -335,40 +312,27 @@ class SqlBookTxn:
 
     def _flush_tasks(self) -> None:
         tx = self.tx
-        if self._tasks_new:
-            tx.execute(
-                insert(s.tasks),
-                [
-                    {"round": r.round, "task": r.terms.task, "request": r.terms.request,
-                     "status": "open", "opened_entry": self.entry_id, "charge": r.terms.charge,
-                     "fraction": r.terms.fraction, "margin_to": r.margin_to}
-                    for r in self._tasks_new
-                ],
-            )  # fmt: skip
-            tx.execute(
-                insert(s.task_assets),
-                [
-                    {"round": r.round, "task": r.terms.task, "position": i, "asset": a,
-                     "payout": p}
-                    for r in self._tasks_new
-                    for i, (a, p) in enumerate(zip(r.terms.assets, r.terms.payouts, strict=True))
-                ],
-            )  # fmt: skip
-        executemany(
-            tx,
-            "UPDATE tasks SET status = 'settled', settled_entry = ?, success = ?, sla_met = ?, "
-            "latency_ms = ?, digest = ? WHERE round = ? AND task = ?",
-            [
-                (t["entry"], t["success"], t["sla_met"], t["latency"], t["digest"], t["r"], t["t"])
-                for t in self._tasks_settled
-            ],
-        )
-        executemany(
-            tx,
-            "UPDATE task_assets SET stake_before = ?, stake_after = ?, removed = ? "
-            "WHERE round = ? AND task = ? AND position = ?",
-            [(e["before"], e["after"], e["gone"], e["r"], e["t"], e["p"]) for e in self._effects],
-        )
+        insert_rows(
+            tx, "tasks",
+            ("round", "task", "request", "status", "opened_entry", "charge", "fraction",
+             "margin_to"),
+            [(r.round, r.terms.task, r.terms.request, "open", self.entry_id, r.terms.charge,
+              r.terms.fraction, r.margin_to) for r in self._tasks_new],
+        )  # fmt: skip
+        insert_rows(
+            tx, "task_assets", ("round", "task", "position", "asset", "payout"),
+            [(r.round, r.terms.task, i, a, p)
+             for r in self._tasks_new
+             for i, (a, p) in enumerate(zip(r.terms.assets, r.terms.payouts, strict=True))],
+        )  # fmt: skip
+        update_rows(
+            tx, "tasks", ("status", "settled_entry", "success", "sla_met", "latency_ms", "digest"),
+            ("round", "task"), self._tasks_settled,
+        )  # fmt: skip
+        update_rows(
+            tx, "task_assets", ("stake_before", "stake_after", "removed"),
+            ("round", "task", "position"), self._effects,
+        )  # fmt: skip
 
 
 def request_record(row: Any, *, terms: bool = True) -> RequestRecord:
