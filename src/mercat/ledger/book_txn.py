@@ -23,7 +23,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 
 from mercat.errors import UnknownAssetError, UnknownRequestError
 from mercat.ledger import schema as s
-from mercat.ledger.bulk import insert_rows, update_rows
+from mercat.ledger.bulk import insert_rows, select_in, update_rows
 from mercat.ledger.store import Txn
 from mercat.runtime.limits import check_postings
 from mercat.runtime.records import (
@@ -88,10 +88,12 @@ class SqlBookTxn:
     def prefetch_books(self, names: Iterable[str]) -> None:
         wanted = sorted({n for n in names if n not in self._balances and n not in self._absent})
         for chunk in _chunks(wanted):
-            query = select(s.books.c.name, s.books.c.balance).where(s.books.c.name.in_(chunk))
-            if self.tx.locking:
-                query = query.order_by(s.books.c.name).with_for_update()
-            found = dict(self.tx.execute(query).all())
+            # in name order: PostgreSQL locks the rows in it (one global order, no cycles)
+            rows = select_in(
+                self.tx, "SELECT name, balance FROM books WHERE {in} ORDER BY name", "name", chunk,
+                lock=self.tx.locking,
+            )  # fmt: skip
+            found = dict(rows)
             for name in chunk:
                 if name in found:
                     self._balances[name] = int(found[name])
@@ -160,7 +162,7 @@ class SqlBookTxn:
         owner and the count of open tasks, not the terms), and they read as None."""
         wanted = sorted({r for r in ids if r not in self._requests})
         for chunk in _chunks(wanted):
-            for row in self.tx.execute(select(s.requests).where(s.requests.c.id.in_(chunk))):
+            for row in self.tx.execute(select(s.requests).where(s.requests.c.id.in_(chunk))).all():
                 self._requests[row.id] = request_record(row, terms=terms)
             for request in chunk:
                 self._requests.setdefault(request, None)
@@ -206,24 +208,25 @@ class SqlBookTxn:
     def prefetch_tasks(self, round_: int, tasks: Iterable[str]) -> None:
         wanted = sorted({t for t in tasks if (round_, t) not in self._tasks})
         for chunk in _chunks(wanted):
-            rows = self.tx.execute(
-                select(s.tasks).where(s.tasks.c.round == round_, s.tasks.c.task.in_(chunk))
-            ).all()
+            rows = select_in(
+                self.tx,
+                "SELECT task, request, status, charge, fraction, margin_to FROM tasks "
+                "WHERE round = ? AND {in}", "task", chunk, round_,
+            )  # fmt: skip
             members: dict[str, list[tuple[str, int]]] = defaultdict(list)
-            for m in self.tx.execute(
-                select(s.task_assets.c.task, s.task_assets.c.asset, s.task_assets.c.payout)
-                .where(s.task_assets.c.round == round_, s.task_assets.c.task.in_(chunk))
-                .order_by(s.task_assets.c.task, s.task_assets.c.position)
-            ):
-                members[m.task].append((m.asset, int(m.payout)))
-            for row in rows:
-                assets = tuple(a for a, _ in members[row.task])
-                payouts = tuple(p for _, p in members[row.task])
-                charge = sum(payouts) if row.charge is None else int(row.charge)
-                terms = TaskTerms(row.task, row.request, assets, payouts, charge, int(row.fraction))
-                self._tasks[(round_, row.task)] = TaskRecord(
-                    round_, terms, row.margin_to, row.status
-                )
+            for task, asset, payout in select_in(
+                self.tx,
+                "SELECT task, asset, payout FROM task_assets WHERE round = ? AND {in} "
+                "ORDER BY task, position", "task", chunk, round_,
+            ):  # fmt: skip
+                members[task].append((asset, int(payout)))
+            for task, request, status, charge, fraction, margin_to in rows:
+                parts = members[task]
+                assets = tuple(a for a, _ in parts)
+                payouts = tuple(p for _, p in parts)
+                charge = sum(payouts) if charge is None else int(charge)
+                terms = TaskTerms(task, request, assets, payouts, charge, int(fraction))
+                self._tasks[(round_, task)] = TaskRecord(round_, terms, margin_to, status)
             for task in chunk:
                 self._tasks.setdefault((round_, task), None)
 

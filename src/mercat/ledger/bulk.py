@@ -86,3 +86,25 @@ def update_rows(
     assignments = ", ".join(f"{c} = {c} + ?" if add else f"{c} = ?" for c in sets)
     matches = " AND ".join(f"{k} = ?" for k in keys)
     tx.connection.exec_driver_sql(f"UPDATE {table} SET {assignments} WHERE {matches}", list(rows))
+
+
+def select_in(
+    tx: Txn, sql: str, column: str, values: Sequence[Any], *params: Any, lock: bool = False
+) -> list[tuple[Any, ...]]:
+    """The rows of `sql` (a SELECT with `?` placeholders for `params` and `{in}` where the
+    condition "`column` is one of `values`" goes), fetched at once. PostgreSQL receives the
+    values as one array (`= ANY(%s)`) and, with `lock`, locks the rows (`FOR UPDATE`, in the
+    order `sql` gives them); SQLite an `IN (?, ...)` list (callers keep it under its limit
+    on bound parameters)."""
+    if not values:
+        return []
+    if tx.connection.dialect.name == "postgresql":
+        text = sql.replace("?", "%s").format(**{"in": f"{column} = ANY(%s)"})
+        if lock:
+            text += " FOR UPDATE"
+        bound: tuple[Any, ...] = (*params, list(values))
+    else:
+        marks = ", ".join("?" for _ in values)
+        text = sql.format(**{"in": f"{column} IN ({marks})"})
+        bound = (*params, *values)
+    return [tuple(row) for row in tx.connection.exec_driver_sql(text, bound).all()]
