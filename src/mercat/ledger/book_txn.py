@@ -101,7 +101,10 @@ class SqlBookTxn:
                     self._absent.add(name)
 
     def balance(self, book: str) -> int:
-        if book not in self._balances and book not in self._absent:
+        known = self._balances.get(book)  # the money rule asks ~25 times per task
+        if known is not None:
+            return known
+        if book not in self._absent:
             self.prefetch_books([book])
         return self._balances.get(book, 0)
 
