@@ -165,8 +165,19 @@ class SqlBookTxn:
         owner and the count of open tasks, not the terms), and they read as None."""
         wanted = sorted({r for r in ids if r not in self._requests})
         for chunk in _chunks(wanted):
-            for row in self.tx.execute(select(s.requests).where(s.requests.c.id.in_(chunk))).all():
-                self._requests[row.id] = request_record(row, terms=terms)
+            if terms:
+                query = select(s.requests).where(s.requests.c.id.in_(chunk))
+                for row in self.tx.execute(query).all():
+                    self._requests[row.id] = request_record(row)
+                continue
+            for rid, owner, status, round_, served, open_tasks in select_in(
+                self.tx, "SELECT id, owner, status, round, served, open_tasks FROM requests "
+                "WHERE {in}", "id", chunk,
+            ):  # fmt: skip
+                self._requests[rid] = RequestRecord(
+                    rid, owner, None, status,  # type: ignore[arg-type]
+                    None if round_ is None else int(round_), int(served), int(open_tasks),
+                )  # fmt: skip
             for request in chunk:
                 self._requests.setdefault(request, None)
 

@@ -107,4 +107,8 @@ def select_in(
         marks = ", ".join("?" for _ in values)
         text = sql.format(**{"in": f"{column} IN ({marks})"})
         bound = (*params, *values)
-    return [tuple(row) for row in tx.connection.exec_driver_sql(text, bound).all()]
+    result = tx.connection.exec_driver_sql(text, bound)
+    try:  # the driver's own tuples: SQLAlchemy's Row objects cost more than the query
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
