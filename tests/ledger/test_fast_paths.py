@@ -215,3 +215,32 @@ def test_bulk_helpers_do_nothing_without_rows(sqlite_url, empty):
         assert _rows(engine, s.books) == []
     finally:
         engine.dispose()
+
+
+WIRE_CHANGES = st.sampled_from([
+    ("oracle", "A" * 64), ("oracle", "ab"), ("oracle", 7), ("oracle", KEYS[1].public),
+    ("signature", "zz" * 64), ("signature", "AB" * 64), ("signature", "ab"), ("signature", None),
+    ("round", 1.0), ("round", True), ("round", -1), ("round", 2**62), ("task", ""),
+    ("task", "a b"), ("success", 1), ("sla_met", None), ("latency_ms", "5"), ("digest", ""),
+    ("digest", "ok:1"), ("ledger", "XYZ"), ("ledger", ""), ("extra", 1), ("drop", "task"),
+    ("drop", "oracle"),
+])  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(reports, st.lists(WIRE_CHANGES, max_size=3))
+def test_report_parsing_equals_from_wire(report, changes):
+    wire = SignedReport.sign(report, KEYS[0]).to_wire()
+    for field, value in changes:
+        if field == "drop":
+            wire.pop(value, None)
+        else:
+            wire[field] = value
+
+    def parsed(parse):  # type: ignore[no-untyped-def]
+        try:
+            return parse(dict(wire))
+        except MalformedMessageError as exc:
+            return type(exc), str(exc)
+
+    assert parsed(messages.report_from_wire) == parsed(SignedReport.from_wire)

@@ -37,7 +37,9 @@ _HEX = frozenset("0123456789abcdef")
 _PREFIX = '{"digest":'
 
 
-def _plain_key(value: object) -> bool:
+def plain_key(value: object) -> bool:
+    """Whether `value` is a public key as `check_public_key` accepts it (64 lowercase hex
+    digits), without its per-character generator."""
     return type(value) is str and len(value) == 64 and _HEX.issuperset(value)
 
 
@@ -54,7 +56,7 @@ def report_payload(signed: SignedReport) -> bytes | None:
         and type(r.sla_met) is bool
         and type(r.ledger) is str
         and (r.digest is None or type(r.digest) is str)
-        and _plain_key(signed.oracle)
+        and plain_key(signed.oracle)
     ):
         return None
     # OracleReport checked task, digest and ledger against plain-character patterns, so
