@@ -169,15 +169,15 @@ class SqlBookTxn:
                 query = select(s.requests).where(s.requests.c.id.in_(chunk))
                 for row in self.tx.execute(query).all():
                     self._requests[row.id] = request_record(row)
-                continue
-            for rid, owner, status, round_, served, open_tasks in select_in(
-                self.tx, "SELECT id, owner, status, round, served, open_tasks FROM requests "
-                "WHERE {in}", "id", chunk,
-            ):  # fmt: skip
-                self._requests[rid] = RequestRecord(
-                    rid, owner, None, status,  # type: ignore[arg-type]
-                    None if round_ is None else int(round_), int(served), int(open_tasks),
-                )  # fmt: skip
+            else:
+                for rid, owner, status, round_, served, open_tasks in select_in(
+                    self.tx, "SELECT id, owner, status, round, served, open_tasks FROM requests "
+                    "WHERE {in}", "id", chunk,
+                ):  # fmt: skip
+                    self._requests[rid] = RequestRecord(
+                        rid, owner, None, status,  # type: ignore[arg-type]
+                        None if round_ is None else int(round_), int(served), int(open_tasks),
+                    )  # fmt: skip
             for request in chunk:
                 self._requests.setdefault(request, None)
 
