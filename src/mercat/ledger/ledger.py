@@ -7,11 +7,15 @@
 `submit` is the one write path. In order, before anything is written: the payload must
 parse (MalformedMessageError), name this ledger (WrongLedgerError) and not be expired or
 valid for too long (ExpiredMessageError), its signature verify (BadSignatureError),
-embedded oracle reports verify (in parallel threads for a batch); then, in one
-transaction: the signer must have an account (UnknownAccountError; `open_account` instead
-needs a fresh key), a settlement whose tasks are all settled returns at once (idempotence),
-the (signer, nonce) must be new (ReplayedNonceError), and the operation's own checks run.
-Any error rolls everything back.
+embedded oracle reports verify; then, in one transaction: the signer must have an account
+(UnknownAccountError; `open_account` instead needs a fresh key), a settlement whose tasks
+are all settled returns at once (idempotence), the (signer, nonce) must be new
+(ReplayedNonceError), and the operation's own checks run. Any error rolls everything back.
+
+A batch's oracle reports (64 or more) are verified by threads *while* the transaction reads
+and computes (`mercat.ledger.report_signatures`); the transaction commits only once every
+report verified, and a forged report is the error raised whatever the transaction found,
+so what is written and what is refused are as if the reports had been checked first.
 
 One `Ledger` per process: an engine must not cross a fork. Threads may share one.
 """
