@@ -8,7 +8,9 @@
 - `messages._canonical` (floats found by the C decoder) answers as `canonical_bytes`, and a
   float is refused with the same error;
 - `bulk` writes (executemany on SQLite, unnest arrays on PostgreSQL) leave exactly the rows
-  SQLAlchemy's own statements leave, on both stores.
+  SQLAlchemy's own statements leave, on both stores;
+- a forged report in a batch large enough to be checked beside the transaction is still the
+  error raised, and nothing is written.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from mercat.errors import BadSignatureError, MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes
-from mercat.ledger import messages
+from mercat.ledger import SettleTasks, SignedMessage, TaskReports, messages
 from mercat.ledger import schema as s
 from mercat.ledger.bulk import insert_rows, select_in, update_rows
 from mercat.ledger.report_signatures import (
@@ -34,6 +36,7 @@ from mercat.ledger.report_signatures import (
 )
 from mercat.ledger.store import Txn, make_engine, run_in_transaction
 from mercat.oracle import OracleReport, SignedReport
+from tests.ledger.market import Market
 
 KEYS = [Keypair.generate() for _ in range(3)]
 LEDGER = "0123456789abcdef0123456789abcdef"
@@ -244,3 +247,40 @@ def test_report_parsing_equals_from_wire(report, changes):
             return type(exc), str(exc)
 
     assert parsed(messages.report_from_wire) == parsed(SignedReport.from_wire)
+
+
+@pytest.mark.parametrize("also", ["nothing else", "an unknown task"])
+def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(sqlite_url, also):
+    """A batch's reports are checked beside its transaction; a forged one must still be the
+    error raised (even where the transaction found another), roll everything back and leave
+    the genuine message applicable."""
+
+    market = Market(sqlite_url, users=2, oracles=1, quorum=1)
+    try:
+        alice, bob = market.users
+        market.fund(alice, 100_000)
+        market.fund(bob, 100_000)
+        market.fund_pool(10_000)
+        asset = market.asset(alice, 990)
+        tasks = [
+            market.task(market.request(bob, 10), [asset], [5]) for _ in range(PARALLEL_REPORTS)
+        ]
+        items = [TaskReports(t, (market.report(1, t, True),)) for t in tasks]
+        genuine = market.signer(market.operator).sign(
+            SettleTasks(round=1, settlements=tuple(items))
+        )
+        forged = list(items)
+        forged[-1] = TaskReports(tasks[-1], (_forge(items[-1].reports[0], "signature"),))
+        if also == "an unknown task":
+            forged[0] = TaskReports("nope", (market.report(1, "nope", True),))
+        before = market.snapshot()
+        with pytest.raises(BadSignatureError):
+            market.ledger.submit(
+                market.signer(market.operator).sign(SettleTasks(round=1, settlements=tuple(forged)))
+            )
+        assert market.snapshot() == before
+        receipt = market.ledger.submit(SignedMessage.from_json(genuine.to_json()))
+        assert receipt.applied and receipt.result["settled"] == PARALLEL_REPORTS
+        market.ledger.verify()
+    finally:
+        market.ledger.close()
