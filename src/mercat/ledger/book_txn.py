@@ -23,6 +23,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 
 from mercat.errors import UnknownAssetError, UnknownRequestError
 from mercat.ledger import schema as s
+from mercat.ledger.bulk import insert_rows, select_in, update_rows
 from mercat.ledger.store import Txn
 from mercat.runtime.limits import check_postings
 from mercat.runtime.records import (
@@ -41,17 +42,6 @@ _CHUNK = 4000  # names per IN (...) list: well under SQLite's limit on bound par
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
-
-
-def executemany(tx: Txn, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """A statement with `?` placeholders run once per row through the driver itself: for the
-    thousands of rows a batch writes, SQLAlchemy's per-row parameter processing costs more
-    than the database (the statements are fixed text over the ledger's own columns)."""
-    if not rows:
-        return
-    if tx.connection.dialect.paramstyle != "qmark":  # psycopg: format style
-        sql = sql.replace("?", "%s")
-    tx.connection.exec_driver_sql(sql, rows)
 
 
 def _book_kind(name: str) -> str:
@@ -89,8 +79,8 @@ class SqlBookTxn:
         self._usage_changed: dict[tuple[int, str], Usage] = {}
         self._tasks: dict[tuple[int, str], TaskRecord | None] = {}
         self._tasks_new: list[TaskRecord] = []
-        self._tasks_settled: list[dict[str, Any]] = []
-        self._effects: list[dict[str, Any]] = []
+        self._tasks_settled: list[tuple[Any, ...]] = []
+        self._effects: list[tuple[Any, ...]] = []
         self._cids: dict[str, str | None] = {}
 
     # --- books ---------------------------------------------------------------------------
@@ -98,10 +88,12 @@ class SqlBookTxn:
     def prefetch_books(self, names: Iterable[str]) -> None:
         wanted = sorted({n for n in names if n not in self._balances and n not in self._absent})
         for chunk in _chunks(wanted):
-            query = select(s.books.c.name, s.books.c.balance).where(s.books.c.name.in_(chunk))
-            if self.tx.locking:
-                query = query.order_by(s.books.c.name).with_for_update()
-            found = dict(self.tx.execute(query).all())
+            # in name order: PostgreSQL locks the rows in it (one global order, no cycles)
+            rows = select_in(
+                self.tx, "SELECT name, balance FROM books WHERE {in} ORDER BY name", "name", chunk,
+                lock=self.tx.locking,
+            )  # fmt: skip
+            found = dict(rows)
             for name in chunk:
                 if name in found:
                     self._balances[name] = int(found[name])
@@ -109,16 +101,21 @@ class SqlBookTxn:
                     self._absent.add(name)
 
     def balance(self, book: str) -> int:
-        if book not in self._balances and book not in self._absent:
+        known = self._balances.get(book)  # the money rule asks ~25 times per task
+        if known is not None:
+            return known
+        if book not in self._absent:
             self.prefetch_books([book])
         return self._balances.get(book, 0)
 
     def post(self, moves: Mapping[str, int]) -> None:
-        self.prefetch_books(moves)
+        balances = self._balances
+        if not all(book in balances for book in moves):  # a settlement prefetched them all
+            self.prefetch_books(moves)
         check_postings(self.balance, moves)
         for book, amount in moves.items():
             if amount:
-                self._balances[book] = self.balance(book) + amount
+                balances[book] = self.balance(book) + amount
                 self._moves[book] += amount
 
     # --- assets --------------------------------------------------------------------------
@@ -168,8 +165,19 @@ class SqlBookTxn:
         owner and the count of open tasks, not the terms), and they read as None."""
         wanted = sorted({r for r in ids if r not in self._requests})
         for chunk in _chunks(wanted):
-            for row in self.tx.execute(select(s.requests).where(s.requests.c.id.in_(chunk))):
-                self._requests[row.id] = request_record(row, terms=terms)
+            if terms:
+                query = select(s.requests).where(s.requests.c.id.in_(chunk))
+                for row in self.tx.execute(query).all():
+                    self._requests[row.id] = request_record(row)
+            else:
+                for rid, owner, status, round_, served, open_tasks in select_in(
+                    self.tx, "SELECT id, owner, status, round, served, open_tasks FROM requests "
+                    "WHERE {in}", "id", chunk,
+                ):  # fmt: skip
+                    self._requests[rid] = RequestRecord(
+                        rid, owner, None, status,  # type: ignore[arg-type]
+                        None if round_ is None else int(round_), int(served), int(open_tasks),
+                    )  # fmt: skip
             for request in chunk:
                 self._requests.setdefault(request, None)
 
@@ -214,24 +222,25 @@ class SqlBookTxn:
     def prefetch_tasks(self, round_: int, tasks: Iterable[str]) -> None:
         wanted = sorted({t for t in tasks if (round_, t) not in self._tasks})
         for chunk in _chunks(wanted):
-            rows = self.tx.execute(
-                select(s.tasks).where(s.tasks.c.round == round_, s.tasks.c.task.in_(chunk))
-            ).all()
+            rows = select_in(
+                self.tx,
+                "SELECT task, request, status, charge, fraction, margin_to FROM tasks "
+                "WHERE round = ? AND {in}", "task", chunk, round_,
+            )  # fmt: skip
             members: dict[str, list[tuple[str, int]]] = defaultdict(list)
-            for m in self.tx.execute(
-                select(s.task_assets.c.task, s.task_assets.c.asset, s.task_assets.c.payout)
-                .where(s.task_assets.c.round == round_, s.task_assets.c.task.in_(chunk))
-                .order_by(s.task_assets.c.task, s.task_assets.c.position)
-            ):
-                members[m.task].append((m.asset, int(m.payout)))
-            for row in rows:
-                assets = tuple(a for a, _ in members[row.task])
-                payouts = tuple(p for _, p in members[row.task])
-                charge = sum(payouts) if row.charge is None else int(row.charge)
-                terms = TaskTerms(row.task, row.request, assets, payouts, charge, int(row.fraction))
-                self._tasks[(round_, row.task)] = TaskRecord(
-                    round_, terms, row.margin_to, row.status
-                )
+            for task, asset, payout in select_in(
+                self.tx,
+                "SELECT task, asset, payout FROM task_assets WHERE round = ? AND {in} "
+                "ORDER BY task, position", "task", chunk, round_,
+            ):  # fmt: skip
+                members[task].append((asset, int(payout)))
+            for task, request, status, charge, fraction, margin_to in rows:
+                parts = members[task]
+                assets = tuple(a for a, _ in parts)
+                payouts = tuple(p for _, p in parts)
+                charge = sum(payouts) if charge is None else int(charge)
+                terms = TaskTerms(task, request, assets, payouts, charge, int(fraction))
+                self._tasks[(round_, task)] = TaskRecord(round_, terms, margin_to, status)
             for task in chunk:
                 self._tasks.setdefault((round_, task), None)
 
@@ -253,18 +262,15 @@ class SqlBookTxn:
     ) -> None:
         """What the tasks table keeps of a settlement: the verdict, and per asset its stake
         before and after and whether it was removed."""
+        # rows as `flush` writes them: the values set, then the row's key
         self._tasks_settled.append(
-            {
-                "r": round_, "t": task, "entry": self.entry_id, "success": verdict.success,
-                "sla_met": verdict.sla_met, "latency": verdict.latency_ms,
-                "digest": verdict.digest,
-            }
+            ("settled", self.entry_id, verdict.success, verdict.sla_met, verdict.latency_ms,
+             verdict.digest, round_, task)
         )  # fmt: skip
         for position, effect in enumerate(effects):
             self._effects.append(
-                {"r": round_, "t": task, "p": position, "before": effect.stake_before,
-                 "after": effect.stake_after, "gone": effect.removed}
-            )  # fmt: skip
+                (effect.stake_before, effect.stake_after, effect.removed, round_, task, position)
+            )
 
     # --- writing -------------------------------------------------------------------------
 
@@ -272,20 +278,17 @@ class SqlBookTxn:
         """Write every change of this transaction (postings, balances, rows)."""
         tx = self.tx
         created = sorted(b for b in self._moves if b in self._absent)
-        if created:
-            tx.execute(
-                insert(s.books),
-                [{"name": b, "kind": _book_kind(b), "balance": 0} for b in created],
-            )
+        insert_rows(
+            tx, "books", ("name", "kind", "balance"), [(b, _book_kind(b), 0) for b in created]
+        )
         moves = sorted((b, a) for b, a in self._moves.items() if a)
-        executemany(
+        insert_rows(
             tx,
-            "INSERT INTO postings (entry_id, book, amount) VALUES (?, ?, ?)",
+            "postings",
+            ("entry_id", "book", "amount"),
             [(self.entry_id, b, a) for b, a in moves],
         )
-        executemany(
-            tx, "UPDATE books SET balance = balance + ? WHERE name = ?", [(a, b) for b, a in moves]
-        )
+        update_rows(tx, "books", ("balance",), ("name",), [(a, b) for b, a in moves], add=True)
         if self._asset_status:
             tx.execute(
                 update(s.assets)
@@ -293,20 +296,11 @@ class SqlBookTxn:
                 .values(status=bindparam("st")),
                 [{"a": a, "st": st} for a, st in sorted(self._asset_status.items())],
             )
-        if self._requests_changed:
-            tx.execute(
-                update(s.requests)
-                .where(s.requests.c.id == bindparam("rid"))
-                .values(
-                    status=bindparam("st"), round=bindparam("rnd"), served=bindparam("served"),
-                    open_tasks=bindparam("open"),
-                ),
-                [
-                    {"rid": r.request, "st": r.status, "rnd": r.round, "served": r.served,
-                     "open": r.open_tasks}
-                    for r in self._requests_changed.values()
-                ],
-            )  # fmt: skip
+        update_rows(
+            tx, "requests", ("status", "round", "served", "open_tasks"), ("id",),
+            [(r.status, r.round, r.served, r.open_tasks, r.request)
+             for r in self._requests_changed.values()],
+        )  # fmt: skip
         self._flush_usage()
         self._flush_tasks()
 
@@ -335,40 +329,27 @@ class SqlBookTxn:
 
     def _flush_tasks(self) -> None:
         tx = self.tx
-        if self._tasks_new:
-            tx.execute(
-                insert(s.tasks),
-                [
-                    {"round": r.round, "task": r.terms.task, "request": r.terms.request,
-                     "status": "open", "opened_entry": self.entry_id, "charge": r.terms.charge,
-                     "fraction": r.terms.fraction, "margin_to": r.margin_to}
-                    for r in self._tasks_new
-                ],
-            )  # fmt: skip
-            tx.execute(
-                insert(s.task_assets),
-                [
-                    {"round": r.round, "task": r.terms.task, "position": i, "asset": a,
-                     "payout": p}
-                    for r in self._tasks_new
-                    for i, (a, p) in enumerate(zip(r.terms.assets, r.terms.payouts, strict=True))
-                ],
-            )  # fmt: skip
-        executemany(
-            tx,
-            "UPDATE tasks SET status = 'settled', settled_entry = ?, success = ?, sla_met = ?, "
-            "latency_ms = ?, digest = ? WHERE round = ? AND task = ?",
-            [
-                (t["entry"], t["success"], t["sla_met"], t["latency"], t["digest"], t["r"], t["t"])
-                for t in self._tasks_settled
-            ],
-        )
-        executemany(
-            tx,
-            "UPDATE task_assets SET stake_before = ?, stake_after = ?, removed = ? "
-            "WHERE round = ? AND task = ? AND position = ?",
-            [(e["before"], e["after"], e["gone"], e["r"], e["t"], e["p"]) for e in self._effects],
-        )
+        insert_rows(
+            tx, "tasks",
+            ("round", "task", "request", "status", "opened_entry", "charge", "fraction",
+             "margin_to"),
+            [(r.round, r.terms.task, r.terms.request, "open", self.entry_id, r.terms.charge,
+              r.terms.fraction, r.margin_to) for r in self._tasks_new],
+        )  # fmt: skip
+        insert_rows(
+            tx, "task_assets", ("round", "task", "position", "asset", "payout"),
+            [(r.round, r.terms.task, i, a, p)
+             for r in self._tasks_new
+             for i, (a, p) in enumerate(zip(r.terms.assets, r.terms.payouts, strict=True))],
+        )  # fmt: skip
+        update_rows(
+            tx, "tasks", ("status", "settled_entry", "success", "sla_met", "latency_ms", "digest"),
+            ("round", "task"), self._tasks_settled,
+        )  # fmt: skip
+        update_rows(
+            tx, "task_assets", ("stake_before", "stake_after", "removed"),
+            ("round", "task", "position"), self._effects,
+        )  # fmt: skip
 
 
 def request_record(row: Any, *, terms: bool = True) -> RequestRecord:

@@ -7,11 +7,15 @@
 `submit` is the one write path. In order, before anything is written: the payload must
 parse (MalformedMessageError), name this ledger (WrongLedgerError) and not be expired or
 valid for too long (ExpiredMessageError), its signature verify (BadSignatureError),
-embedded oracle reports verify (in parallel threads for a batch); then, in one
-transaction: the signer must have an account (UnknownAccountError; `open_account` instead
-needs a fresh key), a settlement whose tasks are all settled returns at once (idempotence),
-the (signer, nonce) must be new (ReplayedNonceError), and the operation's own checks run.
-Any error rolls everything back.
+embedded oracle reports verify; then, in one transaction: the signer must have an account
+(UnknownAccountError; `open_account` instead needs a fresh key), a settlement whose tasks
+are all settled returns at once (idempotence), the (signer, nonce) must be new
+(ReplayedNonceError), and the operation's own checks run. Any error rolls everything back.
+
+A batch's oracle reports (64 or more) are verified by threads *while* the transaction reads
+and computes (`mercat.ledger.report_signatures`); the transaction commits only once every
+report verified, and a forged report is the error raised whatever the transaction found,
+so what is written and what is refused are as if the reports had been checked first.
 
 One `Ledger` per process: an engine must not cross a fork. Threads may share one.
 """
@@ -21,7 +25,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -57,6 +60,7 @@ from mercat.ledger.context import (
 )
 from mercat.ledger.migrate import SCHEMA_REVISION, current_revision, upgrade
 from mercat.ledger.operations import HANDLERS
+from mercat.ledger.report_signatures import ReportCheck
 from mercat.ledger.settlement import (
     open_tasks,
     post_offer,
@@ -104,25 +108,6 @@ def _reports_of(op: m.Op) -> list[SignedReport]:
     return []
 
 
-def _verify_reports(reports: list[SignedReport]) -> None:
-    """Check every report's signature (BadSignatureError on the first that fails); a large
-    batch is checked by `REPORT_THREADS` threads at once."""
-    if len(reports) < PARALLEL_REPORTS:
-        for signed in reports:
-            signed.verify()
-        return
-    # One slice per thread (a future per report would cost more than the check itself).
-    slices = [reports[i::REPORT_THREADS] for i in range(REPORT_THREADS)]
-    with ThreadPoolExecutor(REPORT_THREADS) as pool:
-        for _ in pool.map(_verify_all, slices):
-            pass
-
-
-def _verify_all(reports: list[SignedReport]) -> None:
-    for signed in reports:
-        signed.verify()
-
-
 def _settled_entry_if_all(tx: Txn, op: m.SettleTasks) -> int | None:
     """The entry that settled every task of the batch, if all are settled (a resend)."""
     names = [item.task for item in op.settlements]
@@ -155,11 +140,6 @@ _ALL_HANDLERS = {
 
 #: The most entries one `journal` call returns (a page; `after` reads the next one).
 MAX_JOURNAL_PAGE = 100_000
-
-#: Threads that check the signatures of a batch's oracle reports (libsodium releases the
-#: GIL, so they run in parallel); batches smaller than this many reports are checked inline.
-REPORT_THREADS = 2
-PARALLEL_REPORTS = 64
 
 
 # --- opening and creating stores ---------------------------------------------------------
@@ -370,7 +350,14 @@ class Ledger:
             )
         verify(envelope.signer, message.payload, message.signature)
         op = envelope.op
-        _verify_reports(_reports_of(op))
+        # A few reports are checked here; a batch's are checked by threads while the
+        # transaction reads and computes, and `checked` waits for them before anything
+        # commits (a forged report rolls the transaction back and is the error raised).
+        reports = ReportCheck(_reports_of(op))
+
+        def checked(receipt: Receipt) -> Receipt:
+            reports.wait()
+            return receipt
 
         def work(tx: Txn) -> Receipt:
             role = tx.execute(
@@ -383,11 +370,11 @@ class Ledger:
                 if status is None:
                     raise UnknownTaskError(f"no task ({op.round}, {op.task!r})")
                 if status[0] == "settled":
-                    return Receipt(status[1], op.name, applied=False)
+                    return checked(Receipt(status[1], op.name, applied=False))
             if isinstance(op, m.SettleTasks):
                 settled = _settled_entry_if_all(tx, op)
                 if settled is not None:
-                    return Receipt(settled, op.name, applied=False)
+                    return checked(Receipt(settled, op.name, applied=False))
             used = tx.execute(
                 select(s.entries.c.id).where(
                     s.entries.c.signer == envelope.signer, s.entries.c.nonce == envelope.nonce
@@ -406,10 +393,14 @@ class Ledger:
             )
             ctx = Context(tx, self.config, envelope.signer, role, entry_id)
             result = _ALL_HANDLERS[op.name](ctx, op)
-            return Receipt(entry_id, op.name, applied=True, result=result)
+            return checked(Receipt(entry_id, op.name, applied=True, result=result))
 
         try:
-            return run_in_transaction(self.engine, work)
+            try:
+                return run_in_transaction(self.engine, work)
+            except BaseException:
+                reports.wait()  # a forged report outranks what the transaction refused
+                raise
         except IntegrityError as exc:
             # Two writers raced past the checks above; the database's constraints decided.
             if "uq_entries_signer_nonce" in str(exc) or "entries.signer" in str(exc):

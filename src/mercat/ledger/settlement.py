@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 
 from mercat.errors import (
     AlreadyExistsError,
@@ -41,6 +41,7 @@ from mercat.errors import (
 from mercat.ledger import messages as m
 from mercat.ledger import schema as s
 from mercat.ledger.book_txn import SqlBookTxn, canonical_json
+from mercat.ledger.bulk import insert_rows, update_rows
 from mercat.ledger.context import Context, avail, escrow_book
 from mercat.ledger.store import Txn
 from mercat.oracle.quorum import QuorumRule, tally
@@ -302,23 +303,29 @@ def _pending_reports(
 def _store_reports(
     ctx: Context, round_: int, items: Sequence[m.TaskReports], verdicts: dict[str, Any]
 ) -> None:
-    rows = [_report_row(ctx, signed, "pending") for item in items for signed in item.reports]
-    if rows:
-        ctx.tx.execute(insert(s.oracle_reports), rows)
-    marks = [
-        {"r": round_, "t": task, "o": oracle, "st": status}
-        for task, verdict in verdicts.items()
-        for oracle, status in [(o, "agree") for o in verdict.agreeing]
-        + [(o, "disagree") for o in verdict.disagreeing]
-    ]
-    if marks:
-        ctx.tx.execute(
-            update(s.oracle_reports)
-            .where(
-                and_(s.oracle_reports.c.round == bindparam("r"),
-                     s.oracle_reports.c.task == bindparam("t"),
-                     s.oracle_reports.c.oracle == bindparam("o"))
-            )
-            .values(status=bindparam("st")),
-            marks,
-        )  # fmt: skip
+    """Keep every report of the settled tasks with what the quorum made of it: the inline
+    ones are written with it, the relayed (pending) ones are marked."""
+    marks: dict[tuple[str, str], str] = {}
+    for task, verdict in verdicts.items():
+        for oracle in verdict.agreeing:
+            marks[(task, oracle)] = "agree"
+        for oracle in verdict.disagreeing:
+            marks[(task, oracle)] = "disagree"
+    inline = set()
+    rows = []
+    for item in items:
+        for signed in item.reports:
+            r = signed.report
+            inline.add((item.task, signed.oracle))
+            rows.append(
+                (r.round, r.task, signed.oracle, r.success, r.sla_met, r.latency_ms, r.digest,
+                 signed.signature.hex(), marks.get((item.task, signed.oracle), "pending"),
+                 ctx.entry_id)
+            )  # fmt: skip
+    insert_rows(ctx.tx, "oracle_reports", REPORT_COLUMNS, rows)
+    relayed = [(st, round_, t, o) for (t, o), st in marks.items() if (t, o) not in inline]
+    update_rows(ctx.tx, "oracle_reports", ("status",), ("round", "task", "oracle"), relayed)
+
+
+REPORT_COLUMNS = ("round", "task", "oracle", "success", "sla_met", "latency_ms", "digest",
+                  "signature", "status", "entry_id")  # fmt: skip
