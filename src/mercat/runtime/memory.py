@@ -211,7 +211,20 @@ class MemoryBook:
         self, round_: int, attestations: Sequence[Attestation]
     ) -> list[money.TaskSettlement]:
         """Settle a batch of tasks, all or nothing. With an oracle set, each attestation's
-        reports must reach the quorum; without one the attested verdict is taken as is."""
+        reports must reach the quorum; without one the attested verdict is taken as is.
+        The batch is settled at once (`money.settle_tasks`); `settle_per_task` is its
+        reference twin."""
+        verdicts = [(a.task, self._verdict(a)) for a in attestations]
+        txn = _Txn(self)
+        done = money.settle_tasks(txn, round_, verdicts, self.rule)
+        txn.commit()
+        return done
+
+    def settle_per_task(
+        self, round_: int, attestations: Sequence[Attestation]
+    ) -> list[money.TaskSettlement]:
+        """`settle`, one task after another through `money.settle_task` (each task's
+        postings checked on their own): the readable reference the batch is held to."""
         txn = _Txn(self)
         done = []
         for attestation in attestations:

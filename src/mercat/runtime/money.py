@@ -87,9 +87,11 @@ from mercat.market.model import Clearing
 from mercat.runtime.accounts import POOL, avail, escrow_book, hold_book, stake_book
 from mercat.runtime.records import (
     MARGIN_HOLDERS,
+    AssetRecord,
     BookTxn,
     MarginHolder,
     RequestRecord,
+    RequestStatus,
     TaskRecord,
     Usage,
 )
@@ -574,6 +576,125 @@ def settle_task(
         effects=tuple(effects),
         refunded=refunded,
     )
+
+
+def settle_tasks(
+    txn: BookTxn, round_: int, verdicts: Sequence[tuple[str, bool]], rule: IntegerRule
+) -> list[TaskSettlement]:
+    """Settle a batch of open tasks, (task, paid) in order: the same settlements, balances,
+    stakes, removals and request closings as `settle_task` on each in turn (its reference
+    twin; `tests/runtime/test_batch.py` holds them equal), with the collective rule folded
+    per asset over the batch in task order and one posting for the whole batch.
+
+    One posting is checked instead of one per task. The refusals stay the same: of the
+    books a settlement touches only the reward pool can go down and then up again within a
+    batch (rewards out, penalties in), so the pool is checked after every task, as one by
+    one; a hold only goes down, once; an escrow only gives back what it holds; owners,
+    stakes and the margin holder only receive or stay above zero by the rule. (A book
+    with two faults in one batch may see the other one named first.)"""
+    operator = txn.operator
+    moves: defaultdict[str, int] = defaultdict(int)
+    stakes: dict[str, int] = {}  # asset -> its stake after the batch's tasks so far
+    assets: dict[str, AssetRecord] = {}  # asset -> its record, with the batch's removals
+    requests: dict[str, RequestRecord] = {}  # request -> its record after the batch so far
+    records: list[TaskRecord] = []
+    removed: list[str] = []
+    seen: set[str] = set()
+    pool = txn.balance(POOL)  # the pool after the batch's tasks so far
+    updated_stake, removal, is_ruined = rule.updated_stake, rule.removal, rule.is_ruined
+    done = []
+    for task, paid in verdicts:
+        record = txn.task(round_, task)
+        if record is None:
+            raise UnknownTaskError(f"no task ({round_}, {task!r})")
+        if record.status == "settled" or task in seen:
+            raise AlreadyExistsError(f"task ({round_}, {task!r}) is settled")
+        seen.add(task)
+        records.append(record)
+        terms = record.terms
+        holder = margin_holder_book(record.margin_to, operator)
+        paid_out = sum(terms.payouts)
+        subsidy = max(0, paid_out - terms.charge)
+        held = terms.charge + subsidy
+        moves[hold_book(round_, task)] -= held
+        bound = []
+        for asset_id in terms.assets:
+            asset = assets.get(asset_id)
+            if asset is None:
+                asset = assets[asset_id] = txn.asset(asset_id)
+            bound.append(asset)
+        payouts: dict[str, int] = {}
+        margin = 0
+        if paid:
+            for asset, payout in zip(bound, terms.payouts, strict=True):
+                if payout:
+                    moves[avail(asset.owner)] += payout
+                    payouts[asset.owner] = payouts.get(asset.owner, 0) + payout
+            margin = terms.charge - paid_out
+            to_holder = held - paid_out  # the margin; 0 when subsidised
+        else:
+            moves[escrow_book(terms.request)] += terms.charge
+            to_holder = subsidy
+        moves[holder] += to_holder
+
+        effects = []
+        penalties = 0  # what the collective rule moves into the pool (rewards: negative)
+        for asset in bound:
+            asset_id = asset.asset
+            before = stakes.get(asset_id)
+            if before is None:
+                before = txn.balance(stake_book(asset_id))
+            if asset.status == "active":
+                after = updated_stake(before, paid)
+                gone = removal and is_ruined(after)
+                if gone:
+                    assets[asset_id] = asset.with_status("removed")
+                    removed.append(asset_id)
+            else:
+                after, gone = before, False
+            stakes[asset_id] = after
+            moves[stake_book(asset_id)] += after - before
+            penalties += before - after
+            effects.append(AssetEffect(asset_id, asset.owner, before, after, gone))
+        moves[POOL] += penalties
+        pool_change = penalties + (to_holder if holder == POOL else 0)
+        if pool + pool_change < 0:
+            raise RewardPoolExhaustedError(
+                f"the reward pool holds {pool}, settling task {task!r} needs {-pool_change} from it"
+            )
+        pool += pool_change
+
+        request = requests.get(terms.request) or txn.request(terms.request)
+        refunded = 0
+        left = request.open_tasks - 1
+        if left == 0:
+            escrow = escrow_book(terms.request)
+            refunded = txn.balance(escrow) + moves[escrow]
+            moves[escrow] -= refunded
+            moves[avail(request.owner)] += refunded
+        status: RequestStatus = "closed" if left == 0 else "assigned"
+        requests[terms.request] = request.changed(status, request.round, request.served, left)
+        done.append(
+            TaskSettlement(
+                round=round_,
+                task=task,
+                request=terms.request,
+                paid=paid,
+                charge=terms.charge if paid else 0,
+                payouts=payouts,
+                margin=margin,
+                effects=tuple(effects),
+                refunded=refunded,
+            )
+        )
+    txn.post(moves)
+    for request in requests.values():
+        txn.put_request(request)
+    for asset_id in removed:
+        txn.set_asset_status(asset_id, "removed")
+    for record in records:
+        txn.put_task(record.settled())
+    return done
 
 
 def withdraw_request(txn: BookTxn, request: str, signer: str) -> int:
