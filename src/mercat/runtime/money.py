@@ -191,9 +191,10 @@ def _priced(
     unit = context.unit
     kept = [i for i in range(len(full)) if i not in left_out]
     plan = [full[i] for i in kept]
+    terms_of = {r: record.terms for r, record in context.requests.items()}
 
     def weight(entry: tuple[str, tuple[str, ...], int]) -> int:
-        return sum(d for _, d in context.requests[entry[0]].terms.demand) * entry[2]
+        return sum(d for _, d in terms_of[entry[0]].demand) * entry[2]
 
     # What is left out keeps its share of π and φ out of the kept tasks' prices.
     request_share: dict[str, float] = defaultdict(lambda: 1.0)
@@ -236,16 +237,18 @@ def _priced(
     # 3. servers' payouts: R_n split over n's tasks by the units each takes of n
     on_node: dict[str, list[tuple[int, int]]] = defaultdict(list)  # node -> [(task, weight)]
     for k, entry in enumerate(plan):
+        w = weight(entry)
         for node_id in entry[1]:
-            on_node[node_id].append((k, weight(entry)))
+            on_node[node_id].append((k, w))
     server_payout: dict[tuple[int, str], int] = {}
     above_ask: dict[str, int] = {}
     for node_id, uses in on_node.items():
         offer = context.offer(node_id)
+        costs = dict(offer.unit_costs)
         units_ppb = sum(
-            offer.unit_cost_of(r) * d * plan[k][2]
+            costs.get(r, 0) * d * plan[k][2]
             for k, _ in uses
-            for r, d in context.requests[plan[k][0]].terms.demand
+            for r, d in terms_of[plan[k][0]].demand
         )
         ask = offer.cost + -(-units_ppb // PPB)
         reward = clearing.reward(node_id) * node_share[node_id]
@@ -324,6 +327,12 @@ def open_tasks(
     requests: dict[str, RequestRecord] = {}
     fraction_of: dict[str, int] = defaultdict(int)
     opened: list[TaskRecord] = []
+    # What the call reads once and each task uses again (a round opens thousands of tasks
+    # on a few hundred servers): the assets named by each request, each asset's record,
+    # each server's unit costs as a mapping.
+    named_by: dict[str, list[str]] = {}
+    records: dict[str, AssetRecord] = {}
+    unit_costs: dict[str, dict[str, int]] = {}
 
     for t in tasks:
         if len(set(t.assets)) != len(t.assets) or len(t.payouts) != len(t.assets):
@@ -346,17 +355,21 @@ def open_tasks(
             )
         if round_ > terms.expires:
             raise TermsViolationError(f"request {t.request!r} expired after round {terms.expires}")
-        named = []
-        for reference in terms.assets:
-            resolved = txn.resolve(reference)
-            if resolved is None:
-                raise TermsViolationError(
-                    f"request {t.request!r} names {reference!r}, which no asset offers"
-                )
-            named.append(resolved)
+        named = named_by.get(t.request)
+        if named is None:
+            named = named_by[t.request] = []
+            for reference in terms.assets:
+                resolved = txn.resolve(reference)
+                if resolved is None:
+                    raise TermsViolationError(
+                        f"request {t.request!r} names {reference!r}, which no asset offers"
+                    )
+                named.append(resolved)
         servers = []
         for asset_id in t.assets:
-            asset = txn.asset(asset_id)
+            asset = records.get(asset_id)
+            if asset is None:
+                asset = records[asset_id] = txn.asset(asset_id)
             if asset.status != "active":
                 raise AssetNotActiveError(f"asset {asset_id!r} is {asset.status}")
             if asset.offer is None:
@@ -370,7 +383,7 @@ def open_tasks(
                     f"task {t.task!r} binds {asset.offer.kind} {asset_id!r}, which request "
                     f"{t.request!r} does not name"
                 )
-        if sorted(a for a in t.assets if a in named) != sorted(named):
+        if named and sorted(a for a in t.assets if a in named) != sorted(named):
             raise TermsViolationError(
                 f"task {t.task!r} must bind every asset request {t.request!r} names: {named}"
             )
@@ -388,15 +401,19 @@ def open_tasks(
         for server in servers:
             offer = server.offer
             assert offer is not None
-            missing = terms.capabilities - offer.capabilities
-            if missing:
+            if not terms.capabilities <= offer.capabilities:
+                missing = terms.capabilities - offer.capabilities
                 raise TermsViolationError(
                     f"server {server.asset!r} lacks capabilities {sorted(missing)} that "
                     f"request {t.request!r} needs"
                 )
+            costs = unit_costs.get(server.asset)
+            if costs is None:
+                costs = unit_costs[server.asset] = dict(offer.unit_costs)
+            added = usage_add[server.asset]
             for resource, demand in terms.demand:
-                usage_add[server.asset][resource] += demand * t.fraction
-                server_units_ppb[server.asset] += offer.unit_cost_of(resource) * demand * t.fraction
+                added[resource] += demand * t.fraction
+                server_units_ppb[server.asset] += costs.get(resource, 0) * demand * t.fraction
         for asset_id, payout in zip(t.assets, t.payouts, strict=True):
             if asset_id in named:
                 named_pay[(t.request, asset_id)] += payout
@@ -418,12 +435,13 @@ def open_tasks(
     earlier = {asset_id: txn.usage(round_, asset_id) for asset_id in server_pay}
     usage_after: dict[str, dict[str, int]] = {}
     for asset_id, paid in server_pay.items():
-        offer = txn.asset(asset_id).offer
+        offer = records[asset_id].offer
         assert offer is not None
+        capacity = dict(offer.capacity)
         units = dict(earlier[asset_id].units)
         for resource, amount in usage_add.get(asset_id, {}).items():
             units[resource] = units.get(resource, 0) + amount
-            if units[resource] > offer.capacity_of(resource) * PPB:
+            if units[resource] > capacity.get(resource, 0) * PPB:
                 raise TermsViolationError(
                     f"server {asset_id!r} would serve {units[resource] / PPB:g} {resource} in "
                     f"round {round_}; its offer has capacity {offer.capacity_of(resource)}"
@@ -436,7 +454,7 @@ def open_tasks(
             )
         usage_after[asset_id] = units
     for (request_id, asset_id), paid in named_pay.items():
-        offer = txn.asset(asset_id).offer
+        offer = records[asset_id].offer
         assert offer is not None
         ask = offer.cost * fraction_of[request_id] // PPB
         if paid < ask:
