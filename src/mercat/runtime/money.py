@@ -620,6 +620,7 @@ def settle_tasks(
     seen: set[str] = set()
     pool = txn.balance(POOL)  # the pool after the batch's tasks so far
     updated_stake, removal, is_ruined = rule.updated_stake, rule.removal, rule.is_ruined
+    holders = {m: margin_holder_book(m, operator) for m in MARGIN_HOLDERS}
     done = []
     for task, paid in verdicts:
         record = txn.task(round_, task)
@@ -630,7 +631,7 @@ def settle_tasks(
         seen.add(task)
         records.append(record)
         terms = record.terms
-        holder = margin_holder_book(record.margin_to, operator)
+        holder = holders.get(record.margin_to) or margin_holder_book(record.margin_to, operator)
         paid_out = sum(terms.payouts)
         subsidy = max(0, paid_out - terms.charge)
         held = terms.charge + subsidy
