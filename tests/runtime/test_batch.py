@@ -59,7 +59,11 @@ def _rule(name: str, target: float) -> IntegerRule:
     return IntegerRule.from_collective(rule, UNIT)
 
 
-def _book(cls: type[MemoryBook], seed: int, rule: IntegerRule, keep_history: bool) -> MemoryBook:
+def _book(
+    cls: type[MemoryBook], seed: int, rule: IntegerRule, keep_history: bool, auction: bool
+) -> MemoryBook:
+    """A random book; for the double auction, servers with unit costs only and requests
+    that need some gpu (what it clears)."""
     rng = np.random.default_rng(seed)
     pool = int(rng.choice([0, UNIT // 10, 100 * UNIT]))  # 0: rewards may run the pool dry
     book = funded_book(rule, pool=pool, keep_history=keep_history)
@@ -74,19 +78,19 @@ def _book(cls: type[MemoryBook], seed: int, rule: IntegerRule, keep_history: boo
             Offer(
                 f"s{j}",
                 capacity={"gpu": int(rng.integers(1, 8))},
-                cost=int(rng.integers(0, UNIT)),
+                cost=0 if auction else int(rng.integers(0, UNIT)),
                 unit_costs={"gpu": int(rng.integers(0, 200))},
             ),
         )
     book.add_asset("bob", "app", low, Offer("app", kind="app", cost=50))  # one failure away
-    for i in range(int(rng.integers(1, 12))):
+    for i in range(int(rng.integers(1, 16))):
         book.post_request(
             ("carol", "dave")[i % 2],
             RequestTerms(
                 f"q{i}",
                 max_price=int(rng.integers(1, 6 * UNIT)),
-                demand={"gpu": int(rng.integers(0, 3))},
-                replicas=int(rng.integers(1, 3)),
+                demand={"gpu": int(rng.integers(1 if auction else 0, 3))},
+                replicas=1 if auction else int(rng.integers(1, 3)),
                 assets=["app"] if rng.random() < 0.3 else [],
                 deadline_ms=int(rng.integers(0, 100)),
                 expires=int(rng.integers(1, 4)),
@@ -96,7 +100,7 @@ def _book(cls: type[MemoryBook], seed: int, rule: IntegerRule, keep_history: boo
 
 
 def _run(cls, seed, rule, keep_history, mechanism, failure, late, batch_size):  # type: ignore[no-untyped-def]
-    book = _book(cls, seed, rule, keep_history)
+    book = _book(cls, seed, rule, keep_history, mechanism == "double-auction")
     rng = np.random.default_rng(seed + 1)
     log = MemoryLog()
     plan = RoundPlan(
