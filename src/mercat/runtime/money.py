@@ -56,7 +56,8 @@ collective rule moves the stake of every asset of the task that is still active 
 from the pool when it paid, penalty P into the pool when it did not: seed 000's blind
 collective rule, applied to servers and named assets alike), and removes an asset whose stake
 reaches the removal level. When a request's last task settles, the request closes and the
-rest of its escrow goes back to its owner.
+rest of its escrow goes back to its owner. `settle_tasks` settles a batch of tasks exactly as
+`settle_task` on each in turn (its reference twin), with one posting for the batch.
 
 No account can go negative: escrow covers every charge when the task opens, a subsidy is
 taken from the margin holder's balance then, every payout comes from a hold that holds it,
