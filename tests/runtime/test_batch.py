@@ -19,6 +19,7 @@ from mercat.errors import (
     AlreadyExistsError,
     MercatError,
     RewardPoolExhaustedError,
+    UnknownRequestError,
     UnknownTaskError,
 )
 from mercat.incentives.collective import MECHANISMS
@@ -216,3 +217,17 @@ def test_a_batch_refuses_what_one_by_one_refuses_and_changes_nothing(attestation
     book.settle(1, _verdicts(True, True, True))
     with pytest.raises(AlreadyExistsError):  # a task settles once
         book.settle(1, _verdicts(True))
+
+
+def test_without_history_a_closed_request_is_forgotten_and_its_id_stays_taken():
+    book = _tasks_on_one_server(MemoryBook, 100 * UNIT, 5 * UNIT)
+    book.keep_history = False
+    book.settle(1, _verdicts(True, False, True))
+    assert not book.requests and not book.tasks  # all three closed, all tasks settled
+    with pytest.raises(AlreadyExistsError):
+        book.post_request("carol", RequestTerms("r1", max_price=UNIT))
+    with pytest.raises(AlreadyExistsError):
+        book.add_asset("alice", "r2", 5 * UNIT)
+    with pytest.raises(UnknownRequestError):
+        book.withdraw_request("carol", "r3")
+    book.verify()
