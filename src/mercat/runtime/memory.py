@@ -89,6 +89,7 @@ class MemoryBook:
         self.roles: dict[str, str] = {operator: "operator"}
         self.assets: dict[str, AssetRecord] = {}
         self.requests: dict[str, RequestRecord] = {}  # posting order
+        self.forgotten: set[str] = set()  # closed requests' ids, without keep_history
         self.open_requests: dict[str, RequestRecord] = {}  # the open ones, posting order
         self.tasks: dict[tuple[int, str], TaskRecord] = {}
         self.usage: dict[tuple[int, str], Usage] = {}
@@ -96,8 +97,10 @@ class MemoryBook:
         # What `state` shows of each active offered asset, kept up to date as stakes and
         # statuses change, so a round's snapshot does not rebuild every asset.
         self.views: dict[str, AssetView] = {}
-        # keep_history=False forgets settled tasks and past rounds' usage (a long simulation
-        # would otherwise keep every task it ever ran); a settled task is then unknown.
+        # keep_history=False forgets settled tasks, closed requests (their ids stay taken)
+        # and past rounds' usage: a long simulation would otherwise keep every task and
+        # request it ever ran, and Python's garbage collector walks all of them on each of
+        # its full passes. A settled task or a closed request is then unknown.
         self.keep_history = keep_history
 
     # --- participants --------------------------------------------------------------------
@@ -134,7 +137,7 @@ class MemoryBook:
     def add_asset(self, owner: str, asset: str, stake: int, offer: Offer | None = None) -> None:
         """Register an asset with its stake (and, optionally, its owner's offer)."""
         self._account(owner)
-        if asset in self.assets or asset in self.requests:
+        if asset in self.assets or asset in self.requests or asset in self.forgotten:
             raise AlreadyExistsError(f"id {asset!r} is taken")
         check_stake(_amount(stake, "stake"), self.stake_bounds)
         if offer is not None and offer.asset != asset:
@@ -166,7 +169,11 @@ class MemoryBook:
     def post_request(self, owner: str, terms: RequestTerms) -> None:
         """Post a request and escrow its `max_price`."""
         self._account(owner)
-        if terms.request in self.requests or terms.request in self.assets:
+        if (
+            terms.request in self.requests
+            or terms.request in self.forgotten
+            or terms.request in self.assets
+        ):
             raise AlreadyExistsError(f"id {terms.request!r} is taken")
         self._post({avail(owner): -terms.max_price, escrow_book(terms.request): terms.max_price})
         record = RequestRecord(terms.request, owner, terms, "open")
@@ -211,7 +218,20 @@ class MemoryBook:
         self, round_: int, attestations: Sequence[Attestation]
     ) -> list[money.TaskSettlement]:
         """Settle a batch of tasks, all or nothing. With an oracle set, each attestation's
-        reports must reach the quorum; without one the attested verdict is taken as is."""
+        reports must reach the quorum; without one the attested verdict is taken as is.
+        The batch is settled at once (`money.settle_tasks`); `settle_per_task` is its
+        reference twin."""
+        verdicts = [(a.task, self._verdict(a)) for a in attestations]
+        txn = _Txn(self)
+        done = money.settle_tasks(txn, round_, verdicts, self.rule)
+        txn.commit()
+        return done
+
+    def settle_per_task(
+        self, round_: int, attestations: Sequence[Attestation]
+    ) -> list[money.TaskSettlement]:
+        """`settle`, one task after another through `money.settle_task` (each task's
+        postings checked on their own): the readable reference the batch is held to."""
         txn = _Txn(self)
         done = []
         for attestation in attestations:
@@ -377,7 +397,11 @@ class _Txn:
             if asset in book.assets:
                 book._refresh_view(asset)
         for request, record in self.requests.items():
-            book.requests[request] = record
+            if record.status == "closed" and not book.keep_history:
+                book.requests.pop(request, None)
+                book.forgotten.add(request)
+            else:
+                book.requests[request] = record
             if record.status == "open":
                 book.open_requests[request] = record
             else:

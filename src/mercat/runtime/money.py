@@ -56,7 +56,8 @@ collective rule moves the stake of every asset of the task that is still active 
 from the pool when it paid, penalty P into the pool when it did not: seed 000's blind
 collective rule, applied to servers and named assets alike), and removes an asset whose stake
 reaches the removal level. When a request's last task settles, the request closes and the
-rest of its escrow goes back to its owner.
+rest of its escrow goes back to its owner. `settle_tasks` settles a batch of tasks exactly as
+`settle_task` on each in turn (its reference twin), with one posting for the batch.
 
 No account can go negative: escrow covers every charge when the task opens, a subsidy is
 taken from the margin holder's balance then, every payout comes from a hold that holds it,
@@ -87,9 +88,11 @@ from mercat.market.model import Clearing
 from mercat.runtime.accounts import POOL, avail, escrow_book, hold_book, stake_book
 from mercat.runtime.records import (
     MARGIN_HOLDERS,
+    AssetRecord,
     BookTxn,
     MarginHolder,
     RequestRecord,
+    RequestStatus,
     TaskRecord,
     Usage,
 )
@@ -189,9 +192,10 @@ def _priced(
     unit = context.unit
     kept = [i for i in range(len(full)) if i not in left_out]
     plan = [full[i] for i in kept]
+    terms_of = {r: record.terms for r, record in context.requests.items()}
 
     def weight(entry: tuple[str, tuple[str, ...], int]) -> int:
-        return sum(d for _, d in context.requests[entry[0]].terms.demand) * entry[2]
+        return sum(d for _, d in terms_of[entry[0]].demand) * entry[2]
 
     # What is left out keeps its share of π and φ out of the kept tasks' prices.
     request_share: dict[str, float] = defaultdict(lambda: 1.0)
@@ -234,16 +238,18 @@ def _priced(
     # 3. servers' payouts: R_n split over n's tasks by the units each takes of n
     on_node: dict[str, list[tuple[int, int]]] = defaultdict(list)  # node -> [(task, weight)]
     for k, entry in enumerate(plan):
+        w = weight(entry)
         for node_id in entry[1]:
-            on_node[node_id].append((k, weight(entry)))
+            on_node[node_id].append((k, w))
     server_payout: dict[tuple[int, str], int] = {}
     above_ask: dict[str, int] = {}
     for node_id, uses in on_node.items():
         offer = context.offer(node_id)
+        costs = dict(offer.unit_costs)
         units_ppb = sum(
-            offer.unit_cost_of(r) * d * plan[k][2]
+            costs.get(r, 0) * d * plan[k][2]
             for k, _ in uses
-            for r, d in context.requests[plan[k][0]].terms.demand
+            for r, d in terms_of[plan[k][0]].demand
         )
         ask = offer.cost + -(-units_ppb // PPB)
         reward = clearing.reward(node_id) * node_share[node_id]
@@ -322,6 +328,12 @@ def open_tasks(
     requests: dict[str, RequestRecord] = {}
     fraction_of: dict[str, int] = defaultdict(int)
     opened: list[TaskRecord] = []
+    # What the call reads once and each task uses again (a round opens thousands of tasks
+    # on a few hundred servers): the assets named by each request, each asset's record,
+    # each server's unit costs as a mapping.
+    named_by: dict[str, list[str]] = {}
+    records: dict[str, AssetRecord] = {}
+    unit_costs: dict[str, dict[str, int]] = {}
 
     for t in tasks:
         if len(set(t.assets)) != len(t.assets) or len(t.payouts) != len(t.assets):
@@ -344,17 +356,21 @@ def open_tasks(
             )
         if round_ > terms.expires:
             raise TermsViolationError(f"request {t.request!r} expired after round {terms.expires}")
-        named = []
-        for reference in terms.assets:
-            resolved = txn.resolve(reference)
-            if resolved is None:
-                raise TermsViolationError(
-                    f"request {t.request!r} names {reference!r}, which no asset offers"
-                )
-            named.append(resolved)
+        named = named_by.get(t.request)
+        if named is None:
+            named = named_by[t.request] = []
+            for reference in terms.assets:
+                resolved = txn.resolve(reference)
+                if resolved is None:
+                    raise TermsViolationError(
+                        f"request {t.request!r} names {reference!r}, which no asset offers"
+                    )
+                named.append(resolved)
         servers = []
         for asset_id in t.assets:
-            asset = txn.asset(asset_id)
+            asset = records.get(asset_id)
+            if asset is None:
+                asset = records[asset_id] = txn.asset(asset_id)
             if asset.status != "active":
                 raise AssetNotActiveError(f"asset {asset_id!r} is {asset.status}")
             if asset.offer is None:
@@ -368,7 +384,7 @@ def open_tasks(
                     f"task {t.task!r} binds {asset.offer.kind} {asset_id!r}, which request "
                     f"{t.request!r} does not name"
                 )
-        if sorted(a for a in t.assets if a in named) != sorted(named):
+        if named and sorted(a for a in t.assets if a in named) != sorted(named):
             raise TermsViolationError(
                 f"task {t.task!r} must bind every asset request {t.request!r} names: {named}"
             )
@@ -386,15 +402,19 @@ def open_tasks(
         for server in servers:
             offer = server.offer
             assert offer is not None
-            missing = terms.capabilities - offer.capabilities
-            if missing:
+            if not terms.capabilities <= offer.capabilities:
+                missing = terms.capabilities - offer.capabilities
                 raise TermsViolationError(
                     f"server {server.asset!r} lacks capabilities {sorted(missing)} that "
                     f"request {t.request!r} needs"
                 )
+            costs = unit_costs.get(server.asset)
+            if costs is None:
+                costs = unit_costs[server.asset] = dict(offer.unit_costs)
+            added = usage_add[server.asset]
             for resource, demand in terms.demand:
-                usage_add[server.asset][resource] += demand * t.fraction
-                server_units_ppb[server.asset] += offer.unit_cost_of(resource) * demand * t.fraction
+                added[resource] += demand * t.fraction
+                server_units_ppb[server.asset] += costs.get(resource, 0) * demand * t.fraction
         for asset_id, payout in zip(t.assets, t.payouts, strict=True):
             if asset_id in named:
                 named_pay[(t.request, asset_id)] += payout
@@ -416,12 +436,13 @@ def open_tasks(
     earlier = {asset_id: txn.usage(round_, asset_id) for asset_id in server_pay}
     usage_after: dict[str, dict[str, int]] = {}
     for asset_id, paid in server_pay.items():
-        offer = txn.asset(asset_id).offer
+        offer = records[asset_id].offer
         assert offer is not None
+        capacity = dict(offer.capacity)
         units = dict(earlier[asset_id].units)
         for resource, amount in usage_add.get(asset_id, {}).items():
             units[resource] = units.get(resource, 0) + amount
-            if units[resource] > offer.capacity_of(resource) * PPB:
+            if units[resource] > capacity.get(resource, 0) * PPB:
                 raise TermsViolationError(
                     f"server {asset_id!r} would serve {units[resource] / PPB:g} {resource} in "
                     f"round {round_}; its offer has capacity {offer.capacity_of(resource)}"
@@ -434,7 +455,7 @@ def open_tasks(
             )
         usage_after[asset_id] = units
     for (request_id, asset_id), paid in named_pay.items():
-        offer = txn.asset(asset_id).offer
+        offer = records[asset_id].offer
         assert offer is not None
         ask = offer.cost * fraction_of[request_id] // PPB
         if paid < ask:
@@ -574,6 +595,126 @@ def settle_task(
         effects=tuple(effects),
         refunded=refunded,
     )
+
+
+def settle_tasks(
+    txn: BookTxn, round_: int, verdicts: Sequence[tuple[str, bool]], rule: IntegerRule
+) -> list[TaskSettlement]:
+    """Settle a batch of open tasks, (task, paid) in order: the same settlements, balances,
+    stakes, removals and request closings as `settle_task` on each in turn (its reference
+    twin; `tests/runtime/test_batch.py` holds them equal), with the collective rule folded
+    per asset over the batch in task order and one posting for the whole batch.
+
+    One posting is checked instead of one per task. The refusals stay the same: of the
+    books a settlement touches only the reward pool can go down and then up again within a
+    batch (rewards out, penalties in), so the pool is checked after every task, as one by
+    one; a hold only goes down, once; an escrow only gives back what it holds; owners,
+    stakes and the margin holder only receive or stay above zero by the rule. (A book
+    with two faults in one batch may see the other one named first.)"""
+    operator = txn.operator
+    moves: defaultdict[str, int] = defaultdict(int)
+    stakes: dict[str, int] = {}  # asset -> its stake after the batch's tasks so far
+    assets: dict[str, AssetRecord] = {}  # asset -> its record, with the batch's removals
+    requests: dict[str, RequestRecord] = {}  # request -> its record after the batch so far
+    records: list[TaskRecord] = []
+    removed: list[str] = []
+    seen: set[str] = set()
+    pool = txn.balance(POOL)  # the pool after the batch's tasks so far
+    updated_stake, removal, is_ruined = rule.updated_stake, rule.removal, rule.is_ruined
+    holders = {m: margin_holder_book(m, operator) for m in MARGIN_HOLDERS}
+    done = []
+    for task, paid in verdicts:
+        record = txn.task(round_, task)
+        if record is None:
+            raise UnknownTaskError(f"no task ({round_}, {task!r})")
+        if record.status == "settled" or task in seen:
+            raise AlreadyExistsError(f"task ({round_}, {task!r}) is settled")
+        seen.add(task)
+        records.append(record)
+        terms = record.terms
+        holder = holders.get(record.margin_to) or margin_holder_book(record.margin_to, operator)
+        paid_out = sum(terms.payouts)
+        subsidy = max(0, paid_out - terms.charge)
+        held = terms.charge + subsidy
+        moves[hold_book(round_, task)] -= held
+        bound = []
+        for asset_id in terms.assets:
+            asset = assets.get(asset_id)
+            if asset is None:
+                asset = assets[asset_id] = txn.asset(asset_id)
+            bound.append(asset)
+        payouts: dict[str, int] = {}
+        margin = 0
+        if paid:
+            for asset, payout in zip(bound, terms.payouts, strict=True):
+                if payout:
+                    moves[avail(asset.owner)] += payout
+                    payouts[asset.owner] = payouts.get(asset.owner, 0) + payout
+            margin = terms.charge - paid_out
+            to_holder = held - paid_out  # the margin; 0 when subsidised
+        else:
+            moves[escrow_book(terms.request)] += terms.charge
+            to_holder = subsidy
+        moves[holder] += to_holder
+
+        effects = []
+        penalties = 0  # what the collective rule moves into the pool (rewards: negative)
+        for asset in bound:
+            asset_id = asset.asset
+            before = stakes.get(asset_id)
+            if before is None:
+                before = txn.balance(stake_book(asset_id))
+            if asset.status == "active":
+                after = updated_stake(before, paid)
+                gone = removal and is_ruined(after)
+                if gone:
+                    assets[asset_id] = asset.with_status("removed")
+                    removed.append(asset_id)
+            else:
+                after, gone = before, False
+            stakes[asset_id] = after
+            moves[stake_book(asset_id)] += after - before
+            penalties += before - after
+            effects.append(AssetEffect(asset_id, asset.owner, before, after, gone))
+        moves[POOL] += penalties
+        pool_change = penalties + (to_holder if holder == POOL else 0)
+        if pool + pool_change < 0:
+            raise RewardPoolExhaustedError(
+                f"the reward pool holds {pool}, settling task {task!r} needs {-pool_change} from it"
+            )
+        pool += pool_change
+
+        request = requests.get(terms.request) or txn.request(terms.request)
+        refunded = 0
+        left = request.open_tasks - 1
+        if left == 0:
+            escrow = escrow_book(terms.request)
+            refunded = txn.balance(escrow) + moves[escrow]
+            moves[escrow] -= refunded
+            moves[avail(request.owner)] += refunded
+        status: RequestStatus = "closed" if left == 0 else "assigned"
+        requests[terms.request] = request.changed(status, request.round, request.served, left)
+        done.append(
+            TaskSettlement(
+                round=round_,
+                task=task,
+                request=terms.request,
+                paid=paid,
+                charge=terms.charge if paid else 0,
+                payouts=payouts,
+                margin=margin,
+                effects=tuple(effects),
+                refunded=refunded,
+            )
+        )
+    txn.post(moves)
+    for request in requests.values():
+        txn.put_request(request)
+    for asset_id in removed:
+        txn.set_asset_status(asset_id, "removed")
+    for record in records:
+        txn.put_task(record.settled())
+    return done
 
 
 def withdraw_request(txn: BookTxn, request: str, signer: str) -> int:
