@@ -185,3 +185,62 @@ def test_body_rules():
 def test_random_frames_never_escape_as_other_errors(frames):
     with pytest.raises(ProtocolError):
         decode(frames, keys)
+
+
+def _bounded(data: bytes) -> object:
+    """The reference: the project's bounded parser, value or (error type, message)."""
+    from mercat.auctioneer.messages import MAX_HEADER_BYTES
+    from mercat.untrusted import parse_json
+
+    try:
+        return parse_json(
+            data, what="header", error=MalformedMessageError, max_bytes=MAX_HEADER_BYTES
+        )
+    except MalformedMessageError as exc:
+        return (type(exc), str(exc))
+
+
+def _fast(data: bytes) -> object:
+    from mercat.auctioneer.messages import parse_header
+
+    try:
+        return parse_header(data)
+    except MalformedMessageError as exc:
+        return (type(exc), str(exc))
+
+
+HEADER_TEXTS = [
+    encode(Validate(1, D), "p1", PROVIDER)[0],
+    encode(Result(1, True, "", b"x", (("bids", 1),)), "p1", PROVIDER)[0],
+    b"[" * 64 + b"]" * 64,  # as deep as allowed, on the fast path's bound
+    b"[" * 65 + b"]" * 65,  # one level too deep
+    b'{"a": "' + b"[" * 100 + b'"}',  # brackets in a string: the bounded parser's verdict
+    b"[" * 70,  # broken and deep
+    b"{",
+    b"",
+    b"\xff\xfe{}",
+    b'{"v": NaN}',
+    b'"\xed\xa0\x80"',  # a lone surrogate in UTF-8
+    json.dumps({"a": "é" * 10}).encode("utf-16"),  # not UTF-8
+    b"{" + b" " * 20_000 + b"}",  # over the header's size limit
+]
+
+
+@pytest.mark.parametrize("data", HEADER_TEXTS)
+def test_the_header_fast_path_equals_the_bounded_parser(data):
+    assert repr(_fast(data)) == repr(_bounded(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+            max_leaves=80,
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
+def test_the_header_fast_path_equals_the_bounded_parser_on_any_text(data):
+    assert repr(_fast(data)) == repr(_bounded(data))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from mercat.errors import (
     UnsupportedVersionError,
 )
 from mercat.identity import Keypair, canonical_bytes
-from mercat.untrusted import parse_json
+from mercat.untrusted import MAX_DEPTH, parse_json
 
 VERSION = 1
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -345,9 +346,7 @@ def decode(
     header_bytes, body, signature = (bytes(f) for f in frames)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise MessageTooLargeError(f"header of {len(header_bytes)} bytes")
-    header = parse_json(  # nested at most MAX_DEPTH levels: 16 kB of brackets recursed
-        header_bytes, what="header", error=MalformedMessageError, max_bytes=MAX_HEADER_BYTES
-    )
+    header = parse_header(header_bytes)
     if not isinstance(header, dict):
         raise MalformedMessageError("header is not a JSON object")
     if header.get("v") != VERSION:
@@ -378,6 +377,25 @@ def decode(
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def parse_header(data: bytes) -> Any:
+    """A header's JSON value, exactly as the bounded parser `parse_json` gives it (the same
+    value, the same one-line error), but cheaper for the headers peers actually send.
+
+    The bounded parser scans every header for its nesting depth (numpy over the brackets,
+    about 60 µs, as much as verifying its signature, and paid 2(m-1) times a round). A text
+    with at most MAX_DEPTH brackets in all cannot nest deeper than MAX_DEPTH, so for it
+    the scan is skipped; anything else, and any text the plain parser refuses, goes through
+    `parse_json` for its verdict and message."""
+    if len(data) <= MAX_HEADER_BYTES and data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        try:
+            return json.loads(data.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included: the bounded parser says why
+            pass
+    # nested at most MAX_DEPTH levels: 16 kB of brackets recursed
+    return parse_json(data, what="header", error=MalformedMessageError, max_bytes=MAX_HEADER_BYTES)
+
 
 
 def _signed_bytes(header: bytes, body: bytes) -> bytes:

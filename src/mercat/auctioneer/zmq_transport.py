@@ -114,6 +114,11 @@ class ZmqTransport(Transport):
                 self._readers.append(asyncio.ensure_future(self._read(dealer, name)))
         return await self._inbox.get()
 
+    def recv_nowait(self) -> Received | None:
+        if self._inbox is None or self._inbox.empty():
+            return None
+        return self._inbox.get_nowait()
+
     async def _read(self, sock: zmq.asyncio.Socket, name: str | None) -> None:
         assert self._inbox is not None
         while True:
