@@ -397,7 +397,6 @@ def parse_header(data: bytes) -> Any:
     return parse_json(data, what="header", error=MalformedMessageError, max_bytes=MAX_HEADER_BYTES)
 
 
-
 def _signed_bytes(header: bytes, body: bytes) -> bytes:
     return DOMAIN + hashlib.sha256(header).digest() + hashlib.sha256(body).digest()
 
