@@ -79,3 +79,25 @@ def test_virtual_time_jumps_and_a_stuck_simulation_raises():
         pytest.raises(RuntimeError, match="stuck"),
     ):
         runner.run(stuck())
+
+
+def test_providers_send_to_each_others_router_and_never_read_their_dealers():
+    async def main():
+        a, b = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+        p1 = ZmqTransport({"p2": b}, bind=a)
+        p2 = ZmqTransport({"p1": a}, bind=b)
+        try:
+            for i in range(50):  # many sends in a row: none is lost, none stalls a reader
+                p1.send("p2", [b"h", str(i).encode(), b"s"])
+                p2.send("p1", [b"h", str(i).encode(), b"s"])
+            for receiver in (p1, p2):
+                got = [await asyncio.wait_for(receiver.recv(), 5) for _ in range(50)]
+                assert [g.frames[1] for g in got] == [str(i).encode() for i in range(50)]
+                assert {g.route[0] for g in got} == {"router"}
+            assert p1.recv_nowait() is None and p1.dropped == p2.dropped == 0
+            assert len(p1._readers) == 1  # the ROUTER's; its DEALER is send-only
+        finally:
+            await p1.aclose()
+            await p2.aclose()
+
+    asyncio.run(main())

@@ -6,6 +6,16 @@ route a reply (a Result to a client) goes back by. To send to peer q, a provider
 DEALER socket connected to q's address. A bidder client binds nothing: it connects one
 DEALER per provider, sends its bids on them and receives the Results on them.
 
+A provider never reads its DEALERs: its peers send to its ROUTER, and it answers only bid
+batches, which come from clients, so nothing it needs ever comes back on a DEALER. Its
+DEALERs are therefore plain (blocking-API) sockets that the event loop does not watch, sent
+on with NOBLOCK: an asyncio socket costs a Future per send and wakes the loop on every
+change of its (edge-triggered) descriptor, which at k = 3 (7 peers, two all-to-all phases
+a round) was about a tenth of a provider's CPU. This is safe only because nothing reads
+them: on a socket with a waiting reader a plain send can consume the descriptor's edge and
+stall that reader until the next message arrives. A client reads on its DEALERs and keeps
+asyncio sockets.
+
 ZeroMQ reconnects by itself, so a provider that restarts at the same address rejoins. A
 connecting DEALER queues messages until the peer is up (at most `SNDHWM` of them); a send
 that would block is dropped and logged instead (the protocol's timeouts deal with the
@@ -46,8 +56,9 @@ class ZmqTransport(Transport):
         self.context = zmq.asyncio.Context()
         self.max_bytes = max_bytes
         self.router: zmq.asyncio.Socket | None = None
-        self.dealers: dict[str, zmq.asyncio.Socket] = {}
-        self._names: dict[zmq.asyncio.Socket, str] = {}
+        # A provider's DEALERs only send (module docstring); a client's also receive.
+        self._send_only = bind is not None
+        self.dealers: dict[str, zmq.Socket[bytes]] = {}
         self._inbox: asyncio.Queue[Received] | None = None
         self._readers: list[asyncio.Task[None]] = []
         self.dropped = 0
@@ -58,29 +69,35 @@ class ZmqTransport(Transport):
                 self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
                 self.router.bind(bind)
             for name, address in peers.items():
-                dealer = self._socket(zmq.DEALER)
+                dealer = self._socket(zmq.DEALER, plain=self._send_only)
                 dealer.connect(address)
                 self.dealers[name] = dealer
-                self._names[dealer] = name
         except zmq.ZMQError as exc:
             self.close()
             raise AuctioneerConfigError(f"cannot open ZeroMQ sockets ({bind=}): {exc}") from exc
 
-    def _socket(self, kind: int) -> zmq.asyncio.Socket:
-        sock = self.context.socket(kind)
+    def _socket(self, kind: int, *, plain: bool = False) -> Any:
+        sock = self.context.socket(kind, socket_class=zmq.Socket if plain else None)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_bytes)
         sock.setsockopt(zmq.SNDHWM, SEND_HWM)
         sock.setsockopt(zmq.RCVHWM, SEND_HWM)
         return sock
 
-    def _send(self, sock: zmq.asyncio.Socket, frames: Sequence[bytes], what: str) -> None:
+    def _send(self, sock: zmq.Socket[bytes], frames: Sequence[bytes], what: str) -> None:
         # Zero-copy sends cost about 0.3 ms a frame here (pyzmq's reference tracking); copying
         # is cheaper up to tens of kilobytes, so only large messages go without a copy.
         big = sum(len(f) for f in frames) > ZERO_COPY_BYTES
-        future = sock.send_multipart(list(frames), flags=zmq.NOBLOCK, copy=not big)
-        # With NOBLOCK, pyzmq's asyncio socket resolves the future at once.
-        error = future.exception() if future.done() else None
+        error: BaseException | None = None
+        if isinstance(sock, zmq.asyncio.Socket):
+            future = sock.send_multipart(list(frames), flags=zmq.NOBLOCK, copy=not big)
+            # With NOBLOCK, pyzmq's asyncio socket resolves the future at once.
+            error = future.exception() if future.done() else None
+        else:
+            try:
+                sock.send_multipart(list(frames), flags=zmq.NOBLOCK, copy=not big)
+            except zmq.ZMQError as exc:  # zmq.Again: the queue is full
+                error = exc
         if error is not None:
             self.dropped += 1
             log.warning("zeromq: message to %s dropped (%s)", what, error)
@@ -110,8 +127,9 @@ class ZmqTransport(Transport):
             self._inbox = asyncio.Queue()
             if self.router is not None:
                 self._readers.append(asyncio.ensure_future(self._read(self.router, None)))
-            for name, dealer in self.dealers.items():
-                self._readers.append(asyncio.ensure_future(self._read(dealer, name)))
+            if not self._send_only:
+                for name, dealer in self.dealers.items():
+                    self._readers.append(asyncio.ensure_future(self._read(dealer, name)))
         return await self._inbox.get()
 
     def recv_nowait(self) -> Received | None:
@@ -119,7 +137,7 @@ class ZmqTransport(Transport):
             return None
         return self._inbox.get_nowait()
 
-    async def _read(self, sock: zmq.asyncio.Socket, name: str | None) -> None:
+    async def _read(self, sock: Any, name: str | None) -> None:
         assert self._inbox is not None
         while True:
             try:
