@@ -221,3 +221,43 @@ def test_devnet_rounds_are_cleared_by_auctioneer_processes(tmp_path):
         opened = {e["request"] for e in events
                   if e["kind"] == "task_opened" and e["round"] == event["round"]}  # fmt: skip
         assert opened <= traded
+
+
+@pytest.mark.slow
+def test_a_devnet_moves_a_child_whose_port_was_taken_to_another(tmp_path, monkeypatch):
+    """`free_port` picks a port that was free a moment ago: another program can take it
+    before the child binds it. The node and the auctioneer's processes are then started
+    again on new ports instead of the devnet failing."""
+    import socket
+
+    from mercat.node import devnet, devnet_commands
+    from mercat.node.genesis import DevnetSetup
+
+    held = [socket.socket() for _ in range(2)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        taken = [s.getsockname()[1] for s in held]
+        real = devnet_commands.free_port
+        # the node's first port, and the first auctioneer process's, are taken
+        node_ports = iter([taken[0]])
+        auctioneer_ports = iter([taken[1]])
+        monkeypatch.setattr(devnet, "free_port", lambda: next(node_ports, None) or real())
+        monkeypatch.setattr(
+            devnet_commands, "free_port", lambda: next(auctioneer_ports, None) or real()
+        )
+        said: list[str] = []
+        setup = DevnetSetup(providers=1, servers_per_provider=1, oracles=1, requesters=1,
+                            rounds=1, mechanism="distributed-auction",
+                            auctioneer_processes=3)  # fmt: skip
+        with devnet.Devnet(setup, tmp_path / "net", progress=said.append) as net:
+            assert net.port != taken[0]
+            assert all("READY" in c.output() for c in net.children if c.role == "auctioneer")
+            peers = (tmp_path / "net" / devnet_commands.AUCTIONEER_PEERS).read_text()
+            assert str(taken[1]) not in peers
+        text = "\n".join(said)
+        assert "port taken" in text and text.count("node: ") == 2, text
+    finally:
+        for s in held:
+            s.close()
