@@ -36,11 +36,13 @@ from mercat.auctioneer.messages import (
     Commit,
     Message,
     Missed,
+    PeerMacs,
     Result,
     Signed,
     Verifier,
     decode,
     encode,
+    encode_unsigned,
 )
 from mercat.auctioneer.opening import PendingCommitments, Schedule
 from mercat.auctioneer.round import (
@@ -126,6 +128,8 @@ class ProviderNode:
         # Finished rounds survive a restart here: see mercat.auctioneer.result_log.
         self.result_log = result_log
         self.verifier = Verifier()
+        self.macs = PeerMacs(me, key, self.peer_keys)
+        self._last_encoded: tuple[Message, bytes, bytes] | None = None
         self.rounds: dict[int, _Round] = {}
         self.finished: OrderedDict[int, RoundResult] = OrderedDict()
         self.dropped: dict[str, int] = {}
@@ -179,6 +183,7 @@ class ProviderNode:
                 self._key_of,
                 max_bytes=self.params.max_message_bytes,
                 verifier=self.verifier,
+                macs=self.macs,
             )
         except ProtocolError as exc:  # malformed, oversized, unknown sender, bad signature
             self._drop(type(exc).__name__, f"from route {received.route!r}: {exc}")
@@ -276,7 +281,7 @@ class ProviderNode:
 
     def _refuse(self, route: Any, r: int, reason: str, *, result_follows: bool) -> None:
         """Tell a client at once that its batch was not taken here, and why."""
-        self.transport.reply(route, self._frames("client", Missed(r, reason, result_follows)))
+        self.transport.reply(route, encode(Missed(r, reason, result_follows), self.me, self.key))
 
     def _add_bids(self, rnd: _Round, client: str, batch: BidBatch, route: Any) -> None:
         if len(rnd.clients) < MAX_CLIENTS_PER_ROUND:
@@ -403,10 +408,18 @@ class ProviderNode:
             payload = result.outcome.encode() if result.outcome is not None else b""
         phases = tuple((name, round(seconds * 1e6)) for name, seconds in result.phases)
         message = Result(result.round, result.ok, result.reason, payload, phases)
-        return self._frames("client", message)
+        return encode(message, self.me, self.key)
 
     def _frames(self, to: str, message: Message) -> list[bytes]:
-        return encode(message, self.me, self.key)
+        """`message` to `to`: MAC-tagged for a peer (`PeerMacs`), signed for a client. A
+        broadcast asks for one message's frames once per peer in a row, so its header and
+        body are encoded once (the last message is kept, by identity)."""
+        if to not in self.macs:
+            return encode(message, self.me, self.key)
+        last = self._last_encoded
+        if last is None or last[0] is not message:
+            last = self._last_encoded = (message, *encode_unsigned(message, self.me))
+        return self.macs.frames(to, last[1], last[2])
 
 
 def merge_batches(batches: list[BidBatch]) -> BidVector:

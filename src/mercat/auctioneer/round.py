@@ -217,9 +217,8 @@ class RoundContext:
     # --- sending ------------------------------------------------------------------------
 
     def send(self, message: Message, to: Sequence[str]) -> None:
-        """Send `message` to each of `to` (through the behavior); each distinct message is
-        signed once."""
-        encoded: dict[int, tuple[Message, list[bytes]]] = {}
+        """Send `message` to each of `to` (through the behavior); the frames are made per
+        peer (a MAC per peer; the node encodes each distinct message once)."""
         loop = asyncio.get_running_loop()
         for peer in to:
             actual = self.behavior.outgoing(message, peer)
@@ -227,10 +226,7 @@ class RoundContext:
                 self._deliver(peer, junk)
             if actual is None:
                 continue
-            held = encoded.get(id(actual))
-            if held is None:
-                held = encoded[id(actual)] = (actual, self._encode(peer, actual))
-            frames = held[1]
+            frames = self._encode(peer, actual)
             delay = self.behavior.delay(actual, peer)
             if delay > 0:
                 loop.call_later(delay, self._deliver, peer, frames)
