@@ -16,6 +16,13 @@ them: on a socket with a waiting reader a plain send can consume the descriptor'
 stall that reader until the next message arrives. A client reads on its DEALERs and keeps
 asyncio sockets.
 
+A provider's ROUTER is a plain socket too, read by the transport itself: the event loop
+watches its descriptor, and each time it signals, `_drain_router` takes every message
+waiting (up to DRAIN_BATCH, then it yields to the loop and comes back) straight into the
+inbox, instead of a Future and a task switch per message. The descriptor is edge-triggered
+and a send on the same socket (a Result to a client) can consume the edge, so every send on
+the ROUTER schedules another drain: no message waits for the next one to be noticed.
+
 ZeroMQ reconnects by itself, so a provider that restarts at the same address rejoins. A
 connecting DEALER queues messages until the peer is up (at most `SNDHWM` of them); a send
 that would block is dropped and logged instead (the protocol's timeouts deal with the
@@ -39,6 +46,7 @@ from mercat.errors import AuctioneerConfigError
 
 log = logging.getLogger("mercat.auctioneer.zmq")
 SEND_HWM = 10_000
+DRAIN_BATCH = 256  # messages taken per wake-up before the loop gets its turn again
 ZERO_COPY_BYTES = 256 * 1024
 
 
@@ -55,7 +63,8 @@ class ZmqTransport(Transport):
         """`peers`: name -> tcp:// address to send to; `bind`: own address (providers)."""
         self.context = zmq.asyncio.Context()
         self.max_bytes = max_bytes
-        self.router: zmq.asyncio.Socket | None = None
+        self.router: zmq.Socket[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set when the ROUTER is read
         # A provider's DEALERs only send (module docstring); a client's also receive.
         self._send_only = bind is not None
         self.dealers: dict[str, zmq.Socket[bytes]] = {}
@@ -64,7 +73,7 @@ class ZmqTransport(Transport):
         self.dropped = 0
         try:
             if bind is not None:
-                self.router = self._socket(zmq.ROUTER)
+                self.router = self._socket(zmq.ROUTER, plain=True)
                 # A client that reconnects (a restarted `mercat bid`) takes its route over.
                 self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
                 self.router.bind(bind)
@@ -114,6 +123,8 @@ class ZmqTransport(Transport):
         kind, handle = route
         if kind == "router" and self.router is not None:
             self._send(self.router, [handle, *frames], "a client")
+            if self._loop is not None:  # the send may have consumed the descriptor's edge
+                self._loop.call_soon(self._drain_router)
         elif kind == "dealer" and handle in self.dealers:
             self._send(self.dealers[handle], frames, repr(handle))
         else:
@@ -121,12 +132,15 @@ class ZmqTransport(Transport):
             log.warning("zeromq: no route %r; reply dropped", route)
 
     async def recv(self) -> Received:
-        # One reader task per socket feeds a queue: awaiting each socket directly is much
-        # cheaper than a zmq Poller, whose every poll() sets up new watchers.
+        # The ROUTER is drained on its descriptor's signal; a client's DEALERs each have a
+        # reader task (awaiting each socket directly is much cheaper than a zmq Poller,
+        # whose every poll() sets up new watchers). Both feed one queue.
         if self._inbox is None:
             self._inbox = asyncio.Queue()
             if self.router is not None:
-                self._readers.append(asyncio.ensure_future(self._read(self.router, None)))
+                self._loop = asyncio.get_running_loop()
+                self._loop.add_reader(self.router.getsockopt(zmq.FD), self._drain_router)
+                self._drain_router()  # what arrived before anyone listened
             if not self._send_only:
                 for name, dealer in self.dealers.items():
                     self._readers.append(asyncio.ensure_future(self._read(dealer, name)))
@@ -137,17 +151,28 @@ class ZmqTransport(Transport):
             return None
         return self._inbox.get_nowait()
 
-    async def _read(self, sock: Any, name: str | None) -> None:
+    def _drain_router(self) -> None:
+        """Move the messages waiting at the ROUTER into the inbox (module docstring)."""
+        router, inbox = self.router, self._inbox
+        if router is None or router.closed or inbox is None:
+            return
+        for _ in range(DRAIN_BATCH):
+            try:
+                parts = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:  # zmq.Again: nothing more for now
+                return
+            inbox.put_nowait(Received(parts[1:], ("router", parts[0])))
+        assert self._loop is not None
+        self._loop.call_soon(self._drain_router)  # more may wait: after the others' turn
+
+    async def _read(self, sock: Any, name: str) -> None:
         assert self._inbox is not None
         while True:
             try:
                 parts = await sock.recv_multipart()
             except (zmq.ZMQError, asyncio.CancelledError):
                 return
-            if name is None:
-                self._inbox.put_nowait(Received(parts[1:], ("router", parts[0])))
-            else:
-                self._inbox.put_nowait(Received(parts, ("dealer", name)))
+            self._inbox.put_nowait(Received(parts, ("dealer", name)))
 
     async def aclose(self) -> None:
         readers, self._readers = self._readers, []
@@ -157,6 +182,10 @@ class ZmqTransport(Transport):
         self.close()
 
     def close(self) -> None:
+        if self._loop is not None and self.router is not None and not self.router.closed:
+            with contextlib.suppress(RuntimeError, ValueError, OSError):  # loop closed already
+                self._loop.remove_reader(self.router.getsockopt(zmq.FD))
+        self._loop = None
         for reader in self._readers:
             with contextlib.suppress(RuntimeError):  # the loop may be closed already
                 reader.cancel()
