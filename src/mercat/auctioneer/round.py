@@ -110,6 +110,13 @@ class RoundInbox:
         self.transfers_by_sender: dict[str, int] = {}
         self.failure: str | None = None
         self.changed = asyncio.Event()
+        # What the running `gather` still waits for: (kind, task) and the senders missing.
+        # `put` wakes it only when the last of them arrives (or the round fails), not once
+        # per message: at k = 3 a phase brings 7 messages, each wake-up a pass through the
+        # event loop and a new timeout. One gather at a time: a round awaits its phases and
+        # tasks one after another.
+        self._wanted: tuple[str, str] | None = None
+        self._missing: set[str] = set()
 
     def put(self, sender: str, message: Message) -> None:
         if isinstance(message, Abort):
@@ -125,9 +132,12 @@ class RoundInbox:
                     return
                 self.transfers_by_sender[sender] = count + 1
             self.slots[key] = message
+            if self._wanted == (message.kind, task) and sender in self._missing:
+                self._missing.discard(sender)
+                if not self._missing:
+                    self.changed.set()
         elif held != message:
             self.fail(f"{sender} sent two different {message.kind} messages")
-        self.changed.set()
 
     def fail(self, reason: str) -> None:
         if self.failure is None:
@@ -150,11 +160,14 @@ class RoundInbox:
                 what = f"{kind} {task}".strip()
                 raise RoundAbortedError(f"timeout: no {what} from {', '.join(missing)}")
             self.changed.clear()
+            self._wanted, self._missing = (kind, task), {s for s in senders if s not in got}
             try:
                 async with asyncio.timeout(remaining):
                     await self.changed.wait()
             except TimeoutError:
                 pass
+            finally:
+                self._wanted = None
 
 
 PHASES = ("bids", "commit", "reveal", "validate", "outcome")
