@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from mercat.scenarios import collective_gpu
+from mercat.scenarios import collective_body, collective_gpu
 from mercat.scenarios.collective_config import CollectiveConfig
 from mercat.scenarios.collective_sim import failure_rate_pool, simulate
 
@@ -65,14 +65,14 @@ def _kernel_seconds(config: CollectiveConfig, runs: int) -> float:
     from numba import cuda
 
     kernel = collective_gpu._gpu_kernel()
-    capacity = collective_gpu.collective_fast._initial_capacity(config)
-    shape = collective_gpu._shape(config, runs, capacity, False)
-    host = collective_gpu._arrays(shape, run_axis=-1)
-    pool, fparams, iparams = collective_gpu._parameters(
+    capacity = collective_body.initial_capacity(config)
+    shape = collective_body.shape_of(config, runs, capacity, False)
+    host = collective_body.new_arrays(shape, run_axis=-1)
+    pool, fparams, iparams = collective_body.pack_parameters(
         config, failure_rate_pool(config, SEED), False
     )
     args = [collective_gpu.gpu_states(SEED, runs), pool, fparams, iparams]
-    args += [host[name] for name in collective_gpu._ORDER]
+    args += [host[name] for name in collective_body.ORDER]
     device = [cuda.to_device(a) for a in args]
     blocks = -(-runs // collective_gpu.THREADS_PER_BLOCK)
     cuda.synchronize()

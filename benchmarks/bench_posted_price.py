@@ -25,10 +25,12 @@ capabilities, node and state conflicts, exclusive node groups, fixed costs.
 
     .venv/bin/python benchmarks/bench_posted_price.py [--requests 200] [--nodes 50]
         [--tick 0.01] [--rounds 40] [--reference sampled|full|none] [--progress]
+        [--time-limit SECONDS]
 
 The default 40 rounds give the side-by-side figures of docs/posted-price.md in about two
 minutes (`make bench` runs it so); `--rounds 100000` runs to convergence (hundreds of
-proposals at 200 x 50: minutes, not seconds).
+proposals at 200 x 50: minutes, not seconds), and `--time-limit S` stops it after S seconds and
+reports how far it got (turns, the last margin, best-response CPU time per quarter of the run).
 Times are wall-clock and CPU seconds of this process; on a shared machine the wall-clock
 times include waiting for a core (`machine.load_average_before`/`_after` say how busy it
 was).
@@ -37,6 +39,7 @@ was).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -67,25 +70,39 @@ class TimedMechanism(ToleranceImprovement):
         return result
 
 
+class OutOfTime(Exception):
+    """The large market's dynamics ran past `--time-limit`."""
+
+
 class TimedMaker(PerfectInformation):
     """A perfect-information maker, timing every decision; the makers of one run share
     `turns`, so it lists every decision in the order of the turns."""
 
-    def __init__(self, turns: list, certify: bool = True, progress: bool = False) -> None:
+    def __init__(
+        self,
+        turns: list,
+        certify: bool = True,
+        progress: bool = False,
+        deadline: float | None = None,
+    ) -> None:
         super().__init__(certify)
-        self.turns = turns  # (maker id, standing seen, offer made or None, seconds)
+        self.turns = turns  # (maker id, standing seen, offer or None, seconds, CPU seconds)
         self.progress = progress
+        self.deadline = deadline  # perf_counter() after which the run stops (OutOfTime)
 
     def propose(self, view: MakerView):
-        start = time.perf_counter()
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise OutOfTime
+        start, cpu = time.perf_counter(), time.process_time()
         responder = self.responder(view)
         offer = responder.respond(view.standing)
         seconds = time.perf_counter() - start
-        self.turns.append((view.maker, view.standing, offer, seconds))
+        cpu = time.process_time() - cpu
+        self.turns.append((view.maker, view.standing, offer, seconds, cpu))
         if self.progress:  # one line per turn on stderr, to follow a long run
             gain = "pass" if offer is None else f"gain {offer.gain:.4f}"
             print(
-                f"turn {len(self.turns)} {view.maker} {seconds:.3f} s {gain} "
+                f"turn {len(self.turns)} {view.maker} {seconds:.3f} s ({cpu:.3f} s CPU) {gain} "
                 f"milp {responder.milp_solves} lp {getattr(responder, 'lp_solves', 0)}",
                 file=sys.stderr,
                 flush=True,
@@ -107,14 +124,44 @@ def summary(values: list[float]) -> dict:
     }
 
 
-def run(market, tick: float, certify: bool, rounds: int = 1_000_000, progress: bool = False):
+def run(
+    market,
+    tick: float,
+    certify: bool,
+    rounds: int = 1_000_000,
+    progress: bool = False,
+    time_limit: float | None = None,
+):
+    """The dynamics with timed makers; the trace is None if they ran past `time_limit`."""
     mechanism = TimedMechanism()
     turns: list = []
-    makers = [TimedMaker(turns, certify, progress), TimedMaker(turns, certify, progress)]
     wall, cpu = time.perf_counter(), time.process_time()
-    trace = run_dynamics(market, makers, attempt=mechanism, rounds=rounds, tick=tick)
+    deadline = None if time_limit is None else wall + time_limit
+    makers = [TimedMaker(turns, certify, progress, deadline) for _ in range(2)]
+    try:
+        trace = run_dynamics(market, makers, attempt=mechanism, rounds=rounds, tick=tick)
+    except OutOfTime:
+        trace = None
     seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
     return trace, mechanism, turns, seconds
+
+
+def stopped(seconds, turns) -> dict:
+    """How far a run cut off by `--time-limit` got."""
+    last = next((t[2] for t in reversed(turns) if t[2] is not None), None)
+    return {
+        "stopped_by_time_limit": True,
+        "wall_s": seconds["wall"],
+        "cpu_s": seconds["cpu"],
+        "turns": len(turns),
+        "last_proposal_margin": None if last is None else last.margin,
+        "best_response": summary([t[3] for t in turns]),
+        "best_response_cpu": summary([t[4] for t in turns]),
+        "best_response_cpu_by_quarter": [
+            summary([t[4] for t in turns[k * len(turns) // 4 : (k + 1) * len(turns) // 4]])
+            for k in range(4)
+        ],
+    }
 
 
 def signature(trace):
@@ -140,6 +187,77 @@ def outcome(trace, seconds, turns, optimum) -> dict:
         "certified_responses": trace.details.get("certified_responses", 0),
         "wall_s_per_proposal": seconds["wall"] / max(1, trace.proposals),
         "best_response": summary([t[3] for t in turns]),
+        "best_response_cpu": summary([t[4] for t in turns]),
+        "best_response_cpu_by_quarter": [
+            summary([t[4] for t in turns[k * len(turns) // 4 : (k + 1) * len(turns) // 4]])
+            for k in range(4)
+        ],
+    }
+
+
+def start_side_by_side(market, mechanism, tick: float, turns: list, count: int) -> dict:
+    """The restricted challenge MILP of `count` turns from the second half of the run, solved
+    with and without the best known candidate as HiGHS's start, alternately, twice each
+    (CPU seconds; the same model, bounds and fixing for both). Each turn's responder is
+    warmed on the three turns before it, so its candidates are those the run had."""
+    from mercat.clearing.highs import solve_max
+    from mercat.clearing.posted_price.certificate import CertifiedResponder
+    from mercat.clearing.posted_price.challenge import RESTRICTED_MILP_OPTIONS
+    from mercat.clearing.posted_price.fixing import fix_columns, lagrangian_bound
+
+    half = len(turns) // 2
+    step = max(1, (len(turns) - half) // max(1, count))
+    picked = [k for k in range(max(half, 3), len(turns), step)][:count]
+    cold, warm, rows = [], [], []
+    for k in picked:
+        shared: dict = {}
+        responders = {
+            m: CertifiedResponder(market, mechanism, m, tick, shared=shared) for m in ("mm1", "mm2")
+        }
+        for maker, standing, *_ in turns[k - 3 : k]:
+            responders[maker].respond(standing)
+        maker, standing, answer, *_ = turns[k]
+        if answer is None or len(standing.members) != 1:
+            continue
+        responder = responders[maker]
+        (holder,) = standing.members
+        model = responder.challenge_model
+        priced = [
+            (responder.offer(a, standing), a)
+            for a in dict.fromkeys([holder.allocation, *reversed(model.recent)])
+        ]
+        offer, allocation = max(
+            ((o, a) for o, a in priced if o is not None), key=lambda c: c[0].gain
+        )
+        milp, constant = model.model(holder, maker)
+        bound = lagrangian_bound(milp, model._relaxation_duals(holder))
+        lower, upper, _ = fix_columns(milp, bound, offer.gain - constant)
+        restricted = dataclasses.replace(milp, col_lower=lower, col_upper=upper)
+        point = model.point(holder, allocation)
+        times = {"cold": [], "warm": []}
+        values = set()
+        for _ in range(2):
+            for label, initial in (("cold", None), ("warm", point)):
+                begin = time.process_time()
+                result = solve_max(restricted, options=RESTRICTED_MILP_OPTIONS, initial=initial)
+                times[label].append(time.process_time() - begin)
+                values.add(round(result.objective + constant, 7))
+        cold.append(statistics.fmean(times["cold"]))
+        warm.append(statistics.fmean(times["warm"]))
+        rows.append(
+            {
+                "turn": k + 1,
+                "candidate_short_of_optimum": answer.gain - offer.gain,
+                "cold_cpu_s": cold[-1],
+                "started_cpu_s": warm[-1],
+                "same_optimum": len(values) == 1 and abs(values.pop() - answer.gain) < 1e-6,
+            }
+        )
+    return {
+        "turns": rows,
+        "cold_cpu_s_total": sum(cold),
+        "started_cpu_s_total": sum(warm),
+        "same_optimum": all(r["same_optimum"] for r in rows),
     }
 
 
@@ -165,6 +283,21 @@ def main() -> None:
     parser.add_argument("--reference", choices=("sampled", "full", "none"), default="sampled")
     parser.add_argument("--reference-states", type=int, default=8)
     parser.add_argument("--progress", action="store_true", help="one line per turn on stderr")
+    parser.add_argument(
+        "--start-side-by-side",
+        type=int,
+        default=0,
+        metavar="K",
+        help="re-solve the restricted challenge MILP of K late turns with and without the "
+        "known candidate as HiGHS's start",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="stop the large market's dynamics after this many wall-clock seconds and report "
+        "how far they got (no reference then)",
+    )
     parser.add_argument("--small", type=int, nargs=2, default=(10, 5), metavar=("T", "N"))
     args = parser.parse_args()
 
@@ -172,9 +305,16 @@ def main() -> None:
     start = time.perf_counter()
     optimum = solve_welfare(market)
     optimum_seconds = time.perf_counter() - start
+    if args.progress:
+        print(f"welfare optimum {optimum.welfare:.4f} in {optimum_seconds:.1f} s", file=sys.stderr)
 
     trace, mechanism, turns, seconds = run(
-        market, args.tick, certify=True, rounds=args.rounds, progress=args.progress
+        market,
+        args.tick,
+        certify=True,
+        rounds=args.rounds,
+        progress=args.progress,
+        time_limit=args.time_limit,
     )
     result: dict = {
         "benchmark": "posted_price",
@@ -199,11 +339,19 @@ def main() -> None:
             "proven": optimum.proven,
             "seconds": optimum_seconds,
         },
-        "fast": outcome(trace, seconds, turns, optimum.welfare),
+        "fast": stopped(seconds, turns)
+        if trace is None
+        else outcome(trace, seconds, turns, optimum.welfare),
         "evaluation_submit": summary(mechanism.seconds),
     }
 
-    if args.reference == "full":
+    if args.start_side_by_side:
+        result["restricted_milp_start"] = start_side_by_side(
+            market, mechanism, args.tick, turns, args.start_side_by_side
+        )
+    if trace is None:
+        pass  # cut off by --time-limit: nothing to compare the reference with
+    elif args.reference == "full":
         slow, _, slow_turns, slow_seconds = run(
             market, args.tick, certify=False, rounds=args.rounds, progress=args.progress
         )
@@ -218,7 +366,7 @@ def main() -> None:
         sampled = turns[::step][: args.reference_states]
         references: dict[str, BestResponder] = {}
         slow_times, agree = [], True
-        for maker_id, standing, fast, _ in sampled:
+        for maker_id, standing, fast, *_ in sampled:
             reference = references.get(maker_id)
             if reference is None:
                 reference = references[maker_id] = BestResponder(

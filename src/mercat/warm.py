@@ -1,9 +1,9 @@
 """Compile mercat's largest numba kernels once, into numba's on-disk cache.
 
 The VCG solvers (`clearing/vcg/`: the multiple-knapsack search and its knapsack blocks) take
-about a minute of CPU to compile, the fast engine of seed 000 (`scenarios/collective_fast.py`)
-about 13 s, the gpu engine's two CPU compilations (`scenarios/collective_gpu.py`) about 25 s
-each. All are cached on disk (`cache=True`), but a cold cache is compiled by every
+about a minute of CPU to compile, seed 000's per-run body (`scenarios/collective_body.py`)
+about 25 s for each of its two CPU compilations (the fast engine, and the gpu engine's CPU
+twin). All are cached on disk (`cache=True`), but a cold cache is compiled by every
 process that needs it at the same time: the distributed auctioneer's providers, a node's
 workers, a test runner's workers. `make test` runs this first so that they all load the
 cache instead; a user who starts many processes at once can do the same:
@@ -32,21 +32,19 @@ def warm() -> dict[str, float]:
     simulate(CollectiveConfig(assets=10, tasks=50), runs=1, engine="fast")
     seconds["collective_fast"] = time.perf_counter() - start
     start = time.perf_counter()
-    warm_collective_gpu_twins()
-    seconds["collective_gpu_twins"] = time.perf_counter() - start
+    warm_collective_gpu_twin()
+    seconds["collective_gpu_twin"] = time.perf_counter() - start
     return seconds
 
 
-def warm_collective_gpu_twins() -> None:
-    """The gpu engine's body compiled for the CPU (its twin, and over the fast engine's
-    streams): about 25 s each, for the tests that hold the GPU's runs equal to them."""
+def warm_collective_gpu_twin() -> None:
+    """The gpu engine's CPU twin (the body over the GPU's streams), for the tests that hold
+    the GPU's runs equal to it."""
     from mercat.scenarios import collective_gpu
     from mercat.scenarios.collective_config import CollectiveConfig
-    from mercat.scenarios.rng import run_states
 
     config = CollectiveConfig(assets=10, tasks=50)
     collective_gpu.simulate_runs_twin(config, collective_gpu.gpu_states(0, 1), None)
-    collective_gpu.simulate_runs_xoshiro(config, run_states(0, 1), None)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@ operator (as the round loop would) and put on a task board."""
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from mercat.identity import Keypair
 from mercat.ledger import (
@@ -87,3 +92,21 @@ def board_with_task(path, market: SmallMarket, opened_ms: int | None = None) -> 
     board.set_round(1, "executing")
     board.record_tasks([market.task], now_ms() if opened_ms is None else opened_ms)
     return board
+
+
+@contextmanager
+def served_copy(template: Path, built: SmallMarket, tmp_path: Path, **app_options) -> Iterator:
+    """A test's own copy of a module's template ledger (creating one costs a second or more),
+    with round 1's task on a fresh board, served by the node's app (`m.client`, `m.board`)."""
+    from fastapi.testclient import TestClient
+
+    from mercat.node.app import create_app
+
+    shutil.copy(template / "ledger.db", tmp_path / "ledger.db")
+    m = dataclasses.replace(built, url=f"sqlite:///{tmp_path}/ledger.db")
+    board_with_task(tmp_path / "board.db", m).close()
+    app = create_app(m.url, tmp_path / "store", board=tmp_path / "board.db", **app_options)
+    with TestClient(app) as client:
+        m.client = client
+        m.board = app.state.board
+        yield m

@@ -4,21 +4,17 @@ requests, the round history, the providers, the event list and stream, the dashb
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mercat.identity import Keypair
-from mercat.node.app import create_app
 from mercat.node.claims import OutcomeClaim, SignedClaim
 from mercat.node.limits import NodeLimits
 from mercat.oracle import OracleReport, SignedReport
 from mercat.storage.content import content_cid
 
-from .market_fixtures import DATA, board_with_task, small_market
+from .market_fixtures import DATA, served_copy, small_market
 
 ABSENT = content_cid(b"never stored")
 
@@ -32,15 +28,8 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def market(tmp_path, template):
-    root, built = template
-    shutil.copy(root / "ledger.db", tmp_path / "ledger.db")
-    m = dataclasses.replace(built, url=f"sqlite:///{tmp_path}/ledger.db")
-    board_with_task(tmp_path / "board.db", m).close()
     limits = NodeLimits(event_stream_seconds=0.5, event_streams=1)
-    app = create_app(m.url, tmp_path / "store", board=tmp_path / "board.db", limits=limits)
-    with TestClient(app) as client:
-        m.client = client
-        m.board = app.state.board
+    with served_copy(*template, tmp_path, limits=limits) as m:
         yield m
 
 

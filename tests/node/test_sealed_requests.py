@@ -7,18 +7,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import shutil
 import threading
 import time
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mercat import errors as e
 from mercat.identity import Keypair
 from mercat.ledger import Ledger
 from mercat.node.agent import ProviderAgent, ServerSpec
-from mercat.node.app import create_app
 from mercat.node.genesis import UNIT, DevnetSetup, provider_plan
 from mercat.node.local_market import LocalMarket
 from mercat.node.oracle_service import OracleService
@@ -34,7 +31,7 @@ from mercat.storage.encryption import (
 )
 from mercat.workloads import datasets, sandbox
 
-from .market_fixtures import board_with_task, small_market
+from .market_fixtures import served_copy, small_market
 
 BOTH = ("inputs", "output")
 
@@ -47,13 +44,7 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def market(tmp_path, template):
-    root, built = template
-    shutil.copy(root / "ledger.db", tmp_path / "ledger.db")
-    m = dataclasses.replace(built, url=f"sqlite:///{tmp_path}/ledger.db")
-    board_with_task(tmp_path / "board.db", m).close()
-    app = create_app(m.url, tmp_path / "store", board=tmp_path / "board.db")
-    with TestClient(app) as client:
-        m.client = client
+    with served_copy(*template, tmp_path) as m:
         yield m
 
 

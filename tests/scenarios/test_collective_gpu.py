@@ -1,7 +1,7 @@
 """The gpu engine of seed 000's collective simulation, proven without a GPU.
 
-- its body over the fast engine's xoshiro256** streams gives the fast engine's runs bit for
-  bit (so the body is the fast engine's model);
+- its body is the fast engine's (`collective_body`, one source), which
+  test_collective_engines holds equal to the readable reference engine event for event;
 - the CPU twin's xoroshiro128+ is numba-cuda's, draw for draw;
 - the CUDA kernel under numba-cuda's simulator gives the CPU twin's runs bit for bit;
 - the twin (the GPU's streams) agrees with the fast engine in distribution, and the same
@@ -19,61 +19,25 @@ import types
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from tests.scenarios.test_collective_engines import configs
 
 from mercat.errors import DeviceUnavailableError, InvalidParameterError
-from mercat.scenarios import collective_fast, collective_gpu
+from mercat.scenarios import collective_body, collective_gpu
 from mercat.scenarios import collective_metrics as metrics
 from mercat.scenarios.collective_config import CollectiveConfig
 from mercat.scenarios.collective_sim import check_engine, failure_rate_pool, simulate
-from mercat.scenarios.rng import run_states
 
 MASK64 = (1 << 64) - 1
-
-VARIANTS = [
-    {},
-    {"failure_rate_sampling": "direct", "replacement": "refill", "combinations_per_asset": 2},
-    {"removal_inclusive": False, "free_moves_stakes": True, "assets_per_task": 3},
-]
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("mechanism", ["free", "coll-stake", "coll-rep", "coll-sr"])
-def test_the_body_over_xoshiro_is_the_fast_engine_bit_for_bit(mechanism, variant):
-    config = CollectiveConfig(
-        mechanism=mechanism, assets=12, tasks=1_500, replacement_interval=40, **variant
-    )
-    pool = failure_rate_pool(config, 3)
-    states = run_states(3, 4)
-    fast = collective_fast.simulate_runs(config, states, pool, record_picks=True)
-    body = collective_gpu.simulate_runs_xoshiro(config, states, pool, record_picks=True)
-    for a, b in zip(fast, body, strict=True):
-        assert a.differences(b) == []
-
-
-@settings(max_examples=30, deadline=None)
-@given(configs, st.integers(0, 2**32))
-def test_the_body_over_xoshiro_is_the_fast_engine_on_any_market(config, seed):
-    pool = failure_rate_pool(config, seed)
-    states = run_states(seed, 2)
-    fast = collective_fast.simulate_runs(config, states, pool, record_picks=True)
-    body = collective_gpu.simulate_runs_xoshiro(config, states, pool, record_picks=True)
-    for a, b in zip(fast, body, strict=True):
-        assert a.differences(b) == []
 
 
 def test_runs_that_outgrow_their_arrays_are_rerun_alike():
     # S0 = 2 and a top-up whenever fewer than 4 remain: far more assets than the first guess
     config = CollectiveConfig(mechanism="coll-stake", assets=4, tasks=3_000, stake=2.0, alpha=1.0)
     pool = failure_rate_pool(config, 1)
-    fast = collective_fast.simulate_runs(config, run_states(1, 2), pool)
-    body = collective_gpu.simulate_runs_xoshiro(config, run_states(1, 2), pool)
-    assert fast[0].failure_rate.size > collective_fast._initial_capacity(config)
-    assert all(a.differences(b) == [] for a, b in zip(fast, body, strict=True))
-    twin = collective_gpu.simulate_runs_twin(config, collective_gpu.gpu_states(1, 2), pool)
-    assert twin[0].failure_rate.size > collective_fast._initial_capacity(config)
+    states = collective_gpu.gpu_states(1, 3)
+    twin = collective_gpu.simulate_runs_twin(config, states, pool)
+    assert twin[0].failure_rate.size > collective_body.initial_capacity(config)
+    alone = collective_gpu.simulate_runs_twin(config, states[1:2], pool)
+    assert twin[1].differences(alone[0]) == []
 
 
 def _xoroshiro128p_python(s0: int, s1: int, draws: int) -> list[int]:
@@ -95,7 +59,7 @@ def test_the_twins_xoroshiro128p_is_the_python_one_and_numba_cudas():
     states = collective_gpu.gpu_states(9, 3)
     expected = [_xoroshiro128p_python(int(s["s0"]), int(s["s1"]), 500) for s in states]
     ours = states.copy()
-    got = [[int(collective_gpu.xoroshiro128p_next(ours, i)) for _ in range(500)] for i in range(3)]
+    got = [[int(collective_body.xoroshiro128p_next(ours, i)) for _ in range(500)] for i in range(3)]
     assert got == expected
     cuda_random = pytest.importorskip("numba.cuda.random")
     if collective_gpu.simulator_enabled():
@@ -164,7 +128,7 @@ def test_the_kernel_under_the_cuda_simulator_is_the_twin_bit_for_bit(tmp_path):
                     assert simulated[key].dtype == np.asarray(value).dtype, key
         assert sum(run.false_positives + run.true_positives for run in twin) > 0
     outgrown = CollectiveConfig(**SIMULATED_CONFIGS[-1])
-    assert simulated["2/0/failure_rate"].size > collective_fast._initial_capacity(outgrown)
+    assert simulated["2/0/failure_rate"].size > collective_body.initial_capacity(outgrown)
 
 
 def _per_run(runs, window):
@@ -300,11 +264,11 @@ def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
     from mercat.scenarios.collective_gpu_kernel import kernel
 
     config = CollectiveConfig(assets=10, tasks=50, combinations_per_asset=1)
-    pool, fparams, iparams = collective_gpu._parameters(config, np.zeros(3), False)
-    shape = collective_gpu._shape(config, 4, 64, False)
-    arrays = collective_gpu._arrays(shape, run_axis=-1)
+    pool, fparams, iparams = collective_body.pack_parameters(config, np.zeros(3), False)
+    shape = collective_body.shape_of(config, 4, 64, False)
+    arrays = collective_body.new_arrays(shape, run_axis=-1)
     args = [collective_gpu.gpu_states(1, 4), pool, fparams, iparams]
-    args += [arrays[name] for name in collective_gpu._ORDER]
+    args += [arrays[name] for name in collective_body.ORDER]
     try:
         ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(numba.typeof(a) for a in args), cc=(9, 0))
     except Exception as exc:  # NVVM found, but not the rest of the toolkit (NVRTC, libdevice)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
@@ -22,6 +23,12 @@ def reproduce(
         None, min=1, help="Runs per configuration (default: the seed's)."
     ),
     seed: int = seed_option(1, help="Root seed; every result is reproducible from it."),
+    engine: Literal["fast", "reference", "pipeline", "gpu"] = typer.Option(
+        "fast",
+        help="Engine of seed 000's simulations (table1, fig4, fig5): fast (numba), reference "
+        "(plain Python), pipeline (the round pipeline) or gpu (one CUDA thread per run; pip "
+        "install 'mercat[gpu]'). Other experiments have their own.",
+    ),
     as_json: bool = json_option(help="Print the headline numbers as JSON."),
 ) -> None:
     """Reproduce a figure or table of the seeds into CSV, PNG and the HTML report."""
@@ -37,6 +44,11 @@ def reproduce(
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
 
     names = list(registry.experiments()) if name == "all" else [registry.get(name).name]
+    if {"table1", "fig4", "fig5"} & set(names):
+        from mercat.scenarios.collective_config import CollectiveConfig
+        from mercat.scenarios.collective_sim import check_engine
+
+        check_engine(CollectiveConfig(), engine)  # the gpu engine without a GPU: one line
     # Before any experiment runs (some take minutes): the report must have somewhere to go.
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -45,7 +57,7 @@ def reproduce(
             f"--out {str(out)!r} cannot hold the report: {exc.strerror}"
         ) from None
     context = registry.ExperimentContext(
-        out_dir=out, quick=quick, runs=runs, seed=seed, show_progress=not as_json
+        out_dir=out, quick=quick, runs=runs, seed=seed, show_progress=not as_json, engine=engine
     )
     facts = {}
     for n in names:
@@ -56,6 +68,7 @@ def reproduce(
     # The header names the command as it would be retyped to make this report again.
     command = ["mercat", "reproduce", name, *(["--quick"] if quick else []), "--out", str(out)]
     command += [*(["--runs", str(runs)] if runs else []), "--seed", str(seed)]
+    command += ["--engine", engine] if engine != "fast" else []
     run = RunInfo(
         command=shlex.join(command),
         rng_seed=seed,

@@ -46,6 +46,9 @@ class ExperimentContext:
     runs: int | None = None  # None: the experiment's own default (the seed's value)
     seed: int = 1
     show_progress: bool = True
+    # the engine of seed 000's collective simulations (Table I, Fig. 4, Fig. 5):
+    # `mercat.scenarios.collective_sim.ENGINES`
+    engine: str = "fast"
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

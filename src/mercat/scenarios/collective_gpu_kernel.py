@@ -4,7 +4,7 @@ Kept apart because it imports numba-cuda, an optional dependency (`pip install
 'mercat[gpu]'`), and because numba-cuda's simulator (NUMBA_ENABLE_CUDASIM=1) finds the
 `cuda` module among a kernel's globals to give each simulated thread its indices.
 
-The body is `collective_gpu._build_body` compiled as a device function over numba-cuda's
+The body is `collective_body.build_body` compiled as a device function over numba-cuda's
 own xoroshiro128+ (`numba.cuda.random.xoroshiro128p_next`). Arrays are run-minor: thread r
 works on column r (`fa[:, r]`), so a warp's loads of the same element of 32 runs fall in
 neighbouring words.
@@ -15,9 +15,9 @@ from __future__ import annotations
 from numba import cuda
 from numba.cuda.random import xoroshiro128p_next
 
-from mercat.scenarios.collective_gpu import _build_body
+from mercat.scenarios.collective_body import build_body
 
-run_body = _build_body(cuda.jit(device=True), xoroshiro128p_next)
+run_body = build_body(cuda.jit(device=True), xoroshiro128p_next).run
 
 
 @cuda.jit

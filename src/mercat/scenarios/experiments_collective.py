@@ -115,7 +115,7 @@ def run_table1(context: ExperimentContext) -> Section:
             config = CollectiveConfig(
                 mechanism=mechanism, tasks=nt, assets=na, stake=s0, alpha=alpha, target=target
             )
-            result = simulate(config, runs=runs, seed=context.seed)
+            result = simulate(config, runs=runs, seed=context.seed, engine=context.engine)
             precision = 100 * metrics.removal_precision(result.runs)
             rate = 100 * metrics.table_failure_rate(result.runs, WINDOW)
             se_p, se_f = _per_run_spread(result.runs, WINDOW)
@@ -150,12 +150,13 @@ def run_table1(context: ExperimentContext) -> Section:
     within = sum(1 for r in rows if abs(r[13]) <= 2) + sum(1 for r in rows if abs(r[14]) <= 2)
     summary = (
         f"<p>All nine configurations of Table I for Coll-Stake and Coll-SR, {runs} runs per "
-        f"cell, seed {context.seed}, the authors' simulator's readings (Fa from a pool of "
-        "100,000 power-law draws, removal at S ≤ P, one new asset every 500 tasks while "
-        "fewer than N<sub>a</sub> remain, Coll-SR clamped to [S0/1000, S0]). The task failure "
-        "rate is the mean over runs, then over tasks, of the 500-task trailing moving average, "
-        "leaving out the last 500 tasks (the reading of the authors' script). z is the "
-        "difference to the seed in units of the standard error of a difference of two means "
+        f"cell, seed {context.seed}, the {context.engine} engine, the authors' simulator's "
+        "readings (Fa from a pool of 100,000 power-law draws, removal at S ≤ P, one new "
+        "asset every 500 tasks while fewer than N<sub>a</sub> remain, Coll-SR clamped to "
+        "[S0/1000, S0]). The task failure rate is the mean over runs, then over tasks, of the "
+        "500-task trailing moving average, leaving out the last 500 tasks (the reading of the "
+        "authors' script). z is the difference to the seed in units of the standard error of "
+        "a difference of two means "
         f"of {runs} and {SEED_RUNS} runs.</p>"
         f"<p>{within} of {2 * len(rows)} numbers lie within 2 standard errors of the seed's; "
         f"{len(flagged)} cell(s) differ by more than 3: "
@@ -180,6 +181,7 @@ def run_table1(context: ExperimentContext) -> Section:
         claims=tuple(_table1_claim(row, runs) for row in rows),
         facts={
             "runs": runs,
+            "engine": context.engine,
             "cells": [dict(zip(columns, r, strict=True)) for r in rows],
             "max_abs_z": max(max(abs(r[13]), abs(r[14])) for r in rows),
         },
@@ -257,7 +259,10 @@ def run_fig4(context: ExperimentContext) -> Section:
     with progress_bar("Fig. 4", len(FIG4_MECHANISMS), context.show_progress) as advance:
         for name in FIG4_MECHANISMS:
             results[name] = simulate(
-                FIG4_CONFIG.with_(mechanism=name), runs=runs, seed=context.seed
+                FIG4_CONFIG.with_(mechanism=name),
+                runs=runs,
+                seed=context.seed,
+                engine=context.engine,
             ).runs
             advance(1)
     tasks = np.arange(1, FIG4_CONFIG.tasks + 1)
@@ -344,7 +349,8 @@ def run_fig4(context: ExperimentContext) -> Section:
     coll = [m for m in FIG4_MECHANISMS if m != "free"]
     summary = (
         f"<p>N<sub>t</sub> = 10<sup>4</sup>, N<sub>a</sub> = 100, α = 0.05, S0 = 10, target 1%, "
-        f"{runs} runs. The seed: without incentives the failure rate stays between about 10% "
+        f"{runs} runs, the {context.engine} engine. The seed: without incentives the failure rate "
+        "stays between about 10% "
         "and 30%; with collective incentives, after about 4000 tasks, about 95% of runs stay "
         "below 2%.</p><p>Ours: Free's median moves within "
         f"{facts['free']['median_range_pct'][0]:.1f}-{facts['free']['median_range_pct'][1]:.1f}%; "
@@ -444,7 +450,7 @@ def run_fig5(context: ExperimentContext) -> Section:
     runs = _runs(context)
     config = FIG4_CONFIG.with_(mechanism="coll-sr")
     with progress_bar("Fig. 5", 1, context.show_progress) as advance:
-        recs = simulate(config, runs=runs, seed=context.seed).runs
+        recs = simulate(config, runs=runs, seed=context.seed, engine=context.engine).runs
         advance(1)
     targets = {"F_a target": config.asset_target, "F_t target": config.target}
     figures, rows, facts = [], [], {}
@@ -508,7 +514,8 @@ def run_fig5(context: ExperimentContext) -> Section:
     )
     fa, ft = facts["failure_rate"], facts["experienced"]
     summary = (
-        f"<p>Coll-SR, the Fig. 4 market, {runs} runs, all assets that ever entered. The seed: "
+        f"<p>Coll-SR, the Fig. 4 market, {runs} runs (the {context.engine} engine), all assets "
+        "that ever entered. The seed: "
         "by F<sub>a</sub>, the removed share rises roughly linearly after "
         "F<sub>a</sub><sup>target</sup> and tends to 100%; by experienced F<sub>t</sub>, it only "
         "rises after F<sub>t</sub><sup>target</sup>.</p>"

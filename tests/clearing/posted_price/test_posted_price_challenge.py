@@ -132,11 +132,18 @@ def test_fixing_never_loses_the_optimum(situation, data):
     assert lagrangian_bound(milp, lp.duals + np.array(noise)).value >= full.objective - 1e-7
     # Fix from the value of a feasible point: the restricted optimum is the optimum.
     allocation = data.draw(st.sampled_from([holder.allocation, full_decoded(milp, full, market)]))
-    known = milp.objective @ model.point(holder, allocation)
+    point = model.point(holder, allocation)
+    known = milp.objective @ point
     lower, upper, _ = fix_columns(milp, bound, known)
-    restricted = solve_max(dataclasses.replace(milp, col_lower=lower, col_upper=upper))
+    restricted_milp = dataclasses.replace(milp, col_lower=lower, col_upper=upper)
+    restricted = solve_max(restricted_milp)
     assert restricted.proven
     assert restricted.objective == pytest.approx(full.objective, abs=1e-7)
+    # Started from the known point (as the challenge model does), the solve is the cold one's.
+    warm = solve_max(restricted_milp, initial=point)
+    assert warm.proven
+    assert warm.objective == pytest.approx(full.objective, abs=1e-7)
+    assert warm.objective >= known - 1e-9
 
 
 def full_decoded(milp, result, market):

@@ -356,6 +356,7 @@ class ChallengeModel:
         allocation; `price(allocation)` prices another one (`offer_for`)."""
         model, constant = self.model(holder, maker)
         known = max(candidates, key=lambda c: c[0].gain, default=None)
+        start = None
         if known is not None:
             bound = lagrangian_bound(model, self._relaxation_duals(holder))
             if bound.value + constant <= known[0].gain + GAIN_TOL:
@@ -365,8 +366,13 @@ class ChallengeModel:
             lower, upper, fixed = fix_columns(model, bound, known[0].gain - constant)
             model = dataclasses.replace(model, col_lower=lower, col_upper=upper)
             self.fixed_columns.append(fixed)
+            # The candidate survives the fixing (it is worth L), so it is a feasible start:
+            # late in the dynamics it is usually the optimum, and HiGHS then only proves it.
+            start = self.point(holder, known[1])
         self.milp_solves += 1
-        result = solve_max(model, options=None if known is None else RESTRICTED_MILP_OPTIONS)
+        result = solve_max(
+            model, options=None if known is None else RESTRICTED_MILP_OPTIONS, initial=start
+        )
         if result.status in ("Infeasible", "Primal infeasible or unbounded"):
             if known is not None:
                 raise SolverError("the restricted challenge MILP lost the known candidate")
