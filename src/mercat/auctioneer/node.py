@@ -411,9 +411,10 @@ class ProviderNode:
         return encode(message, self.me, self.key)
 
     def _frames(self, to: str, message: Message) -> list[bytes]:
-        """`message` to `to`: MAC-tagged for a peer (`PeerMacs`), signed for a client. A
-        broadcast asks for one message's frames once per peer in a row, so its header and
-        body are encoded once (the last message is kept, by identity)."""
+        """`message` to the peer `to`: MAC-tagged (`PeerMacs`), or signed where the two
+        share no MAC key (a peer key that is no usable curve point). A broadcast asks for
+        one message's frames once per peer in a row, so its header and body are encoded
+        once (the last message is kept, by identity)."""
         if to not in self.macs:
             return encode(message, self.me, self.key)
         last = self._last_encoded
