@@ -6,7 +6,8 @@ result. Prints one JSON object (and writes it to --out if given):
 
 - fig4: the double auction, 8 providers in the auction; the trusted auctioneer (1 process)
   and k = 1, 2, 3 with 3, 5, 8 providers executing, for n up to 10^4 users; `fig4_bar` is the
-  issue's goal at n = 1000 (distributed ≤ 2× centralized and under 1 s);
+  goal at n = 1000 (distributed ≤ 2× centralized and under 1 s; `busiest_cpu_ratio`: the
+  busiest provider's CPU per round over the trusted auctioneer's);
   `fig4_protocol_cpu` the same configurations in one process without sockets (what the
   protocol itself costs, apart from transport and contention);
 - fig5: the VCG auction, 8 providers, p = 1 (trusted auctioneer), 2 (k = 3), 4 (k = 1) groups

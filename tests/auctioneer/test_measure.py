@@ -29,6 +29,9 @@ def test_the_bar_and_the_cpu_floor_of_a_core_starved_machine():
     assert bar["k3"]["cpu_floor_ratio"] == pytest.approx(3.2)
     assert bar["k1"]["cpu_floor_ratio"] == pytest.approx(1.2)
     assert fig4_bar(rows, 1000, cpus=16)["k1"]["cpu_floor_ratio"] == pytest.approx(0.8)
+    # the busiest provider's CPU over the trusted auctioneer's: 3 ms / 2 ms, 6 ms / 2 ms
+    assert bar["k1"]["busiest_cpu_ratio"] == pytest.approx(1.5)
+    assert bar["k3"]["busiest_cpu_ratio"] == pytest.approx(3.0)
     assert fig4_bar(rows, 300, cpus=2) == {}  # no trusted auctioneer at that n
 
 
@@ -86,6 +89,7 @@ def test_the_summary_says_not_measurable_instead_of_a_zero_ratio():
 
     bar = fig4_bar([row(1, 0, 0.0025, 0.0), row(8, 3, 0.030, 0.006)], 1000, cpus=2)
     text = _floor_text(bar, ["k3"])
+    assert bar["k3"]["busiest_cpu_ratio"] is None  # 0.0 s of CPU: below the clock's tick
     assert "not measurable" in text and "0.00" not in text
     measured = fig4_bar([row(1, 0, 0.0025, 0.002), row(8, 3, 0.030, 0.006)], 1000, cpus=2)
     assert "3.20× for k3" in _floor_text(measured, ["k3"])

@@ -185,3 +185,118 @@ def test_body_rules():
 def test_random_frames_never_escape_as_other_errors(frames):
     with pytest.raises(ProtocolError):
         decode(frames, keys)
+
+
+def _bounded(data: bytes) -> object:
+    """The reference: the project's bounded parser, value or (error type, message)."""
+    from mercat.auctioneer.messages import MAX_HEADER_BYTES
+    from mercat.untrusted import parse_json
+
+    try:
+        return parse_json(
+            data, what="header", error=MalformedMessageError, max_bytes=MAX_HEADER_BYTES
+        )
+    except MalformedMessageError as exc:
+        return (type(exc), str(exc))
+
+
+def _fast(data: bytes) -> object:
+    from mercat.auctioneer.messages import parse_header
+
+    try:
+        return parse_header(data)
+    except MalformedMessageError as exc:
+        return (type(exc), str(exc))
+
+
+HEADER_TEXTS = [
+    encode(Validate(1, D), "p1", PROVIDER)[0],
+    encode(Result(1, True, "", b"x", (("bids", 1),)), "p1", PROVIDER)[0],
+    b"[" * 64 + b"]" * 64,  # as deep as allowed, on the fast path's bound
+    b"[" * 65 + b"]" * 65,  # one level too deep
+    b'{"a": "' + b"[" * 100 + b'"}',  # brackets in a string: the bounded parser's verdict
+    b"[" * 70,  # broken and deep
+    b"{",
+    b"",
+    b"\xff\xfe{}",
+    b'{"v": NaN}',
+    b'"\xed\xa0\x80"',  # a lone surrogate in UTF-8
+    json.dumps({"a": "é" * 10}).encode("utf-16"),  # not UTF-8
+    b"{" + b" " * 20_000 + b"}",  # over the header's size limit
+]
+
+
+@pytest.mark.parametrize("data", HEADER_TEXTS)
+def test_the_header_fast_path_equals_the_bounded_parser(data):
+    assert repr(_fast(data)) == repr(_bounded(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+            max_leaves=80,
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
+def test_the_header_fast_path_equals_the_bounded_parser_on_any_text(data):
+    assert repr(_fast(data)) == repr(_bounded(data))
+
+
+# --- provider-to-provider MACs ---------------------------------------------------------------
+
+PEERS = {f"p{i}": Keypair(bytes([i]) * 32) for i in (1, 2, 3)}
+PUBLIC = {p: k.public for p, k in PEERS.items()}
+
+
+def _macs(me):
+    from mercat.auctioneer.messages import PeerMacs
+
+    return PeerMacs(me, PEERS[me], PUBLIC)
+
+
+def _peer_keys(sender, cls):
+    return sender if cls.from_client else PUBLIC.get(sender)
+
+
+@pytest.mark.parametrize("message", [m for m, sender, _ in EXAMPLES if sender == "p1"])
+def test_a_peer_message_tagged_with_the_pairwise_mac_round_trips(message):
+    from mercat.auctioneer.messages import encode_unsigned
+
+    frames = _macs("p1").frames("p2", *encode_unsigned(message, "p1"))
+    assert len(frames[2]) == 32  # a BLAKE2b tag, not a 64-byte signature
+    got = decode(frames, _peer_keys, macs=_macs("p2"))
+    assert got.sender == "p1" and got.message == message
+
+
+def test_only_the_two_ends_of_a_pair_share_its_mac_key():
+    from mercat.auctioneer.messages import encode_unsigned
+
+    header, body = encode_unsigned(Validate(1, D), "p1")
+    assert _macs("p1").tag("p2", b"x") == _macs("p2").tag("p1", b"x")  # both derive it
+    # p3 tags a message as p1's with the keys it holds: p2 refuses it
+    for forger_key in ("p2", "p1"):  # p3's keys with p2, with p1 (it has no p1-p2 key)
+        forged = [header, body, _macs("p3").tag(forger_key, b"")]
+        with pytest.raises(BadSignatureError, match="MAC"):
+            decode(forged, _peer_keys, macs=_macs("p2"))
+    # a tampered body or tag
+    frames = _macs("p1").frames("p2", header, body)
+    with pytest.raises(BadSignatureError):
+        decode([frames[0], b"x", frames[2]], _peer_keys, macs=_macs("p2"))
+    with pytest.raises(BadSignatureError):
+        decode([*frames[:2], bytes(32)], _peer_keys, macs=_macs("p2"))
+    # a MAC is no signature: a client (no keys shared) refuses a tagged frame
+    with pytest.raises(BadSignatureError):
+        decode(frames, _peer_keys)
+    # a client's message cannot come with a MAC
+    batch = encode_unsigned(BidBatch(1, BIDS), CLIENT.public)
+    with pytest.raises(BadSignatureError):
+        decode([*batch, _macs("p1").tag("p2", b"")], _peer_keys, macs=_macs("p2"))
+
+
+def test_a_peer_message_signed_with_ed25519_is_still_accepted():
+    frames = encode(Validate(1, D), "p1", PEERS["p1"])
+    assert decode(frames, _peer_keys, macs=_macs("p2")).sender == "p1"

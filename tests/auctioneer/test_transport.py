@@ -79,3 +79,48 @@ def test_virtual_time_jumps_and_a_stuck_simulation_raises():
         pytest.raises(RuntimeError, match="stuck"),
     ):
         runner.run(stuck())
+
+
+def test_providers_send_to_each_others_router_and_never_read_their_dealers():
+    # 50 messages each way, sent before anyone reads: the ROUTER's drain finds them all
+    async def main():
+        a, b = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+        p1 = ZmqTransport({"p2": b}, bind=a)
+        p2 = ZmqTransport({"p1": a}, bind=b)
+        try:
+            for i in range(50):  # many sends in a row: none is lost, none stalls a reader
+                p1.send("p2", [b"h", str(i).encode(), b"s"])
+                p2.send("p1", [b"h", str(i).encode(), b"s"])
+            for receiver in (p1, p2):
+                got = [await asyncio.wait_for(receiver.recv(), 5) for _ in range(50)]
+                assert [g.frames[1] for g in got] == [str(i).encode() for i in range(50)]
+                assert {g.route[0] for g in got} == {"router"}
+            assert p1.recv_nowait() is None and p1.dropped == p2.dropped == 0
+            assert p1._readers == []  # the ROUTER is drained on its descriptor's signal,
+            # and the DEALER only sends
+        finally:
+            await p1.aclose()
+            await p2.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_reply_on_the_router_never_leaves_a_message_unnoticed():
+    """A send on the ROUTER can consume its descriptor's edge: the drain after each reply
+    must still pick up what arrived meanwhile (a client asking again and again)."""
+
+    async def main():
+        server, client = await zmq_pair()
+        try:
+            for i in range(200):
+                client.send("server", [b"ask", str(i).encode(), b""])
+                got = await asyncio.wait_for(server.recv(), 5)
+                assert got.frames[1] == str(i).encode()
+                server.reply(got.route, [b"answer", got.frames[1], b""])
+                back = await asyncio.wait_for(client.recv(), 5)
+                assert back.frames[1] == str(i).encode()
+        finally:
+            await server.aclose()
+            await client.aclose()
+
+    asyncio.run(main())

@@ -18,33 +18,52 @@ MERCAT = [sys.executable, "-m", "mercat.cli"]
 
 
 def free_port() -> int:
+    """A port that was free a moment ago: another program may take it before a child binds
+    it, so `serve` starts the node again on another one when that happens."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(tmp_path: Path):
-    port = free_port()
-    process = subprocess.Popen(
-        [*MERCAT, "serve", "--store", str(tmp_path / "store"), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+def serve(args: list[str], log: Path, tries: int = 3) -> tuple[subprocess.Popen[bytes], int]:
+    """`mercat serve ARGS --port P` answering /health, and P. P is picked free; if it was
+    taken before the node bound it (the node exits: "address already in use"), a new one
+    is picked, up to `tries` times. The node's output goes to `log` (a pipe nobody reads
+    could fill up and stall it)."""
+    for attempt in range(tries):
+        port = free_port()
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [*MERCAT, "serve", *args, "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + 30
-        while True:
+        while process.poll() is None:
             try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1) as reply:
-                    assert json.load(reply)["store"] is True
-                break
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
+                return process, port
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
+                if time.monotonic() > deadline:
+                    process.kill()
+                    process.wait()
+                    output = log.read_text(errors="replace")
                     raise AssertionError(f"mercat serve did not come up: {output}") from None
                 time.sleep(0.2)
+        output = log.read_text(errors="replace")
+        if "address already in use" not in output.lower() or attempt == tries - 1:
+            raise AssertionError(f"mercat serve exited ({process.returncode}): {output}")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    process, port = serve(["--store", str(tmp_path / "store")], tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=5) as reply:
+            assert json.load(reply)["store"] is True
         yield base
     finally:
         process.terminate()
@@ -81,23 +100,9 @@ def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):
     ledger = Ledger.init(url, LedgerConfig(operator=Keypair.generate().public, rule=rule, unit=1))
     ledger_id = ledger.id
     ledger.close()
-    port = free_port()
-    process = subprocess.Popen(
-        [*MERCAT, "serve", "--ledger", url, "--port", str(port), "--limit", "account_burst=30"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+    process, port = serve(["--ledger", url, "--limit", "account_burst=30"], tmp_path / "log")
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("mercat serve did not come up within 30 s")
         failures: list[str] = []
 
         def open_account(key: Keypair) -> None:
@@ -162,23 +167,9 @@ def test_sigterm_stops_the_node_and_its_workers_with_a_request_in_flight(tmp_pat
     from mercat.market.generators import running_example
     from mercat.market.market_io import dumps_market
 
-    port = free_port()
-    process = subprocess.Popen(
-        [*MERCAT, "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+    process, port = serve([], tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("mercat serve did not come up within 30 s")
         market = json.loads(dumps_market(running_example()))
         for threads, status in ((1_000_000, 422), (1, 200)):
             body = json.dumps({"market": market, "options": {"threads": threads}}).encode()
@@ -204,4 +195,22 @@ def test_sigterm_stops_the_node_and_its_workers_with_a_request_in_flight(tmp_pat
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_serve_moves_to_another_port_when_its_port_is_taken(tmp_path, monkeypatch):
+    import tests.node.test_process as helpers
+
+    with socket.socket() as squatter:  # takes the port between the pick and the bind
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        ports, real = iter([taken]), helpers.free_port
+        monkeypatch.setattr(helpers, "free_port", lambda: next(ports, None) or real())
+        process, port = helpers.serve([], tmp_path / "serve.log")
+        try:
+            assert port != taken
+        finally:
+            process.terminate()
             process.wait(timeout=10)

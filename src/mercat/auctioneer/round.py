@@ -110,6 +110,13 @@ class RoundInbox:
         self.transfers_by_sender: dict[str, int] = {}
         self.failure: str | None = None
         self.changed = asyncio.Event()
+        # What the running `gather` still waits for: (kind, task) and the senders missing.
+        # `put` wakes it only when the last of them arrives (or the round fails), not once
+        # per message: at k = 3 a phase brings 7 messages, each wake-up a pass through the
+        # event loop and a new timeout. One gather at a time: a round awaits its phases and
+        # tasks one after another.
+        self._wanted: tuple[str, str] | None = None
+        self._missing: set[str] = set()
 
     def put(self, sender: str, message: Message) -> None:
         if isinstance(message, Abort):
@@ -125,9 +132,12 @@ class RoundInbox:
                     return
                 self.transfers_by_sender[sender] = count + 1
             self.slots[key] = message
+            if self._wanted == (message.kind, task) and sender in self._missing:
+                self._missing.discard(sender)
+                if not self._missing:
+                    self.changed.set()
         elif held != message:
             self.fail(f"{sender} sent two different {message.kind} messages")
-        self.changed.set()
 
     def fail(self, reason: str) -> None:
         if self.failure is None:
@@ -150,11 +160,14 @@ class RoundInbox:
                 what = f"{kind} {task}".strip()
                 raise RoundAbortedError(f"timeout: no {what} from {', '.join(missing)}")
             self.changed.clear()
+            self._wanted, self._missing = (kind, task), {s for s in senders if s not in got}
             try:
                 async with asyncio.timeout(remaining):
                     await self.changed.wait()
             except TimeoutError:
                 pass
+            finally:
+                self._wanted = None
 
 
 PHASES = ("bids", "commit", "reveal", "validate", "outcome")
@@ -217,9 +230,8 @@ class RoundContext:
     # --- sending ------------------------------------------------------------------------
 
     def send(self, message: Message, to: Sequence[str]) -> None:
-        """Send `message` to each of `to` (through the behavior); each distinct message is
-        signed once."""
-        encoded: dict[int, tuple[Message, list[bytes]]] = {}
+        """Send `message` to each of `to` (through the behavior); the frames are made per
+        peer (a MAC per peer; the node encodes each distinct message once)."""
         loop = asyncio.get_running_loop()
         for peer in to:
             actual = self.behavior.outgoing(message, peer)
@@ -227,10 +239,7 @@ class RoundContext:
                 self._deliver(peer, junk)
             if actual is None:
                 continue
-            held = encoded.get(id(actual))
-            if held is None:
-                held = encoded[id(actual)] = (actual, self._encode(peer, actual))
-            frames = held[1]
+            frames = self._encode(peer, actual)
             delay = self.behavior.delay(actual, peer)
             if delay > 0:
                 loop.call_later(delay, self._deliver, peer, frames)

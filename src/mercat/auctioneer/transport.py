@@ -47,6 +47,11 @@ class Transport(ABC):
     async def recv(self) -> Received:
         """The next inbound message (waits; callers bound the wait with a timeout)."""
 
+    def recv_nowait(self) -> Received | None:
+        """The next inbound message if one has arrived already, else None (never waits;
+        by default nothing is ever ready, and `recv` is the only way in)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release sockets and queues."""
 
@@ -105,6 +110,12 @@ class InProcessTransport(Transport):
 
     async def recv(self) -> Received:
         return await self.hub.queue(self.endpoint).get()
+
+    def recv_nowait(self) -> Received | None:
+        try:
+            return self.hub.queue(self.endpoint).get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     def close(self) -> None:
         self.hub.remove(self.endpoint)

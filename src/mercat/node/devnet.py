@@ -43,11 +43,15 @@ from mercat.auctioneer.local import Stopped, stopping_on_signals
 from mercat.errors import DevnetError, MercatError
 from mercat.node import market_report
 from mercat.node.client import NodeClient, wait_until_up
-from mercat.node.devnet_commands import commands, piped, write_auctioneer, write_models
+from mercat.node.devnet_commands import Command, commands, piped, write_auctioneer, write_models
 from mercat.node.genesis import DevnetKeys, DevnetSetup, genesis
 from mercat.node.local_market import FAILED_TRIES, free_port
 
 READY_SECONDS = 120.0
+# A port picked free (`free_port`) can be taken by another program before the child binds
+# it; the child then exits saying so ("[Errno 98] ... address already in use" from the
+# node, "Address already in use" from ZeroMQ), and is started again on new ports.
+PORT_TRIES = 3
 STOP_GRACE_SECONDS = 10.0
 
 
@@ -94,6 +98,7 @@ class Devnet:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="mercat-devnet-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.keys = DevnetKeys.generate(setup)
+        self.port_picked = not port  # picked here: another may be picked if it is taken
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ledger_url = f"sqlite:///{self.workdir / 'ledger.db'}"
@@ -141,29 +146,76 @@ class Devnet:
                       f"oracles, {setup.requesters} requesters")  # fmt: skip
         genesis(self.ledger_url, setup, keys).close()
         write_models(setup, self.workdir)
-        if setup.auctioneer_processes:
-            write_auctioneer(setup, keys, self.workdir)
         (self.workdir / "work").mkdir(exist_ok=True)
-        # the commands `mercat devnet init` writes down, with every secret on stdin instead
-        listed = commands(setup, self.port, str(self.workdir), piped(keys))
-        node = self._spawn("node", "node", listed[0].args, listed[0].stdin)
-        self.progress(f"node: {self.url} (pid {node.process.pid})")
-        try:
-            wait_until_up(self.url, READY_SECONDS, node.process)
-        except MercatError as exc:
-            raise DevnetError(
-                f"the node did not start: {exc}; its log:\n{node.log_tail()}"
-            ) from None
+        # The auctioneer's processes first: the node reads their peers file when it starts,
+        # so a process whose port was taken meanwhile can still be moved to another.
+        auctioneers = 0
+        if setup.auctioneer_processes:
+            auctioneers = self._start_auctioneer()
+        listed = self._start_node()
         waiting = [self._spawn(c.name, c.role, c.args, c.stdin)
-                   for c in listed if c.role in ("oracle", "agent", "auctioneer")]  # fmt: skip
+                   for c in listed if c.role in ("oracle", "agent")]  # fmt: skip
         self._wait_ready(waiting)
         self.progress(f"{len(waiting)} agents and oracles ready"
                       if not setup.auctioneer_processes else
-                      f"{len(waiting)} agents, oracles and auctioneer processes ready")  # fmt: skip
+                      f"{len(waiting) + auctioneers} agents, oracles and auctioneer processes "
+                      "ready")  # fmt: skip
         waiting = [self._spawn(c.name, c.role, c.args, c.stdin)
                    for c in listed if c.role == "requester"]  # fmt: skip
         self._wait_ready(waiting)
         self.progress(f"{len(waiting)} requesters ready: the rounds begin")
+
+    def _listed(self) -> list[Command]:
+        # the commands `mercat devnet init` writes down, with every secret on stdin instead
+        return commands(self.setup, self.port, str(self.workdir), piped(self.keys))
+
+    def _start_auctioneer(self) -> int:
+        """Write the auctioneer's peers file and start its processes, on new ports while
+        one finds its port taken (PORT_TRIES times); the number of processes ready."""
+        for attempt in range(PORT_TRIES):
+            write_auctioneer(self.setup, self.keys, self.workdir)
+            started = [self._spawn(c.name, c.role, c.args, c.stdin)
+                       for c in self._listed() if c.role == "auctioneer"]  # fmt: skip
+            try:
+                self._wait_ready(started)
+                return len(started)
+            except DevnetError:
+                taken = any(_port_taken(c) for c in started)
+                if not taken or attempt == PORT_TRIES - 1:
+                    raise
+                self.progress("an auctioneer process found its port taken: new ports")
+                self._forget(started)
+        raise AssertionError("unreachable")
+
+    def _start_node(self) -> list[Command]:
+        """Start the node on `self.port` (a new one while a port it was given by
+        `free_port` is taken); the participants' commands for that port."""
+        picked = self.port_picked
+        for attempt in range(PORT_TRIES):
+            listed = self._listed()
+            node = self._spawn("node", "node", listed[0].args, listed[0].stdin)
+            self.progress(f"node: {self.url} (pid {node.process.pid})")
+            try:
+                wait_until_up(self.url, READY_SECONDS, node.process)
+                return listed
+            except MercatError as exc:
+                node.process.wait(timeout=STOP_GRACE_SECONDS)
+                if not (picked and _port_taken(node)) or attempt == PORT_TRIES - 1:
+                    raise DevnetError(
+                        f"the node did not start: {exc}; its log:\n{node.log_tail()}"
+                    ) from None
+                self._forget([node])
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError("unreachable")
+
+    def _forget(self, children: list[Child]) -> None:
+        """Stop and drop children that failed to start (they are started again)."""
+        for child in children:
+            if child.process.poll() is None:
+                child.process.kill()
+            child.process.wait()
+            self.children.remove(child)
 
     def _wait_ready(self, children: list[Child], timeout: float = READY_SECONDS) -> None:
         deadline = time.monotonic() + timeout
@@ -244,6 +296,14 @@ class Devnet:
             self.stop_children(roles)
         if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _port_taken(child: Child) -> bool:
+    """Whether `child` exited because the port it was to listen on was in use."""
+    return (
+        child.process.poll() is not None
+        and "address already in use" in (child.log_tail(4000) + child.output()[-4000:]).lower()
+    )
 
 
 def _last_json(text: str) -> dict[str, Any]:
