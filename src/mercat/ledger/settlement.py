@@ -257,15 +257,20 @@ def _settle_batch(
             books.add(avail(txn.asset(asset).owner))
     txn.prefetch_books(books)
 
+    # The money rule's batch form: one posting for the batch (its twin, settling task by
+    # task, is held equal to it in tests/runtime/test_batch.py and, through this ledger,
+    # by the parity tests).
+    paid_of = {task: v.success and v.sla_met for task, v in verdicts.items()}
+    settlements = money.settle_tasks(
+        txn, round_, [(item.task, paid_of[item.task]) for item in todo], ctx.config.rule
+    )
     done = []
-    for item in todo:
-        verdict = verdicts[item.task]
-        paid = verdict.success and verdict.sla_met
-        settled = money.settle_task(txn, round_, item.task, paid, ctx.config.rule)
-        txn.record_settlement(round_, item.task, verdict, settled.effects)
+    for settled in settlements:
+        verdict = verdicts[settled.task]
+        txn.record_settlement(round_, settled.task, verdict, settled.effects)
         done.append(
-            {"task": item.task, "request": settled.request, "success": verdict.success,
-             "sla_met": verdict.sla_met, "paid": paid, "removed": list(settled.removed),
+            {"task": settled.task, "request": settled.request, "success": verdict.success,
+             "sla_met": verdict.sla_met, "paid": settled.paid, "removed": list(settled.removed),
              "charge": settled.charge, "margin": settled.margin, "refunded": settled.refunded,
              "payouts": dict(settled.payouts),
              "effects": [[e.asset, e.owner, e.stake_before, e.stake_after, e.removed]
