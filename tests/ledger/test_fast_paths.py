@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 
@@ -25,9 +26,17 @@ from sqlalchemy import bindparam, insert, select, update
 
 from mercat.errors import BadSignatureError, MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes
-from mercat.ledger import SettleTasks, SignedMessage, TaskReports, messages
+from mercat.ledger import (
+    SettleTasks,
+    SignedMessage,
+    TaskReports,
+    messages,
+    report_signatures,
+)
+from mercat.ledger import ledger as ledger_module
 from mercat.ledger import schema as s
 from mercat.ledger.bulk import insert_rows, select_in, update_rows
+from mercat.ledger.collector import LARGE_MESSAGE
 from mercat.ledger.report_signatures import (
     PARALLEL_REPORTS,
     ReportCheck,
@@ -249,11 +258,27 @@ def test_report_parsing_equals_from_wire(report, changes):
     assert parsed(messages.report_from_wire) == parsed(SignedReport.from_wire)
 
 
+@pytest.mark.parametrize("checks", ["threads", "worker"])
 @pytest.mark.parametrize("also", ["nothing else", "an unknown task"])
-def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(sqlite_url, also):
-    """A batch's reports are checked beside its transaction; a forged one must still be the
-    error raised (even where the transaction found another), roll everything back and leave
-    the genuine message applicable."""
+def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(
+    sqlite_url, also, checks, monkeypatch
+):
+    """A batch's reports are checked beside its transaction (in threads, or in the report
+    worker once it is ready); a forged one must still be the error raised (even where the
+    transaction found another), roll everything back and leave the genuine message
+    applicable. The garbage collector is paused while the batch runs."""
+    if checks == "threads":
+        monkeypatch.setattr(report_signatures, "WORKER_PROCESS", False)
+    else:
+        assert report_signatures.start_worker(timeout_s=60)
+    collector_on = []
+    handler = ledger_module._ALL_HANDLERS[SettleTasks.name]
+
+    def settle(ctx, op):  # type: ignore[no-untyped-def]
+        collector_on.append(gc.isenabled())
+        return handler(ctx, op)
+
+    monkeypatch.setitem(ledger_module._ALL_HANDLERS, SettleTasks.name, settle)
 
     market = Market(sqlite_url, users=2, oracles=1, quorum=1)
     try:
@@ -279,8 +304,11 @@ def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(sq
                 market.signer(market.operator).sign(SettleTasks(round=1, settlements=tuple(forged)))
             )
         assert market.snapshot() == before
-        receipt = market.ledger.submit(SignedMessage.from_json(genuine.to_json()))
+        message = SignedMessage.from_json(genuine.to_json())
+        assert len(message.payload) >= LARGE_MESSAGE
+        receipt = market.ledger.submit(message)
         assert receipt.applied and receipt.result["settled"] == PARALLEL_REPORTS
+        assert collector_on[-1] is False and gc.isenabled()
         market.ledger.verify()
     finally:
         market.ledger.close()

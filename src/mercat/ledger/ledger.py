@@ -48,6 +48,7 @@ from mercat.identity import verify
 from mercat.ledger import messages as m
 from mercat.ledger import schema as s
 from mercat.ledger.book_txn import parse_offer, request_record
+from mercat.ledger.collector import LARGE_MESSAGE, collector_paused
 from mercat.ledger.config import LedgerConfig
 from mercat.ledger.context import (
     POOL,
@@ -335,6 +336,12 @@ class Ledger:
 
     def submit(self, message: m.SignedMessage) -> Receipt:
         """Apply one signed message, all or nothing (see the module docstring)."""
+        if len(message.payload) < LARGE_MESSAGE:
+            return self._submit(message)
+        with collector_paused():  # a large batch (mercat.ledger.collector)
+            return self._submit(message)
+
+    def _submit(self, message: m.SignedMessage) -> Receipt:
         envelope = m.parse(message)
         if envelope.ledger != self.config.ledger_id:
             raise WrongLedgerError(
