@@ -48,6 +48,7 @@ from mercat.identity import verify
 from mercat.ledger import messages as m
 from mercat.ledger import schema as s
 from mercat.ledger.book_txn import parse_offer, request_record
+from mercat.ledger.bulk import select_in
 from mercat.ledger.collector import LARGE_MESSAGE, collector_paused
 from mercat.ledger.config import LedgerConfig
 from mercat.ledger.context import (
@@ -114,17 +115,17 @@ def _settled_entry_if_all(tx: Txn, op: m.SettleTasks) -> int | None:
     names = [item.task for item in op.settlements]
     entries = set()
     for start in range(0, len(names), 4000):
-        rows = tx.execute(
-            select(s.tasks.c.status, s.tasks.c.settled_entry).where(
-                s.tasks.c.round == op.round, s.tasks.c.task.in_(names[start : start + 4000])
-            )
-        ).all()
-        if len(rows) < len(names[start : start + 4000]):
+        chunk = names[start : start + 4000]
+        rows = select_in(
+            tx, "SELECT status, settled_entry FROM tasks WHERE round = ? AND {in}", "task",
+            chunk, op.round,
+        )  # fmt: skip
+        if len(rows) < len(chunk):
             return None
         for status, entry in rows:
             if status != "settled":
                 return None
-            entries.add(entry)
+            entries.add(int(entry))
     return min(entries) if entries else None
 
 

@@ -41,7 +41,7 @@ from mercat.errors import (
 from mercat.ledger import messages as m
 from mercat.ledger import schema as s
 from mercat.ledger.book_txn import SqlBookTxn, canonical_json
-from mercat.ledger.bulk import insert_rows, update_rows
+from mercat.ledger.bulk import insert_rows, select_in, update_rows
 from mercat.ledger.context import Context, avail, escrow_book
 from mercat.ledger.store import Txn
 from mercat.oracle.quorum import QuorumRule, tally
@@ -288,20 +288,18 @@ def _pending_reports(
     out: dict[str, list[SignedReport]] = {}
     ledger = ctx.config.ledger_id
     for start in range(0, len(tasks), 4000):
-        rows = ctx.tx.execute(
-            select(s.oracle_reports).where(
-                s.oracle_reports.c.round == round_,
-                s.oracle_reports.c.task.in_(tasks[start : start + 4000]),
-                s.oracle_reports.c.status == "pending",
-            )
-        )
-        for row in rows:
+        rows = select_in(
+            ctx.tx,
+            "SELECT task, oracle, success, sla_met, latency_ms, digest, signature "
+            "FROM oracle_reports WHERE round = ? AND status = ? AND {in}", "task",
+            tasks[start : start + 4000], round_, "pending",
+        )  # fmt: skip
+        for task, oracle, success, sla_met, latency_ms, digest, signature in rows:
+            # the driver's own values: SQLite gives a boolean column as 0 or 1
             report = OracleReport(
-                row.round, row.task, row.success, row.sla_met, row.latency_ms, row.digest, ledger
+                round_, task, bool(success), bool(sla_met), int(latency_ms), digest, ledger
             )
-            out.setdefault(row.task, []).append(
-                SignedReport(report, row.oracle, bytes.fromhex(row.signature))
-            )
+            out.setdefault(task, []).append(SignedReport(report, oracle, bytes.fromhex(signature)))
     return out
 
 
