@@ -4,8 +4,8 @@ its stages, and the signature checks beside it.
 Prepares the market of `bench_ledger.py` (4 assets per task, one oracle report each) on
 SQLite or PostgreSQL, then settles it twice on two copies of the store: once plainly, timing
 the settling thread (`time.thread_time`) and the whole process (the report worker, if any,
-included), and once under cProfile, whose cumulative time per stage gives each stage's
-share. Shares are scaled to the plain run's thread time (cProfile slows Python more than the
+included), and once under cProfile (timing the settling thread's CPU, not the wall clock),
+whose cumulative time per stage gives each stage's share. Shares are scaled to the plain run's thread time (cProfile slows Python more than the
 database's C code, so the split is an estimate; the total is measured).
 
     python benchmarks/bench_ledger_profile.py [--store sqlite|postgresql] [--tasks 3000]
@@ -131,7 +131,7 @@ def main() -> None:
                 shutil.copy(base, Path(tmp) / f"{name}.db")
                 urls.append(f"sqlite:///{Path(tmp) / name}.db")
             plain = _settle(urls[0], texts, None)
-            profile = cProfile.Profile()
+            profile = cProfile.Profile(time.thread_time)
             profiled = _settle(urls[1], texts, profile)
         else:
             from bench_ledger_versions import _copy_database
@@ -144,7 +144,7 @@ def main() -> None:
                 texts = _messages(ledger, op, reports, batches)
                 ledger.close()
                 plain = _settle(_copy_database(server, "base", "plain"), texts, None)
-                profile = cProfile.Profile()
+                profile = cProfile.Profile(time.thread_time)
                 profiled = _settle(_copy_database(server, "base", "profiled"), texts, profile)
     stats = pstats.Stats(profile)
     total = _cumulative(stats, *TOTAL)

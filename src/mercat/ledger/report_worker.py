@@ -11,8 +11,10 @@ The worker is this file run as a script (`python report_worker.py`): it imports 
 standard library and PyNaCl, never mercat (which would take it a second to import). The
 parent writes one frame per batch on its stdin and reads one answer from its stdout:
 
-- frame: `count` (u32), then per report its 32-byte public key, 64-byte signature, payload
-  length (u16) and the signed payload (what `report_signatures.report_payload` writes);
+- frame: `count` and the body's length in bytes (u32 each), then the body: per report its
+  32-byte public key, 64-byte signature, payload length (u16) and the signed payload (what
+  `report_signatures.report_payload` writes). The worker reads a body at once, so the
+  parent's write is a copy into the pipe, not a wait on the worker's parsing;
 - answer: the position of the first report (in frame order) whose signature does not
   verify, or 2^32 - 1 when every one does (u32). The parent then has the reference,
   `SignedReport.verify`, raise its exact error for that report.
@@ -34,6 +36,7 @@ from typing import BinaryIO
 ALL_VALID = 0xFFFFFFFF
 READY = b"R"
 _COUNT = struct.Struct("<I")
+_HEADER = struct.Struct("<II")  # count, body bytes
 _LENGTH = struct.Struct("<H")
 KEY_BYTES, SIGNATURE_BYTES = 32, 64
 
@@ -52,43 +55,48 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
 
 def encode(items: list[tuple[bytes, bytes, bytes]]) -> bytes:
     """One frame of (public key, signature, payload) triples."""
-    parts = [_COUNT.pack(len(items))]
+    parts = []
     for key, signature, payload in items:
         parts += (key, signature, _LENGTH.pack(len(payload)), payload)
-    return b"".join(parts)
+    body = b"".join(parts)
+    return _HEADER.pack(len(items), len(body)) + body
 
 
 def first_invalid(stream: BinaryIO) -> int | None:
     """Read one frame from `stream` and check it in order: the position of the first report
-    whose signature fails, `ALL_VALID`, or None at the end of the stream."""
+    whose signature fails, `ALL_VALID`, or None at the end of the stream (or a frame that
+    does not add up)."""
     import nacl.exceptions
     import nacl.signing
 
-    header = _read_exact(stream, _COUNT.size)
+    header = _read_exact(stream, _HEADER.size)
     if header is None:
         return None
-    (count,) = _COUNT.unpack(header)
+    count, size = _HEADER.unpack(header)
+    body = _read_exact(stream, size)
+    if body is None:
+        return None
     keys: dict[bytes, nacl.signing.VerifyKey] = {}
-    bad = ALL_VALID
+    at = 0
     for position in range(count):
-        fixed = _read_exact(stream, KEY_BYTES + SIGNATURE_BYTES + _LENGTH.size)
-        if fixed is None:
+        end = at + KEY_BYTES + SIGNATURE_BYTES + _LENGTH.size
+        if end > size:
             return None
-        (length,) = _LENGTH.unpack_from(fixed, KEY_BYTES + SIGNATURE_BYTES)
-        payload = _read_exact(stream, length)
-        if payload is None:
+        (length,) = _LENGTH.unpack_from(body, end - _LENGTH.size)
+        key_bytes = body[at : at + KEY_BYTES]
+        signature = body[at + KEY_BYTES : at + KEY_BYTES + SIGNATURE_BYTES]
+        payload = body[end : end + length]
+        if len(payload) != length:
             return None
-        if bad != ALL_VALID:
-            continue  # read the rest of the frame; the first failure is the answer
-        key_bytes = fixed[:KEY_BYTES]
+        at = end + length
         key = keys.get(key_bytes)
         if key is None:
             key = keys[key_bytes] = nacl.signing.VerifyKey(key_bytes)
         try:
-            key.verify(payload, fixed[KEY_BYTES : KEY_BYTES + SIGNATURE_BYTES])
+            key.verify(payload, signature)
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
-            bad = position
-    return bad
+            return position
+    return ALL_VALID
 
 
 def serve(reader: BinaryIO, writer: BinaryIO) -> None:
