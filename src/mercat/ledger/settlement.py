@@ -42,7 +42,7 @@ from mercat.ledger import messages as m
 from mercat.ledger import schema as s
 from mercat.ledger.book_txn import SqlBookTxn, canonical_json
 from mercat.ledger.bulk import insert_rows, select_in, update_rows
-from mercat.ledger.context import Context, avail, escrow_book
+from mercat.ledger.context import Context, avail, escrow_book, hold_book, stake_book
 from mercat.ledger.store import Txn
 from mercat.oracle.quorum import QuorumRule, Verdict, tally
 from mercat.oracle.report import OracleReport, SignedReport
@@ -207,6 +207,7 @@ def _settle_batch(
     txn = SqlBookTxn(ctx.tx, ctx.config.operator, ctx.entry_id)
     txn.prefetch_tasks(round_, names)
     todo = []
+    records = []
     for item in items:
         record = txn.task(round_, item.task)
         if record is None:
@@ -223,34 +224,40 @@ def _settle_batch(
                 )
             _check_report(ctx, signed, oracles)
         todo.append(item)
+        records.append(record)
     if not todo:
         return []
     pending = _pending_reports(ctx, round_, [item.task for item in todo])
     verdicts = {}
     for item in todo:
-        known = {r.oracle for r in pending.get(item.task, [])}
-        again = [r.oracle for r in item.reports if r.oracle in known]
-        if again:
-            raise DuplicateReportError(f"oracle {again[0][:16]}… already reported {item.task!r}")
+        reports = list(item.reports)
+        relayed = pending.get(item.task)
+        if relayed:
+            known = {r.oracle for r in relayed}
+            again = [r.oracle for r in reports if r.oracle in known]
+            if again:
+                raise DuplicateReportError(
+                    f"oracle {again[0][:16]}… already reported {item.task!r}"
+                )
+            reports = relayed + reports
         # Signatures of relayed reports were checked on arrival, of inline ones before the
         # transaction began; membership and duplicates are checked here.
-        verdicts[item.task] = _verdict(pending.get(item.task, []) + list(item.reports),
-                                       oracles, quorum)  # fmt: skip
+        verdicts[item.task] = _verdict(reports, oracles, quorum)
 
-    # Everything a batch reads, in a few queries.
-    records = [txn.task(round_, item.task) for item in todo]
-    txn.prefetch_assets(a for r in records for a in r.terms.assets)  # type: ignore[union-attr]
-    # settling needs a request's owner and open tasks, not its terms
-    txn.prefetch_requests((r.terms.request for r in records), terms=False)  # type: ignore[union-attr]
+    # Everything a batch reads, in a few queries: the tasks' assets (their owners and
+    # status), requests (owner and open tasks, not the terms) and every book they touch.
+    assets = {a for r in records for a in r.terms.assets}
+    requests = {r.terms.request for r in records}
+    txn.prefetch_assets(assets)
+    txn.prefetch_requests(requests, terms=False)
     books = {"pool", avail(ctx.config.operator)}
-    for r in records:
-        assert r is not None
-        books.add(f"hold:{round_}:{r.terms.task}")
-        books.add(escrow_book(r.terms.request))
-        books.add(avail(txn.request(r.terms.request).owner))
-        for asset in r.terms.assets:
-            books.add(f"stake:{asset}")
-            books.add(avail(txn.asset(asset).owner))
+    books.update(hold_book(round_, r.terms.task) for r in records)
+    for request in requests:
+        books.add(escrow_book(request))
+        books.add(avail(txn.request(request).owner))
+    for asset in assets:
+        books.add(stake_book(asset))
+        books.add(avail(txn.asset(asset).owner))
     txn.prefetch_books(books)
 
     # The money rule's batch form: one posting for the batch (its twin, settling task by
