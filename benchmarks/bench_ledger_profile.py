@@ -5,8 +5,9 @@ Prepares the market of `bench_ledger.py` (4 assets per task, one oracle report e
 SQLite or PostgreSQL, then settles it twice on two copies of the store: once plainly, timing
 the settling thread (`time.thread_time`) and the whole process (the report worker, if any,
 included), and once under cProfile (timing the settling thread's CPU, not the wall clock),
-whose cumulative time per stage gives each stage's share. Shares are scaled to the plain run's thread time (cProfile slows Python more than the
-database's C code, so the split is an estimate; the total is measured).
+whose cumulative time per stage gives each stage's share. Shares are scaled to the plain
+run's thread time (cProfile slows Python more than the database's C code, so the split is
+an estimate; the total is measured).
 
     python benchmarks/bench_ledger_profile.py [--store sqlite|postgresql] [--tasks 3000]
 

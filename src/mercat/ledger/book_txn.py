@@ -235,7 +235,9 @@ class SqlBookTxn:
             ):  # fmt: skip
                 members[task].append((asset, int(payout)))
             for task, request, status, charge, fraction, margin_to in rows:
-                assets, payouts = zip(*members[task]) if task in members else ((), ())
+                parts = members.get(task, ())  # (asset, payout) pairs, in position order
+                assets = tuple(a for a, _ in parts)
+                payouts = tuple(p for _, p in parts)
                 charge = sum(payouts) if charge is None else int(charge)
                 terms = TaskTerms(task, request, assets, payouts, charge, int(fraction))
                 self._tasks[(round_, task)] = TaskRecord(round_, terms, margin_to, status)

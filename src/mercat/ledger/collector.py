@@ -1,11 +1,11 @@
 """Python's cyclic garbage collector paused while the ledger applies one large batch.
 
-A batch of 1000 tasks allocates some 100,000 short-lived objects (parsed reports, task
-records, rows); nearly all are freed by reference counting when the batch ends, but while
-it runs the collector's young collections walk them about 60 times per 1000 tasks and
-promote survivors until a full collection walks every object the process holds. Measured
-on the settlement benchmark, that was some 25 µs per task, a sixth of the settling thread
-(`docs/ledger.md`, "Measured throughput"). Pausing costs nothing in correctness: a cycle
+A batch of 1000 tasks keeps some 40,000 objects alive until it ends (parsed reports, task
+records, rows), nearly all freed by reference counting then; while it runs, the collector's
+young collections (about 60 per 1000 tasks) walk them and promote survivors until a full
+collection walks every object the process holds. Measured on the settlement benchmark,
+that was 25-33 µs per task, 15-20 % of the settling thread (`docs/ledger.md`, "Measured
+throughput"). Pausing costs nothing in correctness: a cycle
 made meanwhile is found by the next collection after the batch. The memory a pause can
 hold is bounded by one message (at most `MAX_TASKS` tasks). Threads share the one
 collector: the first batch to start pauses it, the last to finish restores it, and a

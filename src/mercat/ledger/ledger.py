@@ -12,10 +12,12 @@ embedded oracle reports verify; then, in one transaction: the signer must have a
 are all settled returns at once (idempotence), the (signer, nonce) must be new
 (ReplayedNonceError), and the operation's own checks run. Any error rolls everything back.
 
-A batch's oracle reports (64 or more) are verified by threads *while* the transaction reads
-and computes (`mercat.ledger.report_signatures`); the transaction commits only once every
-report verified, and a forged report is the error raised whatever the transaction found,
-so what is written and what is refused are as if the reports had been checked first.
+A batch's oracle reports (64 or more) are verified *while* the transaction reads and
+computes, by the report worker process or by threads (`mercat.ledger.report_signatures`);
+the transaction commits only once every report verified, and a forged report is the error
+raised whatever the transaction found, so what is written and what is refused are as if
+the reports had been checked first. While a large message is applied the garbage collector
+is paused (`mercat.ledger.collector`).
 
 One `Ledger` per process: an engine must not cross a fork. Threads may share one.
 """
