@@ -160,3 +160,30 @@ def test_keys_unused_here_are_refused_like_the_reference(worker):
     check = ReportCheck(batch)
     assert check._worker is worker
     assert _outcome(check.wait) == _outcome(lambda: _reference(batch))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_worker(worker):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its parent's worker is forgotten, its own one checks
+        ok = False
+        try:
+            ok = report_signatures._worker is None and report_signatures.start_worker(60)
+            ok = ok and report_signatures._worker.process.pid != worker.process.pid
+            check = ReportCheck(_batch(PARALLEL_REPORTS))
+            ok = ok and check._worker is not None
+            check.wait()
+            report_signatures.stop_worker()
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert answer == b"1"
+    assert worker.usable()  # the parent's worker is untouched
+    check = ReportCheck(_batch(PARALLEL_REPORTS))
+    assert check._worker is worker
+    check.wait()

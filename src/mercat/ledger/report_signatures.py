@@ -224,7 +224,16 @@ def stop_worker() -> None:
         _worker = None
 
 
+def _forget_worker_in_child() -> None:
+    """A forked child starts its own worker, and must not wait on a lock some thread of its
+    parent held at the fork."""
+    global _worker, _worker_starts, _worker_lock
+    _worker, _worker_starts, _worker_lock = None, 0, threading.Lock()
+
+
 atexit.register(stop_worker)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_worker_in_child)
 
 
 class ReportCheck:
