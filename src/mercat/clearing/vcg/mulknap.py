@@ -76,6 +76,7 @@ from mercat.clearing.vcg.integer_knapsack import (
     prefix_sums,
     reduce_items,
 )
+from mercat.clearing.vcg.split import SPLIT_NODES, split_exactly
 from mercat.clearing.vcg.units import IntegerAuction
 from mercat.errors import InvalidParameterError
 
@@ -122,7 +123,8 @@ F_KIND, F_BIN, F_ITEM, F_SAVED, F_NEXT, F_COUNT, F_BASE, F_BOUND = range(8)
 S_FIXED, S_BEST, S_DEPTH, S_POOL, S_NODES, S_ROOT, S_TARGET, S_STATUS, S_STOP = range(9)
 RUNNING, EXHAUSTED, STOPPED = 0, 1, 2
 # stats: nodes, knapsack nodes, splits, whole splits, meet-in-the-middle passes,
-# completion branchings, their children, binary branchings, subset-sum nodes.
+# completion branchings, their children, binary branchings, subset-sum nodes, listings of
+# the roots' split searches, and the roots they split.
 STATS = (
     "nodes",
     "knapsack_nodes",
@@ -133,6 +135,8 @@ STATS = (
     "completion_children",
     "binary_branchings",
     "subset_sum_nodes",
+    "split_listings",
+    "exact_splits",
 )
 
 
@@ -495,6 +499,16 @@ def _search(
                 whole = count > 0 and _split(
                     chosen, count, w, first, c, open_bin, spare, placed, stats
                 )
+                if not whole and count > 0 and sc[S_DEPTH] == 0:
+                    # The root of a pass: its bound is often the optimum itself (W*_{-i}
+                    # of some winners), and the fast deal above fails where a deal
+                    # exists. The search over the providers' fillings (`vcg.split`)
+                    # settles those at once; deeper nodes keep the fast deal only.
+                    whole, _, listings = split_exactly(
+                        chosen, count, w, first, c, open_bin, placed, SPLIT_NODES
+                    )
+                    stats[9] += listings
+                    stats[10] += whole
                 if whole:
                     stats[3] += 1
                     if fixed + value > best:
