@@ -103,6 +103,9 @@ FILLINGS_NODE_LIMIT = 200_000
 SLICE_NODES = 64
 """Nodes between two looks at the clock when a deadline is set."""
 
+SPLIT_DEPTH = 3
+"""Nodes at most this deep search the providers' fillings when the fast deal fails."""
+
 ASPIRATION_SHIFT = 10
 """The first aspiration window is (root bound - best known) / 2^ASPIRATION_SHIFT."""
 
@@ -499,7 +502,7 @@ def _search(
                 whole = count > 0 and _split(
                     chosen, count, w, first, c, open_bin, spare, placed, stats
                 )
-                if not whole and count > 0 and sc[S_DEPTH] == 0:
+                if not whole and count > 0 and sc[S_DEPTH] <= SPLIT_DEPTH:
                     # The root of a pass: its bound is often the optimum itself (W*_{-i}
                     # of some winners), and the fast deal above fails where a deal
                     # exists. The search over the providers' fillings (`vcg.split`)

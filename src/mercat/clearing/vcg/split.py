@@ -101,6 +101,12 @@ def list_fillings(items, nitems, w, low, high, max_out, node_limit, out, out_sta
                 out[used] = items[q]
                 used += 1
         out_starts[r + 1] = used
+    if low <= 0 and complete:  # the empty filling: the provider takes nobody
+        if count == max_out:
+            complete = False
+        else:
+            count += 1
+            out_starts[count] = used
     return count, complete
 
 
@@ -192,8 +198,6 @@ def list_by_halves(items, nitems, w, low, high, max_out, limit, out, out_starts)
             rb -= 1
         if not complete:
             break
-    if low <= 0 and npairs > 0:
-        pass  # the empty filling is a pair (0, 0) like any other
     order = np.argsort(-pair_w[:npairs], kind="mergesort")
     count = min(npairs, max_out)
     if count < npairs:
@@ -278,10 +282,9 @@ def split_exactly(chosen, count, w, first, c, open_bin, placed, node_limit):
                 ok = rest_w <= c[j]
                 if ok:
                     for k in range(count):
-                        if placed[users[k]] < 0:
-                            if first[users[k]] > j:
-                                ok = False
-                                break
+                        if placed[users[k]] < 0 and first[users[k]] > j:
+                            ok = False
+                            break
                 if ok:
                     for k in range(count):
                         if placed[users[k]] < 0:
@@ -367,17 +370,21 @@ def split_exactly(chosen, count, w, first, c, open_bin, placed, node_limit):
 
 
 def split_reference(
-    users: list[int], weights: np.ndarray, first: np.ndarray, capacities: np.ndarray
+    users: list[int],
+    weights: np.ndarray,
+    first: np.ndarray,
+    capacities: np.ndarray,
+    open_bin: np.ndarray,
 ) -> dict[int, int] | None:
-    """The readable twin: every placement of `users` (provider k of `capacities` allowed
-    for user i when first[i] <= k), or None when none fits."""
-    m = len(capacities)
-    for choice in itertools.product(range(-1, m), repeat=len(users)):
-        if any(k < 0 or k < first[i] for i, k in zip(users, choice, strict=True)):
+    """The readable twin: every placement of `users` into the open providers (provider k
+    allowed for user i when first[i] <= k), or None when none fits."""
+    allowed = [k for k in range(len(capacities)) if open_bin[k]]
+    for choice in itertools.product(allowed, repeat=len(users)):
+        if any(k < first[i] for i, k in zip(users, choice, strict=True)):
             continue
-        loads = [0] * m
+        loads = dict.fromkeys(allowed, 0)
         for i, k in zip(users, choice, strict=True):
             loads[k] += int(weights[i])
-        if all(loads[k] <= capacities[k] for k in range(m)):
+        if all(loads[k] <= capacities[k] for k in allowed):
             return dict(zip(users, choice, strict=True))
     return None
