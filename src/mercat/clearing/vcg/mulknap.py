@@ -127,7 +127,7 @@ S_FIXED, S_BEST, S_DEPTH, S_POOL, S_NODES, S_ROOT, S_TARGET, S_STATUS, S_STOP = 
 RUNNING, EXHAUSTED, STOPPED = 0, 1, 2
 # stats: nodes, knapsack nodes, splits, whole splits, meet-in-the-middle passes,
 # completion branchings, their children, binary branchings, subset-sum nodes, listings of
-# the roots' split searches, and the roots they split.
+# the split searches, the nodes they split, nodes listing bin completion's fillings.
 STATS = (
     "nodes",
     "knapsack_nodes",
@@ -140,6 +140,7 @@ STATS = (
     "subset_sum_nodes",
     "split_listings",
     "exact_splits",
+    "filling_listing_nodes",
 )
 
 
@@ -363,9 +364,10 @@ def _completion_children(
     threshold = lam * float(counted) - excess
     threshold -= 1e-9 * (abs(lam * float(counted)) + abs(excess)) + 16.0
     cut = threshold - float(best)
-    members, starts, count, complete = fillings(
+    members, starts, count, complete, listed_nodes = fillings(
         rp, w, items, nitems, counted, heavier, threshold, FILLINGS_LIMIT, FILLINGS_NODE_LIMIT
     )
+    stats[11] += listed_nodes
     if not complete or count == 0:
         return members, starts, np.zeros(0), cut, count, complete
     worth = np.empty(count)
