@@ -41,7 +41,10 @@ At each node:
    surrogate capacity. A node whose bound does not beat the incumbent is closed.
 3. *Split*: the knapsack's users are dealt into the open providers, smallest first, each
    allowed to leave a share of the surrogate's spare capacity unused; the largest open
-   provider takes the rest. If every user finds a place, the bound is reached.
+   provider takes the rest. If every user finds a place, the bound is reached. At nodes
+   up to SPLIT_DEPTH deep, when this fast deal fails, the search over the providers'
+   fillings of `vcg.split` looks for a deal (it fails where one exists when a small
+   provider's nearest filling wastes more than its share).
 4. Otherwise a *lower bound*: what the split placed, the rest placed greedily.
 5. *Branching* on the smallest open provider j: bin completion if its useful fillings
    number at most FILLINGS_LIMIT, else Pisinger's rule (the most efficient user of j's own

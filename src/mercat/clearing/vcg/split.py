@@ -12,14 +12,15 @@ share, and the providers after it are left without budget.
 
 `split_exactly` is the search the fast deal is not: depth first over the open providers,
 smallest first, each taking in turn its *listed fillings* (subsets of the users still to
-place, eligible for it, weighing between c_j - (budget left) and c_j, up to LISTED
-of them, least waste first), the largest provider taking the rest when it fits. The
-second-largest provider, with the rest to leave within the largest one's capacity, is a
-single subset-sum (depth first, then meeting in the middle: `integer_knapsack.fill`).
-With no limit reached it is complete: it finds a deal whenever one exists. Its limits
-(LISTED fillings per provider, LIST_NODES per listing, `node_limit` listings in all) make
-it a heuristic otherwise; it never returns a deal that does not fit, so it cannot cost a
-proof anything but time.
+place, eligible for it, weighing between c_j - (waste left) and c_j, up to LISTED of them,
+least waste first), the largest provider taking the rest when it fits. A small provider's
+fillings are listed by meeting in the middle (`list_by_halves`: few fillings among many
+users, which a depth-first listing reaches too slowly); a larger one's depth first
+(`list_fillings`), and when that finds none within LIST_NODES, by one subset-sum search
+(depth first, then meeting in the middle: `integer_knapsack.fill`). With no limit reached
+the search is complete: it finds a deal whenever one exists. Its limits (LISTED fillings
+per provider, `node_limit` listings in all) make it a heuristic otherwise; it never
+returns a deal that does not fit, so it cannot cost a proof anything but time.
 
 `split_reference` is its readable twin (every placement, plain Python); the tests hold the
 two to the same answer wherever the compiled search is complete.
@@ -41,7 +42,7 @@ LIST_NODES = 20_000
 """Depth-first nodes of one listing of a provider's fillings."""
 
 SPLIT_NODES = 400
-"""Listings of one split search (its node limit) at the root of a welfare problem."""
+"""Listings of one split search (its node limit) at a node of the multiple-knapsack search."""
 
 FILL_NODES = 100_000
 """Depth-first nodes of the second-largest provider's subset-sum (then meet in the middle)."""
