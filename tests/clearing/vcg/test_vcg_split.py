@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mercat.clearing.vcg import mulknap
 from mercat.clearing.vcg.instance import seed003_standard_auction
 from mercat.clearing.vcg.mechanism import allocate
 from mercat.clearing.vcg.mulknap import refill, solve_mulknap
@@ -132,3 +133,32 @@ def test_split_search_finds_the_deal_the_fast_one_misses():
     assert result.stats["exact_splits"] == 1
     assert units.fits(result.assignment) and result.assignment[user] == -1
     assert units.value(result.assignment) == result.value == result.bound
+
+
+@settings(max_examples=300, deadline=None)
+@given(split_cases(), st.lists(st.integers(1, 30), min_size=7, max_size=7), st.integers(0, 3))
+def test_a_deal_with_room_fits_and_is_worth_what_it_says(case, profits, spare):
+    """The search's fallback at a pass's root (`mulknap._deal_with_room`): the surrogate
+    knapsack with less capacity, dealt into the providers. What it returns must be a
+    feasible assignment of the candidates, worth its value, above the floor."""
+    weights, first, capacities, open_bin, _ = case
+    n = weights.shape[0]
+    p = np.array(profits[:n], dtype=np.int64)
+    # Candidates in decreasing efficiency, as the search keeps them.
+    cand = np.argsort(-(p / np.maximum(weights, 1)), kind="stable").astype(np.int64)
+    surrogate = int(capacities[open_bin].sum())
+    placed = np.full(n, -1, dtype=np.int64)
+    stats = np.zeros(len(mulknap.STATS), dtype=np.int64)
+    floor = 0
+    value = mulknap._deal_with_room(
+        p, weights, first, capacities, open_bin, cand, n, surrogate, spare, floor, placed, stats
+    )
+    if value < 0:
+        assert np.all(placed == -1)
+        return
+    assert value > floor and value == int(p[placed >= 0].sum())
+    for j in range(capacities.shape[0]):
+        on_j = placed == j
+        assert weights[on_j].sum() <= capacities[j]
+        assert open_bin[j] or not on_j.any()
+    assert np.all(placed[placed >= 0] >= first[placed >= 0])

@@ -103,6 +103,15 @@ user by user."""
 FILLINGS_NODE_LIMIT = 200_000
 """Nodes of the search that lists a provider's fillings."""
 
+ROOM_GROWTH = 8
+"""Each retry of `_deal_with_room` leaves this many times more room."""
+
+ROOM_TRIES = 8
+"""Retries of `_deal_with_room` at a pass's root."""
+
+ROOM_SPLIT_NODES = 50
+"""Listings of the split search of each retry."""
+
 SLICE_NODES = 64
 """Nodes between two looks at the clock when a deadline is set."""
 
@@ -144,6 +153,7 @@ STATS = (
     "split_listings",
     "exact_splits",
     "filling_listing_nodes",
+    "roomy_deals",
 )
 
 
@@ -243,6 +253,47 @@ def _fill_leftovers(p, w, first, c, placed, cand, ncand):  # pragma: no cover - 
                 value += p[i]
                 break
     return value
+
+
+@njit(cache=True, nogil=True)
+def _deal_with_room(
+    p, w, first, c, open_bin, cand, ncand, surrogate, spare, floor, placed, stats
+):  # pragma: no cover - numba
+    """An assignment near a pass's root bound when its surrogate solution cannot be dealt:
+    the surrogate knapsack again with `room` less capacity (room = spare·ROOM_GROWTH^k,
+    k = 1, 2, ...), whose solution leaves the providers that much more waste to share and
+    deals far more easily, worth at most about λ·room less (λ the break efficiency: some
+    10^-7 of the welfare for a room of 10^7 units at n = 1000). Returns the value of the
+    first solution dealt (placed[] holds its providers, -1 elsewhere), or -1 when none
+    beats `floor` within ROOM_TRIES."""
+    n = p.shape[0]
+    chosen = np.empty(n, dtype=np.int64)
+    room = max(spare, 1)
+    for _ in range(ROOM_TRIES):
+        room *= ROOM_GROWTH
+        if room >= surrogate:
+            break
+        value, count, _, _, used = knapsack(
+            p, w, cand, ncand, surrogate - room, floor, KNAPSACK_NODE_LIMIT, chosen
+        )
+        stats[1] += used
+        if count == 0:
+            break  # nothing beats the floor with this room, nor with more
+        placed[:] = -1
+        left = surrogate
+        for k in range(count):
+            left -= w[chosen[k]]
+        whole = _split(chosen, count, w, first, c, open_bin, left, placed, stats)
+        if not whole:
+            whole, _, listings = split_exactly(
+                chosen, count, w, first, c, open_bin, placed, ROOM_SPLIT_NODES
+            )
+            stats[9] += listings
+        if whole:
+            stats[12] += 1
+            return value
+    placed[:] = -1
+    return -1
 
 
 # --- node helpers ----------------------------------------------------------------------------
@@ -508,15 +559,23 @@ def _search(
                     chosen, count, w, first, c, open_bin, spare, placed, stats
                 )
                 if not whole and count > 0 and sc[S_DEPTH] <= SPLIT_DEPTH:
-                    # The root of a pass: its bound is often the optimum itself (W*_{-i}
-                    # of some winners), and the fast deal above fails where a deal
-                    # exists. The search over the providers' fillings (`vcg.split`)
-                    # settles those at once; deeper nodes keep the fast deal only.
+                    # Near the root the bound is often the optimum itself (W*_{-i} of some
+                    # winners), and the fast deal above fails where a deal exists. The
+                    # search over the providers' fillings (`vcg.split`) settles those at
+                    # once; deeper nodes keep the fast deal only.
                     whole, _, listings = split_exactly(
                         chosen, count, w, first, c, open_bin, placed, SPLIT_NODES
                     )
                     stats[9] += listings
                     stats[10] += whole
+                if not whole and count > 0 and sc[S_DEPTH] == 0:
+                    roomy = _deal_with_room(
+                        p, w, first, c, open_bin, cand, ncand, surrogate, spare, best - fixed,
+                        sub, stats,
+                    )  # fmt: skip
+                    if roomy > 0 and fixed + roomy > best:
+                        best = fixed + roomy
+                        _record(where, sub, best_bins)
                 if whole:
                     stats[3] += 1
                     if fixed + value > best:
