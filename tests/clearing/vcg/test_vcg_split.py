@@ -162,3 +162,22 @@ def test_a_deal_with_room_fits_and_is_worth_what_it_says(case, profits, spare):
         assert weights[on_j].sum() <= capacities[j]
         assert open_bin[j] or not on_j.any()
     assert np.all(placed[placed >= 0] >= first[placed >= 0])
+
+
+def test_a_deal_with_room_finds_what_the_search_found_late():
+    """Seed 2 at n = 1000, winner 484: the root's surrogate solution cannot be dealt (its
+    bound lies above W*_{-i}) and the warm start lies 6.5e-5 below W*_{-i}; the search
+    needed 1,836 nodes before the deal with room, whose incumbent leaves the proof alone
+    (120 nodes from W*_{-i} itself). Deterministic: node counts, not time."""
+    state = allocate(seed003_standard_auction(1000, 8, 2), solver="mulknap")
+    units = state.units
+    assert state.proven_optimal and units is not None
+    user = 484
+    without = state.assignment.copy()
+    without[user] = -1
+    warm = refill(units, without, int(state.assignment[user]), user)
+    result = solve_mulknap(units, excluded=user, incumbent=warm, upper=state.bound_units)
+    assert result.proven and result.stats["roomy_deals"] >= 1
+    assert result.nodes < 500
+    assert units.fits(result.assignment) and result.assignment[user] == -1
+    assert units.value(result.assignment) == result.value == result.bound
