@@ -9,7 +9,9 @@ result. Prints one JSON object (and writes it to --out if given):
   goal at n = 1000 (distributed ≤ 2× centralized and under 1 s; `busiest_cpu_ratio`: the
   busiest provider's CPU per round over the trusted auctioneer's);
   `fig4_protocol_cpu` the same configurations in one process without sockets (what the
-  protocol itself costs, apart from transport and contention);
+  protocol itself costs, apart from transport and contention), taking turns of 10 rounds
+  so that load hits all alike, each row's CPU per provider over the trusted auctioneer's
+  (`cpu_over_trusted`);
 - fig5: the VCG auction, 8 providers, p = 1 (trusted auctioneer), 2 (k = 3), 4 (k = 1) groups
   computing the Clarke payments; `fig5_speedups.headline` is the speed-up at the largest n
   whose centralized run took ≥ 10 s.

@@ -13,10 +13,12 @@ clear it, turn the clearing into integer tasks, open them against the owners' te
 
     python benchmarks/bench_rounds.py [--rounds 20] [--requests 2000] [--servers 400]
 
-Prints one JSON object. The `rounds` market runs twice on the same seed, side by side: the
-book settling each batch at once (`MemoryBook.settle`, what the pipeline uses) and one
-task after another (`settle_per_task`, the reference twin); on a loaded machine the ratio
-means more than either figure. Each run reports wall time and CPU time (on a shared
+Prints one JSON object. The `rounds` market runs three ways on the same seed, side by
+side: the book settling each batch at once (`MemoryBook.settle`, what the pipeline uses),
+one task after another (`settle_per_task`, the reference twin), and the batch again under
+Python's default garbage collector instead of `fewer_collections`, the setting every
+simulation runs its rounds under (`mercat.runtime.collector`); on a loaded machine the
+ratios mean more than any one figure. Each run reports wall time and CPU time (on a shared
 machine wall time also counts the waits for a core; CPU time much less so), and the CPU time
 spent in Python's garbage collector. Stage times are CPU time, from wrapping each stage's
 function with a timer (the wrapped pipeline runs a little slower than the plain one, whose
@@ -28,6 +30,7 @@ stages and reported as a stage of their own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -40,6 +43,7 @@ import numpy as np
 from mercat.clearing.collective import CollectiveSelection
 from mercat.incentives.integer_rule import IntegerRule
 from mercat.runtime import round as pipeline
+from mercat.runtime.collector import fewer_collections
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.memory import MemoryBook
 from mercat.runtime.round import RoundPlan, run_round
@@ -73,7 +77,13 @@ def _post(book: MemoryBook, round_: int, requests: int, replicas: int) -> None:
 
 
 def run_rounds(
-    rounds: int, requests: int, servers: int, replicas: int, timed: bool, per_task: bool = False
+    rounds: int,
+    requests: int,
+    servers: int,
+    replicas: int,
+    timed: bool,
+    per_task: bool = False,
+    default_collector: bool = False,
 ) -> dict:
     rng = np.random.default_rng(1)
     book, rates = _book(servers, rng)
@@ -103,22 +113,27 @@ def run_rounds(
     tasks = 0
     elapsed = cpu = 0.0
     gc.callbacks.append(collector)
+    # The simulations run their rounds under `fewer_collections` (mercat.runtime.collector);
+    # so does this loop, unless Python's default collector is asked for, to compare.
+    setting = contextlib.nullcontext() if default_collector else fewer_collections()
     try:
-        for round_ in range(1, rounds + 1):
-            _post(book, round_, requests, replicas)  # the requesters' work, not timed
-            start, start_cpu = time.perf_counter(), time.process_time()
-            collector.on = True
-            report = run_round(book, round_, plan, rng)
-            collector.on = False
-            elapsed += time.perf_counter() - start
-            cpu += time.process_time() - start_cpu
-            tasks += len(report.tasks)
+        with setting:
+            for round_ in range(1, rounds + 1):
+                _post(book, round_, requests, replicas)  # the requesters' work, not timed
+                start, start_cpu = time.perf_counter(), time.process_time()
+                collector.on = True
+                report = run_round(book, round_, plan, rng)
+                collector.on = False
+                elapsed += time.perf_counter() - start
+                cpu += time.process_time() - start_cpu
+                tasks += len(report.tasks)
     finally:
         gc.callbacks.remove(collector)
         for module, name, original in originals.values():
             setattr(module, name, original)
     book.verify()
     out = {"settle": "per task (reference)" if per_task else "batch",
+           "collector": "Python's default" if default_collector else "fewer_collections",
            "rounds": rounds, "requests_per_round": requests, "servers": servers,
            "replicas": replicas, "tasks": tasks, "seconds": round(elapsed, 3),
            "tasks_per_second": round(tasks / elapsed, 1),
@@ -135,22 +150,25 @@ def run_rounds(
 
 
 def side_by_side(rounds: int, requests: int, servers: int, replicas: int) -> dict:
-    """The batch and the reference on the same rounds, alternated (batch, reference, batch,
-    reference) so that load changes hit both; of each, the run with the least CPU time per
-    task is kept (CPU time: on a shared machine, wall time also counts the waits for a core)."""
-    runs: dict[bool, list[dict]] = {False: [], True: []}
+    """The batch settlement, its per-task reference, and the batch under Python's default
+    garbage collector, on the same rounds, alternated (twice through the three) so that load
+    changes hit all; of each, the run with the least CPU time per task is kept (CPU time: on
+    a shared machine, wall time also counts the waits for a core)."""
+    variants = {"batch": (False, False), "per_task_reference": (True, False),
+                "batch_default_collector": (False, True)}  # fmt: skip
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
     for _ in range(2):
-        for per_task in (False, True):
-            runs[per_task].append(
-                run_rounds(rounds, requests, servers, replicas, False, per_task=per_task)
+        for name, (per_task, default_collector) in variants.items():
+            runs[name].append(
+                run_rounds(rounds, requests, servers, replicas, False, per_task, default_collector)
             )
-    batch = max(runs[False], key=lambda r: r["tasks_per_cpu_second"])
-    reference = max(runs[True], key=lambda r: r["tasks_per_cpu_second"])
+    best = {name: max(r, key=lambda r: r["tasks_per_cpu_second"]) for name, r in runs.items()}
+    rate = {name: r["tasks_per_cpu_second"] for name, r in best.items()}
     return {
         "replicas": replicas,
-        "batch": batch,
-        "per_task_reference": reference,
-        "speedup_cpu": round(batch["tasks_per_cpu_second"] / reference["tasks_per_cpu_second"], 2),
+        **best,
+        "speedup_cpu": round(rate["batch"] / rate["per_task_reference"], 2),
+        "collector_speedup_cpu": round(rate["batch"] / rate["batch_default_collector"], 2),
     }
 
 

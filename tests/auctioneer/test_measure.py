@@ -64,8 +64,15 @@ def test_fig5_speed_ups_and_their_ceiling_on_few_cores():
 
 
 def test_the_in_process_protocol_rows_deliver_every_round():
-    rows = protocol_cpu(20, rounds=2, configs=((1, 0), (3, 1)))
-    assert [(r["executing"], r["k"], r["ok_rounds"]) for r in rows] == [(1, 0, 2), (3, 1, 2)]
+    rows = protocol_cpu(20, rounds=3, configs=((1, 0), (3, 1)), chunk=2)
+    # in turns of 2 rounds then 1: every round of every configuration ran and delivered
+    assert [(r["executing"], r["k"], r["ok_rounds"]) for r in rows] == [(1, 0, 3), (3, 1, 3)]
+    assert rows[0]["cpu_over_trusted"] == 1.0
+    assert rows[1]["cpu_over_trusted"] == pytest.approx(
+        rows[1]["cpu_seconds_per_provider"] / rows[0]["cpu_seconds_per_provider"]
+    )
+    without_trusted = protocol_cpu(20, rounds=1, configs=((3, 1),))
+    assert without_trusted[0]["cpu_over_trusted"] is None
     # Three providers exchange signed messages one provider does not: more CPU per round.
     assert rows[1]["cpu_seconds_per_round"] > rows[0]["cpu_seconds_per_round"] > 0
 

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +22,10 @@ MERCAT = [sys.executable, "-m", "mercat.cli"]
 runner = CliRunner()
 
 
-def _devnet_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("mercat-devnet-*")}
+def _devnet_dirs(tmp: Path) -> set[str]:
+    """The devnets' work directories under `tmp`: the tests run each devnet with its own
+    TMPDIR, so that another devnet on the machine (a parallel test, a user's) is not seen."""
+    return {p.name for p in tmp.glob("mercat-devnet-*")}
 
 
 def _alive(pid: int) -> bool:
@@ -37,13 +38,14 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_devnet_up_settles_every_task_and_audits_clean():
-    before = _devnet_dirs()
+def test_devnet_up_settles_every_task_and_audits_clean(tmp_path):
+    before = _devnet_dirs(tmp_path)
     done = subprocess.run(
         [*MERCAT, "devnet", "up", "--providers", "2", "--servers", "1", "--oracles", "3",
          "--requesters", "2", "--rounds", "2", "--round-seconds", "0", "--sealed-share", "1",
          "--json"],
         capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
@@ -69,7 +71,7 @@ def test_devnet_up_settles_every_task_and_audits_clean():
     verified = sum(r["outputs_verified"] for r in report["requesters"])
     assert verified == tasks["paid"]  # every paid output fetched and checked by its requester
     assert report["stopped_by"] is None and report["workdir"] is None
-    assert _devnet_dirs() == before  # no ledger, store, board, log or key left behind
+    assert _devnet_dirs(tmp_path) == before  # no ledger, store, board, log or key left behind
 
 
 @pytest.mark.slow
@@ -78,13 +80,13 @@ def test_devnet_up_settles_every_task_and_audits_clean():
     [[], ["--mechanism", "distributed-auction", "--auctioneer-processes", "3"]],
     ids=["mechanism-in-node", "auctioneer-processes"],
 )
-def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra):
-    before = _devnet_dirs()
+def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra, tmp_path):
+    before = _devnet_dirs(tmp_path)
     process = subprocess.Popen(
         [*MERCAT, "devnet", "up", "--providers", "1", "--servers", "1", "--oracles", "1",
          "--requesters", "1", "--rounds", "1000", "--round-seconds", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "TMPDIR": str(tmp_path)},
     )  # fmt: skip
     lines = []
     try:
@@ -99,7 +101,7 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra):
         # the devnet's work directory: the one its node was started in (other devnets may
         # run on this machine meanwhile)
         node_cmdline = Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode(errors="replace")
-        [workdir] = [d for d in _devnet_dirs() - before if d in node_cmdline]
+        [workdir] = [d for d in _devnet_dirs(tmp_path) - before if d in node_cmdline]
         # the node, the oracle, the agent (and the auctioneer's providers) name the work
         # directory on their command lines; the requester's needs none
         children = _commands_mentioning(workdir)
@@ -112,7 +114,7 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra):
     assert process.returncode == 0, rest
     assert "stopped by SIGTERM" in rest
     assert not [pid for pid in pids + children if _alive(pid)]
-    assert _devnet_dirs() == before
+    assert _devnet_dirs(tmp_path) == before
 
 
 @pytest.mark.parametrize(

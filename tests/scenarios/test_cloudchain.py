@@ -372,17 +372,13 @@ def test_the_experiment_reports_figures_3_to_5_with_controls(tmp_path, monkeypat
 def test_a_run_collects_garbage_less_often_and_restores_the_setting():
     import gc
 
-    from mercat.scenarios import cloudchain
+    from mercat.runtime import collector
 
     before = gc.get_threshold()
     seen = []
     simulate(CloudChainConfig(requesters=4, days=1), seed=1, progress=lambda _: seen.append(
-        gc.get_threshold()))  # fmt: skip
-    assert seen and all(t[0] == max(before[0], cloudchain.GC_FIRST_THRESHOLD) for t in seen)
-    assert seen[0][1:] == before[1:] and gc.get_threshold() == before
-    with cloudchain.fewer_collections(), cloudchain.fewer_collections():  # nested: one setting
-        assert gc.get_threshold()[0] == max(before[0], cloudchain.GC_FIRST_THRESHOLD)
-    assert gc.get_threshold() == before
-    with pytest.raises(RuntimeError), cloudchain.fewer_collections():
-        raise RuntimeError("a run that fails restores it too")
-    assert gc.get_threshold() == before
+        (gc.get_threshold(), gc.get_freeze_count())))  # fmt: skip
+    assert seen and all(t[0] == max(before[0], collector.FIRST_THRESHOLD) for t, _ in seen)
+    assert all(frozen > 0 for _, frozen in seen)  # the objects alive before the run
+    assert seen[0][0][1:] == before[1:] and gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

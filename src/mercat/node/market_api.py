@@ -363,6 +363,9 @@ def install(
     def summary() -> api.Summary:
         """The market in a few numbers: tasks, SLA compliance, pool, supply, flows."""
         ledger = need_ledger()
+        # The loop's state first: a round may end while the rest is read, and a summary that
+        # says "done" must count every task of the last round (read after, they do).
+        loop = status_of_loop()
         tasks = board.task_counts()
         rounds = board.rounds(limits.task_page * 10)
         flows = {
@@ -376,8 +379,7 @@ def install(
             round=ledger.round(), rounds=len(rounds), tasks=tasks,
             sla_compliance=tasks["paid"] / tasks["settled"] if tasks["settled"] else None,
             pool=ledger.pool(), supply=ledger.supply(), unit=ledger.config.unit,
-            assets=statuses, flows=flows, reports=board.report_counts(),
-            loop=status_of_loop(),
+            assets=statuses, flows=flows, reports=board.report_counts(), loop=loop,
         )  # fmt: skip
 
     @app.get("/market/events/recent", responses=documented(404))

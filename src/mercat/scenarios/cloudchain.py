@@ -45,12 +45,9 @@ and the balances by role add up to it.
 
 from __future__ import annotations
 
-import gc
 import math
-import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -59,6 +56,7 @@ from mercat.clearing.double_auction import DoubleAuction
 from mercat.errors import LedgerIntegrityError
 from mercat.runtime.accounts import POOL, WORLD
 from mercat.runtime.admission import StakeAdmission
+from mercat.runtime.collector import fewer_collections
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.memory import MemoryBook
 from mercat.runtime.round import RoundPlan, RoundReport, run_round
@@ -342,42 +340,6 @@ def _simulate(
     result.overturned = market.oracles.overturned
     result.audit = audit(market)
     return result
-
-
-GC_FIRST_THRESHOLD = 10_000
-"""Allocations between two young-generation collections while a run lasts (Python's default
-is 700)."""
-_gc_lock = threading.Lock()
-_gc_runs = 0  # runs under way in this process
-_gc_before: tuple[int, int, int] = gc.get_threshold()
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Python's garbage collector runs less often while a run lasts, and as before after it.
-
-    A month allocates millions of short-lived objects (terms, tasks, settlements) while the
-    book keeps every request it was posted, some 60,000 records; each young collection
-    costs little, but every tenth promotes survivors, and the full collections they trigger
-    walk every object alive. With the default threshold the collector took some 15 % of the
-    month's CPU (`benchmarks/bench_pipeline.py`, `garbage_collection_cpu_seconds`); collecting
-    every 10,000 allocations instead of 700 cuts it by most of that. Nothing is left
-    uncollected: cycles are found at the next collection, which comes later. Runs in several
-    threads share one setting: the first sets it, the last restores it."""
-    global _gc_runs, _gc_before
-    with _gc_lock:
-        if _gc_runs == 0:
-            _gc_before = gc.get_threshold()
-            first, *older = _gc_before
-            gc.set_threshold(max(first, GC_FIRST_THRESHOLD), *older)
-        _gc_runs += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_runs -= 1
-            if _gc_runs == 0:
-                gc.set_threshold(*_gc_before)
 
 
 def _drop_probability(cfg: CloudChainConfig, group: str) -> float:

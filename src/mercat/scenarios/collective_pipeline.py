@@ -43,6 +43,7 @@ import numpy as np
 from mercat.clearing.base import Seed
 from mercat.clearing.collective import CollectiveSelection
 from mercat.market.model import Clearing, Market
+from mercat.runtime.collector import fewer_collections
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.memory import MemoryBook
 from mercat.runtime.round import RoundPlan, run_round
@@ -222,7 +223,8 @@ def run_generators(seed: int, runs: int) -> list[np.random.Generator]:
 
 def _run_one(args: tuple) -> RunRecord:  # type: ignore[type-arg]
     config, seed_sequence, pool, tasks_per_round = args
-    return simulate_run(config, np.random.default_rng(seed_sequence), pool, tasks_per_round)
+    with fewer_collections():  # in a worker process, or nested in the caller's (one setting)
+        return simulate_run(config, np.random.default_rng(seed_sequence), pool, tasks_per_round)
 
 
 def simulate_runs(
@@ -239,10 +241,11 @@ def simulate_runs(
     jobs = [(config, s, pool, tasks_per_round) for s in np.random.SeedSequence(seed).spawn(runs)]
     if workers == 1 or runs == 1:
         records = []
-        for job in jobs:
-            records.append(_run_one(job))
-            if progress:
-                progress(1)
+        with fewer_collections():  # a run allocates millions of short-lived objects
+            for job in jobs:
+                records.append(_run_one(job))
+                if progress:
+                    progress(1)
         return records
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     with ProcessPoolExecutor(min(workers, runs), mp_context=context) as executor:

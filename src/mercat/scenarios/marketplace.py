@@ -43,6 +43,7 @@ from mercat.identity import Keypair
 from mercat.incentives.collective import mechanism as collective_mechanism
 from mercat.runtime.admission import StakeAdmission
 from mercat.runtime.attest import OracleQuorum
+from mercat.runtime.collector import fewer_collections
 from mercat.runtime.events import MemoryLog
 from mercat.runtime.execute import SampledExecution
 from mercat.runtime.round import RoundPlan, RoundReport, run_round
@@ -180,13 +181,14 @@ class Marketplace:
             self.book.post_offer(provider, asked)
 
     def run(self, rounds: int, start: int = 1) -> list[RoundReport]:
-        for round_ in range(start, start + rounds):
-            self.post_asks(round_)
-            self.post_jobs(round_)
-            report = run_round(self.book, round_, self.plan, self.rng)
-            self.reports.append(report)
-            self.count_true_costs(report)
-            self.tell_agents(report)
+        with fewer_collections():  # rounds allocate many short-lived objects
+            for round_ in range(start, start + rounds):
+                self.post_asks(round_)
+                self.post_jobs(round_)
+                report = run_round(self.book, round_, self.plan, self.rng)
+                self.reports.append(report)
+                self.count_true_costs(report)
+                self.tell_agents(report)
         return self.reports
 
     def count_true_costs(self, report: RoundReport) -> None:
