@@ -304,7 +304,7 @@ def split_exactly(chosen, count, w, first, c, open_bin, placed, node_limit):
                 if depth == nbins - 2:  # the rest must fit the largest provider
                     low = max(low, rest_w - c[bins[nbins - 1]])
                 low = max(low, 0)
-                need = (base[depth] + LISTED + 1) * 1
+                need = base[depth] + LISTED + 1  # the starts this depth may write
                 if need + 1 > starts.shape[0]:
                     grown = np.zeros(2 * need + 2, dtype=np.int64)
                     grown[: base[depth] + 1] = starts[: base[depth] + 1]
