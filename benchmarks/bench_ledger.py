@@ -9,7 +9,8 @@ too (signing is the clients' and oracles' work):
 - `single`: one `Settle` message per task, one transaction each (one writer thread): the
   reference, what the ledger did before batch settlement;
 - `batch`: `SettleTasks` messages of `--batch` tasks each, one transaction per batch, the
-  batch's report signatures verified by threads while the transaction runs;
+  batch's report signatures verified while the transaction runs (by the report worker
+  process from the second batch on, by threads for the first while the worker starts);
 - `open`: the `OpenTasks` messages that opened the batch run's tasks, timed too (opening
   checks every task against its request's terms and its assets' offers).
 
@@ -21,7 +22,7 @@ with fsync on (a server this script starts with mercat.ledger.pgserver).
 Prints one JSON object, with where the batch settlement's time goes for each store, each part
 timed again on its own after the run: `parse_seconds` (decoding and checking the messages),
 `signature_checks_seconds` (every report checked one by one in one thread with
-`SignedReport.verify`, the reference; in the run they are checked by threads beside the
+`SignedReport.verify`, the reference; in the run they are checked beside the
 transaction, so the parts do not add up to the total). A store that cannot be had here is
 reported with the reason.
 

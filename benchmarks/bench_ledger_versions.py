@@ -11,8 +11,12 @@ with each tree in turn (`--rounds` times, alternating), each in its own process:
 SQLite copies are file copies; PostgreSQL copies are `CREATE DATABASE ... TEMPLATE` of the
 prepared database (a durable server this script starts). Prints one JSON object: per tree and
 store the tasks per second of every round (wall clock), the CPU time per task of the settling
-process (user + system, all its threads) and of its main thread (less sensitive to the load
-than wall clock, though not immune: a loaded machine also slows each CPU second).
+process (user + system, all its threads, plus its report worker process where the tree has
+one, started before the clock) and of its main thread (less sensitive to the load than wall
+clock, though not immune: a loaded machine also slows each CPU second).
+
+`--old-checks threads` has the old tree check signatures in threads only; with `--old`
+naming this tree's own src, that measures the report worker against the threads.
 """
 
 from __future__ import annotations
@@ -32,21 +36,35 @@ NEW_SRC = HERE.parent / "src"
 SETTLE = r"""
 import json, os, sys, time
 from mercat.ledger import Ledger, SignedMessage
-url, path = sys.argv[1], sys.argv[2]
+from mercat.ledger import report_signatures
+url, path, checks = sys.argv[1], sys.argv[2], sys.argv[3]
+worker = None
+if checks == "threads":
+    report_signatures.WORKER_PROCESS = False
+elif hasattr(report_signatures, "start_worker"):  # a tree with the report worker: warm it
+    assert report_signatures.start_worker()
+    worker = report_signatures._worker.process.pid
+
+def worker_cpu():  # the worker's user + system seconds (Linux), 0 without one
+    if worker is None:
+        return 0.0
+    fields = open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 messages = [SignedMessage.from_json(t) for t in json.load(open(path))]
 ledger = Ledger(url)
 tasks = 0
-cpu, main, start = os.times(), time.thread_time(), time.perf_counter()
+cpu, main, side, start = os.times(), time.thread_time(), worker_cpu(), time.perf_counter()
 for message in messages:
     receipt = ledger.submit(message)
     assert receipt.applied
     tasks += receipt.result["settled"]
 seconds = time.perf_counter() - start
 main = time.thread_time() - main
-after = os.times()
+after, side = os.times(), worker_cpu() - side
 ok = ledger.verify(signatures=False).ok
 ledger.close()
-used = (after.user - cpu.user) + (after.system - cpu.system)
+used = (after.user - cpu.user) + (after.system - cpu.system) + side
 print(json.dumps({"tasks": tasks, "seconds": seconds, "cpu": used, "main": main, "verified": ok}))
 """
 
@@ -67,10 +85,10 @@ def prepare(url: str, tasks: int, batch: int, messages_path: Path) -> None:
     messages_path.write_text(json.dumps(texts))
 
 
-def settle(src: Path, url: str, messages_path: Path) -> dict:
+def settle(src: Path, url: str, messages_path: Path, checks: str = "default") -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
     out = subprocess.run(
-        [sys.executable, "-c", SETTLE, url, str(messages_path)],
+        [sys.executable, "-c", SETTLE, url, str(messages_path), checks],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(out.stdout)
@@ -97,8 +115,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument(
+        "--old-checks", choices=("default", "threads"), default="default",
+        help="threads: the old tree checks signatures in threads only (with --old pointing "
+        "at this tree, threads against the report worker)",
+    )  # fmt: skip
     args = parser.parse_args()
     trees = {"old": args.old.resolve(), "new": NEW_SRC}
+    checks = {"old": args.old_checks, "new": "default"}
     results: dict[str, dict[str, dict]] = {}
     unavailable: dict[str, str] = {}
     stores = args.stores.split(",")
@@ -112,7 +136,7 @@ def main() -> None:
                 for name, src in trees.items():
                     copy = root / f"{name}{r}.db"
                     shutil.copy(root / "base.db", copy)
-                    runs[name].append(settle(src, f"sqlite:///{copy}", messages))
+                    runs[name].append(settle(src, f"sqlite:///{copy}", messages, checks[name]))
                     copy.unlink()
             results["sqlite"] = {name: summary(v) for name, v in runs.items()}
         if "postgresql" in stores:
@@ -125,7 +149,7 @@ def main() -> None:
                     for r in range(args.rounds):
                         for name, src in trees.items():
                             url = _copy_database(server, "base", f"{name}{r}")
-                            runs[name].append(settle(src, url, messages))
+                            runs[name].append(settle(src, url, messages, checks[name]))
                     results["postgresql"] = {name: summary(v) for name, v in runs.items()}
             except PostgresUnavailable as exc:
                 unavailable["postgresql"] = str(exc)
@@ -140,7 +164,7 @@ def main() -> None:
     }
     print(json.dumps({
         "benchmark": "batch settlement, two source trees on copies of one store",
-        "trees": {k: str(v) for k, v in trees.items()}, "tasks": args.tasks,
+        "trees": {k: str(v) for k, v in trees.items()}, "checks": checks, "tasks": args.tasks,
         "batch": args.batch, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
         "new_over_old": ratios, "results": results, "unavailable": unavailable,
     }, indent=2))  # fmt: skip

@@ -9,12 +9,14 @@
   float is refused with the same error;
 - `bulk` writes (executemany on SQLite, unnest arrays on PostgreSQL) leave exactly the rows
   SQLAlchemy's own statements leave, on both stores;
+- `settlement._verdict` (one report, a quorum of one) answers as `tally`;
 - a forged report in a batch large enough to be checked beside the transaction is still the
   error raised, and nothing is written.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 
@@ -23,11 +25,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import bindparam, insert, select, update
 
-from mercat.errors import BadSignatureError, MalformedMessageError
+from mercat.errors import BadSignatureError, MalformedMessageError, MercatError
 from mercat.identity import Keypair, canonical_bytes
-from mercat.ledger import SettleTasks, SignedMessage, TaskReports, messages
+from mercat.ledger import (
+    SettleTasks,
+    SignedMessage,
+    TaskReports,
+    messages,
+    report_signatures,
+    settlement,
+)
+from mercat.ledger import ledger as ledger_module
 from mercat.ledger import schema as s
 from mercat.ledger.bulk import insert_rows, select_in, update_rows
+from mercat.ledger.ledger import LARGE_MESSAGE
 from mercat.ledger.report_signatures import (
     PARALLEL_REPORTS,
     ReportCheck,
@@ -36,9 +47,12 @@ from mercat.ledger.report_signatures import (
 )
 from mercat.ledger.store import Txn, make_engine, run_in_transaction
 from mercat.oracle import OracleReport, SignedReport
+from mercat.oracle.quorum import QuorumRule, tally
+from mercat.runtime.collector import FIRST_THRESHOLD
 from tests.ledger.market import Market
 
 KEYS = [Keypair.generate() for _ in range(3)]
+STRANGER = Keypair.generate()  # signs, but is in no oracle set
 LEDGER = "0123456789abcdef0123456789abcdef"
 
 ids = st.from_regex(r"\A[A-Za-z0-9_.-]{1,64}\Z")
@@ -249,11 +263,27 @@ def test_report_parsing_equals_from_wire(report, changes):
     assert parsed(messages.report_from_wire) == parsed(SignedReport.from_wire)
 
 
+@pytest.mark.parametrize("checks", ["threads", "worker"])
 @pytest.mark.parametrize("also", ["nothing else", "an unknown task"])
-def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(sqlite_url, also):
-    """A batch's reports are checked beside its transaction; a forged one must still be the
-    error raised (even where the transaction found another), roll everything back and leave
-    the genuine message applicable."""
+def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(
+    sqlite_url, also, checks, monkeypatch
+):
+    """A batch's reports are checked beside its transaction (in threads, or in the report
+    worker once it is ready); a forged one must still be the error raised (even where the
+    transaction found another), roll everything back and leave the genuine message
+    applicable. The garbage collector runs less often while the batch runs."""
+    if checks == "threads":
+        monkeypatch.setattr(report_signatures, "WORKER_PROCESS", False)
+    else:
+        assert report_signatures.start_worker(timeout_s=60)
+    thresholds = []
+    handler = ledger_module._ALL_HANDLERS[SettleTasks.name]
+
+    def settle(ctx, op):  # type: ignore[no-untyped-def]
+        thresholds.append(gc.get_threshold()[0])
+        return handler(ctx, op)
+
+    monkeypatch.setitem(ledger_module._ALL_HANDLERS, SettleTasks.name, settle)
 
     market = Market(sqlite_url, users=2, oracles=1, quorum=1)
     try:
@@ -279,8 +309,41 @@ def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(sq
                 market.signer(market.operator).sign(SettleTasks(round=1, settlements=tuple(forged)))
             )
         assert market.snapshot() == before
-        receipt = market.ledger.submit(SignedMessage.from_json(genuine.to_json()))
+        message = SignedMessage.from_json(genuine.to_json())
+        assert len(message.payload) >= LARGE_MESSAGE
+        receipt = market.ledger.submit(message)
         assert receipt.applied and receipt.result["settled"] == PARALLEL_REPORTS
+        assert thresholds[-1] >= FIRST_THRESHOLD > gc.get_threshold()[0]
         market.ledger.verify()
     finally:
         market.ledger.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.booleans(), st.booleans(), st.integers(0, 500)),
+        min_size=1, max_size=3,
+    ),
+    st.sets(st.integers(0, 3)),
+    st.integers(1, 3),
+)  # fmt: skip
+def test_the_verdict_is_the_tally(votes, members, q):
+    """`settlement._verdict` (one report, a quorum of one, taken directly) answers as
+    `tally` for any reports, oracle set and quorum, errors included."""
+    keys = [*KEYS, STRANGER]
+    reports = [
+        SignedReport.sign(OracleReport(1, "t1", ok, sla, latency, None, LEDGER), keys[k])
+        for k, ok, sla, latency in votes
+    ]
+    oracles = {keys[k].public for k in members}
+
+    def outcome(rule):  # type: ignore[no-untyped-def]
+        try:
+            return rule(reports, oracles, QuorumRule(q))
+        except MercatError as exc:
+            return type(exc), str(exc)
+
+    assert outcome(settlement._verdict) == outcome(
+        lambda r, o, rule: tally(r, o, rule, verify_signatures=False)
+    )

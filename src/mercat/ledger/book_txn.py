@@ -235,7 +235,7 @@ class SqlBookTxn:
             ):  # fmt: skip
                 members[task].append((asset, int(payout)))
             for task, request, status, charge, fraction, margin_to in rows:
-                parts = members[task]
+                parts = members.get(task, ())  # (asset, payout) pairs, in position order
                 assets = tuple(a for a, _ in parts)
                 payouts = tuple(p for _, p in parts)
                 charge = sum(payouts) if charge is None else int(charge)
