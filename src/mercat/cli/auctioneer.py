@@ -313,7 +313,7 @@ def local(
         min=0.0,
         max=0.5,
         help="VCG: 0 proves optima; e.g. 0.01 accepts a certified 1% gap. Default: 0 up to "
-        "125 users, 0.01 above (a proof at n = 1000 can take hours).",
+        "125 users and from 1000 to 2000, 0.01 elsewhere (where a proof can take minutes).",
     ),
     tie_break: TieBreak = typer.Option(
         "index", "--tie-break", help="Double auction: equal bids by 'index' or by the 'coin'."

@@ -362,8 +362,9 @@ def fillings(
 ):  # pragma: no cover
     """Every subset F of items[:nitems] (in decreasing rp/w order) with heavier < w(F) ≤
     cap and Σ_F rp ≥ threshold (rp: float profits): depth first, Dantzig bounds on rp.
-    Returns (members, starts, count, complete): filling s is members[starts[s]:starts[s+1]];
-    complete is False when there are more than max_out, or the node limit stopped it."""
+    Returns (members, starts, count, complete, nodes): filling s is
+    members[starts[s]:starts[s+1]]; complete is False when there are more than max_out, or
+    the node limit stopped it."""
     pw = np.zeros(nitems + 1, dtype=np.int64)
     pr = np.zeros(nitems + 1)
     for k in range(nitems):
@@ -437,4 +438,4 @@ def fillings(
         cw -= w[items[j]]
         cr -= rp[items[j]]
         k = j + 1
-    return members, starts, count, complete
+    return members, starts, count, complete, nodes

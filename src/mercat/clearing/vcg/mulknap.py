@@ -41,7 +41,10 @@ At each node:
    surrogate capacity. A node whose bound does not beat the incumbent is closed.
 3. *Split*: the knapsack's users are dealt into the open providers, smallest first, each
    allowed to leave a share of the surrogate's spare capacity unused; the largest open
-   provider takes the rest. If every user finds a place, the bound is reached.
+   provider takes the rest. If every user finds a place, the bound is reached. At nodes
+   up to SPLIT_DEPTH deep, when this fast deal fails, the search over the providers'
+   fillings of `vcg.split` looks for a deal (it fails where one exists when a small
+   provider's nearest filling wastes more than its share).
 4. Otherwise a *lower bound*: what the split placed, the rest placed greedily.
 5. *Branching* on the smallest open provider j: bin completion if its useful fillings
    number at most FILLINGS_LIMIT, else Pisinger's rule (the most efficient user of j's own
@@ -76,6 +79,7 @@ from mercat.clearing.vcg.integer_knapsack import (
     prefix_sums,
     reduce_items,
 )
+from mercat.clearing.vcg.split import SPLIT_NODES, split_exactly
 from mercat.clearing.vcg.units import IntegerAuction
 from mercat.errors import InvalidParameterError
 
@@ -99,8 +103,21 @@ user by user."""
 FILLINGS_NODE_LIMIT = 200_000
 """Nodes of the search that lists a provider's fillings."""
 
+ROOM_GROWTH = 2
+"""Each retry of `_deal_with_room` leaves this many times more room. Measured on seed 2 at
+n = 1000 (docs/vcg.md): growth 8 settles fewer winners than 4, and 4 fewer than 2."""
+
+ROOM_TRIES = 24
+"""Retries of `_deal_with_room` at a pass's root (2^24 times the spare at most)."""
+
+ROOM_SPLIT_NODES = 50
+"""Listings of the split search of each retry."""
+
 SLICE_NODES = 64
 """Nodes between two looks at the clock when a deadline is set."""
+
+SPLIT_DEPTH = 3
+"""Nodes at most this deep search the providers' fillings when the fast deal fails."""
 
 ASPIRATION_SHIFT = 10
 """The first aspiration window is (root bound - best known) / 2^ASPIRATION_SHIFT."""
@@ -122,7 +139,8 @@ F_KIND, F_BIN, F_ITEM, F_SAVED, F_NEXT, F_COUNT, F_BASE, F_BOUND = range(8)
 S_FIXED, S_BEST, S_DEPTH, S_POOL, S_NODES, S_ROOT, S_TARGET, S_STATUS, S_STOP = range(9)
 RUNNING, EXHAUSTED, STOPPED = 0, 1, 2
 # stats: nodes, knapsack nodes, splits, whole splits, meet-in-the-middle passes,
-# completion branchings, their children, binary branchings, subset-sum nodes.
+# completion branchings, their children, binary branchings, subset-sum nodes, listings of
+# the split searches, the nodes they split, nodes listing bin completion's fillings.
 STATS = (
     "nodes",
     "knapsack_nodes",
@@ -133,6 +151,10 @@ STATS = (
     "completion_children",
     "binary_branchings",
     "subset_sum_nodes",
+    "split_listings",
+    "exact_splits",
+    "filling_listing_nodes",
+    "roomy_deals",
 )
 
 
@@ -232,6 +254,47 @@ def _fill_leftovers(p, w, first, c, placed, cand, ncand):  # pragma: no cover - 
                 value += p[i]
                 break
     return value
+
+
+@njit(cache=True, nogil=True)
+def _deal_with_room(
+    p, w, first, c, open_bin, cand, ncand, surrogate, spare, floor, placed, stats
+):  # pragma: no cover - numba
+    """An assignment near a pass's root bound when its surrogate solution cannot be dealt:
+    the surrogate knapsack again with `room` less capacity (room = spare·ROOM_GROWTH^k,
+    k = 1, 2, ...), whose solution leaves the providers that much more waste to share and
+    deals far more easily, worth at most about λ·room less (λ the break efficiency: some
+    10^-7 of the welfare for a room of 10^7 units at n = 1000). Returns the value of the
+    first solution dealt (placed[] holds its providers, -1 elsewhere), or -1 when none
+    beats `floor` within ROOM_TRIES."""
+    n = p.shape[0]
+    chosen = np.empty(n, dtype=np.int64)
+    room = max(spare, 1)
+    for _ in range(ROOM_TRIES):
+        room *= ROOM_GROWTH
+        if room >= surrogate:
+            break
+        value, count, _, _, used = knapsack(
+            p, w, cand, ncand, surrogate - room, floor, KNAPSACK_NODE_LIMIT, chosen
+        )
+        stats[1] += used
+        if count == 0:
+            break  # nothing beats the floor with this room, nor with more
+        placed[:] = -1
+        left = surrogate
+        for k in range(count):
+            left -= w[chosen[k]]
+        whole = _split(chosen, count, w, first, c, open_bin, left, placed, stats)
+        if not whole:
+            whole, _, listings = split_exactly(
+                chosen, count, w, first, c, open_bin, placed, ROOM_SPLIT_NODES
+            )
+            stats[9] += listings
+        if whole:
+            stats[12] += 1
+            return value
+    placed[:] = -1
+    return -1
 
 
 # --- node helpers ----------------------------------------------------------------------------
@@ -356,9 +419,10 @@ def _completion_children(
     threshold = lam * float(counted) - excess
     threshold -= 1e-9 * (abs(lam * float(counted)) + abs(excess)) + 16.0
     cut = threshold - float(best)
-    members, starts, count, complete = fillings(
+    members, starts, count, complete, listed_nodes = fillings(
         rp, w, items, nitems, counted, heavier, threshold, FILLINGS_LIMIT, FILLINGS_NODE_LIMIT
     )
+    stats[11] += listed_nodes
     if not complete or count == 0:
         return members, starts, np.zeros(0), cut, count, complete
     worth = np.empty(count)
@@ -495,6 +559,24 @@ def _search(
                 whole = count > 0 and _split(
                     chosen, count, w, first, c, open_bin, spare, placed, stats
                 )
+                if not whole and count > 0 and sc[S_DEPTH] <= SPLIT_DEPTH:
+                    # Near the root the bound is often the optimum itself (W*_{-i} of some
+                    # winners), and the fast deal above fails where a deal exists. The
+                    # search over the providers' fillings (`vcg.split`) settles those at
+                    # once; deeper nodes keep the fast deal only.
+                    whole, _, listings = split_exactly(
+                        chosen, count, w, first, c, open_bin, placed, SPLIT_NODES
+                    )
+                    stats[9] += listings
+                    stats[10] += whole
+                if not whole and count > 0 and sc[S_DEPTH] == 0:
+                    roomy = _deal_with_room(
+                        p, w, first, c, open_bin, cand, ncand, surrogate, spare, best - fixed,
+                        sub, stats,
+                    )  # fmt: skip
+                    if roomy > 0 and fixed + roomy > best:
+                        best = fixed + roomy
+                        _record(where, sub, best_bins)
                 if whole:
                     stats[3] += 1
                     if fixed + value > best:

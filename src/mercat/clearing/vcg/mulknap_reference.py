@@ -7,7 +7,8 @@ same bin completion on the smallest open provider, written for reading rather th
 - the surrogate knapsack is solved by the Pareto-set dynamic program (Nemhauser-Ullmann,
   a different algorithm from the compiled branch and bound);
 - the split is an exact packing test (every way of placing the users, heaviest first),
-  where the compiled code uses a subset-sum heuristic per provider;
+  where the compiled code uses a subset-sum heuristic per provider, near the root the
+  search of `vcg.split`, and at a pass's root a deal of the surrogate solution with room;
 - every filling of the branching provider is a child (no waste or capacity-curve
   filters, no user-by-user branching, no reductions, no limits).
 
