@@ -13,18 +13,20 @@ clear it, turn the clearing into integer tasks, open them against the owners' te
 
     python benchmarks/bench_rounds.py [--rounds 20] [--requests 2000] [--servers 400]
 
-Prints one JSON object. The `rounds` market runs three ways on the same seed, side by
-side: the book settling each batch at once (`MemoryBook.settle`, what the pipeline uses),
-one task after another (`settle_per_task`, the reference twin), and the batch again under
-Python's default garbage collector instead of `fewer_collections`, the setting every
-simulation runs its rounds under (`mercat.runtime.collector`); on a loaded machine the
-ratios mean more than any one figure. Each run reports wall time and CPU time (on a shared
-machine wall time also counts the waits for a core; CPU time much less so), and the CPU time
-spent in Python's garbage collector. Stage times are CPU time, from wrapping each stage's
-function with a timer (the wrapped pipeline runs a little slower than the plain one, whose
-tasks/s is reported), with each stage's share and microseconds per task; the collector's
-passes, which fall inside whichever stage allocated when they ran, are taken out of the
-stages and reported as a stage of their own.
+Prints one JSON object. The `rounds` market runs three ways on the same seed, side by side:
+the book settling each batch at once (`MemoryBook.settle`, what the pipeline uses), one task
+after another (`settle_per_task`, the reference twin), and the batch again under Python's
+default garbage collector instead of `fewer_collections`, the setting every simulation runs
+its rounds under (`mercat.runtime.collector`); on a loaded machine the ratios mean more than
+any one figure. `reference_loop_seconds` times a fixed Python workload
+(`bench_pipeline.reference_loop`) before and after, since the host's own speed moved by up
+to 2x from hour to hour on the build machine. Each run reports wall time and CPU time (on a
+shared machine wall time also counts the waits for a core; CPU time much less so), and the
+CPU time spent in Python's garbage collector. Stage times are CPU time, from wrapping each
+stage's function with a timer (the wrapped pipeline runs a little slower than the plain one,
+whose tasks/s is reported), with each stage's share and microseconds per task; the
+collector's passes, which fall inside whichever stage allocated when they ran, are taken out
+of the stages and reported as a stage of their own.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from bench_pipeline import reference_loop
 from mercat.clearing.collective import CollectiveSelection
 from mercat.incentives.integer_rule import IntegerRule
 from mercat.runtime import round as pipeline
@@ -228,6 +231,7 @@ def main() -> None:
     parser.add_argument("--seed000-tasks", type=int, default=10_000)
     parser.add_argument("--seed000-runs", type=int, default=2)
     args = parser.parse_args()
+    loop_before = reference_loop()
     results = {
         "rounds": [
             side_by_side(args.rounds, args.requests, args.servers, replicas) for replicas in (1, 4)
@@ -236,6 +240,9 @@ def main() -> None:
             max(1, args.rounds // 4), args.requests, args.servers, 1, timed=True
         ),
         "seed000": run_seed000(args.seed000_tasks, args.seed000_runs),
+        # The host's speed moves too (a virtual machine's neighbours): the same fixed
+        # Python workload before and after, to compare runs of different hours as ratios.
+        "reference_loop_seconds": [round(loop_before, 3), round(reference_loop(), 3)],
     }
     print(json.dumps({
         "benchmark": "round pipeline on the in-memory book",
