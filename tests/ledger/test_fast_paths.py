@@ -9,7 +9,6 @@
   float is refused with the same error;
 - `bulk` writes (executemany on SQLite, unnest arrays on PostgreSQL) leave exactly the rows
   SQLAlchemy's own statements leave, on both stores;
-- `settlement._verdict` (one report, a quorum of one) answers as `tally`;
 - a forged report in a batch large enough to be checked beside the transaction is still the
   error raised, and nothing is written.
 """
@@ -25,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import bindparam, insert, select, update
 
-from mercat.errors import BadSignatureError, MalformedMessageError, MercatError
+from mercat.errors import BadSignatureError, MalformedMessageError
 from mercat.identity import Keypair, canonical_bytes
 from mercat.ledger import (
     SettleTasks,
@@ -33,7 +32,6 @@ from mercat.ledger import (
     TaskReports,
     messages,
     report_signatures,
-    settlement,
 )
 from mercat.ledger import ledger as ledger_module
 from mercat.ledger import schema as s
@@ -47,7 +45,6 @@ from mercat.ledger.report_signatures import (
 )
 from mercat.ledger.store import Txn, make_engine, run_in_transaction
 from mercat.oracle import OracleReport, SignedReport
-from mercat.oracle.quorum import QuorumRule, tally
 from mercat.runtime.collector import FIRST_THRESHOLD
 from tests.ledger.market import Market
 
@@ -317,33 +314,3 @@ def test_a_forged_report_in_a_large_batch_is_the_error_and_nothing_is_written(
         market.ledger.verify()
     finally:
         market.ledger.close()
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 3), st.booleans(), st.booleans(), st.integers(0, 500)),
-        min_size=1, max_size=3,
-    ),
-    st.sets(st.integers(0, 3)),
-    st.integers(1, 3),
-)  # fmt: skip
-def test_the_verdict_is_the_tally(votes, members, q):
-    """`settlement._verdict` (one report, a quorum of one, taken directly) answers as
-    `tally` for any reports, oracle set and quorum, errors included."""
-    keys = [*KEYS, STRANGER]
-    reports = [
-        SignedReport.sign(OracleReport(1, "t1", ok, sla, latency, None, LEDGER), keys[k])
-        for k, ok, sla, latency in votes
-    ]
-    oracles = {keys[k].public for k in members}
-
-    def outcome(rule):  # type: ignore[no-untyped-def]
-        try:
-            return rule(reports, oracles, QuorumRule(q))
-        except MercatError as exc:
-            return type(exc), str(exc)
-
-    assert outcome(settlement._verdict) == outcome(
-        lambda r, o, rule: tally(r, o, rule, verify_signatures=False)
-    )

@@ -44,7 +44,7 @@ from mercat.ledger.book_txn import SqlBookTxn, canonical_json
 from mercat.ledger.bulk import insert_rows, select_in, update_rows
 from mercat.ledger.context import Context, avail, escrow_book, hold_book, stake_book
 from mercat.ledger.store import Txn
-from mercat.oracle.quorum import QuorumRule, Verdict, tally
+from mercat.oracle.quorum import QuorumRule, tally
 from mercat.oracle.report import OracleReport, SignedReport
 from mercat.runtime import money
 
@@ -242,7 +242,7 @@ def _settle_batch(
             reports = relayed + reports
         # Signatures of relayed reports were checked on arrival, of inline ones before the
         # transaction began; membership and duplicates are checked here.
-        verdicts[item.task] = _verdict(reports, oracles, quorum)
+        verdicts[item.task] = tally(reports, oracles, quorum, verify_signatures=False)
 
     # Everything a batch reads, in a few queries: the tasks' assets (their owners and
     # status), requests (owner and open tasks, not the terms) and every book they touch.
@@ -283,19 +283,6 @@ def _settle_batch(
     _store_reports(ctx, round_, todo, verdicts)
     ctx.reach_round(round_)
     return done
-
-
-def _verdict(reports: list[SignedReport], oracles: set[str], quorum: QuorumRule) -> Verdict:
-    """`tally(reports, oracles, quorum, verify_signatures=False)` (its reference twin; a test
-    holds them equal), without the general grouping for the case a batch carries thousands
-    of: one report from a member of the set, a quorum of one."""
-    if len(reports) == 1 and quorum.q == 1:
-        signed = reports[0]
-        r = signed.report
-        if signed.oracle in oracles:
-            return Verdict(r.round, r.task, r.success, r.sla_met, r.digest, r.latency_ms,
-                           (signed.oracle,), ())  # fmt: skip
-    return tally(reports, oracles, quorum, verify_signatures=False)
 
 
 def _pending_reports(

@@ -104,10 +104,7 @@ def test_split_search_equals_its_twin_and_every_deal_fits(case):
     assert complete  # tiny cases never reach a limit
     assert found == (twin is not None)
     if found:
-        for j in range(capacities.shape[0]):
-            on_j = placed == j
-            assert weights[on_j].sum() <= capacities[j]
-            assert open_bin[j] or not on_j.any()
+        _assert_fits(placed, weights, capacities, open_bin)
         assert np.all(placed[chosen] >= 0)
         assert np.all(placed[chosen] >= first[chosen])
         outside = np.setdiff1d(np.arange(weights.shape[0]), chosen)
@@ -121,17 +118,10 @@ def test_split_search_finds_the_deal_the_fast_one_misses():
     surrogate solution one provider at a time, each within an even share of the waste,
     fails (the three smallest providers hold three to nine users each); before the split
     search the W*_{-i} solve took 3,685 nodes to find it. With it, the root settles it."""
-    state = allocate(seed003_standard_auction(1000, 8, 8), solver="mulknap")
-    units = state.units
-    assert state.proven_optimal and units is not None
-    user = 459
-    without = state.assignment.copy()
-    without[user] = -1
-    warm = refill(units, without, int(state.assignment[user]), user)
-    result = solve_mulknap(units, excluded=user, incumbent=warm, upper=state.bound_units)
+    units, result = _without_winner(seed=8, user=459)
     assert result.proven and result.nodes == 1
     assert result.stats["exact_splits"] == 1
-    assert units.fits(result.assignment) and result.assignment[user] == -1
+    assert units.fits(result.assignment) and result.assignment[459] == -1
     assert units.value(result.assignment) == result.value == result.bound
 
 
@@ -157,10 +147,7 @@ def test_a_deal_with_room_fits_and_is_worth_what_it_says(case, profits, spare):
         assert np.all(placed == -1)
         return
     assert value > floor and value == int(p[placed >= 0].sum())
-    for j in range(capacities.shape[0]):
-        on_j = placed == j
-        assert weights[on_j].sum() <= capacities[j]
-        assert open_bin[j] or not on_j.any()
+    _assert_fits(placed, weights, capacities, open_bin)
     assert np.all(placed[placed >= 0] >= first[placed >= 0])
 
 
@@ -169,15 +156,29 @@ def test_a_deal_with_room_finds_what_the_search_found_late():
     bound lies above W*_{-i}) and the warm start lies 6.5e-5 below W*_{-i}; the search
     needed 1,836 nodes before the deal with room, whose incumbent leaves the proof alone
     (120 nodes from W*_{-i} itself). Deterministic: node counts, not time."""
-    state = allocate(seed003_standard_auction(1000, 8, 2), solver="mulknap")
+    units, result = _without_winner(seed=2, user=484)
+    assert result.proven and result.stats["roomy_deals"] >= 1
+    assert result.nodes < 500
+    assert units.fits(result.assignment) and result.assignment[484] == -1
+    assert units.value(result.assignment) == result.value == result.bound
+
+
+def _assert_fits(placed, weights, capacities, open_bin):  # type: ignore[no-untyped-def]
+    """Every provider's users fit its capacity, and a closed provider holds none."""
+    for j in range(capacities.shape[0]):
+        on_j = placed == j
+        assert weights[on_j].sum() <= capacities[j]
+        assert open_bin[j] or not on_j.any()
+
+
+def _without_winner(seed: int, user: int):  # type: ignore[no-untyped-def]
+    """Seed 003's standard auction at n = 1000, m = 8 (`seed`), and the W*_{-i} solve for
+    winner `user`, warm-started as the Clarke payments start it: the optimum without the
+    winner, its provider refilled."""
+    state = allocate(seed003_standard_auction(1000, 8, seed), solver="mulknap")
     units = state.units
     assert state.proven_optimal and units is not None
-    user = 484
     without = state.assignment.copy()
     without[user] = -1
     warm = refill(units, without, int(state.assignment[user]), user)
-    result = solve_mulknap(units, excluded=user, incumbent=warm, upper=state.bound_units)
-    assert result.proven and result.stats["roomy_deals"] >= 1
-    assert result.nodes < 500
-    assert units.fits(result.assignment) and result.assignment[user] == -1
-    assert units.value(result.assignment) == result.value == result.bound
+    return units, solve_mulknap(units, excluded=user, incumbent=warm, upper=state.bound_units)
