@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_ledger  # noqa: E402
+from mercat.auctioneer.measure import process_cpu_seconds  # noqa: E402
 from mercat.ledger import (  # noqa: E402
     Ledger,
     SettleTasks,
@@ -51,7 +52,7 @@ STAGES = [
     ("read requests", "ledger/book_txn.py", "prefetch_requests"),
     ("read and lock books", "ledger/book_txn.py", "prefetch_books"),
     ("read relayed reports", "ledger/settlement.py", "_pending_reports"),
-    ("quorum tally", "ledger/settlement.py", "_verdict"),
+    ("quorum tally", "oracle/quorum.py", "tally"),
     ("money rule (settle_tasks)", "runtime/money.py", "settle_tasks"),
     ("write postings, balances, rows", "ledger/book_txn.py", "flush"),
     ("write reports", "ledger/settlement.py", "_store_reports"),
@@ -74,11 +75,7 @@ def _messages(ledger, op, reports, batches) -> list[str]:  # type: ignore[no-unt
 def _worker_cpu() -> float:
     """The report worker's user + system seconds (Linux), 0 without one."""
     worker = report_signatures._worker
-    if worker is None:
-        return 0.0
-    stat = Path(f"/proc/{worker.process.pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0 if worker is None else process_cpu_seconds(worker.process.pid)
 
 
 def _settle(url: str, texts: list[str], profile: cProfile.Profile | None) -> dict:

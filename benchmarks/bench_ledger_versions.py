@@ -37,6 +37,7 @@ SETTLE = r"""
 import json, os, sys, time
 from mercat.ledger import Ledger, SignedMessage
 from mercat.ledger import report_signatures
+from mercat.auctioneer.measure import process_cpu_seconds
 url, path, checks = sys.argv[1], sys.argv[2], sys.argv[3]
 worker = None
 if checks == "threads":
@@ -46,10 +47,7 @@ elif hasattr(report_signatures, "start_worker"):  # a tree with the report worke
     worker = report_signatures._worker.process.pid
 
 def worker_cpu():  # the worker's user + system seconds (Linux), 0 without one
-    if worker is None:
-        return 0.0
-    fields = open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0 if worker is None else process_cpu_seconds(worker)
 
 messages = [SignedMessage.from_json(t) for t in json.load(open(path))]
 ledger = Ledger(url)
