@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mercat.clearing.optimal import OptimalMechanism
@@ -128,3 +129,58 @@ def test_search_options_cannot_change_what_counts_as_optimal():
     assert loose.gap <= 1e-9
     with pytest.raises(SolverError, match="refused the option"):
         solve_max(encode(market), options={"no_such_option": 1})
+
+
+def test_presolve_without_the_merging_rule_solves_the_row_it_misjudged():
+    """Two demands of 1e-8 fit with 0.25 beside neither (by 5e-9): 0.5 is optimal. HiGHS
+    1.16's presolve, merging the parallel columns, reported 0.25; `presolve=True` runs it
+    without that rule."""
+    import highspy
+
+    from mercat.clearing import highs
+    from mercat.market.constraints import encode
+    from mercat.market.model import Market, Node, Request
+
+    market = Market(
+        tuple(Request(f"t{i}", 0.25, (d,)) for i, d in enumerate([1e-8, 0.25, 1e-8, 0.25])),
+        (Node("n0", unit_costs=(0.0,), capacity=(0.2499999995,)),),
+        resources=("bw",),
+    )
+    encoding = encode(market)
+    for presolve in (False, True):
+        result = highs.solve_max(encoding, presolve=presolve)
+        assert result.proven and result.objective == pytest.approx(0.5, abs=1e-12)
+    # The rule is what misjudges it: with every rule on, HiGHS still says 0.25 (if a later
+    # HiGHS fixes the rule, this says so, and `PARALLEL_ROWS_AND_COLUMNS` can go).
+    solver = highs.new_solver(1)
+    solver.setOptionValue("small_matrix_value", highs.SMALLEST_COEFFICIENT)
+    solver.passModel(highs._highs_lp(encoding, integral=True))
+    for name, value in (("mip_rel_gap", 1e-9), ("primal_feasibility_tolerance", 1e-9),
+                        ("mip_feasibility_tolerance", 1e-9), ("presolve", "on")):  # fmt: skip
+        solver.setOptionValue(name, value)
+    highs.run(solver)
+    assert solver.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    merged = float(encoding.objective @ np.array(solver.getSolution().col_value))
+    assert merged == pytest.approx(0.25, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_presolve_finds_the_same_optimum_on_random_markets(seed):
+    """Presolve (without the merging rule) changes how HiGHS gets there, never the optimum:
+    random markets with every constraint kind, capacities that bind included."""
+    from mercat.clearing.highs import solve_max
+    from mercat.market.constraints import encode
+    from mercat.market.generators import random_market
+
+    market = random_market(seed, 10 + seed, 4 + seed % 4)
+    encoding = encode(market)
+    plain, presolved = solve_max(encoding), solve_max(encoding, presolve=True)
+    assert plain.proven and presolved.proven
+    assert presolved.objective == pytest.approx(plain.objective, abs=1e-7)
+    assert market_fits(encoding, market, presolved.x)
+
+
+def market_fits(encoding, market, x) -> bool:
+    from mercat.market.constraints import is_valid
+
+    return is_valid(market, encoding.decode(x, market))

@@ -92,6 +92,14 @@ def run(solver):  # -> highspy.HighsStatus
             del _scheduler.threads
 
 
+PARALLEL_ROWS_AND_COLUMNS = 1 << 13
+"""The `presolve_rule_off` bit of HiGHS's presolve rule "Parallel rows and columns" (rule 13
+of its `PresolveRuleType`; HiGHS logs it as "Rule 13 (set bit 13 = 8192)"). Its test for
+two parallel columns costing the same is an absolute tolerance on a cost scaled by the
+columns' coefficient ratio; on the tie it merges integer columns, and a row whose
+coefficients sit within tolerance of its bound is then misjudged (see `solve_max`)."""
+
+
 @dataclass(frozen=True)
 class MilpResult:
     """A solve's outcome: `x` the best point found, `objective` its value, `bound` a proven
@@ -117,6 +125,7 @@ def solve_max(
     threads: int = 1,
     options: Mapping[str, bool | int | float | str] | None = None,
     initial: np.ndarray | None = None,
+    presolve: bool = False,
 ) -> MilpResult:
     """Maximise encoding.objective·x over the encoding's feasible set. `options` are further
     HiGHS options (how it searches, never what it accepts as optimal). `initial`, a feasible
@@ -124,10 +133,16 @@ def solve_max(
     root on instead of searching for a point first (HiGHS checks it and ignores an
     infeasible one).
 
-    With presolve on, HiGHS 1.16 could map a start to a point of another value and report
-    the start itself as optimal with a bound it does not reach (seen on a 14 × 5 challenge
-    MILP); every solve here runs without presolve, and a proven result whose point falls
-    short of its bound raises `SolverError` whether or not a start was given."""
+    `presolve` runs HiGHS's presolve without its parallel rows and columns rule
+    (`PARALLEL_ROWS_AND_COLUMNS`). With that rule, HiGHS 1.16 reported 0.25 optimal where
+    0.5 is feasible (the row in the comment below), and could map a start to a point of
+    another value and report the start itself as optimal with a bound it does not reach
+    (seen on a 14 × 5 challenge MILP): the rule merges parallel integer columns on a cost
+    tie judged by an absolute tolerance. By default clearing solves without presolve
+    (measured as fast on the generators' markets up to 80 requests × 20 nodes); a caller
+    whose models are large asks for it (the posted-price challenge MILP at 200 × 50: about
+    4× less CPU). Either way a proven result whose point falls short of its bound raises
+    `SolverError`, whether or not a start was given."""
     import highspy
 
     start = time.perf_counter()
@@ -151,9 +166,14 @@ def solve_max(
     # HiGHS's presolve (1.16) merges parallel integer columns and then misjudges rows whose
     # coefficients sit within its tolerance of the bound: on Σ a x <= 1 with binaries and
     # a = (1e-8, 1 - 2e-9, 1e-8, 1 - 2e-9) it reports 0.25 optimal where 0.5 is feasible.
-    # Capacities near sums of demands make exactly such rows, so clearing never presolves;
-    # on the generators' markets (up to 80 requests x 20 nodes) it solves as fast without.
-    solver.setOptionValue("presolve", "off")
+    # Capacities near sums of demands make exactly such rows. Without the merging rule the
+    # same row is solved right (tests/clearing/test_capacity_rule.py), so a presolve asked
+    # for runs without that rule.
+    if presolve:
+        solver.setOptionValue("presolve", "on")
+        solver.setOptionValue("presolve_rule_off", PARALLEL_ROWS_AND_COLUMNS)
+    else:
+        solver.setOptionValue("presolve", "off")
     if time_limit is not None:
         solver.setOptionValue("time_limit", float(time_limit))
     if initial is not None:
