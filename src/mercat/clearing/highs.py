@@ -169,9 +169,10 @@ def solve_max(
     # Capacities near sums of demands make exactly such rows. Without the merging rule the
     # same row is solved right (tests/clearing/test_capacity_rule.py), so a presolve asked
     # for runs without that rule.
-    if presolve:
+    if presolve:  # the caller may switch further rules off, never this one back on
+        rules_off = int((options or {}).get("presolve_rule_off", 0)) | PARALLEL_ROWS_AND_COLUMNS
         solver.setOptionValue("presolve", "on")
-        solver.setOptionValue("presolve_rule_off", PARALLEL_ROWS_AND_COLUMNS)
+        solver.setOptionValue("presolve_rule_off", rules_off)
     else:
         solver.setOptionValue("presolve", "off")
     if time_limit is not None:

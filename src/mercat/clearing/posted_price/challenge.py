@@ -57,11 +57,15 @@ COEFFICIENT_FLOOR = 1e-9
 left out of attempt 4's row: HiGHS rejects a matrix entry this small, and a participant
 with no slack adds nothing to ∇ when it conflicts."""
 
+PRESOLVE_PROBING = 1 << 15
+"""The `presolve_rule_off` bit of HiGHS's probing (rule 15 of its `PresolveRuleType`)."""
+
 RESTRICTED_MILP_OPTIONS = {
     "mip_detect_symmetry": False,
     "mip_allow_restart": False,
     "mip_heuristic_effort": 0.0,
     "mip_heuristic_run_feasibility_jump": False,
+    "presolve_rule_off": PRESOLVE_PROBING,
 }
 """How HiGHS searches the restricted MILP: after the fixing, neither its symmetry detection
 nor a restart after its own root fixing pays (on a 200 × 50 state early in the dynamics:
@@ -72,16 +76,20 @@ seconds on turns 100, 140, 170 and 195: 0.61, 0.57, 0.67, 1.09 with them, 0.21, 
 1.00 without; measured while HiGHS still presolved, see `solve_max`). Feasibility jump runs
 even at effort 0; without presolve, switching it off too took turns 100, 150 and 196 from
 0.75, 1.24 and 1.37 CPU seconds to 0.66, 1.06 and 1.11 (the rest is the root's cuts, which
-close the gap: on turn 170 a single node). These options change
-the search, not the answer; `solve_max` sets what decides optimality after them."""
+close the gap: on turn 170 a single node). Presolve's probing costs more than it saves
+here: the 200 × 50 run to convergence took 272 CPU seconds with it and 221 without (the two
+runs side by side). These options change the search, not the answer; `solve_max` sets what
+decides optimality after them."""
 
 PRESOLVE = True
 """The challenge MILPs run HiGHS's presolve (without the rule that merges parallel columns,
 see `mercat.clearing.highs.solve_max`); the reference's MILP does not, so the tests that
 hold the two equal check the presolved answers too. Late in the 200 × 50 dynamics presolve
-removes about 60 % of the restricted MILP's rows and 40 % of its columns, and a turn's MILP
-takes about a quarter of the CPU (turns 120 and 200 of the benchmark: 3.0-3.4 and 2.0-2.2 s
-without, 0.77 and 0.52-0.54 s with)."""
+removes about half of the restricted MILP's rows and a quarter to 40 % of its columns. It
+does not pay on every turn (turns 120 and 200 of the benchmark: 3.0-3.4 and 2.0-2.2 CPU
+seconds without, 0.77 and 0.52-0.54 s with; turn 260: 0.23-0.29 s without, 0.5 s with),
+but over the run to convergence it halves the CPU: 425 s without, 221 s with (probing off,
+`RESTRICTED_MILP_OPTIONS`)."""
 
 RECENT_ANSWERS = 4
 """Besides the re-proposal, this many of the last best challenges are priced as candidates:
@@ -406,4 +414,4 @@ class ChallengeModel:
         return offer
 
 
-__all__ = ["PRESOLVE", "RECENT_ANSWERS", "ChallengeModel", "strengthened"]
+__all__ = ["PRESOLVE", "PRESOLVE_PROBING", "RECENT_ANSWERS", "ChallengeModel", "strengthened"]
