@@ -126,6 +126,7 @@ def solve_max(
     options: Mapping[str, bool | int | float | str] | None = None,
     initial: np.ndarray | None = None,
     presolve: bool = False,
+    may_be_infeasible: bool = False,
 ) -> MilpResult:
     """Maximise encoding.objective·x over the encoding's feasible set. `options` are further
     HiGHS options (how it searches, never what it accepts as optimal). `initial`, a feasible
@@ -134,17 +135,27 @@ def solve_max(
     infeasible one).
 
     `presolve` runs HiGHS's presolve without its parallel rows and columns rule
-    (`PARALLEL_ROWS_AND_COLUMNS`). With that rule, HiGHS 1.16 reported 0.25 optimal where
-    0.5 is feasible (the row in the comment below), and could map a start to a point of
-    another value and report the start itself as optimal with a bound it does not reach
-    (seen on a 14 × 5 challenge MILP): the rule merges parallel integer columns on a cost
-    tie judged by an absolute tolerance. By default clearing solves without presolve
-    (measured as fast on the generators' markets up to 80 requests × 20 nodes); a caller
-    whose models are large asks for it (the posted-price challenge MILP at 200 × 50: about
-    4× less CPU). Either way a proven result whose point falls short of its bound raises
-    `SolverError`, whether or not a start was given."""
+    (`PARALLEL_ROWS_AND_COLUMNS`): with that rule, HiGHS 1.16 reported 0.25 optimal where
+    0.5 is feasible (the row in the comment below); the rule merges parallel integer
+    columns on a cost tie judged by an absolute tolerance. A start and presolve together
+    are refused (ValueError): HiGHS 1.16 can map the start to a point of another value
+    and report the start itself as optimal with a bound it does not reach, with or without
+    that rule (seen on a 14 × 5 challenge MILP, and on an 11-column posted-price model in
+    tests/clearing/test_highs.py). By default clearing solves without presolve (measured
+    as fast on the generators' markets up to 80 requests × 20 nodes); a caller whose
+    models are large asks for it (the posted-price challenge MILP at 200 × 50: about 4×
+    less CPU). Either way a proven result whose point falls short of its bound raises
+    `SolverError`.
+
+    Clearing models always contain x = 0, so an infeasible one is a fault; a caller that
+    restricts a model below what it knows (`may_be_infeasible`) gets status "Infeasible",
+    proven, with objective and bound -inf instead."""
     import highspy
 
+    if presolve and initial is not None:
+        raise ValueError(
+            "HiGHS 1.16 can misreport a MIP start after presolve: pass one or the other"
+        )
     start = time.perf_counter()
     if encoding.num_cols == 0:
         return MilpResult(np.zeros(0), 0.0, 0.0, 0.0, True, "Empty", 0, 0.0)
@@ -208,6 +219,11 @@ def solve_max(
         highspy.HighsModelStatus.kInterrupt,
         highspy.HighsModelStatus.kModelEmpty,
     )
+    if may_be_infeasible and status == highspy.HighsModelStatus.kInfeasible:
+        seconds = time.perf_counter() - start
+        return MilpResult(
+            np.zeros(encoding.num_cols), -math.inf, -math.inf, 0.0, True, name, 0, seconds
+        )
     if status not in usable:  # x = 0 is always feasible here, so anything else is a fault
         raise SolverError(f"HiGHS could not solve the clearing model (status {name})")
     # Stopped early without an incumbent: x = 0 (serve nobody) is valid, the bound unknown.
@@ -309,6 +325,13 @@ class LpRelaxation:
         columns = np.asarray(columns, dtype=np.int32)
         if len(columns):
             self._solver.changeColsCost(len(columns), columns, np.asarray(costs, dtype=float))
+
+    def set_bounds(self, columns, lower, upper) -> None:
+        columns = np.asarray(columns, dtype=np.int32)
+        if len(columns):
+            self._solver.changeColsBounds(
+                len(columns), columns, _highs_bounds(lower), _highs_bounds(upper)
+            )
 
     def truncate(self, num_cols: int, num_rows: int) -> None:
         """Delete every column from `num_cols` on and every row from `num_rows` on."""

@@ -47,6 +47,7 @@ from mercat.clearing.posted_price.fixing import FIX_MARGIN, fix_columns, lagrang
 from mercat.clearing.posted_price.pricing import Offer
 from mercat.clearing.posted_price.proposal import Proposal
 from mercat.clearing.posted_price.reference import GAIN_TOL
+from mercat.clearing.posted_price.regimes import RegimeSplit
 from mercat.errors import SolverError
 from mercat.market.constraints import MilpEncoding, Row
 from mercat.market.economics import node_cost
@@ -90,6 +91,10 @@ does not pay on every turn (turns 120 and 200 of the benchmark: 3.0-3.4 and 2.0-
 seconds without, 0.77 and 0.52-0.54 s with; turn 260: 0.23-0.29 s without, 0.5 s with),
 but over the run to convergence it halves the CPU: 425 s without, 221 s with (probing off,
 `RESTRICTED_MILP_OPTIONS`)."""
+
+SPLIT = True
+"""Attempt 4 in a market without resources first tries the split at the kink
+(`posted_price_regimes`): two small MILPs and bounds instead of the one MILP below."""
 
 RECENT_ANSWERS = 4
 """Besides the re-proposal, this many of the last best challenges are priced as candidates:
@@ -211,6 +216,7 @@ class ChallengeModel:
         self.fixed_columns: list[int] = []  # per MILP: columns the bound fixed
         self.bound_certified = 0  # challenges answered by the LP bound alone
         self.recent: list[Allocation] = []  # the last best challenges, newest last
+        self.split = RegimeSplit(self) if SPLIT and attempt == 4 and not self.by_workload else None
 
     def remember(self, allocation: Allocation) -> None:
         """Keep a best challenge as a candidate for the next ones (allocations recur: in a
@@ -372,6 +378,11 @@ class ChallengeModel:
         allocation; `price(allocation)` prices another one (`offer_for`)."""
         model, constant = self.model(holder, maker)
         known = max(candidates, key=lambda c: c[0].gain, default=None)
+        if self.split is not None and known is not None:
+            offer = self.split.best(holder, constant, candidates, price)
+            if offer is not None:
+                self.remember(offer.proposal.allocation)
+                return offer
         start = None
         if known is not None:
             bound = lagrangian_bound(model, self._relaxation_duals(holder))
@@ -384,7 +395,10 @@ class ChallengeModel:
             self.fixed_columns.append(fixed)
             # The candidate survives the fixing (it is worth L), so it is a feasible start:
             # late in the dynamics it is usually the optimum, and HiGHS then only proves it.
-            start = self.point(holder, known[1])
+            # HiGHS takes no start with presolve (`solve_max`), and presolved without one it
+            # is as fast (late turns of the 200 × 50 benchmark: 5.5 CPU s for ten MILPs
+            # without the start, 6.5 with it, 6.7 with the start and no presolve).
+            start = None if PRESOLVE else self.point(holder, known[1])
         self.milp_solves += 1
         result = solve_max(
             model,
@@ -414,4 +428,11 @@ class ChallengeModel:
         return offer
 
 
-__all__ = ["PRESOLVE", "PRESOLVE_PROBING", "RECENT_ANSWERS", "ChallengeModel", "strengthened"]
+__all__ = [
+    "PRESOLVE",
+    "PRESOLVE_PROBING",
+    "RECENT_ANSWERS",
+    "SPLIT",
+    "ChallengeModel",
+    "strengthened",
+]

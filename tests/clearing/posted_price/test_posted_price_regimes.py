@@ -1,0 +1,160 @@
+"""Attempt 4's best challenge split at the kink (`posted_price_regimes`): the formula it rests
+on, its answers against the reference's MILP and against brute force, and h(p)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from mercat.clearing.posted_price.challenge import ChallengeModel
+from mercat.clearing.posted_price.proposal import Standing
+from mercat.clearing.posted_price.reference import best_offer_by_enumeration
+from mercat.clearing.posted_price.regimes import RegimeSplit
+from mercat.clearing.posted_price.response import BestResponder
+from mercat.clearing.posted_price.template import mechanism_for
+from mercat.market.brute_force import valid_allocations
+from mercat.market.economics import welfare
+from tests.clearing.posted_price.test_posted_price_response import TICK, member, same_gain
+from tests.strategies import markets
+
+
+@st.composite
+def situations(draw):
+    """A small market without resources (where a node conflicts by being used), a holder
+    serving someone, and the maker who responds."""
+    market = draw(markets(max_requests=4, max_nodes=3, max_resources=0))
+    allocations = [a for a in valid_allocations(market) if a.shares]
+    assume(allocations)
+    holder = draw(member(market, draw(st.sampled_from(allocations)), "mm1"))
+    maker = draw(st.sampled_from(("mm1", "mm2")))
+    return market, Standing((holder,)), maker
+
+
+def split_of(market, maker):
+    reference = BestResponder(market, mechanism_for(4), maker, TICK)
+    model = ChallengeModel(market, 4, TICK, reference.encoding())
+    assert model.split is not None
+    return reference, model
+
+
+@settings(max_examples=80, deadline=None)
+@given(situations())
+def test_the_gain_is_the_formula_at_the_kink(situation):
+    """gain(α) = K - A + W(α) - Σ_C δ_p + min(a(D), τ) for every conflicting α, where
+    `offer_for` prices it from the mechanism's rules."""
+    market, standing, maker = situation
+    (holder,) = standing.members
+    reference, model = split_of(market, maker)
+    kink = model.split.kink(holder)
+    assume(kink is not None)
+    constant = -(holder.margin if holder.maker == maker else 0.0)
+    for allocation in valid_allocations(market):
+        offer = reference.offer(allocation, standing)
+        if offer is None or offer.kind != "challenge":
+            continue
+        on = model.point(holder, allocation)[kink.columns]
+        kept = on > 0.5
+        dropped = math.fsum(kink.a[~kept])
+        formula = (
+            constant
+            - kink.total
+            + welfare(market, allocation)
+            - math.fsum(kink.delta[kept])
+            + min(dropped, kink.tau)
+        )
+        assert formula == pytest.approx(offer.gain, abs=1e-9)
+
+
+@settings(max_examples=120, deadline=None)
+@given(situations(), st.data())
+def test_a_split_answer_is_the_best_challenge(situation, data):
+    """Whenever the split answers, its offer earns what the reference's MILP and the
+    enumeration of V find; a split that cannot decide says so (None)."""
+    market, standing, maker = situation
+    (holder,) = standing.members
+    reference, model = split_of(market, maker)
+    expected = reference.challenge(standing)
+
+    def price(allocation):
+        return reference.offer(allocation, standing)
+
+    pool = [a for a in valid_allocations(market) if price(a) is not None]
+    chosen = data.draw(st.lists(st.sampled_from(pool), max_size=3)) if pool else []
+    candidates = [(price(a), a) for a in dict.fromkeys([holder.allocation, *chosen])]
+    candidates = [(o, a) for o, a in candidates if o is not None]
+    assume(candidates)
+    _, constant = model.model(holder, maker)
+    got = model.split.best(holder, constant, candidates, price)
+    if got is not None:
+        assert same_gain(got, expected), (got, expected)
+        assert got.proposal.allocation in pool or got.proposal.allocation == holder.allocation
+        everything = best_offer_by_enumeration(market, standing, mechanism_for(4), maker, TICK)
+        if everything is not None and everything.kind == "challenge":
+            assert got.gain == pytest.approx(everything.gain, abs=1e-7)
+
+
+def test_the_split_answers_with_big_participants_and_declines_without():
+    """A holder whose slack is large for one participant (a_p ≥ τ) is answered by the
+    split; one whose participants all have a tick of slack is left to the one MILP."""
+    from mercat.market.generators import random_market
+
+    market = random_market(3, 8, 4, n_resources=0, conflict_rate=0.1)
+    best = max(valid_allocations(market), key=lambda a: welfare(market, a))
+    reference, model = split_of(market, "mm2")
+    values, costs = (
+        {t: market.request(t).value for t in best.served_requests},
+        {n: market.node(n).cost for n in best.used_nodes},
+    )
+    from mercat.clearing.posted_price.proposal import Proposal
+
+    def holder_with(extra):
+        # Every participant one tick inside its terms, the first request `extra` more.
+        first = min(values)
+        pay = {t: v - TICK - (extra if t == first else 0.0) for t, v in values.items()}
+        rew = {n: c + TICK for n, c in costs.items()}
+        return Proposal("mm1", best, pay, rew, dict(values), dict(costs))
+
+    for extra, answers in ((0.0, False), (50 * TICK, True)):
+        holder = holder_with(extra)
+        standing = Standing((holder,))
+        kink = model.split.kink(holder)
+        assert kink is not None and bool(kink.big.any()) == answers
+
+        def price(allocation, standing=standing):
+            return reference.offer(allocation, standing)
+
+        own = price(best)
+        _, constant = model.model(holder, "mm2")
+        got = model.split.best(holder, constant, [(own, best)], price)
+        assert (got is not None) == answers
+        if got is not None:
+            assert same_gain(got, reference.challenge(standing))
+
+
+@settings(max_examples=40, deadline=None)
+@given(markets(max_requests=4, max_nodes=3, max_resources=0))
+def test_the_welfare_without_a_participant_is_bounded_then_proven(market):
+    """h(p): the LP bound is at least the best welfare of an allocation without p, and the
+    proven value (asked for by a `beat` below it) is that welfare; both are kept."""
+    reference = BestResponder(market, mechanism_for(4), "mm1", TICK)
+    model = ChallengeModel(market, 4, TICK, reference.encoding())
+    split = RegimeSplit(model)
+    base = model.base
+    participants = [(t, j, True) for t, j in base.served_columns.items()]
+    participants += [(n, j, False) for n, j in base.used_columns.items()]
+    for name, column, is_request in participants:
+        without = [
+            a
+            for a in valid_allocations(market)
+            if (name not in a.served_requests if is_request else name not in a.used_nodes)
+        ]
+        best = max(welfare(market, a) for a in without)  # serving no one is always there
+        bound = split.without(column, math.inf)
+        assert bound >= best - 1e-7
+        assert split.without(column, -math.inf) == pytest.approx(best, abs=1e-7)
+        assert split.without(column, math.inf) == pytest.approx(best, abs=1e-7)  # kept
+    assert np.isfinite(list(split._without.values())).all()
