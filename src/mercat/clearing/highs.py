@@ -375,12 +375,15 @@ class LpRelaxation:
             )
             self.num_rows += len(rows)
 
-    def solve(self) -> LpSolution:
+    def solve(self, may_be_infeasible: bool = False) -> LpSolution | None:
+        """The LP's optimum; None if it is infeasible and the caller said it may be."""
         import highspy
 
         self.solves += 1
         run(self._solver)
         status = self._solver.getModelStatus()
+        if may_be_infeasible and status == highspy.HighsModelStatus.kInfeasible:
+            return None
         if status != highspy.HighsModelStatus.kOptimal:
             name = self._solver.modelStatusToString(status)
             raise SolverError(f"HiGHS could not solve the LP relaxation (status {name})")

@@ -97,49 +97,47 @@ def test_a_split_answer_is_the_best_challenge(situation, data):
             assert got.gain == pytest.approx(everything.gain, abs=1e-7)
 
 
-def test_the_split_answers_with_big_participants_and_declines_without():
-    """A holder whose slack is large for one participant (a_p ≥ τ) is answered by the
-    split; one whose participants all have a tick of slack is left to the one MILP."""
+def test_the_split_answers_every_holder_with_the_reference_gain():
+    """Holders of the welfare optimum of an 8 × 4 market, one tick inside every
+    participant's terms and with one participant's slack 10 to 50 ticks wider (a_p ≥ τ):
+    the split answers each with the reference MILP's gain. With every slack one tick, no
+    participant is big and the split leaves the challenge to the one MILP."""
+    from mercat.clearing.posted_price.proposal import Proposal
     from mercat.market.generators import random_market
 
     market = random_market(3, 8, 4, n_resources=0, conflict_rate=0.1)
     best = max(valid_allocations(market), key=lambda a: welfare(market, a))
+    values = {t: market.request(t).value for t in best.served_requests}
+    costs = {n: market.node(n).cost for n in best.used_nodes}
     reference, model = split_of(market, "mm2")
-    values, costs = (
-        {t: market.request(t).value for t in best.served_requests},
-        {n: market.node(n).cost for n in best.used_nodes},
-    )
-    from mercat.clearing.posted_price.proposal import Proposal
-
-    def holder_with(extra):
-        # Every participant one tick inside its terms, the first request `extra` more.
+    answered = 0
+    for extra in (0.0, 10 * TICK, 20 * TICK, 50 * TICK):
         first = min(values)
         pay = {t: v - TICK - (extra if t == first else 0.0) for t, v in values.items()}
         rew = {n: c + TICK for n, c in costs.items()}
-        return Proposal("mm1", best, pay, rew, dict(values), dict(costs))
-
-    for extra, answers in ((0.0, False), (50 * TICK, True)):
-        holder = holder_with(extra)
+        holder = Proposal("mm1", best, pay, rew, dict(values), dict(costs))
         standing = Standing((holder,))
-        kink = model.split.kink(holder)
-        assert kink is not None and bool(kink.big.any()) == answers
 
         def price(allocation, standing=standing):
             return reference.offer(allocation, standing)
 
-        own = price(best)
         _, constant = model.model(holder, "mm2")
-        got = model.split.best(holder, constant, [(own, best)], price)
-        assert (got is not None) == answers
-        if got is not None:
-            assert same_gain(got, reference.challenge(standing))
+        got = model.split.best(holder, constant, [(price(best), best)], price)
+        if extra == 0.0:
+            assert got is None
+            continue
+        assert got is not None
+        assert same_gain(got, reference.challenge(standing))
+        answered += 1
+    assert answered == 3 and model.split.answered == 3
 
 
 @settings(max_examples=40, deadline=None)
 @given(markets(max_requests=4, max_nodes=3, max_resources=0))
 def test_the_welfare_without_a_participant_is_bounded_then_proven(market):
     """h(p): the LP bound is at least the best welfare of an allocation without p, and the
-    proven value (asked for by a `beat` below it) is that welfare; both are kept."""
+    proven value (asked for by a `beat` below the LP bound) is that welfare; both are
+    kept."""
     reference = BestResponder(market, mechanism_for(4), "mm1", TICK)
     model = ChallengeModel(market, 4, TICK, reference.encoding())
     split = RegimeSplit(model)
@@ -153,8 +151,10 @@ def test_the_welfare_without_a_participant_is_bounded_then_proven(market):
             if (name not in a.served_requests if is_request else name not in a.used_nodes)
         ]
         best = max(welfare(market, a) for a in without)  # serving no one is always there
-        bound = split.without(column, math.inf)
-        assert bound >= best - 1e-7
-        assert split.without(column, -math.inf) == pytest.approx(best, abs=1e-7)
-        assert split.without(column, math.inf) == pytest.approx(best, abs=1e-7)  # kept
+        cheap = split.without(column)  # from the welfare LP's duals
+        assert cheap >= best - 1e-7 and split.without(column) == cheap  # kept
+        lp = split.without(column, beat=-math.inf, prove=False)  # its own LP
+        assert best - 1e-7 <= lp <= cheap
+        assert split.without(column, beat=-math.inf) == pytest.approx(best, abs=1e-7)
+        assert split.without(column) == pytest.approx(best, abs=1e-7)  # the proven one kept
     assert np.isfinite(list(split._without.values())).all()

@@ -14,28 +14,29 @@ holder's margin when the holder is the maker's own). With a_p = s_p + f_p, A = �
     gain(α) = K - A + W(α) - Σ_C δ_p + min(a(D), τ).
 
 The one MILP of `ChallengeModel` writes min(a(D), τ) with a column z and two rows. Its LP
-relaxation is weak exactly there: it drops a few per cent of a participant whose a_p is
-far above τ and so reaches τ at almost no cost in welfare. Late in the 200 × 50 benchmark's
-dynamics its bound lies 0.6-1.1 above the answer, and HiGHS's root cuts close that gap, at
-0.5-1.5 CPU seconds a turn. Split at the kink, every part is linear:
+relaxation is weak exactly there: it drops a fraction of a participant whose a_p is large,
+reaching τ at little cost in welfare. Late in the 200 × 50 benchmark's dynamics its bound
+lies 0.6-1.1 above the answer, and HiGHS's root cuts close that gap, at 0.5-1.5 CPU seconds
+a turn. The split removes that weakness:
 
-- **B**, a(D) ≤ τ, keeping every "big" participant (a_p ≥ τ): gain = K + W(α) -
-  Σ_C (δ_p + a_p), with one knapsack row over the others. Its LP bound lies 0.02-0.05 above
-  its optimum there, so reduced-cost fixing from the best known candidate (the holder's own
-  allocation is always one) leaves a small MILP.
-- **A2**, a(D) ≥ τ, keeping every big participant: gain = K - A + τ + W(α) - Σ_C δ_p, the
-  knapsack row reversed. Its LP bound is as tight; when it is above B's optimum, the MILP
-  restricted by fixing at that optimum decides.
-- **A1**, dropping a big participant p: gain ≤ K - A + τ + h(p) + Σ_P max(0, -δ_p), where
-  h(p) is the best welfare of an allocation without p. h(p) is a property of the market and
-  the maker's beliefs, not of the holder: its LP bound is computed once per participant and
-  kept (its MILP only when that bound does not decide). Late in the benchmark's run, no LP
-  bound h(p) of a big participant comes within τ of the answer.
+- **Participants that cannot be dropped profitably.** Whatever α drops, min(a(D), τ) ≤ τ,
+  so an α that drops p earns at most K - A + τ + h(p) + Σ_P max(0, -δ_p), where h(p) is the
+  best welfare of an allocation without p. h(p) is a property of the market and the
+  maker's beliefs, not of the holder: an upper bound on it (the LP relaxation's, from
+  duals) is computed once per participant and kept for the run. Every participant whose
+  bound cannot beat the best known candidate is kept, in both regimes below ("H").
+- **B**, keeping H, a(D) ≤ τ: gain = K + W(α) - Σ_C (δ_p + a_p), linear, with one knapsack
+  row over the other participants. Its LP bound lies within a few hundredths of its optimum
+  late in the benchmark, so reduced-cost fixing from the best known candidate (the holder's
+  own allocation is always one) leaves a small MILP.
+- **A2**, keeping H, a(D) ≥ τ: gain = K - A + τ + W(α) - Σ_C δ_p, the knapsack row reversed,
+  solved after reduced-cost fixing at B's optimum (none better: A2 is done).
 
-B, A2 and A1 cover every conflicting allocation, so when B's optimum (or A2's) is at least
-every bound of the others, it is the best challenge. `RegimeSplit.best` returns it then, and
-None otherwise (a market with resources, where a node's conflict is its bundle, not its use;
-τ ≤ 0; or a regime whose bound does not yield), and the one MILP decides.
+Every conflicting allocation either drops a participant of H (and earns no more than the
+best known candidate) or lies in B or A2, so the better of B's and A2's optima is the best
+challenge. `RegimeSplit.best` returns it, or None where the split does not apply (a market
+with resources, where a node conflicts by its bundle, not its use; τ ≤ 0) and the one MILP
+decides.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mercat.clearing.highs import LpRelaxation, solve_max
-from mercat.clearing.posted_price.fixing import FIX_MARGIN, fix_columns, lagrangian_bound
+from mercat.clearing.posted_price.fixing import fix_columns, lagrangian_bound
 from mercat.clearing.posted_price.pricing import Offer
 from mercat.clearing.posted_price.proposal import Proposal
 from mercat.clearing.posted_price.reference import GAIN_TOL
@@ -69,7 +70,6 @@ class Kink:
     delta: np.ndarray  # δ_p = g_p - s_p
     tau: float
     total: float  # A = Σ_P a_p
-    big: np.ndarray  # a_p ≥ τ
 
     @property
     def upward(self) -> float:
@@ -88,7 +88,9 @@ class RegimeSplit:
         self._lp_lower = self.base.col_lower.copy()
         self._welfare_lp: LpRelaxation | None = None  # base alone, for h(p)
         self._without: dict[int, float] = {}  # column -> upper bound on h(p)
-        self._without_proven: set[int] = set()  # columns whose bound is h(p) itself
+        self._welfare = None  # the welfare LP's Lagrangian bound and reduced costs
+        self._without_lp: set[int] = set()  # columns whose bound is their own LP's
+        self._without_proven: set[int] = set()  # columns whose bound is HiGHS's optimum
         self.answered = 0  # challenges answered by the split
         self.declined = 0  # challenges left to the one MILP
         self.lp_solves = 0
@@ -113,19 +115,21 @@ class RegimeSplit:
         tau = total - holder.slack - model.tick
         if not tau > 0:
             return None  # the ∇ row binds everywhere: one regime, the one MILP is as good
-        return Kink(columns, a, kept - slack, tau, total, a >= tau)
+        return Kink(columns, a, kept - slack, tau, total)
 
     # --- the two knapsack regimes ---------------------------------------------------------
 
-    def _regime(self, kink: Kink, keep_at_most_tau: bool) -> tuple[MilpEncoding, float, list]:
-        """B (`keep_at_most_tau`: a(D) ≤ τ) or A2 (a(D) ≥ τ), every big participant kept: the
-        model, the constant that turns its objective into a gain (before K), and the rows it
-        adds to the base encoding."""
+    def _regime(
+        self, kink: Kink, kept: np.ndarray, keep_at_most_tau: bool
+    ) -> tuple[MilpEncoding, float, list]:
+        """B (`keep_at_most_tau`: a(D) ≤ τ) or A2 (a(D) ≥ τ), the participants `kept` kept:
+        the model, the constant that turns its objective into a gain (before K), and the
+        rows it adds to the base encoding."""
         costs = self.base.objective.copy()
         costs[kink.columns] -= kink.delta + (kink.a if keep_at_most_tau else 0.0)
         lower = self.base.col_lower.copy()
-        lower[kink.columns[kink.big]] = 1.0
-        small = ~kink.big
+        lower[kink.columns[kept]] = 1.0
+        small = ~kept
         weight = math.fsum(kink.a[small])
         row = dict(zip(kink.columns[small].tolist(), kink.a[small].tolist(), strict=True))
         # Σ_small a_p c_p = weight - a(D): B wants it ≥ weight - τ, A2 ≤ weight - τ.
@@ -138,8 +142,9 @@ class RegimeSplit:
         return model, 0.0 if keep_at_most_tau else kink.tau - kink.total, rows
 
     def _bound(self, model: MilpEncoding, rows: list):
-        """The Lagrangian bound of a regime model, from its LP kept between turns: only the
-        costs and bounds of the holder's participants and the two rows change."""
+        """The Lagrangian bound of a regime model, from its LP kept between turns (only the
+        costs and bounds of the holder's participants and the two rows change), or None if
+        the regime is empty."""
         base = self.base
         if self._lp is None:
             self._lp = LpRelaxation(base)
@@ -154,7 +159,8 @@ class RegimeSplit:
         lp.append(np.zeros(0), np.zeros(0), np.zeros(0), rows)
         self.lp_solves += 1
         self.challenges.lp_solves += 1
-        return lagrangian_bound(model, lp.solve().duals)
+        solution = lp.solve(may_be_infeasible=True)
+        return None if solution is None else lagrangian_bound(model, solution.duals)
 
     def _restricted(self, model, bound, known: float) -> tuple[float, np.ndarray] | None:
         """The regime's optimum among points worth at least `known` (model units), or None
@@ -178,28 +184,41 @@ class RegimeSplit:
             raise SolverError(f"HiGHS did not prove a regime's challenge (status {result.status})")
         return result.objective, result.x
 
-    # --- dropping a big participant --------------------------------------------------------
+    # --- the welfare without a participant ------------------------------------------------
 
-    def without(self, column: int, beat: float) -> float:
-        """An upper bound on the welfare of an allocation that leaves `column` at 0: its LP
-        bound, or, when that is above `beat`, the MILP's optimum. Kept for the run."""
-        known = self._without.get(column)
-        if known is None:
+    def without(self, column: int, beat: float = math.inf, prove: bool = True) -> float:
+        """An upper bound on h(p), the welfare of an allocation that leaves `column` (p's
+        conflict indicator) at 0, tightened only as far as `beat` asks and kept for the run:
+
+        1. the welfare LP's Lagrangian bound U less the column's positive reduced cost (the
+           same duals bound the model with the column fixed at 0), one LP for every column;
+        2. above `beat`, the Lagrangian bound of that LP re-solved with the column fixed
+           (one HiGHS instance, warm from the last such LP);
+        3. above `beat` still, and if `prove`, HiGHS's proven optimum of the welfare MILP."""
+        if self._welfare is None:
             if self._welfare_lp is None:
                 self._welfare_lp = LpRelaxation(self.base)
+            self.lp_solves += 1
+            self.challenges.lp_solves += 1
+            self._welfare = lagrangian_bound(self.base, self._welfare_lp.solve().duals)
+        known = self._without.get(column)
+        if known is None:
+            known = self._welfare.value - max(0.0, float(self._welfare.reduced[column]))
+            self._without[column] = known
+        if known > beat and column not in self._without_lp:
             upper = self.base.col_upper.copy()
             upper[column] = 0.0
             index = np.array([column])
-            self._welfare_lp.set_bounds(index, self.base.col_lower[index], upper[index])
+            lp = self._welfare_lp
+            lp.set_bounds(index, self.base.col_lower[index], upper[index])
             self.lp_solves += 1
             self.challenges.lp_solves += 1
-            duals = self._welfare_lp.solve().duals
-            self._welfare_lp.set_bounds(
-                index, self.base.col_lower[index], self.base.col_upper[index]
-            )
+            duals = lp.solve().duals
+            lp.set_bounds(index, self.base.col_lower[index], self.base.col_upper[index])
             model = dataclasses.replace(self.base, col_upper=upper)
-            known = self._without[column] = lagrangian_bound(model, duals).value
-        if known > beat and column not in self._without_proven:
+            known = self._without[column] = min(known, lagrangian_bound(model, duals).value)
+            self._without_lp.add(column)
+        if known > beat and prove and column not in self._without_proven:
             upper = self.base.col_upper.copy()
             upper[column] = 0.0
             self.milp_solves += 1
@@ -224,53 +243,42 @@ class RegimeSplit:
         `candidates` are offers already priced against this holder, the holder's own
         allocation among them."""
         kink = self.kink(holder)
-        if kink is None or not kink.big.any():
-            # With no big participant (early in a run, while every slack is small) B's
-            # relaxation is as weak as the one MILP's and A2 needs its own MILP: the one
-            # MILP is cheaper than two.
+        big = None if kink is None else kink.a >= kink.tau
+        if big is None or not big.any():
+            # With no participant of a_p ≥ τ (early in a run, while every slack is small),
+            # B's relaxation is about as weak as the one MILP's and A2 needs a MILP of its
+            # own: the one MILP costs less than the two (200 × 50 benchmark).
             self.declined += 1
             return None
         challenges = self.challenges
-        n = self.base.num_cols
-        # The candidates in regime B (every big participant kept, at most τ dropped): there
-        # B's objective is the gain, and the holder's own allocation is always one of them.
-        in_b: list[tuple[Offer, np.ndarray]] = []  # (offer, its column vector)
-        for offer, allocation in candidates:
-            x = challenges.point(holder, allocation)[:n]
-            on = x[kink.columns]
-            if np.all(on[kink.big] > 0.5) and math.fsum(kink.a * (1.0 - on)) <= kink.tau:
-                in_b.append((offer, x))
-        if not in_b:
-            self.declined += 1
-            return None
-        known = max(in_b, key=lambda c: c[0].gain)[0]
+        known = max(candidates, key=lambda c: c[0].gain)[0]
+        # Kept in both regimes: every big participant, whose drop alone reaches τ (checked
+        # below), and every other whose LP bound h(p) cannot beat `known`.
+        beat = known.gain + GAIN_TOL - (kink.tau - kink.total + constant + kink.upward)
+        kept = big | np.array(
+            [self.without(int(c), beat, prove=False) <= beat for c in kink.columns]
+        )
         best_offer: Offer | None = known
         best_gain = known.gain
         best: tuple[MilpEncoding, np.ndarray] | None = None  # a MILP's answer, to decode
-
-        # B: the best challenge keeping every big participant and dropping at most τ.
-        model, _, rows = self._regime(kink, keep_at_most_tau=True)
-        bound = self._bound(model, rows)
-        if bound.value + constant > best_gain + GAIN_TOL:
-            found = self._restricted(model, bound, best_gain - constant)
-            if found is None or found[0] + constant < best_gain - FIX_MARGIN:
-                raise SolverError("the restricted regime-B MILP lost the known candidate")
-            if found[0] + constant > best_gain + GAIN_TOL:
-                best_gain, best, best_offer = found[0] + constant, (model, found[1]), None
-
-        # A2: every big participant kept, τ or more dropped.
-        model, offset, rows = self._regime(kink, keep_at_most_tau=False)
-        if math.fsum(kink.a[~kink.big]) >= kink.tau:
+        # B (H kept, at most τ dropped), then A2 (H kept, τ or more dropped): each regime's
+        # best above the best so far, if any.
+        for at_most_tau in (True, False):
+            if not at_most_tau and math.fsum(kink.a[~kept]) < kink.tau:
+                continue  # A2 is empty
+            model, offset, rows = self._regime(kink, kept, keep_at_most_tau=at_most_tau)
             bound = self._bound(model, rows)
-            if bound.value + offset + constant > best_gain + GAIN_TOL:
-                found = self._restricted(model, bound, best_gain - offset - constant)
-                gain = -math.inf if found is None else found[0] + offset + constant
-                if gain > best_gain + GAIN_TOL:
-                    best_gain, best, best_offer = gain, (model, found[1]), None
+            if bound is None or bound.value + offset + constant <= best_gain + GAIN_TOL:
+                continue
+            found = self._restricted(model, bound, best_gain - offset - constant)
+            gain = -math.inf if found is None else found[0] + offset + constant
+            if gain > best_gain + GAIN_TOL:
+                best_gain, best, best_offer = gain, (model, found[1]), None
 
-        # A1: some big participant dropped; every one is bounded by h(p).
+        # An allocation that drops a kept participant p earns at most h(p) + (what beat
+        # subtracts): none may beat the answer (h(p) proven where its LP bound does not do).
         beat = best_gain + GAIN_TOL - (kink.tau - kink.total + constant + kink.upward)
-        for column in kink.columns[kink.big]:
+        for column in kink.columns[kept]:
             if self.without(int(column), beat) > beat:
                 self.declined += 1
                 return None
