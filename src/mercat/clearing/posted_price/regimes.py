@@ -186,7 +186,7 @@ class RegimeSplit:
 
     # --- the welfare without a participant ------------------------------------------------
 
-    def without(self, column: int, beat: float = math.inf, prove: bool = True) -> float:
+    def without(self, column: int, beat: float = math.inf, effort: int = 3) -> float:
         """An upper bound on h(p), the welfare of an allocation that leaves `column` (p's
         conflict indicator) at 0, tightened only as far as `beat` asks and kept for the run:
 
@@ -194,7 +194,9 @@ class RegimeSplit:
            same duals bound the model with the column fixed at 0), one LP for every column;
         2. above `beat`, the Lagrangian bound of that LP re-solved with the column fixed
            (one HiGHS instance, warm from the last such LP);
-        3. above `beat` still, and if `prove`, HiGHS's proven optimum of the welfare MILP."""
+        3. above `beat` still, HiGHS's proven optimum of the welfare MILP.
+
+        `effort` says how many of these steps may be taken."""
         if self._welfare is None:
             if self._welfare_lp is None:
                 self._welfare_lp = LpRelaxation(self.base)
@@ -205,7 +207,7 @@ class RegimeSplit:
         if known is None:
             known = self._welfare.value - max(0.0, float(self._welfare.reduced[column]))
             self._without[column] = known
-        if known > beat and column not in self._without_lp:
+        if known > beat and effort >= 2 and column not in self._without_lp:
             upper = self.base.col_upper.copy()
             upper[column] = 0.0
             index = np.array([column])
@@ -218,7 +220,7 @@ class RegimeSplit:
             model = dataclasses.replace(self.base, col_upper=upper)
             known = self._without[column] = min(known, lagrangian_bound(model, duals).value)
             self._without_lp.add(column)
-        if known > beat and prove and column not in self._without_proven:
+        if known > beat and effort >= 3 and column not in self._without_proven:
             upper = self.base.col_upper.copy()
             upper[column] = 0.0
             self.milp_solves += 1
@@ -255,9 +257,7 @@ class RegimeSplit:
         # Kept in both regimes: every big participant, whose drop alone reaches τ (checked
         # below), and every other whose LP bound h(p) cannot beat `known`.
         beat = known.gain + GAIN_TOL - (kink.tau - kink.total + constant + kink.upward)
-        kept = big | np.array(
-            [self.without(int(c), beat, prove=False) <= beat for c in kink.columns]
-        )
+        kept = big | np.array([self.without(int(c), beat, effort=1) <= beat for c in kink.columns])
         best_offer: Offer | None = known
         best_gain = known.gain
         best: tuple[MilpEncoding, np.ndarray] | None = None  # a MILP's answer, to decode
