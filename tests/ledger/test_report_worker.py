@@ -115,9 +115,11 @@ def test_a_worker_that_dies_mid_batch_costs_the_batch_nothing(worker):
     with pytest.raises(BadSignatureError) as caught:
         check.wait()
     assert _outcome(lambda: _reference(batch)) == (BadSignatureError, str(caught.value))
-    # the next batch starts a new worker (and takes the threads while it gets ready, which
-    # a fresh interpreter importing PyNaCl takes far longer than this call; not asserted:
-    # that would be a race)
+    # The worker may have answered before the kill landed; once it is gone, the next batch
+    # starts a new worker (and takes the threads while it gets ready, which a fresh
+    # interpreter importing PyNaCl takes far longer than this call; not asserted: that
+    # would be a race).
+    worker.process.wait(timeout=30)
     good = _batch(PARALLEL_REPORTS)
     check = ReportCheck(good)
     assert check._worker is not worker

@@ -109,13 +109,13 @@ class RegimeSplit:
         slack = np.array([h.slack[p] for p in h.indicator])
         # g_p: the base objective is the welfare's coefficient, the holder's model has the
         # coefficient on b's terms (a request's payment, a node's reward net of its cost).
-        kept = self.base.objective[columns] - h.objective[columns]
+        keeps = self.base.objective[columns] - h.objective[columns]
         a = slack + floors
         total = math.fsum(a)
         tau = total - holder.slack - model.tick
         if not tau > 0:
             return None  # the ∇ row binds everywhere: one regime, the one MILP is as good
-        return Kink(columns, a, kept - slack, tau, total)
+        return Kink(columns, a, keeps - slack, tau, total)
 
     # --- the two knapsack regimes ---------------------------------------------------------
 
