@@ -102,6 +102,37 @@ def test_the_challenge_model_plays_the_reference_best_responses(
     assert trace.details["lp_solves"] > 0  # the challenge model did answer
 
 
+@pytest.mark.parametrize(
+    ("seed", "size", "tick", "noisy", "answered_at_least"),
+    [(20, (14, 6), 0.05, False, 20), (21, (16, 6), 0.05, False, 20), (22, (14, 6), 0.1, True, 5)],
+)
+def test_the_split_at_the_kink_plays_the_reference_best_responses(
+    monkeypatch, seed, size, tick, noisy, answered_at_least
+):
+    """Whole attempt-4 runs on markets without resources, where the challenge model's split
+    (`posted_price_regimes`) answers most turns once some participant's slack is wide:
+    every turn's answer against the exact reference on the same standing."""
+    from mercat.clearing.posted_price.regimes import RegimeSplit
+
+    monkeypatch.setattr(certificate, "LARGE_MARKET_PAIRS", 0)
+    answers = []
+    split_best = RegimeSplit.best
+
+    def counted(self, *args):
+        offer = split_best(self, *args)
+        answers.append(offer is not None)
+        return offer
+
+    monkeypatch.setattr(RegimeSplit, "best", counted)
+    market = random_market(seed, *size, n_resources=0, conflict_rate=0.05)
+    first = checked(NoisyEstimates)(0.2) if noisy else checked(PerfectInformation)()
+    second = checked(PerfectInformation)()
+    trace = play(market, [first, second], 4, tick=tick, rounds=200, seed=seed)
+    assert trace.converged
+    assert first.compared + second.compared == len(trace.steps)
+    assert sum(answers) >= answered_at_least
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_attempt_4_reaches_the_optimum_with_margin_near_zero(seed):
     market = random_market(seed, 10, 5)
