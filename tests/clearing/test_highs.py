@@ -151,8 +151,8 @@ def test_presolve_without_the_merging_rule_solves_the_row_it_misjudged():
         # (the caller's rules off cannot switch the merging rule back on)
         result = highs.solve_max(encoding, presolve=presolve, options=options)
         assert result.proven and result.objective == pytest.approx(0.5, abs=1e-12)
-    # The rule is what misjudges it: with every rule on, HiGHS still says 0.25 (if a later
-    # HiGHS fixes the rule, this says so, and `PARALLEL_ROWS_AND_COLUMNS` can go).
+    # The rule is what misjudges it: with every rule on, HiGHS 1.16 says 0.25. A later
+    # HiGHS that gets it right skips this test, saying the workaround can go.
     solver = highs.new_solver(1)
     solver.setOptionValue("small_matrix_value", highs.SMALLEST_COEFFICIENT)
     solver.passModel(highs._highs_lp(encoding, integral=True))
@@ -162,7 +162,14 @@ def test_presolve_without_the_merging_rule_solves_the_row_it_misjudged():
     highs.run(solver)
     assert solver.getModelStatus() == highspy.HighsModelStatus.kOptimal
     merged = float(encoding.objective @ np.array(solver.getSolution().col_value))
-    assert merged == pytest.approx(0.25, abs=1e-12)
+    if merged != pytest.approx(0.25, abs=1e-12):
+        pytest.skip(_fixed_upstream("misjudges the row", "PARALLEL_ROWS_AND_COLUMNS"))
+
+
+def _fixed_upstream(fault: str, workaround: str) -> str:
+    from importlib.metadata import version
+
+    return f"highspy {version('highspy')} no longer {fault}: {workaround} can go"
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -235,9 +242,9 @@ def test_a_start_with_presolve_is_refused_and_each_alone_is_right():
         assert result.proven and result.objective == pytest.approx(-0.25, abs=1e-12)
     with pytest.raises(ValueError, match="MIP start"):
         highs.solve_max(model, presolve=True, initial=start)
-    # What the refusal is for: HiGHS itself, presolving from the start (without the merging
-    # rule too), returns the start with a bound it does not reach. If a later HiGHS fixes
-    # it, this says so, and the refusal in `solve_max` can go.
+    # What the refusal is for: HiGHS 1.16 itself, presolving from the start (without the
+    # merging rule too), returns the start with a bound it does not reach. A later HiGHS
+    # that gets it right skips this test, saying the refusal can go.
     import highspy
 
     solver = highs.new_solver(1)
@@ -251,6 +258,6 @@ def test_a_start_with_presolve_is_refused_and_each_alone_is_right():
     solver.setSolution(point)
     highs.run(solver)
     returned = float(model.objective @ np.array(solver.getSolution().col_value))
-    assert returned == pytest.approx(-0.5) and solver.getInfo().mip_dual_bound == pytest.approx(
-        -0.25
-    )
+    if returned != pytest.approx(-0.5):
+        pytest.skip(_fixed_upstream("misreports a start", "solve_max's refusal"))
+    assert solver.getInfo().mip_dual_bound == pytest.approx(-0.25)

@@ -86,6 +86,15 @@ def challenge_models(market, standing, attempt, maker):
     return reference, model
 
 
+def drawn_candidates(market, holder, price, data):
+    """The candidates a challenge model is handed: the re-proposal of the holder's
+    allocation (always a challenge) and up to three other allocations that conflict with
+    the holder, each with its offer."""
+    pool = [a for a in valid_allocations(market) if price(a) is not None]
+    chosen = data.draw(st.lists(st.sampled_from(pool), max_size=3)) if pool else []
+    return [(price(a), a) for a in dict.fromkeys([holder.allocation, *chosen])]
+
+
 @settings(max_examples=80, deadline=None)
 @given(situations(), st.data())
 def test_the_challenge_model_finds_the_reference_challenge(situation, data):
@@ -98,10 +107,7 @@ def test_the_challenge_model_finds_the_reference_challenge(situation, data):
     def price(allocation):
         return reference.offer(allocation, standing)
 
-    # Candidates: any allocations that conflict with the holder (the re-proposal always does).
-    pool = [a for a in valid_allocations(market) if price(a) is not None]
-    chosen = data.draw(st.lists(st.sampled_from(pool), max_size=3)) if pool else []
-    candidates = [(price(a), a) for a in dict.fromkeys([holder.allocation, *chosen])]
+    candidates = drawn_candidates(market, holder, price, data)
     milp, constant = model.model(holder, maker)
     for offer, allocation in candidates:
         # A candidate's column vector is feasible and worth exactly its gain.

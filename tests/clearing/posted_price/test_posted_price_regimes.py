@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mercat.clearing.posted_price.challenge import ChallengeModel
+from mercat.clearing.posted_price.challenge import ChallengeModel, own_margin
 from mercat.clearing.posted_price.proposal import Standing
 from mercat.clearing.posted_price.reference import best_offer_by_enumeration
 from mercat.clearing.posted_price.regimes import RegimeSplit
@@ -18,6 +18,7 @@ from mercat.clearing.posted_price.response import BestResponder
 from mercat.clearing.posted_price.template import mechanism_for
 from mercat.market.brute_force import valid_allocations
 from mercat.market.economics import welfare
+from tests.clearing.posted_price.test_posted_price_challenge import drawn_candidates
 from tests.clearing.posted_price.test_posted_price_response import TICK, member, same_gain
 from tests.strategies import markets
 
@@ -51,7 +52,7 @@ def test_the_gain_is_the_formula_at_the_kink(situation):
     reference, model = split_of(market, maker)
     kink = model.split.kink(holder)
     assume(kink is not None)
-    constant = -(holder.margin if holder.maker == maker else 0.0)
+    constant = own_margin(holder, maker)
     for allocation in valid_allocations(market):
         offer = reference.offer(allocation, standing)
         if offer is None or offer.kind != "challenge":
@@ -82,16 +83,10 @@ def test_a_split_answer_is_the_best_challenge(situation, data):
     def price(allocation):
         return reference.offer(allocation, standing)
 
-    pool = [a for a in valid_allocations(market) if price(a) is not None]
-    chosen = data.draw(st.lists(st.sampled_from(pool), max_size=3)) if pool else []
-    candidates = [(price(a), a) for a in dict.fromkeys([holder.allocation, *chosen])]
-    candidates = [(o, a) for o, a in candidates if o is not None]
-    assume(candidates)
-    _, constant = model.model(holder, maker)
-    got = model.split.best(holder, constant, candidates, price)
+    candidates = drawn_candidates(market, holder, price, data)
+    got = model.split.best(holder, own_margin(holder, maker), candidates, price)
     if got is not None:
         assert same_gain(got, expected), (got, expected)
-        assert got.proposal.allocation in pool or got.proposal.allocation == holder.allocation
         everything = best_offer_by_enumeration(market, standing, mechanism_for(4), maker, TICK)
         if everything is not None and everything.kind == "challenge":
             assert got.gain == pytest.approx(everything.gain, abs=1e-7)
@@ -121,8 +116,7 @@ def test_the_split_answers_every_holder_with_the_reference_gain():
         def price(allocation, standing=standing):
             return reference.offer(allocation, standing)
 
-        _, constant = model.model(holder, "mm2")
-        got = model.split.best(holder, constant, [(price(best), best)], price)
+        got = model.split.best(holder, own_margin(holder, "mm2"), [(price(best), best)], price)
         if extra == 0.0:
             assert got is None
             continue
@@ -158,4 +152,6 @@ def test_the_welfare_without_a_participant_is_bounded_then_proven(market):
         assert best - 1e-7 <= lp <= cheap
         assert split.without(column, beat=-math.inf) == pytest.approx(best, abs=1e-7)
         assert split.without(column) == pytest.approx(best, abs=1e-7)  # the proven one kept
-    assert np.isfinite(list(split._without.values())).all()
+    columns = np.array([column for _, column, _ in participants], dtype=np.int64)
+    if len(columns):
+        assert np.isfinite(split.bounds_without(columns)).all()

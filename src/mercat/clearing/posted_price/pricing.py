@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from mercat.clearing.posted_price.proposal import Interference, Proposal, Standing, merge
 from mercat.clearing.posted_price.template import SequentialImprovement
+from mercat.errors import SolverError
 from mercat.market.economics import node_cost, zero_margin_prices
 from mercat.market.model import Allocation, Market
 
@@ -103,6 +104,16 @@ def _with_margin(maker: str, allocation: Allocation, values: dict, costs: dict, 
     elif costs:
         rewards = {n: c + give / len(costs) for n, c in costs.items()}
     return Proposal(maker, allocation, payments, rewards)
+
+
+def as_solved(offer: Offer | None, expected: float, solver: str) -> Offer:
+    """`offer`, the pricing of the allocation a solver chose, which must earn what the solver
+    said it earns (`expected`, to 1e-6); otherwise SolverError names `solver`: the MILPs only
+    choose, and `offer_for` is what every answer is held to."""
+    if offer is None or not math.isclose(offer.gain, expected, rel_tol=1e-6, abs_tol=1e-6):
+        got = "no winning offer" if offer is None else f"gain {offer.gain:.9g}"
+        raise SolverError(f"{solver} and pricing disagree: {expected:.9g} against {got}")
+    return offer
 
 
 def offer_for(
