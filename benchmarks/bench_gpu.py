@@ -13,7 +13,13 @@ Prints JSON:
   numba-cuda's simulator, which is no GPU) it says why and measures nothing: no GPU number
   is ever estimated.
 
+With `--large-runs N`, also the kernel alone at N runs (a launch that fills the GPU several
+times over); with `--variants`, the kernel's variants side by side (`collective_gpu_kernel.
+make_kernel`: where the generator's state lives, a cap on registers per thread, threads per
+block), each at `--gpu-runs` runs and each checked against the twin.
+
 Usage: .venv/bin/python benchmarks/bench_gpu.py [--gpu-runs 100000] [--cpu-runs 100]
+    [--large-runs 1048576] [--variants]
 On a GPU machine: pip install -e '.[gpu]' first.
 """
 
@@ -23,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -60,33 +67,119 @@ def bench_twin(config: CollectiveConfig, runs: int) -> dict:
     return _rate(config, runs, time.perf_counter() - start)
 
 
-def _kernel_seconds(config: CollectiveConfig, runs: int) -> float:
-    """The kernel alone: every array on the device before, nothing copied back."""
+_STATES: dict[int, np.ndarray] = {}
+
+
+def _states(runs: int) -> np.ndarray:
+    """The runs' xoroshiro128+ states (10 µs per run to derive), derived once per size."""
+    if runs not in _STATES:
+        _STATES[runs] = collective_gpu.gpu_states(SEED, runs)
+    return _STATES[runs]
+
+
+def _device_launch(config: CollectiveConfig, runs: int, kernel, threads: int):
+    """Everything one launch needs, on the device (outputs uninitialized, as the engine
+    allocates them), and a function that launches `kernel` once and waits for it."""
     from numba import cuda
 
-    kernel = collective_gpu._gpu_kernel()
     capacity = collective_body.initial_capacity(config)
     shape = collective_body.shape_of(config, runs, capacity, False)
-    host = collective_body.new_arrays(shape, run_axis=-1)
     pool, fparams, iparams = collective_body.pack_parameters(
         config, failure_rate_pool(config, SEED), False
     )
-    args = [collective_gpu.gpu_states(SEED, runs), pool, fparams, iparams]
-    args += [host[name] for name in collective_body.ORDER]
-    device = [cuda.to_device(a) for a in args]
-    blocks = -(-runs // collective_gpu.THREADS_PER_BLOCK)
-    cuda.synchronize()
-    start = time.perf_counter()
-    kernel[blocks, collective_gpu.THREADS_PER_BLOCK](*device)
-    cuda.synchronize()
-    return time.perf_counter() - start
+    states = _states(runs)
+    inputs = [cuda.to_device(a) for a in (states, pool, fparams, iparams)]
+    layout = collective_body.layout(shape, run_axis=-1)
+    outputs = {name: cuda.device_array(dims, dtype=dtype) for name, (dims, dtype) in layout.items()}
+    blocks = -(-runs // threads)
+
+    def launch() -> float:
+        inputs[0].copy_to_device(states)  # every launch starts from the same states
+        cuda.synchronize()
+        start = time.perf_counter()
+        kernel[blocks, threads](*inputs, *(outputs[name] for name in collective_body.ORDER))
+        cuda.synchronize()
+        return time.perf_counter() - start
+
+    return launch, outputs
+
+
+def _kernel_seconds(
+    config: CollectiveConfig, runs: int, kernel=None, threads: int = 0, launches: int = 3
+) -> float:
+    """The kernel alone (launch to synchronize), every array on the device before, nothing
+    copied back; the fastest of `launches` launches after one that may compile."""
+    kernel = kernel or collective_gpu._gpu_kernel()
+    launch, _ = _device_launch(config, runs, kernel, threads or collective_gpu.THREADS_PER_BLOCK)
+    launch()
+    return min(launch() for _ in range(launches))
+
+
+def _records(config: CollectiveConfig, outputs: dict) -> list:
+    run_major = {
+        name: np.ascontiguousarray(np.moveaxis(array.copy_to_host(), -1, 0))
+        for name, array in outputs.items()
+    }
+    return collective_body.run_records(run_major, False)
+
+
+def bench_variants(config: CollectiveConfig, runs: int, check_runs: int) -> list[dict]:
+    """The kernel's variants (`collective_gpu_kernel.make_kernel`) and block sizes side by
+    side: compile seconds, the kernel alone at `runs` runs, and whether its first
+    `check_runs` runs equal the CPU twin's field by field (run at that size)."""
+    from mercat.scenarios.collective_gpu_kernel import make_kernel
+
+    twin = collective_gpu.simulate_runs_twin(
+        config, collective_gpu.gpu_states(SEED, check_runs), failure_rate_pool(config, SEED)
+    )
+    variants = [(False, None, 128), (True, None, 128), (True, None, 64), (True, None, 256)]
+    variants += [(True, cap, 128) for cap in (128, 96, 80, 64)]
+    rows = []
+    for in_registers, max_registers, threads in variants:
+        kernel = make_kernel(state_in_registers=in_registers, max_registers=max_registers)
+        start = time.perf_counter()
+        launch, outputs = _device_launch(config, check_runs, kernel, threads)
+        launch()
+        compile_seconds = time.perf_counter() - start
+        records = _records(config, outputs)
+        complete = all(record is not None for record in records)
+        differing = [
+            r for r, (a, b) in enumerate(zip(records, twin, strict=True))
+            if a is None or a.differences(b)
+        ]  # fmt: skip
+        seconds = _kernel_seconds(config, runs, kernel, threads)
+        row = {
+            "state_in_registers": in_registers,
+            "max_registers": max_registers,
+            "threads_per_block": threads,
+            "compile_seconds": compile_seconds,
+            "registers": _registers(kernel),
+            "kernel_only": _rate(config, runs, seconds),
+            "identical_to_cpu_twin": {
+                "runs_compared": len(twin),
+                "all_within_room": complete,
+                "differing_runs": differing,
+            },
+        }
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
+def _registers(kernel) -> int | None:
+    try:
+        return int(next(iter(kernel.get_regs_per_thread().values())))
+    except Exception:  # an older numba-cuda: not reported
+        return None
 
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def bench_gpu(config: CollectiveConfig, runs: int, check_runs: int) -> dict:
+def bench_gpu(
+    config: CollectiveConfig, runs: int, check_runs: int, large_runs: int, variants: bool
+) -> dict:
     reason = collective_gpu.unavailable_reason()
     if reason is None and collective_gpu.simulator_enabled():
         reason = "NUMBA_ENABLE_CUDASIM=1: numba-cuda's simulator runs threads in Python"
@@ -111,7 +204,7 @@ def bench_gpu(config: CollectiveConfig, runs: int, check_runs: int) -> dict:
         r for r, (a, b) in enumerate(zip(result.runs, twin, strict=False)) if a.differences(b)
     ]
     _, total = cuda.current_context().get_memory_info()
-    return {
+    out = {
         "available": True,
         "device": _text(getattr(device, "name", "unknown")),
         "compute_capability": list(device.compute_capability),
@@ -122,6 +215,14 @@ def bench_gpu(config: CollectiveConfig, runs: int, check_runs: int) -> dict:
         "simulate": _rate(config, runs, whole),
         "identical_to_cpu_twin": {"runs_compared": len(twin), "differing_runs": differing},
     }
+    print(json.dumps({"gpu": out}), file=sys.stderr, flush=True)  # kept if a later part fails
+    if variants:
+        out["variants"] = bench_variants(config, runs, check_runs)
+    if large_runs:
+        out["kernel_only_large"] = _rate(
+            config, large_runs, _kernel_seconds(config, large_runs, launches=1)
+        )
+    return out
 
 
 def main() -> None:
@@ -129,11 +230,18 @@ def main() -> None:
     parser.add_argument("--gpu-runs", type=int, default=100_000)
     parser.add_argument("--cpu-runs", type=int, default=100)
     parser.add_argument("--check-runs", type=int, default=32)
+    parser.add_argument(
+        "--large-runs", type=int, default=0, help="also the kernel alone at this many runs"
+    )
+    parser.add_argument(
+        "--variants", action="store_true", help="also the kernel's variants, side by side"
+    )
     args = parser.parse_args()
     config = CollectiveConfig(mechanism="coll-sr", assets=100, tasks=10_000)
     fast = bench_fast(config, args.cpu_runs)
     twin = bench_twin(config, args.cpu_runs)
-    gpu = bench_gpu(config, args.gpu_runs, args.check_runs)
+    print(json.dumps({"fast": fast, "cpu_twin": twin}), file=sys.stderr, flush=True)
+    gpu = bench_gpu(config, args.gpu_runs, args.check_runs, args.large_runs, args.variants)
     result = {
         "machine": {
             "cpus": os.cpu_count(),

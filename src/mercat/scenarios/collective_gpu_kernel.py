@@ -8,34 +8,66 @@ The body is `collective_body.build_body` compiled as a device function over numb
 own xoroshiro128+ (`numba.cuda.random.xoroshiro128p_next`). Arrays are run-minor: thread r
 works on column r (`fa[:, r]`), so a warp's loads of the same element of 32 runs fall in
 neighbouring words.
+
+`make_kernel` builds the kernel in the variants that `benchmarks/bench_gpu.py` measures
+side by side; every variant gives the same runs bit for bit (the same body, the same
+draws), only where the generator's state lives and how many registers a thread may hold
+differ:
+
+- `state_in_registers`: the thread copies its xoroshiro128+ state from the launch's array
+  into a one-element local array and draws from that, so the two words can live in
+  registers instead of being loaded from and stored to global memory at every draw;
+- `max_registers`: a cap on the registers per thread (more resident threads per
+  multiprocessor, at the risk of spilling to local memory).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from numba import config as numba_config
 from numba import cuda
-from numba.cuda.random import xoroshiro128p_next
+from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_next
 
 from mercat.scenarios.collective_body import build_body
 
 run_body = build_body(cuda.jit(device=True), xoroshiro128p_next).run
 
 
-@cuda.jit
-def kernel(
-    states, pool, fparams, iparams,
-    failed, live_count, fa, created, removed, stake, tasks_run, tasks_failed,
-    comb_members, comb_rates, picks, live, chosen, counts,
-):  # fmt: skip
-    r = cuda.grid(1)
-    if r >= states.shape[0]:
-        return
-    n_assets, n_comb, tp, fp, ok = run_body(
-        states, r, pool, fparams, iparams, failed[:, r], live_count[:, r], fa[:, r],
-        created[:, r], removed[:, r], stake[:, r], tasks_run[:, r], tasks_failed[:, r],
-        comb_members[:, :, r], comb_rates[:, r], picks[:, :, r], live[:, r], chosen[:, r],
-    )  # fmt: skip
-    counts[0, r] = n_assets
-    counts[1, r] = n_comb
-    counts[2, r] = tp
-    counts[3, r] = fp
-    counts[4, r] = ok
+def make_kernel(state_in_registers: bool = True, max_registers: int | None = None) -> Any:
+    """The kernel in one variant (module docstring); compiled on its first launch."""
+    # numba-cuda's simulator runs threads in Python and takes no register cap
+    capped = max_registers and not numba_config.ENABLE_CUDASIM
+    jit = cuda.jit(max_registers=max_registers) if capped else cuda.jit
+
+    @jit
+    def kernel(
+        states, pool, fparams, iparams,
+        failed, live_count, fa, created, removed, stake, tasks_run, tasks_failed,
+        comb_members, comb_rates, picks, live, chosen, counts,
+    ):  # fmt: skip
+        r = cuda.grid(1)
+        if r >= states.shape[0]:
+            return
+        if state_in_registers:
+            own = cuda.local.array(1, xoroshiro128p_dtype)
+            own[0]["s0"] = states[r]["s0"]
+            own[0]["s1"] = states[r]["s1"]
+            stream, index = own, 0
+        else:
+            stream, index = states, r
+        n_assets, n_comb, tp, fp, ok = run_body(
+            stream, index, pool, fparams, iparams, failed[:, r], live_count[:, r], fa[:, r],
+            created[:, r], removed[:, r], stake[:, r], tasks_run[:, r], tasks_failed[:, r],
+            comb_members[:, :, r], comb_rates[:, r], picks[:, :, r], live[:, r], chosen[:, r],
+        )  # fmt: skip
+        counts[0, r] = n_assets
+        counts[1, r] = n_comb
+        counts[2, r] = tp
+        counts[3, r] = fp
+        counts[4, r] = ok
+
+    return kernel
+
+
+kernel = make_kernel()
