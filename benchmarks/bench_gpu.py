@@ -77,7 +77,9 @@ def _states(runs: int) -> np.ndarray:
     return _STATES[runs]
 
 
-def _device_launch(config: CollectiveConfig, runs: int, kernel, threads: int):
+def _device_launch(
+    config: CollectiveConfig, runs: int, kernel, threads: int, assets_run_major: bool
+):
     """Everything one launch needs, on the device (outputs uninitialized, as the engine
     allocates them), and a function that launches `kernel` once and waits for it."""
     from numba import cuda
@@ -89,8 +91,10 @@ def _device_launch(config: CollectiveConfig, runs: int, kernel, threads: int):
     )
     states = _states(runs)
     inputs = [cuda.to_device(a) for a in (states, pool, fparams, iparams)]
-    layout = collective_body.layout(shape, run_axis=-1)
-    outputs = {name: cuda.device_array(dims, dtype=dtype) for name, (dims, dtype) in layout.items()}
+    layout = collective_gpu.device_layout(shape, assets_run_major)
+    outputs = {
+        name: cuda.device_array(dims, dtype=dtype) for name, (dims, dtype, _) in layout.items()
+    }
     blocks = -(-runs // threads)
 
     def launch() -> float:
@@ -101,56 +105,90 @@ def _device_launch(config: CollectiveConfig, runs: int, kernel, threads: int):
         cuda.synchronize()
         return time.perf_counter() - start
 
-    return launch, outputs
+    return launch, outputs, layout
 
 
 def _kernel_seconds(
-    config: CollectiveConfig, runs: int, kernel=None, threads: int = 0, launches: int = 3
-) -> float:
+    config: CollectiveConfig, runs: int, variant: dict | None = None, threads: int = 0,
+    launches: int = 3,
+) -> float:  # fmt: skip
     """The kernel alone (launch to synchronize), every array on the device before, nothing
-    copied back; the fastest of `launches` launches after one that may compile."""
-    kernel = kernel or collective_gpu._gpu_kernel()
-    launch, _ = _device_launch(config, runs, kernel, threads or collective_gpu.THREADS_PER_BLOCK)
+    copied back; the fastest of `launches` launches after one that may compile. Without a
+    `variant`, the engine's own kernel."""
+    if variant is None:
+        kernel, variant = collective_gpu._gpu_kernel(), collective_gpu.DEFAULT_VARIANT
+    else:
+        kernel = _variant_kernel(variant)
+    launch, _, _ = _device_launch(
+        config, runs, kernel, threads or collective_gpu.THREADS_PER_BLOCK,
+        variant["assets_run_major"],
+    )  # fmt: skip
     launch()
     return min(launch() for _ in range(launches))
 
 
-def _records(config: CollectiveConfig, outputs: dict) -> list:
-    run_major = {
-        name: np.ascontiguousarray(np.moveaxis(array.copy_to_host(), -1, 0))
+_KERNELS: dict[tuple, object] = {}
+
+
+def _variant_kernel(variant: dict):
+    from mercat.scenarios.collective_gpu_kernel import make_kernel
+
+    key = tuple(sorted(variant.items()))
+    if key not in _KERNELS:
+        _KERNELS[key] = make_kernel(**variant)
+    return _KERNELS[key]
+
+
+def _records(outputs: dict, layout: dict) -> list:
+    arrays = {
+        name: collective_gpu.run_major(array.copy_to_host(), layout[name][2])
         for name, array in outputs.items()
     }
-    return collective_body.run_records(run_major, False)
+    return collective_body.run_records(arrays, False)
+
+
+VARIANTS = [  # (state_in_registers, assets_run_major, max_registers, threads per block)
+    (False, False, None, 128),  # the first kernel: state in global memory, 144 registers
+    (True, False, None, 128),
+    (True, False, 80, 128),
+    (True, False, 64, 128),
+    (True, True, None, 128),
+    (True, True, 96, 128),
+    (True, True, 80, 128),
+    (True, True, 64, 128),
+    (True, True, 80, 64),
+    (True, True, 80, 256),
+]
 
 
 def bench_variants(config: CollectiveConfig, runs: int, check_runs: int) -> list[dict]:
     """The kernel's variants (`collective_gpu_kernel.make_kernel`) and block sizes side by
     side: compile seconds, the kernel alone at `runs` runs, and whether its first
     `check_runs` runs equal the CPU twin's field by field (run at that size)."""
-    from mercat.scenarios.collective_gpu_kernel import make_kernel
-
     twin = collective_gpu.simulate_runs_twin(
         config, collective_gpu.gpu_states(SEED, check_runs), failure_rate_pool(config, SEED)
     )
-    variants = [(False, None, 128), (True, None, 128), (True, None, 64), (True, None, 256)]
-    variants += [(True, cap, 128) for cap in (128, 96, 80, 64)]
     rows = []
-    for in_registers, max_registers, threads in variants:
-        kernel = make_kernel(state_in_registers=in_registers, max_registers=max_registers)
+    for in_registers, run_major, max_registers, threads in VARIANTS:
+        variant = {
+            "state_in_registers": in_registers,
+            "assets_run_major": run_major,
+            "max_registers": max_registers,
+        }
+        kernel = _variant_kernel(variant)
         start = time.perf_counter()
-        launch, outputs = _device_launch(config, check_runs, kernel, threads)
+        launch, outputs, layout = _device_launch(config, check_runs, kernel, threads, run_major)
         launch()
         compile_seconds = time.perf_counter() - start
-        records = _records(config, outputs)
+        records = _records(outputs, layout)
         complete = all(record is not None for record in records)
         differing = [
             r for r, (a, b) in enumerate(zip(records, twin, strict=True))
             if a is None or a.differences(b)
         ]  # fmt: skip
-        seconds = _kernel_seconds(config, runs, kernel, threads)
+        seconds = _kernel_seconds(config, runs, variant, threads)
         row = {
-            "state_in_registers": in_registers,
-            "max_registers": max_registers,
+            **variant,
             "threads_per_block": threads,
             "compile_seconds": compile_seconds,
             "registers": _registers(kernel),

@@ -266,7 +266,8 @@ def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
     config = CollectiveConfig(assets=10, tasks=50, combinations_per_asset=1)
     pool, fparams, iparams = collective_body.pack_parameters(config, np.zeros(3), False)
     shape = collective_body.shape_of(config, 4, 64, False)
-    arrays = collective_body.new_arrays(shape, run_axis=-1)
+    layout = collective_gpu.device_layout(shape, collective_gpu.DEFAULT_VARIANT["assets_run_major"])
+    arrays = {name: np.zeros(dims, dtype) for name, (dims, dtype, _) in layout.items()}
     args = [collective_gpu.gpu_states(1, 4), pool, fparams, iparams]
     args += [arrays[name] for name in collective_body.ORDER]
     try:

@@ -488,6 +488,13 @@ def new_arrays(shape: Shape, run_axis: int, poisoned: bool = False) -> dict[str,
     return out
 
 
+# the arrays the body indexes by asset or combination, at random positions (the others it
+# indexes by task, or by a pick's slot, in step across runs)
+PER_ASSET = frozenset(
+    ("fa", "created", "removed", "stake", "tasks_run", "tasks_failed", "comb_members",
+     "comb_rates", "live")
+)  # fmt: skip
+
 ORDER = (
     "failed", "live_count", "fa", "created", "removed", "stake", "tasks_run", "tasks_failed",
     "comb_members", "comb_rates", "picks", "live", "chosen", "counts",

@@ -38,6 +38,29 @@ from mercat.scenarios.collective_config import CollectiveConfig
 from mercat.scenarios.collective_run import RunRecord
 
 THREADS_PER_BLOCK = 128
+# the kernel's variant (`collective_gpu_kernel.make_kernel`), chosen by measurement on an
+# H200 (docs/collective-incentives.md, "The GPU engine": `benchmarks/bench_gpu.py --variants`)
+DEFAULT_VARIANT = {"state_in_registers": True, "assets_run_major": False, "max_registers": 80}
+
+
+def device_layout(
+    shape: body.Shape, assets_run_major: bool
+) -> dict[str, tuple[tuple[int, ...], Any, int]]:
+    """Shape, dtype and run axis of every array on the GPU: run-minor (the run index last,
+    so a warp's 32 runs touch neighbouring words when they write the same task's outcome),
+    except, if `assets_run_major`, the arrays indexed by asset (`body.PER_ASSET`)."""
+    out = {}
+    for name, (dims, dtype) in body.layout(shape, run_axis=0).items():
+        if assets_run_major and name in body.PER_ASSET:
+            out[name] = (dims, dtype, 0)
+        else:
+            out[name] = ((*dims[1:], dims[0]), dtype, -1)
+    return out
+
+
+def run_major(array: np.ndarray, run_axis: int) -> np.ndarray:
+    """A device array's host copy with the run index first, as `body.run_records` reads it."""
+    return array if run_axis == 0 else np.ascontiguousarray(np.moveaxis(array, run_axis, 0))
 
 
 def gpu_states(seed: int, runs: int, first_run: int = 0) -> np.ndarray:
@@ -103,9 +126,9 @@ def _batch_gpu(
     kernel = _gpu_kernel()
     shape = body.shape_of(config, len(states), capacity, record_picks)
     pool_arg, fparams, iparams = body.pack_parameters(config, pool, record_picks)
+    layout = device_layout(shape, DEFAULT_VARIANT["assets_run_major"])
     device = {  # uninitialized: the body writes before it reads
-        name: cuda.device_array(dims, dtype=dtype)
-        for name, (dims, dtype) in body.layout(shape, run_axis=-1).items()
+        name: cuda.device_array(dims, dtype=dtype) for name, (dims, dtype, _) in layout.items()
     }
     threads = min(THREADS_PER_BLOCK, len(states)) if simulator_enabled() else THREADS_PER_BLOCK
     blocks = -(-len(states) // threads)
@@ -118,11 +141,8 @@ def _batch_gpu(
         )  # fmt: skip
     outputs = ("failed", "live_count", "fa", "created", "removed", "stake", "tasks_run",
                "tasks_failed", "comb_members", "comb_rates", "picks", "counts")  # fmt: skip
-    run_major = {
-        name: np.ascontiguousarray(np.moveaxis(device[name].copy_to_host(), -1, 0))
-        for name in outputs
-    }
-    return body.run_records(run_major, record_picks)
+    arrays = {name: run_major(device[name].copy_to_host(), layout[name][2]) for name in outputs}
+    return body.run_records(arrays, record_picks)
 
 
 def simulate_runs(

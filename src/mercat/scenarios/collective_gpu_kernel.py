@@ -17,6 +17,9 @@ differ:
 - `state_in_registers`: the thread copies its xoroshiro128+ state from the launch's array
   into a one-element local array and draws from that, so the two words can live in
   registers instead of being loaded from and stored to global memory at every draw;
+- `assets_run_major`: the arrays indexed by asset (`collective_body.PER_ASSET`) hold each
+  run's row contiguously instead of interleaving the runs; a thread's random picks then
+  stay within its own few kilobytes rather than rows a launch's width apart;
 - `max_registers`: a cap on the registers per thread (more resident threads per
   multiprocessor, at the risk of spilling to local memory).
 """
@@ -30,12 +33,18 @@ from numba import cuda
 from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_next
 
 from mercat.scenarios.collective_body import build_body
+from mercat.scenarios.collective_gpu import DEFAULT_VARIANT
 
 run_body = build_body(cuda.jit(device=True), xoroshiro128p_next).run
 
 
-def make_kernel(state_in_registers: bool = True, max_registers: int | None = None) -> Any:
-    """The kernel in one variant (module docstring); compiled on its first launch."""
+def make_kernel(
+    state_in_registers: bool = True,
+    assets_run_major: bool = False,
+    max_registers: int | None = None,
+) -> Any:
+    """The kernel in one variant (module docstring); compiled on its first launch. Its arrays
+    are laid out as `collective_gpu.device_layout(shape, assets_run_major)` says."""
     # numba-cuda's simulator runs threads in Python and takes no register cap
     capped = max_registers and not numba_config.ENABLE_CUDASIM
     jit = cuda.jit(max_registers=max_registers) if capped else cuda.jit
@@ -56,11 +65,18 @@ def make_kernel(state_in_registers: bool = True, max_registers: int | None = Non
             stream, index = own, 0
         else:
             stream, index = states, r
-        n_assets, n_comb, tp, fp, ok = run_body(
-            stream, index, pool, fparams, iparams, failed[:, r], live_count[:, r], fa[:, r],
-            created[:, r], removed[:, r], stake[:, r], tasks_run[:, r], tasks_failed[:, r],
-            comb_members[:, :, r], comb_rates[:, r], picks[:, :, r], live[:, r], chosen[:, r],
-        )  # fmt: skip
+        if assets_run_major:
+            n_assets, n_comb, tp, fp, ok = run_body(
+                stream, index, pool, fparams, iparams, failed[:, r], live_count[:, r], fa[r],
+                created[r], removed[r], stake[r], tasks_run[r], tasks_failed[r],
+                comb_members[r], comb_rates[r], picks[:, :, r], live[r], chosen[:, r],
+            )  # fmt: skip
+        else:
+            n_assets, n_comb, tp, fp, ok = run_body(
+                stream, index, pool, fparams, iparams, failed[:, r], live_count[:, r], fa[:, r],
+                created[:, r], removed[:, r], stake[:, r], tasks_run[:, r], tasks_failed[:, r],
+                comb_members[:, :, r], comb_rates[:, r], picks[:, :, r], live[:, r], chosen[:, r],
+            )  # fmt: skip
         counts[0, r] = n_assets
         counts[1, r] = n_comb
         counts[2, r] = tp
@@ -70,4 +86,4 @@ def make_kernel(state_in_registers: bool = True, max_registers: int | None = Non
     return kernel
 
 
-kernel = make_kernel()
+kernel = make_kernel(**DEFAULT_VARIANT)
