@@ -141,7 +141,7 @@ def _variant_kernel(variant: dict):
 
 def _records(outputs: dict, layout: dict) -> list:
     arrays = {
-        name: collective_gpu.run_major(array.copy_to_host(), layout[name][2])
+        name: collective_gpu.to_host_run_major(array, layout[name][2])
         for name, array in outputs.items()
     }
     return collective_body.run_records(arrays, False)

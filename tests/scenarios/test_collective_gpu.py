@@ -3,7 +3,8 @@
 - its body is the fast engine's (`collective_body`, one source), which
   test_collective_engines holds equal to the readable reference engine event for event;
 - the CPU twin's xoroshiro128+ is numba-cuda's, draw for draw;
-- the CUDA kernel under numba-cuda's simulator gives the CPU twin's runs bit for bit;
+- the CUDA kernel under numba-cuda's simulator gives the CPU twin's runs bit for bit, and
+  its device-side transposition of the outputs is numpy's;
 - the twin (the GPU's streams) agrees with the fast engine in distribution, and the same
   test tells a slightly different market apart;
 - without a GPU the engine refuses in one line, as it refuses a plug-in rule.
@@ -129,6 +130,40 @@ def test_the_kernel_under_the_cuda_simulator_is_the_twin_bit_for_bit(tmp_path):
         assert sum(run.false_positives + run.true_positives for run in twin) > 0
     outgrown = CollectiveConfig(**SIMULATED_CONFIGS[-1])
     assert simulated["2/0/failure_rate"].size > collective_body.initial_capacity(outgrown)
+
+
+TRANSPOSED = """
+import sys
+import numpy as np
+from numba import cuda
+from mercat.scenarios.collective_gpu_kernel import TRANSPOSE_BLOCK, transpose
+out = {}
+for dtype in (np.bool_, np.int32, np.float64):
+    source = (np.arange(3 * 4 * 37) % 7).astype(dtype).reshape(3, 4, 37)  # 37 runs
+    flat = cuda.to_device(source).reshape(12, 37)
+    target = cuda.device_array((37, 12), dtype=dtype)
+    grid = (-(-37 // TRANSPOSE_BLOCK[0]), -(-12 // TRANSPOSE_BLOCK[1]))
+    transpose[grid, TRANSPOSE_BLOCK](flat, target)
+    out[np.dtype(dtype).name] = target.copy_to_host().reshape(37, 3, 4)
+np.savez(sys.argv[1], **out)
+"""
+
+
+@pytest.mark.slow
+def test_the_device_transposition_makes_run_minor_arrays_run_major(tmp_path):
+    """On a GPU the engine transposes run-minor outputs on the device before copying them
+    back (`collective_gpu.to_host_run_major`); under the simulator the host does it, so the
+    kernel is checked here on its own: partial blocks on both axes, three dtypes."""
+    pytest.importorskip("numba_cuda")
+    path = tmp_path / "transposed.npz"
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    subprocess.run([sys.executable, "-c", TRANSPOSED, str(path)], env=env, check=True, timeout=300)
+    transposed = np.load(path)
+    for dtype in (np.bool_, np.int32, np.float64):
+        source = (np.arange(3 * 4 * 37) % 7).astype(dtype).reshape(3, 4, 37)
+        expected = collective_gpu.run_major(source, -1)
+        got = transposed[np.dtype(dtype).name]
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
 def _per_run(runs, window):

@@ -40,7 +40,7 @@ from mercat.scenarios.collective_run import RunRecord
 THREADS_PER_BLOCK = 128
 # the kernel's variant (`collective_gpu_kernel.make_kernel`), chosen by measurement on an
 # H200 (docs/collective-incentives.md, "The GPU engine": `benchmarks/bench_gpu.py --variants`)
-DEFAULT_VARIANT = {"state_in_registers": True, "assets_run_major": False, "max_registers": 80}
+DEFAULT_VARIANT = {"state_in_registers": True, "assets_run_major": True, "max_registers": 80}
 
 
 def device_layout(
@@ -61,6 +61,28 @@ def device_layout(
 def run_major(array: np.ndarray, run_axis: int) -> np.ndarray:
     """A device array's host copy with the run index first, as `body.run_records` reads it."""
     return array if run_axis == 0 else np.ascontiguousarray(np.moveaxis(array, run_axis, 0))
+
+
+def to_host_run_major(array: Any, run_axis: int) -> np.ndarray:
+    """A device array on the host with the run index first. A run-minor one is transposed on
+    the GPU first (`collective_gpu_kernel.transpose`): on the host, numpy's strided copy of
+    the 5 GB of a 10^5-run batch took longer than the kernel's simulation. Under numba-cuda's
+    simulator (threads in Python) the host does it."""
+    if run_axis == 0:
+        return array.copy_to_host()
+    if simulator_enabled():
+        return run_major(array.copy_to_host(), run_axis)
+    from numba import cuda
+
+    from mercat.scenarios.collective_gpu_kernel import TRANSPOSE_BLOCK, transpose
+
+    runs = array.shape[-1]
+    rest = array.size // runs
+    source = array.reshape(rest, runs)
+    target = cuda.device_array((runs, rest), dtype=array.dtype)
+    grid = (-(-runs // TRANSPOSE_BLOCK[0]), -(-rest // TRANSPOSE_BLOCK[1]))
+    transpose[grid, TRANSPOSE_BLOCK](source, target)
+    return target.copy_to_host().reshape(runs, *array.shape[:-1])
 
 
 def gpu_states(seed: int, runs: int, first_run: int = 0) -> np.ndarray:
@@ -141,7 +163,7 @@ def _batch_gpu(
         )  # fmt: skip
     outputs = ("failed", "live_count", "fa", "created", "removed", "stake", "tasks_run",
                "tasks_failed", "comb_members", "comb_rates", "picks", "counts")  # fmt: skip
-    arrays = {name: run_major(device[name].copy_to_host(), layout[name][2]) for name in outputs}
+    arrays = {name: to_host_run_major(device[name], layout[name][2]) for name in outputs}
     return body.run_records(arrays, record_picks)
 
 

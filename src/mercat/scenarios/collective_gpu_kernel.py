@@ -87,3 +87,17 @@ def make_kernel(
 
 
 kernel = make_kernel(**DEFAULT_VARIANT)
+
+
+TRANSPOSE_BLOCK = (32, 8)
+
+
+@cuda.jit
+def transpose(source, target):
+    """target[r, i] = source[i, r]: a run-minor array (2-D view: its other axes, runs) made
+    run-major on the device, so that the host gets each run's row contiguous (transposing
+    gigabytes there took longer than the simulation). Threads along x take neighbouring
+    runs, so the reads coalesce."""
+    r, i = cuda.grid(2)
+    if r < source.shape[1] and i < source.shape[0]:
+        target[r, i] = source[i, r]
