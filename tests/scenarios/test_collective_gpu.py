@@ -253,6 +253,22 @@ def test_without_numba_cuda_the_engine_says_what_to_install(monkeypatch):
         check_engine(CollectiveConfig(assets=10, tasks=50), "gpu")
 
 
+def test_a_numba_cuda_that_cannot_load_its_target_is_refused_in_one_line(monkeypatch):
+    """numba-cuda 0.30.4 under numpy 2.5 sees the GPU, then fails at the first compilation
+    (its CUDA target registers np.row_stack, which numpy 2.5 removed); the engine says so
+    before it launches anything."""
+    pytest.importorskip("numba_cuda")
+    from numba import cuda
+
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "numba.cuda.np.arrayobj", None)  # its import fails
+    with pytest.raises(DeviceUnavailableError) as caught:
+        check_engine(CollectiveConfig(assets=10, tasks=50), "gpu")
+    message = str(caught.value)
+    assert "cannot load its CUDA target" in message and "pip install 'numpy<2.5'" in message
+    assert "\n" not in message
+
+
 def test_the_cli_refuses_in_one_line_and_exits_2(monkeypatch):
     from typer.testing import CliRunner
 

@@ -123,6 +123,22 @@ def unavailable_reason() -> str | None:
         available = False
     if not available:
         return "the gpu engine needs a CUDA GPU (numba-cuda found none); use --engine fast"
+    return None if simulator_enabled() else _target_unloadable()
+
+
+def _target_unloadable() -> str | None:
+    """Why numba-cuda cannot load its CUDA target (None: it can). numba-cuda 0.30.4 registers
+    numpy's `row_stack`, which numpy 2.5 removed: its target then fails to load at the first
+    kernel compilation, deep in a traceback, although a GPU is there."""
+    try:
+        import numba.cuda.np.arrayobj  # noqa: F401 - what the first compilation loads
+    except Exception as exc:  # an AttributeError for row_stack; any other is as fatal
+        from importlib.metadata import version
+
+        return (
+            f"numba-cuda {version('numba-cuda')} cannot load its CUDA target under numpy "
+            f"{np.__version__} ({type(exc).__name__}: {exc}); pip install 'numpy<2.5'"
+        )
     return None
 
 
