@@ -3,6 +3,7 @@ on, its answers against the reference's MILP and against brute force, and h(p)."
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -90,6 +91,41 @@ def test_a_split_answer_is_the_best_challenge(situation, data):
         everything = best_offer_by_enumeration(market, standing, mechanism_for(4), maker, TICK)
         if everything is not None and everything.kind == "challenge":
             assert got.gain == pytest.approx(everything.gain, abs=1e-7)
+
+
+@settings(max_examples=80, deadline=None)
+@given(situations())
+def test_the_cutoff_row_keeps_every_point_above_the_known_gain(situation):
+    """A2's MILP carries the row objective · x ≥ known (`RegimeSplit._restricted`'s
+    `cutoff_row`). In either regime, with the row or without, the restricted MILP finds the
+    regime's optimum whenever that beats `known`; with the row it finds nothing otherwise."""
+    market, standing, maker = situation
+    (holder,) = standing.members
+    _, model = split_of(market, maker)
+    split = model.split
+    kink = split.kink(holder)
+    assume(kink is not None)
+    nobody = np.zeros(kink.a.size, dtype=bool)  # keeping none, A2 is seldom empty
+    for kept, at_most_tau in itertools.product((kink.a >= kink.tau, nobody), (True, False)):
+        regime, _, rows = split._regime(kink, kept, keep_at_most_tau=at_most_tau)
+        bound = split._bound(regime, rows)
+        if bound is None:
+            continue  # the regime is empty
+        free = split._restricted(regime, bound, -1e9)  # nothing fixed, nothing cut
+        if free is None:  # feasible in the LP only (A2's a(D) ≥ τ met by fractions)
+            assert split._restricted(regime, bound, -1e9, cutoff_row=True) is None
+            continue
+        optimum = free[0]
+        for known in (optimum - 0.5, optimum - 1e-6, optimum + 1e-6, optimum + 0.5):
+            plain = split._restricted(regime, bound, known)
+            cut = split._restricted(regime, bound, known, cutoff_row=True)
+            if optimum > known:
+                assert plain is not None and plain[0] == pytest.approx(optimum, abs=1e-9)
+                assert cut is not None and cut[0] == pytest.approx(optimum, abs=1e-9)
+                assert float(regime.objective @ cut[1]) == pytest.approx(optimum, abs=1e-9)
+            else:
+                assert cut is None
+                assert plain is None or plain[0] <= known + 1e-9
 
 
 def test_the_split_answers_every_holder_with_the_reference_gain():
