@@ -222,9 +222,10 @@ def bytes_per_run(config: CollectiveConfig, record_picks: bool = False) -> int:
 
 
 def default_batch(config: CollectiveConfig, record_picks: bool = False) -> int:
-    """Runs per kernel launch: they take at most a quarter of the GPU's free memory and an
-    eighth of the host's (each batch's results are copied back and reordered run by run
-    there), at most 2^20 runs; 64 under the simulator, which runs threads in Python."""
+    """Runs per kernel launch: they take at most a quarter of the GPU's free memory (the
+    copy back adds, for a moment, a transposed copy of one output, at most as large again)
+    and an eighth of the host's (each batch's results are copied there run by run), at most
+    2^20 runs; 64 under the simulator, which runs threads in Python."""
     if simulator_enabled():
         return 64
     from numba import cuda
