@@ -77,7 +77,9 @@ def to_host_run_major(array: Any, run_axis: int) -> np.ndarray:
     from mercat.scenarios.collective_gpu_kernel import TRANSPOSE_BLOCK, transpose
 
     runs = array.shape[-1]
-    rest = array.size // runs
+    rest = array.size // runs if runs else 0
+    if rest == 0:  # nothing to move (no combinations, say); CUDA refuses an empty grid
+        return np.empty((runs, *array.shape[:-1]), dtype=array.dtype)
     source = array.reshape(rest, runs)
     target = cuda.device_array((runs, rest), dtype=array.dtype)
     grid = (-(-runs // TRANSPOSE_BLOCK[0]), -(-rest // TRANSPOSE_BLOCK[1]))
