@@ -166,6 +166,15 @@ def test_the_device_transposition_makes_run_minor_arrays_run_major(tmp_path):
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
+def test_an_empty_output_comes_back_without_a_launch(monkeypatch):
+    """A market without combinations has empty combination arrays; on a GPU their copy back
+    must not launch the transposition (CUDA refuses a grid of 0 blocks)."""
+    monkeypatch.setattr(collective_gpu, "simulator_enabled", lambda: False)
+    empty = np.zeros((0, 3, 5), dtype=np.int32)  # shaped as a device array of 5 runs
+    got = collective_gpu.to_host_run_major(empty, -1)
+    assert got.shape == (5, 0, 3) and got.dtype == np.int32
+
+
 def _per_run(runs, window):
     """Per-run statistics of seed 000's metrics (and what they are made of)."""
     curves = metrics.moving_average(metrics.failure_matrix(runs), window)
