@@ -36,6 +36,7 @@ from mercat.errors import DeviceUnavailableError
 from mercat.scenarios import collective_body as body
 from mercat.scenarios.collective_config import CollectiveConfig
 from mercat.scenarios.collective_run import RunRecord
+from mercat.scenarios.seed_sequence import spawned_states
 
 THREADS_PER_BLOCK = 128
 # the kernel's variant (`collective_gpu_kernel.make_kernel`), chosen by measurement on an
@@ -88,15 +89,14 @@ def to_host_run_major(array: Any, run_axis: int) -> np.ndarray:
 
 
 def gpu_states(seed: int, runs: int, first_run: int = 0) -> np.ndarray:
-    """xoroshiro128+ states of runs first_run .. first_run+runs-1 of root `seed`."""
+    """xoroshiro128+ states of runs first_run .. first_run+runs-1 of root `seed`: the two
+    words of SeedSequence(seed, spawn_key=(2, r)), computed for all runs at once
+    (`seed_sequence.spawned_states`, which a test holds equal to numpy's)."""
+    words = spawned_states(seed, 2, first_run, runs, 2)
+    words[~words.any(axis=1), 0] = 1  # xoroshiro's one forbidden state; never yielded
     states = np.empty(runs, dtype=body.XOROSHIRO128P_DTYPE)
-    for i in range(runs):
-        words = np.random.SeedSequence(seed, spawn_key=(2, first_run + i)).generate_state(
-            2, np.uint64
-        )
-        if not words.any():  # xoroshiro's one forbidden state; SeedSequence never yields it
-            words[0] = 1
-        states[i] = (words[0], words[1])
+    states["s0"] = words[:, 0]
+    states["s1"] = words[:, 1]
     return states
 
 

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from mercat.scenarios.seed_sequence import spawned_states
+
 MASK64 = (1 << 64) - 1
 MASK32 = (1 << 32) - 1
 TWO_POW_MINUS_53 = 1.0 / (1 << 53)
 
 
 def run_states(seed: int, runs: int, first_run: int = 0) -> np.ndarray:
-    """xoshiro states for runs first_run .. first_run+runs-1 of root `seed`, shape (runs, 4)."""
-    states = np.empty((runs, 4), dtype=np.uint64)
-    for i in range(runs):
-        sequence = np.random.SeedSequence(seed, spawn_key=(1, first_run + i))
-        states[i] = sequence.generate_state(4, np.uint64)
-        if not states[i].any():  # xoshiro's one forbidden state; SeedSequence never yields it
-            states[i, 0] = 1
+    """xoshiro states for runs first_run .. first_run+runs-1 of root `seed`, shape (runs, 4):
+    SeedSequence(seed, spawn_key=(1, r)).generate_state(4, uint64), computed for all runs at
+    once (`seed_sequence.spawned_states`, which a test holds equal to numpy's)."""
+    states = spawned_states(seed, 1, first_run, runs, 4)
+    # xoshiro's one forbidden state; SeedSequence never yields it
+    states[~states.any(axis=1), 0] = 1
     return states
 
 
