@@ -71,7 +71,7 @@ _STATES: dict[int, np.ndarray] = {}
 
 
 def _states(runs: int) -> np.ndarray:
-    """The runs' xoroshiro128+ states (10 µs per run to derive), derived once per size."""
+    """The runs' xoroshiro128+ states, derived once per size."""
     if runs not in _STATES:
         _STATES[runs] = collective_gpu.gpu_states(SEED, runs)
     return _STATES[runs]
