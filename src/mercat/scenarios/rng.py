@@ -11,8 +11,9 @@ twin lives in `collective_fast.py` and a test holds the two streams equal.
   draws, rejecting the few values that would bias it.
 
 Streams are seeded from numpy's SeedSequence: run r of root seed s uses the state
-SeedSequence(s, spawn_key=(1, r)).generate_state(4, uint64); shared draws of a whole
-experiment (the failure-rate pool) use spawn_key (0,).
+SeedSequence(s, spawn_key=(1, r)).generate_state(4, uint64), derived for many runs at once
+by `seed_sequence.spawned_states` (compiled; a test holds it to numpy's word for word);
+shared draws of a whole experiment (the failure-rate pool) use spawn_key (0,).
 """
 
 from __future__ import annotations
