@@ -67,16 +67,6 @@ def bench_twin(config: CollectiveConfig, runs: int) -> dict:
     return _rate(config, runs, time.perf_counter() - start)
 
 
-_STATES: dict[int, np.ndarray] = {}
-
-
-def _states(runs: int) -> np.ndarray:
-    """The runs' xoroshiro128+ states, derived once per size."""
-    if runs not in _STATES:
-        _STATES[runs] = collective_gpu.gpu_states(SEED, runs)
-    return _STATES[runs]
-
-
 def _device_launch(
     config: CollectiveConfig, runs: int, kernel, threads: int, assets_run_major: bool
 ):
@@ -89,7 +79,7 @@ def _device_launch(
     pool, fparams, iparams = collective_body.pack_parameters(
         config, failure_rate_pool(config, SEED), False
     )
-    states = _states(runs)
+    states = collective_gpu.gpu_states(SEED, runs)
     inputs = [cuda.to_device(a) for a in (states, pool, fparams, iparams)]
     layout = collective_gpu.device_layout(shape, assets_run_major)
     outputs = {
@@ -109,34 +99,20 @@ def _device_launch(
 
 
 def _kernel_seconds(
-    config: CollectiveConfig, runs: int, variant: dict | None = None, threads: int = 0,
-    launches: int = 3,
+    config: CollectiveConfig, runs: int, kernel=None, assets_run_major: bool | None = None,
+    threads: int = 0, launches: int = 3,
 ) -> float:  # fmt: skip
     """The kernel alone (launch to synchronize), every array on the device before, nothing
     copied back; the fastest of `launches` launches after one that may compile. Without a
-    `variant`, the engine's own kernel."""
-    if variant is None:
-        kernel, variant = collective_gpu._gpu_kernel(), collective_gpu.DEFAULT_VARIANT
-    else:
-        kernel = _variant_kernel(variant)
+    `kernel`, the engine's own, on its own layout."""
+    if kernel is None:
+        kernel = collective_gpu._gpu_kernel()
+        assets_run_major = collective_gpu.DEFAULT_VARIANT["assets_run_major"]
     launch, _, _ = _device_launch(
-        config, runs, kernel, threads or collective_gpu.THREADS_PER_BLOCK,
-        variant["assets_run_major"],
-    )  # fmt: skip
+        config, runs, kernel, threads or collective_gpu.THREADS_PER_BLOCK, bool(assets_run_major)
+    )
     launch()
     return min(launch() for _ in range(launches))
-
-
-_KERNELS: dict[tuple, object] = {}
-
-
-def _variant_kernel(variant: dict):
-    from mercat.scenarios.collective_gpu_kernel import make_kernel
-
-    key = tuple(sorted(variant.items()))
-    if key not in _KERNELS:
-        _KERNELS[key] = make_kernel(**variant)
-    return _KERNELS[key]
 
 
 def _records(outputs: dict, layout: dict) -> list:
@@ -165,6 +141,8 @@ def bench_variants(config: CollectiveConfig, runs: int, check_runs: int) -> list
     """The kernel's variants (`collective_gpu_kernel.make_kernel`) and block sizes side by
     side: compile seconds, the kernel alone at `runs` runs, and whether its first
     `check_runs` runs equal the CPU twin's field by field (run at that size)."""
+    from mercat.scenarios.collective_gpu_kernel import make_kernel
+
     twin = collective_gpu.simulate_runs_twin(
         config, collective_gpu.gpu_states(SEED, check_runs), failure_rate_pool(config, SEED)
     )
@@ -175,7 +153,7 @@ def bench_variants(config: CollectiveConfig, runs: int, check_runs: int) -> list
             "assets_run_major": run_major,
             "max_registers": max_registers,
         }
-        kernel = _variant_kernel(variant)
+        kernel = make_kernel(**variant)
         start = time.perf_counter()
         launch, outputs, layout = _device_launch(config, check_runs, kernel, threads, run_major)
         launch()
@@ -186,7 +164,7 @@ def bench_variants(config: CollectiveConfig, runs: int, check_runs: int) -> list
             r for r, (a, b) in enumerate(zip(records, twin, strict=True))
             if a is None or a.differences(b)
         ]  # fmt: skip
-        seconds = _kernel_seconds(config, runs, variant, threads)
+        seconds = _kernel_seconds(config, runs, kernel, run_major, threads)
         row = {
             **variant,
             "threads_per_block": threads,

@@ -53,6 +53,15 @@ def _mix(x, y):
 
 
 @nb.njit(cache=True)
+def _hash(value, const, mult):
+    """numpy's hashmix: `value` hashed with the running multiplier `const`, and the
+    multiplier's next value."""
+    const_next = (const * mult) & _M32
+    value = ((value ^ const) * const_next) & _M32
+    return value ^ (value >> _XSHIFT), const_next
+
+
+@nb.njit(cache=True)
 def _spawned(prefix, first_run, runs, n_words, out):
     entropy = np.empty(prefix.size + 2, dtype=np.uint64)
     entropy[: prefix.size] = prefix
@@ -68,32 +77,21 @@ def _spawned(prefix, first_run, runs, n_words, out):
         # mix_entropy: hash each word in, one running multiplier for every hash
         const = _INIT_A
         for j in range(POOL_SIZE):
-            value = entropy[j] if j < size else np.uint64(0)
-            value ^= const
-            const = (const * _MULT_A) & _M32
-            value = (value * const) & _M32
-            pool[j] = value ^ (value >> _XSHIFT)
+            pool[j], const = _hash(entropy[j] if j < size else np.uint64(0), const, _MULT_A)
         for src in range(POOL_SIZE):
             for dst in range(POOL_SIZE):
                 if src != dst:
-                    value = pool[src] ^ const
-                    const = (const * _MULT_A) & _M32
-                    value = (value * const) & _M32
-                    pool[dst] = _mix(pool[dst], value ^ (value >> _XSHIFT))
+                    hashed, const = _hash(pool[src], const, _MULT_A)
+                    pool[dst] = _mix(pool[dst], hashed)
         for src in range(POOL_SIZE, size):
             for dst in range(POOL_SIZE):
-                value = entropy[src] ^ const
-                const = (const * _MULT_A) & _M32
-                value = (value * const) & _M32
-                pool[dst] = _mix(pool[dst], value ^ (value >> _XSHIFT))
+                hashed, const = _hash(entropy[src], const, _MULT_A)
+                pool[dst] = _mix(pool[dst], hashed)
         # generate_state: the pool read cyclically through the second hash, two uint32
         # words (low first) to each uint64
         const = _INIT_B
         for k in range(2 * n_words):
-            value = pool[k % POOL_SIZE] ^ const
-            const = (const * _MULT_B) & _M32
-            value = (value * const) & _M32
-            value ^= value >> _XSHIFT
+            value, const = _hash(pool[k % POOL_SIZE], const, _MULT_B)
             if k % 2 == 0:
                 out[i, k // 2] = value
             else:

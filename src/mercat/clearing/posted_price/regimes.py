@@ -166,8 +166,9 @@ class RegimeSplit:
 
         `cutoff_row` adds the row objective · x ≥ known. For a regime that seldom beats
         `known` (A2), HiGHS then proves a feasibility problem infeasible instead of proving
-        an optimum below `known`: in the 200 × 50 benchmark's A2 MILPs that took 2.4× less
-        CPU. Where the regime usually improves (B) it changes nothing, so B goes without."""
+        an optimum below `known`: on 54 A2 MILPs captured from the 200 × 50 benchmark, 5.1
+        CPU s with the row against 13.3 without. Where the regime usually improves (B) it
+        changes nothing, so B goes without."""
         # Imported here: the challenge module imports this one.
         from mercat.clearing.posted_price.challenge import RESTRICTED_MILP_OPTIONS
 
