@@ -44,6 +44,7 @@ from scipy import sparse
 
 from mercat.clearing.highs import LpRelaxation, solve_max
 from mercat.clearing.posted_price.fixing import FIX_MARGIN, fix_columns, lagrangian_bound
+from mercat.clearing.posted_price.placement import PlacementSolver
 from mercat.clearing.posted_price.pricing import Offer, as_solved
 from mercat.clearing.posted_price.proposal import Proposal
 from mercat.clearing.posted_price.reference import GAIN_TOL
@@ -91,6 +92,11 @@ does not pay on every turn (turns 120 and 200 of the benchmark: 3.0-3.4 and 2.0-
 seconds without, 0.77 and 0.52-0.54 s with; turn 260: 0.23-0.29 s without, 0.5 s with),
 but over the run to convergence it halves the CPU: 425 s without, 221 s with (probing off,
 `RESTRICTED_MILP_OPTIONS`)."""
+
+PLACEMENT = True
+"""In a market without resources the challenge MILPs are solved over served requests and used
+nodes, the replicas placed after (`posted_price_placement`): the same optima without the
+thousands of interchangeable share columns."""
 
 SPLIT = True
 """Attempt 4 in a market without resources first tries the split at the kink
@@ -223,6 +229,19 @@ class ChallengeModel:
         self.bound_certified = 0  # challenges answered by the LP bound alone
         self.recent: list[Allocation] = []  # the last best challenges, newest last
         self.split = RegimeSplit(self) if SPLIT and attempt == 4 and not self.by_workload else None
+        self.placement = (
+            PlacementSolver(beliefs, self.base) if PLACEMENT and not self.by_workload else None
+        )
+
+    def solve(self, model: MilpEncoding, options, presolve: bool, initial=None):
+        """HiGHS's proven optimum of one of this model's MILPs (infeasible allowed), through
+        the placement solver where it applies."""
+        self.milp_solves += 1
+        if self.placement is not None and presolve and initial is None:
+            return self.placement.solve(model, options=options, may_be_infeasible=True)
+        return solve_max(
+            model, options=options, initial=initial, presolve=presolve, may_be_infeasible=True
+        )
 
     def remember(self, allocation: Allocation) -> None:
         """Keep a best challenge as a candidate for the next ones (allocations recur: in a
@@ -405,13 +424,11 @@ class ChallengeModel:
             # is as fast (late turns of the 200 × 50 benchmark: 5.5 CPU s for ten MILPs
             # without the start, 6.5 with it, 6.7 with the start and no presolve).
             start = None if PRESOLVE else self.point(holder, known[1])
-        self.milp_solves += 1
-        result = solve_max(
+        result = self.solve(
             model,
-            options=None if known is None else RESTRICTED_MILP_OPTIONS,
-            initial=start,
+            None if known is None else RESTRICTED_MILP_OPTIONS,
             presolve=PRESOLVE,
-            may_be_infeasible=True,
+            initial=start,
         )
         if result.status == "Infeasible":
             if known is not None:
@@ -434,6 +451,7 @@ class ChallengeModel:
 
 __all__ = [
     "PRESOLVE",
+    "PLACEMENT",
     "PRESOLVE_PROBING",
     "RECENT_ANSWERS",
     "SPLIT",

@@ -178,13 +178,7 @@ class RegimeSplit:
             costs = np.nonzero(model.objective)[0]
             row = dict(zip(costs.tolist(), model.objective[costs].tolist(), strict=True))
             restricted = restricted.extended([(row, known, math.inf)])
-        self.challenges.milp_solves += 1
-        result = solve_max(
-            restricted,
-            options=RESTRICTED_MILP_OPTIONS,
-            presolve=True,
-            may_be_infeasible=True,
-        )
+        result = self.challenges.solve(restricted, RESTRICTED_MILP_OPTIONS, presolve=True)
         if result.status == "Infeasible":
             return None
         if not result.proven:
