@@ -450,8 +450,8 @@ class ChallengeModel:
 
 
 __all__ = [
-    "PRESOLVE",
     "PLACEMENT",
+    "PRESOLVE",
     "PRESOLVE_PROBING",
     "RECENT_ANSWERS",
     "SPLIT",

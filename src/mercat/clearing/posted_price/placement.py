@@ -62,6 +62,10 @@ SEARCH_STEPS = 20_000
 whole model goes to HiGHS): groups are small (a node conflict is rare), but a search over
 nodes is exponential in the worst case."""
 
+COUNT_CUT_SUBSETS = 256
+"""How many sets of nodes a core's cut may try to hold it on before it settles for the plain
+cut (`_cut`)."""
+
 MAX_ROUNDS = 50
 """How many times R may be solved again with new cuts before the whole model goes to HiGHS."""
 
@@ -72,11 +76,13 @@ size) and still count as feasible: HiGHS's own answers to R are exact to 1e-9.""
 
 @dataclasses.dataclass(frozen=True)
 class PlacementCut:
-    """Σ_{t ∈ requests} s_t - Σ_{n ∈ unused} u_n ≤ |requests| - 1 (module docstring, step 3),
-    by request and node index."""
+    """need·Σ_{t ∈ requests} s_t - Σ_{n ∈ nodes} u_n ≤ need·(|requests| - 1), by request and
+    node index: serving every one of `requests` takes `need` used nodes among `nodes` (module
+    docstring, step 3)."""
 
     requests: tuple[int, ...]
-    unused: tuple[int, ...]
+    nodes: tuple[int, ...]
+    need: int = 1
 
 
 class _Unsettled(Exception):
@@ -255,7 +261,10 @@ class _Projection:
         entries_val: list[np.ndarray] = []
         # Σ_{N(t)} u_n - r_t s_t ≥ 0, one row per request.
         entries_row += [self.free_request, np.arange(n_requests)]
-        entries_col += [self.column_of_used(self.free_node), self.column_of_served(np.arange(n_requests))]
+        entries_col += [
+            self.column_of_used(self.free_node),
+            self.column_of_served(np.arange(n_requests)),
+        ]
         entries_val += [np.ones(len(self.free_request)), -s.replicas.astype(float)]
         lower = [np.zeros(n_requests)]
         upper = [np.full(n_requests, math.inf)]
@@ -279,8 +288,12 @@ class _Projection:
             count += 1
             union = sorted(on_a | on_b)
             entries_row += [np.full(len(union) + 2, row)]
-            entries_col += [np.concatenate([self.column_of_used(union), self.column_of_served([a, b])])]
-            entries_val += [np.concatenate([np.ones(len(union)), -s.replicas[[a, b]].astype(float)])]
+            entries_col.append(
+                np.concatenate([self.column_of_used(union), self.column_of_served([a, b])])
+            )
+            entries_val.append(
+                np.concatenate([np.ones(len(union)), -s.replicas[[a, b]].astype(float)])
+            )
         lower.append(np.zeros(count))
         upper.append(np.full(count, math.inf))
         matrix = sparse.csr_array(
@@ -302,10 +315,10 @@ class _Projection:
             rows, cols, vals = [], [], []
             for k, cut in enumerate(cuts):
                 served = self.column_of_served(cut.requests)
-                used = self.column_of_used(cut.unused)
+                used = self.column_of_used(cut.nodes)
                 rows.append(np.full(len(served) + len(used), k))
                 cols += [served, used]
-                vals += [np.ones(len(served)), -np.ones(len(used))]
+                vals += [np.full(len(served), float(cut.need)), -np.ones(len(used))]
             blocks.append(
                 sparse.csr_array(
                     (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
@@ -313,7 +326,7 @@ class _Projection:
                 )
             )
             lower.append(np.full(len(cuts), -math.inf))
-            upper.append(np.array([len(c.requests) - 1.0 for c in cuts]))
+            upper.append(np.array([c.need * (len(c.requests) - 1.0) for c in cuts]))
         m = self.original
         return MilpEncoding(
             objective=m.objective[self.kept],
@@ -358,8 +371,7 @@ class _Projection:
             everywhere_on = {t: [n for n in s.capable[t] if used[n]] for t in core}
             everywhere = _search(core, everywhere_on, s.replicas, s.neighbours) is None
             reach = s.capable if everywhere else self.reachable
-            nodes = sorted({n for t in core for n in reach[t]} - set(np.nonzero(used)[0].tolist()))
-            cuts.append((PlacementCut(tuple(sorted(core)), tuple(nodes)), everywhere))
+            cuts.append((_cut(sorted(core), reach, used, s.replicas, s.neighbours), everywhere))
         if cuts:
             return cuts
         placement.update(self._cover(free, on, placement, used))
@@ -424,13 +436,21 @@ class _Projection:
         x[self.kept] = answer
         integral = m.integral
         x[integral] = np.round(x[integral])
-        share = {(t, n): j for t, n, j in zip(
-            self.free_request.tolist(), self.free_node.tolist(), self.free_column.tolist(), strict=True
-        )}
+        share = dict(
+            zip(
+                zip(self.free_request.tolist(), self.free_node.tolist(), strict=True),
+                self.free_column.tolist(),
+                strict=True,
+            )
+        )
         for t, nodes in placement.items():
             for n in nodes:
                 x[share[(t, n)]] = 1.0
-        slack = FEASIBILITY_TOL * (1.0 + np.abs(np.where(np.isfinite(m.row_upper), m.row_upper, 0.0)))
+        finite = np.maximum(
+            np.abs(np.where(np.isfinite(m.row_lower), m.row_lower, 0.0)),
+            np.abs(np.where(np.isfinite(m.row_upper), m.row_upper, 0.0)),
+        )
+        slack = FEASIBILITY_TOL * (1.0 + finite)
         activity = m.matrix @ x
         if (activity > m.row_upper + slack).any() or (activity < m.row_lower - slack).any():
             raise _Unsettled("rows")
@@ -504,6 +524,42 @@ def _search(
         return False
 
     return dict(placed) if extend() else None
+
+
+def _cut(
+    core: list[int],
+    reach: list[list[int]],
+    used: np.ndarray,
+    replicas: np.ndarray,
+    neighbours: list[set[int]],
+) -> PlacementCut:
+    """The cut of a core that cannot be placed on the used nodes of N(C) it may reach.
+
+    The plain cut asks for a node of N(C) that R left unused; R may then answer with another
+    set of as many nodes, and a group of interchangeable nodes would take it one round per
+    set. So where no set of that many nodes of N(C) can hold the core either, the cut asks
+    for more used nodes of N(C): one more than the largest size at which every set was tried
+    and none holds it (placing on fewer nodes is never easier, so no smaller set holds it
+    either). At most COUNT_CUT_SUBSETS sets are tried."""
+    reachable = sorted({n for t in core for n in reach[t]})
+    size = sum(1 for n in reachable if used[n])
+    budget = COUNT_CUT_SUBSETS
+    none_hold = None  # the largest size at which no set holds the core
+    while size <= len(reachable) and math.comb(len(reachable), size) <= budget:
+        budget -= math.comb(len(reachable), size)
+        if any(
+            _search(
+                core, {t: [n for n in reach[t] if n in chosen] for t in core}, replicas, neighbours
+            )
+            is not None
+            for chosen in map(set, itertools.combinations(reachable, size))
+        ):
+            break
+        none_hold = size
+        size += 1
+    if none_hold is not None:
+        return PlacementCut(tuple(core), tuple(reachable), none_hold + 1)
+    return PlacementCut(tuple(core), tuple(n for n in reachable if not used[n]))
 
 
 def _core(

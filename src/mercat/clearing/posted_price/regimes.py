@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mercat.clearing.highs import LpRelaxation, solve_max
+from mercat.clearing.highs import LpRelaxation
 from mercat.clearing.posted_price.fixing import fix_columns, lagrangian_bound
 from mercat.clearing.posted_price.pricing import Offer, as_solved
 from mercat.clearing.posted_price.proposal import Proposal
@@ -225,8 +225,7 @@ class RegimeSplit:
             known = min(known, lagrangian_bound(without, duals).value)
             done = 2
         if known > beat and effort >= 3:
-            self.challenges.milp_solves += 1
-            result = solve_max(without, presolve=True)
+            result = self.challenges.solve(without, None, presolve=True)
             if not result.proven:
                 raise SolverError(f"HiGHS did not prove a welfare optimum ({result.status})")
             known = min(known, result.bound)
