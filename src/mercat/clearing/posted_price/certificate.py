@@ -41,6 +41,9 @@ from mercat.clearing.posted_price.pricing import Offer, believed_terms
 from mercat.clearing.posted_price.proposal import Proposal, Standing
 from mercat.clearing.posted_price.reference import GAIN_TOL
 from mercat.clearing.posted_price.response import BestResponder, pick
+from mercat.errors import SolverError
+from mercat.market.constraints import is_valid
+from mercat.market.model import Allocation
 
 MAX_COMPETITORS = 16
 """Give up certifying a ray after this many competitors (the exact path takes over)."""
@@ -163,6 +166,31 @@ class CertifiedResponder(BestResponder):
                 self.shared[key] = model
             self._challenges = model
         return self._challenges
+
+    def welfare_optimum(self) -> Allocation:
+        """The reference's welfare optimum (the opening proposal), solved by the challenge
+        model's placement solver where it applies (a large market without resources, attempts
+        3 and 4 without specialization): the same optimum in a fraction of the time (the
+        200 × 50 benchmark's: 0.25 CPU s against 0.7)."""
+        mechanism = self.mechanism
+        if (
+            self._optimum is not None
+            or not self.large
+            or mechanism.attempt not in (3, 4)
+            or mechanism.specialization
+            or self.challenge_model.placement is None
+        ):
+            return super().welfare_optimum()
+        model = self.challenge_model
+        self.milp_solves += 1
+        result = model.placement.solve(model.base)
+        if not result.proven:
+            raise SolverError("HiGHS did not prove the welfare optimum of the maker's beliefs")
+        allocation = model.base.decode(result.x, self.beliefs)
+        if not is_valid(self.beliefs, allocation):
+            raise SolverError("the placed welfare optimum is not a valid allocation")
+        self._optimum = allocation
+        return allocation
 
     def solve(self, standing: Standing) -> Offer | None:
         """The exact best response, as `exact` defines it, with the challenge solved by the
