@@ -185,6 +185,7 @@ def outcome(trace, seconds, turns, optimum) -> dict:
         "highs_milp_solves": trace.milp_solves,
         "highs_lp_solves": trace.details.get("lp_solves", 0),
         "certified_responses": trace.details.get("certified_responses", 0),
+        "placement": trace.details.get("placement", []),
         "wall_s_per_proposal": seconds["wall"] / max(1, trace.proposals),
         "best_response": summary([t[3] for t in turns]),
         "best_response_cpu": summary([t[4] for t in turns]),

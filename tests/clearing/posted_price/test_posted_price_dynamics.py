@@ -131,6 +131,13 @@ def test_the_split_at_the_kink_plays_the_reference_best_responses(
     assert trace.converged
     assert first.compared + second.compared == len(trace.steps)
     assert sum(answers) >= answered_at_least
+    # The placement solver of each beliefs' challenge model (makers with the same beliefs
+    # share one) answered the MILPs, mostly without HiGHS on the whole model.
+    placements = trace.details["placement"]
+    assert len(placements) == (2 if noisy else 1)
+    models = sum(p["models"] for p in placements)
+    whole = sum(sum(p["to_highs_whole"].values()) for p in placements)
+    assert models > 0 and whole < models / 2
 
 
 @pytest.mark.parametrize("seed", range(4))

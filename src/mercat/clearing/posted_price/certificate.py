@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass
 
 from mercat.clearing.posted_price.challenge import ChallengeModel
+from mercat.clearing.posted_price.placement import PlacementSolver
 from mercat.clearing.posted_price.pool import NearOptimalPool
 from mercat.clearing.posted_price.pricing import Offer, believed_terms
 from mercat.clearing.posted_price.proposal import Proposal, Standing
@@ -166,6 +167,11 @@ class CertifiedResponder(BestResponder):
                 self.shared[key] = model
             self._challenges = model
         return self._challenges
+
+    @property
+    def placement(self) -> PlacementSolver | None:
+        """The challenge model's placement solver, if the model was made and has one."""
+        return None if self._challenges is None else self._challenges.placement
 
     def welfare_optimum(self) -> Allocation:
         """The reference's welfare optimum (the opening proposal), solved by the challenge

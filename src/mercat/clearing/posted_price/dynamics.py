@@ -260,6 +260,11 @@ def run_dynamics(
     solves = sum(r.milp_solves + getattr(r, "pool_solves", 0) for r in responders)
     hits = sum(getattr(r, "certified", 0) for r in responders)
     lp_solves = sum(getattr(r, "lp_solves", 0) for r in responders)
+    details: dict[str, Any] = {"certified_responses": hits, "lp_solves": lp_solves}
+    # Responders with the same beliefs share one challenge model, and so one placement solver.
+    placements = {id(p): p for r in responders if (p := getattr(r, "placement", None))}
+    if placements:
+        details["placement"] = [p.statistics() for p in placements.values()]
     return Trace(
         market=market,
         mechanism=mechanism,
@@ -272,7 +277,7 @@ def run_dynamics(
         settlement=settle(market, standing, penalty),
         milp_solves=solves,
         cycle=cycle,
-        details={"certified_responses": hits, "lp_solves": lp_solves},
+        details=details,
     )
 
 

@@ -48,6 +48,7 @@ import itertools
 import math
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -136,6 +137,16 @@ class PlacementSolver:
         self.rounds = 0  # R solved
         self.local_cuts = 0  # cuts that held for one model only
         self.fallbacks: dict[str, int] = {}  # why models went to HiGHS whole: how often
+
+    def statistics(self) -> dict[str, Any]:
+        """What the solver did (the benchmark reports it)."""
+        return {
+            "models": self.solves,
+            "projected_solves": self.rounds,
+            "pool_cuts": len(self.pool),
+            "model_cuts": self.local_cuts,
+            "to_highs_whole": dict(sorted(self.fallbacks.items())),
+        }
 
     @staticmethod
     def _nodes_with_pairs(base: MilpEncoding):
