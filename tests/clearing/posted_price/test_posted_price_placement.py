@@ -1,6 +1,7 @@
 """The placement solver (`posted_price_placement`): the same optima as HiGHS on the whole
-model, feasible points that decode to valid allocations, cuts that every allocation of V
-satisfies, and a search that finds a placement whenever there is one."""
+model over the full encoding, allocations that are valid and match the answer, cuts that
+every allocation of V satisfies, and a search that finds a placement whenever there is
+one."""
 
 import dataclasses
 import itertools
@@ -15,8 +16,10 @@ from mercat.clearing.highs import solve_max
 from mercat.clearing.posted_price import placement
 from mercat.clearing.posted_price.challenge import strengthened
 from mercat.clearing.posted_price.placement import PlacementSolver, _search
+from mercat.errors import InvalidParameterError
 from mercat.market.brute_force import valid_allocations
 from mercat.market.constraints import encode, is_valid
+from mercat.market.economics import welfare
 from mercat.market.generators import random_market
 from mercat.market.model import Conflict, Market, Node, Request
 from tests.clearing.posted_price.test_posted_price_challenge import violation
@@ -48,14 +51,15 @@ def crowded_markets(draw):
 
 @st.composite
 def challenge_like(draw):
-    """A market without resources, its strengthened encoding, and a model over it shaped as
-    the challenge MILPs are: other costs on the served and used columns (shares cost
-    nothing), sometimes a row that rewards keeping some of them (as attempt 4's rows pull
-    a holder's nodes open), sometimes a lower bound that forces a column on."""
+    """A market without resources, its placement solver, and a model over the projected
+    encoding shaped as the challenge MILPs are: other costs on the served and used columns,
+    sometimes a row that rewards keeping some of them (as attempt 4's rows pull a holder's
+    nodes open), sometimes a column forced on (as reduced-cost fixing does)."""
     market = draw(
         st.one_of(markets(max_requests=5, max_nodes=4, max_resources=0), crowded_markets())
     )
-    base = strengthened(encode(market), market)
+    solver = PlacementSolver(market, strengthened(encode(market), market))
+    base = solver.projected
     objective = base.objective.copy()
     indicators = sorted([*base.served_columns.values(), *base.used_columns.values()])
     for j in indicators:
@@ -67,46 +71,71 @@ def challenge_like(draw):
         weights = {j: draw(st.integers(1, 3)) / 2 for j in kept}
         need = draw(st.integers(0, 2 * len(kept))) / 2
         model = model.extended([(weights, need, math.inf)])
-    if model.num_cols and draw(st.sampled_from(range(8))) == 7:
+    if indicators and draw(st.sampled_from(range(8))) == 7:
         lower = model.col_lower.copy()
-        lower[draw(st.sampled_from(range(model.num_cols)))] = 1.0
+        lower[draw(st.sampled_from(indicators))] = 1.0
         model = dataclasses.replace(model, col_lower=lower)
-    return market, base, model
+    return market, solver, model
 
 
-def cut_holds_on_v(market, base, cut):
+def cut_holds_on_v(market, solver, cut):
     """Whether every valid allocation satisfies the cut (need·Σ served - Σ used ≤
     need·(|C| - 1))."""
-    requests = [market.requests[t].id for t in cut.requests]
-    nodes = [market.nodes[n].id for n in cut.nodes]
     for allocation in valid_allocations(market):
-        x = base.encode_allocation(allocation, market)
-        served = sum(x[base.served_columns[t]] for t in requests)
-        used = sum(x[base.used_columns[n]] for n in nodes)
-        if cut.need * served - used > cut.need * (len(requests) - 1) + 1e-9:
+        x = solver.encode_allocation(allocation)
+        served = sum(x[solver.served_column[t]] for t in cut.requests)
+        used = sum(x[solver.used_column[n]] for n in cut.nodes)
+        if cut.need * served - used > cut.need * (len(cut.requests) - 1) + 1e-9:
             return False
     return True
+
+
+def holds_to_highs(market, solver, model):
+    """The solver's answer against HiGHS on the lifted model; returns the solver's result."""
+    expected = solve_max(solver.lift(model), may_be_infeasible=True)
+    got, allocation = solver.solve(model, may_be_infeasible=True)
+    if expected.status == "Infeasible":
+        assert got.status == "Infeasible" and allocation is None
+        return got
+    assert got.proven
+    assert got.objective == pytest.approx(expected.objective, abs=1e-7)
+    # The allocation is valid, it is the answer's point, and the point is the model's.
+    assert is_valid(market, allocation)
+    point = solver.encode_allocation(allocation)
+    assert np.array_equal(point, got.x[: len(point)])
+    assert violation(model, got.x) <= 1e-6
+    for cut in solver.pool:
+        assert cut_holds_on_v(market, solver, cut), cut
+    return got
 
 
 @settings(max_examples=200, deadline=None)
 @given(challenge_like())
 def test_the_placement_solver_finds_highs_optimum(case):
-    market, base, model = case
-    solver = PlacementSolver(market, base)
-    expected = solve_max(model, may_be_infeasible=True)
-    got = solver.solve(model, may_be_infeasible=True)
-    event(f"rounds of R: {solver.rounds}, cuts: {len(solver.pool) + solver.local_cuts}")
+    market, solver, model = case
+    holds_to_highs(market, solver, model)
+    event(f"rounds: {solver.rounds}, cuts: {len(solver.pool)}")
     event(f"to HiGHS whole: {sorted(solver.fallbacks)}")
-    assert got.status == expected.status or "Infeasible" not in (got.status, expected.status)
-    if expected.status == "Infeasible":
-        assert got.status == "Infeasible"
-        return
-    assert got.proven
-    assert got.objective == pytest.approx(expected.objective, abs=1e-7)
-    assert violation(model, got.x) <= 1e-6
-    assert is_valid(market, model.decode(got.x, market))
-    for cut in solver.pool:
-        assert cut_holds_on_v(market, base, cut), cut
+
+
+@settings(max_examples=150, deadline=None)
+@given(crowded_markets())
+def test_crowded_markets_reach_their_welfare_optimum_through_cuts(market):
+    solver = PlacementSolver(market, strengthened(encode(market), market))
+    holds_to_highs(market, solver, solver.projected)
+    event(f"rounds: {min(solver.rounds, 3)}{'+' if solver.rounds > 3 else ''}")
+    event(f"to HiGHS whole: {sorted(solver.fallbacks)}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(markets(max_requests=4, max_nodes=3, max_resources=0))
+def test_the_projected_encoding_holds_every_allocation_at_its_welfare(market):
+    solver = PlacementSolver(market, strengthened(encode(market), market))
+    base = solver.projected
+    for allocation in valid_allocations(market):
+        x = solver.encode_allocation(allocation)
+        assert violation(base, x) <= 1e-9, allocation
+        assert base.objective @ x == pytest.approx(welfare(market, allocation), abs=1e-9)
 
 
 def triangle():
@@ -120,63 +149,38 @@ def triangle():
 
 def test_an_unplaceable_group_becomes_a_cut_of_the_pool():
     market = triangle()
-    base = strengthened(encode(market), market)
-    solver = PlacementSolver(market, base)
-    result = solver.solve(base)
+    solver = PlacementSolver(market, strengthened(encode(market), market))
+    result, allocation = solver.solve(solver.projected)
     assert result.objective == pytest.approx(12.0)  # all three served on three nodes
+    assert len(allocation.used_nodes) == 3
     assert solver.rounds == 2 and solver.fallbacks == {}
-    (cut,) = solver.pool
     # Any two of the nodes fail alike, so the cut asks for all three (not "another one").
+    (cut,) = solver.pool
     assert cut == placement.PlacementCut((0, 1, 2), (0, 1, 2), need=3)
-    assert cut_holds_on_v(market, base, cut)
-    # A second model of the same market starts with the cut: R's first answer places.
-    solver.solve(base)
+    assert cut_holds_on_v(market, solver, cut)
+    # A second model of the same market starts with the cut: its first answer places.
+    solver.solve(solver.projected)
     assert solver.rounds == 3
-
-
-def test_cuts_from_a_restricted_model_stay_with_that_model():
-    # The triangle, and a fourth request that only a fourth node can serve. The model fixes
-    # the triangle's shares on that node off (as reduced-cost fixing does): on the nodes R
-    # uses, the triangle cannot be placed in this model, though V could place it there.
-    # That cut holds for this model only and must not join the pool.
-    small = triangle()
-    gpu = frozenset({"gpu"})
-    market = Market(
-        (*small.requests, Request("t3", 5.0, (), 1, gpu)),
-        (*small.nodes, Node("n3", cost=1.0, unit_costs=(), capacity=(), capabilities=gpu)),
-        small.conflicts,
-        (),
-    )
-    base = strengthened(encode(market), market)
-    upper = base.col_upper.copy()
-    for t in ("t0", "t1", "t2"):
-        upper[base.pair_columns[(t, "n3")]] = 0.0
-    restricted = dataclasses.replace(base, col_upper=upper)
-    solver = PlacementSolver(market, base)
-    result = solver.solve(restricted)
-    assert result.objective == pytest.approx(solve_max(restricted).objective, abs=1e-9)
-    assert result.objective == pytest.approx(16.0)  # all four, on all four nodes
-    assert solver.pool == [] and solver.local_cuts >= 1
 
 
 def test_what_step_two_cannot_settle_goes_to_highs_whole(monkeypatch):
     market = triangle()
-    base = strengthened(encode(market), market)
     monkeypatch.setattr(placement, "SEARCH_STEPS", 0)
-    solver = PlacementSolver(market, base)
-    assert solver.solve(base).objective == pytest.approx(12.0)
+    solver = PlacementSolver(market, strengthened(encode(market), market))
+    result, allocation = solver.solve(solver.projected)
+    assert result.objective == pytest.approx(12.0) and len(allocation.used_nodes) == 3
     assert solver.fallbacks == {"search": 1}
-    # A share forced on, and a market with resources, are not for the projection either.
-    lower = base.col_lower.copy()
-    lower[base.pair_columns[("t0", "n1")]] = 1.0
-    forced = dataclasses.replace(base, col_lower=lower)
-    assert solver.solve(forced).objective == pytest.approx(solve_max(forced).objective)
-    assert solver.fallbacks["forced share"] == 1
+
+
+def test_the_solver_refuses_what_it_cannot_answer():
     with_resources = random_market(1, 5, 3)
     encoded = strengthened(encode(with_resources), with_resources)
-    other = PlacementSolver(with_resources, encoded)
-    other.solve(encoded)
-    assert other.fallbacks == {"market": 1}
+    with pytest.raises(InvalidParameterError, match="without resources"):
+        PlacementSolver(with_resources, encoded)
+    market = triangle()
+    solver = PlacementSolver(market, strengthened(encode(market), market))
+    with pytest.raises(InvalidParameterError, match="projected encoding"):
+        solver.solve(strengthened(encode(market), market))  # the full encoding, not R
 
 
 @settings(max_examples=300, deadline=None)
@@ -208,18 +212,3 @@ def test_the_search_places_a_group_whenever_it_can_be_placed(data):
             assert len(set(chosen)) == replicas[t] and set(chosen) <= set(on[t])
             for v in neighbours[t]:
                 assert not set(chosen) & set(found[v])
-
-
-@settings(max_examples=150, deadline=None)
-@given(crowded_markets())
-def test_crowded_markets_reach_their_welfare_optimum_through_cuts(market):
-    base = strengthened(encode(market), market)
-    solver = PlacementSolver(market, base)
-    got = solver.solve(base)
-    event(f"rounds of R: {min(solver.rounds, 3)}{'+' if solver.rounds > 3 else ''}")
-    event(f"to HiGHS whole: {sorted(solver.fallbacks)}")
-    assert got.objective == pytest.approx(solve_max(base).objective, abs=1e-7)
-    assert violation(base, got.x) <= 1e-6
-    assert is_valid(market, base.decode(got.x, market))
-    for cut in solver.pool:
-        assert cut_holds_on_v(market, base, cut), cut

@@ -189,10 +189,9 @@ class CertifiedResponder(BestResponder):
             return super().welfare_optimum()
         model = self.challenge_model
         self.milp_solves += 1
-        result = model.placement.solve(model.base)
-        if not result.proven:
+        result, allocation = model.placement.solve(model.base)
+        if not result.proven or allocation is None:
             raise SolverError("HiGHS did not prove the welfare optimum of the maker's beliefs")
-        allocation = model.base.decode(result.x, self.beliefs)
         if not is_valid(self.beliefs, allocation):
             raise SolverError("the placed welfare optimum is not a valid allocation")
         self._optimum = allocation

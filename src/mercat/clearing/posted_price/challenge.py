@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from scipy import sparse
 
-from mercat.clearing.highs import LpRelaxation, solve_max
+from mercat.clearing.highs import LpRelaxation, MilpResult, solve_max
 from mercat.clearing.posted_price.fixing import FIX_MARGIN, fix_columns, lagrangian_bound
 from mercat.clearing.posted_price.placement import PlacementSolver
 from mercat.clearing.posted_price.pricing import Offer, as_solved
@@ -216,10 +216,16 @@ class ChallengeModel:
         self.attempt = attempt
         self.tick = tick
         self.by_workload = bool(beliefs.resources)
-        self.base = strengthened(encoding, beliefs)
+        full = strengthened(encoding, beliefs)
         self._pairs_on: dict[str, dict[str, int]] = {}
-        for (t, n), j in self.base.pair_columns.items():
+        for (t, n), j in full.pair_columns.items():
             self._pairs_on.setdefault(n, {})[t] = j
+        # In a market without resources the MILPs and LPs are written over the projected
+        # encoding (no share columns) and solved by placing replicas after them.
+        self.placement = (
+            PlacementSolver(beliefs, full) if PLACEMENT and not self.by_workload else None
+        )
+        self.base = full if self.placement is None else self.placement.projected
         self._lp: LpRelaxation | None = None
         self._lp_costs = self.base.objective.copy()
         self._holder: _Holder | None = None
@@ -229,19 +235,25 @@ class ChallengeModel:
         self.bound_certified = 0  # challenges answered by the LP bound alone
         self.recent: list[Allocation] = []  # the last best challenges, newest last
         self.split = RegimeSplit(self) if SPLIT and attempt == 4 and not self.by_workload else None
-        self.placement = (
-            PlacementSolver(beliefs, self.base) if PLACEMENT and not self.by_workload else None
-        )
 
-    def solve(self, model: MilpEncoding, options, presolve: bool, initial=None):
-        """HiGHS's proven optimum of one of this model's MILPs (infeasible allowed), through
-        the placement solver where it applies."""
+    def solve(
+        self,
+        model: MilpEncoding,
+        options: Mapping[str, bool | int | float | str] | None,
+        initial: np.ndarray | None = None,
+    ) -> tuple[MilpResult, Allocation | None]:
+        """The proven optimum over V of one of this model's MILPs (infeasible allowed) and
+        its allocation (None if infeasible): placed after the MILP over the projected
+        encoding, or HiGHS on the full encoding (presolved if PRESOLVE, else from `initial`)."""
         self.milp_solves += 1
-        if self.placement is not None and presolve and initial is None:
+        if self.placement is not None:
             return self.placement.solve(model, options=options, may_be_infeasible=True)
-        return solve_max(
-            model, options=options, initial=initial, presolve=presolve, may_be_infeasible=True
+        result = solve_max(
+            model, options=options, initial=initial, presolve=PRESOLVE, may_be_infeasible=True
         )
+        if result.status == "Infeasible":
+            return result, None
+        return result, model.decode(result.x, self.beliefs)
 
     def remember(self, allocation: Allocation) -> None:
         """Keep a best challenge as a candidate for the next ones (allocations recur: in a
@@ -360,9 +372,12 @@ class ChallengeModel:
         """The model's column vector for an allocation: a feasible point worth its gain if it
         conflicts with the holder (tests/clearing/posted_price hold it to `offer_for`)."""
         h = self.load(holder)
-        x = np.concatenate(
-            [self.base.encode_allocation(allocation, self.beliefs), np.zeros(len(h.tail_objective))]
+        on_base = (
+            self.base.encode_allocation(allocation, self.beliefs)
+            if self.placement is None
+            else self.placement.encode_allocation(allocation)
         )
+        x = np.concatenate([on_base, np.zeros(len(h.tail_objective))])
         for n, c in h.workload_nodes.items():
             bundle = holder.allocation.requests_on(n)
             x[c] = 1.0 if allocation.requests_on(n) == bundle else 0.0
@@ -424,11 +439,8 @@ class ChallengeModel:
             # is as fast (late turns of the 200 × 50 benchmark: 5.5 CPU s for ten MILPs
             # without the start, 6.5 with it, 6.7 with the start and no presolve).
             start = None if PRESOLVE else self.point(holder, known[1])
-        result = self.solve(
-            model,
-            None if known is None else RESTRICTED_MILP_OPTIONS,
-            presolve=PRESOLVE,
-            initial=start,
+        result, allocation = self.solve(
+            model, None if known is None else RESTRICTED_MILP_OPTIONS, initial=start
         )
         if result.status == "Infeasible":
             if known is not None:
@@ -443,7 +455,7 @@ class ChallengeModel:
                 f"candidate's {known[0].gain:.9g}"
             )
         offer = as_solved(
-            price(model.decode(result.x, self.beliefs)), expected, "the best-challenge MILP"
+            price(allocation), expected, "the best-challenge MILP"
         )
         self.remember(offer.proposal.allocation)
         return offer

@@ -6,39 +6,39 @@ node conflict may not share a node, and a used node (u_n = 1 in the strengthened
 of `posted_price_challenge`) must hold something. The share columns x(t, n), about 7,000
 of a 200 × 50 market's 7,400 columns, are otherwise interchangeable: the LP relaxation is
 dual-degenerate in them, and HiGHS spends most of a challenge MILP presolving and branching
-on them. `PlacementSolver` solves the same MILP exactly without them:
+on them. `PlacementSolver` takes them out:
 
-1. **The projected MILP R.** The model's columns other than the shares (served s_t, used
-   u_n, and the holder's columns), its rows that touch no share, and rows that every
+1. **The projected encoding R** (`PlacementSolver.projected`): the strengthened encoding's
+   served and used columns and its rows that touch no share, and rows that every
    allocation of V satisfies:
    - Σ_{n ∈ N(t)} u_n ≥ r_t·s_t: a served request has r_t replicas on distinct used nodes
-     (N(t): the nodes its shares may use in this model);
+     (N(t): the nodes that can serve it);
    - u_n ≤ Σ_{t : n ∈ N(t)} s_t: a used node holds a served request;
-   - Σ_{n ∈ N(a) ∪ N(b)} u_n ≥ r_a·s_a + r_b·s_b for a node conflict between a and b: both
-     served, they need r_a + r_b distinct nodes;
-   - the placement cuts found so far (step 3).
-   Every point of the model projects into R, and the objective has no share term, so R's
-   optimum bounds the model's.
-2. **Placing R's answer.** The served requests S and used nodes O of R's optimum: requests
-   of S in a node conflict with one another are placed by a bounded search, one connected
-   group at a time, on their nodes in O; the others are placed by a maximum flow that gives
-   every node of O that holds nothing yet a replica. If every request and node is placed,
-   the point (R's answer and the shares) is checked against every row and bound of the
-   model: it is feasible, worth R's optimum, and so optimal for the model.
-3. **A group that cannot be placed** gives a cut. The search shrinks the group C to a core
-   that still cannot be placed (dropping each request whose absence leaves it unplaceable),
-   and adds Σ_{t ∈ C} s_t - Σ_{n ∈ N(C) ∖ O} u_n ≤ |C| - 1: serving all of C needs a node
-   of N(C) that R left unused (placing on more nodes is never harder). When the core cannot
-   be placed on V's own pairs (not only on the pairs this model leaves free), the cut holds
-   for every allocation of V and joins the solver's pool, which every later model of the
-   same market starts with: the dynamics meet the same tight groups turn after turn (on the
-   200 × 50 benchmark, ten cuts found in the first turns answer every later MILP at once).
-   R is solved again with the cut.
+   - Σ_{n ∈ N(a) ∪ N(b)} u_n ≥ r_a·s_a + r_b·s_b for a node conflict between a and b that
+     can meet on a node: both served, they need r_a + r_b distinct nodes.
+   Every allocation of V has a point in R, worth the same (no share costs anything), so
+   R's optimum bounds V's. The challenge model writes its MILPs, and keeps its LP
+   relaxations, over R instead of the whole encoding (at 200 × 50: 250 columns, not 7,393).
+2. **Placing an answer** (`PlacementSolver.solve`): the model is solved with the pool of
+   cuts (step 3) as rows, and its answer (the served requests S and used nodes O) is
+   placed. Requests of S in a node conflict with one another are placed by a bounded
+   search, one connected group at a time, on their nodes in O; the others by a maximum
+   flow that gives every node of O that holds nothing yet a replica. If every request and
+   node is placed, the allocation is checked (`is_valid`, and it serves S on O exactly): it
+   is a point of V worth the answer, and so the model's optimum over V.
+3. **A group that cannot be placed** gives a cut (`_cut`) over R's columns that every
+   allocation of V satisfies. The search shrinks the group to a core C that still cannot
+   be placed, and the cut asks for as many used nodes of N(C) as the smallest set that can
+   hold C (or, where that count is not established, for a node of N(C) that the answer left
+   unused). Cuts join the solver's pool, which every later model starts with: the
+   dynamics meet the same tight groups turn after turn (on the 200 × 50 benchmark, ten cuts
+   found in the first turns answer every later MILP at once). The model is solved again.
 
-Anything step 2 cannot settle (a node of O that no flow covers, a search past its bound, a
-point the model's rows refuse) falls back to HiGHS on the whole model: the answer is the
-model's optimum either way. `tests/clearing/posted_price/test_posted_price_placement.py`
-holds both to the same optima and checks every pool cut against the points of V.
+Anything step 2 cannot settle (a node of O that no flow covers, a search past its bound, an
+answer HiGHS did not prove) goes to HiGHS on the whole model over the full encoding
+(`PlacementSolver.lift`): the answer is the model's optimum over V either way.
+`tests/clearing/posted_price/test_posted_price_placement.py` holds both to the same optima
+and checks every pool cut against the points of V.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ from scipy import sparse
 from scipy.sparse.csgraph import maximum_flow
 
 from mercat.clearing.highs import MilpResult, solve_max
-from mercat.market.constraints import MilpEncoding
-from mercat.market.model import Market
+from mercat.errors import InvalidParameterError
+from mercat.market.constraints import MilpEncoding, is_valid
+from mercat.market.model import Allocation, Market
 
 SEARCH_STEPS = 20_000
 """How many partial placements the search of one group may try before it gives up (and the
@@ -68,11 +69,7 @@ COUNT_CUT_SUBSETS = 256
 cut (`_cut`)."""
 
 MAX_ROUNDS = 50
-"""How many times R may be solved again with new cuts before the whole model goes to HiGHS."""
-
-FEASIBILITY_TOL = 1e-6
-"""How far a placed point may sit outside a row or bound of the model (scaled by the bound's
-size) and still count as feasible: HiGHS's own answers to R are exact to 1e-9."""
+"""How many times a model may be solved again with new cuts before it goes to HiGHS whole."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,37 +84,34 @@ class PlacementCut:
 
 
 class _Unsettled(Exception):
-    """Step 2 cannot decide R's answer: the whole model goes to HiGHS (the argument says
+    """Step 2 cannot decide an answer: the whole model goes to HiGHS (the argument says
     why, for `PlacementSolver.fallbacks`)."""
 
 
 class PlacementSolver:
-    """Exact solves of MILPs over one market's strengthened encoding (see the module
-    docstring); the cut pool lives as long as the solver."""
+    """The projected encoding of one market without resources, exact solves of MILPs written
+    over it, and the pool of placement cuts (see the module docstring)."""
 
-    def __init__(self, market: Market, base: MilpEncoding) -> None:
+    def __init__(self, market: Market, full: MilpEncoding) -> None:
+        """`full`: the market's strengthened encoding (`posted_price_challenge.strengthened`),
+        with a use column for every node that can serve."""
+        if market.resources or market.divisible:
+            raise InvalidParameterError(
+                "replicas are placed after the MILP only in indivisible markets without resources"
+            )
         self.market = market
-        self.base = base
-        self.applies = (
-            not market.resources
-            and not market.divisible
-            and all(n in base.used_columns for n in self._nodes_with_pairs(base))
-        )
+        self.full = full
         request_index = {t.id: k for k, t in enumerate(market.requests)}
         node_index = {n.id: k for k, n in enumerate(market.nodes)}
         pairs = sorted(
-            (request_index[t], node_index[n], j) for (t, n), j in base.pair_columns.items()
+            (request_index[t], node_index[n], j) for (t, n), j in full.pair_columns.items()
         )
         self.pair_request = np.array([p[0] for p in pairs], dtype=np.int64)
         self.pair_node = np.array([p[1] for p in pairs], dtype=np.int64)
         self.pair_column = np.array([p[2] for p in pairs], dtype=np.int64)
         self.replicas = np.array([t.replicas for t in market.requests], dtype=np.int64)
-        self.served_column = np.array(
-            [base.served_columns[t.id] for t in market.requests], dtype=np.int64
-        )
-        self.used_column = np.array(
-            [base.used_columns.get(n.id, -1) for n in market.nodes], dtype=np.int64
-        )
+        if any(full.used_columns.get(market.nodes[n].id) is None for n in set(self.pair_node)):
+            raise InvalidParameterError("the encoding lacks a use column for a node that can serve")
         self.conflicts: list[tuple[int, int]] = sorted(
             {
                 tuple(sorted((request_index[c.first], request_index[c.second])))
@@ -132,10 +126,16 @@ class PlacementSolver:
         self.capable: list[list[int]] = [[] for _ in market.requests]
         for t, n in zip(self.pair_request.tolist(), self.pair_node.tolist(), strict=True):
             self.capable[t].append(n)
+        self.projected, self.to_full = self._project()
+        self.served_column = np.array(
+            [self.projected.served_columns[t.id] for t in market.requests], dtype=np.int64
+        )
+        self.used_column = np.array(
+            [self.projected.used_columns.get(n.id, -1) for n in market.nodes], dtype=np.int64
+        )
         self.pool: list[PlacementCut] = []
         self.solves = 0  # models solved
-        self.rounds = 0  # R solved
-        self.local_cuts = 0  # cuts that held for one model only
+        self.rounds = 0  # solves of a model with the pool's cuts
         self.fallbacks: dict[str, int] = {}  # why models went to HiGHS whole: how often
 
     def statistics(self) -> dict[str, Any]:
@@ -144,15 +144,143 @@ class PlacementSolver:
             "models": self.solves,
             "projected_solves": self.rounds,
             "pool_cuts": len(self.pool),
-            "model_cuts": self.local_cuts,
             "to_highs_whole": dict(sorted(self.fallbacks.items())),
         }
 
-    @staticmethod
-    def _nodes_with_pairs(base: MilpEncoding):
-        return {n for _, n in base.pair_columns}
+    # --- step 1 ---------------------------------------------------------------------------
 
-    # --- public ---------------------------------------------------------------------------
+    def _project(self) -> tuple[MilpEncoding, np.ndarray]:
+        """R, and the full encoding's column of each of R's columns."""
+        full = self.full
+        is_share = np.zeros(full.num_cols, dtype=bool)
+        is_share[self.pair_column] = True
+        kept = np.nonzero(~is_share)[0]
+        position = np.full(full.num_cols, -1, dtype=np.int64)
+        position[kept] = np.arange(len(kept))
+        matrix = sparse.csr_array(full.matrix)
+        touches = (abs(matrix) @ is_share.astype(float)) > 0
+        rows = np.nonzero(~touches)[0]
+        served = np.array([full.served_columns[t.id] for t in self.market.requests], dtype=np.int64)
+        used = np.array(
+            [full.used_columns.get(n.id, -1) for n in self.market.nodes], dtype=np.int64
+        )
+
+        def served_at(requests) -> np.ndarray:
+            return position[served[np.asarray(requests, dtype=np.int64)]]
+
+        def used_at(nodes) -> np.ndarray:
+            return position[used[np.asarray(nodes, dtype=np.int64)]]
+
+        n_requests = len(self.replicas)
+        entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        lower: list[np.ndarray] = []
+        upper: list[np.ndarray] = []
+        # Σ_{N(t)} u_n - r_t s_t ≥ 0, one row per request.
+        entries.append((self.pair_request, used_at(self.pair_node), np.ones(len(self.pair_node))))
+        entries.append(
+            (np.arange(n_requests), served_at(np.arange(n_requests)), -self.replicas.astype(float))
+        )
+        lower.append(np.zeros(n_requests))
+        upper.append(np.full(n_requests, math.inf))
+        # u_n - Σ_{t : n ∈ N(t)} s_t ≤ 0, one row per node with a use column.
+        has_use = np.nonzero(used >= 0)[0]
+        node_row = np.full(len(used), -1, dtype=np.int64)
+        node_row[has_use] = n_requests + np.arange(len(has_use))
+        entries.append((node_row[has_use], used_at(has_use), np.ones(len(has_use))))
+        entries.append(
+            (node_row[self.pair_node], served_at(self.pair_request), -np.ones(len(self.pair_node)))
+        )
+        lower.append(np.full(len(has_use), -math.inf))
+        upper.append(np.zeros(len(has_use)))
+        # Σ_{N(a) ∪ N(b)} u_n - r_a s_a - r_b s_b ≥ 0 for node conflicts that can meet.
+        row = n_requests + len(has_use)
+        pairwise = 0
+        for a, b in self.conflicts:
+            on_a, on_b = set(self.capable[a]), set(self.capable[b])
+            if not on_a & on_b:
+                continue  # never on one node: the request rows say it all
+            union = sorted(on_a | on_b)
+            columns = np.concatenate([used_at(union), served_at([a, b])])
+            values = np.concatenate([np.ones(len(union)), -self.replicas[[a, b]].astype(float)])
+            entries.append((np.full(len(columns), row + pairwise), columns, values))
+            pairwise += 1
+        lower.append(np.zeros(pairwise))
+        upper.append(np.full(pairwise, math.inf))
+        valid = sparse.csr_array(
+            (
+                np.concatenate([e[2] for e in entries]),
+                (np.concatenate([e[0] for e in entries]), np.concatenate([e[1] for e in entries])),
+            ),
+            shape=(row + pairwise, len(kept)),
+        )
+        projected = MilpEncoding(
+            objective=full.objective[kept],
+            col_lower=full.col_lower[kept],
+            col_upper=full.col_upper[kept],
+            integral=full.integral[kept],
+            matrix=sparse.csr_array(sparse.vstack([matrix[rows][:, kept], valid], format="csr")),
+            row_lower=np.concatenate([full.row_lower[rows], *lower]),
+            row_upper=np.concatenate([full.row_upper[rows], *upper]),
+            pair_columns={},
+            served_columns={t: int(position[j]) for t, j in full.served_columns.items()},
+            used_columns={n: int(position[j]) for n, j in full.used_columns.items()},
+            indicators={},
+            divisible=False,
+        )
+        return projected, kept
+
+    def encode_allocation(self, allocation: Allocation) -> np.ndarray:
+        """An allocation's point in R (its served and used columns)."""
+        return self.full.encode_allocation(allocation, self.market)[self.to_full]
+
+    def lift(self, model: MilpEncoding) -> MilpEncoding:
+        """The same model over the full encoding: its columns and rows beyond R's appended to
+        the full encoding's, its costs and bounds on R's columns moved to theirs."""
+        base = self.projected
+        self._check_shape(model)
+        full = self.full
+        extra = model.num_cols - base.num_cols
+        column = np.concatenate([self.to_full, full.num_cols + np.arange(extra)])
+        tail = model.matrix[base.num_rows :].tocoo()
+        rows = sparse.csr_array(
+            (tail.data, (tail.row, column[tail.col])),
+            shape=(model.num_rows - base.num_rows, full.num_cols + extra),
+        )
+        head = sparse.csr_array(
+            (full.matrix.data, full.matrix.indices, full.matrix.indptr),
+            shape=(full.num_rows, full.num_cols + extra),
+        )
+
+        def moved(values: np.ndarray, on_full: np.ndarray) -> np.ndarray:
+            out = np.concatenate([on_full, values[base.num_cols :]])
+            out[self.to_full] = values[: base.num_cols]
+            return out
+
+        return dataclasses.replace(
+            full,
+            objective=moved(model.objective, np.zeros(full.num_cols)),
+            col_lower=moved(model.col_lower, full.col_lower),
+            col_upper=moved(model.col_upper, full.col_upper),
+            integral=moved(model.integral, full.integral).astype(bool),
+            matrix=sparse.csr_array(sparse.vstack([head, rows], format="csr")),
+            row_lower=np.concatenate([full.row_lower, model.row_lower[base.num_rows :]]),
+            row_upper=np.concatenate([full.row_upper, model.row_upper[base.num_rows :]]),
+        )
+
+    def _check_shape(self, model: MilpEncoding) -> None:
+        base = self.projected
+        if (
+            model.served_columns is not base.served_columns
+            or model.num_cols < base.num_cols
+            or model.num_rows < base.num_rows
+            or not np.array_equal(model.row_lower[: base.num_rows], base.row_lower)
+            or not np.array_equal(model.row_upper[: base.num_rows], base.row_upper)
+        ):
+            raise InvalidParameterError(
+                "the model must be the projected encoding with columns and rows appended"
+            )
+
+    # --- steps 2 and 3 --------------------------------------------------------------------
 
     def solve(
         self,
@@ -160,314 +288,160 @@ class PlacementSolver:
         *,
         options: Mapping[str, bool | int | float | str] | None = None,
         may_be_infeasible: bool = False,
-    ) -> MilpResult:
-        """The model's proven optimum (as `solve_max` with presolve would give it: same
-        objective, perhaps another of several optimal points)."""
+    ) -> tuple[MilpResult, Allocation | None]:
+        """The proven optimum over V of a model written over `projected` (its rows beyond
+        R's, its costs and bounds), as HiGHS would prove it on `lift(model)`, and the
+        allocation at that point (None if the model is infeasible). The point is over the
+        model's columns."""
         start = time.perf_counter()
         self.solves += 1
-        whole = dict(options=options, presolve=True, may_be_infeasible=may_be_infeasible)
-        misfit = self._misfit(model)
-        if misfit is not None:
-            return self._whole(model, misfit, whole)
-        projection = _Projection(self, model)
-        local: list[PlacementCut] = []
+        self._check_shape(model)
         why = "rounds"
         for _ in range(MAX_ROUNDS):
             self.rounds += 1
-            reduced = projection.model(self.pool + local)
-            answer = solve_max(reduced, options=options, presolve=True, may_be_infeasible=True)
+            answer = solve_max(
+                model.extended(self._rows(self.pool)),
+                options=options,
+                presolve=True,
+                may_be_infeasible=True,
+            )
             if answer.status == "Infeasible":
                 if not may_be_infeasible:
                     why = "infeasible"
                     break  # a fault: let HiGHS say so on the whole model
                 return dataclasses.replace(
                     answer, x=np.zeros(model.num_cols), seconds=time.perf_counter() - start
-                )
+                ), None
             if not answer.proven:
                 why = "unproven"
                 break
             try:
-                placed = projection.place(answer.x)
+                placed = self._place(answer.x)
             except _Unsettled as unsettled:
                 why = str(unsettled)
                 break
-            if isinstance(placed, np.ndarray):
+            if isinstance(placed, Allocation):
+                x = answer.x.copy()
+                x[model.integral] = np.round(x[model.integral])
                 return dataclasses.replace(
                     answer,
-                    x=placed,
-                    objective=float(model.objective @ placed),
+                    x=x,
+                    objective=float(model.objective @ x),
                     seconds=time.perf_counter() - start,
-                )
-            for cut, everywhere in placed:
-                if everywhere:
-                    self.pool.append(cut)
-                else:
-                    self.local_cuts += 1
-                    local.append(cut)
-        return self._whole(model, why, whole)
+                ), placed
+            self.pool += placed
+        return self._whole(model, why, options, may_be_infeasible, start)
 
-    def _whole(self, model: MilpEncoding, why: str, whole: dict) -> MilpResult:
+    def _whole(self, model, why, options, may_be_infeasible, start):
+        """HiGHS on `lift(model)`, its answer brought back to the model's columns."""
         self.fallbacks[why] = self.fallbacks.get(why, 0) + 1
-        return solve_max(model, **whole)
-
-    # --- what the projection needs --------------------------------------------------------
-
-    def _misfit(self, model: MilpEncoding) -> str | None:
-        """Why `model` is not the base encoding with columns and rows appended, none of them
-        on a share, and shares that cost nothing and are not forced on (None if it is)."""
-        if not self.applies:
-            return "market"
-        if model.pair_columns is not self.base.pair_columns or model.num_cols < self.base.num_cols:
-            return "shape"
-        shares = self.pair_column
-        if model.objective[shares].any() or not model.integral[shares].all():
-            return "shape"
-        if (model.col_lower[shares] > 0).any():
-            return "forced share"
-        return None
-
-
-class _Projection:
-    """R for one model (module docstring, step 1) and the placement of its answers."""
-
-    def __init__(self, solver: PlacementSolver, model: MilpEncoding) -> None:
-        self.solver = solver
-        self.original = model
-        s = solver
-        num_cols = model.num_cols
-        is_share = np.zeros(num_cols, dtype=bool)
-        is_share[s.pair_column] = True
-        self.kept = np.nonzero(~is_share)[0]
-        self.position = np.full(num_cols, -1, dtype=np.int64)
-        self.position[self.kept] = np.arange(len(self.kept))
-        matrix = sparse.csr_array(model.matrix)
-        touches = (abs(matrix) @ is_share.astype(float)) > 0
-        rows = np.nonzero(~touches)[0]
-        self.rows = matrix[rows][:, self.kept]
-        self.row_lower = model.row_lower[rows]
-        self.row_upper = model.row_upper[rows]
-        # The shares this model leaves free: N(t) of each request.
-        free = model.col_upper[s.pair_column] > 0
-        self.free_request = s.pair_request[free]
-        self.free_node = s.pair_node[free]
-        self.free_column = s.pair_column[free]
-        self.reachable: list[list[int]] = [[] for _ in s.replicas]
-        for t, n in zip(self.free_request.tolist(), self.free_node.tolist(), strict=True):
-            self.reachable[t].append(n)
-        self.valid_rows = self._valid_rows()
-
-    def column_of_served(self, requests) -> np.ndarray:
-        return self.position[self.solver.served_column[np.asarray(requests, dtype=np.int64)]]
-
-    def column_of_used(self, nodes) -> np.ndarray:
-        return self.position[self.solver.used_column[np.asarray(nodes, dtype=np.int64)]]
-
-    def _valid_rows(self) -> tuple[sparse.csr_array, np.ndarray, np.ndarray]:
-        """The rows of step 1 that every allocation of V satisfies."""
-        s = self.solver
-        n_requests = len(s.replicas)
-        n_nodes = len(s.used_column)
-        entries_row: list[np.ndarray] = []
-        entries_col: list[np.ndarray] = []
-        entries_val: list[np.ndarray] = []
-        # Σ_{N(t)} u_n - r_t s_t ≥ 0, one row per request.
-        entries_row += [self.free_request, np.arange(n_requests)]
-        entries_col += [
-            self.column_of_used(self.free_node),
-            self.column_of_served(np.arange(n_requests)),
-        ]
-        entries_val += [np.ones(len(self.free_request)), -s.replicas.astype(float)]
-        lower = [np.zeros(n_requests)]
-        upper = [np.full(n_requests, math.inf)]
-        # u_n - Σ_{t : n ∈ N(t)} s_t ≤ 0, one row per node that has a use column.
-        has_use = np.nonzero(s.used_column >= 0)[0]
-        node_row = np.full(n_nodes, -1, dtype=np.int64)
-        node_row[has_use] = n_requests + np.arange(len(has_use))
-        entries_row += [node_row[has_use], node_row[self.free_node]]
-        entries_col += [self.column_of_used(has_use), self.column_of_served(self.free_request)]
-        entries_val += [np.ones(len(has_use)), -np.ones(len(self.free_request))]
-        lower.append(np.full(len(has_use), -math.inf))
-        upper.append(np.zeros(len(has_use)))
-        # Σ_{N(a) ∪ N(b)} u_n - r_a s_a - r_b s_b ≥ 0 for node conflicts that share a node.
-        first = n_requests + len(has_use)
-        count = 0
-        for a, b in s.conflicts:
-            on_a, on_b = set(self.reachable[a]), set(self.reachable[b])
-            if not on_a & on_b:
-                continue  # they can never meet on a node: the request rows say it all
-            row = first + count
-            count += 1
-            union = sorted(on_a | on_b)
-            entries_row += [np.full(len(union) + 2, row)]
-            entries_col.append(
-                np.concatenate([self.column_of_used(union), self.column_of_served([a, b])])
-            )
-            entries_val.append(
-                np.concatenate([np.ones(len(union)), -s.replicas[[a, b]].astype(float)])
-            )
-        lower.append(np.zeros(count))
-        upper.append(np.full(count, math.inf))
-        matrix = sparse.csr_array(
-            (
-                np.concatenate(entries_val),
-                (np.concatenate(entries_row), np.concatenate(entries_col)),
-            ),
-            shape=(first + count, len(self.kept)),
+        lifted = self.lift(model)
+        result = solve_max(
+            lifted, options=options, presolve=True, may_be_infeasible=may_be_infeasible
         )
-        return matrix, np.concatenate(lower), np.concatenate(upper)
+        full = self.full
+        x = np.concatenate([result.x[self.to_full], result.x[full.num_cols :]])
+        back = dataclasses.replace(result, x=x, seconds=time.perf_counter() - start)
+        if result.status == "Infeasible":
+            return back, None
+        return back, lifted.decode(result.x, self.market)
 
-    def model(self, cuts: list[PlacementCut]) -> MilpEncoding:
-        """R with these cuts."""
-        valid, valid_lower, valid_upper = self.valid_rows
-        blocks = [self.rows, valid]
-        lower = [self.row_lower, valid_lower]
-        upper = [self.row_upper, valid_upper]
-        if cuts:
-            rows, cols, vals = [], [], []
-            for k, cut in enumerate(cuts):
-                served = self.column_of_served(cut.requests)
-                used = self.column_of_used(cut.nodes)
-                rows.append(np.full(len(served) + len(used), k))
-                cols += [served, used]
-                vals += [np.full(len(served), float(cut.need)), -np.ones(len(used))]
-            blocks.append(
-                sparse.csr_array(
-                    (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                    shape=(len(cuts), len(self.kept)),
-                )
-            )
-            lower.append(np.full(len(cuts), -math.inf))
-            upper.append(np.array([c.need * (len(c.requests) - 1.0) for c in cuts]))
-        m = self.original
-        return MilpEncoding(
-            objective=m.objective[self.kept],
-            col_lower=m.col_lower[self.kept],
-            col_upper=m.col_upper[self.kept],
-            integral=m.integral[self.kept],
-            matrix=sparse.csr_array(sparse.vstack(blocks, format="csr")),
-            row_lower=np.concatenate(lower),
-            row_upper=np.concatenate(upper),
-            pair_columns={},
-            served_columns={},
-            used_columns={},
-            indicators={},
-            divisible=False,
-        )
+    def _rows(self, cuts: list[PlacementCut]) -> list:
+        """The cuts as rows over R's columns."""
+        rows = []
+        for cut in cuts:
+            coeffs = dict.fromkeys(self.served_column[list(cut.requests)].tolist(), float(cut.need))
+            coeffs.update(dict.fromkeys(self.used_column[list(cut.nodes)].tolist(), -1.0))
+            rows.append((coeffs, -math.inf, cut.need * (len(cut.requests) - 1.0)))
+        return rows
 
-    # --- step 2 ---------------------------------------------------------------------------
-
-    def place(self, answer: np.ndarray) -> np.ndarray | list[tuple[PlacementCut, bool]]:
-        """The model's point for R's answer, or the cuts (each with whether it holds for all
-        of V) that rule the answer out."""
-        s = self.solver
-        served_at = answer[self.column_of_served(np.arange(len(s.replicas)))]
-        served = np.nonzero(served_at > 0.5)[0].tolist()
-        has_use = s.used_column >= 0
-        used = np.zeros(len(s.used_column), dtype=bool)
-        used[has_use] = answer[self.column_of_used(np.nonzero(has_use)[0])] > 0.5
-        on = {t: [n for n in self.reachable[t] if used[n]] for t in served}
+    def _place(self, answer: np.ndarray) -> Allocation | list[PlacementCut]:
+        """The allocation for an answer, or the cuts that rule the answer out."""
+        served = np.nonzero(answer[self.served_column] > 0.5)[0].tolist()
+        used = np.zeros(len(self.used_column), dtype=bool)
+        has_use = self.used_column >= 0
+        used[has_use] = answer[self.used_column[has_use]] > 0.5
+        on = {t: [n for n in self.capable[t] if used[n]] for t in served}
         placement: dict[int, tuple[int, ...]] = {}
-        cuts: list[tuple[PlacementCut, bool]] = []
-        is_served = set(served)
+        cuts: list[PlacementCut] = []
         free: list[int] = []
-        for group in _groups(served, s.neighbours, is_served):
+        for group in _groups(served, self.neighbours, set(served)):
             if len(group) == 1:
                 free += group
                 continue
-            found = _search(group, on, s.replicas, s.neighbours)
+            found = _search(group, on, self.replicas, self.neighbours)
             if found is not None:
                 placement.update(found)
                 continue
-            core = _core(group, on, s.replicas, s.neighbours)
-            everywhere_on = {t: [n for n in s.capable[t] if used[n]] for t in core}
-            everywhere = _search(core, everywhere_on, s.replicas, s.neighbours) is None
-            reach = s.capable if everywhere else self.reachable
-            cuts.append((_cut(sorted(core), reach, used, s.replicas, s.neighbours), everywhere))
+            core = sorted(_core(group, on, self.replicas, self.neighbours))
+            cuts.append(_cut(core, self.capable, used, self.replicas, self.neighbours))
         if cuts:
             return cuts
-        placement.update(self._cover(free, on, placement, used))
-        return self._point(answer, placement)
-
-    def _cover(
-        self,
-        free: list[int],
-        on: dict[int, list[int]],
-        placement: dict[int, tuple[int, ...]],
-        used: np.ndarray,
-    ) -> dict[int, tuple[int, ...]]:
-        """Places the requests in no node conflict with another served one so that every used
-        node holds something (a maximum flow request → empty node), or raises `_Unsettled`."""
-        s = self.solver
-        holding = {n for nodes in placement.values() for n in nodes}
-        empty = [n for n in np.nonzero(used)[0].tolist() if n not in holding]
-        chosen: dict[int, list[int]] = {t: [] for t in free}
-        if empty:
-            slot = {n: k for k, n in enumerate(empty)}
-            # Vertices: 0 source, 1..F requests, then the empty nodes, then the sink.
-            sink = 1 + len(free) + len(empty)
-            heads, tails, capacity = [], [], []
-            for k, t in enumerate(free):
-                heads.append(0)
-                tails.append(1 + k)
-                capacity.append(int(s.replicas[t]))
-                for n in on[t]:
-                    if n in slot:
-                        heads.append(1 + k)
-                        tails.append(1 + len(free) + slot[n])
-                        capacity.append(1)
-            for k in range(len(empty)):
-                heads.append(1 + len(free) + k)
-                tails.append(sink)
-                capacity.append(1)
-            graph = sparse.csr_array(
-                (np.array(capacity, dtype=np.int32), (heads, tails)), shape=(sink + 1, sink + 1)
-            )
-            flow = maximum_flow(graph, 0, sink)
-            if flow.flow_value < len(empty):
-                raise _Unsettled("cover")
-            moved = sparse.coo_array(flow.flow)
-            for head, tail, amount in zip(moved.row, moved.col, moved.data, strict=True):
-                if amount > 0 and 1 <= head <= len(free) and tail > len(free) and tail < sink:
-                    chosen[free[head - 1]].append(empty[tail - 1 - len(free)])
-        result: dict[int, tuple[int, ...]] = {}
-        for t in free:
-            nodes = chosen[t]
-            rest = [n for n in on[t] if n not in nodes]
-            need = int(s.replicas[t]) - len(nodes)
-            if need > len(rest):
-                raise _Unsettled("replicas")
-            result[t] = tuple(nodes + rest[:need])
-        return result
-
-    def _point(self, answer: np.ndarray, placement: dict[int, tuple[int, ...]]) -> np.ndarray:
-        """The model's column vector, checked against every row and bound (`_Unsettled` if
-        any refuses it)."""
-        m = self.original
-        x = np.zeros(m.num_cols)
-        x[self.kept] = answer
-        integral = m.integral
-        x[integral] = np.round(x[integral])
-        share = dict(
-            zip(
-                zip(self.free_request.tolist(), self.free_node.tolist(), strict=True),
-                self.free_column.tolist(),
-                strict=True,
-            )
+        placement.update(_cover(free, on, placement, used, self.replicas))
+        requests, nodes = self.market.requests, self.market.nodes
+        allocation = Allocation.from_nodes(
+            {requests[t].id: [nodes[n].id for n in chosen] for t, chosen in placement.items()}
         )
-        for t, nodes in placement.items():
-            for n in nodes:
-                x[share[(t, n)]] = 1.0
-        finite = np.maximum(
-            np.abs(np.where(np.isfinite(m.row_lower), m.row_lower, 0.0)),
-            np.abs(np.where(np.isfinite(m.row_upper), m.row_upper, 0.0)),
+        # The answer's own served requests and used nodes, and a valid allocation: a point
+        # of V worth the answer (no share costs anything).
+        if set(allocation.served_requests) != {requests[t].id for t in served}:
+            raise _Unsettled("served")
+        if set(allocation.used_nodes) != {nodes[n].id for n in np.nonzero(used)[0]}:
+            raise _Unsettled("used")
+        if not is_valid(self.market, allocation):
+            raise _Unsettled("invalid")
+        return allocation
+
+
+def _cover(
+    free: list[int],
+    on: dict[int, list[int]],
+    placement: dict[int, tuple[int, ...]],
+    used: np.ndarray,
+    replicas: np.ndarray,
+) -> dict[int, tuple[int, ...]]:
+    """Places the requests in no node conflict with another served one so that every used
+    node holds something (a maximum flow request → empty node), or raises `_Unsettled`."""
+    holding = {n for nodes in placement.values() for n in nodes}
+    empty = [n for n in np.nonzero(used)[0].tolist() if n not in holding]
+    chosen: dict[int, list[int]] = {t: [] for t in free}
+    if empty:
+        slot = {n: k for k, n in enumerate(empty)}
+        # Vertices: 0 the source, 1..F the requests, then the empty nodes, then the sink.
+        sink = 1 + len(free) + len(empty)
+        heads, tails, capacity = [], [], []
+        for k, t in enumerate(free):
+            heads.append(0)
+            tails.append(1 + k)
+            capacity.append(int(replicas[t]))
+            for n in on[t]:
+                if n in slot:
+                    heads.append(1 + k)
+                    tails.append(1 + len(free) + slot[n])
+                    capacity.append(1)
+        for k in range(len(empty)):
+            heads.append(1 + len(free) + k)
+            tails.append(sink)
+            capacity.append(1)
+        graph = sparse.csr_array(
+            (np.array(capacity, dtype=np.int32), (heads, tails)), shape=(sink + 1, sink + 1)
         )
-        slack = FEASIBILITY_TOL * (1.0 + finite)
-        activity = m.matrix @ x
-        if (activity > m.row_upper + slack).any() or (activity < m.row_lower - slack).any():
-            raise _Unsettled("rows")
-        if (x < m.col_lower - FEASIBILITY_TOL).any() or (x > m.col_upper + FEASIBILITY_TOL).any():
-            raise _Unsettled("bounds")
-        return x
+        flow = maximum_flow(graph, 0, sink)
+        if flow.flow_value < len(empty):
+            raise _Unsettled("cover")
+        moved = sparse.coo_array(flow.flow)
+        for head, tail, amount in zip(moved.row, moved.col, moved.data, strict=True):
+            if amount > 0 and 1 <= head <= len(free) and len(free) < tail < sink:
+                chosen[free[head - 1]].append(empty[tail - 1 - len(free)])
+    result: dict[int, tuple[int, ...]] = {}
+    for t in free:
+        nodes = chosen[t]
+        rest = [n for n in on[t] if n not in nodes]
+        need = int(replicas[t]) - len(nodes)
+        if need > len(rest):
+            raise _Unsettled("replicas")
+        result[t] = tuple(nodes + rest[:need])
+    return result
 
 
 def _groups(served: list[int], neighbours: list[set[int]], is_served: set[int]):
@@ -588,4 +562,4 @@ def _core(
     return core
 
 
-__all__ = ["MAX_ROUNDS", "SEARCH_STEPS", "PlacementCut", "PlacementSolver"]
+__all__ = ["COUNT_CUT_SUBSETS", "MAX_ROUNDS", "SEARCH_STEPS", "PlacementCut", "PlacementSolver"]

@@ -159,9 +159,10 @@ class RegimeSplit:
 
     def _restricted(
         self, model, bound, known: float, cutoff_row: bool = False
-    ) -> tuple[float, np.ndarray] | None:
-        """The regime's optimum among points worth at least `known` (model units), or None
-        if there is none: the MILP after reduced-cost fixing at `known`, presolved (and so
+    ) -> tuple[float, np.ndarray, Allocation] | None:
+        """The regime's optimum among points worth at least `known` (model units), its point
+        and its allocation, or None if there is none: the MILP after reduced-cost fixing at
+        `known`, solved by the challenge model (`ChallengeModel.solve`: presolved, and so
         without a start, see `mercat.clearing.highs.solve_max`).
 
         `cutoff_row` adds the row objective · x ≥ known. For a regime that seldom beats
@@ -178,12 +179,12 @@ class RegimeSplit:
             costs = np.nonzero(model.objective)[0]
             row = dict(zip(costs.tolist(), model.objective[costs].tolist(), strict=True))
             restricted = restricted.extended([(row, known, math.inf)])
-        result = self.challenges.solve(restricted, RESTRICTED_MILP_OPTIONS, presolve=True)
+        result, allocation = self.challenges.solve(restricted, RESTRICTED_MILP_OPTIONS)
         if result.status == "Infeasible":
             return None
         if not result.proven:
             raise SolverError(f"HiGHS did not prove a regime's challenge (status {result.status})")
-        return result.objective, result.x
+        return result.objective, result.x, allocation
 
     # --- the welfare without a participant ------------------------------------------------
 
@@ -225,7 +226,7 @@ class RegimeSplit:
             known = min(known, lagrangian_bound(without, duals).value)
             done = 2
         if known > beat and effort >= 3:
-            result = self.challenges.solve(without, None, presolve=True)
+            result, _ = self.challenges.solve(without, None)
             if not result.proven:
                 raise SolverError(f"HiGHS did not prove a welfare optimum ({result.status})")
             known = min(known, result.bound)
@@ -262,7 +263,7 @@ class RegimeSplit:
         kept = big | (self.bounds_without(kink.columns) <= known.gain + GAIN_TOL - lift)
         best_offer: Offer | None = known
         best_gain = known.gain
-        best: tuple[MilpEncoding, np.ndarray] | None = None  # a MILP's answer, to decode
+        best: Allocation | None = None  # a MILP's answer
         # B (H kept, at most τ dropped), then A2 (H kept, τ or more dropped): each regime's
         # best above the best so far, if any.
         for at_most_tau in (True, False):
@@ -277,7 +278,7 @@ class RegimeSplit:
             )
             gain = -math.inf if found is None else found[0] + offset + constant
             if gain > best_gain + GAIN_TOL:
-                best_gain, best, best_offer = gain, (model, found[1]), None
+                best_gain, best, best_offer = gain, found[2], None
 
         # No allocation that drops a kept participant may beat the answer (h(p) tightened,
         # up to its proof, only where its bound does not already say so).
@@ -289,7 +290,7 @@ class RegimeSplit:
                 return None
 
         if best is not None:
-            offer = price(best[0].decode(best[1], self.challenges.beliefs))
+            offer = price(best)
             best_offer = as_solved(offer, best_gain, "the split challenge's MILP")
         self.answered += 1
         return best_offer
