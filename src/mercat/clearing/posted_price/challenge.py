@@ -454,9 +454,7 @@ class ChallengeModel:
                 f"the restricted challenge MILP found {expected:.9g}, below the known "
                 f"candidate's {known[0].gain:.9g}"
             )
-        offer = as_solved(
-            price(allocation), expected, "the best-challenge MILP"
-        )
+        offer = as_solved(price(allocation), expected, "the best-challenge MILP")
         self.remember(offer.proposal.allocation)
         return offer
 
