@@ -163,13 +163,30 @@ def test_an_unplaceable_group_becomes_a_cut_of_the_pool():
     assert solver.rounds == 3
 
 
-def test_what_step_two_cannot_settle_goes_to_highs_whole(monkeypatch):
+def test_a_group_past_the_search_bound_is_placed_by_highs(monkeypatch):
+    # With no search steps at all, every group takes the large groups' path: parts that
+    # cannot be searched either, then HiGHS on the placement, which proves two nodes too few
+    # for the triangle (a plain cut over the group, one per pair of nodes tried) and then
+    # places it on three.
     market = triangle()
     monkeypatch.setattr(placement, "SEARCH_STEPS", 0)
     solver = PlacementSolver(market, strengthened(encode(market), market))
     result, allocation = solver.solve(solver.projected)
     assert result.objective == pytest.approx(12.0) and len(allocation.used_nodes) == 3
-    assert solver.fallbacks == {"search": 1}
+    assert solver.fallbacks == {} and solver.rounds == len(solver.pool) + 1
+    for cut in solver.pool:  # one plain cut per pair of nodes the answer tried
+        assert cut.requests == (0, 1, 2) and len(cut.nodes) == 1 and cut.need == 1
+        assert cut_holds_on_v(market, solver, cut)
+
+
+def test_what_step_two_cannot_settle_goes_to_highs_whole(monkeypatch):
+    market = triangle()
+    monkeypatch.setattr(placement, "MAX_ROUNDS", 1)  # the triangle needs a second round
+    solver = PlacementSolver(market, strengthened(encode(market), market))
+    result, allocation = solver.solve(solver.projected)
+    assert result.objective == pytest.approx(12.0) and len(allocation.used_nodes) == 3
+    assert solver.fallbacks == {"rounds": 1}
+    assert np.array_equal(solver.encode_allocation(allocation), result.x)
 
 
 def test_the_solver_refuses_what_it_cannot_answer():

@@ -56,7 +56,7 @@ from scipy.sparse.csgraph import maximum_flow
 
 from mercat.clearing.highs import MilpResult, solve_max
 from mercat.errors import InvalidParameterError
-from mercat.market.constraints import MilpEncoding, is_valid
+from mercat.market.constraints import MilpEncoding, is_valid, rows_matrix
 from mercat.market.model import Allocation, Market
 
 SEARCH_STEPS = 20_000
@@ -369,7 +369,15 @@ class PlacementSolver:
             if len(group) == 1:
                 free += group
                 continue
-            found = _search(group, on, self.replicas, self.neighbours)
+            try:
+                found = _search(group, on, self.replicas, self.neighbours)
+            except _Unsettled:
+                large = self._place_large(group, on, used)
+                if isinstance(large, list):
+                    cuts += large
+                else:
+                    placement.update(large)
+                continue
             if found is not None:
                 placement.update(found)
                 continue
@@ -391,6 +399,82 @@ class PlacementSolver:
         if not is_valid(self.market, allocation):
             raise _Unsettled("invalid")
         return allocation
+
+    def _place_large(
+        self, group: list[int], on: dict[int, list[int]], used: np.ndarray
+    ) -> dict[int, tuple[int, ...]] | list[PlacementCut]:
+        """A group past the search's bound (a large market's served requests can form one
+        conflict group of hundreds): first each member with the served requests it conflicts
+        with, searched alone, where a part that cannot be placed gives its core's cut; then
+        HiGHS on the group's placement (`_placement_milp`). A group HiGHS proves unplaceable
+        gives the plain cut over the whole group."""
+        members = set(group)
+        cuts: list[PlacementCut] = []
+        for t in sorted(group, key=lambda v: (len(on[v]) - int(self.replicas[v]), v)):
+            part = sorted({t} | (self.neighbours[t] & members))
+            try:
+                if _search(part, on, self.replicas, self.neighbours) is not None:
+                    continue
+                core = sorted(_core(part, on, self.replicas, self.neighbours))
+                cut = _cut(core, self.capable, used, self.replicas, self.neighbours)
+            except _Unsettled:
+                continue  # a neighbourhood too large to search: HiGHS below decides
+            if cut not in cuts:
+                cuts.append(cut)
+        if cuts:
+            return cuts
+        found = _placement_milp(group, on, self.replicas, self.neighbours)
+        if found is not None:
+            return found
+        reachable = sorted({n for t in group for n in self.capable[t]})
+        return [PlacementCut(tuple(group), tuple(n for n in reachable if not used[n]))]
+
+
+def _placement_milp(
+    group: list[int],
+    on: Mapping[int, list[int]],
+    replicas: np.ndarray,
+    neighbours: list[set[int]],
+) -> dict[int, tuple[int, ...]] | None:
+    """A placement of the group found by HiGHS (a feasibility MILP: r_t shares of each
+    request on its nodes, no two requests in a node conflict on one node), or None if HiGHS
+    proves there is none; `_Unsettled` if it proves neither."""
+    columns = [(t, n) for t in group for n in on[t]]
+    index = {pair: j for j, pair in enumerate(columns)}
+    rows: list = []
+    for t in group:
+        rows.append(({index[(t, n)]: 1.0 for n in on[t]}, float(replicas[t]), float(replicas[t])))
+    members = set(group)
+    for a in group:
+        for b in sorted(neighbours[a] & members):
+            if a < b:
+                for n in sorted(set(on[a]) & set(on[b])):
+                    rows.append(({index[(a, n)]: 1.0, index[(b, n)]: 1.0}, -math.inf, 1.0))
+    size = len(columns)
+    model = MilpEncoding(
+        objective=np.zeros(size),
+        col_lower=np.zeros(size),
+        col_upper=np.ones(size),
+        integral=np.ones(size, dtype=bool),
+        matrix=rows_matrix(rows, size),
+        row_lower=np.array([lo for _, lo, _ in rows], dtype=float),
+        row_upper=np.array([hi for _, _, hi in rows], dtype=float),
+        pair_columns={},
+        served_columns={},
+        used_columns={},
+        indicators={},
+        divisible=False,
+    )
+    result = solve_max(model, presolve=True, may_be_infeasible=True)
+    if result.status == "Infeasible":
+        return None
+    if not result.proven:
+        raise _Unsettled("placement milp")
+    chosen: dict[int, list[int]] = {t: [] for t in group}
+    for (t, n), value in zip(columns, result.x, strict=True):
+        if value > 0.5:
+            chosen[t].append(n)
+    return {t: tuple(nodes) for t, nodes in chosen.items()}
 
 
 def _cover(
