@@ -80,7 +80,14 @@ def challenge_like(draw):
 
 def cut_holds_on_v(market, solver, cut):
     """Whether every valid allocation satisfies the cut (need·Σ served - Σ used ≤
-    need·(|C| - 1))."""
+    need·(|C| - 1); for a pattern cut: no allocation serves and uses exactly its pattern)."""
+    if isinstance(cut, placement.PatternCut):
+        served = {market.requests[t].id for t in cut.served}
+        used = {market.nodes[n].id for n in cut.used}
+        return not any(
+            set(a.served_requests) == served and set(a.used_nodes) == used
+            for a in valid_allocations(market)
+        )
     for allocation in valid_allocations(market):
         x = solver.encode_allocation(allocation)
         served = sum(x[solver.served_column[t]] for t in cut.requests)
@@ -115,6 +122,7 @@ def test_the_placement_solver_finds_highs_optimum(case):
     market, solver, model = case
     holds_to_highs(market, solver, model)
     event(f"rounds: {solver.rounds}, cuts: {len(solver.pool)}")
+    event(f"pattern cuts: {sum(isinstance(c, placement.PatternCut) for c in solver.pool)}")
     event(f"to HiGHS whole: {sorted(solver.fallbacks)}")
 
 

@@ -30,12 +30,17 @@ on them. `PlacementSolver` takes them out:
    allocation of V satisfies. The search shrinks the group to a core C that still cannot
    be placed, and the cut asks for as many used nodes of N(C) as the smallest set that can
    hold C (or, where that count is not established, for a node of N(C) that the answer left
-   unused). Cuts join the solver's pool, which every later model starts with: the
+   unused). Where every group can be placed but the flow leaves a used node empty, HiGHS
+   places the whole answer with every used node covered, and if it cannot, a pattern cut
+   rules out that one answer (`PatternCut`). Cuts join the solver's pool, which every
+   later model starts with: the
    dynamics meet the same tight groups turn after turn (on the 200 × 50 benchmark, ten cuts
    found in the first turns answer every later MILP at once). The model is solved again.
 
-Anything step 2 cannot settle (a node of O that no flow covers, a search past its bound, an
-answer HiGHS did not prove) goes to HiGHS on the whole model over the full encoding
+A group past the search's bound is searched member by member (each with the requests it
+conflicts with) for a small part that cannot be placed, then placed by HiGHS as a
+feasibility MILP. Anything step 2 cannot settle (an answer HiGHS did not prove, more than
+MAX_ROUNDS rounds) goes to HiGHS on the whole model over the full encoding
 (`PlacementSolver.lift`): the answer is the model's optimum over V either way.
 `tests/clearing/posted_price/test_posted_price_placement.py` holds both to the same optima
 and checks every pool cut against the points of V.
@@ -47,7 +52,7 @@ import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -81,6 +86,17 @@ class PlacementCut:
     requests: tuple[int, ...]
     nodes: tuple[int, ...]
     need: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PatternCut:
+    """No allocation serves exactly `served` on exactly the nodes `used` (by index): the
+    answer's requests could each be placed, but not so that every used node holds one. The
+    row Σ_{served} s_t + Σ_{used} u_n - Σ_{other requests} s_t - Σ_{other nodes} u_n ≤
+    |served| + |used| - 1 rules out that one answer."""
+
+    served: tuple[int, ...]
+    used: tuple[int, ...]
 
 
 class _Unsettled(Exception):
@@ -133,7 +149,7 @@ class PlacementSolver:
         self.used_column = np.array(
             [self.projected.used_columns.get(n.id, -1) for n in market.nodes], dtype=np.int64
         )
-        self.pool: list[PlacementCut] = []
+        self.pool: list[PlacementCut | PatternCut] = []
         self.solves = 0  # models solved
         self.rounds = 0  # solves of a model with the pool's cuts
         self.fallbacks: dict[str, int] = {}  # why models went to HiGHS whole: how often
@@ -346,16 +362,24 @@ class PlacementSolver:
             return back, None
         return back, lifted.decode(result.x, self.market)
 
-    def _rows(self, cuts: list[PlacementCut]) -> list:
+    def _rows(self, cuts: list[PlacementCut | PatternCut]) -> list:
         """The cuts as rows over R's columns."""
         rows = []
         for cut in cuts:
+            if isinstance(cut, PatternCut):
+                has_use = np.nonzero(self.used_column >= 0)[0]
+                coeffs = dict.fromkeys(self.served_column.tolist(), -1.0)
+                coeffs.update(dict.fromkeys(self.used_column[has_use].tolist(), -1.0))
+                coeffs.update(dict.fromkeys(self.served_column[list(cut.served)].tolist(), 1.0))
+                coeffs.update(dict.fromkeys(self.used_column[list(cut.used)].tolist(), 1.0))
+                rows.append((coeffs, -math.inf, len(cut.served) + len(cut.used) - 1.0))
+                continue
             coeffs = dict.fromkeys(self.served_column[list(cut.requests)].tolist(), float(cut.need))
             coeffs.update(dict.fromkeys(self.used_column[list(cut.nodes)].tolist(), -1.0))
             rows.append((coeffs, -math.inf, cut.need * (len(cut.requests) - 1.0)))
         return rows
 
-    def _place(self, answer: np.ndarray) -> Allocation | list[PlacementCut]:
+    def _place(self, answer: np.ndarray) -> Allocation | list[PlacementCut | PatternCut]:
         """The allocation for an answer, or the cuts that rule the answer out."""
         served = np.nonzero(answer[self.served_column] > 0.5)[0].tolist()
         used = np.zeros(len(self.used_column), dtype=bool)
@@ -363,7 +387,7 @@ class PlacementSolver:
         used[has_use] = answer[self.used_column[has_use]] > 0.5
         on = {t: [n for n in self.capable[t] if used[n]] for t in served}
         placement: dict[int, tuple[int, ...]] = {}
-        cuts: list[PlacementCut] = []
+        cuts: list[PlacementCut | PatternCut] = []
         free: list[int] = []
         for group in _groups(served, self.neighbours, set(served)):
             if len(group) == 1:
@@ -385,7 +409,16 @@ class PlacementSolver:
             cuts.append(_cut(core, self.capable, used, self.replicas, self.neighbours))
         if cuts:
             return cuts
-        placement.update(_cover(free, on, placement, used, self.replicas))
+        try:
+            placement.update(_cover(free, on, placement, used, self.replicas))
+        except _Unsettled:
+            # The flow over the requests outside groups leaves a used node empty: HiGHS on
+            # the whole placement, every used node covered, decides.
+            opened = np.nonzero(used)[0].tolist()
+            found = _placement_milp(served, on, self.replicas, self.neighbours, cover=opened)
+            if found is None:
+                return [PatternCut(tuple(served), tuple(opened))]
+            placement = found
         requests, nodes = self.market.requests, self.market.nodes
         allocation = Allocation.from_nodes(
             {requests[t].id: [nodes[n].id for n in chosen] for t, chosen in placement.items()}
@@ -435,10 +468,12 @@ def _placement_milp(
     on: Mapping[int, list[int]],
     replicas: np.ndarray,
     neighbours: list[set[int]],
+    cover: Iterable[int] = (),
 ) -> dict[int, tuple[int, ...]] | None:
     """A placement of the group found by HiGHS (a feasibility MILP: r_t shares of each
-    request on its nodes, no two requests in a node conflict on one node), or None if HiGHS
-    proves there is none; `_Unsettled` if it proves neither."""
+    request on its nodes, no two requests in a node conflict on one node, every node of
+    `cover` holding one), or None if HiGHS proves there is none; `_Unsettled` if it proves
+    neither."""
     columns = [(t, n) for t in group for n in on[t]]
     index = {pair: j for j, pair in enumerate(columns)}
     rows: list = []
@@ -450,6 +485,9 @@ def _placement_milp(
             if a < b:
                 for n in sorted(set(on[a]) & set(on[b])):
                     rows.append(({index[(a, n)]: 1.0, index[(b, n)]: 1.0}, -math.inf, 1.0))
+    for n in cover:
+        holders = {index[(t, n)]: 1.0 for t in group if (t, n) in index}
+        rows.append((holders, 1.0, math.inf))
     size = len(columns)
     model = MilpEncoding(
         objective=np.zeros(size),
@@ -616,13 +654,20 @@ def _cut(
     none_hold = None  # the largest size at which no set holds the core
     while size <= len(reachable) and math.comb(len(reachable), size) <= budget:
         budget -= math.comb(len(reachable), size)
-        if any(
-            _search(
-                core, {t: [n for n in reach[t] if n in chosen] for t in core}, replicas, neighbours
+        try:
+            held = any(
+                _search(
+                    core,
+                    {t: [n for n in reach[t] if n in chosen] for t in core},
+                    replicas,
+                    neighbours,
+                )
+                is not None
+                for chosen in map(set, itertools.combinations(reachable, size))
             )
-            is not None
-            for chosen in map(set, itertools.combinations(reachable, size))
-        ):
+        except _Unsettled:
+            break  # a set the search cannot decide: keep what is established
+        if held:
             break
         none_hold = size
         size += 1
@@ -637,13 +682,25 @@ def _core(
     replicas: np.ndarray,
     neighbours: list[set[int]],
 ) -> list[int]:
-    """A part of an unplaceable group that is still unplaceable, with no request to spare."""
+    """A part of an unplaceable group that is still unplaceable, with no request to spare
+    (a request is kept where the search cannot decide without it)."""
     core = list(group)
     for t in group:
         rest = [v for v in core if v != t]
-        if _search(rest, on, replicas, neighbours) is None:
+        try:
+            unplaceable = _search(rest, on, replicas, neighbours) is None
+        except _Unsettled:
+            unplaceable = False
+        if unplaceable:
             core = rest
     return core
 
 
-__all__ = ["COUNT_CUT_SUBSETS", "MAX_ROUNDS", "SEARCH_STEPS", "PlacementCut", "PlacementSolver"]
+__all__ = [
+    "COUNT_CUT_SUBSETS",
+    "MAX_ROUNDS",
+    "SEARCH_STEPS",
+    "PatternCut",
+    "PlacementCut",
+    "PlacementSolver",
+]
