@@ -27,6 +27,11 @@ problem, exactly, in four steps:
    answer and no MILP is solved.
 4. HiGHS presolves and solves the restricted MILP.
 
+In a market without resources, steps 2 to 4 work over the projected encoding of
+`posted_price_placement` instead (the served and used columns, none of the 7,000 share
+columns): the LPs and the fixing over it, and every MILP solved by `PlacementSolver`, which
+places the replicas after the MILP and answers the optimum over V (`ChallengeModel.solve`).
+
 The answer is priced by `offer_for` and must agree with the MILP, as in the reference; a
 restricted optimum below the candidate (which the fixing argument rules out) raises
 `SolverError`. Only the base mechanism (one holder) uses this model; with the
