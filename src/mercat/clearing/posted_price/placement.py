@@ -348,8 +348,16 @@ class PlacementSolver:
             self.pool += placed
         return self._whole(model, why, options, may_be_infeasible, start)
 
-    def _whole(self, model, why, options, may_be_infeasible, start):
-        """HiGHS on `lift(model)`, its answer brought back to the model's columns."""
+    def _whole(
+        self,
+        model: MilpEncoding,
+        why: str,
+        options: Mapping[str, bool | int | float | str] | None,
+        may_be_infeasible: bool,
+        start: float,
+    ) -> tuple[MilpResult, Allocation | None]:
+        """HiGHS on `lift(model)`, its answer brought back to the model's columns (`why`:
+        what step 2 could not settle, counted in `fallbacks`)."""
         self.fallbacks[why] = self.fallbacks.get(why, 0) + 1
         lifted = self.lift(model)
         result = solve_max(
