@@ -27,10 +27,11 @@ capabilities, node and state conflicts, exclusive node groups, fixed costs.
         [--tick 0.01] [--rounds 40] [--reference sampled|full|none] [--progress]
         [--time-limit SECONDS] [--optimum highs|none]
 
-The default 40 rounds give the side-by-side figures of docs/posted-price.md in about two
-minutes (`make bench` runs it so); `--rounds 100000` runs to convergence (hundreds of
-proposals at 200 x 50: minutes, not seconds), and `--time-limit S` stops it after S seconds and
-reports how far it got (turns, the last margin, best-response CPU time per quarter of the run).
+The default 40 rounds compare the fast path with the exact reference on sampled turns in
+about 40 s, the reference taking most of it (`make bench` runs it so); `--rounds 100000` runs to
+convergence (426 proposals at 200 x 50, about 25 CPU s for the fast path), and
+`--time-limit S` stops it after S seconds and reports how far it got (turns, the last
+margin, best-response CPU time per quarter of the run).
 Times are wall-clock and CPU seconds of this process; on a shared machine the wall-clock
 times include waiting for a core (`machine.load_average_before`/`_after` say how busy it
 was).
