@@ -43,7 +43,6 @@ from mercat.clearing.posted_price.proposal import Proposal, Standing
 from mercat.clearing.posted_price.reference import GAIN_TOL
 from mercat.clearing.posted_price.response import BestResponder, pick
 from mercat.errors import SolverError
-from mercat.market.constraints import is_valid
 from mercat.market.model import Allocation
 
 MAX_COMPETITORS = 16
@@ -192,8 +191,6 @@ class CertifiedResponder(BestResponder):
         result, allocation = model.placement.solve(model.base)
         if not result.proven or allocation is None:
             raise SolverError("HiGHS did not prove the welfare optimum of the maker's beliefs")
-        if not is_valid(self.beliefs, allocation):
-            raise SolverError("the placed welfare optimum is not a valid allocation")
         self._optimum = allocation
         return allocation
 

@@ -443,7 +443,8 @@ class ChallengeModel:
             # HiGHS takes no start with presolve (`solve_max`), and presolved without one it
             # is as fast (late turns of the 200 × 50 benchmark: 5.5 CPU s for ten MILPs
             # without the start, 6.5 with it, 6.7 with the start and no presolve).
-            start = None if PRESOLVE else self.point(holder, known[1])
+            if not PRESOLVE and self.placement is None:
+                start = self.point(holder, known[1])
         result, allocation = self.solve(
             model, None if known is None else RESTRICTED_MILP_OPTIONS, initial=start
         )

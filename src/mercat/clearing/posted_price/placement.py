@@ -33,9 +33,9 @@ on them. `PlacementSolver` takes them out:
    unused). Where every group can be placed but the flow leaves a used node empty, HiGHS
    places the whole answer with every used node covered, and if it cannot, a pattern cut
    rules out that one answer (`PatternCut`). Cuts join the solver's pool, which every
-   later model starts with: the
-   dynamics meet the same tight groups turn after turn (on the 200 × 50 benchmark, ten cuts
-   found in the first turns answer every later MILP at once). The model is solved again.
+   later model starts with: the dynamics meet the same tight groups turn after turn (on the
+   200 × 50 benchmark, ten cuts found in the first turns answer every later MILP at once).
+   The model is solved again.
 
 A group past the search's bound is searched member by member (each with the requests it
 conflicts with) for a small part that cannot be placed, then placed by HiGHS as a
@@ -60,14 +60,14 @@ from scipy import sparse
 from scipy.sparse.csgraph import maximum_flow
 
 from mercat.clearing.highs import MilpResult, solve_max
-from mercat.errors import InvalidParameterError
+from mercat.errors import InvalidParameterError, SolverError
 from mercat.market.constraints import MilpEncoding, is_valid, rows_matrix
 from mercat.market.model import Allocation, Market
 
 SEARCH_STEPS = 20_000
 """How many partial placements the search of one group may try before it gives up (and the
-whole model goes to HiGHS): groups are small (a node conflict is rare), but a search over
-nodes is exponential in the worst case."""
+group goes to `PlacementSolver._place_large`): groups are small while node conflicts are
+rare, but a search over nodes is exponential in the worst case."""
 
 COUNT_CUT_SUBSETS = 256
 """How many sets of nodes a core's cut may try to hold it on before it settles for the plain
@@ -150,6 +150,7 @@ class PlacementSolver:
             [self.projected.used_columns.get(n.id, -1) for n in market.nodes], dtype=np.int64
         )
         self.pool: list[PlacementCut | PatternCut] = []
+        self._pool_rows: list = []  # the pool's cuts as rows over R's columns (`_row`)
         self.solves = 0  # models solved
         self.rounds = 0  # solves of a model with the pool's cuts
         self.fallbacks: dict[str, int] = {}  # why models went to HiGHS whole: how often
@@ -308,7 +309,7 @@ class PlacementSolver:
         """The proven optimum over V of a model written over `projected` (its rows beyond
         R's, its costs and bounds), as HiGHS would prove it on `lift(model)`, and the
         allocation at that point (None if the model is infeasible). The point is over the
-        model's columns."""
+        model's columns. Every allocation it returns has been checked (`is_valid`)."""
         start = time.perf_counter()
         self.solves += 1
         self._check_shape(model)
@@ -316,7 +317,7 @@ class PlacementSolver:
         for _ in range(MAX_ROUNDS):
             self.rounds += 1
             answer = solve_max(
-                model.extended(self._rows(self.pool)),
+                model.extended(self._pool_rows),
                 options=options,
                 presolve=True,
                 may_be_infeasible=True,
@@ -346,6 +347,7 @@ class PlacementSolver:
                     seconds=time.perf_counter() - start,
                 ), placed
             self.pool += placed
+            self._pool_rows += [self._row(cut) for cut in placed]
         return self._whole(model, why, options, may_be_infeasible, start)
 
     def _whole(
@@ -368,24 +370,22 @@ class PlacementSolver:
         back = dataclasses.replace(result, x=x, seconds=time.perf_counter() - start)
         if result.status == "Infeasible":
             return back, None
-        return back, lifted.decode(result.x, self.market)
+        allocation = lifted.decode(result.x, self.market)
+        if not is_valid(self.market, allocation):
+            raise SolverError("HiGHS's answer on the whole model is not a valid allocation")
+        return back, allocation
 
-    def _rows(self, cuts: list[PlacementCut | PatternCut]) -> list:
-        """The cuts as rows over R's columns."""
-        rows = []
-        for cut in cuts:
-            if isinstance(cut, PatternCut):
-                has_use = np.nonzero(self.used_column >= 0)[0]
-                coeffs = dict.fromkeys(self.served_column.tolist(), -1.0)
-                coeffs.update(dict.fromkeys(self.used_column[has_use].tolist(), -1.0))
-                coeffs.update(dict.fromkeys(self.served_column[list(cut.served)].tolist(), 1.0))
-                coeffs.update(dict.fromkeys(self.used_column[list(cut.used)].tolist(), 1.0))
-                rows.append((coeffs, -math.inf, len(cut.served) + len(cut.used) - 1.0))
-                continue
-            coeffs = dict.fromkeys(self.served_column[list(cut.requests)].tolist(), float(cut.need))
-            coeffs.update(dict.fromkeys(self.used_column[list(cut.nodes)].tolist(), -1.0))
-            rows.append((coeffs, -math.inf, cut.need * (len(cut.requests) - 1.0)))
-        return rows
+    def _row(self, cut: PlacementCut | PatternCut) -> tuple[dict[int, float], float, float]:
+        """A cut as a row over R's columns."""
+        if isinstance(cut, PatternCut):
+            coeffs = dict.fromkeys(self.served_column.tolist(), -1.0)
+            coeffs.update(dict.fromkeys(self.used_column[self.used_column >= 0].tolist(), -1.0))
+            coeffs.update(dict.fromkeys(self.served_column[list(cut.served)].tolist(), 1.0))
+            coeffs.update(dict.fromkeys(self.used_column[list(cut.used)].tolist(), 1.0))
+            return coeffs, -math.inf, len(cut.served) + len(cut.used) - 1.0
+        coeffs = dict.fromkeys(self.served_column[list(cut.requests)].tolist(), float(cut.need))
+        coeffs.update(dict.fromkeys(self.used_column[list(cut.nodes)].tolist(), -1.0))
+        return coeffs, -math.inf, cut.need * (len(cut.requests) - 1.0)
 
     def _place(self, answer: np.ndarray) -> Allocation | list[PlacementCut | PatternCut]:
         """The allocation for an answer, or the cuts that rule the answer out."""
