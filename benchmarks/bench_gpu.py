@@ -15,8 +15,10 @@ Prints JSON:
 
 With `--large-runs N`, also the kernel alone at N runs (a launch that fills the GPU several
 times over); with `--variants`, the kernel's variants side by side (`collective_gpu_kernel.
-make_kernel`: where the generator's state lives, a cap on registers per thread, threads per
-block), each at `--gpu-runs` runs and each checked against the twin.
+make_kernel`: where the generator's state lives, how the per-asset arrays are laid out
+(interleaved across runs, each run's contiguous, or packed into one record per asset), a
+cap on registers per thread, threads per block), each at `--gpu-runs` runs and each checked
+against the twin.
 
 Usage: .venv/bin/python benchmarks/bench_gpu.py [--gpu-runs 100000] [--cpu-runs 100]
     [--large-runs 1048576] [--variants]
@@ -67,11 +69,10 @@ def bench_twin(config: CollectiveConfig, runs: int) -> dict:
     return _rate(config, runs, time.perf_counter() - start)
 
 
-def _device_launch(
-    config: CollectiveConfig, runs: int, kernel, threads: int, assets_run_major: bool
-):
+def _device_launch(config: CollectiveConfig, runs: int, kernel, threads: int, variant: dict):
     """Everything one launch needs, on the device (outputs uninitialized, as the engine
-    allocates them), and a function that launches `kernel` once and waits for it."""
+    allocates them, in `variant`'s layout), and a function that launches `kernel` once and
+    waits for it."""
     from numba import cuda
 
     capacity = collective_body.initial_capacity(config)
@@ -81,10 +82,10 @@ def _device_launch(
     )
     states = collective_gpu.gpu_states(SEED, runs)
     inputs = [cuda.to_device(a) for a in (states, pool, fparams, iparams)]
-    layout = collective_gpu.device_layout(shape, assets_run_major)
-    outputs = {
-        name: cuda.device_array(dims, dtype=dtype) for name, (dims, dtype, _) in layout.items()
-    }
+    layout = collective_gpu.device_layout(
+        shape, variant["assets_run_major"], variant["records_packed"]
+    )
+    outputs = collective_gpu.allocate(layout)
     blocks = -(-runs // threads)
 
     def launch() -> float:
@@ -99,41 +100,43 @@ def _device_launch(
 
 
 def _kernel_seconds(
-    config: CollectiveConfig, runs: int, kernel=None, assets_run_major: bool | None = None,
-    threads: int = 0, launches: int = 3,
+    config: CollectiveConfig, runs: int, variant: dict | None = None, threads: int = 0,
+    launches: int = 3,
 ) -> float:  # fmt: skip
     """The kernel alone (launch to synchronize), every array on the device before, nothing
     copied back; the fastest of `launches` launches after one that may compile. Without a
-    `kernel`, the engine's own, on its own layout."""
-    if kernel is None:
-        kernel = collective_gpu._gpu_kernel()
-        assets_run_major = collective_gpu.DEFAULT_VARIANT["assets_run_major"]
+    `variant`, the engine's."""
+    variant = variant or collective_gpu.DEFAULT_VARIANT
+    kernel = collective_gpu._gpu_kernel(variant)
     launch, _, _ = _device_launch(
-        config, runs, kernel, threads or collective_gpu.THREADS_PER_BLOCK, bool(assets_run_major)
+        config, runs, kernel, threads or collective_gpu.THREADS_PER_BLOCK, variant
     )
     launch()
     return min(launch() for _ in range(launches))
 
 
 def _records(outputs: dict, layout: dict) -> list:
-    arrays = {
-        name: collective_gpu.to_host_run_major(array, layout[name][2])
-        for name, array in outputs.items()
-    }
+    arrays = collective_gpu.outputs_to_host(outputs, layout, collective_gpu.OUTPUTS)
     return collective_body.run_records(arrays, False)
 
 
-VARIANTS = [  # (state_in_registers, assets_run_major, max_registers, threads per block)
-    (False, False, None, 128),  # the first kernel: state in global memory, 144 registers
-    (True, False, None, 128),
-    (True, False, 80, 128),
-    (True, False, 64, 128),
-    (True, True, None, 128),
-    (True, True, 96, 128),
-    (True, True, 80, 128),
-    (True, True, 64, 128),
-    (True, True, 80, 64),
-    (True, True, 80, 256),
+# (state_in_registers, assets_run_major, records_packed, max_registers, threads per block)
+VARIANTS = [
+    (False, False, False, None, 128),  # the first kernel: state in global memory, 144 registers
+    (True, False, False, None, 128),
+    (True, False, False, 80, 128),
+    (True, False, False, 64, 128),
+    (True, True, False, None, 128),
+    (True, True, False, 96, 128),
+    (True, True, False, 80, 128),  # the engine's
+    (True, True, False, 64, 128),
+    (True, True, False, 80, 64),
+    (True, True, False, 80, 256),
+    (True, True, True, None, 128),  # an asset's fields in one 32-byte record
+    (True, True, True, 96, 128),
+    (True, True, True, 80, 128),
+    (True, True, True, 64, 128),
+    (True, True, True, 80, 256),
 ]
 
 
@@ -141,21 +144,20 @@ def bench_variants(config: CollectiveConfig, runs: int, check_runs: int) -> list
     """The kernel's variants (`collective_gpu_kernel.make_kernel`) and block sizes side by
     side: compile seconds, the kernel alone at `runs` runs, and whether its first
     `check_runs` runs equal the CPU twin's field by field (run at that size)."""
-    from mercat.scenarios.collective_gpu_kernel import make_kernel
-
     twin = collective_gpu.simulate_runs_twin(
         config, collective_gpu.gpu_states(SEED, check_runs), failure_rate_pool(config, SEED)
     )
     rows = []
-    for in_registers, run_major, max_registers, threads in VARIANTS:
+    for in_registers, run_major, packed, max_registers, threads in VARIANTS:
         variant = {
             "state_in_registers": in_registers,
             "assets_run_major": run_major,
+            "records_packed": packed,
             "max_registers": max_registers,
         }
-        kernel = make_kernel(**variant)
+        kernel = collective_gpu._gpu_kernel(variant)
         start = time.perf_counter()
-        launch, outputs, layout = _device_launch(config, check_runs, kernel, threads, run_major)
+        launch, outputs, layout = _device_launch(config, check_runs, kernel, threads, variant)
         launch()
         compile_seconds = time.perf_counter() - start
         records = _records(outputs, layout)
@@ -164,7 +166,7 @@ def bench_variants(config: CollectiveConfig, runs: int, check_runs: int) -> list
             r for r, (a, b) in enumerate(zip(records, twin, strict=True))
             if a is None or a.differences(b)
         ]  # fmt: skip
-        seconds = _kernel_seconds(config, runs, kernel, run_major, threads)
+        seconds = _kernel_seconds(config, runs, variant, threads)
         row = {
             **variant,
             "threads_per_block": threads,

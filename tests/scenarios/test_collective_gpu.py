@@ -81,17 +81,32 @@ def test_streams_depend_on_the_run_only():
 SIMULATED = """
 import json, sys
 import numpy as np
+from mercat.scenarios import collective_gpu
 from mercat.scenarios.collective_config import CollectiveConfig
-from mercat.scenarios.collective_sim import simulate
+from mercat.scenarios.collective_sim import failure_rate_pool, simulate
+configs, variants = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 out = {}
-for i, kwargs in enumerate(json.loads(sys.argv[1])):
-    result = simulate(CollectiveConfig(**kwargs), runs=3, seed=11, engine="gpu", batch=2)
-    for r, run in enumerate(result.runs):
-        for name, value in vars(run).items():
-            if value is not None:
-                out[f"{i}/{r}/{name}"] = np.asarray(value)
-np.savez(sys.argv[2], **out)
+for i, kwargs in enumerate(configs):
+    config = CollectiveConfig(**kwargs)
+    runs = {"engine": simulate(config, runs=3, seed=11, engine="gpu", batch=2).runs}
+    for v, variant in enumerate(variants):  # the kernel's other variants, directly
+        states = collective_gpu.gpu_states(11, 3)
+        pool = failure_rate_pool(config, 11)
+        runs[f"variant{v}"] = collective_gpu.simulate_runs(config, states, pool, variant=variant)
+    for source, records in runs.items():
+        for r, run in enumerate(records):
+            for name, value in vars(run).items():
+                if value is not None:
+                    out[f"{source}/{i}/{r}/{name}"] = np.asarray(value)
+np.savez(sys.argv[3], **out)
 """
+
+# variants the engine does not use but the benchmark measures (`bench_gpu.py --variants`)
+SIMULATED_VARIANTS = [
+    {"records_packed": True},
+    {"records_packed": True, "state_in_registers": False, "max_registers": None},
+    {"assets_run_major": False},
+]
 
 SIMULATED_CONFIGS = [
     {"mechanism": "coll-sr", "assets": 10, "tasks": 150, "replacement_interval": 25},
@@ -107,29 +122,60 @@ SIMULATED_CONFIGS = [
 
 @pytest.mark.slow
 def test_the_kernel_under_the_cuda_simulator_is_the_twin_bit_for_bit(tmp_path):
+    """Through the engine (`simulate(engine="gpu")`, in batches), and in each of the other
+    variants of `SIMULATED_VARIANTS` (packed asset records among them: strided views of one
+    array, which must write where the host reads them back)."""
     pytest.importorskip("numba_cuda")
     path = tmp_path / "simulated.npz"
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    arguments = [json.dumps(SIMULATED_CONFIGS), json.dumps(SIMULATED_VARIANTS), str(path)]
     subprocess.run(
-        [sys.executable, "-c", SIMULATED, json.dumps(SIMULATED_CONFIGS), str(path)],
-        env=env, check=True, timeout=600,
+        [sys.executable, "-c", SIMULATED, *arguments], env=env, check=True, timeout=600
     )  # fmt: skip
     simulated = np.load(path)
+    sources = ["engine"] + [f"variant{v}" for v in range(len(SIMULATED_VARIANTS))]
     for i, kwargs in enumerate(SIMULATED_CONFIGS):
         config = CollectiveConfig(**kwargs)
         pool = failure_rate_pool(config, 11)
         twin = collective_gpu.simulate_runs_twin(config, collective_gpu.gpu_states(11, 3), pool)
-        for r, run in enumerate(twin):
-            for name, value in vars(run).items():
-                key = f"{i}/{r}/{name}"
-                if value is None:
-                    assert key not in simulated.files, key
-                else:
-                    assert np.array_equal(simulated[key], np.asarray(value)), key
-                    assert simulated[key].dtype == np.asarray(value).dtype, key
+        for source in sources:
+            for r, run in enumerate(twin):
+                for name, value in vars(run).items():
+                    key = f"{source}/{i}/{r}/{name}"
+                    if value is None:
+                        assert key not in simulated.files, key
+                    else:
+                        assert np.array_equal(simulated[key], np.asarray(value)), key
+                        assert simulated[key].dtype == np.asarray(value).dtype, key
         assert sum(run.false_positives + run.true_positives for run in twin) > 0
     outgrown = CollectiveConfig(**SIMULATED_CONFIGS[-1])
-    assert simulated["2/0/failure_rate"].size > collective_body.initial_capacity(outgrown)
+    for source in sources:
+        assert simulated[f"{source}/2/0/failure_rate"].size > collective_body.initial_capacity(
+            outgrown
+        )
+
+
+def test_packed_records_are_views_of_one_array():
+    """`records_packed`: each per-asset field is a strided view of one 32-byte record per
+    asset; writing a field changes its record's bytes only, where the host reads it back."""
+    shape = collective_body.shape_of(CollectiveConfig(assets=5, tasks=10), 3, 7, False)
+    layout = collective_gpu.device_layout(shape, assets_run_major=True, records_packed=True)
+    assert set(collective_gpu.RECORD_FIELDS).isdisjoint(layout)
+    records = np.zeros(layout[collective_gpu.RECORDS][0])
+    fields = collective_gpu.record_fields(records)
+    expected = collective_body.layout(shape, run_axis=0)
+    for name, view in fields.items():
+        assert view.shape == expected[name][0] and view.dtype == expected[name][1], name
+        assert np.shares_memory(view, records), name
+    for n, name in enumerate(sorted(fields)):
+        fields[name][1, 4] = n + 1
+    # the six fields fill asset 4's record of run 1, and nothing else
+    assert np.count_nonzero(records[1, 4]) == collective_gpu.RECORD_WORDS
+    assert np.count_nonzero(records) == collective_gpu.RECORD_WORDS
+    again = collective_gpu.record_fields(records.copy())  # as `outputs_to_host` reads them
+    assert all(again[name][1, 4] == n + 1 for n, name in enumerate(sorted(fields)))
+    with pytest.raises(ValueError, match="run-major"):
+        collective_gpu.device_layout(shape, assets_run_major=False, records_packed=True)
 
 
 TRANSPOSED = """
@@ -300,10 +346,12 @@ _TWO_POW_MINUS_53_PTX = "0d" + struct.pack(">d", 2.0**-53).hex().upper()  # as P
 
 
 @pytest.mark.slow
-def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
+@pytest.mark.parametrize("packed", [False, True], ids=["engine", "records_packed"])
+def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch, packed):
     """The kernel lowers for an H100/H200 (sm_90) with numba-cuda's NVVM, and its own code
     has no fused multiply-add (which would round differently from the CPU twin): the only
-    ones are inside libdevice's pow, which only the direct failure-rate draw calls."""
+    ones are inside libdevice's pow, which only the direct failure-rate draw calls. The
+    engine's variant, and packed asset records (strided views)."""
     pytest.importorskip("numba_cuda")
     if collective_gpu.simulator_enabled():
         pytest.skip("the simulator does not compile")
@@ -321,13 +369,17 @@ def test_the_kernel_compiles_to_ptx_without_contracted_arithmetic(monkeypatch):
     monkeypatch.setattr(
         dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=(9, 0))
     )
-    from mercat.scenarios.collective_gpu_kernel import kernel
+    from mercat.scenarios.collective_gpu_kernel import kernel_for
 
+    variant = {**collective_gpu.DEFAULT_VARIANT, "records_packed": packed}
+    kernel = kernel_for(**variant)
     config = CollectiveConfig(assets=10, tasks=50, combinations_per_asset=1)
     pool, fparams, iparams = collective_body.pack_parameters(config, np.zeros(3), False)
     shape = collective_body.shape_of(config, 4, 64, False)
-    layout = collective_gpu.device_layout(shape, collective_gpu.DEFAULT_VARIANT["assets_run_major"])
+    layout = collective_gpu.device_layout(shape, variant["assets_run_major"], packed)
     arrays = {name: np.zeros(dims, dtype) for name, (dims, dtype, _) in layout.items()}
+    if packed:
+        arrays.update(collective_gpu.record_fields(arrays[collective_gpu.RECORDS]))
     args = [collective_gpu.gpu_states(1, 4), pool, fparams, iparams]
     args += [arrays[name] for name in collective_body.ORDER]
     try:

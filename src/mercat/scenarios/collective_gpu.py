@@ -41,21 +41,84 @@ from mercat.scenarios.seed_sequence import spawned_states
 THREADS_PER_BLOCK = 128
 # the kernel's variant (`collective_gpu_kernel.make_kernel`), chosen by measurement on an
 # H200 (docs/collective-incentives.md, "The GPU engine": `benchmarks/bench_gpu.py --variants`)
-DEFAULT_VARIANT = {"state_in_registers": True, "assets_run_major": True, "max_registers": 80}
+DEFAULT_VARIANT = {
+    "state_in_registers": True,
+    "assets_run_major": True,
+    "records_packed": False,
+    "max_registers": 80,
+}
+
+# With `records_packed`, an asset's hot fields share one 32-byte record (four 8-byte words,
+# the int32 fields two to a word), so that everything a task reads and writes of a picked
+# asset lies in one memory sector instead of five: field -> (word, int32 half or None).
+RECORDS = "records"
+RECORD_WORDS = 4
+RECORD_FIELDS = {
+    "stake": (0, None),
+    "fa": (1, None),
+    "tasks_run": (2, 0),
+    "tasks_failed": (2, 1),
+    "created": (3, 0),
+    "removed": (3, 1),
+}
 
 
 def device_layout(
-    shape: body.Shape, assets_run_major: bool
+    shape: body.Shape, assets_run_major: bool, records_packed: bool = False
 ) -> dict[str, tuple[tuple[int, ...], Any, int]]:
-    """Shape, dtype and run axis of every array on the GPU: run-minor (the run index last,
-    so a warp's 32 runs touch neighbouring words when they write the same task's outcome),
-    except, if `assets_run_major`, the arrays indexed by asset (`body.PER_ASSET`)."""
+    """Shape, dtype and run axis of every array allocated on the GPU: run-minor (the run
+    index last, so a warp's 32 runs touch neighbouring words when they write the same task's
+    outcome), except, if `assets_run_major`, the arrays indexed by asset (`body.PER_ASSET`).
+    With `records_packed` (run-major only), the fields of `RECORD_FIELDS` are not arrays of
+    their own but views of one (runs, capacity, RECORD_WORDS) float64 array, `RECORDS`
+    (`allocate` makes the views)."""
+    if records_packed and not assets_run_major:
+        raise ValueError("packed asset records are laid out run-major (assets_run_major)")
     out = {}
     for name, (dims, dtype) in body.layout(shape, run_axis=0).items():
+        if records_packed and name in RECORD_FIELDS:
+            continue
         if assets_run_major and name in body.PER_ASSET:
             out[name] = (dims, dtype, 0)
         else:
             out[name] = ((*dims[1:], dims[0]), dtype, -1)
+    if records_packed:
+        out[RECORDS] = ((shape.runs, shape.capacity, RECORD_WORDS), np.float64, 0)
+    return out
+
+
+def record_fields(records: Any) -> dict[str, Any]:
+    """The per-asset fields as strided (runs, capacity) views of packed `records`, a numpy
+    array or a device array alike (both view and slice without copying)."""
+    halves = records.view(np.int32)
+    return {
+        name: records[:, :, word] if half is None else halves[:, :, 2 * word + half]
+        for name, (word, half) in RECORD_FIELDS.items()
+    }
+
+
+def allocate(layout: dict[str, tuple[tuple[int, ...], Any, int]]) -> dict[str, Any]:
+    """Device arrays for `layout`, uninitialized (the body writes before it reads), with
+    the packed fields' views beside their records."""
+    from numba import cuda
+
+    device = {
+        name: cuda.device_array(dims, dtype=dtype) for name, (dims, dtype, _) in layout.items()
+    }
+    if RECORDS in device:
+        device.update(record_fields(device[RECORDS]))
+    return device
+
+
+def outputs_to_host(
+    device: dict[str, Any], layout: dict[str, tuple[tuple[int, ...], Any, int]], names: Any
+) -> dict[str, np.ndarray]:
+    """The outputs `names` on the host, run index first, as `body.run_records` reads them;
+    packed records are copied back once and viewed there."""
+    out = {name: to_host_run_major(device[name], layout[name][2]) for name in names
+           if name in layout}  # fmt: skip
+    if RECORDS in layout:
+        out.update(record_fields(device[RECORDS].copy_to_host()))
     return out
 
 
@@ -100,12 +163,12 @@ def gpu_states(seed: int, runs: int, first_run: int = 0) -> np.ndarray:
     return states
 
 
-def _gpu_kernel() -> Any:
-    """The CUDA kernel (`collective_gpu_kernel`, imported on first use: numba-cuda is an
-    optional dependency)."""
-    from mercat.scenarios.collective_gpu_kernel import kernel
+def _gpu_kernel(variant: dict[str, Any] | None = None) -> Any:
+    """The CUDA kernel in `variant` (the engine's by default; `collective_gpu_kernel`,
+    imported on first use: numba-cuda is an optional dependency)."""
+    from mercat.scenarios.collective_gpu_kernel import kernel_for
 
-    return kernel
+    return kernel_for(**(variant or DEFAULT_VARIANT))
 
 
 # --- availability ---------------------------------------------------------------------
@@ -157,19 +220,22 @@ def simulator_enabled() -> bool:
 # --- running ----------------------------------------------------------------------------
 
 
+# what `_batch_gpu` copies back: every array but the scratch ones (`live`, `chosen`)
+OUTPUTS = ("failed", "live_count", "fa", "created", "removed", "stake", "tasks_run",
+           "tasks_failed", "comb_members", "comb_rates", "picks", "counts")  # fmt: skip
+
+
 def _batch_gpu(
     config: CollectiveConfig, states: np.ndarray, pool: np.ndarray | None,
-    record_picks: bool, capacity: int,
+    record_picks: bool, capacity: int, variant: dict[str, Any],
 ) -> list[RunRecord | None]:  # fmt: skip
     from numba import cuda
 
-    kernel = _gpu_kernel()
+    kernel = _gpu_kernel(variant)
     shape = body.shape_of(config, len(states), capacity, record_picks)
     pool_arg, fparams, iparams = body.pack_parameters(config, pool, record_picks)
-    layout = device_layout(shape, DEFAULT_VARIANT["assets_run_major"])
-    device = {  # uninitialized: the body writes before it reads
-        name: cuda.device_array(dims, dtype=dtype) for name, (dims, dtype, _) in layout.items()
-    }
+    layout = device_layout(shape, variant["assets_run_major"], variant["records_packed"])
+    device = allocate(layout)
     threads = min(THREADS_PER_BLOCK, len(states)) if simulator_enabled() else THREADS_PER_BLOCK
     blocks = -(-len(states) // threads)
     with warnings.catch_warnings():
@@ -179,10 +245,7 @@ def _batch_gpu(
             cuda.to_device(states.copy()), cuda.to_device(pool_arg), cuda.to_device(fparams),
             cuda.to_device(iparams), *(device[name] for name in body.ORDER),
         )  # fmt: skip
-    outputs = ("failed", "live_count", "fa", "created", "removed", "stake", "tasks_run",
-               "tasks_failed", "comb_members", "comb_rates", "picks", "counts")  # fmt: skip
-    arrays = {name: to_host_run_major(device[name], layout[name][2]) for name in outputs}
-    return body.run_records(arrays, record_picks)
+    return body.run_records(outputs_to_host(device, layout, OUTPUTS), record_picks)
 
 
 def simulate_runs(
@@ -190,12 +253,16 @@ def simulate_runs(
     states: np.ndarray,
     pool: np.ndarray | None,
     record_picks: bool = False,
+    variant: dict[str, Any] | None = None,
 ) -> list[RunRecord]:
-    """Runs on the GPU from xoroshiro128+ `states` (`gpu_states`); refuses without one."""
+    """Runs on the GPU from xoroshiro128+ `states` (`gpu_states`); refuses without one.
+    `variant` picks another of the kernel's variants than the engine's (every one gives
+    the same runs; the benchmark and the tests compare them)."""
     require_gpu()
+    variant = {**DEFAULT_VARIANT, **(variant or {})}
     states = np.ascontiguousarray(states, dtype=body.XOROSHIRO128P_DTYPE)
     return body.with_retries(
-        lambda s, cap: _batch_gpu(config, s, pool, record_picks, cap), config, states
+        lambda s, cap: _batch_gpu(config, s, pool, record_picks, cap, variant), config, states
     )
 
 
