@@ -50,13 +50,36 @@ def crowded_markets(draw):
 
 
 @st.composite
+def conflicted_markets(draw):
+    """Many market conflicts (requests never served together) beside node conflicts: R's
+    LP relaxation serves odd cycles of them by half, and R gets odd-cycle rows."""
+    nodes = tuple(
+        Node(f"n{k}", cost=draw(st.integers(0, 4)) / 4) for k in range(draw(st.integers(1, 3)))
+    )
+    requests = tuple(
+        Request(f"t{k}", draw(st.integers(2, 12)) / 4, (), draw(st.integers(1, 2)))
+        for k in range(draw(st.integers(3, 7)))
+    )
+    conflicts = tuple(
+        Conflict(a.id, b.id, draw(st.sampled_from(("market", "market", "node"))))
+        for a, b in itertools.combinations(requests, 2)
+        if draw(st.integers(0, 2)) > 0
+    )
+    return Market(requests, nodes, conflicts, ())
+
+
+@st.composite
 def challenge_like(draw):
     """A market without resources, its placement solver, and a model over the projected
     encoding shaped as the challenge MILPs are: other costs on the served and used columns,
     sometimes a row that rewards keeping some of them (as attempt 4's rows pull a holder's
     nodes open), sometimes a column forced on (as reduced-cost fixing does)."""
     market = draw(
-        st.one_of(markets(max_requests=5, max_nodes=4, max_resources=0), crowded_markets())
+        st.one_of(
+            markets(max_requests=5, max_nodes=4, max_resources=0),
+            crowded_markets(),
+            conflicted_markets(),
+        )
     )
     solver = PlacementSolver(market, strengthened(encode(market), market))
     base = solver.projected
@@ -121,6 +144,7 @@ def holds_to_highs(market, solver, model):
 def test_the_placement_solver_finds_highs_optimum(case):
     market, solver, model = case
     holds_to_highs(market, solver, model)
+    event(f"odd-cycle rows: {min(solver.odd_cycle_rows, 2)}")
     event(f"rounds: {solver.rounds}, cuts: {len(solver.pool)}")
     event(f"pattern cuts: {sum(isinstance(c, placement.PatternCut) for c in solver.pool)}")
     event(f"to HiGHS whole: {sorted(solver.fallbacks)}")
@@ -135,8 +159,8 @@ def test_crowded_markets_reach_their_welfare_optimum_through_cuts(market):
     event(f"to HiGHS whole: {sorted(solver.fallbacks)}")
 
 
-@settings(max_examples=40, deadline=None)
-@given(markets(max_requests=4, max_nodes=3, max_resources=0))
+@settings(max_examples=60, deadline=None)
+@given(st.one_of(markets(max_requests=4, max_nodes=3, max_resources=0), conflicted_markets()))
 def test_the_projected_encoding_holds_every_allocation_at_its_welfare(market):
     solver = PlacementSolver(market, strengthened(encode(market), market))
     base = solver.projected
@@ -144,6 +168,26 @@ def test_the_projected_encoding_holds_every_allocation_at_its_welfare(market):
         x = solver.encode_allocation(allocation)
         assert violation(base, x) <= 1e-9, allocation
         assert base.objective @ x == pytest.approx(welfare(market, allocation), abs=1e-9)
+
+
+def test_r_cuts_the_odd_cycles_its_lp_serves_by_half():
+    """Five requests worth 1 in a cycle of market conflicts, one free node: the edge rows
+    let the LP serve each by half (2.5); R's odd-cycle row holds it to the optimum, 2."""
+    requests = tuple(Request(f"t{k}", 1.0, (), 1) for k in range(5))
+    conflicts = tuple(
+        Conflict(requests[k].id, requests[(k + 1) % 5].id, "market") for k in range(5)
+    )
+    market = Market(requests, (Node("n0", cost=0.0),), conflicts, ())
+    full = strengthened(encode(market), market)
+    relaxed = dataclasses.replace(full, integral=np.zeros(full.num_cols, dtype=bool))
+    assert solve_max(relaxed).objective == pytest.approx(2.5)
+    solver = PlacementSolver(market, full)
+    assert solver.odd_cycle_rows == 1
+    base = solver.projected
+    lp = solve_max(dataclasses.replace(base, integral=np.zeros(base.num_cols, dtype=bool)))
+    assert lp.objective == pytest.approx(2.0)
+    result, allocation = solver.solve(base)
+    assert result.objective == pytest.approx(2.0) and len(allocation.served_requests) == 2
 
 
 def triangle():
