@@ -17,6 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mercat.cli import app
+from mercat.errors import InvalidParameterError
+from mercat.node.genesis import DevnetSetup
 
 MERCAT = [sys.executable, "-m", "mercat.cli"]
 runner = CliRunner()
@@ -149,6 +151,13 @@ def test_bad_input_gets_one_line_and_exit_code_2(args):
     result = runner.invoke(app, args, input="not a key\n")
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("oracles", [{"liars": -1}, {"silent": -1}, {"liars": 0.5}])
+def test_a_setup_with_oracles_that_cannot_be_counted_is_refused(oracles):
+    # (-1 liars would give 3 oracles 4 behaviours: a traceback when the devnet starts them)
+    with pytest.raises(InvalidParameterError, match=r"liars|silent"):
+        DevnetSetup(**oracles)
 
 
 def test_a_key_on_stdin_must_be_a_key():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import pytest
 
 from mercat.identity import Keypair
@@ -144,6 +145,34 @@ def test_the_event_stream_replays_ends_and_is_bounded(market):
     resumed = market.client.get("/market/events", headers={"Last-Event-ID": str(last)}).text
     assert "data:" not in resumed  # nothing after the last one seen
     assert market.client.get("/market/events").status_code == 200  # the slot came back
+
+
+def test_a_last_event_id_that_is_no_plain_number_is_ignored(market):
+    # Over HTTP a header is Latin-1, where b"\xb2" is "²": a digit to str.isdigit that int()
+    # refuses. The test client re-encodes header bytes as UTF-8, so the app is called as a
+    # server would call it.
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/market/events", "raw_path": b"/market/events",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "headers": [(b"host", b"testserver"), (b"last-event-id", b"\xb2")],
+    }  # fmt: skip
+    sent, asked = [], []
+
+    async def receive():  # the request, then nothing: the client stays until the stream ends
+        if asked:
+            await anyio.sleep_forever()
+        asked.append(True)
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    anyio.run(market.client.app, scope, receive, send)
+    assert sent[0]["status"] == 200
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert body.startswith(b"retry:") and b"InternalError" not in body
 
 
 def test_the_dashboard_is_served_with_a_strict_policy(market):

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from mercat.errors import LedgerUnavailableError
+from mercat.identity import Keypair
 from mercat.ledger import Ledger, Signer
 from mercat.ledger import messages as m
 from mercat.node.board import TaskBoard, now_ms
 from mercat.node.claims import OutcomeClaim, SignedClaim
-from mercat.node.live import NodeBook
+from mercat.node.live import NodeBook, board_tasks
 from mercat.node.round_loop import LoopSettings, RoundLoop
 from mercat.node.sla import Timing
 from mercat.oracle import OracleReport, SignedReport
 from mercat.runtime.attest import Attestation
+from mercat.runtime.execute import Outcome
 
 from .market_fixtures import small_market
 
@@ -120,4 +125,84 @@ def test_a_report_relayed_to_the_ledger_between_tally_and_settlement_is_left_out
     settled = book.settle(1, [Attestation("t1", True, True, 15, output, reports)])
     assert [s.paid for s in settled] == [True]
     assert [t.status for t in ledger.tasks(1)] == ["settled"]
+    ledger.close()
+
+
+def _backlog_loop(tmp_path, market):
+    ledger = Ledger(market.url)
+    board = TaskBoard(tmp_path / "board.db")
+    board.set_round(1, "executing")
+    board.record_tasks([market.task], now_ms())
+    loop = RoundLoop(ledger, market.operator, board, SETTINGS)
+    loop.next_round = 2
+    return ledger, board, loop
+
+
+def _report(market, oracle, success: bool) -> SignedReport:
+    output = "bafkreiout" if success else None
+    return SignedReport.sign(
+        OracleReport(1, "t1", success, success, 12, output, market.ledger_id), oracle
+    )
+
+
+def test_two_verdicts_each_with_a_quorum_leave_the_task_open_and_the_loop_running(tmp_path):
+    # With 2q <= n oracles two verdicts can each reach q: the ledger refuses to choose, and
+    # the node's tally must not raise out of its round loop for it (the backlog is looked at
+    # before every round: a raise there would stop every later round).
+    market = small_market(tmp_path)
+    ledger, board, loop = _backlog_loop(tmp_path, market)
+    fourth = Keypair.generate()
+    ledger.submit(Signer(market.operator, ledger.id).sign(m.AddOracle(oracle=fourth.public)))
+    for oracle, success in zip([*market.oracles, fourth], (True, True, False, False), strict=True):
+        board.add_report(_report(market, oracle, success), "pending", now_ms())
+    assert loop.settle_backlog() == 0
+    assert [t.status for t in ledger.tasks(1)] == ["open"]
+    ledger.close()
+
+
+def test_a_report_from_outside_the_oracle_set_is_left_out_of_the_tally(tmp_path):
+    market = small_market(tmp_path)
+    ledger, board, loop = _backlog_loop(tmp_path, market)
+    # e.g. an oracle added after the wait read the set: its report counts from the next look
+    board.add_report(_report(market, Keypair.generate(), False), "pending", now_ms())
+    for oracle in market.oracles[:2]:
+        board.add_report(_report(market, oracle, True), "pending", now_ms())
+    assert loop.settle_backlog() == 1
+    assert board.task(1, "t1")["verdict"]["paid"] is True
+    ledger.close()
+
+
+def test_a_round_that_fails_after_opening_its_tasks_leaves_them_to_the_backlog(tmp_path):
+    # The round's number is spent once its tasks are on the ledger: were it run again, the
+    # same task ids would be refused and the backlog (rounds before the next one) would
+    # never look at the tasks it opened.
+    market = small_market(tmp_path, open_task=False)
+    ledger = Ledger(market.url)
+    board = TaskBoard(tmp_path / "board.db")
+    loop = RoundLoop(ledger, market.operator, board, SETTINGS)
+    loop.recover()
+
+    class Unreachable:
+        def attest(self, round_, outcomes, context, rng):
+            raise LedgerUnavailableError("the database went away")
+
+    class NoWait:
+        def execute(self, round_, tasks, context, rng):
+            board.record_tasks(board_tasks(round_, tasks, context, lambda a: "server",
+                                           lambda a: market.alice.public), now_ms())  # fmt: skip
+            return [Outcome(t, True, 10) for t in tasks]
+
+    loop.plan.executor, loop.plan.attestor = NoWait(), Unreachable()
+    with pytest.raises(LedgerUnavailableError):
+        loop.run_one(loop.next_round)
+    opened = [t.task for t in ledger.tasks(1)]
+    assert opened and [t.status for t in ledger.tasks(1)] == ["open"] * len(opened)
+    assert loop.next_round == 2
+    assert board.rounds()[0]["phase"] == "executing"
+    for task in opened:
+        for oracle in market.oracles[:2]:
+            report = OracleReport(1, task, True, True, 10, "bafkreiout", market.ledger_id)
+            board.add_report(SignedReport.sign(report, oracle), "pending", now_ms())
+    assert loop.settle_backlog() == len(opened)
+    assert [t.status for t in ledger.tasks(1)] == ["settled"] * len(opened)
     ledger.close()

@@ -50,3 +50,26 @@ def test_a_log_that_is_not_one_is_refused_with_its_line(tmp_path):
         ev.summarize(tmp_path / "junk")
     with pytest.raises(InvalidParameterError, match="cannot read"):
         ev.summarize(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"kind": "round_opened", "round": 1}\n',  # the kind's fields missing
+        b'{"kind": "cleared", "round": 1, "mechanism": "optimal"}\n',
+        b'{"kind": "round_closed", "round": 1, "tasks": 2}\n',
+        b'{"kind": "asset_removed", "round": 1e999, "asset": "a"}\n',  # no integer round
+        b'{"kind": "round_opened", "round": 1, "requests": 1, "servers": 1}\n[1, 2]\n',
+    ],
+)
+def test_an_event_without_its_fields_is_refused_with_its_line(tmp_path, content):
+    (tmp_path / "short").write_bytes(content)
+    line = content.count(b"\n")
+    with pytest.raises(InvalidParameterError, match=f"short:{line} is not a mercat event"):
+        ev.summarize(tmp_path / "short")
+
+
+def test_a_log_that_is_not_text_is_refused(tmp_path):
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00events")
+    with pytest.raises(InvalidParameterError, match="not UTF-8"):
+        ev.summarize(tmp_path / "binary")

@@ -30,6 +30,7 @@ from typing import Any
 from mercat import errors as e
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
+from mercat.untrusted import parse_json
 
 MAX_ANSWER_BYTES = 64 << 20
 
@@ -45,9 +46,9 @@ class RemoteError(e.MercatError):
 def remote_error(status: int, body: bytes) -> e.MercatError:
     """The error a node's answer names, as its own class where mercat has it."""
     try:
-        data = json.loads(body[:4096])
+        data = parse_json(body[:4096], what="the error", error=RemoteError, max_bytes=None)
         name, detail = str(data["error"]), str(data["detail"])
-    except (ValueError, KeyError, TypeError):
+    except (RemoteError, KeyError, TypeError):
         return RemoteError(f"the node answered {status}: {body[:200]!r}", status)
     kind = getattr(e, name, None)
     if isinstance(kind, type) and issubclass(kind, e.MercatError):
@@ -127,7 +128,7 @@ class NodeClient:
                 conn.request(method, target, body=body, headers=headers)
                 reply = conn.getresponse()
                 declared = reply.getheader("Content-Length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
+                if declared is not None and _number(declared) and int(declared) > limit:
                     self._drop()
                     raise e.NodeUnavailableError(
                         f"{path}: an answer of {declared} bytes is too large"
@@ -153,17 +154,17 @@ class NodeClient:
             if status in (429, 503) and failures < self.retries:
                 failures += 1
                 wait = reply.getheader("Retry-After", "1")
-                time.sleep(min(self.max_wait, float(wait) if wait.isdigit() else 1.0))
+                time.sleep(min(self.max_wait, float(wait) if _number(wait) else 1.0))
                 continue
             if status >= 400:
                 raise remote_error(status, data)
             return data
 
     def get_json(self, path: str, **params: Any) -> Any:
-        return json.loads(self.request("GET", path, params=params))
+        return _answer(path, self.request("GET", path, params=params))
 
     def post_json(self, path: str, payload: Any) -> Any:
-        return json.loads(self.request("POST", path, json.dumps(payload).encode()))
+        return _answer(path, self.request("POST", path, json.dumps(payload).encode()))
 
     # --- ledger ----------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ class NodeClient:
         return self.post_json_text("/ledger/messages", message.to_json())
 
     def post_json_text(self, path: str, text: str) -> Any:
-        return json.loads(self.request("POST", path, text.encode()))
+        return _answer(path, self.request("POST", path, text.encode()))
 
     def round(self) -> int:
         return int(self.get_json("/market/info")["round"])
@@ -206,12 +207,14 @@ class NodeClient:
         from mercat.storage.content import content_cid
 
         expected = content_cid(data)
-        stored = json.loads(
-            self.request("POST", "/storage/content", data, content_type="application/octet-stream")
+        stored = _answer(
+            "/storage/content",
+            self.request("POST", "/storage/content", data, content_type="application/octet-stream"),
         )
-        if stored.get("cid") != expected:
+        cid = stored.get("cid") if isinstance(stored, dict) else None
+        if cid != expected:
             raise e.ContentMismatchError(
-                f"the node stored the content as {stored.get('cid')!r}, its CID is {expected}"
+                f"the node stored the content as {str(cid)[:80]!r}, its CID is {expected}"
             )
         return expected
 
@@ -258,6 +261,19 @@ class NodeClient:
 
     def providers(self) -> list[dict[str, Any]]:
         return self.get_json("/market/providers")  # type: ignore[no-any-return]
+
+
+def _number(header: str) -> bool:
+    """Whether a header is a plain decimal number (headers arrive as Latin-1, where "²" is
+    a digit to `str.isdigit` that int() refuses)."""
+    return header.isascii() and header.isdigit()
+
+
+def _answer(path: str, data: bytes) -> Any:
+    """A JSON answer of the node (NodeUnavailableError if it is not JSON, or nested too
+    deep for a parser: the node is another party)."""
+    what = f"the answer to {path[:80]}"
+    return parse_json(data, what=what, error=e.NodeUnavailableError, max_bytes=None)
 
 
 def wait_until_up(url: str, timeout: float = 60.0, process: Any = None) -> None:

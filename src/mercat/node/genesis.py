@@ -79,6 +79,8 @@ class DevnetSetup:
         for name in ("providers", "servers_per_provider", "oracles", "requesters", "rounds",
                      "per_round"):  # fmt: skip
             check.integer(name, getattr(self, name), 1)
+        for name in ("liars", "silent"):
+            check.integer(name, getattr(self, name), 0)
         rates = ("failure_prone", "prone_failure_rate", "prone_slow_rate", "prone_wrong_rate",
                  "steady_failure_rate", "sample_rate", "target", "sealed_share")  # fmt: skip
         for name in rates:

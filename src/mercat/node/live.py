@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mercat.errors import DuplicateReportError, QuorumNotReachedError
+from mercat.errors import ConflictingQuorumError, DuplicateReportError, QuorumNotReachedError
 from mercat.ledger.book import LedgerBook
 from mercat.ledger.ledger import Ledger
 from mercat.node.board import BoardTask, BoundAsset, TaskBoard, now_ms
@@ -181,20 +181,27 @@ class OracleAttestation:
     def tally(
         self, round_: int, tasks: Sequence[str], oracles: set[str]
     ) -> dict[str, tuple[Verdict, tuple[SignedReport, ...]]]:
-        """task -> (the quorum's verdict, the reports to send inline) for tasks with one."""
+        """task -> (the quorum's verdict, the reports to send inline) for tasks with one.
+        A task without a verdict now is left for a later look, never raised: this runs
+        before every round, so an error here would stop the market. Reports from outside
+        `oracles` (an oracle added since the set was read) wait for the next look; two
+        verdicts that each reach the quorum (possible where 2q <= n) settle nothing, as the
+        ledger would refuse them."""
         sent = self.board.reports(round_)
         held: dict[str, list[SignedReport]] = {}
         for signed, _ in self.ledger.oracle_reports(round_, tasks, status="pending"):
             held.setdefault(signed.report.task, []).append(signed)
         out = {}
         for task in tasks:
-            on_ledger = held.get(task, [])
+            on_ledger = [r for r in held.get(task, []) if r.oracle in oracles]
             known = {r.oracle for r in on_ledger}
-            inline = tuple(r for r in sent.get(task, []) if r.oracle not in known)
+            inline = tuple(
+                r for r in sent.get(task, []) if r.oracle not in known and r.oracle in oracles
+            )
             everything = [*on_ledger, *inline]
             try:
                 verdict = tally(everything, oracles, self.rule, verify_signatures=False)
-            except QuorumNotReachedError:
+            except (QuorumNotReachedError, ConflictingQuorumError):
                 continue
             out[task] = (verdict, inline)
         return out

@@ -408,7 +408,9 @@ def install(
         `event_stream_seconds` and the client reconnects where it left off."""
         need_ledger()
         header = request.headers.get("last-event-id", "")
-        start = max(after, int(header)) if header.isdigit() and len(header) < 19 else after
+        # isascii: headers arrive as Latin-1, where "²" and "³" are digits int() refuses
+        plain = header.isascii() and header.isdigit() and len(header) < 19
+        start = max(after, int(header)) if plain else after
         streams.take()
 
         async def stream() -> AsyncIterator[bytes]:

@@ -44,7 +44,7 @@ import numpy as np
 
 from mercat.clearing import registry
 from mercat.clearing.report import configure
-from mercat.errors import InvalidParameterError, MercatError
+from mercat.errors import InvalidParameterError
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
 from mercat.ledger.ledger import Ledger
@@ -192,6 +192,7 @@ class RoundLoop:
             self.state, self.error = "failed", f"recovery failed: {exc}"
             return
         while not self.stop_event.is_set():
+            current = self.next_round  # run_one moves it on when a round fails past OpenTasks
             try:
                 self.settle_backlog()
                 until = self.settings.until_round
@@ -209,8 +210,8 @@ class RoundLoop:
                 self.failures = 0
                 self._sleep(self.settings.round_seconds - (time.monotonic() - started))
             except Exception as exc:  # a round that fails must not end the market
-                log.exception("round %s failed", self.next_round)
-                self.error = f"round {self.next_round}: {type(exc).__name__}: {exc}"
+                log.exception("round %s failed", current)
+                self.error = f"round {current}: {type(exc).__name__}: {exc}"
                 self.failures += 1
                 self._sleep(1.0)
         self.state = "stopped"
@@ -228,10 +229,12 @@ class RoundLoop:
             report = run_round(
                 timed, round_, self.plan, np.random.default_rng([self.settings.seed, round_])
             )  # type: ignore[arg-type]
-        except MercatError as exc:
+        except Exception as exc:
             opened = [t for t in self.ledger.tasks(round_) if t.status == "open"]
             phase = "executing" if opened else "rolled_back"
             self.board.set_round(round_, phase, error=f"{type(exc).__name__}: {exc}")
+            if opened:  # the number is spent (its task ids are taken): the backlog settles them
+                self.next_round = max(self.next_round, round_ + 1)
             raise
         total = time.perf_counter() - started
         verdicts = self._verdicts(report.settlements)

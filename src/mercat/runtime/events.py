@@ -168,23 +168,28 @@ def summarize(path: str | Path) -> list[dict[str, Any]]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InvalidParameterError(f"cannot read the event log {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidParameterError(
+            f"the event log {path} is not UTF-8 text (byte {exc.start})"
+        ) from None
     for number, line in enumerate(lines, 1):
         try:
-            event = json.loads(line)
-            kind, round_ = event["kind"], int(event["round"])
-        except (ValueError, KeyError, TypeError):
+            # (a field missing from an event of a kind read here fails it as a bad line does)
+            _summarize_line(rows, json.loads(line))
+        except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: int(1e999)
             raise InvalidParameterError(f"{path}:{number} is not a mercat event") from None
-        row = rows.setdefault(round_, {"round": round_})
-        row.setdefault("removed", [])
-        if kind == "round_opened":
-            row.update(requests=event["requests"], servers=event["servers"])
-        elif kind == "cleared":
-            row.update(mechanism=event["mechanism"], served=event["served"],
-                       welfare=event["welfare"])  # fmt: skip
-        elif kind == "round_closed":
-            row.update(
-                {k: event[k] for k in ("tasks", "paid", "failed", "charged", "margin", "pool")}
-            )
-        elif kind == "asset_removed":
-            row["removed"].append(event["asset"])
     return [rows[r] for r in sorted(rows)]
+
+
+def _summarize_line(rows: dict[int, dict[str, Any]], event: Any) -> None:
+    kind, round_ = event["kind"], int(event["round"])
+    row = rows.setdefault(round_, {"round": round_, "removed": []})
+    if kind == "round_opened":
+        row.update(requests=event["requests"], servers=event["servers"])
+    elif kind == "cleared":
+        row.update(mechanism=event["mechanism"], served=event["served"],
+                   welfare=event["welfare"])  # fmt: skip
+    elif kind == "round_closed":
+        row.update({k: event[k] for k in ("tasks", "paid", "failed", "charged", "margin", "pool")})
+    elif kind == "asset_removed":
+        row["removed"].append(event["asset"])
