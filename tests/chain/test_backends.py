@@ -136,3 +136,88 @@ def test_ganache_is_stopped_by_its_pid(tmp_path):
         os.kill(pid, 0)
     with pytest.raises(ChainUnavailableError):
         Web3Backend.http(node.url, timeout=2)
+
+
+def _fake_node(tmp_path, monkeypatch):
+    """GanacheNode with a Python script standing in for node + ganache: it writes its pid
+    and waits to be stopped (it never answers JSON-RPC)."""
+    import sys
+    import types
+
+    from mercat.chain import ganache
+
+    script = tmp_path / "cli.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(600)\n"
+    )
+    monkeypatch.setattr(ganache, "install_ganache", lambda directory: script)
+    monkeypatch.setattr(ganache, "shutil", types.SimpleNamespace(which=lambda _: sys.executable))
+    return GanacheNode(tmp_path, accounts=1, log_path=tmp_path / "node.log")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie: it has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, ValueError])
+def test_a_node_whose_start_is_interrupted_is_stopped(tmp_path, monkeypatch, interruption):
+    node = _fake_node(tmp_path, monkeypatch)
+
+    def answers(self):
+        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
+            pass  # the child is running
+        raise interruption  # Ctrl-C while waiting, or an answer that is not JSON-RPC
+
+    monkeypatch.setattr(GanacheNode, "_answers", answers)
+    with pytest.raises(interruption):
+        node.start()
+    assert node.process is None
+    assert _gone(int((tmp_path / "pid").read_text()))
+
+
+def test_a_node_ends_with_the_process_that_started_it(tmp_path):
+    """A run stopped by SIGTERM runs no clean-up; the node is stopped all the same."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "cli.py").write_text(
+        "import os, time\n"
+        f"open({str(tmp_path / 'pid')!r} + '.tmp', 'w').write(str(os.getpid()))\n"
+        f"os.rename({str(tmp_path / 'pid')!r} + '.tmp', {str(tmp_path / 'pid')!r})\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, types\n"
+            "from pathlib import Path\n"
+            "from mercat.chain import ganache\n"
+            f"ganache.install_ganache = lambda directory: Path({str(tmp_path / 'cli.py')!r})\n"
+            "ganache.shutil = types.SimpleNamespace(which=lambda _: sys.executable)\n"
+            f"ganache.GanacheNode({str(tmp_path)!r}, log_path={str(tmp_path / 'log')!r}).start()\n"
+        )],
+    )  # fmt: skip
+    try:
+        while not (tmp_path / "pid").exists():
+            assert parent.poll() is None, "the parent ended before the node started"
+            time.sleep(0.05)
+        pid = int((tmp_path / "pid").read_text())
+        assert not _gone(pid)
+        parent.send_signal(signal.SIGTERM)  # its default action: no clean-up runs
+        parent.wait(timeout=60)
+        deadline = time.monotonic() + 60  # a bound on the wait, not a measured time
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+            pytest.fail("the node outlived the process that started it")
+    finally:
+        parent.kill()
+        parent.wait()

@@ -9,7 +9,12 @@ import pytest
 
 from mercat.chain.book import ChainBook, _open_chunks, nonzero
 from mercat.chain.market import MAX_BATCH, MAX_CALL_SERVERS
-from mercat.errors import LedgerIntegrityError, UnknownAccountError, UnknownTaskError
+from mercat.errors import (
+    LedgerIntegrityError,
+    UnknownAccountError,
+    UnknownRequestError,
+    UnknownTaskError,
+)
 from mercat.incentives.integer_rule import IntegerRule
 from mercat.runtime.attest import Attestation
 from mercat.runtime.memory import MemoryBook
@@ -81,3 +86,20 @@ def test_unknown_names_are_refused_before_anything_is_sent():
     with pytest.raises(UnknownTaskError):
         chain.settle(1, [Attestation("nope", True, True, 1)])
     assert nonzero(chain.books()) == before
+
+
+def test_tasks_a_refused_later_chunk_leaves_open_can_still_be_settled():
+    _, chain = _two_books()
+    for i in range(MAX_BATCH):
+        chain.post_request("carol", RequestTerms(f"r{i}", max_price=9, demand={"gpu": 1}))
+    # The last task names a request nobody posted: its chunk (the second) is refused, the
+    # first chunk's tasks are open on chain with their charges held.
+    tasks = [TaskTerms(f"t{i}", f"r{i}", (f"s{i % 4}",), (5,), 6) for i in range(MAX_BATCH + 1)]
+    with pytest.raises(UnknownRequestError):
+        chain.open_tasks(1, tasks)
+    assert chain.market.task(1, "t0").status == "open"
+    assert chain.market.task(1, f"t{MAX_BATCH}").status == "unknown"
+    settled = chain.settle(1, [Attestation(t.task, True, True, 1) for t in tasks[:MAX_BATCH]])
+    assert [s.task for s in settled] == [t.task for t in tasks[:MAX_BATCH]]
+    assert chain.market.open_task_holds() == 0
+    chain.verify()

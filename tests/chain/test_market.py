@@ -97,6 +97,10 @@ def test_fund_deposit_withdraw_and_conservation(market):
     assert (market.wallet(alice), market.balance(alice), market.held()) == (300, 200, 200)
     assert market.total_supply() == 500
     assert market.conservation_gap() == 0
+    # One account however it is spelled: counted once, not once per spelling.
+    market.transfer(alice.lower(), market.admin, 50)
+    assert market.balance(alice.lower()) == market.balance(alice) == 150
+    assert market.conservation_gap() == 0
 
 
 def test_a_request_escrows_its_max_price_and_ids_are_one_namespace(world):
@@ -441,6 +445,10 @@ def test_bad_input_is_refused_before_anything_is_sent(world):
         lambda: market.settle_tasks(1, [Settlement(task(), "operator", 1)]),
         lambda: market.register_asset(alice, "white space", S0),
         lambda: market.register_asset("alice", "n3", S0),
+        lambda: market.register_asset("0x" + "zz" * 20, "n3", S0),  # not hex
+        lambda: market.transfer(alice, alice[:-1] + "G", 1),
+        lambda: market.transfer(alice, alice.swapcase().replace("0X", "0x"), 1),  # checksum
+        lambda: market.balance("0x" + "g" * 40),
         lambda: market.deposit(alice, 1.5),
         lambda: market.withdraw(alice, 0),
         lambda: market.fund_pool(alice, 2**256),

@@ -121,3 +121,43 @@ def test_the_audit_catches_terms_and_tasks_changed_behind_the_journal(sqlite_url
         with pytest.raises(LedgerIntegrityError, match=found):
             m.ledger.verify()
     m.ledger.close()
+
+
+def test_the_audit_reads_one_snapshot_while_writers_go_on(pg_url):
+    """A live ledger (the node audits while rounds run): messages committed while `verify`
+    reads are not half seen (postings without their balances, an offer without the entry
+    that posted it) and reported as tampering."""
+    from sqlalchemy import event
+
+    from mercat.ledger import Deposit, Offer, PostOffer, Withdraw
+
+    m = Market(pg_url, users=1)
+    user = m.users[0]
+    m.fund(user, 1_000)
+    asset = m.asset(user, 500)
+    writer = Ledger(pg_url)  # another process's connection, as it were
+    writes = {
+        "FROM books": lambda: writer.submit(
+            m.signer(m.operator).sign(Deposit(account=user.public, amount=7))
+        ),
+        "FROM offers": lambda: writer.submit(
+            m.signer(user).sign(PostOffer(offer=Offer(asset, cost=3)))
+        ),
+        "FROM entries": lambda: writer.submit(m.signer(user).sign(Withdraw(amount=5))),
+    }
+    done: set[str] = set()
+
+    def write_meanwhile(conn, cursor, statement, parameters, context, executemany):
+        for table, write in writes.items():
+            if table in statement and table not in done and statement.startswith("SELECT"):
+                done.add(table)
+                write()
+
+    event.listen(m.ledger.engine, "before_cursor_execute", write_meanwhile)
+    report = m.ledger.verify()  # raises on any problem
+    event.remove(m.ledger.engine, "before_cursor_execute", write_meanwhile)
+    assert done == set(writes)
+    assert report.ok
+    m.ledger.verify()  # and after them, everything they wrote is there
+    writer.close()
+    m.ledger.close()

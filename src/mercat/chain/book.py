@@ -253,11 +253,15 @@ class ChainBook:
     def open_tasks(
         self, round_: int, tasks: Sequence[TaskTerms], margin_to: MarginHolder = "operator"
     ) -> list[TaskRecord]:
+        opened = []
         for chunk in _open_chunks(tasks):
             self.market.open_tasks(round_, chunk, margin_to)
-        opened = [TaskRecord(round_, t, margin_to) for t in tasks]
-        for record in opened:
-            self.tasks[(round_, record.terms.task)] = record
+            # Recorded as each transaction opens them: a later chunk that is refused leaves
+            # these open on chain, and settling them needs their terms.
+            for terms in chunk:
+                record = TaskRecord(round_, terms, margin_to)
+                self.tasks[(round_, terms.task)] = record
+                opened.append(record)
         return opened
 
     def settle(self, round_: int, attestations: Sequence[Attestation]) -> list[TaskSettlement]:

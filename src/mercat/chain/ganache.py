@@ -3,8 +3,10 @@
 `install_ganache` runs `npm install ganache@7.9.2` into a project-local directory (once;
 later calls find it there; a file lock keeps parallel test workers from installing twice).
 `GanacheNode` starts it on 127.0.0.1 at a free port, waits until it answers JSON-RPC, and
-stops it by its PID. The node runs the `shanghai` fork, the newest ganache 7.9.2 knows,
-which is what the contracts are compiled for.
+stops it by its PID: at `stop`, when starting fails or is interrupted, and (Linux) when the
+thread that started it ends, so a test run stopped by SIGTERM leaves no node behind. The
+node runs the `shanghai` fork, the newest ganache 7.9.2 knows, which is what the contracts
+are compiled for.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ def _installed_version(package_json: Path) -> str | None:
         return None
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """SIGTERM to the node when the process that started it dies (Linux), even by a
+    signal that runs no clean-up (SIGTERM, SIGKILL): a stopped test run leaves no chain."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -136,21 +149,25 @@ class GanacheNode:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped by PID, nothing else
+                preexec_fn=_die_with_parent,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ChainUnavailableError(
-                    f"ganache exited with {self.process.returncode} before answering; "
-                    f"log: {self._log_tail()}"
-                )
-            if self._answers():
-                return self.url
-            time.sleep(0.2)
-        self.stop()
-        raise ChainUnavailableError(
-            f"ganache did not answer within {timeout:.0f} s: {self._log_tail()}"
-        )
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise ChainUnavailableError(
+                        f"ganache exited with {self.process.returncode} before answering; "
+                        f"log: {self._log_tail()}"
+                    )
+                if self._answers():
+                    return self.url
+                time.sleep(0.2)
+            raise ChainUnavailableError(
+                f"ganache did not answer within {timeout:.0f} s: {self._log_tail()}"
+            )
+        except BaseException:  # Ctrl-C while waiting included: no node is left behind
+            self.stop()
+            raise
 
     def _answers(self) -> bool:
         body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
@@ -159,9 +176,10 @@ class GanacheNode:
         )
         try:
             with urllib.request.urlopen(request, timeout=2) as response:
-                return "result" in json.loads(response.read())
-        except OSError:
+                answer = json.loads(response.read(1 << 16))
+        except (OSError, ValueError):  # nothing listens yet, or something that is not it
             return False
+        return isinstance(answer, dict) and "result" in answer
 
     def _log_tail(self) -> str:
         try:

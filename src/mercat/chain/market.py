@@ -30,6 +30,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
+from eth_utils import (
+    is_checksum_address,
+    is_checksum_formatted_address,
+    is_hex_address,
+    to_checksum_address,
+)
+
 from mercat.chain import encoding
 from mercat.chain.backend import ChainBackend, Receipt
 from mercat.chain.contracts import ContractArtifact, Event, compile_contract, decode_logs
@@ -300,9 +307,18 @@ class ChainMarket:
         return TxResult(events, total, len(receipts))
 
     def _account(self, name: str, account: object) -> str:
-        if not isinstance(account, str) or not account.startswith("0x") or len(account) != 42:
+        """`account` in its checksummed form (one spelling per account, so the accounts
+        `conservation_gap` sums over are counted once), if it is an address: 0x and 40
+        hex digits, in one case or with a valid EIP-55 checksum."""
+        if (
+            not isinstance(account, str)
+            or not account.startswith("0x")
+            or len(account) != 42
+            or not is_hex_address(account)
+            or (is_checksum_formatted_address(account) and not is_checksum_address(account))
+        ):
             raise InvalidParameterError(f"{name} must be a 0x-prefixed address, got {account!r}")
-        return account
+        return to_checksum_address(account)
 
     def _id(self, what: str, name: object) -> int:
         """The contract's id of a name (remembered, to read events back)."""
@@ -525,11 +541,11 @@ class ChainMarket:
 
     def balance(self, account: str) -> int:
         """Free balance inside the market."""
-        return self._call("Market", "balances", account)
+        return self._call("Market", "balances", self._account("account", account))
 
     def wallet(self, account: str) -> int:
         """Token balance outside the market."""
-        return self._call("Token", "balanceOf", account)
+        return self._call("Token", "balanceOf", self._account("account", account))
 
     def asset(self, asset: str) -> AssetState:
         owner, stake, status, kind, cost, _, _, digest, open_tasks = self._call(
@@ -568,7 +584,7 @@ class ChainMarket:
 
     def unbonding(self, account: str) -> int:
         """Unstaked tokens of `account` waiting out the delay."""
-        return self._call("Market", "unbonding", account)
+        return self._call("Market", "unbonding", self._account("account", account))
 
     def reward_pool(self) -> int:
         return self._call("Market", "reward_pool")

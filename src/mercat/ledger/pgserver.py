@@ -1,9 +1,13 @@
 """A disposable PostgreSQL server, for the test suite and the benchmark.
 
 The packaged service start does not work on the machines mercat is built on, so this runs
-the server binaries directly: `initdb` on a temporary data directory, `pg_ctl start` on a
-free port bound to 127.0.0.1, trust authentication, and `pg_ctl stop` plus removal at the
-end. As root it runs them as the `postgres` user (the server refuses to run as root).
+the server binaries directly: `initdb` on a temporary data directory, then `postgres` itself
+as a child process on a free port bound to 127.0.0.1, trust authentication, stopped and its
+directory removed at the end, or when starting fails or is interrupted. The server gets
+SIGINT (its fast shutdown) when the thread that started it ends (Linux), so a test run
+stopped by SIGTERM or SIGKILL, which runs no clean-up, leaves no server running (`pg_ctl
+start` would detach it; the data directory then stays in the temporary folder). As root
+it runs them as the `postgres` user (the server refuses to run as root).
 
 Binaries are looked up on PATH, then in /usr/lib/postgresql/<version>/bin (Debian's layout).
 `ensure_installed()` installs Debian's `postgresql` package when they are missing and this
@@ -17,9 +21,11 @@ import fcntl
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 INSTALL_LOCK = "/tmp/mercat-postgresql-install.lock"
@@ -67,6 +73,16 @@ def ensure_installed() -> Path:
     return bindir
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """SIGINT (the server's fast shutdown) to it when the thread that started it ends."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,6 +117,12 @@ class TemporaryPostgres:
                 raise PostgresUnavailable("running as root and there is no postgres user") from exc
             os.chown(self.root, uid.pw_uid, uid.pw_gid)
             self._as_postgres = [runuser, "-u", "postgres", "--"]
+            self._user: dict[str, object] = {
+                "user": uid.pw_uid, "group": uid.pw_gid, "extra_groups": []
+            }  # fmt: skip
+        else:
+            self._user = {}
+        self.process: subprocess.Popen[bytes] | None = None
         self.started = False
 
     def _run(self, *args: str) -> None:
@@ -110,22 +132,65 @@ class TemporaryPostgres:
         if result.returncode != 0:
             raise PostgresUnavailable(f"{Path(args[0]).name} failed: {result.stderr[-2000:]}")
 
-    def start(self) -> TemporaryPostgres:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-                  "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
-        options = [
-            f"-p {self.port}",
-            f"-k {self.root}",
-            "-c listen_addresses=127.0.0.1",
-            f"-c max_connections={self.max_connections}",
-        ]
-        if not self.durable:
-            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        log = str(self.root / "server.log")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", log, "-w",
-                  "-o", " ".join(options), "start")  # fmt: skip
-        self.started = True
+    def start(self, timeout: float = 120.0) -> TemporaryPostgres:
+        """initdb, then the server, waited on until it accepts connections (at most
+        `timeout` seconds). On any failure, Ctrl-C included, nothing is left running or on
+        disk."""
+        try:
+            self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+                      "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
+            options = [
+                "-p", str(self.port),
+                "-k", str(self.root),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", f"max_connections={self.max_connections}",
+            ]  # fmt: skip
+            if not self.durable:
+                for setting in ("fsync=off", "synchronous_commit=off", "full_page_writes=off"):
+                    options += ["-c", setting]
+            with open(self.root / "server.log", "ab") as log:
+                self.process = subprocess.Popen(
+                    [str(self.bindir / "postgres"), "-D", str(self.datadir), *options],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches it through `stop`, not directly
+                    preexec_fn=_die_with_parent, **self._user,  # type: ignore[arg-type]
+                )  # fmt: skip
+            self.started = True
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise PostgresUnavailable(
+                    f"postgres exited with {self.process.returncode}: {self._log_tail()}"
+                )
+            try:
+                with psycopg.connect(
+                    f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                    connect_timeout=5,
+                ):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise PostgresUnavailable(
+                        f"postgres did not accept connections within {timeout:.0f} s: "
+                        f"{self._log_tail()}"
+                    ) from None
+                time.sleep(0.1)
+
+    def _log_tail(self) -> str:
+        try:
+            return (self.root / "server.log").read_text(errors="replace")[-2000:]
+        except OSError:
+            return "(no log)"
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -142,11 +207,18 @@ class TemporaryPostgres:
         return self.url(name)
 
     def stop(self) -> None:
-        if self.started:
-            with contextlib.suppress(PostgresUnavailable):
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
-                          "-w", "stop")  # fmt: skip
-            self.started = False
+        """Stop the server (SIGQUIT: `pg_ctl stop -m immediate`; SIGKILL if it lingers) and
+        remove its directory."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGQUIT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> TemporaryPostgres:

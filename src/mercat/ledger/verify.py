@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from mercat.errors import (
     BadSignatureError,
@@ -83,6 +83,11 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
     """Check the journal against the balances (see module docstring)."""
     problems: list[str] = []
     with engine.connect() as c:
+        if c.dialect.name == "postgresql":
+            # One snapshot for every read below: under READ COMMITTED each statement sees
+            # the commits made since the last one, and a message settled meanwhile would
+            # show as postings without their balances. (SQLite: the read takes the lock.)
+            c.execution_options(isolation_level="REPEATABLE READ")
         # Summed here, not by SQL: a tampered store may hold floats, text or sums beyond 64
         # bits (SQLite's SUM raises on an overflow), and each is a finding, not a crash.
         entry_sums: dict[int, int] = defaultdict(int)
@@ -138,7 +143,7 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
         entries = c.execute(select(s.entries.c.id, s.entries.c.op, s.entries.c.signer,
                                    s.entries.c.nonce, s.entries.c.payload,
                                    s.entries.c.signature)).all()  # fmt: skip
-    problems += _authority_problems(engine, operator_of(engine), entries)
+        problems += _authority_problems(c, operator_of(c), entries)
     checked = 0
     if signatures:
         for row in entries:
@@ -169,9 +174,8 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
     return report
 
 
-def operator_of(engine: Engine) -> str:
-    with engine.connect() as c:
-        key = c.execute(select(s.accounts.c.key).where(s.accounts.c.role == "operator")).scalar()
+def operator_of(c: Connection) -> str:
+    key = c.execute(select(s.accounts.c.key).where(s.accounts.c.role == "operator")).scalar()
     return str(key)
 
 
@@ -208,15 +212,16 @@ def _settlement_problems(settled: list, settle_rows: list) -> list[str]:  # type
     return problems
 
 
-def _authority_problems(engine: Engine, operator: str, entries: list) -> list[str]:  # type: ignore[type-arg]
-    with engine.connect() as c:
-        offers = dict(c.execute(select(s.offers.c.asset, s.offers.c.offer)).all())
-        terms = dict(c.execute(select(s.requests.c.id, s.requests.c.terms)).all())
-        tasks = c.execute(select(s.tasks)).all()
-        members = c.execute(
-            select(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.asset,
-                   s.task_assets.c.payout).order_by(s.task_assets.c.position)
-        ).all()  # fmt: skip
+def _authority_problems(c: Connection, operator: str, entries: list) -> list[str]:  # type: ignore[type-arg]
+    """Read in the same transaction as `entries`: a table row and the entry that wrote it
+    are seen together or not at all."""
+    offers = dict(c.execute(select(s.offers.c.asset, s.offers.c.offer)).all())
+    terms = dict(c.execute(select(s.requests.c.id, s.requests.c.terms)).all())
+    tasks = c.execute(select(s.tasks)).all()
+    members = c.execute(
+        select(s.task_assets.c.round, s.task_assets.c.task, s.task_assets.c.asset,
+               s.task_assets.c.payout).order_by(s.task_assets.c.position)
+    ).all()  # fmt: skip
     problems: list[str] = []
     parts: dict[tuple[object, object], list[tuple[str, object]]] = {}
     for r, t, a, p in members:
