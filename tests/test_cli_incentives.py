@@ -97,6 +97,11 @@ def test_simulate_collective_json_matches_the_library():
         (["simulate", "collective", "--stake", "-3"], "stake must be > 0"),
         (["simulate", "collective", "--runs", "0"], "runs"),
         (["simulate", "collective", "--engine", "tpu"], "engine"),
+        (["simulate", "collective", "--workers", "4"], "--workers applies to --engine pipeline"),
+        (
+            ["simulate", "collective", "--engine", "reference", "--tasks-per-round", "3"],
+            "--tasks-per-round applies to --engine pipeline only",
+        ),
         (["reproduce", "fig99"], "unknown experiment 'fig99'"),
         (["reproduce", "fig3", "--quick", "--out", __file__], "cannot hold the report"),
     ],

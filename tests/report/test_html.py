@@ -145,3 +145,13 @@ def test_the_report_order_does_not_depend_on_which_experiment_module_was_importe
         experiments._REGISTRY.clear()
         experiments._REGISTRY.update(saved)
     assert expected[:4] == ["fig3", "fig4", "fig5", "table1"]
+
+
+def test_a_report_that_fails_to_write_leaves_the_earlier_one_whole(tmp_path):
+    before = _report(tmp_path)
+    # a lone surrogate cannot be written as UTF-8: the write fails once the file is open
+    broken = Section("fig4", "Fig. 4", "<p>\ud800</p>", paper="000", claims=(claim(),))
+    with pytest.raises(UnicodeEncodeError):
+        write_report(tmp_path, [broken])
+    assert (tmp_path / "index.html").read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["facts.json", "index.html"]

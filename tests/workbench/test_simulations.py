@@ -206,3 +206,14 @@ def test_cloudchain_adapter_reads_the_public_entry_point():
     assert len(out.tables["providers"]) == 2 * len(config.providers)
     assert out.tables["steps"]["hour"].tolist() == [6, 12, 18, 24] * 2
     assert isinstance(out.tables["steps"], pd.DataFrame)
+
+
+def test_cloudchain_tables_do_not_depend_on_sizes_that_coincide():
+    # 28 requesters beside 5 clouds and 23 community nodes; 24 requesters over 24 hours
+    for requesters in (28, 24):
+        out = run("cloudchain", 1, 1, Steps(True, 1), days=1, requesters=requesters)
+        assert list(out.tables["providers"].columns) == [
+            "run", "provider", "earned", "stake_change", "allocated", "delivered", "offered",
+            "tokens", "utilization",
+        ]  # fmt: skip
+        assert list(out.tables["steps"].columns) == ["run", "hour", "hourly_gpu_hours"]

@@ -249,3 +249,47 @@ def test_two_variants_that_set_the_same_values_are_refused(tmp_path):
     with pytest.raises(ScenarioError, match=r"point 1 \(variant b, .*\) runs the same "
                                             r"parameters as point 0 \(variant a"):  # fmt: skip
         parse_scenario(same, "echo.toml")
+
+
+def test_a_sweep_that_writes_fewer_tables_leaves_none_of_the_earlier_ones(tmp_path):
+    out = tmp_path / "out"
+    run_sweep(read_scenario(echo_scenario(tmp_path)), out, workers=1)
+    (out / "notes.csv").write_text("mine\n")
+    smaller = echo_scenario(tmp_path, "[5.0]", extra="[output]\nformats = ['csv']\nsteps = false\n")
+    run_sweep(read_scenario(smaller), out, workers=1)
+    results = load(out)
+    assert set(results) == {"points", "runs"}
+    assert results["points"]["value"].tolist() == [5.0, 5.0]
+    assert sorted(p.name for p in out.glob("*.*sv")) == ["notes.csv", "points.csv", "runs.csv"]
+    assert not list(out.glob("*.parquet"))
+
+
+def test_an_out_that_is_a_file_or_holds_another_manifest_is_one_error(tmp_path):
+    scenario = read_scenario(echo_scenario(tmp_path))
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(InvalidParameterError, match="is a file; results go to a directory"):
+        run_sweep(scenario, tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine"
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(InvalidParameterError, match="not a manifest mercat wrote"):
+        run_sweep(scenario, tmp_path / "listed")
+
+
+def test_the_step_figure_draws_one_line_per_swept_value_not_per_measured_one(tmp_path):
+    from mercat.workbench.plot import _steps, plot_results
+    from mercat.workbench.simulation import simulation
+
+    # Echo's steps table has a column `value` of its own; the swept `value` is `param_value`
+    path = echo_scenario(tmp_path, "[1.0, 2.0]").read_text().split("[variants.a]")[0]
+    (tmp_path / "plain.toml").write_text(path)
+    out = tmp_path / "out"
+    run_sweep(read_scenario(tmp_path / "plain.toml"), out, workers=1)
+    results = load(out)
+    figure = _steps(results, simulation(ECHO), results.manifest["swept"])
+    lines = figure.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["value=1.0", "value=2.0"]
+    assert [list(line.get_ydata()) for line in lines] == [[2.0, 3.0, 4.0], [3.0, 4.0, 5.0]]
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(InvalidParameterError, match="cannot write figures to"):
+        plot_results(out, tmp_path / "file")

@@ -58,10 +58,15 @@ def collective(
     as_json: bool = json_option(),
 ) -> None:
     """Run a collective-incentive marketplace and print removal precision and failure rates."""
+    from mercat.errors import InvalidParameterError
     from mercat.progress import progress_bar
     from mercat.scenarios.collective_config import CollectiveConfig
     from mercat.scenarios.collective_sim import check_engine, simulate
 
+    if engine != "pipeline" and (tasks_per_round != 1 or workers != 1):
+        # the other engines would run as if they were not given: say so instead
+        given = "--tasks-per-round" if tasks_per_round != 1 else "--workers"
+        raise InvalidParameterError(f"{given} applies to --engine pipeline only")
     config = CollectiveConfig(
         mechanism=mechanism,
         assets=assets,

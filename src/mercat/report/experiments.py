@@ -24,7 +24,7 @@ from typing import Any
 
 from mercat import plugins
 from mercat.errors import PluginError, UnknownNameError
-from mercat.report.html import Section, section_from_dict, section_to_dict
+from mercat.report.html import Section, section_from_dict, section_to_dict, write_text_atomic
 
 # Modules that register experiments, in report order.
 _MODULES = (
@@ -148,8 +148,8 @@ def run_experiment(name: str, context: ExperimentContext) -> Section:
         figures=tuple(replace(f, path=f"{name}/{f.path}") for f in section.figures),
         tables=tuple(replace(t, csv=f"{name}/{t.csv}" if t.csv else None) for t in section.tables),
     )
-    (sub.out_dir / "section.json").write_text(
-        json.dumps(section_to_dict(section), indent=2, default=_plain), encoding="utf-8"
+    write_text_atomic(  # a section half-written would stop every later report
+        sub.out_dir / "section.json", json.dumps(section_to_dict(section), indent=2, default=_plain)
     )
     return section
 

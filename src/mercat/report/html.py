@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -312,7 +313,7 @@ def write_report(
         + "</body></html>"
     )
     path = out_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)
     facts = {
         s.key: {
             "title": s.title,
@@ -325,8 +326,19 @@ def write_report(
     }
     if run is not None:
         facts = {"run": asdict(run), **facts}
-    (out_dir / "facts.json").write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
+    write_text_atomic(out_dir / "facts.json", json.dumps(facts, indent=2, default=str))
     return path
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `path` whole or not at all (a temporary file beside it, then renamed): a run
+    stopped halfway leaves the earlier file, never half of a new one."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def section_to_dict(section: Section) -> dict[str, Any]:

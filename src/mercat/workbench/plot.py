@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mercat.errors import InvalidParameterError
 from mercat.workbench.results import Results, load
 
 MAX_LINES = 12
@@ -37,7 +38,10 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> list
     import_plugins(tuple(results.manifest.get("plugins", ())))
     sim = simulation(results.manifest.get("simulation_ref") or results.simulation)
     out = Path(out) if out is not None else Path(results_dir) / "figures"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot write figures to {out}: {exc.strerror}") from None
     # the variant's name stands for what it sets; the swept parameters label the rest
     design = [c for c in results.manifest.get("swept", []) if c in results["points"].columns]
     written = []
@@ -69,7 +73,25 @@ def _colors(ax: Any) -> None:
 
 
 def _label(row: pd.Series, columns: list[str]) -> str:
-    return ", ".join(f"{c}={row[c]}" if c != "variant" else str(row[c]) for c in columns) or "all"
+    return (
+        ", ".join(
+            f"{c.removeprefix('param_')}={row[c]}" if c != "variant" else str(row[c])
+            for c in columns
+        )
+        or "all"
+    )
+
+
+def _design_columns(table: pd.DataFrame, design: list[str]) -> list[str]:
+    """Where a per-run or per-step table holds the varied parameters: a parameter named like
+    one of the table's own columns is `param_NAME` there (mercat.workbench.store)."""
+    found = []
+    for c in design:
+        if f"param_{c}" in table.columns:
+            found.append(f"param_{c}")
+        elif c in table.columns:
+            found.append(c)
+    return found
 
 
 def _se_column(points: pd.DataFrame, measure: str) -> str | None:
@@ -156,7 +178,7 @@ def _runs(results: Results, sim: Any, design: list[str]) -> Any:
     if "case" in runs.columns and runs["case"].notna().any():
         labels = ["case", *labels]  # a case's label stands for what it sets
     else:
-        labels += [c for c in design if c in runs.columns and c not in labels]
+        labels += [c for c in _design_columns(runs, design) if c not in labels]
     keys = runs["point"].drop_duplicates().tolist()[: 2 * MAX_LINES]
     firsts = [runs[runs["point"] == k].iloc[0] for k in keys]
     names = [
@@ -185,9 +207,7 @@ def _steps(results: Results, sim: Any, design: list[str]) -> Any:
     measures = [m for m in sim.step_measures if m in steps.columns]
     if not measures or sim.step not in steps.columns:
         return None
-    labels = (["variant"] if "variant" in steps.columns else []) + [
-        c for c in design if c in steps.columns
-    ]
+    labels = (["variant"] if "variant" in steps.columns else []) + _design_columns(steps, design)
     labels = [c for c in labels if steps[c].nunique() > 1]
     if steps.groupby(labels).ngroups > MAX_LINES if labels else False:
         labels = ["variant"] if "variant" in steps.columns else []

@@ -86,16 +86,13 @@ def load(out: str | Path, *, partial: bool = False) -> Results:
 
         scenario = parse_scenario(text, str(out / store.SCENARIO), manifest.get("overrides"))
         return Results(out, store.combine(out, scenario), manifest, text)
+    files = store.table_files(out)  # not a file of the user's that lies beside them
     tables = {}
-    names = ["points", *sorted({p.stem for p in out.glob("*.parquet")} - {"points"})]
+    names = ["points", *sorted({p.stem for p in files} - {"points"})]
     for name in names:
         parquet, csv = out / f"{name}.parquet", out / f"{name}.csv"
-        if parquet.exists():
+        if parquet in files:
             tables[name] = pd.read_parquet(parquet)
-        elif csv.exists():
+        elif csv in files:
             tables[name] = pd.read_csv(csv)
-    if not (out / "points.parquet").exists():
-        for csv in sorted(out.glob("*.csv")):
-            if csv.stem not in tables:
-                tables[csv.stem] = pd.read_csv(csv)
     return Results(out, tables, manifest, text)

@@ -16,12 +16,15 @@ A point's directory is written whole or not at all: into a temporary directory b
 then renamed (atomic on one file system), so an interrupted sweep leaves finished points and
 nothing half-written; the next sweep skips the finished ones (their key names the simulation
 and every parameter, seed and runs included). Combined tables are written to a temporary
-file and renamed too. Each Parquet file carries mercat's version and the scenario's name in
+file and renamed too; a sweep that finishes removes those an earlier sweep of the directory
+wrote and its own scenario does not (another table or format), so that the directory holds
+one sweep's tables. Each Parquet file carries mercat's version and the scenario's name in
 its schema metadata (key `mercat`).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -34,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 from mercat.errors import InvalidParameterError
-from mercat.workbench.scenario import Point, Scenario
+from mercat.workbench.scenario import FORMATS, Point, Scenario
 from mercat.workbench.simulation import PointTables
 
 MANIFEST = "manifest.json"
@@ -64,11 +67,15 @@ def prepare(out: Path, scenario: Scenario) -> None:
     """Create the directory (or reopen one a sweep of the same simulation wrote), record the
     scenario and an incomplete manifest, and drop what an interrupted write left."""
     manifest = out / MANIFEST
+    if out.exists() and not out.is_dir():
+        raise InvalidParameterError(f"{out} is a file; results go to a directory")
     if manifest.exists():
         try:
             earlier = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise InvalidParameterError(f"{manifest}: not a manifest mercat wrote") from None
+            earlier = None
+        if not isinstance(earlier, dict):
+            raise InvalidParameterError(f"{manifest}: not a manifest mercat wrote")
         if earlier.get("simulation") != scenario.simulation.name:
             raise InvalidParameterError(
                 f"{out} holds results of a {earlier.get('simulation')!r} sweep; this scenario "
@@ -80,12 +87,15 @@ def prepare(out: Path, scenario: Scenario) -> None:
         )
     try:
         (out / POINTS).mkdir(parents=True, exist_ok=True)
+        for stale in (out / POINTS).glob(_TMP + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in out.glob(_TMP + "*"):  # a combined table an interrupted write left
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+        _write_text(out / SCENARIO, scenario.text)
+        write_manifest(out, scenario, complete=False)
     except OSError as exc:
         raise InvalidParameterError(f"cannot write results to {out}: {exc.strerror}") from None
-    for stale in (out / POINTS).glob(_TMP + "*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    _write_text(out / SCENARIO, scenario.text)
-    write_manifest(out, scenario, complete=False)
 
 
 def write_manifest(out: Path, scenario: Scenario, complete: bool) -> None:
@@ -254,6 +264,34 @@ def write_tables(
             os.replace(tmp, path)
             written.append(path)
     return written
+
+
+def remove_stale_tables(out: Path, written: Iterable[Path]) -> list[Path]:
+    """Remove the combined tables an earlier sweep of `out` wrote that this one did not (a
+    table or a format its scenario no longer has): `load` would read them back as this
+    sweep's. A file counts as a combined table when it is named like one (`points`, or a
+    table the points hold, in a format mercat writes); anything else is left alone."""
+    keep = set(written)
+    removed = []
+    for path in table_files(out):
+        if path not in keep:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def table_files(out: Path) -> list[Path]:
+    """The combined tables in `out`: files named like one (`points`, or a table the points
+    hold) in a format mercat writes."""
+    found = []
+    for fmt in FORMATS:
+        for path in sorted(out.glob(f"*.{fmt}")):
+            if path.name.startswith(_TMP):
+                continue
+            named = glob.escape(path.stem)
+            if path.stem == "points" or next((out / POINTS).glob(f"*/{named}.parquet"), None):
+                found.append(path)
+    return found
 
 
 def _write_text(path: Path, text: str) -> None:

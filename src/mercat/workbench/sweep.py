@@ -159,6 +159,7 @@ def run_sweep(
                 _run_local(tasks, finished, workers)
     tables = store.combine(out, scenario, fresh)
     files = store.write_tables(out, scenario, tables, scenario.output.formats)
+    store.remove_stale_tables(out, files)
     store.write_manifest(out, scenario, complete=True)
     return SweepReport(
         out=out,

@@ -12,6 +12,10 @@ community nodes beside the five clouds. Its tables are read off the result the s
 - `providers`: every per-provider array (tokens, deliveries, utilization, ...), one row per
   run and provider.
 
+Which array runs per hour and which per provider is read off one small run whose hours,
+providers, requesters and groups all differ in number, never off a point's own sizes (which
+may coincide).
+
 Run 0 of a point is `mercat simulate cloudchain --seed SEED`; run r > 0 uses a seed derived
 from (seed, r).
 """
@@ -19,6 +23,7 @@ from (seed, r).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -78,14 +83,13 @@ class CloudChainSimulation(Simulation):
         cc = _module()
         runs_rows, hours, providers = [], [], []
         names = [p.name for p in config.providers]
+        kinds = _array_kinds()
         for r in range(runs):
             result = cc.simulate(config, seed=run_seed(seed, r))
             scalars, arrays = _read(result)
             runs_rows.append({"run": r, **scalars})
-            per_hour = {k: v for k, v in arrays.items() if len(v) == config.rounds}
-            per_provider = {
-                k: v for k, v in arrays.items() if len(v) == len(names) and k not in per_hour
-            }
+            per_hour = {k: v for k, v in arrays.items() if kinds.get(k) == "hour"}
+            per_provider = {k: v for k, v in arrays.items() if kinds.get(k) == "provider"}
             for h in range(steps.every - 1, config.rounds, steps.every):
                 hours.append({"run": r, "hour": h + 1, **{k: v[h] for k, v in per_hour.items()}})
             for i, name in enumerate(names):
@@ -104,6 +108,24 @@ class CloudChainSimulation(Simulation):
 
 def _numeric(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+@functools.cache
+def _array_kinds() -> dict[str, str]:
+    """Which of the result's arrays run per hour and which per provider, by name. A point's
+    own sizes cannot tell (28 requesters beside 5 clouds and 23 community nodes make
+    per-requester arrays as long as per-provider ones), so they are read off one small run
+    whose hours, providers, requesters and groups all differ in number."""
+    cc = _module()
+    config = cc.CloudChainConfig(
+        requesters=11, days=1, rounds_per_day=5, providers=cc.default_providers(2)
+    )
+    sizes = {config.rounds: "hour", len(config.providers): "provider"}
+    others = {config.requesters, len(config.groups)}
+    if len(sizes) != 2 or others & set(sizes):
+        raise AssertionError("the probe's sizes must differ")  # pragma: no cover
+    _, arrays = _read(cc.simulate(config, seed=0))
+    return {name: sizes[len(v)] for name, v in arrays.items() if len(v) in sizes}
 
 
 def _read(result: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
