@@ -10,8 +10,10 @@ request of a conflict-ridden market by half. For an odd cycle C of the graph, at
 
 which no half-served cycle satisfies. On a random 1000-request market with 2,504 market
 conflicts (`random_market(0, 1000, 100, n_resources=0, conflict_rate=0.01)`) the edge rows
-leave the LP bound of the best stable set 62.6 above its optimum; 839 odd-cycle rows,
-separated in four rounds, close that gap to zero.
+leave the LP bound of the heaviest stable set (the requests' values) 62.6 above its
+optimum, and a few rounds of separation, 839 odd-cycle rows, close that gap to zero.
+The posted-price placement solver adds them to its projected encoding
+(`posted_price_placement`).
 
 Separation is exact and polynomial (Grötschel, Lovász and Schrijver, "Geometric Algorithms
 and Combinatorial Optimization", 1988, §9.1): give each edge ab the weight

@@ -15,7 +15,13 @@ on them. `PlacementSolver` takes them out:
      (N(t): the nodes that can serve it);
    - u_n ≤ Σ_{t : n ∈ N(t)} s_t: a used node holds a served request;
    - Σ_{n ∈ N(a) ∪ N(b)} u_n ≥ r_a·s_a + r_b·s_b for a node conflict between a and b that
-     can meet on a node: both served, they need r_a + r_b distinct nodes.
+     can meet on a node: both served, they need r_a + r_b distinct nodes;
+   - Σ_{t ∈ C} s_t ≤ (|C| - 1) / 2 for an odd cycle C of market conflicts
+     (`mercat.market.odd_cycles`), those R's LP relaxation violates, separated before its
+     first solve. In a large market the market conflicts make the welfare MILP a weighted
+     stable-set problem, whose LP over the conflict rows alone serves odd cycles by half: on
+     the 1000 × 100 benchmark market the bound falls from 62.8 above the optimum to 0.1, and
+     HiGHS proves R's optimum at its root in about 3 s instead of 130-170 s.
    Every allocation of V has a point in R, worth the same (no share costs anything), so
    R's optimum bounds V's. The challenge model writes its MILPs, and keeps its LP
    relaxations, over R instead of the whole encoding (at 200 × 50: 250 columns, not 7,393).
