@@ -21,7 +21,7 @@ from mercat.market.constraints import encode
 from mercat.market.economics import welfare
 from mercat.market.generators import random_market
 from tests.clearing.posted_price.test_posted_price_response import TICK, member, same_gain
-from tests.strategies import conflicted_markets, markets
+from tests.strategies import markets
 
 
 def violation(model, x):
@@ -70,8 +70,7 @@ def situations(draw):
     """A small market, a holder serving someone in it (attempt 3 or 4: the attempts whose
     challenge the model solves), and the maker who responds. Drawn directly rather than
     filtered from the response tests' situations, of which most would be rejected."""
-    # conflicted markets: odd cycles of market conflicts, which challenge LPs cut
-    market = draw(st.one_of(markets(max_requests=4, max_nodes=3), conflicted_markets(4)))
+    market = draw(markets(max_requests=4, max_nodes=3))
     allocations = [a for a in valid_allocations(market) if a.shares]
     assume(allocations)
     holder = draw(member(market, draw(st.sampled_from(allocations)), "mm1"))
@@ -109,12 +108,6 @@ def test_the_challenge_model_finds_the_reference_challenge(situation, data):
         return reference.offer(allocation, standing)
 
     candidates = drawn_candidates(market, holder, price, data)
-    if model.placement is not None and data.draw(st.booleans()):
-        # odd-cycle rows found on earlier challenges' LPs: every odd cycle of market
-        # conflicts that serving everyone by half violates (they hold on V); the model's
-        # LP and its MILP carry them after the holder's rows
-        half = np.full(model.base.num_cols, 0.5)
-        model.cycle_rows += model.placement.odd_cycle_cuts(half)
     milp, constant = model.model(holder, maker)
     for offer, allocation in candidates:
         # A candidate's column vector is feasible and worth exactly its gain.

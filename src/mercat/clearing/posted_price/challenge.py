@@ -49,7 +49,7 @@ from scipy import sparse
 
 from mercat.clearing.highs import LpRelaxation, MilpResult, solve_max
 from mercat.clearing.posted_price.fixing import FIX_MARGIN, fix_columns, lagrangian_bound
-from mercat.clearing.posted_price.placement import ODD_CYCLE_ROUNDS, PlacementSolver
+from mercat.clearing.posted_price.placement import PlacementSolver
 from mercat.clearing.posted_price.pricing import Offer, as_solved
 from mercat.clearing.posted_price.proposal import Proposal
 from mercat.clearing.posted_price.reference import GAIN_TOL
@@ -233,9 +233,6 @@ class ChallengeModel:
         self.base = full if self.placement is None else self.placement.projected
         self._lp: LpRelaxation | None = None
         self._lp_costs = self.base.objective.copy()
-        # odd-cycle rows over the projected encoding's columns, found on challenge LPs
-        # (`_relaxation_duals`): they hold on V, so every later MILP and LP keeps them
-        self.cycle_rows: list[Row] = []
         self._holder: _Holder | None = None
         self.lp_solves = 0
         self.milp_solves = 0
@@ -400,10 +397,7 @@ class ChallengeModel:
     # --- solving ----------------------------------------------------------------------------
 
     def _relaxation_duals(self, holder: Proposal) -> np.ndarray:
-        """Optimal row duals of the LP relaxation for this holder (warm-started), over the
-        model's rows and then `cycle_rows`. Over the projected encoding, the odd cycles of
-        market conflicts that this LP optimum violates are separated first, and join
-        `cycle_rows` for every later holder."""
+        """Optimal row duals of the LP relaxation for this holder (warm-started)."""
         h = self.load(holder)
         if self._lp is None:
             self._lp = LpRelaxation(self.base)
@@ -412,18 +406,9 @@ class ChallengeModel:
         lp.set_costs(changed, h.objective[changed])
         self._lp_costs = h.objective.copy()
         lp.truncate(self.base.num_cols, self.base.num_rows)
-        lp.append(h.tail_objective, h.tail_lower, h.tail_upper, h.rows + self.cycle_rows)
+        lp.append(h.tail_objective, h.tail_lower, h.tail_upper, h.rows)
         self.lp_solves += 1
-        solution = lp.solve()
-        for _ in range(ODD_CYCLE_ROUNDS if self.placement is not None else 0):
-            new = self.placement.odd_cycle_cuts(solution.x)
-            if not new:
-                break
-            lp.append([], [], [], new)
-            self.cycle_rows += new
-            self.lp_solves += 1
-            solution = lp.solve()
-        return solution.duals
+        return lp.solve().duals
 
     def best(
         self,
@@ -445,10 +430,7 @@ class ChallengeModel:
         model, constant = self.model(holder, maker)
         start = None
         if known is not None:
-            duals = self._relaxation_duals(holder)
-            # the LP's rows: the model's, then the odd cycles separated on challenge LPs
-            model = model.extended(self.cycle_rows)
-            bound = lagrangian_bound(model, duals)
+            bound = lagrangian_bound(model, self._relaxation_duals(holder))
             if bound.value + constant <= known[0].gain + GAIN_TOL:
                 self.bound_certified += 1
                 self.remember(known[1])

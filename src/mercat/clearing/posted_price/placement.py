@@ -163,7 +163,6 @@ class PlacementSolver:
         for t, n in zip(self.pair_request.tolist(), self.pair_node.tolist(), strict=True):
             self.capable[t].append(n)
         self.odd_cycle_rows = 0  # R's odd-cycle rows (`_with_odd_cycles`)
-        self.market_edges = np.zeros((0, 2), dtype=np.int64)  # market conflicts, by index
         self.projected, self.to_full = self._project()
         self.served_column = np.array(
             [self.projected.served_columns[t.id] for t in market.requests], dtype=np.int64
@@ -273,9 +272,9 @@ class PlacementSolver:
         """R with the odd-cycle rows of the market conflicts (`mercat.market.odd_cycles`)
         that its LP relaxation violates, separated round after round until it violates none
         (`served`: each request's column). They hold on every allocation of V, whatever the
-        objective, so every later model starts with them; a model whose objective moves its
-        LP optimum elsewhere (a challenge) separates more (`odd_cycle_cuts`)."""
-        self.market_edges = np.array(
+        objective, and serve every later model: a challenge's LP relaxation differs from the
+        welfare's only about the holder's participants."""
+        edges = np.array(
             [
                 sorted((self.request_index[c.first], self.request_index[c.second]))
                 for c in self.market.conflicts
@@ -283,29 +282,23 @@ class PlacementSolver:
             ],
             dtype=np.int64,
         ).reshape(-1, 2)
-        if not len(self.market_edges):
+        if not len(edges):
             return projected
         relaxation = LpRelaxation(projected)
         rows: list = []
         for _ in range(ODD_CYCLE_ROUNDS):
-            new = self.odd_cycle_cuts(relaxation.solve().x, served)
-            if not new:
+            x = relaxation.solve().x[served]
+            cycles = violated_odd_cycles(edges, x, limit=ODD_CYCLES_PER_ROUND)
+            if not cycles:
                 break
+            new = [
+                (dict.fromkeys(served[list(cycle)].tolist(), 1.0), -math.inf, (len(cycle) - 1) / 2)
+                for cycle in cycles
+            ]
             relaxation.append([], [], [], new)
             rows += new
         self.odd_cycle_rows = len(rows)
         return projected.extended(rows) if rows else projected
-
-    def odd_cycle_cuts(self, x: np.ndarray, served: np.ndarray | None = None) -> list:
-        """Rows Σ_{t ∈ C} s_t ≤ (|C| - 1) / 2 for the odd cycles C of market conflicts that
-        the point `x` (over R's columns, then any others) violates (`served`: each request's
-        column, by default R's)."""
-        served = self.served_column if served is None else served
-        cycles = violated_odd_cycles(self.market_edges, x[served], limit=ODD_CYCLES_PER_ROUND)
-        return [
-            (dict.fromkeys(served[list(cycle)].tolist(), 1.0), -math.inf, (len(cycle) - 1) / 2)
-            for cycle in cycles
-        ]
 
     def encode_allocation(self, allocation: Allocation) -> np.ndarray:
         """An allocation's point in R (its served and used columns)."""
