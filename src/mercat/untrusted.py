@@ -108,6 +108,15 @@ def check_json_depth(data: str | bytes, *, what: str, error: type[MercatError]) 
         raise error(_too_deep(what))
 
 
+def plain_decimal(text: str, max_digits: int = 18) -> int | None:
+    """`text` as a whole number if it is ASCII digits only, at most `max_digits` of them,
+    else None. HTTP headers arrive as Latin-1, where "²" and "³" are digits to
+    `str.isdigit` that int() refuses."""
+    if text.isascii() and text.isdigit() and len(text) <= max_digits:
+        return int(text)
+    return None
+
+
 def parse_json(
     data: str | bytes, *, what: str, error: type[MercatError], max_bytes: int | None
 ) -> Any:

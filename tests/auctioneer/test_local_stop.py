@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import alive
+
 ROUND_DONE = "round 1: ok"  # two rounds finished: the table will have rows
 
 
@@ -21,14 +23,6 @@ def children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"  # a zombie has exited
 
 
 @pytest.mark.slow

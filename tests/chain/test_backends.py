@@ -10,6 +10,7 @@ addresses, whose zero bytes cost less calldata gas, so those differ by a few gas
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -24,6 +25,7 @@ from mercat.chain.web3_backend import Web3Backend
 from mercat.errors import ChainUnavailableError
 from mercat.incentives.integer_rule import IntegerRule
 from tests.chain.conftest import GANACHE_DIR
+from tests.processes import alive, ends_with_sigtermed_parent, wait_for_file
 
 RULE = IntegerRule(**integer_rule("coll-sr", 2500, "0.01", 990).__dict__)
 CONFIG = ScenarioConfig(
@@ -157,36 +159,27 @@ def _fake_node(tmp_path, monkeypatch):
     return GanacheNode(tmp_path, accounts=1, log_path=tmp_path / "node.log")
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie: it has ended
-    except FileNotFoundError:
-        return True
-
-
 @pytest.mark.parametrize("interruption", [KeyboardInterrupt, ValueError])
 def test_a_node_whose_start_is_interrupted_is_stopped(tmp_path, monkeypatch, interruption):
     node = _fake_node(tmp_path, monkeypatch)
 
     def answers(self):
-        while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
-            pass  # the child is running
+        assert wait_for_file(tmp_path / "pid"), "the node did not start"
+        while not (tmp_path / "pid").read_text():
+            time.sleep(0.01)  # written, not yet flushed
         raise interruption  # Ctrl-C while waiting, or an answer that is not JSON-RPC
 
     monkeypatch.setattr(GanacheNode, "_answers", answers)
     with pytest.raises(interruption):
         node.start()
     assert node.process is None
-    assert _gone(int((tmp_path / "pid").read_text()))
+    assert not alive(int((tmp_path / "pid").read_text()))
 
 
 def test_a_node_ends_with_the_process_that_started_it(tmp_path):
     """A run stopped by SIGTERM runs no clean-up; the node is stopped all the same."""
-    import signal
     import subprocess
     import sys
-    import time
 
     (tmp_path / "cli.py").write_text(
         "import os, time\n"
@@ -205,19 +198,10 @@ def test_a_node_ends_with_the_process_that_started_it(tmp_path):
         )],
     )  # fmt: skip
     try:
-        while not (tmp_path / "pid").exists():
-            assert parent.poll() is None, "the parent ended before the node started"
-            time.sleep(0.05)
+        assert wait_for_file(tmp_path / "pid", parent), "the node did not start"
         pid = int((tmp_path / "pid").read_text())
-        assert not _gone(pid)
-        parent.send_signal(signal.SIGTERM)  # its default action: no clean-up runs
-        parent.wait(timeout=60)
-        deadline = time.monotonic() + 60  # a bound on the wait, not a measured time
-        while not _gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not _gone(pid):
-            os.kill(pid, signal.SIGKILL)
-            pytest.fail("the node outlived the process that started it")
+        assert alive(pid)
+        assert ends_with_sigtermed_parent(parent, pid), "the node outlived its parent"
     finally:
         parent.kill()
         parent.wait()

@@ -3,24 +3,14 @@ however that run ends."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mercat.ledger.pgserver import TemporaryPostgres, find_bindir
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie: it has ended
-    except FileNotFoundError:
-        return True
+from tests.processes import alive, ends_with_sigtermed_parent, wait_for_file
 
 
 def _postmaster(datadir) -> int:
@@ -40,7 +30,7 @@ def test_a_server_is_stopped_and_removed(bindir):
     pid, root = _postmaster(server.datadir), server.root
     server.create_database("x")
     server.stop()
-    assert _gone(pid) and not root.exists()
+    assert not alive(pid) and not root.exists()
 
 
 def test_a_server_whose_start_fails_leaves_nothing(bindir, monkeypatch):
@@ -71,20 +61,11 @@ def test_a_server_ends_with_the_process_that_started_it(bindir, tmp_path):
         )],
     )  # fmt: skip
     try:
-        while not pid_file.exists():
-            if parent.poll() is not None:
-                pytest.skip(f"no server could be started here (exit {parent.returncode})")
-            time.sleep(0.05)
+        if not wait_for_file(pid_file, parent):
+            pytest.skip(f"no server could be started here (exit {parent.poll()})")
         pid = int(pid_file.read_text().split()[0])
-        assert not _gone(pid)
-        parent.send_signal(signal.SIGTERM)  # its default action: no clean-up runs
-        parent.wait(timeout=60)
-        deadline = time.monotonic() + 60  # a bound on the wait, not a measured time
-        while not _gone(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not _gone(pid):
-            os.kill(pid, signal.SIGKILL)
-            pytest.fail("the server outlived the process that started it")
+        assert alive(pid)
+        assert ends_with_sigtermed_parent(parent, pid), "the server outlived its parent"
     finally:
         parent.kill()
         parent.wait()

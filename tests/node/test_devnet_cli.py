@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from mercat.cli import app
 from mercat.errors import InvalidParameterError
 from mercat.node.genesis import DevnetSetup
+from tests.processes import alive
 
 MERCAT = [sys.executable, "-m", "mercat.cli"]
 runner = CliRunner()
@@ -28,15 +29,6 @@ def _devnet_dirs(tmp: Path) -> set[str]:
     """The devnets' work directories under `tmp`: the tests run each devnet with its own
     TMPDIR, so that another devnet on the machine (a parallel test, a user's) is not seen."""
     return {p.name for p in tmp.glob("mercat-devnet-*")}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "zombie" in status.read_text())
 
 
 @pytest.mark.slow
@@ -115,7 +107,7 @@ def test_sigterm_stops_every_child_and_leaves_nothing_behind(extra, tmp_path):
             process.kill()
     assert process.returncode == 0, rest
     assert "stopped by SIGTERM" in rest
-    assert not [pid for pid in pids + children if _alive(pid)]
+    assert not [pid for pid in pids + children if alive(pid)]
     assert _devnet_dirs(tmp_path) == before
 
 

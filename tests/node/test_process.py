@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import alive
+
 MERCAT = [sys.executable, "-m", "mercat.cli"]
 
 
@@ -149,14 +151,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_sigterm_stops_the_node_and_its_workers_with_a_request_in_flight(tmp_path):
@@ -189,9 +183,9 @@ def test_sigterm_stops_the_node_and_its_workers_with_a_request_in_flight(tmp_pat
         assert process.wait(timeout=60) in (0, -signal.SIGTERM)
         stalled.close()
         deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(pid) for pid in workers)
+        assert not any(alive(pid) for pid in workers)
     finally:
         if process.poll() is None:
             process.kill()

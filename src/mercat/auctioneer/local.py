@@ -42,6 +42,7 @@ from mercat.auctioneer.client import BidderClient, ClientOutcome
 from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams, dump_peers
 from mercat.errors import AuctioneerConfigError, ProtocolError
 from mercat.identity import Keypair
+from mercat.lifetime import dying_with_parent
 
 READY_TIMEOUT = 60.0
 
@@ -51,16 +52,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: SIGTERM this process when its parent dies, so no provider outlives a test."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -161,7 +152,7 @@ class LocalCluster:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=dying_with_parent(signal.SIGTERM),
             )
         finally:
             log.close()

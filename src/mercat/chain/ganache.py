@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from mercat.errors import ChainUnavailableError
+from mercat.lifetime import dying_with_parent
 
 GANACHE_VERSION = "7.9.2"
 GANACHE_HARDFORK = "shanghai"
@@ -83,17 +84,6 @@ def _installed_version(package_json: Path) -> str | None:
         return None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """SIGTERM to the node when the process that started it dies (Linux), even by a
-    signal that runs no clean-up (SIGTERM, SIGKILL): a stopped test run leaves no chain."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -149,7 +139,7 @@ class GanacheNode:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped by PID, nothing else
-                preexec_fn=_die_with_parent,
+                preexec_fn=dying_with_parent(signal.SIGTERM),
             )
         try:
             deadline = time.monotonic() + timeout

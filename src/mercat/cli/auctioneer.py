@@ -263,17 +263,13 @@ def bidders(
 ) -> None:
     """Replace the peers file's [bidders] table by the ledger's requests and active assets,
     each bound to its owner's key (restart the providers to apply it)."""
-    import os
-
     from mercat.auctioneer.bidder_registry import bidders_from_ledger, with_bidders
     from mercat.auctioneer.config import dump_peers, load_peers
+    from mercat.files import write_text_atomic
 
     current = load_peers(peers)
     updated = with_bidders(current, bidders_from_ledger(ledger))
-    # Write beside, then rename: a crash leaves the old file or the new one, never half.
-    partial = peers.with_name(peers.name + ".partial")
-    partial.write_text(dump_peers(updated), encoding="utf-8")
-    os.replace(partial, peers)
+    write_text_atomic(peers, dump_peers(updated))  # a crash leaves the old file or the new
     before, after = dict(current.bidders), dict(updated.bidders)
     report = {
         "peers": str(peers),

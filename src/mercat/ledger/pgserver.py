@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mercat.lifetime import dying_with_parent
+
 INSTALL_LOCK = "/tmp/mercat-postgresql-install.lock"
 
 
@@ -71,16 +73,6 @@ def ensure_installed() -> Path:
     if bindir is None:
         raise PostgresUnavailable("apt-get install -y postgresql did not provide pg_ctl")
     return bindir
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """SIGINT (the server's fast shutdown) to it when the thread that started it ends."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _free_port() -> int:
@@ -153,7 +145,7 @@ class TemporaryPostgres:
                     [str(self.bindir / "postgres"), "-D", str(self.datadir), *options],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C reaches it through `stop`, not directly
-                    preexec_fn=_die_with_parent, **self._user,  # type: ignore[arg-type]
+                    preexec_fn=dying_with_parent(signal.SIGINT), **self._user,  # type: ignore[arg-type]
                 )  # fmt: skip
             self.started = True
             self._wait_ready(timeout)

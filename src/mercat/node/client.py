@@ -30,7 +30,7 @@ from typing import Any
 from mercat import errors as e
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
-from mercat.untrusted import parse_json
+from mercat.untrusted import parse_json, plain_decimal
 
 MAX_ANSWER_BYTES = 64 << 20
 
@@ -128,7 +128,8 @@ class NodeClient:
                 conn.request(method, target, body=body, headers=headers)
                 reply = conn.getresponse()
                 declared = reply.getheader("Content-Length")
-                if declared is not None and _number(declared) and int(declared) > limit:
+                size = None if declared is None else plain_decimal(declared)
+                if size is not None and size > limit:
                     self._drop()
                     raise e.NodeUnavailableError(
                         f"{path}: an answer of {declared} bytes is too large"
@@ -153,8 +154,8 @@ class NodeClient:
             status = reply.status
             if status in (429, 503) and failures < self.retries:
                 failures += 1
-                wait = reply.getheader("Retry-After", "1")
-                time.sleep(min(self.max_wait, float(wait) if _number(wait) else 1.0))
+                wait = plain_decimal(reply.getheader("Retry-After", "1"))
+                time.sleep(min(self.max_wait, 1.0 if wait is None else float(wait)))
                 continue
             if status >= 400:
                 raise remote_error(status, data)
@@ -261,12 +262,6 @@ class NodeClient:
 
     def providers(self) -> list[dict[str, Any]]:
         return self.get_json("/market/providers")  # type: ignore[no-any-return]
-
-
-def _number(header: str) -> bool:
-    """Whether a header is a plain decimal number (headers arrive as Latin-1, where "²" is
-    a digit to `str.isdigit` that int() refuses)."""
-    return header.isascii() and header.isdigit()
 
 
 def _answer(path: str, data: bytes) -> Any:

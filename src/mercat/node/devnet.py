@@ -41,6 +41,7 @@ from typing import Any
 
 from mercat.auctioneer.local import Stopped, stopping_on_signals
 from mercat.errors import DevnetError, MercatError
+from mercat.lifetime import dying_with_parent
 from mercat.node import market_report
 from mercat.node.client import NodeClient, wait_until_up
 from mercat.node.devnet_commands import Command, commands, piped, write_auctioneer, write_models
@@ -53,15 +54,6 @@ READY_SECONDS = 120.0
 # node, "Address already in use" from ZeroMQ), and is started again on new ports.
 PORT_TRIES = 3
 STOP_GRACE_SECONDS = 10.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -127,7 +119,7 @@ class Devnet:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mercat.cli", *args],
                 stdin=subprocess.PIPE, stdout=out, stderr=err,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=dying_with_parent(signal.SIGTERM),
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
         assert process.stdin is not None

@@ -40,7 +40,7 @@ from mercat.node.schemas import json_body
 from mercat.node.sealing import MAX_GRANT_BYTES, SignedGrant
 from mercat.node.sla import Timing
 from mercat.oracle.report import SignedReport
-from mercat.untrusted import parse_json
+from mercat.untrusted import parse_json, plain_decimal
 
 MAX_INTEGER = 2**63 - 1
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -408,9 +408,8 @@ def install(
         `event_stream_seconds` and the client reconnects where it left off."""
         need_ledger()
         header = request.headers.get("last-event-id", "")
-        # isascii: headers arrive as Latin-1, where "²" and "³" are digits int() refuses
-        plain = header.isascii() and header.isdigit() and len(header) < 19
-        start = max(after, int(header)) if plain else after
+        given = plain_decimal(header)
+        start = after if given is None else max(after, given)
         streams.take()
 
         async def stream() -> AsyncIterator[bytes]:

@@ -36,6 +36,7 @@ import anyio
 from anyio import to_thread
 
 from mercat import errors as e
+from mercat.lifetime import die_with_parent
 
 # Imported once by the fork server, so every worker starts with them loaded.
 PRELOAD = ["mercat.node.jobs"]
@@ -201,14 +202,6 @@ def _too_large(memory_bytes: int | None) -> str:
 def _die_with_parent() -> None:
     """Ask Linux to kill this worker when the fork server that forked it exits (it exits
     with the node), so that no solve outlives a node that was killed."""
-    if sys.platform != "linux":  # pragma: no cover
-        return
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() == 1:  # the parent is already gone
-            os._exit(1)
-    except (OSError, AttributeError):  # pragma: no cover - no prctl: the pipe still ends us
-        pass
+    die_with_parent(signal.SIGKILL)
+    if sys.platform.startswith("linux") and os.getppid() == 1:  # the parent is already gone
+        os._exit(1)

@@ -24,7 +24,8 @@ from typing import Any
 
 from mercat import plugins
 from mercat.errors import PluginError, UnknownNameError
-from mercat.report.html import Section, section_from_dict, section_to_dict, write_text_atomic
+from mercat.files import write_text_atomic
+from mercat.report.html import Section, section_from_dict, section_to_dict
 
 # Modules that register experiments, in report order.
 _MODULES = (

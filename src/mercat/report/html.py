@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mercat.files import write_text_atomic
 from mercat.report.claims import PAPERS, Claim, claim_from_dict, tally
 
 #: Tables longer than this are folded (`<details>`) below the figures.
@@ -328,17 +328,6 @@ def write_report(
         facts = {"run": asdict(run), **facts}
     write_text_atomic(out_dir / "facts.json", json.dumps(facts, indent=2, default=str))
     return path
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `path` whole or not at all (a temporary file beside it, then renamed): a run
-    stopped halfway leaves the earlier file, never half of a new one."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def section_to_dict(section: Section) -> dict[str, Any]:

@@ -20,11 +20,11 @@ differ:
 - `assets_run_major`: the arrays indexed by asset (`collective_body.PER_ASSET`) hold each
   run's row contiguously instead of interleaving the runs; a thread's random picks then
   stay within its own few kilobytes rather than rows a launch's width apart;
-- `records_packed` (with `assets_run_major`): an asset's stake, failure rate, task counts
-  and creation and removal times share one 32-byte record
-  (`collective_gpu.RECORD_FIELDS`), so a pick and its settlement touch one memory sector
-  of the asset, not five. The body is unchanged: it gets strided views of the records
-  instead of arrays of their own;
+- the variant's `records_packed` (with `assets_run_major`) is a layout, not a kernel: an
+  asset's stake, failure rate, task counts and creation and removal times share one
+  32-byte record (`collective_gpu.RECORD_FIELDS`), so a pick and its settlement touch one
+  memory sector of the asset, not five. The same kernel gets strided views of the records
+  instead of arrays of their own (numba compiles it for those types on first launch);
 - `max_registers`: a cap on the registers per thread (more resident threads per
   multiprocessor, at the risk of spilling to local memory).
 """
@@ -39,7 +39,6 @@ from numba import cuda
 from numba.cuda.random import xoroshiro128p_dtype, xoroshiro128p_next
 
 from mercat.scenarios.collective_body import build_body
-from mercat.scenarios.collective_gpu import DEFAULT_VARIANT
 
 run_body = build_body(cuda.jit(device=True), xoroshiro128p_next).run
 
@@ -48,13 +47,10 @@ def make_kernel(
     state_in_registers: bool = True,
     assets_run_major: bool = False,
     max_registers: int | None = None,
-    records_packed: bool = False,
 ) -> Any:
     """The kernel in one variant (module docstring); compiled on its first launch. Its arrays
-    are laid out as `collective_gpu.device_layout(shape, assets_run_major, records_packed)`
-    says, and `collective_gpu.allocate` makes them."""
-    if records_packed and not assets_run_major:
-        raise ValueError("packed asset records are laid out run-major (assets_run_major)")
+    are laid out as `collective_gpu.device_layout` says, and `collective_gpu.allocate` makes
+    them."""
     # numba-cuda's simulator runs threads in Python and takes no register cap
     capped = max_registers and not numba_config.ENABLE_CUDASIM
     jit = cuda.jit(max_registers=max_registers) if capped else cuda.jit
@@ -97,12 +93,12 @@ def make_kernel(
 
 
 @cache
-def kernel_for(**variant: Any) -> Any:
-    """The kernel in `variant`, made once per process (numba compiles each on first launch)."""
-    return make_kernel(**variant)
-
-
-kernel = kernel_for(**DEFAULT_VARIANT)
+def kernel_for(
+    state_in_registers: bool, assets_run_major: bool, max_registers: int | None, **layout: Any
+) -> Any:
+    """The kernel for a variant of `collective_gpu.DEFAULT_VARIANT`'s keys (its layout keys
+    apart), made once per process: numba compiles it on first launch."""
+    return make_kernel(state_in_registers, assets_run_major, max_registers)
 
 
 TRANSPOSE_BLOCK = (32, 8)

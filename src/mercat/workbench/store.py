@@ -37,13 +37,14 @@ from typing import Any
 import pandas as pd
 
 from mercat.errors import InvalidParameterError
+from mercat.files import TMP_PREFIX, write_text_atomic
 from mercat.workbench.scenario import FORMATS, Point, Scenario
 from mercat.workbench.simulation import PointTables
 
 MANIFEST = "manifest.json"
 SCENARIO = "scenario.toml"
 POINTS = "points"
-_TMP = ".tmp-"
+_TMP = TMP_PREFIX
 
 
 def mercat_version() -> str:
@@ -92,7 +93,7 @@ def prepare(out: Path, scenario: Scenario) -> None:
         for stale in out.glob(_TMP + "*"):  # a combined table an interrupted write left
             if stale.is_file():
                 stale.unlink(missing_ok=True)
-        _write_text(out / SCENARIO, scenario.text)
+        write_text_atomic(out / SCENARIO, scenario.text)
         write_manifest(out, scenario, complete=False)
     except OSError as exc:
         raise InvalidParameterError(f"cannot write results to {out}: {exc.strerror}") from None
@@ -128,7 +129,7 @@ def write_manifest(out: Path, scenario: Scenario, complete: bool) -> None:
             for p in scenario.points
         ],
     }
-    _write_text(out / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def write_point(out: Path, point: Point, result: PointTables, seconds: float) -> None:
@@ -292,12 +293,6 @@ def table_files(out: Path) -> list[Path]:
             if path.stem == "points" or next((out / POINTS).glob(f"*/{named}.parquet"), None):
                 found.append(path)
     return found
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{_TMP}{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _plain(value: object) -> object:

@@ -19,6 +19,8 @@ import signal
 import sys
 from pathlib import Path
 
+from mercat.lifetime import die_with_parent
+
 NOFILE = 64
 
 
@@ -32,20 +34,8 @@ def limit_self(seconds: float, memory_bytes: int, output_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def die_with_parent() -> None:
-    """Linux: SIGKILL when the parent (the agent or oracle) dies."""
-    if not sys.platform.startswith("linux"):  # pragma: no cover
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover
-        return
-
-
 def main(argv: list[str]) -> int:
-    die_with_parent()
+    die_with_parent(signal.SIGKILL)  # when the parent (the agent or oracle) dies
     return run_job(argv[1])
 
 

@@ -33,14 +33,14 @@ import signal
 import sys
 import time
 
+from mercat.lifetime import die_with_parent
+
 POLL_SECONDS = 0.01  # without pidfds: how often exits are looked for
 MAX_LINE = 64 << 10
 
 
 def serve() -> int:
-    from mercat.workloads import child
-
-    child.die_with_parent()
+    die_with_parent(signal.SIGKILL)
     # Everything a run needs, imported once here and inherited by every fork.
     import mercat.workloads.catalog
     import mercat.workloads.federated  # noqa: F401
@@ -120,7 +120,7 @@ def _fork(workdir: str) -> int:
         os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         from mercat.workloads import child
 
-        child.die_with_parent()
+        die_with_parent(signal.SIGKILL)
         code = child.run_job(workdir)
     except BaseException:
         code = 70
