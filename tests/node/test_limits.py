@@ -83,6 +83,7 @@ def test_limits_are_checked_and_set_from_key_value_settings():
         (["nope=1"], "KEY=VALUE"),
         (["workers=two"], "needs a int"),
         (["workers=0"], "integer >= 1"),
+        (["client_in_flight=0"], "integer >= 1"),
         (["client_rate=nan"], "finite number > 0"),
         (["client_rate=-1"], "finite number > 0"),
     ]:

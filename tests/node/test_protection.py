@@ -211,6 +211,35 @@ def test_requests_above_the_in_flight_limit_get_503(node_with, monkeypatch):
     assert node.get("/health").status_code == 200  # the slot came back
 
 
+def test_one_address_cannot_hold_every_request_slot(node_with, monkeypatch):
+    node = node_with(client_in_flight=1)
+    entered, release = threading.Event(), threading.Event()
+    answers = {}
+
+    def slow_accounts(self):
+        entered.set()
+        release.wait(30)
+        return []
+
+    monkeypatch.setattr(Ledger, "accounts", slow_accounts)
+    worker = threading.Thread(
+        target=lambda: answers.setdefault("slow", node.get("/ledger/accounts"))
+    )
+    worker.start()
+    assert entered.wait(30)
+    try:
+        busy = node.get("/health")
+        other = TestClient(node.app, client=("10.0.0.2", 1)).get("/health")
+    finally:
+        release.set()
+        worker.join()
+    assert busy.status_code == 503 and busy.json()["error"] == "NodeBusyError"
+    assert "this address" in busy.json()["detail"] and busy.headers["retry-after"] == "1"
+    assert other.status_code == 200  # the node still has slots for everybody else
+    assert answers["slow"].status_code == 200
+    assert node.get("/health").status_code == 200  # the address's slot came back
+
+
 def test_slow_work_does_not_stall_other_requests(node_with, monkeypatch):
     node = node_with()
     entered, release = threading.Event(), threading.Event()

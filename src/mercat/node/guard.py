@@ -3,7 +3,8 @@ endpoint, so an endpoint added later is protected without asking.
 
 In order, for each HTTP request:
 1. the client's token bucket (`NodeLimits.client_rate`, `client_burst`): 429 with Retry-After;
-2. requests in flight (`max_in_flight`): 503 with Retry-After;
+2. requests in flight, of the client's address (`client_in_flight`) and of all clients
+   (`max_in_flight`): 503 with Retry-After;
 3. the body limit of the endpoint the path routes to (`NodeLimits.body_bytes`): a declared
    Content-Length above it is refused at once with 413, before a byte of the body is read;
    a chunked or streamed body is counted as it arrives and cut off at the limit (413);
@@ -37,16 +38,21 @@ class NodeGuard:
             limits.client_rate, limits.client_burst, limits.tracked_clients, clock
         )
         self.in_flight = 0
+        # Open requests per client address; an address leaves when its last one ends, so
+        # the table holds at most `max_in_flight` entries.
+        self.open_by_client: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = self._admit(scope)
+        client = client_key(scope.get("client"))
+        refusal = self._admit(client)
         if refusal is not None:
             await error_response(refusal)(scope, receive, send)
             return
         self.in_flight += 1
+        self.open_by_client[client] = self.open_by_client.get(client, 0) + 1
         try:
             limit = self.limits.body_bytes(self._route(scope))
             declared = _content_length(scope)
@@ -57,11 +63,22 @@ class NodeGuard:
             await self.app(scope, _BoundedBody(receive, limit, self.limits.body_seconds), send)
         finally:
             self.in_flight -= 1
+            left = self.open_by_client[client] - 1
+            if left:
+                self.open_by_client[client] = left
+            else:
+                del self.open_by_client[client]
 
-    def _admit(self, scope: Scope) -> e.NodeLimitError | None:
-        wait = self.rates.take(client_key(scope.get("client")))
+    def _admit(self, client: str) -> e.NodeLimitError | None:
+        wait = self.rates.take(client)
         if wait:
             return e.RateLimitedError("too many requests from this address", wait)
+        if self.open_by_client.get(client, 0) >= self.limits.client_in_flight:
+            return e.NodeBusyError(
+                f"this address has its limit of {self.limits.client_in_flight} requests in "
+                "progress on this node; wait for one to finish",
+                1.0,
+            )
         if self.in_flight >= self.limits.max_in_flight:
             return e.NodeBusyError(
                 f"this node is serving its limit of {self.limits.max_in_flight} requests", 1.0

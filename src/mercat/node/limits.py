@@ -3,10 +3,11 @@ operator's settings (`NodeLimits`) and the token buckets that enforce rates.
 
 Everything that reaches the node comes from the network and is treated as hostile, so every
 cost a request can impose has a bound here: body bytes per endpoint, time to send a body,
-requests per second per client, requests in flight, accounts opened, bytes in the store, and
-for heavy work (solves, the privacy accountant) worker processes, their queue, time, memory,
-and the solver threads and processes a client may ask for. `mercat serve --limit KEY=VALUE`
-sets any of them; docs/service.md ("What protects the node") says what each one stops.
+requests per second per client, requests in flight (per client and in all), accounts
+opened, bytes in the store, and for heavy work (solves, the privacy accountant) worker
+processes, their queue, time, memory, and the solver threads and processes a client may ask
+for. `mercat serve --limit KEY=VALUE` sets any of them; docs/service.md ("What protects the
+node") says what each one stops.
 
 Buckets take their clock as an argument, so that tests drive time instead of waiting for it.
 """
@@ -36,6 +37,8 @@ class NodeLimits:
 
     # Requests: every endpoint gets these without asking.
     max_in_flight: int = 64  # requests being served at once; above it: 503
+    # One address's share of them: without it, one client with slow bodies holds every slot.
+    client_in_flight: int = 16  # requests one client address has open at once; above: 503
     max_connections: int = 256  # open connections (uvicorn's limit_concurrency); above: 503
     client_rate: float = 20.0  # requests per second per client address ...
     client_burst: int = 100  # ... with this many at once after a quiet spell; above: 429
