@@ -139,6 +139,66 @@ def test_a_body_that_stops_arriving_is_refused_with_408():
     assert type(error).__name__ == "BodyTimeoutError"  # the app's handler makes it a 408
 
 
+def _guarded_upload(limits, clock, receive):
+    """Run one POST /upload through a guard of its own; the error it raised, or None."""
+    from starlette.routing import Route, Router
+
+    async def endpoint(request):
+        await request.body()
+
+    router = Router([Route("/upload", endpoint, methods=["POST"])])
+    guard = NodeGuard(router, limits=limits, router=router, clock=clock)
+    scope = {"type": "http", "method": "POST", "path": "/upload", "headers": [],
+             "client": ("10.0.0.9", 1), "query_string": b""}  # fmt: skip
+
+    async def send(message):
+        pass
+
+    async def main():
+        try:
+            await guard(scope, receive, send)
+        except Exception as error:
+            return error
+        return None
+
+    return anyio.run(main)
+
+
+def test_a_body_trickling_in_under_the_per_part_wait_is_cut_at_the_whole_body_deadline():
+    """One byte every 29 s never trips the 30 s wait for each part; the body as a whole has
+    its own deadline. Time is the guard's clock, moved by the client: no waiting."""
+    clock = Clock()
+    parts = 0
+
+    async def receive():
+        nonlocal parts
+        parts += 1
+        clock.now += 29.0  # each byte arrives just before the wait for it would end
+        return {"type": "http.request", "body": b"x", "more_body": parts < 100}
+
+    limits = NodeLimits(body_seconds=30, body_total_seconds=60)
+    error = _guarded_upload(limits, clock, receive)
+    assert type(error).__name__ == "BodyTimeoutError" and "within 60 s" in str(error)
+    assert parts == 3  # refused at the first part past the deadline, not after all 100
+
+
+def test_the_whole_body_deadline_also_ends_a_wait_for_a_part():
+    """A client that sends a part and then nothing is cut at the whole body's deadline when
+    that comes before the per-part wait ends (the client never sends again, so the outcome
+    does not depend on how fast the machine is)."""
+    parts = iter([{"type": "http.request", "body": b"half", "more_body": True}])
+
+    async def receive():
+        part = next(parts, None)
+        if part is None:
+            await anyio.sleep_forever()
+        return part
+
+    limits = NodeLimits(body_seconds=600, body_total_seconds=0.05)
+    error = _guarded_upload(limits, lambda: 0.0, receive)
+    assert type(error).__name__ == "BodyTimeoutError" and "within 0.05 s" in str(error)
+
+
 def test_a_body_timeout_is_a_408_through_the_app(node_with, monkeypatch):
     from mercat import errors as e
     from mercat.node import guard

@@ -71,8 +71,8 @@ def create_app(
     """A node serving the ledger at `ledger_url` and the content store at `store_root` (a
     directory, or a store object such as `mercat.storage.kubo.KuboStore`); either may be
     None, and its endpoints then answer 404 saying the node has none. `limits`: what the
-    node allows (`NodeLimits()` by default); `clock`: the rate limits' time (tests drive
-    it).
+    node allows (`NodeLimits()` by default); `clock`: the time of the rate limits and of
+    the whole-body deadline (tests drive it).
 
     The live market (`/market/...`, the dashboard) keeps its task board in the SQLite file
     `board` (in memory if None). With the operator's key (`operator`), the node runs the

@@ -8,7 +8,8 @@ In order, for each HTTP request:
 3. the body limit of the endpoint the path routes to (`NodeLimits.body_bytes`): a declared
    Content-Length above it is refused at once with 413, before a byte of the body is read;
    a chunked or streamed body is counted as it arrives and cut off at the limit (413);
-4. the wait for each part of the body (`body_seconds`): 408.
+4. the wait for each part of the body (`body_seconds`), and the time to send the whole body
+   (`body_total_seconds`, from the moment the request is admitted): 408.
 
 Refusals are mercat's JSON errors, like every other answer of the node.
 """
@@ -37,6 +38,7 @@ class NodeGuard:
         self.rates = RateLimiter(
             limits.client_rate, limits.client_burst, limits.tracked_clients, clock
         )
+        self.clock = clock
         self.in_flight = 0
         # Open requests per client address; an address leaves when its last one ends, so
         # the table holds at most `max_in_flight` entries.
@@ -60,7 +62,9 @@ class NodeGuard:
                 too_large = e.BodyTooLargeError(f"request body above {limit} bytes is refused")
                 await error_response(too_large)(scope, receive, send)
                 return
-            await self.app(scope, _BoundedBody(receive, limit, self.limits.body_seconds), send)
+            deadline = self.clock() + self.limits.body_total_seconds
+            body = _BoundedBody(receive, limit, self.limits, deadline, self.clock)
+            await self.app(scope, body, send)
         finally:
             self.in_flight -= 1
             left = self.open_by_client[client] - 1
@@ -106,21 +110,34 @@ def _content_length(scope: Scope) -> int | None:
 
 class _BoundedBody:
     """`receive` for the app: body parts counted against `limit` (BodyTooLargeError past
-    it), each awaited at most `seconds` (BodyTimeoutError). Once the body is complete the
-    server's later messages (a disconnect, while a response streams) pass untimed."""
+    it), each awaited at most `body_seconds` and all of them before `deadline` on `clock`
+    (BodyTimeoutError). Once the body is complete the server's later messages (a
+    disconnect, while a response streams) pass untimed."""
 
-    def __init__(self, receive: Receive, limit: int, seconds: float) -> None:
-        self.receive, self.limit, self.seconds = receive, limit, seconds
+    def __init__(
+        self, receive: Receive, limit: int, limits: NodeLimits, deadline: float, clock: Clock
+    ) -> None:
+        self.receive, self.limit, self.clock = receive, limit, clock
+        self.seconds, self.total = limits.body_seconds, limits.body_total_seconds
+        self.deadline = deadline
         self.size = 0
         self.complete = False
 
     async def __call__(self) -> Message:
         if self.complete:
             return await self.receive()
+        # Checked before each part, not only while waiting: parts that each arrive in time
+        # would otherwise keep a slot for ever.
+        left = self.deadline - self.clock()
+        if left <= 0:
+            raise self._too_slow()
+        wait = min(self.seconds, left)
         message: dict[str, Any] | None = None
-        with anyio.move_on_after(self.seconds):
+        with anyio.move_on_after(wait):
             message = dict(await self.receive())
         if message is None:
+            if wait < self.seconds:
+                raise self._too_slow()
             raise e.BodyTimeoutError(
                 f"no part of the request body arrived for {_seconds(self.seconds)}"
             )
@@ -132,6 +149,9 @@ class _BoundedBody:
         else:
             self.complete = True
         return message
+
+    def _too_slow(self) -> e.BodyTimeoutError:
+        return e.BodyTimeoutError(f"the request body did not arrive within {_seconds(self.total)}")
 
 
 def _seconds(value: float) -> str:

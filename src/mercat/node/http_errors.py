@@ -46,7 +46,7 @@ MEANING = {
     404: "an unknown account, asset, book, CID, mechanism or path, or a part the node does "
     "not serve",
     405: "a method the path does not take",
-    408: "the request body stopped arriving",
+    408: "the request body stopped arriving, or took longer than the node allows",
     409: "a ledger rule refuses the operation (funds, stake, a replayed nonce), or a solve "
     "could not prove what the request required",
     413: "a body above the endpoint's limit, or a job needing more memory than the node allows",

@@ -44,6 +44,8 @@ class NodeLimits:
     client_burst: int = 100  # ... with this many at once after a quiet spell; above: 429
     tracked_clients: int = 65_536  # buckets kept; the least recently seen is forgotten
     body_seconds: float = 30.0  # the longest wait for the next part of a body; then 408
+    # The whole body's deadline: a byte every 29 s passes the wait above but never ends.
+    body_total_seconds: float = 600.0  # the longest time to send a whole body; then 408
     default_body_bytes: int = 64 * KiB  # any endpoint not named below
     # Endpoint bodies.
     message_body_bytes: int = 1 * MiB  # POST /ledger/messages: one signed message
