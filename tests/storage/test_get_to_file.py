@@ -1,6 +1,8 @@
 """`ContentStore.get_to_file`: what each kind of target gets, and bad targets refused with
 nothing written."""
 
+import builtins
+import io
 import os
 import stat
 import threading
@@ -95,40 +97,61 @@ def test_a_fifo_is_streamed_into_not_replaced(store, out):
     cid = store.put(data)
     fifo = out / "pipe"
     os.mkfifo(fifo)
+    # The read end is open before the call (so the call's open finds a reader), and a
+    # second write end is held until the call has ended: the reader sees end of file once
+    # both are closed, however the call ends, so no wait here is bounded by a clock.
+    read_end = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    held = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    os.set_blocking(read_end, True)
     received = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+
+    def read_all():
+        with os.fdopen(read_end, "rb") as pipe:
+            received.append(pipe.read())
+
+    reader = threading.Thread(target=read_all)
     reader.start()
     try:
         assert store.get_to_file(cid, fifo) == 5000
     finally:
-        reader.join(timeout=10)
+        os.close(held)
+        reader.join()
     assert received == [data]
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert leftovers(out) == ["pipe"]
 
 
-def test_a_fifo_is_not_opened_for_content_the_store_does_not_hold(store, out):
+def test_a_fifo_is_not_opened_for_content_the_store_does_not_hold(store, out, monkeypatch):
     fifo = out / "pipe"
     os.mkfifo(fifo)
-    raised = []
+    # With no reader, a writer that opened the FIFO before checking the CID would wait for
+    # one. Every open of the FIFO is recorded instead, and a reader is held open throughout
+    # so that such an open returns at once: the outcome is what was opened, not how long
+    # anything took.
+    target = os.path.realpath(fifo)
+    opened = []
 
-    def get():
-        try:
+    def recording(real):
+        def opening(file, *args, **kwargs):
+            if isinstance(file, (str, os.PathLike)) and os.path.realpath(file) == target:
+                opened.append(file)
+            return real(file, *args, **kwargs)
+
+        return opening
+
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        for module in (builtins, io, os):  # open(), Path.open() and os.open()
+            monkeypatch.setattr(module, "open", recording(module.open))
+        with pytest.raises(ContentNotFoundError):
             store.get_to_file(cid_of(b"never stored"), fifo)
-        except Exception as exc:
-            raised.append(exc)
-
-    # No reader: a writer that opened the FIFO before checking the CID would block here.
-    getter = threading.Thread(target=get)
-    getter.start()
-    getter.join(timeout=5)
-    blocked = getter.is_alive()
-    if blocked:  # unblock it before failing
-        unblock = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        getter.join()
-        os.close(unblock)
-    assert not blocked
-    assert len(raised) == 1 and isinstance(raised[0], ContentNotFoundError)
+    finally:
+        monkeypatch.undo()
+        written = os.read(reader, 1)
+        os.close(reader)
+    assert opened == [] and written == b""
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert leftovers(out) == ["pipe"]
 
 
 @pytest.mark.parametrize(
