@@ -56,3 +56,14 @@ class Abstains(RequesterStrategy):
 
     def bid(self, job: Job) -> float:
         return 0.0
+
+
+class EchoTotals(Echo):
+    """Echo whose runs table holds each run's `total` too (so `runs.png` has a measure)."""
+
+    name = "echo-totals"
+
+    def run(self, config: Any, runs: int, seed: int, steps: Steps) -> PointTables:
+        result = super().run(config, runs, seed, steps)
+        result.tables["runs"]["total"] = result.tables["runs"]["x"]
+        return result

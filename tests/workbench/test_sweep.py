@@ -286,7 +286,7 @@ def test_the_step_figure_draws_one_line_per_swept_value_not_per_measured_one(tmp
     out = tmp_path / "out"
     run_sweep(read_scenario(tmp_path / "plain.toml"), out, workers=1)
     results = load(out)
-    figure = _steps(results, simulation(ECHO), results.manifest["swept"])
+    figure = _steps(results, simulation(ECHO), results.manifest["swept"], print)
     lines = figure.axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["value=1.0", "value=2.0"]
     assert [list(line.get_ydata()) for line in lines] == [[2.0, 3.0, 4.0], [3.0, 4.0, 5.0]]

@@ -3,7 +3,7 @@
 mercat scenario check SCENARIO.toml            the points a scenario expands to
 mercat scenario simulations [NAME]             what a scenario can run, and its parameters
 mercat sweep SCENARIO.toml --out DIR [--backend local|ray] [--workers N]
-mercat plot DIR                                the standard figures, as PNG
+mercat plot DIR [--where KEY=VALUE]            the standard figures, as PNG
 """
 
 from __future__ import annotations
@@ -90,14 +90,25 @@ def plot(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Figures here (default: DIR/figures)."
     ),
+    where: list[str] = typer.Option(
+        [], "--where", help="Draw only the points where KEY=VALUE (repeatable), e.g. variant=a."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures written as JSON."),
 ) -> None:
     """Draw the standard figures of a results directory (PNG)."""
+    from rich.markup import escape
+
     from mercat.workbench.plot import plot_results
 
-    figures = plot_results(results, out)
+    notes: list[str] = []
+
+    def warn(message: str) -> None:  # a figure that drew only part of its data
+        notes.append(message)
+        err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+    figures = plot_results(results, out, where=_selection(where), warn=warn)
     if as_json:
-        print_json({"figures": [str(f) for f in figures]})
+        print_json({"figures": [str(f) for f in figures], "warnings": notes})
         return
     for figure in figures:
         console.print(str(figure), highlight=False)
@@ -112,6 +123,21 @@ def _assignments(pairs: list[str]) -> dict[str, object]:
         key, value = parse_assignment(pair)
         if key in found:
             raise ScenarioError(f"--set {key} given twice")
+        found[key] = value
+    return found
+
+
+def _selection(pairs: list[str]) -> dict[str, object]:
+    from mercat.errors import InvalidParameterError
+    from mercat.workbench.scenario import parse_assignment
+
+    found: dict[str, object] = {}
+    for pair in pairs:
+        if "=" not in pair or not pair.partition("=")[0].strip():
+            raise InvalidParameterError(f"--where must look like KEY=VALUE, got {pair!r}")
+        key, value = parse_assignment(pair)
+        if key in found:
+            raise InvalidParameterError(f"--where {key} given twice")
         found[key] = value
     return found
 

@@ -8,15 +8,25 @@ Whatever the simulation, a sweep's tables have the same shape, so three figures 
   one line per variant (and per value of the other varied parameters), with error bars of
   one standard error where the summary has them;
 - `steps.png`: each per-step measure over the steps (tasks, rounds, hours), the mean over a
-  point's runs, one line per point (per variant, averaged over the rest, past 12 lines);
+  point's runs, one line per point;
 - `runs.png`: the spread of each headline measure over the runs of every point (box plots;
   A/B variants side by side).
 
 A figure whose data the directory lacks (no per-step table, a single point) is left out.
+
+Every line and box is drawn up to `MAX_LINES` lines and `MAX_BOXES` boxes a panel: past 20
+lines the colours run along a colour map (in the points' order, so a swept value reads as
+a gradient) and the legend takes several columns. Past the limits a figure is no longer
+legible: the first ones are drawn, its title says how many of how many, and `warn` is told
+(the command prints a `warning:` line); `where` (`mercat plot --where KEY=VALUE`) draws a
+subset of the points.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +36,41 @@ import pandas as pd
 from mercat.errors import InvalidParameterError
 from mercat.workbench.results import Results, load
 
-MAX_LINES = 12
+MAX_LINES = 60
+"""Lines a panel draws: with a colour map and a legend in columns, 60 still tell apart."""
+MAX_BOXES = 60
+"""Box plots a panel draws (the figure widens with each: 60 make it about 80 cm wide)."""
+_DISTINCT = 20  # up to this many lines take tab20's distinct colours, more a colour map
 
 
-def plot_results(results_dir: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Write the standard figures of a results directory; returns their paths."""
+class PlotWarning(UserWarning):
+    """A figure drew only part of its data (module docstring)."""
+
+
+Warn = Callable[[str], None]
+
+
+def plot_results(
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    where: Mapping[str, Any] | None = None,
+    warn: Warn | None = None,
+) -> list[Path]:
+    """Write the standard figures of a results directory; returns their paths.
+
+    `where` keeps the points whose column KEY (`variant`, `case`, a parameter) equals VALUE,
+    for each pair; `warn(message)` is told of each figure that drew only part of its data
+    (by default a `PlotWarning`)."""
     from mercat.workbench.scenario import import_plugins
     from mercat.workbench.simulation import simulation
 
     results = load(results_dir)
+    if where:
+        results = _select(results, where)
     import_plugins(tuple(results.manifest.get("plugins", ())))
     sim = simulation(results.manifest.get("simulation_ref") or results.simulation)
+    told = warn or _warn
     out = Path(out) if out is not None else Path(results_dir) / "figures"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -46,7 +80,7 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> list
     design = [c for c in results.manifest.get("swept", []) if c in results["points"].columns]
     written = []
     for name, draw in (("points", _points), ("runs", _runs), ("steps", _steps)):
-        figure = draw(results, sim, design)
+        figure = draw(results, sim, design, lambda what, name=name: told(f"{name}.png: {what}"))
         if figure is not None:
             path = out / f"{name}.png"
             _save(figure, path)
@@ -54,22 +88,77 @@ def plot_results(results_dir: str | Path, out: str | Path | None = None) -> list
     return written
 
 
+def _warn(message: str) -> None:
+    warnings.warn(message, PlotWarning, stacklevel=3)
+
+
+def _select(results: Results, where: Mapping[str, Any]) -> Results:
+    """The results of the points whose columns equal `where`'s values; an error, before
+    anything is drawn, for a column the points table lacks or a value no point has."""
+    points = results["points"]
+    keep = pd.Series(True, index=points.index)
+    for key, value in where.items():
+        if key not in points.columns:
+            known = [c for c in ("case", "variant") if c in points.columns]
+            known += [c for c in results.manifest.get("swept", []) if c in points.columns]
+            raise InvalidParameterError(
+                f"--where {key}: not a column of the points table; try "
+                + (", ".join(known) or "a parameter of the scenario")
+            )
+        match = points[key] == value
+        if not match.any():
+            values = [str(v) for v in points[key].drop_duplicates().tolist()]
+            shown = ", ".join(values[:10]) + (", ..." if len(values) > 10 else "")
+            raise InvalidParameterError(f"--where {key}={value}: no point has it; {key}: {shown}")
+        keep &= match
+    if not keep.any():
+        raise InvalidParameterError(
+            "--where " + " ".join(f"{k}={v}" for k, v in where.items()) + ": no point has all"
+        )
+    kept = set(points.loc[keep, "point"])
+    tables = {
+        name: table[table["point"].isin(kept)].reset_index(drop=True)
+        for name, table in results.items()
+    }
+    return Results(results.out, tables, results.manifest, results.scenario_text)
+
+
 def _save(fig: Any, path: Path) -> None:
-    """One legend for the figure, right of its axes (the lines are the same in each)."""
+    """One legend for the figure, right of its axes (the lines are the same in each), in
+    columns of at most 20 entries."""
     from mercat.report.plots import plt
 
     handles, labels = fig.axes[0].get_legend_handles_labels()
     if len(labels) > 1:
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.legend(
+            handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
+            ncols=math.ceil(len(labels) / _DISTINCT),
+            fontsize="small" if len(labels) > _DISTINCT else None,
+        )  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 
-def _colors(ax: Any) -> None:
+def _colors(ax: Any, lines: int) -> None:
+    """Distinct colours for a few lines; past 20, a colour map in the lines' order."""
     from mercat.report.plots import plt
 
-    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+    if lines <= _DISTINCT:
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
+    else:
+        ax.set_prop_cycle(color=plt.get_cmap("viridis")(np.linspace(0.0, 0.95, lines)))
+
+
+def _first(count: int, limit: int, what: str, warn: Warn) -> tuple[int, str]:
+    """How many of `count` lines or boxes to draw, and a note for the figure's title."""
+    if count <= limit:
+        return count, ""
+    warn(
+        f"drew the first {limit} of {count} {what} (more are not legible); draw fewer with "
+        "--where KEY=VALUE, e.g. one variant or one value of a swept parameter"
+    )
+    return limit, f" (first {limit} of {count} {what})"
 
 
 def _label(row: pd.Series, columns: list[str]) -> str:
@@ -111,7 +200,7 @@ def _numeric(frame: pd.DataFrame, column: str) -> bool:
     )
 
 
-def _points(results: Results, sim: Any, design: list[str]) -> Any:
+def _points(results: Results, sim: Any, design: list[str], warn: Warn) -> Any:
     from mercat.report.plots import plt
 
     points = results["points"]
@@ -128,13 +217,15 @@ def _points(results: Results, sim: Any, design: list[str]) -> Any:
             c for c in (["variant"] if "variant" in points.columns else []) + design if c != axis
         ]
     groups = [c for c in groups if points[c].nunique() > 1]
+    count = points.groupby(groups, sort=False).ngroups if groups else 1
+    lines, note = _first(count, MAX_LINES, "lines", warn)
     fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.4), squeeze=False)
     for ax, measure in zip(axes[0], measures, strict=True):
-        _colors(ax)
+        _colors(ax, lines)
         se = _se_column(points, measure)
         series = points.groupby(groups, sort=False) if groups else [((), points)]
         for n, (_, part) in enumerate(series):
-            if n >= MAX_LINES:
+            if n >= lines:
                 break
             label = _label(part.iloc[0], groups)
             if axis is None:
@@ -151,7 +242,7 @@ def _points(results: Results, sim: Any, design: list[str]) -> Any:
             )  # fmt: skip
         ax.set_xlabel(axis or "point")
         ax.set_ylabel(measure)
-    fig.suptitle(f"{results.manifest.get('scenario')}: {sim.name}")
+    fig.suptitle(f"{results.manifest.get('scenario')}: {sim.name}{note}")
     return fig
 
 
@@ -167,7 +258,7 @@ def _run_measures(results: Results, sim: Any) -> list[str]:
     return found
 
 
-def _runs(results: Results, sim: Any, design: list[str]) -> Any:
+def _runs(results: Results, sim: Any, design: list[str], warn: Warn) -> Any:
     from mercat.report.plots import plt
 
     measures = _run_measures(results, sim)
@@ -179,7 +270,9 @@ def _runs(results: Results, sim: Any, design: list[str]) -> Any:
         labels = ["case", *labels]  # a case's label stands for what it sets
     else:
         labels += [c for c in _design_columns(runs, design) if c not in labels]
-    keys = runs["point"].drop_duplicates().tolist()[: 2 * MAX_LINES]
+    keys = runs["point"].drop_duplicates().tolist()
+    boxes, note = _first(len(keys), MAX_BOXES, "points", warn)
+    keys = keys[:boxes]
     firsts = [runs[runs["point"] == k].iloc[0] for k in keys]
     names = [
         " ".join(str(row[c]) for c in labels) or str(k) for k, row in zip(keys, firsts, strict=True)
@@ -194,11 +287,11 @@ def _runs(results: Results, sim: Any, design: list[str]) -> Any:
         ax.set_xticks(np.arange(1, len(keys) + 1), names, rotation=45, ha="right", fontsize=7)
         ax.set_ylabel(measure)
     axes[-1, 0].set_xlabel(" ".join(labels) or "point")
-    fig.suptitle(f"{results.manifest.get('scenario')}: spread over runs")
+    fig.suptitle(f"{results.manifest.get('scenario')}: spread over runs{note}")
     return fig
 
 
-def _steps(results: Results, sim: Any, design: list[str]) -> Any:
+def _steps(results: Results, sim: Any, design: list[str], warn: Warn) -> Any:
     from mercat.report.plots import plt
 
     if "steps" not in results or sim.step is None:
@@ -209,16 +302,18 @@ def _steps(results: Results, sim: Any, design: list[str]) -> Any:
         return None
     labels = (["variant"] if "variant" in steps.columns else []) + _design_columns(steps, design)
     labels = [c for c in labels if steps[c].nunique() > 1]
-    if steps.groupby(labels).ngroups > MAX_LINES if labels else False:
-        labels = ["variant"] if "variant" in steps.columns else []
+    count = steps.groupby(labels, sort=False).ngroups if labels else 1
+    lines, note = _first(count, MAX_LINES, "lines", warn)
     fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.4), squeeze=False)
     for ax, measure in zip(axes[0], measures, strict=True):
-        _colors(ax)
+        _colors(ax, lines)
         series = steps.groupby(labels, sort=False) if labels else [((), steps)]
-        for _, part in series:
+        for n, (_, part) in enumerate(series):
+            if n >= lines:
+                break
             mean = part.groupby(sim.step)[measure].mean()
             ax.plot(mean.index, mean.to_numpy(), label=_label(part.iloc[0], labels))
         ax.set_xlabel(sim.step)
         ax.set_ylabel(f"{measure} (mean over runs)")
-    fig.suptitle(f"{results.manifest.get('scenario')}: per {sim.step}")
+    fig.suptitle(f"{results.manifest.get('scenario')}: per {sim.step}{note}")
     return fig
