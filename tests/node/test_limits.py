@@ -91,6 +91,8 @@ def test_limits_are_checked_and_set_from_key_value_settings():
             NodeLimits.from_settings(bad)
     with pytest.raises(InvalidParameterError, match="max_in_flight"):
         NodeLimits(max_in_flight=True)
+    with pytest.raises(InvalidParameterError, match="upload_bytes .* at least the largest"):
+        NodeLimits.from_settings(["upload_bytes=1GiB", "content_body_bytes=2GiB"])
 
 
 def test_every_endpoint_has_a_body_limit():

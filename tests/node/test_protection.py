@@ -230,6 +230,82 @@ def test_the_store_quota_refuses_content_that_does_not_fit(node_with, tmp_path):
         assert node.post("/storage/content", content=b"a" * 100_000).status_code == 200
 
 
+def test_uploads_being_received_are_capped_node_wide(tmp_path):
+    """Upload bodies held while they arrive (in memory, or spooled to a temporary file) count
+    against `upload_bytes` for the whole node: an upload that would pass it is refused with
+    503 before it is read, or as soon as what arrived passes it, and stores nothing. The app
+    is driven over ASGI, one upload held half-sent until the test lets it finish."""
+    KiB = 1 << 10
+    app = create_app(
+        make_ledger(tmp_path),
+        tmp_path / "store",
+        limits=NodeLimits(upload_bytes=1024 * KiB, content_body_bytes=1024 * KiB,
+                          block_body_bytes=1024 * KiB),
+        clock=Clock(),
+    )  # fmt: skip
+    held_asks, release = anyio.Event(), anyio.Event()
+
+    async def upload(parts, *, declared, wait_before_last=False):
+        sent, replies = 0, []
+        headers = [(b"content-type", b"application/octet-stream")]
+        if declared:
+            headers.append((b"content-length", str(sum(map(len, parts))).encode()))
+        scope = {"type": "http", "method": "POST", "path": "/storage/content",
+                 "raw_path": b"/storage/content", "query_string": b"", "headers": headers,
+                 "client": ("10.0.0.3", 1), "server": ("testserver", 80), "scheme": "http",
+                 "http_version": "1.1", "root_path": ""}  # fmt: skip
+
+        async def receive():
+            nonlocal sent
+            if sent == len(parts):
+                await anyio.sleep_forever()  # no disconnect while the answer is sent
+            if wait_before_last and sent == len(parts) - 1:
+                held_asks.set()  # the app took every part but the last: it holds them
+                await release.wait()
+            sent += 1
+            return {"type": "http.request", "body": parts[sent - 1],
+                    "more_body": sent < len(parts)}  # fmt: skip
+
+        async def send(message):
+            replies.append(message)
+
+        with anyio.move_on_after(60):  # a bound for a broken node, never reached
+            await app(scope, receive, send)
+        start = next(m for m in replies if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in replies if m["type"] == "http.response.body")
+        return start["status"], dict(start["headers"]), json.loads(body)
+
+    async def main():
+        answers = {}
+        async with anyio.create_task_group() as group:
+
+            async def held():
+                parts = [b"a" * (300 * KiB), b"a" * (300 * KiB)]
+                answers["held"] = await upload(parts, declared=True, wait_before_last=True)
+
+            group.start_soon(held)
+            await held_asks.wait()  # 600 KiB declared and being received
+            answers["declared"] = await upload([b"b" * (600 * KiB)], declared=True)
+            answers["streamed"] = await upload([b"c" * (300 * KiB)] * 2, declared=False)
+            answers["small"] = await upload([b"d" * (200 * KiB)], declared=False)
+            release.set()
+        answers["later"] = await upload([b"b" * (600 * KiB)], declared=True)
+        return answers
+
+    answers = anyio.run(main)
+    for name in ("declared", "streamed"):
+        status, headers, body = answers[name]
+        assert status == 503 and body["error"] == "NodeBusyError", (name, body)
+        assert "uploads" in body["detail"] and b"retry-after" in headers
+    assert [answers[n][0] for n in ("held", "small", "later")] == [200, 200, 200]
+    from mercat.storage.content import content_cid
+    from mercat.storage.store import ContentStore
+
+    store = ContentStore(tmp_path / "store")
+    assert all(store.has(answers[n][2]["cid"]) for n in ("held", "small", "later"))
+    assert not store.has(content_cid(b"c" * (600 * KiB)))  # the refused stream left nothing
+
+
 # --- rates, requests in flight, accounts ---------------------------------------------------
 
 

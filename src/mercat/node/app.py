@@ -257,7 +257,8 @@ def create_app(
     async def put_content(request: Request) -> api.Stored:
         target, room = need_store()
         # Spooled: a 200 MB model goes through a temporary file, not memory. The guard
-        # bounds its size; the quota refuses it as soon as what arrived cannot fit.
+        # bounds its size, and the bytes of all uploads being received (`upload_bytes`);
+        # the quota refuses it as soon as what arrived cannot fit.
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as body:
             size = 0
             async for part in request.stream():

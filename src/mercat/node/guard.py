@@ -8,7 +8,10 @@ In order, for each HTTP request:
 3. the body limit of the endpoint the path routes to (`NodeLimits.body_bytes`): a declared
    Content-Length above it is refused at once with 413, before a byte of the body is read;
    a chunked or streamed body is counted as it arrives and cut off at the limit (413);
-4. the wait for each part of the body (`body_seconds`), and the time to send the whole body
+4. for uploads (`UPLOAD_ROUTES`), the bytes of uploads being received by the whole node
+   (`upload_bytes`): a declared Content-Length is reserved at once, a streamed body as it
+   arrives; past the limit: 503 with Retry-After, before or as soon as it is passed;
+5. the wait for each part of the body (`body_seconds`), and the time to send the whole body
    (`body_total_seconds`, from the moment the request is admitted): 408.
 
 Refusals are mercat's JSON errors, like every other answer of the node.
@@ -25,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercat import errors as e
 from mercat.node.http_errors import error_response
-from mercat.node.limits import Clock, NodeLimits, RateLimiter, client_key
+from mercat.node.limits import UPLOAD_ROUTES, Clock, NodeLimits, RateLimiter, client_key
 
 
 class NodeGuard:
@@ -43,6 +46,7 @@ class NodeGuard:
         # Open requests per client address; an address leaves when its last one ends, so
         # the table holds at most `max_in_flight` entries.
         self.open_by_client: dict[str, int] = {}
+        self.uploads = _Uploads(limits.upload_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,17 +59,28 @@ class NodeGuard:
             return
         self.in_flight += 1
         self.open_by_client[client] = self.open_by_client.get(client, 0) + 1
+        held: _Held | None = None
         try:
-            limit = self.limits.body_bytes(self._route(scope))
+            route = self._route(scope)
+            limit = self.limits.body_bytes(route)
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 too_large = e.BodyTooLargeError(f"request body above {limit} bytes is refused")
                 await error_response(too_large)(scope, receive, send)
                 return
+            if route in UPLOAD_ROUTES:
+                held = _Held(self.uploads)
+                try:
+                    held.grow(declared or 0)
+                except e.NodeBusyError as busy:
+                    await error_response(busy)(scope, receive, send)
+                    return
             deadline = self.clock() + self.limits.body_total_seconds
-            body = _BoundedBody(receive, limit, self.limits, deadline, self.clock)
+            body = _BoundedBody(receive, limit, self.limits, deadline, self.clock, held)
             await self.app(scope, body, send)
         finally:
+            if held is not None:  # the app has returned: the body is stored or dropped
+                held.release()
             self.in_flight -= 1
             left = self.open_by_client[client] - 1
             if left:
@@ -110,14 +125,21 @@ def _content_length(scope: Scope) -> int | None:
 
 class _BoundedBody:
     """`receive` for the app: body parts counted against `limit` (BodyTooLargeError past
-    it), each awaited at most `body_seconds` and all of them before `deadline` on `clock`
+    it) and, for an upload, held against the node's `upload_bytes` (`held`); each part
+    awaited at most `body_seconds` and all of them before `deadline` on `clock`
     (BodyTimeoutError). Once the body is complete the server's later messages (a
     disconnect, while a response streams) pass untimed."""
 
     def __init__(
-        self, receive: Receive, limit: int, limits: NodeLimits, deadline: float, clock: Clock
+        self,
+        receive: Receive,
+        limit: int,
+        limits: NodeLimits,
+        deadline: float,
+        clock: Clock,
+        held: _Held | None = None,
     ) -> None:
-        self.receive, self.limit, self.clock = receive, limit, clock
+        self.receive, self.limit, self.clock, self.held = receive, limit, clock, held
         self.seconds, self.total = limits.body_seconds, limits.body_total_seconds
         self.deadline = deadline
         self.size = 0
@@ -145,6 +167,8 @@ class _BoundedBody:
             self.size += len(message.get("body", b""))
             if self.size > self.limit:
                 raise e.BodyTooLargeError(f"request body above {self.limit} bytes is refused")
+            if self.held is not None:
+                self.held.grow(self.size)
             self.complete = not message.get("more_body", False)
         else:
             self.complete = True
@@ -152,6 +176,39 @@ class _BoundedBody:
 
     def _too_slow(self) -> e.BodyTimeoutError:
         return e.BodyTimeoutError(f"the request body did not arrive within {_seconds(self.total)}")
+
+
+class _Uploads:
+    """Bytes of upload bodies the node holds now, at most `limit`. Only the event loop
+    touches it (the guard runs there), so it needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    def take(self, size: int) -> None:
+        if self.held + size > self.limit:
+            raise e.NodeBusyError(
+                f"this node is receiving its limit of {self.limit} bytes of uploads at once",
+                5.0,
+            )
+        self.held += size
+
+
+class _Held:
+    """One request's share of `_Uploads`: what its body declared, or what has arrived."""
+
+    def __init__(self, uploads: _Uploads) -> None:
+        self.uploads, self.size = uploads, 0
+
+    def grow(self, size: int) -> None:
+        """Hold `size` bytes in all (NodeBusyError, holding no more, past the node's limit)."""
+        if size > self.size:
+            self.uploads.take(size - self.size)
+            self.size = size
+
+    def release(self) -> None:
+        self.uploads.held -= self.size
+        self.size = 0
 
 
 def _seconds(value: float) -> str:

@@ -53,8 +53,8 @@ MEANING = {
     422: "malformed input",
     429: "too many requests (or accounts opened) from this address: see Retry-After",
     500: "the node failed (stored content that fails its hash, a solver fault, a bug)",
-    503: "the node is at its limit of requests or jobs (see Retry-After), or its ledger's "
-    "database is down",
+    503: "the node is at its limit of requests, uploads being received or jobs (see "
+    "Retry-After), or its ledger's database is down",
     504: "a job ran past the node's time limit and was stopped",
     507: "the content would take the store above its quota",
 }

@@ -24,6 +24,10 @@ from dataclasses import dataclass
 
 from mercat import errors as e
 
+UPLOAD_ROUTES = ("/storage/blocks/{cid}", "/storage/content")
+"""Endpoints whose bodies the node holds until they are stored; they count against
+`NodeLimits.upload_bytes` while they arrive."""
+
 Clock = Callable[[], float]
 """Seconds from any fixed origin, never going back (time.monotonic by default)."""
 
@@ -52,6 +56,9 @@ class NodeLimits:
     market_body_bytes: int = 16 * MiB  # POST /clearing/{mechanism}
     block_body_bytes: int = 64 * MiB  # PUT /storage/blocks/{cid}: the store's largest block
     content_body_bytes: int = 1 * GiB  # POST /storage/content, spooled to a temporary file
+    # Upload bodies are held (in memory, or spooled to a temporary file) until they are
+    # stored, outside the store's quota: this bounds them for all clients together.
+    upload_bytes: int = 2 * GiB  # bytes of uploads being received at once; above it: 503
     # Accounts: opening one is free of tokens, so it is rate-limited per client and node-wide.
     account_rate: float = 1 / 60  # accounts per second per client address ...
     account_burst: int = 3
@@ -91,6 +98,12 @@ class NodeLimits:
                 raise e.InvalidParameterError(
                     f"node limit {field.name} must be {expected}, got {value!r}"
                 )
+        largest = max(self.body_bytes(route) for route in UPLOAD_ROUTES)
+        if self.upload_bytes < largest:  # the largest upload would be refused for ever
+            raise e.InvalidParameterError(
+                f"node limit upload_bytes ({self.upload_bytes}) must be at least the largest "
+                f"upload body (block_body_bytes, content_body_bytes: {largest})"
+            )
 
     def body_bytes(self, route: str | None) -> int:
         """The body limit of the endpoint whose path template is `route` (None: no route
