@@ -10,7 +10,13 @@ from dataclasses import replace
 import pytest
 
 from mercat.chain.boa_backend import BoaBackend
-from mercat.chain.market import MAX_BATCH, ChainMarket, Settlement, integer_rule
+from mercat.chain.market import (
+    MAX_BATCH,
+    UINT256_MAX,
+    ChainMarket,
+    Settlement,
+    integer_rule,
+)
 from mercat.errors import (
     ChainAssetExistsError,
     ChainAssetNotActiveError,
@@ -45,6 +51,7 @@ def snapshot(market: ChainMarket) -> dict:
     return {
         "balances": {a: market.balance(a) for a in sorted(market.accounts)},
         "wallets": {a: market.wallet(a) for a in sorted(market.accounts)},
+        "allowances": {a: market.allowance(a) for a in sorted(market.accounts)},
         "unbonding": {a: market.unbonding(a) for a in sorted(market.accounts)},
         "requests": {r: market.request(r) for r in sorted(market.requests)},
         "assets": {a: market.asset(a) for a in sorted(market.assets)},
@@ -101,6 +108,51 @@ def test_fund_deposit_withdraw_and_conservation(market):
     market.transfer(alice.lower(), market.admin, 50)
     assert market.balance(alice.lower()) == market.balance(alice) == 150
     assert market.conservation_gap() == 0
+
+
+def test_a_refused_deposit_leaves_the_allowance_as_it_was(market):
+    alice = market.new_account()
+    market.mint(alice, 500)
+    before = snapshot(market)
+    with pytest.raises(ChainInsufficientFundsError, match="insufficient balance"):
+        market.deposit(alice, 501)  # approved, then refused by the market's deposit
+    assert market.allowance(alice) == 0
+    assert snapshot(market) == before
+    # An allowance the account gave the market itself is left as it set it.
+    market._send("Token", "approve", [market.address("Market"), 7], alice)
+    with pytest.raises(ChainInsufficientFundsError, match="insufficient balance"):
+        market.deposit(alice, 501)
+    assert market.allowance(alice) == 7
+    market.deposit(alice, 500)  # and a deposit that goes through leaves it too
+    assert (market.wallet(alice), market.balance(alice), market.allowance(alice)) == (0, 500, 7)
+
+
+def test_a_deposit_under_an_unlimited_allowance_draws_on_it(market):
+    """An allowance of 2**256 - 1 cannot grow: the deposit is taken from it."""
+    alice = market.new_account()
+    market.mint(alice, 500)
+    market._send("Token", "approve", [market.address("Market"), UINT256_MAX], alice)
+    with pytest.raises(ChainInsufficientFundsError, match="insufficient balance"):
+        market.deposit(alice, 501)
+    assert market.allowance(alice) == UINT256_MAX
+    market.deposit(alice, 500)
+    assert market.allowance(alice) == UINT256_MAX - 500
+
+
+def test_an_allowance_that_cannot_be_set_back_is_named_on_the_deposits_error(market, monkeypatch):
+    alice = market.new_account()
+    market.mint(alice, 500)
+    send = market._send
+
+    def failing_set_back(contract, fn, args, sender):
+        if fn == "approve" and args[1] == 0:
+            raise ConnectionError("node went away")
+        return send(contract, fn, args, sender)
+
+    monkeypatch.setattr(market, "_send", failing_set_back)
+    with pytest.raises(ChainInsufficientFundsError, match="insufficient balance") as refused:
+        market.deposit(alice, 501)
+    assert "could not be set back to 0: node went away" in " ".join(refused.value.__notes__)
 
 
 def test_a_request_escrows_its_max_price_and_ids_are_one_namespace(world):

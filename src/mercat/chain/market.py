@@ -341,12 +341,32 @@ class ChainMarket:
         return result
 
     def deposit(self, account: str, amount: int) -> TxResult:
-        """Move tokens from `account`'s wallet into its free balance (approve + deposit)."""
+        """Move tokens from `account`'s wallet into its free balance (approve + deposit).
+
+        The approval adds `amount` to whatever the account already lets the market pull,
+        and the deposit pulls exactly `amount`, so the allowance ends as it began (one of
+        2**256 - 1, which cannot grow, ends `amount` lower); a refused deposit sets it back
+        before its error is raised."""
         account = self._account("account", account)
         _amount("amount", amount, positive=True)
         market = self.address("Market")
-        approve = self._send("Token", "approve", [market, amount], account)
-        result = self._result([approve, self._send("Market", "deposit", [amount], account)])
+        previous = self.allowance(account)
+        approval = min(previous + amount, UINT256_MAX)
+        receipts = [self._send("Token", "approve", [market, approval], account)]
+        try:
+            receipts.append(self._send("Market", "deposit", [amount], account))
+        except Exception as refused:
+            # The approval was for this deposit only: left in place, it would let the
+            # market pull `amount` more than the account agreed to.
+            try:
+                self._send("Token", "approve", [market, previous], account)
+            except Exception as exc:
+                refused.add_note(
+                    f"the allowance of {account} to the market could not be set back "
+                    f"to {previous}: {exc}"
+                )
+            raise
+        result = self._result(receipts)
         self.accounts.add(account)
         return result
 
@@ -546,6 +566,12 @@ class ChainMarket:
     def wallet(self, account: str) -> int:
         """Token balance outside the market."""
         return self._call("Token", "balanceOf", self._account("account", account))
+
+    def allowance(self, account: str) -> int:
+        """Tokens the market may still pull from `account`'s wallet (the token's allowance)."""
+        return self._call(
+            "Token", "allowance", self._account("account", account), self.address("Market")
+        )
 
     def asset(self, asset: str) -> AssetState:
         owner, stake, status, kind, cost, _, _, digest, open_tasks = self._call(
