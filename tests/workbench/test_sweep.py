@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mercat.errors import InvalidParameterError, ScenarioError
+from mercat.errors import InvalidParameterError, MercatError, ScenarioError
 from mercat.workbench import load, parse_scenario, read_scenario, run_sweep
 from mercat.workbench.store import mercat_version
 from mercat.workbench.sweep import SweepError
@@ -293,3 +293,57 @@ def test_the_step_figure_draws_one_line_per_swept_value_not_per_measured_one(tmp
     (tmp_path / "file").write_text("mine")
     with pytest.raises(InvalidParameterError, match="cannot write figures to"):
         plot_results(out, tmp_path / "file")
+
+
+def test_a_second_sweep_of_a_directory_in_use_fails_at_once_and_changes_nothing(tmp_path):
+    import fcntl
+
+    from typer.testing import CliRunner
+
+    from mercat.cli import app
+
+    scenario_file = echo_scenario(tmp_path)
+    out = tmp_path / "out"
+    run_sweep(read_scenario(scenario_file), out, workers=1)
+    lock = out / ".sweep.lock"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p != lock}
+    # another sweep holds the lock: an open file description of its own, as another
+    # process would have (flock conflicts between two of them even in one process)
+    with open(lock, "a+") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.truncate(0)
+        holder.write("4242\n")
+        holder.flush()
+        with pytest.raises(MercatError, match=rf"{out} is being written "
+                           r"by another sweep \(pid 4242\); wait for it to finish"):  # fmt: skip
+            run_sweep(read_scenario(scenario_file), out, workers=1)
+        result = CliRunner().invoke(app, ["sweep", str(scenario_file), "--out", str(out)])
+        assert result.exit_code == 2
+        assert result.output.strip().splitlines()[-1].startswith("error: ")
+        assert f"{out} is being written by another sweep (pid 4242)" in result.output
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p != lock} == before
+        assert lock.read_text() == "4242\n"
+    # the holder gone, the directory is free again
+    report = run_sweep(read_scenario(scenario_file), out, workers=1)
+    assert (report.computed, report.reused) == (0, 6)
+
+
+def test_the_lock_is_the_running_sweeps_and_refused_directories_gain_no_lock_file(tmp_path):
+    from mercat.workbench import ResultsInUseError
+    from mercat.workbench.store import locked
+
+    out = tmp_path / "out"
+    with locked(out):
+        assert (out / ".sweep.lock").read_text() == f"{os.getpid()}\n"
+        with pytest.raises(ResultsInUseError, match=rf"\(pid {os.getpid()}\)"), locked(out):
+            pass
+    with locked(out):  # released when the first one ended
+        pass
+    scenario = read_scenario(echo_scenario(tmp_path))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidParameterError, match="holds no mercat results"):
+        run_sweep(scenario, tmp_path / "busy")
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
+    run_sweep(scenario, out, workers=1)  # a directory holding only a lock is a new one
+    assert len(load(out)["points"]) == 6

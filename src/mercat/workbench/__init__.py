@@ -17,6 +17,7 @@
 from mercat.workbench.results import Results, load
 from mercat.workbench.scenario import Point, Scenario, parse_scenario, read_scenario
 from mercat.workbench.simulation import SIMULATIONS, Parameter, PointTables, Simulation, Steps
+from mercat.workbench.store import ResultsInUseError
 from mercat.workbench.sweep import SweepError, SweepInterrupted, SweepReport, run_sweep
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Point",
     "PointTables",
     "Results",
+    "ResultsInUseError",
     "Scenario",
     "Simulation",
     "Steps",

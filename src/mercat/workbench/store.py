@@ -1,5 +1,6 @@
 """A results directory: what a sweep writes there, and how each point's results are kept.
 
+    DIR/.sweep.lock              the running sweep's lock (it holds that sweep's pid)
     DIR/scenario.toml            the scenario, as given
     DIR/manifest.json            mercat's version, the scenario's name and simulation, every
                                  point (number, key, labels, what varies), whether complete
@@ -20,23 +21,31 @@ file and renamed too; a sweep that finishes removes those an earlier sweep of th
 wrote and its own scenario does not (another table or format), so that the directory holds
 one sweep's tables. Each Parquet file carries mercat's version and the scenario's name in
 its schema metadata (key `mercat`).
+
+One sweep at a time writes a directory: it holds an exclusive lock (`flock`) on
+`DIR/.sweep.lock` while it runs, and a second sweep of the directory fails at once naming
+the holder's pid. The kernel drops the lock when its holder exits, however it exits; the
+file itself stays (removing it would let a third sweep lock a new file while a second
+still holds the old one).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from mercat.errors import InvalidParameterError
+from mercat.errors import InvalidParameterError, MercatError
 from mercat.files import TMP_PREFIX, write_text_atomic
 from mercat.workbench.scenario import FORMATS, Point, Scenario
 from mercat.workbench.simulation import PointTables
@@ -44,7 +53,12 @@ from mercat.workbench.simulation import PointTables
 MANIFEST = "manifest.json"
 SCENARIO = "scenario.toml"
 POINTS = "points"
+LOCK = ".sweep.lock"
 _TMP = TMP_PREFIX
+
+
+class ResultsInUseError(MercatError):
+    """Another sweep is writing the results directory (module docstring)."""
 
 
 def mercat_version() -> str:
@@ -64,9 +78,43 @@ def is_done(out: Path, point: Point) -> bool:
     return (point_dir(out, point) / "point.json").is_file()
 
 
-def prepare(out: Path, scenario: Scenario) -> None:
-    """Create the directory (or reopen one a sweep of the same simulation wrote), record the
-    scenario and an incomplete manifest, and drop what an interrupted write left."""
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold the directory's sweep lock (module docstring), creating the directory; a
+    `ResultsInUseError` at once if another sweep holds it. Check the directory first
+    (`check`): a directory that is not for results must not gain a lock file."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InvalidParameterError(f"cannot write results to {out}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResultsInUseError(
+                f"{out} is being written by another sweep ({_holder(fd)}); wait for it to "
+                "finish, or choose another --out"
+            ) from None
+        # the pid is for the message above; a holder that has not written it yet is rare
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "its pid not yet written"
+
+
+def check(out: Path, scenario: Scenario) -> None:
+    """Refuse a directory that is a file, holds something other than mercat results, or
+    results of another simulation; reads only."""
     manifest = out / MANIFEST
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"{out} is a file; results go to a directory")
@@ -82,10 +130,17 @@ def prepare(out: Path, scenario: Scenario) -> None:
                 f"{out} holds results of a {earlier.get('simulation')!r} sweep; this scenario "
                 f"runs {scenario.simulation.name!r}: choose another --out"
             )
-    elif out.exists() and any(p.name != POINTS for p in out.iterdir()):
+    elif out.exists() and any(p.name not in (POINTS, LOCK) for p in out.iterdir()):
         raise InvalidParameterError(
             f"{out} exists and holds no mercat results; choose an empty or new directory"
         )
+
+
+def prepare(out: Path, scenario: Scenario) -> None:
+    """Create the directory (or reopen one a sweep of the same simulation wrote), record the
+    scenario and an incomplete manifest, and drop what an interrupted write left. The
+    caller holds the lock (`locked`)."""
+    check(out, scenario)
     try:
         (out / POINTS).mkdir(parents=True, exist_ok=True)
         for stale in (out / POINTS).glob(_TMP + "*"):

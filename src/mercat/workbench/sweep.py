@@ -18,6 +18,9 @@ Resuming: a point whose results are in the directory is not run again. Stopping:
 SIGTERM stops the workers (local processes are terminated, Ray tasks cancelled) and raises
 `SweepInterrupted`; finished points stay, the combined tables are written by the sweep that
 finishes the last point. A point that fails stops the sweep with a `SweepError` naming it.
+
+One sweep at a time writes a directory (mercat.workbench.store.locked): a second one fails
+at once with a `ResultsInUseError` naming the first one's pid.
 """
 
 from __future__ import annotations
@@ -123,6 +126,20 @@ def run_sweep(
     if ray_address is not None and backend != "ray":
         raise InvalidParameterError("--ray-address needs --backend ray")
     start = time.perf_counter()
+    store.check(out, scenario)  # before the lock: a directory that is refused stays as it was
+    with store.locked(out):
+        return _run_locked(scenario, out, backend, workers, ray_address, progress, start)
+
+
+def _run_locked(
+    scenario: Scenario,
+    out: Path,
+    backend: str,
+    workers: int | None,
+    ray_address: str | None,
+    progress: Callable[[int, int], None] | None,
+    start: float,
+) -> SweepReport:
     store.prepare(out, scenario)
     todo = [p for p in scenario.points if not store.is_done(out, p)]
     cores = os.cpu_count() or 1
