@@ -337,6 +337,48 @@ def test_malformed_nodes_are_refused_before_anything_is_stored(store):
     refused(store, pb_node([link], good_data)[:-3], "past the end")
 
 
+def test_data_before_links_is_read_as_the_dag_pb_spec_asks(store):
+    """The dag-pb spec encodes Links before Data but tells decoders to accept either order,
+    "as IPFS data exists in both forms"; only Links split around Data are refused."""
+    a, b = leaf(store, b"a" * 10), leaf(store, b"b" * 5)
+    links = b"".join(b"\x12" + _varint(len(x)) + x for x in (pb_link(a.cid, 10), pb_link(b.cid, 5)))
+    data = unixfs(filesize=15, sizes=[10, 5])
+    data_first = b"\x0a" + _varint(len(data)) + data + links
+    store.put_block(cid_of(data_first, DAG_PB), data_first)
+    assert store.get(cid_of(data_first, DAG_PB)) == b"a" * 10 + b"b" * 5
+    assert pb_node([pb_link(a.cid, 10), pb_link(b.cid, 5)], data) != data_first
+
+
+def test_the_dag_pb_specs_other_strictness_rules_are_kept(store):
+    a = leaf(store, b"a" * 10)
+    digest = to_bytes(a.cid)
+    hash_field = b"\x0a" + _varint(len(digest)) + digest
+    good_data = unixfs(filesize=10, sizes=[10])
+    # PBLink fields out of order, repeated, unknown, or of the wrong wire type
+    for link, message in (
+        (b"\x18\x0a" + hash_field, "field 1 out of order"),  # Tsize before Hash
+        (hash_field + b"\x18\x0a\x12\x00", "field 2 out of order"),  # Name after Tsize
+        (hash_field + hash_field, "field 1 out of order, repeated"),
+        (hash_field + b"\x12\x00\x12\x00", "field 2 out of order, repeated"),
+        (hash_field + b"\x18\x0a\x18\x0a", "field 3 out of order, repeated"),
+        (hash_field + b"\x22\x00", "field 4 out of order, repeated or unknown"),
+        (b"\x08\x01", "field 1 has wire type 0"),  # Hash as a varint
+        (hash_field + b"\x10\x00", "field 2 has wire type 0"),  # Name as a varint
+        (hash_field + b"\x1a\x01\x0a", "field 3 has wire type 2"),  # Tsize as bytes
+    ):
+        refused(store, pb_node([link], good_data), message)
+    # PBNode: Data twice (also around Links), unknown fields, wrong wire types
+    link = pb_link(a.cid, 10)
+    links = b"\x12" + _varint(len(link)) + link
+    data = b"\x0a" + _varint(len(good_data)) + good_data
+    refused(store, data + links + data, "two Data")
+    refused(store, data + data + links, "two Data")
+    refused(store, links + data + b"\x22\x00", "field 4 of wire type 2")
+    refused(store, links + b"\x08\x01" + data, "field 1 of wire type 0")  # Data as a varint
+    refused(store, b"\x10\x01" + data, "field 2 of wire type 0")  # Links as a varint
+    refused(store, links + data + b"\x0d\x00\x00\x00\x00", "field 1 of wire type 5")
+
+
 def test_a_node_with_too_many_links_or_bytes_is_refused(store):
     a = leaf(store, b"a")
     many = pb_node([pb_link(a.cid, 1)] * (MAX_LINKS + 1), unixfs(filesize=MAX_LINKS + 1))

@@ -12,7 +12,9 @@ each link]}`. With the same chunk size and links per node the root CID equals ku
 Why hand-written protobuf: the messages have five fields, and the one Python dag-pb package
 (`ipld-dag-pb` 0.0.1, one release) raises bare `Exception` and leaves UnixFS's own message to
 the caller anyway; these 60 lines also let the decoder be as strict as the dag-pb spec asks
-(fields in order, no duplicates, no unknown fields, shortest varints).
+(a link's fields in order, no duplicates, no unknown fields or wire types, shortest varints;
+Data before or after the Links, both of which the spec tells decoders to accept, but never
+between two of them).
 
 Reading checks the DAG as well as each block's hash, before any byte of a block is returned:
 a node's `filesize` must be its own data plus its `blocksizes`; a child must hold exactly the
@@ -172,6 +174,9 @@ def _decode_pbnode(block: bytes) -> tuple[list[bytes], bytes | None]:
         raise MalformedNodeError(f"it is {len(block)} bytes, above the {MAX_NODE_BYTES} allowed")
     links: list[bytes] = []
     data = None
+    # The spec's canonical order is Links then Data, but it tells decoders to accept Data
+    # first too, "as IPFS data exists in both forms"; what no encoder writes is Links on
+    # both sides of Data.
     data_after_links = False  # then no link may follow
     i = 0
     while i < len(block):
