@@ -347,3 +347,64 @@ def test_the_lock_is_the_running_sweeps_and_refused_directories_gain_no_lock_fil
     assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
     run_sweep(scenario, out, workers=1)  # a directory holding only a lock is a new one
     assert len(load(out)["points"]) == 6
+
+
+def _full_disk(written: Path | str, *args: object, **kwargs: object) -> None:
+    """A writer that gets a few bytes out, then finds the disk full."""
+    import errno
+
+    Path(written).write_bytes(b"PAR1 half a table")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(written))
+
+
+def _leftovers(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.name.startswith(".tmp"))
+
+
+def test_a_full_disk_is_one_error_and_leaves_no_half_written_table(tmp_path, monkeypatch):
+    import pyarrow.parquet
+    from typer.testing import CliRunner
+
+    from mercat.cli import app
+
+    scenario_file = echo_scenario(tmp_path)
+    out = tmp_path / "out"
+    # the combined tables cannot be written: the points are kept, no table half-written
+    real = pyarrow.parquet.write_table
+
+    def combined_tables_fail(table, where, **kwargs):  # type: ignore[no-untyped-def]
+        if Path(str(where)).parent == out:  # not a point's own tables, under points/
+            _full_disk(where)
+        real(table, where, **kwargs)
+
+    monkeypatch.setattr(pyarrow.parquet, "write_table", combined_tables_fail)
+    with pytest.raises(SweepError, match=rf"cannot write results to {out}: No space left on "
+                                         r"device \(.*points.parquet\); the finished points "
+                                         r"are kept"):  # fmt: skip
+        run_sweep(read_scenario(scenario_file), out, workers=1)
+    assert _leftovers(out) == []
+    assert not list(out.glob("*.parquet")) and not list(out.glob("*.csv"))
+    assert not json.loads((out / "manifest.json").read_text())["complete"]
+    with pytest.raises(InvalidParameterError, match="the sweep has not finished"):
+        load(out)
+    result = CliRunner().invoke(app, ["sweep", str(scenario_file), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: cannot write results to")
+    assert "Traceback" not in result.output
+    monkeypatch.undo()
+    report = run_sweep(read_scenario(scenario_file), out, workers=1)
+    assert (report.computed, report.reused) == (0, 6)
+    assert len(load(out)["runs"]) == 6 * 3
+
+
+def test_a_point_that_cannot_be_written_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
+    scenario_file = echo_scenario(tmp_path)
+    out = tmp_path / "out"
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", lambda frame, where, **kw: _full_disk(where))
+    with pytest.raises(SweepError, match="No space left on device"):
+        run_sweep(read_scenario(scenario_file), out, workers=1)
+    assert _leftovers(out) == []
+    assert [p.name for p in (out / "points").iterdir()] == []
+    monkeypatch.undo()
+    report = run_sweep(read_scenario(scenario_file), out, workers=1)
+    assert (report.computed, report.reused) == (6, 0)

@@ -305,19 +305,26 @@ def write_tables(
         for fmt in formats:
             path = out / f"{name}.{fmt}"
             tmp = path.with_name(f"{_TMP}{path.name}")
-            if fmt == "parquet":
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                tag = {
-                    "mercat_version": mercat_version(),
-                    "scenario": scenario.name,
-                    "simulation": scenario.simulation.name,
-                    "table": name,
-                }
-                metadata = {**(table.schema.metadata or {}), b"mercat": json.dumps(tag).encode()}
-                pq.write_table(table.replace_schema_metadata(metadata), tmp)
-            else:
-                frame.to_csv(tmp, index=False)
-            os.replace(tmp, path)
+            try:
+                if fmt == "parquet":
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    tag = {
+                        "mercat_version": mercat_version(),
+                        "scenario": scenario.name,
+                        "simulation": scenario.simulation.name,
+                        "table": name,
+                    }
+                    metadata = {
+                        **(table.schema.metadata or {}),
+                        b"mercat": json.dumps(tag).encode(),
+                    }
+                    pq.write_table(table.replace_schema_metadata(metadata), tmp)
+                else:
+                    frame.to_csv(tmp, index=False)
+                os.replace(tmp, path)
+            finally:
+                # a write that failed (a full disk) leaves no half-written table behind
+                tmp.unlink(missing_ok=True)
             written.append(path)
     return written
 

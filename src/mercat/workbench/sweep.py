@@ -17,7 +17,9 @@ same tables on every backend and any number of workers.
 Resuming: a point whose results are in the directory is not run again. Stopping: Ctrl-C or
 SIGTERM stops the workers (local processes are terminated, Ray tasks cancelled) and raises
 `SweepInterrupted`; finished points stay, the combined tables are written by the sweep that
-finishes the last point. A point that fails stops the sweep with a `SweepError` naming it.
+finishes the last point. A point that fails stops the sweep with a `SweepError` naming it;
+so does a result that cannot be written (a full disk, a read-only directory), with the
+system's reason, and the directory stays marked incomplete.
 
 One sweep at a time writes a directory (mercat.workbench.store.locked): a second one fails
 at once with a `ResultsInUseError` naming the first one's pid.
@@ -162,7 +164,8 @@ def _run_locked(
         point = by_index[outcome.index]
         if outcome.error is not None or outcome.result is None:
             raise SweepError(f"{_describe(point, scenario)} failed: {outcome.error}")
-        store.write_point(out, point, outcome.result, outcome.seconds)
+        with _writing(out):
+            store.write_point(out, point, outcome.result, outcome.seconds)
         fresh[point.key] = outcome.result
         done += 1
         if progress:
@@ -174,10 +177,12 @@ def _run_locked(
                 _run_ray(tasks, finished, workers, ray_address)
             else:
                 _run_local(tasks, finished, workers)
-    tables = store.combine(out, scenario, fresh)
-    files = store.write_tables(out, scenario, tables, scenario.output.formats)
-    store.remove_stale_tables(out, files)
-    store.write_manifest(out, scenario, complete=True)
+    with _writing(out):
+        tables = store.combine(out, scenario, fresh)
+        files = store.write_tables(out, scenario, tables, scenario.output.formats)
+        store.remove_stale_tables(out, files)
+        # last: a directory whose tables were not all written stays marked incomplete
+        store.write_manifest(out, scenario, complete=True)
     return SweepReport(
         out=out,
         points=len(scenario.points),
@@ -186,6 +191,22 @@ def _run_locked(
         seconds=time.perf_counter() - start,
         files=tuple(files),
     )
+
+
+@contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """A full disk, a read-only or vanished directory: one `SweepError`, not a traceback.
+    Every file is written whole or not at all (mercat.workbench.store), so what is there
+    stays usable for the next sweep."""
+    try:
+        yield
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise SweepError(
+            f"cannot write results to {out}: {what}{where}; the finished points are kept: "
+            "make room or fix the directory, then run again to resume"
+        ) from None
 
 
 def _describe(point: Point, scenario: Scenario) -> str:
