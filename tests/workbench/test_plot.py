@@ -127,3 +127,26 @@ def test_plot_where_refuses_a_column_or_value_no_point_has(wide, tmp_path):
     assert "error: --where must look like KEY=VALUE" in result.output
     assert not figs.exists()
     assert len(load(wide)["points"]) == 60
+
+
+def test_a_figure_that_cannot_be_written_is_one_error_and_leaves_the_earlier_one(
+    wide, tmp_path, monkeypatch
+):
+    import errno
+
+    from matplotlib.figure import Figure
+
+    figs = tmp_path / "figs"
+    plot_results(wide, figs)
+    before = {p.name: p.read_bytes() for p in figs.iterdir()}
+
+    def full_disk(fig, where, **kwargs):  # type: ignore[no-untyped-def]
+        Path(where).write_bytes(b"\x89PNG half a figure")
+        raise OSError(errno.ENOSPC, "No space left on device", str(where))
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    result = CliRunner().invoke(app, ["plot", str(wide), "--out", str(figs)])
+    assert result.exit_code == 2, result.output
+    message = f"error: cannot write figures to {figs}: No space left on device"
+    assert result.output.strip() == message
+    assert {p.name: p.read_bytes() for p in figs.iterdir()} == before

@@ -25,6 +25,7 @@ subset of the points.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mercat.errors import InvalidParameterError
+from mercat.files import TMP_PREFIX
 from mercat.workbench.results import Results, load
 
 MAX_LINES = 60
@@ -136,8 +138,19 @@ def _save(fig: Any, path: Path) -> None:
             fontsize="small" if len(labels) > _DISTINCT else None,
         )  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    # under a temporary name, then renamed: a full disk leaves the earlier figure, not half
+    # of a new one
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+    try:
+        fig.savefig(tmp, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"cannot write figures to {path.parent}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        plt.close(fig)
 
 
 def _colors(ax: Any, lines: int) -> None:
