@@ -6,8 +6,10 @@ as a child process on a free port bound to 127.0.0.1, trust authentication, stop
 directory removed at the end, or when starting fails or is interrupted. The server gets
 SIGINT (its fast shutdown) when the thread that started it ends (Linux), so a test run
 stopped by SIGTERM or SIGKILL, which runs no clean-up, leaves no server running (`pg_ctl
-start` would detach it; the data directory then stays in the temporary folder). As root
-it runs them as the `postgres` user (the server refuses to run as root).
+start` would detach it). Its directory does stay in the temporary folder; it is named
+`mercat-pg-<pid>-...` after the process that made it, and the next `TemporaryPostgres`
+removes every such directory whose process and server have both ended (`sweep_stale`).
+As root it runs them as the `postgres` user (the server refuses to run as root).
 
 Binaries are looked up on PATH, then in /usr/lib/postgresql/<version>/bin (Debian's layout).
 `ensure_installed()` installs Debian's `postgresql` package when they are missing and this
@@ -20,17 +22,22 @@ import contextlib
 import fcntl
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mercat.lifetime import dying_with_parent
 
 INSTALL_LOCK = "/tmp/mercat-postgresql-install.lock"
+ROOT_PREFIX = "mercat-pg-"
+_ROOT_NAME = re.compile(re.escape(ROOT_PREFIX) + r"([1-9][0-9]*)-.+")
 
 
 class PostgresUnavailable(RuntimeError):
@@ -75,6 +82,66 @@ def ensure_installed() -> Path:
     return bindir
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user counts; so does a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _postmaster_pid(root: Path) -> int | None:
+    """The server pid its data directory records, 0 if it records none, None if the
+    record cannot be read (then the directory is not touched)."""
+    try:
+        first = (root / "data" / "postmaster.pid").read_text(errors="replace").split("\n", 1)[0]
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
+    return int(first) if first.strip().isdigit() else 0
+
+
+def sweep_stale(directory: Path, alive: Callable[[int], bool] = pid_alive) -> list[Path]:
+    """Remove the directories of servers whose runs ended without cleaning up (a SIGKILL
+    runs no clean-up); returns them. A directory of `directory` is stale when its name is
+    `mercat-pg-<pid>-...` and neither that process nor the server its postmaster.pid names
+    is `alive`: a running test process, or a server it left, keeps its directory (so does
+    a pid the system has given to a new process since: every doubt keeps a directory).
+    Anything else (other names, files, links) is left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _ROOT_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            if not stat.S_ISDIR(entry.stat(follow_symlinks=False).st_mode):
+                continue
+        except OSError:
+            continue
+        root = Path(entry.path)
+        server = _postmaster_pid(root)
+        if alive(int(match.group(1))) or server is None or (server and alive(server)):
+            continue
+        shutil.rmtree(root, ignore_errors=True)  # another run may be sweeping it too
+        removed.append(root)
+    return removed
+
+
+def make_root(directory: Path, alive: Callable[[int], bool] = pid_alive) -> Path:
+    """A new server directory in `directory`, named after this process, once the stale
+    ones are gone."""
+    sweep_stale(directory, alive)
+    return Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-", dir=directory))
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -93,7 +160,7 @@ class TemporaryPostgres:
         self.durable = durable
         self.max_connections = max_connections
         self.port = _free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="mercat-pg-"))
+        self.root = make_root(Path(tempfile.gettempdir()))
         self.datadir = self.root / "data"
         self._as_postgres: list[str] = []
         if os.geteuid() == 0:
