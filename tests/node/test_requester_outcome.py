@@ -5,6 +5,8 @@ from __future__ import annotations
 from mercat.identity import Keypair
 from mercat.node.requester import Requester
 
+from .test_agents_listings import request_view, task_view
+
 
 class _Node:
     def __init__(self, view):  # type: ignore[no-untyped-def]
@@ -15,11 +17,12 @@ class _Node:
 
 
 def _view(status, verdicts):  # type: ignore[no-untyped-def]
-    tasks = [{"task": f"t{i}", "verdict": v, "charge": 5} for i, v in enumerate(verdicts)]
-    return {"status": status, "tasks": tasks, "terms": {}, "owner": "me"}
+    tasks = [task_view(f"t{i}", verdict=v, charge=5) for i, v in enumerate(verdicts)]
+    return request_view("r1", status, tasks)
 
 
-PAID = {"paid": True, "output": "bafy-output", "success": True, "sla_met": True}
+PAID = {"paid": True, "output": "bafy-output", "success": True, "sla_met": True,
+        "latency_ms": 10}  # fmt: skip
 
 
 def test_a_request_settled_on_the_ledger_reads_open_until_its_verdicts_are_recorded():

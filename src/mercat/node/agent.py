@@ -50,11 +50,14 @@ from mercat import errors as e
 from mercat import validation as check
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
+from mercat.node.board import ViewCheck
 from mercat.node.claims import OutcomeClaim, SignedClaim
 from mercat.node.client import NodeClient
+from mercat.node.market_schemas import MarketInfo
 from mercat.node.sealing import OpenedKeys, SignedGrant, open_grant
 from mercat.runtime.terms import Offer
 from mercat.storage.encryption import MAGIC, decrypt_pieces, encrypt_deterministic
+from mercat.untrusted import shown
 from mercat.workloads import sandbox
 from mercat.workloads.spec import parse as parse_workload
 
@@ -159,6 +162,7 @@ class ProviderAgent:
         self.workdir = workdir
         self.stats = AgentStats()
         self._started: set[tuple[int, str, str]] = set()
+        self._views = ViewCheck(log)  # what the node answers is checked before it is used
         self._lock = threading.Lock()
         self.grace_ms = 2_000
         self._stop = threading.Event()  # run()'s: a replica waiting for its keys gives up
@@ -171,8 +175,15 @@ class ProviderAgent:
         self.sandbox.start()  # its zygote imports numpy while the agent registers
         if not node.has_account(key.public):
             node.submit(key, m.OpenAccount())
-        mine = {a["id"]: a for a in node.get_json("/ledger/assets") if a["owner"] == key.public}
+        from mercat.node.schemas import Asset  # here: it imports the privacy accountant
+
+        assets = self._views.entries(node.get_json("/ledger/assets"), Asset, "the ledger's assets")
+        mine = {a["id"]: a for a in assets if a["owner"] == key.public}
         offers = node.get_json("/ledger/offers")
+        if not isinstance(offers, dict):  # asset -> its offer's wire form
+            raise e.MalformedMessageError(
+                f"the ledger's offers are not an object: the node answered {shown(offers)}"
+            )
         wanted: list[tuple[str, int, Offer]] = [(s.asset, s.stake, s.offer())
                                                 for s in self.servers.values()]  # fmt: skip
         for c in self.content:
@@ -188,7 +199,8 @@ class ProviderAgent:
             if offers.get(asset) != offer.to_wire():
                 node.submit(key, m.PostOffer(offer=offer))
             status[asset] = "active"
-        self.grace_ms = int(node.market_info()["grace_ms"])
+        info = self._views.one(node.market_info(), MarketInfo, "the node's market info")
+        self.grace_ms = info["grace_ms"]
         return status
 
     # --- work ------------------------------------------------------------------------------
@@ -200,13 +212,15 @@ class ProviderAgent:
         try:
             while not stop.is_set():
                 try:
-                    listing = self.node.tasks(assignee=self.key.public, status="open", limit=500)
+                    answer = self.node.tasks(assignee=self.key.public, status="open", limit=500)
+                    # a task of the wrong shape is left out (and logged), the others are run
+                    listing = self._views.tasks(answer, "the node's list of this agent's tasks")
                 except e.MercatError as exc:
                     self._note(f"listing tasks: {exc}")
                     stop.wait(1.0)
                     continue
-                offset = listing["now_ms"] - time.time() * 1000
-                for task in listing["tasks"]:
+                offset = listing.now_ms - time.time() * 1000
+                for task in listing.tasks:
                     for asset in self.owed(task):
                         pool.submit(self._guarded, task, asset, offset)
                 stop.wait(self.poll_seconds)
@@ -255,6 +269,11 @@ class ProviderAgent:
             grants = self.node.get_json(
                 f"/market/tasks/{task['round']}/{task['task']}/keys", asset=asset
             )
+            if not isinstance(grants, list):  # the replica fails with this reason
+                raise e.MalformedMessageError(
+                    f"the key grants for task {task['task']} are not a list: the node "
+                    f"answered {shown(grants)}"
+                )
             if grants:
                 return open_grant(SignedGrant.from_wire(grants[0]), task, self.key)
             if time.time() * 1000 + offset_ms > deadline:

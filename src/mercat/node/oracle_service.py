@@ -42,7 +42,9 @@ from typing import Any, Literal
 from mercat import errors as e
 from mercat import validation as check
 from mercat.identity import Keypair
+from mercat.node.board import ViewCheck
 from mercat.node.client import NodeClient
+from mercat.node.market_schemas import MarketInfo
 from mercat.node.sla import Judgement, Timing, judge
 from mercat.oracle.report import OracleReport, SignedReport
 from mercat.storage.encryption import is_deterministic
@@ -99,6 +101,7 @@ class OracleService:
         self.workdir = workdir
         self.stats = OracleStats()
         self._done: set[tuple[int, str]] = set()
+        self._views = ViewCheck(log)  # what the node answers is checked before it is used
 
     def run(self, stop: threading.Event) -> OracleStats:
         try:
@@ -113,8 +116,9 @@ class OracleService:
         while not stop.is_set():
             try:
                 if timing is None:
-                    info = self.node.market_info()
-                    timing = Timing(int(info["grace_ms"]), int(info["no_deadline_ms"]))
+                    what = "the node's market info"
+                    info = self._views.one(self.node.market_info(), MarketInfo, what)
+                    timing = Timing(info["grace_ms"], info["no_deadline_ms"])
                 self.pass_once(timing, stop)
             except e.MercatError as exc:
                 self._note(f"{type(exc).__name__}: {exc}")
@@ -125,9 +129,11 @@ class OracleService:
 
     def pass_once(self, timing: Timing, stop: threading.Event | None = None) -> int:
         """Report on every open task that is ready; how many reports were sent."""
-        listing = self.node.tasks(status="open", limit=1000)
+        answer = self.node.tasks(status="open", limit=1000)
+        # a task of the wrong shape is left out (and logged), the others are judged
+        listing = self._views.tasks(answer, "the node's list of open tasks")
         sent = 0
-        for task in sorted(listing["tasks"], key=lambda t: (t["round"], t["task"])):
+        for task in sorted(listing.tasks, key=lambda t: (t["round"], t["task"])):
             key = (task["round"], task["task"])
             if key in self._done or self.key.public in task["reported_by"]:
                 continue
@@ -137,7 +143,7 @@ class OracleService:
             claims = {c["asset"]: (c["success"], c["output"], c["received_ms"])
                       for c in task["claims"]}  # fmt: skip
             judgement = judge(servers, claims, task["opened_ms"], task["deadline_ms"], timing,
-                              listing["now_ms"])  # fmt: skip
+                              listing.now_ms)  # fmt: skip
             if judgement is None:
                 continue
             if self.behaviour == "silent":

@@ -18,6 +18,7 @@ id: nothing else needs keeping.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import threading
 import time
@@ -30,12 +31,17 @@ import numpy as np
 from mercat import errors as e
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
+from mercat.node.board import ViewCheck
 from mercat.node.client import NodeClient
+from mercat.node.market_schemas import RequestView, TaskView
 from mercat.node.sealing import grant_for, request_keys
 from mercat.runtime.terms import RequestTerms
 from mercat.storage.encryption import decrypt_deterministic, encrypt_pieces
+from mercat.untrusted import shown
 from mercat.workloads import archive, datasets
 from mercat.workloads.spec import parse as parse_workload
+
+log = logging.getLogger("mercat.requester")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class Requester:
         self.node = node
         self.key = key
         self._granted: set[tuple[int, str, str]] = set()
+        self._views = ViewCheck(log)  # what the node answers is checked before it is used
 
     def ensure_account(self) -> None:
         if not self.node.has_account(self.key.public):
@@ -105,20 +112,34 @@ class Requester:
         return name
 
     def outcome(self, request: str) -> Outcome:
-        view = self.node.request_view(request)
-        tasks = view["tasks"]
+        """The request's state as the node shows it; MalformedMessageError if the node's
+        view of it is not of the declared shape (a task of the wrong shape is left out)."""
+        answer = self.node.request_view(request)
+        what = f"the node's view of request {request}"
+        # The envelope is checked without its tasks, then each task on its own, so that one
+        # malformed task does not hide the others (whose keys may be due).
+        view = self._views.one({**answer, "tasks": []} if isinstance(answer, dict) else answer,
+                               RequestView, what)  # fmt: skip
+        raw = answer.get("tasks") if isinstance(answer, dict) else None
+        tasks = self._views.entries(raw, TaskView, f"{what} (tasks)")
         settled = [t for t in tasks if t["verdict"] is not None]
         paid = [t for t in settled if t["verdict"]["paid"]]
         # A closed request that no task served expired (or was withdrawn) unserved. One whose
         # tasks settled on the ledger is still "open" here until the node has recorded every
-        # task's verdict: read in between, it would look closed and unpaid.
-        if view["status"] != "closed" or len(settled) < len(tasks):
+        # task's verdict: read in between, it would look closed and unpaid. A task left out
+        # for its shape may be one not settled yet: the request reads open while there is one.
+        left_out = isinstance(raw, list) and len(raw) > len(tasks)
+        if view["status"] != "closed" or len(settled) < len(tasks) or left_out:
             status = "open"
         else:
             status = "closed" if tasks else "expired"
         output = paid[0]["verdict"]["output"] if paid else None
-        sealed = tuple((view["terms"] or {}).get("sealed", ()))
-        return Outcome(request, status, bool(paid), tasks, output, sealed, view["owner"])
+        parts = (view["terms"] or {}).get("sealed", [])  # the terms are free-form: checked
+        if not isinstance(parts, list) or not all(isinstance(part, str) for part in parts):
+            raise e.MalformedMessageError(
+                f"{what}: what the request seals is not a list of names: {shown(parts)}"
+            )
+        return Outcome(request, status, bool(paid), tasks, output, tuple(parts), view["owner"])
 
     def hand_over_keys(self, outcome: Outcome) -> int:
         """Seal a sealed request's keys to the owner of every server of its open tasks that
@@ -260,7 +281,14 @@ class RequesterLoad:
         self.data["model0"] = self.node.put(datasets.initial_model(8))
         if self.model_cid is None:  # a model a provider offers, if any: requests name it
             offers = self.node.get_json("/ledger/offers")
-            models = sorted(o["cid"] for o in offers.values() if o["kind"] == "model" and o["cid"])
+            if not isinstance(offers, dict):  # asset -> its offer's wire form
+                raise e.MalformedMessageError(
+                    f"the ledger's offers are not an object: the node answered {shown(offers)}"
+                )
+            # an offer of another shape is not one of a model this load can name
+            models = sorted(o["cid"] for o in offers.values()
+                            if isinstance(o, dict) and o.get("kind") == "model"
+                            and isinstance(o.get("cid"), str) and o["cid"])  # fmt: skip
             self.model_cid = models[0] if models else None
 
     def run(self, stop: threading.Event) -> LoadStats:
@@ -283,7 +311,9 @@ class RequesterLoad:
                     self.follow()
                     followed_at = time.monotonic()
                 for name in self.sealed & set(self.pending):  # their providers need keys
-                    self.requester.hand_over_keys(self.requester.outcome(name))
+                    outcome = self._outcome(name)
+                    if outcome is not None:
+                        self.requester.hand_over_keys(outcome)
             except e.MercatError as exc:
                 if len(self.stats.errors) < 50:
                     self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
@@ -327,11 +357,21 @@ class RequesterLoad:
             self.stats.sealed += 1
         return name
 
+    def _outcome(self, name: str) -> Outcome | None:
+        """The request's outcome, or None (and the reason noted) when the node's view of it
+        is malformed: that request waits for a better answer, the others go on."""
+        try:
+            return self.requester.outcome(name)
+        except e.MalformedMessageError as exc:
+            if len(self.stats.errors) < 50:
+                self.stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            return None
+
     def follow(self) -> None:
         """Look at pending requests; verify and use what settled."""
         for name, workload in list(self.pending.items()):
-            outcome = self.requester.outcome(name)
-            if outcome.status == "open":
+            outcome = self._outcome(name)
+            if outcome is None or outcome.status == "open":
                 continue
             del self.pending[name]
             if outcome.status == "expired":
