@@ -217,3 +217,31 @@ def test_cloudchain_tables_do_not_depend_on_sizes_that_coincide():
             "tokens", "utilization",
         ]  # fmt: skip
         assert list(out.tables["steps"].columns) == ["run", "hour", "hourly_gpu_hours"]
+
+
+def test_the_last_step_is_always_kept_however_far_apart_the_kept_steps_are():
+    assert Steps(True, 1).kept(3) == [0, 1, 2]
+    assert Steps(True, 2).kept(5) == [1, 3, 4]
+    assert Steps(True, 5).kept(5) == [4]
+    assert Steps(True, 50).kept(3) == [2]
+    assert Steps(True, 7).kept(0) == []
+
+
+def test_marketplace_steps_end_with_the_last_round_even_past_step_every():
+    small = {"rounds": 3, "providers": 2, "requesters": 3}
+    every_round = run("marketplace", 2, 5, Steps(True, 1), **small).tables["steps"]
+    # a step_every past the rounds keeps the last round, not none
+    past = run("marketplace", 2, 5, Steps(True, 10), **small).tables["steps"]
+    assert past["round"].tolist() == [3, 3]
+    last = every_round[every_round["round"] == 3].reset_index(drop=True)
+    pd.testing.assert_frame_equal(past, last)
+    assert run("marketplace", 1, 5, Steps(True, 2), **small).tables["steps"]["round"].tolist() == [
+        2, 3,
+    ]  # fmt: skip
+
+
+def test_cloudchain_and_fedavg_steps_end_with_the_last_one_too():
+    hours = run("cloudchain", 1, 3, Steps(True, 100), days=1, requesters=8, community=3)
+    assert hours.tables["steps"]["hour"].tolist() == [24]
+    rounds = run("fedavg", 1, 3, Steps(True, 100), clients=20, rounds=3)
+    assert rounds.tables["steps"]["round"].tolist() == [3]

@@ -83,10 +83,20 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Steps:
-    """Per-step output: whether to write it, and every how many steps a row is kept."""
+    """Per-step output: whether to write it, and every how many steps a row is kept (the
+    last step is always kept: `kept`)."""
 
     keep: bool = True
     every: int = 1
+
+    def kept(self, count: int) -> list[int]:
+        """The steps (0-based) of `count` whose rows are kept: every `every`-th, and the last
+        always, so that the table ends where the run ended and is never empty (`step_every`
+        past the number of steps keeps the last one only)."""
+        kept = list(range(self.every - 1, count, self.every))
+        if count > 0 and (not kept or kept[-1] != count - 1):
+            kept.append(count - 1)
+        return kept
 
 
 @dataclass

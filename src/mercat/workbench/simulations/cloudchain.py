@@ -8,7 +8,8 @@ community nodes beside the five clouds. Its tables are read off the result the s
 
 - `runs`: every scalar field and property of the result (throughput, jobs, fairness, SLA
   compliance, ...), one row per run;
-- `steps`: every per-hour array, one row per run and hour;
+- `steps`: every per-hour array, one row per run and hour (every `step_every`-th and the
+  last);
 - `providers`: every per-provider array (tokens, deliveries, utilization, ...), one row per
   run and provider.
 
@@ -90,7 +91,7 @@ class CloudChainSimulation(Simulation):
             runs_rows.append({"run": r, **scalars})
             per_hour = {k: v for k, v in arrays.items() if kinds.get(k) == "hour"}
             per_provider = {k: v for k, v in arrays.items() if kinds.get(k) == "provider"}
-            for h in range(steps.every - 1, config.rounds, steps.every):
+            for h in steps.kept(config.rounds):
                 hours.append({"run": r, "hour": h + 1, **{k: v[h] for k, v in per_hour.items()}})
             for i, name in enumerate(names):
                 providers.append(

@@ -7,7 +7,7 @@ training's randomness: run 0 is exactly `mercat simulate fedavg --seed SEED`, ru
 trains from the generator [seed, 1, r]. Tables:
 
 - `runs`: per run, the final test accuracy, ε spent at δ, the busiest client's rounds;
-- `steps`: per run and round, the test accuracy.
+- `steps`: per run and round (every `step_every`-th and the last), the test accuracy.
 
 Training time is not in the tables (they hold only what the seed determines).
 """
@@ -114,9 +114,7 @@ class FedAvgSimulation(Simulation):
         }
         tables = {"runs": table}
         if steps.keep:
-            kept = np.arange(steps.every - 1, cfg.rounds, steps.every)
-            if kept.size == 0 or kept[-1] != cfg.rounds - 1:
-                kept = np.append(kept, cfg.rounds - 1)
+            kept = np.asarray(steps.kept(cfg.rounds), dtype=np.int64)
             tables["steps"] = pd.DataFrame(
                 {
                     "run": np.repeat(np.arange(runs), kept.size),

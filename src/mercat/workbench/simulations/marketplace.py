@@ -10,8 +10,8 @@ book; run r > 0 starts from a seed derived from (seed, r). Tables:
 - `runs`: per run, tasks, paid and failed, the failure rate, welfare, charges, margin,
   removals, the reward pool at the end and the mean provider's profit (what its servers
   were paid less the true cost of what they served);
-- `steps`: per run and round, the round's requests, eligible servers, tasks, paid, failed,
-  welfare, charges, margin and removals.
+- `steps`: per run and round (every `step_every`-th and the last), the round's requests,
+  eligible servers, tasks, paid, failed, welfare, charges, margin and removals.
 """
 
 from __future__ import annotations
@@ -155,8 +155,9 @@ class MarketplaceSimulation(Simulation):
                     / max(1, len(result["provider_profit"])),
                 }
             )
-            for x in result["per_round"][steps.every - 1 :: steps.every]:
-                per_round.append({"run": r, **x, "removed": len(x["removed"])})
+            rounds = result["per_round"]
+            for k in steps.kept(len(rounds)):
+                per_round.append({"run": r, **rounds[k], "removed": len(rounds[k]["removed"])})
         table = pd.DataFrame(rows)
         tasks = int(table["tasks"].sum())
         summary_row = {
