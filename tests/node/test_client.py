@@ -1,9 +1,11 @@
 """The node's client against a node that answers what no node should: headers that are not
-numbers, bodies that are not JSON or nest past any parser. Each becomes one of mercat's
-errors (what agents, oracles and requesters catch), never a ValueError or a RecursionError."""
+numbers, bodies that are not JSON or nest past any parser, answers trickled a byte at a
+time. Each becomes one of mercat's errors (what agents, oracles and requesters catch), never
+a ValueError, a RecursionError or a wait without end."""
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -100,3 +102,67 @@ def test_an_error_answer_nested_too_deep_is_a_remote_error(node, python_recursio
 def test_a_store_answer_without_a_cid_is_a_mismatch(node):
     with pytest.raises(e.ContentMismatchError):
         node.put(b"some content")
+
+
+class _Trickler:
+    """A server that answers every connection with `head` and then one byte of `drip` every
+    50 ms for as long as the test runs: each read gets data long before the client's
+    per-read timeout, and the answer never ends."""
+
+    def __init__(self, head: bytes, drip: bytes) -> None:
+        self.head, self.drip = head, drip
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)  # so that the accepting thread sees `stop`
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed: the test is over
+                return
+            thread = threading.Thread(target=self._answer, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)  # the request (small, in one piece from the client)
+                conn.sendall(self.head)
+                while not self.stop.wait(0.05):
+                    conn.sendall(self.drip)
+            except OSError:  # the client gave up and closed its end
+                return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join(10)
+
+
+@pytest.mark.parametrize(
+    ("head", "drip"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n", b"["),  # a body
+        (b"HTTP/1.1 200 OK\r\n", b"X-Pad: x\r\n"),  # headers that never end
+    ],
+    ids=["body", "headers"],
+)
+def test_an_answer_that_never_ends_is_cut_at_the_answer_deadline(head, drip):
+    server = _Trickler(head, drip)
+    client = NodeClient(
+        f"http://127.0.0.1:{server.port}", timeout=30.0, answer_seconds=0.5, retries=0
+    )
+    try:
+        with pytest.raises(e.NodeUnavailableError, match=r"within 0\.5 s"):
+            client.get_json("/market/info")
+    finally:
+        client.close()
+        server.close()

@@ -9,18 +9,23 @@ devnet use to talk to it over HTTP.
 
 The node is another party, so the client trusts nothing it says that it can check: content
 is re-hashed against its CID both ways, answers are bounded in size (`max_answer_bytes`)
-and time (`timeout`), and an error answer becomes the `mercat.errors` class it names (a
-`RemoteError` when the name is not one of mercat's). A node that is busy (429, 503 with
-`Retry-After`) is retried a bounded number of times, waiting what it asks up to
-`max_wait` seconds; a node that cannot be reached raises `NodeUnavailableError`.
+and time (`timeout` for each read, `answer_seconds` for the whole answer, headers and body:
+a node that trickles bytes cannot hold the client longer), and an error answer becomes the
+`mercat.errors` class it names (a `RemoteError` when the name is not one of mercat's). A
+node that is busy (429, 503 with `Retry-After`) is retried a bounded number of times,
+waiting what it asks up to `max_wait` seconds; a node that cannot be reached, or whose
+answer does not arrive in time, raises `NodeUnavailableError`.
 
 Standard library only (`http.client`): one persistent connection per thread.
 """
 
 from __future__ import annotations
 
+import functools
 import http.client
+import io
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -33,6 +38,7 @@ from mercat.ledger import messages as m
 from mercat.untrusted import parse_json, plain_decimal
 
 MAX_ANSWER_BYTES = 64 << 20
+ANSWER_SECONDS = 120.0  # the whole of one answer: 64 MiB at about 0.5 MiB/s
 
 
 class RemoteError(e.MercatError):
@@ -70,6 +76,7 @@ class NodeClient:
         retries: int = 4,
         max_wait: float = 5.0,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        answer_seconds: float = ANSWER_SECONDS,
     ) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -79,6 +86,9 @@ class NodeClient:
         self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self.timeout, self.retries, self.max_wait = timeout, retries, max_wait
         self.max_answer_bytes = max_answer_bytes
+        if not answer_seconds > 0:  # NaN included
+            raise e.InvalidParameterError(f"answer_seconds must be > 0, got {answer_seconds!r}")
+        self.answer_seconds = answer_seconds
         self._local = threading.local()
         self._ledger: dict[str, Any] | None = None
 
@@ -123,8 +133,19 @@ class NodeClient:
         failures = 0
         while True:
             reused = getattr(self._local, "conn", None) is not None
+            # Each attempt gets the whole of `answer_seconds`: sending, the headers and the
+            # body (every socket operation waits at most what is left of it).
+            deadline = time.monotonic() + self.answer_seconds
             try:
                 conn = self._connection()
+                left = min(self.timeout, self.answer_seconds)
+                conn.timeout = left  # a new connection: connecting and sending
+                if conn.sock is not None:
+                    conn.sock.settimeout(left)
+                conn.response_class = functools.partial(  # type: ignore[assignment]
+                    _TimedResponse, deadline=deadline, timeout=self.timeout,
+                    seconds=self.answer_seconds,
+                )  # fmt: skip
                 conn.request(method, target, body=body, headers=headers)
                 reply = conn.getresponse()
                 declared = reply.getheader("Content-Length")
@@ -264,6 +285,58 @@ class NodeClient:
         return self.get_json("/market/providers")  # type: ignore[no-any-return]
 
 
+class _TimedResponse(http.client.HTTPResponse):
+    """An answer read before `deadline` (time.monotonic), each read waiting at most
+    `timeout`: TimeoutError past either."""
+
+    def __init__(
+        self, sock: socket.socket, *args: Any, deadline: float, timeout: float, seconds: float,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        timed: Any = _TimedSocket(sock, deadline, timeout, seconds)  # HTTPResponse: makefile
+        super().__init__(timed, *args, **kwargs)
+
+
+class _TimedSocket:
+    """What HTTPResponse takes of a socket (`makefile`), with every read bounded by what is
+    left before the deadline: socket timeouts alone bound each read, and a node sending one
+    byte before each one ends would keep a reader for ever."""
+
+    def __init__(self, sock: socket.socket, deadline: float, timeout: float, seconds: float):
+        self.sock, self.deadline, self.timeout, self.seconds = sock, deadline, timeout, seconds
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_TimedReader(self))
+
+
+class _TimedReader(io.RawIOBase):
+    def __init__(self, timed: _TimedSocket) -> None:
+        self.timed = timed
+        # The socket's own reader: it holds the socket open while the answer is read, even
+        # after the connection lets go of it (an answer that closes the connection).
+        self.raw = timed.sock.makefile("rb", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int | None:
+        t = self.timed
+        left = t.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"the answer did not arrive within {t.seconds:g} s")
+        t.sock.settimeout(min(t.timeout, left))
+        try:
+            return self.raw.readinto(buffer)
+        except TimeoutError:
+            if time.monotonic() >= t.deadline:
+                raise TimeoutError(f"the answer did not arrive within {t.seconds:g} s") from None
+            raise
+
+
 def _answer(path: str, data: bytes) -> Any:
     """A JSON answer of the node (NodeUnavailableError if it is not JSON, or nested too
     deep for a parser: the node is another party)."""
@@ -274,7 +347,7 @@ def _answer(path: str, data: bytes) -> Any:
 def wait_until_up(url: str, timeout: float = 60.0, process: Any = None) -> None:
     """Poll `url`/health until the node answers (NodeUnavailableError after `timeout`, or
     as soon as `process`, the node's process if we started it, has exited)."""
-    client = NodeClient(url, timeout=2.0, retries=0)
+    client = NodeClient(url, timeout=2.0, retries=0, answer_seconds=5.0)
     deadline = time.monotonic() + timeout
     while True:
         try:
