@@ -50,7 +50,7 @@ from mercat import errors as e
 from mercat import validation as check
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
-from mercat.node.board import ViewCheck
+from mercat.node.board import TaskListing, ViewCheck
 from mercat.node.claims import OutcomeClaim, SignedClaim
 from mercat.node.client import NodeClient
 from mercat.node.market_schemas import MarketInfo
@@ -64,6 +64,7 @@ from mercat.workloads.spec import parse as parse_workload
 log = logging.getLogger("mercat.agent")
 MAX_INPUT_BYTES = 64 << 20
 MAX_WORKERS = 4
+LISTING_LIMIT = 500  # the most tasks one look at the node lists
 # What fails one replica (its claim says why) rather than the agent: the workload, the
 # store, the node, and a key grant that is not its requester's or is malformed (as a key
 # that does not open).
@@ -161,7 +162,10 @@ class ProviderAgent:
         self.poll_seconds = poll_seconds
         self.workdir = workdir
         self.stats = AgentStats()
+        # Replicas started, while the node lists their task (`forget`), and those of them
+        # not finished: (round, task, server).
         self._started: set[tuple[int, str, str]] = set()
+        self._running: set[tuple[int, str, str]] = set()
         self._views = ViewCheck(log)  # what the node answers is checked before it is used
         self._lock = threading.Lock()
         self.grace_ms = 2_000
@@ -212,7 +216,8 @@ class ProviderAgent:
         try:
             while not stop.is_set():
                 try:
-                    answer = self.node.tasks(assignee=self.key.public, status="open", limit=500)
+                    answer = self.node.tasks(assignee=self.key.public, status="open",
+                                             limit=LISTING_LIMIT)  # fmt: skip
                     # a task of the wrong shape is left out (and logged), the others are run
                     listing = self._views.tasks(answer, "the node's list of this agent's tasks")
                 except e.MercatError as exc:
@@ -223,6 +228,7 @@ class ProviderAgent:
                 for task in listing.tasks:
                     for asset in self.owed(task):
                         pool.submit(self._guarded, task, asset, offset)
+                self.forget(listing)
                 stop.wait(self.poll_seconds)
         finally:
             # Replicas not started are dropped; one running is killed with its zygote: its
@@ -243,8 +249,22 @@ class ProviderAgent:
                 if key in self._started:
                     continue
                 self._started.add(key)
+                self._running.add(key)
             out.append(a["asset"])
         return out
+
+    def forget(self, listing: TaskListing) -> None:
+        """Forget the replicas started of tasks the node no longer lists, so that a market
+        that runs for months does not grow the agent's memory by a key per replica. A task
+        leaves the open listing when it settles, and a settled task never opens again; a
+        replica still queued or running is kept whatever the listing says. A listing that
+        may not show every open task (as long as the limit, or with entries left out for
+        their shape) forgets nothing: a task it hides may still be offered."""
+        if listing.left_out or listing.entries >= LISTING_LIMIT:
+            return
+        listed = {(t["round"], t["task"]) for t in listing.tasks}
+        with self._lock:
+            self._started = {k for k in self._started if k[:2] in listed or k in self._running}
 
     def _guarded(self, task: dict[str, Any], asset: str, offset_ms: float) -> None:
         try:
@@ -254,6 +274,9 @@ class ProviderAgent:
         except Exception as exc:  # a worker thread must never die silently
             log.exception("replica %s/%s on %s", task["round"], task["task"], asset)
             self._note(f"{task['task']} on {asset}: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:  # `forget` may drop it once the node no longer lists its task
+                self._running.discard((task["round"], task["task"], asset))
 
     def _note(self, text: str) -> None:
         with self._lock:

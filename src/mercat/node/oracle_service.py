@@ -42,7 +42,7 @@ from typing import Any, Literal
 from mercat import errors as e
 from mercat import validation as check
 from mercat.identity import Keypair
-from mercat.node.board import ViewCheck
+from mercat.node.board import TaskListing, ViewCheck
 from mercat.node.client import NodeClient
 from mercat.node.market_schemas import MarketInfo
 from mercat.node.sla import Judgement, Timing, judge
@@ -56,6 +56,7 @@ Behaviour = Literal["honest", "liar", "silent"]
 BEHAVIOURS = ("honest", "liar", "silent")
 OUTPUT_KIND = {"preprocess": "dataset", "infer": "predictions"}  # every other: a model
 MAX_OUTPUT_BYTES = 64 << 20
+LISTING_LIMIT = 1000  # the most tasks one look at the node lists
 
 
 @dataclass
@@ -100,7 +101,7 @@ class OracleService:
         self.poll_seconds = poll_seconds
         self.workdir = workdir
         self.stats = OracleStats()
-        self._done: set[tuple[int, str]] = set()
+        self._done: set[tuple[int, str]] = set()  # reported (or passed over), while listed
         self._views = ViewCheck(log)  # what the node answers is checked before it is used
 
     def run(self, stop: threading.Event) -> OracleStats:
@@ -129,9 +130,10 @@ class OracleService:
 
     def pass_once(self, timing: Timing, stop: threading.Event | None = None) -> int:
         """Report on every open task that is ready; how many reports were sent."""
-        answer = self.node.tasks(status="open", limit=1000)
+        answer = self.node.tasks(status="open", limit=LISTING_LIMIT)
         # a task of the wrong shape is left out (and logged), the others are judged
         listing = self._views.tasks(answer, "the node's list of open tasks")
+        self.forget(listing)
         sent = 0
         for task in sorted(listing.tasks, key=lambda t: (t["round"], t["task"])):
             key = (task["round"], task["task"])
@@ -165,6 +167,16 @@ class OracleService:
             self.stats.success += report.success
             self.stats.failure += not report.success
         return sent
+
+    def forget(self, listing: TaskListing) -> None:
+        """Forget the tasks done that the node no longer lists as open, so that a market
+        that runs for months does not grow the oracle's memory by a key per task: a task
+        leaves the open listing when it settles, and a settled task never opens again. A
+        listing that may not show every open task (as long as the limit, or with entries
+        left out for their shape) forgets nothing: a task it hides may still be open."""
+        if listing.left_out or listing.entries >= LISTING_LIMIT:
+            return
+        self._done &= {(t["round"], t["task"]) for t in listing.tasks}
 
     def verify(self, task: dict[str, Any], judged: Judgement) -> OracleReport:
         """The honest report on a judged task (module docstring, 1-4)."""

@@ -1,0 +1,120 @@
+"""A provider agent and an oracle that run for many rounds remember only the tasks the node
+still lists: their memory stays bounded, and no replica is run twice, no task reported
+twice, while the node offers it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mercat.identity import Keypair
+from mercat.node.agent import LISTING_LIMIT, ProviderAgent, ServerSpec
+from mercat.node.board import TaskListing
+from mercat.node.oracle_service import LISTING_LIMIT as ORACLE_LISTING_LIMIT
+from mercat.node.oracle_service import OracleService
+from mercat.node.sla import Timing
+
+from .test_agents_listings import LEDGER, NOW_MS, task_view
+
+ROUNDS = 200
+PER_ROUND = 3
+
+
+def listed(round_: int) -> dict:
+    """What the node lists open at round `round_`: the tasks of this round and the one
+    before (each task is listed twice, as a task whose quorum comes in a round late)."""
+    tasks = [task_view(f"t{i}", round_=r) for r in (round_ - 1, round_) if r >= 1
+             for i in range(PER_ROUND)]  # fmt: skip
+    return {"now_ms": NOW_MS, "tasks": tasks}
+
+
+class _Market:
+    """A node whose rounds move on at each look; it sets `stop` after the last round."""
+
+    ledger_id = LEDGER
+
+    def __init__(self, stop: threading.Event, finished=lambda round_: True):  # type: ignore[no-untyped-def]
+        self.stop, self.finished = stop, finished
+        self.round = 0
+        self.reports: list = []
+
+    def tasks(self, **filters):  # type: ignore[no-untyped-def]
+        # The replicas started from the last listing are done before the round moves on:
+        # the test sees the same sequence on every run.
+        deadline = time.monotonic() + 20
+        while not self.finished(self.round) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if self.round == ROUNDS:
+            self.stop.set()
+        else:
+            self.round += 1
+        return listed(self.round)
+
+    def report(self, signed):  # type: ignore[no-untyped-def]
+        self.reports.append(signed.report)
+        return {"status": "pending", "received_ms": NOW_MS}
+
+
+def _agent(node) -> tuple[ProviderAgent, list]:  # type: ignore[no-untyped-def]
+    agent = ProviderAgent(node, Keypair.generate(), [ServerSpec("gpu-1", stake=1)],
+                          poll_seconds=0.0)  # fmt: skip
+    worked: list[tuple[int, str, str]] = []
+    agent.work = lambda task, asset, offset_ms=0.0: worked.append(  # type: ignore[method-assign]
+        (task["round"], task["task"], asset)
+    )
+    return agent, worked
+
+
+def test_an_agent_remembers_only_the_replicas_of_tasks_still_listed():
+    stop = threading.Event()
+    sizes: list[int] = []
+    agent: ProviderAgent
+
+    def finished(round_: int) -> bool:
+        sizes.append(len(agent._started))
+        return len(worked) == PER_ROUND * round_ and not agent._running
+
+    node = _Market(stop, finished)
+    agent, worked = _agent(node)
+    agent.run(stop)
+    # every replica ran exactly once, though each task was listed in two rounds
+    assert len(worked) == len(set(worked)) == ROUNDS * PER_ROUND
+    # two rounds' tasks at most, not one key per replica the agent ever ran
+    assert max(sizes) <= 2 * PER_ROUND and len(agent._started) <= 2 * PER_ROUND
+
+
+def test_an_agent_keeps_a_running_replica_and_what_a_partial_listing_may_hide():
+    agent, worked = _agent(None)
+    task = task_view("t1")
+    assert agent.owed(task) == ["gpu-1"]
+    empty = TaskListing(NOW_MS, [], 0)
+    agent.forget(empty)  # settled while its replica is still queued or running
+    assert agent.owed(task) == []  # not started a second time
+    agent._guarded(task, "gpu-1", 0.0)  # the replica finishes
+    full = TaskListing(NOW_MS, [], LISTING_LIMIT)  # as long as the limit: may hide it
+    agent.forget(full)
+    assert agent.owed(task) == []
+    agent.forget(TaskListing(NOW_MS, [], 1))  # an entry was left out for its shape
+    assert agent.owed(task) == []
+    agent.forget(TaskListing(NOW_MS, [task], 1))  # still listed
+    assert agent.owed(task) == []
+    agent.forget(empty)  # no longer listed: forgotten
+    assert agent._started == set() and worked == [(1, "t1", "gpu-1")]
+
+
+def test_an_oracle_remembers_only_the_tasks_still_listed():
+    node = _Market(threading.Event())
+    oracle = OracleService(node, Keypair.generate(), sample_rate=0.0)  # type: ignore[arg-type]
+    sizes = []
+    for _ in range(ROUNDS):
+        oracle.pass_once(Timing(grace_ms=200))
+        sizes.append(len(oracle._done))
+    reported = [(r.round, r.task) for r in node.reports]
+    # each task reported once, though listed in two rounds without this oracle's report
+    assert len(reported) == len(set(reported)) == ROUNDS * PER_ROUND
+    assert max(sizes) <= 2 * PER_ROUND
+    # a listing that may hide open tasks forgets nothing
+    oracle.forget(TaskListing(NOW_MS, [], ORACLE_LISTING_LIMIT))
+    assert len(oracle._done) == 2 * PER_ROUND
+    oracle.forget(TaskListing(NOW_MS, [], 0))
+    assert oracle._done == set()
