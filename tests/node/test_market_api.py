@@ -183,3 +183,21 @@ def test_the_dashboard_is_served_with_a_strict_policy(market):
     script = market.client.get("/dashboard/dashboard.js")
     assert script.status_code == 200 and "EventSource" in script.text
     assert market.client.get("/dashboard/secrets.txt").status_code == 404
+
+
+FLOWS = ("charged", "payouts", "margin", "refunded", "rewards", "penalties")
+
+
+def test_the_summary_counts_every_round_however_many_pages_they_take(tmp_path, template):
+    """Rounds are read a page (`task_page`) at a time: with pages of 2, 25 recorded rounds
+    take 13 pages, and every round counts in the totals."""
+    with served_copy(*template, tmp_path, limits=NodeLimits(task_page=2)) as m:
+        before = m.client.get("/market/summary").json()
+        for r in range(100, 125):
+            flows = dict(zip(FLOWS, (10, 7, 3, 1, 2, 4), strict=True))
+            m.board.set_round(r, "opening")
+            m.board.set_round(r, "closed", **flows)
+        after = m.client.get("/market/summary").json()
+    assert after["rounds"] == before["rounds"] + 25
+    for key, each in zip(FLOWS, (10, 7, 3, 1, 2, 4), strict=True):
+        assert after["flows"][key] == before["flows"][key] + 25 * each, key
