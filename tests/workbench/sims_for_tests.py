@@ -67,3 +67,21 @@ class EchoTotals(Echo):
         result = super().run(config, runs, seed, steps)
         result.tables["runs"]["total"] = result.tables["runs"]["x"]
         return result
+
+
+class Threads(Simulation):
+    """Reports the numba threads its point ran with (how a sweep sized them)."""
+
+    name = "threads"
+    title = "a test simulation"
+    parameters = (Parameter("value", 1.0, "float", "a number"),)
+
+    def build(self, params: Mapping[str, Any]) -> Any:
+        return dict(params)
+
+    def run(self, config: Any, runs: int, seed: int, steps: Steps) -> PointTables:
+        import numba
+
+        threads = numba.get_num_threads()
+        table = pd.DataFrame([{"run": r, "threads": threads} for r in range(runs)])
+        return PointTables({"threads": threads}, {"runs": table})

@@ -408,3 +408,47 @@ def test_a_point_that_cannot_be_written_is_one_error_and_leaves_nothing(tmp_path
     monkeypatch.undo()
     report = run_sweep(read_scenario(scenario_file), out, workers=1)
     assert (report.computed, report.reused) == (6, 0)
+
+
+def test_a_ray_tasks_threads_are_the_cpus_ray_gave_it_within_its_cores():
+    from mercat.workbench.sweep import task_threads, usable_cores
+
+    assert task_threads(1.0, 16) == 1  # one CPU of a 16-core node: one thread
+    assert task_threads(4.0, 16) == 4
+    assert task_threads(8.0, 2) == 2  # never more than the cores the process may use
+    assert task_threads(0.5, 8) == 1  # a fraction of a CPU still runs one thread
+    assert task_threads(None, 8) == 1  # no CPU resource assigned
+    if hasattr(os, "sched_getaffinity"):
+        assert usable_cores() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.slow
+def test_ray_tasks_size_their_threads_where_they_run_not_on_the_driver(
+    tmp_path, monkeypatch, ray_session
+):
+    import numba
+
+    from mercat.workbench.simulation import Steps
+    from mercat.workbench.sweep import PointTask
+
+    scenario_file = tmp_path / "threads.toml"
+    scenario_file.write_text(
+        "[scenario]\nsimulation = 'tests.workbench.sims_for_tests:Threads'\nruns = 1\n"
+        "[grid]\nvalue = [1.0, 2.0]\n"
+    )
+    # a driver with many cores beside workers with few: the driver's count must not matter
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    out = tmp_path / "out"
+    run_sweep(read_scenario(scenario_file), out, backend="ray")
+    # a Ray this sweep did not start: one CPU a task, so one thread
+    assert load(out)["points"]["threads"].tolist() == [1, 1]
+    # a task given two CPUs runs two threads (as many as its worker may use)
+    from mercat.workbench.sweep import _run_on_ray
+
+    task = PointTask("tests.workbench.sims_for_tests:Threads", (), 0, {"value": 1.0, "runs": 1,
+                     "seed": 1}, Steps(False), None)  # fmt: skip
+    remote = ray_session.remote(num_cpus=2, max_retries=0)(_run_on_ray)
+    outcome = ray_session.get(remote.remote(task))
+    assert outcome.error is None, outcome.error
+    assert outcome.result.summary["threads"] == min(2, numba.config.NUMBA_NUM_THREADS)

@@ -5,10 +5,13 @@ Backends:
 - `local`: worker processes on this machine (`workers` of them; 1 runs the points in this
   process). Workers start from a fork server, ignore Ctrl-C (the sweep stops them) and use
   the cores they are given (numba's threads are split between them).
-- `ray`: each point a Ray task (one CPU each). Without `ray_address` the sweep starts a local
-  Ray with `workers` CPUs and no dashboard, and stops it at the end; with one (`auto`,
-  `ray://host:10001`) it joins that cluster, whose workers must have mercat (and the
-  scenario's plug-ins) installed. A Ray already started in this process is used as it is.
+- `ray`: each point a Ray task. Without `ray_address` the sweep starts a local Ray with
+  `workers` CPUs and no dashboard, and stops it at the end, and a task asks for its share of
+  them (`workers` // the points run at once); with one (`auto`, `ray://host:10001`) it joins
+  that cluster, whose workers must have mercat (and the scenario's plug-ins) installed, and
+  a task asks for one CPU. A Ray already started in this process is used as it is (one CPU
+  a task). A task sizes numba's threads where it runs, from the CPUs Ray gave it and the
+  cores its process may use there (`task_threads`): the driver's machine may be another.
 
 Either way a point runs the same function on the same parameters and seed (`run_point`),
 and the driver writes its results (mercat.workbench.store), so the same scenario gives the
@@ -65,6 +68,7 @@ class PointTask:
     params: dict[str, Any]
     steps: Steps
     threads: int | None  # numba threads for this worker (None: as many as it likes)
+    # on Ray the worker sizes them itself (`_run_on_ray`): the driver does not know its cores
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,34 @@ def _limit_threads(threads: int) -> None:
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity: a container's or taskset's share,
+    which `os.cpu_count` ignores)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
+
+
+def task_threads(assigned_cpus: float | None, cores: int) -> int:
+    """Numba threads for a Ray task: the whole CPUs Ray gave it (at least one), never more
+    than the `cores` its process may use. Ray runs as many tasks on a node as the node has
+    CPUs for, so a task that took more threads than its CPUs would oversubscribe it."""
+    cpus = int(assigned_cpus) if assigned_cpus and assigned_cpus >= 1 else 1
+    return max(1, min(cpus, cores))
+
+
+def _run_on_ray(task: PointTask) -> PointOutcome:
+    """`run_point` inside a Ray task, with numba's threads sized on the worker."""
+    import dataclasses
+
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    threads = task_threads(assigned, usable_cores())
+    return run_point(dataclasses.replace(task, threads=threads))
+
+
 def run_sweep(
     scenario: Scenario,
     out: str | Path,
@@ -144,13 +176,14 @@ def _run_locked(
 ) -> SweepReport:
     store.prepare(out, scenario)
     todo = [p for p in scenario.points if not store.is_done(out, p)]
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     workers = workers or cores
     steps = Steps(
         scenario.output.steps, scenario.output.step_every or scenario.simulation.default_step_every
     )
     parallel = min(workers, len(todo)) if todo else 1
-    threads = max(1, cores // parallel) if parallel > 1 or backend == "ray" else None
+    # local workers share this machine's cores; a Ray task sizes its own (`_run_on_ray`)
+    threads = max(1, cores // parallel) if parallel > 1 and backend == "local" else None
     tasks = [
         PointTask(scenario.simulation_ref, scenario.plugins, p.index, p.params, steps, threads)
         for p in todo
@@ -295,7 +328,10 @@ def _run_ray(
         finally:
             _restore_signal_handlers(handlers)
         started = True
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
+    # a Ray of our own has `workers` CPUs: each task takes its share, so that few points
+    # still use them all; another Ray's CPUs are not ours to share out
+    cpus = max(1, workers // min(workers, len(tasks))) if started and address is None else 1
+    remote = ray.remote(num_cpus=cpus, max_retries=0)(_run_on_ray)
     pending = {remote.remote(task): task.index for task in tasks}
     try:
         while pending:
