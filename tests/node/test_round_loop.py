@@ -205,4 +205,36 @@ def test_a_round_that_fails_after_opening_its_tasks_leaves_them_to_the_backlog(t
             board.add_report(SignedReport.sign(report, oracle), "pending", now_ms())
     assert loop.settle_backlog() == len(opened)
     assert [t.status for t in ledger.tasks(1)] == ["settled"] * len(opened)
+    assert board.rounds()[0]["phase"] == "closed"  # as a round that ran through
+    ledger.close()
+
+
+def test_a_failed_round_whose_last_task_the_backlog_settles_reads_closed(tmp_path):
+    # The round failed after opening its task (its phase: executing); once the backlog has
+    # settled every task of it, it is over, and reads as a round that ran through does.
+    market = small_market(tmp_path)
+    ledger, board, loop = _backlog_loop(tmp_path, market)
+    board.add_report(_report(market, market.oracles[0], True), "pending", now_ms())
+    assert loop.settle_backlog() == 0  # one report of a quorum of two: still executing
+    assert board.rounds()[0]["phase"] == "executing"
+    board.add_report(_report(market, market.oracles[1], True), "pending", now_ms())
+    assert loop.settle_backlog() == 1
+    record = board.rounds()[0]
+    assert record["phase"] == "closed" and record["finished_ms"] is not None
+    assert record["round"] == 1 and board.unfinished_rounds() == []
+    ledger.close()
+
+
+def test_a_round_whose_tasks_all_settled_before_a_restart_reads_closed_after_it(tmp_path):
+    # The node died between settling a round's last task and closing the round (or a board
+    # kept it executing after the backlog settled it): recovery closes it.
+    market = small_market(tmp_path)
+    ledger, board, loop = _backlog_loop(tmp_path, market)
+    for oracle in market.oracles[:2]:
+        board.add_report(_report(market, oracle, True), "pending", now_ms())
+    assert loop.settle_backlog() == 1
+    board.set_round(1, "executing")
+    again = RoundLoop(ledger, market.operator, board, SETTINGS)
+    again.recover()
+    assert board.rounds()[0]["phase"] == "closed" and _settle_entries(ledger) == 1
     ledger.close()

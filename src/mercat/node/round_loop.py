@@ -48,7 +48,15 @@ from mercat.errors import InvalidParameterError
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
 from mercat.ledger.ledger import Ledger
-from mercat.node.board import BoardLog, BoardTask, BoundAsset, TaskBoard, Verdict, now_ms
+from mercat.node.board import (
+    FINAL_PHASES,
+    BoardLog,
+    BoardTask,
+    BoundAsset,
+    TaskBoard,
+    Verdict,
+    now_ms,
+)
 from mercat.node.live import AgentExecution, NodeBook, OracleAttestation
 from mercat.node.sla import Timing
 from mercat.runtime import events as ev
@@ -291,20 +299,31 @@ class RoundLoop:
             self._reconcile(round_, names)
             names = [t.task for t in self.board.open_tasks_of(round_)]
             attestations = self.attestor.wait(round_, names, wait_seconds)
-            if not attestations:
-                continue
-            settlements = self.book.settle(round_, attestations)
-            by_task = {a.task: a for a in attestations}
-            verdicts = {
-                s.task: Verdict(by_task[s.task].success, by_task[s.task].sla_met, s.paid,
-                                by_task[s.task].latency_ms, by_task[s.task].digest)
-                for s in settlements
-            }  # fmt: skip
-            self.board.settle_tasks(round_, verdicts)
-            self._emit_settled(round_, settlements)
-            self._update_counts(round_, settlements)
-            done += len(settlements)
+            if attestations:
+                settlements = self.book.settle(round_, attestations)
+                by_task = {a.task: a for a in attestations}
+                verdicts = {
+                    s.task: Verdict(by_task[s.task].success, by_task[s.task].sla_met, s.paid,
+                                    by_task[s.task].latency_ms, by_task[s.task].digest)
+                    for s in settlements
+                }  # fmt: skip
+                self.board.settle_tasks(round_, verdicts)
+                self._emit_settled(round_, settlements)
+                self._update_counts(round_, settlements)
+                done += len(settlements)
+            self._close_if_settled(round_)
         return done
+
+    def _close_if_settled(self, round_: int) -> None:
+        """A round that failed after opening its tasks was left `executing`; once the
+        backlog (or the ledger, `_reconcile`) has settled its last task it is over, and
+        reads `closed` as a round that ran through does (its record keeps the error)."""
+        if round_ in self.board.open_rounds():
+            return
+        record = next((r for r in self.board.rounds(1, before=round_ + 1) if r["round"] == round_),
+                      None)  # fmt: skip
+        if record is not None and record["phase"] not in FINAL_PHASES:
+            self.board.set_round(round_, "closed")
 
     def _reconcile(self, round_: int, names: list[str]) -> None:
         """Tasks the board has open that the ledger settled some other way (anyone may
@@ -378,9 +397,13 @@ class RoundLoop:
                     self.board.set_round(round_, "executing", recovered=True)
         with_tasks = {t.round for t in open_on_ledger} | set(self.board.open_rounds())
         for round_ in self.board.unfinished_rounds():
-            if round_ not in with_tasks and not self.ledger.tasks(round_):
+            if round_ in with_tasks:
+                continue  # resumed below
+            if not self.ledger.tasks(round_):
                 self.board.set_round(round_, "rolled_back")
                 self.board.add_events([{"kind": "round_rolled_back", "round": round_}])
+            else:  # its every task has settled: the node died before it closed the round
+                self.board.set_round(round_, "closed")
         self.next_round = max(self.ledger.round(), self.board.last_round()) + 1
         for round_ in sorted(with_tasks):
             self.resume(round_)
