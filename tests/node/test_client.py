@@ -5,9 +5,11 @@ a ValueError, a RecursionError or a wait without end."""
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -166,3 +168,49 @@ def test_an_answer_that_never_ends_is_cut_at_the_answer_deadline(head, drip):
     finally:
         client.close()
         server.close()
+
+
+ASSETS = [f"gpu-{i}" for i in range(7)]
+
+
+class _Providers(BaseHTTPRequestHandler):
+    """`/market/providers` in pages of at most 3, by asset id; a server flagged "stuck" is a
+    node that answers its first page whatever it is asked."""
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        stuck = "stuck" in self.server.flags  # type: ignore[attr-defined]
+        after = "" if stuck else query.get("after", "")
+        page = [a for a in ASSETS if a > after][: min(3, int(query.get("limit", 3)))]
+        body = json.dumps([{"asset": a} for a in page]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stuck", [False, True])
+def test_providers_are_read_page_by_page(stuck):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Providers)
+    server.flags = {"stuck"} if stuck else set()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = NodeClient(f"http://127.0.0.1:{server.server_address[1]}", retries=0)
+    try:
+        if stuck:  # a node that does not page would be read for ever
+            with pytest.raises(e.NodeUnavailableError, match="do not advance"):
+                client.providers()
+        else:
+            assert [p["asset"] for p in client.providers()] == ASSETS
+            assert [p["asset"] for p in client.providers_page(after="gpu-1", limit=2)] == [
+                "gpu-2", "gpu-3",
+            ]  # fmt: skip
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+        thread.join()

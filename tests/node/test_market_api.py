@@ -201,3 +201,17 @@ def test_the_summary_counts_every_round_however_many_pages_they_take(tmp_path, t
     assert after["rounds"] == before["rounds"] + 25
     for key, each in zip(FLOWS, (10, 7, 3, 1, 2, 4), strict=True):
         assert after["flows"][key] == before["flows"][key] + 25 * each, key
+
+
+def test_providers_are_listed_a_page_at_a_time_by_asset_id(market):
+    get = lambda **q: market.client.get("/market/providers", params=q)  # noqa: E731
+    assert [p["asset"] for p in get().json()] == ["gpu-1", "gpu-2"]  # one default page
+    assert [p["asset"] for p in get(limit=1).json()] == ["gpu-1"]
+    assert [p["asset"] for p in get(limit=1, after="gpu-1").json()] == ["gpu-2"]
+    assert get(after="gpu-2").json() == []
+    assert [p["asset"] for p in get(after="a").json()] == ["gpu-1", "gpu-2"]
+    for bad in ({"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"after": "no spaces"}):
+        refused = get(**bad)
+        assert refused.status_code == 422, bad
+        body = refused.json()
+        assert body["error"] == "InvalidParameterError" and "\n" not in body["detail"], bad

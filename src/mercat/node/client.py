@@ -38,6 +38,7 @@ from mercat.ledger import messages as m
 from mercat.untrusted import parse_json, plain_decimal
 
 MAX_ANSWER_BYTES = 64 << 20
+MAX_PROVIDERS = 100_000  # providers `NodeClient.providers` reads, page by page
 ANSWER_SECONDS = 120.0  # the whole of one answer: 64 MiB at about 0.5 MiB/s
 
 
@@ -281,8 +282,32 @@ class NodeClient:
     def summary(self) -> dict[str, Any]:
         return self.get_json("/market/summary")  # type: ignore[no-any-return]
 
-    def providers(self) -> list[dict[str, Any]]:
-        return self.get_json("/market/providers")  # type: ignore[no-any-return]
+    def providers_page(
+        self, after: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """One page of `/market/providers`: assets by id, those after `after`, at most
+        `limit` (the node's largest page if None)."""
+        return self.get_json("/market/providers", after=after, limit=limit)  # type: ignore[no-any-return]
+
+    def providers(self, most: int = MAX_PROVIDERS) -> list[dict[str, Any]]:
+        """Every provider, page by page (NodeUnavailableError past `most` of them, or from a
+        node whose pages do not advance: the node is another party, and a list it makes up
+        as it goes would otherwise be read for ever)."""
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page = self.providers_page(after)
+            if not isinstance(page, list) or not page:
+                return out
+            last = page[-1].get("asset") if isinstance(page[-1], dict) else None
+            if not isinstance(last, str) or (after is not None and last <= after):
+                raise e.NodeUnavailableError(
+                    f"the node's /market/providers pages do not advance past {after!r}"
+                )
+            out.extend(page)
+            if len(out) > most:
+                raise e.NodeUnavailableError(f"the node lists more than {most} providers")
+            after = last
 
 
 class _TimedResponse(http.client.HTTPResponse):

@@ -6,7 +6,8 @@ open tasks with their claims and the node's clock, and `POST /market/reports` (a
 oracle report, `mercat.oracle.report`). For requesters: their requests and tasks
 (`GET /market/requests?owner=KEY`, `/market/requests/{id}`, `/market/tasks?requester=KEY`)
 and each task's outputs. For people and the dashboard: the round history, the order book,
-providers with stake, failure rate and removals, a summary, and the event stream.
+providers with stake, failure rate and removals (by asset id, a page at a time), a
+summary, and the event stream.
 
 Every write is a message its author signed and the node checks before it keeps anything:
 the signature, the ledger it names, that the signer may say it (a claim comes from the
@@ -340,14 +341,28 @@ def install(
         return api.OrderBook(round=ledger.round(), requests=requests, offers=offers)
 
     @app.get("/market/providers", responses=documented(404))
-    def providers() -> list[api.Provider]:
-        """Every asset with its stake, status, and the tasks it served: how many settled,
-        failed (did not pay) or were late, and its observed failure rate."""
+    def providers(
+        after: str | None = Query(None, pattern=ID, description="assets with a larger id"),
+        # The default is the largest page, so that a reader that does not page (the
+        # dashboard) sees every provider of a market up to `task_page` of them.
+        limit: int = Query(
+            limits.task_page, ge=1, le=limits.task_page, description="the most assets to return"
+        ),
+    ) -> list[api.Provider]:
+        """Assets by id with their stake, status, and the tasks they served: how many
+        settled, failed (did not pay) or were late, and the observed failure rate. A page
+        at a time: the next page is `after` the last asset of this one."""
         ledger = need_ledger()
+        # Sorted here, not by the database: the order `after` pages by must be the one
+        # Python compares ids in, whatever the database's collation.
+        assets = sorted((a for a in ledger.assets() if after is None or a.id > after),
+                        key=lambda a: a.id)[:limit]  # fmt: skip
+        if not assets:
+            return []
         offers = ledger.offers()
         stats = board.asset_stats()
         out = []
-        for asset in ledger.assets():
+        for asset in assets:
             s = stats.get(asset.id, {"settled": 0, "failed": 0, "late": 0})
             offer = offers.get(asset.id)
             out.append(
