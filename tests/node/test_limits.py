@@ -91,7 +91,7 @@ def test_limits_are_checked_and_set_from_key_value_settings():
             NodeLimits.from_settings(bad)
     with pytest.raises(InvalidParameterError, match="max_in_flight"):
         NodeLimits(max_in_flight=True)
-    with pytest.raises(InvalidParameterError, match="upload_bytes .* at least the largest"):
+    with pytest.raises(InvalidParameterError, match=r"upload_bytes .* at least the largest"):
         NodeLimits.from_settings(["upload_bytes=1GiB", "content_body_bytes=2GiB"])
 
 
