@@ -50,6 +50,7 @@ import sys
 import time
 
 from mercat.clearing.optimal import solve_welfare
+from mercat.clearing.posted_price import challenge
 from mercat.clearing.posted_price.dynamics import run_dynamics
 from mercat.clearing.posted_price.makers import MakerView, PerfectInformation
 from mercat.clearing.posted_price.response import BestResponder
@@ -309,7 +310,16 @@ def main() -> None:
         "encoding, or none (a market too large for it: the makers' own openings still solve "
         "it, through the placement solver)",
     )
+    parser.add_argument(
+        "--challenge-cycle-rows",
+        choices=("on", "off"),
+        default="on",
+        help="cut each challenge LP by the odd cycles of market conflicts it violates "
+        "(posted_price.challenge.CYCLE_ROWS); off: only the welfare LP's cycles, for a "
+        "side-by-side run",
+    )
     args = parser.parse_args()
+    challenge.CYCLE_ROWS = args.challenge_cycle_rows == "on"
 
     market = random_market(args.seed, args.requests, args.nodes, n_resources=0, conflict_rate=0.01)
     start = time.perf_counter()
@@ -343,6 +353,7 @@ def main() -> None:
             "tick": args.tick,
             "seed": args.seed,
             "rounds_limit": args.rounds,
+            "challenge_cycle_rows": args.challenge_cycle_rows,
         },
         "optimum": None
         if optimum is None

@@ -76,6 +76,26 @@ def markets(
 
 
 @st.composite
+def conflicted_markets(draw: st.DrawFn, max_requests: int = 7) -> Market:
+    """Many market conflicts (requests never served together) beside node conflicts, no
+    resources: LP relaxations serve odd cycles of them by half, which the posted-price
+    placement solver and challenge model cut (`mercat.market.odd_cycles`)."""
+    nodes = tuple(
+        Node(f"n{k}", cost=draw(st.integers(0, 4)) / 4) for k in range(draw(st.integers(1, 3)))
+    )
+    requests = tuple(
+        Request(f"t{k}", draw(st.integers(2, 12)) / 4, (), draw(st.integers(1, 2)))
+        for k in range(draw(st.integers(3, max_requests)))
+    )
+    conflicts = tuple(
+        Conflict(a.id, b.id, draw(st.sampled_from(("market", "market", "node"))))
+        for a, b in combinations(requests, 2)
+        if draw(st.integers(0, 2)) > 0
+    )
+    return Market(requests, nodes, conflicts, ())
+
+
+@st.composite
 def auction_arrays(
     draw: st.DrawFn, *, max_users: int = 12, max_providers: int = 5
 ) -> AuctionArrays:

@@ -346,6 +346,13 @@ class LpRelaxation:
             )
             self.num_cols = num_cols
 
+    def delete_rows(self, rows) -> None:
+        """Delete these rows (indices); the rows after them move up."""
+        rows = np.unique(np.asarray(rows, dtype=np.int32))
+        if len(rows):
+            self._solver.deleteRows(len(rows), rows)
+            self.num_rows -= len(rows)
+
     def append(self, costs, lower, upper, rows: list[Row]) -> None:
         """Add columns (their costs and bounds; no entries yet), then rows over all columns."""
         costs = np.asarray(costs, dtype=float)

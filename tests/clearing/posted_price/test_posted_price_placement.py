@@ -23,7 +23,7 @@ from mercat.market.economics import welfare
 from mercat.market.generators import random_market
 from mercat.market.model import Conflict, Market, Node, Request
 from tests.clearing.posted_price.test_posted_price_challenge import violation
-from tests.strategies import markets
+from tests.strategies import conflicted_markets, markets
 
 quarters = st.integers(-8, 8).map(lambda k: k / 4)
 
@@ -43,25 +43,6 @@ def crowded_markets(draw):
     )
     conflicts = tuple(
         Conflict(a.id, b.id, "node")
-        for a, b in itertools.combinations(requests, 2)
-        if draw(st.integers(0, 2)) > 0
-    )
-    return Market(requests, nodes, conflicts, ())
-
-
-@st.composite
-def conflicted_markets(draw):
-    """Many market conflicts (requests never served together) beside node conflicts: R's
-    LP relaxation serves odd cycles of them by half, and R gets odd-cycle rows."""
-    nodes = tuple(
-        Node(f"n{k}", cost=draw(st.integers(0, 4)) / 4) for k in range(draw(st.integers(1, 3)))
-    )
-    requests = tuple(
-        Request(f"t{k}", draw(st.integers(2, 12)) / 4, (), draw(st.integers(1, 2)))
-        for k in range(draw(st.integers(3, 7)))
-    )
-    conflicts = tuple(
-        Conflict(a.id, b.id, draw(st.sampled_from(("market", "market", "node"))))
         for a, b in itertools.combinations(requests, 2)
         if draw(st.integers(0, 2)) > 0
     )

@@ -49,7 +49,7 @@ from scipy import sparse
 
 from mercat.clearing.highs import LpRelaxation, MilpResult, solve_max
 from mercat.clearing.posted_price.fixing import FIX_MARGIN, fix_columns, lagrangian_bound
-from mercat.clearing.posted_price.placement import PlacementSolver
+from mercat.clearing.posted_price.placement import ODD_CYCLE_ROUNDS, PlacementSolver
 from mercat.clearing.posted_price.pricing import Offer, as_solved
 from mercat.clearing.posted_price.proposal import Proposal
 from mercat.clearing.posted_price.reference import GAIN_TOL
@@ -106,6 +106,12 @@ thousands of interchangeable share columns."""
 SPLIT = True
 """Attempt 4 in a market without resources first tries the split at the kink
 (`posted_price_regimes`): two small MILPs and bounds instead of the one MILP below."""
+
+CYCLE_ROWS = True
+"""In a market without resources each challenge LP is cut by the odd cycles of market
+conflicts its optimum violates, the rows kept in a pool and retired from the LP when idle,
+and the MILP carries those that bind (`posted_price_cycle_rows`). The 200 × 50 benchmark
+never violates one; at 1000 × 100 see docs/posted-price.md."""
 
 RECENT_ANSWERS = 4
 """Besides the re-proposal, this many of the last best challenges are priced as candidates:
@@ -233,6 +239,7 @@ class ChallengeModel:
         self.base = full if self.placement is None else self.placement.projected
         self._lp: LpRelaxation | None = None
         self._lp_costs = self.base.objective.copy()
+        self._lp_tail: list[int] = []  # the LP's rows after the base's (`_relaxation_duals`)
         self._holder: _Holder | None = None
         self.lp_solves = 0
         self.milp_solves = 0
@@ -396,19 +403,54 @@ class ChallengeModel:
 
     # --- solving ----------------------------------------------------------------------------
 
-    def _relaxation_duals(self, holder: Proposal) -> np.ndarray:
-        """Optimal row duals of the LP relaxation for this holder (warm-started)."""
+    def _relaxation_duals(self, holder: Proposal) -> tuple[np.ndarray, list[Row], list[Row]]:
+        """The LP relaxation for this holder (warm-started): its optimal row duals over the
+        model's rows and then the active odd-cycle rows, those rows, and the ones among them
+        that bind. Over the projected encoding, the odd cycles its optimum violates are cut
+        first (`posted_price_cycle_rows`).
+
+        The LP's rows are the base's, then the rows of the holders and the cycle rows in
+        the order they came (`_lp_tail`: -1 a holder row, k ≥ 0 pool row k). A new holder's
+        rows replace the last one's; cycle rows stay in place between holders, so the
+        simplex restarts from a basis that already meets them."""
         h = self.load(holder)
+        base = self.base
         if self._lp is None:
-            self._lp = LpRelaxation(self.base)
+            self._lp = LpRelaxation(base)
         lp = self._lp
         changed = np.nonzero(h.objective != self._lp_costs)[0]
         lp.set_costs(changed, h.objective[changed])
         self._lp_costs = h.objective.copy()
-        lp.truncate(self.base.num_cols, self.base.num_rows)
+        lp.delete_rows([base.num_rows + i for i, k in enumerate(self._lp_tail) if k < 0])
+        self._lp_tail = [k for k in self._lp_tail if k >= 0]
+        lp.truncate(base.num_cols, lp.num_rows)
         lp.append(h.tail_objective, h.tail_lower, h.tail_upper, h.rows)
+        self._lp_tail += [-1] * len(h.rows)
         self.lp_solves += 1
-        return lp.solve().duals
+        solution = lp.solve()
+        cycles = None if self.placement is None or not CYCLE_ROWS else self.placement.cycle_rows
+        for _ in range(ODD_CYCLE_ROUNDS if cycles is not None else 0):
+            new = cycles.violated(solution.x)
+            if not new:
+                break
+            lp.append([], [], [], [cycles.rows[k] for k in new])
+            self._lp_tail += new
+            self.lp_solves += 1
+            solution = lp.solve()
+        tail = solution.duals[base.num_rows :]
+        on_holder = [y for y, k in zip(tail, self._lp_tail, strict=True) if k < 0]
+        if cycles is None:
+            return np.concatenate([solution.duals[: base.num_rows], on_holder]), [], []
+        at = {k: i for i, k in enumerate(self._lp_tail) if k >= 0}
+        on_cycles = np.array([tail[at[k]] for k in cycles.active])
+        duals = np.concatenate([solution.duals[: base.num_rows], on_holder, on_cycles])
+        was_active = list(cycles.active)
+        active = [cycles.rows[k] for k in was_active]
+        binding = [cycles.rows[k] for k in cycles.binding(on_cycles)]
+        leaving = {was_active[i] for i in cycles.retire(on_cycles)}
+        lp.delete_rows([base.num_rows + at[k] for k in leaving])
+        self._lp_tail = [k for k in self._lp_tail if k not in leaving]
+        return duals, active, binding
 
     def best(
         self,
@@ -430,12 +472,16 @@ class ChallengeModel:
         model, constant = self.model(holder, maker)
         start = None
         if known is not None:
-            bound = lagrangian_bound(model, self._relaxation_duals(holder))
+            duals, active, binding = self._relaxation_duals(holder)
+            # the bound over every row the LP had; the MILP gets the cycle rows that bind
+            bound = lagrangian_bound(model.extended(active) if active else model, duals)
             if bound.value + constant <= known[0].gain + GAIN_TOL:
                 self.bound_certified += 1
                 self.remember(known[1])
                 return known[0]
             lower, upper, fixed = fix_columns(model, bound, known[0].gain - constant)
+            if binding:
+                model = model.extended(binding)
             model = dataclasses.replace(model, col_lower=lower, col_upper=upper)
             self.fixed_columns.append(fixed)
             # The candidate survives the fixing (it is worth L), so it is a feasible start:
@@ -466,6 +512,7 @@ class ChallengeModel:
 
 
 __all__ = [
+    "CYCLE_ROWS",
     "PLACEMENT",
     "PRESOLVE",
     "PRESOLVE_PROBING",

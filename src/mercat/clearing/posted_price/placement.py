@@ -66,8 +66,9 @@ from scipy import sparse
 from scipy.sparse.csgraph import maximum_flow
 
 from mercat.clearing.highs import LpRelaxation, MilpResult, solve_max
+from mercat.clearing.posted_price.cycle_rows import CycleRows
 from mercat.errors import InvalidParameterError, SolverError
-from mercat.market.constraints import MilpEncoding, is_valid, rows_matrix
+from mercat.market.constraints import MilpEncoding, Row, is_valid, rows_matrix
 from mercat.market.model import Allocation, Market
 from mercat.market.odd_cycles import violated_odd_cycles
 
@@ -176,6 +177,8 @@ class PlacementSolver:
         self.used_column = np.array(
             [self.projected.used_columns.get(n.id, -1) for n in market.nodes], dtype=np.int64
         )
+        # odd-cycle rows for the challenge LPs over R (`posted_price_cycle_rows`)
+        self.cycle_rows = CycleRows(self.projected.num_cols, self.odd_cycle_cuts)
         self.pool: list[PlacementCut | PatternCut] = []
         self._pool_rows: list = []  # the pool's cuts as rows over R's columns (`_row`)
         self.solves = 0  # models solved
@@ -189,6 +192,7 @@ class PlacementSolver:
             "projected_solves": self.rounds,
             "pool_cuts": len(self.pool),
             "odd_cycle_rows": self.odd_cycle_rows,
+            **self.cycle_rows.statistics(),
             "to_highs_whole": dict(sorted(self.fallbacks.items())),
         }
 
@@ -281,24 +285,28 @@ class PlacementSolver:
         objective, so every later model starts with them. (A challenge's LP optimum lies
         elsewhere and may violate other cycles; separating those too, per challenge, was
         measured at 1000 × 100 and not kept: docs/posted-price.md.)"""
-        edges = self.market_conflicts
-        if not len(edges):
+        if not len(self.market_conflicts):
             return projected
         relaxation = LpRelaxation(projected)
         rows: list = []
         for _ in range(ODD_CYCLE_ROUNDS):
-            x = relaxation.solve().x[served]
-            cycles = violated_odd_cycles(edges, x, limit=ODD_CYCLES_PER_ROUND)
-            if not cycles:
+            new = self.odd_cycle_cuts(relaxation.solve().x, served)
+            if not new:
                 break
-            new = [
-                (dict.fromkeys(served[list(cycle)].tolist(), 1.0), -math.inf, (len(cycle) - 1) / 2)
-                for cycle in cycles
-            ]
             relaxation.append([], [], [], new)
             rows += new
         self.odd_cycle_rows = len(rows)
         return projected.extended(rows) if rows else projected
+
+    def odd_cycle_cuts(self, x: np.ndarray, served: np.ndarray | None = None) -> list[Row]:
+        """Rows Σ_{t ∈ C} s_t ≤ (|C| - 1) / 2 for the odd cycles C of market conflicts that
+        the point `x` violates (`served`: each request's column in x, by default R's)."""
+        served = self.served_column if served is None else served
+        cycles = violated_odd_cycles(self.market_conflicts, x[served], limit=ODD_CYCLES_PER_ROUND)
+        return [
+            (dict.fromkeys(served[list(cycle)].tolist(), 1.0), -math.inf, (len(cycle) - 1) / 2)
+            for cycle in cycles
+        ]
 
     def encode_allocation(self, allocation: Allocation) -> np.ndarray:
         """An allocation's point in R (its served and used columns)."""
