@@ -111,3 +111,65 @@ def test_the_docs_name_every_limit_with_its_default():
     section = text[text.index("## What protects the node") : text.index("## Tests")]
     missing = [f.name for f in dataclasses.fields(NodeLimits) if f"`{f.name}`" not in section]
     assert missing == []
+
+
+@pytest.mark.parametrize("providers", [1, 10, 40, 200])
+def test_a_devnets_limits_admit_all_its_participants_at_once(providers):
+    """Every devnet participant connects from 127.0.0.1: the node's guard must let all of
+    them hold their most open requests at once, and `mercat devnet` must pass that on."""
+    import anyio
+    from starlette.routing import Router
+
+    from mercat.node.devnet_commands import LIMITS, commands, in_files
+    from mercat.node.genesis import DevnetSetup
+    from mercat.node.guard import NodeGuard
+    from mercat.node.local_market import IN_FLIGHT_PER_PARTICIPANT, devnet_limits
+
+    setup = DevnetSetup(providers=providers, oracles=3, requesters=2)
+    limits = devnet_limits(providers + 3 + 2)
+    wanted = IN_FLIGHT_PER_PARTICIPANT * (providers + 3 + 2)
+    statuses: list[int] = []
+
+    async def scenario() -> None:
+        everyone_in = anyio.Event()
+        answered = 0
+
+        def count() -> None:
+            nonlocal answered
+            answered += 1
+            if answered == wanted:
+                everyone_in.set()
+
+        async def app(scope, receive, send) -> None:  # holds its slot until all are in
+            count()
+            await everyone_in.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        guard = NodeGuard(app, limits=limits, router=Router(), clock=Clock())
+
+        async def one(i: int) -> None:
+            scope = {"type": "http", "method": "GET", "path": "/health", "headers": [],
+                     "query_string": b"", "client": ("127.0.0.1", 1000 + i)}  # fmt: skip
+
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+                    if message["status"] != 200:  # refused: it counts as in, to end the test
+                        count()
+
+            await guard(scope, receive, send)
+
+        async with anyio.create_task_group() as group:
+            for i in range(wanted):
+                group.start_soon(one, i)
+
+    anyio.run(scenario)
+    assert statuses.count(200) == wanted, sorted(set(statuses))
+    assert limits.client_in_flight <= limits.max_in_flight
+    node = commands(setup, 8000, ".", in_files("keys"))[0].args
+    assert "client_in_flight" in LIMITS
+    assert f"client_in_flight={limits.client_in_flight}" in node

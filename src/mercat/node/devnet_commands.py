@@ -38,7 +38,7 @@ from mercat.node.genesis import UNIT, DevnetKeys, DevnetSetup, genesis, provider
 from mercat.node.local_market import devnet_limits, free_port
 
 LIMITS = ("client_rate", "client_burst", "account_burst", "node_account_burst",
-          "max_in_flight", "max_connections")  # fmt: skip
+          "max_in_flight", "client_in_flight", "max_connections")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mercat.errors import DevnetError
-from mercat.node.agent import ProviderAgent
+from mercat.node.agent import MAX_WORKERS, ProviderAgent
 from mercat.node.client import NodeClient, wait_until_up
 from mercat.node.genesis import DevnetKeys, DevnetSetup, genesis, provider_plan
 from mercat.node.limits import NodeLimits
@@ -43,16 +43,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+IN_FLIGHT_PER_PARTICIPANT = MAX_WORKERS + 1
+"""The most requests one participant has open at once: a provider agent's replica workers
+each hold one (fetching inputs, storing the output, claiming) while its loop polls for
+tasks; an oracle or a requester holds one at a time."""
+
+
 def devnet_limits(participants: int) -> NodeLimits:
     """A node's limits for a devnet: every participant shares 127.0.0.1, so the per-address
-    rates are raised to what all of them need together; everything else keeps its bound."""
+    rates and the per-address cap on open requests are raised to what all of them need
+    together; everything else keeps its bound."""
+    in_flight = IN_FLIGHT_PER_PARTICIPANT * participants
     return replace(
         NodeLimits(),
         client_rate=max(200.0, 40.0 * participants),
         client_burst=max(1000, 100 * participants),
         account_burst=max(3, 2 * participants),
         node_account_burst=max(30, 2 * participants),
-        max_in_flight=max(64, 4 * participants),
+        max_in_flight=max(64, in_flight),
+        # At most max_in_flight: the address is every participant, not one of many.
+        client_in_flight=max(16, in_flight),
         max_connections=max(256, 8 * participants),
     )
 
