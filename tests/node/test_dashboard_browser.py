@@ -95,6 +95,76 @@ def test_the_dashboard_shows_a_live_market_as_it_runs(browser, tmp_path):
     assert requested and all(url.startswith(market.url + "/") for url in requested), requested
 
 
+PAGE = 50  # the node's task_page here: the dashboard asks for 40 rounds and 50 offers
+
+
+def test_the_dashboard_pages_through_the_providers_and_says_when_it_stops(browser, tmp_path):
+    """More providers than one page are all shown; a node listing more than the dashboard's
+    bound of pages is shown in part, and the page says so."""
+    import json
+    import threading
+    from urllib.parse import parse_qs, urlparse
+
+    import uvicorn
+
+    from mercat.ledger import AddAsset, Ledger, Signer
+    from mercat.node.app import create_app
+    from mercat.node.client import wait_until_up
+    from mercat.node.limits import NodeLimits
+    from mercat.node.local_market import free_port
+    from tests.node.market_fixtures import small_market
+
+    market = small_market(tmp_path, open_task=False)  # gpu-1 and gpu-2
+    ledger = Ledger(market.url, durable=False)
+    alice = Signer(market.alice, ledger.id)
+    for i in range(3, PAGE + 11):  # 60 assets: a full page and part of a second
+        ledger.submit(alice.sign(AddAsset(asset=f"gpu-{i:03d}", stake=150)))
+    ledger.close()
+    app = create_app(market.url, tmp_path / "store", board=tmp_path / "board.db",
+                     limits=NodeLimits(task_page=PAGE))  # fmt: skip
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", 60)
+        page.goto(f"http://127.0.0.1:{port}/dashboard")
+        rows = page.locator("#providers tbody tr")
+        expect(rows).to_have_count(PAGE + 10, timeout=30_000)
+        shown = page.locator("#providers tbody tr td:first-child").all_inner_texts()
+        assert shown == sorted(["gpu-1", "gpu-2", *(f"gpu-{i:03d}" for i in range(3, PAGE + 11))])
+        expect(page.locator("#providers-more")).to_be_hidden()
+
+        asked: list[str] = []
+
+        def endless(route) -> None:  # a node that lists providers without end
+            after = parse_qs(urlparse(route.request.url).query).get("after", ["x-00000"])[0]
+            asked.append(after)
+            first = int(after.split("-")[1]) + 1
+            body = [{"asset": f"x-{n:05d}", "owner": "k" * 64, "status": "active", "stake": 1,
+                     "kind": "server", "offer": None, "settled": 0, "failed": 0, "late": 0,
+                     "failure_rate": None} for n in range(first, first + PAGE)]  # fmt: skip
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+        page.route("**/market/providers*", endless)
+        expect(rows).to_have_count(10 * PAGE, timeout=30_000)
+        note = page.locator("#providers-more")
+        expect(note).to_be_visible()
+        assert f"first {10 * PAGE} providers" in note.inner_text()
+        assert "after=x-00500" in note.inner_text()
+        # ten pages a refresh, never more: the last one asked for is after the ninth page
+        assert max(int(after.split("-")[1]) for after in asked) == 9 * PAGE
+    finally:
+        page.close()
+        server.should_exit = True
+        thread.join(30)
+    assert problems == []
+
+
 def _assert_drawn(page_png: bytes, chart_png: bytes) -> None:
     """The page's screenshot is a page (large, not one colour) and the price chart holds
     the price line's and the bars' colours, not only the background and the grid."""

@@ -343,8 +343,9 @@ def install(
     @app.get("/market/providers", responses=documented(404))
     def providers(
         after: str | None = Query(None, pattern=ID, description="assets with a larger id"),
-        # The default is the largest page, so that a reader that does not page (the
-        # dashboard) sees every provider of a market up to `task_page` of them.
+        # The default is the largest page, so that a reader pages with `after` alone (the
+        # dashboard, which does not know `task_page`) and one that does not page sees every
+        # provider of a market up to `task_page` of them.
         limit: int = Query(
             limits.task_page, ge=1, le=limits.task_page, description="the most assets to return"
         ),

@@ -4,6 +4,10 @@
 "use strict";
 
 const POLL_MS = 2000;
+// /market/providers answers a page at a time (the node's largest by default); a market with
+// more providers than these pages hold is shown in part, and the page says so, rather than
+// one refresh costing the node an unbounded number of requests.
+const PROVIDER_PAGES = 10;
 const SVG = "http://www.w3.org/2000/svg";
 let unit = 1000000;
 
@@ -149,7 +153,24 @@ function showRounds(rounds) {
   });
 }
 
-function showProviders(providers) {
+// Every provider, a page at a time after the last asset of the page before, up to
+// PROVIDER_PAGES pages: {providers, more}, `more` when the node may list more than that.
+async function allProviders() {
+  const providers = [];
+  let after = null;
+  for (let pages = 0; pages < PROVIDER_PAGES; pages++) {
+    const page = await getJSON("/market/providers" + (after === null ? "" : "?after=" + encodeURIComponent(after)));
+    if (!page.length) return { providers, more: false };
+    providers.push(...page);
+    after = page[page.length - 1].asset;
+  }
+  return { providers, more: true };
+}
+
+function showProviders({ providers, more }) {
+  const note = $("providers-more");
+  note.hidden = !more;
+  note.textContent = more ? "Showing the first " + providers.length + " providers; the node lists more (GET /market/providers?after=" + providers[providers.length - 1].asset + ")." : "";
   fill("providers", providers, (body, p) => {
     const row = body.insertRow();
     if (p.status !== "active") row.className = "removed";
@@ -199,7 +220,7 @@ async function refresh() {
   try {
     const [summary, rounds, providers, book, info] = await Promise.all([
       getJSON("/market/summary"), getJSON("/market/rounds?limit=40"),
-      getJSON("/market/providers"), getJSON("/market/book?limit=50"), getJSON("/market/info"),
+      allProviders(), getJSON("/market/book?limit=50"), getJSON("/market/info"),
     ]);
     $("ledger-id").textContent = info.ledger_id.slice(0, 12) + "…";
     showSummary(summary);
