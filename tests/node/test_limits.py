@@ -173,3 +173,22 @@ def test_a_devnets_limits_admit_all_its_participants_at_once(providers):
     node = commands(setup, 8000, ".", in_files("keys"))[0].args
     assert "client_in_flight" in LIMITS
     assert f"client_in_flight={limits.client_in_flight}" in node
+
+
+def test_every_node_limit_and_the_clients_bounds_are_documented():
+    """docs/service.md names every `--limit` key where it says what protects the node, and
+    the client's bounds on an answer where it says what the client trusts."""
+    import dataclasses
+    import inspect
+    from pathlib import Path
+
+    from mercat.node.client import NodeClient
+
+    text = (Path(__file__).parents[2] / "docs" / "service.md").read_text()
+    protects = text.split("## What protects the node")[1].split("\n## ")[0]
+    missing = [f.name for f in dataclasses.fields(NodeLimits) if f"`{f.name}`" not in protects]
+    assert missing == []
+    trust = text.split("## Trust and errors")[1].split("\n## ")[0]
+    for name in ("timeout", "answer_seconds", "max_answer_bytes"):
+        assert name in inspect.signature(NodeClient).parameters
+        assert f"`{name}`" in trust, name
