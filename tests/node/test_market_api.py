@@ -203,6 +203,23 @@ def test_the_summary_counts_every_round_however_many_pages_they_take(tmp_path, t
         assert after["flows"][key] == before["flows"][key] + 25 * each, key
 
 
+def test_the_summary_reads_kept_totals_not_every_round(tmp_path, template, monkeypatch):
+    """However many rounds a market has run, the summary reads one row of totals: it never
+    reads the round history."""
+    with served_copy(*template, tmp_path) as m:
+        for r in range(100, 110):
+            m.board.set_round(r, "opening")
+            m.board.set_round(r, "closed", **dict(zip(FLOWS, (10, 7, 3, 1, 2, 4), strict=True)))
+
+        def no_history(*args, **kwargs):
+            raise AssertionError("the summary read the round history")
+
+        monkeypatch.setattr(m.board, "rounds", no_history)
+        summary = m.client.get("/market/summary")
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["rounds"] >= 10 and summary.json()["flows"]["charged"] >= 100
+
+
 def test_providers_are_listed_a_page_at_a_time_by_asset_id(market):
     get = lambda **q: market.client.get("/market/providers", params=q)  # noqa: E731
     assert [p["asset"] for p in get().json()] == ["gpu-1", "gpu-2"]  # one default page

@@ -11,7 +11,9 @@ requesters and the dashboard need in between, indexed for their questions:
   received each one (the oracles measure a task's latency by these stamps);
 - `reports`: oracles' signed reports sent to the node, until the node settles them on the
   ledger (`settled`), or after (`late`);
-- `rounds`: the round history (phase, counts, clearing prices, token flows, timings);
+- `rounds`: the round history (phase, counts, clearing prices, token flows, timings), and
+  `round_totals`: how many rounds there are and their token flows summed, kept as the rounds
+  are written, so that the market's summary costs the same however old the market is;
 - `events`: the event log (`mercat.runtime.events` and the node's own), for the stream and
   the dashboard; the newest `MAX_EVENTS` are kept.
 
@@ -49,11 +51,18 @@ from mercat.oracle.report import SignedReport
 from mercat.untrusted import shown
 
 MAX_EVENTS = 20_000
+FLOWS = ("charged", "payouts", "margin", "refunded", "rewards", "penalties")
+"""A round record's token flows (base units): `round_totals` sums them over every round."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rounds (
     round INTEGER PRIMARY KEY, phase TEXT NOT NULL, started_ms INTEGER, finished_ms INTEGER,
     record TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS round_totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1), rounds INTEGER NOT NULL,
+    charged INTEGER NOT NULL, payouts INTEGER NOT NULL, margin INTEGER NOT NULL,
+    refunded INTEGER NOT NULL, rewards INTEGER NOT NULL, penalties INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tasks (
     round INTEGER NOT NULL, task TEXT NOT NULL, request TEXT NOT NULL, requester TEXT,
@@ -135,6 +144,11 @@ class Verdict:
     output: str | None
 
 
+def _flows(record: dict[str, Any]) -> dict[str, int]:
+    """A round record's token flows, 0 for those it does not name yet."""
+    return {key: int(record.get(key) or 0) for key in FLOWS}
+
+
 def _sealed(column: str | None) -> tuple[str, ...]:
     return tuple(part for part in (column or "").split(",") if part)
 
@@ -169,6 +183,19 @@ class TaskBoard:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(tasks)")}
             if "sealed" not in columns:  # a board written before sealed requests
                 db.execute("ALTER TABLE tasks ADD COLUMN sealed TEXT NOT NULL DEFAULT ''")
+            if db.execute("SELECT 1 FROM round_totals").fetchone() is None:
+                # A new board, or one written before the totals were kept: summed once from
+                # its rounds, then kept by `set_round`.
+                count, sums = 0, dict.fromkeys(FLOWS, 0)
+                for row in db.execute("SELECT record FROM rounds"):
+                    count += 1
+                    for key, value in _flows(json.loads(row["record"])).items():
+                        sums[key] += value
+                db.execute(
+                    f"INSERT INTO round_totals (id, rounds, {', '.join(FLOWS)}) "
+                    f"VALUES (1, ?, {', '.join('?' * len(FLOWS))})",
+                    (count, *sums.values()),
+                )
             db.commit()
             self._db = db
         return self._db
@@ -460,7 +487,8 @@ class TaskBoard:
     # --- rounds ----------------------------------------------------------------------------
 
     def set_round(self, round_: int, phase: str, **record: Any) -> None:
-        """Create or update a round's row: its phase, and fields merged into its record."""
+        """Create or update a round's row: its phase, and fields merged into its record.
+        `round_totals` changes with it, in the same transaction."""
         with self._write() as db:
             row = db.execute("SELECT record FROM rounds WHERE round=?", (round_,)).fetchone()
             if row is None:
@@ -468,14 +496,36 @@ class TaskBoard:
                     "INSERT INTO rounds (round, phase, started_ms, record) VALUES (?, ?, ?, ?)",
                     (round_, phase, now_ms(), json.dumps(record)),
                 )
+                self._add_totals(db, 1, _flows(record))
                 return
-            merged = {**json.loads(row["record"]), **record}
+            old = json.loads(row["record"])
+            merged = {**old, **record}
             finished = now_ms() if phase in FINAL_PHASES else None
             db.execute(
                 "UPDATE rounds SET phase=?, record=?, finished_ms=COALESCE(?, finished_ms) "
                 "WHERE round=?",
                 (phase, json.dumps(merged), finished, round_),
             )
+            # A closed round's flows still change as the backlog settles its tasks.
+            before, after = _flows(old), _flows(merged)
+            self._add_totals(db, 0, {key: after[key] - before[key] for key in FLOWS})
+
+    @staticmethod
+    def _add_totals(db: sqlite3.Connection, rounds: int, flows: dict[str, int]) -> None:
+        if not rounds and not any(flows.values()):
+            return
+        db.execute(
+            "UPDATE round_totals SET rounds = rounds + ?, "
+            + ", ".join(f"{key} = {key} + ?" for key in FLOWS)
+            + " WHERE id = 1",
+            (rounds, *(flows[key] for key in FLOWS)),
+        )
+
+    def round_totals(self) -> tuple[int, dict[str, int]]:
+        """How many rounds the board holds, and their token flows (`FLOWS`) summed: one row,
+        kept as rounds are written, so its cost does not grow with the number of rounds."""
+        row = self._read(f"SELECT rounds, {', '.join(FLOWS)} FROM round_totals WHERE id = 1")[0]
+        return int(row["rounds"]), {key: int(row[key]) for key in FLOWS}
 
     def rounds(self, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         """Round records, newest first."""

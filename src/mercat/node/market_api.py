@@ -48,7 +48,6 @@ ID = r"^[A-Za-z0-9_.-]{1,64}$"
 KEY = r"^[0-9a-f]{64}$"
 ORACLE_SET_SECONDS = 1.0  # how long the node reuses its read of the oracle set
 HEARTBEAT_SECONDS = 15.0
-FLOWS = ("charged", "payouts", "margin", "refunded", "rewards", "penalties")  # base units
 
 
 class _Streams:
@@ -376,21 +375,6 @@ def install(
             )  # fmt: skip
         return out
 
-    def round_totals() -> tuple[int, dict[str, int]]:
-        """How many rounds the board holds and their token flows summed: every round, read
-        a page at a time, newest first, so that memory stays that of one page."""
-        flows = dict.fromkeys(FLOWS, 0)
-        count, before = 0, None
-        while True:
-            batch = board.rounds(limits.task_page, before)
-            for record in batch:
-                for key in FLOWS:
-                    flows[key] += int(record.get(key) or 0)
-            count += len(batch)
-            if len(batch) < limits.task_page:
-                return count, flows
-            before = batch[-1]["round"]
-
     @app.get("/market/summary", responses=documented(404))
     def summary() -> api.Summary:
         """The market in a few numbers: tasks, SLA compliance, pool, supply, flows."""
@@ -399,7 +383,7 @@ def install(
         # says "done" must count every task of the last round (read after, they do).
         loop = status_of_loop()
         tasks = board.task_counts()
-        rounds, flows = round_totals()
+        rounds, flows = board.round_totals()
         statuses: dict[str, int] = {}
         for asset in ledger.assets():
             statuses[asset.status] = statuses.get(asset.status, 0) + 1
