@@ -118,3 +118,59 @@ def test_an_oracle_remembers_only_the_tasks_still_listed():
     assert len(oracle._done) == 2 * PER_ROUND
     oracle.forget(TaskListing(NOW_MS, [], 0))
     assert oracle._done == set()
+
+
+class _Pages:
+    """A node with many open tasks that pages its open listing as the node does: newest
+    round first by default, oldest first on `order=oldest`, after a `ROUND/TASK` cursor."""
+
+    ledger_id = LEDGER
+
+    def __init__(self, rounds: int, per_round: int) -> None:
+        self.open = {(r, f"t{i}"): task_view(f"t{i}", round_=r)
+                     for r in range(1, rounds + 1) for i in range(per_round)}  # fmt: skip
+        self.reports: list = []
+        self.looks = 0
+
+    def tasks(self, *, status, limit, order="newest", after=None):  # type: ignore[no-untyped-def]
+        assert status == "open"
+        self.looks += 1
+        place = (lambda k: k) if order == "oldest" else (lambda k: (-k[0], k[1]))
+        keys = sorted(self.open, key=place)
+        if after is not None:
+            round_, _, task = after.partition("/")
+            keys = [k for k in keys if place(k) > place((int(round_), task))]
+        return {"now_ms": NOW_MS, "tasks": [self.open[k] for k in keys[:limit]]}
+
+    def report(self, signed):  # type: ignore[no-untyped-def]
+        self.reports.append((signed.report.round, signed.report.task))
+        return {"status": "pending", "received_ms": NOW_MS}
+
+
+def test_an_oracle_reads_the_oldest_open_tasks_first_a_bounded_number_of_pages_a_pass(
+    monkeypatch,
+):
+    """With more open tasks than one listing holds, the oldest (past their cutoff, the ones
+    that most need a report) are judged first, each pass reads a bounded number of pages,
+    and the next pass carries on where it stopped, so every task is reported, once."""
+    from mercat.node import oracle_service
+
+    monkeypatch.setattr(oracle_service, "LISTING_LIMIT", 3)
+    monkeypatch.setattr(oracle_service, "PAGES_PER_PASS", 2, raising=False)
+    node = _Pages(rounds=10, per_round=2)
+    oldest_first = sorted(node.open)
+    oracle = OracleService(node, Keypair.generate(), sample_rate=0.0)  # type: ignore[arg-type]
+    timing = Timing(grace_ms=200)
+    assert oracle.pass_once(timing) == 6
+    assert node.reports == oldest_first[:6] and node.looks == 2
+    for _ in range(3):
+        oracle.pass_once(timing)
+    assert node.reports == oldest_first  # every task, each once, oldest first
+    assert node.looks == 2 + 2 + 2 + 1  # the last pass ended on a short page
+    assert oracle.pass_once(timing) == 0  # from the start again: all reported already
+    assert len(oracle._done) == 20
+    node.open.clear()  # the quorum came in: every task settled
+    oracle.pass_once(timing)  # after the two pages read last: what followed them forgotten
+    assert oracle._done == set(oldest_first[:6])
+    oracle.pass_once(timing)  # from the start again: the rest
+    assert oracle._done == set()

@@ -58,6 +58,36 @@ def test_tasks_are_found_by_assignee_and_by_requester(market):
     assert market.client.get("/market/tasks", params={"assignee": "x" * 65}).status_code == 422
 
 
+def test_tasks_are_paged_newest_or_oldest_round_first_after_a_cursor(market):
+    import dataclasses
+
+    from mercat.node.board import now_ms
+
+    market.board.record_tasks(
+        [dataclasses.replace(market.task, round=r, task=t) for r in (2, 3) for t in ("a", "b")],
+        now_ms(),
+    )
+    keys = lambda **q: [  # noqa: E731
+        (t["round"], t["task"])
+        for t in market.client.get("/market/tasks", params=q).json()["tasks"]
+    ]
+    oldest = [(1, "t1"), (2, "a"), (2, "b"), (3, "a"), (3, "b")]
+    assert keys() == [(3, "a"), (3, "b"), (2, "a"), (2, "b"), (1, "t1")]
+    assert keys(order="oldest") == oldest
+    pages, after = [], None
+    while True:
+        page = keys(order="oldest", limit=2, **({"after": after} if after else {}))
+        if not page:
+            break
+        pages.append(page)
+        after = f"{page[-1][0]}/{page[-1][1]}"
+    assert pages == [oldest[0:2], oldest[2:4], oldest[4:]]
+    assert keys(limit=2, after="3/b") == [(2, "a"), (2, "b")]  # newest first, after a cursor
+    for bad in ({"order": "random"}, {"after": "3"}, {"after": "x/a"}, {"after": "3/a b"}):
+        refused = market.client.get("/market/tasks", params=bad)
+        assert refused.status_code == 422, bad
+
+
 def test_a_claim_from_the_servers_owner_is_kept_with_the_nodes_time(market):
     reply = claim(market, market.alice)
     assert reply.status_code == 200, reply.text

@@ -294,10 +294,18 @@ class TaskBoard:
         requester: str | None = None,
         request: str | None = None,
         limit: int = 100,
+        oldest: bool = False,
+        after: tuple[int, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Task views (terms, assets, claims, oracles that reported, verdict), newest round
-        first. `assignee`: an asset id or an owner's key."""
-        where, args = [], []
+        first (`oldest`: oldest first), each round's tasks by id. `assignee`: an asset id or
+        an owner's key. `after`: the (round, task) a page ended with; the next page starts
+        after it in the same order."""
+        where: list[str] = []
+        args: list[Any] = []
+        if after is not None:
+            where.append(f"(t.round {'>' if oldest else '<'} ? OR (t.round = ? AND t.task > ?))")
+            args += [after[0], after[0], after[1]]
         if round_ is not None:
             where.append("t.round = ?")
             args.append(round_)
@@ -319,7 +327,7 @@ class TaskBoard:
         sql = "SELECT * FROM tasks t"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY t.round DESC, t.task LIMIT ?"
+        sql += f" ORDER BY t.round {'ASC' if oldest else 'DESC'}, t.task LIMIT ?"
         rows = self._read(sql, [*args, limit])
         return self._views(rows)
 

@@ -120,12 +120,27 @@ def install(
         round: int | None = Query(None, ge=0, le=MAX_INTEGER),
         status: str | None = Query(None, pattern="^(open|settled)$"),
         limit: int = page,
+        order: str = Query(
+            "newest", pattern="^(newest|oldest)$", description="newest or oldest round first"
+        ),
+        after: str | None = Query(
+            None,
+            pattern=r"^[0-9]{1,18}/[A-Za-z0-9_.-]{1,64}$",
+            description="ROUND/TASK: the last task of the page before; this page follows it",
+        ),
     ) -> api.TaskList:
-        """Tasks the round loop opened, newest round first, with their terms, bound assets,
-        claims, the oracles that reported and the verdict."""
+        """Tasks the round loop opened, newest round first (or oldest: `order`), each
+        round's by task id, with their terms, bound assets, claims, the oracles that
+        reported and the verdict. A page at a time: the next page is `after` the last task
+        of this one."""
         need_ledger()
+        cursor = None
+        if after is not None:
+            after_round, _, after_task = after.partition("/")
+            cursor = (int(after_round), after_task)
         tasks = board.tasks(round_=round, status=status, assignee=assignee,
-                            requester=requester, request=request, limit=limit)  # fmt: skip
+                            requester=requester, request=request, limit=limit,
+                            oldest=order == "oldest", after=cursor)  # fmt: skip
         return api.TaskList(now_ms=now_ms(), tasks=tasks)  # type: ignore[arg-type]
 
     def one_task(round_: int, task: str) -> dict[str, Any]:

@@ -57,6 +57,11 @@ BEHAVIOURS = ("honest", "liar", "silent")
 OUTPUT_KIND = {"preprocess": "dataset", "infer": "predictions"}  # every other: a model
 MAX_OUTPUT_BYTES = 64 << 20
 LISTING_LIMIT = 1000  # the most tasks one look at the node lists
+# The most looks in one pass: with more open tasks than these pages hold, the next pass
+# carries on after the last task read, so every open task is judged within a few passes
+# while one pass stays bounded in time and memory.
+PAGES_PER_PASS = 10
+TaskKey = tuple[int, str]  # (round, task)
 
 
 @dataclass
@@ -101,7 +106,8 @@ class OracleService:
         self.poll_seconds = poll_seconds
         self.workdir = workdir
         self.stats = OracleStats()
-        self._done: set[tuple[int, str]] = set()  # reported (or passed over), while listed
+        self._done: set[TaskKey] = set()  # reported (or passed over), while listed
+        self._cursor: TaskKey | None = None  # where the next pass reads on (None: the start)
         self._views = ViewCheck(log)  # what the node answers is checked before it is used
 
     def run(self, stop: threading.Event) -> OracleStats:
@@ -129,11 +135,34 @@ class OracleService:
         return self.stats
 
     def pass_once(self, timing: Timing, stop: threading.Event | None = None) -> int:
-        """Report on every open task that is ready; how many reports were sent."""
-        answer = self.node.tasks(status="open", limit=LISTING_LIMIT)
-        # a task of the wrong shape is left out (and logged), the others are judged
-        listing = self._views.tasks(answer, "the node's list of open tasks")
-        self.forget(listing)
+        """Report on the open tasks that are ready; how many reports were sent. The open
+        tasks are read oldest first, a page at a time: a task past its cutoff is the one
+        that most needs its report, and the newest `LISTING_LIMIT` alone would hide it
+        for as long as the market has more open tasks than that. A pass reads at most
+        `PAGES_PER_PASS` pages and the next one carries on after them (from the start
+        again once it has read the last page)."""
+        sent = 0
+        for _ in range(PAGES_PER_PASS):
+            if stop is not None and stop.is_set():
+                break
+            start = self._cursor
+            filters: dict[str, Any] = {"status": "open", "limit": LISTING_LIMIT, "order": "oldest"}
+            if start is not None:
+                filters["after"] = f"{start[0]}/{start[1]}"
+            answer = self.node.tasks(**filters)
+            # a task of the wrong shape is left out (and logged), the others are judged
+            listing = self._views.tasks(answer, "the node's list of open tasks")
+            self.forget(listing, after=start)
+            sent += self._judge(listing, timing, stop)
+            if listing.entries < LISTING_LIMIT or not listing.tasks:
+                # The last page (or one with no task to carry on from): start again.
+                self._cursor = None
+                break
+            self._cursor = max((t["round"], t["task"]) for t in listing.tasks)
+        return sent
+
+    def _judge(self, listing: TaskListing, timing: Timing, stop: threading.Event | None) -> int:
+        """Report on the listed tasks that are ready; how many reports were sent."""
         sent = 0
         for task in sorted(listing.tasks, key=lambda t: (t["round"], t["task"])):
             key = (task["round"], task["task"])
@@ -168,15 +197,26 @@ class OracleService:
             self.stats.failure += not report.success
         return sent
 
-    def forget(self, listing: TaskListing) -> None:
+    def forget(self, listing: TaskListing, after: TaskKey | None = None) -> None:
         """Forget the tasks done that the node no longer lists as open, so that a market
         that runs for months does not grow the oracle's memory by a key per task: a task
-        leaves the open listing when it settles, and a settled task never opens again. A
-        listing that may not show every open task (as long as the limit, or with entries
-        left out for their shape) forgets nothing: a task it hides may still be open."""
-        if listing.left_out or listing.entries >= LISTING_LIMIT:
+        leaves the open listing when it settles, and a settled task never opens again.
+        `listing` is the page of open tasks, oldest first, that follows `after` (None: the
+        first page): a task done in the stretch it covers (after `after`, up to its last
+        task, or to the end for a page shorter than the limit) that it does not list is
+        settled. A page with entries left out for their shape forgets nothing: a task it
+        hides may still be open."""
+        if listing.left_out:
             return
-        self._done &= {(t["round"], t["task"]) for t in listing.tasks}
+        listed = {(t["round"], t["task"]) for t in listing.tasks}
+        if listing.entries >= LISTING_LIMIT and not listed:
+            return
+        last = max(listed) if listing.entries >= LISTING_LIMIT else None
+
+        def outside(key: TaskKey) -> bool:
+            return (after is not None and key <= after) or (last is not None and key > last)
+
+        self._done = {key for key in self._done if key in listed or outside(key)}
 
     def verify(self, task: dict[str, Any], judged: Judgement) -> OracleReport:
         """The honest report on a judged task (module docstring, 1-4)."""
