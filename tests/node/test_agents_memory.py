@@ -174,3 +174,45 @@ def test_an_oracle_reads_the_oldest_open_tasks_first_a_bounded_number_of_pages_a
     assert oracle._done == set(oldest_first[:6])
     oracle.pass_once(timing)  # from the start again: the rest
     assert oracle._done == set()
+
+
+def test_an_agents_queue_of_replicas_is_bounded_the_rest_left_for_a_later_poll():
+    """A node listing more tasks than the agent can run (or endless fake ones) fills its
+    queue up to `max_pending` replicas; the others are offered again by later polls."""
+    stop, release = threading.Event(), threading.Event()
+    listing = [task_view(f"t{i:03d}") for i in range(200)]
+    node = _Market(stop)
+    agent, worked = _agent(node)
+    seen: list[int] = []
+
+    def work(task, asset, offset_ms=0.0):  # type: ignore[no-untyped-def]
+        release.wait(20)  # every worker busy until the second poll
+        worked.append(task["task"])
+
+    def drained() -> None:  # so that the test sees the same on every run
+        deadline = time.monotonic() + 20
+        while agent._running and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def tasks(**filters):  # type: ignore[no-untyped-def]
+        if len(seen) == 2:
+            drained()  # what the second poll queued has run
+        with agent._lock:
+            seen.append(len(agent._running))
+        if len(seen) == 2:
+            release.set()
+            drained()
+        if len(seen) == 3:
+            stop.set()
+            return {"now_ms": NOW_MS, "tasks": []}  # every task settled
+        return {"now_ms": NOW_MS, "tasks": listing}
+
+    agent.work = work  # type: ignore[method-assign]
+    node.tasks = tasks  # type: ignore[method-assign]
+    agent.run(stop)
+    assert seen[1] < len(listing), "the agent queued every task listed"
+    pending = agent.max_pending
+    assert seen == [0, pending, 0]  # the second poll found the queue full: nothing added
+    # the second poll, once the queue had drained, queued the next ones
+    assert sorted(worked) == [t["task"] for t in listing[: 2 * pending]]
+    assert agent._started == set()

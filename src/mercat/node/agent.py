@@ -10,7 +10,8 @@ It holds its owner's key (and no other) and talks to one node over HTTP:
    and for each replica it owes, fetches the inputs by CID (each re-hashed against its
    CID), runs the workload in the sandbox (`mercat.workloads.sandbox`: a child process
    with time, memory and output limits, killed on timeout; as many at once as its servers
-   promise capacity, up to `MAX_WORKERS`), stores the output by CID and
+   promise capacity, up to `MAX_WORKERS`, with at most `MAX_WAITING` more queued: the rest
+   wait for a later poll), stores the output by CID and
    sends a signed outcome claim (`mercat.node.claims`): success or failure, the output's
    CID, the run's time;
 3. a sealed task (`mercat.node.sealing`) waits for the key grant its requester signs when
@@ -64,6 +65,10 @@ from mercat.workloads.spec import parse as parse_workload
 log = logging.getLogger("mercat.agent")
 MAX_INPUT_BYTES = 64 << 20
 MAX_WORKERS = 4
+# Replicas waiting for a worker, beyond those running: a node listing endless tasks (fake
+# ones, or more than the agent can run) must not fill the agent's memory with queued work.
+# Those beyond it are left for a later poll, which offers them again while they are open.
+MAX_WAITING = 16
 LISTING_LIMIT = 500  # the most tasks one look at the node lists
 # What fails one replica (its claim says why) rather than the agent: the workload, the
 # store, the node, and a key grant that is not its requester's or is malformed (as a key
@@ -158,6 +163,7 @@ class ProviderAgent:
         # of any resource each offers), at most MAX_WORKERS.
         promised = sum(max(s.capacity.values(), default=1) for s in servers)
         self.workers = check.integer("workers", workers or min(MAX_WORKERS, promised), 1)
+        self.max_pending = self.workers + MAX_WAITING  # replicas queued or running at once
         self.sandbox = sandbox.Sandbox(self.limits, workdir)
         self.poll_seconds = poll_seconds
         self.workdir = workdir
@@ -238,7 +244,8 @@ class ProviderAgent:
         return self.stats
 
     def owed(self, task: dict[str, Any]) -> list[str]:
-        """This agent's servers bound to the task that have not claimed (nor started)."""
+        """This agent's servers bound to the task that have not claimed (nor started), as
+        many as there is room for among the replicas queued or running (`max_pending`)."""
         claimed = {c["asset"] for c in task["claims"]}
         out = []
         for a in task["assets"]:
@@ -248,6 +255,8 @@ class ProviderAgent:
             with self._lock:
                 if key in self._started:
                     continue
+                if len(self._running) >= self.max_pending:  # full: a later poll offers it
+                    break
                 self._started.add(key)
                 self._running.add(key)
             out.append(a["asset"])
