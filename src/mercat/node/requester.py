@@ -22,6 +22,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,10 @@ from mercat.workloads import archive, datasets
 from mercat.workloads.spec import parse as parse_workload
 
 log = logging.getLogger("mercat.requester")
+# The requests whose key grants a requester remembers sending, the least recently looked at
+# forgotten first: a grant sent again is refused as sent already (and costs one request),
+# so forgetting is safe, and memory stays bounded however many requests it watches.
+GRANTED_REQUESTS = 1024
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,9 @@ class Requester:
     def __init__(self, node: NodeClient, key: Keypair) -> None:
         self.node = node
         self.key = key
-        self._granted: set[tuple[int, str, str]] = set()
+        # request -> the (round, task, server) its keys were sent to, while its tasks are
+        # open: a task's marks go when it settles, a request's when it closes.
+        self._granted: OrderedDict[str, set[tuple[int, str, str]]] = OrderedDict()
         self._views = ViewCheck(log)  # what the node answers is checked before it is used
 
     def ensure_account(self) -> None:
@@ -134,6 +141,8 @@ class Requester:
         else:
             status = "closed" if tasks else "expired"
         output = paid[0]["verdict"]["output"] if paid else None
+        if status != "open":  # closed for good: no task of it needs keys again
+            self._granted.pop(request, None)
         parts = (view["terms"] or {}).get("sealed", [])  # the terms are free-form: checked
         if not isinstance(parts, list) or not all(isinstance(part, str) for part in parts):
             raise e.MalformedMessageError(
@@ -147,23 +156,35 @@ class Requester:
         for another requester's request: only its owner holds the keys)."""
         if not outcome.sealed or outcome.owner != self.key.public:
             return 0
+        if outcome.status != "open":
+            self._granted.pop(outcome.request, None)
+            return 0
+        marks = self._granted.pop(outcome.request, set())
+        settled = {(t["round"], t["task"]) for t in outcome.tasks if t["status"] != "open"}
+        marks = {mark for mark in marks if mark[:2] not in settled}
         sent = 0
-        for task in outcome.tasks:
-            if task["status"] != "open":
-                continue
-            for asset in task["assets"]:
-                mark = (task["round"], task["task"], asset["asset"])
-                if asset["kind"] != "server" or asset["asset"] in task["granted"]:
+        try:
+            for task in outcome.tasks:
+                if task["status"] != "open":
                     continue
-                if mark in self._granted:
-                    continue
-                grant = grant_for(self.key, self.node.ledger_id, task, asset["asset"],
-                                  frozenset(outcome.sealed))  # fmt: skip
-                # granted meanwhile (by this key in another process), or the task settled
-                with contextlib.suppress(e.AlreadyExistsError):
-                    self.node.post_json("/market/keys", grant.to_wire())
-                    sent += 1
-                self._granted.add(mark)
+                for asset in task["assets"]:
+                    mark = (task["round"], task["task"], asset["asset"])
+                    if asset["kind"] != "server" or asset["asset"] in task["granted"]:
+                        continue
+                    if mark in marks:
+                        continue
+                    grant = grant_for(self.key, self.node.ledger_id, task, asset["asset"],
+                                      frozenset(outcome.sealed))  # fmt: skip
+                    # granted meanwhile (by this key in another process), or the task settled
+                    with contextlib.suppress(e.AlreadyExistsError):
+                        self.node.post_json("/market/keys", grant.to_wire())
+                        sent += 1
+                    marks.add(mark)
+        finally:  # what was sent is remembered, whatever stopped the loop
+            if marks:
+                self._granted[outcome.request] = marks  # the most recently looked at: last
+                if len(self._granted) > GRANTED_REQUESTS:
+                    self._granted.popitem(last=False)
         return sent
 
     def watch(self, request: str, timeout: float = 300.0, poll: float = 0.5) -> Outcome:
@@ -261,7 +282,7 @@ class RequesterLoad:
         # The share of requests that seal their inputs and output (only those that need no
         # earlier result: a sealed output is not chained into later requests).
         self.sealed_share = sealed_share
-        self.sealed: set[str] = set()
+        self.sealed: set[str] = set()  # of the pending requests, those sealed
         self.raw: dict[str, bytes] = {}
         self.stats = LoadStats()
         self.pending: dict[str, str] = {}  # request -> workload
@@ -374,6 +395,8 @@ class RequesterLoad:
             if outcome is None or outcome.status == "open":
                 continue
             del self.pending[name]
+            sealed = name in self.sealed
+            self.sealed.discard(name)  # only the pending ones are looked at again
             if outcome.status == "expired":
                 self.stats.expired += 1
                 continue
@@ -386,7 +409,7 @@ class RequesterLoad:
             self.stats.paid += 1
             kind, _ = archive.load(self.requester.result(outcome))  # decrypted when sealed
             self.stats.outputs_verified += 1
-            if name in self.sealed:
+            if sealed:
                 self.stats.sealed_paid += 1
                 continue  # its output's CID names ciphertext: nothing to chain on
             name_of = workload.partition(":")[0]
@@ -402,5 +425,6 @@ class RequesterLoad:
                 self.stats.refunded += self.requester.withdraw(name)
                 self.stats.withdrawn += 1
                 self.pending.pop(name)
+                self.sealed.discard(name)
             except e.MercatError:  # served meanwhile (assigned): it settles on its own
                 continue
