@@ -5,9 +5,11 @@ across a sequence of holders answers what the reference answers for each."""
 import math
 
 import numpy as np
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from mercat.clearing.posted_price import challenge
 from mercat.clearing.posted_price.challenge import ChallengeModel
 from mercat.clearing.posted_price.cycle_rows import RETIRE_AFTER, CycleRows
 from mercat.clearing.posted_price.proposal import Proposal, Standing
@@ -87,7 +89,15 @@ def holding(request, payment):
     )
 
 
-def test_rows_found_retired_and_revived_across_holders_leave_the_answers_exact():
+@pytest.fixture(params=[False, True], ids=["bound-only", "in-milp"])
+def rows_in_milp(request, monkeypatch):
+    """Both ways of using the cycle rows: in the bound and the fixing only, or also in the
+    restricted MILP (those that bind)."""
+    monkeypatch.setattr(challenge, "CYCLE_ROWS_IN_MILP", request.param)
+    return request.param
+
+
+def test_rows_found_retired_and_revived_across_holders_leave_the_answers_exact(rows_in_milp):
     # A triangle of market conflicts (t1, t2, t3) and t4 against t3, on one free node: the
     # welfare LP serves the triangle by half but one of them whole does as well, so R
     # starts without its cycle row; the challenges against t4 then t3 cut it, the
@@ -122,8 +132,13 @@ def sequences(draw):
     return market, holders, draw(st.sampled_from((3, 4))), draw(st.sampled_from(("mm1", "mm2")))
 
 
-@settings(max_examples=60, deadline=None)
-@given(sequences(), st.data())
-def test_a_challenge_model_keeps_answering_like_the_reference_across_holders(sequence, data):
+@pytest.mark.parametrize("in_milp", [False, True], ids=["bound-only", "in-milp"])
+@settings(max_examples=40, deadline=None)
+@given(sequence=sequences(), data=st.data())
+def test_a_challenge_model_keeps_answering_like_the_reference_across_holders(
+    in_milp, sequence, data
+):
     market, holders, attempt, maker = sequence
-    answers_like_the_reference(market, holders, attempt, maker, data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(challenge, "CYCLE_ROWS_IN_MILP", in_milp)
+        answers_like_the_reference(market, holders, attempt, maker, data)

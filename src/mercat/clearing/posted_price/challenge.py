@@ -109,9 +109,18 @@ SPLIT = True
 
 CYCLE_ROWS = True
 """In a market without resources each challenge LP is cut by the odd cycles of market
-conflicts its optimum violates, the rows kept in a pool and retired from the LP when idle,
-and the MILP carries those that bind (`posted_price_cycle_rows`). The 200 × 50 benchmark
-never violates one; at 1000 × 100 see docs/posted-price.md."""
+conflicts its optimum violates, the rows kept in a pool and retired from the LP when idle
+(`posted_price_cycle_rows`): a tighter bound, so more columns fixed and more challenges
+answered by the bound alone. The 200 × 50 benchmark never violates one. At 1000 × 100, in
+one run side by side with the LP without them: the first 29 turns in 1,337 CPU s against
+1,443 (docs/posted-price.md)."""
+
+CYCLE_ROWS_IN_MILP = False
+"""Whether the restricted MILP also carries the cycle rows that bind in its LP. At
+1000 × 100 they made turns 5-13 up to 3× faster (turn 5: 42 CPU s against 146) but the
+later ones slower (turns 17-26: 683 CPU s, against 556 without any cycle rows in a separate
+run); over 26 turns 1,182 s, against 1,173 s with the rows in the bound only. The later
+turns decide a run to convergence, so the MILP goes without them."""
 
 RECENT_ANSWERS = 4
 """Besides the re-proposal, this many of the last best challenges are priced as candidates:
@@ -473,14 +482,15 @@ class ChallengeModel:
         start = None
         if known is not None:
             duals, active, binding = self._relaxation_duals(holder)
-            # the bound over every row the LP had; the MILP gets the cycle rows that bind
+            # the bound over every row the LP had (the MILP gets the cycle rows that bind
+            # only if CYCLE_ROWS_IN_MILP)
             bound = lagrangian_bound(model.extended(active) if active else model, duals)
             if bound.value + constant <= known[0].gain + GAIN_TOL:
                 self.bound_certified += 1
                 self.remember(known[1])
                 return known[0]
             lower, upper, fixed = fix_columns(model, bound, known[0].gain - constant)
-            if binding:
+            if binding and CYCLE_ROWS_IN_MILP:
                 model = model.extended(binding)
             model = dataclasses.replace(model, col_lower=lower, col_upper=upper)
             self.fixed_columns.append(fixed)
@@ -513,6 +523,7 @@ class ChallengeModel:
 
 __all__ = [
     "CYCLE_ROWS",
+    "CYCLE_ROWS_IN_MILP",
     "PLACEMENT",
     "PRESOLVE",
     "PRESOLVE_PROBING",

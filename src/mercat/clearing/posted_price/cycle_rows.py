@@ -6,8 +6,8 @@ then spends 5-250 s on each challenge proving it. The odd-cycle rows Σ_{t∈C} 
 (|C|-1)/2 that a challenge's LP optimum violates (`PlacementSolver.odd_cycle_cuts`) close
 most of that gap (on captured challenges: from 1.7 to 0.06). They hold on every
 allocation, whatever the objective, so a row found for one challenge is valid for every
-later one. Kept blindly they pile up: after 20 turns, thousands of rows that no longer bind
-slow every LP and MILP more than they help.
+later one. Kept blindly in every later LP and MILP they pile up: at 1000 × 100 that made
+turns 17-26 of the dynamics 1.5-2× slower (docs/posted-price.md).
 
 `CycleRows` is the usual cut management of branch-and-cut codes:
 
@@ -16,8 +16,8 @@ slow every LP and MILP more than they help.
   (one sparse product), and the violated ones come back;
 - an active row whose dual has been zero for `RETIRE_AFTER` LPs in a row leaves the LP
   (it stays in the pool);
-- the MILP gets only the active rows that bind in the LP (nonzero dual): the others do not
-  move the bound, and would only weigh on HiGHS's simplex and presolve.
+- the bound and the fixing use every active row; the MILP may carry those that bind
+  (nonzero dual), which `challenge.CYCLE_ROWS_IN_MILP` decides.
 
 Which rows are active changes the speed, never the answer: every row holds on V.
 """
