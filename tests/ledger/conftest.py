@@ -13,14 +13,14 @@ import uuid
 
 import pytest
 
-from mercat.ledger.pgserver import PostgresUnavailable, TemporaryPostgres
+from mercat.ledger.pgserver import PostgresUnavailable, TemporaryPostgres, create_database_sql
 
 
 class _ExistingServer:
     def __init__(self, url: str) -> None:
         self.admin_url = url
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, icu_locale: str | None = None) -> str:
         import psycopg
         from sqlalchemy.engine import make_url
 
@@ -29,7 +29,7 @@ class _ExistingServer:
             host=url.host, port=url.port, user=url.username, password=url.password,
             dbname=url.database, autocommit=True,
         ) as connection:  # fmt: skip
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(create_database_sql(name, icu_locale))
         return url.set(database=name).render_as_string(hide_password=False)
 
 

@@ -3,7 +3,7 @@ lifespan closes the board, as it closes the ledger) finds the board's file as it
 
 from __future__ import annotations
 
-from mercat.node.board import TaskBoard
+from mercat.node.board import BoardTask, BoundAsset, TaskBoard, Verdict
 
 
 def test_a_closed_board_opens_again_with_what_it_held(tmp_path):
@@ -80,3 +80,26 @@ def test_a_board_written_before_the_totals_were_kept_sums_its_rounds_once(tmp_pa
     board.set_round(6, "closed", charged=6)
     assert board.round_totals() == _summed(board)
     board.close()
+
+
+def test_the_statistics_of_a_page_of_assets_are_those_of_all_assets_for_it():
+    board = TaskBoard()
+    assets = [f"asset-{k}" for k in range(1900)]  # more than one IN list (IN_LIST)
+    tasks = [
+        BoardTask(1, f"t{k}", "r", None, "w", (), 0, 10,
+                  (BoundAsset(assets[k % len(assets)], "o", "server", 1),
+                   BoundAsset(assets[(7 * k) % len(assets)], "o", "server", 1)))
+        for k in range(3000)
+    ]  # fmt: skip
+    board.record_tasks(tasks, opened_ms=0)
+    board.settle_tasks(
+        1, {f"t{k}": Verdict(k % 3 > 0, k % 5 > 0, k % 3 > 0 and k % 5 > 0, 5, None)
+            for k in range(0, 3000, 2)},
+    )  # fmt: skip
+    everything = board.asset_stats()
+    page = [*assets[::2], "not-an-asset"]
+    assert board.asset_stats(page) == {a: s for a, s in everything.items() if a in page}
+    assert board.asset_stats([]) == {}
+    # every (task, asset) once: a task binding one asset twice counts it once
+    bound = sum(len({a.asset for a in t.assets}) for t in tasks[::2])
+    assert sum(s["settled"] for s in everything.values()) == bound

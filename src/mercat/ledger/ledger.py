@@ -480,12 +480,25 @@ class Ledger:
                 for k, r, b in connection.execute(query).all()
             ]
 
-    def assets(self) -> list[AssetInfo]:
+    def _in_byte_order(self, column: Any) -> Any:
+        """`column` compared in byte order, the order Python compares ids in: PostgreSQL's
+        default collation follows the database's locale (which orders "a-b" and "ab" by
+        letters first), SQLite's BINARY already is byte order."""
+        return column.collate("C") if self.engine.dialect.name == "postgresql" else column
+
+    def assets(self, after: str | None = None, limit: int | None = None) -> list[AssetInfo]:
+        """Assets by id in byte order: every one, or those with an id above `after`, the
+        first `limit` of them (a page: the next one is after the last id of this one)."""
+        key = self._in_byte_order(s.assets.c.id)
         query = (
             select(s.assets.c.id, s.assets.c.owner, s.assets.c.status, s.books.c.balance)
             .join(s.books, s.books.c.name == literal("stake:").concat(s.assets.c.id))
-            .order_by(s.assets.c.id)
+            .order_by(key)
         )
+        if after is not None:
+            query = query.where(key > after)
+        if limit is not None:
+            query = query.limit(limit)
         with self.engine.connect() as connection:
             return [
                 AssetInfo(a, o, st, stored_int(b, f"book 'stake:{a}'"))
@@ -520,11 +533,46 @@ class Ledger:
         with self.engine.connect() as connection:
             return [request_record(row) for row in connection.execute(query)]
 
-    def offers(self) -> dict[str, Offer]:
-        """The current offer of every asset that has one, by asset id."""
+    def asset_statuses(self) -> dict[str, int]:
+        """How many assets have each status (counted by the database)."""
+        query = select(s.assets.c.status, func.count()).group_by(s.assets.c.status)
         with self.engine.connect() as connection:
-            rows = connection.execute(select(s.offers.c.asset, s.offers.c.offer))
+            return {str(status): int(n) for status, n in connection.execute(query)}
+
+    def offers(self, assets: Collection[str] | None = None) -> dict[str, Offer]:
+        """The current offer of every asset that has one, or of those among `assets`, by
+        asset id."""
+        query = select(s.offers.c.asset, s.offers.c.offer)
+        with self.engine.connect() as connection:
+            if assets is None:
+                rows = list(connection.execute(query))
+            else:
+                rows = [
+                    row
+                    for part in _parts(sorted(set(assets)))
+                    for row in connection.execute(query.where(s.offers.c.asset.in_(part)))
+                ]
             return {str(a): parse_offer(o) for a, o in rows}  # type: ignore[misc]
+
+    def active_offers(self, limit: int) -> list[tuple[AssetInfo, Offer]]:
+        """The first `limit` active assets that have an offer, by id in byte order, with it."""
+        key = self._in_byte_order(s.assets.c.id)
+        query = (
+            select(
+                s.assets.c.id, s.assets.c.owner, s.assets.c.status, s.books.c.balance,
+                s.offers.c.offer,
+            )
+            .join(s.books, s.books.c.name == literal("stake:").concat(s.assets.c.id))
+            .join(s.offers, s.offers.c.asset == s.assets.c.id)
+            .where(s.assets.c.status == "active")
+            .order_by(key)
+            .limit(limit)
+        )  # fmt: skip
+        with self.engine.connect() as connection:
+            return [
+                (AssetInfo(a, o, st, stored_int(b, f"book 'stake:{a}'")), parse_offer(offer))
+                for a, o, st, b, offer in connection.execute(query)
+            ]
 
     def tasks(self, round_: int | None = None, status: str | None = None) -> list[TaskInfo]:
         """Tasks with their terms and state, by round and id."""
@@ -674,3 +722,12 @@ class Ledger:
     def verify(self, *, signatures: bool = True) -> VerifyReport:
         """Recompute every balance from the journal; LedgerIntegrityError on any problem."""
         return verify_ledger(self.engine, signatures=signatures)
+
+
+IN_LIST = 900
+"""Ids bound in one IN (...) list: below SQLite's oldest limit on a statement's parameters
+(999), so a page of any size reads in a few statements on every backend."""
+
+
+def _parts(ids: list[str]) -> list[list[str]]:
+    return [ids[k : k + IN_LIST] for k in range(0, len(ids), IN_LIST)]

@@ -142,6 +142,19 @@ def make_root(directory: Path, alive: Callable[[int], bool] = pid_alive) -> Path
     return Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-", dir=directory))
 
 
+def create_database_sql(name: str, icu_locale: str | None = None) -> str:
+    """CREATE DATABASE for `name`, its text sorted by the ICU locale `icu_locale` if given
+    (names are the tests' own; checked anyway, since they are spliced into the statement)."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a database name: {name!r}")
+    if icu_locale is None:
+        return f'CREATE DATABASE "{name}"'
+    if not icu_locale.replace("-", "").isalnum():
+        raise ValueError(f"not an ICU locale name: {icu_locale!r}")
+    icu = f"TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
+    return f'CREATE DATABASE "{name}" {icu}'
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -254,15 +267,17 @@ class TemporaryPostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """A fresh, empty database; returns its URL."""
+    def create_database(self, name: str, icu_locale: str | None = None) -> str:
+        """A fresh, empty database; returns its URL. With `icu_locale` (say "en-US") its
+        text sorts by that locale's rules, as a production database's often does, instead
+        of by bytes."""
         import psycopg
 
         with psycopg.connect(
             f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
         ) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(create_database_sql(name, icu_locale))
         return self.url(name)
 
     def stop(self) -> None:

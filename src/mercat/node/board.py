@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mercat.errors import AlreadyExistsError, MalformedMessageError
+from mercat.ledger.ledger import IN_LIST
 from mercat.node.claims import SignedClaim
 from mercat.node.market_schemas import TaskList, TaskView
 from mercat.node.sealing import SignedGrant
@@ -560,15 +561,25 @@ class TaskBoard:
 
     # --- statistics for the dashboard ------------------------------------------------------
 
-    def asset_stats(self) -> dict[str, dict[str, int]]:
-        """asset -> tasks settled, failed (not paid), late (success out of SLA)."""
-        rows = self._read(
+    def asset_stats(self, assets: Collection[str] | None = None) -> dict[str, dict[str, int]]:
+        """asset -> tasks settled, failed (not paid), late (success out of SLA): of every
+        asset, or of those among `assets` (a page of them: read through the asset index)."""
+        sql = (
             "SELECT a.asset AS asset, COUNT(*) AS settled, "
             "SUM(CASE WHEN t.paid THEN 0 ELSE 1 END) AS failed, "
             "SUM(CASE WHEN t.success AND NOT t.sla_met THEN 1 ELSE 0 END) AS late "
             "FROM task_assets a JOIN tasks t ON t.round = a.round AND t.task = a.task "
-            "WHERE t.status = 'settled' GROUP BY a.asset"
+            "WHERE t.status = 'settled'{among} GROUP BY a.asset"
         )
+        if assets is None:
+            rows = self._read(sql.format(among=""))
+        else:
+            ids = sorted(set(assets))
+            rows = []
+            for k in range(0, len(ids), IN_LIST):  # SQLite binds at most 999 at once
+                part = ids[k : k + IN_LIST]
+                among = f" AND a.asset IN ({','.join('?' * len(part))})"
+                rows += self._read(sql.format(among=among), part)
         return {
             r["asset"]: {"settled": int(r["settled"]), "failed": int(r["failed"] or 0),
                          "late": int(r["late"] or 0)}

@@ -345,13 +345,11 @@ def install(
              "terms": None if r.terms is None else r.terms.to_wire()}
             for r in ledger.request_records("open", limit=limit)
         ]  # fmt: skip
-        stakes = {a.id: a for a in ledger.assets()}
         offers = [
-            {"asset": asset, "owner": stakes[asset].owner, "stake": stakes[asset].stake,
+            {"asset": asset.id, "owner": asset.owner, "stake": asset.stake,
              "offer": offer.to_wire()}
-            for asset, offer in sorted(ledger.offers().items())
-            if asset in stakes and stakes[asset].status == "active"
-        ][:limit]  # fmt: skip
+            for asset, offer in ledger.active_offers(limit)
+        ]  # fmt: skip
         return api.OrderBook(round=ledger.round(), requests=requests, offers=offers)
 
     @app.get("/market/providers", responses=documented(404))
@@ -368,14 +366,14 @@ def install(
         settled, failed (did not pay) or were late, and the observed failure rate. A page
         at a time: the next page is `after` the last asset of this one."""
         ledger = need_ledger()
-        # Sorted here, not by the database: the order `after` pages by must be the one
-        # Python compares ids in, whatever the database's collation.
-        assets = sorted((a for a in ledger.assets() if after is None or a.id > after),
-                        key=lambda a: a.id)[:limit]  # fmt: skip
+        # A page read by the database, in byte order of ids (the order `after` compares
+        # in), with the offers and statistics of its assets alone.
+        assets = ledger.assets(after=after, limit=limit)
         if not assets:
             return []
-        offers = ledger.offers()
-        stats = board.asset_stats()
+        ids = [asset.id for asset in assets]
+        offers = ledger.offers(ids)
+        stats = board.asset_stats(ids)
         out = []
         for asset in assets:
             s = stats.get(asset.id, {"settled": 0, "failed": 0, "late": 0})
@@ -399,9 +397,7 @@ def install(
         loop = status_of_loop()
         tasks = board.task_counts()
         rounds, flows = board.round_totals()
-        statuses: dict[str, int] = {}
-        for asset in ledger.assets():
-            statuses[asset.status] = statuses.get(asset.status, 0) + 1
+        statuses = ledger.asset_statuses()
         return api.Summary(
             round=ledger.round(), rounds=rounds, tasks=tasks,
             sla_compliance=tasks["paid"] / tasks["settled"] if tasks["settled"] else None,
