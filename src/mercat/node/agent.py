@@ -55,6 +55,7 @@ from mercat.node.board import TaskListing, ViewCheck
 from mercat.node.claims import OutcomeClaim, SignedClaim
 from mercat.node.client import NodeClient
 from mercat.node.market_schemas import MarketInfo
+from mercat.node.schemas import Asset
 from mercat.node.sealing import OpenedKeys, SignedGrant, open_grant
 from mercat.runtime.terms import Offer
 from mercat.storage.encryption import MAGIC, decrypt_pieces, encrypt_deterministic
@@ -185,8 +186,6 @@ class ProviderAgent:
         self.sandbox.start()  # its zygote imports numpy while the agent registers
         if not node.has_account(key.public):
             node.submit(key, m.OpenAccount())
-        from mercat.node.schemas import Asset  # here: it imports the privacy accountant
-
         assets = self._views.entries(node.get_json("/ledger/assets"), Asset, "the ledger's assets")
         mine = {a["id"]: a for a in assets if a["owner"] == key.public}
         offers = node.get_json("/ledger/offers")
