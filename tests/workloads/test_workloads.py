@@ -205,3 +205,20 @@ def test_hostile_archives_are_refused_before_numpy_reads_them(data, message):
 def test_an_archive_above_its_bound_is_refused():
     with pytest.raises(InvalidWorkloadError, match="exceeds"):
         archive.load(DATA, max_bytes=100)
+
+
+def _encrypted(data: bytes) -> bytes:
+    """`data` with every member flagged as encrypted (bit 0 of the zip's flags)."""
+    flagged = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = flagged.find(signature)
+        while at >= 0:
+            flagged[at + offset] |= 1
+            at = flagged.find(signature, at + 4)
+    return bytes(flagged)
+
+
+def test_an_archive_of_encrypted_members_is_refused_as_an_archive():
+    with pytest.raises(InvalidWorkloadError, match="encrypted"):
+        archive.load(_encrypted(DATA))
+

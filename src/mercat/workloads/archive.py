@@ -17,9 +17,10 @@ Each archive holds a `kind` entry (a string array) saying what it is:
 
 Archives arrive from the network (a requester's dataset, another provider's output), so
 `load` reads them within bounds before NumPy sees a byte: a zip of at most `MAX_MEMBERS`
-stored (uncompressed) members named `<name>.npy`, each at most `max_bytes` long, arrays of
-float64, int64 or short strings only (no pickles, no objects), no more than `MAX_DIMS`
-dimensions. A compressed member is refused: it could expand beyond any bound (a zip bomb).
+stored (uncompressed, unencrypted) members named `<name>.npy`, each at most `max_bytes`
+long, arrays of float64, int64 or short strings only (no pickles, no objects), no more than
+`MAX_DIMS` dimensions. A compressed member is refused: it could expand beyond any bound (a
+zip bomb).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def load(data: bytes, max_bytes: int = MAX_ARCHIVE_BYTES) -> tuple[str, dict[str
             raise InvalidWorkloadError(f"archive member {info.filename[:40]!r} is not NAME.npy")
         if info.compress_type != zipfile.ZIP_STORED:
             raise InvalidWorkloadError(f"archive member {info.filename} is compressed")
+        if info.flag_bits & 0x1:  # zipfile would raise RuntimeError: no password
+            raise InvalidWorkloadError(f"archive member {info.filename} is encrypted")
         if info.file_size > max_bytes:
             raise InvalidWorkloadError(f"archive member {info.filename} is too large")
         name = info.filename[:-4]
@@ -102,7 +105,7 @@ def load(data: bytes, max_bytes: int = MAX_ARCHIVE_BYTES) -> tuple[str, dict[str
             with archive.open(info) as member:
                 raw = member.read(max_bytes + 1)
             array = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
             raise InvalidWorkloadError(
                 f"archive member {info.filename} does not read: {exc}"
             ) from None
