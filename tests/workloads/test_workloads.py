@@ -222,3 +222,18 @@ def test_an_archive_of_encrypted_members_is_refused_as_an_archive():
     with pytest.raises(InvalidWorkloadError, match="encrypted"):
         archive.load(_encrypted(DATA))
 
+
+def _header(shape, descr="<f8") -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("shape", [(1 << 40,), (1_000_000, 1_000_000)])
+def test_an_array_header_claiming_more_than_its_bytes_is_refused_unread(shape):
+    # 8 TiB claimed by a header of 128 bytes: refused as the archive it is, never allocated
+    data = _zip({"kind.npy": _npy(np.array("dataset")), "x.npy": _header(shape)})
+    with pytest.raises(InvalidWorkloadError, match="claims"):
+        archive.load(data)

@@ -26,6 +26,7 @@ zip bomb).
 from __future__ import annotations
 
 import io
+import math
 import re
 import zipfile
 from collections.abc import Mapping
@@ -104,6 +105,7 @@ def load(data: bytes, max_bytes: int = MAX_ARCHIVE_BYTES) -> tuple[str, dict[str
         try:
             with archive.open(info) as member:
                 raw = member.read(max_bytes + 1)
+            _check_header(info.filename, raw)
             array = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
         except (ValueError, OSError, zipfile.BadZipFile, EOFError, RuntimeError) as exc:
             raise InvalidWorkloadError(
@@ -122,6 +124,26 @@ def load(data: bytes, max_bytes: int = MAX_ARCHIVE_BYTES) -> tuple[str, dict[str
     if kind is None or kind.dtype.kind != "U" or str(kind) not in KINDS:
         raise InvalidWorkloadError(f"an archive names its kind ({', '.join(KINDS)})")
     return str(kind), arrays
+
+
+def _check_header(member: str, raw: bytes) -> None:
+    """Refuse a `.npy` whose header claims more data than the member holds: NumPy would
+    allocate the claimed array before finding the bytes missing (8 TiB for a header of 128
+    bytes: a MemoryError, or memory reserved for nothing)."""
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise InvalidWorkloadError(f"archive member {member} is .npy version {version}")
+    claimed = math.prod(shape) * dtype.itemsize
+    held = len(raw) - stream.tell()
+    if claimed > held:
+        raise InvalidWorkloadError(
+            f"archive member {member} claims {claimed} bytes of data and holds {held}"
+        )
 
 
 def text(arrays: Mapping[str, np.ndarray], name: str) -> str:
