@@ -20,6 +20,7 @@ provider where the round was not open (each such provider says so at once with a
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,9 +30,10 @@ from mercat.auctioneer.config import PeersFile
 from mercat.auctioneer.messages import BidBatch, Missed, Result, decode, encode
 from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.transport import Transport
-from mercat.errors import MalformedMessageError
+from mercat.errors import MalformedMessageError, ProtocolError
 from mercat.identity import Keypair
 
+log = logging.getLogger("mercat.auctioneer.client")
 OK, MISSED, BOTTOM = "ok", "missed", "⊥"
 MAX_PENDING_ROUNDS = 64
 
@@ -154,6 +156,7 @@ class BidderClient:
         self.providers = peers.params.providers
         self._keys = peers.keys()
         self._pending: dict[int, Answers] = {}
+        self.dropped = 0  # inbound messages dropped as malformed or unauthenticated
 
     def close(self) -> None:
         self.transport.close()
@@ -191,7 +194,11 @@ class BidderClient:
                         signed = decode(
                             received.frames, key_of, max_bytes=self.peers.params.max_message_bytes
                         )
-                    except MalformedMessageError:
+                    except ProtocolError as exc:  # malformed, unknown sender, bad signature
+                        self.dropped += 1
+                        log.warning(
+                            "bidder client dropped a message (%s): %s", type(exc).__name__, exc
+                        )
                         continue
                     message = signed.message
                     if not isinstance(message, Result | Missed):

@@ -1,0 +1,50 @@
+"""What reaches a provider or a bidder client from the network is hostile: a frame that is
+badly signed, from a sender nobody knows, or of a kind that has no business there is
+dropped, and nothing it sends can crash the receiving loop or grow its memory without
+bound. Every test runs on in-process endpoints with the frames delivered up front, so no
+outcome depends on timing."""
+
+import asyncio
+
+from mercat.auctioneer.client import BidderClient
+from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams
+from mercat.auctioneer.instances import instance_for
+from mercat.auctioneer.messages import BidBatch, Result, encode
+from mercat.auctioneer.transport import InProcessHub
+from mercat.auctioneer.workloads import double_auction_bids
+from mercat.identity import Keypair
+
+PROVIDERS = ("p0", "p1", "p2")
+KEYS = {p: Keypair(bytes([i + 1]) * 32) for i, p in enumerate(PROVIDERS)}
+PARAMS = ProtocolParams(PROVIDERS, 1, opening="sealed", bid_window=1.0, phase_timeout=2.0)
+PEERS = PeersFile(PARAMS, tuple(Peer(p, "tcp://127.0.0.1:1", KEYS[p].public) for p in PROVIDERS))
+CLIENT = Keypair(bytes([40]) * 32)
+STRANGER = Keypair(bytes([41]) * 32)
+
+
+def test_a_client_drops_badly_signed_and_unexpected_frames_and_keeps_listening():
+    """A provider's address sends a Result signed with another key, a Result claiming to
+    come from a provider nobody knows, and a bid batch (a kind no client takes) before the
+    real Results: the client drops the three and decides on the real ones."""
+    bids = double_auction_bids(1, 10, 3)
+    payload = instance_for("double").centralized(bids, 0).encode()
+    real = Result(0, True, "", payload)
+
+    async def main():
+        hub = InProcessHub()
+        client = BidderClient(PEERS, CLIENT, hub.endpoint("client"))
+        junk = [
+            encode(real, "p0", STRANGER),  # p0's name, another key
+            encode(real, "p9", STRANGER),  # a provider the peers file does not list
+            encode(BidBatch(0, bids), STRANGER.public, STRANGER),  # not for a client
+        ]
+        for frames in junk:
+            hub.deliver("p0", "client", frames)
+        for p in PROVIDERS:
+            hub.deliver(p, "client", encode(real, p, KEYS[p]))
+        return await client.answers(0, timeout=3600), client.dropped
+
+    got, dropped = asyncio.run(main())
+    assert dropped == 3
+    assert set(got.results) == set(PROVIDERS)
+    assert all(r == real for r in got.results.values())
