@@ -6,11 +6,13 @@ outcome depends on timing."""
 
 import asyncio
 
+from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.client import BidderClient
 from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams
 from mercat.auctioneer.instances import instance_for
 from mercat.auctioneer.messages import BidBatch, Result, encode
-from mercat.auctioneer.transport import InProcessHub
+from mercat.auctioneer.node import ProviderNode
+from mercat.auctioneer.transport import InProcessHub, Received
 from mercat.auctioneer.workloads import double_auction_bids
 from mercat.identity import Keypair
 
@@ -48,3 +50,32 @@ def test_a_client_drops_badly_signed_and_unexpected_frames_and_keeps_listening()
     assert dropped == 3
     assert set(got.results) == set(PROVIDERS)
     assert all(r == real for r in got.results.values())
+
+
+def test_empty_batches_from_any_client_leave_nothing_in_an_open_round():
+    """A round is open (its sealing client sent a first batch); any client may add bids to
+    it, up to `max_bids`. Empty batches add no bids, so without a rule of their own they
+    would pile up in the round without limit: they are answered and leave nothing."""
+    sealer = CLIENT
+    bids = double_auction_bids(1, 10, 3)
+
+    async def main():
+        hub = InProcessHub()
+        node = ProviderNode(
+            "p0",
+            PARAMS,
+            KEYS["p0"],
+            {p: k.public for p, k in KEYS.items()},
+            hub.endpoint("p0"),
+            sealing_clients=(sealer.public,),
+        )
+        node.handle(Received(encode(BidBatch(0, bids), sealer.public, sealer), "sealer"))
+        empty = encode(BidBatch(0, BidVector.empty()), STRANGER.public, STRANGER)
+        for _ in range(2000):
+            node.handle(Received(empty, "stranger"))
+        rnd = node.rounds[0]
+        held = len(rnd.batches), rnd.bid_count
+        rnd.task.cancel()
+        return held
+
+    assert asyncio.run(main()) == (1, len(bids))

@@ -303,8 +303,9 @@ class ProviderNode:
             reason = f"round {rnd.id} holds its limit of {self.params.max_bids} bids here"
             self._refuse(route, rnd.id, reason, result_follows=follows)
             return
-        rnd.batches.append(batch)
-        rnd.bid_count += len(batch.bids)
+        if len(batch.bids):  # an empty batch adds nothing: kept, any client could pile them up
+            rnd.batches.append(batch)
+            rnd.bid_count += len(batch.bids)
         if batch.final and client in self.sealing:
             rnd.finals.add(client)
             if rnd.finals >= self.sealing:
