@@ -156,6 +156,27 @@ def test_huge_integers_and_long_values_give_short_messages():
     assert len(str(caught.value)) < 200
 
 
+@pytest.mark.parametrize("key", ["value", "id", "replicas"])
+def test_a_null_is_named_once(key):
+    request = {"id": "t1", "value": 1, key: None}
+    with pytest.raises(InvalidMarketError, match=rf"requests\[0\]\.{key}: expected .*, got null$"):
+        market_from_dict({"requests": [request], "nodes": []})
+
+
+def test_a_key_given_twice_is_refused_not_overwritten(tmp_path):
+    # A JSON parser keeps the last of two equal keys: the first `requests` list was dropped
+    # and the market cleared as if it had no requests.
+    text = '{"requests": [{"id": "t1", "value": 1}], "nodes": [{"id": "n1"}], "requests": []}'
+    with pytest.raises(InvalidMarketError, match="gives the key 'requests' twice") as caught:
+        loads_market(text)
+    assert "\n" not in str(caught.value)
+    (tmp_path / "m.json").write_text(
+        '{"requests": [{"id": "t1", "value": 1, "value": 2}], "nodes": []}'
+    )
+    with pytest.raises(InvalidMarketError, match=r"m\.json: .*the key 'value' twice"):
+        load_market(tmp_path / "m.json")
+
+
 def test_the_documented_example_is_the_example_file():
     import re
 

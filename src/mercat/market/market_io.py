@@ -5,7 +5,9 @@ naming the JSON path, e.g. `requests[2].demand[0]`) and leaves the market's cons
 (duplicate ids, unknown requests in a conflict, negative numbers, vector lengths) to
 `Market`'s own validation; every problem raises `InvalidMarketError` before anything is used.
 A market is outside input: it is parsed within MAX_MARKET_BYTES and `mercat.untrusted`'s
-depth limit, and values are quoted in messages cut short (`untrusted.shown`).
+depth limit, a key given twice in one object is refused (JSON parsers keep the last one
+silently, which would drop, say, a first `requests` list), and values are quoted in messages
+cut short (`untrusted.shown`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from mercat.errors import InvalidMarketError
 from mercat.market.model import CONFLICT_SCOPES, Conflict, Market, Node, Request
-from mercat.untrusted import parse_json, read_text, shown
+from mercat.untrusted import check_json_depth, read_text, shown
 
 FORMAT = "mercat-market/1"
 
@@ -57,12 +59,17 @@ def _kind(value: Any) -> str:
     return kinds.get(type(value), f"a {type(value).__name__}")
 
 
+def _got(value: Any) -> str:
+    """What was found instead, for a message: `a string '6'`, `null`."""
+    return "null" if value is None else f"{_kind(value)} {shown(value)}"
+
+
 def _number(path: str, value: Any, *, null_is_inf: bool = False) -> float:
     if value is None and null_is_inf:
         return math.inf
     if isinstance(value, bool) or not isinstance(value, int | float):
         expected = "a number or null (unlimited)" if null_is_inf else "a number"
-        raise _fail(path, f"expected {expected}, got {_kind(value)} {shown(value)}")
+        raise _fail(path, f"expected {expected}, got {_got(value)}")
     try:
         number = float(value)
     except OverflowError:  # an integer beyond float range (JSON allows 4300 digits)
@@ -74,7 +81,7 @@ def _number(path: str, value: Any, *, null_is_inf: bool = False) -> float:
 
 def _string(path: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise _fail(path, f"expected a non-empty string, got {_kind(value)} {shown(value)}")
+        raise _fail(path, f"expected a non-empty string, got {_got(value)}")
     return value
 
 
@@ -109,9 +116,7 @@ def market_from_dict(data: Any) -> Market:
         raise _fail("name", f"expected a string, got {_kind(name)}")
     divisible = doc.get("divisible", False)
     if not isinstance(divisible, bool):
-        raise _fail(
-            "divisible", f"expected true or false, got {_kind(divisible)} {shown(divisible)}"
-        )
+        raise _fail("divisible", f"expected true or false, got {_got(divisible)}")
     resources = tuple(
         _string(f"resources[{i}]", r)
         for i, r in enumerate(_list("resources", doc.get("resources", [])))
@@ -140,7 +145,7 @@ def market_from_dict(data: Any) -> Market:
         if isinstance(replicas, bool) or not isinstance(replicas, int):
             raise _fail(
                 f"{path}.replicas",
-                f"expected an integer, got {_kind(replicas)} {shown(replicas)}",
+                f"expected an integer, got {_got(replicas)}",
             )
         requests.append(
             Request(
@@ -212,10 +217,38 @@ def market_from_dict(data: Any) -> Market:
     )
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """One JSON object's members as a dict; a key given twice is an error, not last-wins."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidMarketError(
+                    f"the market gives the key {shown(key)} twice in one object"
+                )
+            seen.add(key)
+    return members
+
+
 def loads_market(text: str | bytes) -> Market:
     """A `Market` from JSON text (at most MAX_MARKET_BYTES, nested at most
-    `mercat.untrusted.MAX_DEPTH` levels)."""
-    data = parse_json(text, what="the market", error=InvalidMarketError, max_bytes=MAX_MARKET_BYTES)
+    `mercat.untrusted.MAX_DEPTH` levels, no key twice in one object)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if len(raw) > MAX_MARKET_BYTES:
+        raise InvalidMarketError(f"the market is larger than the limit of {MAX_MARKET_BYTES} bytes")
+    check_json_depth(raw, what="the market", error=InvalidMarketError)
+    try:
+        document = text if isinstance(text, str) else raw.decode("utf-8")
+        data = json.loads(document, object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError as exc:
+        raise InvalidMarketError(
+            f"the market is not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    except InvalidMarketError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise InvalidMarketError(f"the market is not valid JSON: {exc}") from None
     return market_from_dict(data)
 
 
