@@ -136,3 +136,27 @@ def test_runs_go_through_one_zygote_at_once_and_a_dead_zygote_is_replaced(box):
     box._zygote.process.kill()  # the zygote dies (the machine's OOM killer, say)
     box._zygote.process.wait()
     assert box.run("train-logreg:steps=10", [DATA]).output == results[10]
+
+
+def test_work_directories_left_by_a_dead_agent_are_removed_when_a_sandbox_starts(tmp_path):
+    # An agent killed mid-task (SIGKILL, the OOM killer, a power cut) cannot remove its
+    # run's directory, which holds the task's inputs in the clear (a sealed task's
+    # decrypted inputs too). The next sandbox in that directory removes what dead processes
+    # left, and nothing of a live one.
+    with open("/proc/sys/kernel/pid_max") as handle:
+        dead = int(handle.read()) + 1  # no process ever has this id
+    for name in (f"mercat-task-{dead}-abc", f"mercat-zygote-{dead}-abc"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "input0.npz").write_bytes(b"plaintext")
+    kept = [f"mercat-task-{os.getpid()}-abc", "mercat-task-abc", "unrelated"]
+    for name in kept:
+        (tmp_path / name).mkdir()
+    box = sandbox.Sandbox(parent_dir=tmp_path).start()
+    try:
+        left = sorted(p.name for p in tmp_path.iterdir() if p.name in kept or str(dead) in p.name)
+        assert left == sorted(kept)
+        run = box.run("train-logreg:steps=5", [DATA])  # and its own runs are named for it
+        assert run.output
+    finally:
+        box.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)

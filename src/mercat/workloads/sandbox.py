@@ -13,6 +13,12 @@ process: each run is a fresh child (`python -I -m mercat.workloads.child WORKDIR
   site-packages and PYTHON* variables (`-I`);
 - reads its inputs from files the parent wrote, writes `output.npz` and `result.json`.
 
+Every run's directory holds the task's inputs in the clear (a sealed task's decrypted
+inputs too) and is removed when the run ends, however it ends. A process killed outright
+(SIGKILL, the OOM killer) cannot remove it, so directories are named for the process that
+made them (`mercat-task-PID-…`, `mercat-zygote-PID-…`), and a `Sandbox` removes those of
+dead processes in its parent directory when it starts (`sweep`).
+
 The parent waits at most `Limits.seconds` of wall time, then kills the whole process group
 (SIGKILL). The outcome is a `SandboxRun`; a run that did not finish raises `SandboxError`
 with its `reason` ("timeout", "memory", "crashed", "output"); a workload that refused its
@@ -28,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +51,7 @@ from mercat import validation as check
 from mercat.errors import InvalidWorkloadError, SandboxError
 
 RESULT_BYTES = 64 << 10  # result.json and the tail of stderr that is kept
+_LEFT_BEHIND = re.compile(r"^mercat-(?:task|zygote)-([0-9]+)-")
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,37 @@ def _absolute(parent_dir: str | os.PathLike[str] | None) -> str | None:
     return None if parent_dir is None else os.path.abspath(parent_dir)
 
 
+def _prefix(what: str) -> str:
+    """The name a directory of this process starts with (`sweep` reads the id back)."""
+    return f"mercat-{what}-{os.getpid()}-"
+
+
+def sweep(parent_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Remove the run and zygote directories that processes of this user which are no longer
+    alive left in `parent_dir` (the system's temporary directory by default); the names of
+    those removed."""
+    parent = parent_dir if parent_dir is not None else tempfile.gettempdir()
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _LEFT_BEHIND.match(entry.name)
+        if match is None or int(match[1]) == os.getpid():
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(match[1]), 0)
+        except ProcessLookupError:  # its process is gone
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+        except (OSError, OverflowError):  # alive (perhaps another user's), or unreadable
+            continue
+    return removed
+
+
 def child_environment(workdir: Path) -> dict[str, str]:
     threads = "1"
     return {
@@ -100,7 +140,7 @@ def run(
     interpreter: the readable reference (module docstring). `parent_dir`: where the private
     work directory is made (removed afterwards whatever happens)."""
     limits = limits or Limits()
-    with tempfile.TemporaryDirectory(prefix="mercat-task-", dir=_absolute(parent_dir)) as tmp:
+    with tempfile.TemporaryDirectory(prefix=_prefix("task"), dir=_absolute(parent_dir)) as tmp:
         workdir = Path(tmp)
         _prepare(workdir, workload, inputs, limits, crash, corrupt)
         started = time.perf_counter()
@@ -159,7 +199,8 @@ class Sandbox:
     limits and outcome as `run`, without an interpreter start per run; any number of threads
     may run at once. A zygote that dies or stops answering is replaced (the runs it held
     fail as crashed); `start` starts it ahead of the first run; `close` stops it, and any
-    run in progress with it."""
+    run in progress with it. The first zygote's start removes what dead processes left in
+    the parent directory (`sweep`)."""
 
     def __init__(
         self, limits: Limits | None = None, parent_dir: str | os.PathLike[str] | None = None
@@ -167,6 +208,7 @@ class Sandbox:
         self.limits = limits or Limits()
         self.parent_dir = _absolute(parent_dir)
         self._zygote: _Zygote | None = None
+        self._swept = False
         self._lock = threading.Lock()
 
     def start(self) -> Sandbox:
@@ -178,7 +220,7 @@ class Sandbox:
         corrupt: bool = False,
     ) -> SandboxRun:  # fmt: skip
         limits = self.limits
-        with tempfile.TemporaryDirectory(prefix="mercat-task-", dir=self.parent_dir) as tmp:
+        with tempfile.TemporaryDirectory(prefix=_prefix("task"), dir=self.parent_dir) as tmp:
             workdir = Path(tmp)
             _prepare(workdir, workload, inputs, limits, crash, corrupt)
             zygote = self._current()
@@ -192,6 +234,9 @@ class Sandbox:
 
     def _current(self) -> _Zygote:
         with self._lock:
+            if not self._swept:
+                self._swept = True
+                sweep(self.parent_dir)
             if self._zygote is None or not self._zygote.alive():
                 if self._zygote is not None:
                     self._zygote.close()
@@ -218,7 +263,7 @@ class _Zygote:
     SLACK_SECONDS = 30.0  # beyond a run's limit, before the zygote counts as hung
 
     def __init__(self, parent_dir: str | os.PathLike[str] | None) -> None:
-        self._home = tempfile.TemporaryDirectory(prefix="mercat-zygote-", dir=parent_dir)
+        self._home = tempfile.TemporaryDirectory(prefix=_prefix("zygote"), dir=parent_dir)
         home = Path(self._home.name)
         self.stderr = open(home / "zygote.log", "wb")  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
