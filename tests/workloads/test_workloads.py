@@ -237,3 +237,18 @@ def test_an_array_header_claiming_more_than_its_bytes_is_refused_unread(shape):
     data = _zip({"kind.npy": _npy(np.array("dataset")), "x.npy": _header(shape)})
     with pytest.raises(InvalidWorkloadError, match="claims"):
         archive.load(data)
+
+
+def test_an_archive_directory_too_long_for_its_members_is_refused_before_it_is_parsed(
+    monkeypatch,
+):
+    # 60 MiB of empty members made zipfile build 650,000 entries (4 s, 380 MB) before the
+    # count was checked; the directory's size, in the archive's last bytes, says so first
+    data = _zip({f"a{i}.npy": b"" for i in range(2000)})
+
+    def parsed(*args, **kwargs):
+        raise AssertionError("the archive's directory was parsed")
+
+    monkeypatch.setattr(archive.zipfile, "ZipFile", parsed)
+    with pytest.raises(InvalidWorkloadError, match="directory"):
+        archive.load(data)

@@ -41,6 +41,12 @@ MAX_DIMS = 2
 MAX_ARCHIVE_BYTES = 64 << 20  # 64 MiB: the default bound on one archive
 _MEMBER = re.compile(r"^[a-z][a-z0-9_]{0,31}\.npy$")
 _DTYPES = ("f8", "i8")
+# The zip's central directory: a fixed 46 bytes per member, its name (at most 36 here) and
+# the extra fields some writers add. 1 KiB a member is ample; zipfile parses the whole
+# directory before anyone can count its members.
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * 1024
+_END = b"PK\x05\x06"  # end of central directory record (22 bytes and a comment)
+_END64_LOCATOR = b"PK\x06\x07"  # just before it in a ZIP64 archive
 
 
 def dump(kind: str, arrays: Mapping[str, object]) -> bytes:
@@ -82,6 +88,7 @@ def load(data: bytes, max_bytes: int = MAX_ARCHIVE_BYTES) -> tuple[str, dict[str
     an `InvalidWorkloadError` naming it."""
     if len(data) > max_bytes:
         raise InvalidWorkloadError(f"an archive of {len(data)} bytes exceeds {max_bytes}")
+    _check_directory(data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
@@ -124,6 +131,25 @@ def load(data: bytes, max_bytes: int = MAX_ARCHIVE_BYTES) -> tuple[str, dict[str
     if kind is None or kind.dtype.kind != "U" or str(kind) not in KINDS:
         raise InvalidWorkloadError(f"an archive names its kind ({', '.join(KINDS)})")
     return str(kind), arrays
+
+
+def _check_directory(data: bytes) -> None:
+    """Refuse an archive whose central directory is longer than `MAX_MEMBERS` members need,
+    reading its size where zipfile will: the end record in the last 22 bytes, or else the
+    last one within a comment's reach (64 KiB). Not a zip at all: zipfile says so."""
+    if data[-22:-18] == _END and data[-2:] == b"\0\0":
+        at = len(data) - 22
+    else:
+        at = data.rfind(_END, max(0, len(data) - 22 - 0xFFFF))
+        if at < 0 or len(data) - at < 22:
+            return
+    if at >= 20 and data[at - 20 : at - 16] == _END64_LOCATOR:
+        raise InvalidWorkloadError("an archive in ZIP64 form: its directory is too large")
+    size = int.from_bytes(data[at + 12 : at + 16], "little")
+    if size > MAX_DIRECTORY_BYTES:
+        raise InvalidWorkloadError(
+            f"an archive's directory of {size} bytes is too large for {MAX_MEMBERS} arrays"
+        )
 
 
 def _check_header(member: str, raw: bytes) -> None:
