@@ -6,12 +6,16 @@ outcome depends on timing."""
 
 import asyncio
 
+import numpy as np
+
 from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.client import BidderClient
 from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams
 from mercat.auctioneer.instances import instance_for
 from mercat.auctioneer.messages import BidBatch, Result, encode
 from mercat.auctioneer.node import ProviderNode
+from mercat.auctioneer.outcome import Outcome
+from mercat.auctioneer.round import RoundResult
 from mercat.auctioneer.transport import InProcessHub, Received
 from mercat.auctioneer.workloads import double_auction_bids
 from mercat.identity import Keypair
@@ -79,3 +83,34 @@ def test_empty_batches_from_any_client_leave_nothing_in_an_open_round():
         return held
 
     assert asyncio.run(main()) == (1, len(bids))
+
+
+def test_finished_rounds_remembered_in_memory_are_bounded_in_bytes():
+    """A provider remembers finished rounds to answer late batches, but a round may hold
+    up to `max_bids` bids: any client can fill every round, and 1024 full rounds kept in
+    memory would be gigabytes. It keeps the outcomes (not the agreed bids) of the most
+    recent rounds within 256 MiB, and the last round always."""
+    ids = tuple(f"{'b' * 56}{i:08d}" for i in range(15_000))
+    n = len(ids)
+    big = Outcome("double", ids, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(n))
+    payload = big.encode()  # about 1 MB
+    size = len(payload)
+    agreed = BidVector(ids, np.zeros(n), np.ones(n), np.ones(n))
+
+    async def main():
+        node = ProviderNode(
+            "p0",
+            PARAMS,
+            KEYS["p0"],
+            {p: k.public for p, k in KEYS.items()},
+            InProcessHub().endpoint("p0"),
+            sealing_clients=(CLIENT.public,),
+        )
+        for r in range(1024):
+            node._remember(RoundResult(r, big, agreed=agreed), payload)
+        return node.finished
+
+    finished = asyncio.run(main())
+    assert 0 < len(finished) * size <= 256 * 1024 * 1024
+    assert max(finished) == 1023 and list(finished) == sorted(finished)
+    assert all(r.agreed is None and r.outcome is big for r in finished.values())

@@ -62,6 +62,9 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only by providers that keep a log
 
 log = logging.getLogger("mercat.auctioneer.node")
 FINISHED_MEMORY = 1024  # finished rounds remembered, so their late messages are dropped
+# ... and at most this many bytes of their outcomes: a round may hold up to max_bids bids,
+# so 1024 full rounds would be gigabytes. Older rounds are answered from the result log.
+FINISHED_BYTES = 256 * 1024 * 1024
 MAX_CLIENTS_PER_ROUND = 1024
 
 
@@ -132,6 +135,8 @@ class ProviderNode:
         self._last_encoded: tuple[Message, bytes, bytes] | None = None
         self.rounds: dict[int, _Round] = {}
         self.finished: OrderedDict[int, RoundResult] = OrderedDict()
+        self._finished_sizes: dict[int, int] = {}  # round -> bytes its remembered outcome holds
+        self._finished_bytes = 0
         self.dropped: dict[str, int] = {}
         self._stopping = asyncio.Event()
         self._receiving: asyncio.Future[Received] | None = None
@@ -369,8 +374,8 @@ class ProviderNode:
     def _finish(self, rnd: _Round, result: RoundResult) -> None:
         if self.rounds.get(rnd.id) is rnd:
             del self.rounds[rnd.id]
-        self._remember(result)
         payload = result.outcome.encode() if result.outcome is not None else b""
+        self._remember(result, payload)
         if self.result_log is not None:  # before the replies: what a client saw is on disk
             try:
                 self.result_log.record(self.me, result, payload)
@@ -385,10 +390,25 @@ class ProviderNode:
         if self.on_result is not None:
             self.on_result(result)
 
-    def _remember(self, result: RoundResult) -> None:
-        self.finished[result.round] = result
-        while len(self.finished) > FINISHED_MEMORY:
-            self.finished.popitem(last=False)
+    def _remember(self, result: RoundResult, payload: bytes | None = None) -> None:
+        """Keep what a late message for the round is answered with: the outcome, not the
+        agreed bids; the most recent rounds, within FINISHED_MEMORY and FINISHED_BYTES."""
+        if payload is None:
+            payload = result.outcome.encode() if result.outcome is not None else b""
+        r = result.round
+        if r in self.finished:
+            self._finished_bytes -= self._finished_sizes.pop(r)
+            del self.finished[r]
+        # The encoding, and the Python objects of the outcome's bidder ids beside it.
+        size = len(payload) + 64 * (len(result.outcome.bidders) if result.outcome else 0)
+        self.finished[r] = replace(result, agreed=None)
+        self._finished_sizes[r] = size
+        self._finished_bytes += size
+        while len(self.finished) > 1 and (
+            len(self.finished) > FINISHED_MEMORY or self._finished_bytes > FINISHED_BYTES
+        ):
+            oldest, _ = self.finished.popitem(last=False)
+            self._finished_bytes -= self._finished_sizes.pop(oldest)
 
     def _recall(self, r: int) -> None:
         """A round this provider finished before it last started (or too long ago to be in
