@@ -183,3 +183,28 @@ def test_the_documented_example_is_the_example_file():
     text = (EXAMPLE.parents[1] / "docs" / "market-format.md").read_text(encoding="utf-8")
     block = re.search(r"```json\n(.*?)```", text, re.DOTALL).group(1)
     assert loads_market(block) == load_market(EXAMPLE)
+
+
+def test_a_replica_count_beyond_float_range_is_refused_in_one_line():
+    # 10**400 replicas passed the checks and overflowed float() in the MILP's encoding.
+    text = '{"requests": [{"id": "t1", "value": 1, "replicas": 1' + "0" * 400 + '}], "nodes": []}'
+    with pytest.raises(
+        InvalidMarketError, match=r"replicas of request 't1' must be at most 1e\+15"
+    ):
+        loads_market(text)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"requests": [{"id": "x" * 10**5, "value": 1}, {"id": "x" * 10**5, "value": 1}]},
+        {"conflicts": [{"requests": ["t1", "x" * 10**5]}]},
+        {"exclusive_nodes": [["n1", "x" * 10**5]]},
+        {"requests": [{"id": "x" * 10**5, "value": -1}]},
+        {"resources": ["r" * 10**5], "requests": [{"id": "t1", "value": 1, "demand": [-1]}]},
+    ],
+)
+def test_long_ids_and_names_are_cut_in_messages(changes):
+    with pytest.raises(InvalidMarketError) as caught:
+        market_from_dict(doc(**changes))
+    assert len(str(caught.value)) < 300

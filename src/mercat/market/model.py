@@ -41,6 +41,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from mercat.errors import InvalidMarketError
+from mercat.untrusted import shown
 
 FEASIBILITY_TOL = 1e-9
 """Slack allowed on a capacity (relative to max(1, capacity), see `capacity_limit`) and on a
@@ -380,26 +381,37 @@ comparisons and the solvers' tolerances rely on (2^53 ≈ 9·10^15), and extreme
 overflow sums outright."""
 
 
+def _quoted(value: object) -> str:
+    """`repr(value)` for a message, cut to a few dozen characters (ids come from outside)."""
+    return repr(value) if isinstance(value, str) and len(value) <= 40 else shown(value)
+
+
+def _name(name: str) -> str:
+    """A resource name as a message writes it after a path (`[cpu]`), cut when long."""
+    return name if len(name) <= 40 and name.isprintable() else shown(name)
+
+
 def _number(what: str, value: object, *, minimum: float | None = 0.0, inf_ok: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidMarketError(f"{what} must be a number, got {value!r}")
+        raise InvalidMarketError(f"{what} must be a number, got {shown(value)}")
     if math.isnan(value) or (math.isinf(value) and not inf_ok):
-        raise InvalidMarketError(f"{what} must be finite, got {value!r}")
+        raise InvalidMarketError(f"{what} must be finite, got {shown(value)}")
     if math.isfinite(value) and abs(value) > MAX_AMOUNT:
         raise InvalidMarketError(
-            f"{what} must be at most {MAX_AMOUNT:g} in magnitude, got {value!r}"
+            f"{what} must be at most {MAX_AMOUNT:g} in magnitude, got {shown(value)}"
         )
     if minimum is not None and value < minimum:
-        raise InvalidMarketError(f"{what} must be >= {minimum:g}, got {value!r}")
+        raise InvalidMarketError(f"{what} must be >= {minimum:g}, got {shown(value)}")
 
 
 def _vector(what: str, vector: object, size: int, resources: tuple[str, ...], **kw: Any) -> None:
+    """`resources`: the resource names as messages write them (`_name`)."""
     if not isinstance(vector, tuple):
-        raise InvalidMarketError(f"{what} must be a tuple of numbers, got {vector!r}")
+        raise InvalidMarketError(f"{what} must be a tuple of numbers, got {shown(vector)}")
     if len(vector) != size:
         raise InvalidMarketError(
             f"{what} has {len(vector)} entries but the market has {size} resources "
-            f"{list(resources)}"
+            f"{shown(list(resources))}"
         )
     for r, x in zip(resources, vector, strict=True):
         _number(f"{what}[{r}]", x, **kw)
@@ -407,92 +419,105 @@ def _vector(what: str, vector: object, size: int, resources: tuple[str, ...], **
 
 def _labels(what: str, labels: object) -> None:
     if not isinstance(labels, frozenset) or not all(isinstance(c, str) and c for c in labels):
-        raise InvalidMarketError(f"{what} must be a frozenset of non-empty strings, got {labels!r}")
+        raise InvalidMarketError(
+            f"{what} must be a frozenset of non-empty strings, got {shown(labels)}"
+        )
 
 
 def _validate(market: Market) -> None:
     resources = market.resources
     if not all(isinstance(r, str) and r for r in resources):
-        raise InvalidMarketError(f"resource names must be non-empty strings, got {resources!r}")
+        raise InvalidMarketError(
+            f"resource names must be non-empty strings, got {shown(resources)}"
+        )
     if len(set(resources)) != len(resources):
-        raise InvalidMarketError(f"duplicate resource name in {list(resources)}")
+        raise InvalidMarketError(f"duplicate resource name in {shown(list(resources))}")
     if not isinstance(market.divisible, bool):
-        raise InvalidMarketError(f"divisible must be true or false, got {market.divisible!r}")
+        raise InvalidMarketError(f"divisible must be true or false, got {shown(market.divisible)}")
     k = len(resources)
+    names = tuple(_name(r) for r in resources)  # as messages write them
     seen: dict[str, str] = {}
     for t in market.requests:
         if not isinstance(t, Request):
-            raise InvalidMarketError(f"requests must be Request objects, got {t!r}")
+            raise InvalidMarketError(f"requests must be Request objects, got {shown(t)}")
         _check_id(t.id, "request", seen)
-        _number(f"value of request {t.id!r}", t.value)
-        _vector(f"demand of request {t.id!r}", t.demand, k, resources)
+        tid = _quoted(t.id)
+        _number(f"value of request {tid}", t.value)
+        _vector(f"demand of request {tid}", t.demand, k, names)
         if isinstance(t.replicas, bool) or not isinstance(t.replicas, int) or t.replicas < 1:
             raise InvalidMarketError(
-                f"replicas of request {t.id!r} must be an integer >= 1, got {t.replicas!r}"
+                f"replicas of request {tid} must be an integer >= 1, got {shown(t.replicas)}"
+            )
+        if t.replicas > MAX_AMOUNT:  # a count the solvers' float arithmetic cannot hold
+            raise InvalidMarketError(
+                f"replicas of request {tid} must be at most {MAX_AMOUNT:g}, got {shown(t.replicas)}"
             )
         if market.divisible and t.replicas != 1:
             raise InvalidMarketError(
-                f"request {t.id!r} asks for {t.replicas} replicas, but a divisible market "
+                f"request {tid} asks for {t.replicas} replicas, but a divisible market "
                 "splits demand across nodes and allows 1 replica only"
             )
-        _labels(f"capabilities of request {t.id!r}", t.capabilities)
+        _labels(f"capabilities of request {tid}", t.capabilities)
     for n in market.nodes:
         if not isinstance(n, Node):
-            raise InvalidMarketError(f"nodes must be Node objects, got {n!r}")
+            raise InvalidMarketError(f"nodes must be Node objects, got {shown(n)}")
         _check_id(n.id, "node", seen)
-        _number(f"cost of node {n.id!r}", n.cost)
-        _vector(f"unit_costs of node {n.id!r}", n.unit_costs, k, resources)
-        _vector(f"capacity of node {n.id!r}", n.capacity, k, resources, inf_ok=True)
-        _labels(f"capabilities of node {n.id!r}", n.capabilities)
-        _number(f"weight of node {n.id!r}", n.weight)
+        nid = _quoted(n.id)
+        _number(f"cost of node {nid}", n.cost)
+        _vector(f"unit_costs of node {nid}", n.unit_costs, k, names)
+        _vector(f"capacity of node {nid}", n.capacity, k, names, inf_ok=True)
+        _labels(f"capabilities of node {nid}", n.capabilities)
+        _number(f"weight of node {nid}", n.weight)
     pairs: set[tuple[frozenset[str], str]] = set()
     for c in market.conflicts:
         if not isinstance(c, Conflict):
-            raise InvalidMarketError(f"conflicts must be Conflict objects, got {c!r}")
+            raise InvalidMarketError(f"conflicts must be Conflict objects, got {shown(c)}")
         for rid in (c.first, c.second):
             if seen.get(rid) != "request":
                 kind = f" (it is a {seen[rid]})" if rid in seen else ""
                 raise InvalidMarketError(
-                    f"conflict {c.first!r}-{c.second!r} names unknown request {rid!r}{kind}"
+                    f"conflict {shown(c.first)}-{shown(c.second)} names unknown request "
+                    f"{shown(rid)}{kind}"
                 )
         if c.first == c.second:
-            raise InvalidMarketError(f"request {c.first!r} cannot conflict with itself")
+            raise InvalidMarketError(f"request {shown(c.first)} cannot conflict with itself")
         if c.scope not in CONFLICT_SCOPES:
             raise InvalidMarketError(
-                f"conflict {c.first!r}-{c.second!r} has scope {c.scope!r}; "
+                f"conflict {shown(c.first)}-{shown(c.second)} has scope {shown(c.scope)}; "
                 f"expected one of {', '.join(CONFLICT_SCOPES)}"
             )
         key = (frozenset((c.first, c.second)), c.scope)
         if key in pairs:
             raise InvalidMarketError(
-                f"duplicate conflict {c.first!r}-{c.second!r} (scope {c.scope!r})"
+                f"duplicate conflict {shown(c.first)}-{shown(c.second)} (scope {shown(c.scope)})"
             )
         pairs.add(key)
     if not isinstance(market.exclusive_nodes, tuple):
         raise InvalidMarketError(
-            f"exclusive_nodes must be a list of node-id lists, got {market.exclusive_nodes!r}"
+            f"exclusive_nodes must be a list of node-id lists, got {shown(market.exclusive_nodes)}"
         )
     for group in market.exclusive_nodes:
         if not isinstance(group, tuple) or len(group) < 2:
             raise InvalidMarketError(
-                f"an exclusive node group needs at least 2 node ids, got {group!r}"
+                f"an exclusive node group needs at least 2 node ids, got {shown(group)}"
             )
         if len(set(group)) != len(group):
-            raise InvalidMarketError(f"exclusive node group {list(group)} repeats a node")
+            raise InvalidMarketError(f"exclusive node group {shown(list(group))} repeats a node")
         for nid in group:
             if seen.get(nid) != "node":
                 kind = f" (it is a {seen[nid]})" if isinstance(nid, str) and nid in seen else ""
                 raise InvalidMarketError(
-                    f"exclusive node group {list(group)} names unknown node {nid!r}{kind}"
+                    f"exclusive node group {shown(list(group))} names unknown node "
+                    f"{shown(nid)}{kind}"
                 )
 
 
 def _check_id(identifier: object, kind: str, seen: dict[str, str]) -> None:
     if not isinstance(identifier, str) or not identifier:
-        raise InvalidMarketError(f"{kind} id must be a non-empty string, got {identifier!r}")
+        raise InvalidMarketError(f"{kind} id must be a non-empty string, got {shown(identifier)}")
     if identifier in seen:
         raise InvalidMarketError(
-            f"duplicate id {identifier!r} (used by a {seen[identifier]} and a {kind}); "
+            f"duplicate id {shown(identifier)} (used by a {seen[identifier]} and a {kind}); "
             "ids must be unique across requests and nodes"
         )
     seen[identifier] = kind
