@@ -12,7 +12,7 @@ from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.client import BidderClient
 from mercat.auctioneer.config import Peer, PeersFile, ProtocolParams
 from mercat.auctioneer.instances import instance_for
-from mercat.auctioneer.messages import BidBatch, Result, encode
+from mercat.auctioneer.messages import BidBatch, Result, Transfer, encode
 from mercat.auctioneer.node import ProviderNode
 from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.round import RoundResult
@@ -114,3 +114,37 @@ def test_finished_rounds_remembered_in_memory_are_bounded_in_bytes():
     assert 0 < len(finished) * size <= 256 * 1024 * 1024
     assert max(finished) == 1023 and list(finished) == sorted(finished)
     assert all(r.agreed is None and r.outcome is big for r in finished.values())
+
+
+def test_a_peers_transfers_in_one_round_hold_at_most_one_messages_worth_of_bytes():
+    """A peer may send a round's data transfers before the round needs them, for tasks the
+    round may never run. Each is up to `max_message_bytes`; 64 of them per peer per round
+    would be 64 messages' worth of memory. A provider holds at most `max_message_bytes` of a
+    peer's transfers per round (a group's results are far smaller: VCG's payments are 25
+    bytes a user) and drops the rest."""
+    limit = 1024 * 1024
+    params = ProtocolParams(
+        PROVIDERS, 1, opening="sealed", bid_window=1.0, phase_timeout=2.0, max_message_bytes=limit
+    )
+    value = bytes(limit // 2)
+
+    async def main():
+        node = ProviderNode(
+            "p0",
+            params,
+            KEYS["p0"],
+            {p: k.public for p, k in KEYS.items()},
+            InProcessHub().endpoint("p0"),
+            sealing_clients=(CLIENT.public,),
+        )
+        first = encode(BidBatch(0, BidVector.empty()), CLIENT.public, CLIENT)
+        node.handle(Received(first, "sealer"))
+        for i in range(64):
+            node.handle(Received(encode(Transfer(0, f"t{i}", value), "p1", KEYS["p1"]), "p1"))
+        rnd = node.rounds[0]
+        held = [m for m in rnd.inbox.slots.values() if isinstance(m, Transfer)]
+        rnd.task.cancel()
+        return held
+
+    held = asyncio.run(main())
+    assert 1 <= len(held) and sum(len(m.value) for m in held) <= limit

@@ -277,7 +277,7 @@ class ProviderNode:
                 self._refuse(route, r, f"round {r} cannot open: {reason}", result_follows=False)
             return None
         loop = asyncio.get_running_loop()
-        rnd = _Round(r, RoundInbox(), opened, bids_close)
+        rnd = _Round(r, RoundInbox(self.params.max_message_bytes), opened, bids_close)
         self.rounds[r] = rnd
         for sender, commitment in self.pending.take(r, loop.time()):
             rnd.inbox.put(sender, commitment)

@@ -105,9 +105,13 @@ class RoundInbox:
     A second, different message in a slot is equivocation towards this provider and an
     Abort from a peer ends the round: either makes every wait raise RoundAbortedError."""
 
-    def __init__(self) -> None:
+    def __init__(self, transfer_bytes: int | None = None) -> None:
+        """`transfer_bytes`: the most bytes of one sender's transfers held (None: no bound
+        but MAX_TRANSFERS_PER_SENDER); a provider passes its `max_message_bytes`."""
         self.slots: dict[tuple[str, str, str], Message] = {}
         self.transfers_by_sender: dict[str, int] = {}
+        self.transfer_bytes = transfer_bytes
+        self.transfer_bytes_by_sender: dict[str, int] = {}
         self.failure: str | None = None
         self.changed = asyncio.Event()
         # What the running `gather` still waits for: (kind, task) and the senders missing.
@@ -127,10 +131,23 @@ class RoundInbox:
         held = self.slots.get(key)
         if held is None:
             if task:
+                assert isinstance(message, Transfer)
                 count = self.transfers_by_sender.get(sender, 0)
-                if count >= MAX_TRANSFERS_PER_SENDER:
+                size = self.transfer_bytes_by_sender.get(sender, 0) + len(message.value)
+                if count >= MAX_TRANSFERS_PER_SENDER or (
+                    self.transfer_bytes is not None and size > self.transfer_bytes
+                ):
+                    log.warning(
+                        "round %d: transfer of %s from %s dropped: it holds %d transfers, %d bytes",
+                        message.round,
+                        task,
+                        sender,
+                        count,
+                        size - len(message.value),
+                    )
                     return
                 self.transfers_by_sender[sender] = count + 1
+                self.transfer_bytes_by_sender[sender] = size
             self.slots[key] = message
             if self._wanted == (message.kind, task) and sender in self._missing:
                 self._missing.discard(sender)
