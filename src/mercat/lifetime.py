@@ -10,15 +10,27 @@ servers, nodes) asks for it first thing, through `die_with_parent`, or as Popen'
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
+PARENT_ENV = "MERCAT_PARENT_PID"
+"""The environment variable through which a process passes its pid to a child it starts
+with an interpreter of its own (`parent_from_environment`)."""
 
-def die_with_parent(signum: int = signal.SIGTERM) -> None:  # pragma: no cover - in children
-    """Ask Linux to send `signum` to this process when the thread that started it ends."""
+
+def die_with_parent(
+    signum: int = signal.SIGTERM, parent: int | None = None
+) -> None:  # pragma: no cover - in children
+    """Ask Linux to send `signum` to this process when the thread that started it ends.
+
+    A parent that ends before the request is made sends nothing: its child would run on,
+    adopted. So with `parent` (the pid of the process that started this one), a process
+    whose parent is another one by the time the request is in place exits at once (status
+    1), as the signal would have ended it."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -26,9 +38,23 @@ def die_with_parent(signum: int = signal.SIGTERM) -> None:  # pragma: no cover -
 
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signum)
     except (OSError, AttributeError):  # no prctl: the caller's other ways must do
-        pass
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def dying_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
-    """A Popen `preexec_fn` that runs `die_with_parent(signum)` in the child."""
-    return functools.partial(die_with_parent, signum)
+    """A Popen `preexec_fn` that runs `die_with_parent(signum)` in the child, the process
+    that makes this function being the parent it checks."""
+    return functools.partial(die_with_parent, signum, os.getpid())
+
+
+def with_parent(environment: dict[str, str]) -> dict[str, str]:
+    """`environment` for a child, naming this process as its parent (`PARENT_ENV`)."""
+    return {**environment, PARENT_ENV: str(os.getpid())}
+
+
+def parent_from_environment() -> int | None:
+    """The parent pid a child was given (`with_parent`), or None if none or not a pid."""
+    value = os.environ.get(PARENT_ENV, "")
+    return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else None

@@ -19,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mercat.lifetime import die_with_parent
+from mercat.lifetime import die_with_parent, parent_from_environment
 
 NOFILE = 64
 
@@ -35,7 +35,8 @@ def limit_self(seconds: float, memory_bytes: int, output_bytes: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    die_with_parent(signal.SIGKILL)  # when the parent (the agent or oracle) dies
+    # when the parent (the agent or oracle) dies, or at once if it died already
+    die_with_parent(signal.SIGKILL, parent_from_environment())
     return run_job(argv[1])
 
 

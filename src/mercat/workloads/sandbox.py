@@ -49,6 +49,7 @@ from typing import Any
 
 from mercat import validation as check
 from mercat.errors import InvalidWorkloadError, SandboxError
+from mercat.lifetime import with_parent
 
 RESULT_BYTES = 64 << 10  # result.json and the tail of stderr that is kept
 _LEFT_BEHIND = re.compile(r"^mercat-(?:task|zygote)-([0-9]+)-")
@@ -148,7 +149,7 @@ def run(
             process = subprocess.Popen(
                 [sys.executable, "-I", "-m", "mercat.workloads.child", str(workdir)],
                 cwd=workdir,
-                env=child_environment(workdir),
+                env=with_parent(child_environment(workdir)),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -269,7 +270,7 @@ class _Zygote:
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-m", "mercat.workloads.zygote"],
             cwd=home,
-            env=child_environment(home),
+            env=with_parent(child_environment(home)),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,

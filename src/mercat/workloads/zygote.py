@@ -33,14 +33,14 @@ import signal
 import sys
 import time
 
-from mercat.lifetime import die_with_parent
+from mercat.lifetime import die_with_parent, parent_from_environment
 
 POLL_SECONDS = 0.01  # without pidfds: how often exits are looked for
 MAX_LINE = 64 << 10
 
 
 def serve() -> int:
-    die_with_parent(signal.SIGKILL)
+    die_with_parent(signal.SIGKILL, parent_from_environment())
     # Everything a run needs, imported once here and inherited by every fork.
     import mercat.workloads.catalog
     import mercat.workloads.federated  # noqa: F401
@@ -105,6 +105,7 @@ def _kill(pid: int) -> None:
 
 
 def _fork(workdir: str) -> int:
+    zygote = os.getpid()
     pid = os.fork()
     if pid:
         return pid
@@ -120,7 +121,7 @@ def _fork(workdir: str) -> int:
         os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         from mercat.workloads import child
 
-        die_with_parent(signal.SIGKILL)
+        die_with_parent(signal.SIGKILL, zygote)
         code = child.run_job(workdir)
     except BaseException:
         code = 70
