@@ -1,4 +1,7 @@
-"""Output helpers shared by the command modules: JSON for scripts, rich tables for people."""
+"""Output helpers shared by the command modules: JSON for scripts, rich tables for people.
+
+Tables and mappings print their titles, headers and cells as plain text: ids and names come
+from users' files, and rich would read `[/x]` in an id as markup (and fail on it)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mercat.jsonable import jsonable
@@ -25,16 +29,16 @@ def print_table(
 ) -> None:
     """Print a list of flat dicts as one rich table."""
     if not rows:
-        console.print(f"{title}: (empty)")
+        console.print(f"{escape(title)}: (empty)")
         return
-    table = Table(title=title)
+    table = Table(title=escape(title))
     columns = list(rows[0].keys())
     for col in columns:
-        table.add_column(col)
+        table.add_column(escape(str(col)))
     for row in rows:
         table.add_row(
             *(
-                float_format.format(row[c]) if isinstance(row[c], float) else str(row[c])
+                float_format.format(row[c]) if isinstance(row[c], float) else escape(str(row[c]))
                 for c in columns
             )
         )
@@ -43,10 +47,10 @@ def print_table(
 
 def print_mapping(title: str, data: Mapping[str, Any], float_format: str = "{:.6g}") -> None:
     """Print one flat dict as a two-column table."""
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)
     table.add_column("quantity")
     table.add_column("value")
     for key, value in data.items():
-        shown = float_format.format(value) if isinstance(value, float) else str(value)
-        table.add_row(key, shown)
+        shown = float_format.format(value) if isinstance(value, float) else escape(str(value))
+        table.add_row(escape(str(key)), shown)
     console.print(table)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import typer
+from rich.markup import escape
 
 from mercat.cli._help import MercatTyper
 from mercat.cli._options import (
@@ -146,7 +147,7 @@ def _print_clearing(market: Any, result: Any, report: dict[str, Any]) -> None:
         },
     )
     for reason in checks["validity_reasons"] + checks["ir_violations"]:
-        err_console.print(f"[yellow]warning:[/] {reason}")
+        err_console.print(f"[yellow]warning:[/] {escape(reason)}")
 
 
 @app.command(renamed={"-m": "--nodes", "--size": "--requests"})
@@ -181,5 +182,6 @@ def generate(
 
         raise InvalidParameterError(f"cannot write {str(out)!r}: {exc.strerror}") from None
     err_console.print(
-        f"wrote {market.name} to {out} ({len(market.requests)} requests, {len(market.nodes)} nodes)"
+        f"wrote {escape(market.name)} to {escape(str(out))} "
+        f"({len(market.requests)} requests, {len(market.nodes)} nodes)"
     )

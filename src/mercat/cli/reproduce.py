@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+from rich.markup import escape
 
 from mercat.cli._help import MercatTyper
 from mercat.cli._options import json_option, out_option, seed_option
@@ -62,7 +63,8 @@ def reproduce(
     facts = {}
     for n in names:
         if not as_json:
-            err_console.print(f"[bold]reproducing {n}[/] ({registry.get(n).title})")
+            title = registry.get(n).title
+            err_console.print(f"[bold]reproducing {escape(n)}[/] ({escape(title)})")
         section = registry.run_experiment(n, context)
         facts[n] = {"seconds": section.seconds, **section.facts}
     # The header names the command as it would be retyped to make this report again.
@@ -81,4 +83,4 @@ def reproduce(
     if as_json:
         print_json({"report": str(page), "experiments": facts})
     else:
-        console.print(f"report written to {page}")
+        console.print(f"report written to {escape(str(page))}")

@@ -1,0 +1,62 @@
+"""What `mercat clear`, `dynamics`, `reproduce` and `simulate` do with careless or hostile
+input: one line on stderr and exit code 2, or the right answer; never a traceback."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from mercat.cli import app
+
+runner = CliRunner()
+
+# Rich reads `[...]` as markup: `[/x]` closes no tag (MarkupError), `[bold]` vanishes.
+ODD_IDS = ["t[/x]", "u[bold]v", "w[red]"]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(out, *words):
+    assert out.exit_code == 2, out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture
+def odd_market(tmp_path):
+    path = tmp_path / "odd.json"
+    requests = [{"id": rid, "value": 2} for rid in ODD_IDS]
+    path.write_text(json.dumps({"requests": requests, "nodes": [{"id": "n[/y]", "cost": 1}]}))
+    return path
+
+
+def test_clear_prints_ids_with_brackets_as_they_are(odd_market):
+    out = run("clear", odd_market)
+    assert out.exit_code == 0, out.output
+    for rid in [*ODD_IDS, "n[/y]"]:
+        assert rid in out.stdout
+
+
+def test_dynamics_prints_ids_with_brackets_as_they_are(odd_market):
+    out = run("dynamics", odd_market, "--rounds", 3, "--tick", 0.5)
+    assert out.exit_code == 0, out.output
+    assert "n[/y]" in out.stdout
+
+
+def test_reproduce_names_a_report_directory_with_brackets(tmp_path, monkeypatch):
+    from mercat.report import experiments
+
+    def run_experiment(name, context):
+        return SimpleNamespace(seconds=0.0, facts={})
+
+    monkeypatch.setattr(experiments, "run_experiment", run_experiment)
+    out_dir = tmp_path / "report[/x]"
+    out = run("reproduce", "fig3", "--out", out_dir)
+    assert out.exit_code == 0, out.output
+    assert "report[/x]" in out.stdout.replace("\n", "")
