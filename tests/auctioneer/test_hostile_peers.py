@@ -16,7 +16,7 @@ from mercat.auctioneer.messages import BidBatch, Result, Transfer, encode
 from mercat.auctioneer.node import ProviderNode
 from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.round import RoundResult
-from mercat.auctioneer.transport import InProcessHub, Received
+from mercat.auctioneer.transport import InProcessHub, Received, Transport
 from mercat.auctioneer.workloads import double_auction_bids
 from mercat.identity import Keypair
 
@@ -147,4 +147,55 @@ def test_a_peers_transfers_in_one_round_hold_at_most_one_messages_worth_of_bytes
         return held
 
     held = asyncio.run(main())
-    assert 1 <= len(held) and sum(len(m.value) for m in held) <= limit
+    assert len(held) >= 1 and sum(len(m.value) for m in held) <= limit
+
+
+class Recording(Transport):
+    """A transport that keeps what the provider sends, and never delivers anything."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[object, list[bytes]]] = []
+
+    def send(self, peer, frames) -> None:
+        pass
+
+    def reply(self, route, frames) -> None:
+        self.replies.append((route, frames))
+
+    async def recv(self) -> Received:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_late_batches_for_a_finished_round_share_one_copy_of_its_result():
+    """Any client may name a finished round again and gets its signed Result back. A large
+    outcome must not be encoded, signed and queued anew for every such batch (a client that
+    sends small batches and never reads would make the provider queue one outcome per
+    batch): every reply carries the same frames."""
+    ids = tuple(f"bidder-{i:06d}" for i in range(20_000))
+    n = len(ids)
+    big = Outcome("double", ids, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(n))
+    late = encode(BidBatch(0, BidVector.empty()), STRANGER.public, STRANGER)
+
+    async def main():
+        transport = Recording()
+        node = ProviderNode(
+            "p0",
+            PARAMS,
+            KEYS["p0"],
+            {p: k.public for p, k in KEYS.items()},
+            transport,
+            sealing_clients=(CLIENT.public,),
+        )
+        node._remember(RoundResult(0, big))
+        for i in range(50):
+            node.handle(Received(late, ("router", i)))
+        return transport.replies
+
+    replies = asyncio.run(main())
+    assert [route for route, _ in replies] == [("router", i) for i in range(50)]
+    first = replies[0][1]
+    assert len(first[1]) == len(big.encode())
+    assert all(frames is first for _, frames in replies)

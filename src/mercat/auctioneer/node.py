@@ -136,6 +136,7 @@ class ProviderNode:
         self.rounds: dict[int, _Round] = {}
         self.finished: OrderedDict[int, RoundResult] = OrderedDict()
         self._finished_sizes: dict[int, int] = {}  # round -> bytes its remembered outcome holds
+        self._finished_frames: dict[int, list[bytes]] = {}  # its signed Result, once sent
         self._finished_bytes = 0
         self.dropped: dict[str, int] = {}
         self._stopping = asyncio.Event()
@@ -217,7 +218,7 @@ class ProviderNode:
         if r in self.finished:
             if isinstance(message, BidBatch):
                 self._drop("late-bids", f"round {r} is over; {signed.sender[:12]}… gets its result")
-                self.transport.reply(route, self._result_frames(self.finished[r]))
+                self.transport.reply(route, self._late_result(r))
             return
         rnd = self.rounds.get(r) or self._admit(signed, route)
         if rnd is None:
@@ -385,6 +386,7 @@ class ProviderNode:
                 )
         if rnd.clients:  # one signed Result for every client of the round
             frames = self._result_frames(result, payload)
+            self._keep_frames(result.round, frames)
             for route in rnd.clients:
                 self.transport.reply(route, frames)
         if self.on_result is not None:
@@ -397,18 +399,45 @@ class ProviderNode:
             payload = result.outcome.encode() if result.outcome is not None else b""
         r = result.round
         if r in self.finished:
-            self._finished_bytes -= self._finished_sizes.pop(r)
-            del self.finished[r]
+            self._forget(r)
         # The encoding, and the Python objects of the outcome's bidder ids beside it.
         size = len(payload) + 64 * (len(result.outcome.bidders) if result.outcome else 0)
         self.finished[r] = replace(result, agreed=None)
         self._finished_sizes[r] = size
         self._finished_bytes += size
+        self._evict()
+
+    def _late_result(self, r: int) -> list[bytes]:
+        """The signed Result of finished round r, for a client asking again: signed once and
+        kept, so that however many late batches name the round, their replies share one
+        copy of the outcome (large ones are sent without a copy) and cost no signature."""
+        frames = self._finished_frames.get(r)
+        if frames is None:
+            frames = self._result_frames(self.finished[r])
+            self._keep_frames(r, frames)
+        return frames
+
+    def _keep_frames(self, r: int, frames: list[bytes]) -> None:
+        if r not in self._finished_sizes or r in self._finished_frames:
+            return
+        size = sum(len(f) for f in frames)
+        self._finished_frames[r] = frames
+        self._finished_sizes[r] += size
+        self._finished_bytes += size
+        self._evict()
+
+    def _evict(self) -> None:
+        """Forget the oldest finished rounds until FINISHED_MEMORY and FINISHED_BYTES hold
+        (the latest round is always kept)."""
         while len(self.finished) > 1 and (
             len(self.finished) > FINISHED_MEMORY or self._finished_bytes > FINISHED_BYTES
         ):
-            oldest, _ = self.finished.popitem(last=False)
-            self._finished_bytes -= self._finished_sizes.pop(oldest)
+            self._forget(next(iter(self.finished)))
+
+    def _forget(self, r: int) -> None:
+        del self.finished[r]
+        self._finished_frames.pop(r, None)
+        self._finished_bytes -= self._finished_sizes.pop(r)
 
     def _recall(self, r: int) -> None:
         """A round this provider finished before it last started (or too long ago to be in
