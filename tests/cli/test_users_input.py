@@ -2,6 +2,7 @@
 input: one line on stderr and exit code 2, or the right answer; never a traceback."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -60,3 +61,24 @@ def test_reproduce_names_a_report_directory_with_brackets(tmp_path, monkeypatch)
     out = run("reproduce", "fig3", "--out", out_dir)
     assert out.exit_code == 0, out.output
     assert "report[/x]" in out.stdout.replace("\n", "")
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seed001_running_example.json"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--makers", 10**23], "--makers must be at most 1000"),
+        (["--makers", 1001], "--makers must be at most 1000"),
+        (["--rounds", -1], "--rounds must be an integer >= 1"),
+        (["--tick", 0], "--tick must be > 0"),
+        (["--tick", "nan"], "--tick must be finite"),
+        (["--penalty", "inf"], "--penalty must be finite"),
+        (["--penalty", -1], "--penalty must be >= 0"),
+    ],
+)
+def test_dynamics_refuses_bad_options_in_one_line_before_it_starts(options, message):
+    # The rounds, tick and penalty were checked after the progress bar's first line (two
+    # lines on stderr); 10**23 makers overflowed a tuple's size (a traceback).
+    one_line_error(run("dynamics", EXAMPLE, *options), message)

@@ -16,6 +16,9 @@ app = MercatTyper()
 SHOWN_STEPS = 30
 """Human output shows this many turns at the start and at the end (--json lists all)."""
 
+MAX_MAKERS = 1000
+"""The most market-makers of one `mercat dynamics` (each best-responds by a MILP per turn)."""
+
 
 def _compact(allocation: Any) -> str:
     """α as 't1→n1+n2, t2→n3' (or '∅')."""
@@ -71,12 +74,19 @@ def dynamics(
     from mercat.clearing.posted_price import makers as registry
     from mercat.clearing.posted_price.dynamics import DEFAULT_PENALTY, DEFAULT_TICK, run_dynamics
     from mercat.clearing.posted_price.template import mechanism_for
+    from mercat.errors import InvalidParameterError
     from mercat.market.market_io import load_market
     from mercat.progress import progress_bar
-    from mercat.validation import integer
+    from mercat.validation import integer, non_negative, positive
 
     mechanism = mechanism_for(attempt, specialization=specialization)
     count = integer("--makers", makers, minimum=1)
+    if count > MAX_MAKERS:
+        raise InvalidParameterError(f"--makers must be at most {MAX_MAKERS}, got {count}")
+    # Checked here as well as by run_dynamics: before the progress bar's first line.
+    integer("--rounds", rounds, minimum=1)
+    tick = float(positive("--tick", DEFAULT_TICK if tick is None else tick))
+    penalty = float(non_negative("--penalty", DEFAULT_PENALTY if penalty is None else penalty))
     names = _strategies(strategy, count)
     classes = [registry.resolve(name) for name in names]  # unknown names fail before the file
     market = load_market(market_file)
@@ -91,8 +101,8 @@ def dynamics(
             agents,
             attempt=mechanism,
             rounds=rounds,
-            tick=DEFAULT_TICK if tick is None else tick,
-            penalty=DEFAULT_PENALTY if penalty is None else penalty,
+            tick=tick,
+            penalty=penalty,
             seed=seed,
             progress=advance,
         )
