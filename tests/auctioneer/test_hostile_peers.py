@@ -5,6 +5,7 @@ bound. Every test runs on in-process endpoints with the frames delivered up fron
 outcome depends on timing."""
 
 import asyncio
+import logging
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from mercat.auctioneer.messages import BidBatch, Result, Transfer, encode
 from mercat.auctioneer.node import ProviderNode
 from mercat.auctioneer.outcome import Outcome
 from mercat.auctioneer.round import RoundResult
-from mercat.auctioneer.transport import InProcessHub, Received, Transport
+from mercat.auctioneer.transport import DropLog, InProcessHub, Received, Transport
 from mercat.auctioneer.workloads import double_auction_bids
 from mercat.identity import Keypair
 
@@ -199,3 +200,51 @@ def test_late_batches_for_a_finished_round_share_one_copy_of_its_result():
     first = replies[0][1]
     assert len(first[1]) == len(big.encode())
     assert all(frames is first for _, frames in replies)
+
+
+def test_a_flood_of_junk_is_counted_in_full_but_logged_in_a_bounded_number_of_lines(caplog):
+    """Each dropped message gets its one log line, up to a burst per kind of drop and
+    minute; the rest are counted, so a peer sending junk as fast as it can cannot fill
+    the provider's disk with its log."""
+    node = ProviderNode(
+        "p0",
+        PARAMS,
+        KEYS["p0"],
+        {p: k.public for p, k in KEYS.items()},
+        Recording(),
+        sealing_clients=(CLIENT.public,),
+    )
+    with caplog.at_level(logging.WARNING, logger="mercat.auctioneer.node"):
+        for i in range(2000):
+            node.handle(Received([b"junk", bytes([i % 256])], ("router", i)))
+    assert node.dropped == {"MalformedMessageError": 2000}
+    lines = [r for r in caplog.records if r.name == "mercat.auctioneer.node"]
+    assert 1 <= len(lines) <= 200
+    assert "a message has 3 frames, got 2" in lines[0].getMessage()
+
+
+def test_the_drop_log_says_how_many_it_did_not_log():
+    now = [0.0]
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("mercat.test.droplog")
+    logger.addHandler(Collect())
+    logger.propagate = False
+    drops = DropLog(logger, burst=3, window=60.0, clock=lambda: now[0])
+    for i in range(10):
+        drops.warning("bad", "dropped %d", i)
+    drops.warning("other", "other kind")
+    now[0] = 61.0
+    drops.warning("bad", "dropped %d", 10)
+    assert records == [
+        "dropped 0",
+        "dropped 1",
+        "dropped 2",
+        "other kind",
+        "7 more messages dropped (bad) in 61 s, not logged one by one",
+        "dropped 10",
+    ]

@@ -29,7 +29,7 @@ from mercat.auctioneer.bids import BidVector
 from mercat.auctioneer.config import PeersFile
 from mercat.auctioneer.messages import BidBatch, Missed, Result, decode, encode
 from mercat.auctioneer.outcome import Outcome
-from mercat.auctioneer.transport import Transport
+from mercat.auctioneer.transport import DropLog, Transport
 from mercat.errors import MalformedMessageError, ProtocolError
 from mercat.identity import Keypair
 
@@ -157,6 +157,7 @@ class BidderClient:
         self._keys = peers.keys()
         self._pending: dict[int, Answers] = {}
         self.dropped = 0  # inbound messages dropped as malformed or unauthenticated
+        self._drop_log = DropLog(log)
 
     def close(self) -> None:
         self.transport.close()
@@ -196,8 +197,9 @@ class BidderClient:
                         )
                     except ProtocolError as exc:  # malformed, unknown sender, bad signature
                         self.dropped += 1
-                        log.warning(
-                            "bidder client dropped a message (%s): %s", type(exc).__name__, exc
+                        why = type(exc).__name__
+                        self._drop_log.warning(
+                            why, "bidder client dropped a message (%s): %s", why, exc
                         )
                         continue
                     message = signed.message

@@ -53,7 +53,7 @@ from mercat.auctioneer.round import (
     RoundResult,
     run_protocol,
 )
-from mercat.auctioneer.transport import Received, Transport
+from mercat.auctioneer.transport import DropLog, Received, Transport
 from mercat.errors import ProtocolError, RoundAbortedError
 from mercat.identity import Keypair
 
@@ -139,6 +139,7 @@ class ProviderNode:
         self._finished_frames: dict[int, list[bytes]] = {}  # its signed Result, once sent
         self._finished_bytes = 0
         self.dropped: dict[str, int] = {}
+        self._drop_log = DropLog(log)
         self._stopping = asyncio.Event()
         self._receiving: asyncio.Future[Received] | None = None
 
@@ -208,7 +209,7 @@ class ProviderNode:
 
     def _drop(self, why: str, detail: str) -> None:
         self.dropped[why] = self.dropped.get(why, 0) + 1
-        log.warning("%s dropped a message (%s): %s", self.me, why, detail)
+        self._drop_log.warning(why, "%s dropped a message (%s): %s", self.me, why, detail)
 
     def dispatch(self, signed: Signed, route: Any) -> None:
         message = signed.message

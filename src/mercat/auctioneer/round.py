@@ -48,10 +48,12 @@ from mercat.auctioneer.messages import (
     Validate,
 )
 from mercat.auctioneer.outcome import Outcome
+from mercat.auctioneer.transport import DropLog
 from mercat.errors import RoundAbortedError
 
 MAX_TRANSFERS_PER_SENDER = 64
 log = logging.getLogger("mercat.auctioneer.round")
+_transfer_drops = DropLog(log)
 
 
 class Behavior:
@@ -137,7 +139,8 @@ class RoundInbox:
                 if count >= MAX_TRANSFERS_PER_SENDER or (
                     self.transfer_bytes is not None and size > self.transfer_bytes
                 ):
-                    log.warning(
+                    _transfer_drops.warning(
+                        "transfer",
                         "round %d: transfer of %s from %s dropped: it holds %d transfers, %d bytes",
                         message.round,
                         task,

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,6 +29,46 @@ class Received:
 
     frames: list[bytes]
     route: Any
+
+
+class DropLog:
+    """One warning per dropped message, up to `burst` of each kind in each `window` seconds;
+    past that, the drops are counted and the next warning after the window says how many
+    went unlogged. Whoever reaches the network decides how many messages are dropped, so
+    without a bound the log (on disk, for a provider) would grow as fast as they send."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        burst: int = 20,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.burst = burst
+        self.window = window
+        self.clock = clock
+        # kind -> [window start, lines logged in it, drops not logged]; kinds are a fixed set
+        self._state: dict[str, list[float]] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = self.clock()
+        state = self._state.setdefault(kind, [now, 0, 0])
+        if now - state[0] >= self.window:
+            if state[2]:
+                self.logger.warning(
+                    "%d more messages dropped (%s) in %.0f s, not logged one by one",
+                    state[2],
+                    kind,
+                    now - state[0],
+                )
+            state[:] = [now, 0, 0]
+        if state[1] < self.burst:
+            state[1] += 1
+            self.logger.warning(message, *args)
+        else:
+            state[2] += 1
 
 
 class Transport(ABC):
