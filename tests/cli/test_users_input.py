@@ -82,3 +82,35 @@ def test_dynamics_refuses_bad_options_in_one_line_before_it_starts(options, mess
     # The rounds, tick and penalty were checked after the progress bar's first line (two
     # lines on stderr); 10**23 makers overflowed a tuple's size (a traceback).
     one_line_error(run("dynamics", EXAMPLE, *options), message)
+
+
+BIG = 10**23
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--runs", BIG], "--runs must be at most 2147483647"),
+        (["--assets", BIG], "assets must be at most 2147483647"),
+        (["--tasks", BIG], "tasks must be at most 2147483647"),
+        (["--interval", BIG], "replacement_interval must be at most 2147483647"),
+        (["--combinations", BIG], "combinations_per_asset must be at most 2147483647"),
+        (["--window", 0], "--window must be an integer >= 1"),
+    ],
+)
+def test_simulate_collective_refuses_huge_counts_in_one_line(options, message):
+    # Each ended in a traceback from numpy or the engines (a bad --window only after every
+    # run had finished).
+    out = run("simulate", "collective", "--runs", 1, "--tasks", 50, "--assets", 10, *options)
+    one_line_error(out, message)
+
+
+def test_simulate_collective_says_when_memory_runs_out(monkeypatch):
+    from mercat.scenarios import collective_sim
+
+    def simulate(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array")
+
+    monkeypatch.setattr(collective_sim, "simulate", simulate)
+    out = run("simulate", "collective", "--runs", 1, "--json")
+    one_line_error(out, "not enough memory", "74.5 GiB", "lower --runs")

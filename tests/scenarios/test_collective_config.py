@@ -36,3 +36,16 @@ def test_defaults_are_the_simulator_readings():
     assert CollectiveConfig(mechanism="coll-stake").rule.stake_cap is None
     assert not CollectiveConfig(mechanism="free").rule.moves_stakes
     assert CollectiveConfig(mechanism="free", free_moves_stakes=True).rule.moves_stakes
+
+
+def test_counts_beyond_the_engines_integers_are_refused():
+    from mercat.scenarios.collective_config import MAX_COUNT
+    from mercat.scenarios.collective_sim import simulate
+
+    for field in ("assets", "tasks", "replacement_interval", "pool_size"):
+        with pytest.raises(InvalidParameterError, match=f"{field} must be at most {MAX_COUNT}"):
+            CollectiveConfig(**{field: MAX_COUNT + 1})
+    with pytest.raises(InvalidParameterError, match="combinations_per_asset must be at most"):
+        CollectiveConfig(combinations_per_asset=10**23)
+    with pytest.raises(InvalidParameterError, match=f"runs must be at most {MAX_COUNT}"):
+        simulate(CollectiveConfig(tasks=10), runs=10**23)

@@ -58,10 +58,11 @@ def collective(
     as_json: bool = json_option(),
 ) -> None:
     """Run a collective-incentive marketplace and print removal precision and failure rates."""
+    from mercat import validation as check
     from mercat.errors import InvalidParameterError
     from mercat.progress import progress_bar
     from mercat.scenarios.collective_config import CollectiveConfig
-    from mercat.scenarios.collective_sim import check_engine, simulate
+    from mercat.scenarios.collective_sim import check_engine, check_runs, simulate
 
     if engine != "pipeline" and (tasks_per_round != 1 or workers != 1):
         # the other engines would run as if they were not given: say so instead
@@ -84,11 +85,19 @@ def collective(
         rule_options=_options(rule_option),
     )
     check_engine(config, engine)  # before the bar: a refused engine prints one line
+    check_runs(runs, "--runs")
+    check.integer("--window", window, minimum=1)
     with progress_bar(f"{mechanism} ({engine})", runs, enabled=not as_json) as advance:
-        result = simulate(
-            config, runs=runs, seed=seed, engine=engine, progress=advance,
-            tasks_per_round=tasks_per_round, workers=workers,
-        )  # fmt: skip
+        try:
+            result = simulate(
+                config, runs=runs, seed=seed, engine=engine, progress=advance,
+                tasks_per_round=tasks_per_round, workers=workers,
+            )  # fmt: skip
+        except MemoryError as exc:  # numpy says how much it wanted, in one line
+            raise InvalidParameterError(
+                f"not enough memory for {runs} runs of {tasks} tasks and {assets} assets "
+                f"({exc}); lower --runs, --tasks or --assets"
+            ) from None
     summary = result.summary(window)
     if as_json:
         print_json({"config": config.as_dict(), "seed": seed, "engine": engine, "summary": summary})

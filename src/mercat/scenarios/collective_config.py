@@ -46,6 +46,10 @@ from mercat.errors import InvalidParameterError
 from mercat.incentives.calibration import asset_failure_target, reward_for_target
 from mercat.incentives.collective import DEFAULT_FLOOR_RATIO, mechanism
 
+MAX_COUNT = 2**31 - 1
+"""The largest count of a configuration (assets, tasks, interval, pool, combinations): the
+engines number assets and tasks in 32-bit integers."""
+
 FAILURE_RATE_SAMPLINGS = ("pool", "direct")
 REPLACEMENTS = ("one-per-interval", "refill")
 
@@ -87,6 +91,9 @@ class CollectiveConfig:
         check.integer("assets", self.assets, minimum=1)
         check.integer("tasks", self.tasks, minimum=1)
         check.integer("assets_per_task", self.assets_per_task, minimum=1)
+        for name in ("assets", "tasks", "replacement_interval", "pool_size"):
+            _at_most_max_count(name, getattr(self, name))
+        _at_most_max_count("combinations_per_asset", self.combinations_per_asset)
         if self.assets < self.assets_per_task:
             raise InvalidParameterError(
                 f"assets ({self.assets}) must be at least assets_per_task ({self.assets_per_task})"
@@ -166,3 +173,10 @@ class CollectiveConfig:
         out = asdict(self)
         out["rule_options"] = dict(self.rule_options)
         return out
+
+
+def _at_most_max_count(name: str, value: object) -> None:
+    """`name` no larger than MAX_COUNT (a larger count overflowed the engines' integers or
+    numpy's array sizes, in a traceback)."""
+    if isinstance(value, int) and value > MAX_COUNT:
+        raise InvalidParameterError(f"{name} must be at most {MAX_COUNT}, got {value}")

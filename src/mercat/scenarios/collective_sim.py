@@ -29,7 +29,7 @@ import numpy as np
 from mercat import validation as check
 from mercat.errors import InvalidParameterError
 from mercat.scenarios import collective_metrics as metrics
-from mercat.scenarios.collective_config import CollectiveConfig
+from mercat.scenarios.collective_config import MAX_COUNT, CollectiveConfig
 from mercat.scenarios.collective_run import RunRecord
 from mercat.scenarios.rng import run_states, shared_generator
 
@@ -45,6 +45,14 @@ class CollectiveRuns:
 
     def summary(self, window: int = 500) -> dict[str, float]:
         return metrics.summary(self.runs, window)
+
+
+def check_runs(runs: object, name: str = "runs") -> int:
+    """A number of runs: 1 to MAX_COUNT (runs are numbered in the engines' integers)."""
+    runs = check.integer(name, runs, minimum=1)
+    if runs > MAX_COUNT:
+        raise InvalidParameterError(f"{name} must be at most {MAX_COUNT}, got {runs}")
+    return runs
 
 
 def check_engine(config: CollectiveConfig, engine: str, adversarial: bool = False) -> None:
@@ -91,7 +99,7 @@ def simulate(
     """Simulate `runs` independent runs of `config`; `progress(n)` is told of finished runs.
     `tasks_per_round` and `workers` (processes sharing the runs; the results do not depend
     on it) apply to the pipeline engine only."""
-    runs = check.integer("runs", runs, minimum=1)
+    runs = check_runs(runs)
     seed = check.integer("seed", seed, minimum=0)
     check.choice("engine", engine, ENGINES)
     tasks_per_round = check.integer("tasks_per_round", tasks_per_round, minimum=1)
