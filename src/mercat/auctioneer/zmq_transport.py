@@ -27,7 +27,10 @@ ZeroMQ reconnects by itself, so a provider that restarts at the same address rej
 connecting DEALER queues messages until the peer is up (at most `SNDHWM` of them); a send
 that would block is dropped and logged instead (the protocol's timeouts deal with the
 silence). `MAXMSGSIZE` makes ZeroMQ itself drop a peer that sends a frame over the limit,
-before Python sees it. `LINGER` 0: closing never waits for unsent messages.
+before Python sees it; it bounds each frame, not their number (ZeroMQ has no such limit,
+and holds a multipart message whole before it can be read): `decode` refuses any message
+but three frames within the limit in all. `LINGER` 0: closing never waits for unsent
+messages.
 """
 
 from __future__ import annotations
