@@ -9,10 +9,10 @@ import time
 
 from mercat.identity import Keypair
 from mercat.node.agent import LISTING_LIMIT, ProviderAgent, ServerSpec
-from mercat.node.board import TaskListing
 from mercat.node.oracle_service import LISTING_LIMIT as ORACLE_LISTING_LIMIT
 from mercat.node.oracle_service import OracleService
 from mercat.node.sla import Timing
+from mercat.node.views import TaskListing
 
 from .test_agents_listings import LEDGER, NOW_MS, task_view
 

@@ -51,12 +51,12 @@ from mercat import errors as e
 from mercat import validation as check
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
-from mercat.node.board import TaskListing, ViewCheck
 from mercat.node.claims import OutcomeClaim, SignedClaim
 from mercat.node.client import NodeClient
 from mercat.node.market_schemas import MarketInfo
 from mercat.node.schemas import Asset
 from mercat.node.sealing import OpenedKeys, SignedGrant, open_grant
+from mercat.node.views import TaskListing, ViewCheck
 from mercat.runtime.terms import Offer
 from mercat.storage.encryption import MAGIC, decrypt_pieces, encrypt_deterministic
 from mercat.untrusted import shown

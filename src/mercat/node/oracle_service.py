@@ -42,10 +42,10 @@ from typing import Any, Literal
 from mercat import errors as e
 from mercat import validation as check
 from mercat.identity import Keypair
-from mercat.node.board import TaskListing, ViewCheck
 from mercat.node.client import NodeClient
 from mercat.node.market_schemas import MarketInfo
 from mercat.node.sla import Judgement, Timing, judge
+from mercat.node.views import TaskListing, ViewCheck
 from mercat.oracle.report import OracleReport, SignedReport
 from mercat.storage.encryption import is_deterministic
 from mercat.workloads import archive, sandbox

@@ -32,10 +32,10 @@ import numpy as np
 from mercat import errors as e
 from mercat.identity import Keypair
 from mercat.ledger import messages as m
-from mercat.node.board import ViewCheck
 from mercat.node.client import NodeClient
 from mercat.node.market_schemas import RequestView, TaskView
 from mercat.node.sealing import grant_for, request_keys
+from mercat.node.views import ViewCheck
 from mercat.runtime.terms import RequestTerms
 from mercat.storage.encryption import decrypt_deterministic, encrypt_pieces
 from mercat.untrusted import shown
