@@ -114,3 +114,15 @@ def test_simulate_collective_says_when_memory_runs_out(monkeypatch):
     monkeypatch.setattr(collective_sim, "simulate", simulate)
     out = run("simulate", "collective", "--runs", 1, "--json")
     one_line_error(out, "not enough memory", "74.5 GiB", "lower --runs")
+
+
+def test_simulate_cloudchain_refuses_a_huge_community_in_one_line():
+    # 10**23 community nodes were drawn one by one before any check: it never returned.
+    out = run("simulate", "cloudchain", "--community", BIG, "--json")
+    one_line_error(out, "community must be at most 10,000")
+
+
+def test_simulate_fedavg_refuses_a_huge_round_count_in_one_line():
+    # 10**23 rounds ended in numpy's "Maximum allowed dimension exceeded" traceback.
+    out = run("simulate", "fedavg", "--rounds", BIG, "--clients", 5, "--json")
+    one_line_error(out, "rounds must be at most 1,000,000")

@@ -13,6 +13,9 @@ from mercat.cli._output import print_json, print_mapping
 MAX_FEDAVG_RUNS = 1000
 """Training runs of one `mercat simulate fedavg` (more is a sweep: mercat sweep)."""
 
+MAX_FEDAVG_ROUNDS = 1_000_000
+"""Training rounds of one `mercat simulate fedavg` (10**23 overflowed numpy's array sizes)."""
+
 app = MercatTyper(help="Simulate markets.", no_args_is_help=True)
 
 
@@ -170,6 +173,8 @@ def fedavg(
     check.integer("runs", runs, 1)
     if runs > MAX_FEDAVG_RUNS:
         raise InvalidParameterError(f"runs must be at most {MAX_FEDAVG_RUNS}, got {runs}")
+    if check.integer("rounds", rounds, 1) > MAX_FEDAVG_ROUNDS:
+        raise InvalidParameterError(f"rounds must be at most {MAX_FEDAVG_ROUNDS:,}, got {rounds}")
     check.open_unit("delta", delta)  # before training, not after it
     config = fl.FedAvgConfig(
         rounds=rounds,

@@ -50,6 +50,7 @@ JOB_GPU_HOURS_CAP = 100_000  # a drawn size above this is cut to it
 MAX_SIGMA = 3.0
 MAX_PRICE = 10_000.0  # tokens per GPU-hour, for values and costs
 MAX_STAKE = 10**9  # tokens
+MAX_COMMUNITY = 10_000  # community nodes beside the clouds
 UNIT = 10**6
 """Base units per token in the simulation's book."""
 DROP_CONTROLS = ("none", "random", "group")
@@ -79,7 +80,11 @@ class Provider:
 
 def default_providers(community: int = 23, seed: int = 0) -> tuple[Provider, ...]:
     """The five clouds (sizes and relative prices in the spirit of their GPU offers; the
-    seed gives none) and `community` nodes drawn from one seeded generator."""
+    seed gives none) and `community` nodes drawn from one seeded generator (at most
+    MAX_COMMUNITY)."""
+    check.integer("community", community, 0)
+    if community > MAX_COMMUNITY:
+        raise InvalidParameterError(f"community must be at most {MAX_COMMUNITY:,}, got {community}")
     clouds = (
         Provider("AWS", 320, 3.0, 0.002, 0.003, True),
         Provider("Google Cloud", 280, 2.9, 0.002, 0.004, True),
