@@ -45,6 +45,10 @@ def reproduce(
     started, clock = dt.datetime.now(dt.UTC), time.perf_counter()
 
     names = list(registry.experiments()) if name == "all" else [registry.get(name).name]
+    if runs is not None:  # before any experiment starts (a simulation refuses more runs)
+        from mercat.scenarios.collective_sim import check_runs
+
+        check_runs(runs, "--runs")
     if {"table1", "fig4", "fig5"} & set(names):
         from mercat.scenarios.collective_config import CollectiveConfig
         from mercat.scenarios.collective_sim import check_engine
