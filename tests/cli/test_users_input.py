@@ -126,3 +126,26 @@ def test_simulate_fedavg_refuses_a_huge_round_count_in_one_line():
     # 10**23 rounds ended in numpy's "Maximum allowed dimension exceeded" traceback.
     out = run("simulate", "fedavg", "--rounds", BIG, "--clients", 5, "--json")
     one_line_error(out, "rounds must be at most 1,000,000")
+
+
+def test_reproduce_refuses_a_huge_run_count_before_any_experiment(tmp_path):
+    out = run("reproduce", "table1", "--runs", BIG, "--out", tmp_path / "report")
+    one_line_error(out, "--runs must be at most 2147483647")
+    assert not (tmp_path / "report" / "table1").exists()
+
+
+def test_generate_leaves_the_earlier_file_when_a_write_fails(tmp_path, monkeypatch):
+    target = tmp_path / "m.json"
+    target.write_text("earlier\n")
+    real_write_text = Path.write_text
+
+    def half_then_fail(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_fail)
+    out = run("generate", "running-example", "-o", target)
+    one_line_error(out, "cannot write", "No space left on device")
+    monkeypatch.undo()
+    assert target.read_text() == "earlier\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

@@ -175,8 +175,10 @@ def generate(
     if out is None:
         typer.echo(text, nl=False)
         return
+    from mercat.files import write_text_atomic
+
     try:
-        out.write_text(text, encoding="utf-8")
+        write_text_atomic(out, text)  # a failed write leaves no half market behind
     except OSError as exc:
         from mercat.errors import InvalidParameterError
 
