@@ -1,6 +1,8 @@
-"""The odd-cycle rows of challenge LPs (`posted_price_cycle_rows`): found once, retired when
-idle, revived from the pool when violated again; and a challenge model that keeps them
-across a sequence of holders answers what the reference answers for each."""
+"""What the challenge model's LP carries and gives (`posted_price_cycle_rows`,
+`ChallengeModel._with_lp_point`): odd-cycle rows found once, retired when idle, revived from
+the pool when violated again; a challenge model that keeps them across a sequence of holders
+answers what the reference answers for each; and an LP optimum that is an allocation
+answers without a MILP."""
 
 import math
 
@@ -142,3 +144,21 @@ def test_a_challenge_model_keeps_answering_like_the_reference_across_holders(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(challenge, "CYCLE_ROWS_IN_MILP", in_milp)
         answers_like_the_reference(market, holders, attempt, maker, data)
+
+
+def test_an_lp_optimum_that_is_an_allocation_answers_without_a_milp(monkeypatch):
+    # Against one request held at its value, the re-proposal earns nothing; the challenge
+    # LP's optimum serves other requests whole, is an allocation, earns the LP bound, and
+    # so is the answer: no MILP. Without LP points the MILP finds the same answer.
+    requests = tuple(Request(f"t{k}", 0.5, (), 1) for k in range(5))
+    pairs = (("t1", "t2"), ("t1", "t3"), ("t2", "t3"), ("t3", "t4"))
+    market = Market(
+        requests, (Node("n0", cost=0.0),), tuple(Conflict(a, b, "market") for a, b in pairs), ()
+    )
+    for held in ("t0", "t3", "t4"):
+        model = answers_like_the_reference(market, [holding(held, 0.5)], 3, "mm1")
+        assert (model.lp_points, model.bound_certified, model.milp_solves) == (1, 1, 0)
+        monkeypatch.setattr(challenge, "LP_POINTS", False)
+        model = answers_like_the_reference(market, [holding(held, 0.5)], 3, "mm1")
+        assert (model.lp_points, model.milp_solves) == (0, 1)
+        monkeypatch.setattr(challenge, "LP_POINTS", True)

@@ -94,6 +94,10 @@ ODD_CYCLE_ROUNDS = 30
 """How many rounds of odd-cycle separation R's LP relaxation gets (`_with_odd_cycles`); on
 the 1000 × 100 benchmark market three rounds add 822 rows and the fourth finds none."""
 
+INTEGRAL = 1e-7
+"""A point's column within this of 0 or 1 is taken as that value (`place`); LP optima meet
+their rows to 1e-9 (`LpRelaxation`)."""
+
 ODD_CYCLES_PER_ROUND = 1000
 """At most this many odd-cycle rows are added per round."""
 
@@ -184,6 +188,12 @@ class PlacementSolver:
         self.solves = 0  # models solved
         self.rounds = 0  # solves of a model with the pool's cuts
         self.fallbacks: dict[str, int] = {}  # why models went to HiGHS whole: how often
+
+    @property
+    def pool_rows(self) -> list[Row]:
+        """The pool's cuts as rows over R's columns, in the order found (every MILP carries
+        them; the list only grows)."""
+        return self._pool_rows
 
     def statistics(self) -> dict[str, Any]:
         """What the solver did (the benchmark reports it)."""
@@ -448,6 +458,22 @@ class PlacementSolver:
         coeffs = dict.fromkeys(self.served_column[list(cut.requests)].tolist(), float(cut.need))
         coeffs.update(dict.fromkeys(self.used_column[list(cut.nodes)].tolist(), -1.0))
         return coeffs, -math.inf, cut.need * (len(cut.requests) - 1.0)
+
+    def place(self, x: np.ndarray) -> Allocation | None:
+        """The allocation at a point over R's columns (an LP optimum, say) whose served and
+        used columns are all 0 or 1, if its replicas can be placed; else None. (Cuts found
+        on the way are not kept: they would weigh on every later MILP for a point that is
+        no MILP's answer. On the 200 × 50 benchmark keeping them took the pool from 10 cuts
+        to 57.)"""
+        has_use = self.used_column >= 0
+        columns = np.concatenate([self.served_column, self.used_column[has_use]])
+        if np.max(np.abs(x[columns] - np.round(x[columns])), initial=0.0) > INTEGRAL:
+            return None
+        try:
+            placed = self._place(x)
+        except _Unsettled:
+            return None
+        return placed if isinstance(placed, Allocation) else None
 
     def _place(self, answer: np.ndarray) -> Allocation | list[PlacementCut | PatternCut]:
         """The allocation for an answer, or the cuts that rule the answer out."""
