@@ -149,3 +149,25 @@ def test_generate_leaves_the_earlier_file_when_a_write_fails(tmp_path, monkeypat
     monkeypatch.undo()
     assert target.read_text() == "earlier\n"
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_reproduce_refuses_a_directory_that_takes_no_files_before_any_experiment(
+    tmp_path, monkeypatch
+):
+    # As root, chmod does not stop writes: the refusal is simulated.
+    from mercat.report import experiments
+
+    ran = []
+    monkeypatch.setattr(experiments, "run_experiment", lambda name, context: ran.append(name))
+    real_write_bytes = Path.write_bytes
+
+    def read_only(self, data):
+        if self.parent.name == "report":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", read_only)
+    (tmp_path / "report").mkdir()
+    out = run("reproduce", "fig3", "--out", tmp_path / "report")
+    one_line_error(out, "cannot hold the report: Permission denied")
+    assert ran == []

@@ -39,6 +39,7 @@ def reproduce(
 
     from mercat import __version__
     from mercat.errors import InvalidParameterError
+    from mercat.files import TMP_PREFIX
     from mercat.report import experiments as registry
     from mercat.report.html import RunInfo, write_report
 
@@ -57,6 +58,9 @@ def reproduce(
     # Before any experiment runs (some take minutes): the report must have somewhere to go.
     try:
         out.mkdir(parents=True, exist_ok=True)
+        probe = out / f"{TMP_PREFIX}writable"  # a directory that exists may refuse files
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as exc:
         raise InvalidParameterError(
             f"--out {str(out)!r} cannot hold the report: {exc.strerror}"
