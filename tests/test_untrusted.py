@@ -118,3 +118,17 @@ def test_deep_json_does_not_crash_a_process_whose_recursion_limit_was_raised():
     )
     assert done.returncode == 0, done.stderr
     assert "refused: the body nests arrays or objects more than 64 levels deep" in done.stdout
+
+
+def test_a_key_given_twice_in_one_object_is_refused_wherever_json_comes_in():
+    # Parsers disagree on which of two equal keys counts; a signed message read one way by
+    # its author and another by mercat must not be read at all.
+    for text in (
+        '{"op": "a", "op": "b"}',
+        '[{"x": 1}, {"y": 2, "y": 2}]',
+        '{"a": {"k": 1, "k": 1}}',
+    ):
+        with pytest.raises(MalformedMessageError, match=r"gives the key .* twice in one object"):
+            parse_json(text, what="the message", error=MalformedMessageError, max_bytes=None)
+    assert parse_json('{"a": {"k": 1}, "k": 2}', what="m", error=MalformedMessageError,
+                      max_bytes=None) == {"a": {"k": 1}, "k": 2}  # fmt: skip

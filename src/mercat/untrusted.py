@@ -117,18 +117,44 @@ def plain_decimal(text: str, max_digits: int = 18) -> int | None:
     return None
 
 
+class RepeatedKey(ValueError):
+    """A JSON object gave one key twice (`unique_members`)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """One JSON object's members as a dict (json's `object_pairs_hook`); a key given twice
+    raises RepeatedKey. Parsers disagree on which of two equal keys counts (Python's json
+    keeps the last, others the first), so a signed message or a market could mean one
+    thing to its author and another to mercat: it is refused instead."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise RepeatedKey(key)
+            seen.add(key)
+    return members
+
+
 def parse_json(
     data: str | bytes, *, what: str, error: type[MercatError], max_bytes: int | None
 ) -> Any:
     """The JSON value of `data` (UTF-8 when bytes), or `error` with a one-line message when
     it is larger than `max_bytes` (None: the caller has bounded it while reading), nested
-    deeper than MAX_DEPTH, or not JSON."""
+    deeper than MAX_DEPTH, not JSON, or gives a key twice in one object."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if max_bytes is not None:
         _check_size(len(raw), what, error, max_bytes)
     check_json_depth(raw, what=what, error=error)
     try:
-        return json.loads(raw.decode("utf-8") if isinstance(data, bytes) else data)
+        text = raw.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=unique_members)
+    except RepeatedKey as exc:
+        raise error(f"{what} gives the key {shown(exc.key)} twice in one object") from None
     except UnicodeDecodeError as exc:
         raise error(f"{what} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits

@@ -19,7 +19,7 @@ from typing import Any
 
 from mercat.errors import InvalidMarketError
 from mercat.market.model import CONFLICT_SCOPES, Conflict, Market, Node, Request
-from mercat.untrusted import check_json_depth, read_text, shown
+from mercat.untrusted import parse_json, read_text, shown
 
 FORMAT = "mercat-market/1"
 
@@ -217,38 +217,10 @@ def market_from_dict(data: Any) -> Market:
     )
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """One JSON object's members as a dict; a key given twice is an error, not last-wins."""
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise InvalidMarketError(
-                    f"the market gives the key {shown(key)} twice in one object"
-                )
-            seen.add(key)
-    return members
-
-
 def loads_market(text: str | bytes) -> Market:
     """A `Market` from JSON text (at most MAX_MARKET_BYTES, nested at most
     `mercat.untrusted.MAX_DEPTH` levels, no key twice in one object)."""
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
-    if len(raw) > MAX_MARKET_BYTES:
-        raise InvalidMarketError(f"the market is larger than the limit of {MAX_MARKET_BYTES} bytes")
-    check_json_depth(raw, what="the market", error=InvalidMarketError)
-    try:
-        document = text if isinstance(text, str) else raw.decode("utf-8")
-        data = json.loads(document, object_pairs_hook=_unique_keys)
-    except UnicodeDecodeError as exc:
-        raise InvalidMarketError(
-            f"the market is not UTF-8 text (byte {exc.start}: {exc.reason})"
-        ) from None
-    except InvalidMarketError:
-        raise
-    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
-        raise InvalidMarketError(f"the market is not valid JSON: {exc}") from None
+    data = parse_json(text, what="the market", error=InvalidMarketError, max_bytes=MAX_MARKET_BYTES)
     return market_from_dict(data)
 
 
