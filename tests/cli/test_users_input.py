@@ -171,3 +171,8 @@ def test_reproduce_refuses_a_directory_that_takes_no_files_before_any_experiment
     out = run("reproduce", "fig3", "--out", tmp_path / "report")
     one_line_error(out, "cannot hold the report: Permission denied")
     assert ran == []
+
+
+def test_clear_refuses_a_huge_maker_count_for_posted_prices_in_one_line(odd_market):
+    out = run("clear", str(odd_market), "-m", "posted-price", "-O", f"makers={10**23}")
+    one_line_error(out, "makers must be at most 1000")

@@ -16,9 +16,6 @@ app = MercatTyper()
 SHOWN_STEPS = 30
 """Human output shows this many turns at the start and at the end (--json lists all)."""
 
-MAX_MAKERS = 1000
-"""The most market-makers of one `mercat dynamics` (each best-responds by a MILP per turn)."""
-
 
 def _compact(allocation: Any) -> str:
     """α as 't1→n1+n2, t2→n3' (or '∅')."""
@@ -81,8 +78,8 @@ def dynamics(
 
     mechanism = mechanism_for(attempt, specialization=specialization)
     count = integer("--makers", makers, minimum=1)
-    if count > MAX_MAKERS:
-        raise InvalidParameterError(f"--makers must be at most {MAX_MAKERS}, got {count}")
+    if count > registry.MAX_MAKERS:
+        raise InvalidParameterError(f"--makers must be at most {registry.MAX_MAKERS}, got {count}")
     # Checked here as well as by run_dynamics: before the progress bar's first line.
     integer("--rounds", rounds, minimum=1)
     tick = float(positive("--tick", DEFAULT_TICK if tick is None else tick))

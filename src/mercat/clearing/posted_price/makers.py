@@ -38,6 +38,9 @@ from mercat.plugins import GROUPS
 from mercat.registry import ClassRegistry
 from mercat.validation import non_negative
 
+MAX_MAKERS = 1000
+"""The most market-makers of one run of the dynamics (each best-responds by a MILP a turn)."""
+
 
 @dataclass
 class MakerView:

@@ -22,7 +22,12 @@ from collections.abc import Sequence
 
 from mercat.clearing.base import Mechanism, Property, Seed
 from mercat.clearing.posted_price.dynamics import DEFAULT_PENALTY, DEFAULT_TICK, run_dynamics
-from mercat.clearing.posted_price.makers import MarketMaker, NoisyEstimates, PerfectInformation
+from mercat.clearing.posted_price.makers import (
+    MAX_MAKERS,
+    MarketMaker,
+    NoisyEstimates,
+    PerfectInformation,
+)
 from mercat.clearing.posted_price.makers import get as get_strategy
 from mercat.errors import InvalidMarketError, InvalidParameterError
 from mercat.market.model import Clearing, Market
@@ -53,6 +58,8 @@ class PostedPrice(Mechanism):
     ) -> None:
         if isinstance(makers, int) and not isinstance(makers, bool):
             count = integer("makers", makers, minimum=1)
+            if count > MAX_MAKERS:
+                raise InvalidParameterError(f"makers must be at most {MAX_MAKERS}, got {count}")
             self.strategies: tuple[str, ...] = (PerfectInformation.name,) * count
         elif isinstance(makers, Sequence) and not isinstance(makers, str) and makers:
             self.strategies = tuple(get_strategy(name).name for name in makers)
