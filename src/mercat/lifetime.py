@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import shutil
 import signal
+import stat
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -58,3 +62,49 @@ def parent_from_environment() -> int | None:
     """The parent pid a child was given (`with_parent`), or None if none or not a pid."""
     value = os.environ.get(PARENT_ENV, "")
     return int(value) if value.isascii() and value.isdigit() and int(value) > 0 else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` may exist: one of another user counts, so does a zombie, and
+    so does a number too large to ask about (every doubt says alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def sweep_left_behind(
+    directory: str | os.PathLike[str],
+    name: re.Pattern[str],
+    keep: Callable[[Path], bool] = lambda path: False,
+    alive: Callable[[int], bool] = pid_alive,
+) -> list[Path]:
+    """Remove what processes killed outright (SIGKILL, the OOM killer: no clean-up runs)
+    left in `directory`: the directories of this user whose name `name` matches in full,
+    its group 1 the pid of the process that made them, when that process is not `alive`
+    and `keep(path)` does not keep them; the paths removed. This process's own, other
+    users', links, files and anything that cannot be examined are left alone."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = name.fullmatch(entry.name)
+        if match is None or int(match[1]) == os.getpid():
+            continue
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid():
+            continue
+        path = Path(entry.path)
+        if alive(int(match[1])) or keep(path):
+            continue
+        shutil.rmtree(path, ignore_errors=True)  # another process may be sweeping it too
+        removed.append(path)
+    return removed

@@ -15,9 +15,9 @@ from mercat.ledger.pgserver import (
     TemporaryPostgres,
     find_bindir,
     make_root,
-    pid_alive,
     sweep_stale,
 )
+from mercat.lifetime import pid_alive
 from tests.processes import alive, ends_with_sigtermed_parent, wait_for_file
 
 

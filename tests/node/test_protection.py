@@ -5,6 +5,7 @@ nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -322,8 +323,10 @@ def test_a_client_above_its_rate_gets_429_until_its_bucket_refills(node_with):
     assert node.get("/health").status_code == 200
 
 
-def test_requests_above_the_in_flight_limit_get_503(node_with, monkeypatch):
-    node = node_with(max_in_flight=1)
+@contextlib.contextmanager
+def one_slow_request(node, monkeypatch):
+    """A request from the node's client held inside the node until the block ends (it
+    waits in `Ledger.accounts`); yields where its answer will be (`["slow"]`)."""
     entered, release = threading.Event(), threading.Event()
     answers = {}
 
@@ -337,10 +340,18 @@ def test_requests_above_the_in_flight_limit_get_503(node_with, monkeypatch):
         target=lambda: answers.setdefault("slow", node.get("/ledger/accounts"))
     )
     worker.start()
-    assert entered.wait(30)
-    busy = node.get("/health")
-    release.set()
-    worker.join()
+    try:
+        assert entered.wait(30)
+        yield answers
+    finally:
+        release.set()
+        worker.join()
+
+
+def test_requests_above_the_in_flight_limit_get_503(node_with, monkeypatch):
+    node = node_with(max_in_flight=1)
+    with one_slow_request(node, monkeypatch) as answers:
+        busy = node.get("/health")
     assert busy.status_code == 503 and busy.json()["error"] == "NodeBusyError"
     assert busy.headers["retry-after"] == "1"
     assert answers["slow"].status_code == 200
@@ -349,26 +360,9 @@ def test_requests_above_the_in_flight_limit_get_503(node_with, monkeypatch):
 
 def test_one_address_cannot_hold_every_request_slot(node_with, monkeypatch):
     node = node_with(client_in_flight=1)
-    entered, release = threading.Event(), threading.Event()
-    answers = {}
-
-    def slow_accounts(self):
-        entered.set()
-        release.wait(30)
-        return []
-
-    monkeypatch.setattr(Ledger, "accounts", slow_accounts)
-    worker = threading.Thread(
-        target=lambda: answers.setdefault("slow", node.get("/ledger/accounts"))
-    )
-    worker.start()
-    assert entered.wait(30)
-    try:
+    with one_slow_request(node, monkeypatch) as answers:
         busy = node.get("/health")
         other = TestClient(node.app, client=("10.0.0.2", 1)).get("/health")
-    finally:
-        release.set()
-        worker.join()
     assert busy.status_code == 503 and busy.json()["error"] == "NodeBusyError"
     assert "this address" in busy.json()["detail"] and busy.headers["retry-after"] == "1"
     assert other.status_code == 200  # the node still has slots for everybody else

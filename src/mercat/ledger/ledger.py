@@ -549,7 +549,7 @@ class Ledger:
             else:
                 rows = [
                     row
-                    for part in _parts(sorted(set(assets)))
+                    for part in in_lists(assets)
                     for row in connection.execute(query.where(s.offers.c.asset.in_(part)))
                 ]
             return {str(a): parse_offer(o) for a, o in rows}  # type: ignore[misc]
@@ -729,5 +729,7 @@ IN_LIST = 900
 (999), so a page of any size reads in a few statements on every backend."""
 
 
-def _parts(ids: list[str]) -> list[list[str]]:
-    return [ids[k : k + IN_LIST] for k in range(0, len(ids), IN_LIST)]
+def in_lists(ids: Collection[str]) -> list[list[str]]:
+    """The distinct `ids`, sorted, in lists of at most IN_LIST (one IN (...) each)."""
+    distinct = sorted(set(ids))
+    return [distinct[k : k + IN_LIST] for k in range(0, len(distinct), IN_LIST)]

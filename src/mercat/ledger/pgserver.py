@@ -26,14 +26,13 @@ import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mercat.lifetime import dying_with_parent
+from mercat.lifetime import dying_with_parent, pid_alive, sweep_left_behind
 
 INSTALL_LOCK = "/tmp/mercat-postgresql-install.lock"
 ROOT_PREFIX = "mercat-pg-"
@@ -82,17 +81,6 @@ def ensure_installed() -> Path:
     return bindir
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process `pid` exists (one of another user counts; so does a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _postmaster_pid(root: Path) -> int | None:
     """The server pid its data directory records, 0 if it records none, None if the
     record cannot be read (then the directory is not touched)."""
@@ -109,30 +97,15 @@ def sweep_stale(directory: Path, alive: Callable[[int], bool] = pid_alive) -> li
     """Remove the directories of servers whose runs ended without cleaning up (a SIGKILL
     runs no clean-up); returns them. A directory of `directory` is stale when its name is
     `mercat-pg-<pid>-...` and neither that process nor the server its postmaster.pid names
-    is `alive`: a running test process, or a server it left, keeps its directory (so does
-    a pid the system has given to a new process since: every doubt keeps a directory).
-    Anything else (other names, files, links) is left alone."""
-    removed = []
-    try:
-        entries = list(os.scandir(directory))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _ROOT_NAME.fullmatch(entry.name)
-        if match is None:
-            continue
-        try:
-            if not stat.S_ISDIR(entry.stat(follow_symlinks=False).st_mode):
-                continue
-        except OSError:
-            continue
-        root = Path(entry.path)
+    is `alive` (`mercat.lifetime.sweep_left_behind`): a running test process, or a server
+    it left, keeps its directory (so does a pid the system has given to a new process
+    since: every doubt keeps a directory)."""
+
+    def serving(root: Path) -> bool:
         server = _postmaster_pid(root)
-        if alive(int(match.group(1))) or server is None or (server and alive(server)):
-            continue
-        shutil.rmtree(root, ignore_errors=True)  # another run may be sweeping it too
-        removed.append(root)
-    return removed
+        return server is None or (server > 0 and alive(server))
+
+    return sweep_left_behind(directory, _ROOT_NAME, keep=serving, alive=alive)
 
 
 def make_root(directory: Path, alive: Callable[[int], bool] = pid_alive) -> Path:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from mercat.errors import AlreadyExistsError
-from mercat.ledger.ledger import IN_LIST
+from mercat.ledger.ledger import in_lists
 from mercat.node.claims import SignedClaim
 from mercat.node.sealing import SignedGrant
 from mercat.oracle.report import SignedReport
@@ -568,10 +568,8 @@ class TaskBoard:
         if assets is None:
             rows = self._read(sql.format(among=""))
         else:
-            ids = sorted(set(assets))
             rows = []
-            for k in range(0, len(ids), IN_LIST):  # SQLite binds at most 999 at once
-                part = ids[k : k + IN_LIST]
+            for part in in_lists(assets):
                 among = f" AND a.asset IN ({','.join('?' * len(part))})"
                 rows += self._read(sql.format(among=among), part)
         return {

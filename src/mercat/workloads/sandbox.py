@@ -35,7 +35,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -49,10 +48,10 @@ from typing import Any
 
 from mercat import validation as check
 from mercat.errors import InvalidWorkloadError, SandboxError
-from mercat.lifetime import with_parent
+from mercat.lifetime import sweep_left_behind, with_parent
 
 RESULT_BYTES = 64 << 10  # result.json and the tail of stderr that is kept
-_LEFT_BEHIND = re.compile(r"^mercat-(?:task|zygote)-([0-9]+)-")
+_LEFT_BEHIND = re.compile(r"mercat-(?:task|zygote)-([0-9]+)-.*")
 
 
 @dataclass(frozen=True)
@@ -93,25 +92,7 @@ def sweep(parent_dir: str | os.PathLike[str] | None = None) -> list[str]:
     alive left in `parent_dir` (the system's temporary directory by default); the names of
     those removed."""
     parent = parent_dir if parent_dir is not None else tempfile.gettempdir()
-    removed = []
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _LEFT_BEHIND.match(entry.name)
-        if match is None or int(match[1]) == os.getpid():
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False) or entry.stat().st_uid != os.getuid():
-                continue
-            os.kill(int(match[1]), 0)
-        except ProcessLookupError:  # its process is gone
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.name)
-        except (OSError, OverflowError):  # alive (perhaps another user's), or unreadable
-            continue
-    return removed
+    return [path.name for path in sweep_left_behind(parent, _LEFT_BEHIND)]
 
 
 def child_environment(workdir: Path) -> dict[str, str]:
