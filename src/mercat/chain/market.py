@@ -52,7 +52,7 @@ MAX_CALL_SERVERS = 128  # distinct servers one open_tasks transaction binds (Mar
 STATUS_NAMES = ("unused", "active", "retired", "removed", "replaced")  # the ledger's names
 REQUEST_STATUS_NAMES = ("unknown", "open", "assigned", "closed")
 SETTLED_COMMITMENT = (1).to_bytes(32, "big")  # SETTLED in Market.vy
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class IntegerRuleLike(Protocol):
@@ -76,7 +76,7 @@ def _amount(name: str, value: object, *, positive: bool = False) -> int:
 
 
 def _name(what: str, value: object) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidParameterError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {value!r}")
     return value
 

@@ -23,9 +23,9 @@ from mercat.identity import Keypair, canonical_bytes, check_public_key, verify
 from mercat.oracle.report import check_bool, check_id, check_int
 
 DOMAIN = "mercat/outcome-claim/1"
-_CID = re.compile(r"^[A-Za-z0-9]{1,128}$")
-_LEDGER = re.compile(r"^[0-9a-f]{32}$")
-_ERROR = re.compile(r"^[\x20-\x7e]{0,200}$")
+_CID = re.compile(r"[A-Za-z0-9]{1,128}")
+_LEDGER = re.compile(r"[0-9a-f]{32}")
+_ERROR = re.compile(r"[\x20-\x7e]{0,200}")
 FIELDS = ("ledger", "round", "task", "asset", "success", "output", "run_ms", "error")
 
 
@@ -43,7 +43,7 @@ class OutcomeClaim:
     error: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.ledger, str) or not _LEDGER.match(self.ledger):
+        if not isinstance(self.ledger, str) or not _LEDGER.fullmatch(self.ledger):
             raise MalformedMessageError("claim.ledger must be a ledger id (32 hex digits)")
         check_int(self.round, "claim.round")
         check_id(self.task, "claim.task")
@@ -51,12 +51,12 @@ class OutcomeClaim:
         check_bool(self.success, "claim.success")
         check_int(self.run_ms, "claim.run_ms")
         if self.output is not None and (
-            not isinstance(self.output, str) or not _CID.match(self.output)
+            not isinstance(self.output, str) or not _CID.fullmatch(self.output)
         ):
             raise MalformedMessageError("claim.output must be a CID (letters and digits)")
         if self.success and self.output is None:
             raise MalformedMessageError("a successful claim names its output's CID")
-        if not isinstance(self.error, str) or not _ERROR.match(self.error):
+        if not isinstance(self.error, str) or not _ERROR.fullmatch(self.error):
             raise MalformedMessageError("claim.error is up to 200 printable characters")
 
     def payload(self, owner: str) -> bytes:

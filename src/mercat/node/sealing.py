@@ -54,8 +54,8 @@ from mercat.storage.encryption import SEALED_KEY_BYTES, open_sealed, seal_key
 DOMAIN = "mercat/key-grant/1"
 FIELDS = ("ledger", "round", "task", "asset", "recipient", "inputs_key", "output_key")
 MAX_GRANT_BYTES = 4096  # a grant's wire form is under 1 KiB; the node refuses more unread
-_LEDGER = re.compile(r"^[0-9a-f]{32}$")
-_SEALED_HEX = re.compile(rf"^[0-9a-f]{{{2 * SEALED_KEY_BYTES}}}$")
+_LEDGER = re.compile(r"[0-9a-f]{32}")
+_SEALED_HEX = re.compile(rf"[0-9a-f]{{{2 * SEALED_KEY_BYTES}}}")
 _PERSON = {"inputs": b"mercat-inputs", "output": b"mercat-output"}
 
 
@@ -81,7 +81,7 @@ def _sealed(value: object, what: str) -> bytes | None:
         return None
     if isinstance(value, bytes) and len(value) == SEALED_KEY_BYTES:
         return value
-    if isinstance(value, str) and _SEALED_HEX.match(value):
+    if isinstance(value, str) and _SEALED_HEX.fullmatch(value):
         return bytes.fromhex(value)
     raise e.MalformedMessageError(
         f"{what} must be a sealed key: {SEALED_KEY_BYTES} bytes ({2 * SEALED_KEY_BYTES} "
@@ -102,7 +102,7 @@ class KeyGrant:
     output_key: bytes | None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.ledger, str) or not _LEDGER.match(self.ledger):
+        if not isinstance(self.ledger, str) or not _LEDGER.fullmatch(self.ledger):
             raise e.MalformedMessageError("grant.ledger must be a ledger id (32 hex digits)")
         check_int(self.round, "grant.round")
         check_id(self.task, "grant.task")

@@ -23,14 +23,14 @@ from mercat.untrusted import shown
 
 DOMAIN = "mercat/oracle-report/2"
 MAX_INT = 2**62
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_DIGEST = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_LEDGER = re.compile(r"^[0-9a-f]{32}$")
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_DIGEST = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_LEDGER = re.compile(r"[0-9a-f]{32}")
 
 
 def check_id(value: object, what: str) -> str:
     """An asset, request or task id: 1-64 characters of letters, digits, `_`, `.`, `-`."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {shown(value)}")
     return value
 
@@ -62,7 +62,7 @@ class OracleReport:
     ledger: str = ""
 
     def __post_init__(self) -> None:
-        if self.ledger != "" and not _LEDGER.match(str(self.ledger)):
+        if self.ledger != "" and not _LEDGER.fullmatch(str(self.ledger)):
             raise MalformedMessageError("ledger must be a ledger id (32 lowercase hex digits)")
         check_int(self.round, "round")
         check_id(self.task, "task")
@@ -70,7 +70,7 @@ class OracleReport:
         check_bool(self.sla_met, "sla_met")
         check_int(self.latency_ms, "latency_ms")
         if self.digest is not None and (
-            not isinstance(self.digest, str) or not _DIGEST.match(self.digest)
+            not isinstance(self.digest, str) or not _DIGEST.fullmatch(self.digest)
         ):
             raise MalformedMessageError(
                 f"digest must be 1-128 plain characters, got {shown(self.digest)}"

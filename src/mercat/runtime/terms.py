@@ -45,9 +45,9 @@ ASSET_KINDS: tuple[str, ...] = ("server", "app", "dataset", "model")
 NEVER = MAX_INT - 1
 """`expires` of a request that may wait for any number of rounds."""
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_CID = re.compile(r"^[A-Za-z0-9]{1,128}$")
-_TEXT = re.compile(r"^[\x20-\x7e]{0,256}$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_CID = re.compile(r"[A-Za-z0-9]{1,128}")
+_TEXT = re.compile(r"[\x20-\x7e]{0,256}")
 MAX_RESOURCES = 32
 MAX_LABELS = 64
 MAX_BOUND = 16
@@ -55,7 +55,7 @@ SEALABLE = frozenset({"inputs", "output"})
 
 
 def _name(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {value!r}")
     return value
 
@@ -69,7 +69,7 @@ def _int(value: object, what: str, minimum: int = 0) -> int:
 
 
 def _cid(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _CID.match(value):
+    if not isinstance(value, str) or not _CID.fullmatch(value):
         raise MalformedMessageError(
             f"{what} must be a CID (1-128 letters and digits), got {value!r}"
         )
@@ -207,7 +207,7 @@ class RequestTerms:
             raise MalformedMessageError(f"request.assets must be a list, got {self.assets!r}")
         assets = tuple(self.assets)
         for i, a in enumerate(assets):
-            if not isinstance(a, str) or not (_NAME.match(a) or _CID.match(a)):
+            if not isinstance(a, str) or not (_NAME.fullmatch(a) or _CID.fullmatch(a)):
                 raise MalformedMessageError(f"request.assets[{i}] must be an asset id or a CID")
         if len(set(assets)) != len(assets) or len(assets) > MAX_BOUND:
             raise MalformedMessageError(
@@ -215,7 +215,7 @@ class RequestTerms:
             )
         object.__setattr__(self, "assets", assets)
         object.__setattr__(self, "inputs", tuple(_labels(self.inputs, "request.inputs", _cid)))
-        if not isinstance(self.workload, str) or not _TEXT.match(self.workload):
+        if not isinstance(self.workload, str) or not _TEXT.fullmatch(self.workload):
             raise MalformedMessageError("request.workload must be up to 256 printable characters")
         _int(self.deadline_ms, "request.deadline_ms")
         _int(self.expires, "request.expires")

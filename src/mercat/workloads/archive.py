@@ -39,7 +39,7 @@ KINDS = ("dataset", "model", "predictions")
 MAX_MEMBERS = 32
 MAX_DIMS = 2
 MAX_ARCHIVE_BYTES = 64 << 20  # 64 MiB: the default bound on one archive
-_MEMBER = re.compile(r"^[a-z][a-z0-9_]{0,31}\.npy$")
+_MEMBER = re.compile(r"[a-z][a-z0-9_]{0,31}\.npy")
 _DTYPES = ("f8", "i8")
 # The zip's central directory: a fixed 46 bytes per member, its name (at most 36 here) and
 # the extra fields some writers add. 1 KiB a member is ample; zipfile parses the whole
@@ -58,7 +58,7 @@ def dump(kind: str, arrays: Mapping[str, object]) -> bytes:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(members):
             array = _portable(name, members[name])
-            if not _MEMBER.match(f"{name}.npy"):
+            if not _MEMBER.fullmatch(f"{name}.npy"):
                 raise InvalidWorkloadError(f"array name {name!r} is not [a-z][a-z0-9_]{{0,31}}")
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, array, allow_pickle=False)
@@ -98,7 +98,7 @@ def load(data: bytes, max_bytes: int = MAX_ARCHIVE_BYTES) -> tuple[str, dict[str
         raise InvalidWorkloadError(f"an archive holds at most {MAX_MEMBERS} arrays")
     arrays: dict[str, np.ndarray] = {}
     for info in infos:
-        if not _MEMBER.match(info.filename):
+        if not _MEMBER.fullmatch(info.filename):
             raise InvalidWorkloadError(f"archive member {info.filename[:40]!r} is not NAME.npy")
         if info.compress_type != zipfile.ZIP_STORED:
             raise InvalidWorkloadError(f"archive member {info.filename} is compressed")

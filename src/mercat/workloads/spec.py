@@ -16,8 +16,8 @@ from typing import Any
 
 from mercat.errors import InvalidWorkloadError
 
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def parse(text: str) -> WorkloadSpec:
     if not isinstance(text, str) or not text or len(text) > 256:
         raise InvalidWorkloadError("a workload is NAME or NAME:KEY=VALUE,... (up to 256 chars)")
     name, _, rest = text.partition(":")
-    if not _NAME.match(name) or name not in WORKLOADS:
+    if not _NAME.fullmatch(name) or name not in WORKLOADS:
         raise InvalidWorkloadError(
             f"unknown workload {name[:40]!r}; known: {', '.join(sorted(WORKLOADS))}"
         )
@@ -82,7 +82,7 @@ def parse(text: str) -> WorkloadSpec:
     seen: set[str] = set()
     for item in rest.split(",") if rest else []:
         key, sep, value = item.partition("=")
-        if not sep or not _KEY.match(key):
+        if not sep or not _KEY.fullmatch(key):
             raise InvalidWorkloadError(f"workload parameter {item[:40]!r} is not KEY=VALUE")
         if key not in declared:
             known = ", ".join(sorted(declared)) or "none"
