@@ -41,6 +41,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from mercat.errors import InvalidMarketError
+from mercat.market.names import check_name
 from mercat.untrusted import shown
 
 FEASIBILITY_TOL = 1e-9
@@ -387,8 +388,9 @@ def _quoted(value: object) -> str:
 
 
 def _name(name: str) -> str:
-    """A resource name as a message writes it after a path (`[cpu]`), cut when long."""
-    return name if len(name) <= 40 and name.isprintable() else shown(name)
+    """A resource name as a message writes it after a path (`[cpu]`), cut when long (it is
+    printable: `check_name`)."""
+    return name if len(name) <= 40 else shown(name)
 
 
 def _number(what: str, value: object, *, minimum: float | None = 0.0, inf_ok: bool = False) -> None:
@@ -417,19 +419,24 @@ def _vector(what: str, vector: object, size: int, resources: tuple[str, ...], **
         _number(f"{what}[{r}]", x, **kw)
 
 
-def _labels(what: str, labels: object) -> None:
-    if not isinstance(labels, frozenset) or not all(isinstance(c, str) and c for c in labels):
+def _labels(owner: str, labels: object) -> None:
+    """The capabilities of `owner` ("request 't1'"): a frozenset of names."""
+    if not isinstance(labels, frozenset):
         raise InvalidMarketError(
-            f"{what} must be a frozenset of non-empty strings, got {shown(labels)}"
+            f"capabilities of {owner} must be a frozenset of non-empty strings, got {shown(labels)}"
         )
+    for label in labels:
+        check_name(f"capability of {owner}", label)
 
 
 def _validate(market: Market) -> None:
+    if not isinstance(market.name, str):
+        raise InvalidMarketError(f"the market's name must be a string, got {shown(market.name)}")
+    if market.name:  # (a market may have no name)
+        check_name("the market's name", market.name)
     resources = market.resources
-    if not all(isinstance(r, str) and r for r in resources):
-        raise InvalidMarketError(
-            f"resource names must be non-empty strings, got {shown(resources)}"
-        )
+    for r in resources:
+        check_name("resource name", r)
     if len(set(resources)) != len(resources):
         raise InvalidMarketError(f"duplicate resource name in {shown(list(resources))}")
     if not isinstance(market.divisible, bool):
@@ -457,7 +464,7 @@ def _validate(market: Market) -> None:
                 f"request {tid} asks for {t.replicas} replicas, but a divisible market "
                 "splits demand across nodes and allows 1 replica only"
             )
-        _labels(f"capabilities of request {tid}", t.capabilities)
+        _labels(f"request {tid}", t.capabilities)
     for n in market.nodes:
         if not isinstance(n, Node):
             raise InvalidMarketError(f"nodes must be Node objects, got {shown(n)}")
@@ -466,7 +473,7 @@ def _validate(market: Market) -> None:
         _number(f"cost of node {nid}", n.cost)
         _vector(f"unit_costs of node {nid}", n.unit_costs, k, names)
         _vector(f"capacity of node {nid}", n.capacity, k, names, inf_ok=True)
-        _labels(f"capabilities of node {nid}", n.capabilities)
+        _labels(f"node {nid}", n.capabilities)
         _number(f"weight of node {nid}", n.weight)
     pairs: set[tuple[frozenset[str], str]] = set()
     for c in market.conflicts:
@@ -513,8 +520,7 @@ def _validate(market: Market) -> None:
 
 
 def _check_id(identifier: object, kind: str, seen: dict[str, str]) -> None:
-    if not isinstance(identifier, str) or not identifier:
-        raise InvalidMarketError(f"{kind} id must be a non-empty string, got {shown(identifier)}")
+    identifier = check_name(f"{kind} id", identifier)
     if identifier in seen:
         raise InvalidMarketError(
             f"duplicate id {shown(identifier)} (used by a {seen[identifier]} and a {kind}); "
