@@ -17,6 +17,7 @@ from mercat.market.market_io import (
     market_from_dict,
     market_to_dict,
 )
+from mercat.market.names import MAX_NAME_CHARS as LONGEST
 from tests.strategies import markets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seed001_running_example.json"
@@ -197,11 +198,13 @@ def test_a_replica_count_beyond_float_range_is_refused_in_one_line():
 @pytest.mark.parametrize(
     "changes",
     [
-        {"requests": [{"id": "x" * 10**5, "value": 1}, {"id": "x" * 10**5, "value": 1}]},
+        # (the longest names allowed, so that each reaches the check it is about)
+        {"requests": [{"id": "x" * LONGEST, "value": 1}, {"id": "x" * LONGEST, "value": 1}]},
         {"conflicts": [{"requests": ["t1", "x" * 10**5]}]},
         {"exclusive_nodes": [["n1", "x" * 10**5]]},
-        {"requests": [{"id": "x" * 10**5, "value": -1}]},
-        {"resources": ["r" * 10**5], "requests": [{"id": "t1", "value": 1, "demand": [-1]}]},
+        {"requests": [{"id": "x" * LONGEST, "value": -1}]},
+        {"resources": ["r" * LONGEST], "requests": [{"id": "t1", "value": 1, "demand": [-1]}]},
+        {"requests": [{"id": "x" * 10**5, "value": 1}]},
     ],
 )
 def test_long_ids_and_names_are_cut_in_messages(changes):
