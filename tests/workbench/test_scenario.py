@@ -130,7 +130,7 @@ def test_overrides_replace_fixed_parameters_but_not_swept_ones():
         ("[output]\nformats = ['xlsx']\n", r"\[output\] formats: must list some of"),
         ("[output]\nstep_every = -1\n", r"\[output\] step_every: must be an integer >= 0"),
         ("[grid]\nstakee = [1]\n", r"s.toml: \[grid\] stakee: unknown parameter of simulation "
-         r"'collective'; known: runs, seed, mechanism"),
+         r"'collective'; did you mean 'stake'\? known: runs, seed, mechanism"),
         ("[grid]\nstake = 5\n", r"\[grid\] stake: must be a non-empty list"),
         ("[grid]\nstake = []\n", r"\[grid\] stake: must be a non-empty list"),
         ("[grid]\nstake = [5, 5.0]\n", r"\[grid\] stake: lists a value twice"),

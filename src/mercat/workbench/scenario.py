@@ -36,6 +36,7 @@ refuses is one `ScenarioError` naming the file, the table and the key.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -47,8 +48,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mercat.errors import MercatError, ScenarioError
-from mercat.workbench.simulation import Parameter, Simulation, simulation
+from mercat.errors import MercatError, ScenarioError, UnknownNameError
+from mercat.workbench.simulation import INT64, Parameter, Simulation, simulation
 
 MAX_FILE_BYTES = 1 << 20
 """A scenario file is text a person wrote: at most 1 MiB."""
@@ -56,13 +57,16 @@ MAX_FILE_BYTES = 1 << 20
 MAX_POINTS = 100_000
 """More points than this is a mistake in a grid (a sweep of them would take days)."""
 
+MAX_RUNS = 100_000
+"""Monte Carlo runs of one point: more is a typo (runs = 1e12), not a study."""
+
 FORMATS = ("parquet", "csv")
 _SCENARIO_KEYS = ("name", "description", "simulation", "runs", "seed", "plugins")
 _OUTPUT_KEYS = ("formats", "steps", "step_every")
 _TABLES = ("scenario", "parameters", "grid", "cases", "variants", "output")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 COMMON = (
-    Parameter("runs", 10, "int", "Monte Carlo runs per point", minimum=1),
+    Parameter("runs", 10, "int", "Monte Carlo runs per point", minimum=1, maximum=MAX_RUNS),
     Parameter("seed", 1, "int", "seed of the point's runs", minimum=0),
 )
 """Parameters every simulation takes (their defaults come from [scenario])."""
@@ -139,14 +143,19 @@ def read_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
         size = Path(path).stat().st_size
         if size > MAX_FILE_BYTES:
             raise ScenarioError(f"{where}: {size} bytes; a scenario file holds at most 1 MiB")
-        raw = Path(path).read_bytes()
+        # read one byte past the bound: a pipe or a device (/dev/zero) has no size to stat
+        with open(path, "rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(f"{where}: cannot read it ({exc.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{where}: more than 1 MiB; a scenario file holds at most 1 MiB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ScenarioError(f"{where}: not UTF-8 text") from None
-    return parse_scenario(text, where, overrides)
+    # an editor's byte-order mark (Windows Notepad) is not part of the TOML
+    return parse_scenario(text.removeprefix("\ufeff"), where, overrides)
 
 
 def parse_scenario(
@@ -197,7 +206,9 @@ class _Checker:
         unknown = [k for k in self.document if k not in _TABLES]
         if unknown:
             raise ScenarioError(
-                f"{self.where}: unknown table [{unknown[0]}]; a scenario has "
+                f"{self.where}: unknown table [{unknown[0]}]; "
+                + _suggest(unknown[0], _TABLES, "[{}]")
+                + "a scenario has "
                 + ", ".join(f"[{t}]" for t in _TABLES)
             )
         head = self.table("scenario", required=True)
@@ -213,6 +224,13 @@ class _Checker:
         reference = self.string("scenario", "simulation", head["simulation"])
         try:
             sim = simulation(reference)
+        except UnknownNameError as exc:
+            raise self.fail(
+                "scenario",
+                "simulation",
+                f"unknown simulation {exc.name!r}; {_suggest(exc.name, exc.known)}"
+                f"known: {', '.join(exc.known)}",
+            ) from None
         except MercatError as exc:
             raise self.fail("scenario", "simulation", str(exc)) from None
         self.schema = {p.name: p for p in (*COMMON, *sim.parameters)}
@@ -272,7 +290,9 @@ class _Checker:
     def known_keys(self, table: str, values: Mapping[str, Any], known: tuple[str, ...]) -> None:
         for key in values:
             if key not in known:
-                raise self.fail(table, key, f"unknown key; known: {', '.join(known)}")
+                raise self.fail(
+                    table, key, f"unknown key; {_suggest(key, known)}known: {', '.join(known)}"
+                )
 
     def string(self, table: str, key: str, value: object) -> str:
         if not isinstance(value, str):
@@ -296,7 +316,9 @@ class _Checker:
             raise self.fail(
                 table,
                 key,
-                f"unknown parameter of simulation {self.simulation_name!r}; known: "
+                f"unknown parameter of simulation {self.simulation_name!r}; "
+                + _suggest(head, list(self.schema))
+                + "known: "
                 + ", ".join(self.schema),
             )
         if parameter.kind != "table":
@@ -319,6 +341,10 @@ class _Checker:
         if "." in name:  # an option of a table parameter: the simulation checks it
             if isinstance(value, dict | list) and _depth(value) > 8:
                 raise self.fail(table, name, "nested too deeply")
+            if not _fits_int64(value):  # the option is a column of the result tables
+                raise self.fail(
+                    table, name, "holds an integer past 64 bits (from -2^63 to 2^63 - 1)"
+                )
             return value
         try:
             return parameter.coerce(value)
@@ -415,13 +441,15 @@ class _Checker:
     def points(self, scenario: Scenario) -> list[Point]:
         cases = scenario.cases or ((None, {}),)
         grid_keys = list(scenario.grid)
-        combos = list(itertools.product(*scenario.grid.values()))
         variants = list(scenario.variants.items()) or [(None, {})]
-        total = len(cases) * len(combos) * len(variants)
+        # counted from the lengths, before the product is built: 5 lists of 1,000 values
+        # make 10^15 points, which would fill the memory before they could be counted
+        total = len(cases) * math.prod(len(v) for v in scenario.grid.values()) * len(variants)
         if total > MAX_POINTS:
             raise ScenarioError(
                 f"{self.where}: {total:,} points; a sweep holds at most {MAX_POINTS:,}"
             )
+        combos = list(itertools.product(*scenario.grid.values()))
         sim = scenario.simulation
         step_every = scenario.output.step_every or sim.default_step_every
         points: list[Point] = []
@@ -531,6 +559,22 @@ def _describe(index: int, case: str | None, variant: str | None, design: Mapping
 
 def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+
+
+def _suggest(word: str, known: Any, shape: str = "{!r}") -> str:
+    """`did you mean X? ` for the known name closest to a misspelt one, or nothing."""
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1, cutoff=0.75)
+    return f"did you mean {shape.format(close[0])}? " if close else ""
+
+
+def _fits_int64(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_fits_int64(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_fits_int64(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return INT64[0] <= value <= INT64[1]
+    return True
 
 
 def _depth(value: Any) -> int:

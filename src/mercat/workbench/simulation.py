@@ -33,6 +33,10 @@ KINDS = ("int", "float", "str", "bool", "bool?", "table")
 """Parameter kinds: `bool?` is true, false or "auto" (None: the simulation decides);
 `table` is a TOML table of options, passed on as a dict."""
 
+INT64 = (-(2**63), 2**63 - 1)
+"""The integers a parameter may take: the result tables store them as 64-bit integers
+(TOML's integers are 64-bit too, but Python's reader takes any)."""
+
 
 @dataclass(frozen=True)
 class Parameter:
@@ -44,6 +48,7 @@ class Parameter:
     help: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None  # a size past which a point would run for days, or not fit
 
     def coerce(self, value: Any) -> Any:
         """`value` as this parameter takes it (an int for a float, say), or an error."""
@@ -59,10 +64,17 @@ class Parameter:
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidParameterError(f"must be an integer, got {value!r}")
+            if not INT64[0] <= value <= INT64[1]:
+                raise InvalidParameterError(
+                    f"must be a 64-bit integer (from -2^63 to 2^63 - 1), got {value}"
+                )
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidParameterError(f"must be a number, got {value!r}")
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer of 400 digits: past every float
+                value = math.inf if value > 0 else -math.inf
             if not math.isfinite(value):
                 raise InvalidParameterError(f"must be finite, got {value!r}")
         elif kind == "str":
@@ -78,7 +90,13 @@ class Parameter:
             return dict(value)
         if self.minimum is not None and value < self.minimum:
             raise InvalidParameterError(f"must be >= {self.minimum:g}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidParameterError(f"must be at most {_number(self.maximum)}, got {value!r}")
         return value
+
+
+def _number(bound: float) -> str:
+    return f"{int(bound):,}" if float(bound).is_integer() else f"{bound:g}"
 
 
 @dataclass(frozen=True)
