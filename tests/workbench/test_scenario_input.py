@@ -107,3 +107,113 @@ def test_a_byte_order_mark_is_not_part_of_the_toml(tmp_path):
     out = run("scenario", "check", path, "--json")
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["simulation"] == "collective"
+
+
+# --- results directories edited or truncated by hand --------------------------------------------
+
+ECHO = "tests.workbench.sims_for_tests:Echo"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A scenario and the results directory of its finished sweep (to be copied, then
+    damaged)."""
+    root = tmp_path_factory.mktemp("finished")
+    scenario = root / "echo.toml"
+    scenario.write_text(
+        f'[scenario]\nsimulation = "{ECHO}"\nruns = 2\n[grid]\nvalue = [1.0, 2.0]\n'
+    )
+    out = run("sweep", scenario, "--out", root / "out", "--workers", 1)
+    assert out.exit_code == 0, out.output
+    return scenario, root / "out"
+
+
+def copy_of(finished: tuple[Path, Path], tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(finished[1], tmp_path / "out"))
+
+
+def edit_manifest(out: Path, **changes: object) -> None:
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, **changes}))
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        # each was a traceback (AttributeError, KeyError, TypeError) from mercat plot
+        (lambda out: (out / "manifest.json").write_text("[]"), ["not a JSON object"]),
+        (lambda out: (out / "manifest.json").write_text('{"complete": false}'),
+         ["'simulation' is not a name"]),
+        (lambda out: edit_manifest(out, complete=False, points=[{"x": 1}]),
+         ["point 0 has no key"]),
+        (lambda out: edit_manifest(out, swept=5), ["'swept' is not a list of names"]),
+    ],
+)  # fmt: skip
+def test_an_edited_manifest_is_one_error_naming_it(finished, tmp_path, damage, words):
+    out = copy_of(finished, tmp_path)
+    damage(out)
+    one_line_error(run("plot", out), "manifest.json: not a manifest mercat wrote", *words)
+    assert not (out / "figures").exists()
+
+
+def test_a_manifest_naming_an_unknown_simulation_names_the_directory(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    edit_manifest(out, simulation="weather", simulation_ref="weather")
+    one_line_error(run("plot", out), f"{out}: unknown simulation 'weather'")
+
+
+def test_an_edited_scenario_in_the_results_is_one_error_naming_it(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    (out / "scenario.toml").write_text("[scenario\n")
+    one_line_error(run("plot", out), "scenario.toml: not valid TOML", "line 1")
+
+
+@pytest.mark.parametrize("table", ["points", "runs"])
+def test_a_truncated_table_is_one_error_naming_it(finished, tmp_path, table):
+    out = copy_of(finished, tmp_path)
+    path = out / f"{table}.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    one_line_error(run("plot", out), f"{table}.parquet: cannot read this table")
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda point: (point / "point.json").write_text("{"), "point.json is not JSON"),
+        (lambda point: (point / "point.json").write_text("[]"), "point.json has no summary"),
+        (lambda point: (point / "runs.parquet").write_bytes(b"PAR1"),
+         "runs.parquet cannot be read"),
+        # was "cannot write results ... make room": a missing file read as a full disk
+        (lambda point: (point / "runs.parquet").unlink(), "runs.parquet cannot be read"),
+    ],
+)  # fmt: skip
+def test_a_damaged_point_is_named_and_recomputed_once_removed(finished, tmp_path, damage, why):
+    import shutil
+
+    scenario = finished[0]
+    out = copy_of(finished, tmp_path)
+    point = sorted((out / "points").iterdir())[0]
+    damage(point)
+    again = run("sweep", scenario, "--out", out, "--workers", 1, "--json")
+    # found when the tables are combined, after the other points: they are kept
+    one_line_error(again, f"{point}: a finished point's results, damaged ({why})",
+                   "remove that directory")  # fmt: skip
+    assert not json.loads((out / "manifest.json").read_text())["complete"]
+    shutil.rmtree(point)
+    again = run("sweep", scenario, "--out", out, "--workers", 1, "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["computed"] == 1
+
+
+def test_a_refused_out_is_its_error_line_alone(finished, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = run("sweep", finished[0], "--out", tmp_path / "notes.txt")
+    one_line_error(out, "is a file; results go to a directory")  # no counts, no progress line
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_plot_where_a_list_is_compared_not_a_traceback(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    one_line_error(run("plot", out, "--where", "value=[1, 2]"), "--where value=[1, 2]: no point")

@@ -41,10 +41,11 @@ def sweep(
     """Run every point of a scenario (in parallel, resumably) into tidy tables."""
     from mercat.progress import progress_bar
     from mercat.workbench.scenario import read_scenario
-    from mercat.workbench.store import is_done
+    from mercat.workbench.store import check, is_done
     from mercat.workbench.sweep import SweepInterrupted, run_sweep
 
     scenario = read_scenario(scenario_file, _assignments(set_))
+    check(out, scenario)  # a refused --out is its error line alone, before the counts below
     todo = sum(1 for p in scenario.points if not is_done(out, p))
     if not as_json:
         err_console.print(

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mercat.errors import InvalidParameterError
+from mercat.errors import InvalidParameterError, MercatError
 from mercat.files import TMP_PREFIX
+from mercat.workbench import store
 from mercat.workbench.results import Results, load
 
 MAX_LINES = 60
@@ -70,8 +71,11 @@ def plot_results(
     results = load(results_dir)
     if where:
         results = _select(results, where)
-    import_plugins(tuple(results.manifest.get("plugins", ())))
-    sim = simulation(results.manifest.get("simulation_ref") or results.simulation)
+    try:  # the manifest names them: an edited one names the directory, not only the name
+        import_plugins(tuple(results.manifest.get("plugins", ())))
+        sim = simulation(results.manifest.get("simulation_ref") or results.simulation)
+    except MercatError as exc:
+        raise InvalidParameterError(f"{results_dir}: {exc}") from None
     told = warn or _warn
     out = Path(out) if out is not None else Path(results_dir) / "figures"
     try:
@@ -107,7 +111,8 @@ def _select(results: Results, where: Mapping[str, Any]) -> Results:
                 f"--where {key}: not a column of the points table; try "
                 + (", ".join(known) or "a parameter of the scenario")
             )
-        match = points[key] == value
+        # a list or a table is a cell of JSON text (store.cell): compared as that text
+        match = points[key] == store.cell(value)
         if not match.any():
             values = [str(v) for v in points[key].drop_duplicates().tolist()]
             shown = ", ".join(values[:10]) + (", ..." if len(values) > 10 else "")

@@ -13,7 +13,6 @@ has no combined tables yet: `load(DIR, partial=True)` assembles the finished poi
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,13 +29,20 @@ class Results(Mapping[str, pd.DataFrame]):
     scenario, the manifest and the version of mercat that wrote them."""
 
     def __init__(
-        self, out: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any], text: str
+        self,
+        out: Path,
+        tables: dict[str, pd.DataFrame],
+        manifest: dict[str, Any],
+        text: str,
+        scenario: dict[str, Any] | None = None,
     ) -> None:
         self.out = out
         self.tables = tables
         self.manifest = manifest
         self.scenario_text = text
-        self.scenario: dict[str, Any] = tomllib.loads(text) if text else {}
+        self.scenario: dict[str, Any] = (
+            scenario if scenario is not None else tomllib.loads(text) if text else {}
+        )
 
     @property
     def version(self) -> str:
@@ -69,13 +75,9 @@ class Results(Mapping[str, pd.DataFrame]):
 def load(out: str | Path, *, partial: bool = False) -> Results:
     """The tables of a results directory written by `mercat sweep` (module docstring)."""
     out = Path(out)
-    manifest_path = out / store.MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        text = (out / store.SCENARIO).read_text(encoding="utf-8")
-    except (OSError, ValueError):
-        raise InvalidParameterError(f"{out}: no results of mercat sweep there") from None
-    if not manifest.get("complete"):
+    manifest = store.read_manifest(out)
+    text, scenario = _scenario(out)
+    if not manifest["complete"]:
         if not partial:
             done = sum(1 for p in manifest["points"] if (out / store.POINTS / p["key"]).is_dir())
             raise InvalidParameterError(
@@ -84,15 +86,33 @@ def load(out: str | Path, *, partial: bool = False) -> Results:
             )
         from mercat.workbench.scenario import parse_scenario
 
-        scenario = parse_scenario(text, str(out / store.SCENARIO), manifest.get("overrides"))
-        return Results(out, store.combine(out, scenario), manifest, text)
+        checked = parse_scenario(text, str(out / store.SCENARIO), manifest.get("overrides"))
+        return Results(out, store.combine(out, checked), manifest, text, scenario)
     files = store.table_files(out)  # not a file of the user's that lies beside them
     tables = {}
     names = ["points", *sorted({p.stem for p in files} - {"points"})]
     for name in names:
         parquet, csv = out / f"{name}.parquet", out / f"{name}.csv"
         if parquet in files:
-            tables[name] = pd.read_parquet(parquet)
+            tables[name] = store.read_table(parquet)
         elif csv in files:
-            tables[name] = pd.read_csv(csv)
-    return Results(out, tables, manifest, text)
+            tables[name] = store.read_table(csv)
+    return Results(out, tables, manifest, text, scenario)
+
+
+def _scenario(out: Path) -> tuple[str, dict[str, Any]]:
+    """The scenario a results directory records: its text and its tables, or one error
+    naming the file."""
+    path = out / store.SCENARIO
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameterError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise store.DamagedResultsError(f"{path}: not UTF-8 text; it was edited") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise store.DamagedResultsError(f"{path}: not valid TOML ({exc}); it was edited") from None
+    except RecursionError:
+        raise store.DamagedResultsError(f"{path}: nested too deeply; it was edited") from None

@@ -22,6 +22,10 @@ wrote and its own scenario does not (another table or format), so that the direc
 one sweep's tables. Each Parquet file carries mercat's version and the scenario's name in
 its schema metadata (key `mercat`).
 
+What is read back is checked first (`read_manifest`, `read_point`, `read_table`): a file
+edited or truncated by hand is one `DamagedResultsError` naming it and what to do, never a
+traceback from the JSON or Parquet reader.
+
 One sweep at a time writes a directory: it holds an exclusive lock (`flock`) on
 `DIR/.sweep.lock` while it runs, and a second sweep of the directory fails at once naming
 the holder's pid. The kernel drops the lock when its holder exits, however it exits; the
@@ -36,6 +40,7 @@ import fcntl
 import glob
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -55,10 +60,17 @@ SCENARIO = "scenario.toml"
 POINTS = "points"
 LOCK = ".sweep.lock"
 _TMP = TMP_PREFIX
+_KEY = re.compile(r"[0-9a-f]{16}")  # a point's key (mercat.workbench.scenario.point_key)
+_TABLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a table's name, a file's stem
 
 
 class ResultsInUseError(MercatError):
     """Another sweep is writing the results directory (module docstring)."""
+
+
+class DamagedResultsError(InvalidParameterError):
+    """A file of a results directory that mercat did not write as it is: edited, truncated,
+    or from something else (module docstring)."""
 
 
 def mercat_version() -> str:
@@ -119,12 +131,7 @@ def check(out: Path, scenario: Scenario) -> None:
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"{out} is a file; results go to a directory")
     if manifest.exists():
-        try:
-            earlier = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            earlier = None
-        if not isinstance(earlier, dict):
-            raise InvalidParameterError(f"{manifest}: not a manifest mercat wrote")
+        earlier = read_manifest(out)
         if earlier.get("simulation") != scenario.simulation.name:
             raise InvalidParameterError(
                 f"{out} holds results of a {earlier.get('simulation')!r} sweep; this scenario "
@@ -152,6 +159,49 @@ def prepare(out: Path, scenario: Scenario) -> None:
         write_manifest(out, scenario, complete=False)
     except OSError as exc:
         raise InvalidParameterError(f"cannot write results to {out}: {exc.strerror}") from None
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """The manifest of `out`, checked for what mercat reads of it (its points' keys, the
+    simulation, the lists of columns and plug-ins); a `DamagedResultsError` otherwise, or
+    an `InvalidParameterError` where there is none."""
+    path = out / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidParameterError(f"{out}: no results of mercat sweep there") from None
+    except OSError as exc:
+        raise InvalidParameterError(f"{path}: cannot read it ({exc.strerror})") from None
+    except ValueError:  # not JSON, not UTF-8
+        raise _damaged_manifest(path, "not JSON") from None
+    if not isinstance(manifest, dict):
+        raise _damaged_manifest(path, "not a JSON object")
+    for key, kind, what in (
+        ("simulation", str, "a name"),
+        ("complete", bool, "true or false"),
+        ("points", list, "a list"),
+    ):
+        if not isinstance(manifest.get(key), kind):
+            raise _damaged_manifest(path, f"{key!r} is not {what}")
+    for key in ("plugins", "design", "swept"):
+        value = manifest.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _damaged_manifest(path, f"{key!r} is not a list of names")
+    for key in ("simulation_ref",):
+        if not isinstance(manifest.get(key, ""), str):
+            raise _damaged_manifest(path, f"{key!r} is not a name")
+    if not isinstance(manifest.get("overrides", {}), dict):
+        raise _damaged_manifest(path, "'overrides' is not a table")
+    for i, point in enumerate(manifest["points"]):
+        if not isinstance(point, dict) or not _KEY.fullmatch(str(point.get("key"))):
+            raise _damaged_manifest(path, f"point {i} has no key")
+    return manifest
+
+
+def _damaged_manifest(path: Path, why: str) -> DamagedResultsError:
+    return DamagedResultsError(
+        f"{path}: not a manifest mercat wrote ({why}); sweep into a new directory"
+    )
 
 
 def write_manifest(out: Path, scenario: Scenario, complete: bool) -> None:
@@ -218,10 +268,50 @@ def write_point(out: Path, point: Point, result: PointTables, seconds: float) ->
 
 
 def read_point(out: Path, point: Point) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """A finished point's record and tables; a `DamagedResultsError` naming its directory
+    where one was edited or truncated (removing it makes the next sweep recompute it)."""
     where = point_dir(out, point)
-    meta = json.loads((where / "point.json").read_text(encoding="utf-8"))
-    tables = {name: pd.read_parquet(where / f"{name}.parquet") for name in meta["tables"]}
+
+    def damaged(why: str) -> DamagedResultsError:
+        return DamagedResultsError(
+            f"{where}: a finished point's results, damaged ({why}); remove that directory "
+            "and run the sweep again: it recomputes that point alone"
+        )
+
+    try:
+        meta = json.loads((where / "point.json").read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise damaged(f"point.json: {exc.strerror}") from None
+    except ValueError:
+        raise damaged("point.json is not JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("summary"), dict):
+        raise damaged("point.json has no summary")
+    names = meta.get("tables")
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and _TABLE.fullmatch(n) for n in names
+    ):
+        raise damaged("point.json does not list its tables")
+    tables = {}
+    for name in names:
+        try:
+            tables[name] = read_table(where / f"{name}.parquet")
+        except DamagedResultsError:
+            raise damaged(f"{name}.parquet cannot be read") from None
     return meta, tables
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table mercat wrote (Parquet, or CSV), or a `DamagedResultsError` naming the file."""
+    import pyarrow as pa
+
+    csv = path.suffix == ".csv"
+    try:
+        return pd.read_csv(path) if csv else pd.read_parquet(path)
+    except OSError as exc:
+        why = exc.strerror or ("not a whole CSV table" if csv else "not a whole Parquet file")
+    except (ValueError, pa.ArrowException):  # truncated, edited, another format
+        why = "not a whole CSV table" if csv else "not a whole Parquet file"
+    raise DamagedResultsError(f"{path}: cannot read this table ({why}); run its sweep again")
 
 
 # --- combined tables ------------------------------------------------------------------------
@@ -234,13 +324,14 @@ def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in params.items():
         if isinstance(value, dict):
             for key, item in value.items():
-                flat[f"{name}.{key}"] = _cell(item)
+                flat[f"{name}.{key}"] = cell(item)
         else:
-            flat[name] = _cell(value)
+            flat[name] = cell(value)
     return flat
 
 
-def _cell(value: Any) -> Any:
+def cell(value: Any) -> Any:
+    """A parameter's value as a table cell: lists and tables as JSON text."""
     return json.dumps(value, sort_keys=True) if isinstance(value, list | dict) else value
 
 
