@@ -76,6 +76,7 @@ from mercat.ledger.settlement import (
 )
 from mercat.ledger.store import (
     Txn,
+    in_byte_order,
     make_engine,
     missing_sqlite_file,
     run_in_transaction,
@@ -480,16 +481,10 @@ class Ledger:
                 for k, r, b in connection.execute(query).all()
             ]
 
-    def _in_byte_order(self, column: Any) -> Any:
-        """`column` compared in byte order, the order Python compares ids in: PostgreSQL's
-        default collation follows the database's locale (which orders "a-b" and "ab" by
-        letters first), SQLite's BINARY already is byte order."""
-        return column.collate("C") if self.engine.dialect.name == "postgresql" else column
-
     def assets(self, after: str | None = None, limit: int | None = None) -> list[AssetInfo]:
         """Assets by id in byte order: every one, or those with an id above `after`, the
         first `limit` of them (a page: the next one is after the last id of this one)."""
-        key = self._in_byte_order(s.assets.c.id)
+        key = in_byte_order(s.assets.c.id, self.engine.dialect)
         query = (
             select(s.assets.c.id, s.assets.c.owner, s.assets.c.status, s.books.c.balance)
             .join(s.books, s.books.c.name == literal("stake:").concat(s.assets.c.id))
@@ -556,7 +551,7 @@ class Ledger:
 
     def active_offers(self, limit: int) -> list[tuple[AssetInfo, Offer]]:
         """The first `limit` active assets that have an offer, by id in byte order, with it."""
-        key = self._in_byte_order(s.assets.c.id)
+        key = in_byte_order(s.assets.c.id, self.engine.dialect)
         query = (
             select(
                 s.assets.c.id, s.assets.c.owner, s.assets.c.status, s.books.c.balance,

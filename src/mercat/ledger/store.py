@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import bindparam, create_engine, event, insert, select, update
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
 
 from mercat.errors import LedgerIntegrityError, LedgerUnavailableError
 from mercat.ledger import schema as s
@@ -47,14 +49,18 @@ _USE = "use sqlite:///path.db or postgresql+psycopg://user@host/db"
 
 
 def store_url(url: object) -> URL:
-    """`url` parsed, if it names a store the ledger runs on (`STORES`); otherwise
-    LedgerUnavailableError, before any driver is imported or any file is opened."""
-    if not isinstance(url, str) or not url.strip():
+    """`url` (a string, or a URL already parsed) parsed, if it names a store the ledger runs
+    on (`STORES`); otherwise LedgerUnavailableError, before any driver is imported or any
+    file is opened."""
+    if isinstance(url, URL):
+        parsed = url
+    elif not isinstance(url, str) or not url.strip():
         raise LedgerUnavailableError(f"the ledger URL is empty; {_USE}")
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise LedgerUnavailableError(f"not a usable database URL: {url!r}; {_USE}") from None
+    else:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise LedgerUnavailableError(f"not a usable database URL: {url!r}; {_USE}") from None
     backend, _, driver = parsed.drivername.partition("+")
     if (backend, driver or _DEFAULT_DRIVERS.get(backend)) not in STORES:
         shown = parsed.render_as_string(hide_password=True)
@@ -65,19 +71,35 @@ def store_url(url: object) -> URL:
     return parsed
 
 
-def make_engine(url: str, *, pool_size: int = 8, durable: bool = True) -> Engine:
+def make_engine(url: str | URL, *, pool_size: int = 8, durable: bool = True) -> Engine:
     """An engine for `url`, configured for the ledger's transactions (see module docstring).
 
     `durable=False` (SQLite only) commits with synchronous=NORMAL: in WAL mode a commit
     still survives a killed process, but not a power cut. It saves one fsync per commit
     (about 10 ms on the build machines' disks); tests that do not test durability use it.
+
+    An in-memory SQLite database (`sqlite://`) is one connection that every thread shares:
+    each connection to `:memory:` would be a database of its own. It lives until the
+    engine is disposed of.
     """
     parsed = store_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        busy = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        if parsed.database in (None, "", ":memory:"):
+            shared = {**busy, "check_same_thread": False}
+            engine = create_engine(parsed, connect_args=shared, poolclass=StaticPool)
+        else:
+            engine = create_engine(parsed, connect_args=busy)
         _configure_sqlite(engine, "FULL" if durable else "NORMAL")
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def in_byte_order(column: ColumnElement[str], dialect: Dialect) -> ColumnElement[str]:
+    """`column` compared in byte order, the order Python compares ids in: PostgreSQL's
+    default collation follows the database's locale (which orders "a-b" and "ab" by
+    letters first), SQLite's BINARY already is byte order."""
+    return column.collate("C") if dialect.name == "postgresql" else column
 
 
 def safe_url(url: str) -> str:
