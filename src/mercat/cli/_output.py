@@ -1,11 +1,18 @@
 """Output helpers shared by the command modules: JSON for scripts, rich tables for people.
 
 Tables and mappings print their titles, headers and cells as plain text: ids and names come
-from users' files, and rich would read `[/x]` in an id as markup (and fail on it)."""
+from users' files, and rich would read `[/x]` in an id as markup (and fail on it).
+
+A number is never cut: rich fits a table to the console by shortening cells to "28.0…",
+which on a terminal narrower than the table turned welfare and margins into their first
+digits. Numeric columns keep their width (text columns and headers wrap instead), and
+where stdout is not a terminal (a pipe, a file, CI's log) there is no width to fit: rich
+would assume 80 columns, so the table is printed at its own width."""
 
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +23,8 @@ from rich.table import Table
 from mercat.jsonable import jsonable
 
 console = Console()
+# Off a terminal a line of text is not wrapped either: a log or a file has no width.
+console.soft_wrap = not console.is_terminal
 err_console = Console(stderr=True)
 
 
@@ -24,33 +33,57 @@ def print_json(data: Any) -> None:
     print(json.dumps(jsonable(data), indent=2, sort_keys=False))
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _cell(value: object, float_format: str) -> str:
+    return float_format.format(value) if isinstance(value, float) else escape(str(value))
+
+
+def _print(table: Table) -> None:
+    """Print a table on stdout: fitted to a terminal where its numbers fit, else at its own
+    width (off a terminal always)."""
+    measured = console.measure(table, options=console.options.update_width(1 << 16))
+    if console.is_terminal and measured.minimum <= console.width:
+        console.print(table)
+        return
+    Console(
+        file=console.file,
+        width=max(measured.maximum, console.width),
+        force_terminal=console.is_terminal,
+        color_system=console.color_system,
+    ).print(table)
+
+
 def print_table(
     title: str, rows: Sequence[Mapping[str, Any]], float_format: str = "{:.6g}"
 ) -> None:
-    """Print a list of flat dicts as one rich table."""
+    """Print a list of flat dicts as one rich table (numbers right-aligned, never cut)."""
     if not rows:
         console.print(f"{escape(title)}: (empty)")
         return
     table = Table(title=escape(title))
     columns = list(rows[0].keys())
-    for col in columns:
-        table.add_column(escape(str(col)))
-    for row in rows:
-        table.add_row(
-            *(
-                float_format.format(row[c]) if isinstance(row[c], float) else escape(str(row[c]))
-                for c in columns
-            )
+    cells = [[_cell(row[c], float_format) for c in columns] for row in rows]
+    for k, col in enumerate(columns):
+        numeric = all(_is_number(row[col]) for row in rows)
+        table.add_column(
+            escape(str(col)),
+            justify="right" if numeric else "left",
+            min_width=max(len(line[k]) for line in cells) if numeric else None,
         )
-    console.print(table)
+    for line in cells:
+        table.add_row(*line)
+    _print(table)
 
 
 def print_mapping(title: str, data: Mapping[str, Any], float_format: str = "{:.6g}") -> None:
-    """Print one flat dict as a two-column table."""
+    """Print one flat dict as a two-column table (values never cut)."""
     table = Table(title=escape(title), show_header=False)
+    values = [_cell(value, float_format) for value in data.values()]
     table.add_column("quantity")
-    table.add_column("value")
-    for key, value in data.items():
-        shown = float_format.format(value) if isinstance(value, float) else escape(str(value))
+    table.add_column("value", min_width=max((len(v) for v in values), default=0))
+    for key, shown in zip(data, values, strict=True):
         table.add_row(escape(str(key)), shown)
-    console.print(table)
+    _print(table)
