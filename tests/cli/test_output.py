@@ -64,3 +64,18 @@ def test_a_mapping_keeps_its_values_whole(monkeypatch):
     text = printed(monkeypatch, terminal=True, width=20, table=_output.print_mapping)
     for number in ["25.7568", "18.1372", "-0.024387"]:
         assert number in text
+
+
+def test_none_is_a_dash_and_leaves_a_column_numeric(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(_output, "console", Console(file=out, width=60, color_system=None))
+    _output.print_table(
+        "ruin", [{"method": "exact", "low": 0.25}, {"method": "diffusion", "low": None}]
+    )
+    text = out.getvalue()
+    assert "None" not in text
+    (exact,) = [line for line in text.splitlines() if "exact" in line]
+    (diffusion,) = [line for line in text.splitlines() if "diffusion" in line]
+    assert (
+        exact.index("0.25") + len("0.25") == diffusion.index(_output.NOTHING) + 1
+    )  # right-aligned

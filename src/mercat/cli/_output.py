@@ -37,7 +37,13 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+NOTHING = "—"
+"""How a table shows None (a quantity the command did not compute), rather than "None"."""
+
+
 def _cell(value: object, float_format: str) -> str:
+    if value is None:
+        return NOTHING
     return float_format.format(value) if isinstance(value, float) else escape(str(value))
 
 
@@ -67,7 +73,9 @@ def print_table(
     columns = list(rows[0].keys())
     cells = [[_cell(row[c], float_format) for c in columns] for row in rows]
     for k, col in enumerate(columns):
-        numeric = all(_is_number(row[col]) for row in rows)
+        numeric = any(_is_number(row[col]) for row in rows) and all(
+            _is_number(row[col]) or row[col] is None for row in rows
+        )
         table.add_column(
             escape(str(col)),
             justify="right" if numeric else "left",
