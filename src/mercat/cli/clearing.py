@@ -183,7 +183,5 @@ def generate(
         from mercat.errors import InvalidParameterError
 
         raise InvalidParameterError(f"cannot write {str(out)!r}: {exc.strerror}") from None
-    err_console.print(
-        f"wrote {escape(market.name)} to {escape(str(out))} "
-        f"({len(market.requests)} requests, {len(market.nodes)} nodes)"
-    )
+    # A generated market's name already gives its size ("random market (12 requests, 4 nodes)").
+    err_console.print(f"wrote {escape(market.name)!r} to {escape(str(out))}")
