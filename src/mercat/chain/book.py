@@ -69,6 +69,7 @@ from mercat.runtime.money import AssetEffect, TaskSettlement
 from mercat.runtime.records import MarginHolder, RequestRecord, TaskRecord
 from mercat.runtime.snapshot import AssetView, BookState
 from mercat.runtime.terms import Offer, RequestTerms, TaskTerms
+from mercat.untrusted import shown
 
 _CLOSED = "closed"
 _GONE = ("removed", "retired", "replaced")  # statuses an asset never leaves
@@ -90,7 +91,7 @@ class ChainBook:
         unstake_delay_rounds: int = 10,
     ) -> None:
         if not isinstance(unit, int) or isinstance(unit, bool) or unit < 1:
-            raise InvalidParameterError(f"unit must be a positive integer, got {unit!r}")
+            raise InvalidParameterError(f"unit must be a positive integer, got {shown(unit)}")
         self.rule = rule
         self.unit = unit
         self.operator = operator
@@ -126,11 +127,11 @@ class ChainBook:
         try:
             return self.addresses[account]
         except KeyError:
-            raise UnknownAccountError(f"no account {account!r}") from None
+            raise UnknownAccountError(f"no account {shown(account)}") from None
 
     def open_account(self, account: str) -> None:
         if account in self.addresses:
-            raise AlreadyExistsError(f"account {account!r} exists")
+            raise AlreadyExistsError(f"account {shown(account)} exists")
         self.addresses[account] = self.market.new_account()
 
     def deposit(self, account: str, amount: int) -> None:
@@ -147,7 +148,7 @@ class ChainBook:
         """Register an asset with its stake (and, optionally, its owner's offer)."""
         address = self._address(owner)
         if offer is not None and offer.asset != asset:
-            raise InvalidParameterError(f"the offer names {offer.asset!r}, not {asset!r}")
+            raise InvalidParameterError(f"the offer names {offer.asset!r}, not {shown(asset)}")
         self.market.register_asset(address, asset, stake)
         self.owners[asset] = owner
         if offer is not None:

@@ -44,6 +44,7 @@ from mercat.errors import InvalidParameterError
 from mercat.incentives.collective import DEFAULT_FLOOR_RATIO, CollectiveRule, mechanism
 from mercat.runtime.records import MARGIN_HOLDERS
 from mercat.runtime.terms import PPB, Offer, RequestTerms, TaskTerms
+from mercat.untrusted import shown
 
 UINT256_MAX = 2**256 - 1
 MAX_TASK_ASSETS = 32  # MAX_TASK_ASSETS in Market.vy
@@ -69,7 +70,7 @@ class IntegerRuleLike(Protocol):
 
 def _amount(name: str, value: object, *, positive: bool = False) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= UINT256_MAX:
-        raise InvalidParameterError(f"{name} must be an integer in [0, 2**256), got {value!r}")
+        raise InvalidParameterError(f"{name} must be an integer in [0, 2**256), got {shown(value)}")
     if positive and value == 0:
         raise InvalidParameterError(f"{name} must be positive, got 0")
     return value
@@ -77,7 +78,7 @@ def _amount(name: str, value: object, *, positive: bool = False) -> int:
 
 def _name(what: str, value: object) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise InvalidParameterError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {value!r}")
+        raise InvalidParameterError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {shown(value)}")
     return value
 
 
@@ -102,7 +103,7 @@ def integer_rule(
         _amount(name, value, positive=True)
     target = Fraction(str(task_target)) if isinstance(task_target, float) else Fraction(task_target)
     if not 0 < target < 1:
-        raise InvalidParameterError(f"task_target must lie in (0, 1), got {task_target!r}")
+        raise InvalidParameterError(f"task_target must lie in (0, 1), got {shown(task_target)}")
     mech = mechanism(mechanism_name)
     reward = target * penalty / (1 - target)
     floor = Fraction(initial_stake) * Fraction(floor_ratio)
@@ -253,7 +254,9 @@ class ChainMarket:
         _amount("min_stake", min_stake, positive=True)
         _amount("unstake_delay_rounds", unstake_delay_rounds)
         if not isinstance(oracles, int) or isinstance(oracles, bool) or not 0 <= oracles <= 32:
-            raise InvalidParameterError(f"oracles must be an integer in [0, 32], got {oracles!r}")
+            raise InvalidParameterError(
+                f"oracles must be an integer in [0, 32], got {shown(oracles)}"
+            )
         if oracles and threshold is None:
             threshold = oracles // 2 + 1
         admin = backend.new_account()
@@ -317,7 +320,9 @@ class ChainMarket:
             or not is_hex_address(account)
             or (is_checksum_formatted_address(account) and not is_checksum_address(account))
         ):
-            raise InvalidParameterError(f"{name} must be a 0x-prefixed address, got {account!r}")
+            raise InvalidParameterError(
+                f"{name} must be a 0x-prefixed address, got {shown(account)}"
+            )
         return to_checksum_address(account)
 
     def _id(self, what: str, name: object) -> int:
@@ -442,7 +447,7 @@ class ChainMarket:
         """The owner's (new) standing offer for its asset `offer.asset`."""
         owner = self._account("owner", owner)
         if not isinstance(offer, Offer):
-            raise InvalidParameterError(f"offer must be an Offer, got {offer!r}")
+            raise InvalidParameterError(f"offer must be an Offer, got {shown(offer)}")
         if offer.cid is not None:
             self.names[encoding.chain_id(offer.cid)] = offer.cid
         args = [self._id("asset", offer.asset), encoding.offer_struct(offer)]
@@ -452,7 +457,7 @@ class ChainMarket:
         """Post a request; its `max_price` moves from `owner`'s balance into its escrow."""
         owner = self._account("owner", owner)
         if not isinstance(terms, RequestTerms):
-            raise InvalidParameterError(f"terms must be RequestTerms, got {terms!r}")
+            raise InvalidParameterError(f"terms must be RequestTerms, got {shown(terms)}")
         self._id("request", terms.request)
         for reference in terms.assets:
             self.names[encoding.chain_id(reference)] = reference
@@ -472,7 +477,7 @@ class ChainMarket:
 
     def _task_struct(self, task: object) -> tuple[Any, ...]:
         if not isinstance(task, TaskTerms):
-            raise InvalidParameterError(f"a task must be TaskTerms, got {task!r}")
+            raise InvalidParameterError(f"a task must be TaskTerms, got {shown(task)}")
         self._id("task", task.task)
         self._id("request", task.request)
         for asset in task.assets:
@@ -498,7 +503,7 @@ class ChainMarket:
     def _margin(margin_to: object) -> int:
         if margin_to not in MARGIN_HOLDERS:
             raise InvalidParameterError(
-                f"margin_to must be one of {', '.join(MARGIN_HOLDERS)}, got {margin_to!r}"
+                f"margin_to must be one of {', '.join(MARGIN_HOLDERS)}, got {shown(margin_to)}"
             )
         return encoding.MARGIN_CODES[margin_to]  # type: ignore[index]
 
@@ -518,7 +523,7 @@ class ChainMarket:
         out = []
         for item in items:
             if not isinstance(item, Settlement) or not isinstance(item.paid, bool):
-                raise InvalidParameterError(f"expected a Settlement, got {item!r}")
+                raise InvalidParameterError(f"expected a Settlement, got {shown(item)}")
             out.append((self._task_struct(item.task), self._margin(item.margin_to), item.paid))
         return out
 
@@ -551,7 +556,7 @@ class ChainMarket:
                 or not isinstance(v.success, bool)
                 or not isinstance(v.sla_met, bool)
             ):
-                raise InvalidParameterError(f"expected a Verdict, got {v!r}")
+                raise InvalidParameterError(f"expected a Verdict, got {shown(v)}")
             structs.append(
                 (self._id("task", v.task), v.success, v.sla_met, encoding.result_digest(v.digest))
             )

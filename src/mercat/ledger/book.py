@@ -30,6 +30,7 @@ from mercat.runtime.money import AssetEffect, TaskSettlement
 from mercat.runtime.records import MarginHolder, TaskRecord
 from mercat.runtime.snapshot import AssetView, BookState
 from mercat.runtime.terms import Offer, RequestTerms, TaskTerms
+from mercat.untrusted import shown
 
 
 class LedgerBook:
@@ -69,7 +70,7 @@ class LedgerBook:
         try:
             return self.keyring[name]
         except KeyError:
-            raise UnknownAccountError(f"no key for {name!r} in this book's keyring") from None
+            raise UnknownAccountError(f"no key for {shown(name)} in this book's keyring") from None
 
     def submit(self, name: str, op: m.Op) -> Receipt:
         return self.ledger.submit(m.Signer(self.key(name), self.ledger.id).sign(op))

@@ -10,6 +10,7 @@ from mercat.identity import check_public_key
 from mercat.incentives.integer_rule import IntegerRule, Tokens
 from mercat.ledger.messages import check_ledger_id
 from mercat.runtime.limits import MAX_BALANCE, stake_bounds
+from mercat.untrusted import shown
 
 MAX_UNSTAKE_DELAY = 10**9
 """The longest unstake delay, in rounds: beyond the life of any market, and small enough
@@ -53,7 +54,7 @@ class LedgerConfig:
         if self.ledger_id:
             check_ledger_id(self.ledger_id, "ledger_id")
         if not isinstance(self.rule, IntegerRule):
-            raise InvalidParameterError(f"rule must be an IntegerRule, got {self.rule!r}")
+            raise InvalidParameterError(f"rule must be an IntegerRule, got {shown(self.rule)}")
         for name in ("penalty", "reward", "stake_floor", "stake_cap"):
             value = getattr(self.rule, name)
             if value is not None and value > MAX_BALANCE:
@@ -77,7 +78,7 @@ class LedgerConfig:
                 or not lowest <= value <= highest
             ):
                 raise InvalidParameterError(
-                    f"{name} must be an integer in [{lowest}, {highest}], got {value!r}"
+                    f"{name} must be an integer in [{lowest}, {highest}], got {shown(value)}"
                 )
         if self.min_stake < self.rule.minimum_stake:  # type: ignore[operator]
             raise InvalidParameterError(

@@ -92,6 +92,7 @@ from mercat.oracle.report import OracleReport, SignedReport
 from mercat.runtime.collector import fewer_collections
 from mercat.runtime.records import RequestRecord
 from mercat.runtime.terms import MAX_INT, Offer
+from mercat.untrusted import shown
 
 
 def _n(value: object, what: str) -> int:
@@ -298,7 +299,7 @@ class Ledger:
 
         `durable=False`: see `mercat.ledger.store.make_engine` (SQLite only)."""
         if not isinstance(config, LedgerConfig):
-            raise InvalidParameterError(f"config must be a LedgerConfig, got {config!r}")
+            raise InvalidParameterError(f"config must be a LedgerConfig, got {shown(config)}")
         if not config.ledger_id:
             config = replace(config, ledger_id=secrets.token_hex(16))
         _check_new_store(url)
@@ -607,17 +608,19 @@ class Ledger:
         for info in self.assets():
             if info.id == asset:
                 return info
-        raise UnknownAssetError(f"no asset {asset!r}")
+        raise UnknownAssetError(f"no asset {shown(asset)}")
 
     def journal(self, limit: int | None = None, after: int = 0) -> list[JournalEntry]:
         """Entries with id > `after`, oldest first, each with its postings; at most `limit`
         (1 to `MAX_JOURNAL_PAGE`, None: all). InvalidParameterError for a bound out of range."""
         if limit is not None and not _int_in(limit, 1, MAX_JOURNAL_PAGE):
             raise InvalidParameterError(
-                f"limit must be an integer in [1, {MAX_JOURNAL_PAGE}], got {limit!r}"
+                f"limit must be an integer in [1, {MAX_JOURNAL_PAGE}], got {shown(limit)}"
             )
         if not _int_in(after, 0, MAX_INT - 1):
-            raise InvalidParameterError(f"after must be an integer in [0, 2^62), got {after!r}")
+            raise InvalidParameterError(
+                f"after must be an integer in [0, 2^62), got {shown(after)}"
+            )
         query = select(s.entries).where(s.entries.c.id > after).order_by(s.entries.c.id)
         if limit is not None:
             query = query.limit(limit)

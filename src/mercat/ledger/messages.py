@@ -274,7 +274,7 @@ def _ids(value: object, what: str) -> tuple[str, ...]:
         raise MalformedMessageError(f"{what} must be a non-empty list")
     items = tuple(check_id(v, f"{what}[{i}]") for i, v in enumerate(value))
     if len(set(items)) != len(items):
-        raise MalformedMessageError(f"{what} repeat: {list(items)!r}")
+        raise MalformedMessageError(f"{what} repeat: {shown(list(items))}")
     return items
 
 
@@ -407,7 +407,7 @@ def build(op_name: str, body: object) -> Op:
     is missing, extra or of the wrong kind."""
     cls = OPS.get(op_name) if isinstance(op_name, str) else None
     if cls is None:
-        raise MalformedMessageError(f"unknown operation {op_name!r}; known: {', '.join(OPS)}")
+        raise MalformedMessageError(f"unknown operation {shown(op_name)}; known: {', '.join(OPS)}")
     if not isinstance(body, dict):
         raise MalformedMessageError(f"body of {op_name} must be an object")
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mercat.errors import LedgerIntegrityError, LedgerUnavailableError
 from mercat.ledger import schema as s
 from mercat.runtime.limits import check_postings
+from mercat.untrusted import shown
 
 T = TypeVar("T")
 
@@ -60,12 +61,14 @@ def store_url(url: object) -> URL:
         try:
             parsed = make_url(url)
         except ArgumentError:
-            raise LedgerUnavailableError(f"not a usable database URL: {url!r}; {_USE}") from None
+            raise LedgerUnavailableError(
+                f"not a usable database URL: {shown(url)}; {_USE}"
+            ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if (backend, driver or _DEFAULT_DRIVERS.get(backend)) not in STORES:
-        shown = parsed.render_as_string(hide_password=True)
+        rendered = parsed.render_as_string(hide_password=True)
         raise LedgerUnavailableError(
-            f"not a usable database URL: {shown!r} (the ledger runs on SQLite or on "
+            f"not a usable database URL: {shown(rendered)} (the ledger runs on SQLite or on "
             f"PostgreSQL through psycopg); {_USE}"
         )
     return parsed

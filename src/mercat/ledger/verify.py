@@ -38,6 +38,7 @@ from mercat.ledger.authority import SignedRow, check_authority
 from mercat.runtime.accounts import WORLD
 from mercat.runtime.limits import MAX_BALANCE
 from mercat.runtime.terms import TaskTerms
+from mercat.untrusted import shown
 
 _RANGE = f"not an integer in [-{MAX_BALANCE}, {MAX_BALANCE}]"
 _INT64 = (-(2**63), 2**63 - 1)
@@ -57,7 +58,7 @@ def stored_int(value: object, what: str, lowest: int = _INT64[0], highest: int =
     number = exact_int(value, lowest, highest)
     if number is None:
         raise LedgerIntegrityError(
-            f"{what} holds {value!r}, not an integer in [{lowest}, {highest}]: the store was "
+            f"{what} holds {shown(value)}, not an integer in [{lowest}, {highest}]: the store was "
             "changed outside the ledger; run `mercat ledger verify`"
         )
     return number
@@ -96,7 +97,9 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
         for entry_id, book, raw in rows:
             amount = exact_int(raw, -MAX_BALANCE, MAX_BALANCE)
             if amount is None:
-                problems.append(f"entry {entry_id}: posting to {book!r} of {raw!r}, {_RANGE}")
+                problems.append(
+                    f"entry {entry_id}: posting to {shown(book)} of {shown(raw)}, {_RANGE}"
+                )
                 continue
             entry_sums[entry_id] += amount
             recomputed[book] += amount
@@ -109,7 +112,8 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
             balance = exact_int(raw, lowest, highest)
             if balance is None:
                 problems.append(
-                    f"book {book!r} holds {raw!r}, not an integer in [{lowest}, {highest}]"
+                    f"book {shown(book)} holds {shown(raw)}, "
+                    f"not an integer in [{lowest}, {highest}]"
                 )
                 balance = exact_int(raw)  # still compared with its postings if an integer
                 if balance is None:
@@ -117,10 +121,10 @@ def verify_ledger(engine: Engine, *, signatures: bool = True, raise_on_problem: 
             stored[book] = balance
         for book in sorted(set(recomputed) | set(stored)):
             if book not in stored:
-                problems.append(f"postings to unknown book {book!r}")
+                problems.append(f"postings to unknown book {shown(book)}")
             elif recomputed.get(book, 0) != stored[book]:
                 problems.append(
-                    f"book {book!r} holds {stored[book]}, its postings sum to "
+                    f"book {shown(book)} holds {stored[book]}, its postings sum to "
                     f"{recomputed.get(book, 0)}"
                 )
         total = sum(stored.values())
@@ -234,7 +238,7 @@ def _authority_problems(c: Connection, operator: str, entries: list) -> list[str
         numbers = [row.round, row.fraction, *(p for _, p in parts.get(key, []))]
         numbers += [] if row.charge is None else [row.charge]
         if any(exact_int(n, 0, MAX_BALANCE) is None for n in numbers):
-            problems.append(f"task ({row.round!r}, {row.task!r}) holds a value {_RANGE}")
+            problems.append(f"task ({shown(row.round)}, {shown(row.task)}) holds a value {_RANGE}")
             continue
         assets = tuple(a for a, _ in parts.get(key, []))
         payouts = tuple(int(p) for _, p in parts.get(key, []))  # type: ignore[call-overload]
@@ -244,6 +248,8 @@ def _authority_problems(c: Connection, operator: str, entries: list) -> list[str
                 row.task, row.request, assets, payouts, charge, int(row.fraction)
             )
         except MercatError as exc:
-            problems.append(f"task ({row.round!r}, {row.task!r}) is not a valid task: {exc}")
+            problems.append(
+                f"task ({shown(row.round)}, {shown(row.task)}) is not a valid task: {exc}"
+            )
     rows = [SignedRow(e.id, e.op, e.signer, e.payload) for e in sorted(entries, key=lambda e: e.id)]
     return problems + check_authority(rows, operator, offers, terms, stored_tasks)

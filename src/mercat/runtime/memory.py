@@ -46,6 +46,7 @@ from mercat.runtime.records import (
 )
 from mercat.runtime.snapshot import AssetView, BookState
 from mercat.runtime.terms import Offer, RequestTerms, TaskTerms
+from mercat.untrusted import shown
 
 _GONE = object()
 
@@ -65,7 +66,7 @@ class MemoryBook:
         keep_history: bool = True,
     ) -> None:
         if not isinstance(unit, int) or isinstance(unit, bool) or unit < 1:
-            raise InvalidParameterError(f"unit must be a positive integer, got {unit!r}")
+            raise InvalidParameterError(f"unit must be a positive integer, got {shown(unit)}")
         self.rule = rule
         self.unit = unit
         self.operator = operator
@@ -107,7 +108,7 @@ class MemoryBook:
 
     def open_account(self, account: str) -> None:
         if account in self.roles:
-            raise AlreadyExistsError(f"account {account!r} exists")
+            raise AlreadyExistsError(f"account {shown(account)} exists")
         self.roles[account] = "user"
         self.balances[avail(account)] = 0
 
@@ -138,10 +139,10 @@ class MemoryBook:
         """Register an asset with its stake (and, optionally, its owner's offer)."""
         self._account(owner)
         if asset in self.assets or asset in self.requests or asset in self.forgotten:
-            raise AlreadyExistsError(f"id {asset!r} is taken")
+            raise AlreadyExistsError(f"id {shown(asset)} is taken")
         check_stake(_amount(stake, "stake"), self.stake_bounds)
         if offer is not None and offer.asset != asset:
-            raise InvalidParameterError(f"the offer names {offer.asset!r}, not {asset!r}")
+            raise InvalidParameterError(f"the offer names {offer.asset!r}, not {shown(asset)}")
         if offer is not None and offer.cid is not None and offer.cid in self.cids:
             # checked before anything is written: post_offer below would refuse it too late
             raise AlreadyExistsError(f"CID {offer.cid} is offered by another asset")
@@ -290,13 +291,13 @@ class MemoryBook:
 
     def _account(self, account: str) -> None:
         if account not in self.roles:
-            raise UnknownAccountError(f"no account {account!r}")
+            raise UnknownAccountError(f"no account {shown(account)}")
 
     def _asset(self, asset: str) -> AssetRecord:
         try:
             return self.assets[asset]
         except KeyError:
-            raise UnknownAssetError(f"no asset {asset!r}") from None
+            raise UnknownAssetError(f"no asset {shown(asset)}") from None
 
     def _post(self, moves: Mapping[str, int]) -> None:
         check_postings(self.balance, moves)
@@ -316,7 +317,7 @@ def _amount(value: object, what: str = "amount") -> int:
     """An amount a participant moves: an integer of base units in [0, 2^62)."""
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_BALANCE:
         raise InvalidParameterError(
-            f"{what} must be an integer of base units in [0, 2^62), got {value!r}"
+            f"{what} must be an integer of base units in [0, 2^62), got {shown(value)}"
         )
     return value
 
@@ -364,7 +365,7 @@ class _Txn:
         try:
             return self.book.requests[request]
         except KeyError:
-            raise UnknownRequestError(f"no request {request!r}") from None
+            raise UnknownRequestError(f"no request {shown(request)}") from None
 
     def put_request(self, record: RequestRecord) -> None:
         self.requests[record.request] = record

@@ -32,6 +32,7 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, Literal
 
 from mercat.errors import MalformedMessageError
+from mercat.untrusted import shown
 
 PPB = 10**9
 """Parts per billion: the unit of a task's `fraction` of its request's demand."""
@@ -56,14 +57,14 @@ SEALABLE = frozenset({"inputs", "output"})
 
 def _name(value: object, what: str) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {value!r}")
+        raise MalformedMessageError(f"{what} must be 1-64 of [A-Za-z0-9_.-], got {shown(value)}")
     return value
 
 
 def _int(value: object, what: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < MAX_INT:
         raise MalformedMessageError(
-            f"{what} must be an integer in [{minimum}, 2^62), got {value!r}"
+            f"{what} must be an integer in [{minimum}, 2^62), got {shown(value)}"
         )
     return value
 
@@ -71,7 +72,7 @@ def _int(value: object, what: str, minimum: int = 0) -> int:
 def _cid(value: object, what: str) -> str:
     if not isinstance(value, str) or not _CID.fullmatch(value):
         raise MalformedMessageError(
-            f"{what} must be a CID (1-128 letters and digits), got {value!r}"
+            f"{what} must be a CID (1-128 letters and digits), got {shown(value)}"
         )
     return value
 
@@ -85,7 +86,9 @@ def _amounts(value: object, what: str) -> tuple[tuple[str, int], ...]:
         if not all(len(pair) == 2 for pair in items):
             raise MalformedMessageError(f"{what} must map resource names to integers")
     else:
-        raise MalformedMessageError(f"{what} must map resource names to integers, got {value!r}")
+        raise MalformedMessageError(
+            f"{what} must map resource names to integers, got {shown(value)}"
+        )
     if len(items) > MAX_RESOURCES:
         raise MalformedMessageError(f"{what} names more than {MAX_RESOURCES} resources")
     out: dict[str, int] = {}
@@ -99,7 +102,7 @@ def _amounts(value: object, what: str) -> tuple[tuple[str, int], ...]:
 
 def _labels(value: object, what: str, check=_name) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise MalformedMessageError(f"{what} must be a list, got {value!r}")
+        raise MalformedMessageError(f"{what} must be a list, got {shown(value)}")
     items = list(value)
     if len(items) > MAX_LABELS:
         raise MalformedMessageError(f"{what} has more than {MAX_LABELS} entries")
@@ -127,7 +130,7 @@ class Offer:
         _name(self.asset, "offer.asset")
         if self.kind not in ASSET_KINDS:
             raise MalformedMessageError(
-                f"offer.kind must be one of {', '.join(ASSET_KINDS)}, got {self.kind!r}"
+                f"offer.kind must be one of {', '.join(ASSET_KINDS)}, got {shown(self.kind)}"
             )
         object.__setattr__(self, "capacity", _amounts(self.capacity, "offer.capacity"))
         object.__setattr__(self, "unit_costs", _amounts(self.unit_costs, "offer.unit_costs"))
@@ -204,7 +207,7 @@ class RequestTerms:
             self, "capabilities", frozenset(_labels(self.capabilities, "request.capabilities"))
         )
         if isinstance(self.assets, str) or not isinstance(self.assets, Iterable):
-            raise MalformedMessageError(f"request.assets must be a list, got {self.assets!r}")
+            raise MalformedMessageError(f"request.assets must be a list, got {shown(self.assets)}")
         assets = tuple(self.assets)
         for i, a in enumerate(assets):
             if not isinstance(a, str) or not (_NAME.fullmatch(a) or _CID.fullmatch(a)):
@@ -222,7 +225,7 @@ class RequestTerms:
         sealed = frozenset(_labels(self.sealed, "request.sealed"))
         if not sealed <= SEALABLE:
             raise MalformedMessageError(
-                f"request.sealed takes {sorted(SEALABLE)}, got {sorted(sealed)}"
+                f"request.sealed takes {sorted(SEALABLE)}, got {shown(sorted(sealed))}"
             )
         object.__setattr__(self, "sealed", sealed)
         object.__setattr__(self, "_hash", hash(astuple_shallow(self)))
@@ -266,7 +269,8 @@ def _fields(data: object, cls: type, what: str) -> dict[str, Any]:
     required = {f.name for f in fields(cls) if f.default is MISSING}
     if not required <= set(data) <= names:
         raise MalformedMessageError(
-            f"{what} takes fields {sorted(names)} (required {sorted(required)}), got {sorted(data)}"
+            f"{what} takes fields {sorted(names)} (required {sorted(required)}), "
+            f"got {shown(sorted(map(str, data)))}"
         )
     return dict(data)
 
