@@ -176,3 +176,24 @@ def test_reproduce_refuses_a_directory_that_takes_no_files_before_any_experiment
 def test_clear_refuses_a_huge_maker_count_for_posted_prices_in_one_line(odd_market):
     out = run("clear", str(odd_market), "-m", "posted-price", "-O", f"makers={10**23}")
     one_line_error(out, "makers must be at most 1000")
+
+
+def test_an_error_line_prints_the_message_as_raised(tmp_path):
+    """Spaces, brackets and colons in a message print as they are: two spaces stayed one
+    (the message's whitespace was collapsed), ':smile:' became an emoji."""
+    name = "no  such [/x] :smile:.json"
+    out = run("clear", tmp_path / name)
+    one_line_error(out, f"{name}'")
+
+
+def test_an_error_message_of_several_lines_prints_as_one(monkeypatch, odd_market):
+    from mercat.errors import InvalidMarketError
+    from mercat.market import market_io
+
+    def load_market(path):
+        raise InvalidMarketError("the market  'm.json' is refused:\n  n1  1.0\n  n2  2.0\n")
+
+    monkeypatch.setattr(market_io, "load_market", load_market)
+    out = run("clear", odd_market)
+    one_line_error(out)
+    assert out.stderr == "error: the market  'm.json' is refused: n1  1.0 n2  2.0\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from mercat.cli import (
     agent,
@@ -39,11 +39,13 @@ from mercat.errors import MercatError
 
 def _fail(message: str) -> typer.Exit:
     """Print `error: message` as one line on stderr; the exit (code 2) to raise."""
-    # soft_wrap: the message stays one line however long (a path in it must not be broken
-    # by a newline); escape: brackets in the message are text, not markup.
-    line = " ".join(message.split())
+    # One line: a line break in the message, with the indentation around it, becomes one
+    # space; the spaces within a line are the message's own and stay ("n1  1.0", a path with
+    # two spaces). soft_wrap: the line is not broken however long (a path in it must stay
+    # whole). A Text, not markup: brackets and colons (":smile:") print as they are.
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
     Console(stderr=True, soft_wrap=True).print(
-        f"[bold red]error:[/] {escape(line)}", highlight=False
+        Text.assemble(("error:", "bold red"), " ", line), highlight=False
     )
     return typer.Exit(code=2)
 
