@@ -204,6 +204,29 @@ def test_a_database_holding_a_ledger_is_refused_and_left_as_it_was(board_url):
     engine.dispose()
 
 
+def test_a_node_keeps_its_board_where_its_url_says(board_url, tmp_path):
+    """`create_app(board=URL)`: the node's endpoints read the board there, and the next
+    node started on it finds what the last one left."""
+    from fastapi.testclient import TestClient
+
+    from mercat.ledger import IntegerRule, Ledger, LedgerConfig
+    from mercat.node.app import create_app
+
+    ledger_url = f"sqlite:///{tmp_path}/ledger.db"
+    config = LedgerConfig(operator=Keypair.generate().public, rule=IntegerRule(1, 1, True))
+    Ledger.init(ledger_url, config, durable=False).close()
+    app = create_app(ledger_url, None, board=board_url)
+    with TestClient(app) as client:
+        app.state.board.set_round(1, "closed", charged=4)
+        app.state.board.add_events([{"kind": "round_started", "round": 1}])
+        assert client.get("/market/summary").json()["flows"]["charged"] == 4
+    app = create_app(ledger_url, None, board=board_url)  # the node started again
+    with TestClient(app) as client:
+        events = client.get("/market/events/recent").json()
+        assert [e["kind"] for e in events] == ["round_started"]
+        assert client.get("/market/rounds").json()[0]["round"] == 1
+
+
 # --- what could differ between backends -----------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """`mercat serve` as a real process on a TCP port: it answers, stores, and refuses a bad
-ledger URL before it listens."""
+ledger or board URL before it listens."""
 
 from __future__ import annotations
 
@@ -90,6 +90,23 @@ def test_a_bad_ledger_url_fails_before_listening(tmp_path):
     )
     assert done.returncode == 2
     assert "error:" in done.stderr
+
+
+def test_the_board_is_taken_by_url_and_a_bad_one_fails_before_listening(tmp_path):
+    process, _ = serve(["--board", f"sqlite:///{tmp_path}/board.db"], tmp_path / "log")
+    process.terminate()
+    process.wait(timeout=10)
+    assert (tmp_path / "board.db").exists()
+    done = subprocess.run(
+        [*MERCAT, "serve", "--board", "mysql://node@db/board", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: not a usable task board: mysql://node@db/board")
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_concurrent_clients_of_one_node_all_land_in_the_ledger(tmp_path):

@@ -42,11 +42,13 @@ def serve(
         help="KEY=VALUE: one of the node's limits (docs/service.md, 'What protects the "
         "node'), e.g. --limit workers=4 --limit store_quota_bytes=50GB. Repeat for each.",
     ),
-    board: Path | None = typer.Option(
+    board: str | None = typer.Option(
         None,
-        help="SQLite file of the live market's task board (claims, reports, round history, "
-        "events); default: in memory. A node that runs the round loop should keep one, so "
-        "that a restart resumes where it stopped.",
+        help="Where the live market's task board (claims, reports, round history, events) "
+        "lives: a SQLite file's path, or a database URL (sqlite:///board.db, "
+        "postgresql+psycopg://user@host/board: a database of its own, not the ledger's); "
+        "default: in memory. A node that runs the round loop should keep one, so that a "
+        "restart resumes where it stopped.",
     ),
     operator_key: Path | None = typer.Option(
         None,

@@ -74,10 +74,11 @@ def create_app(
     node allows (`NodeLimits()` by default); `clock`: the time of the rate limits and of
     the whole-body deadline (tests drive it).
 
-    The live market (`/market/...`, the dashboard) keeps its task board in the SQLite file
-    `board` (in memory if None). With the operator's key (`operator`), the node runs the
-    market's round loop (`mercat.node.round_loop`) with `market`'s settings while it
-    serves."""
+    The live market (`/market/...`, the dashboard) keeps its task board at `board`: a SQLite
+    file's path, or a database URL (`sqlite:///board.db`, `postgresql+psycopg://...`), in
+    memory if None (`mercat.node.board.TaskBoard`). With the operator's key (`operator`),
+    the node runs the market's round loop (`mercat.node.round_loop`) with `market`'s
+    settings while it serves."""
     from mercat import __version__
 
     limits = NodeLimits() if limits is None else limits
@@ -91,7 +92,12 @@ def create_app(
     if operator is not None and ledger is not None and operator.public != ledger.config.operator:
         ledger.close()
         raise e.UnknownAccountError("the operator key given is not this ledger's operator")
-    task_board = TaskBoard(board)
+    try:
+        task_board = TaskBoard(board)
+    except BaseException:
+        if ledger is not None:
+            ledger.close()
+        raise
     loop: RoundLoop | None = None
     store = quota = None
     if store_root is not None:
