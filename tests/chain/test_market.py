@@ -127,16 +127,46 @@ def test_a_refused_deposit_leaves_the_allowance_as_it_was(market):
     assert (market.wallet(alice), market.balance(alice), market.allowance(alice)) == (0, 500, 7)
 
 
-def test_a_deposit_under_an_unlimited_allowance_draws_on_it(market):
-    """An allowance of 2**256 - 1 cannot grow: the deposit is taken from it."""
+def test_a_deposit_under_an_unlimited_allowance_leaves_it_unlimited(market):
+    """An allowance of 2**256 - 1 is unlimited (ERC-20's convention, OpenZeppelin's ERC20
+    since v4): the token's transferFrom never draws it down."""
     alice = market.new_account()
     market.mint(alice, 500)
     market._send("Token", "approve", [market.address("Market"), UINT256_MAX], alice)
     with pytest.raises(ChainInsufficientFundsError, match="insufficient balance"):
         market.deposit(alice, 501)
     assert market.allowance(alice) == UINT256_MAX
-    market.deposit(alice, 500)
-    assert market.allowance(alice) == UINT256_MAX - 500
+    market.deposit(alice, 300)
+    market.deposit(alice, 200)
+    assert (market.wallet(alice), market.balance(alice)) == (0, 500)
+    assert market.allowance(alice) == UINT256_MAX
+
+
+def test_the_tokens_transfer_from_draws_a_finite_allowance_down_exactly(market):
+    owner, spender = market.new_account(), market.new_account()
+    market.mint(owner, 100)
+
+    def allowance() -> int:
+        return market._call("Token", "allowance", owner, spender)
+
+    def pull(value: int) -> None:
+        market._send("Token", "transferFrom", [owner, spender, value], spender)
+
+    market._send("Token", "approve", [spender, 60], owner)
+    pull(25)
+    assert allowance() == 35
+    with pytest.raises(ChainInsufficientFundsError, match="insufficient allowance"):
+        pull(36)
+    pull(35)
+    assert allowance() == 0
+    # One below the unlimited allowance is a finite one: drawn down like any other.
+    market._send("Token", "approve", [spender, UINT256_MAX - 1], owner)
+    pull(10)
+    assert allowance() == UINT256_MAX - 11
+    market._send("Token", "approve", [spender, UINT256_MAX], owner)
+    pull(30)
+    assert allowance() == UINT256_MAX
+    assert (market.wallet(owner), market.wallet(spender)) == (0, 100)
 
 
 def test_an_allowance_that_cannot_be_set_back_is_named_on_the_deposits_error(market, monkeypatch):

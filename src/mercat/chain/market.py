@@ -349,9 +349,9 @@ class ChainMarket:
         """Move tokens from `account`'s wallet into its free balance (approve + deposit).
 
         The approval adds `amount` to whatever the account already lets the market pull,
-        and the deposit pulls exactly `amount`, so the allowance ends as it began (one of
-        2**256 - 1, which cannot grow, ends `amount` lower); a refused deposit sets it back
-        before its error is raised."""
+        and the deposit pulls exactly `amount`, so the allowance ends as it began (an
+        unlimited one, 2**256 - 1, which the token never draws down, included); a refused
+        deposit sets it back before its error is raised."""
         account = self._account("account", account)
         _amount("amount", amount, positive=True)
         market = self.address("Market")

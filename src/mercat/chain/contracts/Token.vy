@@ -6,6 +6,11 @@
         (the off-ramp). Nothing else creates or destroys a token, so the total supply
         changes only by `mint` and `burn`, each logged as a Transfer from or to the
         zero address.
+
+        An allowance of max_value(uint256) is unlimited: `transferFrom` never draws it
+        down (the convention of OpenZeppelin's ERC20 since v4, and of most tokens), so a
+        wallet that approved the market without limit stays that way however much it
+        deposits. Any smaller allowance is drawn down by exactly what is moved.
 """
 
 from ethereum.ercs import IERC20
@@ -49,8 +54,10 @@ def transfer(_to: address, _value: uint256) -> bool:
 
 @external
 def transferFrom(_from: address, _to: address, _value: uint256) -> bool:
-    assert self.allowance[_from][msg.sender] >= _value, "token: insufficient allowance"
-    self.allowance[_from][msg.sender] -= _value
+    allowed: uint256 = self.allowance[_from][msg.sender]
+    assert allowed >= _value, "token: insufficient allowance"
+    if allowed != max_value(uint256):  # unlimited: never drawn down (see the notice)
+        self.allowance[_from][msg.sender] = allowed - _value
     self._move(_from, _to, _value)
     return True
 
