@@ -87,6 +87,25 @@ def test_huge_values_are_refused_with_their_bound(tmp_path, text, words):
     one_line_error(run("scenario", "check", write(tmp_path, text)), *words)
 
 
+@pytest.mark.parametrize(
+    ("simulation", "key", "value", "bound"),
+    [
+        # checking a point draws its market: 10^8 requests kept `mercat scenario check` busy
+        # for hours
+        ("clearing", "requests", 10_001, "10,000"),
+        ("clearing", "nodes", 10**8, "10,000"),
+        ("marketplace", "providers", 10**18, "1,000"),
+        ("marketplace", "rounds", 100_001, "100,000"),
+        ("fedavg", "rounds", 10**9, "100,000"),
+        ("fedavg", "local_steps", 10**9, "1,000"),
+    ],
+)
+def test_a_simulations_sizes_are_bounded(tmp_path, simulation, key, value, bound):
+    text = f'[scenario]\nsimulation = "{simulation}"\n[parameters]\n{key} = {value}\n'
+    out = run("scenario", "check", write(tmp_path, text))
+    one_line_error(out, f"[parameters] {key}: must be at most {bound}, got {value}")
+
+
 def test_runs_past_the_bound_on_the_command_line_are_refused(tmp_path):
     path = write(tmp_path, HEAD)
     out = run("sweep", path, "--out", tmp_path / "out", "--set", "runs=1000000000000")

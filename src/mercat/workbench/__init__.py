@@ -17,11 +17,12 @@
 from mercat.workbench.results import Results, load
 from mercat.workbench.scenario import Point, Scenario, parse_scenario, read_scenario
 from mercat.workbench.simulation import SIMULATIONS, Parameter, PointTables, Simulation, Steps
-from mercat.workbench.store import ResultsInUseError
+from mercat.workbench.store import DamagedResultsError, ResultsInUseError
 from mercat.workbench.sweep import SweepError, SweepInterrupted, SweepReport, run_sweep
 
 __all__ = [
     "SIMULATIONS",
+    "DamagedResultsError",
     "Parameter",
     "Point",
     "PointTables",

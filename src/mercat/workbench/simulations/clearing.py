@@ -32,6 +32,9 @@ from mercat.workbench.simulation import (
 
 _P = Parameter
 MARKETS = ("random", "double-auction", "standard-auction", "running-example")
+MAX_SIDE = 10_000
+"""Requests, and nodes, of a generated market: a random market of 10,000 requests takes
+about a minute to draw (its conflicts are pairs), and checking a point draws one."""
 
 
 class ClearingSimulation(Simulation):
@@ -45,10 +48,11 @@ class ClearingSimulation(Simulation):
            "or module:Class"),
         _P("options", {}, "table", "the mechanism's options (as mercat clear -o KEY=VALUE)"),
         _P("market", "random", "str", "market family", choices=MARKETS),
-        _P("requests", 20, "int", "requests (users) per market", minimum=0),
-        _P("nodes", 8, "int", "nodes (providers) per market", minimum=1),
+        _P("requests", 20, "int", "requests (users) per market", minimum=0, maximum=MAX_SIDE),
+        _P("nodes", 8, "int", "nodes (providers) per market", minimum=1, maximum=MAX_SIDE),
         _P("divisible", False, "bool", "random markets: divisible requests"),
-        _P("max_replicas", 2, "int", "random markets: most replicas a request asks", minimum=1),
+        _P("max_replicas", 2, "int", "random markets: most replicas a request asks", minimum=1,
+           maximum=MAX_SIDE),
         _P("optimum", False, "bool", "also solve the optimal welfare (efficiency W/W*)"),
     )  # fmt: skip
 

@@ -44,9 +44,12 @@ class FedAvgSimulation(Simulation):
         _P("dim", 20, "int", "features per example", minimum=1),
         _P("mean_examples", 50, "int", "mean examples per client", minimum=1),
         _P("heterogeneity", 1.0, "float", "scale of each client's feature shift", minimum=0),
-        _P("rounds", 50, "int", "training rounds", minimum=1),
+        # past these a run takes days, or its local noise (a normal per joining client, local
+        # step and feature) does not fit
+        _P("rounds", 50, "int", "training rounds", minimum=1, maximum=100_000),
         _P("sampling_rate", 0.2, "float", "probability that a client joins a round"),
-        _P("local_steps", 5, "int", "gradient steps per client per round", minimum=1),
+        _P("local_steps", 5, "int", "gradient steps per client per round", minimum=1,
+           maximum=1000),
         _P("learning_rate", 0.5, "float", "clients' step size"),
         _P("server_learning_rate", 1.0, "float", "the aggregator's step size"),
         _P("noise", "central", "str", "none, central, local or example",
