@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
+from mercat.errors import AlreadyExistsError
 from mercat.identity import Keypair
 from mercat.node.agent import LISTING_LIMIT, ProviderAgent, ServerSpec
 from mercat.node.oracle_service import LISTING_LIMIT as ORACLE_LISTING_LIMIT
@@ -117,7 +118,7 @@ def test_an_oracle_remembers_only_the_tasks_still_listed():
     oracle.forget(TaskListing(NOW_MS, [], ORACLE_LISTING_LIMIT))
     assert len(oracle._done) == 2 * PER_ROUND
     oracle.forget(TaskListing(NOW_MS, [], 0))
-    assert oracle._done == set()
+    assert not oracle._done
 
 
 class _Pages:
@@ -171,9 +172,74 @@ def test_an_oracle_reads_the_oldest_open_tasks_first_a_bounded_number_of_pages_a
     assert len(oracle._done) == 20
     node.open.clear()  # the quorum came in: every task settled
     oracle.pass_once(timing)  # after the two pages read last: what followed them forgotten
-    assert oracle._done == set(oldest_first[:6])
+    assert set(oracle._done) == set(oldest_first[:6])
     oracle.pass_once(timing)  # from the start again: the rest
-    assert oracle._done == set()
+    assert not oracle._done
+
+
+class _MarketWithABrokenTask(_Market):
+    """A node that lists, besides each round's tasks, one entry of the wrong shape that
+    stays listed (a node's bug, or a hostile node)."""
+
+    def tasks(self, **filters):  # type: ignore[no-untyped-def]
+        answer = super().tasks(**filters)
+        return {**answer, "tasks": [{"round": 0, "task": "broken"}, *answer["tasks"]]}
+
+
+def test_an_oracle_forgets_settled_tasks_though_a_malformed_entry_stays_listed():
+    """A page with an entry left out for its shape forgot nothing: with fewer open tasks
+    than one page holds, the oracle remembered every task it ever reported."""
+    node = _MarketWithABrokenTask(threading.Event())
+    oracle = OracleService(node, Keypair.generate(), sample_rate=0.0)  # type: ignore[arg-type]
+    sizes = []
+    for _ in range(ROUNDS):
+        oracle.pass_once(Timing(grace_ms=200))
+        sizes.append(len(oracle._done))
+    reported = [(r.round, r.task) for r in node.reports]
+    assert len(reported) == len(set(reported)) == ROUNDS * PER_ROUND
+    assert max(sizes) <= 2 * PER_ROUND
+
+
+class _PagesThatKeepReports(_Pages):
+    """`_Pages` that lists each report it accepted in its task's `reported_by`, and
+    refuses a second one from the same oracle, as the node does."""
+
+    def report(self, signed):  # type: ignore[no-untyped-def]
+        view = self.open[(signed.report.round, signed.report.task)]
+        if signed.oracle in view["reported_by"]:
+            raise AlreadyExistsError("reported already")
+        view["reported_by"] = [*view["reported_by"], signed.oracle]
+        return super().report(signed)
+
+
+def test_an_oracle_forgets_a_task_the_node_lists_with_its_report():
+    """The node keeps the report: the oracle need not remember the task until it settles."""
+    node = _PagesThatKeepReports(rounds=2, per_round=3)
+    oracle = OracleService(node, Keypair.generate(), sample_rate=0.0)  # type: ignore[arg-type]
+    timing = Timing(grace_ms=200)
+    assert oracle.pass_once(timing) == 6
+    assert len(oracle._done) == 6  # the listing read before the reports does not show them
+    assert oracle.pass_once(timing) == 0
+    assert not oracle._done and len(node.reports) == 6
+
+
+def test_an_oracles_memory_is_bounded_whatever_the_node_lists(monkeypatch):
+    """A node that lists more open tasks than MAX_REMEMBERED: the oracle keeps the newest
+    MAX_REMEMBERED keys; one forgotten early is passed over by its listed report."""
+    from mercat.node import oracle_service
+
+    monkeypatch.setattr(oracle_service, "MAX_REMEMBERED", 5, raising=False)
+    node = _PagesThatKeepReports(rounds=10, per_round=2)
+    oracle = OracleService(node, Keypair.generate(), sample_rate=0.0)  # type: ignore[arg-type]
+    timing = Timing(grace_ms=200)
+    assert oracle.pass_once(timing) == 20
+    assert list(oracle._done) == sorted(node.open)[-5:]
+    assert oracle.pass_once(timing) == 0  # each task reported once
+    assert sorted(node.reports) == sorted(node.open)
+    silent = OracleService(node, Keypair.generate(), behaviour="silent", sample_rate=0.0)  # type: ignore[arg-type]
+    silent.pass_once(timing)
+    silent.pass_once(timing)
+    assert len(silent._done) == 5 and node.reports == sorted(node.open)
 
 
 def test_an_agents_queue_of_replicas_is_bounded_the_rest_left_for_a_later_poll():

@@ -61,6 +61,11 @@ LISTING_LIMIT = 1000  # the most tasks one look at the node lists
 # carries on after the last task read, so every open task is judged within a few passes
 # while one pass stays bounded in time and memory.
 PAGES_PER_PASS = 10
+# The most tasks the oracle remembers having judged; past it, the longest remembered is
+# forgotten. Safe to forget: the node keeps every report it accepted (a task it lists with
+# this oracle's report is passed over, and a second report is refused as AlreadyExists),
+# so a task forgotten early costs at most its checks again, never a second report.
+MAX_REMEMBERED = PAGES_PER_PASS * LISTING_LIMIT
 TaskKey = tuple[int, str]  # (round, task)
 
 
@@ -106,7 +111,9 @@ class OracleService:
         self.poll_seconds = poll_seconds
         self.workdir = workdir
         self.stats = OracleStats()
-        self._done: set[TaskKey] = set()  # reported (or passed over), while listed
+        # Reported (or passed over), until the node lists the task settled or with this
+        # oracle's report (`forget`), oldest first, at most MAX_REMEMBERED.
+        self._done: dict[TaskKey, None] = {}
         self._cursor: TaskKey | None = None  # where the next pass reads on (None: the start)
         self._views = ViewCheck(log)  # what the node answers is checked before it is used
 
@@ -178,7 +185,7 @@ class OracleService:
             if judgement is None:
                 continue
             if self.behaviour == "silent":
-                self._done.add(key)
+                self._remember(key)
                 continue
             # A node that cannot be reached now raises out of this pass: the task is not
             # marked done, and the next pass judges it again (the same way).
@@ -188,35 +195,42 @@ class OracleService:
             try:
                 self.node.report(SignedReport.sign(report, self.key))
             except e.AlreadyExistsError:  # sent before, by this oracle before a restart
-                self._done.add(key)
+                self._remember(key)
                 continue
-            self._done.add(key)
+            self._remember(key)
             sent += 1
             self.stats.reported += 1
             self.stats.success += report.success
             self.stats.failure += not report.success
         return sent
 
+    def _remember(self, key: TaskKey) -> None:
+        self._done[key] = None
+        if len(self._done) > MAX_REMEMBERED:  # a node that lists ever more open tasks
+            del self._done[next(iter(self._done))]
+
     def forget(self, listing: TaskListing, after: TaskKey | None = None) -> None:
-        """Forget the tasks done that the node no longer lists as open, so that a market
-        that runs for months does not grow the oracle's memory by a key per task: a task
-        leaves the open listing when it settles, and a settled task never opens again.
-        `listing` is the page of open tasks, oldest first, that follows `after` (None: the
-        first page): a task done in the stretch it covers (after `after`, up to its last
-        task, or to the end for a page shorter than the limit) that it does not list is
-        settled. A page with entries left out for their shape forgets nothing: a task it
-        hides may still be open."""
-        if listing.left_out:
-            return
+        """Forget the tasks done that the node lists settled or with this oracle's report
+        (the node remembers those for it), so that a market that runs for months does not
+        grow the oracle's memory by a key per task: a task leaves the open listing when it
+        settles, and a settled task never opens again. `listing` is the page of open tasks,
+        oldest first, that follows `after` (None: the first page): a task done in the
+        stretch it covers (after `after`, up to its last task, or to the end for a page
+        shorter than the limit) that it does not list is settled. An entry left out for its
+        shape may hide a task done that is still open: it is forgotten all the same (see
+        MAX_REMEMBERED), or one malformed entry that stayed listed would keep every task
+        reported in its page's stretch remembered for good."""
         listed = {(t["round"], t["task"]) for t in listing.tasks}
         if listing.entries >= LISTING_LIMIT and not listed:
-            return
+            return  # no task to tell where the page ends
         last = max(listed) if listing.entries >= LISTING_LIMIT else None
+        pending = {(t["round"], t["task"]) for t in listing.tasks
+                   if self.key.public not in t["reported_by"]}  # fmt: skip
 
         def outside(key: TaskKey) -> bool:
             return (after is not None and key <= after) or (last is not None and key > last)
 
-        self._done = {key for key in self._done if key in listed or outside(key)}
+        self._done = {key: None for key in self._done if key in pending or outside(key)}
 
     def verify(self, task: dict[str, Any], judged: Judgement) -> OracleReport:
         """The honest report on a judged task (module docstring, 1-4)."""
