@@ -57,6 +57,19 @@ def test_a_misspelt_name_is_refused_with_the_name_meant(tmp_path, text, words):
     one_line_error(run("scenario", "check", write(tmp_path, text)), "s.toml", *words)
 
 
+@pytest.mark.parametrize("table", ["parameters", "grid", "variants.a"])
+def test_an_option_given_twice_under_two_spellings_is_refused(tmp_path, table):
+    # TOML reads both as keys of their own; the last one silently won
+    value = "[0.1]" if table == "grid" else "0.1"
+    text = (
+        '[scenario]\nsimulation = "clearing"\n[parameters]\nmechanism = "posted-price"\n'
+        + ("" if table == "parameters" else f"[{table}]\n")
+        + f'options.tick = {value}\n"options.tick" = {value}\n'
+    )
+    out = run("scenario", "check", write(tmp_path, text))
+    one_line_error(out, f"[{table}] options.tick: given twice")
+
+
 # --- sizes: refused before any work, with the bound ----------------------------------------------
 
 

@@ -304,8 +304,15 @@ class _Checker:
         flat: dict[str, Any] = {}
         for key, value in values.items():
             for name, item in self.flatten(table, key, value):
+                self.once(table, name, flat)
                 flat[name] = self.value(table, name, item)
         return flat
+
+    def once(self, table: str, name: str, seen: Mapping[str, Any]) -> None:
+        """Refuse an option named twice: TOML reads `options.tick` as a key of the table
+        `options` and `"options.tick"` as a key of its own, both this one option."""
+        if name in seen:
+            raise self.fail(table, name, f'given twice: {name} and "{name}" are one option')
 
     def flatten(self, table: str, key: str, value: Any) -> list[tuple[str, Any]]:
         """`key = value` as flat names: a table-valued parameter's entries become
@@ -356,6 +363,7 @@ class _Checker:
         for key, value in values.items():
             entries = self.flatten("grid", key, value)
             for name, items in entries:
+                self.once("grid", name, grid)
                 if not isinstance(items, list) or not items:
                     raise self.fail("grid", name, "must be a non-empty list of values")
                 checked = [self.value("grid", name, item) for item in items]
