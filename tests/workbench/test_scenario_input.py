@@ -70,6 +70,20 @@ def test_an_option_given_twice_under_two_spellings_is_refused(tmp_path, table):
     one_line_error(out, f"[{table}] options.tick: given twice")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[scenario]\nsimulation = "' + "x" * 500_000 + '"\n',
+        HEAD + "[parameters]\n" + "x" * 500_000 + " = 1\n",
+        HEAD + '[parameters]\nengine = "' + "x" * 500_000 + '"\n',
+    ],
+)
+def test_a_huge_name_or_value_is_cut_in_the_error_line(tmp_path, text):
+    out = run("scenario", "check", write(tmp_path, text))
+    one_line_error(out, "xxx... (50")
+    assert len(out.stderr) < 2000  # was the 500,000 characters, echoed
+
+
 # --- sizes: refused before any work, with the bound ----------------------------------------------
 
 

@@ -170,7 +170,10 @@ def parse_scenario(
         raise ScenarioError(f"{where}: not valid TOML ({exc})") from None
     except RecursionError:
         raise ScenarioError(f"{where}: nested too deeply") from None
-    return _Checker(where, document, text, dict(overrides or {})).scenario()
+    try:
+        return _Checker(where, document, text, dict(overrides or {})).scenario()
+    except ScenarioError as exc:  # a name or value of 500,000 characters, echoed, is no line
+        raise ScenarioError(_clip(str(exc))) from None
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -567,6 +570,15 @@ def _describe(index: int, case: str | None, variant: str | None, design: Mapping
 
 def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+
+
+_LONG_WORD = re.compile(r"\S{301,}")
+
+
+def _clip(message: str) -> str:
+    """`message` with each word past 300 characters (a key, a value, as the file has it)
+    cut to its first 60."""
+    return _LONG_WORD.sub(lambda m: f"{m.group()[:60]}... ({len(m.group()):,} characters)", message)
 
 
 def _suggest(word: str, known: Any, shape: str = "{!r}") -> str:
