@@ -263,3 +263,13 @@ def test_a_refused_out_is_its_error_line_alone(finished, tmp_path):
 def test_plot_where_a_list_is_compared_not_a_traceback(finished, tmp_path):
     out = copy_of(finished, tmp_path)
     one_line_error(run("plot", out, "--where", "value=[1, 2]"), "--where value=[1, 2]: no point")
+
+
+@pytest.mark.parametrize("option", ["--set", "--where"])
+def test_a_command_line_value_nested_too_deeply_is_one_error(finished, tmp_path, option):
+    nested = "[" * 3000 + "]" * 3000  # was a RecursionError from tomllib
+    if option == "--set":
+        out = run("scenario", "check", finished[0], "--set", f"value={nested}")
+    else:
+        out = run("plot", copy_of(finished, tmp_path), "--where", f"value={nested}")
+    one_line_error(out, "value=...: nested too deeply")
