@@ -267,9 +267,16 @@ def test_plot_where_a_list_is_compared_not_a_traceback(finished, tmp_path):
 
 @pytest.mark.parametrize("option", ["--set", "--where"])
 def test_a_command_line_value_nested_too_deeply_is_one_error(finished, tmp_path, option):
+    import sys
+
     nested = "[" * 3000 + "]" * 3000  # was a RecursionError from tomllib
-    if option == "--set":
-        out = run("scenario", "check", finished[0], "--set", f"value={nested}")
-    else:
-        out = run("plot", copy_of(finished, tmp_path), "--where", f"value={nested}")
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # Python's own (pytest raises it)
+    try:
+        if option == "--set":
+            out = run("scenario", "check", finished[0], "--set", f"value={nested}")
+        else:
+            out = run("plot", copy_of(finished, tmp_path), "--where", f"value={nested}")
+    finally:
+        sys.setrecursionlimit(before)
     one_line_error(out, "value=...: nested too deeply")
