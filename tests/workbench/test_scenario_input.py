@@ -280,3 +280,10 @@ def test_a_command_line_value_nested_too_deeply_is_one_error(finished, tmp_path,
     finally:
         sys.setrecursionlimit(before)
     one_line_error(out, "value=...: nested too deeply")
+
+
+def test_the_scenario_in_the_results_is_read_within_a_scenario_files_bound(finished, tmp_path):
+    out = copy_of(finished, tmp_path)
+    with (out / "scenario.toml").open("a") as file:
+        file.write("#" + "x" * (2 << 20) + "\n")  # was read and parsed whole
+    one_line_error(run("plot", out), "scenario.toml:", "at most 1 MiB")

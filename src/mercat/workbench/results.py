@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from mercat.errors import InvalidParameterError
+from mercat.errors import InvalidParameterError, ScenarioError
 from mercat.workbench import store
 
 
@@ -102,14 +102,14 @@ def load(out: str | Path, *, partial: bool = False) -> Results:
 
 def _scenario(out: Path) -> tuple[str, dict[str, Any]]:
     """The scenario a results directory records: its text and its tables, or one error
-    naming the file."""
+    naming the file (read as a scenario file is: at most 1 MiB of UTF-8)."""
+    from mercat.workbench.scenario import read_text
+
     path = out / store.SCENARIO
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidParameterError(f"{path}: cannot read it ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise store.DamagedResultsError(f"{path}: not UTF-8 text; it was edited") from None
+        text = read_text(path)
+    except ScenarioError as exc:
+        raise store.DamagedResultsError(str(exc)) from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

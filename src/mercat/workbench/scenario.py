@@ -138,6 +138,11 @@ def read_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     """Read and check a scenario file (module docstring). `overrides` replace parameters
     (those of `[parameters]`, `runs` and `seed`), as `mercat sweep --set KEY=VALUE` does: a
     smaller trial of the same scenario; a parameter the scenario sweeps cannot be set."""
+    return parse_scenario(read_text(path), str(path), overrides)
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a scenario file: at most 1 MiB of UTF-8, or a `ScenarioError`."""
     where = str(path)
     try:
         size = Path(path).stat().st_size
@@ -155,7 +160,7 @@ def read_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     except UnicodeDecodeError:
         raise ScenarioError(f"{where}: not UTF-8 text") from None
     # an editor's byte-order mark (Windows Notepad) is not part of the TOML
-    return parse_scenario(text.removeprefix("\ufeff"), where, overrides)
+    return text.removeprefix("\ufeff")
 
 
 def parse_scenario(
