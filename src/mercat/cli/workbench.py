@@ -9,12 +9,15 @@ mercat plot DIR [--where KEY=VALUE]            the standard figures, as PNG
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import typer
 
 from mercat.cli._help import MercatTyper
 from mercat.cli._output import console, err_console, print_json, print_table
+
+if TYPE_CHECKING:  # numpy and pandas: imported by the commands that need them
+    from mercat.workbench.simulation import Parameter
 
 app = MercatTyper()
 scenario_app = MercatTyper(help="Scenario files: check them, list what they can run.")
@@ -197,7 +200,7 @@ def simulations(
             "parameter": p.name,
             "kind": p.kind,
             "default": p.default,
-            "help": p.help + (f" ({', '.join(p.choices)})" if p.choices else ""),
+            "help": p.help + (f" ({', '.join(p.choices)})" if p.choices else "") + _bounds(p),
         }
         for p in (*COMMON, *sim.parameters)
     ]
@@ -205,3 +208,8 @@ def simulations(
         print_json({"simulation": sim.name, "title": sim.title, "parameters": rows})
     else:
         print_table(f"{sim.name}: {sim.title}", rows)
+
+
+def _bounds(parameter: Parameter) -> str:
+    """` (at most 10,000)` for a bounded parameter: the scenario checker refuses past it."""
+    return "" if parameter.maximum is None else f" (at most {parameter.maximum:,})"
