@@ -128,7 +128,7 @@ def test_overrides_replace_fixed_parameters_but_not_swept_ones():
         ("[gird]\nstake = [1]\n", r"s.toml: unknown table \[gird\]"),
         ("[output]\nformat = ['csv']\n", r"s.toml: \[output\] format: unknown key"),
         ("[output]\nformats = ['xlsx']\n", r"\[output\] formats: must list some of"),
-        ("[output]\nstep_every = -1\n", r"\[output\] step_every: must be an integer >= 0"),
+        ("[output]\nstep_every = -1\n", r"\[output\] step_every: must be an integer from 0"),
         ("[grid]\nstakee = [1]\n", r"s.toml: \[grid\] stakee: unknown parameter of simulation "
          r"'collective'; did you mean 'stake'\? known: runs, seed, mechanism"),
         ("[grid]\nstake = 5\n", r"\[grid\] stake: must be a non-empty list"),

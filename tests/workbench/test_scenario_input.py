@@ -108,6 +108,9 @@ def test_a_grid_of_10_to_the_15_points_is_refused_before_it_is_built(tmp_path):
          ["[parameters] options.threads: holds an integer past 64 bits"]),
         (HEAD + "[parameters]\nstake = 1" + "0" * 400 + "\n",
          ["[parameters] stake: must be finite"]),
+        # a collective point failed on it (numpy's cast), after the directory was made
+        (HEAD + "[output]\nstep_every = 100000000000000000000\n",
+         ["[output] step_every: must be an integer from 0 to 2^63 - 1"]),
     ],
 )  # fmt: skip
 def test_huge_values_are_refused_with_their_bound(tmp_path, text, words):

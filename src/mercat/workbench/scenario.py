@@ -450,8 +450,10 @@ class _Checker:
         if not isinstance(steps, bool):
             raise self.fail("output", "steps", f"must be true or false, got {steps!r}")
         every = values.get("step_every", 0)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise self.fail("output", "step_every", f"must be an integer >= 0, got {every!r}")
+        if isinstance(every, bool) or not isinstance(every, int) or not 0 <= every <= INT64[1]:
+            raise self.fail(
+                "output", "step_every", f"must be an integer from 0 to 2^63 - 1, got {every!r}"
+            )
         return Output(tuple(formats), steps, every)
 
     # --- points -----------------------------------------------------------------------
