@@ -74,12 +74,21 @@ def store_url(url: object) -> URL:
     return parsed
 
 
-def make_engine(url: str | URL, *, pool_size: int = 8, durable: bool = True) -> Engine:
+def make_engine(
+    url: str | URL, *, pool_size: int = 8, durable: bool = True, begin_immediate: bool = True
+) -> Engine:
     """An engine for `url`, configured for the ledger's transactions (see module docstring).
 
     `durable=False` (SQLite only) commits with synchronous=NORMAL: in WAL mode a commit
     still survives a killed process, but not a power cut. It saves one fsync per commit
     (about 10 ms on the build machines' disks); tests that do not test durability use it.
+
+    `begin_immediate=False` (SQLite only) is for a store that one process writes, behind a
+    lock of its own (the node's task board): transactions are left to the sqlite3 module,
+    which begins one at the first write and runs reads outside any, as a plain `sqlite3`
+    connection does. That saves the BEGIN that SQLAlchemy runs as a statement of its own
+    for every transaction, reads included (a fifth of what the board costs a claim:
+    benchmarks/bench_board.py); writers in other processes would not queue as above.
 
     An in-memory SQLite database (`sqlite://`) is one connection that every thread shares:
     each connection to `:memory:` would be a database of its own. It lives until the
@@ -93,7 +102,7 @@ def make_engine(url: str | URL, *, pool_size: int = 8, durable: bool = True) -> 
             engine = create_engine(parsed, connect_args=shared, poolclass=StaticPool)
         else:
             engine = create_engine(parsed, connect_args=busy)
-        _configure_sqlite(engine, "FULL" if durable else "NORMAL")
+        _configure_sqlite(engine, "FULL" if durable else "NORMAL", begin_immediate)
         return engine
     return create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
@@ -169,11 +178,12 @@ def unavailable(url: str, exc: DBAPIError, what: str = "ledger store") -> Ledger
     return LedgerUnavailableError(f"cannot open the {what} at {safe_url(url)}: {first}")
 
 
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str, begin_immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
-        dbapi_connection.isolation_level = None
+        if begin_immediate:
+            # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
@@ -181,9 +191,11 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if begin_immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection):  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -26,8 +26,11 @@ in memory), or in a PostgreSQL database of its own for a node that keeps its led
 too; the tables are `mercat.node.board_tables`, the engine is opened as the ledger's is
 (`mercat.ledger.store.make_engine`: SQLite in WAL mode with synchronous=NORMAL, which
 survives a killed process). Every operation runs behind one lock: the node is the board's
-only process, and every operation on it is a few rows. `changed` wakes the threads that
-wait for news (the round loop waiting for claims and reports).
+only process, and every operation on it is a few rows. So on SQLite a transaction begins at
+its first write, as the sqlite3 module begins it (`begin_immediate=False`), rather than
+with a BEGIN IMMEDIATE that makes writers of several processes queue, as the ledger's do.
+`changed` wakes the threads that wait for news (the round loop waiting for claims and
+reports).
 
 Ids are ordered in byte order on every backend (`mercat.ledger.store.in_byte_order`), the
 order Python compares them in, so pages join up the same way on SQLite and PostgreSQL.
@@ -361,7 +364,7 @@ class TaskBoard:
         more than the operation's own statements. On PostgreSQL each operation takes one
         from the pool, which checks that it still works."""
         if self._sql is None:
-            engine = make_engine(self.url, pool_size=2, durable=False)
+            engine = make_engine(self.url, pool_size=2, durable=False, begin_immediate=False)
             held = None
             try:
                 if engine.dialect.name == "sqlite":
@@ -757,7 +760,7 @@ def _parts(
     if len(rows) == 1:
         key = (rows[0]["round"], rows[0]["task"])
         found = connection.execute(part.of_task, {"at_round": key[0], "at_task": key[1]})
-        return {key: list(found.mappings())}
+        return {key: found.mappings().all()}
     tasks_of: dict[int, list[str]] = {}
     for row in rows:
         tasks_of.setdefault(row["round"], []).append(row["task"])
