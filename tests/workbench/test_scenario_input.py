@@ -290,3 +290,11 @@ def test_the_scenario_in_the_results_is_read_within_a_scenario_files_bound(finis
     with (out / "scenario.toml").open("a") as file:
         file.write("#" + "x" * (2 << 20) + "\n")  # was read and parsed whole
     one_line_error(run("plot", out), "scenario.toml:", "at most 1 MiB")
+
+
+def test_an_integer_of_5000_digits_is_one_error(tmp_path):
+    huge = "1" + "0" * 5000  # past Python's 4,300 digits: a ValueError from tomllib's int()
+    one_line_error(run("scenario", "check", write(tmp_path, HEAD + f"runs = {huge}\n")),
+                   "s.toml: an integer of more than 4,300 digits")  # fmt: skip
+    out = run("scenario", "check", write(tmp_path, HEAD), "--set", f"runs={huge}")
+    one_line_error(out, "runs=...: an integer of more than 4,300 digits")

@@ -114,5 +114,5 @@ def _scenario(out: Path) -> tuple[str, dict[str, Any]]:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise store.DamagedResultsError(f"{path}: not valid TOML ({exc}); it was edited") from None
-    except RecursionError:
-        raise store.DamagedResultsError(f"{path}: nested too deeply; it was edited") from None
+    except (RecursionError, ValueError):  # too deep; an integer of 4,300 digits
+        raise store.DamagedResultsError(f"{path}: not a scenario mercat wrote") from None

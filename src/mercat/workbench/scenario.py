@@ -65,6 +65,7 @@ _SCENARIO_KEYS = ("name", "description", "simulation", "runs", "seed", "plugins"
 _OUTPUT_KEYS = ("formats", "steps", "step_every")
 _TABLES = ("scenario", "parameters", "grid", "cases", "variants", "output")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+_HUGE_INTEGER = "an integer of more than 4,300 digits (TOML's integers have 64 bits)"
 COMMON = (
     Parameter("runs", 10, "int", "Monte Carlo runs per point", minimum=1, maximum=MAX_RUNS),
     Parameter("seed", 1, "int", "seed of the point's runs", minimum=0),
@@ -175,6 +176,8 @@ def parse_scenario(
         raise ScenarioError(f"{where}: not valid TOML ({exc})") from None
     except RecursionError:
         raise ScenarioError(f"{where}: nested too deeply") from None
+    except ValueError:  # tomllib's int() of more than 4,300 digits (Python's own limit)
+        raise ScenarioError(f"{where}: {_HUGE_INTEGER}") from None
     try:
         return _Checker(where, document, text, dict(overrides or {})).scenario()
     except ScenarioError as exc:  # a name or value of 500,000 characters, echoed, is no line
@@ -194,6 +197,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         parsed = value.strip()
     except RecursionError:
         raise ScenarioError(f"{key}=...: nested too deeply") from None
+    except ValueError:
+        raise ScenarioError(f"{key}=...: {_HUGE_INTEGER}") from None
     return key, parsed
 
 
