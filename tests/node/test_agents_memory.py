@@ -10,6 +10,7 @@ import time
 from mercat.errors import AlreadyExistsError
 from mercat.identity import Keypair
 from mercat.node.agent import LISTING_LIMIT, ProviderAgent, ServerSpec
+from mercat.node.claims import OutcomeClaim
 from mercat.node.oracle_service import LISTING_LIMIT as ORACLE_LISTING_LIMIT
 from mercat.node.oracle_service import OracleService
 from mercat.node.sla import Timing
@@ -100,7 +101,7 @@ def test_an_agent_keeps_a_running_replica_and_what_a_partial_listing_may_hide():
     agent.forget(TaskListing(NOW_MS, [task], 1))  # still listed
     assert agent.owed(task) == []
     agent.forget(empty)  # no longer listed: forgotten
-    assert agent._started == set() and worked == [(1, "t1", "gpu-1")]
+    assert not agent._started and worked == [(1, "t1", "gpu-1")]
 
 
 def test_an_oracle_remembers_only_the_tasks_still_listed():
@@ -242,6 +243,142 @@ def test_an_oracles_memory_is_bounded_whatever_the_node_lists(monkeypatch):
     assert len(silent._done) == 5 and node.reports == sorted(node.open)
 
 
+class _Claims:
+    """A node that takes the agent's claims."""
+
+    ledger_id = LEDGER
+
+    def __init__(self) -> None:
+        self.claims: list = []
+
+    def claim(self, signed):  # type: ignore[no-untyped-def]
+        self.claims.append((signed.claim.round, signed.claim.task, signed.claim.asset))
+        return {"status": "accepted", "received_ms": NOW_MS}
+
+
+class _MarketThatTakesClaims(_MarketWithABrokenTask, _Claims):
+    """`_MarketWithABrokenTask` that takes the agent's claims."""
+
+    def __init__(self, stop: threading.Event, finished) -> None:  # type: ignore[no-untyped-def]
+        _MarketWithABrokenTask.__init__(self, stop, finished)
+        _Claims.__init__(self)
+
+
+def _claiming_agent(node) -> tuple[ProviderAgent, list]:  # type: ignore[no-untyped-def]
+    """`_agent` whose replicas send their claim as `work` does; those of a task named
+    "unsent*" fail before they send it."""
+    agent, worked = _agent(node)
+
+    def work(task, asset, offset_ms=0.0):  # type: ignore[no-untyped-def]
+        worked.append((task["round"], task["task"], asset))
+        if task["task"].startswith("unsent"):
+            raise RuntimeError("the node could not be reached")
+        claim = OutcomeClaim(LEDGER, task["round"], task["task"], asset, False, None, 0, "")
+        return agent.send_claim(claim)
+
+    agent.work = work  # type: ignore[method-assign]
+    return agent, worked
+
+
+def claim_view(asset: str = "gpu-1") -> dict:
+    return {"asset": asset, "owner": "aa" * 32, "success": False, "output": None,
+            "run_ms": 0, "error": "", "received_ms": NOW_MS}  # fmt: skip
+
+
+def test_an_agent_forgets_settled_replicas_though_a_malformed_entry_stays_listed():
+    """A page with an entry left out for its shape forgot nothing: with fewer open tasks
+    than one page holds, the agent remembered every replica it ever ran."""
+    stop = threading.Event()
+    sizes: list[int] = []
+    agent: ProviderAgent
+
+    def finished(round_: int) -> bool:
+        sizes.append(len(agent._started))
+        return len(worked) == PER_ROUND * round_ and not agent._running
+
+    node = _MarketThatTakesClaims(stop, finished)
+    agent, worked = _claiming_agent(node)
+    agent.run(stop)
+    assert len(worked) == len(set(worked)) == ROUNDS * PER_ROUND
+    assert max(sizes) <= 2 * PER_ROUND and len(agent._started) <= 2 * PER_ROUND
+    assert sorted(node.claims) == sorted(worked)
+
+
+def test_on_a_page_with_an_entry_left_out_an_agent_keeps_a_replica_whose_claim_never_went():
+    """The entry left out may be its task, still open: forgotten, it would be run again."""
+    agent, worked = _claiming_agent(_Claims())
+    sent, unsent = task_view("t1"), task_view("unsent1")
+    for task in (sent, unsent):
+        assert agent.owed(task) == ["gpu-1"]
+        agent._guarded(task, "gpu-1", 0.0)
+    agent.forget(TaskListing(NOW_MS, [], 1))
+    assert list(agent._started) == [(1, "unsent1", "gpu-1")]
+    assert agent.owed(unsent) == [] and len(worked) == 2
+    agent.forget(TaskListing(NOW_MS, [], 0))  # a page that hides nothing: settled
+    assert not agent._started
+
+
+def test_an_agent_forgets_a_replica_the_node_lists_with_its_claim():
+    """The node keeps the claim while the task is open: the agent need not remember the
+    replica until the task settles. One still running, or whose claim a listing read
+    before it arrived does not show, is kept."""
+    node = _Claims()
+    agent, worked = _claiming_agent(node)
+    task = task_view("t1")
+    assert agent.owed(task) == ["gpu-1"]
+    claimed = task_view("t1", claims=[claim_view()])
+    agent.forget(TaskListing(NOW_MS, [claimed], 1))  # its claim listed, still running
+    assert agent.owed(task) == []
+    agent._guarded(task, "gpu-1", 0.0)  # the claim sent
+    agent.forget(TaskListing(NOW_MS, [task], 1))  # read before the claim arrived
+    assert agent.owed(task) == [] and node.claims == [(1, "t1", "gpu-1")]
+    agent.forget(TaskListing(NOW_MS, [claimed], 1))
+    assert not agent._started
+    assert agent.owed(claimed) == [] and worked == [(1, "t1", "gpu-1")]
+
+
+def test_a_full_page_forgets_the_settled_replicas_of_the_stretch_it_covers(monkeypatch):
+    """A page as long as the limit forgot nothing; it covers the newest tasks, up to its
+    last (newest round first, each round's tasks by id): those older may be hidden."""
+    from mercat.node import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "LISTING_LIMIT", 3)
+    agent, worked = _agent(None)  # claims never sent: only the listing tells
+    tasks = {(r, f"t{i}"): task_view(f"t{i}", round_=r) for r in (1, 2, 3) for i in range(3)}
+    for task in tasks.values():
+        assert agent.owed(task) == ["gpu-1"]
+        agent._guarded(task, "gpu-1", 0.0)
+    page = [tasks[3, "t0"], tasks[3, "t2"], tasks[2, "t1"]]
+    agent.forget(TaskListing(NOW_MS, page, 3))
+    # settled: (3, t1) and (2, t0); past the page: (2, t2) and round 1
+    assert sorted(k[:2] for k in agent._started) == [
+        (1, "t0"), (1, "t1"), (1, "t2"), (2, "t1"), (2, "t2"), (3, "t0"), (3, "t2"),
+    ]  # fmt: skip
+    assert all(agent.owed(tasks[k[:2]]) == [] for k in list(agent._started))
+    assert len(worked) == 9
+
+
+def test_an_agents_memory_is_bounded_whatever_the_node_lists(monkeypatch):
+    """Past MAX_REMEMBERED, the replicas whose claim the node took are forgotten first,
+    then the oldest; never one queued or running."""
+    from mercat.node import agent as agent_module
+
+    monkeypatch.setattr(agent_module, "MAX_REMEMBERED", 3, raising=False)
+    agent, worked = _claiming_agent(_Claims())
+    tasks = [task_view(name) for name in ("unsent0", "unsent1", "t2", "t3", "t4", "t5")]
+    for task in tasks:
+        assert agent.owed(task) == ["gpu-1"]
+    listing = TaskListing(NOW_MS, tasks, len(tasks))  # read before any claim arrived
+    agent.forget(listing)
+    assert len(agent._started) == 6  # all running
+    for task in tasks[:4]:
+        agent._guarded(task, "gpu-1", 0.0)
+    agent.forget(listing)
+    assert list(agent._started) == [(1, "unsent1", "gpu-1"), (1, "t4", "gpu-1"),
+                                    (1, "t5", "gpu-1")]  # fmt: skip
+    assert agent.owed(tasks[1]) == [] and len(worked) == 4
+
+
 def test_an_agents_queue_of_replicas_is_bounded_the_rest_left_for_a_later_poll():
     """A node listing more tasks than the agent can run (or endless fake ones) fills its
     queue up to `max_pending` replicas; the others are offered again by later polls."""
@@ -281,4 +418,4 @@ def test_an_agents_queue_of_replicas_is_bounded_the_rest_left_for_a_later_poll()
     assert seen == [0, pending, 0]  # the second poll found the queue full: nothing added
     # the second poll, once the queue had drained, queued the next ones
     assert sorted(worked) == [t["task"] for t in listing[: 2 * pending]]
-    assert agent._started == set()
+    assert not agent._started

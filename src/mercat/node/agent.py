@@ -71,6 +71,19 @@ MAX_WORKERS = 4
 # Those beyond it are left for a later poll, which offers them again while they are open.
 MAX_WAITING = 16
 LISTING_LIMIT = 500  # the most tasks one look at the node lists
+# The most replicas the agent remembers having started (`forget`); past it, those neither
+# queued nor running are forgotten, the ones whose claim the node took first, then the
+# oldest. After `forget`, an honest node leaves remembered the replicas queued or running
+# (at most MAX_WORKERS + MAX_WAITING), those of the tasks its last listing showed without
+# their claim (at most LISTING_LIMIT tasks), and those whose claim never reached the node
+# of tasks not yet seen to settle: ten listings' worth (about a megabyte) is far above
+# that, so the cap bites only on a node that lists or hides ever more tasks (fake ones, an
+# entry of the wrong shape that stays listed). Forgetting a replica whose claim the node
+# took costs nothing (the node lists the claim with its task: `owed` passes it over); one
+# whose claim never reached the node is run again if its task is still open, as a
+# restarted agent would, and its claim is the one the market still waits for.
+MAX_REMEMBERED = 10 * LISTING_LIMIT
+ReplicaKey = tuple[int, str, str]  # (round, task, server)
 # What fails one replica (its claim says why) rather than the agent: the workload, the
 # store, the node, and a key grant that is not its requester's or is malformed (as a key
 # that does not open).
@@ -84,6 +97,12 @@ def _decrypted(data: bytes, key: bytes, cid: str) -> bytes:
     if not data.startswith(MAGIC):
         return data
     return b"".join(decrypt_pieces([data], key, what=f"input {cid}"))
+
+
+def _newest_first(task: tuple[int, str]) -> tuple[int, str]:
+    """Where a (round, task) comes in the node's listing: newest round first, each round's
+    tasks by id (in byte order: as Python compares them)."""
+    return (-task[0], task[1])
 
 
 class _Stopping(Exception):  # a signal between two methods, not an error
@@ -169,10 +188,17 @@ class ProviderAgent:
         self.poll_seconds = poll_seconds
         self.workdir = workdir
         self.stats = AgentStats()
-        # Replicas started, while the node lists their task (`forget`), and those of them
-        # not finished: (round, task, server).
-        self._started: set[tuple[int, str, str]] = set()
-        self._running: set[tuple[int, str, str]] = set()
+        # Replicas queued or running: their claim is still to come, so nothing but this
+        # guards against starting them a second time; never forgotten until they end. It
+        # also counts them against `max_pending`.
+        self._running: set[ReplicaKey] = set()
+        # Replicas started (a superset of `_running`), oldest first, each with whether the
+        # node took its claim: between a replica's end and the node listing its claim (a
+        # listing read before the claim arrived), and for one whose claim never reached
+        # the node, this is what keeps the agent from running it again while its task is
+        # open. Once the node lists the claim, the node's memory does that (`owed` passes
+        # over a claimed server), and the key is forgotten (`forget`).
+        self._started: dict[ReplicaKey, bool] = {}
         self._views = ViewCheck(log)  # what the node answers is checked before it is used
         self._lock = threading.Lock()
         self.grace_ms = 2_000
@@ -233,6 +259,8 @@ class ProviderAgent:
                 for task in listing.tasks:
                     for asset in self.owed(task):
                         pool.submit(self._guarded, task, asset, offset)
+                # Only after the listing's tasks are offered: `forget` may drop a replica
+                # whose claim arrived after this listing was read; a later one shows it.
                 self.forget(listing)
                 stop.wait(self.poll_seconds)
         finally:
@@ -256,23 +284,55 @@ class ProviderAgent:
                     continue
                 if len(self._running) >= self.max_pending:  # full: a later poll offers it
                     break
-                self._started.add(key)
+                self._started[key] = False
                 self._running.add(key)
             out.append(a["asset"])
         return out
 
     def forget(self, listing: TaskListing) -> None:
-        """Forget the replicas started of tasks the node no longer lists, so that a market
-        that runs for months does not grow the agent's memory by a key per replica. A task
-        leaves the open listing when it settles, and a settled task never opens again; a
-        replica still queued or running is kept whatever the listing says. A listing that
-        may not show every open task (as long as the limit, or with entries left out for
-        their shape) forgets nothing: a task it hides may still be offered."""
-        if listing.left_out or listing.entries >= LISTING_LIMIT:
-            return
-        listed = {(t["round"], t["task"]) for t in listing.tasks}
+        """Forget the replicas started that the node remembers for the agent, so that a
+        market that runs for months does not grow the agent's memory by a key per replica.
+        `listing` is the page of open tasks just offered (`owed`), newest first as the node
+        lists them; a replica queued or running is kept whatever it says. Forgotten:
+
+        - a replica whose task the page lists with its claim: the node keeps the claim
+          while the task is open, and `owed` passes over a claimed server;
+        - a replica whose claim the node took (`send_claim`) and whose task the page does
+          not list: any later listing is read after the claim arrived, so it lists the
+          task with the claim, or not at all once the task settled;
+        - any other replica whose task has settled: a task leaves the open listing when it
+          settles and never opens again, so one the page does not list in the stretch it
+          covers (to its last task, or to the end for a page shorter than the limit) is
+          settled. A page with entries left out for their shape may hide an open task:
+          such a replica (its claim never reached the node) is kept, or the agent would
+          run it again once the node lists the task well-formed. MAX_REMEMBERED bounds
+          them, or one malformed entry that stayed listed would keep them all for good.
+        """
+        claimed = {(t["round"], t["task"]): {c["asset"] for c in t["claims"]}
+                   for t in listing.tasks}  # fmt: skip
+        full = listing.entries >= LISTING_LIMIT
+        last = max(map(_newest_first, claimed), default=None) if full else None
+
+        def settled(key: ReplicaKey) -> bool:
+            if listing.left_out or (full and last is None):  # may hide the task
+                return False
+            return last is None or _newest_first(key[:2]) <= last
+
+        def kept(key: ReplicaKey, claim_taken: bool) -> bool:
+            if key in self._running:
+                return True
+            if key[:2] in claimed:  # listed: kept until it shows the claim
+                return key[2] not in claimed[key[:2]]
+            return not claim_taken and not settled(key)
+
         with self._lock:
-            self._started = {k for k in self._started if k[:2] in listed or k in self._running}
+            self._started = {k: taken for k, taken in self._started.items() if kept(k, taken)}
+            over = len(self._started) - MAX_REMEMBERED
+            if over > 0:  # a node that lists or hides ever more tasks: MAX_REMEMBERED
+                idle = [k for k in self._started if k not in self._running]
+                idle.sort(key=lambda k: not self._started[k])  # stable: oldest first
+                for key in idle[:over]:
+                    del self._started[key]
 
     def _guarded(self, task: dict[str, Any], asset: str, offset_ms: float) -> None:
         try:
@@ -330,6 +390,19 @@ class ProviderAgent:
         return (bool(crash < spec.failure_rate), bool(slow < spec.slow_rate),
                 bool(wrong < spec.wrong_rate))  # fmt: skip
 
+    def send_claim(self, claim: OutcomeClaim) -> SignedClaim:
+        """Sign and send a replica's claim; once the node has it, the agent need not
+        remember the replica (`forget`)."""
+        signed = SignedClaim.sign(claim, self.key)
+        # AlreadyExistsError: sent before a restart, or the task settled meanwhile
+        with contextlib.suppress(e.AlreadyExistsError):
+            self.node.claim(signed)
+        key = (claim.round, claim.task, claim.asset)
+        with self._lock:
+            if key in self._started:
+                self._started[key] = True
+        return signed
+
     def work(self, task: dict[str, Any], asset: str, offset_ms: float = 0.0) -> SignedClaim:
         """Run one replica and send its claim (module docstring)."""
         crash, slow, wrong = self.injections(task, asset)
@@ -367,10 +440,7 @@ class ProviderAgent:
             time.sleep(max(0.0, (deadline - (time.time() * 1000 + offset_ms)) / 1000))
         claim = OutcomeClaim(self.node.ledger_id, task["round"], task["task"], asset,
                              output is not None, output, run_ms, error)  # fmt: skip
-        signed = SignedClaim.sign(claim, self.key)
-        # AlreadyExistsError: sent before a restart, or the task settled meanwhile
-        with contextlib.suppress(e.AlreadyExistsError):
-            self.node.claim(signed)
+        signed = self.send_claim(claim)
         with self._lock:
             self.stats.replicas += 1
             self.stats.succeeded += output is not None
