@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 from rich.console import Console
@@ -79,3 +82,61 @@ def test_none_is_a_dash_and_leaves_a_column_numeric(monkeypatch):
     assert (
         exact.index("0.25") + len("0.25") == diffusion.index(_output.NOTHING) + 1
     )  # right-aligned
+
+
+# --- standard output and error that cannot be written --------------------------------------
+
+MERCAT = [sys.executable, "-m", "mercat.cli"]
+CALIBRATE = [*MERCAT, "calibrate", "--target", "0.01", "--assets", "4"]
+
+
+def _one_error_line(stderr: str, message: str) -> None:
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines() == [f"error: {message}"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_full_disk_under_stdout_is_one_error_line(json_flag):
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*CALIBRATE, *json_flag], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    assert done.returncode == 2
+    _one_error_line(done.stderr, "cannot write the output: No space left on device")
+
+
+def test_a_closed_stdout_is_one_error_line_for_a_command_that_prints():
+    done = subprocess.run(
+        CALIBRATE, preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    _one_error_line(done.stderr, "cannot write the output: standard output is closed")
+
+
+def test_a_closed_stderr_lets_the_command_run(tmp_path):
+    # `mercat market run` reports its progress on stderr: with stderr closed its first
+    # progress line used to end the command (exit code 1) before any round ran.
+    ledger = f"sqlite:///{tmp_path / 'market.db'}"
+    done = subprocess.run(
+        [*MERCAT, "market", "run", "--ledger", ledger, "--rounds", "1"],
+        preexec_fn=lambda: os.close(2),
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    assert "audit: ok" in done.stdout
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    command = subprocess.Popen(
+        [*MERCAT, "generate", "random", "-n", "3000", "--nodes", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert command.stdout.read(10)
+    command.stdout.close()  # `| head -c 10`
+    stderr = command.stderr.read().decode()
+    assert command.wait(timeout=60) == 0
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr

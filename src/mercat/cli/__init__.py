@@ -10,6 +10,8 @@ errors), becomes a one-line `error: ...` on stderr and exit code 2 (see `_Mercat
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -34,6 +36,7 @@ from mercat.cli import (
     workbench,
 )
 from mercat.cli._help import MercatGroup, MercatTyper
+from mercat.cli._output import guard_streams
 from mercat.errors import MercatError
 
 
@@ -82,7 +85,9 @@ class _MercatGroup(MercatGroup):
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a full disk shows here, while it can still be one line
+            return result
         except MercatError as exc:
             raise _fail(str(exc)) from None
         except typer.TyperException as exc:  # a subcommand's option, or a bad value
@@ -145,4 +150,5 @@ app.add_typer(workbench.scenario_app, name="scenario")
 
 def main() -> None:
     """Console-script entry point."""
+    guard_streams()
     app()

@@ -11,8 +11,12 @@ would assume 80 columns, so the table is printed at its own width."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import numbers
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,7 +24,87 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mercat.errors import MercatError
 from mercat.jsonable import jsonable
+
+
+class OutputUnwritable(MercatError):
+    """Standard output refused what a command printed (a full disk, a device error)."""
+
+
+class GuardedStdout:
+    """sys.stdout as the commands see it (`guard_streams`): a write or flush that fails
+    becomes `OutputUnwritable`, one line `error: ...` like any other, not a traceback from
+    deep in rich or print. A closed pipe (`mercat ... | head -1`) is not an error: the reader
+    had what it wanted, and the command ends quietly. Started with stdout closed (`>&-`),
+    a command that prints nothing runs; one that prints fails at its first write, as a
+    shell's echo does."""
+
+    def __init__(self, stream: Any, *, closed: bool = False) -> None:
+        self._stream = stream
+        self._closed = closed
+
+    def write(self, text: str) -> int:
+        if self._closed:
+            raise OutputUnwritable("cannot write the output: standard output is closed")
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _failed(self, exc: OSError) -> BaseException:
+        # What the stream still buffers would fail again when Python flushes it at exit
+        # ("Exception ignored ..."): from here on stdout is /dev/null.
+        with contextlib.suppress(OSError, ValueError):
+            _onto_devnull(self._stream.fileno())
+        if exc.errno == errno.EPIPE:
+            return SystemExit(0)
+        return OutputUnwritable(f"cannot write the output: {exc.strerror or exc}")
+
+
+def _onto_devnull(fd: int) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    if devnull != fd:
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+
+def _is_closed(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return True
+    return False
+
+
+def guard_streams() -> None:
+    """At the entry point, once. What the commands print goes through `GuardedStdout`. A
+    closed standard error (`2>&-`) is reopened on /dev/null, for the command and the
+    processes it starts: the command runs, its messages and progress discarded (before,
+    rich's first progress line failed and the command ended with exit code 1, having done
+    nothing)."""
+    if _is_closed(2) or sys.stderr is None:
+        if _is_closed(2):
+            _onto_devnull(2)
+        sys.stderr = open(2, "w", closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    if isinstance(sys.stdout, GuardedStdout):
+        return
+    if _is_closed(1) or sys.stdout is None:
+        if _is_closed(1):
+            _onto_devnull(1)
+        sys.stdout = GuardedStdout(open(1, "w", closefd=False, encoding="utf-8"), closed=True)  # noqa: SIM115
+    else:
+        sys.stdout = GuardedStdout(sys.stdout)
+
 
 console = Console()
 # Off a terminal a line of text is not wrapped either: a log or a file has no width.
