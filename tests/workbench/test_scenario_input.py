@@ -263,6 +263,15 @@ def test_a_refused_out_is_its_error_line_alone(finished, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_more_local_workers_than_the_machine_holds_are_refused(finished, tmp_path):
+    from mercat.workbench.sweep import WORKERS_PER_CORE, usable_cores
+
+    too_many = WORKERS_PER_CORE * usable_cores() + 1
+    out = run("sweep", finished[0], "--out", tmp_path / "out", "--workers", too_many)
+    one_line_error(out, f"at most {too_many - 1} processes", "--backend ray")
+    assert not (tmp_path / "out").exists()
+
+
 def test_plot_where_a_list_is_compared_not_a_traceback(finished, tmp_path):
     out = copy_of(finished, tmp_path)
     one_line_error(run("plot", out, "--where", "value=[1, 2]"), "--where value=[1, 2]: no point")

@@ -45,10 +45,12 @@ def sweep(
     from mercat.progress import progress_bar
     from mercat.workbench.scenario import read_scenario
     from mercat.workbench.store import check, is_done
-    from mercat.workbench.sweep import SweepInterrupted, run_sweep
+    from mercat.workbench.sweep import SweepInterrupted, check_backend, run_sweep
 
     scenario = read_scenario(scenario_file, _assignments(set_))
-    check(out, scenario)  # a refused --out is its error line alone, before the counts below
+    # a refused --out or --workers is its error line alone, before the counts below
+    check_backend(backend, workers, ray_address)
+    check(out, scenario)
     todo = sum(1 for p in scenario.points if not is_done(out, p))
     if not as_json:
         err_console.print(

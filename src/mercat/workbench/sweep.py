@@ -48,6 +48,11 @@ from mercat.workbench.scenario import Point, Scenario, import_plugins
 from mercat.workbench.simulation import PointTables, Steps, simulation
 
 BACKENDS = ("local", "ray")
+WORKERS_PER_CORE = 4
+"""The local backend's most worker processes per usable core. A point is CPU work: past one
+process a core, more only share it, and each holds its own interpreter and arrays (some
+100 MB). `--workers 10000` started one process per point, up to 10,000, before the first
+finished; a larger pool is Ray's job."""
 
 
 class SweepError(MercatError):
@@ -141,6 +146,24 @@ def _run_on_ray(task: PointTask) -> PointOutcome:
     return run_point(dataclasses.replace(task, threads=threads))
 
 
+def check_backend(backend: str, workers: int | None, ray_address: str | None) -> None:
+    """Refuse a backend, worker count or Ray address `run_sweep` cannot use (before anything
+    is written or counted)."""
+    if backend not in BACKENDS:
+        raise InvalidParameterError(f"backend must be local or ray, got {backend!r}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise InvalidParameterError(f"workers must be at least 1, got {workers!r}")
+    most = WORKERS_PER_CORE * usable_cores()
+    if backend == "local" and workers is not None and workers > most:
+        raise InvalidParameterError(
+            f"workers: the local backend runs at most {most} processes on this machine's "
+            f"{usable_cores()} cores ({WORKERS_PER_CORE} a core), got {workers}; "
+            "use --backend ray for more"
+        )
+    if ray_address is not None and backend != "ray":
+        raise InvalidParameterError("--ray-address needs --backend ray")
+
+
 def run_sweep(
     scenario: Scenario,
     out: str | Path,
@@ -153,12 +176,7 @@ def run_sweep(
     """Run the scenario's points that `out` does not hold yet, then write the combined
     tables. `progress(done, total)` is told after each point."""
     out = Path(out)
-    if backend not in BACKENDS:
-        raise InvalidParameterError(f"backend must be local or ray, got {backend!r}")
-    if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise InvalidParameterError(f"workers must be at least 1, got {workers!r}")
-    if ray_address is not None and backend != "ray":
-        raise InvalidParameterError("--ray-address needs --backend ray")
+    check_backend(backend, workers, ray_address)
     start = time.perf_counter()
     store.check(out, scenario)  # before the lock: a directory that is refused stays as it was
     with store.locked(out):
