@@ -658,6 +658,7 @@ def test_a_board_file_written_by_the_raw_sqlite_board_opens_and_works(tmp_path, 
             "received_ms": 7,
         }
     ]
+    assert done["claims"][0]["success"] is True  # a boolean, not SQLite's 1, in the JSON
     assert done["reported_by"] == [oracle.public] and done["granted"] == ["gpu-1"]
     assert done["inputs"] == ["bafyin"] and done["sealed"] == []
     assert board.task(1, "t2")["note"] == "no claim"

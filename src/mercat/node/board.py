@@ -177,7 +177,7 @@ def _prepare(connection: Connection, shown: str) -> None:
 
 
 @contextmanager
-def _transaction(engine: Any, held: Connection | None) -> Iterator[Connection]:
+def _transaction(engine: Engine, held: Connection | None) -> Iterator[Connection]:
     """One transaction, on the connection the board keeps (`held`) or on one taken from
     `engine`'s pool for its length."""
     if held is None:
@@ -195,8 +195,8 @@ class _Part(NamedTuple):
     of_tasks: Executable
 
 
-MEMBERS = ("asset", "owner", "kind", "payout")
-CLAIMED = ("asset", "owner", "success", "output", "run_ms", "error", "received_ms")
+_MEMBER_FIELDS = ("asset", "owner", "kind", "payout")
+_CLAIM_FIELDS = ("asset", "owner", "success", "output", "run_ms", "error", "received_ms")
 
 
 class _Statements:
@@ -233,8 +233,9 @@ class _Statements:
                    r.c.status == "pending")
             .values(status="settled")
         )  # fmt: skip
-        self.open_rounds = select(t.c.round).where(t.c.status == "open").distinct()
-        self.open_rounds = self.open_rounds.order_by(t.c.round)
+        self.open_rounds = (
+            select(t.c.round).where(t.c.status == "open").distinct().order_by(t.c.round)
+        )
         self.open_tasks = (
             select(t).where(t.c.round == param("at_round"), t.c.status == "open")
             .order_by(by_bytes(t.c.task))
@@ -252,8 +253,8 @@ class _Statements:
                 rows.where(table.c.task.in_(param("at_tasks", expanding=True))),
             )
 
-        self.members = parts(a, MEMBERS, a.c.position)
-        self.claimed = parts(c, CLAIMED, by_bytes(c.c.asset))
+        self.members = parts(a, _MEMBER_FIELDS, a.c.position)
+        self.claimed = parts(c, _CLAIM_FIELDS, by_bytes(c.c.asset))
         self.reported = parts(r, ("oracle",), by_bytes(r.c.oracle))
         self.granted = parts(g, ("asset",), by_bytes(g.c.asset))
         # key grants, claims, reports
@@ -276,7 +277,7 @@ class _Statements:
             .order_by(by_bytes(r.c.task), by_bytes(r.c.oracle))
         )
         self.report_counts = select(r.c.status, func.count().label("n")).group_by(r.c.status)
-        # rounds
+        # rounds (on PostgreSQL the row is locked until the update: a read-modify-write)
         self.round_record = (
             select(rounds.c.record).where(rounds.c.round == param("at_round")).with_for_update()
         )
@@ -347,23 +348,22 @@ class TaskBoard:
         self._lock = threading.RLock()
         self.changed = threading.Condition(threading.Lock())
         self.version = 0
-        self._engine: Engine | None = None
-        self._held: Connection | None = None
-        self._sql: _Statements | None = None
+        # The engine, the connection kept (SQLite) and the statements, while open.
+        self._open: tuple[Engine, Connection | None, _Statements] | None = None
         with self._lock:
             self._opened()
 
-    def _opened(self) -> _Statements:
-        """The board's statements, its engine opened (again, after `close`) first (call with
-        the lock held): a node's app that is shut down and started again (its lifespan
-        closes the board, as it closes the ledger) serves on. A board in memory starts
-        empty again.
+    def _opened(self) -> tuple[Engine, Connection | None, _Statements]:
+        """The engine, the connection the board keeps (if any) and its statements, opened
+        again after `close` (call with the lock held): a node's app that is shut down and
+        started again (its lifespan closes the board, as it closes the ledger) serves on.
+        A board in memory starts empty again.
 
         On SQLite the board keeps one connection for its life, as it did before it ran on
         SQLAlchemy: taking one from the pool for each operation and handing it back costs
         more than the operation's own statements. On PostgreSQL each operation takes one
         from the pool, which checks that it still works."""
-        if self._sql is None:
+        if self._open is None:
             engine = make_engine(self.url, pool_size=2, durable=False, begin_immediate=False)
             held = None
             try:
@@ -378,19 +378,17 @@ class TaskBoard:
                 if isinstance(exc, DatabaseError):  # no server there, a file that is no database
                     raise unavailable(self.url, exc, "task board") from None
                 raise
-            self._engine, self._held = engine, held
-            self._sql = _Statements(engine.dialect)
-        return self._sql
+            self._open = (engine, held, _Statements(engine.dialect))
+        return self._open
 
     def close(self) -> None:
         with self._lock:
-            if self._held is not None:
-                self._held.close()
-                self._held = None
-            if self._engine is not None:
-                self._engine.dispose()
-                self._engine = None
-            self._sql = None
+            if self._open is not None:
+                engine, held, _ = self._open
+                self._open = None
+                if held is not None:
+                    held.close()
+                engine.dispose()
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -399,8 +397,8 @@ class TaskBoard:
         """One write transaction and the board's statements: committed at the end of the
         block (and the waiting threads woken), rolled back if it raises."""
         with self._lock:
-            sql = self._opened()
-            with _transaction(self._engine, self._held) as connection:
+            engine, held, sql = self._opened()
+            with _transaction(engine, held) as connection:
                 yield connection, sql
         self._notify()
 
@@ -409,8 +407,8 @@ class TaskBoard:
         """One read transaction and the board's statements, for reads that must agree (a
         page and its parts)."""
         with self._lock:
-            sql = self._opened()
-            with _transaction(self._engine, self._held) as connection:
+            engine, held, sql = self._opened()
+            with _transaction(engine, held) as connection:
                 yield connection, sql
 
     def _read(
@@ -773,6 +771,10 @@ def _parts(
     return out
 
 
+def _picked(row: RowMapping, names: Sequence[str]) -> dict[str, Any]:
+    return {name: row[name] for name in names}
+
+
 def _views(
     connection: Connection, sql: _Statements, rows: Sequence[RowMapping]
 ) -> list[dict[str, Any]]:
@@ -798,9 +800,8 @@ def _views(
                 "workload": row["workload"], "inputs": json.loads(row["inputs"]),
                 "deadline_ms": row["deadline_ms"], "charge": row["charge"],
                 "opened_ms": row["opened_ms"],
-                "assets": [{name: m[name] for name in MEMBERS} for m in members.get(key, ())],
-                "claims": [{**{name: c[name] for name in CLAIMED}, "success": bool(c["success"])}
-                           for c in claims.get(key, ())],
+                "assets": [_picked(m, _MEMBER_FIELDS) for m in members.get(key, ())],
+                "claims": [_picked(c, _CLAIM_FIELDS) for c in claims.get(key, ())],
                 "reported_by": [o["oracle"] for o in oracles.get(key, ())],
                 "sealed": list(_sealed(row["sealed"])),
                 "granted": [g["asset"] for g in granted.get(key, ())],
