@@ -342,9 +342,12 @@ class TaskBoard:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.url = board_url(path)
-        database = self.url.database
-        in_file = self.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:")
-        self.path = Path(database) if in_file and database is not None else None
+        database = self.url.database or ":memory:"
+        self.path = (
+            Path(database)
+            if self.url.get_backend_name() == "sqlite" and database != ":memory:"
+            else None
+        )  # the SQLite file, for a board in one
         self._lock = threading.RLock()
         self.changed = threading.Condition(threading.Lock())
         self.version = 0
@@ -404,8 +407,9 @@ class TaskBoard:
 
     @contextmanager
     def _reading(self) -> Iterator[tuple[Connection, _Statements]]:
-        """One read transaction and the board's statements, for reads that must agree (a
-        page and its parts)."""
+        """A transaction for reads, and the board's statements: reads that must agree (a
+        page and its parts) agree, as the lock keeps the node's writers out (on SQLite the
+        reads run outside any transaction, as `make_engine(begin_immediate=False)` says)."""
         with self._lock:
             engine, held, sql = self._opened()
             with _transaction(engine, held) as connection:
