@@ -42,7 +42,7 @@ def test_generate_then_clear_a_double_auction(tmp_path):
         "generate", "double-auction", "--requests", 200, "--nodes", 8, "--seed", 4, "--out", path
     )
     assert out.exit_code == 0, out.output
-    assert "200 requests, 8 nodes" in " ".join(out.stderr.split())
+    assert "double auction (200 users, 8 providers)" in " ".join(out.stderr.split())
     out = run("clear", path, "--mechanism", "double-auction", "--json")
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
