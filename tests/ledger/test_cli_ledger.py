@@ -69,6 +69,9 @@ def test_errors_are_one_line_and_exit_2(tmp_path):
         ("notaurl", "not a usable database URL: 'notaurl'"),
         ("foo://x", "not a usable database URL: 'foo://x'"),
         ("postgresql+psycopg://me:secret@127.0.0.1:1/db", "cannot open the ledger store"),
+        # SQLAlchemy cannot parse these: the message shows them, never the password
+        ("postgres ql://me:secret@host/db", "not a usable database URL: 'postgres ql://me:***@"),
+        ("postgresql+psycopg://me:secret@host:port/db", "not a usable database URL"),
         (f"sqlite:///{not_a_db}", "file is not a database"),
     ):
         code, out = _run("accounts", "--ledger", url)

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import time
 import urllib.parse
@@ -60,9 +61,9 @@ def store_url(url: object) -> URL:
     else:
         try:
             parsed = make_url(url)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             raise LedgerUnavailableError(
-                f"not a usable database URL: {shown(url)}; {_USE}"
+                f"not a usable database URL: {shown(_password_hidden(url))}; {_USE}"
             ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if (backend, driver or _DEFAULT_DRIVERS.get(backend)) not in STORES:
@@ -114,12 +115,22 @@ def in_byte_order(column: ColumnElement[str], dialect: Dialect) -> ColumnElement
     return column.collate("C") if dialect.name == "postgresql" else column
 
 
+_USERINFO_PASSWORD = re.compile(r"(://[^/?#@:]*):[^/?#@]*@")
+
+
+def _password_hidden(text: str) -> str:
+    """`text`, a URL SQLAlchemy could not parse, with what stands where a password would
+    (`scheme://user:PASSWORD@host`) replaced by *** as SQLAlchemy renders it: a message about
+    a mistyped URL must not print the password typed with it."""
+    return _USERINFO_PASSWORD.sub(r"\1:***@", text)
+
+
 def safe_url(url: str) -> str:
     """A URL without its password, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return repr(url)
+    except (ArgumentError, ValueError):
+        return repr(_password_hidden(url))
 
 
 def sqlite_path(url: str) -> Path | None:
