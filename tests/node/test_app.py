@@ -229,3 +229,28 @@ def test_an_error_quoting_a_huge_input_is_cut_short(node):
     reply = node.post("/privacy/check", json={"noise_multiplier": "x" * 50_000, "epsilon": 1.0})
     assert reply.status_code == 422
     assert len(reply.json()["detail"]) <= 1000 and reply.json()["detail"].endswith("…")
+
+
+def test_a_database_that_goes_down_under_the_node_is_a_503_with_retry_after(keys):
+    # A PostgreSQL server of its own, killed under the node (not the tests' shared one).
+    from mercat.ledger.pgserver import PostgresUnavailable, TemporaryPostgres
+
+    try:
+        server = TemporaryPostgres().start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL cannot be started here: {exc}")
+    try:
+        url = server.create_database("node")
+        rule = IntegerRule(penalty=99, reward=1, removal=True)
+        Ledger.init(url, LedgerConfig(operator=keys["op"].public, rule=rule, unit=1)).close()
+        with TestClient(create_app(url, None), raise_server_exceptions=False) as client:
+            assert client.get("/ledger/accounts").status_code == 200
+            server.process.kill()  # the database's server dies under the node
+            server.process.wait()
+            reply = client.get("/ledger/accounts")
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"] == "LedgerUnavailableError"
+            assert reply.json()["detail"].startswith("the node's database is unavailable: ")
+            assert reply.headers["retry-after"] == "5"
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from mercat import errors as e
@@ -53,8 +54,8 @@ MEANING = {
     422: "malformed input",
     429: "too many requests (or accounts opened) from this address: see Retry-After",
     500: "the node failed (stored content that fails its hash, a solver fault, a bug)",
-    503: "the node is at its limit of requests, uploads being received or jobs (see "
-    "Retry-After), or its ledger's database is down",
+    503: "the node is at its limit of requests, uploads being received or jobs, or its "
+    "database (ledger or task board) is unreachable; see Retry-After",
     504: "a job ran past the node's time limit and was stopped",
     507: "the content would take the store above its quota",
 }
@@ -101,6 +102,29 @@ def error_response(exc: Exception, status: int | None = None) -> JSONResponse:
     )
 
 
+def unreachable_database(exc: DBAPIError) -> bool:
+    """A database the node cannot reach or use for now (a server down or restarting, a
+    dropped connection, SQLite still locked after the ledger's retries), as against a
+    statement the database refused: SQLAlchemy's OperationalError and InterfaceError, and
+    any error that invalidated its connection."""
+    return bool(exc.connection_invalidated) or isinstance(exc, (OperationalError, InterfaceError))
+
+
+def database_down(exc: DBAPIError) -> e.LedgerUnavailableError:
+    """The 503 for an unreachable database: the driver's first line (a host and port at
+    most, never a password: SQLAlchemy's URL is not part of it), and a Retry-After."""
+    text = str(exc.orig or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    error = e.LedgerUnavailableError(f"the node's database is unavailable: {first}"[:300])
+    error.retry_after = DATABASE_RETRY_AFTER  # type: ignore[attr-defined]
+    return error
+
+
+DATABASE_RETRY_AFTER = 5
+"""Seconds a client is asked to wait when the node's database is unreachable: a PostgreSQL
+server restarting is back within seconds, and the node's own pool reconnects by itself."""
+
+
 def install(app: FastAPI) -> None:
     """Route every error the app can answer through `error_response`."""
 
@@ -136,6 +160,12 @@ def install(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():  # Allow, for a 405
             response.headers[name] = value
         return response
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not unreachable_database(exc):
+            return await failure(request, exc)
+        return error_response(database_down(exc))
 
     @app.exception_handler(Exception)
     async def failure(request: Request, exc: Exception) -> JSONResponse:
