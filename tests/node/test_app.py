@@ -231,7 +231,7 @@ def test_an_error_quoting_a_huge_input_is_cut_short(node):
     assert len(reply.json()["detail"]) <= 1000 and reply.json()["detail"].endswith("…")
 
 
-def test_a_database_that_goes_down_under_the_node_is_a_503_with_retry_after(keys):
+def test_a_database_that_goes_down_under_the_node_is_a_503_with_retry_after(keys, caplog):
     # A PostgreSQL server of its own, killed under the node (not the tests' shared one).
     from mercat.ledger.pgserver import PostgresUnavailable, TemporaryPostgres
 
@@ -254,3 +254,4 @@ def test_a_database_that_goes_down_under_the_node_is_a_503_with_retry_after(keys
             assert reply.headers["retry-after"] == "5"
     finally:
         server.stop()
+    assert any("database is unavailable" in r.getMessage() for r in caplog.records)

@@ -6,6 +6,7 @@ path does not take), and failures of the node's own (500, logged, never a traceb
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from mercat import errors as e
+
+log = logging.getLogger("mercat.node")
 
 # First match wins: the specific classes before the kinds (LookupError, ValueError) they
 # also derive from.
@@ -165,7 +168,9 @@ def install(app: FastAPI) -> None:
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if not unreachable_database(exc):
             return await failure(request, exc)
-        return error_response(database_down(exc))
+        down = database_down(exc)
+        log.warning("%s %s: %s", request.method, request.url.path, down)  # the operator's cue
+        return error_response(down)
 
     @app.exception_handler(Exception)
     async def failure(request: Request, exc: Exception) -> JSONResponse:
