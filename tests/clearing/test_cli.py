@@ -101,3 +101,17 @@ def test_malformed_market_file(tmp_path):
                                "conflicts": [{"requests": ["t", "x"]}]}))  # fmt: skip
     out = run("clear", bad)
     assert out.exit_code == 2 and "unknown request 'x'" in out.stderr
+
+
+def test_a_margin_that_is_rounding_residue_shows_as_zero_and_the_json_keeps_it(tmp_path):
+    # The zero-margin prices of this market leave a margin of about -1.1e-16: the table says
+    # 0 (the clearing is budget balanced and non-extractive by its own checks), --json keeps
+    # the float as computed.
+    path = tmp_path / "r.json"
+    assert run("generate", "random", "-n", 12, "--nodes", 4, "--seed", 0, "-o", path).exit_code == 0
+    data = json.loads(run("clear", path, "-m", "optimal", "--json").stdout)
+    assert data["margin"] != 0.0 and abs(data["margin"]) < 1e-12
+    (line,) = [
+        row for row in run("clear", path, "-m", "optimal").stdout.splitlines() if "margin M" in row
+    ]
+    assert line.split("│")[2].strip() == "0", line
