@@ -6,27 +6,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from typer.testing import CliRunner
 
-from mercat.cli import app
-
-runner = CliRunner()
+from tests.cli_runs import one_line_error, run
 
 # Rich reads `[...]` as markup: `[/x]` closes no tag (MarkupError), `[bold]` vanishes.
 ODD_IDS = ["t[/x]", "u[bold]v", "w[red]"]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(out, *words):
-    assert out.exit_code == 2, out.output
-    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture
