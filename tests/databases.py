@@ -71,3 +71,15 @@ def postgres():
 @pytest.fixture
 def pg_url(postgres) -> str:
     return postgres.create_database(f"t_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql-en-US"])
+def collated_url(request, tmp_path) -> str:
+    """A fresh database on SQLite, on PostgreSQL with the server's default collation, and on
+    PostgreSQL whose text sorts by the en-US locale (ICU), as a production database's often
+    does: what orders ids must give byte order on each."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    server = request.getfixturevalue("postgres")
+    icu = "en-US" if request.param.endswith("en-US") else None
+    return server.create_database(f"t_{uuid.uuid4().hex[:16]}", icu_locale=icu)

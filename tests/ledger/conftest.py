@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.databases import pg_url, postgres  # noqa: F401 - fixtures
+from tests.databases import collated_url, pg_url, postgres  # noqa: F401 - fixtures
 
 
 @pytest.fixture

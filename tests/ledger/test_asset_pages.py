@@ -4,7 +4,6 @@ market's endpoints show."""
 
 import uuid
 
-import pytest
 from sqlalchemy import update
 
 from mercat.ledger import schema as s
@@ -13,17 +12,6 @@ from tests.ledger.market import Market
 # Ids a locale collation orders otherwise than bytes do: case, and punctuation that a
 # locale skips at first ("a-b" between "aB" and "ac" by letters, before "aB" by bytes).
 IDS = ["ab", "a-b", "aB", "A1", "a.c", "b", "a_b", "ac", "Z", "0x"]
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "postgresql-en-US"])
-def url(request, tmp_path) -> str:
-    """SQLite, PostgreSQL with the server's default collation, and PostgreSQL whose text
-    sorts by the en-US locale (ICU), as a production database's often does."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/ledger.db"
-    postgres = request.getfixturevalue("postgres")
-    icu = "en-US" if request.param.endswith("en-US") else None
-    return postgres.create_database(f"t_{uuid.uuid4().hex[:16]}", icu_locale=icu)
 
 
 def test_the_locale_collated_database_sorts_ids_otherwise_than_bytes(postgres):
@@ -51,8 +39,8 @@ def market_with_assets(url):
     return m
 
 
-def test_pages_of_assets_follow_byte_order_and_join_up(url):
-    ledger = market_with_assets(url).ledger
+def test_pages_of_assets_follow_byte_order_and_join_up(collated_url):
+    ledger = market_with_assets(collated_url).ledger
     assert [a.id for a in ledger.assets()] == sorted(IDS)
     pages, after = [], None
     while page := ledger.assets(after=after, limit=3):
@@ -64,8 +52,8 @@ def test_pages_of_assets_follow_byte_order_and_join_up(url):
     assert ledger.assets(after="zz") == []
 
 
-def test_offers_statuses_and_active_offers_of_a_page(url):
-    ledger = market_with_assets(url).ledger
+def test_offers_statuses_and_active_offers_of_a_page(collated_url):
+    ledger = market_with_assets(collated_url).ledger
     everything = ledger.offers()
     assert set(everything) == set(IDS)
     some = ["b", "a-b", "nothing-here"]

@@ -15,7 +15,6 @@ import json
 import random
 import sqlite3
 import threading
-import uuid
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -26,7 +25,6 @@ from mercat.node.board import FLOWS, BoardTask, BoundAsset, TaskBoard, Verdict
 from mercat.node.claims import OutcomeClaim, SignedClaim
 from mercat.node.sealing import grant_for
 from mercat.oracle.report import OracleReport, SignedReport
-from tests.databases import pg_url, postgres  # noqa: F401 - fixtures
 
 LEDGER = "ab" * 16
 # Ids a locale collation orders otherwise than bytes do: case, punctuation that a locale
@@ -42,17 +40,6 @@ def board_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/board.db"
     return request.getfixturevalue("pg_url")
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "postgresql-en-US"])
-def collated_url(request, tmp_path) -> str:
-    """SQLite, PostgreSQL with the server's default collation, and PostgreSQL whose text
-    sorts by the en-US locale (ICU), as a production database's often does."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/board.db"
-    server = request.getfixturevalue("postgres")
-    icu = "en-US" if request.param.endswith("en-US") else None
-    return server.create_database(f"t_{uuid.uuid4().hex[:16]}", icu_locale=icu)
 
 
 def task(round_: int, name: str, *servers: tuple[str, str], request: str = "r") -> BoardTask:
