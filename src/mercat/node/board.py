@@ -462,23 +462,24 @@ class TaskBoard:
     def note_tasks(self, round_: int, notes: dict[str, str]) -> None:
         """Say why tasks failed (or were late), for people: the claims' judgement
         (`mercat.node.sla`), then, at settlement, where the oracles found otherwise."""
+        if not notes:  # no transaction, no waiters woken for nothing
+            return
         with self._write() as (connection, sql):
-            if notes:
-                connection.execute(
-                    sql.note,
-                    [{"at_round": round_, "at_task": task, "note_text": note[:300]}
-                     for task, note in notes.items()],
-                )  # fmt: skip
+            connection.execute(
+                sql.note,
+                [{"at_round": round_, "at_task": task, "note_text": note[:300]}
+                 for task, note in notes.items()],
+            )  # fmt: skip
 
     def has_task(self, round_: int, task: str) -> bool:
         return bool(self._read(lambda sql: sql.has_task, {"at_round": round_, "at_task": task}))
 
     def settle_tasks(self, round_: int, verdicts: dict[str, Verdict]) -> None:
         """Record the verdicts of settled tasks; their unsettled reports become `settled`."""
+        if not verdicts:
+            return
         at = now_ms()
         with self._write() as (connection, sql):
-            if not verdicts:
-                return
             connection.execute(
                 sql.settle,
                 [{"at_round": round_, "at_task": task, "v_success": v.success,
