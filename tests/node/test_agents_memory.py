@@ -67,7 +67,9 @@ def _agent(node) -> tuple[ProviderAgent, list]:  # type: ignore[no-untyped-def]
     return agent, worked
 
 
-def test_an_agent_remembers_only_the_replicas_of_tasks_still_listed():
+def _rounds_of(market, make_agent):  # type: ignore[no-untyped-def]
+    """An agent (`make_agent(node)`) run against `market(stop, finished)` until its rounds
+    are over: the agent, the replicas it ran and its memory's size after each round."""
     stop = threading.Event()
     sizes: list[int] = []
     agent: ProviderAgent
@@ -76,9 +78,14 @@ def test_an_agent_remembers_only_the_replicas_of_tasks_still_listed():
         sizes.append(len(agent._started))
         return len(worked) == PER_ROUND * round_ and not agent._running
 
-    node = _Market(stop, finished)
-    agent, worked = _agent(node)
+    node = market(stop, finished)
+    agent, worked = make_agent(node)
     agent.run(stop)
+    return node, agent, worked, sizes
+
+
+def test_an_agent_remembers_only_the_replicas_of_tasks_still_listed():
+    _, agent, worked, sizes = _rounds_of(_Market, _agent)
     # every replica ran exactly once, though each task was listed in two rounds
     assert len(worked) == len(set(worked)) == ROUNDS * PER_ROUND
     # two rounds' tasks at most, not one key per replica the agent ever ran
@@ -288,17 +295,7 @@ def claim_view(asset: str = "gpu-1") -> dict:
 def test_an_agent_forgets_settled_replicas_though_a_malformed_entry_stays_listed():
     """A page with an entry left out for its shape forgot nothing: with fewer open tasks
     than one page holds, the agent remembered every replica it ever ran."""
-    stop = threading.Event()
-    sizes: list[int] = []
-    agent: ProviderAgent
-
-    def finished(round_: int) -> bool:
-        sizes.append(len(agent._started))
-        return len(worked) == PER_ROUND * round_ and not agent._running
-
-    node = _MarketThatTakesClaims(stop, finished)
-    agent, worked = _claiming_agent(node)
-    agent.run(stop)
+    node, agent, worked, sizes = _rounds_of(_MarketThatTakesClaims, _claiming_agent)
     assert len(worked) == len(set(worked)) == ROUNDS * PER_ROUND
     assert max(sizes) <= 2 * PER_ROUND and len(agent._started) <= 2 * PER_ROUND
     assert sorted(node.claims) == sorted(worked)
