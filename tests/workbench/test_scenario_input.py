@@ -167,6 +167,9 @@ def copy_of(finished: tuple[Path, Path], tmp_path: Path) -> Path:
     return Path(shutil.copytree(finished[1], tmp_path / "out"))
 
 
+DEEP = "[" * 3000 + "]" * 3000
+
+
 def edit_manifest(out: Path, **changes: object) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, **changes}))
@@ -182,6 +185,8 @@ def edit_manifest(out: Path, **changes: object) -> None:
         (lambda out: edit_manifest(out, complete=False, points=[{"x": 1}]),
          ["point 0 has no key"]),
         (lambda out: edit_manifest(out, swept=5), ["'swept' is not a list of names"]),
+        # was a RecursionError from json.loads (at Python's recursion limit of 1,000)
+        (lambda out: (out / "manifest.json").write_text(DEEP), ["not JSON"]),
     ],
 )  # fmt: skip
 def test_an_edited_manifest_is_one_error_naming_it(finished, tmp_path, damage, words):
@@ -216,6 +221,7 @@ def test_a_truncated_table_is_one_error_naming_it(finished, tmp_path, table):
     [
         (lambda point: (point / "point.json").write_text("{"), "point.json is not JSON"),
         (lambda point: (point / "point.json").write_text("[]"), "point.json has no summary"),
+        (lambda point: (point / "point.json").write_text(DEEP), "point.json is not JSON"),
         (lambda point: (point / "runs.parquet").write_bytes(b"PAR1"),
          "runs.parquet cannot be read"),
         # was "cannot write results ... make room": a missing file read as a full disk

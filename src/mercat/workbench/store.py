@@ -52,6 +52,7 @@ import pandas as pd
 
 from mercat.errors import InvalidParameterError, MercatError
 from mercat.files import TMP_PREFIX, write_text_atomic
+from mercat.untrusted import parse_json
 from mercat.workbench.scenario import FORMATS, Point, Scenario
 from mercat.workbench.simulation import PointTables
 
@@ -167,12 +168,12 @@ def read_manifest(out: Path) -> dict[str, Any]:
     an `InvalidParameterError` where there is none."""
     path = out / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = _json(path.read_bytes())
     except FileNotFoundError:
         raise InvalidParameterError(f"{out}: no results of mercat sweep there") from None
     except OSError as exc:
         raise InvalidParameterError(f"{path}: cannot read it ({exc.strerror})") from None
-    except ValueError:  # not JSON, not UTF-8
+    except DamagedResultsError:  # not JSON, not UTF-8, nested past MAX_DEPTH
         raise _damaged_manifest(path, "not JSON") from None
     if not isinstance(manifest, dict):
         raise _damaged_manifest(path, "not a JSON object")
@@ -187,15 +188,20 @@ def read_manifest(out: Path) -> dict[str, Any]:
         value = manifest.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _damaged_manifest(path, f"{key!r} is not a list of names")
-    for key in ("simulation_ref",):
-        if not isinstance(manifest.get(key, ""), str):
-            raise _damaged_manifest(path, f"{key!r} is not a name")
+    if not isinstance(manifest.get("simulation_ref", ""), str):
+        raise _damaged_manifest(path, "'simulation_ref' is not a name")
     if not isinstance(manifest.get("overrides", {}), dict):
         raise _damaged_manifest(path, "'overrides' is not a table")
     for i, point in enumerate(manifest["points"]):
         if not isinstance(point, dict) or not _KEY.fullmatch(str(point.get("key"))):
             raise _damaged_manifest(path, f"point {i} has no key")
     return manifest
+
+
+def _json(data: bytes) -> Any:
+    """A file's JSON as `mercat.untrusted` parses outside text (a file edited by hand nested
+    a thousand levels deep is no RecursionError); a `DamagedResultsError` otherwise."""
+    return parse_json(data, what="the file", error=DamagedResultsError, max_bytes=None)
 
 
 def _damaged_manifest(path: Path, why: str) -> DamagedResultsError:
@@ -279,10 +285,10 @@ def read_point(out: Path, point: Point) -> tuple[dict[str, Any], dict[str, pd.Da
         )
 
     try:
-        meta = json.loads((where / "point.json").read_text(encoding="utf-8"))
+        meta = _json((where / "point.json").read_bytes())
     except OSError as exc:
         raise damaged(f"point.json: {exc.strerror}") from None
-    except ValueError:
+    except DamagedResultsError:
         raise damaged("point.json is not JSON") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("summary"), dict):
         raise damaged("point.json has no summary")
