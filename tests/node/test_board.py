@@ -11,6 +11,7 @@ lifespan closes the board, as it closes the ledger) finds the board as it left i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sqlite3
@@ -391,9 +392,11 @@ def test_writers_in_two_threads_lose_nothing_and_wake_the_waiters(board_url):
             errors.append(exc)
 
     def read(stop: threading.Event) -> None:
-        while not stop.is_set():
+        while True:  # one pass at least, however the threads are scheduled
             for view in board.tasks(round_=1, limit=1000):
                 views.append(len(view["claims"]))
+            if stop.is_set():
+                break
 
     stop = threading.Event()
     reader = threading.Thread(target=read, args=(stop,))
@@ -557,9 +560,8 @@ def test_a_board_file_written_by_the_raw_sqlite_board_opens_and_works(tmp_path, 
     alice, oracle, bob = Keypair.generate(), Keypair.generate(), Keypair.generate()
     signed = claim(alice, 1, "t1", "gpu-1", success=True)
     wire = report(oracle, 1, "t1").to_wire()
-    with sqlite3.connect(
-        tmp_path / "board.db"
-    ) as db:  # as the node wrote it, statement by statement
+    # as the node wrote it, statement by statement (closing: sqlite3's `with` only commits)
+    with contextlib.closing(sqlite3.connect(tmp_path / "board.db")) as db, db:
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(RAW_SCHEMA)
         if sealed_column:
