@@ -49,6 +49,11 @@ class ScenarioError(InvalidParameterError):
     the message names the file, the table and the key (src/mercat/workbench/scenario.py)."""
 
 
+class OutputUnwritableError(MercatError, OSError):
+    """Standard output refused what a command printed: a full disk, a device error, or
+    stdout closed (src/mercat/cli/_output.py)."""
+
+
 class InvalidMarketError(MercatError, ValueError):
     """A market description that is malformed or inconsistent (duplicate ids, dangling refs)."""
 

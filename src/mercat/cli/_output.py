@@ -24,17 +24,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mercat.errors import MercatError
+from mercat.errors import OutputUnwritableError
 from mercat.jsonable import jsonable
-
-
-class OutputUnwritable(MercatError):
-    """Standard output refused what a command printed (a full disk, a device error)."""
 
 
 class GuardedStdout:
     """sys.stdout as the commands see it (`guard_streams`): a write or flush that fails
-    becomes `OutputUnwritable`, one line `error: ...` like any other, not a traceback from
+    becomes `OutputUnwritableError`, one line `error: ...` like any other, not a traceback from
     deep in rich or print. A closed pipe (`mercat ... | head -1`) is not an error: the reader
     had what it wanted, and the command ends quietly. Started with stdout closed (`>&-`),
     a command that prints nothing runs; one that prints fails at its first write, as a
@@ -46,7 +42,7 @@ class GuardedStdout:
 
     def write(self, text: str) -> int:
         if self._closed:
-            raise OutputUnwritable("cannot write the output: standard output is closed")
+            raise OutputUnwritableError("cannot write the output: standard output is closed")
         try:
             return self._stream.write(text)
         except OSError as exc:
@@ -68,7 +64,7 @@ class GuardedStdout:
             _onto_devnull(self._stream.fileno())
         if exc.errno == errno.EPIPE:
             return SystemExit(0)
-        return OutputUnwritable(f"cannot write the output: {exc.strerror or exc}")
+        return OutputUnwritableError(f"cannot write the output: {exc.strerror or exc}")
 
 
 def _onto_devnull(fd: int) -> None:
@@ -91,16 +87,19 @@ def guard_streams() -> None:
     closed standard error (`2>&-`) is reopened on /dev/null, for the command and the
     processes it starts: the command runs, its messages and progress discarded (before,
     rich's first progress line failed and the command ended with exit code 1, having done
-    nothing)."""
-    if _is_closed(2) or sys.stderr is None:
-        if _is_closed(2):
-            _onto_devnull(2)
+    nothing). Python leaves sys.stderr or sys.stdout None when it starts with that file
+    descriptor closed."""
+    stderr_closed = _is_closed(2)
+    if stderr_closed:
+        _onto_devnull(2)
+    if stderr_closed or sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
     if isinstance(sys.stdout, GuardedStdout):
         return
-    if _is_closed(1) or sys.stdout is None:
-        if _is_closed(1):
-            _onto_devnull(1)
+    stdout_closed = _is_closed(1)
+    if stdout_closed:
+        _onto_devnull(1)
+    if stdout_closed or sys.stdout is None:
         sys.stdout = GuardedStdout(open(1, "w", closefd=False, encoding="utf-8"), closed=True)  # noqa: SIM115
     else:
         sys.stdout = GuardedStdout(sys.stdout)
