@@ -127,7 +127,7 @@ def _select(results: Results, where: Mapping[str, Any]) -> Results:
         name: table[table["point"].isin(kept)].reset_index(drop=True)
         for name, table in results.items()
     }
-    return Results(results.out, tables, results.manifest, results.scenario_text)
+    return Results(results.out, tables, results.manifest, results.scenario_text, results.scenario)
 
 
 def _save(fig: Any, path: Path) -> None:

@@ -103,7 +103,7 @@ def load(out: str | Path, *, partial: bool = False) -> Results:
 def _scenario(out: Path) -> tuple[str, dict[str, Any]]:
     """The scenario a results directory records: its text and its tables, or one error
     naming the file (read as a scenario file is: at most 1 MiB of UTF-8)."""
-    from mercat.workbench.scenario import read_text
+    from mercat.workbench.scenario import read_text, toml_document
 
     path = out / store.SCENARIO
     try:
@@ -111,8 +111,6 @@ def _scenario(out: Path) -> tuple[str, dict[str, Any]]:
     except ScenarioError as exc:
         raise store.DamagedResultsError(str(exc)) from None
     try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise store.DamagedResultsError(f"{path}: not valid TOML ({exc}); it was edited") from None
-    except (RecursionError, ValueError):  # too deep; an integer of 4,300 digits
-        raise store.DamagedResultsError(f"{path}: not a scenario mercat wrote") from None
+        return text, toml_document(text, str(path))
+    except ScenarioError as exc:  # mercat wrote valid TOML
+        raise store.DamagedResultsError(f"{exc}; it was edited") from None

@@ -170,18 +170,23 @@ def parse_scenario(
     """Check a scenario given as TOML text; `where` names it in messages."""
     if len(text.encode("utf-8")) > MAX_FILE_BYTES:
         raise ScenarioError(f"{where}: a scenario file holds at most 1 MiB")
+    document = toml_document(text, where)
     try:
-        document = tomllib.loads(text)
+        return _Checker(where, document, text, dict(overrides or {})).scenario()
+    except ScenarioError as exc:  # a name or value of 500,000 characters, echoed, is no line
+        raise ScenarioError(_clip(str(exc))) from None
+
+
+def toml_document(text: str, where: str) -> dict[str, Any]:
+    """The TOML document of a scenario's text, or one `ScenarioError` naming `where`."""
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{where}: not valid TOML ({exc})") from None
     except RecursionError:
         raise ScenarioError(f"{where}: nested too deeply") from None
     except ValueError:  # tomllib's int() of more than 4,300 digits (Python's own limit)
         raise ScenarioError(f"{where}: {_HUGE_INTEGER}") from None
-    try:
-        return _Checker(where, document, text, dict(overrides or {})).scenario()
-    except ScenarioError as exc:  # a name or value of 500,000 characters, echoed, is no line
-        raise ScenarioError(_clip(str(exc))) from None
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
