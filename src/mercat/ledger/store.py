@@ -181,12 +181,18 @@ def sqlite_tables(url: str) -> set[str] | None:
         ) from None
 
 
+def driver_message(exc: DBAPIError) -> str:
+    """The first line of what the database driver said (no SQL, no URL, no password)."""
+    text = str(exc.orig or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def unavailable(url: str, exc: DBAPIError, what: str = "ledger store") -> LedgerUnavailableError:
     """The error for a store that cannot be opened (a server that is not there, a file that
     is not a database): the driver's first line, no password."""
-    text = str(exc.orig or exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return LedgerUnavailableError(f"cannot open the {what} at {safe_url(url)}: {first}")
+    return LedgerUnavailableError(
+        f"cannot open the {what} at {safe_url(url)}: {driver_message(exc)}"
+    )
 
 
 def _configure_sqlite(engine: Engine, synchronous: str, begin_immediate: bool) -> None:

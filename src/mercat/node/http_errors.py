@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from mercat import errors as e
+from mercat.ledger.store import driver_message
 
 log = logging.getLogger("mercat.node")
 
@@ -116,9 +117,9 @@ def unreachable_database(exc: DBAPIError) -> bool:
 def database_down(exc: DBAPIError) -> e.LedgerUnavailableError:
     """The 503 for an unreachable database: the driver's first line (a host and port at
     most, never a password: SQLAlchemy's URL is not part of it), and a Retry-After."""
-    text = str(exc.orig or exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    error = e.LedgerUnavailableError(f"the node's database is unavailable: {first}"[:300])
+    error = e.LedgerUnavailableError(
+        f"the node's database is unavailable: {driver_message(exc)}"[:300]
+    )
     error.retry_after = DATABASE_RETRY_AFTER  # type: ignore[attr-defined]
     return error
 
