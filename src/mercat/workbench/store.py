@@ -52,7 +52,7 @@ import pandas as pd
 
 from mercat.errors import InvalidParameterError, MercatError
 from mercat.files import TMP_PREFIX, write_text_atomic
-from mercat.untrusted import parse_json
+from mercat.untrusted import parse_json, shown
 from mercat.workbench.scenario import FORMATS, Point, Scenario
 from mercat.workbench.simulation import PointTables
 
@@ -135,7 +135,7 @@ def check(out: Path, scenario: Scenario) -> None:
         earlier = read_manifest(out)
         if earlier.get("simulation") != scenario.simulation.name:
             raise InvalidParameterError(
-                f"{out} holds results of a {earlier.get('simulation')!r} sweep; this scenario "
+                f"{out} holds results of a {shown(earlier.get('simulation'))} sweep; this scenario "
                 f"runs {scenario.simulation.name!r}: choose another --out"
             )
     elif out.exists() and any(p.name not in (POINTS, LOCK) for p in out.iterdir()):
